@@ -1,0 +1,293 @@
+"""The site file: which networks are ours, which systems live there, and who made them.
+
+A site file is YAML::
+
+    site: Liège cargo hub
+    internal_networks: [10.0.0.0/8, 192.168.0.0/16]   # optional; default: private and link-local
+    systems:
+      - name: wms
+        description: Warehouse management system
+        vendor: Cainiao Smart Logistics Network
+        hosts: [10.10.1.10, 10.10.1.0/28]
+
+Further top-level sections belong to the capability that reads them (``detection`` and
+``allowlist`` to :mod:`derisk.detect`, ``functions`` to :mod:`derisk.reduce`); each is checked by its
+owner when the site is loaded, so every problem in the file is reported at once, before any work.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from derisk.errors import ConfigError, InputError, Problem, raise_problems
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: Private, shared, loopback and link-local ranges: internal unless a site file says otherwise.
+DEFAULT_INTERNAL: Final = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+    "fc00::/7",
+    "fe80::/10",
+    "::1/128",
+)
+
+#: Sections owned by other capabilities: name -> "module:function" returning a list of Problems.
+OWNED_SECTIONS: Final[dict[str, str]] = {
+    "detection": "derisk.detect.config:check_section",
+    "allowlist": "derisk.detect.config:check_allowlist",
+    "functions": "derisk.reduce.register:check_section",
+}
+SITE_KEYS: Final = {"site", "internal_networks", "systems", *OWNED_SECTIONS}
+SYSTEM_KEYS: Final = {"name", "description", "vendor", "hosts", "hardware", "hosting", "support", "tags"}
+_CACHE_LIMIT: Final = 1_000_000
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    vendor: str | None
+    description: str | None
+    networks: tuple[IPNetwork, ...]
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class Site:
+    name: str | None
+    internal_networks: tuple[IPNetwork, ...]
+    systems: tuple[System, ...]
+    sections: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    _cache: dict[str, tuple[bool, str | None]] = field(default_factory=dict, repr=False)
+
+    # -- classification of single addresses (cached: a capture has few distinct addresses) -------
+    def classify(self, ip: str) -> tuple[bool, str | None]:
+        """(is internal, system name) for one address; unparsable addresses are external."""
+        hit = self._cache.get(ip)
+        if hit is not None:
+            return hit
+        try:
+            addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            result: tuple[bool, str | None] = (False, None)
+        else:
+            internal = any(addr in net for net in self.internal_networks)
+            system = next((s.name for s in self.systems if any(addr in n for n in s.networks)), None)
+            result = (internal or system is not None, system)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[ip] = result
+        return result
+
+    def orient(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Orient a batch to the site's point of view and label systems (vectorised over the batch).
+
+        Adds ``direction`` and ``system`` and swaps endpoints where the external side opened the
+        flow, so that ``src`` is the internal endpoint whenever there is exactly one.
+        """
+        src = batch.column("src_ip")
+        dst = batch.column("dst_ip")
+        uniques = pc.unique(pa.concat_arrays([src, dst])).to_pylist()
+        labels = {ip: self.classify(ip) for ip in uniques if ip is not None}
+        keys = pa.array(list(labels), pa.string())
+        internal = pa.array([labels[k][0] for k in labels], pa.bool_())
+        systems = pa.array([labels[k][1] for k in labels], pa.string())
+
+        def lookup(col: pa.Array, values: pa.Array) -> pa.Array:
+            return pc.take(values, pc.index_in(col, value_set=keys))
+
+        src_int = pc.fill_null(lookup(src, internal), False)
+        dst_int = pc.fill_null(lookup(dst, internal), False)
+        swap = pc.and_(pc.invert(src_int), dst_int)
+        direction = pc.case_when(
+            pc.make_struct(
+                pc.and_(src_int, pc.invert(dst_int)), swap, pc.and_(src_int, dst_int)
+            ),
+            "outbound",
+            "inbound",
+            "internal",
+            "external",
+        )
+
+        def pick(a: str, b: str) -> pa.Array:
+            return pc.if_else(swap, batch.column(b), batch.column(a))
+
+        columns = {name: batch.column(name) for name in batch.schema.names}
+        for a, b in (
+            ("src_ip", "dst_ip"),
+            ("src_port", "dst_port"),
+            ("bytes_out", "bytes_in"),
+            ("packets_out", "packets_in"),
+        ):
+            columns[a], columns[b] = pick(a, b), pick(b, a)
+        columns["direction"] = direction
+        columns["system"] = lookup(columns["src_ip"], systems)
+        return pa.RecordBatch.from_pydict(columns)
+
+    def system_names(self) -> list[str]:
+        return [s.name for s in self.systems]
+
+
+def default_site() -> Site:
+    return Site(name=None, internal_networks=_nets(DEFAULT_INTERNAL), systems=())
+
+
+def _nets(values: Iterable[str]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(v, strict=False) for v in values)
+
+
+def _parse_network(value: object, where: str, problems: list[Problem]) -> IPNetwork | None:
+    if not isinstance(value, str):
+        problems.append(Problem(where, f"expected an address or CIDR as text, found {value!r}"))
+        return None
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        problems.append(Problem(where, f"{value!r} is not a valid IP address or CIDR"))
+        return None
+
+
+def _check_owned(name: str, value: Any) -> list[Problem]:
+    target = OWNED_SECTIONS[name]
+    module_name, func_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+        checker: Callable[[Any], list[Problem]] = getattr(module, func_name)
+    except (ImportError, AttributeError):
+        return []  # that capability is not installed in this build; nothing to check against
+    return checker(value)
+
+
+def parse_site(doc: Any, source: str) -> Site:
+    """Check a parsed site document and build a :class:`Site`, reporting every problem at once."""
+    problems: list[Problem] = []
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError("a site file must be a YAML mapping (site, internal_networks, systems)", source=source)
+    for key in sorted(set(doc) - SITE_KEYS, key=str):
+        problems.append(Problem(str(key), f"unknown key (expected one of: {', '.join(sorted(SITE_KEYS))})"))
+
+    name = doc.get("site")
+    if name is not None and not isinstance(name, str):
+        problems.append(Problem("site", "must be text"))
+        name = None
+
+    raw_internal = doc.get("internal_networks", list(DEFAULT_INTERNAL))
+    internal: list[IPNetwork] = []
+    if not isinstance(raw_internal, list) or not raw_internal:
+        problems.append(Problem("internal_networks", "must be a non-empty list of CIDRs"))
+    else:
+        for i, value in enumerate(raw_internal):
+            net = _parse_network(value, f"internal_networks[{i}]", problems)
+            if net is not None:
+                internal.append(net)
+
+    systems: list[System] = []
+    raw_systems = doc.get("systems", [])
+    if not isinstance(raw_systems, list):
+        problems.append(Problem("systems", "must be a list"))
+        raw_systems = []
+    seen_names: set[str] = set()
+    claimed: list[tuple[IPNetwork, str, str]] = []
+    for i, entry in enumerate(raw_systems):
+        where = f"systems[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(Problem(where, "must be a mapping with name, vendor and hosts"))
+            continue
+        for key in sorted(set(entry) - SYSTEM_KEYS, key=str):
+            problems.append(Problem(f"{where}.{key}", f"unknown key (expected: {', '.join(sorted(SYSTEM_KEYS))})"))
+        sname = entry.get("name")
+        if not isinstance(sname, str) or not sname.strip():
+            problems.append(Problem(f"{where}.name", "missing or not text"))
+            sname = f"#{i}"
+        elif sname in seen_names:
+            problems.append(Problem(f"{where}.name", f"duplicate system name {sname!r}"))
+        seen_names.add(sname)
+        where = f"systems[{i}] ({sname})"
+        hosts = entry.get("hosts")
+        if not isinstance(hosts, list) or not hosts:
+            problems.append(Problem(f"{where}.hosts", "must be a non-empty list of addresses or CIDRs"))
+            hosts = []
+        nets: list[IPNetwork] = []
+        for j, value in enumerate(hosts):
+            net = _parse_network(value, f"{where}.hosts[{j}]", problems)
+            if net is None:
+                continue
+            for other, other_name, other_where in claimed:
+                if other_name != sname and net.version == other.version and net.overlaps(other):
+                    problems.append(
+                        Problem(
+                            f"{where}.hosts[{j}]",
+                            f"{net} overlaps {other} of system {other_name!r} ({other_where}); "
+                            "a host must belong to one system",
+                        )
+                    )
+            claimed.append((net, sname, f"{where}.hosts[{j}]"))
+            nets.append(net)
+        for key in ("vendor", "description"):
+            if entry.get(key) is not None and not isinstance(entry.get(key), str):
+                problems.append(Problem(f"{where}.{key}", "must be text"))
+        extra = {k: v for k, v in entry.items() if k in SYSTEM_KEYS - {"name", "description", "vendor", "hosts"}}
+        systems.append(
+            System(
+                name=sname,
+                vendor=entry.get("vendor") if isinstance(entry.get("vendor"), str) else None,
+                description=entry.get("description") if isinstance(entry.get("description"), str) else None,
+                networks=tuple(nets),
+                extra=extra,
+            )
+        )
+
+    sections = {k: doc[k] for k in OWNED_SECTIONS if k in doc}
+    for key, value in sections.items():
+        problems.extend(Problem(f"{key}.{p.where}" if p.where else key, p.what) for p in _check_owned(key, value))
+
+    raise_problems(problems, source=source, kind=ConfigError, summary="invalid site file")
+    return Site(
+        name=name,
+        internal_networks=tuple(internal),
+        systems=tuple(systems),
+        sections=sections,
+    )
+
+
+def load_site(path: Path | None) -> Site:
+    """Read and check a site file; ``None`` gives the default site (private ranges, no systems)."""
+    if path is None:
+        return default_site()
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", source=source) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a YAML site file", source=source) from None
+    except PermissionError:
+        raise InputError("cannot read (permission denied)", source=source) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", source=source) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"not valid YAML{at}", source=source) from None
+    site = parse_site(doc, source)
+    site.path = path
+    return site
