@@ -1,0 +1,192 @@
+"""The workspace: a directory holding one embedded DuckDB database.
+
+This module is the one adapter to DuckDB (with its siblings in :mod:`derisk.store`). One writer at a
+time: DuckDB locks the file for a read-write process. Every change happens inside
+:meth:`Workspace.transaction`, so an error or an interruption leaves the workspace as it was; a
+workspace that did not exist before a failed first write is removed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import duckdb
+import pyarrow as pa
+
+from derisk.errors import StoreError
+from derisk.flows import ATTRIBUTION_FIELDS, FLOW_SCHEMA, STORED_SCHEMA
+
+log = logging.getLogger(__name__)
+
+DB_FILE: Final = "derisk.duckdb"
+SCHEMA_VERSION: Final = 1
+DEFAULT_WORKSPACE: Final = Path("derisk-workspace")
+
+_ARROW_TO_SQL: Final = {
+    pa.string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.int16(): "SMALLINT",
+    pa.bool_(): "BOOLEAN",
+    pa.float64(): "DOUBLE",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+}
+
+
+def sql_columns(schema: pa.Schema) -> str:
+    """Column definitions for a CREATE TABLE from an Arrow schema."""
+    return ", ".join(f'"{f.name}" {_ARROW_TO_SQL[f.type]}' for f in schema)
+
+
+_ATTRIBUTION_SCHEMA: Final = pa.schema(
+    [pa.field("dst_asn", pa.int64()), pa.field("dst_domain", pa.string())] + ATTRIBUTION_FIELDS
+)
+
+_DDL: Final = [
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS inputs (
+        input_id VARCHAR PRIMARY KEY, path VARCHAR, format VARCHAR, digest VARCHAR, size_bytes BIGINT,
+        site_digest VARCHAR, ipdata_version VARCHAR, flow_count BIGINT, ingested_at TIMESTAMPTZ)""",
+    f"CREATE TABLE IF NOT EXISTS flows ({sql_columns(STORED_SCHEMA)})",
+    f"CREATE TABLE IF NOT EXISTS attribution ({sql_columns(_ATTRIBUTION_SCHEMA)})",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, site VARCHAR, site_digest VARCHAR,
+        ipdata_version VARCHAR, registry_version VARCHAR, inputs VARCHAR)""",
+]
+
+# The canonical flow table as analyses see it: stored flows with the current attribution.
+_FLOWS_VIEW: Final = (
+    "CREATE OR REPLACE VIEW flows_attributed AS SELECT f.*, "
+    + ", ".join(f'a."{f.name}"' for f in ATTRIBUTION_FIELDS)
+    + " FROM flows f LEFT JOIN attribution a"
+    " ON f.dst_asn IS NOT DISTINCT FROM a.dst_asn AND f.dst_domain IS NOT DISTINCT FROM a.dst_domain"
+)
+
+
+class Workspace:
+    """An open workspace. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, *, read_only: bool, created: bool) -> None:
+        self.path = path
+        self.con = con
+        self.read_only = read_only
+        self._created = created
+        self._wrote = False
+
+    # -- opening -------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path | None = None, *, create: bool = True, read_only: bool = False) -> Workspace:
+        path = Path(path) if path is not None else DEFAULT_WORKSPACE
+        db = path / DB_FILE
+        if path.exists() and not path.is_dir():
+            raise StoreError("is not a directory (a workspace is a directory)", source=str(path))
+        created = False
+        if not db.exists():
+            if not create or read_only:
+                raise StoreError(
+                    "no workspace here (run `derisk analyze` to create one, or pass --workspace)",
+                    source=str(path),
+                )
+            try:
+                created = not path.exists()
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create workspace: {exc.strerror}", source=str(path)) from None
+        try:
+            con = duckdb.connect(str(db), read_only=read_only)
+        except duckdb.IOException as exc:
+            reason = "locked by another derisk process" if "lock" in str(exc).lower() else "cannot open"
+            raise StoreError(reason, source=str(db)) from None
+        except duckdb.Error as exc:
+            raise StoreError(f"not a usable workspace database ({type(exc).__name__})", source=str(db)) from None
+        ws = cls(path, con, read_only=read_only, created=created)
+        if not read_only:
+            ws._migrate()
+        else:
+            ws._check_version()
+        return ws
+
+    def _migrate(self) -> None:
+        try:
+            for ddl in _DDL:
+                self.con.execute(ddl)
+            self.con.execute(_FLOWS_VIEW)
+            self.con.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING", [str(SCHEMA_VERSION)]
+            )
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot prepare workspace: {exc}", source=str(self.path)) from None
+        self._check_version()
+
+    def _check_version(self) -> None:
+        try:
+            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.Error:
+            raise StoreError("not a derisk workspace (no meta table)", source=str(self.path)) from None
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            found = row[0] if row else "none"
+            raise StoreError(
+                f"workspace schema version {found}, this derisk expects {SCHEMA_VERSION}", source=str(self.path)
+            )
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+        if exc_type is not None and self._created and not self._wrote:
+            # A workspace created for a write that then failed: leave the disk as it was.
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    # -- writing -------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All-or-nothing: commits when the block ends normally, rolls back on any exception."""
+        if self.read_only:
+            raise StoreError("workspace opened read-only", source=str(self.path))
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        try:
+            self.con.execute("COMMIT")
+        except duckdb.Error as exc:
+            raise StoreError(f"could not commit: {exc}", source=str(self.path)) from None
+        self._wrote = True
+
+    # -- reading -------------------------------------------------------------------------------
+    def read_flows(
+        self, columns: list[str] | None = None, where: str | None = None, params: list[Any] | None = None
+    ) -> pa.Table:
+        """The canonical flow table (stored flows with the current attribution) as Arrow."""
+        names = columns or FLOW_SCHEMA.names
+        unknown = sorted(set(names) - set(FLOW_SCHEMA.names))
+        if unknown:
+            raise StoreError(f"unknown flow columns: {', '.join(unknown)}", source=str(self.path))
+        cols = ", ".join(f'"{n}"' for n in names)
+        sql = f"SELECT {cols} FROM flows_attributed" + (f" WHERE {where}" if where else "")
+        table = self.con.execute(sql, params or []).to_arrow_table()
+        return table.cast(pa.schema([FLOW_SCHEMA.field(n) for n in names]))
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, params or []).fetchall()
+
+    def query_arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        return self.con.execute(sql, params or []).to_arrow_table()
+
+    def flow_count(self) -> int:
+        row = self.con.execute("SELECT count(*) FROM flows").fetchone()
+        return int(row[0]) if row else 0
