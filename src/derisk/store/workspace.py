@@ -126,7 +126,8 @@ class Workspace:
 
     def _check_version(self) -> None:
         try:
-            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            rows = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+            row = rows[0] if rows else None
         except duckdb.Error:
             raise StoreError("not a derisk workspace (no meta table)", source=str(self.path)) from None
         if row is None or int(row[0]) != SCHEMA_VERSION:
@@ -178,15 +179,18 @@ class Workspace:
             raise StoreError(f"unknown flow columns: {', '.join(unknown)}", source=str(self.path))
         cols = ", ".join(f'"{n}"' for n in names)
         sql = f"SELECT {cols} FROM flows_attributed" + (f" WHERE {where}" if where else "")
-        table = self.con.execute(sql, params or []).to_arrow_table()
+        table = self.query_arrow(sql, params)
         return table.cast(pa.schema([FLOW_SCHEMA.field(n) for n in names]))
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, params or []).fetchall()
 
     def query_arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
-        return self.con.execute(sql, params or []).to_arrow_table()
+        relation = self.con.sql(sql, params=params or None)
+        if relation is None:
+            raise StoreError("query returned no result set", source=str(self.path))
+        table: pa.Table = relation.to_arrow_table()
+        return table
 
     def flow_count(self) -> int:
-        row = self.con.execute("SELECT count(*) FROM flows").fetchone()
-        return int(row[0]) if row else 0
+        return int(self.con.execute("SELECT count(*) FROM flows").fetchall()[0][0])
