@@ -115,9 +115,7 @@ class Site:
         dst_int = pc.fill_null(lookup(dst, internal), False)
         swap = pc.and_(pc.invert(src_int), dst_int)
         direction = pc.case_when(
-            pc.make_struct(
-                pc.and_(src_int, pc.invert(dst_int)), swap, pc.and_(src_int, dst_int)
-            ),
+            pc.make_struct(pc.and_(src_int, pc.invert(dst_int)), swap, pc.and_(src_int, dst_int)),
             "outbound",
             "inbound",
             "internal",
@@ -179,7 +177,9 @@ def parse_site(doc: Any, source: str) -> Site:
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
-        raise ConfigError("a site file must be a YAML mapping (site, internal_networks, systems)", source=source)
+        raise ConfigError(
+            "a site file must be a YAML mapping (site, internal_networks, systems)", source=source
+        )
     for key in sorted(set(doc) - SITE_KEYS, key=str):
         problems.append(Problem(str(key), f"unknown key (expected one of: {', '.join(sorted(SITE_KEYS))})"))
 
@@ -211,7 +211,9 @@ def parse_site(doc: Any, source: str) -> Site:
             problems.append(Problem(where, "must be a mapping with name, vendor and hosts"))
             continue
         for key in sorted(set(entry) - SYSTEM_KEYS, key=str):
-            problems.append(Problem(f"{where}.{key}", f"unknown key (expected: {', '.join(sorted(SYSTEM_KEYS))})"))
+            problems.append(
+                Problem(f"{where}.{key}", f"unknown key (expected: {', '.join(sorted(SYSTEM_KEYS))})")
+            )
         sname = entry.get("name")
         if not isinstance(sname, str) or not sname.strip():
             problems.append(Problem(f"{where}.name", "missing or not text"))
@@ -243,7 +245,9 @@ def parse_site(doc: Any, source: str) -> Site:
         for key in ("vendor", "description"):
             if entry.get(key) is not None and not isinstance(entry.get(key), str):
                 problems.append(Problem(f"{where}.{key}", "must be text"))
-        extra = {k: v for k, v in entry.items() if k in SYSTEM_KEYS - {"name", "description", "vendor", "hosts"}}
+        extra = {
+            k: v for k, v in entry.items() if k in SYSTEM_KEYS - {"name", "description", "vendor", "hosts"}
+        }
         systems.append(
             System(
                 name=sname,
@@ -256,7 +260,9 @@ def parse_site(doc: Any, source: str) -> Site:
 
     sections = {k: doc[k] for k in OWNED_SECTIONS if k in doc}
     for key, value in sections.items():
-        problems.extend(Problem(f"{key}.{p.where}" if p.where else key, p.what) for p in _check_owned(key, value))
+        problems.extend(
+            Problem(f"{key}.{p.where}" if p.where else key, p.what) for p in _check_owned(key, value)
+        )
 
     raise_problems(problems, source=source, kind=ConfigError, summary="invalid site file")
     return Site(

@@ -45,7 +45,7 @@ def sql_columns(schema: pa.Schema) -> str:
 
 
 _ATTRIBUTION_SCHEMA: Final = pa.schema(
-    [pa.field("dst_asn", pa.int64()), pa.field("dst_domain", pa.string())] + ATTRIBUTION_FIELDS
+    [pa.field("dst_asn", pa.int64()), pa.field("dst_domain", pa.string()), *ATTRIBUTION_FIELDS]
 )
 
 _DDL: Final = [
@@ -104,7 +104,9 @@ class Workspace:
             reason = "locked by another derisk process" if "lock" in str(exc).lower() else "cannot open"
             raise StoreError(reason, source=str(db)) from None
         except duckdb.Error as exc:
-            raise StoreError(f"not a usable workspace database ({type(exc).__name__})", source=str(db)) from None
+            raise StoreError(
+                f"not a usable workspace database ({type(exc).__name__})", source=str(db)
+            ) from None
         ws = cls(path, con, read_only=read_only, created=created)
         if not read_only:
             ws._migrate()
@@ -118,7 +120,8 @@ class Workspace:
                 self.con.execute(ddl)
             self.con.execute(_FLOWS_VIEW)
             self.con.execute(
-                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING", [str(SCHEMA_VERSION)]
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                [str(SCHEMA_VERSION)],
             )
         except duckdb.Error as exc:
             raise StoreError(f"cannot prepare workspace: {exc}", source=str(self.path)) from None
@@ -133,7 +136,8 @@ class Workspace:
         if row is None or int(row[0]) != SCHEMA_VERSION:
             found = row[0] if row else "none"
             raise StoreError(
-                f"workspace schema version {found}, this derisk expects {SCHEMA_VERSION}", source=str(self.path)
+                f"workspace schema version {found}, this derisk expects {SCHEMA_VERSION}",
+                source=str(self.path),
             )
 
     def close(self) -> None:

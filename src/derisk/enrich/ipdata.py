@@ -1,0 +1,214 @@
+"""IP address → AS number, AS organisation, AS registration country, geolocated country.
+
+Two interchangeable sources:
+
+* ``ip-location-db``: the CSV packages ``@ip-location-db/asn``, ``…/geo-whois-asn-country`` and
+  ``…/asn-country`` (CC BY 4.0), converted at install time into Arrow files of sorted ranges.
+  Lookups are vectorised range searches (``numpy.searchsorted``) over the distinct addresses of a
+  batch; a capture has few distinct addresses, so the cost is independent of the number of flows.
+* ``maxmind``: GeoLite2 ASN and Country ``.mmdb`` files a user supplies (``derisk data update
+  --mmdb-asn F --mmdb-country F``); looked up with the ``maxminddb`` reader per distinct address.
+
+Geolocated country (where a server stands) and AS registration country are kept apart, and both
+apart from the controlling jurisdiction that attribution adds later.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from derisk.enrich.datadir import IPDATA_DIR, Manifest, data_dir, read_manifest
+from derisk.errors import DataError
+
+LOOKUP_SCHEMA: Final = pa.schema(
+    [
+        pa.field("ip", pa.string()),
+        pa.field("asn", pa.int64()),
+        pa.field("as_org", pa.string()),
+        pa.field("as_country", pa.string()),
+        pa.field("geo_country", pa.string()),
+    ]
+)
+
+#: Arrow files written by the installer, per address family.
+TABLES: Final = ("asn", "geo", "ascc")
+
+
+def ip_key(text: str) -> tuple[int, bytes] | None:
+    """(family, 16-byte big-endian key) of an address; IPv4 keys are 4 bytes left-padded."""
+    try:
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.version, addr.packed.rjust(16, b"\0")
+
+
+class IpData(Protocol):
+    manifest: Manifest
+
+    def lookup(self, ips: pa.Array) -> pa.Table: ...
+
+    def sample_addresses(self, asn: int, geo_country: str | None, count: int) -> list[str]: ...
+
+
+@dataclass
+class _Ranges:
+    """Sorted, non-overlapping ranges of one family with their values."""
+
+    starts: np.ndarray[Any, Any]
+    ends: np.ndarray[Any, Any]
+    values: pa.Table
+
+    def find(self, keys: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Row index of the range holding each key, or -1."""
+        if len(self.starts) == 0 or len(keys) == 0:
+            return np.full(len(keys), -1, dtype=np.int64)
+        idx = np.searchsorted(self.starts, keys, side="right") - 1
+        safe = np.clip(idx, 0, len(self.starts) - 1)
+        hit = (idx >= 0) & (keys <= self.ends[safe])
+        return np.where(hit, safe, -1).astype(np.int64)
+
+
+def _ranges_from_table(table: pa.Table) -> _Ranges:
+    starts = np.frombuffer(table.column("start").combine_chunks().buffers()[1], dtype="S16")
+    ends = np.frombuffer(table.column("end").combine_chunks().buffers()[1], dtype="S16")
+    return _Ranges(starts=starts, ends=ends, values=table.drop_columns(["start", "end"]))
+
+
+def _take(values: pa.Table, column: str, rows: np.ndarray[Any, Any], typ: pa.DataType) -> pa.Array:
+    if column not in values.column_names:
+        return pa.nulls(len(rows), typ)
+    mask = rows < 0
+    taken = pc.take(values.column(column), pa.array(np.where(mask, 0, rows)))
+    return (
+        pc.if_else(pa.array(mask), pa.scalar(None, typ), taken) if len(values) else pa.nulls(len(rows), typ)
+    )
+
+
+class RangeIpData:
+    """The ip-location-db source: sorted ranges in Arrow files, vectorised search."""
+
+    def __init__(self, folder: Path, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self._ranges: dict[str, _Ranges] = {}
+        for name in TABLES:
+            path = folder / f"{name}.arrow"
+            if not path.exists():
+                raise DataError("IP data incomplete; run `derisk data update` again", source=str(path))
+            try:
+                with pa.memory_map(str(path)) as source:
+                    table = ipc.open_file(source).read_all()
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise DataError(f"unreadable IP data ({exc})", source=str(path)) from None
+            self._ranges[name] = _ranges_from_table(table)
+
+    def lookup(self, ips: pa.Array) -> pa.Table:
+        texts = [t for t in pc.unique(ips).to_pylist() if t is not None]
+        keyed = [(t, ip_key(t)) for t in texts]
+        keys = np.array([k[1] if k else b"\xff" * 16 for _, k in keyed], dtype="S16")
+        valid = np.array([k is not None for _, k in keyed], dtype=bool)
+        asn_rows = np.where(valid, self._ranges["asn"].find(keys), -1)
+        geo_rows = np.where(valid, self._ranges["geo"].find(keys), -1)
+        cc_rows = np.where(valid, self._ranges["ascc"].find(keys), -1)
+        asn, geo, ascc = self._ranges["asn"].values, self._ranges["geo"].values, self._ranges["ascc"].values
+        return pa.Table.from_arrays(
+            [
+                pa.array(texts, pa.string()),
+                _take(asn, "asn", asn_rows, pa.int64()),
+                _take(asn, "org", asn_rows, pa.string()),
+                _take(ascc, "country", cc_rows, pa.string()),
+                _take(geo, "country", geo_rows, pa.string()),
+            ],
+            schema=LOOKUP_SCHEMA,
+        )
+
+    def sample_addresses(self, asn: int, geo_country: str | None, count: int) -> list[str]:
+        """Deterministic real addresses announced by ``asn``, geolocated to ``geo_country`` if given."""
+        ranges = self._ranges["asn"]
+        rows = np.flatnonzero(pc.equal(ranges.values.column("asn"), asn).to_numpy(zero_copy_only=False))
+        found: list[str] = []
+        for row in rows:
+            start = int.from_bytes(ranges.starts[row].ljust(16, b"\0"), "big")
+            end = int.from_bytes(ranges.ends[row].ljust(16, b"\0"), "big")
+            for offset in range(10, min(end - start, 4000), 37):
+                cand = start + offset
+                text = _key_text(cand)
+                if geo_country is not None:
+                    got = self.lookup(pa.array([text])).column("geo_country")[0].as_py()
+                    if got != geo_country:
+                        continue
+                found.append(text)
+                if len(found) >= count:
+                    return found
+                break
+        if len(found) < count:
+            where = f" geolocated to {geo_country}" if geo_country else ""
+            raise DataError(f"the IP data has too few addresses of AS{asn}{where} for the demo")
+        return found
+
+
+def _key_text(value: int) -> str:
+    if value < 2**32:
+        return str(ipaddress.IPv4Address(value))
+    return str(ipaddress.IPv6Address(value))
+
+
+class MaxMindIpData:
+    """GeoLite2-ASN and GeoLite2-Country (or compatible) databases supplied by the user."""
+
+    def __init__(self, folder: Path, manifest: Manifest) -> None:
+        import maxminddb
+
+        self.manifest = manifest
+        try:
+            self._asn = maxminddb.open_database(str(folder / "asn.mmdb"))
+            country = folder / "country.mmdb"
+            self._country = maxminddb.open_database(str(country)) if country.exists() else None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"unreadable MaxMind database ({exc})", source=str(folder)) from None
+
+    def lookup(self, ips: pa.Array) -> pa.Table:
+        texts = [t for t in pc.unique(ips).to_pylist() if t is not None]
+        cols: dict[str, list[Any]] = {n: [] for n in LOOKUP_SCHEMA.names}
+        for text in texts:
+            cols["ip"].append(text)
+            key = ip_key(text)
+            rec = self._get(self._asn, text) if key else None
+            cols["asn"].append(rec.get("autonomous_system_number") if rec else None)
+            cols["as_org"].append(rec.get("autonomous_system_organization") if rec else None)
+            cols["as_country"].append(None)
+            crec = self._get(self._country, text) if key and self._country is not None else None
+            country = (crec or {}).get("country") or (crec or {}).get("registered_country") or {}
+            cols["geo_country"].append(country.get("iso_code") if isinstance(country, dict) else None)
+        return pa.Table.from_pydict(cols, schema=LOOKUP_SCHEMA)
+
+    @staticmethod
+    def _get(reader: Any, text: str) -> dict[str, Any] | None:
+        try:
+            rec = reader.get(text.split("%", 1)[0])
+        except ValueError:
+            return None
+        return rec if isinstance(rec, dict) else None
+
+    def sample_addresses(self, asn: int, geo_country: str | None, count: int) -> list[str]:
+        raise DataError("the demo needs the ip-location-db data (run `derisk data update` without --mmdb)")
+
+
+def load_ipdata(root: Path | None = None) -> IpData:
+    """Open the installed IP data, or say how to install it."""
+    base = data_dir(root)
+    manifest = read_manifest(base)
+    folder = base / IPDATA_DIR
+    if manifest.ipdata_kind == "maxmind":
+        return MaxMindIpData(folder, manifest)
+    return RangeIpData(folder, manifest)

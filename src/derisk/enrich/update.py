@@ -1,0 +1,304 @@
+"""``derisk data update``: fetch, verify and install the IP reference data.
+
+This is the only code in derisk that downloads. It asks the npm registry (through the ``npm``
+client and its configuration, so a site's registry mirror is honoured) for the ip-location-db
+packages, checks every tarball against the registry's published SHA-512 integrity, converts the
+CSV ranges to Arrow files and swaps the new data in atomically: a failed update leaves the previous
+data in place. Offline or air-gapped sites install the same packages from a folder or tarballs
+(``--from``); users of MaxMind GeoLite2 install their own ``.mmdb`` files (``--mmdb-asn``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
+
+from derisk.enrich.datadir import IPDATA_DIR, Manifest, SourceRecord, data_dir, write_manifest
+from derisk.errors import InputError, NetworkError
+
+log = logging.getLogger(__name__)
+
+#: npm package → (file prefix, arrow table name, value columns).
+PACKAGES: Final[dict[str, tuple[str, str, tuple[str, ...]]]] = {
+    "@ip-location-db/asn": ("asn", "asn", ("asn", "org")),
+    "@ip-location-db/geo-whois-asn-country": ("geo-whois-asn-country", "geo", ("country",)),
+    "@ip-location-db/asn-country": ("asn-country", "ascc", ("country",)),
+}
+LICENCE: Final = "CC BY 4.0 (NRO whois/ASN data; DB-IP ASN Lite; RouteViews) via ip-location-db by sapics"
+NPM_TIMEOUT_S: Final = 300
+
+Progress = Callable[[str], None]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def _npm(args: list[str], cwd: Path) -> str:
+    try:
+        done = subprocess.run(
+            ["npm", *args], cwd=cwd, capture_output=True, text=True, timeout=NPM_TIMEOUT_S, check=False
+        )
+    except FileNotFoundError:
+        raise NetworkError(
+            "the npm client is needed to fetch the IP data from the npm registry; install Node.js, "
+            "or install offline with `derisk data update --from DIR`"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise NetworkError(f"npm {args[0]} timed out after {NPM_TIMEOUT_S} s") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise NetworkError(f"npm {' '.join(args[:2])} failed: {last}")
+    return done.stdout
+
+
+def _sri_sha512(path: Path) -> str:
+    h = hashlib.sha512()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return "sha512-" + base64.b64encode(h.digest()).decode()
+
+
+def _safe_extract(tgz: Path, into: Path) -> Path:
+    """Extract regular files of an npm tarball (``package/…``) without trusting its paths."""
+    try:
+        with tarfile.open(tgz, "r:gz") as tar:
+            tar.extractall(into, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise InputError(f"not a readable npm tarball ({exc})", source=str(tgz)) from None
+    pkg = into / "package"
+    if not pkg.is_dir():
+        raise InputError("tarball has no package/ folder", source=str(tgz))
+    return pkg
+
+
+def fetch_packages(
+    work: Path, version: str | None, progress: Progress
+) -> dict[str, tuple[Path, SourceRecord]]:
+    """Download and verify each package; return the unpacked folders with their provenance."""
+    out: dict[str, tuple[Path, SourceRecord]] = {}
+    for name, (prefix, _, _) in PACKAGES.items():
+        spec = f"{name}@{version}" if version else name
+        progress(f"asking the registry for {spec}")
+        dist = json.loads(_npm(["view", spec, "version", "dist", "--json"], work) or "{}")
+        if isinstance(dist, list):  # a range matched several versions: take the newest
+            dist = dist[-1]
+        expected = (dist.get("dist") or {}).get("integrity")
+        exact = dist.get("version")
+        if not expected or not exact:
+            raise NetworkError(f"the registry gave no integrity for {spec}")
+        progress(f"downloading {name}@{exact}")
+        packed = json.loads(
+            _npm(["pack", f"{name}@{exact}", "--json", "--pack-destination", str(work)], work)
+        )
+        tgz = work / packed[0]["filename"]
+        got = _sri_sha512(tgz)
+        if got != expected:
+            raise NetworkError(
+                f"{name}@{exact} failed verification: SHA-512 {got[:24]}… ≠ registry {expected[:24]}…"
+            )
+        pkg = _safe_extract(tgz, work / prefix)
+        out[name] = (pkg, SourceRecord(name, "npm", exact, f"npm:{name}@{exact}", LICENCE, got))
+    return out
+
+
+def local_packages(source: Path) -> dict[str, tuple[Path, SourceRecord]]:
+    """Packages from a folder: unpacked package folders (by prefix) or the npm tarballs."""
+    if not source.exists():
+        raise InputError("no such file or directory", source=str(source))
+    if not source.is_dir():
+        raise InputError(
+            "expected a folder holding the ip-location-db packages or their .tgz files", source=str(source)
+        )
+    out: dict[str, tuple[Path, SourceRecord]] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="derisk-local-"))
+    for name, (prefix, _, _) in PACKAGES.items():
+        folder = source / prefix
+        tarballs = sorted(source.glob(f"*{prefix}-[0-9]*.tgz"))
+        tarballs = [t for t in tarballs if t.name.removeprefix("ip-location-db-").startswith(prefix + "-")]
+        integrity = None
+        if not folder.is_dir() and tarballs:
+            integrity = _sri_sha512(tarballs[-1])
+            folder = _safe_extract(tarballs[-1], scratch / prefix)
+        if not (folder / "package.json").exists():
+            raise InputError(
+                f"missing {name} (expected {prefix}/ with package.json, or its .tgz)", source=str(source)
+            )
+        meta = json.loads((folder / "package.json").read_text(encoding="utf-8"))
+        out[name] = (
+            folder,
+            SourceRecord(
+                name,
+                "local",
+                str(meta.get("version", "unknown")),
+                f"local:{source.name}/{prefix}",
+                LICENCE,
+                integrity,
+            ),
+        )
+    return out
+
+
+def _read_ranges(folder: Path, prefix: str, values: tuple[str, ...]) -> pa.Table:
+    """Both families' ``-num.csv`` ranges as one table keyed by 16-byte big-endian starts/ends."""
+    names = ["start", "end", *values]
+    parts: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], pa.Table]] = []
+    for family in ("ipv4", "ipv6"):
+        path = folder / f"{prefix}-{family}-num.csv"
+        if not path.exists():
+            raise InputError(f"missing {path.name}", source=str(folder))
+        types = {"start": pa.string(), "end": pa.string(), **{v: pa.string() for v in values}}
+        if "asn" in values:
+            types["asn"] = pa.int64()
+        try:
+            table = pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(column_names=names),
+                convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+            )
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"malformed ranges ({exc})", source=str(path)) from None
+        if family == "ipv4":
+            s = _v4_keys(table.column("start"))
+            e = _v4_keys(table.column("end"))
+        else:
+            s = _v6_keys(table.column("start"))
+            e = _v6_keys(table.column("end"))
+        parts.append((s, e, table.select(list(values))))
+    starts = np.concatenate([p[0] for p in parts])
+    ends = np.concatenate([p[1] for p in parts])
+    vals = pa.concat_tables([p[2] for p in parts])
+    order = np.argsort(starts, kind="stable")
+    return pa.Table.from_arrays(
+        [
+            _fixed16(starts[order]),
+            _fixed16(ends[order]),
+            *[vals.column(v).take(pa.array(order)) for v in values],
+        ],
+        names=names,
+    )
+
+
+def _fixed16(keys: np.ndarray[Any, Any]) -> pa.Array:
+    data = np.ascontiguousarray(keys, dtype="S16").tobytes()
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(keys), [None, pa.py_buffer(data)])
+
+
+def _v4_keys(col: pa.ChunkedArray) -> np.ndarray[Any, Any]:
+    ints = np.array(col.to_pylist(), dtype=np.uint64)
+    raw = np.zeros((len(ints), 16), dtype=np.uint8)
+    raw[:, 12:] = ints.astype(">u4").view(np.uint8).reshape(-1, 4)
+    return raw.view("S16").ravel()
+
+
+def _v6_keys(col: pa.ChunkedArray) -> np.ndarray[Any, Any]:
+    return np.array([int(v).to_bytes(16, "big") for v in col.to_pylist()], dtype="S16")
+
+
+def _install(root: Path, packages: dict[str, tuple[Path, SourceRecord]], progress: Progress) -> Manifest:
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".ipdata-", dir=root))
+    try:
+        for name, (prefix, table_name, values) in PACKAGES.items():
+            folder, _ = packages[name]
+            progress(f"converting {name}")
+            table = _read_ranges(folder, prefix, values)
+            with ipc.new_file(str(staging / f"{table_name}.arrow"), table.schema) as writer:
+                writer.write_table(table)
+            for lic in folder.glob("*LICENSE*"):
+                shutil.copy(lic, staging / f"{table_name}-{lic.name}")
+        manifest = Manifest("ip-location-db", _now(), tuple(rec for _, rec in packages.values()))
+        write_manifest(staging, manifest)
+        _swap_in(root, staging)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_in(root: Path, staging: Path) -> None:
+    target = root / IPDATA_DIR
+    old = root / ".ipdata-old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def update(
+    root: Path | None = None,
+    *,
+    source: Path | None = None,
+    version: str | None = None,
+    progress: Progress = lambda _msg: None,
+) -> Manifest:
+    """Install the ip-location-db data from the registry, or from ``source`` when given."""
+    base = data_dir(root)
+    with tempfile.TemporaryDirectory(prefix="derisk-update-") as tmp:
+        packages = local_packages(source) if source else fetch_packages(Path(tmp), version, progress)
+        return _install(base, packages, progress)
+
+
+def install_mmdb(root: Path | None, asn_db: Path, country_db: Path | None) -> Manifest:
+    """Install user-supplied MaxMind GeoLite2 (or compatible) ASN and Country databases."""
+    import maxminddb
+
+    base = data_dir(root)
+    records = []
+    for role, path in (("asn", asn_db), ("country", country_db)):
+        if path is None:
+            continue
+        try:
+            with maxminddb.open_database(str(path)) as reader:
+                kind = reader.metadata().database_type
+                built = reader.metadata().build_epoch
+        except FileNotFoundError:
+            raise InputError("no such file", source=str(path)) from None
+        except (OSError, ValueError) as exc:
+            raise InputError(f"not a MaxMind database ({exc})", source=str(path)) from None
+        records.append(
+            SourceRecord(
+                f"maxmind-{role}",
+                "mmdb",
+                f"{kind}@{built}",
+                f"file:{path.name}",
+                "as licensed by its provider",
+                _sri_sha512(path),
+            )
+        )
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".ipdata-", dir=base))
+    try:
+        shutil.copy(asn_db, staging / "asn.mmdb")
+        if country_db is not None:
+            shutil.copy(country_db, staging / "country.mmdb")
+        manifest = Manifest("maxmind", _now(), tuple(records))
+        write_manifest(staging, manifest)
+        _swap_in(base, staging)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def installed(root: Path | None = None) -> dict[str, Any]:
+    """What is installed, for ``derisk data status``."""
+    from derisk.enrich.datadir import read_manifest
+
+    base = data_dir(root)
+    return {"data_dir": str(base), **read_manifest(base).to_json()}
