@@ -1,0 +1,275 @@
+"""Measures of a dependency register: shares by jurisdiction, concentration, single points, risk score.
+
+Definitions (also in docs/reduce.md, which a test keeps in step with this module):
+
+* A **dependency edge** is (function, system, role, supplier) for every system a function needs and
+  every supplier named for a role of that system. An edge's **weight** is 1/n when the role names n
+  alternative suppliers, so that a role always weighs 1 per function.
+* **Edge share** of jurisdiction J: the summed weight of resolved edges whose supplier is controlled
+  from J, divided by the summed weight of all resolved edges. Unresolved edges (unknown suppliers)
+  are left out of the shares and counted in ``unresolved_edges``.
+* **HHI** (Herfindahl-Hirschman index of dependency by jurisdiction): the sum over jurisdictions of
+  the squared edge shares, between 1/(number of jurisdictions) and 1 (all edges in one jurisdiction).
+* A function **depends on** J when some system it needs has a role whose suppliers are all
+  controlled from J: the function cannot run without J. **Dependency share** of J: functions that
+  depend on J divided by all functions.
+* A function is **exposed to** J when one of its edges is controlled from J and that role has no
+  egress control (hosting always counts: the data lives there). **Exposure share** likewise.
+* A **single point of dependency** is a role of a needed system filled by exactly one resolved
+  supplier. It is *mitigated* when continuity is secured (escrow / continuity guarantees).
+* **Risk score** = D + E + T + S, each between 0 and 1: D the share of functions depending on some
+  third-country (non-EU) jurisdiction, E the share exposed to one, T the third-country edge share,
+  S the share of needed roles that are unmitigated third-country single points.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from derisk.reduce.jurisdictions import EuMembers, eu_members
+from derisk.reduce.register import ROLE_LABELS, Register, Slot, Supplier
+
+#: Digits kept in shares and scores (JSON and reports); computations use full precision.
+DIGITS = 6
+
+
+@dataclass(frozen=True)
+class Edge:
+    function: str
+    system: str
+    role: str
+    supplier: Supplier
+    weight: float
+
+    @property
+    def jurisdiction(self) -> str | None:
+        return self.supplier.jurisdiction
+
+
+@dataclass(frozen=True)
+class SinglePoint:
+    system: str
+    role: str
+    supplier: str
+    controller: str | None
+    jurisdiction: str | None
+    functions: tuple[str, ...]
+    mitigated: bool
+    third_country: bool
+
+    def sentence(self) -> str:
+        who = f"{self.supplier}"
+        if self.controller and self.controller != self.supplier:
+            who += f" (controlled by {self.controller}, {self.jurisdiction})"
+        elif self.jurisdiction:
+            who += f" ({self.jurisdiction})"
+        funcs = ", ".join(self.functions)
+        tail = " Continuity is secured (escrow or guarantees)." if self.mitigated else ""
+        role = ROLE_LABELS[self.role]
+        return f"{who} is the only {role} of {self.system}, which {funcs} cannot do without.{tail}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "system": self.system,
+            "role": self.role,
+            "supplier": self.supplier,
+            "controller": self.controller,
+            "jurisdiction": self.jurisdiction,
+            "functions": list(self.functions),
+            "mitigated": self.mitigated,
+            "third_country": self.third_country,
+            "sentence": self.sentence(),
+        }
+
+
+@dataclass(frozen=True)
+class FunctionMeasure:
+    name: str
+    systems: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    exposed_to: tuple[str, ...]
+    edge_shares: dict[str, float]
+    hhi: float | None
+    unresolved_edges: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "systems": list(self.systems),
+            "depends_on": list(self.depends_on),
+            "exposed_to": list(self.exposed_to),
+            "edge_shares": _rounded(self.edge_shares),
+            "hhi": None if self.hhi is None else round(self.hhi, DIGITS),
+            "unresolved_edges": self.unresolved_edges,
+        }
+
+
+@dataclass(frozen=True)
+class Measures:
+    function_count: int
+    edge_count: int
+    unresolved_edges: int
+    edge_shares: dict[str, float]
+    hhi: float | None
+    dependency_shares: dict[str, float]
+    exposure_shares: dict[str, float]
+    third_country_dependency: float
+    third_country_exposure: float
+    third_country_edge_share: float
+    single_point_share: float
+    single_points: tuple[SinglePoint, ...]
+    functions: tuple[FunctionMeasure, ...]
+
+    @property
+    def risk_score(self) -> float:
+        return (
+            self.third_country_dependency
+            + self.third_country_exposure
+            + self.third_country_edge_share
+            + self.single_point_share
+        )
+
+    def headline(self) -> dict[str, Any]:
+        """The figures a plan step shows before and after."""
+        return {
+            "risk_score": round(self.risk_score, DIGITS),
+            "hhi": None if self.hhi is None else round(self.hhi, DIGITS),
+            "third_country_dependency": round(self.third_country_dependency, DIGITS),
+            "third_country_exposure": round(self.third_country_exposure, DIGITS),
+            "third_country_edge_share": round(self.third_country_edge_share, DIGITS),
+            "single_point_share": round(self.single_point_share, DIGITS),
+            "dependency_shares": _rounded(self.dependency_shares),
+            "edge_shares": _rounded(self.edge_shares),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.headline(),
+            "function_count": self.function_count,
+            "edge_count": self.edge_count,
+            "unresolved_edges": self.unresolved_edges,
+            "exposure_shares": _rounded(self.exposure_shares),
+            "single_points": [p.to_json() for p in self.single_points],
+            "functions": [f.to_json() for f in self.functions],
+        }
+
+
+def _rounded(shares: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, DIGITS) for k, v in sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))}
+
+
+def edges(register: Register) -> list[Edge]:
+    """Every dependency edge of the register, in function, system and role order."""
+    out: list[Edge] = []
+    for function in register.functions:
+        for system in function.systems:
+            for slot in register.slots_of(system):
+                weight = 1.0 / len(slot.suppliers)
+                out.extend(Edge(function.name, system, slot.role, s, weight) for s in slot.suppliers)
+    return out
+
+
+def shares(weights: dict[str, float]) -> dict[str, float]:
+    total = sum(weights.values())
+    return {k: v / total for k, v in weights.items()} if total > 0 else {}
+
+
+def hhi(share_map: dict[str, float]) -> float | None:
+    """Herfindahl-Hirschman index: the sum of squared shares (None when there is nothing to share)."""
+    return sum(v * v for v in share_map.values()) if share_map else None
+
+
+def _sole_jurisdiction(slot: Slot) -> str | None:
+    """The jurisdiction every supplier of the slot is controlled from, if there is exactly one."""
+    found = {s.jurisdiction for s in slot.suppliers}
+    if len(found) == 1:
+        return next(iter(found))
+    return None
+
+
+def _exposes(slot: Slot) -> bool:
+    return slot.role == "hosting" or not slot.egress_controlled
+
+
+def measure(register: Register, eu: EuMembers | None = None) -> Measures:
+    """Compute every measure of the register (pure: no I/O)."""
+    eu = eu or eu_members()
+    all_edges = edges(register)
+    per_function: list[FunctionMeasure] = []
+    dependent: dict[str, int] = defaultdict(int)
+    exposed: dict[str, int] = defaultdict(int)
+    third_dependent = third_exposed = 0
+    for function in register.functions:
+        f_slots = [slot for system in function.systems for slot in register.slots_of(system)]
+        depends = sorted({j for slot in f_slots if (j := _sole_jurisdiction(slot)) is not None})
+        exposes = sorted(
+            {s.jurisdiction for slot in f_slots if _exposes(slot) for s in slot.suppliers if s.jurisdiction}
+        )
+        for j in depends:
+            dependent[j] += 1
+        for j in exposes:
+            exposed[j] += 1
+        third_dependent += any(eu.is_third_country(j) for j in depends)
+        third_exposed += any(eu.is_third_country(j) for j in exposes)
+        f_edges = [e for e in all_edges if e.function == function.name]
+        f_weights: dict[str, float] = defaultdict(float)
+        for e in f_edges:
+            if e.jurisdiction is not None:
+                f_weights[e.jurisdiction] += e.weight
+        f_shares = shares(f_weights)
+        per_function.append(
+            FunctionMeasure(
+                name=function.name,
+                systems=function.systems,
+                depends_on=tuple(depends),
+                exposed_to=tuple(exposes),
+                edge_shares=f_shares,
+                hhi=hhi(f_shares),
+                unresolved_edges=sum(1 for e in f_edges if e.jurisdiction is None),
+            )
+        )
+
+    weights: dict[str, float] = defaultdict(float)
+    for e in all_edges:
+        if e.jurisdiction is not None:
+            weights[e.jurisdiction] += e.weight
+    edge_shares = shares(weights)
+    n = len(register.functions)
+
+    used = register.used_systems()
+    needed = [slot for slot in register.slots if slot.system in used]
+    points: list[SinglePoint] = []
+    for slot in needed:
+        if len(slot.suppliers) != 1 or slot.suppliers[0].resolved is None:
+            continue
+        sup = slot.suppliers[0]
+        points.append(
+            SinglePoint(
+                system=slot.system,
+                role=slot.role,
+                supplier=sup.name,
+                controller=sup.controller_name,
+                jurisdiction=sup.jurisdiction,
+                functions=tuple(f.name for f in register.functions if slot.system in f.systems),
+                mitigated=slot.escrow,
+                third_country=eu.is_third_country(sup.jurisdiction),
+            )
+        )
+    risky_points = sum(1 for p in points if p.third_country and not p.mitigated)
+    return Measures(
+        function_count=n,
+        edge_count=len(all_edges),
+        unresolved_edges=sum(1 for e in all_edges if e.jurisdiction is None),
+        edge_shares=edge_shares,
+        hhi=hhi(edge_shares),
+        dependency_shares={j: c / n for j, c in dependent.items()} if n else {},
+        exposure_shares={j: c / n for j, c in exposed.items()} if n else {},
+        third_country_dependency=third_dependent / n if n else 0.0,
+        third_country_exposure=third_exposed / n if n else 0.0,
+        third_country_edge_share=sum(v for j, v in edge_shares.items() if eu.is_third_country(j)),
+        single_point_share=risky_points / len(needed) if needed else 0.0,
+        single_points=tuple(points),
+        functions=tuple(per_function),
+    )

@@ -1,0 +1,338 @@
+"""The dependency register: critical functions, the systems serving them, and who controls their suppliers.
+
+In the site file::
+
+    systems:
+      - name: wms
+        hosts: [10.10.1.0/28]
+        vendor: Cainiao Smart Logistics Network      # software vendor
+        hardware: Dell Technologies                    # hardware maker
+        hosting: Alibaba Cloud                         # hosting / cloud provider
+        support: [Cainiao Smart Logistics Network, Acme Support BV]   # a list: alternatives
+    functions:
+      - name: parcel sorting
+        description: Sorting of inbound and outbound parcels
+        systems: [wms]
+
+Every system a function lists is needed for that function. A supplier given as a list names
+alternatives: any one of them can carry the role, so none of them alone is a single point of
+dependency. Each supplier name is resolved through the Know graph to its ultimate controller and the
+jurisdiction control is exercised from; a name the graph does not know (or matches ambiguously) is
+reported as a finding and left unresolved, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from derisk.errors import ConfigError, Problem, raise_problems
+from derisk.reduce.findings import Finding
+from derisk.site import Site
+
+#: Supplier roles of a system, in report order, with the words a report uses for them.
+ROLES: Final = ("vendor", "hardware", "hosting", "support")
+ROLE_LABELS: Final = {
+    "vendor": "software vendor",
+    "hardware": "hardware maker",
+    "hosting": "hosting/cloud provider",
+    "support": "support/update channel",
+}
+FUNCTION_KEYS: Final = {"name", "description", "systems"}
+_MAX_NAME: Final = 200
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What the control graph says about one supplier name."""
+
+    query: str
+    entity_id: str | None
+    entity_name: str | None
+    controller_id: str | None
+    controller_name: str | None
+    jurisdiction: str | None
+    state_controlled: bool = False
+    confidence: str = "U"
+    sentence: str = ""
+    match_score: float | None = None
+
+    @property
+    def controller_key(self) -> str:
+        """A stable key for "the same controller": its graph id, else its name folded."""
+        if self.controller_id:
+            return self.controller_id
+        return (self.controller_name or self.entity_name or self.query).casefold()
+
+
+#: Looks a supplier name up; ``None`` means "not known to the graph" (a finding, not a guess).
+Resolver = Callable[[str], "Resolved | None"]
+
+
+@dataclass(frozen=True)
+class Supplier:
+    name: str
+    resolved: Resolved | None
+
+    @property
+    def jurisdiction(self) -> str | None:
+        return self.resolved.jurisdiction if self.resolved else None
+
+    @property
+    def controller_name(self) -> str | None:
+        if self.resolved is None:
+            return None
+        return self.resolved.controller_name or self.resolved.entity_name
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One role of one system and the suppliers that can fill it (alternatives)."""
+
+    system: str
+    role: str
+    suppliers: tuple[Supplier, ...]
+    escrow: bool = False  # continuity secured: source code in escrow / continuity guarantees
+    egress_controlled: bool = False  # the vendor's software may reach only allow-listed endpoints
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.system, self.role)
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    description: str | None
+    systems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Register:
+    site: str | None
+    functions: tuple[Function, ...]
+    slots: tuple[Slot, ...]
+    findings: tuple[Finding, ...] = ()
+
+    def slots_of(self, system: str) -> list[Slot]:
+        return [s for s in self.slots if s.system == system]
+
+    def slot(self, key: tuple[str, str]) -> Slot | None:
+        return next((s for s in self.slots if s.key == key), None)
+
+    def with_slot(self, new: Slot) -> Register:
+        """A copy of the register with one slot replaced (used to simulate mitigations)."""
+        return replace(self, slots=tuple(new if s.key == new.key else s for s in self.slots))
+
+    def used_systems(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for f in self.functions:
+            for s in f.systems:
+                seen.setdefault(s, None)
+        return list(seen)
+
+
+# -- checking the site file section ------------------------------------------------------------------
+def check_section(value: Any) -> list[Problem]:
+    """Check the site file's ``functions`` section; called by :mod:`derisk.site` at load time."""
+    problems: list[Problem] = []
+    if not isinstance(value, list) or not value:
+        return [Problem("", "must be a non-empty list of functions, each with name and systems")]
+    seen: set[str] = set()
+    for i, entry in enumerate(value):
+        where = f"[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(Problem(where, "must be a mapping with name, systems and optional description"))
+            continue
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            problems.append(Problem(f"{where}.name", "missing or not text"))
+        else:
+            if len(name) > _MAX_NAME:
+                problems.append(Problem(f"{where}.name", f"longer than {_MAX_NAME} characters"))
+            if name.casefold() in seen:
+                problems.append(Problem(f"{where}.name", f"duplicate function name {name!r}"))
+            seen.add(name.casefold())
+            where = f"[{i}] ({name})"
+        for key in sorted(set(entry) - FUNCTION_KEYS, key=str):
+            problems.append(
+                Problem(f"{where}.{key}", f"unknown key (expected: {', '.join(sorted(FUNCTION_KEYS))})")
+            )
+        if entry.get("description") is not None and not isinstance(entry.get("description"), str):
+            problems.append(Problem(f"{where}.description", "must be text"))
+        systems = entry.get("systems")
+        if not isinstance(systems, list) or not systems:
+            problems.append(
+                Problem(
+                    f"{where}.systems", "a critical function must list at least one system that serves it"
+                )
+            )
+            continue
+        names = [s for s in systems if isinstance(s, str) and s.strip()]
+        if len(names) != len(systems):
+            problems.append(Problem(f"{where}.systems", "every entry must be a system name (text)"))
+        dupes = sorted({s for s in names if names.count(s) > 1})
+        if dupes:
+            problems.append(Problem(f"{where}.systems", f"listed twice: {', '.join(dupes)}"))
+    return problems
+
+
+def _supplier_names(value: Any, where: str, problems: list[Problem]) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            problems.append(Problem(where, "must be a supplier name or a list of alternative supplier names"))
+            return []
+        if len(item) > _MAX_NAME:
+            problems.append(Problem(where, f"supplier name longer than {_MAX_NAME} characters"))
+            return []
+        names.append(item.strip())
+    if isinstance(value, list) and not names:
+        problems.append(Problem(where, "an empty list: omit the key when there is no such supplier"))
+    return names
+
+
+def build_register(site: Site, resolver: Resolver, *, source: str = "site file") -> Register:
+    """Build the register of a loaded site, resolving every supplier through ``resolver``.
+
+    Raises :class:`ConfigError` listing every problem at once: no ``functions`` section, functions
+    naming systems the site does not define, supplier keys that are not names.
+    """
+    raw = site.sections.get("functions")
+    if raw is None:
+        raise ConfigError(
+            "has no 'functions' section: list the critical functions and the systems serving each "
+            "(see docs/reduce.md)",
+            source=source,
+        )
+    problems = [Problem(f"functions{p.where}", p.what) for p in check_section(raw)]
+    raise_problems(problems, source=source, kind=ConfigError, summary="invalid dependency register")
+    known = {s.name: s for s in site.systems}
+    functions: list[Function] = []
+    for i, entry in enumerate(raw):
+        systems = tuple(entry["systems"])
+        for s in systems:
+            if s not in known:
+                candidates = ", ".join(sorted(known)) or "none defined"
+                problems.append(
+                    Problem(
+                        f"functions[{i}] ({entry['name']}).systems",
+                        f"unknown system {s!r} (systems: {candidates})",
+                    )
+                )
+        functions.append(Function(name=entry["name"], description=entry.get("description"), systems=systems))
+
+    used = {s for f in functions for s in f.systems}
+    slots: list[Slot] = []
+    findings: list[Finding] = []
+    cache: dict[str, Resolved | None] = {}
+    for system in site.systems:
+        if system.name not in used:
+            continue
+        declared = {"vendor": system.vendor, **{r: system.extra.get(r) for r in ROLES[1:]}}
+        any_supplier = False
+        for role in ROLES:
+            names = _supplier_names(declared[role], f"systems ({system.name}).{role}", problems)
+            if not names:
+                continue
+            any_supplier = True
+            suppliers = []
+            for name in names:
+                if name not in cache:
+                    cache[name] = resolver(name)
+                suppliers.append(Supplier(name=name, resolved=cache[name]))
+            slots.append(Slot(system=system.name, role=role, suppliers=tuple(suppliers)))
+        if not any_supplier:
+            findings.append(
+                Finding(
+                    kind="system-without-suppliers",
+                    severity="medium",
+                    subject=system.name,
+                    sentence=(
+                        f"System {system.name!r} serves critical functions but the register names none "
+                        "of its suppliers (vendor, hardware, hosting, support): its dependencies cannot "
+                        "be measured."
+                    ),
+                    evidence={"system": system.name},
+                )
+            )
+    raise_problems(problems, source=source, kind=ConfigError, summary="invalid dependency register")
+
+    for name, res in sorted(cache.items()):
+        if res is None:
+            where = sorted(
+                f"{s.system} ({ROLE_LABELS[s.role]})" for s in slots for x in s.suppliers if x.name == name
+            )
+            findings.append(
+                Finding(
+                    kind="unknown-supplier",
+                    severity="medium",
+                    subject=name,
+                    sentence=(
+                        f"Supplier {name!r} ({'; '.join(where)}) is not in the control graph, so its "
+                        "controller and jurisdiction are unknown; add it to the graph (derisk know) "
+                        "rather than guess."
+                    ),
+                    evidence={"supplier": name, "used_by": where},
+                )
+            )
+        elif res.jurisdiction is None:
+            findings.append(
+                Finding(
+                    kind="unresolved-controller",
+                    severity="low",
+                    subject=name,
+                    sentence=(
+                        f"Supplier {name!r} is in the control graph as {res.entity_name!r}, but no "
+                        "controlling jurisdiction could be resolved for it."
+                    ),
+                    evidence={"supplier": name, "entity_id": res.entity_id},
+                )
+            )
+    return Register(site=site.name, functions=tuple(functions), slots=tuple(slots), findings=tuple(findings))
+
+
+def table_resolver(table: dict[str, Resolved]) -> Resolver:
+    """A resolver over a fixed table of supplier names (case-insensitive), for plain inputs."""
+    folded = {k.casefold(): v for k, v in table.items()}
+
+    def resolve(name: str) -> Resolved | None:
+        return folded.get(name.casefold())
+
+    return resolve
+
+
+def demo_functions() -> list[dict[str, Any]]:
+    """The ``functions`` section of the Liège-style demo site (systems wms, customs-gateway,
+    airline-cargo, cctv, office): critical functions of an air cargo hub and the systems they need."""
+    return [
+        {
+            "name": "parcel sorting",
+            "description": "Sorting and routing of inbound and outbound parcels",
+            "systems": ["wms"],
+        },
+        {
+            "name": "customs declarations",
+            "description": "Electronic customs declarations for every consignment",
+            "systems": ["customs-gateway", "wms"],
+        },
+        {
+            "name": "airline cargo handling",
+            "description": "Air waybills, load planning and hand-over to airlines",
+            "systems": ["airline-cargo"],
+        },
+        {
+            "name": "video surveillance",
+            "description": "Camera surveillance of the warehouse and the airside perimeter",
+            "systems": ["cctv"],
+        },
+        {
+            "name": "administration and payments",
+            "description": "Office, e-mail and supplier payments",
+            "systems": ["office"],
+        },
+    ]

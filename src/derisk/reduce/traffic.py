@@ -1,0 +1,245 @@
+"""The observed traffic behind each declared dependency, from a Watch workspace.
+
+A declared dependency is *confirmed* when the system sent traffic to a destination attributed to
+the same ultimate controller. A declared dependency with no such traffic, and traffic from a
+register system to a controller the register does not declare for it, are both findings.
+Aggregation is vectorised (Arrow group-by); the comparison then runs over the few groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from derisk.reduce.findings import Finding
+from derisk.reduce.jurisdictions import EuMembers, eu_members
+from derisk.reduce.register import ROLE_LABELS, Register, Supplier
+
+#: Flow columns this module reads.
+FLOW_COLUMNS: Final = ["system", "dst_controller_id", "dst_controller", "dst_jurisdiction", "bytes_out"]
+
+
+@dataclass(frozen=True)
+class TrafficGroup:
+    """Flows from one system to one controller."""
+
+    system: str
+    controller_id: str | None
+    controller: str | None
+    jurisdiction: str | None
+    flows: int
+    bytes_out: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "system": self.system,
+            "controller_id": self.controller_id,
+            "controller": self.controller,
+            "jurisdiction": self.jurisdiction,
+            "flows": self.flows,
+            "bytes_out": self.bytes_out,
+        }
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A declared dependency and the traffic that confirms it."""
+
+    system: str
+    role: str
+    supplier: str
+    controller: str | None
+    jurisdiction: str | None
+    flows: int
+    bytes_out: int
+
+    def sentence(self) -> str:
+        return (
+            f"{self.system} sent {human_bytes(self.bytes_out)} in {self.flows} flows to destinations "
+            f"controlled by {self.controller} ({self.jurisdiction or 'jurisdiction unknown'}), "
+            f"confirming its {ROLE_LABELS[self.role]} {self.supplier}."
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "system": self.system,
+            "role": self.role,
+            "supplier": self.supplier,
+            "controller": self.controller,
+            "jurisdiction": self.jurisdiction,
+            "flows": self.flows,
+            "bytes_out": self.bytes_out,
+            "sentence": self.sentence(),
+        }
+
+
+@dataclass(frozen=True)
+class TrafficReport:
+    groups: tuple[TrafficGroup, ...]
+    confirmations: tuple[Confirmation, ...]
+    findings: tuple[Finding, ...]
+    bytes_out_by_jurisdiction: dict[str, int]
+    workspace: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "available": True,
+            "workspace": self.workspace,
+            "confirmed": [c.to_json() for c in self.confirmations],
+            "groups": [g.to_json() for g in self.groups],
+            "bytes_out_by_jurisdiction": dict(
+                sorted(self.bytes_out_by_jurisdiction.items(), key=lambda kv: (-kv[1], kv[0]))
+            ),
+        }
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def group_flows(flows: pa.Table, systems: list[str]) -> list[TrafficGroup]:
+    """Flows and bytes sent per (system, controller), for the given systems only."""
+    missing = sorted(set(FLOW_COLUMNS) - set(flows.column_names))
+    if missing:
+        raise ValueError(f"flow table lacks columns: {', '.join(missing)}")
+    table = flows.select(FLOW_COLUMNS).filter(
+        pc.is_in(flows["system"], value_set=pa.array(systems, pa.string()))
+    )
+    table = table.set_column(4, "bytes_out", pc.fill_null(table["bytes_out"], 0))
+    grouped = table.group_by(
+        ["system", "dst_controller_id", "dst_controller", "dst_jurisdiction"], use_threads=False
+    )
+    agg = grouped.aggregate([("bytes_out", "sum"), ([], "count_all")])
+    rows = agg.to_pylist()
+    out = [
+        TrafficGroup(
+            system=r["system"],
+            controller_id=r["dst_controller_id"],
+            controller=r["dst_controller"],
+            jurisdiction=r["dst_jurisdiction"],
+            flows=int(r["count_all"]),
+            bytes_out=int(r["bytes_out_sum"] or 0),
+        )
+        for r in rows
+    ]
+    return sorted(out, key=lambda g: (g.system, -g.bytes_out, g.controller or ""))
+
+
+def _matches(supplier: Supplier, group: TrafficGroup) -> bool:
+    res = supplier.resolved
+    if res is None or (group.controller_id is None and group.controller is None):
+        return False
+    if res.controller_id and group.controller_id and res.controller_id == group.controller_id:
+        return True
+    names = {n.casefold() for n in (res.controller_name, res.entity_name) if n}
+    return group.controller is not None and group.controller.casefold() in names
+
+
+def compare(
+    register: Register, flows: pa.Table, *, workspace: str | None = None, eu: EuMembers | None = None
+) -> TrafficReport:
+    """Compare the register with the observed flows of its systems."""
+    eu = eu or eu_members()
+    systems = register.used_systems()
+    groups = group_flows(flows, systems)
+    confirmations: list[Confirmation] = []
+    findings: list[Finding] = []
+    matched: set[int] = set()
+    for system in systems:
+        sys_groups = [(i, g) for i, g in enumerate(groups) if g.system == system]
+        slots = register.slots_of(system)
+        if not sys_groups:
+            if slots:
+                findings.append(
+                    Finding(
+                        kind="system-without-traffic",
+                        severity="low",
+                        subject=system,
+                        sentence=(
+                            f"The workspace holds no flows from {system}: its declared dependencies "
+                            "cannot be checked against traffic (check its hosts in the site file, or "
+                            "capture where it runs)."
+                        ),
+                        evidence={"system": system},
+                    )
+                )
+            continue
+        for slot in slots:
+            for sup in slot.suppliers:
+                if sup.resolved is None:
+                    continue
+                hits = [(i, g) for i, g in sys_groups if _matches(sup, g)]
+                matched.update(i for i, _ in hits)
+                if hits:
+                    confirmations.append(
+                        Confirmation(
+                            system=system,
+                            role=slot.role,
+                            supplier=sup.name,
+                            controller=sup.controller_name,
+                            jurisdiction=sup.jurisdiction,
+                            flows=sum(g.flows for _, g in hits),
+                            bytes_out=sum(g.bytes_out for _, g in hits),
+                        )
+                    )
+                else:
+                    findings.append(
+                        Finding(
+                            kind="declared-without-traffic",
+                            severity="info" if slot.role == "hardware" else "low",
+                            subject=f"{system}/{slot.role}",
+                            sentence=(
+                                f"{system} declares {sup.name} as its {ROLE_LABELS[slot.role]} "
+                                f"(controlled by {sup.controller_name}, "
+                                f"{sup.jurisdiction or 'jurisdiction unknown'}), but the workspace shows no "
+                                "traffic from it to that controller: check that the dependency is still real "
+                                "or that the capture covers it."
+                            ),
+                            evidence={"system": system, "role": slot.role, "supplier": sup.name},
+                        )
+                    )
+        for i, g in sys_groups:
+            if i in matched or (g.controller_id is None and g.controller is None):
+                continue
+            third = eu.is_third_country(g.jurisdiction)
+            findings.append(
+                Finding(
+                    kind="undeclared-traffic",
+                    severity="medium" if third else "low",
+                    subject=f"{system}->{g.controller}",
+                    sentence=(
+                        f"{system} sent {human_bytes(g.bytes_out)} in {g.flows} flows to {g.controller} "
+                        f"({g.jurisdiction or 'jurisdiction unknown'}), which the register does not "
+                        f"list among {system}'s suppliers: declare the dependency or stop the traffic."
+                    ),
+                    evidence=g.to_json(),
+                )
+            )
+    by_jurisdiction: dict[str, int] = {}
+    for g in groups:
+        key = g.jurisdiction or "unknown"
+        by_jurisdiction[key] = by_jurisdiction.get(key, 0) + g.bytes_out
+    return TrafficReport(
+        groups=tuple(groups),
+        confirmations=tuple(confirmations),
+        findings=tuple(findings),
+        bytes_out_by_jurisdiction=by_jurisdiction,
+        workspace=workspace,
+    )
+
+
+def read_workspace_flows(path: Path) -> pa.Table:
+    """The columns this module needs, from a workspace opened read-only."""
+    from derisk.store.workspace import Workspace
+
+    with Workspace.open(path, create=False, read_only=True) as ws:
+        return ws.read_flows(list(FLOW_COLUMNS))
