@@ -1,0 +1,311 @@
+"""Read pcap and pcapng captures into the canonical flow table, through NFStream.
+
+NFStream meters flows and nDPI labels them; this module does not parse packets. It
+
+1. checks the file itself first (readable, not empty, a pcap or pcapng, no record cut short), because
+   NFStream silently stops at a truncated record and reports odd errors from its meter processes;
+2. collects DNS answers in a first, filtered pass (NFStream with the BPF filter ``port 53`` and a
+   plugin that hands each DNS datagram to :mod:`derisk.ingest.dnsanswers`), so that flows with no TLS
+   SNI or HTTP Host still get the server name a client resolved;
+3. meters every flow with IP-layer byte accounting (the IP total length, so a capture cut to a short
+   snap length still counts what was on the wire) and yields :data:`derisk.flows.INGEST_SCHEMA`
+   batches of at most :data:`derisk.flows.BATCH_ROWS` rows.
+
+This is the only module that imports nfstream.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import mmap
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+
+from derisk.errors import InputError
+from derisk.flows import BATCH_ROWS, INGEST_SCHEMA, batch_from_columns
+from derisk.ingest.dnsanswers import AnswerMap, FlowKey, LongQueries, decode_datagram
+from derisk.safetext import bound
+
+log = logging.getLogger(__name__)
+
+#: NFStream options shared by the meter and the benchmark's bare run, so the two measure the same work.
+NFSTREAM_OPTIONS: Final[dict[str, Any]] = {
+    "decode_tunnels": True,
+    "idle_timeout": 120,
+    "active_timeout": 1800,
+    "accounting_mode": 1,  # IP layer: the IP total length of each packet
+    "n_dissections": 20,
+    "statistical_analysis": False,
+    "splt_analysis": 0,
+}
+
+#: BPF filter of the DNS pass.
+DNS_FILTER: Final = "port 53"
+
+#: nDPI keeps the last 80 characters of a DNS name; names that long are looked up in the DNS pass.
+LONG_QUERY_SHOWN: Final = 60
+
+#: Calls to ``progress`` come at least this often (in flows), whatever the batch size.
+PROGRESS_EVERY: Final = 4096
+
+_PCAP_MAGIC = {
+    b"\xd4\xc3\xb2\xa1": "<",
+    b"\xa1\xb2\xc3\xd4": ">",
+    b"\x4d\x3c\xb2\xa1": "<",  # nanosecond resolution
+    b"\xa1\xb2\x3c\x4d": ">",
+}
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+_PCAPNG_PACKET_BLOCKS = {2, 3, 6}
+_MAX_RECORD = 1 << 20  # no link layer carries a frame of a mebibyte; a larger record means corruption
+
+_TLS_FAMILY = {"TLS", "QUIC", "DTLS"}
+_HTTP_FAMILY = {"HTTP", "HTTP_Proxy", "HTTP_Connect"}
+_DNS_FAMILY = {"DNS", "MDNS", "LLMNR"}
+_PORTED = {6, 17, 132}  # TCP, UDP, SCTP: the protocols whose flows have ports
+
+
+@dataclass(frozen=True)
+class CaptureInfo:
+    """What the file check learned: the format and how many packet records the file holds."""
+
+    fmt: str
+    packets: int
+
+
+def _fail(path: Path, what: str) -> InputError:
+    return InputError(what, source=str(path))
+
+
+def inspect_capture(path: Path) -> CaptureInfo:
+    """Check that ``path`` is a complete pcap or pcapng file and count its packet records.
+
+    Raises :class:`InputError` naming the file for a missing, unreadable, empty, non-capture or
+    truncated file. Reads the record framing only (no packet contents), memory-mapped.
+    """
+    try:
+        if path.is_dir():
+            raise _fail(path, "is a directory, not a capture file")
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            if size == 0:
+                raise _fail(path, "empty file (0 bytes), not a capture")
+            head = fh.read(4)
+            if head[:2] == b"\x1f\x8b":
+                raise _fail(path, "is gzip-compressed; decompress it first (gunzip)")
+            if head in _PCAP_MAGIC:
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                    return CaptureInfo("pcap", _walk_pcap(path, data, _PCAP_MAGIC[head]))
+            if head == _PCAPNG_SHB:
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                    return CaptureInfo("pcapng", _walk_pcapng(path, data))
+            raise _fail(path, f"not a pcap or pcapng capture (starts with bytes {head.hex()})")
+    except FileNotFoundError:
+        raise _fail(path, "no such file") from None
+    except PermissionError:
+        raise _fail(path, "cannot read: permission denied") from None
+    except IsADirectoryError:
+        raise _fail(path, "is a directory, not a capture file") from None
+    except OSError as exc:
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        raise _fail(path, f"cannot read: {reason}") from None
+
+
+def _walk_pcap(path: Path, data: mmap.mmap, endian: str) -> int:
+    size = len(data)
+    if size < 24:
+        raise _fail(path, f"truncated pcap: the file header needs 24 bytes, the file has {size}")
+    record = struct.Struct(endian + "IIII")
+    offset, packets = 24, 0
+    while offset < size:
+        if size - offset < 16:
+            raise _fail(path, f"truncated pcap: record {packets + 1} header cut off at byte {offset}")
+        _, _, captured, _ = record.unpack_from(data, offset)
+        if captured > _MAX_RECORD:
+            raise _fail(path, f"corrupt pcap: record {packets + 1} claims {captured} bytes")
+        offset += 16 + captured
+        if offset > size:
+            raise _fail(path, f"truncated pcap: record {packets + 1} cut off ({offset - size} bytes missing)")
+        packets += 1
+    return packets
+
+
+def _walk_pcapng(path: Path, data: mmap.mmap) -> int:
+    size = len(data)
+    offset, packets, blocks, endian = 0, 0, 0, "<"
+    while offset < size:
+        if size - offset < 12:
+            raise _fail(path, f"truncated pcapng: block {blocks + 1} cut off at byte {offset}")
+        if data[offset : offset + 4] == _PCAPNG_SHB:
+            magic = data[offset + 8 : offset + 12]
+            if magic == b"\x4d\x3c\x2b\x1a":
+                endian = "<"
+            elif magic == b"\x1a\x2b\x3c\x4d":
+                endian = ">"
+            else:
+                raise _fail(path, f"corrupt pcapng: section header at byte {offset} has no byte-order magic")
+        kind, length = struct.unpack_from(endian + "II", data, offset)
+        if length < 12 or length % 4 or length > _MAX_RECORD + 64:
+            raise _fail(path, f"corrupt pcapng: block {blocks + 1} at byte {offset} has length {length}")
+        if offset + length > size:
+            missing = offset + length - size
+            raise _fail(path, f"truncated pcapng: block {blocks + 1} cut off ({missing} bytes missing)")
+        (trailer,) = struct.unpack_from(endian + "I", data, offset + length - 4)
+        if trailer != length:
+            raise _fail(path, f"corrupt pcapng: block {blocks + 1} at byte {offset} has mismatched lengths")
+        if kind in _PCAPNG_PACKET_BLOCKS:
+            packets += 1
+        blocks += 1
+        offset += length
+    return packets
+
+
+def _streamer(path: Path, **options: Any) -> Any:
+    from nfstream import NFStreamer  # imported here: it forks meter processes and loads nDPI
+
+    return NFStreamer(source=str(path), **options)
+
+
+def _dns_plugin() -> Any:
+    from nfstream import NFPlugin
+
+    class DnsMessages(NFPlugin):  # type: ignore[misc]
+        """Keeps a DNS flow's first query name and every (time, name, address) its responses carry."""
+
+        def on_init(self, packet: Any, flow: Any) -> None:
+            flow.udps.dns_query = None
+            flow.udps.dns_answers = []
+            self.on_update(packet, flow)
+
+        def on_update(self, packet: Any, flow: Any) -> None:
+            message = decode_datagram(packet.ip_version, packet.ip_packet)
+            if message is None:
+                return
+            if flow.udps.dns_query is None:
+                flow.udps.dns_query = message.query
+            for name, address in message.answers:
+                flow.udps.dns_answers.append((packet.time, name, address))
+
+    return DnsMessages()
+
+
+def _flow_key(flow: Any) -> FlowKey:
+    first = flow.bidirectional_first_seen_ms
+    return (flow.src_ip, flow.src_port, flow.dst_ip, flow.dst_port, flow.protocol, first)
+
+
+def dns_pass(path: Path) -> tuple[AnswerMap, LongQueries]:
+    """DNS answers and long query names of the capture's port-53 traffic (a BPF-filtered NFStream pass)."""
+    answers, queries = AnswerMap(), LongQueries()
+    options = dict(NFSTREAM_OPTIONS, n_dissections=0, bpf_filter=DNS_FILTER, udps=_dns_plugin())
+    for flow in _run(path, _streamer(path, **options)):
+        for time_ms, name, address in flow.udps.dns_answers:
+            answers.add(int(time_ms), name, address)
+        if flow.udps.dns_query is not None:
+            queries.add(_flow_key(flow), flow.udps.dns_query)
+    if queries.dropped:
+        log.warning(
+            "%s: %d long DNS names beyond the first %d keep nDPI's shortened form",
+            path,
+            queries.dropped,
+            len(queries),
+        )
+    return answers, queries
+
+
+def _run(path: Path, streamer: Any) -> Iterator[Any]:
+    """Iterate NFStream's flows, turning its failures into one-line input errors."""
+    try:
+        yield from streamer
+    except (ValueError, OSError, RuntimeError, EOFError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise _fail(path, f"capture could not be read: {bound(message, 200)}") from None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return bound(str(value))
+
+
+def _names(flow: Any) -> tuple[str | None, str | None, str | None]:
+    """(server_name, server_name_source, dns_query) from nDPI's requested server name."""
+    requested = _text(flow.requested_server_name)
+    if requested is None:
+        return None, None, None
+    application = flow.application_name or ""
+    family = application.split(".", 1)[0]
+    if family in _DNS_FAMILY:
+        return None, None, requested
+    if family in _TLS_FAMILY or flow.client_fingerprint:
+        return requested, "sni", None
+    if family in _HTTP_FAMILY or flow.user_agent:
+        return requested, "http-host", None
+    return None, None, None  # nDPI also fills this field from DHCP, NetBIOS and the like: not a server
+
+
+_COLUMNS: Final = [field.name for field in INGEST_SCHEMA if field.name != "source_ref"]
+
+
+def read_pcap(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+    """Yield the flows of a pcap or pcapng file as :data:`derisk.flows.INGEST_SCHEMA` batches.
+
+    ``src`` is the side that sent the flow's first packet; ``bytes_out`` what it sent, counted at the
+    IP layer. ``progress``, when given, is called with the number of packets accounted for since its
+    last call (its total is :func:`inspect_capture`'s ``packets``, less packets NFStream ignores).
+    Raises :class:`derisk.errors.InputError` naming the file when it cannot be used; no batch is
+    yielded before the file has been checked and its DNS answers collected.
+    """
+    info = inspect_capture(path)
+    if info.packets == 0:
+        log.warning("%s: the capture holds no packets", path)
+        return
+    answers, long_queries = dns_pass(path)
+    log.debug("%s: %d packets, %d addresses answered by DNS", path, info.packets, len(answers))
+    columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+    pending_packets = 0
+    rows = 0
+    for flow in _run(path, _streamer(path, **NFSTREAM_OPTIONS)):
+        server_name, source, dns_query = _names(flow)
+        first_ms = flow.bidirectional_first_seen_ms
+        if dns_query is not None and len(long_queries) and len(dns_query) >= LONG_QUERY_SHOWN:
+            dns_query = long_queries.get(_flow_key(flow)) or dns_query
+        if server_name is None and dns_query is None and answers:
+            server_name = answers.name_for(flow.dst_ip, first_ms) or answers.name_for(flow.src_ip, first_ms)
+            source = "dns-answer" if server_name is not None else None
+        ported = flow.protocol in _PORTED
+        columns["first_seen"].append(first_ms * 1000)
+        columns["last_seen"].append(flow.bidirectional_last_seen_ms * 1000)
+        columns["src_ip"].append(flow.src_ip)
+        columns["src_port"].append(flow.src_port if ported else None)
+        columns["dst_ip"].append(flow.dst_ip)
+        columns["dst_port"].append(flow.dst_port if ported else None)
+        columns["protocol"].append(flow.protocol)
+        columns["bytes_out"].append(flow.src2dst_bytes)
+        columns["bytes_in"].append(flow.dst2src_bytes)
+        columns["packets_out"].append(flow.src2dst_packets)
+        columns["packets_in"].append(flow.dst2src_packets)
+        columns["server_name"].append(server_name)
+        columns["server_name_source"].append(source)
+        columns["application"].append(_text(flow.application_name))
+        columns["ja4"].append(_text(flow.client_fingerprint))
+        columns["user_agent"].append(_text(flow.user_agent))
+        columns["dns_query"].append(dns_query)
+        pending_packets += flow.bidirectional_packets
+        rows += 1
+        if progress is not None and rows % PROGRESS_EVERY == 0:
+            progress(pending_packets)
+            pending_packets = 0
+        if rows == BATCH_ROWS:
+            yield batch_from_columns(columns)
+            columns = {name: [] for name in _COLUMNS}
+            rows = 0
+    if rows:
+        yield batch_from_columns(columns)
+    if progress is not None and pending_packets:
+        progress(pending_packets)
