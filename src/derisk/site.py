@@ -17,7 +17,9 @@ owner when the site is loaded, so every problem in the file is reported at once,
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -139,6 +141,14 @@ class Site:
 
     def system_names(self) -> list[str]:
         return [s.name for s in self.systems]
+
+    def digest(self) -> str:
+        """Identifies what orientation and labelling depend on: internal networks and systems."""
+        doc = {
+            "internal": sorted(str(n) for n in self.internal_networks),
+            "systems": sorted([s.name, sorted(str(n) for n in s.networks)] for s in self.systems),
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def default_site() -> Site:

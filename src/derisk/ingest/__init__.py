@@ -1,1 +1,149 @@
-"""derisk.ingest"""
+"""Ingest: recognise each input and stream it as batches of the canonical flow schema.
+
+One module per format (:mod:`~derisk.ingest.pcap` through NFStream, :mod:`~derisk.ingest.zeek` for
+Zeek logs). This module only decides which one reads a path, by content rather than by name, and
+checks every input before any is read, so a bad third input stops the run before the first is
+stored.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pyarrow as pa
+
+from derisk.errors import InputError
+from derisk.flows import file_digest, files_digest, input_id_for
+
+PCAP_MAGICS: Final = {
+    b"\xd4\xc3\xb2\xa1": "pcap",
+    b"\xa1\xb2\xc3\xd4": "pcap",
+    b"\x4d\x3c\xb2\xa1": "pcap",
+    b"\xa1\xb2\x3c\x4d": "pcap",
+    b"\x0a\x0d\x0d\x0a": "pcapng",
+}
+ZEEK_LOG_KINDS: Final = ("conn", "dns", "ssl", "http")
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input of a run: a capture file, or a Zeek conn.log or log directory."""
+
+    path: Path
+    format: str
+    files: tuple[Path, ...]
+    digest: str
+    size_bytes: int
+
+    @property
+    def input_id(self) -> str:
+        return input_id_for(self.digest, self.format)
+
+
+def _head(path: Path, n: int = 4096) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(n)
+    except PermissionError:
+        raise InputError("cannot read (permission denied)", source=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", source=str(path)) from None
+
+
+def _text_head(path: Path) -> bytes:
+    head = _head(path)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as fh:
+                return fh.read(4096)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"corrupt gzip file ({exc})", source=str(path)) from None
+    return head
+
+
+def sniff(path: Path) -> str:
+    """The format of one file: ``pcap``, ``pcapng`` or ``zeek``; an InputError otherwise."""
+    head = _head(path)
+    if not head:
+        raise InputError("empty file", source=str(path))
+    if head[:4] in PCAP_MAGICS:
+        return PCAP_MAGICS[head[:4]]
+    text = _text_head(path).lstrip()
+    if text.startswith(b"#separator") or text.startswith(b"#fields") or text.startswith(b"{"):
+        return "zeek"
+    if head[:2] == b"\x1f\x8b":
+        raise InputError(
+            "compressed file that is not a Zeek log (decompress captures first)", source=str(path)
+        )
+    raise InputError("not a capture (pcap/pcapng) or a Zeek log", source=str(path))
+
+
+def _zeek_kind(name: str) -> str | None:
+    stem = name.split(".", 1)[0]
+    return stem if stem in ZEEK_LOG_KINDS else None
+
+
+def _spec(path: Path, fmt: str, files: list[Path]) -> InputSpec:
+    digest = file_digest(files[0]) if len(files) == 1 else files_digest(files)
+    return InputSpec(path, fmt, tuple(files), digest, sum(f.stat().st_size for f in files))
+
+
+def resolve_inputs(paths: list[Path]) -> list[InputSpec]:
+    """Check every path and decide how each is read; raises before anything is ingested."""
+    specs: list[InputSpec] = []
+    for path in paths:
+        if not path.exists():
+            raise InputError("no such file or directory", source=str(path))
+        if path.is_dir():
+            if not os.access(path, os.R_OK | os.X_OK):
+                raise InputError("cannot read directory (permission denied)", source=str(path))
+            entries = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            logs = [p for p in entries if _zeek_kind(p.name)]
+            if any(_zeek_kind(p.name) == "conn" for p in logs):
+                for log in logs:
+                    if sniff(log) != "zeek":
+                        raise InputError("named like a Zeek log but is not one", source=str(log))
+                specs.append(_spec(path, "zeek", logs))
+                continue
+            captures = []
+            for entry in entries:
+                try:
+                    fmt = sniff(entry)
+                except InputError:
+                    continue
+                if fmt in ("pcap", "pcapng"):
+                    captures.append(_spec(entry, fmt, [entry]))
+            if not captures:
+                raise InputError(
+                    "no usable input in this directory (expected captures, or Zeek logs with a conn log)",
+                    source=str(path),
+                )
+            specs.extend(captures)
+            continue
+        fmt = sniff(path)
+        specs.append(_spec(path, fmt, [path]))
+    seen: set[str] = set()
+    unique = []
+    for spec in specs:
+        if spec.input_id not in seen:
+            seen.add(spec.input_id)
+            unique.append(spec)
+    return unique
+
+
+def read_input(spec: InputSpec, progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream one input as batches of :data:`derisk.flows.INGEST_SCHEMA`."""
+    if spec.format in ("pcap", "pcapng"):
+        from derisk.ingest.pcap import read_pcap
+
+        return read_pcap(spec.path, progress=progress)
+    from derisk.ingest.zeek import read_zeek
+
+    return read_zeek(spec.path, progress=progress)

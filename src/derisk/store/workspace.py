@@ -44,8 +44,13 @@ def sql_columns(schema: pa.Schema) -> str:
     return ", ".join(f'"{f.name}" {_ARROW_TO_SQL[f.type]}' for f in schema)
 
 
-_ATTRIBUTION_SCHEMA: Final = pa.schema(
-    [pa.field("dst_asn", pa.int64()), pa.field("dst_domain", pa.string()), *ATTRIBUTION_FIELDS]
+ATTRIBUTION_TABLE_SCHEMA: Final = pa.schema(
+    [
+        pa.field("dst_asn", pa.int64()),
+        pa.field("dst_domain", pa.string()),
+        pa.field("dst_as_country", pa.string()),
+        *ATTRIBUTION_FIELDS,
+    ]
 )
 
 _DDL: Final = [
@@ -54,7 +59,7 @@ _DDL: Final = [
         input_id VARCHAR PRIMARY KEY, path VARCHAR, format VARCHAR, digest VARCHAR, size_bytes BIGINT,
         site_digest VARCHAR, ipdata_version VARCHAR, flow_count BIGINT, ingested_at TIMESTAMPTZ)""",
     f"CREATE TABLE IF NOT EXISTS flows ({sql_columns(STORED_SCHEMA)})",
-    f"CREATE TABLE IF NOT EXISTS attribution ({sql_columns(_ATTRIBUTION_SCHEMA)})",
+    f"CREATE TABLE IF NOT EXISTS attribution ({sql_columns(ATTRIBUTION_TABLE_SCHEMA)})",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, site VARCHAR, site_digest VARCHAR,
         ipdata_version VARCHAR, registry_version VARCHAR, inputs VARCHAR)""",
@@ -66,6 +71,7 @@ _FLOWS_VIEW: Final = (
     + ", ".join(f'a."{f.name}"' for f in ATTRIBUTION_FIELDS)
     + " FROM flows f LEFT JOIN attribution a"
     " ON f.dst_asn IS NOT DISTINCT FROM a.dst_asn AND f.dst_domain IS NOT DISTINCT FROM a.dst_domain"
+    " AND f.dst_as_country IS NOT DISTINCT FROM a.dst_as_country"
 )
 
 

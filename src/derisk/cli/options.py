@@ -1,0 +1,27 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from derisk.store.workspace import DEFAULT_WORKSPACE
+
+workspace_option = click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_WORKSPACE,
+    show_default=True,
+    help="Workspace directory (an embedded database).",
+)
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Reference data directory [default: $DERISK_DATA_DIR or ~/.local/share/derisk].",
+)
+json_option = click.option(
+    "--json", "json_dest", metavar="FILE|-", help="Write the JSON document here (- for stdout)."
+)

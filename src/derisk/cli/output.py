@@ -1,0 +1,65 @@
+"""Writing results: JSON documents and reports to files or standard output, atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from derisk.errors import InputError
+
+#: Terminal output goes to stderr when a JSON document goes to stdout, so the two never mix.
+console = Console(highlight=False, soft_wrap=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=True, default=_default) + "\n"
+
+
+def write_atomic(dest: Path, text: str | bytes) -> None:
+    """Write a whole file or nothing: a temporary file beside it, then a rename."""
+    folder = dest.parent if str(dest.parent) else Path()
+    if not folder.is_dir():
+        raise InputError("output folder does not exist", source=str(dest))
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8") if isinstance(text, str) else text)
+        Path(tmp).replace(dest)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"cannot write ({exc.strerror})", source=str(dest)) from None
+
+
+def emit_json(doc: Any, dest: str | None) -> None:
+    """``dest`` is a path, ``-`` for standard output, or None for no JSON."""
+    if dest is None:
+        return
+    text = dumps(doc)
+    if dest == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        write_atomic(Path(dest), text)
+
+
+def status_console(json_dest: str | None) -> Console:
+    """Where human-readable output goes: stderr when stdout carries JSON."""
+    return err_console if json_dest == "-" else console

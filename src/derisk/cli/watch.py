@@ -1,0 +1,147 @@
+"""``derisk analyze`` and ``derisk inputs``: Watch, from captures and logs to exposure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from derisk.analysis import build_document
+from derisk.cli.options import data_dir_option, json_option, workspace_option
+from derisk.cli.output import emit_json, status_console, write_atomic
+from derisk.ingest import InputSpec
+from derisk.pipeline import RunResult, run
+from derisk.report.html import render_analysis_html
+from derisk.report.terminal import render_analysis
+from derisk.safetext import visible
+from derisk.site import Site, load_site
+from derisk.store import flows as store
+from derisk.store.workspace import Workspace
+
+
+def _detect_hook() -> Any:
+    """The detections, when this build has them (they fill the ``alerts`` list)."""
+    try:
+        from derisk.detect.runner import detect_in_workspace
+    except ImportError:
+        return None
+    return detect_in_workspace
+
+
+def analyse(
+    inputs: list[Path],
+    site: Site,
+    workspace: Path,
+    data_dir: Path | None,
+    console: Console,
+    *,
+    quiet: bool = False,
+) -> tuple[RunResult, dict[str, Any]]:
+    """Run the pipeline with a progress display and build the analysis document."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.fields[flows]:,} flows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=quiet or not console.is_terminal,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(spec: InputSpec, flows: int) -> None:
+            if spec.input_id not in tasks:
+                tasks[spec.input_id] = bar.add_task(visible(spec.path.name, 50), total=None, flows=0)
+            bar.update(tasks[spec.input_id], flows=flows)
+
+        result = run(workspace, inputs, site, data_root=data_dir, progress=progress, detect=_detect_hook())
+    with Workspace.open(workspace, create=False, read_only=True) as ws:
+        doc = build_document(
+            ws,
+            site,
+            input_ids=result.input_ids or None,
+            run={
+                "run_id": result.run_id,
+                "started_at": result.started_at.isoformat(),
+                "ingested": result.ingested,
+                "already_present": result.skipped,
+                "ipdata_version": result.ipdata_version,
+                "registry_version": result.registry_version,
+            },
+            alerts=[a.to_json() if hasattr(a, "to_json") else a for a in result.alerts],
+            data_root=data_dir,
+        )
+    return result, doc
+
+
+@click.command("analyze")
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--site", "site_file", type=click.Path(path_type=Path), help="Site file (YAML).")
+@workspace_option
+@data_dir_option
+@json_option
+@click.option(
+    "--html", "html_dest", type=click.Path(path_type=Path, dir_okay=False), help="Write the HTML report here."
+)
+@click.option(
+    "--top",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Destinations shown in the terminal.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
+def analyze_cmd(
+    inputs: tuple[Path, ...],
+    site_file: Path | None,
+    workspace: Path,
+    data_dir: Path | None,
+    json_dest: str | None,
+    html_dest: Path | None,
+    top: int,
+    quiet: bool,
+) -> None:
+    """Attribute traffic to controllers and jurisdictions (captures, Zeek logs).
+
+    INPUTS are pcap/pcapng files, Zeek conn.log files or Zeek log directories. Without INPUTS the
+    whole workspace is attributed again (after a change to the control graph, say).
+    """
+    site = load_site(site_file)
+    console = status_console(json_dest)
+    result, doc = analyse(list(inputs), site, workspace, data_dir, console, quiet=quiet)
+    if html_dest is not None:
+        write_atomic(html_dest, render_analysis_html(doc))
+    emit_json(doc, json_dest)
+    if not quiet:
+        for input_id, flows in result.skipped.items():
+            console.print(
+                f"[dim]{visible(input_id)}: already in the workspace ({flows:,} flows), not ingested again[/]"
+            )
+        console.print(render_analysis(doc, top=top))
+        if html_dest is not None:
+            console.print(f"HTML report: {visible(str(html_dest), 200)}")
+
+
+@click.command("inputs")
+@workspace_option
+@json_option
+def inputs_cmd(workspace: Path, json_dest: str | None) -> None:
+    """List the inputs stored in the workspace."""
+    with Workspace.open(workspace, create=False, read_only=True) as ws:
+        rows = store.list_inputs(ws)
+    emit_json({"schema": "derisk.inputs/1", "inputs": rows}, json_dest)
+    if json_dest != "-":
+        console = status_console(json_dest)
+        for r in rows:
+            console.print(
+                f"{visible(r['input_id'])}  {r['flows']:>9,} flows  {visible(r['format'])}  {visible(r['path'], 100)}"
+            )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(analyze_cmd)
+    group.add_command(inputs_cmd)

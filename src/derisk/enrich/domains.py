@@ -1,0 +1,37 @@
+"""Server name → registrable domain, with tldextract's bundled public suffix list (no network).
+
+Only the ICANN section of the list is used, so ``bucket.s3.amazonaws.com`` belongs to
+``amazonaws.com`` (the operator), not to a customer's private suffix.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import tldextract
+
+_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False)
+_MAX_NAME = 253
+
+
+@lru_cache(maxsize=200_000)
+def registrable_domain(name: str) -> str | None:
+    """``eu.oss.aliyuncs.com`` → ``aliyuncs.com``; None for IP literals, junk and over-long names."""
+    candidate = name.strip().rstrip(".").lower()
+    if not candidate or len(candidate) > _MAX_NAME or any(c.isspace() or ord(c) < 0x21 for c in candidate):
+        return None
+    parts = _EXTRACT(candidate)
+    if not parts.suffix or not parts.domain:
+        return None
+    return f"{parts.domain}.{parts.suffix}"
+
+
+def registrable_domains(names: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Vectorised over the distinct names of a column."""
+    uniques = pc.unique(names)
+    mapped = pa.array(
+        [registrable_domain(n) if n is not None else None for n in uniques.to_pylist()], pa.string()
+    )
+    return pc.take(mapped, pc.index_in(names, value_set=uniques))

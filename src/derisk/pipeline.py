@@ -1,0 +1,149 @@
+"""One analysis run: ingest → orient → enrich → store → attribute → detect, all-or-nothing.
+
+Every input is recognised and the reference data opened before the workspace is touched, so a bad
+input or missing data fails fast; everything written by a run happens in one transaction, so an
+error or an interruption (Ctrl-C) leaves the workspace exactly as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from derisk.enrich.attribution import attribute
+from derisk.enrich.ipdata import IpData, load_ipdata
+from derisk.enrich.network import add_ids, enrich_batch
+from derisk.errors import DeriskError, InputError
+from derisk.flows import INGEST_SCHEMA, rebatch
+from derisk.ingest import InputSpec, read_input, resolve_inputs
+from derisk.know.attribution import load_index
+from derisk.site import Site
+from derisk.store import flows as store
+from derisk.store.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+#: Called with (input, flows read so far) while an input streams in.
+Progress = Callable[[InputSpec, int], None]
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    started_at: dt.datetime
+    specs: list[InputSpec]
+    ingested: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    ipdata_version: str | None = None
+    registry_version: str | None = None
+    alerts: list[Any] = field(default_factory=list)
+
+    @property
+    def input_ids(self) -> list[str]:
+        return [s.input_id for s in self.specs]
+
+
+def _check_batch(batch: pa.RecordBatch, spec: InputSpec) -> pa.RecordBatch:
+    if batch.schema.names != INGEST_SCHEMA.names:
+        raise InputError(f"reader produced unexpected columns {batch.schema.names}", source=str(spec.path))
+    return batch
+
+
+def _ingest_one(
+    con: Any, spec: InputSpec, site: Site, ipdata: IpData, site_digest: str, progress: Progress | None
+) -> int:
+    count = 0
+
+    def tick(n: int) -> None:
+        if progress is not None:
+            progress(spec, n)
+
+    for batch in rebatch(read_input(spec, progress=tick)):
+        oriented = site.orient(_check_batch(batch, spec))
+        enriched = enrich_batch(oriented, ipdata)
+        count += store.insert_flows(con, add_ids(enriched, spec.input_id, count))
+        tick(count)
+    store.record_input(
+        con,
+        store.InputRecord(
+            input_id=spec.input_id,
+            path=str(spec.path),
+            format=spec.format,
+            digest=spec.digest,
+            size_bytes=spec.size_bytes,
+            site_digest=site_digest,
+            ipdata_version=ipdata.manifest.version,
+            flow_count=count,
+        ),
+    )
+    return count
+
+
+def run(
+    workspace: Path,
+    inputs: list[Path],
+    site: Site,
+    *,
+    data_root: Path | None = None,
+    progress: Progress | None = None,
+    detect: Callable[[Workspace, Site, list[str]], list[Any]] | None = None,
+) -> RunResult:
+    """Analyse ``inputs`` (none: re-attribute what the workspace holds) into ``workspace``."""
+    started = dt.datetime.now(dt.UTC)
+    specs = resolve_inputs(inputs)
+    ipdata = load_ipdata(data_root) if specs else None
+    site_digest = site.digest()
+    run_id = hashlib.sha256(
+        f"{started.isoformat()}|{site_digest}|{','.join(s.input_id for s in specs)}".encode()
+    ).hexdigest()[:16]
+    result = RunResult(run_id=run_id, started_at=started, specs=specs)
+    with Workspace.open(workspace, create=bool(specs)) as ws:
+        index = load_index(ws)
+        result.registry_version = index.version
+        with ws.transaction() as con:
+            for spec in specs:
+                known = store.known_input(ws, spec.input_id)
+                if known is not None and known[0] == site_digest:
+                    result.skipped[spec.input_id] = known[1]
+                    log.info(
+                        "%s already in the workspace (%d flows); not ingested again", spec.path, known[1]
+                    )
+                    continue
+                if known is not None:
+                    log.info("%s: site file changed since it was ingested; re-orienting", spec.path)
+                    store.forget_input(con, spec.input_id)
+                assert ipdata is not None
+                try:
+                    result.ingested[spec.input_id] = _ingest_one(
+                        con, spec, site, ipdata, site_digest, progress
+                    )
+                except DeriskError:
+                    raise
+                except (OSError, ValueError, pa.ArrowException) as exc:
+                    raise InputError(
+                        f"cannot be read ({type(exc).__name__}: {exc})", source=str(spec.path)
+                    ) from None
+            store.replace_attribution(con, attribute(store.attribution_keys(ws), index))
+            if detect is not None:
+                result.alerts = detect(ws, site, result.input_ids)
+            result.ipdata_version = ipdata.manifest.version if ipdata else None
+            store.record_run(
+                con,
+                {
+                    "run_id": run_id,
+                    "started_at": started,
+                    "site": site.name,
+                    "site_digest": site_digest,
+                    "ipdata_version": result.ipdata_version,
+                    "registry_version": index.version,
+                    "inputs": result.input_ids,
+                },
+            )
+    return result

@@ -1,0 +1,62 @@
+"""Self-contained HTML reports rendered with Jinja2 (autoescaped: network text is hostile)."""
+
+from __future__ import annotations
+
+import gettext
+from collections import defaultdict
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from derisk.report.formatting import country_name, human_bytes, law_citation, share
+from derisk.safetext import bound
+
+_ENVIRONMENTS: dict[str, Environment] = {}
+
+
+def environment(locale: str = "en", translations: gettext.NullTranslations | None = None) -> Environment:
+    """A Jinja2 environment for ``derisk.report`` templates in one language."""
+    env = _ENVIRONMENTS.get(locale) if translations is None else None
+    if env is not None:
+        return env
+    env = Environment(
+        loader=PackageLoader("derisk.report", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations or gettext.NullTranslations(), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["bytes"] = human_bytes
+    env.filters["country"] = lambda code: country_name(code, locale)
+    env.filters["law"] = law_citation
+    env.filters["bound"] = lambda text, n=200: bound(None if text is None else str(text), n)
+    env.globals["share"] = share
+    if translations is None:
+        _ENVIRONMENTS[locale] = env
+    return env
+
+
+def geo_vs_control(destinations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Bytes sent by (where the server stands, who controls it): the heart of the report."""
+    cells: dict[tuple[str, str], int] = defaultdict(int)
+    for d in destinations:
+        cells[(d["geo_country"] or "ZZ", d["jurisdiction"] or "ZZ")] += d["bytes_out"]
+    geos = sorted({g for g, _ in cells})
+    juris = sorted({j for _, j in cells})
+    mismatched = sum(v for (g, j), v in cells.items() if g != j and j != "ZZ" and g != "ZZ")
+    return {"geos": geos, "jurisdictions": juris, "cells": dict(cells), "mismatched_bytes": mismatched}
+
+
+def render_analysis_html(doc: dict[str, Any], *, locale: str = "en") -> str:
+    env = environment(locale)
+    template = env.get_template("analysis.html.j2")
+    external_out = sum(e["bytes_out"] for e in doc["exposure"])
+    return template.render(
+        doc=doc,
+        locale=locale,
+        external_out=external_out,
+        matrix=geo_vs_control(doc["destinations"]),
+        top_destinations=doc["destinations"][:50],
+    )

@@ -1,0 +1,220 @@
+"""Writing flows, inputs and attribution into the workspace, and the aggregate queries over them.
+
+Callers hold a transaction (:meth:`Workspace.transaction`) around writes, so one analysis run is
+all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from derisk.flows import STORED_SCHEMA
+from derisk.store.workspace import ATTRIBUTION_TABLE_SCHEMA, Workspace
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    input_id: str
+    path: str
+    format: str
+    digest: str
+    size_bytes: int
+    site_digest: str
+    ipdata_version: str
+    flow_count: int = 0
+
+
+def known_input(ws: Workspace, input_id: str) -> tuple[str, int] | None:
+    """(site digest, flow count) of an input already in the workspace."""
+    rows = ws.query("SELECT site_digest, flow_count FROM inputs WHERE input_id = ?", [input_id])
+    return (str(rows[0][0]), int(rows[0][1])) if rows else None
+
+
+def forget_input(con: duckdb.DuckDBPyConnection, input_id: str) -> None:
+    con.execute("DELETE FROM flows WHERE input_id = ?", [input_id])
+    con.execute("DELETE FROM inputs WHERE input_id = ?", [input_id])
+
+
+def insert_flows(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch | pa.Table) -> int:
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    table = table.select(STORED_SCHEMA.names).cast(STORED_SCHEMA)
+    con.register("_derisk_batch", table)
+    try:
+        con.execute("INSERT INTO flows SELECT * FROM _derisk_batch")
+    finally:
+        con.unregister("_derisk_batch")
+    return table.num_rows
+
+
+def record_input(con: duckdb.DuckDBPyConnection, rec: InputRecord) -> None:
+    con.execute(
+        "INSERT INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            rec.input_id,
+            rec.path,
+            rec.format,
+            rec.digest,
+            rec.size_bytes,
+            rec.site_digest,
+            rec.ipdata_version,
+            rec.flow_count,
+            dt.datetime.now(dt.UTC),
+        ],
+    )
+
+
+def attribution_keys(ws: Workspace) -> pa.Table:
+    """Distinct (AS, domain, AS country) of external endpoints, with an AS organisation name."""
+    return ws.query_arrow(
+        "SELECT dst_asn, dst_domain, dst_as_country, any_value(dst_as_org) AS dst_as_org FROM flows"
+        " WHERE direction IN ('outbound', 'inbound') GROUP BY ALL"
+    )
+
+
+def replace_attribution(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    table = table.select(ATTRIBUTION_TABLE_SCHEMA.names).cast(ATTRIBUTION_TABLE_SCHEMA)
+    con.execute("DELETE FROM attribution")
+    con.register("_derisk_attr", table)
+    try:
+        con.execute("INSERT INTO attribution SELECT * FROM _derisk_attr")
+    finally:
+        con.unregister("_derisk_attr")
+
+
+def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            run["run_id"],
+            run["started_at"],
+            run.get("site"),
+            run.get("site_digest"),
+            run.get("ipdata_version"),
+            run.get("registry_version"),
+            ",".join(run.get("inputs", [])),
+        ],
+    )
+
+
+def list_inputs(ws: Workspace) -> list[dict[str, Any]]:
+    rows = ws.query(
+        "SELECT input_id, path, format, flow_count, ipdata_version, ingested_at FROM inputs ORDER BY ingested_at"
+    )
+    keys = ("input_id", "path", "format", "flows", "ipdata_version", "ingested_at")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+# -- aggregates for the analysis document ------------------------------------------------------
+
+
+def _scope(input_ids: list[str] | None) -> tuple[str, list[Any]]:
+    if not input_ids:
+        return "TRUE", []
+    marks = ", ".join("?" for _ in input_ids)
+    return f"input_id IN ({marks})", list(input_ids)
+
+
+def totals(ws: Workspace, input_ids: list[str] | None) -> dict[str, int]:
+    where, params = _scope(input_ids)
+    row = ws.query(
+        f"SELECT count(*), coalesce(sum(bytes_out), 0), coalesce(sum(bytes_in), 0),"
+        f" coalesce(sum(packets_out), 0), coalesce(sum(packets_in), 0) FROM flows WHERE {where}",
+        params,
+    )[0]
+    return {
+        "flows": int(row[0]),
+        "bytes_out": int(row[1]),
+        "bytes_in": int(row[2]),
+        "packets_out": int(row[3]),
+        "packets_in": int(row[4]),
+    }
+
+
+def destinations(ws: Workspace, input_ids: list[str] | None, name_cap: int = 20) -> list[dict[str, Any]]:
+    """One row per external address talking with the site, most bytes sent first."""
+    where, params = _scope(input_ids)
+    sql = f"""
+        SELECT dst_ip AS ip, any_value(dst_asn) AS asn, any_value(dst_as_org) AS as_org,
+               any_value(dst_as_country) AS as_country, any_value(dst_geo_country) AS geo_country,
+               list_sort(list_distinct(list(server_name) FILTER (WHERE server_name IS NOT NULL)))[1:{name_cap}]
+                   AS server_names,
+               list_sort(list_distinct(list(server_name_source) FILTER (WHERE server_name IS NOT NULL)))
+                   AS server_name_sources,
+               list_sort(list_distinct(list(dst_domain) FILTER (WHERE dst_domain IS NOT NULL))) AS domains,
+               mode(dst_org) AS organisation, mode(dst_org_id) AS organisation_id,
+               mode(dst_org_basis) AS organisation_basis,
+               mode(dst_controller) AS controller, mode(dst_controller_id) AS controller_id,
+               mode(dst_jurisdiction) AS jurisdiction,
+               coalesce(mode(dst_jurisdiction_basis), 'unknown') AS jurisdiction_basis,
+               mode(attribution_path) AS attribution_path,
+               list_sort(list_distinct(list(application) FILTER (WHERE application IS NOT NULL))) AS applications,
+               count(*) AS flows, sum(coalesce(bytes_out, 0)) AS bytes_out, sum(coalesce(bytes_in, 0)) AS bytes_in,
+               list_sort(list_distinct(list(coalesce(system, src_ip)))) AS systems,
+               min(first_seen) AS first_seen, max(last_seen) AS last_seen
+        FROM flows_attributed
+        WHERE direction IN ('outbound', 'inbound') AND {where}
+        GROUP BY dst_ip
+        ORDER BY bytes_out DESC, flows DESC, ip
+    """
+    return ws.query_arrow(sql, params).to_pylist()
+
+
+def exposure(ws: Workspace, input_ids: list[str] | None, unknown: str) -> list[dict[str, Any]]:
+    """Traffic by controlling jurisdiction, with the controllers behind each."""
+    where, params = _scope(input_ids)
+    sql = f"""
+        SELECT coalesce(dst_jurisdiction, ?) AS jurisdiction,
+               list_sort(list_distinct(list(dst_controller) FILTER (WHERE dst_controller IS NOT NULL)))
+                   AS controllers,
+               list_sort(list_distinct(list(dst_jurisdiction_basis))) AS bases,
+               count(*) AS flows, sum(coalesce(bytes_out, 0)) AS bytes_out, sum(coalesce(bytes_in, 0)) AS bytes_in,
+               count(DISTINCT dst_ip) AS destinations,
+               list_sort(list_distinct(list(system) FILTER (WHERE system IS NOT NULL))) AS systems
+        FROM flows_attributed
+        WHERE direction IN ('outbound', 'inbound') AND {where}
+        GROUP BY ALL ORDER BY bytes_out DESC, jurisdiction
+    """
+    return ws.query_arrow(sql, [unknown, *params]).to_pylist()
+
+
+def by_controller(ws: Workspace, input_ids: list[str] | None) -> list[dict[str, Any]]:
+    where, params = _scope(input_ids)
+    sql = f"""
+        SELECT coalesce(dst_controller, dst_org, dst_as_org) AS controller,
+               dst_controller IS NOT NULL AS resolved,
+               mode(dst_jurisdiction) AS jurisdiction, mode(dst_jurisdiction_basis) AS jurisdiction_basis,
+               list_sort(list_distinct(list(dst_geo_country) FILTER (WHERE dst_geo_country IS NOT NULL)))
+                   AS geo_countries,
+               count(*) AS flows, sum(coalesce(bytes_out, 0)) AS bytes_out, sum(coalesce(bytes_in, 0)) AS bytes_in,
+               count(DISTINCT dst_ip) AS destinations,
+               list_sort(list_distinct(list(system) FILTER (WHERE system IS NOT NULL))) AS systems
+        FROM flows_attributed
+        WHERE direction IN ('outbound', 'inbound') AND {where}
+        GROUP BY ALL ORDER BY bytes_out DESC, controller NULLS LAST
+    """
+    return ws.query_arrow(sql, params).to_pylist()
+
+
+def by_system(ws: Workspace, input_ids: list[str] | None) -> list[dict[str, Any]]:
+    where, params = _scope(input_ids)
+    sql = f"""
+        SELECT coalesce(system, '(unlabelled)') AS system, coalesce(dst_jurisdiction, 'ZZ') AS jurisdiction,
+               coalesce(dst_controller, dst_org, dst_as_org) AS controller,
+               count(*) AS flows, sum(coalesce(bytes_out, 0)) AS bytes_out, sum(coalesce(bytes_in, 0)) AS bytes_in,
+               count(DISTINCT dst_ip) AS destinations
+        FROM flows_attributed
+        WHERE direction IN ('outbound', 'inbound') AND {where}
+        GROUP BY ALL ORDER BY system, bytes_out DESC
+    """
+    return ws.query_arrow(sql, params).to_pylist()
+
+
+def time_span(ws: Workspace, input_ids: list[str] | None) -> tuple[Any, Any]:
+    where, params = _scope(input_ids)
+    row = ws.query(f"SELECT min(first_seen), max(last_seen) FROM flows WHERE {where}", params)[0]
+    return row[0], row[1]
