@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import ipaddress
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from derisk.cli.output import emit_json, status_console
 from derisk.cli.options import data_dir_option, json_option
+from derisk.cli.output import emit_json, status_console
 from derisk.enrich import update as updater
 from derisk.errors import UsageError
 from derisk.safetext import visible
