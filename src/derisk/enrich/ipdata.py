@@ -174,7 +174,7 @@ class MaxMindIpData:
             self._asn = maxminddb.open_database(str(folder / "asn.mmdb"))
             country = folder / "country.mmdb"
             self._country = maxminddb.open_database(str(country)) if country.exists() else None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             raise DataError(f"unreadable MaxMind database ({exc})", source=str(folder)) from None
 
     def lookup(self, ips: pa.Array) -> pa.Table:

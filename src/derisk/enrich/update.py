@@ -270,7 +270,7 @@ def install_mmdb(root: Path | None, asn_db: Path, country_db: Path | None) -> Ma
                 built = reader.metadata().build_epoch
         except FileNotFoundError:
             raise InputError("no such file", source=str(path)) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             raise InputError(f"not a MaxMind database ({exc})", source=str(path)) from None
         records.append(
             SourceRecord(
