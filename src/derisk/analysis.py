@@ -133,6 +133,8 @@ def build_document(
     controllers = [
         {
             **row,
+            "geo_countries": row["geo_countries"] or [],
+            "systems": row["systems"] or [],
             "flows": int(row["flows"]),
             "bytes_out": int(row["bytes_out"]),
             "bytes_in": int(row["bytes_in"]),
