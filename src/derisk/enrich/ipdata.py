@@ -140,17 +140,15 @@ class RangeIpData:
         for row in rows:
             start = int.from_bytes(ranges.starts[row].ljust(16, b"\0"), "big")
             end = int.from_bytes(ranges.ends[row].ljust(16, b"\0"), "big")
-            for offset in range(10, min(end - start, 4000), 37):
-                cand = start + offset
-                text = _key_text(cand)
-                if geo_country is not None:
-                    got = self.lookup(pa.array([text])).column("geo_country")[0].as_py()
-                    if got != geo_country:
-                        continue
+            candidates = [_key_text(start + off) for off in range(10, min(end - start, 4000), 37)]
+            if geo_country is not None and candidates:
+                geo = self.lookup(pa.array(candidates)).to_pylist()
+                located = {r["ip"]: r["geo_country"] for r in geo}
+                candidates = [c for c in candidates if located.get(c) == geo_country]
+            for text in candidates:
                 found.append(text)
                 if len(found) >= count:
                     return found
-                break
         if len(found) < count:
             where = f" geolocated to {geo_country}" if geo_country else ""
             raise DataError(f"the IP data has too few addresses of AS{asn}{where} for the demo")
