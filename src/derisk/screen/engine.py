@@ -1,0 +1,300 @@
+"""The screening engine: run every regime's decision list on a deal and explain the answer.
+
+For each regime the engine evaluates the direct target and, for indirect acquisitions, every
+subsidiary in the regime's countries; the strongest outcome wins (required > unclear > not-required).
+The answer carries the sentences of the rules that decided it, the thresholds and sector lists that
+triggered, the deadlines computed from the deal's dates, the standstill, the penalties, and every
+unverified fact it rests on. The EU mechanism runs last, as it depends on the member states' answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Final
+
+from derisk.screen import deadlines as dl
+from derisk.screen.deal import Deal, Party, country_name
+from derisk.screen.regimes import Catalogue, Regime
+from derisk.screen.rules import Decision, Env, Step, Value, run
+from derisk.screen.variables import VARIABLES, Subject, subjects
+
+RANK: Final = {"not-required": 0, "unclear": 1, "required": 2}
+HEADLINES: Final = {
+    "required": "Notification required",
+    "not-required": "No notification required",
+    "unclear": "Unclear: not decided by the reviewed facts",
+}
+EU_HEADLINES: Final = {
+    "required": "The deal enters the EU cooperation mechanism",
+    "not-required": "No step in the EU cooperation mechanism expected",
+    "unclear": "Unclear whether the EU cooperation mechanism is engaged",
+}
+DISCLAIMER: Final = (
+    "Decision support, not legal advice. derisk applies cited, confidence-tagged facts ([V] seen in a source, "
+    "[S] consistent across secondary sources, [U] unverified) to the facts in the deal file; it does not replace "
+    "a lawyer's review of the primary texts or contact with the screening authorities."
+)
+CONVENTIONS: Final = (
+    "Deadlines: a period of N days ends on the N-th counted day after its start; business days are Monday to "
+    "Friday and public holidays are not modelled, so a business-day deadline may end later than shown; the clock "
+    "stops on the days after an information request up to and including the day it is answered. Voting rights in "
+    "a subsidiary acquired indirectly are the product of the shares along the chain."
+)
+
+
+@dataclass(frozen=True)
+class Reason:
+    rule: str
+    sentence: str
+    role: str  # "decisive" | "note" | "open" | "term"
+    source: str
+    confidence: str
+    subject: str
+
+
+@dataclass
+class RegimeResult:
+    regime: Regime
+    outcome: str
+    headline: str
+    reasons: list[Reason]
+    thresholds: list[dict[str, Any]]
+    sectors: list[dict[str, Any]]
+    deadlines: list[dict[str, Any]]
+    standstill: dict[str, Any] | None
+    penalties: list[dict[str, str]]
+    unverified: list[dict[str, str]]
+    subjects: list[str] = field(default_factory=list)
+
+    @property
+    def rests_on_unverified(self) -> bool:
+        return any(u["used_for"] == "outcome" for u in self.unverified)
+
+
+def fmt_money(value: float) -> str:
+    if value % 1_000_000 == 0:
+        return f"EUR {value / 1_000_000:,.0f} million"
+    return f"EUR {value:,.0f}"
+
+
+def fmt_date(value: date) -> str:
+    return f"{value.day} {value:%B %Y}"
+
+
+def fmt_number(value: float) -> str:
+    return f"{value:g}" if abs(value) < 1e6 else f"{value:,.0f}"
+
+
+def make_formatter(regime: Regime) -> Any:
+    def fmt(ref: str, value: Value) -> str:
+        if ref.startswith("@"):
+            fact = regime.facts[ref[1:]]
+            shown = {
+                "percent": lambda v: f"{fmt_number(v)}%", "eur": fmt_money, "date": fmt_date,
+                "days": lambda v: f"{fmt_number(v)} days", "months": lambda v: f"{fmt_number(v)} months",
+                "years": lambda v: f"{fmt_number(v)} years",
+            }.get(fact.unit, str)(fact.value)
+            return f"{shown} [{fact.confidence}]"
+        return fmt_value(ref[1:], value)
+
+    return fmt
+
+
+def fmt_value(name: str, value: Value) -> str:
+    if value is None:
+        return "not given"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return fmt_money(value) if name.endswith("_eur") else fmt_number(value)
+    if isinstance(value, date):
+        return fmt_date(value)
+    if isinstance(value, frozenset):
+        return ", ".join(sorted(value)) or "none"
+    return value or "none"
+
+
+def _env(regime: Regime, catalogue: Catalogue, subject: Subject, extra: Mapping[str, Value]) -> Env:
+    lists: set[str] = set()
+    maybe: set[str] = set()
+    for sid in subject.sectors:
+        sector = catalogue.sectors[sid]
+        lists.update(sector.lists.get(regime.code, ()))
+        maybe.update(sector.possibly.get(regime.code, ()))
+    return Env(
+        variables={**subject.variables, **extra}, facts={k: f.value for k, f in regime.facts.items()},
+        lists=frozenset(lists), maybe_lists=frozenset(maybe - lists), groups=catalogue.groups,
+        var_labels={k: v.label for k, v in VARIABLES.items()}, terms=regime.terms,
+    )
+
+
+def _reasons(decision: Decision, env: Env, regime: Regime, subject: str) -> list[Reason]:
+    fmt = make_formatter(regime)
+    out: list[Reason] = []
+    seen_terms: set[str] = set()
+    for step in decision.steps:
+        if step.rule.kind != "note" or step.status == "fired":
+            for name, value in [*step.trace.terms.items(), *step.trace.nested.items()]:
+                direct = name in step.trace.terms
+                if name in seen_terms or (not direct and value is not True):
+                    continue
+                seen_terms.add(name)
+                term = regime.terms[name]
+                if value is None:
+                    sentence = f"Cannot tell: {term.say_true.render(env, fmt)}"
+                else:
+                    sentence = (term.say_true if value else term.say_false).render(env, fmt)
+                out.append(Reason(f"term:{name}", sentence, "term", regime.instrument.source,
+                                  regime.instrument.confidence, subject))
+        role = "note" if step.rule.kind == "note" else (
+            "decisive" if step is decision.decisive else "open")
+        out.append(Reason(step.rule.id, step.sentence, role, step.rule.source, step.rule.confidence, subject))
+    return out
+
+
+def _unverified(regime: Regime, steps: Sequence[Step]) -> list[dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+
+    def add(key: str, text: str, source: str, used_for: str) -> None:
+        out.setdefault(key, {"id": key, "text": text, "source": source, "used_for": used_for})
+
+    for step in steps:
+        if step.rule.kind == "note" and step.status != "fired":
+            continue
+        if step.rule.confidence == "U":
+            add(f"rule:{step.rule.id}", step.sentence, step.rule.source, "outcome")
+        for fid in sorted(step.trace.facts):
+            fact = regime.facts[fid]
+            if fact.confidence == "U":
+                add(f"fact:{fid}", fact.text, fact.source, "outcome")
+        for lid in sorted(step.trace.lists):
+            if regime.lists[lid].confidence == "U":
+                add(f"list:{lid}", regime.lists[lid].label, regime.lists[lid].source, "outcome")
+        if step.rule.threshold and regime.thresholds[step.rule.threshold].confidence == "U":
+            t = regime.thresholds[step.rule.threshold]
+            add(f"threshold:{step.rule.threshold}", t.text, t.source, "outcome")
+    return list(out.values())
+
+
+def _thresholds(regime: Regime, step: Step | None) -> list[dict[str, Any]]:
+    if step is None or step.rule.threshold is None:
+        return []
+    t = regime.thresholds[step.rule.threshold]
+    return [{
+        "id": step.rule.threshold, "text": t.text, "rule": step.rule.id, "source": t.source,
+        "confidence": t.confidence,
+        "facts": [{"id": f.id, "text": f.text, "value": f.value.isoformat() if isinstance(f.value, date) else f.value,
+                   "confidence": f.confidence} for f in (regime.facts[i] for i in sorted(step.trace.facts))],
+        "lists": [{"id": lid, "label": regime.lists[lid].label} for lid in sorted(step.trace.lists)],
+    }]
+
+
+def _deadlines(regime: Regime, deal: Deal, today: date) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    notified = deal.notification or max(deal.signing, today)
+    basis = ("the notification date in the deal file" if deal.notification else
+             f"assumed notification on {notified.isoformat()} (the later of signing and today); "
+             "give dates.notification for the real date")
+    stops = [(r.requested, r.answered) for r in deal.info_requests if r.regime == regime.code]
+    computed = dl.compute(regime.deadlines, {"notification": notified, "closing": deal.closing,
+                                             "member-state-notification": None}, stops)
+    out: list[dict[str, Any]] = []
+    unverified: list[dict[str, str]] = []
+    for c in computed:
+        s = c.spec
+        start_basis = {"notification": basis, "closing": "the planned closing date in the deal file",
+                       "member-state-notification": "the screening member state's notification (not known)"}.get(
+            s.start, f"the end of the previous phase ({s.start[6:]})")
+        out.append({
+            "id": s.id, "phase": s.phase, "days": s.days, "months": s.months, "years": s.years, "kind": s.kind,
+            "start": c.start.isoformat() if c.start else None, "start_basis": start_basis,
+            "ends": c.ends.isoformat() if c.ends else None, "suspended_days": c.suspended_days,
+            "open_request": c.open_request, "conditional": s.conditional, "note": s.note,
+            "passed": bool(c.ends and c.ends < today), "source": s.source, "confidence": s.confidence,
+        })
+        if s.confidence == "U":
+            unverified.append({"id": f"deadline:{s.id}", "text": f"{s.phase}: {s.days or s.months or s.years} "
+                               f"{'days' if s.days else 'months' if s.months else 'years'} ({s.kind})",
+                               "source": s.source, "used_for": "deadline"})
+    return out, unverified
+
+
+def _standstill(regime: Regime, deal: Deal, deadlines: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if regime.standstill is None:
+        return None
+    first = next((d for d in deadlines if d["start"] and not d["conditional"]), None)
+    warning = None
+    if first and first["ends"] and deal.closing.isoformat() <= first["ends"]:
+        warning = (f"The planned closing ({deal.closing.isoformat()}) is not after the end of the "
+                   f"{first['phase'].lower()} ({first['ends']}): closing before clearance breaches the standstill.")
+    return {"text": regime.standstill.text, "source": regime.standstill.source,
+            "confidence": regime.standstill.confidence, "warning": warning}
+
+
+def evaluate(regime: Regime, catalogue: Catalogue, deal: Deal, subs: Sequence[Subject], today: date,
+             extra: Mapping[str, Value] | None = None) -> RegimeResult:
+    in_scope = [s for s in subs if s.country in regime.scope_countries] or [subs[0]]
+    results: list[tuple[Subject, Decision, Env]] = []
+    for subject in in_scope:
+        env = _env(regime, catalogue, subject, extra or {})
+        results.append((subject, run(regime.rules, env, make_formatter(regime)), env))
+    best = max(results, key=lambda r: RANK[r[1].outcome])
+    outcome = best[1].outcome
+    reasons: list[Reason] = []
+    unverified: list[dict[str, str]] = []
+    thresholds: list[dict[str, Any]] = []
+    sectors: dict[str, dict[str, Any]] = {}
+    for subject, decision, env in results:
+        reasons.extend(_reasons(decision, env, regime, subject.name))
+        for u in _unverified(regime, decision.steps):
+            if u["id"] not in {x["id"] for x in unverified}:
+                unverified.append(u)
+        if decision.outcome == outcome:
+            thresholds.extend(_thresholds(regime, decision.decisive))
+        for lid in sorted(env.lists | env.maybe_lists):
+            sl = regime.lists[lid]
+            sectors.setdefault(lid, {"list": lid, "label": sl.label, "certain": lid in env.lists,
+                                     "source": sl.source, "confidence": sl.confidence})
+    deadlines: list[dict[str, Any]] = []
+    if outcome != "not-required":
+        deadlines, du = _deadlines(regime, deal, today)
+        unverified.extend(du)
+    penalties = [{"text": p.text, "source": p.source, "confidence": p.confidence} for p in regime.penalties]
+    if outcome != "not-required":
+        unverified.extend({"id": f"penalty:{i}", "text": p.text, "source": p.source, "used_for": "penalty"}
+                          for i, p in enumerate(regime.penalties) if p.confidence == "U")
+    headline = (EU_HEADLINES if regime.code == "EU" else HEADLINES)[outcome]
+    return RegimeResult(regime, outcome, headline, reasons, thresholds, list(sectors.values()), deadlines,
+                        _standstill(regime, deal, deadlines) if outcome != "not-required" else None,
+                        penalties, unverified, [s.name for s in in_scope])
+
+
+@dataclass
+class Screening:
+    deal: Deal
+    investor: Party
+    today: date
+    regimes: list[RegimeResult]
+    risk_factors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def screen(deal: Deal, catalogue: Catalogue, *, today: date, investor: Party | None = None) -> Screening:
+    """Screen ``deal`` under every regime. ``investor`` is the chain with Know-graph references resolved."""
+    chain = investor or deal.investor
+    subs = subjects(deal, chain, catalogue.vocabulary)
+    member_states = [evaluate(catalogue.regimes[c], catalogue, deal, subs, today)
+                     for c in ("BE", "DE", "FR", "NL") if c in catalogue.regimes]
+    extra: dict[str, Value] = {
+        "others.required": frozenset(r.regime.code for r in member_states if r.outcome == "required"),
+        "others.unclear": frozenset(r.regime.code for r in member_states if r.outcome == "unclear"),
+    }
+    results = list(member_states)
+    if "EU" in catalogue.regimes:
+        results.insert(1, evaluate(catalogue.regimes["EU"], catalogue, deal, subs, today, extra))
+    return Screening(deal, chain, today, results)
+
+
+def investor_summary(party: Party) -> str:
+    country = country_name(party.country) if party.country else "country unknown"
+    return f"{party.label} ({party.kind or 'kind unknown'}, {country})"
