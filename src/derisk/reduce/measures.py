@@ -242,7 +242,7 @@ def measure(register: Register, eu: EuMembers | None = None) -> Measures:
     needed = [slot for slot in register.slots if slot.system in used]
     points: list[SinglePoint] = []
     for slot in needed:
-        if len(slot.suppliers) != 1 or slot.suppliers[0].resolved is None:
+        if len(slot.suppliers) != 1 or not slot.suppliers[0].known:
             continue
         sup = slot.suppliers[0]
         points.append(

@@ -57,6 +57,8 @@ class Resolved:
     confidence: str = "U"
     sentence: str = ""
     match_score: float | None = None
+    #: Entity ids of the candidates when the name matched several entities (then nothing is resolved).
+    candidates: tuple[str, ...] = ()
 
     @property
     def controller_key(self) -> str:
@@ -78,6 +80,11 @@ class Supplier:
     @property
     def jurisdiction(self) -> str | None:
         return self.resolved.jurisdiction if self.resolved else None
+
+    @property
+    def known(self) -> bool:
+        """The control graph identified this supplier (not unknown, not ambiguous)."""
+        return self.resolved is not None and self.resolved.entity_id is not None
 
     @property
     def controller_name(self) -> str | None:
@@ -278,6 +285,19 @@ def build_register(site: Site, resolver: Resolver, *, source: str = "site file")
                         "rather than guess."
                     ),
                     evidence={"supplier": name, "used_by": where},
+                )
+            )
+        elif res.entity_id is None:
+            findings.append(
+                Finding(
+                    kind="ambiguous-supplier",
+                    severity="medium",
+                    subject=name,
+                    sentence=(
+                        f"{res.sentence}; name the supplier as in the control graph so that it can be "
+                        "resolved (not guessed)."
+                    ),
+                    evidence={"supplier": name, "candidates": list(res.candidates)},
                 )
             )
         elif res.jurisdiction is None:

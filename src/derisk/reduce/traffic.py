@@ -175,7 +175,7 @@ def compare(
             continue
         for slot in slots:
             for sup in slot.suppliers:
-                if sup.resolved is None:
+                if not sup.known:
                     continue
                 hits = [(i, g) for i, g in sys_groups if _matches(sup, g)]
                 matched.update(i for i, _ in hits)
