@@ -1,0 +1,168 @@
+"""The attribution index: AS numbers and registrable domains → operator → controller → jurisdiction.
+
+It is a *view of the control graph* (curated YAML plus entities imported into the workspace), not a
+second source of truth: every entity that carries attribution hints (``asns``, ``domains``; for
+imported FtM entities see :mod:`derisk.know.ftm`) is resolved with :func:`resolve_controller` and
+indexed by its hints. When two entities claim the same AS number or domain, an imported entity wins
+over a curated one (the user's data is more specific); otherwise the lower id wins, and the conflict
+is kept in :attr:`AttributionIndex.conflicts`.
+
+``version`` is a content hash of the graph used, so an analysis can record which data produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from derisk.know.graph import Entity, Graph, load_graph
+from derisk.know.resolve import Resolution, resolve_controller
+
+if TYPE_CHECKING:
+    from derisk.store.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Match:
+    """Who operates an AS number or a domain, who controls the operator, and from where."""
+
+    org_id: str
+    org_name: str
+    controller_id: str | None
+    controller_name: str | None
+    jurisdiction: str | None
+    path: tuple[str, ...]
+    confidence: str
+    group: str | None = None
+    state_controlled: bool = False
+    state: str | None = None
+    joint: tuple[str, ...] = ()
+    origin: str = "curated"
+    sentence: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "org_id": self.org_id,
+            "organisation": self.org_name,
+            "controller_id": self.controller_id,
+            "controller": self.controller_name,
+            "jurisdiction": self.jurisdiction,
+            "path": list(self.path),
+            "confidence": self.confidence,
+            "group": self.group,
+            "state_controlled": self.state_controlled,
+            "state": self.state,
+            "joint": list(self.joint),
+            "origin": self.origin,
+        }
+
+
+def match_from(entity: Entity, res: Resolution) -> Match:
+    controller = res.controller
+    group = entity.group or (controller.group if controller else None)
+    if group is None and controller is not None:
+        group = controller.name
+    return Match(
+        org_id=entity.id,
+        org_name=entity.name,
+        controller_id=controller.id if controller else None,
+        controller_name=controller.name
+        if controller
+        else (" and ".join(e.name for e in res.joint) if res.joint else None),
+        jurisdiction=res.jurisdiction,
+        path=res.chain(),
+        confidence=res.confidence,
+        group=group,
+        state_controlled=res.state_controlled,
+        state=res.state,
+        joint=tuple(e.name for e in res.joint),
+        origin=entity.origin,
+        sentence=res.sentence,
+    )
+
+
+def _priority(entity: Entity) -> tuple[int, str]:
+    return (0 if entity.origin == "imported" else 1, entity.id)
+
+
+@dataclass
+class AttributionIndex:
+    version: str
+    by_asn: dict[int, Match]
+    by_domain: dict[str, Match]
+    conflicts: list[str] = field(default_factory=list)
+
+    def match_asn(self, asn: int) -> Match | None:
+        return self.by_asn.get(int(asn))
+
+    def match_domain(self, registrable_domain: str) -> Match | None:
+        """Exact registrable domain, else the closest indexed parent (``a.b.zte.com.cn`` → ``zte.com.cn``)."""
+        name = registrable_domain.strip().lower().rstrip(".")
+        while name:
+            found = self.by_domain.get(name)
+            if found is not None:
+                return found
+            _, _, name = name.partition(".")
+            if "." not in name:
+                return None
+        return None
+
+    def asn_table(self) -> pa.Table:
+        """One row per AS number, for vectorised joins (``dst_asn`` = ``asn``)."""
+        return _table(("asn", pa.int64()), [(asn, m) for asn, m in sorted(self.by_asn.items())])
+
+    def domain_table(self) -> pa.Table:
+        """One row per registrable domain, for vectorised joins (``dst_domain`` = ``domain``)."""
+        return _table(("domain", pa.string()), sorted(self.by_domain.items()))
+
+
+def _table(key: tuple[str, pa.DataType], rows: Iterable[tuple[object, Match]]) -> pa.Table:
+    items = list(rows)
+    return pa.table(
+        {
+            key[0]: pa.array([k for k, _ in items], type=key[1]),
+            "org_id": [m.org_id for _, m in items],
+            "organisation": [m.org_name for _, m in items],
+            "corporate_group": [m.group for _, m in items],
+            "controller_id": [m.controller_id for _, m in items],
+            "controller": [m.controller_name for _, m in items],
+            "jurisdiction": [m.jurisdiction for _, m in items],
+            "state_controlled": pa.array([m.state_controlled for _, m in items], type=pa.bool_()),
+            "path": pa.array([list(m.path) for _, m in items], type=pa.list_(pa.string())),
+            "confidence": [m.confidence for _, m in items],
+        }
+    )
+
+
+def build_index(graph: Graph) -> AttributionIndex:
+    """Resolve every entity that carries AS numbers or domains and index it by them."""
+    by_asn: dict[int, Match] = {}
+    by_domain: dict[str, Match] = {}
+    owners_asn: dict[int, Entity] = {}
+    owners_domain: dict[str, Entity] = {}
+    conflicts: list[str] = []
+    for entity in sorted(graph.entities.values(), key=_priority):
+        if not entity.asns and not entity.domains:
+            continue
+        match = match_from(entity, resolve_controller(graph, entity.id))
+        for asn in entity.asns:
+            if asn in owners_asn:
+                conflicts.append(f"AS{asn}: {owners_asn[asn].name} kept, {entity.name} ignored")
+                continue
+            owners_asn[asn] = entity
+            by_asn[asn] = match
+        for domain in entity.domains:
+            if domain in owners_domain:
+                conflicts.append(f"{domain}: {owners_domain[domain].name} kept, {entity.name} ignored")
+                continue
+            owners_domain[domain] = entity
+            by_domain[domain] = match
+    return AttributionIndex(version=graph.version, by_asn=by_asn, by_domain=by_domain, conflicts=conflicts)
+
+
+def load_index(workspace: Workspace | None = None) -> AttributionIndex:
+    """The index over the curated graph plus the entities imported into ``workspace``."""
+    return build_index(load_graph(workspace))

@@ -1,0 +1,306 @@
+"""The curated control graph shipped with derisk: one YAML file per corporate group.
+
+Format of ``derisk/data/groups/<group>.yaml`` (every key checked; unknown keys are errors)::
+
+    group: Alibaba Group
+    sources:                       # keyed by a short name used below
+      sec-20f-2023:
+        url: https://www.sec.gov/...
+        says: "Incorporated in the Cayman Islands"
+        date: 2024-02-23           # document date, and/or
+        accessed: 2026-11-26       # when it was read
+        verified: true             # false: not checked, shown as [U]; may then lack dates
+        publisher: US SEC          # optional
+    entities:
+      - id: alibaba-group-holding  # unique across all files
+        schema: Company            # FtM schema: Company, Organization, PublicBody, Person
+        name: Alibaba Group Holding Limited
+        aliases: [Alibaba Group]
+        country: KY                # incorporation (ISO 3166-1 alpha-2)
+        control_jurisdiction: CN   # where control is exercised, when known
+        is_state: false            # a state or state body
+        asns: [45102]              # attribution hints: AS numbers it operates
+        domains: [alibaba.com]     # attribution hints: registrable domains it operates
+        sources: [sec-20f-2023]    # at least one
+        notes: optional text
+    links:
+      - kind: ownership            # ownership | control | state | directorship
+        owner: alibaba-group-holding
+        asset: cainiao-network
+        share: 53.5                # percent of equity, only when a source gives it
+        voting: 56.05              # percent of voting rights, only when a source gives it
+        controlling: true          # optional: the source says the stake is (not) controlling
+        control_type: VIE contractual arrangements
+        start: 2013                # optional ISO date (partial allowed)
+        end: null
+        confidence: V              # V | S | U as in LEGAL-FACTS.md
+        disputed: false
+        source: sec-20f-2023       # exactly one
+        summary: optional text
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Final
+
+import yaml
+from followthemoney.types import registry
+
+from derisk.errors import DataError, Problem, raise_problems
+from derisk.know.graph import CONFIDENCES, LINK_KINDS, NODE_SCHEMATA, Entity, Graph, Link, Source, build_graph
+
+FILE_KEYS: Final = {"group", "sources", "entities", "links"}
+SOURCE_KEYS: Final = {"url", "says", "date", "accessed", "verified", "publisher"}
+ENTITY_KEYS: Final = {
+    "id",
+    "schema",
+    "name",
+    "aliases",
+    "country",
+    "control_jurisdiction",
+    "is_state",
+    "asns",
+    "domains",
+    "sources",
+    "notes",
+}
+LINK_KEYS: Final = {
+    "kind",
+    "owner",
+    "asset",
+    "share",
+    "voting",
+    "controlling",
+    "control_type",
+    "start",
+    "end",
+    "confidence",
+    "disputed",
+    "source",
+    "summary",
+}
+_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{1,80}$")
+_DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _date(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return registry.date.clean(text)
+
+
+def _country(value: Any) -> str | None:
+    if value is None:
+        return None
+    cleaned = registry.country.clean(str(value))
+    return cleaned.upper() if cleaned else None
+
+
+class _FileReader:
+    """Reads one group file into entities and links, collecting every problem."""
+
+    def __init__(self, name: str, data: Any, problems: list[Problem]) -> None:
+        self.name = name
+        self.problems = problems
+        self.sources: dict[str, Source] = {}
+        self.entities: list[Entity] = []
+        self.links: list[Link] = []
+        self.group = ""
+        if not isinstance(data, dict):
+            self.problem("", "expected a mapping with keys group, sources, entities, links")
+            return
+        self.keys("", data, FILE_KEYS, required={"group", "sources", "entities"})
+        self.group = str(data.get("group") or "")
+        for key, value in (data.get("sources") or {}).items():
+            self.source(str(key), value)
+        for index, value in enumerate(data.get("entities") or []):
+            self.entity(f"entities[{index}]", value)
+        for index, value in enumerate(data.get("links") or []):
+            self.link(f"links[{index}]", value)
+
+    def problem(self, where: str, what: str) -> None:
+        self.problems.append(Problem(f"{self.name}{': ' + where if where else ''}", what))
+
+    def keys(self, where: str, data: dict[str, Any], allowed: set[str], required: set[str]) -> None:
+        for key in sorted(set(data) - allowed):
+            self.problem(where, f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+        for key in sorted(required - set(data)):
+            self.problem(where, f"missing key {key!r}")
+
+    def source(self, key: str, data: Any) -> None:
+        where = f"sources.{key}"
+        if not isinstance(data, dict):
+            self.problem(where, "expected a mapping with url, says, date or accessed")
+            return
+        self.keys(where, data, SOURCE_KEYS, required={"url", "says"})
+        url = str(data.get("url") or "")
+        if not url.startswith(("https://", "http://")):
+            self.problem(where, f"url must be an http(s) URL, found {url!r}")
+        if not str(data.get("says") or "").strip():
+            self.problem(where, "says must state what the source says")
+        date, accessed = _date(data.get("date")), _date(data.get("accessed"))
+        verified = data.get("verified", True)
+        if not isinstance(verified, bool):
+            self.problem(where, f"verified must be true or false, found {verified!r}")
+        if date is None and accessed is None and verified is not False:
+            self.problem(where, "needs a document date or an access date (or verified: false)")
+        self.sources[key] = Source(
+            id=f"{self.name.removesuffix('.yaml')}.{key}",
+            url=url,
+            says=str(data.get("says") or "").strip(),
+            date=date,
+            accessed=accessed,
+            verified=bool(data.get("verified", True)),
+            publisher=data.get("publisher"),
+        )
+
+    def entity(self, where: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            self.problem(where, "expected a mapping")
+            return
+        self.keys(where, data, ENTITY_KEYS, required={"id", "schema", "name", "sources"})
+        ident = str(data.get("id") or "")
+        if not _ID.match(ident):
+            self.problem(where, f"id {ident!r} must be lower-case letters, digits, dots and dashes")
+        schema = data.get("schema")
+        if schema not in NODE_SCHEMATA:
+            self.problem(where, f"schema {schema!r} is not one of {', '.join(NODE_SCHEMATA)}")
+        sources = []
+        for key in data.get("sources") or []:
+            if key in self.sources:
+                sources.append(self.sources[key])
+            else:
+                self.problem(where, f"source {key!r} is not defined under sources")
+        if not sources:
+            self.problem(where, "an entity needs at least one source")
+        country, control = data.get("country"), data.get("control_jurisdiction")
+        for label, value in (("country", country), ("control_jurisdiction", control)):
+            if value is not None and _country(value) is None:
+                self.problem(where, f"{label} {value!r} is not an ISO 3166-1 alpha-2 code")
+        asns = []
+        for asn in data.get("asns") or []:
+            if isinstance(asn, int) and 0 < asn < 2**32:
+                asns.append(asn)
+            else:
+                self.problem(where, f"AS number {asn!r} is not a positive integer")
+        domains = []
+        for domain in data.get("domains") or []:
+            if isinstance(domain, str) and _DOMAIN.match(domain):
+                domains.append(domain)
+            else:
+                self.problem(where, f"domain {domain!r} is not a lower-case registrable domain")
+        self.entities.append(
+            Entity(
+                id=ident,
+                schema=str(schema),
+                name=str(data.get("name") or ""),
+                aliases=tuple(str(a) for a in data.get("aliases") or ()),
+                country=_country(country),
+                control_jurisdiction=_country(control),
+                is_state=bool(data.get("is_state", False)),
+                sources=tuple(sources),
+                asns=tuple(asns),
+                domains=tuple(domains),
+                group=self.group,
+                notes=data.get("notes"),
+            )
+        )
+
+    def link(self, where: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            self.problem(where, "expected a mapping")
+            return
+        self.keys(where, data, LINK_KEYS, required={"kind", "owner", "asset", "confidence", "source"})
+        kind = data.get("kind")
+        if kind not in LINK_KINDS:
+            self.problem(where, f"kind {kind!r} is not one of {', '.join(LINK_KINDS)}")
+        confidence = data.get("confidence")
+        if confidence not in CONFIDENCES:
+            self.problem(where, f"confidence {confidence!r} is not one of V, S, U")
+        numbers: dict[str, float | None] = {}
+        for key in ("share", "voting"):
+            value = data.get(key)
+            if value is None:
+                numbers[key] = None
+            elif isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 100:
+                numbers[key] = float(value)
+            else:
+                self.problem(where, f"{key} {value!r} must be a percentage in (0, 100]")
+                numbers[key] = None
+        source = self.sources.get(str(data.get("source")))
+        if source is None:
+            self.problem(where, f"source {data.get('source')!r} is not defined under sources")
+        owner, asset = str(data.get("owner") or ""), str(data.get("asset") or "")
+        start, end = _date(data.get("start")), _date(data.get("end"))
+        key = f"{kind}|{owner}|{asset}|{start}|{end}|{data.get('control_type')}"
+        self.links.append(
+            Link(
+                id="derisk-link-" + hashlib.sha256(key.encode()).hexdigest()[:16],
+                kind=str(kind),
+                owner_id=owner,
+                asset_id=asset,
+                share=numbers["share"],
+                voting=numbers["voting"],
+                start=start,
+                end=end,
+                confidence=str(confidence),
+                source=source,
+                disputed=bool(data.get("disputed", False)),
+                controlling=data.get("controlling"),
+                control_type=data.get("control_type"),
+                summary=data.get("summary"),
+            )
+        )
+
+
+def check_groups(files: dict[str, Any]) -> tuple[list[Entity], list[Link], list[Problem]]:
+    """Parse group documents (file name -> parsed YAML); return entities, links and every problem."""
+    problems: list[Problem] = []
+    entities: list[Entity] = []
+    links: list[Link] = []
+    for name in sorted(files):
+        reader = _FileReader(name, files[name], problems)
+        entities.extend(reader.entities)
+        links.extend(reader.links)
+    seen: dict[str, str] = {}
+    for entity in entities:
+        if entity.id in seen:
+            problems.append(
+                Problem(entity.id, f"entity id defined twice ({seen[entity.id]}, {entity.group})")
+            )
+        seen[entity.id] = entity.group or ""
+    link_ids: set[str] = set()
+    for link in links:
+        for role, ident in (("owner", link.owner_id), ("asset", link.asset_id)):
+            if ident not in seen:
+                problems.append(Problem(link.id, f"{role} {ident!r} is not a defined entity"))
+        if link.id in link_ids:
+            problems.append(Problem(link.id, f"link {link.owner_id} -> {link.asset_id} defined twice"))
+        link_ids.add(link.id)
+    return entities, links, problems
+
+
+def read_group_files() -> dict[str, Any]:
+    """The shipped group files, parsed (file name -> YAML document)."""
+    folder = resources.files("derisk.data").joinpath("groups")
+    out: dict[str, Any] = {}
+    for item in sorted(folder.iterdir(), key=lambda entry: entry.name):
+        if item.name.endswith(".yaml"):
+            try:
+                out[item.name] = yaml.safe_load(item.read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                raise DataError(f"not valid YAML: {exc}", source=f"data/groups/{item.name}") from None
+    return out
+
+
+@lru_cache(maxsize=1)
+def load_curated() -> Graph:
+    """The curated graph (cached: the shipped files do not change while derisk runs)."""
+    entities, links, problems = check_groups(read_group_files())
+    raise_problems(problems, source="derisk/data/groups", kind=DataError, summary="curated registry invalid")
+    return build_graph(entities, links)

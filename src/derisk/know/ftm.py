@@ -1,0 +1,472 @@
+"""FollowTheMoney (FtM) JSON lines: checking, reading into the graph, and writing the graph out.
+
+Each line is one entity ``{"id", "schema", "properties": {name: [values]}}`` as OpenSanctions and
+Aleph publish them (other top-level keys such as ``caption``, ``datasets`` or ``first_seen`` are kept
+as they are). :func:`check_lines` validates a whole file against the FtM model (followthemoney 4)
+and against the graph it will join, and returns every problem with its line number.
+
+What derisk reads from FtM (documented in docs/know.md):
+
+* nodes: any schema that is a ``LegalEntity`` (Company, Organization, PublicBody, Person …). Name:
+  first ``name``; aliases: other names, ``alias``, ``weakAlias``, ``previousName``; country of
+  incorporation: ``jurisdiction`` (else ``country``); where control is exercised: ``mainCountry``;
+  a state body: schema ``PublicBody``; AS numbers: ``keywords`` values ``AS<number>``; domains: the
+  registrable domain of each ``website``; sources: ``proof`` → ``Document``/``Article`` entities and ``sourceUrl``.
+* links: ``Ownership`` (owner → asset, ``percentage`` = share of equity), ``Control`` (controller →
+  controlled, ``controlType``), ``Directorship`` (director → organization), with ``startDate``,
+  ``endDate``, ``summary`` and ``proof``. derisk's own qualifiers travel in ``status`` values:
+  ``derisk:confidence=V|S|U``, ``derisk:disputed``, ``derisk:controlling=true|false``,
+  ``derisk:voting=<percent>`` and ``derisk:kind=state``. Without them a link is tagged [U].
+* sources: ``Article`` (any ``Document`` schema) with ``sourceUrl``, ``summary`` (what it says), ``date``, ``retrievedAt``,
+  ``publisher``; keyword ``derisk:unverified`` marks [U].
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Final
+
+import tldextract
+from followthemoney import model
+from followthemoney.types import registry
+
+from derisk.errors import Problem
+from derisk.know.graph import Entity, Graph, Link, Source, build_graph
+
+LINK_SCHEMATA: Final = {
+    "Ownership": ("owner", "asset"),
+    "Control": ("controller", "controlled"),
+    "Directorship": ("director", "organization"),
+}
+KEPT_KEYS: Final = {"caption", "datasets", "referents", "first_seen", "last_seen", "last_change", "target"}
+_ASN = re.compile(r"^AS(\d{1,10})$", re.IGNORECASE)
+_NUMBER = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*%?\s*$")
+_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+MAX_ERRORS: Final = 200
+
+
+@dataclass(frozen=True)
+class Record:
+    """One FtM entity as stored: its JSON and where it came from."""
+
+    data: dict[str, Any]
+    origin_file: str = ""
+    line: int = 0
+    imported_at: str | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+    @property
+    def schema(self) -> str:
+        return str(self.data["schema"])
+
+    def first(self, prop: str) -> str | None:
+        found = self.values(prop)
+        return found[0] if found else None
+
+    def values(self, prop: str) -> list[str]:
+        found = self.data.get("properties", {}).get(prop, [])
+        return [str(v) for v in found]
+
+
+def percentage(value: str) -> float | None:
+    """A percentage as a number ("53.51", "53,51 %"), or None when it is not one."""
+    match = _NUMBER.match(value)
+    return float(match.group(1).replace(",", ".")) if match else None
+
+
+def _status(record: Record) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in record.values("status"):
+        if value.startswith("derisk:"):
+            key, _, val = value.removeprefix("derisk:").partition("=")
+            out[key] = val or "true"
+    return out
+
+
+# -- checking -------------------------------------------------------------------------------------
+@dataclass
+class CheckResult:
+    records: list[Record] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def parse_lines(lines: Iterable[str], source: str) -> CheckResult:
+    """Parse and check each line on its own (JSON, schema, properties, values)."""
+    result = CheckResult()
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            result.problems.append(Problem(where, f"not JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        problems = _check_entity(data)
+        if problems:
+            result.problems.extend(Problem(where, p) for p in problems)
+            continue
+        ident = str(data["id"])
+        if ident in seen:
+            result.problems.append(Problem(where, f"id {ident!r} already used on line {seen[ident]}"))
+            continue
+        seen[ident] = number
+        kept = {k: v for k, v in data.items() if k in KEPT_KEYS}
+        clean = {"id": ident, "schema": data["schema"], "properties": data.get("properties") or {}, **kept}
+        result.records.append(Record(clean, source, number))
+    return result
+
+
+def _check_entity(data: Any) -> list[str]:
+    if not isinstance(data, dict):
+        return ["expected a JSON object with id, schema and properties"]
+    problems: list[str] = []
+    ident = data.get("id")
+    if not isinstance(ident, str) or not ident.strip():
+        problems.append("missing or empty 'id'")
+    name = data.get("schema")
+    schema = model.get(name) if isinstance(name, str) else None
+    if schema is None:
+        return [*problems, f"unknown schema {data.get('schema')!r}"]
+    if schema.abstract:
+        problems.append(f"schema {schema.name} is abstract; use a concrete one (e.g. Company)")
+    properties = data.get("properties", {})
+    if not isinstance(properties, dict):
+        return [*problems, "'properties' must be an object of lists"]
+    for name, values in properties.items():
+        prop = schema.get(name)
+        if prop is None:
+            problems.append(f"unknown property {name!r} for schema {schema.name}")
+            continue
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            problems.append(f"property {name!r} must be a list of strings")
+            continue
+        for value in values:
+            if prop.type.name != "string" and prop.type.name != "text" and prop.type.clean(value) is None:
+                problems.append(f"{name} value {value!r} is not a valid {prop.type.name}")
+        if schema.name == "Ownership" and name == "percentage":
+            for value in values:
+                number = percentage(value)
+                if number is None:
+                    problems.append(f"percentage {value!r} is not a number")
+                elif not 0 <= number <= 100:
+                    problems.append(f"percentage {value!r} is outside 0–100")
+    for name in sorted(schema.required):
+        if not properties.get(name):
+            problems.append(f"{schema.name} needs property {name!r}")
+    return problems
+
+
+def check_graph(records: list[Record], known_ids: set[str], base: Graph) -> list[Problem]:
+    """Cross-line checks: dangling references, totals above 100% per asset, cycles of control."""
+    problems: list[Problem] = []
+    ids = known_ids | {r.id for r in records}
+    for record in records:
+        schema = model.get(record.schema)
+        assert schema is not None
+        for name, values in record.data.get("properties", {}).items():
+            prop = schema.get(name)
+            if prop is None or prop.type.name != "entity":
+                continue
+            for value in values:
+                if value not in ids:
+                    problems.append(Problem(f"line {record.line}", f"{name} refers to unknown id {value!r}"))
+    if problems:
+        return problems
+    entities, links = from_ftm(records, origin="imported")
+    merged = build_graph([*base.entities.values(), *entities], [*base.links, *links])
+    lines = {r.id: r.line for r in records}
+    problems.extend(_totals(merged, lines))
+    problems.extend(_cycles(merged, lines))
+    return problems
+
+
+def _active(link: Link) -> bool:
+    return not (link.end and link.end < date.today().isoformat()[: len(link.end)])
+
+
+def _totals(graph: Graph, lines: dict[str, int]) -> list[Problem]:
+    problems = []
+    totals: dict[str, list[Link]] = {}
+    for link in graph.links:
+        if link.kind in ("ownership", "state") and link.share is not None and _active(link):
+            totals.setdefault(link.asset_id, []).append(link)
+    for asset, links in sorted(totals.items()):
+        total = sum(link.share or 0 for link in links)
+        if total > 100.0001 and any(link.id in lines for link in links):
+            where = ", ".join(f"line {lines[link.id]}" for link in links if link.id in lines)
+            name = graph.entities[asset].name if asset in graph.entities else asset
+            problems.append(Problem(where, f"ownership of {name!r} adds up to {total:g}% (more than 100%)"))
+    return problems
+
+
+def _controls(link: Link) -> bool:
+    if link.disputed or link.kind == "directorship" or not _active(link):
+        return False
+    if link.controlling is not None:
+        return link.controlling
+    if link.kind in ("control", "state"):
+        return True
+    stake = link.stake()
+    return stake is not None and stake > 50
+
+
+def _cycles(graph: Graph, lines: dict[str, int]) -> list[Problem]:
+    edges: dict[str, list[Link]] = {}
+    for link in graph.links:
+        if _controls(link):
+            edges.setdefault(link.asset_id, []).append(link)
+    problems: list[Problem] = []
+    reported: set[frozenset[str]] = set()
+    for start in sorted(edges):
+        stack: list[tuple[str, tuple[str, ...], tuple[Link, ...]]] = [(start, (start,), ())]
+        while stack:
+            node, path, via = stack.pop()
+            for link in edges.get(node, []):
+                if link.owner_id == start:
+                    members = frozenset(path)
+                    if members in reported or not any(lk.id in lines for lk in (*via, link)):
+                        continue
+                    reported.add(members)
+                    names = " → ".join(graph.entities[i].name for i in (*path, start) if i in graph.entities)
+                    where = ", ".join(f"line {lines[lk.id]}" for lk in (*via, link) if lk.id in lines)
+                    problems.append(Problem(where, f"cycle of control: {names}"))
+                elif link.owner_id not in path and len(path) < 40:
+                    stack.append((link.owner_id, (*path, link.owner_id), (*via, link)))
+    return problems
+
+
+# -- reading into the graph -----------------------------------------------------------------------
+def _domain(url: str) -> str | None:
+    parts = _EXTRACT(url)
+    return parts.top_domain_under_public_suffix or None
+
+
+def _country(values: list[str]) -> str | None:
+    for value in values:
+        cleaned = registry.country.clean(value)
+        if cleaned:
+            return cleaned.upper()
+    return None
+
+
+def _source_of(record: Record, documents: dict[str, Record]) -> list[Source]:
+    sources = []
+    for ref in record.values("proof"):
+        doc = documents.get(ref)
+        if doc is None:
+            continue
+        unverified = "derisk:unverified" in doc.values("keywords")
+        sources.append(
+            Source(
+                id=doc.id,
+                url=(doc.values("sourceUrl") or [""])[0],
+                says=(doc.values("summary") or doc.values("title") or [""])[0],
+                date=doc.first("date"),
+                accessed=doc.first("retrievedAt"),
+                verified=not unverified,
+                publisher=doc.first("publisher"),
+            )
+        )
+    for url in record.values("sourceUrl"):
+        publisher = (record.values("publisher") or ["the imported file"])[0]
+        sources.append(
+            Source(
+                id=f"{record.id}#sourceUrl",
+                url=url,
+                says=f"cited by {publisher}",
+                accessed=record.first("retrievedAt"),
+            )
+        )
+    if not sources:
+        sources.append(
+            Source(
+                id=f"import:{record.origin_file}",
+                url=f"file:{record.origin_file}",
+                says=f"imported FtM file {record.origin_file}, line {record.line}",
+                accessed=record.imported_at,
+                verified=False,
+            )
+        )
+    return sources
+
+
+def from_ftm(records: Iterable[Record], *, origin: str = "imported") -> tuple[list[Entity], list[Link]]:
+    """Graph entities and links from FtM records (other schemata are kept in the store, not the graph)."""
+    items = list(records)
+    documents = {r.id: r for r in items if (sc := model.get(r.schema)) is not None and sc.is_a("Document")}
+    entities: list[Entity] = []
+    links: list[Link] = []
+    for record in items:
+        schema = model.get(record.schema)
+        if schema is None:
+            continue
+        if record.schema in LINK_SCHEMATA:
+            links.append(_link(record, documents, origin))
+        elif schema.is_a("LegalEntity"):
+            entities.append(_entity(record, documents, origin))
+    return entities, links
+
+
+def _entity(record: Record, documents: dict[str, Record], origin: str) -> Entity:
+    names = record.values("name")
+    aliases = [
+        *names[1:],
+        *record.values("alias"),
+        *record.values("weakAlias"),
+        *record.values("previousName"),
+    ]
+    asns = sorted({int(m.group(1)) for v in record.values("keywords") if (m := _ASN.match(v.strip()))})
+    domains = sorted({d for url in record.values("website") if (d := _domain(url))})
+    return Entity(
+        id=record.id,
+        schema=record.schema,
+        name=names[0] if names else record.id,
+        aliases=tuple(dict.fromkeys(aliases)),
+        country=_country(record.values("jurisdiction")) or _country(record.values("country")),
+        control_jurisdiction=_country(record.values("mainCountry")),
+        is_state=record.schema == "PublicBody",
+        sources=tuple(_source_of(record, documents)),
+        asns=tuple(asns),
+        domains=tuple(domains),
+        group=None,
+        notes=record.first("notes"),
+        origin=origin,
+    )
+
+
+def _link(record: Record, documents: dict[str, Record], origin: str) -> Link:
+    owner_prop, asset_prop = LINK_SCHEMATA[record.schema]
+    status = _status(record)
+    kind = {"Ownership": "ownership", "Control": "control", "Directorship": "directorship"}[record.schema]
+    if status.get("kind") == "state":
+        kind = "state"
+    shares = [p for v in record.values("percentage") if (p := percentage(v)) is not None]
+    voting = percentage(status["voting"]) if "voting" in status else None
+    controlling = {"true": True, "false": False}.get(status.get("controlling", ""))
+    confidence = status.get("confidence", "U")
+    control_type = record.first("controlType") or record.first("ownershipType")
+    return Link(
+        id=record.id,
+        kind=kind,
+        owner_id=(record.values(owner_prop) or [""])[0],
+        asset_id=(record.values(asset_prop) or [""])[0],
+        share=shares[0] if shares else None,
+        voting=voting,
+        start=record.first("startDate"),
+        end=record.first("endDate"),
+        confidence=confidence if confidence in ("V", "S", "U") else "U",
+        source=_source_of(record, documents)[0],
+        disputed="disputed" in status,
+        controlling=controlling,
+        control_type=control_type,
+        summary=record.first("summary"),
+        origin=origin,
+    )
+
+
+# -- writing the graph out ------------------------------------------------------------------------
+def _proxy(schema: str, ident: str, props: dict[str, list[str | None]]) -> dict[str, Any]:
+    proxy = model.make_entity(schema)
+    proxy.id = ident
+    for name, values in props.items():
+        for value in values:
+            if value is not None and value != "":
+                proxy.add(name, value)
+    data: dict[str, Any] = proxy.to_dict()
+    return {"id": data["id"], "schema": data["schema"], "properties": data["properties"]}
+
+
+def _document(src: Source) -> dict[str, Any]:
+    return _proxy(
+        "Article",
+        src.id,
+        {
+            "title": [src.publisher or src.url],
+            "sourceUrl": [src.url],
+            "summary": [src.says],
+            "date": [src.date],
+            "retrievedAt": [src.accessed],
+            "publisher": [src.publisher],
+            "keywords": [None if src.verified else "derisk:unverified"],
+        },
+    )
+
+
+def entity_to_ftm(entity: Entity) -> dict[str, Any]:
+    return _proxy(
+        entity.schema,
+        entity.id,
+        {
+            "name": [entity.name],
+            "alias": list(entity.aliases),
+            "jurisdiction": [entity.country.lower() if entity.country else None],
+            "mainCountry": [entity.control_jurisdiction.lower() if entity.control_jurisdiction else None],
+            "keywords": [f"AS{asn}" for asn in entity.asns],
+            "website": [f"https://{domain}/" for domain in entity.domains],
+            "notes": [entity.notes],
+            "proof": [src.id for src in entity.sources],
+        },
+    )
+
+
+def link_to_ftm(link: Link) -> dict[str, Any]:
+    status: list[str | None] = [f"derisk:confidence={link.confidence}"]
+    if link.disputed:
+        status.append("derisk:disputed")
+    if link.controlling is not None:
+        status.append(f"derisk:controlling={'true' if link.controlling else 'false'}")
+    if link.voting is not None:
+        status.append(f"derisk:voting={link.voting:g}")
+    if link.kind == "state":
+        status.append("derisk:kind=state")
+    schema = (
+        "Ownership"
+        if link.kind == "ownership" or (link.kind == "state" and link.share)
+        else ("Directorship" if link.kind == "directorship" else "Control")
+    )
+    owner_prop, asset_prop = LINK_SCHEMATA[schema]
+    props: dict[str, list[str | None]] = {
+        owner_prop: [link.owner_id],
+        asset_prop: [link.asset_id],
+        "startDate": [link.start],
+        "endDate": [link.end],
+        "summary": [link.summary],
+        "status": status,
+        "proof": [link.source.id if link.source else None],
+    }
+    if schema == "Ownership":
+        props["percentage"] = [f"{link.share:g}" if link.share is not None else None]
+        props["ownershipType"] = [link.control_type]
+    elif schema == "Control":
+        props["controlType"] = [link.control_type]
+    return _proxy(schema, link.id, props)
+
+
+def graph_to_ftm(graph: Graph) -> Iterator[dict[str, Any]]:
+    """FtM entities for the graph: sources (Article), nodes, then links; deterministic order."""
+    sources: dict[str, Source] = {}
+    for entity in graph.entities.values():
+        for src in entity.sources:
+            sources.setdefault(src.id, src)
+    for link in graph.links:
+        if link.source is not None:
+            sources.setdefault(link.source.id, link.source)
+    for key in sorted(sources):
+        yield _document(sources[key])
+    for key in sorted(graph.entities):
+        yield entity_to_ftm(graph.entities[key])
+    for link in sorted(graph.links, key=lambda item: item.id):
+        yield link_to_ftm(link)
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,243 @@
+"""The control graph: organisations, people, states and the links between them.
+
+Every node (:class:`Entity`) and every edge (:class:`Link`) carries its source. The graph is built
+from two places: the curated YAML files shipped in ``derisk/data/groups`` (one per corporate group,
+see :mod:`derisk.know.curated`) and the FollowTheMoney entities a user imported into the workspace
+(see :mod:`derisk.know.ftm` and :mod:`derisk.store.entities`). An imported entity with the id of a
+curated one replaces it, so a user can correct the shipped data without editing the package.
+
+The model follows FollowTheMoney: ``schema`` is an FtM schema name (Company, Organization,
+PublicBody, Person) and links are FtM Ownership, Control and Directorship interval entities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:
+    from derisk.store.workspace import Workspace
+
+#: Confidence tags, as in LEGAL-FACTS.md: seen in a source [V], consistent across several secondary
+#: sources [S], unverified [U]. Ordered from weakest to strongest.
+CONFIDENCES: Final = ("U", "S", "V")
+Confidence = Literal["U", "S", "V"]
+
+#: Kinds of link. ``state`` is ownership or supervision by a state body (e.g. SASAC).
+LINK_KINDS: Final = ("ownership", "control", "state", "directorship")
+
+#: FtM schemata that derisk keeps as graph nodes.
+NODE_SCHEMATA: Final = ("Company", "Organization", "PublicBody", "Person", "LegalEntity")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a statement comes from: a public URL, what it says, and when it was read or dated."""
+
+    id: str
+    url: str
+    says: str
+    date: str | None = None
+    accessed: str | None = None
+    verified: bool = True
+    publisher: str | None = None
+
+    def cite(self) -> str:
+        when = f"accessed {self.accessed}" if self.accessed else f"dated {self.date}" if self.date else ""
+        mark = "" if self.verified else " [U]"
+        return f"{self.url} ({when}){mark}" if when else f"{self.url}{mark}"
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A company, organisation, public body or person."""
+
+    id: str
+    schema: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    #: ISO 3166-1 alpha-2 country of incorporation or registration (upper case).
+    country: str | None = None
+    #: Where control is exercised (head office, seat of management), when it differs or is known.
+    control_jurisdiction: str | None = None
+    #: A state or a state body (ministry, SASAC, a state holding agency).
+    is_state: bool = False
+    sources: tuple[Source, ...] = ()
+    asns: tuple[int, ...] = ()
+    domains: tuple[str, ...] = ()
+    group: str | None = None
+    notes: str | None = None
+    #: "curated" (shipped YAML) or "imported" (FtM file imported into the workspace).
+    origin: str = "curated"
+
+    @property
+    def jurisdiction(self) -> str | None:
+        """Where control is exercised if known, else the country of incorporation."""
+        return self.control_jurisdiction or self.country
+
+
+@dataclass(frozen=True)
+class Link:
+    """An ownership, control, state or directorship statement: ``owner_id`` over ``asset_id``."""
+
+    id: str
+    kind: str
+    owner_id: str
+    asset_id: str
+    share: float | None = None
+    voting: float | None = None
+    start: str | None = None
+    end: str | None = None
+    confidence: str = "U"
+    source: Source | None = None
+    disputed: bool = False
+    #: Explicit statement that this link does (True) or does not (False) confer control; None
+    #: means: decide from kind and percentages.
+    controlling: bool | None = None
+    #: For control links: the mechanism (e.g. "VIE contractual arrangements", "joint").
+    control_type: str | None = None
+    summary: str | None = None
+    origin: str = "curated"
+
+    def stake(self) -> float | None:
+        """Voting rights if known, else equity share (percent)."""
+        return self.voting if self.voting is not None else self.share
+
+    def describe(self) -> str:
+        """A short phrase: what this link says, for paths and sentences."""
+        parts: list[str] = []
+        if self.kind == "directorship":
+            return "director of"
+        if self.share is not None:
+            parts.append(f"{_pct(self.share)} of shares")
+        if self.voting is not None:
+            parts.append(f"{_pct(self.voting)} of voting rights")
+        if self.kind == "control":
+            mech = self.control_type or "control"
+            parts.insert(0, f"controls ({mech})")
+        elif self.kind == "state":
+            parts.insert(0, f"state {self.control_type or 'ownership or supervision'}")
+        elif not parts:
+            parts.append(
+                "owns (share not published)"
+                if self.controlling is None
+                else "owns a controlling stake"
+                if self.controlling
+                else "owns a non-controlling stake"
+            )
+        text = ", ".join(parts)
+        if self.disputed:
+            text += " (disputed)"
+        return text
+
+
+def _pct(value: float) -> str:
+    return f"{value:g}%"
+
+
+@dataclass
+class Graph:
+    """Entities by id and the links between them, with a content hash of everything used."""
+
+    entities: dict[str, Entity]
+    links: tuple[Link, ...]
+    sources_used: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def _by_asset(self) -> dict[str, tuple[Link, ...]]:
+        out: dict[str, list[Link]] = {}
+        for link in self.links:
+            out.setdefault(link.asset_id, []).append(link)
+        return {k: tuple(v) for k, v in out.items()}
+
+    @cached_property
+    def _by_owner(self) -> dict[str, tuple[Link, ...]]:
+        out: dict[str, list[Link]] = {}
+        for link in self.links:
+            out.setdefault(link.owner_id, []).append(link)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def parents(self, asset_id: str) -> tuple[Link, ...]:
+        """Links pointing at ``asset_id`` (its owners, controllers, directors)."""
+        return self._by_asset.get(asset_id, ())
+
+    def children(self, owner_id: str) -> tuple[Link, ...]:
+        return self._by_owner.get(owner_id, ())
+
+    def get(self, entity_id: str) -> Entity:
+        from derisk.errors import NotFoundError
+
+        try:
+            return self.entities[entity_id]
+        except KeyError:
+            raise NotFoundError("no such entity in the control graph", source=entity_id) from None
+
+    @cached_property
+    def version(self) -> str:
+        """A content hash of every entity and link (changes when any statement changes)."""
+        digest = hashlib.sha256()
+        for key in sorted(self.entities):
+            digest.update(json.dumps(asdict(self.entities[key]), sort_keys=True, default=str).encode())
+        for link in sorted(self.links, key=lambda item: item.id):
+            digest.update(json.dumps(asdict(link), sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:16]
+
+
+def build_graph(entities: Iterable[Entity], links: Iterable[Link]) -> Graph:
+    """A graph from entities and links; later entities/links with the same id replace earlier ones."""
+    by_id: dict[str, Entity] = {}
+    for entity in entities:
+        by_id[entity.id] = entity
+    by_link: dict[str, Link] = {}
+    for link in links:
+        by_link[link.id] = link
+    return Graph(entities=by_id, links=tuple(by_link.values()))
+
+
+def merge(curated: Graph, imported_entities: Iterable[Entity], imported_links: Iterable[Link]) -> Graph:
+    """Curated graph overlaid with imported statements (same id: the imported one wins)."""
+    return build_graph([*curated.entities.values(), *imported_entities], [*curated.links, *imported_links])
+
+
+def load_graph(workspace: Workspace | None = None) -> Graph:
+    """The curated graph plus, when a workspace is given, the entities imported into it."""
+    from derisk.know.curated import load_curated
+
+    curated = load_curated()
+    if workspace is None:
+        return curated
+    from derisk.know.ftm import from_ftm
+    from derisk.store.entities import load_imported
+
+    records = load_imported(workspace)
+    if not records:
+        return curated
+    entities, links = from_ftm(records, origin="imported")
+    return merge(curated, entities, links)
+
+
+def find_entities(graph: Graph, name: str, limit: int = 5) -> list[tuple[Entity, float]]:
+    """Entities whose name or alias resembles ``name`` (accent/transliteration tolerant), best first."""
+    from derisk.know.names import find_entities as _find
+
+    return _find(graph, name, limit)
+
+
+def entity_table(entities: Mapping[str, Entity]) -> list[dict[str, object]]:
+    """Plain rows for listing (id, name, schema, country, control jurisdiction, origin)."""
+    return [
+        {
+            "id": e.id,
+            "name": e.name,
+            "schema": e.schema,
+            "country": e.country,
+            "control_jurisdiction": e.control_jurisdiction,
+            "group": e.group,
+            "origin": e.origin,
+        }
+        for e in sorted(entities.values(), key=lambda item: (item.group or "", item.name))
+    ]

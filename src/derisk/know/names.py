@@ -1,0 +1,108 @@
+"""Fuzzy, accent- and transliteration-tolerant name matching over the control graph.
+
+Names and aliases are reduced to a comparable form with ``normality.ascii_text`` (which
+transliterates, e.g. "Liège" → "Liege", "阿里巴巴" → "a li ba ba") and company-form words are dropped
+("Co., Ltd.", "Limited", "GmbH" …) so that "Cainiao" matches "Cainiao Smart Logistics Network
+Limited". Candidates are scored with rapidfuzz (WRatio, 0–100).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import TYPE_CHECKING, Final
+
+from normality import ascii_text
+from rapidfuzz import fuzz, process
+
+if TYPE_CHECKING:
+    from derisk.know.graph import Entity, Graph
+
+_FORMS: Final = frozenset(
+    [
+        "co",
+        "ltd",
+        "limited",
+        "inc",
+        "incorporated",
+        "corp",
+        "corporation",
+        "company",
+        "plc",
+        "llc",
+        "gmbh",
+        "ag",
+        "sa",
+        "sas",
+        "nv",
+        "bv",
+        "srl",
+        "pte",
+        "private",
+        "pvt",
+        "group",
+        "holding",
+        "holdings",
+        "the",
+        "of",
+        "and",
+    ]
+)
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+#: A best match at least this far ahead of the next candidate is taken without asking.
+CLEAR_LEAD: Final = 8.0
+MIN_SCORE: Final = 60.0
+
+
+@lru_cache(maxsize=65536)
+def comparable(name: str) -> str:
+    """Lower-case ASCII words without company-form words."""
+    text = ascii_text(name) or name
+    words = [w for w in _NON_WORD.split(text.lower()) if w and w not in _FORMS]
+    return " ".join(words)
+
+
+def _keys(entity: Entity) -> list[str]:
+    return [k for k in dict.fromkeys(comparable(n) for n in (entity.name, *entity.aliases)) if k]
+
+
+def find_entities(graph: Graph, name: str, limit: int = 5) -> list[tuple[Entity, float]]:
+    """Entities whose name or an alias resembles ``name``, best first, with scores 0–100.
+
+    An exact match (after normalisation) of the name, an alias or the id scores 100.
+    """
+    wanted = comparable(name)
+    if not wanted:
+        return []
+    choices: list[str] = []
+    owners: list[str] = []
+    for entity in graph.entities.values():
+        for key in _keys(entity):
+            choices.append(key)
+            owners.append(entity.id)
+    best: dict[str, float] = {}
+    for entity_id in (name, name.lower()):
+        if entity_id in graph.entities:
+            best[entity_id] = 100.0
+    for _choice, score, index in process.extract(
+        wanted, choices, scorer=fuzz.WRatio, limit=max(limit * 8, 40), score_cutoff=MIN_SCORE
+    ):
+        owner = owners[index]
+        value = 100.0 if choices[index] == wanted else float(score)
+        best[owner] = max(best.get(owner, 0.0), value)
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1], graph.entities[kv[0]].name))
+    return [(graph.entities[k], round(v, 1)) for k, v in ranked[:limit]]
+
+
+def pick(candidates: list[tuple[Entity, float]]) -> Entity | None:
+    """The single candidate a user obviously meant, or None when the choice is ambiguous."""
+    if not candidates:
+        return None
+    exact = [entity for entity, score in candidates if score >= 100.0]
+    if len(exact) == 1:
+        return exact[0]
+    if exact:
+        return None
+    if len(candidates) == 1 or candidates[0][1] - candidates[1][1] >= CLEAR_LEAD:
+        return candidates[0][0]
+    return None
