@@ -1,0 +1,408 @@
+"""Zeek logs in, canonical flow batches out.
+
+:func:`read_zeek` takes a conn.log (plain or gzip, TSV or JSON lines) or a directory of Zeek logs and
+yields batches of :data:`derisk.flows.INGEST_SCHEMA`. conn.log is streamed in blocks through Arrow's
+CSV or JSON reader and converted column-wise, so memory stays bounded whatever its size; the
+companion logs (ssl, http, dns) are loaded whole and joined by uid (see :mod:`.zeek_join`).
+Contract for users: ``docs/ingest-zeek.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from derisk.errors import InputError
+from derisk.flows import INGEST_SCHEMA, TS
+from derisk.ingest import zeek_json, zeek_tsv
+from derisk.ingest.zeek_io import is_arrow_read_error, read_error, sniff
+from derisk.ingest.zeek_join import Companions, bound_text
+
+#: conn.log columns we need, with the Zeek type each must be declared as.
+CONN_REQUIRED: Final = {
+    "ts": "time",
+    "uid": "string",
+    "id.orig_h": "addr",
+    "id.orig_p": "port",
+    "id.resp_h": "addr",
+    "id.resp_p": "port",
+    "proto": "enum",
+    "orig_pkts": "count",
+    "orig_ip_bytes": "count",
+    "resp_pkts": "count",
+    "resp_ip_bytes": "count",
+}
+CONN_OPTIONAL: Final = {"duration": "interval", "service": "string"}
+CONN_NOT_NULL: Final = frozenset({"ts", "uid", "id.orig_h", "id.resp_h"})
+
+SSL_REQUIRED: Final = {"uid": "string", "server_name": "string"}
+SSL_OPTIONAL: Final = {"ja4": "string"}
+HTTP_REQUIRED: Final = {"uid": "string", "host": "string"}
+HTTP_OPTIONAL: Final = {"user_agent": "string"}
+DNS_REQUIRED: Final = {"ts": "time", "uid": "string", "query": "string"}
+DNS_OPTIONAL: Final = {"id.orig_h": "addr", "qtype_name": "string", "answers": "vector[string]"}
+
+#: Text columns that may carry Zeek's ``\xHH`` escapes in TSV logs.
+_TEXT_COLUMNS: Final = frozenset({"service", "server_name", "ja4", "host", "user_agent", "query"})
+
+#: conn.log columns with few distinct values: read dictionary-encoded and converted per distinct value.
+_DICTIONARY_COLUMNS: Final = frozenset({"proto", "service"})
+
+_LOG_NAME = re.compile(r"^(conn|dns|ssl|http)(\.[^/]+)?\.(log|json)(\.gz)?$")
+_PROTOCOLS: Final = {"tcp": 6, "udp": 17, "icmp": 1}
+_MAX_EPOCH_SECONDS: Final = 1e11
+_COMPANION_BLOCK_LIMIT: Final = 1 << 30
+
+
+@dataclass
+class ZeekInput:
+    """The files of one Zeek input: conn logs to stream and companion logs to join."""
+
+    conn: list[Path]
+    companions: dict[str, list[Path]] = field(default_factory=dict)
+
+
+def discover(path: Path) -> ZeekInput:
+    """The logs that ``path`` (a conn.log or a directory of logs) stands for."""
+    display = str(path)
+    try:
+        is_dir = path.is_dir()
+        exists = is_dir or path.exists()
+    except OSError as exc:
+        raise read_error(exc, display) from exc
+    if not exists:
+        raise InputError("no such file or directory", source=display)
+    if not is_dir:
+        return ZeekInput(conn=[path])
+    found: dict[str, list[Path]] = {"conn": [], "dns": [], "ssl": [], "http": []}
+    try:
+        entries = sorted(path.iterdir())
+    except OSError as exc:
+        raise read_error(exc, display) from exc
+    for entry in entries:
+        match = _LOG_NAME.match(entry.name)
+        if match and entry.is_file():
+            found[match.group(1)].append(entry)
+    if not found["conn"]:
+        raise InputError("no Zeek conn log (conn*.log or conn*.log.gz) in this directory", source=display)
+    return ZeekInput(conn=found.pop("conn"), companions=found)
+
+
+@dataclass(frozen=True)
+class _Log:
+    """One opened log: its format and what its header (TSV) or first line (JSON) told us."""
+
+    path: Path
+    display: str
+    columns: Mapping[str, str]
+    header: zeek_tsv.TsvHeader | None
+    ts_kind: str
+
+    def stream(
+        self, block_size: int = zeek_tsv.STREAM_BLOCK_BYTES, dictionary: frozenset[str] = frozenset()
+    ) -> tuple[Iterator[pa.RecordBatch], Mapping[str, int]]:
+        if self.header is not None:
+            return zeek_tsv.open_stream(
+                self.path,
+                self.header,
+                self.columns,
+                self.display,
+                block_size=block_size,
+                dictionary=dictionary,
+            )
+        return zeek_json.open_stream(
+            self.path, self.columns, self.ts_kind, self.display, block_size=block_size
+        )
+
+    def diagnose(self, cause: BaseException, not_null: frozenset[str]) -> InputError:
+        if is_arrow_read_error(cause):
+            return read_error(cause, self.display)
+        text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        if self.header is not None:
+            return zeek_tsv.diagnose(self.path, self.header, self.columns, self.display, text, not_null)
+        return zeek_json.diagnose(self.path, self.columns, self.ts_kind, self.display, text, not_null)
+
+
+def _open_log(
+    path: Path, required: Mapping[str, str], optional: Mapping[str, str], always: frozenset[str]
+) -> _Log:
+    """Open a log; JSON logs leave unset fields out, so only ``always`` must be in the first line."""
+    display = str(path)
+    head = sniff(path, display)
+    if not head.strip():
+        raise InputError("empty file" if not head else "empty log: no records", source=display)
+    if zeek_json.looks_json(head):
+        ts_kind = zeek_json.first_record(path, [name for name in required if name in always], display)
+        return _Log(path, display, {**required, **optional}, None, ts_kind)
+    if not head.startswith(b"#"):
+        raise InputError("not a Zeek log: no #fields header and not JSON lines", source=display)
+    header = zeek_tsv.read_header(path, display)
+    present = zeek_tsv.check_columns(header, required, optional, display)
+    wanted = {**required, **optional}
+    return _Log(path, display, {name: wanted[name] for name in present}, header, "number")
+
+
+def _timestamps(values: pa.Array, log: _Log, not_null: frozenset[str]) -> pa.Array:
+    """Zeek ``ts`` (epoch seconds or ISO 8601) as :data:`derisk.flows.TS`."""
+    if pa.types.is_string(values.type):
+        try:
+            return values.cast(TS)
+        except pa.ArrowInvalid:
+            try:
+                return values.cast(pa.timestamp("us")).cast(TS)
+            except pa.ArrowInvalid as exc:
+                raise log.diagnose(exc, not_null) from None
+    if len(values) > values.null_count:
+        total = pc.sum(values).as_py()
+        bounds = pc.min_max(values).as_py()
+        if not math.isfinite(total) or bounds["min"] < 0 or bounds["max"] >= _MAX_EPOCH_SECONDS:
+            raise log.diagnose(ValueError("implausible timestamp"), not_null)
+    return _micros(values).cast(TS)
+
+
+def _micros(seconds: pa.Array) -> pa.Array:
+    return pc.round(pc.multiply(seconds, 1e6)).cast(pa.int64())
+
+
+def _text(values: pa.Array, log: _Log) -> pa.Array:
+    if log.header is not None:
+        values = zeek_tsv.unescape_column(values)
+    return bound_text(values)
+
+
+def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+    column = batch.column(name)
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _read_companion(path: Path, kind: str) -> pa.Table:
+    required, optional = {
+        "ssl": (SSL_REQUIRED, SSL_OPTIONAL),
+        "http": (HTTP_REQUIRED, HTTP_OPTIONAL),
+        "dns": (DNS_REQUIRED, DNS_OPTIONAL),
+    }[kind]
+    log = _open_log(path, required, optional, frozenset({"uid", "ts"}))
+    block = zeek_tsv.STREAM_BLOCK_BYTES
+    while True:
+        batches, _ = log.stream(block_size=block)
+        try:
+            table = pa.Table.from_batches(list(batches))
+            break
+        except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc) and block < _COMPANION_BLOCK_LIMIT:
+                block *= 8
+                continue
+            raise log.diagnose(exc, frozenset({"uid"})) from None
+        except (OSError, EOFError) as exc:
+            raise log.diagnose(exc, frozenset()) from None
+    if table.num_rows == 0:
+        return pa.table({name: pa.array([], pa.string()) for name in log.columns})
+    columns: dict[str, pa.Array] = {}
+    for name in log.columns:
+        values = _column(table, name)
+        if name == "ts":
+            values = _timestamps(values, log, frozenset({"ts"}))
+        elif name == "answers":
+            values = _answers(values, log)
+        elif name in _TEXT_COLUMNS:
+            values = _text(values, log)
+        columns[name] = values
+    return pa.table(columns)
+
+
+def _answers(values: pa.Array, log: _Log) -> pa.Array:
+    if log.header is not None:
+        values = zeek_tsv.split_sets(values, log.header)
+        flat = zeek_tsv.unescape_column(pc.list_flatten(values))
+        values = pa.ListArray.from_arrays(values.offsets, flat, mask=pc.is_null(values))
+    return values
+
+
+def load_companions(zeek_input: ZeekInput) -> Companions:
+    """Read the ssl, http and dns logs of an input whole (they are small next to conn.log)."""
+    tables: dict[str, pa.Table | None] = {}
+    for kind in ("ssl", "http", "dns"):
+        parts = [_read_companion(path, kind) for path in zeek_input.companions.get(kind, [])]
+        parts = [part for part in parts if part.num_rows]
+        tables[kind] = pa.concat_tables(parts, promote_options="permissive") if parts else None
+    return Companions(ssl=tables["ssl"], http=tables["http"], dns=tables["dns"])
+
+
+def _encoded(values: pa.Array) -> pa.DictionaryArray:
+    return values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+
+
+def _protocols(proto: pa.Array, orig_h: pa.Array) -> pa.Array:
+    """Zeek's transport names as IP protocol numbers (ICMP over IPv6 is 58); others null."""
+    encoded = _encoded(proto)
+    names = pa.array(list(_PROTOCOLS))
+    numbers = pa.array(list(_PROTOCOLS.values()), pa.int16())
+    per_name = numbers.take(pc.index_in(pc.utf8_lower(encoded.dictionary), value_set=names))
+    number = per_name.take(encoded.indices)
+    if 1 in per_name.to_pylist():
+        icmp6 = pc.and_(pc.equal(number, 1), pc.match_substring(orig_h, ":"))
+        number = pc.if_else(icmp6, pa.scalar(58, pa.int16()), number)
+    return number
+
+
+def _labels(values: pa.Array, log: _Log) -> pa.Array:
+    """A text column with few distinct values, unescaped and bounded once per distinct value."""
+    encoded = _encoded(values)
+    return _text(encoded.dictionary, log).take(encoded.indices)
+
+
+def to_flows(batch: pa.RecordBatch, log: _Log, companions: Companions) -> pa.RecordBatch:
+    """Convert one conn.log batch (Zeek column names) into an :data:`INGEST_SCHEMA` batch."""
+    for name in CONN_NOT_NULL:
+        if _column(batch, name).null_count:
+            raise log.diagnose(ValueError(f"{name} unset"), CONN_NOT_NULL)
+    first = _timestamps(_column(batch, "ts"), log, CONN_NOT_NULL)
+    if "duration" in log.columns:
+        duration = _column(batch, "duration")
+        last = pc.add(first.cast(pa.int64()), _micros(duration)).cast(TS)
+    else:
+        last = pa.nulls(batch.num_rows, TS)
+    uid, orig_h, resp_h = _column(batch, "uid"), _column(batch, "id.orig_h"), _column(batch, "id.resp_h")
+    extra = companions.enrich(uid, orig_h, resp_h, first)
+    service = (
+        _labels(_column(batch, "service"), log)
+        if "service" in log.columns
+        else pa.nulls(batch.num_rows, pa.string())
+    )
+    arrays = {
+        "first_seen": first,
+        "last_seen": last,
+        "src_ip": orig_h,
+        "src_port": _column(batch, "id.orig_p").cast(pa.int32()),
+        "dst_ip": resp_h,
+        "dst_port": _column(batch, "id.resp_p").cast(pa.int32()),
+        "protocol": _protocols(_column(batch, "proto"), orig_h),
+        "bytes_out": _column(batch, "orig_ip_bytes"),
+        "bytes_in": _column(batch, "resp_ip_bytes"),
+        "packets_out": _column(batch, "orig_pkts"),
+        "packets_in": _column(batch, "resp_pkts"),
+        "server_name": extra.server_name,
+        "server_name_source": extra.server_name_source,
+        "application": service,
+        "ja4": extra.ja4,
+        "user_agent": extra.user_agent,
+        "dns_query": extra.dns_query,
+        "source_ref": uid,
+    }
+    return pa.RecordBatch.from_arrays(
+        [arrays[f.name].cast(f.type) for f in INGEST_SCHEMA], schema=INGEST_SCHEMA
+    )
+
+
+_T = TypeVar("_T")
+
+
+def prefetch(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
+    """Iterate ``items`` in a background thread, ``depth`` ahead of the consumer.
+
+    Arrow parses the next block (without the GIL) while the consumer converts the current one;
+    exceptions reach the consumer in order. Stopping early stops and closes the producer.
+    """
+    slots: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def offer(item: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((True, item)):
+                    break
+            else:
+                offer((True, done))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            offer((False, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="zeek-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = slots.get()
+            if not ok:
+                assert isinstance(item, BaseException)
+                raise item
+            if item is done:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _stream_conn(
+    log: _Log, companions: Companions, progress: Callable[[int], None] | None
+) -> Iterator[pa.RecordBatch]:
+    raw_batches, position = log.stream(dictionary=_DICTIONARY_COLUMNS)
+    batches = prefetch(raw_batches)
+    reported = 0
+    try:
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, OSError, EOFError) as exc:
+                raise log.diagnose(exc, CONN_NOT_NULL) from None
+            if batch.num_rows:
+                yield to_flows(batch, log, companions)
+            if progress is not None:
+                offset = position["offset"]
+                if offset > reported:
+                    progress(offset - reported)
+                    reported = offset
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    if progress is not None:
+        size = log.path.stat().st_size
+        if size > reported:
+            progress(size - reported)
+
+
+def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+    """Yield :data:`INGEST_SCHEMA` batches for a Zeek conn.log or a directory of Zeek logs.
+
+    Every file is found and every header checked, and the companion logs are read, before this
+    returns; problems inside conn.log bodies (ragged lines, bad values, truncated gzip) raise
+    :class:`InputError` while iterating, naming the file and line. ``progress`` is called with the
+    number of bytes (as stored on disk) of conn logs read since its previous call; over a whole run
+    the calls add up to the conn logs' total size.
+    """
+    zeek_input = discover(path)
+    logs = [
+        _open_log(conn, CONN_REQUIRED, CONN_OPTIONAL, frozenset(CONN_REQUIRED)) for conn in zeek_input.conn
+    ]
+    companions = load_companions(zeek_input)
+
+    def generate() -> Iterator[pa.RecordBatch]:
+        for log in logs:
+            yield from _stream_conn(log, companions, progress)
+
+    return generate()

@@ -1,0 +1,80 @@
+"""Opening Zeek log files, plain or gzip, with every failure turned into an :class:`InputError`."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from derisk.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def sniff(path: Path, display: str, size: int = 4096) -> bytes:
+    """The first ``size`` bytes of the file's content (decompressed when it is gzip)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(2)
+        if head == GZIP_MAGIC:
+            with gzip.open(path, "rb") as gz:
+                return gz.read(size)
+        with path.open("rb") as fh:
+            return fh.read(size)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise read_error(exc, display) from exc
+
+
+def read_error(exc: BaseException, display: str) -> InputError:
+    """Describe an I/O or decompression failure in one line."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, EOFError) or "runcated" in text or "ended before" in text:
+        return InputError("gzip data is truncated", source=display)
+    if isinstance(exc, (gzip.BadGzipFile, zlib.error)) or "inflate" in text or "gzip" in text.lower():
+        return InputError(f"gzip data is corrupt ({text})", source=display)
+    if isinstance(exc, PermissionError):
+        return InputError("permission denied", source=display)
+    if isinstance(exc, FileNotFoundError):
+        return InputError("no such file", source=display)
+    if isinstance(exc, IsADirectoryError):
+        return InputError("is a directory", source=display)
+    return InputError(f"cannot read ({text})", source=display)
+
+
+def open_binary(path: Path, display: str) -> tuple[pa.NativeFile, pa.NativeFile]:
+    """Open for Arrow: the file on disk, and the stream of its content (decompressed when gzip)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(2)
+        raw = pa.OSFile(str(path), "r")
+    except OSError as exc:
+        raise read_error(exc, display) from exc
+    if head == GZIP_MAGIC:
+        return raw, pa.CompressedInputStream(raw, "gzip")
+    return raw, raw
+
+
+def open_text_lines(path: Path, display: str) -> Iterator[tuple[int, str]]:
+    """Numbered lines (from 1) of the file's content; undecodable bytes kept as surrogates."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(2)
+        with gzip.open(path, "rb") if head == GZIP_MAGIC else path.open("rb") as lines:
+            for number, raw in enumerate(lines, start=1):
+                yield number, raw.decode("utf-8", "surrogateescape")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise read_error(exc, display) from exc
+
+
+def is_arrow_read_error(exc: BaseException) -> bool:
+    """Whether an exception Arrow raised while reading comes from the file or its compression."""
+    text = str(exc)
+    return (
+        isinstance(exc, (EOFError, zlib.error))
+        or (isinstance(exc, OSError) and not isinstance(exc, pa.ArrowInvalid))
+        or "compressed" in text
+        or "inflate" in text
+    )

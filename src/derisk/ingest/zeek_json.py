@@ -1,0 +1,166 @@
+"""Zeek's JSON-lines log format (``LogAscii::use_json=T``), read through Arrow's JSON reader.
+
+One object per line with flat dotted keys (``id.orig_h``); unset fields are left out; ``ts`` is an
+epoch number or, with ``LogAscii::json_timestamps=JSON::TS_ISO8601``, an ISO 8601 string. The first
+line is parsed in Python to learn which (and to check the keys we need); the body goes through
+:func:`pyarrow.json.open_json` with an explicit schema of only the fields we use. When Arrow rejects
+the body, :func:`diagnose` re-reads the file line by line (only on error) to name the first bad line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.json as pajson
+
+from derisk.errors import InputError
+from derisk.ingest.zeek_io import open_text_lines
+from derisk.ingest.zeek_tsv import STREAM_BLOCK_BYTES, _Position
+
+_LIST_TYPES = ("set[", "vector[")
+
+
+def looks_json(head: bytes) -> bool:
+    """Whether the content starts like JSON lines rather than a Zeek TSV header."""
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+
+
+def first_record(path: Path, required: Sequence[str], display: str) -> str:
+    """Check the first object names every required field; return how ``ts`` is written."""
+    for number, line in open_text_lines(path, display):
+        text = line.strip()
+        if not text:
+            continue
+        record = _parse(text, number, display)
+        missing = [name for name in required if name not in record]
+        if missing:
+            raise InputError(f"line {number} lacks the fields {', '.join(missing)}", source=display)
+        ts = record.get("ts")
+        if isinstance(ts, str):
+            return "string"
+        if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+            return "number"
+        raise InputError(f"line {number}: ts is not a timestamp: {str(ts)[:40]!r}", source=display)
+    raise InputError("empty log: no records", source=display)
+
+
+def _parse(text: str, number: int, display: str) -> dict[str, object]:
+    try:
+        record = json.loads(text)
+    except ValueError:
+        raise InputError(f"line {number} is not JSON", source=display) from None
+    if not isinstance(record, dict):
+        raise InputError(f"line {number} is not a JSON object", source=display)
+    return record
+
+
+def _arrow_type(zeek_type: str, ts_kind: str) -> pa.DataType:
+    if zeek_type == "time":
+        return pa.float64() if ts_kind == "number" else pa.string()
+    if zeek_type in ("interval", "double"):
+        return pa.float64()
+    if zeek_type in ("count", "int"):
+        return pa.int64()
+    if zeek_type == "port":
+        return pa.int32()
+    if zeek_type.startswith(_LIST_TYPES):
+        return pa.list_(pa.string())
+    return pa.string()
+
+
+def schema_for(columns: Mapping[str, str], ts_kind: str) -> pa.Schema:
+    return pa.schema([pa.field(name, _arrow_type(kind, ts_kind)) for name, kind in columns.items()])
+
+
+def open_stream(
+    path: Path,
+    columns: Mapping[str, str],
+    ts_kind: str,
+    display: str,
+    *,
+    block_size: int = STREAM_BLOCK_BYTES,
+) -> tuple[Iterator[pa.RecordBatch], Mapping[str, int]]:
+    """Stream the log as Arrow batches of ``columns`` (name -> Zeek type), plus a live file offset."""
+    names = list(columns)
+
+    def read(stream: pa.NativeFile) -> Iterator[pa.RecordBatch]:
+        reader = pajson.open_json(
+            stream,
+            read_options=pajson.ReadOptions(use_threads=True, block_size=block_size),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=schema_for(columns, ts_kind),
+                unexpected_field_behavior="ignore",
+                newlines_in_values=False,
+            ),
+        )
+        for batch in reader:
+            yield batch.select(names)
+
+    position = _Position()
+    return position.batches(path, display, read), position
+
+
+def diagnose(
+    path: Path,
+    columns: Mapping[str, str],
+    ts_kind: str,
+    display: str,
+    cause: str,
+    not_null: frozenset[str] = frozenset(),
+) -> InputError:
+    """Find the first line Arrow could not take and say what is wrong with it (slow path)."""
+    for number, line in open_text_lines(path, display):
+        text = line.strip()
+        if not text:
+            continue
+        if len(line) >= STREAM_BLOCK_BYTES:
+            return InputError(
+                f"line {number} is longer than {STREAM_BLOCK_BYTES} bytes; not a Zeek log line",
+                source=display,
+            )
+        try:
+            record = _parse(text, number, display)
+        except InputError as exc:
+            return exc
+        for name, kind in columns.items():
+            if name in not_null and record.get(name) is None:
+                return InputError(f"line {number}: {name} is missing", source=display)
+            problem = _value_problem(record.get(name), kind, ts_kind)
+            if problem:
+                return InputError(f"line {number}: {name} {problem}", source=display)
+    return InputError(f"cannot read the log ({cause})", source=display)
+
+
+def _value_problem(value: object, kind: str, ts_kind: str) -> str | None:
+    if value is None:
+        return None
+    short = str(value)[:40]
+    if kind == "time":
+        if ts_kind == "string":
+            try:
+                datetime.fromisoformat(str(value))
+            except ValueError:
+                return f"is not an ISO 8601 timestamp: {short!r}"
+            return None if isinstance(value, str) else f"is not an ISO 8601 timestamp: {short!r}"
+        if not _is_number(value) or not 0 <= float(value) < 1e11:  # type: ignore[arg-type]
+            return f"is not a timestamp: {short!r}"
+        return None
+    if kind in ("interval", "double"):
+        return None if _is_number(value) else f"is not a number: {short!r}"
+    if kind in ("count", "int", "port"):
+        return (
+            None
+            if isinstance(value, int) and not isinstance(value, bool)
+            else f"is not an integer: {short!r}"
+        )
+    if kind.startswith(_LIST_TYPES):
+        return None if isinstance(value, list) else f"is not a list: {short!r}"
+    return None if isinstance(value, str) else f"is not a string: {short!r}"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
