@@ -37,6 +37,10 @@ Format of ``derisk/data/groups/<group>.yaml`` (every key checked; unknown keys a
         disputed: false
         source: sec-20f-2023       # exactly one
         summary: optional text
+    assessments:                   # optional: published assessments of the whole group
+      - says: "The Commission considers ... materially higher-risk suppliers"
+        source: eu-5g-2023
+        confidence: V
 """
 
 from __future__ import annotations
@@ -51,9 +55,20 @@ import yaml
 from followthemoney.types import registry
 
 from derisk.errors import DataError, Problem, raise_problems
-from derisk.know.graph import CONFIDENCES, LINK_KINDS, NODE_SCHEMATA, Entity, Graph, Link, Source, build_graph
+from derisk.know.graph import (
+    CONFIDENCES,
+    LINK_KINDS,
+    NODE_SCHEMATA,
+    Assessment,
+    Entity,
+    Graph,
+    Link,
+    Source,
+    build_graph,
+)
 
-FILE_KEYS: Final = {"group", "sources", "entities", "links"}
+FILE_KEYS: Final = {"group", "sources", "entities", "links", "assessments"}
+ASSESSMENT_KEYS: Final = {"says", "source", "confidence"}
 SOURCE_KEYS: Final = {"url", "says", "date", "accessed", "verified", "publisher"}
 ENTITY_KEYS: Final = {
     "id",
@@ -110,6 +125,7 @@ class _FileReader:
         self.sources: dict[str, Source] = {}
         self.entities: list[Entity] = []
         self.links: list[Link] = []
+        self.assessments: list[Assessment] = []
         self.group = ""
         if not isinstance(data, dict):
             self.problem("", "expected a mapping with keys group, sources, entities, links")
@@ -122,6 +138,8 @@ class _FileReader:
             self.entity(f"entities[{index}]", value)
         for index, value in enumerate(data.get("links") or []):
             self.link(f"links[{index}]", value)
+        for index, value in enumerate(data.get("assessments") or []):
+            self.assessment(f"assessments[{index}]", value)
 
     def problem(self, where: str, what: str) -> None:
         self.problems.append(Problem(f"{self.name}{': ' + where if where else ''}", what))
@@ -157,6 +175,21 @@ class _FileReader:
             accessed=accessed,
             verified=bool(data.get("verified", True)),
             publisher=data.get("publisher"),
+        )
+
+    def assessment(self, where: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            self.problem(where, "expected a mapping with says, source, confidence")
+            return
+        self.keys(where, data, ASSESSMENT_KEYS, required=ASSESSMENT_KEYS)
+        source = self.sources.get(str(data.get("source")))
+        if source is None:
+            self.problem(where, f"source {data.get('source')!r} is not defined under sources")
+            return
+        if data.get("confidence") not in CONFIDENCES:
+            self.problem(where, "confidence must be one of V, S, U")
+        self.assessments.append(
+            Assessment(self.group, str(data.get("says") or ""), source, str(data.get("confidence")))
         )
 
     def entity(self, where: str, data: Any) -> None:
@@ -260,13 +293,20 @@ class _FileReader:
 
 def check_groups(files: dict[str, Any]) -> tuple[list[Entity], list[Link], list[Problem]]:
     """Parse group documents (file name -> parsed YAML); return entities, links and every problem."""
+    entities, links, _, problems = _read_all(files)
+    return entities, links, problems
+
+
+def _read_all(files: dict[str, Any]) -> tuple[list[Entity], list[Link], list[Assessment], list[Problem]]:
     problems: list[Problem] = []
     entities: list[Entity] = []
     links: list[Link] = []
+    assessments: list[Assessment] = []
     for name in sorted(files):
         reader = _FileReader(name, files[name], problems)
         entities.extend(reader.entities)
         links.extend(reader.links)
+        assessments.extend(reader.assessments)
     seen: dict[str, str] = {}
     for entity in entities:
         if entity.id in seen:
@@ -282,7 +322,7 @@ def check_groups(files: dict[str, Any]) -> tuple[list[Entity], list[Link], list[
         if link.id in link_ids:
             problems.append(Problem(link.id, f"link {link.owner_id} -> {link.asset_id} defined twice"))
         link_ids.add(link.id)
-    return entities, links, problems
+    return entities, links, assessments, problems
 
 
 def read_group_files() -> dict[str, Any]:
@@ -301,6 +341,8 @@ def read_group_files() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def load_curated() -> Graph:
     """The curated graph (cached: the shipped files do not change while derisk runs)."""
-    entities, links, problems = check_groups(read_group_files())
+    entities, links, assessments, problems = _read_all(read_group_files())
     raise_problems(problems, source="derisk/data/groups", kind=DataError, summary="curated registry invalid")
-    return build_graph(entities, links)
+    graph = build_graph(entities, links)
+    graph.assessments = tuple(assessments)
+    return graph

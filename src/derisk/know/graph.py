@@ -139,13 +139,26 @@ def _pct(value: float) -> str:
     return f"{value:g}%"
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """A published assessment of a whole corporate group (e.g. a high-risk supplier designation)."""
+
+    group: str
+    says: str
+    source: Source
+    confidence: str
+
+
 @dataclass
 class Graph:
     """Entities by id and the links between them, with a content hash of everything used."""
 
     entities: dict[str, Entity]
     links: tuple[Link, ...]
-    sources_used: tuple[str, ...] = field(default=())
+    assessments: tuple[Assessment, ...] = field(default=())
+
+    def assessments_for(self, group: str | None) -> tuple[Assessment, ...]:
+        return tuple(a for a in self.assessments if group and a.group == group)
 
     @cached_property
     def _by_asset(self) -> dict[str, tuple[Link, ...]]:

@@ -66,7 +66,8 @@ class Law:
         """Law and article with their tags, e.g. "Cybersecurity Law Art. 28 (2017 numbering) [U]"."""
         art = f" {self.article}" if self.article else ""
         art_tag = self.article_confidence
-        mark = f" [{art_tag}]" if art_tag and art_tag != self.confidence and f"[{art_tag}]" not in art else ""
+        show = art_tag and art_tag != self.confidence and f"[{art_tag}]" not in art
+        mark = f" (article [{art_tag}])" if show else ""
         return f"{self.law}{art}{mark} [{self.confidence}]"
 
     def sentence(self) -> str:
@@ -203,6 +204,16 @@ def load_legal_base() -> LegalBase:
     return LegalBase(by_code, includes, digest.hexdigest()[:16])
 
 
-def laws_for(jurisdiction: str | None) -> list[Law]:
-    """The laws and safeguards recorded for ``jurisdiction`` (ISO alpha-2; "EU" for EU law)."""
-    return load_legal_base().laws_for(jurisdiction)
+def laws_for(jurisdiction: str | None, *, include_safeguards: bool = False) -> list[Law]:
+    """The laws that compel cooperation or data access in ``jurisdiction`` (ISO alpha-2).
+
+    With ``include_safeguards`` the protective rules that apply there (e.g. GDPR Chapter V for an EU
+    member state) come too; callers that label destinations as "compelled" must not ask for them.
+    """
+    found = load_legal_base().laws_for(jurisdiction)
+    return found if include_safeguards else [law for law in found if law.kind == "compulsion"]
+
+
+def safeguards_for(jurisdiction: str | None) -> list[Law]:
+    """The safeguards recorded for ``jurisdiction`` (EU law for member states)."""
+    return [law for law in load_legal_base().laws_for(jurisdiction) if law.kind == "safeguard"]

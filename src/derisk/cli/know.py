@@ -1,0 +1,284 @@
+"""``derisk entity``: show, list, import and export the control graph (Know)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from derisk.cli.options import json_option, workspace_option
+from derisk.cli.output import emit_json, status_console, write_atomic
+from derisk.errors import NotFoundError, StoreError
+from derisk.safetext import visible
+from derisk.store.workspace import DB_FILE, Workspace
+
+SCHEMA: Final = "derisk.entity/1"
+LIST_SCHEMA: Final = "derisk.entities/1"
+
+
+def _t(value: object, limit: int = 100) -> Text:
+    """A terminal cell shown literally (no rich markup), control characters escaped."""
+    return Text(visible(None if value is None else str(value), limit))
+
+
+def _open_existing(path: Path, explicit: bool) -> Workspace | None:
+    """The workspace read-only, or None when there is none and none was asked for explicitly."""
+    if not (path / DB_FILE).exists():
+        if explicit:
+            raise StoreError(
+                "no workspace here (import entities first, or check --workspace)", source=str(path)
+            )
+        return None
+    return Workspace.open(path, create=False, read_only=True)
+
+
+def _explicit(ctx: click.Context) -> bool:
+    source = ctx.get_parameter_source("workspace")
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def entity_document(graph: Any, entity_id: str) -> dict[str, Any]:
+    """The ``derisk.entity/1`` JSON document for one entity."""
+    from derisk.know.laws import DISCLAIMER, laws_for, safeguards_for
+    from derisk.know.resolve import resolve_controller
+    from derisk.know.risk import supplier_risk
+
+    res = resolve_controller(graph, entity_id)
+    entity = res.entity
+    names = {key: graph.entities[key].name for key, _ in res.effective if key in graph.entities}
+    return {
+        "schema": SCHEMA,
+        "entity": {
+            "id": entity.id,
+            "name": entity.name,
+            "schema": entity.schema,
+            "jurisdiction": entity.jurisdiction,
+            "country": entity.country,
+            "control_jurisdiction": entity.control_jurisdiction,
+            "is_state": entity.is_state,
+            "aliases": list(entity.aliases),
+            "group": entity.group,
+            "origin": entity.origin,
+            "asns": list(entity.asns),
+            "domains": list(entity.domains),
+            "notes": entity.notes,
+            "sources": [
+                {"url": s.url, "says": s.says, "date": s.date, "accessed": s.accessed, "verified": s.verified}
+                for s in entity.sources
+            ],
+        },
+        "controller": None
+        if res.controller is None
+        else {"id": res.controller.id, "name": res.controller.name, "jurisdiction": res.jurisdiction},
+        "joint": [{"id": e.id, "name": e.name, "jurisdiction": e.jurisdiction} for e in res.joint],
+        "jurisdiction": res.jurisdiction,
+        "jurisdiction_basis": res.jurisdiction_basis,
+        "state_controlled": res.state_controlled,
+        "state": res.state,
+        "confidence": res.confidence,
+        "chain": list(res.chain()),
+        "path": [step.to_json() for step in res.path],
+        "effective_ownership": [
+            {"id": key, "name": names.get(key, key), "share": share} for key, share in res.effective
+        ],
+        "disputed": [step.to_json() for step in res.disputed],
+        "state_influence": [step.to_json() for step in res.state_influence],
+        "cycles": [list(c) for c in res.cycles],
+        "sentence": res.sentence,
+        "laws": [law.to_json() for law in laws_for(res.jurisdiction)],
+        "safeguards": [law.to_json() for law in safeguards_for(res.jurisdiction)],
+        "risk_factors": [factor.to_json() for factor in supplier_risk(graph, entity_id)],
+        "graph_version": graph.version,
+        "disclaimer": DISCLAIMER,
+    }
+
+
+def _print_entity(doc: dict[str, Any], console: Console) -> None:
+    ent = doc["entity"]
+    console.print(Text(f"{visible(ent['name'])} ({visible(ent['id'])}, {ent['schema']})", style="bold"))
+    console.print(
+        _t(
+            f"incorporated: {ent['country'] or '?'}; control exercised from: {doc['jurisdiction'] or '?'}"
+            f" ({doc['jurisdiction_basis']}); group: {ent['group'] or '–'}; origin: {ent['origin']}",
+            400,
+        )
+    )
+    console.print(_t("chain: " + " → ".join(doc["chain"]), 400))
+    if doc["path"]:
+        table = Table(title="Control path")
+        for col in ("from", "to", "link", "tag", "source"):
+            table.add_column(col)
+        for step in doc["path"]:
+            src = step["source"] or {}
+            table.add_row(
+                _t(step["from"]),
+                _t(step["to"]),
+                _t(step["reason"], 80),
+                _t(step["confidence"]),
+                _t(src.get("url")),
+            )
+        console.print(table)
+    console.print(_t(doc["sentence"], 2000))
+    if doc["laws"]:
+        laws = Table(title=f"Laws that reach {doc['jurisdiction']} (decision support, not legal advice)")
+        for col in ("law", "article", "tag", "obligation", "source"):
+            laws.add_column(col)
+        for law in doc["laws"]:
+            laws.add_row(
+                _t(law["law"]),
+                _t(law["article"] or "–"),
+                _t(law["confidence"]),
+                _t(law["obligation"]),
+                _t(law["source"], 60),
+            )
+        console.print(laws)
+    risks = Table(title="Supplier risk factors (EU 5G coordinated risk assessment)")
+    for col in ("factor", "finding", "why"):
+        risks.add_column(col)
+    for factor in doc["risk_factors"]:
+        risks.add_row(_t(factor["title"]), _t(factor["finding"]), _t(factor["sentence"], 400))
+    console.print(risks)
+
+
+def _candidates(found: list[tuple[Any, float]]) -> list[str]:
+    return [f"{visible(e.name)} ({e.id}, score {score:g})" for e, score in found]
+
+
+def register(group: click.Group) -> None:
+    @group.group("entity")
+    def entity() -> None:
+        """Know: organisations, who controls them, and the laws that reach them."""
+
+    @entity.command("show")
+    @click.argument("name")
+    @json_option
+    @workspace_option
+    @click.pass_context
+    def show(ctx: click.Context, name: str, json_dest: str | None, workspace: Path) -> None:
+        """Show an entity, its ultimate controller with the explaining path, laws and risk factors.
+
+        NAME is matched fuzzily (accents, transliteration, company forms ignored); an exact id works too.
+        """
+        from derisk.know.graph import load_graph
+        from derisk.know.names import find_entities, pick
+
+        ws = _open_existing(workspace, _explicit(ctx))
+        try:
+            graph = load_graph(ws)
+        finally:
+            if ws is not None:
+                ws.close()
+        found = find_entities(graph, name, limit=8)
+        chosen = pick(found)
+        if chosen is None:
+            if not found:
+                raise NotFoundError("no entity matches this name", source=visible(name))
+            raise NotFoundError(
+                f"ambiguous name, {len(found)} candidates (use a longer name or the id)",
+                source=visible(name),
+                details=_candidates(found),
+            )
+        doc = entity_document(graph, chosen.id)
+        emit_json(doc, json_dest)
+        _print_entity(doc, status_console(json_dest))
+
+    @entity.command("list")
+    @json_option
+    @click.option(
+        "--origin",
+        type=click.Choice(["all", "curated", "imported"]),
+        default="all",
+        show_default=True,
+        help="Which entities to list.",
+    )
+    @workspace_option
+    @click.pass_context
+    def list_(ctx: click.Context, json_dest: str | None, origin: str, workspace: Path) -> None:
+        """List the entities of the control graph with their controller and jurisdiction."""
+        from derisk.know.graph import load_graph
+        from derisk.know.resolve import resolve_controller
+
+        ws = _open_existing(workspace, _explicit(ctx))
+        try:
+            graph = load_graph(ws)
+        finally:
+            if ws is not None:
+                ws.close()
+        rows = []
+        for ent in sorted(graph.entities.values(), key=lambda e: ((e.group or "~"), e.name)):
+            if origin != "all" and ent.origin != origin:
+                continue
+            res = resolve_controller(graph, ent.id)
+            rows.append(
+                {
+                    "id": ent.id,
+                    "name": ent.name,
+                    "schema": ent.schema,
+                    "group": ent.group,
+                    "country": ent.country,
+                    "controller": res.controller.name if res.controller else None,
+                    "jurisdiction": res.jurisdiction,
+                    "state_controlled": res.state_controlled,
+                    "confidence": res.confidence,
+                    "origin": ent.origin,
+                }
+            )
+        emit_json({"schema": LIST_SCHEMA, "graph_version": graph.version, "entities": rows}, json_dest)
+        console = status_console(json_dest)
+        table = Table(title=f"{len(rows)} entities (graph {graph.version})")
+        for col in ("id", "name", "group", "controller", "jur.", "state", "tag", "origin"):
+            table.add_column(col)
+        for row in rows:
+            table.add_row(
+                _t(row["id"], 40),
+                _t(row["name"], 60),
+                _t(row["group"], 30),
+                _t(row["controller"], 50),
+                _t(row["jurisdiction"]),
+                "yes" if row["state_controlled"] else "",
+                _t(row["confidence"]),
+                _t(row["origin"]),
+            )
+        console.print(table)
+
+    @entity.command("import")
+    @click.argument("file", type=click.Path(path_type=Path, dir_okay=True))
+    @workspace_option
+    def import_(file: Path, workspace: Path) -> None:
+        """Import FollowTheMoney JSON lines (as OpenSanctions publishes them) into the workspace.
+
+        The whole file is checked first; any problem (not JSON, unknown schema or property, bad
+        percentage, totals above 100%, unknown references, cycles of control) stops the import and
+        every problem is listed. An import is all or nothing.
+        """
+        from derisk.know.importing import import_file
+
+        with Workspace.open(workspace) as ws:
+            report = import_file(ws, file)
+        click.echo(
+            f"imported {report.entities} entities ({report.nodes} organisations, bodies or people, "
+            f"{report.links} links) from {visible(str(file))} into {visible(str(workspace))}"
+        )
+
+    @entity.command("export")
+    @click.option("--out", "out", metavar="FILE|-", default="-", show_default=True, help="Where to write.")
+    @workspace_option
+    @click.pass_context
+    def export(ctx: click.Context, out: str, workspace: Path) -> None:
+        """Write curated and imported entities as FollowTheMoney JSON lines."""
+        from derisk.know.exporting import export_lines
+
+        ws = _open_existing(workspace, _explicit(ctx))
+        try:
+            text = "".join(export_lines(ws))
+        finally:
+            if ws is not None:
+                ws.close()
+        if out == "-":
+            click.echo(text, nl=False)
+        else:
+            write_atomic(Path(out), text)

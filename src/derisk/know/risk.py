@@ -1,0 +1,210 @@
+"""Supplier risk profile along the non-technical factors of the EU coordinated 5G risk assessment.
+
+LEGAL-FACTS.md §6 lists the factors (their exact wording is [U]): a strong link between the supplier
+and a third-country government; that country's legislation, especially without democratic checks
+and balances or EU data-protection or security agreements; the supplier's corporate ownership; the
+third country's ability to exert pressure, including over the place of manufacture; supply
+continuity. Each factor comes back with its finding, the evidence from the control graph and the
+legal base, and a sentence a person can follow. There is deliberately no score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Final
+
+import yaml
+
+from derisk.know.graph import Graph
+from derisk.know.laws import DISCLAIMER, Law, laws_for, safeguards_for
+from derisk.know.resolve import Resolution, resolve_controller
+
+FACTORS: Final = {
+    "government-link": "Link between the supplier and a third-country government",
+    "legislation": "The controlling country's legislation and its checks and balances",
+    "ownership": "The supplier's corporate ownership",
+    "pressure": "The third country's ability to exert pressure",
+    "supply-continuity": "Supply continuity",
+}
+#: Findings, from most to least concerning.
+FINDINGS: Final = ("present", "disputed", "indirect", "not found", "unknown")
+
+
+@dataclass(frozen=True)
+class RiskFactor:
+    factor: str
+    title: str
+    finding: str
+    evidence: tuple[str, ...]
+    sentence: str
+    laws: tuple[Law, ...] = field(default=())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "factor": self.factor,
+            "title": self.title,
+            "finding": self.finding,
+            "evidence": list(self.evidence),
+            "sentence": self.sentence,
+        }
+
+
+@lru_cache(maxsize=1)
+def eu_members() -> frozenset[str]:
+    text = resources.files("derisk.data").joinpath("jurisdictions.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    return frozenset(str(code) for code in data["eu_members"])
+
+
+def third_country(code: str | None) -> bool | None:
+    """True for a non-EU jurisdiction, False for an EU member, None when unknown."""
+    if not code:
+        return None
+    return code.upper() not in eu_members()
+
+
+def supplier_risk(graph: Graph, entity_id: str, *, as_of: str | None = None) -> list[RiskFactor]:
+    """The five factors for ``entity_id``, each with its evidence and sentence."""
+    res = resolve_controller(graph, entity_id, as_of=as_of)
+    compulsion = laws_for(res.jurisdiction)
+    return [
+        _government_link(res),
+        _legislation(res, compulsion),
+        _ownership(res),
+        _pressure(res, compulsion),
+        _continuity(graph, res),
+    ]
+
+
+def _where(res: Resolution) -> str:
+    return res.jurisdiction or "an unknown jurisdiction"
+
+
+def _government_link(res: Resolution) -> RiskFactor:
+    key = "government-link"
+    evidence: list[str] = []
+    third = third_country(res.jurisdiction)
+    if res.state_controlled:
+        evidence.extend(step.sentence() for step in res.path)
+        finding = "present" if third else "not found"
+        who = f"the state of {res.state}"
+        text = f"{res.entity.name} is controlled by {who}" + (
+            ", a third country." if third else ", an EU member state; this factor concerns third countries."
+        )
+    elif res.disputed:
+        evidence.extend(step.sentence() for step in res.disputed)
+        finding = "disputed"
+        text = f"A link between {res.entity.name}'s owners and the state is alleged but disputed."
+    elif res.state_influence:
+        evidence.extend(step.sentence() for step in res.state_influence)
+        finding = "indirect" if third else "not found"
+        text = f"State bodies hold stakes without control in {res.entity.name}'s ownership chain."
+    else:
+        finding = "not found"
+        text = f"No state ownership or control of {res.entity.name} is recorded in the control graph."
+    return RiskFactor(key, FACTORS[key], finding, tuple(evidence), text)
+
+
+def _legislation(res: Resolution, compulsion: list[Law]) -> RiskFactor:
+    key = "legislation"
+    where = _where(res)
+    if res.jurisdiction is None:
+        return RiskFactor(key, FACTORS[key], "unknown", (), "The controlling jurisdiction is unknown.")
+    if not compulsion:
+        safeguards = safeguards_for(res.jurisdiction)
+        evidence = tuple(law.sentence() for law in safeguards)
+        text = f"No law compelling cooperation or data access is recorded for {where}."
+        if not third_country(res.jurisdiction):
+            text += " EU law and its safeguards apply there."
+        return RiskFactor(key, FACTORS[key], "not found", evidence, text, tuple(safeguards))
+    cites = "; ".join(law.citation() for law in compulsion)
+    oversight = [law for law in compulsion if law.judicial_oversight]
+    text = f"Control is exercised from {where}, whose laws compel cooperation or data access: {cites}."
+    if oversight:
+        text += (
+            " Recorded oversight: "
+            + "; ".join(f"{law.law}: {law.judicial_oversight}" for law in oversight)
+            + "."
+        )
+    else:
+        text += " No judicial oversight of these duties is recorded in the legal base."
+    text += f" {DISCLAIMER}"
+    evidence = tuple(law.sentence() for law in compulsion)
+    return RiskFactor(key, FACTORS[key], "present", evidence, text, tuple(compulsion))
+
+
+def _ownership(res: Resolution) -> RiskFactor:
+    key = "ownership"
+    evidence = [step.sentence() for step in res.path]
+    chain = " → ".join(res.chain())
+    notes: list[str] = []
+    incorporated = res.controller.country if res.controller else None
+    if res.controller and incorporated and res.jurisdiction and incorporated != res.jurisdiction:
+        notes.append(
+            f"{res.controller.name} is incorporated in {incorporated} but control is exercised from "
+            f"{res.jurisdiction}"
+        )
+    vie = [
+        step for step in res.path if step.link.kind == "control" and "VIE" in (step.link.control_type or "")
+    ]
+    if vie:
+        notes.append(
+            "control rests on contracts (VIE structure), not on shares: "
+            + ", ".join(step.asset.name for step in vie)
+        )
+    if res.cycles:
+        notes.append("the ownership contains a cycle")
+    if res.joint:
+        notes.append("control is joint")
+    text = f"Ownership chain: {chain}; weakest link [{res.confidence}]."
+    if notes:
+        joined = "; ".join(notes)
+        text += " " + joined[:1].upper() + joined[1:] + "."
+    finding = "present" if res.path or res.joint else "not found"
+    return RiskFactor(key, FACTORS[key], finding, tuple(evidence), text)
+
+
+def _pressure(res: Resolution, compulsion: list[Law]) -> RiskFactor:
+    key = "pressure"
+    general = [law for law in compulsion if "cooperation" in law.obligation or "assistance" in law.obligation]
+    third = third_country(res.jurisdiction)
+    evidence = tuple(law.sentence() for law in general)
+    if third and (general or res.state_controlled):
+        reasons = []
+        if res.state_controlled:
+            reasons.append(f"the state of {res.state} controls the entity")
+        if general:
+            reasons.append(
+                "its laws impose duties to cooperate or assist: "
+                + "; ".join(law.citation() for law in general)
+            )
+        text = (
+            f"{res.jurisdiction} can exert pressure on {res.entity.name}: " + "; and ".join(reasons) + "."
+            " Where its products are made is not recorded in the control graph."
+        )
+        return RiskFactor(key, FACTORS[key], "present", evidence, text, tuple(general))
+    if third is None:
+        return RiskFactor(key, FACTORS[key], "unknown", (), "The controlling jurisdiction is unknown.")
+    text = f"No recorded legal or ownership lever lets a third country press {res.entity.name}."
+    return RiskFactor(key, FACTORS[key], "not found", evidence, text)
+
+
+def _continuity(graph: Graph, res: Resolution) -> RiskFactor:
+    key = "supply-continuity"
+    group = res.entity.group or (res.controller.group if res.controller else None)
+    assessments = graph.assessments_for(group)
+    if assessments:
+        evidence = tuple(f"{a.says} [{a.confidence}] ({a.source.cite()})" for a in assessments)
+        text = (
+            f"Published assessments of {group}: "
+            + " ".join(a.says for a in assessments)
+            + " Plan for replacing the supplier (multi-vendor strategy, 5G Toolbox)."
+        )
+        return RiskFactor(key, FACTORS[key], "present", evidence, text)
+    text = (
+        f"derisk has no data on {res.entity.name}'s supply continuity; check lock-in and alternatives "
+        "(NIS2 Art. 22 names systemic supply disruption from lock-in)."
+    )
+    return RiskFactor(key, FACTORS[key], "unknown", (), text)
