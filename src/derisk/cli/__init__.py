@@ -20,7 +20,13 @@ from derisk.errors import EXIT_CODES, EXIT_INTERRUPTED, DeriskError, UsageError
 from derisk.safetext import visible
 
 #: Command modules, in the order their commands appear in ``derisk --help``.
-COMMAND_MODULES: Final[tuple[str, ...]] = ("derisk.cli.data", "derisk.cli.reduce", "derisk.cli.know")
+COMMAND_MODULES: Final[tuple[str, ...]] = (
+    "derisk.cli.watch",
+    "derisk.cli.data",
+    "derisk.cli.reduce",
+    "derisk.cli.know",
+    "derisk.cli.screen",
+)
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
 
