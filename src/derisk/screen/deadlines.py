@@ -102,8 +102,9 @@ def add_months_stopped(start: date, months: int, stops: Sequence[Stop] = ()) -> 
     return end, suspended  # pragma: no cover - converges: stops are finite
 
 
-def compute(specs: Sequence[DeadlineSpec], anchors: dict[str, date | None],
-            stops: Sequence[Stop] = ()) -> list[Computed]:
+def compute(
+    specs: Sequence[DeadlineSpec], anchors: dict[str, date | None], stops: Sequence[Stop] = ()
+) -> list[Computed]:
     """Compute each phase in order; ``anchors`` gives the dates a phase can start from."""
     out: list[Computed] = []
     ends: dict[str, date | None] = {}

@@ -45,9 +45,26 @@ from derisk.errors import InputError, Problem, raise_problems
 KINDS: Final = ("company", "person", "state")
 REGIME_CODES: Final = ("BE", "EU", "DE", "FR", "NL")
 DEAL_KEYS: Final = {"schema", "title", "investor", "target", "stake", "dates", "information_requests"}
-PARTY_KEYS: Final = {"name", "entity", "country", "kind", "stake_pct", "controls", "main_activity_country", "owners"}
+PARTY_KEYS: Final = {
+    "name",
+    "entity",
+    "country",
+    "kind",
+    "stake_pct",
+    "controls",
+    "main_activity_country",
+    "owners",
+}
 TARGET_KEYS: Final = {
-    "name", "country", "sectors", "turnover_eur", "listed", "greenfield", "asset_deal", "branch", "subsidiaries",
+    "name",
+    "country",
+    "sectors",
+    "turnover_eur",
+    "listed",
+    "greenfield",
+    "asset_deal",
+    "branch",
+    "subsidiaries",
 }
 SUBSIDIARY_KEYS: Final = {"name", "country", "sectors", "turnover_eur", "held_pct", "controlled"}
 STAKE_KEYS: Final = {"before_pct", "after_pct", "control_before", "control_after"}
@@ -127,10 +144,19 @@ class Deal:
 
     def to_json(self) -> dict[str, Any]:
         def party(p: Party) -> dict[str, Any]:
-            out: dict[str, Any] = {k: v for k, v in (
-                ("name", p.name), ("entity", p.entity), ("country", p.country), ("kind", p.kind),
-                ("stake_pct", p.stake_pct), ("controls", p.controls),
-                ("main_activity_country", p.main_activity_country)) if v is not None}
+            out: dict[str, Any] = {
+                k: v
+                for k, v in (
+                    ("name", p.name),
+                    ("entity", p.entity),
+                    ("country", p.country),
+                    ("kind", p.kind),
+                    ("stake_pct", p.stake_pct),
+                    ("controls", p.controls),
+                    ("main_activity_country", p.main_activity_country),
+                )
+                if v is not None
+            }
             if p.owners:
                 out["owners"] = [party(o) for o in p.owners]
             return out
@@ -140,19 +166,45 @@ class Deal:
             "title": self.title,
             "investor": party(self.investor),
             "target": {
-                "name": t.name, "country": t.country, "sectors": list(t.sectors), "turnover_eur": t.turnover_eur,
-                "listed": t.listed, "greenfield": t.greenfield, "asset_deal": t.asset_deal, "branch": t.branch,
+                "name": t.name,
+                "country": t.country,
+                "sectors": list(t.sectors),
+                "turnover_eur": t.turnover_eur,
+                "listed": t.listed,
+                "greenfield": t.greenfield,
+                "asset_deal": t.asset_deal,
+                "branch": t.branch,
                 "subsidiaries": [
-                    {"name": s.name, "country": s.country, "sectors": list(s.sectors), "turnover_eur": s.turnover_eur,
-                     "held_pct": s.held_pct, "controlled": s.controlled} for s in t.subsidiaries],
+                    {
+                        "name": s.name,
+                        "country": s.country,
+                        "sectors": list(s.sectors),
+                        "turnover_eur": s.turnover_eur,
+                        "held_pct": s.held_pct,
+                        "controlled": s.controlled,
+                    }
+                    for s in t.subsidiaries
+                ],
             },
-            "stake": {"before_pct": self.stake.before_pct, "after_pct": self.stake.after_pct,
-                      "control_before": self.stake.control_before, "control_after": self.stake.control_after},
-            "dates": {"signing": self.signing.isoformat(), "closing": self.closing.isoformat(),
-                      "notification": self.notification.isoformat() if self.notification else None},
+            "stake": {
+                "before_pct": self.stake.before_pct,
+                "after_pct": self.stake.after_pct,
+                "control_before": self.stake.control_before,
+                "control_after": self.stake.control_after,
+            },
+            "dates": {
+                "signing": self.signing.isoformat(),
+                "closing": self.closing.isoformat(),
+                "notification": self.notification.isoformat() if self.notification else None,
+            },
             "information_requests": [
-                {"regime": r.regime, "requested": r.requested.isoformat(),
-                 "answered": r.answered.isoformat() if r.answered else None} for r in self.info_requests],
+                {
+                    "regime": r.regime,
+                    "requested": r.requested.isoformat(),
+                    "answered": r.answered.isoformat() if r.answered else None,
+                }
+                for r in self.info_requests
+            ],
         }
 
 
@@ -175,15 +227,18 @@ def read_document(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the file ({exc.__class__.__name__}: {exc})", source=str(path)) from None
+        raise InputError(
+            f"cannot read the file ({exc.__class__.__name__}: {exc})", source=str(path)
+        ) from None
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
         return yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         line = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise InputError(f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {line}",
-                         source=str(path)) from None
+        raise InputError(
+            f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {line}", source=str(path)
+        ) from None
 
 
 def load_deal(path: Path, sectors: Mapping[str, str]) -> Deal:
@@ -208,12 +263,23 @@ def parse_deal(raw: Any, sectors: Mapping[str, str], *, source: str) -> Deal:
     if title is not None and not isinstance(title, str):
         c.add("title", "must be text")
     if stake is not None and target is not None and target.asset_deal and stake.control_after is None:
-        c.add("stake.control_after", "an asset deal needs control_after: true or false (asset deals count by control)")
+        c.add(
+            "stake.control_after",
+            "an asset deal needs control_after: true or false (asset deals count by control)",
+        )
     raise_problems(c.problems, source=source, kind=InputError, summary="invalid deal file")
     assert investor is not None and target is not None and stake is not None and dates is not None
-    return Deal(source=source, title=title if isinstance(title, str) else f"Acquisition of {target.name}",
-                investor=investor, target=target, stake=stake, signing=dates[0], closing=dates[1],
-                notification=dates[2], info_requests=tuple(requests))
+    return Deal(
+        source=source,
+        title=title if isinstance(title, str) else f"Acquisition of {target.name}",
+        investor=investor,
+        target=target,
+        stake=stake,
+        signing=dates[0],
+        closing=dates[1],
+        notification=dates[2],
+        info_requests=tuple(requests),
+    )
 
 
 class _Checker:
@@ -282,7 +348,9 @@ class _Checker:
             return None
         code = country_code(value)
         if isinstance(value, bool):
-            self.add(f"{where}.{key}", f"unknown country {value!r} (YAML reads NO as false: write Norway as \"NO\")")
+            self.add(
+                f"{where}.{key}", f'unknown country {value!r} (YAML reads NO as false: write Norway as "NO")'
+            )
         elif code is None:
             self.add(f"{where}.{key}", f"unknown country {value!r} (use an ISO 3166 code such as BE, CN, GB)")
         return code
@@ -339,8 +407,13 @@ class _Checker:
         if total > 100.0001:
             self.add(f"{where}.owners", f"stakes add up to {total:g}%, more than 100%")
         return Party(
-            where=where, name=name, entity=entity, country=country, kind=kind if isinstance(kind, str) else None,
-            stake_pct=self.pct(m, "stake_pct", where), controls=self.flag(m, "controls", where, None),
+            where=where,
+            name=name,
+            entity=entity,
+            country=country,
+            kind=kind if isinstance(kind, str) else None,
+            stake_pct=self.pct(m, "stake_pct", where),
+            controls=self.flag(m, "controls", where, None),
             main_activity_country=self.country(m, "main_activity_country", where, required=False),
             owners=tuple(owners),
         )
@@ -370,11 +443,15 @@ class _Checker:
                 controlled = held is not None and held > 50
             sectors = self.sector_list(sm, sw)
             if sname and scountry and held is not None:
-                subs.append(Subsidiary(sname, scountry, sectors, self.money(sm, "turnover_eur", sw), held, controlled))
+                subs.append(
+                    Subsidiary(sname, scountry, sectors, self.money(sm, "turnover_eur", sw), held, controlled)
+                )
         name, country = self.text(m, "name", where), self.country(m, "country", where)
         sectors = self.sector_list(m, where)
         turnover = self.money(m, "turnover_eur", where)
-        flags = {k: bool(self.flag(m, k, where, False)) for k in ("listed", "greenfield", "asset_deal", "branch")}
+        flags = {
+            k: bool(self.flag(m, k, where, False)) for k in ("listed", "greenfield", "asset_deal", "branch")
+        }
         if name is None or country is None:
             return None
         return Target(name, country, sectors, turnover, subsidiaries=tuple(subs), **flags)
@@ -390,7 +467,10 @@ class _Checker:
         cb = self.flag(m, "control_before", where, False)
         ca = self.flag(m, "control_after", where, None)
         if before is not None and after is not None and after < before:
-            self.add(where, f"voting rights decrease from {before:g}% to {after:g}%: screening is about acquisitions")
+            self.add(
+                where,
+                f"voting rights decrease from {before:g}% to {after:g}%: screening is about acquisitions",
+            )
         if cb and ca is False:
             self.add(where, "control is lost (control_before true, control_after false): not an acquisition")
         if before is None or after is None:

@@ -9,14 +9,14 @@ unverified fact it rests on. The EU mechanism runs last, as it depends on the me
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
 from derisk.screen import deadlines as dl
 from derisk.screen.deal import Deal, Party, country_name
-from derisk.screen.regimes import Catalogue, Regime
+from derisk.screen.regimes import Catalogue, Fact, Regime
 from derisk.screen.rules import Decision, Env, Step, Value, run
 from derisk.screen.variables import VARIABLES, Subject, subjects
 
@@ -87,16 +87,23 @@ def fmt_number(value: float) -> str:
     return f"{value:g}" if abs(value) < 1e6 else f"{value:,.0f}"
 
 
-def make_formatter(regime: Regime) -> Any:
+def fmt_fact(fact: Fact) -> str:
+    """A fact's value as a memo shows it, with its confidence tag."""
+    v = fact.value
+    if isinstance(v, date):
+        shown = fmt_date(v)
+    elif isinstance(v, float) and not isinstance(v, bool):
+        unit = {"percent": "%", "days": " days", "months": " months", "years": " years"}.get(fact.unit, "")
+        shown = fmt_money(v) if fact.unit == "eur" else f"{fmt_number(v)}{unit}"
+    else:
+        shown = str(v)
+    return f"{shown} [{fact.confidence}]"
+
+
+def make_formatter(regime: Regime) -> Callable[[str, Value], str]:
     def fmt(ref: str, value: Value) -> str:
         if ref.startswith("@"):
-            fact = regime.facts[ref[1:]]
-            shown = {
-                "percent": lambda v: f"{fmt_number(v)}%", "eur": fmt_money, "date": fmt_date,
-                "days": lambda v: f"{fmt_number(v)} days", "months": lambda v: f"{fmt_number(v)} months",
-                "years": lambda v: f"{fmt_number(v)} years",
-            }.get(fact.unit, str)(fact.value)
-            return f"{shown} [{fact.confidence}]"
+            return fmt_fact(regime.facts[ref[1:]])
         return fmt_value(ref[1:], value)
 
     return fmt
@@ -124,9 +131,13 @@ def _env(regime: Regime, catalogue: Catalogue, subject: Subject, extra: Mapping[
         lists.update(sector.lists.get(regime.code, ()))
         maybe.update(sector.possibly.get(regime.code, ()))
     return Env(
-        variables={**subject.variables, **extra}, facts={k: f.value for k, f in regime.facts.items()},
-        lists=frozenset(lists), maybe_lists=frozenset(maybe - lists), groups=catalogue.groups,
-        var_labels={k: v.label for k, v in VARIABLES.items()}, terms=regime.terms,
+        variables={**subject.variables, **extra},
+        facts={k: f.value for k, f in regime.facts.items()},
+        lists=frozenset(lists),
+        maybe_lists=frozenset(maybe - lists),
+        groups=catalogue.groups,
+        var_labels={k: v.label for k, v in VARIABLES.items()},
+        terms=regime.terms,
     )
 
 
@@ -146,10 +157,17 @@ def _reasons(decision: Decision, env: Env, regime: Regime, subject: str) -> list
                     sentence = f"Cannot tell: {term.say_true.render(env, fmt)}"
                 else:
                     sentence = (term.say_true if value else term.say_false).render(env, fmt)
-                out.append(Reason(f"term:{name}", sentence, "term", regime.instrument.source,
-                                  regime.instrument.confidence, subject))
-        role = "note" if step.rule.kind == "note" else (
-            "decisive" if step is decision.decisive else "open")
+                out.append(
+                    Reason(
+                        f"term:{name}",
+                        sentence,
+                        "term",
+                        regime.instrument.source,
+                        regime.instrument.confidence,
+                        subject,
+                    )
+                )
+        role = "note" if step.rule.kind == "note" else ("decisive" if step is decision.decisive else "open")
         out.append(Reason(step.rule.id, step.sentence, role, step.rule.source, step.rule.confidence, subject))
     return out
 
@@ -182,41 +200,80 @@ def _thresholds(regime: Regime, step: Step | None) -> list[dict[str, Any]]:
     if step is None or step.rule.threshold is None:
         return []
     t = regime.thresholds[step.rule.threshold]
-    return [{
-        "id": step.rule.threshold, "text": t.text, "rule": step.rule.id, "source": t.source,
-        "confidence": t.confidence,
-        "facts": [{"id": f.id, "text": f.text, "value": f.value.isoformat() if isinstance(f.value, date) else f.value,
-                   "confidence": f.confidence} for f in (regime.facts[i] for i in sorted(step.trace.facts))],
-        "lists": [{"id": lid, "label": regime.lists[lid].label} for lid in sorted(step.trace.lists)],
-    }]
+    return [
+        {
+            "id": step.rule.threshold,
+            "text": t.text,
+            "rule": step.rule.id,
+            "source": t.source,
+            "confidence": t.confidence,
+            "facts": [
+                {
+                    "id": f.id,
+                    "text": f.text,
+                    "value": f.value.isoformat() if isinstance(f.value, date) else f.value,
+                    "confidence": f.confidence,
+                }
+                for f in (regime.facts[i] for i in sorted(step.trace.facts))
+            ],
+            "lists": [{"id": lid, "label": regime.lists[lid].label} for lid in sorted(step.trace.lists)],
+        }
+    ]
 
 
 def _deadlines(regime: Regime, deal: Deal, today: date) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     notified = deal.notification or max(deal.signing, today)
-    basis = ("the notification date in the deal file" if deal.notification else
-             f"assumed notification on {notified.isoformat()} (the later of signing and today); "
-             "give dates.notification for the real date")
+    basis = (
+        "the notification date in the deal file"
+        if deal.notification
+        else f"assumed notification on {notified.isoformat()} (the later of signing and today); "
+        "give dates.notification for the real date"
+    )
     stops = [(r.requested, r.answered) for r in deal.info_requests if r.regime == regime.code]
-    computed = dl.compute(regime.deadlines, {"notification": notified, "closing": deal.closing,
-                                             "member-state-notification": None}, stops)
+    computed = dl.compute(
+        regime.deadlines,
+        {"notification": notified, "closing": deal.closing, "member-state-notification": None},
+        stops,
+    )
     out: list[dict[str, Any]] = []
     unverified: list[dict[str, str]] = []
     for c in computed:
         s = c.spec
-        start_basis = {"notification": basis, "closing": "the planned closing date in the deal file",
-                       "member-state-notification": "the screening member state's notification (not known)"}.get(
-            s.start, f"the end of the previous phase ({s.start[6:]})")
-        out.append({
-            "id": s.id, "phase": s.phase, "days": s.days, "months": s.months, "years": s.years, "kind": s.kind,
-            "start": c.start.isoformat() if c.start else None, "start_basis": start_basis,
-            "ends": c.ends.isoformat() if c.ends else None, "suspended_days": c.suspended_days,
-            "open_request": c.open_request, "conditional": s.conditional, "note": s.note,
-            "passed": bool(c.ends and c.ends < today), "source": s.source, "confidence": s.confidence,
-        })
+        start_basis = {
+            "notification": basis,
+            "closing": "the planned closing date in the deal file",
+            "member-state-notification": "the screening member state's notification (not known)",
+        }.get(s.start, f"the end of the previous phase ({s.start[6:]})")
+        out.append(
+            {
+                "id": s.id,
+                "phase": s.phase,
+                "days": s.days,
+                "months": s.months,
+                "years": s.years,
+                "kind": s.kind,
+                "start": c.start.isoformat() if c.start else None,
+                "start_basis": start_basis,
+                "ends": c.ends.isoformat() if c.ends else None,
+                "suspended_days": c.suspended_days,
+                "open_request": c.open_request,
+                "conditional": s.conditional,
+                "note": s.note,
+                "passed": bool(c.ends and c.ends < today),
+                "source": s.source,
+                "confidence": s.confidence,
+            }
+        )
         if s.confidence == "U":
-            unverified.append({"id": f"deadline:{s.id}", "text": f"{s.phase}: {s.days or s.months or s.years} "
-                               f"{'days' if s.days else 'months' if s.months else 'years'} ({s.kind})",
-                               "source": s.source, "used_for": "deadline"})
+            unverified.append(
+                {
+                    "id": f"deadline:{s.id}",
+                    "text": f"{s.phase}: {s.days or s.months or s.years} "
+                    f"{'days' if s.days else 'months' if s.months else 'years'} ({s.kind})",
+                    "source": s.source,
+                    "used_for": "deadline",
+                }
+            )
     return out, unverified
 
 
@@ -226,14 +283,26 @@ def _standstill(regime: Regime, deal: Deal, deadlines: list[dict[str, Any]]) -> 
     first = next((d for d in deadlines if d["start"] and not d["conditional"]), None)
     warning = None
     if first and first["ends"] and deal.closing.isoformat() <= first["ends"]:
-        warning = (f"The planned closing ({deal.closing.isoformat()}) is not after the end of the "
-                   f"{first['phase'].lower()} ({first['ends']}): closing before clearance breaches the standstill.")
-    return {"text": regime.standstill.text, "source": regime.standstill.source,
-            "confidence": regime.standstill.confidence, "warning": warning}
+        warning = (
+            f"The planned closing ({deal.closing.isoformat()}) is not after the end of the "
+            f"{first['phase'].lower()} ({first['ends']}): closing before clearance breaches the standstill."
+        )
+    return {
+        "text": regime.standstill.text,
+        "source": regime.standstill.source,
+        "confidence": regime.standstill.confidence,
+        "warning": warning,
+    }
 
 
-def evaluate(regime: Regime, catalogue: Catalogue, deal: Deal, subs: Sequence[Subject], today: date,
-             extra: Mapping[str, Value] | None = None) -> RegimeResult:
+def evaluate(
+    regime: Regime,
+    catalogue: Catalogue,
+    deal: Deal,
+    subs: Sequence[Subject],
+    today: date,
+    extra: Mapping[str, Value] | None = None,
+) -> RegimeResult:
     in_scope = [s for s in subs if s.country in regime.scope_countries] or [subs[0]]
     results: list[tuple[Subject, Decision, Env]] = []
     for subject in in_scope:
@@ -254,20 +323,41 @@ def evaluate(regime: Regime, catalogue: Catalogue, deal: Deal, subs: Sequence[Su
             thresholds.extend(_thresholds(regime, decision.decisive))
         for lid in sorted(env.lists | env.maybe_lists):
             sl = regime.lists[lid]
-            sectors.setdefault(lid, {"list": lid, "label": sl.label, "certain": lid in env.lists,
-                                     "source": sl.source, "confidence": sl.confidence})
+            sectors.setdefault(
+                lid,
+                {
+                    "list": lid,
+                    "label": sl.label,
+                    "certain": lid in env.lists,
+                    "source": sl.source,
+                    "confidence": sl.confidence,
+                },
+            )
     deadlines: list[dict[str, Any]] = []
     if outcome != "not-required":
         deadlines, du = _deadlines(regime, deal, today)
         unverified.extend(du)
     penalties = [{"text": p.text, "source": p.source, "confidence": p.confidence} for p in regime.penalties]
     if outcome != "not-required":
-        unverified.extend({"id": f"penalty:{i}", "text": p.text, "source": p.source, "used_for": "penalty"}
-                          for i, p in enumerate(regime.penalties) if p.confidence == "U")
+        unverified.extend(
+            {"id": f"penalty:{i}", "text": p.text, "source": p.source, "used_for": "penalty"}
+            for i, p in enumerate(regime.penalties)
+            if p.confidence == "U"
+        )
     headline = (EU_HEADLINES if regime.code == "EU" else HEADLINES)[outcome]
-    return RegimeResult(regime, outcome, headline, reasons, thresholds, list(sectors.values()), deadlines,
-                        _standstill(regime, deal, deadlines) if outcome != "not-required" else None,
-                        penalties, unverified, [s.name for s in in_scope])
+    return RegimeResult(
+        regime,
+        outcome,
+        headline,
+        reasons,
+        thresholds,
+        list(sectors.values()),
+        deadlines,
+        _standstill(regime, deal, deadlines) if outcome != "not-required" else None,
+        penalties,
+        unverified,
+        [s.name for s in in_scope],
+    )
 
 
 @dataclass
@@ -283,8 +373,11 @@ def screen(deal: Deal, catalogue: Catalogue, *, today: date, investor: Party | N
     """Screen ``deal`` under every regime. ``investor`` is the chain with Know-graph references resolved."""
     chain = investor or deal.investor
     subs = subjects(deal, chain, catalogue.vocabulary)
-    member_states = [evaluate(catalogue.regimes[c], catalogue, deal, subs, today)
-                     for c in ("BE", "DE", "FR", "NL") if c in catalogue.regimes]
+    member_states = [
+        evaluate(catalogue.regimes[c], catalogue, deal, subs, today)
+        for c in ("BE", "DE", "FR", "NL")
+        if c in catalogue.regimes
+    ]
     extra: dict[str, Value] = {
         "others.required": frozenset(r.regime.code for r in member_states if r.outcome == "required"),
         "others.unclear": frozenset(r.regime.code for r in member_states if r.outcome == "unclear"),

@@ -23,8 +23,8 @@ from derisk.errors import DataError, Problem, raise_problems
 from derisk.screen.deadlines import DeadlineSpec
 from derisk.screen.rules import (
     RULE_KINDS,
-    RuleError,
     Rule,
+    RuleError,
     Schema,
     T,
     Template,
@@ -39,8 +39,23 @@ REGIME_ORDER: Final = ("BE", "EU", "DE", "FR", "NL")
 UNITS: Final = ("percent", "eur", "days", "months", "years", "date", "flag", "text")
 ANCHORS: Final = ("notification", "closing", "member-state-notification")
 REGIME_KEYS: Final = {
-    "regime", "name", "title", "scope", "scope_countries", "authority", "instrument", "facts", "lists", "country_groups",
-    "thresholds", "terms", "rules", "deadlines", "standstill", "penalties", "notes",
+    "regime",
+    "name",
+    "title",
+    "scope",
+    "scope_countries",
+    "authority",
+    "instrument",
+    "facts",
+    "lists",
+    "country_groups",
+    "thresholds",
+    "terms",
+    "rules",
+    "deadlines",
+    "standstill",
+    "penalties",
+    "notes",
 }
 CITED_KEYS: Final = {"text", "source", "confidence"}
 FACT_KEYS: Final = {"value", "unit", "text", "source", "confidence"}
@@ -49,7 +64,18 @@ GROUP_KEYS: Final = {"label", "members", "source", "confidence"}
 TERM_KEYS: Final = {"when", "if_true", "if_false"}
 RULE_KEYS: Final = {"id", "when", "then", "say", "ask", "source", "confidence", "threshold"}
 DEADLINE_KEYS: Final = {
-    "id", "phase", "days", "months", "years", "kind", "start", "conditional", "note", "stops", "source", "confidence",
+    "id",
+    "phase",
+    "days",
+    "months",
+    "years",
+    "kind",
+    "start",
+    "conditional",
+    "note",
+    "stops",
+    "source",
+    "confidence",
 }
 SECTOR_KEYS: Final = {"id", "label", "lists", "possibly", "note"}
 
@@ -142,8 +168,8 @@ def load_catalogue(directory: Path | None = None) -> Catalogue:
             raws[code] = (str(path), raw)
     groups, group_sources = _groups(raws, problems)
     regimes: dict[str, Regime] = {}
-    for code, (path, raw) in raws.items():
-        regime = _regime(code, raw, path, groups, problems)
+    for code, (file, raw) in raws.items():
+        regime = _regime(code, raw, file, groups, problems)
         if regime is not None:
             regimes[code] = regime
     sectors_path = base / "sectors.yaml"
@@ -164,7 +190,13 @@ def _read(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     return raw
 
 
-def _keys(raw: Any, allowed: set[str], where: str, problems: list[Problem], required: set[str] = frozenset()) -> bool:
+def _keys(
+    raw: Any,
+    allowed: set[str],
+    where: str,
+    problems: list[Problem],
+    required: frozenset[str] | set[str] = frozenset(),
+) -> bool:
     if not isinstance(raw, dict):
         problems.append(Problem(where, "must be a mapping"))
         return False
@@ -195,8 +227,9 @@ def _cited(raw: Any, where: str, problems: list[Problem]) -> Cited | None:
     return Cited(str(raw.get("text", "")), source, conf)
 
 
-def _groups(raws: Mapping[str, tuple[str, dict[str, Any]]], problems: list[Problem]
-            ) -> tuple[dict[str, frozenset[str]], dict[str, Cited]]:
+def _groups(
+    raws: Mapping[str, tuple[str, dict[str, Any]]], problems: list[Problem]
+) -> tuple[dict[str, frozenset[str]], dict[str, Cited]]:
     groups: dict[str, frozenset[str]] = {}
     sources: dict[str, Cited] = {}
     for path, raw in raws.values():
@@ -226,10 +259,17 @@ def _fact_type(value: Any) -> T | None:
     return None
 
 
-def _regime(code: str, raw: dict[str, Any], path: str, groups: Mapping[str, frozenset[str]],
-            problems: list[Problem]) -> Regime | None:
+def _regime(
+    code: str, raw: dict[str, Any], path: str, groups: Mapping[str, frozenset[str]], problems: list[Problem]
+) -> Regime | None:
     where = path
-    _keys(raw, REGIME_KEYS, where, problems, {"regime", "name", "title", "scope", "authority", "instrument", "rules"})
+    _keys(
+        raw,
+        REGIME_KEYS,
+        where,
+        problems,
+        {"regime", "name", "title", "scope", "authority", "instrument", "rules"},
+    )
     if raw.get("regime") != code:
         problems.append(Problem(where, f"regime must be {code!r}, found {raw.get('regime')!r}"))
     facts: dict[str, Fact] = {}
@@ -242,9 +282,13 @@ def _regime(code: str, raw: dict[str, Any], path: str, groups: Mapping[str, froz
         ftype = _fact_type(value)
         unit = f.get("unit", "text")
         if ftype is None or unit not in UNITS:
-            problems.append(Problem(fw, f"value must be a number, date, true/false or text; unit one of {UNITS}"))
+            problems.append(
+                Problem(fw, f"value must be a number, date, true/false or text; unit one of {UNITS}")
+            )
             continue
-        facts[fid] = Fact(fid, float(value) if ftype is T.NUMBER else value, unit, str(f["text"]), source, conf)
+        facts[fid] = Fact(
+            fid, float(value) if ftype is T.NUMBER else value, unit, str(f["text"]), source, conf
+        )
     lists: dict[str, SectorList] = {}
     for lid, sl in (raw.get("lists") or {}).items():
         lw = f"{path}: lists.{lid}"
@@ -259,7 +303,9 @@ def _regime(code: str, raw: dict[str, Any], path: str, groups: Mapping[str, froz
     schema = Schema(
         variables={k: v.type for k, v in VARIABLES.items()},
         facts={k: _fact_type(f.value) or T.STR for k, f in facts.items()},
-        lists=frozenset(lists), groups=groups, terms=frozenset((raw.get("terms") or {}).keys()),
+        lists=frozenset(lists),
+        groups=groups,
+        terms=frozenset((raw.get("terms") or {}).keys()),
     )
     terms: dict[str, Term] = {}
     for name, t in (raw.get("terms") or {}).items():
@@ -267,8 +313,12 @@ def _regime(code: str, raw: dict[str, Any], path: str, groups: Mapping[str, froz
         if not _keys(t, TERM_KEYS, tw, problems, {"when", "if_true", "if_false"}):
             continue
         try:
-            terms[name] = Term(name, compile_expr(t["when"], schema, tw),
-                               compile_template(t["if_true"], schema, tw), compile_template(t["if_false"], schema, tw))
+            terms[name] = Term(
+                name,
+                compile_expr(t["when"], schema, tw),
+                compile_template(t["if_true"], schema, tw),
+                compile_template(t["if_false"], schema, tw),
+            )
         except RuleError as exc:
             problems.append(Problem("", str(exc)))
     rules: list[Rule] = []
@@ -290,36 +340,81 @@ def _regime(code: str, raw: dict[str, Any], path: str, groups: Mapping[str, froz
             problems.append(Problem(rw, f"unknown threshold {r['threshold']!r}"))
         try:
             ask: Template | None = compile_template(r["ask"], schema, rw) if "ask" in r else None
-            rules.append(Rule(rid, str(r["then"]), compile_expr(r["when"], schema, rw),
-                              compile_template(r["say"], schema, rw), source, conf, r.get("threshold"), ask))
+            rules.append(
+                Rule(
+                    rid,
+                    str(r["then"]),
+                    compile_expr(r["when"], schema, rw),
+                    compile_template(r["say"], schema, rw),
+                    source,
+                    conf,
+                    r.get("threshold"),
+                    ask,
+                )
+            )
         except RuleError as exc:
             problems.append(Problem("", str(exc)))
     if rules and (rules[-1].kind == "note" or not isinstance(raw["rules"][-1].get("when"), bool)):
         problems.append(Problem(f"{path}: rules", "the last rule must decide unconditionally (when: true)"))
-    deadlines = tuple(d for d in (_deadline(d, f"{path}: deadlines[{i}]", problems)
-                                  for i, d in enumerate(raw.get("deadlines") or [])) if d)
+    deadlines = tuple(
+        d
+        for d in (
+            _deadline(d, f"{path}: deadlines[{i}]", problems)
+            for i, d in enumerate(raw.get("deadlines") or [])
+        )
+        if d
+    )
     known_phases: set[str] = set()
     for d in deadlines:
         if d.start.startswith("after:") and d.start[6:] not in known_phases:
-            problems.append(Problem(f"{path}: deadline {d.id}", f"starts after unknown earlier phase {d.start[6:]!r}"))
+            problems.append(
+                Problem(f"{path}: deadline {d.id}", f"starts after unknown earlier phase {d.start[6:]!r}")
+            )
         known_phases.add(d.id)
     authority = _cited(raw.get("authority"), f"{path}: authority", problems)
     instrument = _cited(raw.get("instrument"), f"{path}: instrument", problems)
     standstill = _cited(raw["standstill"], f"{path}: standstill", problems) if raw.get("standstill") else None
-    penalties = tuple(p for p in (_cited(p, f"{path}: penalties[{i}]", problems)
-                                  for i, p in enumerate(raw.get("penalties") or [])) if p)
-    notes = tuple(n for n in (_cited(n, f"{path}: notes[{i}]", problems)
-                              for i, n in enumerate(raw.get("notes") or [])) if n)
+    penalties = tuple(
+        p
+        for p in (
+            _cited(p, f"{path}: penalties[{i}]", problems) for i, p in enumerate(raw.get("penalties") or [])
+        )
+        if p
+    )
+    notes = tuple(
+        n
+        for n in (_cited(n, f"{path}: notes[{i}]", problems) for i, n in enumerate(raw.get("notes") or []))
+        if n
+    )
     scope_raw = raw.get("scope_countries")
-    scope_countries = groups.get(scope_raw) if isinstance(scope_raw, str) else (
-        frozenset(str(c).upper() for c in scope_raw) if isinstance(scope_raw, list) else None)
+    scope_countries = (
+        groups.get(scope_raw)
+        if isinstance(scope_raw, str)
+        else (frozenset(str(c).upper() for c in scope_raw) if isinstance(scope_raw, list) else None)
+    )
     if scope_countries is None:
         problems.append(Problem(path, "scope_countries must be a country group name or a list of codes"))
     if authority is None or instrument is None or scope_countries is None:
         return None
-    return Regime(code, str(raw.get("name")), str(raw.get("title")), str(raw.get("scope")), scope_countries,
-                  authority, instrument,
-                  facts, lists, thresholds, terms, tuple(rules), deadlines, standstill, penalties, notes, path)
+    return Regime(
+        code,
+        str(raw.get("name")),
+        str(raw.get("title")),
+        str(raw.get("scope")),
+        scope_countries,
+        authority,
+        instrument,
+        facts,
+        lists,
+        thresholds,
+        terms,
+        tuple(rules),
+        deadlines,
+        standstill,
+        penalties,
+        notes,
+        path,
+    )
 
 
 def _deadline(raw: Any, where: str, problems: list[Problem]) -> DeadlineSpec | None:
@@ -332,18 +427,31 @@ def _deadline(raw: Any, where: str, problems: list[Problem]) -> DeadlineSpec | N
         return None
     start = str(raw.get("start"))
     if raw.get("kind") not in ("calendar", "business") or not (
-            start in ANCHORS or start.startswith("after:")):
-        problems.append(Problem(where, f"kind must be calendar|business; start one of {ANCHORS} or after:<id>"))
+        start in ANCHORS or start.startswith("after:")
+    ):
+        problems.append(
+            Problem(where, f"kind must be calendar|business; start one of {ANCHORS} or after:<id>")
+        )
         return None
     return DeadlineSpec(
-        id=str(raw["id"]), phase=str(raw["phase"]), kind=raw["kind"], start=start, source=source, confidence=conf,
-        days=raw.get("days"), months=raw.get("months"), years=raw.get("years"),
-        conditional=raw.get("conditional"), note=raw.get("note"), stops=bool(raw.get("stops", True)),
+        id=str(raw["id"]),
+        phase=str(raw["phase"]),
+        kind=raw["kind"],
+        start=start,
+        source=source,
+        confidence=conf,
+        days=raw.get("days"),
+        months=raw.get("months"),
+        years=raw.get("years"),
+        conditional=raw.get("conditional"),
+        note=raw.get("note"),
+        stops=bool(raw.get("stops", True)),
     )
 
 
-def _sectors(raw: dict[str, Any] | None, regimes: Mapping[str, Regime], path: str,
-             problems: list[Problem]) -> dict[str, Sector]:
+def _sectors(
+    raw: dict[str, Any] | None, regimes: Mapping[str, Regime], path: str, problems: list[Problem]
+) -> dict[str, Sector]:
     out: dict[str, Sector] = {}
     if raw is None:
         return out

@@ -326,7 +326,9 @@ def compile_expr(raw: Any, schema: Schema, where: str) -> Expr:
         return Crossed(threshold, before, after)
     if op == "in_list":
         if not isinstance(arg, str) or arg not in schema.lists:
-            raise RuleError(f"{where}: unknown sector list {arg!r} (known: {', '.join(sorted(schema.lists))})")
+            raise RuleError(
+                f"{where}: unknown sector list {arg!r} (known: {', '.join(sorted(schema.lists))})"
+            )
         return InList(arg)
     if op in _OPS_GROUP:
         if not isinstance(arg, list) or len(arg) != 2:

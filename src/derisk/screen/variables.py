@@ -47,7 +47,9 @@ VARIABLES: Final[dict[str, VarSpec]] = {
     "investor.open_tops": VarSpec(T.SET, "countries of undertakings or state bodies at the top of the chain"),
     "investor.chain_countries": VarSpec(T.SET, "the countries of every party in the investor chain"),
     "investor.controller_countries": VarSpec(T.SET, "the countries of the parties that control the investor"),
-    "investor.control_chain_countries": VarSpec(T.SET, "the countries of the investor and of those controlling it"),
+    "investor.control_chain_countries": VarSpec(
+        T.SET, "the countries of the investor and of those controlling it"
+    ),
     "investor.state_countries": VarSpec(T.SET, "states whose bodies control the investor"),
     "investor.chain_text": VarSpec(T.STR, "the investor's control chain"),
     "deal.signing": VarSpec(T.DATE, "the signing date"),
@@ -80,8 +82,13 @@ def control_chain(party: Party) -> list[Party]:
     return out
 
 
+def _where(party: Party) -> str:
+    run = party.main_activity_country
+    return f"{party.country or '?'}, run from {run}" if run and run != party.country else party.country or "?"
+
+
 def chain_text(party: Party) -> str:
-    parts = [f"{party.label} ({party.country or '?'})"]
+    parts = [f"{party.label} ({_where(party)})"]
     current = party
     while True:
         ctl = [o for o in current.owners if controls(o)]
@@ -89,7 +96,8 @@ def chain_text(party: Party) -> str:
             break
         current = ctl[0]
         share = f"{current.stake_pct:g}%, " if current.stake_pct is not None else ""
-        parts.append(f"{current.label} ({share}{current.country or '?'}{', state body' if current.kind == 'state' else ''})")
+        state = ", state body" if current.kind == "state" else ""
+        parts.append(f"{current.label} ({share}{_where(current)}{state})")
     return " ← controlled by ".join(parts)
 
 
@@ -105,14 +113,14 @@ def investor_variables(investor: Party) -> dict[str, Value]:
         "investor.name": investor.label,
         "investor.kind": investor.kind,
         "investor.country": investor.country,
-        "investor.countries": codes([investor]) | frozenset(
-            c for c in (investor.main_activity_country,) if c),
+        "investor.countries": codes([investor])
+        | frozenset(c for c in (investor.main_activity_country,) if c),
         "investor.ubo_countries": codes([p for p in tops if p.kind == "person"]),
         "investor.open_tops": codes([p for p in tops if p.kind != "person"]),
         "investor.chain_countries": codes(nodes),
         "investor.controller_countries": codes(ctl),
-        "investor.control_chain_countries": codes([investor, *ctl]) | frozenset(
-            c for c in (investor.main_activity_country,) if c),
+        "investor.control_chain_countries": codes([investor, *ctl])
+        | frozenset(c for c in (investor.main_activity_country,) if c),
         "investor.state_countries": codes([p for p in [investor, *ctl] if p.kind == "state"]),
         "investor.chain_text": chain_text(investor),
     }
@@ -137,27 +145,62 @@ def subjects(deal: Deal, investor: Party, labels: Mapping[str, str] | None = Non
 
     common: dict[str, Value] = {
         **investor_variables(investor),
-        "target.listed": t.listed, "target.greenfield": t.greenfield, "target.asset_deal": t.asset_deal,
-        "target.branch": t.branch, "deal.signing": deal.signing, "deal.closing": deal.closing,
-        "others.required": frozenset(), "others.unclear": frozenset(),
+        "target.listed": t.listed,
+        "target.greenfield": t.greenfield,
+        "target.asset_deal": t.asset_deal,
+        "target.branch": t.branch,
+        "deal.signing": deal.signing,
+        "deal.closing": deal.closing,
+        "others.required": frozenset(),
+        "others.unclear": frozenset(),
     }
     acquired = None if s.control_after is None else (s.control_after and not s.control_before)
-    out = [Subject(t.name, t.country, t.sectors, {
-        **common, "target.name": t.name, "target.country": t.country, "target.indirect": False,
-        "target.parent": None, "target.turnover_eur": t.turnover_eur, "target.sectors": shown(t.sectors),
-        "stake.before": s.before_pct, "stake.after": s.after_pct,
-        "control.before": s.control_before, "control.after": s.control_after, "control.acquired": acquired,
-    })]
+    out = [
+        Subject(
+            t.name,
+            t.country,
+            t.sectors,
+            {
+                **common,
+                "target.name": t.name,
+                "target.country": t.country,
+                "target.indirect": False,
+                "target.parent": None,
+                "target.turnover_eur": t.turnover_eur,
+                "target.sectors": shown(t.sectors),
+                "stake.before": s.before_pct,
+                "stake.after": s.after_pct,
+                "control.before": s.control_before,
+                "control.after": s.control_after,
+                "control.acquired": acquired,
+            },
+        )
+    ]
     for sub in t.subsidiaries:
         factor = sub.held_pct / 100
         after_ctl = None if s.control_after is None else (s.control_after and sub.controlled)
         before_ctl = s.control_before and sub.controlled
         sub_acquired = None if after_ctl is None else (after_ctl and not before_ctl)
-        out.append(Subject(sub.name, sub.country, sub.sectors, {
-            **common, "target.name": sub.name, "target.country": sub.country, "target.indirect": True,
-            "target.parent": t.name, "target.turnover_eur": sub.turnover_eur, "target.sectors": shown(sub.sectors),
-            "target.listed": False,
-            "stake.before": round(s.before_pct * factor, 4), "stake.after": round(s.after_pct * factor, 4),
-            "control.before": before_ctl, "control.after": after_ctl, "control.acquired": sub_acquired,
-        }))
+        out.append(
+            Subject(
+                sub.name,
+                sub.country,
+                sub.sectors,
+                {
+                    **common,
+                    "target.name": sub.name,
+                    "target.country": sub.country,
+                    "target.indirect": True,
+                    "target.parent": t.name,
+                    "target.turnover_eur": sub.turnover_eur,
+                    "target.sectors": shown(sub.sectors),
+                    "target.listed": False,
+                    "stake.before": round(s.before_pct * factor, 4),
+                    "stake.after": round(s.after_pct * factor, 4),
+                    "control.before": before_ctl,
+                    "control.after": after_ctl,
+                    "control.acquired": sub_acquired,
+                },
+            )
+        )
     return out

@@ -1,0 +1,84 @@
+"""``derisk screen``: does a deal need foreign-investment screening, where, by when, and why."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from derisk.cli.output import emit_json, status_console, write_atomic
+from derisk.know.graph import Graph, load_graph
+from derisk.screen.deal import load_deal
+from derisk.screen.engine import screen
+from derisk.screen.memo import document, print_summary, render_html
+from derisk.screen.regimes import load_catalogue
+from derisk.screen.risk import Resolved, resolve_investor, risk_factors
+from derisk.screen.variables import walk
+
+
+def register(group: click.Group) -> None:
+    group.add_command(screen_command)
+
+
+@click.command("screen")
+@click.argument("deal_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="A Watch workspace of the target's site: its flows become evidence of exposure.",
+)
+@click.option(
+    "--json", "json_dest", metavar="FILE|-", help="Write the derisk.screening/1 document (- for stdout)."
+)
+@click.option(
+    "--html",
+    "html_dest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the self-contained HTML memo here.",
+)
+@click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="The date to reason from (YYYY-MM-DD) [default: today]; makes results reproducible.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No terminal summary.")
+def screen_command(
+    deal_file: Path,
+    workspace: Path | None,
+    json_dest: str | None,
+    html_dest: Path | None,
+    today: dt.datetime | None,
+    quiet: bool,
+) -> None:
+    """Screen DEAL_FILE (YAML or JSON) under the Belgian, EU, German, French and Dutch regimes.
+
+    Prints a summary; --json and --html write the full answer with reasons, deadlines, risk factors and
+    evidence. Decision support, not legal advice.
+    """
+    catalogue = load_catalogue()
+    deal = load_deal(deal_file, catalogue.vocabulary)
+    as_of = today.date() if today else dt.datetime.now(dt.UTC).date()
+    resolved = Resolved(deal.investor)
+    if any(p.entity for p in walk(deal.investor)):
+        resolved = resolve_investor(deal.investor, _graph(workspace))
+    screening = screen(deal, catalogue, today=as_of, investor=resolved.investor)
+    doc = document(screening, risk_factors(deal, catalogue, resolved, workspace))
+    emit_json(doc, json_dest)
+    if html_dest is not None:
+        write_atomic(html_dest, render_html(doc))
+    if not quiet:
+        print_summary(status_console(json_dest), doc)
+
+
+def _graph(workspace: Path | None) -> Graph:
+    from derisk.store.workspace import Workspace
+
+    if workspace is None:
+        return load_graph()
+    with Workspace.open(workspace, create=False, read_only=True) as ws:
+        return load_graph(ws)

@@ -1,0 +1,413 @@
+"""Risk factors with evidence: who controls the investor, which laws reach it, what the target already sends.
+
+Every factor quotes its evidence (a path in the Know graph with its sources, a law with its tag, bytes
+measured in a Watch workspace) and never goes beyond it: where derisk has no data, the factor says
+"not assessed". Factors:
+
+* ``state-control``: Regulation 2019/452 Art. 4(2)(a), control by the government of a third country;
+* ``third-country-law``: the laws of the jurisdiction control is exercised from, from the Know legal base;
+* ``art-4-1-sectors``: the Art. 4(1) factors the target's sectors touch;
+* ``measured-exposure``: bytes the target's systems sent to organisations under the investor's control;
+* ``art-4-2-bc``: prior involvement and criminal-activity risk, which derisk cannot assess.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from derisk.errors import NotFoundError
+from derisk.know.graph import Entity, Graph, find_entities
+from derisk.know.laws import laws_for
+from derisk.know.resolve import Resolution, resolve_controller
+from derisk.screen.deal import Deal, Party, country_name
+from derisk.screen.regimes import Catalogue
+from derisk.screen.variables import control_chain, walk
+
+log = logging.getLogger(__name__)
+MATCH_SCORE: Final = 90.0
+EXPOSURE_COLUMNS: Final = [
+    "system",
+    "dst_org",
+    "dst_org_id",
+    "dst_controller",
+    "dst_controller_id",
+    "dst_jurisdiction",
+    "bytes_out",
+    "bytes_in",
+    "first_seen",
+    "last_seen",
+]
+ART_4_2_A: Final = (
+    "Regulation (EU) 2019/452 Art. 4(2)(a): whether the investor is directly or indirectly controlled by the "
+    "government of a third country, including state bodies or armed forces, through ownership or significant "
+    "funding [V]."
+)
+
+
+@dataclass(frozen=True)
+class RiskFactor:
+    factor: str
+    title: str
+    finding: str
+    sentence: str
+    evidence: tuple[str, ...]
+    source: str
+    confidence: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "factor": self.factor,
+            "title": self.title,
+            "finding": self.finding,
+            "sentence": self.sentence,
+            "evidence": list(self.evidence),
+            "source": self.source,
+            "confidence": self.confidence,
+        }
+
+
+@dataclass
+class Resolved:
+    """The investor chain with Know-graph references replaced by graph facts, and their resolutions."""
+
+    investor: Party
+    resolutions: list[Resolution] = field(default_factory=list)
+
+
+def _kind(entity: Entity) -> str:
+    if entity.is_state:
+        return "state"
+    return "person" if entity.schema == "Person" else "company"
+
+
+def _node(
+    entity: Entity, where: str, *, stake: float | None, controls: bool | None, owners: tuple[Party, ...]
+) -> Party:
+    country = entity.country or entity.control_jurisdiction
+    activity = entity.control_jurisdiction if entity.control_jurisdiction != country else None
+    return Party(
+        where=where,
+        name=entity.name,
+        entity=entity.id,
+        country=country,
+        kind=_kind(entity),
+        stake_pct=stake,
+        controls=controls,
+        main_activity_country=activity,
+        owners=owners,
+    )
+
+
+def find_entity(graph: Graph, name: str, where: str) -> Entity:
+    if name in graph.entities:
+        return graph.get(name)
+    found = find_entities(graph, name, limit=5)
+    if found and found[0][1] >= MATCH_SCORE:
+        return found[0][0]
+    names = ", ".join(f"{e.name} ({e.id})" for e, _ in found) or "none"
+    raise NotFoundError(f"{where}: no entity {name!r} in the Know graph", details=[f"closest: {names}"])
+
+
+def resolve_investor(party: Party, graph: Graph) -> Resolved:
+    """Replace every ``entity:`` node by the graph's facts; a node without inline owners gets its control path."""
+    out = Resolved(party)
+    out.investor = _resolve(party, graph, out)
+    return out
+
+
+def _resolve(party: Party, graph: Graph, acc: Resolved) -> Party:
+    owners = tuple(_resolve(o, graph, acc) for o in party.owners)
+    if party.entity is None:
+        return replace(party, owners=owners)
+    entity = find_entity(graph, party.entity, party.where)
+    resolution = resolve_controller(graph, entity.id)
+    acc.resolutions.append(resolution)
+    if not owners:
+        owners = _path_owners(resolution, party.where)
+    node = _node(entity, party.where, stake=party.stake_pct, controls=party.controls, owners=owners)
+    return replace(node, country=party.country or node.country, kind=party.kind or node.kind)
+
+
+def _path_owners(resolution: Resolution, where: str) -> tuple[Party, ...]:
+    """The resolution's control path as nested owners (each step controls the one below)."""
+    chain: tuple[Party, ...] = ()
+    steps = list(resolution.path)
+    if resolution.state and not any(s.owner.is_state for s in steps):
+        chain = (
+            Party(
+                where=f"{where} (Know graph)",
+                name=f"State of {country_name(resolution.state)}",
+                entity=None,
+                country=resolution.state,
+                kind="state",
+                stake_pct=None,
+                controls=True,
+                main_activity_country=None,
+                owners=(),
+            ),
+        )
+    for step in reversed(steps):
+        chain = (
+            _node(step.owner, f"{where} (Know graph)", stake=step.link.stake(), controls=True, owners=chain),
+        )
+    return chain
+
+
+def state_control(investor: Party, resolutions: Sequence[Resolution], eu: frozenset[str]) -> RiskFactor:
+    evidence: list[str] = []
+    ctl = [investor, *control_chain(investor)]
+    states = [p for p in ctl if p.kind == "state"]
+    side = [p for p in walk(investor) if p.kind == "state" and p not in states]
+    for r in resolutions:
+        evidence.append(f"Know graph: {r.sentence}")
+        evidence.extend(f"Know graph path: {s.sentence()}" for s in r.path)
+        evidence.extend(f"Know graph, state stake without control: {s.sentence()}" for s in r.state_influence)
+    third = [p for p in states if p.country and p.country not in eu]
+    graph_state = [r for r in resolutions if r.state_controlled and r.state and r.state not in eu]
+    confidence = min((r.confidence for r in resolutions), default="S", key="VSU".index)
+    if third or graph_state:
+        who = ", ".join(
+            sorted(
+                {country_name(p.country or "") for p in third}
+                | {country_name(r.state or "") for r in graph_state}
+            )
+        )
+        finding = "state-controlled"
+        sentence = f"The investor is controlled by a state body of a third country ({who}). {ART_4_2_A}"
+    elif side:
+        finding = "state-stake"
+        names = ", ".join(
+            f"{p.label} ({p.country}, {p.stake_pct if p.stake_pct is not None else '?'}%)" for p in side
+        )
+        sentence = (
+            f"State bodies hold stakes without control in the chain ({names}); Art. 4(2)(a) also names "
+            f"significant funding. {ART_4_2_A}"
+        )
+    elif any(r.state_influence for r in resolutions):
+        finding = "state-stake"
+        sentence = f"The Know graph records state stakes without control above the investor. {ART_4_2_A}"
+    else:
+        finding = "no-state-control-found"
+        basis = "the Know graph" if resolutions else "the chain in the deal file"
+        sentence = (
+            f"No control by a state body is found in {basis}: {_chain(investor)}. This is a finding on "
+            f"the evidence given, not a proof of independence. {ART_4_2_A}"
+        )
+    if not resolutions:
+        evidence.append(f"Deal file chain: {_chain(investor)}")
+        confidence = "U"
+    return RiskFactor(
+        "state-control",
+        "Control by a third-country government (Art. 4(2)(a))",
+        finding,
+        sentence,
+        tuple(evidence),
+        "LEGAL-FACTS §2; Know graph sources as quoted",
+        confidence,
+    )
+
+
+def _chain(party: Party) -> str:
+    from derisk.screen.variables import chain_text
+
+    return chain_text(party)
+
+
+def third_country_law(
+    investor: Party, resolutions: Sequence[Resolution], eu: frozenset[str]
+) -> RiskFactor | None:
+    where: list[str] = [r.jurisdiction for r in resolutions if r.jurisdiction]
+    for p in [investor, *control_chain(investor)]:
+        for c in (p.main_activity_country, p.country):
+            if c:
+                where.append(c)
+    jurisdictions = [c for c in dict.fromkeys(where) if c not in eu]
+    if not jurisdictions:
+        return None
+    evidence: list[str] = []
+    for code in jurisdictions:
+        for law in laws_for(code):
+            art = f" {law.article}" if law.article else ""
+            tag = f" (article [{law.article_confidence}])" if law.article_confidence else ""
+            evidence.append(
+                f"{country_name(code)}: {law.law}{art}{tag}: {law.summary} [{law.confidence}] — {law.source}"
+            )
+    names = ", ".join(country_name(c) for c in jurisdictions)
+    if evidence:
+        sentence = (
+            f"Control over the investor is exercised from or incorporated in {names}; the Know legal base "
+            f"lists {len(evidence)} laws there that oblige organisations to cooperate with the state or "
+            "restrict data transfers. Screening authorities weigh such laws when the target holds "
+            "sensitive data (cf. Art. 4(1), access to sensitive information)."
+        )
+    else:
+        sentence = f"Control is exercised from {names}; the Know legal base has no laws recorded for it."
+    return RiskFactor(
+        "third-country-law",
+        "Laws of the controlling jurisdiction",
+        "laws-found" if evidence else "none-recorded",
+        sentence,
+        tuple(evidence),
+        "Know legal base (LEGAL-FACTS §4)",
+        "V" if evidence else "U",
+    )
+
+
+def sector_factors(deal: Deal, catalogue: Catalogue) -> RiskFactor | None:
+    eu = catalogue.regimes.get("EU")
+    if eu is None:
+        return None
+    hits: dict[str, list[str]] = {}
+    sectors = [*deal.target.sectors, *(s for sub in deal.target.subsidiaries for s in sub.sectors)]
+    for sid in dict.fromkeys(sectors):
+        sector = catalogue.sectors[sid]
+        for lid in sector.lists.get("EU", ()):
+            hits.setdefault(lid, []).append(sector.label)
+    if not hits:
+        return None
+    evidence = tuple(
+        f"{eu.lists[lid].label} [{eu.lists[lid].confidence}]: {', '.join(labels)}"
+        for lid, labels in hits.items()
+    )
+    return RiskFactor(
+        "art-4-1-sectors",
+        "Sensitive activities of the target (Art. 4(1))",
+        "touched",
+        f"The target's activities touch {len(hits)} of the Art. 4(1) factors member states and the "
+        "Commission may consider (outline seen, exact wording unverified).",
+        evidence,
+        "LEGAL-FACTS §2",
+        "V",
+    )
+
+
+def not_assessed() -> RiskFactor:
+    return RiskFactor(
+        "art-4-2-bc",
+        "Prior involvement and risk of illegal activity (Art. 4(2)(b), (c))",
+        "not-assessed",
+        "derisk holds no data on the investor's prior involvement in activities affecting security or public order "
+        "(b) or on a serious risk of illegal or criminal activity (c); these factors are not assessed.",
+        (),
+        "LEGAL-FACTS §2",
+        "V",
+    )
+
+
+def exposure_from_flows(
+    flows: pa.Table, controller_ids: Sequence[str], names: Sequence[str], workspace: str
+) -> RiskFactor:
+    """Bytes the site sent to organisations whose controller is the investor's (by graph id or name)."""
+    ids = pa.array(sorted(set(controller_ids)), type=pa.string())
+    lowered = pa.array(sorted({n.casefold() for n in names}), type=pa.string())
+    mask = pc.or_kleene(
+        pc.or_kleene(
+            pc.is_in(flows["dst_controller_id"], value_set=ids), pc.is_in(flows["dst_org_id"], value_set=ids)
+        ),
+        pc.or_kleene(
+            pc.is_in(pc.utf8_lower(flows["dst_controller"]), value_set=lowered),
+            pc.is_in(pc.utf8_lower(flows["dst_org"]), value_set=lowered),
+        ),
+    )
+    hit = flows.filter(pc.fill_null(mask, False))
+    title = "Measured exposure of the target to the investor's group"
+    if hit.num_rows == 0:
+        return RiskFactor(
+            "measured-exposure",
+            title,
+            "none-measured",
+            f"No flow in the workspace {workspace} goes to an organisation under the investor's "
+            f"controller ({', '.join(names) or 'unknown'}); absence in one capture is not proof.",
+            (f"{flows.num_rows} flows examined",),
+            f"Watch workspace {workspace}",
+            "V",
+        )
+    grouped = (
+        hit.group_by(["system", "dst_org", "dst_jurisdiction"], use_threads=False)
+        .aggregate(
+            [
+                ("bytes_out", "sum"),
+                ("bytes_in", "sum"),
+                ("bytes_out", "count"),
+                ("first_seen", "min"),
+                ("last_seen", "max"),
+            ]
+        )
+        .sort_by([("bytes_out_sum", "descending")])
+    )
+    evidence = []
+    for row in grouped.to_pylist()[:10]:
+        evidence.append(
+            f"system {row['system'] or 'unlabelled'} → {row['dst_org'] or 'unknown organisation'} (control "
+            f"exercised from {row['dst_jurisdiction'] or 'unknown'}): {row['bytes_out_sum'] or 0:,} bytes sent, "
+            f"{row['bytes_in_sum'] or 0:,} received, {row['bytes_out_count']} flows, "
+            f"{_ts(row['first_seen_min'])} to {_ts(row['last_seen_max'])}"
+        )
+    sent = pc.sum(hit["bytes_out"]).as_py() or 0
+    received = pc.sum(hit["bytes_in"]).as_py() or 0
+    controllers = ", ".join(sorted({c for c in hit["dst_controller"].to_pylist() if c})) or "the investor"
+    return RiskFactor(
+        "measured-exposure",
+        title,
+        "exposure-measured",
+        f"The target's systems already exchange data with organisations under {controllers}: {sent:,} bytes "
+        f"sent and {received:,} received in {hit.num_rows} flows measured in the workspace {workspace}.",
+        tuple(evidence),
+        f"Watch workspace {workspace} (flows as of the last analyze)",
+        "V",
+    )
+
+
+def _ts(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else "?"
+
+
+def measured_exposure(workspace: Path, controller_ids: Sequence[str], names: Sequence[str]) -> RiskFactor:
+    from derisk.store.workspace import Workspace
+
+    with Workspace.open(workspace, create=False, read_only=True) as ws:
+        flows = ws.read_flows(EXPOSURE_COLUMNS)
+    return exposure_from_flows(flows, controller_ids, names, str(workspace))
+
+
+def controller_keys(resolved: Resolved) -> tuple[list[str], list[str]]:
+    """Graph ids and names that identify the investor's group: its controllers and the chain's parties."""
+    ids: list[str] = []
+    names: list[str] = []
+    for r in resolved.resolutions:
+        ids.append(r.entity.id)
+        if r.controller is not None:
+            ids.append(r.controller.id)
+            names.append(r.controller.name)
+        ids.extend(e.id for e in r.joint)
+    for p in [resolved.investor, *control_chain(resolved.investor)]:
+        if p.kind != "state":
+            names.append(p.label)
+        if p.entity:
+            ids.append(p.entity)
+    return list(dict.fromkeys(ids)), list(dict.fromkeys(names))
+
+
+def risk_factors(
+    deal: Deal, catalogue: Catalogue, resolved: Resolved, workspace: Path | None
+) -> list[RiskFactor]:
+    eu = catalogue.groups.get("eu", frozenset())
+    out = [state_control(resolved.investor, resolved.resolutions, eu)]
+    law = third_country_law(resolved.investor, resolved.resolutions, eu)
+    if law:
+        out.append(law)
+    sectors = sector_factors(deal, catalogue)
+    if sectors:
+        out.append(sectors)
+    if workspace is not None:
+        ids, names = controller_keys(resolved)
+        out.append(measured_exposure(workspace, ids, names))
+    out.append(not_assessed())
+    return out
