@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -198,250 +198,99 @@ def make_uid(seed: int, index: int) -> str:
     return "C" + "".join(chars)
 
 
+class _Ends(TypedDict):
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+
+
+# fmt: off
 def build_logs(sessions: Sequence[Session], *, seed: int = 0) -> tuple[ZeekLogs, Ledger]:
     """Zeek records and the ledger for ``sessions``; deterministic for the same arguments."""
     logs, ledger = ZeekLogs(), Ledger()
-    counter = 0
-
-    def next_uid() -> str:
-        nonlocal counter
-        counter += 1
-        return make_uid(seed, counter)
-
+    uids = (make_uid(seed, n) for n in range(1, 2 * len(sessions) + 1))
     for number, s in enumerate(sessions):
-        client_port = 40000 + (number * 7) % 20000
+        port = 40000 + (number * 7) % 20000
         if s.name_via == "dns-answer" and s.lookup:
-            dns_uid, when = next_uid(), s.resolved_at if s.resolved_at is not None else s.start - 0.05
-            logs.conn.append(
-                Conn(
-                    dns_uid,
-                    when,
-                    s.client,
-                    client_port + 1,
-                    s.resolver,
-                    53,
-                    "udp",
-                    "dns",
-                    0.002,
-                    1,
-                    70,
-                    1,
-                    120,
-                )
-            )
-            logs.dns.append(
-                Dns(
-                    dns_uid,
-                    when,
-                    s.client,
-                    client_port + 1,
-                    s.resolver,
-                    s.name,
-                    answers=(s.server,),
-                    qtype_name="AAAA" if ":" in s.server else "A",
-                    ttls=(300.0,),
-                )
-            )
-            ledger.add(
-                Expected(dns_uid, s.client, s.resolver, 70, 120, 1, 1, dns_query=s.name, application="dns")
-            )
-        uid = next_uid()
+            uid, when = next(uids), s.resolved_at if s.resolved_at is not None else s.start - 0.05
+            ends = _Ends(orig_h=s.client, orig_p=port + 1, resp_h=s.resolver, resp_p=53)
+            logs.conn.append(Conn(uid, when, **ends, proto="udp", service="dns", duration=0.002,
+                                  orig_pkts=1, orig_ip_bytes=70, resp_pkts=1, resp_ip_bytes=120))
+            qtype = "AAAA" if ":" in s.server else "A"
+            logs.dns.append(Dns(uid, when, **ends, query=s.name, qtype_name=qtype, answers=(s.server,),
+                                ttls=(300.0,)))
+            ledger.add(Expected(uid, s.client, s.resolver, 70, 120, 1, 1, dns_query=s.name, application="dns"))
+        uid = next(uids)
+        ends = _Ends(orig_h=s.client, orig_p=port, resp_h=s.server, resp_p=s.port)
         service = s.service or {"sni": "ssl", "http-host": "http"}.get(s.name_via or "")
-        logs.conn.append(
-            Conn(
-                uid,
-                s.start,
-                s.client,
-                client_port,
-                s.server,
-                s.port,
-                s.proto,
-                service,
-                s.duration,
-                s.packets_out,
-                s.bytes_out,
-                s.packets_in,
-                s.bytes_in,
-            )
-        )
+        logs.conn.append(Conn(uid, s.start, **ends, proto=s.proto, service=service, duration=s.duration,
+                              orig_pkts=s.packets_out, orig_ip_bytes=s.bytes_out, resp_pkts=s.packets_in,
+                              resp_ip_bytes=s.bytes_in))
         if s.name_via == "sni" or s.ja4 is not None:
-            logs.ssl.append(
-                Ssl(
-                    uid,
-                    s.start + 0.01,
-                    s.client,
-                    client_port,
-                    s.server,
-                    s.port,
-                    s.name if s.name_via == "sni" else None,
-                    ja4=s.ja4,
-                )
-            )
+            sni = s.name if s.name_via == "sni" else None
+            logs.ssl.append(Ssl(uid, s.start + 0.01, **ends, server_name=sni, ja4=s.ja4))
         if s.name_via == "http-host" or s.user_agent is not None:
-            logs.http.append(
-                Http(
-                    uid,
-                    s.start + 0.01,
-                    s.client,
-                    client_port,
-                    s.server,
-                    s.port,
-                    s.name if s.name_via == "http-host" else None,
-                    s.user_agent,
-                )
-            )
-        ledger.add(
-            Expected(
-                uid,
-                s.client,
-                s.server,
-                s.bytes_out,
-                s.bytes_in,
-                s.packets_out,
-                s.packets_in,
-                server_name=s.name if s.name_via else None,
-                server_name_source=s.name_via,
-                user_agent=s.user_agent,
-                ja4=s.ja4,
-                application=service,
-            )
-        )
+            host = s.name if s.name_via == "http-host" else None
+            logs.http.append(Http(uid, s.start + 0.01, **ends, host=host, user_agent=s.user_agent))
+        ledger.add(Expected(uid, s.client, s.server, s.bytes_out, s.bytes_in, s.packets_out, s.packets_in,
+                            server_name=s.name if s.name_via else None, server_name_source=s.name_via,
+                            user_agent=s.user_agent, ja4=s.ja4, application=service))
     return logs, ledger
+# fmt: on
 
 
 # --- writing -------------------------------------------------------------------------------------
 
-_CONN_FIELDS = (
-    ("ts", "time"),
-    ("uid", "string"),
-    ("id.orig_h", "addr"),
-    ("id.orig_p", "port"),
-    ("id.resp_h", "addr"),
-    ("id.resp_p", "port"),
-    ("proto", "enum"),
-    ("service", "string"),
-    ("duration", "interval"),
-    ("orig_bytes", "count"),
-    ("resp_bytes", "count"),
-    ("conn_state", "string"),
-    ("local_orig", "bool"),
-    ("local_resp", "bool"),
-    ("missed_bytes", "count"),
-    ("history", "string"),
-    ("orig_pkts", "count"),
-    ("orig_ip_bytes", "count"),
-    ("resp_pkts", "count"),
-    ("resp_ip_bytes", "count"),
-    ("tunnel_parents", "set[string]"),
+
+def _fields(spec: str) -> tuple[tuple[str, str], ...]:
+    """``"ts:time uid:string"`` -> ``(("ts", "time"), ("uid", "string"))``."""
+    return tuple((name, kind) for name, _, kind in (item.partition(":") for item in spec.split()))
+
+
+_ID = "ts:time uid:string id.orig_h:addr id.orig_p:port id.resp_h:addr id.resp_p:port "
+_CONN_FIELDS = _fields(
+    _ID + "proto:enum service:string duration:interval orig_bytes:count resp_bytes:count "
+    "conn_state:string local_orig:bool local_resp:bool missed_bytes:count history:string orig_pkts:count "
+    "orig_ip_bytes:count resp_pkts:count resp_ip_bytes:count tunnel_parents:set[string]"
 )
-_DNS_FIELDS = (
-    ("ts", "time"),
-    ("uid", "string"),
-    ("id.orig_h", "addr"),
-    ("id.orig_p", "port"),
-    ("id.resp_h", "addr"),
-    ("id.resp_p", "port"),
-    ("proto", "enum"),
-    ("trans_id", "count"),
-    ("query", "string"),
-    ("qtype_name", "string"),
-    ("rcode_name", "string"),
-    ("answers", "vector[string]"),
-    ("TTLs", "vector[interval]"),
+_DNS_FIELDS = _fields(
+    _ID + "proto:enum trans_id:count query:string qtype_name:string rcode_name:string "
+    "answers:vector[string] TTLs:vector[interval]"
 )
-_SSL_FIELDS = (
-    ("ts", "time"),
-    ("uid", "string"),
-    ("id.orig_h", "addr"),
-    ("id.orig_p", "port"),
-    ("id.resp_h", "addr"),
-    ("id.resp_p", "port"),
-    ("version", "string"),
-    ("server_name", "string"),
-    ("established", "bool"),
+_SSL_FIELDS = _fields(_ID + "version:string server_name:string established:bool")
+_HTTP_FIELDS = _fields(
+    _ID + "trans_depth:count method:string host:string uri:string user_agent:string status_code:count"
 )
-_HTTP_FIELDS = (
-    ("ts", "time"),
-    ("uid", "string"),
-    ("id.orig_h", "addr"),
-    ("id.orig_p", "port"),
-    ("id.resp_h", "addr"),
-    ("id.resp_p", "port"),
-    ("trans_depth", "count"),
-    ("method", "string"),
-    ("host", "string"),
-    ("uri", "string"),
-    ("user_agent", "string"),
-    ("status_code", "count"),
-)
+#: Columns Zeek fills that no test varies.
+_CONSTANTS: dict[str, object] = {
+    "local_orig": None,
+    "local_resp": None,
+    "missed_bytes": 0,
+    "trans_id": 4711,
+    "trans_depth": 1,
+    "TTLs": None,
+}
 
 
-def _conn_values(c: Conn) -> list[object]:
-    def payload(ip_bytes: int | None, pkts: int | None) -> int | None:
-        return None if ip_bytes is None or pkts is None else max(0, ip_bytes - 40 * pkts)
-
-    return [
-        c.ts,
-        c.uid,
-        c.orig_h,
-        c.orig_p,
-        c.resp_h,
-        c.resp_p,
-        c.proto,
-        c.service,
-        c.duration,
-        payload(c.orig_ip_bytes, c.orig_pkts),
-        payload(c.resp_ip_bytes, c.resp_pkts),
-        c.conn_state,
-        None,
-        None,
-        0,
-        c.history,
-        c.orig_pkts,
-        c.orig_ip_bytes,
-        c.resp_pkts,
-        c.resp_ip_bytes,
-        c.tunnel_parents,
-    ]
-
-
-def _dns_values(d: Dns) -> list[object]:
-    return [
-        d.ts,
-        d.uid,
-        d.orig_h,
-        d.orig_p,
-        d.resp_h,
-        d.resp_p,
-        "udp",
-        4711,
-        d.query,
-        d.qtype_name,
-        d.rcode_name,
-        d.answers,
-        d.ttls,
-    ]
-
-
-def _ssl_values(s: Ssl) -> list[object]:
-    return [s.ts, s.uid, s.orig_h, s.orig_p, s.resp_h, s.resp_p, s.version, s.server_name, s.established]
-
-
-def _http_values(h: Http) -> list[object]:
-    return [
-        h.ts,
-        h.uid,
-        h.orig_h,
-        h.orig_p,
-        h.resp_h,
-        h.resp_p,
-        1,
-        h.method,
-        h.host,
-        h.uri,
-        h.user_agent,
-        h.status_code,
-    ]
+def _values(record: Conn | Dns | Ssl | Http, fields: Sequence[tuple[str, str]]) -> list[object]:
+    """A record's values in ``fields`` order (``id.orig_h`` is the attribute ``orig_h``)."""
+    out: list[object] = []
+    for name, _ in fields:
+        attribute = name.removeprefix("id.")
+        if name == "TTLs" and isinstance(record, Dns):
+            out.append(record.ttls)
+        elif name in ("orig_bytes", "resp_bytes") and isinstance(record, Conn):
+            side = name.split("_")[0]
+            ip_bytes, pkts = getattr(record, f"{side}_ip_bytes"), getattr(record, f"{side}_pkts")
+            out.append(None if ip_bytes is None or pkts is None else max(0, ip_bytes - 40 * pkts))
+        elif name == "proto" and isinstance(record, Dns):
+            out.append("udp")
+        elif hasattr(record, attribute):
+            out.append(getattr(record, attribute))
+        else:
+            out.append(_CONSTANTS[name])
+    return out
 
 
 def escape(text: str, separators: str = "\t") -> str:
@@ -555,10 +404,10 @@ def write_logs(
     ja4 = with_ja4 if with_ja4 is not None else any(s.ja4 for s in logs.ssl)
     ssl_fields = _SSL_FIELDS + ((("ja4", "string"),) if ja4 else ())
     plan: list[tuple[str, Sequence[tuple[str, str]], list[list[object]]]] = [
-        ("conn", _CONN_FIELDS, [_conn_values(c) for c in logs.conn]),
-        ("dns", _DNS_FIELDS, [_dns_values(d) for d in logs.dns]),
-        ("ssl", ssl_fields, [_ssl_values(s) + ([s.ja4] if ja4 else []) for s in logs.ssl]),
-        ("http", _HTTP_FIELDS, [_http_values(h) for h in logs.http]),
+        ("conn", _CONN_FIELDS, [_values(c, _CONN_FIELDS) for c in logs.conn]),
+        ("dns", _DNS_FIELDS, [_values(d, _DNS_FIELDS) for d in logs.dns]),
+        ("ssl", ssl_fields, [_values(s, ssl_fields) for s in logs.ssl]),
+        ("http", _HTTP_FIELDS, [_values(h, _HTTP_FIELDS) for h in logs.http]),
     ]
     written: dict[str, Path] = {}
     for name, fields, rows in plan:
