@@ -21,6 +21,7 @@ import logging
 import mmap
 import struct
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -82,38 +83,54 @@ def _fail(path: Path, what: str) -> InputError:
     return InputError(what, source=str(path))
 
 
+def _os_error(path: Path, exc: OSError) -> InputError:
+    if isinstance(exc, FileNotFoundError):
+        return _fail(path, "no such file")
+    if isinstance(exc, PermissionError):
+        return _fail(path, "cannot read: permission denied")
+    if isinstance(exc, IsADirectoryError):
+        return _fail(path, "is a directory, not a capture file")
+    reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+    return _fail(path, f"cannot read: {reason}")
+
+
+def capture_format(path: Path) -> str:
+    """``"pcap"`` or ``"pcapng"`` from the file's first bytes; :class:`InputError` for anything else.
+
+    Cheap (reads four bytes): the full check of the record framing is :func:`inspect_capture`.
+    """
+    try:
+        if path.is_dir():
+            raise _fail(path, "is a directory, not a capture file")
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    if not head:
+        raise _fail(path, "empty file (0 bytes), not a capture")
+    if head[:2] == b"\x1f\x8b":
+        raise _fail(path, "is gzip-compressed; decompress it first (gunzip)")
+    if head in _PCAP_MAGIC:
+        return "pcap"
+    if head == _PCAPNG_SHB:
+        return "pcapng"
+    raise _fail(path, f"not a pcap or pcapng capture (starts with bytes {head.hex()})")
+
+
 def inspect_capture(path: Path) -> CaptureInfo:
     """Check that ``path`` is a complete pcap or pcapng file and count its packet records.
 
     Raises :class:`InputError` naming the file for a missing, unreadable, empty, non-capture or
     truncated file. Reads the record framing only (no packet contents), memory-mapped.
     """
+    fmt = capture_format(path)
     try:
-        if path.is_dir():
-            raise _fail(path, "is a directory, not a capture file")
-        size = path.stat().st_size
-        with path.open("rb") as fh:
-            if size == 0:
-                raise _fail(path, "empty file (0 bytes), not a capture")
-            head = fh.read(4)
-            if head[:2] == b"\x1f\x8b":
-                raise _fail(path, "is gzip-compressed; decompress it first (gunzip)")
-            if head in _PCAP_MAGIC:
-                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                    return CaptureInfo("pcap", _walk_pcap(path, data, _PCAP_MAGIC[head]))
-            if head == _PCAPNG_SHB:
-                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                    return CaptureInfo("pcapng", _walk_pcapng(path, data))
-            raise _fail(path, f"not a pcap or pcapng capture (starts with bytes {head.hex()})")
-    except FileNotFoundError:
-        raise _fail(path, "no such file") from None
-    except PermissionError:
-        raise _fail(path, "cannot read: permission denied") from None
-    except IsADirectoryError:
-        raise _fail(path, "is a directory, not a capture file") from None
+        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if fmt == "pcap":
+                return CaptureInfo(fmt, _walk_pcap(path, data, _PCAP_MAGIC[bytes(data[:4])]))
+            return CaptureInfo(fmt, _walk_pcapng(path, data))
     except OSError as exc:
-        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-        raise _fail(path, f"cannot read: {reason}") from None
+        raise _os_error(path, exc) from None
 
 
 def _walk_pcap(path: Path, data: mmap.mmap, endian: str) -> int:
@@ -261,11 +278,20 @@ def read_pcap(path: Path, *, progress: Callable[[int], None] | None = None) -> I
     Raises :class:`derisk.errors.InputError` naming the file when it cannot be used; no batch is
     yielded before the file has been checked and its DNS answers collected.
     """
-    info = inspect_capture(path)
+    capture_format(path)
+    # The framing check (pure Python) runs in a thread while the DNS pass (NFStream's meter, a child
+    # process) reads the file: the two overlap, and a framing error wins over whatever NFStream says.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="derisk-pcap-check") as pool:
+        checking = pool.submit(inspect_capture, path)
+        try:
+            answers, long_queries = dns_pass(path)
+        except InputError:
+            checking.result()
+            raise
+        info = checking.result()
     if info.packets == 0:
         log.warning("%s: the capture holds no packets", path)
         return
-    answers, long_queries = dns_pass(path)
     log.debug("%s: %d packets, %d addresses answered by DNS", path, info.packets, len(answers))
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
     pending_packets = 0
