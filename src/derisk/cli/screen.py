@@ -64,10 +64,12 @@ def screen_command(
     deal = load_deal(deal_file, catalogue.vocabulary)
     as_of = today.date() if today else dt.datetime.now(dt.UTC).date()
     resolved = Resolved(deal.investor)
+    graph = None
     if any(p.entity for p in walk(deal.investor)):
-        resolved = resolve_investor(deal.investor, _graph(workspace))
+        graph = _graph(workspace)
+        resolved = resolve_investor(deal.investor, graph)
     screening = screen(deal, catalogue, today=as_of, investor=resolved.investor)
-    doc = document(screening, risk_factors(deal, catalogue, resolved, workspace))
+    doc = document(screening, risk_factors(deal, catalogue, resolved, workspace, graph))
     emit_json(doc, json_dest)
     if html_dest is not None:
         write_atomic(html_dest, render_html(doc))

@@ -146,7 +146,7 @@ def _reasons(decision: Decision, env: Env, regime: Regime, subject: str) -> list
     out: list[Reason] = []
     seen_terms: set[str] = set()
     for step in decision.steps:
-        if step.rule.kind != "note" or step.status == "fired":
+        if step.rule.kind != "note" or step.status != "unknown":
             for name, value in [*step.trace.terms.items(), *step.trace.nested.items()]:
                 direct = name in step.trace.terms
                 if name in seen_terms or (not direct and value is not True):
@@ -167,7 +167,15 @@ def _reasons(decision: Decision, env: Env, regime: Regime, subject: str) -> list
                         subject,
                     )
                 )
-        role = "note" if step.rule.kind == "note" else ("decisive" if step is decision.decisive else "open")
+        role = (
+            "note"
+            if step.rule.kind == "note"
+            else "decisive"
+            if step is decision.decisive
+            else "fallback"
+            if step.status == "fallback"
+            else "open"
+        )
         out.append(Reason(step.rule.id, step.sentence, role, step.rule.source, step.rule.confidence, subject))
     return out
 

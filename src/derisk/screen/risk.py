@@ -395,14 +395,40 @@ def controller_keys(resolved: Resolved) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(ids)), list(dict.fromkeys(names))
 
 
+def supplier_factors(graph: Graph, resolution: Resolution) -> list[RiskFactor]:
+    """The Know supplier-risk factors (EU 5G coordinated risk assessment) for the investor entity."""
+    from derisk.know.risk import supplier_risk
+
+    return [
+        RiskFactor(
+            f"supplier:{f.factor}",
+            f"{f.title} (investor as supplier-risk profile)",
+            f.finding,
+            f.sentence,
+            f.evidence,
+            f"Know graph and legal base: {resolution.entity.name} (EU 5G coordinated risk assessment factors)",
+            resolution.confidence,
+        )
+        for f in supplier_risk(graph, resolution.entity.id)
+    ]
+
+
 def risk_factors(
-    deal: Deal, catalogue: Catalogue, resolved: Resolved, workspace: Path | None
+    deal: Deal,
+    catalogue: Catalogue,
+    resolved: Resolved,
+    workspace: Path | None,
+    graph: Graph | None = None,
 ) -> list[RiskFactor]:
+    """Every factor for the deal; with a graph, the investor's supplier-risk profile replaces the law list."""
     eu = catalogue.groups.get("eu", frozenset())
     out = [state_control(resolved.investor, resolved.resolutions, eu)]
-    law = third_country_law(resolved.investor, resolved.resolutions, eu)
-    if law:
-        out.append(law)
+    if graph is not None and resolved.resolutions:
+        out.extend(supplier_factors(graph, resolved.resolutions[0]))
+    else:
+        law = third_country_law(resolved.investor, resolved.resolutions, eu)
+        if law:
+            out.append(law)
     sectors = sector_factors(deal, catalogue)
     if sectors:
         out.append(sectors)

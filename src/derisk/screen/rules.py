@@ -413,7 +413,7 @@ class Step:
     """One rule's contribution to an answer: its outcome, sentence and what it rests on."""
 
     rule: Rule
-    status: Literal["fired", "unknown"]
+    status: Literal["fired", "unknown", "fallback"]
     sentence: str
     trace: Trace
 
@@ -439,9 +439,14 @@ def run(rules: Sequence[Rule], env: Env, fmt: Callable[[str, Value], str]) -> De
             steps.append(step)
             if rule.kind == "note":
                 continue
-            outcome: Outcome = rule.kind  # type: ignore[assignment]
             if any(p.rule.kind != rule.kind for p in pending):
-                outcome = "unclear"
+                # The open questions above could change the answer: this rule only says what happens if
+                # they are all answered "no".
+                steps[-1] = Step(
+                    rule, "fallback", f"If the open questions are answered no: {step.sentence}", trace
+                )
+                return Decision("unclear", tuple(steps), None)
+            outcome: Outcome = rule.kind  # type: ignore[assignment]
             return Decision(outcome, tuple(steps), step)
         missing = "; ".join(trace.unknown) or "an input"
         question = rule.ask.render(env, fmt) if rule.ask else f"whether rule {rule.id} applies"
