@@ -1,0 +1,307 @@
+"""The alert every detection returns: its numbers, the flows it rests on, who controls the other end,
+the laws that reach them, and the sentence a report shows.
+
+Severity weighs the detection score and who can be compelled: the same beacon ranks one level higher
+when the destination's controlling jurisdiction has laws that oblige companies to cooperate with
+intelligence or hand over data. Legal statements come only from :func:`derisk.know.laws.laws_for`
+(injected), keep their confidence tags, and are decision support, not legal advice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from derisk.safetext import bound
+
+SEVERITIES: Final = ("low", "medium", "high", "critical")
+MAX_FLOW_IDS: Final = 20
+
+#: ``laws_for(jurisdiction) -> list of Law`` (see :mod:`derisk.know.laws`); injected so tests can pass a tiny table.
+LawsFor = Callable[[str], Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class LawRef:
+    """The part of a law an alert shows; taken from :class:`derisk.know.laws.Law`."""
+
+    jurisdiction: str
+    law: str
+    article: str | None
+    confidence: str
+    source: str | None
+
+    @classmethod
+    def from_law(cls, law: Any, jurisdiction: str) -> LawRef:
+        article = getattr(law, "article", None)
+        return cls(
+            jurisdiction=str(getattr(law, "jurisdiction", None) or jurisdiction),
+            law=str(getattr(law, "law", "") or ""),
+            article=str(article) if article not in (None, "") else None,
+            confidence=str(getattr(law, "confidence", "U") or "U"),
+            source=str(getattr(law, "source", "") or "") or None,
+        )
+
+    def label(self) -> str:
+        art = f" art. {self.article}" if self.article else ""
+        return f"{self.law}{art} [{self.confidence}]"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jurisdiction": self.jurisdiction,
+            "law": self.law,
+            "article": self.article,
+            "confidence": self.confidence,
+            "source": self.source,
+        }
+
+
+def compelling_laws(laws_for: LawsFor, jurisdiction: str | None) -> tuple[LawRef, ...]:
+    """The laws in force in ``jurisdiction`` that can compel cooperation (empty when none or unknown)."""
+    if not jurisdiction:
+        return ()
+    refs = []
+    for law in laws_for(jurisdiction):
+        if getattr(law, "in_force", True) is False:
+            continue
+        refs.append(LawRef.from_law(law, jurisdiction))
+    return tuple(refs)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who an alert is about: the internal side and the attributed destination."""
+
+    src_ip: str | None
+    system: str | None
+    destination: str
+    dst_ip: str | None = None
+    server_name: str | None = None
+    organisation: str | None = None
+    controller: str | None = None
+    jurisdiction: str | None = None
+    jurisdiction_basis: str | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str
+    score: float
+    severity: str
+    target: Target
+    summary: str
+    evidence: dict[str, Any]
+    laws: tuple[LawRef, ...] = ()
+    flow_ids: tuple[str, ...] = ()
+    flow_count: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    alert_id: str = field(default="")
+
+    # -- convenience ---------------------------------------------------------------------------
+    @property
+    def src_ip(self) -> str | None:
+        return self.target.src_ip
+
+    @property
+    def system(self) -> str | None:
+        return self.target.system
+
+    @property
+    def destination(self) -> str:
+        return self.target.destination
+
+    @property
+    def controller(self) -> str | None:
+        return self.target.controller
+
+    @property
+    def jurisdiction(self) -> str | None:
+        return self.target.jurisdiction
+
+    @property
+    def severity_rank(self) -> int:
+        return SEVERITIES.index(self.severity)
+
+    @property
+    def sentence(self) -> str:
+        return alert_sentence(self)
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.target
+        return {
+            "alert_id": self.alert_id,
+            "kind": self.kind,
+            "severity": self.severity,
+            "score": round(self.score, 3),
+            "src_ip": t.src_ip,
+            "system": t.system,
+            "destination": t.destination,
+            "dst_ip": t.dst_ip,
+            "server_name": t.server_name,
+            "organisation": t.organisation,
+            "controller": t.controller,
+            "jurisdiction": t.jurisdiction,
+            "jurisdiction_basis": t.jurisdiction_basis,
+            "laws": [law.to_json() for law in self.laws],
+            "first_seen": self.first_seen.isoformat() if self.first_seen else None,
+            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+            "flow_count": self.flow_count,
+            "flow_ids": list(self.flow_ids),
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "sentence": self.sentence,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Alert:
+        def ts(value: Any) -> datetime | None:
+            return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+        target = Target(
+            src_ip=doc.get("src_ip"),
+            system=doc.get("system"),
+            destination=str(doc.get("destination") or ""),
+            dst_ip=doc.get("dst_ip"),
+            server_name=doc.get("server_name"),
+            organisation=doc.get("organisation"),
+            controller=doc.get("controller"),
+            jurisdiction=doc.get("jurisdiction"),
+            jurisdiction_basis=doc.get("jurisdiction_basis"),
+        )
+        laws = tuple(
+            LawRef(
+                jurisdiction=str(x.get("jurisdiction") or ""),
+                law=str(x.get("law") or ""),
+                article=x.get("article"),
+                confidence=str(x.get("confidence") or "U"),
+                source=x.get("source"),
+            )
+            for x in doc.get("laws") or []
+        )
+        return cls(
+            kind=str(doc["kind"]),
+            score=float(doc["score"]),
+            severity=str(doc["severity"]),
+            target=target,
+            summary=str(doc.get("summary") or ""),
+            evidence=dict(doc.get("evidence") or {}),
+            laws=laws,
+            flow_ids=tuple(doc.get("flow_ids") or ()),
+            flow_count=int(doc.get("flow_count") or 0),
+            first_seen=ts(doc.get("first_seen")),
+            last_seen=ts(doc.get("last_seen")),
+            alert_id=str(doc.get("alert_id") or ""),
+        )
+
+
+def base_severity(score: float) -> int:
+    """Severity index from the detection score alone: <0.8 low, <0.9 medium, else high."""
+    if score >= 0.9:
+        return 2
+    if score >= 0.8:
+        return 1
+    return 0
+
+
+def make_alert(
+    kind: str,
+    score: float,
+    target: Target,
+    summary: str,
+    evidence: dict[str, Any],
+    laws_for: LawsFor,
+    *,
+    flow_ids: Sequence[str] = (),
+    flow_count: int = 0,
+    first_seen: datetime | None = None,
+    last_seen: datetime | None = None,
+    floor: int = 0,
+) -> Alert:
+    """Build an alert: attach the compelling laws, weigh severity by them, give it a stable id."""
+    score = min(max(float(score), 0.0), 1.0)
+    laws = compelling_laws(laws_for, target.jurisdiction)
+    level = max(base_severity(score), floor)
+    if laws:
+        level += 1
+        if target.jurisdiction_basis not in (None, "registry"):
+            evidence = {**evidence, "jurisdiction_note": "controlling jurisdiction inferred from AS registration"}
+    level = min(level, len(SEVERITIES) - 1)
+    target = Target(
+        src_ip=target.src_ip,
+        system=target.system,
+        destination=bound(target.destination, 253) or "",
+        dst_ip=target.dst_ip,
+        server_name=bound(target.server_name, 253),
+        organisation=target.organisation,
+        controller=target.controller,
+        jurisdiction=target.jurisdiction,
+        jurisdiction_basis=target.jurisdiction_basis,
+    )
+    key = json.dumps([kind, target.src_ip, target.system, target.destination], ensure_ascii=True)
+    alert_id = f"{kind}:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return Alert(
+        kind=kind,
+        score=round(score, 3),
+        severity=SEVERITIES[level],
+        target=target,
+        summary=summary,
+        evidence=evidence,
+        laws=laws,
+        flow_ids=tuple(flow_ids[:MAX_FLOW_IDS]),
+        flow_count=int(flow_count),
+        first_seen=first_seen,
+        last_seen=last_seen,
+        alert_id=alert_id,
+    )
+
+
+def _who(alert: Alert) -> str:
+    t = alert.target
+    if t.system and t.src_ip:
+        return f"System {t.system} ({t.src_ip})"
+    if t.system:
+        return f"System {t.system}"
+    if t.src_ip:
+        return f"Host {t.src_ip}"
+    return "The site"
+
+
+def _where(alert: Alert) -> str:
+    t = alert.target
+    dest = t.destination
+    if t.server_name and t.dst_ip and t.server_name != dest:
+        dest = f"{dest} ({t.server_name})"
+    elif t.dst_ip and t.server_name and t.dst_ip != dest:
+        dest = f"{dest} ({t.dst_ip})"
+    return dest
+
+
+def alert_sentence(alert: Alert) -> str:
+    """The one-paragraph sentence a report shows for an alert (plain text; renderers escape it)."""
+    t = alert.target
+    text = f"{_who(alert)} {alert.summary}"
+    if "{dest}" in text:
+        text = text.replace("{dest}", _where(alert))
+    text += f" (score {alert.score:.2f}, severity {alert.severity})."
+    if t.controller:
+        org = f"{t.organisation}, " if t.organisation and t.organisation != t.controller else ""
+        basis = f", {t.jurisdiction_basis}" if t.jurisdiction_basis else ""
+        juris = f" (jurisdiction {t.jurisdiction}{basis})" if t.jurisdiction else ""
+        text += f" The endpoint belongs to {org}controlled by {t.controller}{juris}."
+    elif t.jurisdiction:
+        text += f" Controlling jurisdiction: {t.jurisdiction} ({t.jurisdiction_basis or 'basis unknown'})."
+    else:
+        text += " Its controller is unknown."
+    if alert.laws:
+        labels = "; ".join(law.label() for law in alert.laws[:4])
+        more = f" and {len(alert.laws) - 4} more" if len(alert.laws) > 4 else ""
+        text += (
+            f" Laws there can compel cooperation: {labels}{more}."
+            " Decision support, not legal advice."
+        )
+    return text

@@ -1,0 +1,100 @@
+"""Applying the site's allow-list: flows to allowed destinations are left out before detection, and
+what each entry suppressed is counted with its reason.
+
+Matching (all case-insensitive): ``domain: example.com`` matches a server name, DNS query or attributed
+domain equal to it; ``domain: '*.example.com'`` also matches every name under it *and* ``example.com``
+itself. ``ip`` takes an address or CIDR; ``asn`` the destination's AS number; ``organisation`` the
+attributed organisation or the AS organisation; ``controller`` the ultimate controller.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from derisk.detect.config import AllowEntry
+from derisk.detect.segments import B, column
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """What one allow-list entry removed from the analysis."""
+
+    entry: AllowEntry
+    flows: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "matcher": self.entry.matcher,
+            "value": self.entry.value,
+            "reason": self.entry.reason,
+            "kinds": list(self.entry.kinds),
+            "flows": self.flows,
+        }
+
+
+def _np(mask: pa.ChunkedArray | pa.Array) -> B:
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _lower(table: pa.Table, name: str) -> pa.ChunkedArray:
+    col = column(table, name)
+    if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
+        col = pc.cast(col, pa.string())
+    return pc.utf8_lower(col)
+
+
+def entry_mask(table: pa.Table, entry: AllowEntry) -> B:
+    """Rows of ``table`` that ``entry`` matches."""
+    n = table.num_rows
+    mask = np.zeros(n, dtype=bool)
+    if entry.matcher == "domain":
+        value = entry.value
+        wildcard = value.startswith("*.")
+        base = value[2:] if wildcard else value
+        for name in ("server_name", "dns_query", "dst_domain"):
+            if name not in table.column_names:
+                continue
+            col = pc.utf8_rtrim(_lower(table, name), characters=".")
+            mask |= _np(pc.equal(col, base))
+            if wildcard:
+                mask |= _np(pc.ends_with(col, "." + base))
+    elif entry.matcher == "ip":
+        net = ipaddress.ip_network(entry.value, strict=False)
+        col = column(table, "dst_ip")
+        uniques = list(pc.unique(col).drop_null().to_pylist())
+        inside = []
+        for u in uniques:  # over distinct addresses, not rows
+            try:
+                if ipaddress.ip_address(str(u).split("%", 1)[0]) in net:
+                    inside.append(u)
+            except ValueError:
+                continue
+        if inside:
+            mask |= _np(pc.is_in(col, value_set=pa.array(inside, pa.string())))
+    elif entry.matcher == "asn":
+        col = column(table, "dst_asn")
+        if pa.types.is_integer(col.type):
+            mask |= _np(pc.equal(col, int(entry.value)))
+    elif entry.matcher == "organisation":
+        for name in ("dst_org", "dst_as_org"):
+            if name in table.column_names:
+                mask |= _np(pc.equal(_lower(table, name), entry.value))
+    elif entry.matcher == "controller" and "dst_controller" in table.column_names:
+        mask |= _np(pc.equal(_lower(table, "dst_controller"), entry.value))
+    return mask
+
+
+def allow_masks(table: pa.Table, entries: tuple[AllowEntry, ...]) -> tuple[list[B], list[Suppression]]:
+    """One mask per entry, and what each suppressed (a flow counts for the first entry matching it)."""
+    masks = [entry_mask(table, e) for e in entries]
+    taken = np.zeros(table.num_rows, dtype=bool)
+    suppressed = []
+    for entry, mask in zip(entries, masks, strict=True):
+        suppressed.append(Suppression(entry, int((mask & ~taken).sum())))
+        taken |= mask
+    return masks, suppressed

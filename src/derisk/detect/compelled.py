@@ -1,0 +1,88 @@
+"""Sustained transfers to controllers in jurisdictions whose laws compel cooperation.
+
+Per (system, or internal host without a system label; controller), over outbound flows whose
+destination's controlling jurisdiction has laws in force that oblige companies to cooperate with
+intelligence or hand over data (``laws_for``, injected): alert when the host sent at least
+``min_bytes_out`` and the traffic spans at least ``min_hours``. Score 0.8, plus 0.1 at ten times the
+byte threshold and 0.1 at four times the duration. Decision support, not legal advice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from derisk.detect.alert import Alert, LawsFor, compelling_laws, make_alert
+from derisk.detect.config import DetectionConfig
+from derisk.detect.segments import as_datetime, codes_of, column, combine, flow_times, ints, mask_eq, segments
+from derisk.detect.targets import flow_ids_for, rows_info, target_from
+from derisk.detect.upload import _fmt_bytes
+
+
+def detect_compelled(
+    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None
+) -> list[Alert]:
+    if flows.num_rows == 0:
+        return []
+    times = flow_times(flows, now)
+    ok = mask_eq(column(flows, "direction"), "outbound") & times.valid
+    juris = column(flows, "dst_jurisdiction")
+    compelling = [j for j in pc.unique(juris).drop_null().to_pylist() if compelling_laws(laws_for, str(j))]
+    if not compelling or not ok.any():
+        return []
+    in_scope = np.asarray(
+        pc.fill_null(pc.is_in(juris, value_set=pa.array(compelling, pa.string())), False).to_numpy(
+            zero_copy_only=False
+        ),
+        dtype=bool,
+    )
+    controller = pc.coalesce(column(flows, "dst_controller"), column(flows, "dst_org"))
+    who = codes_of(pc.coalesce(column(flows, "system"), column(flows, "src_ip")))
+    key = combine(who, codes_of(controller))
+    rows = np.flatnonzero(ok & in_scope & (key >= 0))
+    if len(rows) == 0:
+        return []
+    order = rows[np.lexsort((times.start[rows], key[rows]))]
+    seg = segments(key[order])
+    out_b = ints(flows, "bytes_out").astype(np.float64)
+    sent = seg.sum(out_b[order])
+    first = seg.min(times.start[order])
+    last = seg.max(times.end[order])
+    hours = (last - first) / 3600.0
+    min_bytes = cfg.get("compelled", "min_bytes_out")
+    min_hours = cfg.get("compelled", "min_hours")
+    hit = np.flatnonzero((sent >= min_bytes) & (hours >= min_hours))
+    if len(hit) == 0:
+        return []
+    row_lists = [order[seg.starts[i] : seg.ends[i]] for i in hit]
+    infos = rows_info(flows, np.array([r[-1] for r in row_lists], dtype=np.int64))
+    ids = flow_ids_for(flows, row_lists)
+    alerts = []
+    for j, i in enumerate(hit):
+        info = infos[j]
+        r = row_lists[j]
+        ctrl = info.get("dst_controller") or info.get("dst_org") or "unknown"
+        dests = pc.unique(pc.take(column(flows, "dst_ip"), pa.array(r, pa.int64()))).to_pylist()
+        names = pc.unique(pc.take(column(flows, "server_name"), pa.array(r, pa.int64()))).drop_null().to_pylist()
+        target = target_from(info, str(names[0]) if len(names) == 1 else str(info.get("dst_ip") or ctrl))
+        score = 0.8 + (0.1 if sent[i] >= 10 * min_bytes else 0.0) + (0.1 if hours[i] >= 4 * max(min_hours, 0.25) else 0.0)
+        evidence = {
+            "bytes_out": int(sent[i]),
+            "hours": round(float(hours[i]), 2),
+            "destinations": [str(d) for d in dests[:10]],
+            "destination_count": len(dests),
+            "server_names": [str(n) for n in names[:10]],
+            "min_bytes_out": int(min_bytes),
+            "min_hours": min_hours,
+        }
+        summary = (
+            f"sent {_fmt_bytes(float(sent[i]))} over {float(hours[i]):.1f} h to {ctrl} "
+            f"({len(dests)} addresses, e.g. {{dest}})"
+        )
+        alerts.append(make_alert("compelled-transfer", score, target, summary, evidence, laws_for,
+                                 flow_ids=ids[j], flow_count=len(r), first_seen=as_datetime(first[i]),
+                                 last_seen=as_datetime(last[i])))
+    return alerts

@@ -1,0 +1,153 @@
+"""DNS tunnelling: many unique, long, high-entropy names under one registrable domain.
+
+Per registrable domain (the public-suffix list bundled with tldextract; no network), over the
+distinct query names of the flow table:
+
+* volume: ``0.5 + 0.5 * log10(unique names / min_unique_names)`` (RITA counts unique subdomains too);
+* payload: half from the median length of the part left of the domain (0 at ``min_label_chars``,
+  1 at twice that) and half from its Shannon entropy in bits per character (0 at 2.5, 1 at 4.0);
+* score = ``0.3 * volume + 0.7 * payload``, halved when the domain is also connected to directly (a
+  server name or attributed domain of a flow): busy CDN names have many unique labels but are
+  connected to and their labels are short.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import tldextract
+
+from derisk.detect.alert import Alert, LawsFor, Target, make_alert
+from derisk.detect.config import DetectionConfig
+from derisk.detect.segments import F64, as_datetime, column, flow_times, segments
+from derisk.detect.targets import flow_ids_for
+
+CONNECTED_FACTOR = 0.5
+
+
+@lru_cache(maxsize=1)
+def _extractor() -> tldextract.TLDExtract:
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def registrable(names: list[str]) -> list[str | None]:
+    """Registrable domain (``example.co.uk``) of each name, or None (an IP, a bare suffix, junk)."""
+    ext = _extractor()
+    out: list[str | None] = []
+    for name in names:  # over distinct names, not rows
+        parts = ext(name.rstrip(".").lower())
+        out.append(f"{parts.domain}.{parts.suffix}" if parts.domain and parts.suffix else None)
+    return out
+
+
+def entropy_bits(strings: list[str]) -> tuple[F64, F64]:
+    """(Shannon entropy in bits per byte, length in bytes) of each string, vectorised over all of them."""
+    arr = pa.array(strings, pa.large_binary())
+    n = len(strings)
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[: n + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[: offsets[-1]] if offsets[-1] else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets).astype(np.float64)
+    owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+    key = np.sort(owner * 256 + data.astype(np.int64))
+    seg = segments(key)
+    counts = seg.lengths.astype(np.float64)
+    who = seg.codes // 256
+    p = counts / lengths[who]
+    h = np.zeros(n)
+    np.add.at(h, who, -p * np.log2(p))
+    return h, lengths
+
+
+def detect_dns_tunnels(
+    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None
+) -> list[Alert]:
+    if flows.num_rows == 0 or "dns_query" not in flows.column_names:
+        return []
+    queries = column(flows, "dns_query")
+    has_query = np.asarray(pc.is_valid(queries).to_numpy(zero_copy_only=False), dtype=bool)
+    rows = np.flatnonzero(has_query)
+    if len(rows) == 0:
+        return []
+    names = pc.utf8_lower(pc.take(queries, pa.array(rows, pa.int64())))
+    uniq = pc.unique(names)
+    uniq_list = [str(x) for x in uniq.to_pylist()]
+    domains = registrable(uniq_list)
+    dom_codes_u = np.array([-1 if d is None else 0 for d in domains], dtype=np.int64)
+    dom_names = sorted({d for d in domains if d})
+    dom_index = {d: i for i, d in enumerate(dom_names)}
+    dom_codes_u = np.array([dom_index[d] if d else -1 for d in domains], dtype=np.int64)
+    counts_u = np.bincount(dom_codes_u[dom_codes_u >= 0], minlength=len(dom_names))
+    min_unique = cfg.get("dns_tunnel", "min_unique_names")
+    candidates = np.flatnonzero(counts_u >= min_unique)
+    if len(candidates) == 0:
+        return []
+    # payload features over the distinct names of candidate domains
+    sel = np.flatnonzero(np.isin(dom_codes_u, candidates))
+    subs = [uniq_list[i][: max(len(uniq_list[i]) - len(dom_names[dom_codes_u[i]]) - 1, 0)].replace(".", "")
+            for i in sel]
+    h, length = entropy_bits(subs)
+    order = np.lexsort((length, dom_codes_u[sel]))
+    seg = segments(dom_codes_u[sel][order])
+    len_sorted = length[order]
+    median_len = (len_sorted[seg.starts + (seg.lengths - 1) // 2] + len_sorted[seg.starts + seg.lengths // 2]) / 2
+    mean_h = seg.sum(h[order]) / seg.lengths
+    # connected directly? registrable domains of server names and attributed domains of flows
+    connected: set[str] = set()
+    for col in ("server_name", "dst_domain"):
+        if col in flows.column_names:
+            vals = [str(v) for v in pc.unique(column(flows, col)).drop_null().to_pylist()]
+            connected.update(d for d in registrable(vals) if d)
+    label_chars = cfg.get("dns_tunnel", "min_label_chars")
+    min_score = cfg.get("dns_tunnel", "min_score")
+    uniq_codes = pc.index_in(names, value_set=uniq)
+    row_dom = dom_codes_u[np.asarray(uniq_codes.to_numpy(zero_copy_only=False), dtype=np.int64)]
+    times = flow_times(flows, now)
+    hits = []
+    for j, d in enumerate(seg.codes.tolist()):  # loop over candidate domains (few)
+        n = int(counts_u[d])
+        volume = min(1.0, max(0.0, 0.5 + 0.5 * np.log10(n / min_unique)))
+        length_score = min(1.0, max(0.0, (float(median_len[j]) - label_chars) / label_chars))
+        ent_score = min(1.0, max(0.0, (float(mean_h[j]) - 2.5) / 1.5))
+        payload = 0.5 * length_score + 0.5 * ent_score
+        is_connected = dom_names[d] in connected
+        score = (0.3 * volume + 0.7 * payload) * (CONNECTED_FACTOR if is_connected else 1.0)
+        if score >= min_score:
+            hits.append((d, n, score, float(median_len[j]), float(mean_h[j]), is_connected))
+    if not hits:
+        return []
+    src_col = column(flows, "src_ip")
+    alerts = []
+    row_lists = [rows[row_dom == d] for d, *_ in hits]
+    ids = flow_ids_for(flows, row_lists)
+    for (d, n, score, mlen, mh, is_connected), r, fids in zip(hits, row_lists, ids, strict=True):
+        hosts = pc.value_counts(pc.take(src_col, pa.array(r, pa.int64()))).to_pylist()
+        hosts.sort(key=lambda x: (-x["counts"], str(x["values"])))
+        top = hosts[0]["values"] if hosts else None
+        valid = times.valid[r]
+        first = as_datetime(times.start[r][valid].min()) if valid.any() else None
+        last = as_datetime(times.start[r][valid].max()) if valid.any() else None
+        evidence = {
+            "domain": dom_names[d],
+            "unique_names": n,
+            "queries": len(r),
+            "median_label_chars": round(mlen, 1),
+            "entropy_bits_per_char": round(mh, 2),
+            "connected_directly": is_connected,
+            "hosts": [{"src_ip": x["values"], "queries": x["counts"]} for x in hosts[:10]],
+            "host_count": len(hosts),
+        }
+        never = "" if is_connected else ", a domain never connected to directly"
+        summary = (
+            f"sent {n:,} unique DNS names under {dom_names[d]} (median {mlen:.0f} characters, "
+            f"{mh:.1f} bits per character{never})"
+        )
+        target = Target(src_ip=top, system=None, destination=dom_names[d])
+        alerts.append(make_alert("dns-tunnel", score, target, summary, evidence, laws_for, flow_ids=fids,
+                                 flow_count=len(r), first_seen=first, last_seen=last))
+    return alerts

@@ -1,0 +1,201 @@
+"""Group-by on sorted arrays: the vectorised machinery every detection shares.
+
+A *group* is a combination of key columns (internal host and destination, say). Rows are given an
+integer group code, sorted by (code, value), and each group becomes a *segment* (start, length) of
+the sorted arrays; per-group statistics (medians, quantiles, sums) are then computed for all groups
+at once with NumPy, never with a Python loop over rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+
+US_PER_S = 1_000_000
+
+
+def column(table: pa.Table, name: str) -> pa.ChunkedArray:
+    """A column of the flow table, or an all-null one when the table lacks it."""
+    if name in table.column_names:
+        return table.column(name)
+    return pa.chunked_array([pa.nulls(table.num_rows)])
+
+
+def codes_of(arr: pa.ChunkedArray | pa.Array) -> I64:
+    """Integer codes of the distinct values of ``arr`` (nulls get -1)."""
+    uniques = pc.unique(arr).drop_null()
+    idx = pc.index_in(arr, value_set=uniques)
+    return np.asarray(pc.fill_null(idx, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def combine(*codes: I64) -> I64:
+    """One dense code per combination of the given code columns (-1 when any part is -1)."""
+    valid = np.ones(len(codes[0]), dtype=bool)
+    combined = np.zeros(len(codes[0]), dtype=np.int64)
+    for c in codes:
+        valid &= c >= 0
+        width = int(c.max()) + 2 if len(c) else 1
+        combined = combined * width + (c + 1)
+    out = np.full(len(combined), -1, dtype=np.int64)
+    if valid.any():
+        _, inverse = np.unique(combined[valid], return_inverse=True)
+        out[valid] = inverse
+    return out
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Segments of an array sorted by group code."""
+
+    starts: I64
+    lengths: I64
+    codes: I64
+
+    @property
+    def ends(self) -> I64:
+        ends: I64 = self.starts + self.lengths
+        return ends
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def expand(self, per_group: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """Repeat one value per segment to one value per row."""
+        return np.repeat(per_group, self.lengths)
+
+    def sum(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        if len(self.starts) == 0:
+            return np.zeros(0, dtype=values.dtype)
+        return np.add.reduceat(values, self.starts)
+
+    def min(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        if len(self.starts) == 0:
+            return np.zeros(0, dtype=values.dtype)
+        return np.minimum.reduceat(values, self.starts)
+
+    def max(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        if len(self.starts) == 0:
+            return np.zeros(0, dtype=values.dtype)
+        return np.maximum.reduceat(values, self.starts)
+
+    def index(self) -> I64:
+        """Segment number of every row."""
+        return np.repeat(np.arange(len(self.starts), dtype=np.int64), self.lengths)
+
+
+def segments(sorted_codes: I64) -> Segments:
+    """Segments of an array already sorted by group code."""
+    n = len(sorted_codes)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Segments(empty, empty, empty)
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]).astype(np.int64)
+    lengths = np.diff(np.r_[starts, n]).astype(np.int64)
+    return Segments(starts, lengths, sorted_codes[starts])
+
+
+def median_of(values: F64, starts: I64, lengths: I64) -> F64:
+    """Median of each slice ``values[start:start+length]`` of an array sorted within slices (length ≥ 1)."""
+    if len(starts) == 0:
+        return np.zeros(0)
+    lo = starts + (lengths - 1) // 2
+    hi = starts + lengths // 2
+    return np.asarray((values[lo] + values[hi]) / 2.0, dtype=np.float64)
+
+
+def quantile_of(values: F64, seg: Segments, q: float) -> F64:
+    """Nearest-rank (lower) quantile of each segment of an array sorted within segments."""
+    if len(seg) == 0:
+        return np.zeros(0)
+    return np.asarray(values[seg.starts + np.floor(q * (seg.lengths - 1)).astype(np.int64)], dtype=np.float64)
+
+
+def sort_within(codes: I64, values: F64) -> tuple[I64, F64, I64]:
+    """Sort rows by (code, value); returns sorted codes, sorted values and the permutation."""
+    order = np.lexsort((values, codes))
+    return codes[order], values[order], order
+
+
+@dataclass(frozen=True)
+class Times:
+    """Flow times in seconds since the epoch, with what had to be left out and why."""
+
+    start: F64
+    end: F64
+    valid: B
+    missing: int
+    future: int
+    reversed: int
+
+
+def flow_times(table: pa.Table, now: datetime | None) -> Times:
+    """Start and end of each flow in float seconds; flows without a usable start are not ``valid``.
+
+    Missing start times and starts more than a day after ``now`` (a clock jump) make a flow invalid
+    for time-based detections; an end before the start (a clock stepped back) is taken as the start.
+    """
+    now = now or datetime.now(UTC)
+    limit = (now.timestamp() + 86_400.0) * US_PER_S
+    first = column(table, "first_seen")
+    last = column(table, "last_seen")
+    if not pa.types.is_timestamp(first.type):
+        first = pa.chunked_array([pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC"))])
+    if not pa.types.is_timestamp(last.type):
+        last = pa.chunked_array([pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC"))])
+    f = pc.cast(pc.cast(first, pa.timestamp("us", tz="UTC")), pa.int64())
+    lst = pc.cast(pc.cast(last, pa.timestamp("us", tz="UTC")), pa.int64())
+    missing_mask = np.asarray(pc.is_null(f).to_numpy(zero_copy_only=False), dtype=bool)
+    start_us = np.asarray(pc.fill_null(f, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
+    end_us = np.asarray(pc.fill_null(lst, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
+    end_missing = np.asarray(pc.is_null(lst).to_numpy(zero_copy_only=False), dtype=bool)
+    end_us = np.where(end_missing, start_us, end_us)
+    future_mask = (~missing_mask) & ((start_us > limit) | (start_us < 0))
+    reversed_mask = (~missing_mask) & (end_us < start_us)
+    end_us = np.where(reversed_mask | (end_us > limit), start_us, end_us)
+    valid = ~(missing_mask | future_mask)
+    return Times(
+        start=start_us / US_PER_S,
+        end=end_us / US_PER_S,
+        valid=valid,
+        missing=int(missing_mask.sum()),
+        future=int(future_mask.sum()),
+        reversed=int(reversed_mask.sum()),
+    )
+
+
+def as_datetime(seconds: float) -> datetime:
+    return datetime.fromtimestamp(float(seconds), tz=UTC)
+
+
+def strings(table: pa.Table, name: str) -> pa.ChunkedArray:
+    return column(table, name)
+
+
+def mask_eq(arr: pa.ChunkedArray, value: str) -> B:
+    return np.asarray(pc.fill_null(pc.equal(arr, value), False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def ints(table: pa.Table, name: str) -> I64:
+    """An integer column as int64 with nulls as 0."""
+    arr = column(table, name)
+    if not (pa.types.is_integer(arr.type) or pa.types.is_null(arr.type)):
+        arr = pc.cast(arr, pa.int64(), safe=False)
+    filled = pc.fill_null(pc.cast(arr, pa.int64()), 0)
+    return np.maximum(np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.int64), 0)
+
+
+def take_values(arr: pa.ChunkedArray, rows: I64) -> list[Any]:
+    """Python values of ``arr`` at ``rows`` (for the few rows an alert names)."""
+    if len(rows) == 0:
+        return []
+    return pc.take(arr, pa.array(rows, pa.int64())).to_pylist()  # type: ignore[no-any-return]
