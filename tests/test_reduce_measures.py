@@ -93,7 +93,8 @@ def test_site_shares_and_hhi_by_hand() -> None:
         ("b", "vendor", False),
     ]
     assert m.single_point_share == pytest.approx(0.4)
-    assert m.risk_score == pytest.approx(2 / 3 + 1.0 + 0.625 + 0.4)
+    # risk score 2(D + T) + (E + S) = 2(2/3 + 0.625) + (1 + 0.4)
+    assert m.risk_score == pytest.approx(2 * (2 / 3 + 0.625) + 1.4)
 
 
 def test_per_function_measures_by_hand() -> None:

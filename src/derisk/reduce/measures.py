@@ -17,9 +17,10 @@ Definitions (also in docs/reduce.md, which a test keeps in step with this module
   egress control (hosting always counts: the data lives there). **Exposure share** likewise.
 * A **single point of dependency** is a role of a needed system filled by exactly one resolved
   supplier. It is *mitigated* when continuity is secured (escrow / continuity guarantees).
-* **Risk score** = D + E + T + S, each between 0 and 1: D the share of functions depending on some
-  third-country (non-EU) jurisdiction, E the share exposed to one, T the third-country edge share,
-  S the share of needed roles that are unmitigated third-country single points.
+* **Risk score** = 2·(D + T) + (E + S), between 0 and 6, each letter between 0 and 1: D the share
+  of functions depending on some third-country (non-EU) jurisdiction, T the third-country edge
+  share, E the share of functions exposed to a third-country jurisdiction, S the share of needed
+  roles that are unmitigated third-country single points. Dependency weighs twice exposure.
 """
 
 from __future__ import annotations
@@ -124,12 +125,9 @@ class Measures:
 
     @property
     def risk_score(self) -> float:
-        return (
-            self.third_country_dependency
-            + self.third_country_exposure
-            + self.third_country_edge_share
-            + self.single_point_share
-        )
+        """2·(D + T) + (E + S): the score a de-risking plan lowers (see the module docstring)."""
+        dependency = self.third_country_dependency + self.third_country_edge_share
+        return 2 * dependency + self.third_country_exposure + self.single_point_share
 
     def headline(self) -> dict[str, Any]:
         """The figures a plan step shows before and after."""

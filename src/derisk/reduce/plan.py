@@ -52,8 +52,8 @@ def exposure_risk(m: Measures) -> float:
 
 
 def plan_score(m: Measures) -> float:
-    """The score a plan lowers: 2·(D + T) + (E + S)."""
-    return 2 * dependency_risk(m) + exposure_risk(m)
+    """The score a plan lowers: 2·(D + T) + (E + S), the measures' risk score."""
+    return m.risk_score
 
 
 @dataclass(frozen=True)
