@@ -110,7 +110,7 @@ def _date(value: Any) -> str | None:
 
 
 def _country(value: Any) -> str | None:
-    if value is None:
+    if value is None or not re.fullmatch(r"[A-Za-z]{2}", str(value)):
         return None
     cleaned = registry.country.clean(str(value))
     return cleaned.upper() if cleaned else None
