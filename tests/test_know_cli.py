@@ -146,3 +146,15 @@ def test_explicit_missing_workspace_is_a_store_error(
 ) -> None:
     code, _, err = _run(capsys, "entity", "export", "--workspace", str(tmp_path / "nope"))
     assert code == 6 and "no workspace here" in err
+
+
+def test_docs_list_exactly_the_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from derisk.cli.know import entity_document
+    from derisk.know.curated import load_curated
+
+    text = (Path(__file__).parent.parent / "docs" / "know.md").read_text(encoding="utf-8")
+    section = text.split("## JSON: `derisk.entity/1`", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE))
+    assert documented == set(entity_document(load_curated(), "proximus"))
