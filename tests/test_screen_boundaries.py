@@ -22,13 +22,22 @@ TODAY = date(2024, 1, 10)
 
 
 def company(country: str, *owners: dict[str, Any], name: str | None = None, **kw: Any) -> dict[str, Any]:
-    return {"name": name or f"Investor {country}", "country": country, "kind": "company",
-            "owners": list(owners), **kw}
+    return {
+        "name": name or f"Investor {country}",
+        "country": country,
+        "kind": "company",
+        "owners": list(owners),
+        **kw,
+    }
 
 
 def person(country: str, stake: float = 100, name: str | None = None) -> dict[str, Any]:
-    return {"name": name or f"Owner resident in {country}", "country": country, "kind": "person",
-            "stake_pct": stake}
+    return {
+        "name": name or f"Owner resident in {country}",
+        "country": country,
+        "kind": "person",
+        "stake_pct": stake,
+    }
 
 
 def state(country: str, stake: float = 100) -> dict[str, Any]:
@@ -46,8 +55,13 @@ BASE: dict[str, Any] = {
 }
 
 
-def deal(*, investor: dict[str, Any] | None = None, target: dict[str, Any] | None = None,
-         stake: dict[str, Any] | None = None, signing: str | None = None) -> dict[str, Any]:
+def deal(
+    *,
+    investor: dict[str, Any] | None = None,
+    target: dict[str, Any] | None = None,
+    stake: dict[str, Any] | None = None,
+    signing: str | None = None,
+) -> dict[str, Any]:
     d = copy.deepcopy(BASE)
     if investor is not None:
         d["investor"] = investor
@@ -74,168 +88,391 @@ CASES: list[tuple[str, dict[str, Any], dict[str, tuple[str, str | None]]]] = [
     # --- Belgium: the 10% tier (turnover above EUR 100 million and a 10% sector) ---
     ("be-9.99pct-energy", deal(stake=pct(9.99)), {"BE": ("not-required", "be.no-threshold")}),
     ("be-10pct-energy-150m", deal(stake=pct(10)), {"BE": ("required", "be.tier-10")}),
-    ("be-10pct-energy-100m-exactly", deal(stake=pct(10), target={"turnover_eur": 100_000_000}),
-     {"BE": ("not-required", "be.no-threshold")}),
-    ("be-10pct-energy-100m-plus-1", deal(stake=pct(10), target={"turnover_eur": 100_000_001}),
-     {"BE": ("required", "be.tier-10")}),
-    ("be-10pct-turnover-unknown", deal(stake=pct(10), target={"turnover_eur": None}),
-     {"BE": ("unclear", None)}),
-    ("be-10pct-airport-not-a-10-sector", deal(stake=pct(10), target=AIRPORT),
-     {"BE": ("not-required", "be.no-threshold")}),
+    (
+        "be-10pct-energy-100m-exactly",
+        deal(stake=pct(10), target={"turnover_eur": 100_000_000}),
+        {"BE": ("not-required", "be.no-threshold")},
+    ),
+    (
+        "be-10pct-energy-100m-plus-1",
+        deal(stake=pct(10), target={"turnover_eur": 100_000_001}),
+        {"BE": ("required", "be.tier-10")},
+    ),
+    (
+        "be-10pct-turnover-unknown",
+        deal(stake=pct(10), target={"turnover_eur": None}),
+        {"BE": ("unclear", None)},
+    ),
+    (
+        "be-10pct-airport-not-a-10-sector",
+        deal(stake=pct(10), target=AIRPORT),
+        {"BE": ("not-required", "be.no-threshold")},
+    ),
     # --- Belgium: the 25% tier ---
-    ("be-24.99pct-airport", deal(stake=pct(24.99), target=AIRPORT), {"BE": ("not-required", "be.no-threshold")}),
+    (
+        "be-24.99pct-airport",
+        deal(stake=pct(24.99), target=AIRPORT),
+        {"BE": ("not-required", "be.no-threshold")},
+    ),
     ("be-25pct-airport", deal(stake=pct(25), target=AIRPORT), {"BE": ("required", "be.tier-25")}),
-    ("be-25pct-energy-100m", deal(stake=pct(25), target={"turnover_eur": 100_000_000}),
-     {"BE": ("required", "be.tier-25")}),
-    ("be-50pct-unlisted-sector", deal(stake=pct(50), target=OTHER), {"BE": ("not-required", "be.no-threshold")}),
+    (
+        "be-25pct-energy-100m",
+        deal(stake=pct(25), target={"turnover_eur": 100_000_000}),
+        {"BE": ("required", "be.tier-25")},
+    ),
+    (
+        "be-50pct-unlisted-sector",
+        deal(stake=pct(50), target=OTHER),
+        {"BE": ("not-required", "be.no-threshold")},
+    ),
     # --- Belgium: control ---
-    ("be-control-5pct-airport", deal(stake=pct(5, control=True), target=AIRPORT),
-     {"BE": ("required", "be.control")}),
-    ("be-control-unlisted-sector", deal(stake=pct(60, control=True), target=OTHER),
-     {"BE": ("unclear", "be.control-unlisted")}),
+    (
+        "be-control-5pct-airport",
+        deal(stake=pct(5, control=True), target=AIRPORT),
+        {"BE": ("required", "be.control")},
+    ),
+    (
+        "be-control-unlisted-sector",
+        deal(stake=pct(60, control=True), target=OTHER),
+        {"BE": ("unclear", "be.control-unlisted")},
+    ),
     ("be-control-unknown-5pct", deal(stake=pct(5, control=None), target=AIRPORT), {"BE": ("unclear", None)}),
     # --- Belgium: who is a foreign investor ---
-    ("be-eu-investor-fr", deal(investor=company("FR", person("FR")), target=AIRPORT),
-     {"BE": ("not-required", "be.not-foreign"), "EU": ("not-required", "eu.union-investor")}),
-    ("be-uk-investor", deal(investor=company("GB", person("GB")), target=AIRPORT), {"BE": ("required", "be.tier-25")}),
-    ("be-swiss-investor", deal(investor=company("CH", person("CH")), target=AIRPORT),
-     {"BE": ("required", "be.tier-25")}),
-    ("be-norwegian-efta-investor", deal(investor=company("NO", person("NO")), target=AIRPORT),
-     {"BE": ("required", "be.tier-25")}),
+    (
+        "be-eu-investor-fr",
+        deal(investor=company("FR", person("FR")), target=AIRPORT),
+        {"BE": ("not-required", "be.not-foreign"), "EU": ("not-required", "eu.union-investor")},
+    ),
+    (
+        "be-uk-investor",
+        deal(investor=company("GB", person("GB")), target=AIRPORT),
+        {"BE": ("required", "be.tier-25")},
+    ),
+    (
+        "be-swiss-investor",
+        deal(investor=company("CH", person("CH")), target=AIRPORT),
+        {"BE": ("required", "be.tier-25")},
+    ),
+    (
+        "be-norwegian-efta-investor",
+        deal(investor=company("NO", person("NO")), target=AIRPORT),
+        {"BE": ("required", "be.tier-25")},
+    ),
     ("be-us-investor-10pct", deal(investor=US, stake=pct(10)), {"BE": ("required", "be.tier-10")}),
-    ("be-chinese-investor", deal(target=AIRPORT), {"BE": ("required", "be.tier-25"), "EU": ("required", None)}),
-    ("be-belgian-company-non-eu-ubo", deal(investor=company("BE", person("BE", 70), person("CN", 30)), target=AIRPORT),
-     {"BE": ("required", "be.tier-25")}),
-    ("be-eu-company-eu-ubos", deal(investor=company("NL", person("NL", 50), person("DE", 50)), target=AIRPORT),
-     {"BE": ("not-required", "be.not-foreign")}),
-    ("be-eu-spv-of-chinese-company-no-ubo", deal(investor=company("LU", company("CN", stake_pct=100)), target=AIRPORT),
-     {"BE": ("unclear", "be.ubo-open")}),
-    ("be-eu-spv-of-chinese-state", deal(investor=company("LU", state("CN")), target=AIRPORT),
-     {"BE": ("unclear", "be.ubo-open")}),
-    ("be-person-resident-in-china", deal(investor=person("CN"), target=AIRPORT), {"BE": ("required", "be.tier-25")}),
-    ("be-person-resident-in-belgium", deal(investor=person("BE"), target=AIRPORT),
-     {"BE": ("not-required", "be.not-foreign")}),
-    ("be-eu-company-main-activity-in-china",
-     deal(investor=company("IE", person("IE"), main_activity_country="CN"), target=AIRPORT),
-     {"BE": ("required", "be.tier-25")}),
+    (
+        "be-chinese-investor",
+        deal(target=AIRPORT),
+        {"BE": ("required", "be.tier-25"), "EU": ("required", None)},
+    ),
+    (
+        "be-belgian-company-non-eu-ubo",
+        deal(investor=company("BE", person("BE", 70), person("CN", 30)), target=AIRPORT),
+        {"BE": ("required", "be.tier-25")},
+    ),
+    (
+        "be-eu-company-eu-ubos",
+        deal(investor=company("NL", person("NL", 50), person("DE", 50)), target=AIRPORT),
+        {"BE": ("not-required", "be.not-foreign")},
+    ),
+    (
+        "be-eu-spv-of-chinese-company-no-ubo",
+        deal(investor=company("LU", company("CN", stake_pct=100)), target=AIRPORT),
+        {"BE": ("unclear", "be.ubo-open")},
+    ),
+    (
+        "be-eu-spv-of-chinese-state",
+        deal(investor=company("LU", state("CN")), target=AIRPORT),
+        {"BE": ("unclear", "be.ubo-open")},
+    ),
+    (
+        "be-person-resident-in-china",
+        deal(investor=person("CN"), target=AIRPORT),
+        {"BE": ("required", "be.tier-25")},
+    ),
+    (
+        "be-person-resident-in-belgium",
+        deal(investor=person("BE"), target=AIRPORT),
+        {"BE": ("not-required", "be.not-foreign")},
+    ),
+    (
+        "be-eu-company-main-activity-in-china",
+        deal(investor=company("IE", person("IE"), main_activity_country="CN"), target=AIRPORT),
+        {"BE": ("required", "be.tier-25")},
+    ),
     # --- Belgium: indirect acquisitions, greenfield, asset deals, branches ---
-    ("be-indirect-through-german-parent",
-     deal(target={"name": "Parent GmbH", "country": "DE", "sectors": ["other"], "subsidiaries": [
-         {"name": "Cargo BV", "country": "BE", "sectors": ["airport-logistics"], "held_pct": 100}]},
-         stake=pct(30)),
-     {"BE": ("required", "be.tier-25"), "DE": ("unclear", "de.cs-25-other")}),
-    ("be-indirect-product-below-25",
-     deal(target={"name": "Parent GmbH", "country": "DE", "sectors": ["other"], "subsidiaries": [
-         {"name": "Cargo BV", "country": "BE", "sectors": ["airport-logistics"], "held_pct": 60}]},
-         stake=pct(40)),
-     {"BE": ("not-required", "be.no-threshold")}),
-    ("be-greenfield", deal(target={**AIRPORT, "greenfield": True}, stake=pct(100, control=True)),
-     {"BE": ("not-required", "be.greenfield")}),
-    ("be-asset-deal-with-control", deal(target={**AIRPORT, "asset_deal": True}, stake=pct(100, control=True)),
-     {"BE": ("required", "be.control"), "FR": ("not-required", "fr.scope")}),
-    ("be-asset-deal-without-control", deal(target={**AIRPORT, "asset_deal": True}, stake=pct(30, control=False)),
-     {"BE": ("not-required", "be.asset-no-control")}),
+    (
+        "be-indirect-through-german-parent",
+        deal(
+            target={
+                "name": "Parent GmbH",
+                "country": "DE",
+                "sectors": ["other"],
+                "subsidiaries": [
+                    {"name": "Cargo BV", "country": "BE", "sectors": ["airport-logistics"], "held_pct": 100}
+                ],
+            },
+            stake=pct(30),
+        ),
+        {"BE": ("required", "be.tier-25"), "DE": ("unclear", "de.cs-25-other")},
+    ),
+    (
+        "be-indirect-product-below-25",
+        deal(
+            target={
+                "name": "Parent GmbH",
+                "country": "DE",
+                "sectors": ["other"],
+                "subsidiaries": [
+                    {"name": "Cargo BV", "country": "BE", "sectors": ["airport-logistics"], "held_pct": 60}
+                ],
+            },
+            stake=pct(40),
+        ),
+        {"BE": ("not-required", "be.no-threshold")},
+    ),
+    (
+        "be-greenfield",
+        deal(target={**AIRPORT, "greenfield": True}, stake=pct(100, control=True)),
+        {"BE": ("not-required", "be.greenfield")},
+    ),
+    (
+        "be-asset-deal-with-control",
+        deal(target={**AIRPORT, "asset_deal": True}, stake=pct(100, control=True)),
+        {"BE": ("required", "be.control"), "FR": ("not-required", "fr.scope")},
+    ),
+    (
+        "be-asset-deal-without-control",
+        deal(target={**AIRPORT, "asset_deal": True}, stake=pct(30, control=False)),
+        {"BE": ("not-required", "be.asset-no-control")},
+    ),
     ("be-branch", deal(target={**AIRPORT, "branch": True}), {"BE": ("required", "be.tier-25")}),
     # --- Belgium: steps and dates ---
     ("be-step-10-to-25", deal(target=AIRPORT, stake=pct(25, before=10)), {"BE": ("required", "be.tier-25")}),
     ("be-step-10-to-20-energy", deal(stake=pct(20, before=10)), {"BE": ("not-required", "be.no-threshold")}),
-    ("be-step-25-to-30", deal(target=AIRPORT, stake=pct(30, before=25)), {"BE": ("not-required", "be.no-threshold")}),
-    ("be-signed-30-june-2023", deal(target=AIRPORT, signing="2023-06-30"),
-     {"BE": ("not-required", "be.signed-before")}),
+    (
+        "be-step-25-to-30",
+        deal(target=AIRPORT, stake=pct(30, before=25)),
+        {"BE": ("not-required", "be.no-threshold")},
+    ),
+    (
+        "be-signed-30-june-2023",
+        deal(target=AIRPORT, signing="2023-06-30"),
+        {"BE": ("not-required", "be.signed-before")},
+    ),
     ("be-signed-1-july-2023", deal(target=AIRPORT, signing="2023-07-01"), {"BE": ("required", "be.tier-25")}),
-    ("be-biotech-above-believed-amount", deal(target={"sectors": ["biotechnology"], "turnover_eur": 30_000_000}),
-     {"BE": ("required", "be.tier-25-biotech")}),
-    ("be-biotech-below-believed-amount", deal(target={"sectors": ["biotechnology"], "turnover_eur": 20_000_000}),
-     {"BE": ("unclear", "be.tier-25-biotech-below")}),
+    (
+        "be-biotech-above-believed-amount",
+        deal(target={"sectors": ["biotechnology"], "turnover_eur": 30_000_000}),
+        {"BE": ("required", "be.tier-25-biotech")},
+    ),
+    (
+        "be-biotech-below-believed-amount",
+        deal(target={"sectors": ["biotechnology"], "turnover_eur": 20_000_000}),
+        {"BE": ("unclear", "be.tier-25-biotech-below")},
+    ),
     # --- Germany ---
-    ("de-kritis-software-10pct", deal(target={"country": "DE", "sectors": ["kritis-software"]}, stake=pct(10)),
-     {"DE": ("required", "de.cs-10"), "BE": ("not-required", "be.scope")}),
-    ("de-kritis-software-9.99pct", deal(target={"country": "DE", "sectors": ["kritis-software"]}, stake=pct(9.99)),
-     {"DE": ("not-required", "de.none")}),
-    ("de-semiconductors-10pct", deal(target={"country": "DE", "sectors": ["semiconductors"]}, stake=pct(10)),
-     {"DE": ("not-required", "de.none")}),
-    ("de-semiconductors-20pct", deal(target={"country": "DE", "sectors": ["semiconductors"]}, stake=pct(20)),
-     {"DE": ("required", "de.cs-20")}),
-    ("de-semiconductors-later-15-to-25",
-     deal(target={"country": "DE", "sectors": ["semiconductors"]}, stake=pct(25, before=20)),
-     {"DE": ("required", "de.cs-20-later")}),
-    ("de-kritis-later-40-to-50", deal(target={"country": "DE", "sectors": ["kritis-software"]}, stake=pct(50, 40)),
-     {"DE": ("required", "de.cs-10-later")}),
-    ("de-defence-us-10pct", deal(investor=US, target={"country": "DE", "sectors": ["defence"]}, stake=pct(10)),
-     {"DE": ("required", "de.sector-specific")}),
-    ("de-defence-french-10pct",
-     deal(investor=company("FR", person("FR")), target={"country": "DE", "sectors": ["defence"]}, stake=pct(10)),
-     {"DE": ("required", "de.sector-specific")}),
-    ("de-defence-german-10pct",
-     deal(investor=company("DE", person("DE")), target={"country": "DE", "sectors": ["defence"]}, stake=pct(10)),
-     {"DE": ("not-required", "de.not-foreign")}),
-    ("de-french-acquirer-kritis",
-     deal(investor=company("FR", person("FR")), target={"country": "DE", "sectors": ["kritis-software"]},
-          stake=pct(10)),
-     {"DE": ("not-required", "de.not-foreign")}),
-    ("de-swiss-efta-acquirer-kritis",
-     deal(investor=company("CH", person("CH")), target={"country": "DE", "sectors": ["kritis-software"]},
-          stake=pct(10)),
-     {"DE": ("not-required", "de.not-foreign")}),
-    ("de-other-sector-30pct", deal(target={"country": "DE", "sectors": ["other"]}, stake=pct(30)),
-     {"DE": ("unclear", "de.cs-25-other")}),
-    ("de-eu-spv-chinese-parent",
-     deal(investor=company("LU", company("CN", person("CN"), stake_pct=100)),
-          target={"country": "DE", "sectors": ["kritis-software"]}, stake=pct(10)),
-     {"DE": ("unclear", "de.chain-foreign")}),
+    (
+        "de-kritis-software-10pct",
+        deal(target={"country": "DE", "sectors": ["kritis-software"]}, stake=pct(10)),
+        {"DE": ("required", "de.cs-10"), "BE": ("not-required", "be.scope")},
+    ),
+    (
+        "de-kritis-software-9.99pct",
+        deal(target={"country": "DE", "sectors": ["kritis-software"]}, stake=pct(9.99)),
+        {"DE": ("not-required", "de.none")},
+    ),
+    (
+        "de-semiconductors-10pct",
+        deal(target={"country": "DE", "sectors": ["semiconductors"]}, stake=pct(10)),
+        {"DE": ("not-required", "de.none")},
+    ),
+    (
+        "de-semiconductors-20pct",
+        deal(target={"country": "DE", "sectors": ["semiconductors"]}, stake=pct(20)),
+        {"DE": ("required", "de.cs-20")},
+    ),
+    (
+        "de-semiconductors-later-15-to-25",
+        deal(target={"country": "DE", "sectors": ["semiconductors"]}, stake=pct(25, before=20)),
+        {"DE": ("required", "de.cs-20-later")},
+    ),
+    (
+        "de-kritis-later-40-to-50",
+        deal(target={"country": "DE", "sectors": ["kritis-software"]}, stake=pct(50, 40)),
+        {"DE": ("required", "de.cs-10-later")},
+    ),
+    (
+        "de-defence-us-10pct",
+        deal(investor=US, target={"country": "DE", "sectors": ["defence"]}, stake=pct(10)),
+        {"DE": ("required", "de.sector-specific")},
+    ),
+    (
+        "de-defence-french-10pct",
+        deal(
+            investor=company("FR", person("FR")),
+            target={"country": "DE", "sectors": ["defence"]},
+            stake=pct(10),
+        ),
+        {"DE": ("required", "de.sector-specific")},
+    ),
+    (
+        "de-defence-german-10pct",
+        deal(
+            investor=company("DE", person("DE")),
+            target={"country": "DE", "sectors": ["defence"]},
+            stake=pct(10),
+        ),
+        {"DE": ("not-required", "de.not-foreign")},
+    ),
+    (
+        "de-french-acquirer-kritis",
+        deal(
+            investor=company("FR", person("FR")),
+            target={"country": "DE", "sectors": ["kritis-software"]},
+            stake=pct(10),
+        ),
+        {"DE": ("not-required", "de.not-foreign")},
+    ),
+    (
+        "de-swiss-efta-acquirer-kritis",
+        deal(
+            investor=company("CH", person("CH")),
+            target={"country": "DE", "sectors": ["kritis-software"]},
+            stake=pct(10),
+        ),
+        {"DE": ("not-required", "de.not-foreign")},
+    ),
+    (
+        "de-other-sector-30pct",
+        deal(target={"country": "DE", "sectors": ["other"]}, stake=pct(30)),
+        {"DE": ("unclear", "de.cs-25-other")},
+    ),
+    (
+        "de-eu-spv-chinese-parent",
+        deal(
+            investor=company("LU", company("CN", person("CN"), stake_pct=100)),
+            target={"country": "DE", "sectors": ["kritis-software"]},
+            stake=pct(10),
+        ),
+        {"DE": ("unclear", "de.chain-foreign")},
+    ),
     # --- France ---
-    ("fr-us-25pct-data-hosting", deal(investor=US, target={"country": "FR", "sectors": ["digital-infrastructure"]}),
-     {"FR": ("required", "fr.pct-25")}),
-    ("fr-us-24.99pct", deal(investor=US, target={"country": "FR", "sectors": ["digital-infrastructure"]},
-                            stake=pct(24.99)),
-     {"FR": ("not-required", "fr.none")}),
-    ("fr-german-30pct-no-control",
-     deal(investor=company("DE", person("DE")), target={"country": "FR", "sectors": ["digital-infrastructure"]},
-          stake=pct(30)),
-     {"FR": ("not-required", "fr.none")}),
-    ("fr-german-control",
-     deal(investor=company("DE", person("DE")), target={"country": "FR", "sectors": ["digital-infrastructure"]},
-          stake=pct(60, control=True)),
-     {"FR": ("required", "fr.control-eu")}),
-    ("fr-us-10pct-listed",
-     deal(investor=US, target={"country": "FR", "sectors": ["digital-infrastructure"], "listed": True},
-          stake=pct(10)),
-     {"FR": ("required", "fr.pct-10-listed")}),
-    ("fr-us-10pct-unlisted",
-     deal(investor=US, target={"country": "FR", "sectors": ["digital-infrastructure"]}, stake=pct(10)),
-     {"FR": ("not-required", "fr.none")}),
-    ("fr-us-control-unlisted-sector", deal(investor=US, target={"country": "FR", "sectors": ["other"]},
-                                           stake=pct(60, control=True)),
-     {"FR": ("not-required", "fr.no-sector")}),
-    ("fr-french-investor", deal(investor=company("FR", person("FR")),
-                                target={"country": "FR", "sectors": ["defence"]}, stake=pct(60, control=True)),
-     {"FR": ("not-required", "fr.not-foreign")}),
+    (
+        "fr-us-25pct-data-hosting",
+        deal(investor=US, target={"country": "FR", "sectors": ["digital-infrastructure"]}),
+        {"FR": ("required", "fr.pct-25")},
+    ),
+    (
+        "fr-us-24.99pct",
+        deal(investor=US, target={"country": "FR", "sectors": ["digital-infrastructure"]}, stake=pct(24.99)),
+        {"FR": ("not-required", "fr.none")},
+    ),
+    (
+        "fr-german-30pct-no-control",
+        deal(
+            investor=company("DE", person("DE")),
+            target={"country": "FR", "sectors": ["digital-infrastructure"]},
+            stake=pct(30),
+        ),
+        {"FR": ("not-required", "fr.none")},
+    ),
+    (
+        "fr-german-control",
+        deal(
+            investor=company("DE", person("DE")),
+            target={"country": "FR", "sectors": ["digital-infrastructure"]},
+            stake=pct(60, control=True),
+        ),
+        {"FR": ("required", "fr.control-eu")},
+    ),
+    (
+        "fr-us-10pct-listed",
+        deal(
+            investor=US,
+            target={"country": "FR", "sectors": ["digital-infrastructure"], "listed": True},
+            stake=pct(10),
+        ),
+        {"FR": ("required", "fr.pct-10-listed")},
+    ),
+    (
+        "fr-us-10pct-unlisted",
+        deal(investor=US, target={"country": "FR", "sectors": ["digital-infrastructure"]}, stake=pct(10)),
+        {"FR": ("not-required", "fr.none")},
+    ),
+    (
+        "fr-us-control-unlisted-sector",
+        deal(investor=US, target={"country": "FR", "sectors": ["other"]}, stake=pct(60, control=True)),
+        {"FR": ("not-required", "fr.no-sector")},
+    ),
+    (
+        "fr-french-investor",
+        deal(
+            investor=company("FR", person("FR")),
+            target={"country": "FR", "sectors": ["defence"]},
+            stake=pct(60, control=True),
+        ),
+        {"FR": ("not-required", "fr.not-foreign")},
+    ),
     # --- Netherlands ---
-    ("nl-dutch-acquirer-control-gas-storage",
-     deal(investor=company("NL", person("NL")), target={"country": "NL", "sectors": ["gas-storage"]},
-          stake=pct(60, control=True)),
-     {"NL": ("required", "nl.control"), "BE": ("not-required", "be.scope")}),
-    ("nl-semiconductors-10pct", deal(target={"country": "NL", "sectors": ["semiconductors"]}, stake=pct(10)),
-     {"NL": ("required", "nl.hst-tier")}),
-    ("nl-semiconductors-9pct", deal(target={"country": "NL", "sectors": ["semiconductors"]}, stake=pct(9)),
-     {"NL": ("not-required", "nl.none")}),
-    ("nl-heat-transport-40pct-no-control",
-     deal(target={"country": "NL", "sectors": ["heat-transport"]}, stake=pct(40)),
-     {"NL": ("not-required", "nl.none")}),
-    ("nl-signed-2022-control",
-     deal(target={"country": "NL", "sectors": ["gas-storage"]}, stake=pct(60, control=True), signing="2022-01-03"),
-     {"NL": ("unclear", "nl.retroactive")}),
-    ("nl-signed-before-reach",
-     deal(target={"country": "NL", "sectors": ["gas-storage"]}, stake=pct(60, control=True), signing="2020-06-01"),
-     {"NL": ("not-required", "nl.before-reach")}),
-    ("nl-airport-logistics-possibly-vital",
-     deal(target={"country": "NL", "sectors": ["airport-logistics"]}, stake=pct(60, control=True)),
-     {"NL": ("unclear", None)}),
+    (
+        "nl-dutch-acquirer-control-gas-storage",
+        deal(
+            investor=company("NL", person("NL")),
+            target={"country": "NL", "sectors": ["gas-storage"]},
+            stake=pct(60, control=True),
+        ),
+        {"NL": ("required", "nl.control"), "BE": ("not-required", "be.scope")},
+    ),
+    (
+        "nl-semiconductors-10pct",
+        deal(target={"country": "NL", "sectors": ["semiconductors"]}, stake=pct(10)),
+        {"NL": ("required", "nl.hst-tier")},
+    ),
+    (
+        "nl-semiconductors-9pct",
+        deal(target={"country": "NL", "sectors": ["semiconductors"]}, stake=pct(9)),
+        {"NL": ("not-required", "nl.none")},
+    ),
+    (
+        "nl-heat-transport-40pct-no-control",
+        deal(target={"country": "NL", "sectors": ["heat-transport"]}, stake=pct(40)),
+        {"NL": ("not-required", "nl.none")},
+    ),
+    (
+        "nl-signed-2022-control",
+        deal(
+            target={"country": "NL", "sectors": ["gas-storage"]},
+            stake=pct(60, control=True),
+            signing="2022-01-03",
+        ),
+        {"NL": ("unclear", "nl.retroactive")},
+    ),
+    (
+        "nl-signed-before-reach",
+        deal(
+            target={"country": "NL", "sectors": ["gas-storage"]},
+            stake=pct(60, control=True),
+            signing="2020-06-01",
+        ),
+        {"NL": ("not-required", "nl.before-reach")},
+    ),
+    (
+        "nl-airport-logistics-possibly-vital",
+        deal(target={"country": "NL", "sectors": ["airport-logistics"]}, stake=pct(60, control=True)),
+        {"NL": ("unclear", None)},
+    ),
     # --- EU cooperation mechanism ---
     ("eu-uk-target", deal(target={"country": "GB", **AIRPORT}), {"EU": ("not-required", "eu.scope")}),
-    ("eu-no-member-state-screening", deal(target=OTHER, stake=pct(5)), {"EU": ("not-required", "eu.non-screened")}),
-    ("eu-member-state-unclear", deal(target={"country": "DE", "sectors": ["other"]}, stake=pct(30)),
-     {"EU": ("unclear", "eu.member-state-unclear")}),
+    (
+        "eu-no-member-state-screening",
+        deal(target=OTHER, stake=pct(5)),
+        {"EU": ("not-required", "eu.non-screened")},
+    ),
+    (
+        "eu-member-state-unclear",
+        deal(target={"country": "DE", "sectors": ["other"]}, stake=pct(30)),
+        {"EU": ("unclear", "eu.member-state-unclear")},
+    ),
 ]
 
 
@@ -252,7 +489,8 @@ def test_boundary(case: str, raw: dict[str, Any], expected: dict[str, tuple[str,
         decisive = [x for x in r.reasons if x.role == "decisive"]
         got = decisive[0].rule if decisive else None
         assert (r.outcome, got if rule else None) == (outcome, rule), (
-            f"{case} {code}: {[(x.role, x.rule, x.sentence) for x in r.reasons]}")
+            f"{case} {code}: {[(x.role, x.rule, x.sentence) for x in r.reasons]}"
+        )
         assert r.reasons, "every answer has at least one reason"
         assert all(x.sentence.strip() for x in r.reasons)
 
@@ -265,8 +503,12 @@ def test_unclear_for_a_missing_turnover_says_what_is_missing() -> None:
 
 
 def test_possible_sector_list_is_named_in_the_open_question() -> None:
-    nl = {r.regime.code: r for r in run(
-        deal(target={"country": "NL", "sectors": ["airport-logistics"]}, stake=pct(60, control=True))).regimes}["NL"]
+    nl = {
+        r.regime.code: r
+        for r in run(
+            deal(target={"country": "NL", "sectors": ["airport-logistics"]}, stake=pct(60, control=True))
+        ).regimes
+    }["NL"]
     assert any("nl-vital" in x.sentence for x in nl.reasons if x.role == "open")
 
 
@@ -293,8 +535,17 @@ def test_step_note_reminds_of_new_notification_per_level() -> None:
 
 
 def test_indirect_note_states_the_product_of_voting_rights() -> None:
-    raw = deal(target={"name": "Parent GmbH", "country": "DE", "sectors": ["other"], "subsidiaries": [
-        {"name": "Cargo BV", "country": "BE", "sectors": ["airport-logistics"], "held_pct": 100}]}, stake=pct(30))
+    raw = deal(
+        target={
+            "name": "Parent GmbH",
+            "country": "DE",
+            "sectors": ["other"],
+            "subsidiaries": [
+                {"name": "Cargo BV", "country": "BE", "sectors": ["airport-logistics"], "held_pct": 100}
+            ],
+        },
+        stake=pct(30),
+    )
     be = run(raw).regimes[0]
     note = next(x for x in be.reasons if x.rule == "be.indirect")
     assert "Parent GmbH" in note.sentence and "30%" in note.sentence and note.subject == "Cargo BV"

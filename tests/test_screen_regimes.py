@@ -1,0 +1,138 @@
+"""The regime files: every fact cited and tagged, every rule type-checked, nothing invented."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from derisk.errors import DataError
+from derisk.screen.engine import fmt_date, fmt_money
+from derisk.screen.regimes import CONFIDENCES, REGIME_ORDER, data_dir, load_catalogue
+
+LEGAL_FACTS = Path("/work/shared/reference/LEGAL-FACTS.md")
+CAT = load_catalogue()
+
+
+def test_all_five_regimes_load() -> None:
+    assert list(CAT.regimes) == list(REGIME_ORDER)
+    assert len(CAT.sectors) >= 30
+
+
+def test_every_statement_carries_a_source_and_a_tag() -> None:
+    for regime in CAT.regimes.values():
+        cited = [
+            *regime.facts.values(),
+            *regime.lists.values(),
+            *regime.thresholds.values(),
+            *regime.rules,
+            *regime.deadlines,
+            *regime.penalties,
+            *regime.notes,
+            regime.authority,
+            regime.instrument,
+        ]
+        if regime.standstill:
+            cited.append(regime.standstill)
+        for item in cited:
+            assert item.source.strip(), (regime.code, item)
+            assert item.confidence in CONFIDENCES, (regime.code, item)
+
+
+def test_every_list_is_reachable_from_the_vocabulary() -> None:
+    for code, regime in CAT.regimes.items():
+        reached = {
+            lid for s in CAT.sectors.values() for lid in (*s.lists.get(code, ()), *s.possibly.get(code, ()))
+        }
+        assert reached == set(regime.lists), code
+
+
+def test_every_sector_but_other_maps_somewhere() -> None:
+    for sector in CAT.sectors.values():
+        if sector.id != "other":
+            assert any(sector.lists.values()) or any(sector.possibly.values()), sector.id
+
+
+def test_belgian_agreement_is_never_cited_by_article() -> None:
+    text = (data_dir() / "regimes" / "be.yaml").read_text(encoding="utf-8")
+    assert not re.search(r"\b(Art\.|Article|art\.)\s*\d", text)
+
+
+def test_unverified_facts_of_legal_facts_stay_unverified() -> None:
+    be, fr, nl = CAT.regimes["BE"], CAT.regimes["FR"], CAT.regimes["NL"]
+    assert be.facts["biotech-turnover"].confidence == "U"
+    assert {p.confidence for p in be.penalties} == {"V", "U"}
+    assert all(d.confidence == "U" for d in fr.deadlines)
+    assert all(d.confidence == "U" for d in nl.deadlines)
+    assert {d.id: d.confidence for d in be.deadlines}["verification"] == "S"  # 30 days [V], calendar [S]
+
+
+@pytest.mark.skipif(not LEGAL_FACTS.exists(), reason="LEGAL-FACTS.md is outside the repository")
+def test_verified_numbers_and_dates_are_written_in_legal_facts() -> None:
+    text = LEGAL_FACTS.read_text(encoding="utf-8").replace("**", "")
+    for regime in CAT.regimes.values():
+        for fact in regime.facts.values():
+            if fact.confidence == "U" or fact.unit not in ("percent", "eur", "date"):
+                continue
+            v = fact.value
+            if fact.unit == "percent":
+                # "25%" or a list such as "20/25/40/50/75%"
+                pattern = rf"(?<![\d.]){v:g}(%|/[\d/]*%)"
+                assert re.search(pattern, text), (regime.code, fact.id, v)
+                continue
+            shown = fmt_money(v) if fact.unit == "eur" else fmt_date(v)  # type: ignore[arg-type]
+            assert shown in text, (regime.code, fact.id, shown)
+        for d in regime.deadlines:
+            if d.days and d.confidence != "U":
+                assert f"{d.days} days" in text or f"{d.days}-day" in text, (regime.code, d.id)
+
+
+def _copy_data(tmp_path: Path) -> Path:
+    dest = tmp_path / "data"
+    shutil.copytree(data_dir() / "regimes", dest / "regimes")
+    shutil.copy(data_dir() / "sectors.yaml", dest / "sectors.yaml")
+    return dest
+
+
+def _edit(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(doc)
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "message"),
+    [
+        ("be.yaml", lambda d: d["facts"]["tier-25-pct"].pop("source"), "facts.tier-25-pct: missing source"),
+        ("be.yaml", lambda d: d["facts"]["tier-25-pct"].update(confidence="X"), "confidence must be one of"),
+        ("be.yaml", lambda d: d["lists"]["be-10"].update(colour="red"), "unknown key 'colour'"),
+        (
+            "be.yaml",
+            lambda d: d["rules"][0].update(when={"gt": ["$target.country", 5]}),
+            "compares str with number",
+        ),
+        ("be.yaml", lambda d: d["rules"][0].update(say="{$target.nam}"), "unknown '$target.nam'"),
+        ("be.yaml", lambda d: d["rules"].pop(), "the last rule must decide unconditionally"),
+        ("be.yaml", lambda d: d["deadlines"][0].update(days=None), "exactly one of days, months, years"),
+        ("be.yaml", lambda d: d["deadlines"][1].update(start="after:nope"), "unknown earlier phase"),
+        ("de.yaml", lambda d: d["rules"][3].update(threshold="nope"), "unknown threshold"),
+        ("eu.yaml", lambda d: d["country_groups"]["eu"].pop("source"), "country_groups.eu: missing source"),
+        ("fr.yaml", lambda d: d.update(extra=1), "unknown key 'extra'"),
+    ],
+)
+def test_broken_regime_files_are_data_errors(tmp_path: Path, file: str, change, message: str) -> None:  # type: ignore[no-untyped-def]
+    base = _copy_data(tmp_path)
+    _edit(base / "regimes" / file, change)
+    with pytest.raises(DataError) as info:
+        load_catalogue(base)
+    assert message in info.value.one_line()
+
+
+def test_sector_mapping_to_unknown_list_is_a_data_error(tmp_path: Path) -> None:
+    base = _copy_data(tmp_path)
+    _edit(base / "sectors.yaml", lambda d: d["sectors"][0]["lists"].update(BE=["be-99"]))
+    with pytest.raises(DataError, match="unknown list 'be-99'"):
+        load_catalogue(base)
