@@ -347,7 +347,7 @@ def exposure_from_flows(
         evidence.append(
             f"system {row['system'] or 'unlabelled'} → {row['dst_org'] or 'unknown organisation'} (control "
             f"exercised from {row['dst_jurisdiction'] or 'unknown'}): {row['bytes_out_sum'] or 0:,} bytes sent, "
-            f"{row['bytes_in_sum'] or 0:,} received, {row['bytes_out_count']} flows, "
+            f"{row['bytes_in_sum'] or 0:,} received, {row['bytes_out_count']} flow{'' if row['bytes_out_count'] == 1 else 's'}, "
             f"{_ts(row['first_seen_min'])} to {_ts(row['last_seen_max'])}"
         )
     sent = pc.sum(hit["bytes_out"]).as_py() or 0
