@@ -26,6 +26,7 @@ COMMAND_MODULES: Final[tuple[str, ...]] = (
     "derisk.cli.reduce",
     "derisk.cli.know",
     "derisk.cli.screen",
+    "derisk.cli.detect",
 )
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -84,6 +84,33 @@ class DetectionResult:
         }
 
 
+MERGED_KINDS: Final = ("beacon", "strobe", "long-connection")
+
+
+def merge_hosts(alerts: list[Alert]) -> list[Alert]:
+    """One alert per (kind, system, destination) for the kinds in :data:`MERGED_KINDS`: twelve cameras
+    beaconing to one cloud are one finding with twelve hosts, not twelve findings."""
+    groups: dict[tuple[str, str, str], list[Alert]] = {}
+    out: list[Alert] = []
+    for a in alerts:
+        if a.kind in MERGED_KINDS and a.system:
+            groups.setdefault((a.kind, a.system, a.destination), []).append(a)
+        else:
+            out.append(a)
+    for members in groups.values():
+        members.sort(key=lambda a: (-a.score, a.src_ip or ""))
+        top = members[0]
+        if len(members) > 1:
+            hosts = sorted({m.src_ip for m in members if m.src_ip})
+            evidence = {**top.evidence, "host_count": len(hosts), "hosts": hosts[:50],
+                        "host_scores": {m.src_ip: m.score for m in members[:50] if m.src_ip}}
+            top = replace(top, evidence=evidence, flow_count=sum(m.flow_count for m in members),
+                          first_seen=min((m.first_seen for m in members if m.first_seen), default=None),
+                          last_seen=max((m.last_seen for m in members if m.last_seen), default=None))
+        out.append(top)
+    return out
+
+
 def _no_laws(_: str) -> list[Any]:
     return []
 
@@ -134,6 +161,7 @@ def detect(
                 filtered[applying] = table
         found = detector(filtered[applying], config, cached_laws, now=now)
         alerts.extend(a for a in found if kinds is None or a.kind in kinds)
+    alerts = merge_hosts(alerts)
     alerts.sort(key=lambda a: (-a.severity_rank, -a.score, a.kind, a.destination, a.src_ip or ""))
     times = flow_times(table, now)
     if times.missing or times.future:

@@ -34,19 +34,24 @@ class LawRef:
     article: str | None
     confidence: str
     source: str | None
+    citation: str | None = None
 
     @classmethod
     def from_law(cls, law: Any, jurisdiction: str) -> LawRef:
         article = getattr(law, "article", None)
+        cite = getattr(law, "citation", None)
         return cls(
             jurisdiction=str(getattr(law, "jurisdiction", None) or jurisdiction),
             law=str(getattr(law, "law", "") or ""),
             article=str(article) if article not in (None, "") else None,
             confidence=str(getattr(law, "confidence", "U") or "U"),
             source=str(getattr(law, "source", "") or "") or None,
+            citation=str(cite()) if callable(cite) else None,
         )
 
     def label(self) -> str:
+        if self.citation:
+            return self.citation
         art = f" art. {self.article}" if self.article else ""
         return f"{self.law}{art} [{self.confidence}]"
 
@@ -57,6 +62,7 @@ class LawRef:
             "article": self.article,
             "confidence": self.confidence,
             "source": self.source,
+            "citation": self.label(),
         }
 
 
@@ -180,6 +186,7 @@ class Alert:
                 article=x.get("article"),
                 confidence=str(x.get("confidence") or "U"),
                 source=x.get("source"),
+                citation=x.get("citation"),
             )
             for x in doc.get("laws") or []
         )
@@ -262,6 +269,9 @@ def make_alert(
 
 def _who(alert: Alert) -> str:
     t = alert.target
+    others = int(alert.evidence.get("host_count", 1) or 1) - 1
+    if t.system and t.src_ip and others > 0:
+        return f"System {t.system} ({t.src_ip} and {others} other host{'s' if others > 1 else ''})"
     if t.system and t.src_ip:
         return f"System {t.system} ({t.src_ip})"
     if t.system:
@@ -289,10 +299,12 @@ def alert_sentence(alert: Alert) -> str:
         text = text.replace("{dest}", _where(alert))
     text += f" (score {alert.score:.2f}, severity {alert.severity})."
     if t.controller:
-        org = f"{t.organisation}, " if t.organisation and t.organisation != t.controller else ""
         basis = f", {t.jurisdiction_basis}" if t.jurisdiction_basis else ""
         juris = f" (jurisdiction {t.jurisdiction}{basis})" if t.jurisdiction else ""
-        text += f" The endpoint belongs to {org}controlled by {t.controller}{juris}."
+        if t.organisation and t.organisation != t.controller:
+            text += f" The endpoint belongs to {t.organisation}, controlled by {t.controller}{juris}."
+        else:
+            text += f" The endpoint is controlled by {t.controller}{juris}."
     elif t.jurisdiction:
         text += f" Controlling jurisdiction: {t.jurisdiction} ({t.jurisdiction_basis or 'basis unknown'})."
     else:

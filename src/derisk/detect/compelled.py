@@ -67,7 +67,7 @@ def detect_compelled(
         ctrl = info.get("dst_controller") or info.get("dst_org") or "unknown"
         dests = pc.unique(pc.take(column(flows, "dst_ip"), pa.array(r, pa.int64()))).to_pylist()
         names = pc.unique(pc.take(column(flows, "server_name"), pa.array(r, pa.int64()))).drop_null().to_pylist()
-        target = target_from(info, str(names[0]) if len(names) == 1 else str(info.get("dst_ip") or ctrl))
+        target = target_from(info, str(ctrl))
         score = 0.8 + (0.1 if sent[i] >= 10 * min_bytes else 0.0) + (0.1 if hours[i] >= 4 * max(min_hours, 0.25) else 0.0)
         evidence = {
             "bytes_out": int(sent[i]),
@@ -80,7 +80,8 @@ def detect_compelled(
         }
         summary = (
             f"sent {_fmt_bytes(float(sent[i]))} over {float(hours[i]):.1f} h to {ctrl} "
-            f"({len(dests)} addresses, e.g. {{dest}})"
+            f"({len(dests)} address{'es' if len(dests) > 1 else ''}"
+            f"{', e.g. ' + str(names[0]) if names else ''})"
         )
         alerts.append(make_alert("compelled-transfer", score, target, summary, evidence, laws_for,
                                  flow_ids=ids[j], flow_count=len(r), first_seen=as_datetime(first[i]),
