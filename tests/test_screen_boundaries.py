@@ -557,3 +557,27 @@ def test_thresholds_name_the_fact_and_list_that_triggered() -> None:
     assert t["id"] == "tier-10"
     assert {f["id"] for f in t["facts"]} == {"tier-10-pct", "tier-10-turnover"}
     assert [x["id"] for x in t["lists"]] == ["be-10"]
+
+
+def test_closing_inside_the_verification_phase_warns_of_the_standstill() -> None:
+    raw = deal(target=AIRPORT)
+    raw["dates"] = {"signing": "2025-03-03", "notification": "2025-03-10", "closing": "2025-04-01"}
+    be = screen(parse_deal(raw, CAT.vocabulary, source="t"), CAT, today=date(2025, 3, 1)).regimes[0]
+    assert be.standstill is not None and be.standstill["warning"]
+    assert "2025-04-09" in be.standstill["warning"]  # 10 March + 30 calendar days
+
+
+def test_without_a_notification_date_the_clock_starts_on_the_later_of_signing_and_today() -> None:
+    raw = deal(target=AIRPORT)
+    raw["dates"] = {"signing": "2025-03-03", "closing": "2025-09-30"}
+    be = screen(parse_deal(raw, CAT.vocabulary, source="t"), CAT, today=date(2025, 3, 20)).regimes[0]
+    verification = be.deadlines[0]
+    assert verification["start"] == "2025-03-20" and verification["ends"] == "2025-04-19"
+    assert "assumed" in verification["start_basis"]
+    assert be.standstill is not None and be.standstill["warning"] is None
+
+
+def test_not_required_regimes_carry_no_deadlines() -> None:
+    result = {r.regime.code: r for r in run(deal(target=AIRPORT)).regimes}
+    assert result["DE"].deadlines == [] and result["DE"].standstill is None
+    assert result["BE"].deadlines

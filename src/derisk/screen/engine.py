@@ -147,7 +147,7 @@ def _reasons(decision: Decision, env: Env, regime: Regime, subject: str) -> list
     seen_terms: set[str] = set()
     for step in decision.steps:
         if step.rule.kind != "note" or step.status != "unknown":
-            for name, value in [*step.trace.terms.items(), *step.trace.nested.items()]:
+            for name, value in [*step.trace.nested.items(), *step.trace.terms.items()]:
                 direct = name in step.trace.terms
                 if name in seen_terms or (not direct and value is not True):
                     continue
