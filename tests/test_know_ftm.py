@@ -177,6 +177,18 @@ BAD_IMPORTS = [
         ),
         ["cycle of control"],
     ),
+    (
+        "cycle-of-three",
+        _lines(
+            GOOD,
+            company("g2", "G2"),
+            company("g3", "G3"),
+            ownership("o1", "g1", "g2", "60"),
+            ownership("o2", "g2", "g3", "70"),
+            {"id": "c3", "schema": "Control", "properties": {"controller": ["g3"], "controlled": ["g1"]}},
+        ),
+        ["cycle of control among Good Co, G2, G3", "line 4, line 5, line 6"],
+    ),
     ("duplicate-id", _lines(GOOD, GOOD), ["line 2: id 'g1' already used on line 1"]),
     ("bad-country", _lines(company("x", "X", jurisdiction=["Atlantis"])), ["is not a valid country"]),
     ("empty", "\n\n", ["no entities in the file"]),

@@ -220,27 +220,59 @@ def _controls(link: Link) -> bool:
 
 
 def _cycles(graph: Graph, lines: dict[str, int]) -> list[Problem]:
+    """Cycles of control: strongly connected components of the "controls" relation (Tarjan, iterative)."""
     edges: dict[str, list[Link]] = {}
     for link in graph.links:
         if _controls(link):
             edges.setdefault(link.asset_id, []).append(link)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    components: list[list[str]] = []
+    counter = 0
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, pos = work.pop()
+            if pos == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            out = edges.get(node, [])
+            if pos < len(out):
+                work.append((node, pos + 1))
+                nxt = out[pos].owner_id
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                members: list[str] = []
+                while True:
+                    top = stack.pop()
+                    on_stack.discard(top)
+                    members.append(top)
+                    if top == node:
+                        break
+                if len(members) > 1 or any(lk.owner_id == node for lk in out):
+                    components.append(sorted(members))
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
     problems: list[Problem] = []
-    reported: set[frozenset[str]] = set()
-    for start in sorted(edges):
-        stack: list[tuple[str, tuple[str, ...], tuple[Link, ...]]] = [(start, (start,), ())]
-        while stack:
-            node, path, via = stack.pop()
-            for link in edges.get(node, []):
-                if link.owner_id == start:
-                    members = frozenset(path)
-                    if members in reported or not any(lk.id in lines for lk in (*via, link)):
-                        continue
-                    reported.add(members)
-                    names = " → ".join(graph.entities[i].name for i in (*path, start) if i in graph.entities)
-                    where = ", ".join(f"line {lines[lk.id]}" for lk in (*via, link) if lk.id in lines)
-                    problems.append(Problem(where, f"cycle of control: {names}"))
-                elif link.owner_id not in path and len(path) < 40:
-                    stack.append((link.owner_id, (*path, link.owner_id), (*via, link)))
+    for members in components:
+        inside = set(members)
+        via = [lk for m in members for lk in edges.get(m, []) if lk.owner_id in inside]
+        if not any(lk.id in lines for lk in via):
+            continue
+        names = ", ".join(graph.entities[m].name if m in graph.entities else m for m in members)
+        where = ", ".join(sorted({f"line {lines[lk.id]}" for lk in via if lk.id in lines}))
+        problems.append(Problem(where, f"cycle of control among {names}"))
     return problems
 
 

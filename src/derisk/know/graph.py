@@ -156,6 +156,8 @@ class Graph:
     entities: dict[str, Entity]
     links: tuple[Link, ...]
     assessments: tuple[Assessment, ...] = field(default=())
+    #: A content hash supplied by the loader (of the files and records read); computed when absent.
+    fingerprint: str | None = None
 
     def assessments_for(self, group: str | None) -> tuple[Assessment, ...]:
         return tuple(a for a in self.assessments if group and a.group == group)
@@ -191,7 +193,9 @@ class Graph:
 
     @cached_property
     def version(self) -> str:
-        """A content hash of every entity and link (changes when any statement changes)."""
+        """A content hash of the data used (changes when any statement changes)."""
+        if self.fingerprint is not None:
+            return self.fingerprint
         digest = hashlib.sha256()
         for key in sorted(self.entities):
             digest.update(json.dumps(asdict(self.entities[key]), sort_keys=True, default=str).encode())
@@ -230,7 +234,12 @@ def load_graph(workspace: Workspace | None = None) -> Graph:
     if not records:
         return curated
     entities, links = from_ftm(records, origin="imported")
-    return merge(curated, entities, links)
+    graph = merge(curated, entities, links)
+    digest = hashlib.sha256(curated.version.encode())
+    for record in records:
+        digest.update(json.dumps(record.data, sort_keys=True, ensure_ascii=False).encode())
+    graph.fingerprint = digest.hexdigest()[:16]
+    return graph
 
 
 def find_entities(graph: Graph, name: str, limit: int = 5) -> list[tuple[Entity, float]]:
