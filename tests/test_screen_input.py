@@ -82,6 +82,7 @@ def test_good_deal_parses() -> None:
         ("dates", ..., "dates: missing"),
         ("target.turnover_eur", -5, "target.turnover_eur: must be an amount in EUR"),
         ("target.colour", "red", "target.colour: unknown key"),
+        ("schema", "derisk.deal/2", "schema: must be 'derisk.deal/1'"),
         ("stake.control_after", "yes", "stake.control_after: must be true or false"),
         ("target.subsidiaries", [{"name": "X", "country": "BE"}], "held_pct: missing"),
     ],

@@ -136,3 +136,23 @@ def test_sector_mapping_to_unknown_list_is_a_data_error(tmp_path: Path) -> None:
     _edit(base / "sectors.yaml", lambda d: d["sectors"][0]["lists"].update(BE=["be-99"]))
     with pytest.raises(DataError, match="unknown list 'be-99'"):
         load_catalogue(base)
+
+
+def test_docs_list_every_sector_and_deal_key() -> None:
+    from derisk.screen import deal as deal_module
+
+    text = (Path(__file__).parent.parent / "docs" / "screening.md").read_text(encoding="utf-8")
+    for sid in CAT.sectors:
+        assert f"| `{sid}` |" in text, sid
+    keys = set().union(
+        deal_module.DEAL_KEYS,
+        deal_module.PARTY_KEYS,
+        deal_module.TARGET_KEYS,
+        deal_module.SUBSIDIARY_KEYS,
+        deal_module.STAKE_KEYS,
+        deal_module.DATE_KEYS,
+        deal_module.REQUEST_KEYS,
+    )
+    for key in keys:
+        assert f"`{key}`" in text, key
+    assert "derisk.screening/1" in text and "public holidays are not modelled" in text

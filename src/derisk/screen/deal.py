@@ -42,6 +42,7 @@ from rapidfuzz import process
 
 from derisk.errors import InputError, Problem, raise_problems
 
+DEAL_SCHEMA: Final = "derisk.deal/1"
 KINDS: Final = ("company", "person", "state")
 REGIME_CODES: Final = ("BE", "EU", "DE", "FR", "NL")
 DEAL_KEYS: Final = {"schema", "title", "investor", "target", "stake", "dates", "information_requests"}
@@ -260,6 +261,8 @@ def parse_deal(raw: Any, sectors: Mapping[str, str], *, source: str) -> Deal:
     stake = c.stake(raw.get("stake"), "stake") if "stake" in raw else None
     dates = c.dates(raw.get("dates"), "dates") if "dates" in raw else None
     requests = c.requests(raw.get("information_requests", []), "information_requests")
+    if raw.get("schema", DEAL_SCHEMA) != DEAL_SCHEMA:
+        c.add("schema", f"must be {DEAL_SCHEMA!r}, found {raw.get('schema')!r}")
     if title is not None and not isinstance(title, str):
         c.add("title", "must be text")
     if stake is not None and target is not None and target.asset_deal and stake.control_after is None:
