@@ -99,6 +99,8 @@ def resolve_inputs(paths: list[Path]) -> list[InputSpec]:
     """Check every path and decide how each is read; raises before anything is ingested."""
     specs: list[InputSpec] = []
     for path in paths:
+        if path.is_symlink() and not path.exists():
+            raise InputError("broken or looping symbolic link", source=str(path))
         if not path.exists():
             raise InputError("no such file or directory", source=str(path))
         if path.is_dir():
@@ -127,6 +129,10 @@ def resolve_inputs(paths: list[Path]) -> list[InputSpec]:
                 )
             specs.extend(captures)
             continue
+        if not path.is_file():
+            raise InputError(
+                "not a regular file (a pipe, socket or device cannot be ingested)", source=str(path)
+            )
         fmt = sniff(path)
         specs.append(_spec(path, fmt, [path]))
     seen: set[str] = set()
