@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from derisk.reduce.jurisdictions import EuMembers, eu_members
@@ -179,65 +180,117 @@ def hhi(share_map: dict[str, float]) -> float | None:
     return sum(v * v for v in share_map.values()) if share_map else None
 
 
-def _sole_jurisdiction(slot: Slot) -> str | None:
-    """The jurisdiction every supplier of the slot is controlled from, if there is exactly one."""
+@dataclass(frozen=True)
+class _SlotSummary:
+    """What one role of one system contributes to every function that needs the system."""
+
+    sole: str | None  # the one jurisdiction all suppliers are controlled from, if any
+    exposes: frozenset[str]
+    weights: tuple[tuple[str, float], ...]
+    edges: int
+    unresolved: int
+
+
+@lru_cache(maxsize=65_536)
+def _summary(slot: Slot) -> _SlotSummary:
     found = {s.jurisdiction for s in slot.suppliers}
-    if len(found) == 1:
-        return next(iter(found))
-    return None
+    weight = 1.0 / len(slot.suppliers)
+    weights: dict[str, float] = defaultdict(float)
+    for s in slot.suppliers:
+        if s.jurisdiction is not None:
+            weights[s.jurisdiction] += weight
+    exposing = slot.role == "hosting" or not slot.egress_controlled
+    return _SlotSummary(
+        sole=next(iter(found)) if len(found) == 1 else None,
+        exposes=frozenset(j for j in found if j is not None) if exposing else frozenset(),
+        weights=tuple(sorted(weights.items())),
+        edges=len(slot.suppliers),
+        unresolved=sum(1 for s in slot.suppliers if s.jurisdiction is None),
+    )
 
 
-def _exposes(slot: Slot) -> bool:
-    return slot.role == "hosting" or not slot.egress_controlled
+@dataclass(frozen=True)
+class FunctionPart:
+    """One function's contribution to the site measures (reused when a plan changes other systems)."""
+
+    measure: FunctionMeasure
+    weights: tuple[tuple[str, float], ...]
+    edges: int
+    third_dependent: bool
+    third_exposed: bool
 
 
-def measure(register: Register, eu: EuMembers | None = None) -> Measures:
-    """Compute every measure of the register (pure: no I/O)."""
+def function_parts(
+    register: Register, names: set[str] | None = None, eu: EuMembers | None = None
+) -> dict[str, FunctionPart]:
+    """Per-function contributions, for all functions or only those in ``names``."""
     eu = eu or eu_members()
-    all_edges = edges(register)
+    out: dict[str, FunctionPart] = {}
+    for function in register.functions:
+        if names is not None and function.name not in names:
+            continue
+        summaries = [_summary(slot) for system in function.systems for slot in register.slots_of(system)]
+        f_weights: dict[str, float] = defaultdict(float)
+        for x in summaries:
+            for j, w in x.weights:
+                f_weights[j] += w
+        f_shares = shares(f_weights)
+        depends = tuple(sorted({x.sole for x in summaries if x.sole is not None}))
+        exposes = tuple(sorted(set().union(*(x.exposes for x in summaries))))
+        out[function.name] = FunctionPart(
+            measure=FunctionMeasure(
+                name=function.name,
+                systems=function.systems,
+                depends_on=depends,
+                exposed_to=exposes,
+                edge_shares=f_shares,
+                hhi=hhi(f_shares),
+                unresolved_edges=sum(x.unresolved for x in summaries),
+            ),
+            weights=tuple(f_weights.items()),
+            edges=sum(x.edges for x in summaries),
+            third_dependent=any(eu.is_third_country(j) for j in depends),
+            third_exposed=any(eu.is_third_country(j) for j in exposes),
+        )
+    return out
+
+
+def measure(
+    register: Register, eu: EuMembers | None = None, parts: dict[str, FunctionPart] | None = None
+) -> Measures:
+    """Compute every measure of the register (pure: no I/O).
+
+    ``parts`` may hold precomputed :func:`function_parts` of this very register (a plan passes the
+    unchanged functions' parts from the previous state); missing ones are computed.
+    """
+    eu = eu or eu_members()
+    parts = parts if parts is not None else function_parts(register, eu=eu)
     per_function: list[FunctionMeasure] = []
     dependent: dict[str, int] = defaultdict(int)
     exposed: dict[str, int] = defaultdict(int)
-    third_dependent = third_exposed = 0
-    for function in register.functions:
-        f_slots = [slot for system in function.systems for slot in register.slots_of(system)]
-        depends = sorted({j for slot in f_slots if (j := _sole_jurisdiction(slot)) is not None})
-        exposes = sorted(
-            {s.jurisdiction for slot in f_slots if _exposes(slot) for s in slot.suppliers if s.jurisdiction}
-        )
-        for j in depends:
-            dependent[j] += 1
-        for j in exposes:
-            exposed[j] += 1
-        third_dependent += any(eu.is_third_country(j) for j in depends)
-        third_exposed += any(eu.is_third_country(j) for j in exposes)
-        f_edges = [e for e in all_edges if e.function == function.name]
-        f_weights: dict[str, float] = defaultdict(float)
-        for e in f_edges:
-            if e.jurisdiction is not None:
-                f_weights[e.jurisdiction] += e.weight
-        f_shares = shares(f_weights)
-        per_function.append(
-            FunctionMeasure(
-                name=function.name,
-                systems=function.systems,
-                depends_on=tuple(depends),
-                exposed_to=tuple(exposes),
-                edge_shares=f_shares,
-                hhi=hhi(f_shares),
-                unresolved_edges=sum(1 for e in f_edges if e.jurisdiction is None),
-            )
-        )
-
     weights: dict[str, float] = defaultdict(float)
-    for e in all_edges:
-        if e.jurisdiction is not None:
-            weights[e.jurisdiction] += e.weight
+    third_dependent = third_exposed = edge_count = unresolved = 0
+    for function in register.functions:
+        part = parts[function.name]
+        fm = part.measure
+        for j in fm.depends_on:
+            dependent[j] += 1
+        for j in fm.exposed_to:
+            exposed[j] += 1
+        third_dependent += part.third_dependent
+        third_exposed += part.third_exposed
+        for j, w in part.weights:
+            weights[j] += w
+        edge_count += part.edges
+        unresolved += fm.unresolved_edges
+        per_function.append(fm)
+
     edge_shares = shares(weights)
     n = len(register.functions)
 
-    used = register.used_systems()
+    used = set(register.used_systems())
     needed = [slot for slot in register.slots if slot.system in used]
+    functions_of = register.functions_of
     points: list[SinglePoint] = []
     for slot in needed:
         if len(slot.suppliers) != 1 or not slot.suppliers[0].known:
@@ -250,7 +303,7 @@ def measure(register: Register, eu: EuMembers | None = None) -> Measures:
                 supplier=sup.name,
                 controller=sup.controller_name,
                 jurisdiction=sup.jurisdiction,
-                functions=tuple(f.name for f in register.functions if slot.system in f.systems),
+                functions=tuple(functions_of[slot.system]),
                 mitigated=slot.escrow,
                 third_country=eu.is_third_country(sup.jurisdiction),
             )
@@ -258,8 +311,8 @@ def measure(register: Register, eu: EuMembers | None = None) -> Measures:
     risky_points = sum(1 for p in points if p.third_country and not p.mitigated)
     return Measures(
         function_count=n,
-        edge_count=len(all_edges),
-        unresolved_edges=sum(1 for e in all_edges if e.jurisdiction is None),
+        edge_count=edge_count,
+        unresolved_edges=unresolved,
         edge_shares=edge_shares,
         hhi=hhi(edge_shares),
         dependency_shares={j: c / n for j, c in dependent.items()} if n else {},

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from derisk.reduce.catalogue import Catalogue, Mitigation, load_catalogue
 from derisk.reduce.jurisdictions import EU_PLACEHOLDER, EuMembers, eu_members
-from derisk.reduce.measures import DIGITS, Measures, measure
+from derisk.reduce.measures import DIGITS, Measures, function_parts, measure
 from derisk.reduce.register import ROLE_LABELS, Register, Resolved, Slot, Supplier
 
 #: Name of the simulated replacement supplier.
@@ -245,8 +245,11 @@ def build_plan(
     while len(steps) < max_steps:
         scored = []
         no_effect: list[Considered] = []
+        base_parts = function_parts(current, eu=eu)
         for c in candidates(current, catalogue, eu):
-            after = measure(apply(current, c, eu), eu)
+            changed = apply(current, c, eu)
+            affected = set(current.functions_of.get(c.system, ()))
+            after = measure(changed, eu, {**base_parts, **function_parts(changed, affected, eu)})
             gain = plan_score(current_m) - plan_score(after)
             if gain <= _EPS:
                 reason = (

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Final
 
 from derisk.errors import ConfigError, Problem, raise_problems
@@ -122,22 +123,42 @@ class Register:
     slots: tuple[Slot, ...]
     findings: tuple[Finding, ...] = ()
 
+    @cached_property
+    def _by_system(self) -> dict[str, list[Slot]]:
+        index: dict[str, list[Slot]] = {}
+        for s in self.slots:
+            index.setdefault(s.system, []).append(s)
+        return index
+
+    @cached_property
+    def _by_key(self) -> dict[tuple[str, str], Slot]:
+        return {s.key: s for s in self.slots}
+
     def slots_of(self, system: str) -> list[Slot]:
-        return [s for s in self.slots if s.system == system]
+        return self._by_system.get(system, [])
 
     def slot(self, key: tuple[str, str]) -> Slot | None:
-        return next((s for s in self.slots if s.key == key), None)
+        return self._by_key.get(key)
 
     def with_slot(self, new: Slot) -> Register:
         """A copy of the register with one slot replaced (used to simulate mitigations)."""
         return replace(self, slots=tuple(new if s.key == new.key else s for s in self.slots))
 
+    @cached_property
+    def _used(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s for f in self.functions for s in f.systems))
+
     def used_systems(self) -> list[str]:
-        seen: dict[str, None] = {}
+        return list(self._used)
+
+    @cached_property
+    def functions_of(self) -> dict[str, tuple[str, ...]]:
+        """System name → the functions that need it."""
+        out: dict[str, list[str]] = {}
         for f in self.functions:
-            for s in f.systems:
-                seen.setdefault(s, None)
-        return list(seen)
+            for system in f.systems:
+                out.setdefault(system, []).append(f.name)
+        return {k: tuple(v) for k, v in out.items()}
 
 
 # -- checking the site file section ------------------------------------------------------------------
