@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from derisk.screen.deal import parse_deal
+from derisk.screen.dealfile import parse_deal
 from derisk.screen.engine import Screening, screen
 from derisk.screen.regimes import load_catalogue
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from derisk.errors import InputError
-from derisk.screen.deal import load_deal, parse_deal
+from derisk.screen.dealfile import load_deal, parse_deal
 from derisk.screen.regimes import load_catalogue
 
 VOCAB = load_catalogue().vocabulary

@@ -139,7 +139,7 @@ def test_sector_mapping_to_unknown_list_is_a_data_error(tmp_path: Path) -> None:
 
 
 def test_docs_list_every_sector_and_deal_key() -> None:
-    from derisk.screen import deal as deal_module
+    from derisk.screen import dealfile as deal_module
 
     text = (Path(__file__).parent.parent / "docs" / "screening.md").read_text(encoding="utf-8")
     for sid in CAT.sectors:

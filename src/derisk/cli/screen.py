@@ -9,7 +9,7 @@ import click
 
 from derisk.cli.output import emit_json, status_console, write_atomic
 from derisk.know.graph import Graph, load_graph
-from derisk.screen.deal import load_deal
+from derisk.screen.dealfile import load_deal
 from derisk.screen.engine import screen
 from derisk.screen.memo import document, print_summary, render_html
 from derisk.screen.regimes import load_catalogue
