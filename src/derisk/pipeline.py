@@ -86,6 +86,18 @@ def _ingest_one(
     return count
 
 
+def _detect(ws: Workspace, con: Any, site: Site) -> list[Any]:
+    """Run every detection over the whole workspace (beacons span captures) and store the alerts."""
+    from derisk.detect import COLUMNS, config_for_site, detect
+    from derisk.know.laws import laws_for
+    from derisk.store.alerts import replace_alerts
+
+    flows = ws.read_flows([c for c in COLUMNS])
+    found = detect(flows, config_for_site(site), laws_for=laws_for)
+    replace_alerts(ws, found.alerts, found.suppressed, con=con)
+    return list(found.alerts)
+
+
 def run(
     workspace: Path,
     inputs: list[Path],
@@ -93,7 +105,7 @@ def run(
     *,
     data_root: Path | None = None,
     progress: Progress | None = None,
-    detect: Callable[[Workspace, Site, list[str]], list[Any]] | None = None,
+    detect: bool = True,
 ) -> RunResult:
     """Analyse ``inputs`` (none: re-attribute what the workspace holds) into ``workspace``."""
     started = dt.datetime.now(dt.UTC)
@@ -131,8 +143,8 @@ def run(
                         f"cannot be read ({type(exc).__name__}: {exc})", source=str(spec.path)
                     ) from None
             store.replace_attribution(con, attribute(store.attribution_keys(ws), index))
-            if detect is not None:
-                result.alerts = detect(ws, site, result.input_ids)
+            if detect:
+                result.alerts = _detect(ws, con, site)
             result.ipdata_version = ipdata.manifest.version if ipdata else None
             store.record_run(
                 con,

@@ -22,15 +22,6 @@ from derisk.store import flows as store
 from derisk.store.workspace import Workspace
 
 
-def _detect_hook() -> Any:
-    """The detections, when this build has them (they fill the ``alerts`` list)."""
-    try:
-        from derisk.detect.runner import detect_in_workspace
-    except ImportError:
-        return None
-    return detect_in_workspace
-
-
 def analyse(
     inputs: list[Path],
     site: Site,
@@ -58,7 +49,7 @@ def analyse(
                 tasks[spec.input_id] = bar.add_task(visible(spec.path.name, 50), total=None, flows=0)
             bar.update(tasks[spec.input_id], flows=flows)
 
-        result = run(workspace, inputs, site, data_root=data_dir, progress=progress, detect=_detect_hook())
+        result = run(workspace, inputs, site, data_root=data_dir, progress=progress)
     with Workspace.open(workspace, create=False, read_only=True) as ws:
         doc = build_document(
             ws,
