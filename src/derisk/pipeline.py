@@ -92,7 +92,7 @@ def _detect(ws: Workspace, con: Any, site: Site) -> list[Any]:
     from derisk.know.laws import laws_for
     from derisk.store.alerts import replace_alerts
 
-    flows = ws.read_flows([c for c in COLUMNS])
+    flows = ws.read_flows(list(COLUMNS))
     found = detect(flows, config_for_site(site), laws_for=laws_for)
     replace_alerts(ws, found.alerts, found.suppressed, con=con)
     return list(found.alerts)

@@ -186,7 +186,7 @@ def check_allowlist(value: Any) -> list[Problem]:
             problems.extend(_check_matcher(m, entry[m], f"{where}.{m}"))
         reason = entry.get("reason")
         if not isinstance(reason, str) or not reason.strip():
-            problems.append(Problem(f"{where}.reason", "required: say why this is allowed (it is recorded)"))
+            problems.append(Problem(f"{where}.reason", "a reason is required: say why this is allowed (it is recorded with what it suppresses)"))
         kinds = entry.get("kinds")
         if kinds is not None:
             if not isinstance(kinds, list) or not kinds:

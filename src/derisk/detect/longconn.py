@@ -40,15 +40,21 @@ def long_score(hours: float, min_hours: float) -> float:
     return min(1.0, 0.5 + 0.5 * math.log(hours / min_hours) / math.log(top / min_hours))
 
 
+def five_tuple(flows: pa.Table) -> I64:
+    """A code per 5-tuple; a missing port or protocol is a value of its own, not a wildcard."""
+    parts = [codes_of(column(flows, c)) + 1 for c in ("src_ip", "dst_ip", "src_port", "dst_port", "protocol")]
+    parts[0] -= 1
+    parts[1] -= 1  # addresses must be present
+    return combine(*parts)
+
+
 def continuation_rows(flows: pa.Table, start: F64, end: F64, rows: I64, stitch: float) -> B:
     """Which of ``rows`` continue an earlier record of the same 5-tuple (an exporter's cut, not a new
     connection): mask over ``rows``."""
     out = np.zeros(len(rows), dtype=bool)
     if len(rows) < 2:
         return out
-    key = combine(codes_of(column(flows, "src_ip")), codes_of(column(flows, "dst_ip")),
-                  codes_of(column(flows, "src_port")), codes_of(column(flows, "dst_port")),
-                  codes_of(column(flows, "protocol")))[rows]
+    key = five_tuple(flows)[rows]
     order = np.lexsort((start[rows], key))
     c, s, e = key[order], start[rows][order], end[rows][order]
     base = float(min(s.min(), e.min()))
@@ -56,7 +62,7 @@ def continuation_rows(flows: pa.Table, start: F64, end: F64, rows: I64, stitch: 
     idx = segments(c).index().astype(np.float64)
     run_end = np.maximum.accumulate((e - base) + idx * span) - idx * span + base
     prev_end = np.r_[-np.inf, run_end[:-1]]
-    cont = np.r_[False, c[1:] == c[:-1]] & (s <= prev_end + stitch) & (np.r_[True, c[1:] != c[:-1]] == False)  # noqa: E712
+    cont = np.r_[False, c[1:] == c[:-1]] & (s <= prev_end + stitch) & (c >= 0)
     out[order] = cont
     return out
 
@@ -69,15 +75,14 @@ def detect_long_connections(
     times = flow_times(flows, now)
     direction = column(flows, "direction")
     ok = (mask_eq(direction, "outbound") | mask_eq(direction, "inbound")) & times.valid
-    rows = np.flatnonzero(ok)
+    rows = np.flatnonzero(ok & (five_tuple(flows) >= 0))
     if len(rows) == 0:
         return []
     min_hours = cfg.get("long_connection", "min_hours")
     stitch = cfg.get("long_connection", "stitch_gap_seconds")
     src = codes_of(column(flows, "src_ip"))
     dst = codes_of(column(flows, "dst_ip"))
-    tuple_codes = combine(src, dst, codes_of(column(flows, "src_port")), codes_of(column(flows, "dst_port")),
-                          codes_of(column(flows, "protocol")))[rows]
+    tuple_codes = five_tuple(flows)[rows]
     start, end = times.start[rows], times.end[rows]
     order = np.lexsort((start, tuple_codes))
     c, s, e = tuple_codes[order], start[order], end[order]

@@ -160,7 +160,7 @@ def flow_times(table: pa.Table, now: datetime | None) -> Times:
     end_missing = np.asarray(pc.is_null(lst).to_numpy(zero_copy_only=False), dtype=bool)
     end_us = np.where(end_missing, start_us, end_us)
     future_mask = (~missing_mask) & ((start_us > limit) | (start_us < 0))
-    reversed_mask = (~missing_mask) & (end_us < start_us)
+    reversed_mask = (~missing_mask) & (~future_mask) & (end_us < start_us)
     end_us = np.where(reversed_mask | (end_us > limit), start_us, end_us)
     valid = ~(missing_mask | future_mask)
     return Times(

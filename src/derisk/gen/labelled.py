@@ -427,3 +427,29 @@ def generate(seed: int = 7) -> Labelled:
     flows = b.table()
     truth += compelled_truth(flows, 1_000_000, 1.0)
     return Labelled(flows=flows, truth=truth, allowlist=allow)
+
+
+def flows_from(columns: dict[str, Any], n: int | None = None) -> pa.Table:
+    """A :data:`FLOW_SCHEMA` table from column values (lists, arrays or one scalar for every row);
+    times are float seconds since the epoch; absent columns are nulls; flow ids are generated."""
+    sizes = [len(v) for v in columns.values() if isinstance(v, list | np.ndarray)]
+    rows = n if n is not None else (sizes[0] if sizes else 0)
+    arrays = []
+    for f in FLOW_SCHEMA:
+        value = columns.get(f.name)
+        if value is None and f.name == "flow_id":
+            value = [f"t{i}" for i in range(rows)]
+        if value is None and f.name == "direction":
+            value = "outbound"
+        if value is None:
+            arrays.append(pa.nulls(rows, f.type))
+            continue
+        values = list(value) if isinstance(value, list | np.ndarray) else [value] * rows
+        if pa.types.is_timestamp(f.type):
+            us = [None if v is None else int(round(float(v) * 1e6)) for v in values]
+            arrays.append(pa.array(us, pa.int64()).cast(f.type))
+        elif pa.types.is_integer(f.type):
+            arrays.append(pa.array([None if v is None else int(v) for v in values], f.type))
+        else:
+            arrays.append(pa.array(values, f.type))
+    return pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA)

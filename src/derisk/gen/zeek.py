@@ -393,7 +393,7 @@ def write_logs(
     stamp: str | None = None,
     with_ja4: bool | None = None,
 ) -> dict[str, Path]:
-    """Write every non-empty log of ``logs`` into ``directory``; ``stamp`` gives rotated names.
+    """Write every log of ``logs`` that has records into ``directory``; ``stamp`` gives rotated names.
 
     File names are ``conn.log`` or, with ``stamp="00:00:00-01:00:00"``, Zeek's rotated
     ``conn.00:00:00-01:00:00.log``; ``.gz`` is added when compressing. ssl.log gets a ``ja4``
@@ -411,7 +411,7 @@ def write_logs(
     ]
     written: dict[str, Path] = {}
     for name, fields, rows in plan:
-        if not rows and name != "conn":
+        if not rows:
             continue
         target = directory / f"{name}{suffix}"
         write_log(target, name, fields, rows, fmt=fmt, compress=compress, iso_ts=iso_ts)

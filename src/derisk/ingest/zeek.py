@@ -10,13 +10,13 @@ Contract for users: ``docs/ingest-zeek.md``.
 from __future__ import annotations
 
 import math
-import queue
 import re
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA, TS
 from derisk.ingest import zeek_json, zeek_tsv
-from derisk.ingest.zeek_io import is_arrow_read_error, read_error, sniff
+from derisk.ingest.zeek_io import LineTooLong, is_arrow_read_error, read_error, segments, sniff
 from derisk.ingest.zeek_join import Companions, bound_text
 
 #: conn.log columns we need, with the Zeek type each must be declared as.
@@ -60,7 +60,8 @@ _DICTIONARY_COLUMNS: Final = frozenset({"proto", "service"})
 _LOG_NAME = re.compile(r"^(conn|dns|ssl|http)(\.[^/]+)?\.(log|json)(\.gz)?$")
 _PROTOCOLS: Final = {"tcp": 6, "udp": 17, "icmp": 1}
 _MAX_EPOCH_SECONDS: Final = 1e11
-_COMPANION_BLOCK_LIMIT: Final = 1 << 30
+#: Threads that parse and convert conn.log segments (bounded: each holds a segment in memory).
+_MAX_WORKERS: Final = 4
 
 
 @dataclass
@@ -107,21 +108,13 @@ class _Log:
     header: zeek_tsv.TsvHeader | None
     ts_kind: str
 
-    def stream(
-        self, block_size: int = zeek_tsv.STREAM_BLOCK_BYTES, dictionary: frozenset[str] = frozenset()
-    ) -> tuple[Iterator[pa.RecordBatch], Mapping[str, int]]:
+    def segments(self) -> Generator[tuple[pa.Buffer, int], None, None]:
+        return segments(self.path, self.display, zeek_tsv.SEGMENT_BYTES)
+
+    def parse(self, data: pa.Buffer, dictionary: frozenset[str] = frozenset()) -> pa.Table:
         if self.header is not None:
-            return zeek_tsv.open_stream(
-                self.path,
-                self.header,
-                self.columns,
-                self.display,
-                block_size=block_size,
-                dictionary=dictionary,
-            )
-        return zeek_json.open_stream(
-            self.path, self.columns, self.ts_kind, self.display, block_size=block_size
-        )
+            return zeek_tsv.parse_segment(data, self.header, self.columns, dictionary)
+        return zeek_json.parse_segment(data, self.columns, self.ts_kind)
 
     def diagnose(self, cause: BaseException, not_null: frozenset[str]) -> InputError:
         if is_arrow_read_error(cause):
@@ -191,19 +184,14 @@ def _read_companion(path: Path, kind: str) -> pa.Table:
         "dns": (DNS_REQUIRED, DNS_OPTIONAL),
     }[kind]
     log = _open_log(path, required, optional, frozenset({"uid", "ts"}))
-    block = zeek_tsv.STREAM_BLOCK_BYTES
-    while True:
-        batches, _ = log.stream(block_size=block)
-        try:
-            table = pa.Table.from_batches(list(batches))
-            break
-        except pa.ArrowInvalid as exc:
-            if "straddl" in str(exc) and block < _COMPANION_BLOCK_LIMIT:
-                block *= 8
-                continue
-            raise log.diagnose(exc, frozenset({"uid"})) from None
-        except (OSError, EOFError) as exc:
-            raise log.diagnose(exc, frozenset()) from None
+    try:
+        table = pa.concat_tables([log.parse(data) for data, _ in log.segments()])
+    except (pa.ArrowInvalid, LineTooLong, OSError, EOFError) as exc:
+        raise log.diagnose(exc, frozenset({"uid"})) from None
+    except ValueError as exc:  # an empty body: nothing to concatenate
+        if "at least one" not in str(exc):
+            raise
+        table = pa.table({name: pa.array([], pa.string()) for name in log.columns})
     if table.num_rows == 0:
         return pa.table({name: pa.array([], pa.string()) for name in log.columns})
     columns: dict[str, pa.Array] = {}
@@ -303,83 +291,49 @@ def to_flows(batch: pa.RecordBatch, log: _Log, companions: Companions) -> pa.Rec
     )
 
 
-_T = TypeVar("_T")
-
-
-def prefetch(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
-    """Iterate ``items`` in a background thread, ``depth`` ahead of the consumer.
-
-    Arrow parses the next block (without the GIL) while the consumer converts the current one;
-    exceptions reach the consumer in order. Stopping early stops and closes the producer.
-    """
-    slots: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def offer(item: tuple[bool, object]) -> bool:
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not offer((True, item)):
-                    break
-            else:
-                offer((True, done))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            offer((False, exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=produce, name="zeek-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            ok, item = slots.get()
-            if not ok:
-                assert isinstance(item, BaseException)
-                raise item
-            if item is done:
-                return
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        worker.join()
-
-
 def _stream_conn(
     log: _Log, companions: Companions, progress: Callable[[int], None] | None
 ) -> Iterator[pa.RecordBatch]:
-    raw_batches, position = log.stream(dictionary=_DICTIONARY_COLUMNS)
-    batches = prefetch(raw_batches)
+    """Parse and convert segments of a conn log on a few threads; yield the batches in file order.
+
+    Arrow's parsing and compute kernels release the GIL, so segments are worked on in parallel while
+    at most ``workers + 1`` of them are in memory at once.
+    """
+    workers = max(1, min(_MAX_WORKERS, pa.cpu_count()))
+
+    def work(data: pa.Buffer) -> list[pa.RecordBatch]:
+        table = log.parse(data, _DICTIONARY_COLUMNS).combine_chunks()
+        return [to_flows(batch, log, companions) for batch in table.to_batches() if batch.num_rows]
+
+    source = log.segments()
+    pending: deque[tuple[Future[list[pa.RecordBatch]], int]] = deque()
     reported = 0
-    try:
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                break
-            except (pa.ArrowInvalid, OSError, EOFError) as exc:
-                raise log.diagnose(exc, CONN_NOT_NULL) from None
-            if batch.num_rows:
-                yield to_flows(batch, log, companions)
-            if progress is not None:
-                offset = position["offset"]
-                if offset > reported:
+    with ThreadPoolExecutor(workers, thread_name_prefix="zeek") as pool:
+        try:
+            while True:
+                while len(pending) <= workers:
+                    try:
+                        data, offset = next(source)
+                    except StopIteration:
+                        break
+                    except (LineTooLong, OSError, EOFError) as exc:
+                        raise log.diagnose(exc, CONN_NOT_NULL) from None
+                    pending.append((pool.submit(work, data), offset))
+                if not pending:
+                    break
+                job, offset = pending.popleft()
+                try:
+                    batches = job.result()
+                except (pa.ArrowInvalid, OSError, EOFError) as exc:
+                    raise log.diagnose(exc, CONN_NOT_NULL) from None
+                yield from batches
+                if progress is not None and offset > reported:
                     progress(offset - reported)
                     reported = offset
-    finally:
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
+        finally:
+            for job, _ in pending:
+                job.cancel()
+            source.close()
     if progress is not None:
         size = log.path.stat().st_size
         if size > reported:

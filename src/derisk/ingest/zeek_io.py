@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +12,12 @@ import pyarrow as pa
 from derisk.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: Longest line accepted; a Zeek log line is a few hundred bytes, companions with hostile text more.
+MAX_LINE_BYTES = 1 << 26
+
+
+class LineTooLong(ValueError):
+    """A line runs past :data:`MAX_LINE_BYTES` without ending."""
 
 
 def sniff(path: Path, display: str, size: int = 4096) -> bytes:
@@ -78,3 +84,33 @@ def is_arrow_read_error(exc: BaseException) -> bool:
         or "compressed" in text
         or "inflate" in text
     )
+
+
+def segments(path: Path, display: str, size: int) -> Generator[tuple[pa.Buffer, int], None, None]:
+    """The file's content in pieces of about ``size`` bytes that end at a line end.
+
+    Each piece comes with the offset reached in the file on disk (compressed bytes for gzip), for
+    progress reporting. Only a few pieces are ever in memory, whatever the file's size.
+    """
+    raw, stream = open_binary(path, display)
+    try:
+        rest = b""
+        while True:
+            data = stream.read(size)
+            if not data:
+                if rest:
+                    yield pa.py_buffer(rest), int(raw.tell())
+                return
+            if rest:
+                data = rest + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                rest = data
+                if len(rest) > MAX_LINE_BYTES:
+                    raise LineTooLong(f"a line is longer than {MAX_LINE_BYTES} bytes")
+                continue
+            rest = data[cut:]
+            yield pa.py_buffer(memoryview(data)[:cut]), int(raw.tell())
+    finally:
+        stream.close()
+        raw.close()

@@ -54,11 +54,20 @@ def normalise_name(values: pa.Array) -> pa.Array:
 
 
 def first_per_uid(table: pa.Table, columns: list[str]) -> pa.Table:
-    """One row per uid: per column, its first non-null value in file order."""
-    if table.num_rows == 0:
-        return pa.table({"uid": pa.array([], pa.string()), **{c: pa.array([], pa.string()) for c in columns}})
-    grouped = table.group_by("uid", use_threads=False).aggregate([(c, "first") for c in columns])
-    return grouped.select(["uid", *[f"{c}_first" for c in columns]]).rename_columns(["uid", *columns])
+    """One row per uid: per column, its first non-null value in file order.
+
+    Built from hash lookups (``index_in`` finds a value's first position) rather than Acero's
+    group-by, whose first use costs a noticeable start-up time.
+    """
+    uid = table["uid"].combine_chunks()
+    has_uid = pc.is_valid(uid)
+    uids = pc.unique(uid.filter(has_uid))
+    out: dict[str, pa.Array] = {"uid": uids}
+    for name in columns:
+        values = table[name].combine_chunks()
+        keep = pc.and_(pc.is_valid(values), has_uid)
+        out[name] = values.filter(keep).take(pc.index_in(uids, value_set=uid.filter(keep)))
+    return pa.table(out)
 
 
 @dataclass(frozen=True)
@@ -73,24 +82,40 @@ class _AsOf:
     times: np.ndarray  # every answer's query time (µs), sorted
     keys: np.ndarray  # key * (n + 1) + rank, sorted
     key_codes: np.ndarray  # the key of each sorted entry
-    names: pa.Array  # the query of each sorted entry
+    order: np.ndarray  # the answer (row of the flattened answers) of each sorted entry
 
     @classmethod
-    def build(cls, key: np.ndarray, ts_us: np.ndarray, names: pa.Array) -> _AsOf:
+    def build(cls, key: np.ndarray, ts_us: np.ndarray) -> _AsOf:
         times = np.sort(ts_us)
         rank = np.searchsorted(times, ts_us, side="right").astype(np.int64)
         keys = key * (len(times) + 1) + rank
         order = np.argsort(keys, kind="stable")
-        return cls(times, keys[order], key[order], names.take(pa.array(order)))
+        return cls(times, keys[order], key[order], order)
 
-    def lookup(self, key: np.ndarray, ts_us: np.ndarray) -> tuple[np.ndarray, pa.Array]:
-        """For each (key, time): whether an answer with that key came at or before it, and its name."""
+    def lookup(self, key: np.ndarray, ts_us: np.ndarray) -> np.ndarray:
+        """For each (key, time): the latest answer with that key at or before the time, or -1."""
         rank = np.searchsorted(self.times, ts_us, side="right").astype(np.int64)
-        keys = key * (len(self.times) + 1) + rank
-        idx = np.searchsorted(self.keys, keys, side="right") - 1
+        idx = np.searchsorted(self.keys, key * (len(self.times) + 1) + rank, side="right") - 1
         safe = np.clip(idx, 0, len(self.keys) - 1)
         found = (key >= 0) & (idx >= 0) & (self.key_codes[safe] == key)
-        return found, self.names.take(pa.array(safe))
+        result: np.ndarray = np.where(found, self.order[safe], -1)
+        return result
+
+
+def _single_names(address: np.ndarray, names: pa.Array, ts_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per address code: an answer index when all its answers carry one name (else -1); first time."""
+    count = int(address.max()) + 1
+    name = _codes(names, pc.unique(names))
+    low = np.full(count, np.iinfo(np.int64).max)
+    high = np.full(count, -1)
+    first = np.full(count, np.iinfo(np.int64).max)
+    np.minimum.at(low, address, name)
+    np.maximum.at(high, address, name)
+    np.minimum.at(first, address, ts_us)
+    some = np.full(count, -1)
+    some[address] = np.arange(len(address))
+    single: np.ndarray = np.where(low == high, some, -1)
+    return single, first
 
 
 def _codes(values: pa.Array, dictionary: pa.Array) -> np.ndarray:
@@ -124,8 +149,12 @@ class Companions:
         dns_uid = self._prepare_dns_uid(dns)
         if dns_uid is not None:
             parts.append(dns_uid)
-        self._by_uid = self._merge(parts)
-        self._uids = self._by_uid["uid"].combine_chunks() if self._by_uid is not None else None
+        merged = self._merge(parts)
+        self._by_uid = (
+            {name: merged[name].combine_chunks() for name in merged.column_names}
+            if merged is not None
+            else None
+        )
         self._answers = self._prepare_answers(dns)
 
     @staticmethod
@@ -166,12 +195,12 @@ class Companions:
         """One row per uid with the final companion columns (SNI before Host)."""
         if not parts:
             return None
-        merged = parts[0]
-        for part in parts[1:]:
-            merged = merged.join(
-                part, keys="uid", join_type="full outer", coalesce_keys=True, use_threads=False
-            )
-        merged = merged.combine_chunks()
+        uids = pc.unique(pa.concat_arrays([part["uid"].combine_chunks() for part in parts]))
+        merged = pa.table({"uid": uids})
+        for part in parts:
+            index = pc.index_in(uids, value_set=part["uid"].combine_chunks())
+            for name in part.column_names[1:]:
+                merged = merged.append_column(name, part[name].combine_chunks().take(index))
         n = merged.num_rows
 
         def column(name: str) -> pa.Array:
@@ -219,14 +248,16 @@ class Companions:
         names = pc.take(query, parent)
         addresses = pc.unique(flat)
         address_code = _codes(flat, addresses)
-        by_addr = _AsOf.build(address_code, ts_us, names)
+        by_addr = _AsOf.build(address_code, ts_us)
         clients = by_pair = None
         if "id.orig_h" in dns.column_names:
             client = pc.take(dns["id.orig_h"].combine_chunks(), parent)
             clients = pc.unique(client)
             pair = _codes(client, clients) * len(addresses) + address_code
-            by_pair = _AsOf.build(pair, ts_us, names)
-        return _Answers(addresses, clients, by_addr, by_pair)
+            by_pair = _AsOf.build(pair, ts_us)
+        return _Answers(
+            names, addresses, clients, by_addr, by_pair, *_single_names(address_code, names, ts_us)
+        )
 
     def enrich(self, uid: pa.Array, orig_h: pa.Array, resp_h: pa.Array, ts: pa.Array) -> Enrichment:
         """The companion columns for a batch of conn.log rows (same order, same length)."""
@@ -234,35 +265,55 @@ class Companions:
         if self._by_uid is None:
             columns = {name: pa.nulls(n, pa.string()) for name in _BY_UID_COLUMNS}
         else:
-            index = pc.index_in(uid, value_set=self._uids)
-            columns = {name: self._by_uid[name].combine_chunks().take(index) for name in _BY_UID_COLUMNS}
+            index = pc.index_in(uid, value_set=self._by_uid["uid"])
+            columns = {name: self._by_uid[name].take(index) for name in _BY_UID_COLUMNS}
         if self._answers is not None and columns["server_name"].null_count:
             name, source = columns["server_name"], columns["server_name_source"]
-            answered = self._answers.lookup(orig_h, resp_h, ts)
-            answered = pc.if_else(pc.is_null(name), answered, pa.scalar(None, pa.string()))
-            columns["server_name_source"] = pc.if_else(pc.is_valid(answered), pa.scalar("dns-answer"), source)
-            columns["server_name"] = pc.coalesce(name, answered)
+            answered = self._answers.lookup(orig_h, resp_h, ts, pc.is_null(name))
+            if answered is not None:
+                columns["server_name_source"] = pc.if_else(
+                    pc.is_valid(answered), pa.scalar("dns-answer"), source
+                )
+                columns["server_name"] = pc.coalesce(name, answered)
         return Enrichment(**columns)
 
 
 @dataclass(frozen=True)
 class _Answers:
-    """DNS A/AAAA answers indexed by address, and by (client, address)."""
+    """DNS A/AAAA answers (one row per answered address) indexed by address and by (client, address)."""
 
+    names: pa.Array  # the query of each answer
     addresses: pa.Array
     clients: pa.Array | None
     by_addr: _AsOf
     by_pair: _AsOf | None
+    #: Per address: the answer to use when every answer for it named the same thing (else -1), and
+    #: the time of its first answer. For those addresses the rule reduces to "answered before".
+    single: np.ndarray
+    first_time: np.ndarray
 
-    def lookup(self, orig_h: pa.Array, resp_h: pa.Array, ts: pa.Array) -> pa.Array:
-        """The name each flow's responder address was last given as an answer for (or null)."""
-        ts_us = pc.fill_null(ts.cast(pa.int64()), np.iinfo(np.int64).min).to_numpy()
+    def lookup(self, orig_h: pa.Array, resp_h: pa.Array, ts: pa.Array, wanted: pa.Array) -> pa.Array | None:
+        """The name each ``wanted`` flow's responder address was last an answer for (null if none).
+
+        None when no wanted flow went to an answered address.
+        """
         address = _codes(resp_h, self.addresses)
-        found, names = self.by_addr.lookup(address, ts_us)
-        if self.by_pair is not None and self.clients is not None:
-            client = _codes(orig_h, self.clients)
-            pair = np.where((client >= 0) & (address >= 0), client * len(self.addresses) + address, -1)
-            found_pair, names_pair = self.by_pair.lookup(pair, ts_us)
-            names = pc.if_else(pa.array(found_pair), names_pair, names)
-            found = found | found_pair
-        return pc.if_else(pa.array(found), names, pa.scalar(None, pa.string()))
+        candidate = np.asarray(pc.fill_null(wanted, False).to_numpy(zero_copy_only=False)) & (address >= 0)
+        rows = np.flatnonzero(candidate)
+        if len(rows) == 0:
+            return None
+        ts_us = pc.fill_null(ts.cast(pa.int64()), np.iinfo(np.int64).min).to_numpy()[rows]
+        codes = address[rows]
+        answer = np.full(len(resp_h), -1, dtype=np.int64)
+        answer[rows] = np.where(ts_us >= self.first_time[codes], self.single[codes], -1)
+        mixed = self.single[codes] < 0
+        if mixed.any():
+            rows, codes, ts_us = rows[mixed], codes[mixed], ts_us[mixed]
+            found = self.by_addr.lookup(codes, ts_us)
+            if self.by_pair is not None and self.clients is not None:
+                client = _codes(orig_h.take(pa.array(rows)), self.clients)
+                pair = np.where(client >= 0, client * len(self.addresses) + codes, -1)
+                own = self.by_pair.lookup(pair, ts_us)
+                found = np.where(own >= 0, own, found)
+            answer[rows] = found
+        return self.names.take(pa.array(answer, mask=answer < 0))

@@ -10,7 +10,7 @@ the body, :func:`diagnose` re-reads the file line by line (only on error) to nam
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -18,8 +18,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from derisk.errors import InputError
-from derisk.ingest.zeek_io import open_text_lines
-from derisk.ingest.zeek_tsv import STREAM_BLOCK_BYTES, _Position
+from derisk.ingest.zeek_io import MAX_LINE_BYTES, open_text_lines
 
 _LIST_TYPES = ("set[", "vector[")
 
@@ -76,32 +75,18 @@ def schema_for(columns: Mapping[str, str], ts_kind: str) -> pa.Schema:
     return pa.schema([pa.field(name, _arrow_type(kind, ts_kind)) for name, kind in columns.items()])
 
 
-def open_stream(
-    path: Path,
-    columns: Mapping[str, str],
-    ts_kind: str,
-    display: str,
-    *,
-    block_size: int = STREAM_BLOCK_BYTES,
-) -> tuple[Iterator[pa.RecordBatch], Mapping[str, int]]:
-    """Stream the log as Arrow batches of ``columns`` (name -> Zeek type), plus a live file offset."""
-    names = list(columns)
-
-    def read(stream: pa.NativeFile) -> Iterator[pa.RecordBatch]:
-        reader = pajson.open_json(
-            stream,
-            read_options=pajson.ReadOptions(use_threads=True, block_size=block_size),
-            parse_options=pajson.ParseOptions(
-                explicit_schema=schema_for(columns, ts_kind),
-                unexpected_field_behavior="ignore",
-                newlines_in_values=False,
-            ),
-        )
-        for batch in reader:
-            yield batch.select(names)
-
-    position = _Position()
-    return position.batches(path, display, read), position
+def parse_segment(data: pa.Buffer, columns: Mapping[str, str], ts_kind: str) -> pa.Table:
+    """Parse whole lines of a JSON log into a table of ``columns`` (name -> Zeek type)."""
+    table = pajson.read_json(
+        pa.BufferReader(data),
+        read_options=pajson.ReadOptions(use_threads=False, block_size=max(1 << 20, data.size + 1)),
+        parse_options=pajson.ParseOptions(
+            explicit_schema=schema_for(columns, ts_kind),
+            unexpected_field_behavior="ignore",
+            newlines_in_values=False,
+        ),
+    )
+    return table.select(list(columns))
 
 
 def diagnose(
@@ -117,10 +102,9 @@ def diagnose(
         text = line.strip()
         if not text:
             continue
-        if len(line) >= STREAM_BLOCK_BYTES:
+        if len(line) >= MAX_LINE_BYTES:
             return InputError(
-                f"line {number} is longer than {STREAM_BLOCK_BYTES} bytes; not a Zeek log line",
-                source=display,
+                f"line {number} is longer than {MAX_LINE_BYTES} bytes; not a Zeek log line", source=display
             )
         try:
             record = _parse(text, number, display)

@@ -12,9 +12,8 @@ bad line.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +22,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from derisk.errors import InputError
-from derisk.ingest.zeek_io import GZIP_MAGIC, open_binary, open_text_lines
+from derisk.ingest.zeek_io import GZIP_MAGIC, MAX_LINE_BYTES, open_text_lines
 
 #: Longest header we accept before deciding the file is not a Zeek log.
 MAX_HEADER_LINES = 64
-#: Arrow block size for streaming the body; a Zeek conn.log line is a few hundred bytes.
-STREAM_BLOCK_BYTES = 1 << 23
+#: Bytes of log body parsed at a time: about 50,000 conn.log lines, near :data:`derisk.flows.BATCH_ROWS`.
+SEGMENT_BYTES = 1 << 23
 
 _DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 _ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
@@ -147,33 +146,23 @@ def _arrow_type(zeek_type: str) -> pa.DataType:
     return pa.string()
 
 
-def open_stream(
-    path: Path,
-    header: TsvHeader,
-    columns: Mapping[str, str],
-    display: str,
-    *,
-    block_size: int = STREAM_BLOCK_BYTES,
-    dictionary: frozenset[str] = frozenset(),
-) -> tuple[Iterator[pa.RecordBatch], Mapping[str, int]]:
-    """Stream the body of a TSV log as Arrow batches of ``columns`` (name -> Zeek type).
+def parse_segment(
+    data: pa.Buffer, header: TsvHeader, columns: Mapping[str, str], dictionary: frozenset[str] = frozenset()
+) -> pa.Table:
+    """Parse whole lines of a TSV log body into a table of ``columns`` (name -> Zeek type).
 
+    ``#``-lines (the header, ``#close``, the headers of concatenated logs) have another number of
+    fields than records and are skipped; any other line with a wrong number of fields is an error.
     Columns named in ``dictionary`` (few distinct values, such as ``proto``) come dictionary-encoded.
-    Returns the batch iterator and a live mapping whose ``"offset"`` is the position in the file on
-    disk (compressed bytes for gzip), for progress reporting.
     """
-    nulls = [header.unset_field, header.empty_field]
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         return "skip" if row.text.startswith("#") else "error"
 
-    read = functools.partial(
-        pacsv.open_csv,
+    return pacsv.read_csv(
+        pa.BufferReader(data),
         read_options=pacsv.ReadOptions(
-            skip_rows=header.header_lines,
-            column_names=list(header.fields),
-            block_size=block_size,
-            use_threads=True,
+            column_names=list(header.fields), block_size=max(1 << 20, data.size + 1), use_threads=False
         ),
         parse_options=pacsv.ParseOptions(
             delimiter=header.separator,
@@ -190,46 +179,13 @@ def open_stream(
                 name: _DICTIONARY if name in dictionary else _arrow_type(kind)
                 for name, kind in columns.items()
             },
-            null_values=nulls,
+            null_values=[header.unset_field, header.empty_field],
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
             true_values=["T"],
             false_values=["F"],
         ),
     )
-    position = _Position()
-    return position.batches(path, display, read), position
-
-
-class _Position(Mapping[str, int]):
-    """A read-only view of how far into the file on disk the reader is."""
-
-    def __init__(self) -> None:
-        self._raw: pa.NativeFile | None = None
-
-    def batches(
-        self, path: Path, display: str, read: Callable[[pa.NativeFile], Iterable[pa.RecordBatch]]
-    ) -> Iterator[pa.RecordBatch]:
-        """Open the file (lazily, at the first batch), stream it through ``read``, close it."""
-        raw, stream = open_binary(path, display)
-        self._raw = raw
-        try:
-            yield from read(stream)
-        finally:
-            stream.close()
-            raw.close()
-
-    def __getitem__(self, key: str) -> int:
-        if key != "offset":
-            raise KeyError(key)
-        raw = self._raw
-        return 0 if raw is None or raw.closed else int(raw.tell())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(("offset",))
-
-    def __len__(self) -> int:
-        return 1
 
 
 def unescape_column(values: pa.Array) -> pa.Array:
@@ -263,7 +219,7 @@ def diagnose(
     """Find the first line Arrow could not take and say what is wrong with it (slow path)."""
     expected = len(header.fields)
     index = {name: header.fields.index(name) for name in columns}
-    longest = STREAM_BLOCK_BYTES
+    longest = MAX_LINE_BYTES
     for number, line in open_text_lines(path, display):
         if number <= header.header_lines or line.startswith("#"):
             continue
