@@ -76,3 +76,19 @@ def test_names_tolerate_accents_transliteration_and_company_forms() -> None:
     assert pick(find_entities(g, "阿里巴巴")).id == "alibaba-group-holding"  # type: ignore[union-attr]
     assert pick(find_entities(g, "China")) is None
     assert len(find_entities(g, "China", limit=5)) == 5
+
+
+def test_jurisdictions_file_is_sourced_and_checked() -> None:
+    from importlib import resources
+
+    import yaml
+
+    from derisk.know.risk import check_jurisdictions, eu_members
+
+    data = yaml.safe_load(
+        resources.files("derisk.data").joinpath("jurisdictions.yaml").read_text(encoding="utf-8")
+    )
+    assert check_jurisdictions(data) == []
+    assert len(eu_members()) == 27 and "BE" in eu_members() and "GB" not in eu_members()
+    broken = {**data, "colour": 1, "source": {"url": "https://x"}, "eu_members": ["be"]}
+    assert len(check_jurisdictions(broken)) == 3
