@@ -34,7 +34,7 @@ _COUNTRY_ALIASES: Final = {
     "iso3": ("country_iso3", "iso_3digit_alpha"),
 }
 _SHOWN_LINES: Final = 5
-_BLOCK: Final = 1 << 20
+_BLOCK: Final = 1 << 22
 _NUMBER: Final = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 
 
