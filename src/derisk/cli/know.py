@@ -164,7 +164,7 @@ def register(group: click.Group) -> None:
         NAME is matched fuzzily (accents, transliteration, company forms ignored); an exact id works too.
         """
         from derisk.know.graph import load_graph
-        from derisk.know.names import find_entities, pick
+        from derisk.know.names import MATCH_SCORE, find_entities, pick
 
         ws = _open_existing(workspace, _explicit(ctx))
         try:
@@ -175,8 +175,12 @@ def register(group: click.Group) -> None:
         found = find_entities(graph, name, limit=8)
         chosen = pick(found)
         if chosen is None:
-            if not found:
-                raise NotFoundError("no entity matches this name", source=visible(name))
+            if not found or found[0][1] < MATCH_SCORE:
+                raise NotFoundError(
+                    "no entity matches this name" + ("; nearest" if found else ""),
+                    source=visible(name),
+                    details=_candidates(found[:3]),
+                )
             raise NotFoundError(
                 f"ambiguous name, {len(found)} candidates (use a longer name or the id)",
                 source=visible(name),

@@ -52,6 +52,8 @@ _NON_WORD = re.compile(r"[^a-z0-9]+")
 #: A best match at least this far ahead of the next candidate is taken without asking.
 CLEAR_LEAD: Final = 8.0
 MIN_SCORE: Final = 60.0
+#: Below this, a best candidate is only "the nearest name", not a match.
+MATCH_SCORE: Final = 80.0
 
 
 @lru_cache(maxsize=65536)
@@ -96,7 +98,7 @@ def find_entities(graph: Graph, name: str, limit: int = 5) -> list[tuple[Entity,
 
 def pick(candidates: list[tuple[Entity, float]]) -> Entity | None:
     """The single candidate a user obviously meant, or None when the choice is ambiguous."""
-    if not candidates:
+    if not candidates or candidates[0][1] < MATCH_SCORE:
         return None
     exact = [entity for entity, score in candidates if score >= 100.0]
     if len(exact) == 1:
