@@ -23,6 +23,7 @@ from derisk.safetext import visible
 COMMAND_MODULES: Final[tuple[str, ...]] = (
     "derisk.cli.watch",
     "derisk.cli.data",
+    "derisk.cli.demo",
     "derisk.cli.reduce",
     "derisk.cli.know",
     "derisk.cli.screen",

@@ -1,0 +1,134 @@
+"""``derisk demo``: build the demo cargo hub, analyse it end to end and write every report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.panel import Panel
+from rich.text import Text
+
+from derisk.cli.options import data_dir_option
+from derisk.cli.output import console, dumps, write_atomic
+from derisk.cli.watch import analyse
+from derisk.demo.scenario import SampledAddressBook, build_scenario
+from derisk.enrich.ipdata import load_ipdata
+from derisk.errors import DataError, UsageError
+from derisk.report.formatting import human_bytes
+from derisk.report.html import render_analysis_html
+from derisk.report.terminal import render_analysis
+from derisk.safetext import visible
+from derisk.site import load_site
+
+#: A fixed start so that the demo capture is the same on every machine with the same IP data.
+DEMO_START = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
+MARKER = ".derisk-demo"
+
+
+def _prepare(out: Path) -> None:
+    """The demo folder is ours: refuse to overwrite a folder derisk did not create."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise UsageError(f"{out} exists and was not made by `derisk demo`; choose another --out")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("made by derisk demo; safe to delete\n", encoding="utf-8")
+
+
+def _story(doc: dict[str, Any]) -> Text:
+    """The one-minute story for a security officer, from the analysis itself (not scripted)."""
+    text = Text()
+    sent = sum(e["bytes_out"] for e in doc["exposure"])
+    for row in doc["exposure"]:
+        if not row.get("laws"):
+            continue
+        share = 100.0 * row["bytes_out"] / sent if sent else 0.0
+        laws = ", ".join(
+            f"{law['law']} {law['article'] or ''}".strip() + f" [{law['confidence']}]"
+            for law in row["laws"][:3]
+        )
+        text.append(
+            f"• {share:.0f}% of what the site sent ({human_bytes(row['bytes_out'])}) went to organisations "
+        )
+        text.append(f"controlled from {row['jurisdiction']}", style="bold")
+        text.append(
+            f" ({visible(', '.join(row['controllers'][:3]), 120)}); laws that can compel access: {laws}.\n"
+        )
+    for dest in doc["destinations"]:
+        if (
+            dest["jurisdiction"]
+            and dest["geo_country"]
+            and dest["jurisdiction"] != dest["geo_country"]
+            and dest["controller"]
+        ):
+            text.append(
+                f"• {visible(dest['ip'])} ({visible(', '.join(dest['server_names'][:1]) or 'no name', 80)}) stands in "
+                f"{dest['geo_country']} but is run by {visible(dest['controller'], 80)}, controlled from "
+                f"{dest['jurisdiction']}: geolocation alone would have said {dest['geo_country']}.\n"
+            )
+            break
+    for alert in doc.get("alerts", [])[:3]:
+        text.append(
+            f"• {visible(alert.get('severity'))} {visible(alert.get('kind'))}: {visible(alert.get('sentence'), 700)}\n"
+        )
+    return text
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("derisk-demo"),
+    show_default=True,
+    help="Folder for the demo's capture, site file, workspace and reports (recreated).",
+)
+@data_dir_option
+@click.option(
+    "--hours", default=6.0, show_default=True, type=click.FloatRange(0.25, 48), help="Hours of traffic."
+)
+def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
+    """Build a demo cargo hub, capture its traffic, analyse it and write the reports."""
+    try:
+        ipdata = load_ipdata(data_dir)
+    except DataError as exc:
+        raise DataError(
+            exc.message + "; the demo takes its addresses from that data", source=exc.source
+        ) from None
+    _prepare(out)
+    scenario = build_scenario(SampledAddressBook(ipdata), start=DEMO_START, hours=hours)
+    site_file = out / "site.yaml"
+    site_file.write_text(
+        "# The demo site (fictitious), written by `derisk demo`.\n"
+        + yaml.safe_dump(scenario.site, sort_keys=False),
+        encoding="utf-8",
+    )
+    capture = out / "cargo-hub.pcapng"
+    with console.status(f"writing {len(scenario.conversations):,} conversations to {capture.name}"):
+        ledger = scenario.write(capture, fmt="pcapng")
+    console.print(
+        f"capture: {visible(str(capture), 200)} ({ledger.packets:,} packets, {len(ledger):,} flows)"
+    )
+    site = load_site(site_file)
+    workspace = out / "workspace"
+    _, doc = analyse([capture], site, workspace, data_dir, console)
+    write_atomic(out / "analysis.json", dumps(doc))
+    write_atomic(out / "report.html", render_analysis_html(doc))
+    console.print(render_analysis(doc, top=8))
+    console.print(Panel(_story(doc), title="What the demo shows", title_align="left"))
+    console.print(
+        f"Reports: {visible(str(out / 'report.html'), 200)}, {visible(str(out / 'analysis.json'), 200)}"
+    )
+    console.print(
+        f"Next: `derisk analyze --workspace {visible(str(workspace), 200)}` to re-attribute, "
+        f"`derisk serve --workspace {visible(str(workspace), 200)}` for the dashboard."
+    )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(demo_cmd)
