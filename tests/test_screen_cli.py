@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from derisk.cli import main
+from derisk.screen.deal import country_name
 
 ROOT = Path(__file__).parent.parent
 LIEGE = ROOT / "examples" / "deals" / "liege-cargo.yaml"
@@ -274,3 +275,68 @@ def test_exposure_from_a_watch_workspace_matches_the_generator_ledger(tmp_path: 
     assert "in 2 flows" in exposure["sentence"]
     assert exposure["evidence"] and all(e.startswith("system wms") for e in exposure["evidence"])
     assert not any("office" in e for e in exposure["evidence"])
+
+
+def test_state_controlled_entity_from_the_know_graph(tmp_path: Path) -> None:
+    from derisk.know.graph import load_graph
+    from derisk.know.resolve import resolve_controller
+
+    graph = load_graph()
+    eu = {
+        "AT",
+        "BE",
+        "BG",
+        "HR",
+        "CY",
+        "CZ",
+        "DK",
+        "EE",
+        "FI",
+        "FR",
+        "DE",
+        "GR",
+        "HU",
+        "IE",
+        "IT",
+        "LV",
+        "LT",
+        "LU",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SK",
+        "SI",
+        "ES",
+        "SE",
+    }
+    candidates = []
+    for e in graph.entities.values():
+        if e.is_state or e.schema == "Person":
+            continue
+        r = resolve_controller(graph, e.id)
+        if r.state_controlled and r.state and r.state not in eu:
+            candidates.append((e.id, r.state))
+    if not candidates:
+        pytest.skip("the Know graph holds no entity controlled by a third-country state")
+    entity_id, state_code = sorted(candidates)[0]
+    raw = {
+        "investor": {"entity": entity_id},
+        "target": {"name": "Drone Parts SA", "country": "BE", "sectors": ["aerospace"]},
+        "stake": {"after_pct": 30, "control_after": False},
+        "dates": {"signing": "2025-03-03", "closing": "2025-06-30"},
+    }
+    doc = screen(tmp_path, write_deal(tmp_path, raw))
+    state = next(f for f in doc["risk_factors"] if f["factor"] == "state-control")
+    assert state["finding"] == "state-controlled"
+    assert country_name(state_code) in state["sentence"]
+    assert any(e.startswith("Know graph path:") for e in state["evidence"])
+    assert doc["investor_resolved"]["entity"] == entity_id
+    kinds = []
+    node = doc["investor_resolved"]
+    while node["owners"]:
+        node = node["owners"][0]
+        kinds.append(node["kind"])
+    assert "state" in kinds
+    assert next(r for r in doc["regimes"] if r["regime"] == "BE")["outcome"] == "required"

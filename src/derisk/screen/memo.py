@@ -16,7 +16,7 @@ from rich.text import Text
 
 from derisk import __version__
 from derisk.safetext import visible
-from derisk.screen.deal import country_name
+from derisk.screen.deal import Party, country_name
 from derisk.screen.engine import CONVENTIONS, DISCLAIMER, RegimeResult, Screening, fmt_date
 from derisk.screen.risk import RiskFactor
 from derisk.screen.variables import chain_text
@@ -66,6 +66,20 @@ def regime_json(r: RegimeResult) -> dict[str, Any]:
     }
 
 
+def party_json(p: Party) -> dict[str, Any]:
+    """The investor chain as screened: inline facts with Know-graph nodes filled in."""
+    return {
+        "name": p.label,
+        "entity": p.entity,
+        "country": p.country,
+        "kind": p.kind,
+        "main_activity_country": p.main_activity_country,
+        "stake_pct": p.stake_pct,
+        "controls": p.controls,
+        "owners": [party_json(o) for o in p.owners],
+    }
+
+
 def document(screening: Screening, factors: list[RiskFactor]) -> dict[str, Any]:
     """The ``derisk.screening/1`` JSON document (documented in docs/screening.md)."""
     return {
@@ -75,6 +89,7 @@ def document(screening: Screening, factors: list[RiskFactor]) -> dict[str, Any]:
         "question": question(screening),
         "deal": screening.deal.to_json(),
         "investor_chain": chain_text(screening.investor),
+        "investor_resolved": party_json(screening.investor),
         "regimes": [regime_json(r) for r in screening.regimes],
         "risk_factors": [f.to_json() for f in factors],
         "conventions": CONVENTIONS,
