@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 import pyarrow as pa
@@ -63,7 +63,7 @@ def open_binary(path: Path, display: str) -> tuple[pa.NativeFile, pa.NativeFile]
     return raw, raw
 
 
-def open_text_lines(path: Path, display: str) -> Iterator[tuple[int, str]]:
+def open_text_lines(path: Path, display: str) -> Generator[tuple[int, str], None, None]:
     """Numbered lines (from 1) of the file's content; undecodable bytes kept as surrogates."""
     try:
         with path.open("rb") as fh:

@@ -233,7 +233,7 @@ class Companions:
         answers = dns["answers"].combine_chunks()
         if "qtype_name" in dns.column_names:
             is_address = pc.is_in(dns["qtype_name"].combine_chunks(), value_set=pa.array(["A", "AAAA"]))
-            answers = pc.if_else(pc.fill_null(is_address, False), answers, pa.scalar(None, answers.type))
+            answers = pc.if_else(pc.fill_null(is_address, True), answers, pa.scalar(None, answers.type))
         flat = pc.list_flatten(answers)
         parent = pc.list_parent_indices(answers)
         looks_ip = pc.or_(pc.match_substring_regex(flat, _IPV4), pc.match_substring_regex(flat, _IPV6))

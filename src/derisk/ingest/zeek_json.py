@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
@@ -30,20 +31,21 @@ def looks_json(head: bytes) -> bool:
 
 def first_record(path: Path, required: Sequence[str], display: str) -> str:
     """Check the first object names every required field; return how ``ts`` is written."""
-    for number, line in open_text_lines(path, display):
-        text = line.strip()
-        if not text:
-            continue
-        record = _parse(text, number, display)
-        missing = [name for name in required if name not in record]
-        if missing:
-            raise InputError(f"line {number} lacks the fields {', '.join(missing)}", source=display)
-        ts = record.get("ts")
-        if isinstance(ts, str):
-            return "string"
-        if isinstance(ts, (int, float)) and not isinstance(ts, bool):
-            return "number"
-        raise InputError(f"line {number}: ts is not a timestamp: {str(ts)[:40]!r}", source=display)
+    with closing(open_text_lines(path, display)) as numbered:
+        for number, line in numbered:
+            text = line.strip()
+            if not text:
+                continue
+            record = _parse(text, number, display)
+            missing = [name for name in required if name not in record]
+            if missing:
+                raise InputError(f"line {number} lacks the fields {', '.join(missing)}", source=display)
+            ts = record.get("ts")
+            if isinstance(ts, str):
+                return "string"
+            if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+                return "number"
+            raise InputError(f"line {number}: ts is not a timestamp: {str(ts)[:40]!r}", source=display)
     raise InputError("empty log: no records", source=display)
 
 
@@ -98,24 +100,26 @@ def diagnose(
     not_null: frozenset[str] = frozenset(),
 ) -> InputError:
     """Find the first line Arrow could not take and say what is wrong with it (slow path)."""
-    for number, line in open_text_lines(path, display):
-        text = line.strip()
-        if not text:
-            continue
-        if len(line) >= MAX_LINE_BYTES:
-            return InputError(
-                f"line {number} is longer than {MAX_LINE_BYTES} bytes; not a Zeek log line", source=display
-            )
-        try:
-            record = _parse(text, number, display)
-        except InputError as exc:
-            return exc
-        for name, kind in columns.items():
-            if name in not_null and record.get(name) is None:
-                return InputError(f"line {number}: {name} is missing", source=display)
-            problem = _value_problem(record.get(name), kind, ts_kind)
-            if problem:
-                return InputError(f"line {number}: {name} {problem}", source=display)
+    with closing(open_text_lines(path, display)) as numbered:
+        for number, line in numbered:
+            text = line.strip()
+            if not text:
+                continue
+            if len(line) >= MAX_LINE_BYTES:
+                return InputError(
+                    f"line {number} is longer than {MAX_LINE_BYTES} bytes; not a Zeek log line",
+                    source=display,
+                )
+            try:
+                record = _parse(text, number, display)
+            except InputError as exc:
+                return exc
+            for name, kind in columns.items():
+                if name in not_null and record.get(name) is None:
+                    return InputError(f"line {number}: {name} is missing", source=display)
+                problem = _value_problem(record.get(name), kind, ts_kind)
+                if problem:
+                    return InputError(f"line {number}: {name} {problem}", source=display)
     return InputError(f"cannot read the log ({cause})", source=display)
 
 

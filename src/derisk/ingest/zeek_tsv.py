@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,23 +62,26 @@ def read_header(path: Path, display: str) -> TsvHeader:
     separator = "\t"
     meta: dict[str, list[str]] = {}
     count = 0
-    for number, line in open_text_lines(path, display):
-        if not line.startswith("#"):
-            break
-        count = number
-        if number > MAX_HEADER_LINES:
-            raise InputError(f"header longer than {MAX_HEADER_LINES} lines; not a Zeek log", source=display)
-        body = line[1:].rstrip("\r\n")
-        if body.startswith("separator "):
-            separator = _header_value(body[len("separator ") :])
-            if len(separator) != 1:
+    with closing(open_text_lines(path, display)) as numbered:
+        for number, line in numbered:
+            if not line.startswith("#"):
+                break
+            count = number
+            if number > MAX_HEADER_LINES:
                 raise InputError(
-                    f"line {number}: separator {separator!r} is not one character; not supported",
-                    source=display,
+                    f"header longer than {MAX_HEADER_LINES} lines; not a Zeek log", source=display
                 )
-            continue
-        key, _, rest = body.partition(separator)
-        meta[key] = rest.split(separator) if key in ("fields", "types") else [_header_value(rest)]
+            body = line[1:].rstrip("\r\n")
+            if body.startswith("separator "):
+                separator = _header_value(body[len("separator ") :])
+                if len(separator) != 1:
+                    raise InputError(
+                        f"line {number}: separator {separator!r} is not one character; not supported",
+                        source=display,
+                    )
+                continue
+            key, _, rest = body.partition(separator)
+            meta[key] = rest.split(separator) if key in ("fields", "types") else [_header_value(rest)]
     if "fields" not in meta:
         raise InputError(
             "no #fields header; expected a Zeek TSV log (with #fields/#types lines) or Zeek JSON lines",
@@ -220,28 +224,31 @@ def diagnose(
     expected = len(header.fields)
     index = {name: header.fields.index(name) for name in columns}
     longest = MAX_LINE_BYTES
-    for number, line in open_text_lines(path, display):
-        if number <= header.header_lines or line.startswith("#"):
-            continue
-        text = line.rstrip("\r\n")
-        if not text:
-            continue
-        if len(line) >= longest:
-            return InputError(
-                f"line {number} is longer than {longest} bytes; not a Zeek log line", source=display
-            )
-        values = text.split(header.separator)
-        if len(values) != expected:
-            return InputError(f"line {number} has {len(values)} fields, expected {expected}", source=display)
-        for name, kind in columns.items():
-            value = values[index[name]]
-            if value in (header.unset_field, header.empty_field):
-                if name in not_null:
-                    return InputError(f"line {number}: {name} is unset", source=display)
+    with closing(open_text_lines(path, display)) as numbered:
+        for number, line in numbered:
+            if number <= header.header_lines or line.startswith("#"):
                 continue
-            problem = _value_problem(value, kind)
-            if problem:
-                return InputError(f"line {number}: {name} {problem}", source=display)
+            text = line.rstrip("\r\n")
+            if not text:
+                continue
+            if len(line) >= longest:
+                return InputError(
+                    f"line {number} is longer than {longest} bytes; not a Zeek log line", source=display
+                )
+            values = text.split(header.separator)
+            if len(values) != expected:
+                return InputError(
+                    f"line {number} has {len(values)} fields, expected {expected}", source=display
+                )
+            for name, kind in columns.items():
+                value = values[index[name]]
+                if value in (header.unset_field, header.empty_field):
+                    if name in not_null:
+                        return InputError(f"line {number}: {name} is unset", source=display)
+                    continue
+                problem = _value_problem(value, kind)
+                if problem:
+                    return InputError(f"line {number}: {name} {problem}", source=display)
     return InputError(f"cannot read the log ({cause})", source=display)
 
 
