@@ -16,13 +16,18 @@ This is the only module that imports nfstream.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import mmap
+import multiprocessing
+import os
+import signal
 import struct
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final
 
@@ -269,6 +274,95 @@ def _names(flow: Any) -> tuple[str | None, str | None, str | None]:
 _COLUMNS: Final = [field.name for field in INGEST_SCHEMA if field.name != "source_ref"]
 
 
+def _dns_child(path: Path, sender: Connection) -> None:
+    """Body of the DNS-pass process: send back the answers, or the one-line error."""
+    os.setpgrp()  # its own process group, so that close() also ends the NFStream meter it starts
+    try:
+        answers, queries = dns_pass(path)
+        sender.send(("ok", answers, queries))
+    except InputError as exc:
+        sender.send(("error", exc.message, None))
+    except Exception as exc:  # anything else becomes an input error in the parent
+        sender.send(("error", f"capture could not be read: {type(exc).__name__}: {exc}", None))
+    finally:
+        sender.close()
+
+
+class _Prerequisites:
+    """The framing check (a thread) and the DNS pass (a process) that run beside the metering pass.
+
+    Both must have finished before the first batch leaves read_pcap; a framing error wins over
+    whatever NFStream says, because it names the real problem.
+    """
+
+    def __init__(self, path: Path, pool: ThreadPoolExecutor) -> None:
+        self.path = path
+        self._checking = pool.submit(inspect_capture, path)
+        context = multiprocessing.get_context("fork")  # as NFStream's own meters
+        self._receiver, sender = context.Pipe(duplex=False)
+        # Not a daemon: NFStream starts its own meter process inside it. close() ends it in any case.
+        self._process: Any = context.Process(target=_dns_child, args=(path, sender), daemon=False)
+        self._process.start()
+        sender.close()
+        self.info: CaptureInfo | None = None
+        self.answers = AnswerMap()
+        self.long_queries = LongQueries()
+
+    def check(self) -> CaptureInfo:
+        if self.info is None:
+            self.info = self._checking.result()
+        return self.info
+
+    def wait(self) -> CaptureInfo:
+        info = self.check()
+        if self._process is not None:
+            try:
+                status, first, second = self._receiver.recv()
+            except EOFError:
+                status, first, second = "error", "capture could not be read: the DNS pass ended early", None
+            self._process.join()
+            self._process = None
+            if status != "ok":
+                raise _fail(self.path, str(first))
+            self.answers, self.long_queries = first, second
+            log.debug(
+                "%s: %d packets, %d addresses answered by DNS", self.path, info.packets, len(self.answers)
+            )
+        return info
+
+    def close(self) -> None:
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGTERM)
+            self._process.join()
+            self._process = None
+        self._receiver.close()
+
+
+def _complete(columns: dict[str, list[Any]], unnamed: list[int], ready: _Prerequisites) -> pa.RecordBatch:
+    """Add what the DNS pass knows to a batch's rows, then build the batch."""
+    answers, queries = ready.answers, ready.long_queries
+    if answers:
+        names, sources = columns["server_name"], columns["server_name_source"]
+        for row in unnamed:
+            first_ms = columns["first_seen"][row] // 1000
+            name = answers.name_for(columns["dst_ip"][row], first_ms) or answers.name_for(
+                columns["src_ip"][row], first_ms
+            )
+            if name is not None:
+                names[row], sources[row] = name, "dns-answer"
+    if len(queries):
+        queried = columns["dns_query"]
+        for row, query in enumerate(queried):
+            if query is not None and len(query) >= LONG_QUERY_SHOWN:
+                key = (
+                    columns["src_ip"][row], columns["src_port"][row], columns["dst_ip"][row],
+                    columns["dst_port"][row], columns["protocol"][row], columns["first_seen"][row] // 1000,
+                )  # fmt: skip
+                queried[row] = queries.get(key) or query
+    return batch_from_columns(columns)
+
+
 def read_pcap(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
     """Yield the flows of a pcap or pcapng file as :data:`derisk.flows.INGEST_SCHEMA` batches.
 
@@ -279,59 +373,61 @@ def read_pcap(path: Path, *, progress: Callable[[int], None] | None = None) -> I
     yielded before the file has been checked and its DNS answers collected.
     """
     capture_format(path)
-    # The framing check (pure Python) runs in a thread while the DNS pass (NFStream's meter, a child
-    # process) reads the file: the two overlap, and a framing error wins over whatever NFStream says.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="derisk-pcap-check") as pool:
-        checking = pool.submit(inspect_capture, path)
+        ready = _Prerequisites(path, pool)
         try:
-            answers, long_queries = dns_pass(path)
-        except InputError:
-            checking.result()
-            raise
-        info = checking.result()
-    if info.packets == 0:
-        log.warning("%s: the capture holds no packets", path)
-        return
-    log.debug("%s: %d packets, %d addresses answered by DNS", path, info.packets, len(answers))
+            yield from _meter(path, ready, progress)
+        finally:
+            ready.close()
+
+
+def _meter(
+    path: Path, ready: _Prerequisites, progress: Callable[[int], None] | None
+) -> Iterator[pa.RecordBatch]:
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+    unnamed: list[int] = []
     pending_packets = 0
     rows = 0
-    for flow in _run(path, _streamer(path, **NFSTREAM_OPTIONS)):
-        server_name, source, dns_query = _names(flow)
-        first_ms = flow.bidirectional_first_seen_ms
-        if dns_query is not None and len(long_queries) and len(dns_query) >= LONG_QUERY_SHOWN:
-            dns_query = long_queries.get(_flow_key(flow)) or dns_query
-        if server_name is None and dns_query is None and answers:
-            server_name = answers.name_for(flow.dst_ip, first_ms) or answers.name_for(flow.src_ip, first_ms)
-            source = "dns-answer" if server_name is not None else None
-        ported = flow.protocol in _PORTED
-        columns["first_seen"].append(first_ms * 1000)
-        columns["last_seen"].append(flow.bidirectional_last_seen_ms * 1000)
-        columns["src_ip"].append(flow.src_ip)
-        columns["src_port"].append(flow.src_port if ported else None)
-        columns["dst_ip"].append(flow.dst_ip)
-        columns["dst_port"].append(flow.dst_port if ported else None)
-        columns["protocol"].append(flow.protocol)
-        columns["bytes_out"].append(flow.src2dst_bytes)
-        columns["bytes_in"].append(flow.dst2src_bytes)
-        columns["packets_out"].append(flow.src2dst_packets)
-        columns["packets_in"].append(flow.dst2src_packets)
-        columns["server_name"].append(server_name)
-        columns["server_name_source"].append(source)
-        columns["application"].append(_text(flow.application_name))
-        columns["ja4"].append(_text(flow.client_fingerprint))
-        columns["user_agent"].append(_text(flow.user_agent))
-        columns["dns_query"].append(dns_query)
-        pending_packets += flow.bidirectional_packets
-        rows += 1
-        if progress is not None and rows % PROGRESS_EVERY == 0:
-            progress(pending_packets)
-            pending_packets = 0
-        if rows == BATCH_ROWS:
-            yield batch_from_columns(columns)
-            columns = {name: [] for name in _COLUMNS}
-            rows = 0
+    try:
+        for flow in _run(path, _streamer(path, **NFSTREAM_OPTIONS)):
+            server_name, source, dns_query = _names(flow)
+            if server_name is None and dns_query is None:
+                unnamed.append(rows)
+            ported = flow.protocol in _PORTED
+            columns["first_seen"].append(flow.bidirectional_first_seen_ms * 1000)
+            columns["last_seen"].append(flow.bidirectional_last_seen_ms * 1000)
+            columns["src_ip"].append(flow.src_ip)
+            columns["src_port"].append(flow.src_port if ported else None)
+            columns["dst_ip"].append(flow.dst_ip)
+            columns["dst_port"].append(flow.dst_port if ported else None)
+            columns["protocol"].append(flow.protocol)
+            columns["bytes_out"].append(flow.src2dst_bytes)
+            columns["bytes_in"].append(flow.dst2src_bytes)
+            columns["packets_out"].append(flow.src2dst_packets)
+            columns["packets_in"].append(flow.dst2src_packets)
+            columns["server_name"].append(server_name)
+            columns["server_name_source"].append(source)
+            columns["application"].append(_text(flow.application_name))
+            columns["ja4"].append(_text(flow.client_fingerprint))
+            columns["user_agent"].append(_text(flow.user_agent))
+            columns["dns_query"].append(dns_query)
+            pending_packets += flow.bidirectional_packets
+            rows += 1
+            if progress is not None and rows % PROGRESS_EVERY == 0:
+                progress(pending_packets)
+                pending_packets = 0
+            if rows == BATCH_ROWS:
+                ready.wait()
+                yield _complete(columns, unnamed, ready)
+                columns = {name: [] for name in _COLUMNS}
+                unnamed, rows = [], 0
+    except InputError:
+        ready.check()  # a framing error names the real problem; NFStream's message does not
+        raise
+    info = ready.wait()
+    if info.packets == 0:
+        log.warning("%s: the capture holds no packets", path)
     if rows:
-        yield batch_from_columns(columns)
+        yield _complete(columns, unnamed, ready)
     if progress is not None and pending_packets:
         progress(pending_packets)
