@@ -1,0 +1,49 @@
+"""`derisk demo` end to end on the IP data fixture: the README's main job must work offline too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from derisk.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, ipdata_dir: Path) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "derisk-demo"
+    assert main(["demo", "--out", str(out), "--data-dir", str(ipdata_dir), "--hours", "3"]) == 0
+    return out
+
+
+def test_demo_writes_every_artefact(demo: Path) -> None:
+    for name in ("site.yaml", "cargo-hub.pcapng", "analysis.json", "report.html", "workspace/derisk.duckdb"):
+        assert (demo / name).exists(), name
+
+
+def test_demo_tells_the_liege_story(demo: Path) -> None:
+    doc = json.loads((demo / "analysis.json").read_text(encoding="utf-8"))
+    wms = [d for d in doc["destinations"] if "Warehouse management" in d["systems"]]
+    frankfurt = [d for d in wms if d["geo_country"] == "DE" and d["jurisdiction"] == "CN"]
+    assert frankfurt, "the warehouse system's Alibaba Cloud endpoints in Germany must be controlled from CN"
+    assert all(d["controller"] == "Alibaba Group Holding Limited" for d in frankfurt)
+    cn = next(e for e in doc["exposure"] if e["jurisdiction"] == "CN")
+    assert any(law["law"] == "National Intelligence Law" and law["article"] == "Art. 7" for law in cn["laws"])
+    beacons = [a for a in doc["alerts"] if a["kind"] == "beacon" and a["system"] == "Warehouse management"]
+    assert beacons, "the warehouse software's 60-second check-in must be an alert"
+    assert beacons[0]["controller"] == "Alibaba Group Holding Limited"
+    assert beacons[0]["jurisdiction"] == "CN"
+
+
+def test_demo_refuses_to_overwrite_a_foreign_folder(tmp_path: Path, ipdata_dir: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("do not delete")
+    assert main(["demo", "--out", str(precious), "--data-dir", str(ipdata_dir)]) == 2
+    assert (precious / "thesis.txt").read_text() == "do not delete"
+
+
+def test_demo_without_ip_data_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path / "d"), "--data-dir", str(tmp_path / "none")]) == 5
+    assert "derisk data update" in capsys.readouterr().err
