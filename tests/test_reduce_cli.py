@@ -111,6 +111,8 @@ def test_docs_name_every_key_of_the_contract(tmp_path: Path) -> None:
         (["site.yaml", "--trade-sample"], 2, "give exactly one of"),
         (["--trade-sample", "--workspace", "ws"], 2, "--workspace is for SITE_FILE"),
         (["missing.yaml"], 3, "missing.yaml: no such file"),
+        (["site.yaml", "--workspace", "nows"], 6, "no workspace here"),
+        (["site.yaml", "--year", "2020"], 2, "need --trade"),
     ],
 )
 def test_usage_errors(

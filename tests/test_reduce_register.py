@@ -35,6 +35,10 @@ def test_demo_functions_are_a_valid_section() -> None:
     assert check_section(demo_functions()) == []
     names = {s for f in demo_functions() for s in f["systems"]}
     assert names == {s["name"] for s in SYSTEMS}
+    renamed = demo_functions({"customs-gateway": "customs"})
+    assert (
+        renamed[1]["systems"] == ["customs", "wms"] and demo_functions()[1]["systems"][0] == "customs-gateway"
+    )
 
 
 @pytest.mark.parametrize(
@@ -95,10 +99,14 @@ def test_missing_functions_section_and_bad_supplier_values() -> None:
     assert "systems (a).support: must be a supplier name" in str(err.value)
 
 
-def test_system_without_suppliers_is_a_finding() -> None:
-    doc = {"systems": [{"name": "a", "hosts": ["10.0.0.1"]}], "functions": [{"name": "f", "systems": ["a"]}]}
+def test_system_without_suppliers_and_system_outside_register_are_findings() -> None:
+    systems = [{"name": "a", "hosts": ["10.0.0.1"]}, {"name": "b", "vendor": "X", "hosts": ["10.0.0.2"]}]
+    doc = {"systems": systems, "functions": [{"name": "f", "systems": ["a"]}]}
     reg = build_register(parse_site(doc, "s"), table_resolver({}))
-    assert [f.kind for f in reg.findings] == ["system-without-suppliers"]
+    assert sorted((f.kind, f.subject) for f in reg.findings) == [
+        ("system-outside-register", "b"),
+        ("system-without-suppliers", "a"),
+    ]
 
 
 def test_know_resolves_the_demo_suppliers_and_lists_unknown_ones() -> None:

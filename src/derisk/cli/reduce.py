@@ -12,9 +12,8 @@ from rich.text import Text
 
 from derisk.cli.output import emit_json, status_console, write_atomic
 from derisk.errors import UsageError
+from derisk.reduce.run import reduce_site, reduce_trade
 from derisk.safetext import visible
-
-SAMPLE_DIR = "trade-sample"
 
 
 def _emit(doc: dict[str, Any], json_out: str | None, html_out: Path | None) -> None:
@@ -139,68 +138,6 @@ def _trade_summary(doc: dict[str, Any], console: Console) -> None:
             console.print(Text(f"{f['severity']}: {visible(f['sentence'], 400)}"))
 
 
-def _run_site(site_file: Path, workspace: Path | None) -> dict[str, Any]:
-    from derisk.know.graph import load_graph
-    from derisk.reduce.know_link import compelling_laws, know_resolver
-    from derisk.reduce.register import build_register
-    from derisk.reduce.report import analyse_site, site_document, third_country_jurisdictions
-    from derisk.site import load_site
-
-    site = load_site(site_file)
-    flows = None
-    if workspace is not None:
-        from derisk.reduce.traffic import FLOW_COLUMNS
-        from derisk.store.workspace import Workspace
-
-        with Workspace.open(workspace, create=False, read_only=True) as ws:
-            graph = load_graph(ws)
-            flows = ws.read_flows(list(FLOW_COLUMNS))
-    else:
-        graph = load_graph()
-    register = build_register(site, know_resolver(graph), source=str(site_file))
-    result = analyse_site(register, flows=flows, workspace=str(workspace) if workspace else None)
-    laws = compelling_laws(third_country_jurisdictions(result))
-    return site_document(result, source=str(site_file), laws=laws)
-
-
-def _run_trade(
-    trade_file: Path | None,
-    sample: bool,
-    countries: Path | None,
-    products: Path | None,
-    production: Path | None,
-    params: Any,
-) -> dict[str, Any]:
-    from importlib import resources
-
-    from derisk.reduce.baci import find_beside, load_countries, load_products
-    from derisk.reduce.report import trade_document
-    from derisk.reduce.trade import load_production, run_trade
-
-    if sample:
-        base = Path(str(resources.files("derisk.data").joinpath(SAMPLE_DIR)))
-        trade_file = base / "BACI_sample_Y2023.csv"
-        if params.denominator == "apparent-consumption" and production is None:
-            production = base / "production_sample.csv"
-    assert trade_file is not None
-    countries = countries or find_beside(trade_file, "country_codes*.csv")
-    if countries is None:
-        raise UsageError(
-            "no country table: pass --countries FILE (BACI's country_codes_V*.csv), or put exactly one "
-            "country_codes*.csv beside the trade file"
-        )
-    products = products or find_beside(trade_file, "product_codes*.csv")
-    result = run_trade(
-        trade_file,
-        countries=load_countries(countries),
-        params=params,
-        products=load_products(products) if products else None,
-        production=load_production(production) if production else None,
-        illustrative=sample,
-    )
-    return trade_document(result)
-
-
 @click.command("reduce")
 @click.argument("site_file", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
@@ -283,7 +220,7 @@ def reduce_command(
     if site_file is not None:
         if any(o is not None for o in trade_opts) or denominator != "total-imports":
             raise UsageError("--countries, --products, --production, --year and --denominator need --trade")
-        doc = _run_site(site_file, workspace)
+        doc = reduce_site(site_file, workspace=workspace)
         summary = _site_summary
     else:
         if workspace is not None:
@@ -297,7 +234,14 @@ def reduce_command(
             denominator=denominator,
             year=year,
         )
-        doc = _run_trade(trade_file, trade_sample, countries, products, production, params)
+        doc = reduce_trade(
+            trade_file,
+            sample=trade_sample,
+            countries=countries,
+            products=products,
+            production=production,
+            params=params,
+        )
         summary = _trade_summary
     _emit(doc, json_out, html_out)
     summary(doc, status_console(json_out))

@@ -260,6 +260,18 @@ def build_register(site: Site, resolver: Resolver, *, source: str = "site file")
     cache: dict[str, Resolved | None] = {}
     for system in site.systems:
         if system.name not in used:
+            findings.append(
+                Finding(
+                    kind="system-outside-register",
+                    severity="info",
+                    subject=system.name,
+                    sentence=(
+                        f"System {system.name!r} is in the site file but no critical function lists it, so its "
+                        "suppliers are not measured; add it to a function if something critical needs it."
+                    ),
+                    evidence={"system": system.name},
+                )
+            )
             continue
         declared = {"vendor": system.vendor, **{r: system.extra.get(r) for r in ROLES[1:]}}
         any_supplier = False
@@ -347,33 +359,38 @@ def table_resolver(table: dict[str, Resolved]) -> Resolver:
     return resolve
 
 
-def demo_functions() -> list[dict[str, Any]]:
+def demo_functions(rename: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The ``functions`` section of the Liège-style demo site (systems wms, customs-gateway,
-    airline-cargo, cctv, office): critical functions of an air cargo hub and the systems they need."""
-    return [
-        {
-            "name": "parcel sorting",
-            "description": "Sorting and routing of inbound and outbound parcels",
-            "systems": ["wms"],
-        },
-        {
-            "name": "customs declarations",
-            "description": "Electronic customs declarations for every consignment",
-            "systems": ["customs-gateway", "wms"],
-        },
-        {
-            "name": "airline cargo handling",
-            "description": "Air waybills, load planning and hand-over to airlines",
-            "systems": ["airline-cargo"],
-        },
-        {
-            "name": "video surveillance",
-            "description": "Camera surveillance of the warehouse and the airside perimeter",
-            "systems": ["cctv"],
-        },
-        {
-            "name": "administration and payments",
-            "description": "Office, e-mail and supplier payments",
-            "systems": ["office"],
-        },
-    ]
+    airline-cargo, cctv, office): critical functions of an air cargo hub and the systems they need.
+    ``rename`` maps these system names to the names a site file uses."""
+    names = rename or {}
+    return [{**f, "systems": [names.get(s, s) for s in f["systems"]]} for f in _DEMO_FUNCTIONS]
+
+
+_DEMO_FUNCTIONS: Final[tuple[dict[str, Any], ...]] = (
+    {
+        "name": "parcel sorting",
+        "description": "Sorting and routing of inbound and outbound parcels",
+        "systems": ["wms"],
+    },
+    {
+        "name": "customs declarations",
+        "description": "Electronic customs declarations for every consignment",
+        "systems": ["customs-gateway", "wms"],
+    },
+    {
+        "name": "airline cargo handling",
+        "description": "Air waybills, load planning and hand-over to airlines",
+        "systems": ["airline-cargo"],
+    },
+    {
+        "name": "video surveillance",
+        "description": "Camera surveillance of the warehouse and the airside perimeter",
+        "systems": ["cctv"],
+    },
+    {
+        "name": "administration and payments",
+        "description": "Office, e-mail and supplier payments",
+        "systems": ["office"],
+    },
+)
