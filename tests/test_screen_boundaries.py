@@ -12,6 +12,8 @@ from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from derisk.screen.dealfile import parse_deal
 from derisk.screen.engine import Screening, screen
@@ -581,3 +583,24 @@ def test_not_required_regimes_carry_no_deadlines() -> None:
     result = {r.regime.code: r for r in run(deal(target=AIRPORT)).regimes}
     assert result["DE"].deadlines == [] and result["DE"].standstill is None
     assert result["BE"].deadlines
+
+
+def test_sentences_carry_the_values_and_tags_they_rest_on() -> None:
+    be = run(deal(stake=pct(10))).regimes[0]
+    sentence = next(x.sentence for x in be.reasons if x.role == "decisive")
+    assert "EUR 150 million" in sentence and "EUR 100 million [V]" in sentence and "10% [V]" in sentence
+    before = run(deal(target=AIRPORT, signing="2023-06-30")).regimes[0]
+    sentence = next(x.sentence for x in before.reasons if x.role == "decisive")
+    assert "30 June 2023" in sentence and "1 July 2023 [V]" in sentence
+
+
+@given(st.floats(0, 100, allow_nan=False), st.sampled_from(["CN", "US", "GB", "CH"]))
+def test_belgian_25pct_tier_holds_for_every_stake_and_non_eu_investor(after: float, country: str) -> None:
+    be = run(deal(investor=company(country, person(country)), target=AIRPORT, stake=pct(after))).regimes[0]
+    assert be.outcome == ("required" if after >= 25 else "not-required")
+
+
+@given(st.floats(0, 100, allow_nan=False), st.sampled_from(["FR", "DE", "LU", "IE"]))
+def test_eu_investors_never_need_belgian_screening(after: float, country: str) -> None:
+    be = run(deal(investor=company(country, person(country)), target=AIRPORT, stake=pct(after))).regimes[0]
+    assert be.outcome == "not-required"

@@ -40,3 +40,11 @@ def test_example(name: str) -> None:
         assert result[code].outcome == outcome, (name, code, [x.sentence for x in result[code].reasons])
         if rule:
             assert decisive == [rule], (name, code, decisive)
+
+
+def test_unverified_deadlines_are_listed_where_they_apply() -> None:
+    deal = load_deal(EXAMPLES / "nl-gas-storage.yaml", CAT.vocabulary)
+    nl = {r.regime.code: r for r in screen(deal, CAT, today=date(2025, 1, 1)).regimes}["NL"]
+    ids = {u["id"] for u in nl.unverified}
+    assert {"deadline:nl-phase-1", "deadline:nl-overall"} <= ids
+    assert not nl.rests_on_unverified  # control under Vifo is [V]; only the deadlines are [U]
