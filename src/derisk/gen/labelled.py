@@ -446,7 +446,7 @@ def flows_from(columns: dict[str, Any], n: int | None = None) -> pa.Table:
             continue
         values = list(value) if isinstance(value, list | np.ndarray) else [value] * rows
         if pa.types.is_timestamp(f.type):
-            us = [None if v is None else int(round(float(v) * 1e6)) for v in values]
+            us = [None if v is None else round(float(v) * 1e6) for v in values]
             arrays.append(pa.array(us, pa.int64()).cast(f.type))
         elif pa.types.is_integer(f.type):
             arrays.append(pa.array([None if v is None else int(v) for v in values], f.type))

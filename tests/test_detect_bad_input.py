@@ -1,0 +1,105 @@
+"""Bad input never crashes a detection: empty tables, one flow, clock jumps, missing times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from derisk.detect import DETECTORS, detect
+from derisk.detect.config import DetectionConfig
+from derisk.flows import FLOW_SCHEMA
+from derisk.gen.labelled import flows_from
+
+T0 = 1_790_000_000.0
+NOW = datetime.fromtimestamp(T0 + 86_400, tz=UTC)
+CFG = DetectionConfig()
+
+
+def no_laws(_: str) -> list[Any]:
+    return []
+
+
+def every_detector(flows: pa.Table) -> list[Any]:
+    found = []
+    for _, detector in DETECTORS:
+        found.extend(detector(flows, CFG, no_laws, now=NOW))
+    return found
+
+
+def test_empty_table() -> None:
+    assert every_detector(FLOW_SCHEMA.empty_table()) == []
+    result = detect(FLOW_SCHEMA.empty_table(), CFG, laws_for=no_laws, now=NOW)
+    assert result.alerts == [] and result.flows == 0
+
+
+def test_table_with_only_some_columns() -> None:
+    table = pa.table({"src_ip": ["10.0.0.1"], "dst_ip": ["203.0.113.1"]})
+    assert every_detector(table) == []
+
+
+def test_single_flow() -> None:
+    flows = flows_from({"first_seen": [T0], "last_seen": [T0 + 1], "src_ip": ["10.0.0.1"], "dst_ip": ["203.0.113.1"],
+                        "bytes_out": [10], "bytes_in": [10], "dns_query": ["a.example.com"]})
+    assert every_detector(flows) == []
+
+
+def beacon(times: np.ndarray, ends: np.ndarray | None = None) -> dict[str, Any]:
+    return {"first_seen": list(times), "last_seen": list(times + 0.1 if ends is None else ends),
+            "src_ip": "10.0.0.7", "dst_ip": "203.0.113.5", "src_port": list(40000 + np.arange(len(times))),
+            "bytes_out": 600, "bytes_in": 900}
+
+
+def test_missing_times_are_left_out_not_fatal() -> None:
+    t = (T0 + np.arange(0, 6 * 3600, 60.0)).astype(object)
+    t[::7] = None
+    cols = beacon(np.where(t == None, 0.0, t).astype(float))  # noqa: E711
+    cols["first_seen"] = list(t)
+    cols["last_seen"] = [None if v is None else v + 0.1 for v in t]
+    result = detect(flows_from(cols), CFG, laws_for=no_laws, now=NOW)
+    assert result.skipped_missing_time == len(t[::7])
+    assert [a.kind for a in result.alerts] == ["beacon"]  # the rest still beacons
+
+
+def test_clock_jumps() -> None:
+    t = T0 + np.arange(0, 6 * 3600, 60.0)
+    ends = t + 0.1
+    ends[5] = t[5] - 3600  # clock stepped back: ends before it starts
+    cols = beacon(t, ends)
+    cols["first_seen"][10] = T0 + 50 * 365 * 86_400.0  # far in the future
+    result = detect(flows_from(cols), CFG, laws_for=no_laws, now=NOW)
+    assert result.skipped_future_time == 1 and result.reversed_times == 1
+    assert [a.kind for a in result.alerts] == ["beacon"]
+    assert result.alerts[0].last_seen is not None and result.alerts[0].last_seen.year < 2040
+
+
+def test_reversed_flow_is_not_a_long_connection() -> None:
+    flows = flows_from({"first_seen": [T0], "last_seen": [T0 - 10 * 3600], "src_ip": ["10.0.0.1"],
+                        "dst_ip": ["203.0.113.1"], "src_port": [1], "dst_port": [2], "protocol": [6]})
+    assert every_detector(flows) == []
+
+
+def test_all_times_missing() -> None:
+    flows = flows_from({"first_seen": [None] * 10, "last_seen": [None] * 10, "src_ip": ["10.0.0.1"] * 10,
+                        "dst_ip": ["203.0.113.1"] * 10, "bytes_out": [1e9] * 10})
+    assert every_detector(flows) == []
+
+
+def test_hostile_names_stay_bounded_in_sentences() -> None:
+    name = "a" * 300 + "\x1b[2J.example.com"
+    t = T0 + np.arange(0, 6 * 3600, 60.0)
+    cols = beacon(t)
+    cols["server_name"] = name
+    [alert] = detect(flows_from(cols, len(t)), CFG, laws_for=no_laws, now=NOW).alerts
+    assert len(alert.destination) <= 253
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_tiny_tables_for_every_detector(rows: int) -> None:
+    t = T0 + np.arange(rows) * 60.0
+    flows = flows_from({**beacon(t), "system": "wms", "dst_jurisdiction": "CN", "dst_controller": "X",
+                        "dns_query": [f"{i}.example.com" for i in range(rows)]}, rows)
+    assert every_detector(flows) == []
