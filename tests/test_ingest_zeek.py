@@ -540,3 +540,26 @@ def test_stopping_early_releases_the_reader(tmp_path: Path) -> None:
     first = next(batches)
     assert first.num_rows > 0
     batches.close()  # type: ignore[attr-defined]
+
+
+def test_header_only_logs_give_no_rows(tmp_path: Path) -> None:
+    write(tmp_path / "conn.log", HEADER + "#close\t2023-11-14-22-13-21\n")
+    write(
+        tmp_path / "ssl.log",
+        "#separator \\x09\n#fields\tts\tuid\tserver_name\n#types\ttime\tstring\tstring\n",
+    )
+    assert read_all(tmp_path).num_rows == 0
+
+
+def test_rotated_conn_logs_are_read_in_order(tmp_path: Path) -> None:
+    first, second = SESSIONS[:3], SESSIONS[3:]
+    logs_a, ledger_a = build_logs(first, seed=1)
+    logs_b, ledger_b = build_logs(second, seed=2)
+    write_logs(tmp_path, logs_a, compress=True, stamp="00:00:00-01:00:00")
+    write_logs(tmp_path, logs_b, fmt="json", stamp="01:00:00-02:00:00")
+    table = read_all(tmp_path)
+    assert table["source_ref"].to_pylist() == [c.uid for c in logs_a.conn + logs_b.conn]
+    rows = by_uid(table)
+    for uid, expected in {**ledger_a.flows, **ledger_b.flows}.items():
+        assert rows[uid]["bytes_out"] == expected.bytes_out
+        assert rows[uid]["server_name"] == expected.server_name

@@ -185,14 +185,11 @@ def _read_companion(path: Path, kind: str) -> pa.Table:
     }[kind]
     log = _open_log(path, required, optional, frozenset({"uid", "ts"}))
     try:
-        table = pa.concat_tables([log.parse(data) for data, _ in log.segments()])
+        parts = [log.parse(data) for data, _ in log.segments()]
     except (pa.ArrowInvalid, LineTooLong, OSError, EOFError) as exc:
         raise log.diagnose(exc, frozenset({"uid"})) from None
-    except ValueError as exc:  # an empty body: nothing to concatenate
-        if "at least one" not in str(exc):
-            raise
-        table = pa.table({name: pa.array([], pa.string()) for name in log.columns})
-    if table.num_rows == 0:
+    table = pa.concat_tables(parts) if parts else None
+    if table is None or table.num_rows == 0:
         return pa.table({name: pa.array([], pa.string()) for name in log.columns})
     columns: dict[str, pa.Array] = {}
     for name in log.columns:
