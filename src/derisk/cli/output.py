@@ -15,8 +15,11 @@ from rich.console import Console
 from derisk.errors import InputError
 
 #: Terminal output goes to stderr when a JSON document goes to stdout, so the two never mix.
-console = Console(highlight=False, soft_wrap=False)
-err_console = Console(stderr=True, highlight=False)
+#: Tables need room: when output is not a terminal (a file, a pipe, CI) use 140 columns unless
+#: $COLUMNS says otherwise, instead of rich's 80.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140
+console = Console(highlight=False, soft_wrap=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 
 
 def _default(value: Any) -> Any:
