@@ -340,3 +340,11 @@ def test_state_controlled_entity_from_the_know_graph(tmp_path: Path) -> None:
         kinds.append(node["kind"])
     assert "state" in kinds
     assert next(r for r in doc["regimes"] if r["regime"] == "BE")["outcome"] == "required"
+
+
+def test_advice_follows_the_outcome(tmp_path: Path) -> None:
+    doc = screen(tmp_path, LIEGE)
+    regimes = {r["regime"]: r for r in doc["regimes"]}
+    assert "Interfederal Screening Commission" in regimes["BE"]["advice"]["text"]
+    assert regimes["DE"]["advice"] is None  # not required in Germany: nothing to do there
+    assert any(u["used_for"] == "advice" for u in regimes["EU"]["unverified_facts"])

@@ -67,6 +67,7 @@ class RegimeResult:
     penalties: list[dict[str, str]]
     unverified: list[dict[str, str]]
     subjects: list[str] = field(default_factory=list)
+    advice: dict[str, str] | None = None
 
     @property
     def rests_on_unverified(self) -> bool:
@@ -353,6 +354,12 @@ def evaluate(
             if p.confidence == "U"
         )
     headline = (EU_HEADLINES if regime.code == "EU" else HEADLINES)[outcome]
+    cited = regime.advice.get(outcome)
+    advice = {"text": cited.text, "source": cited.source, "confidence": cited.confidence} if cited else None
+    if cited and cited.confidence == "U":
+        unverified.append(
+            {"id": f"advice:{outcome}", "text": cited.text, "source": cited.source, "used_for": "advice"}
+        )
     return RegimeResult(
         regime,
         outcome,
@@ -365,6 +372,7 @@ def evaluate(
         penalties,
         unverified,
         [s.name for s in in_scope],
+        advice,
     )
 
 

@@ -51,6 +51,7 @@ def regime_json(r: RegimeResult) -> dict[str, Any]:
         "deadlines": r.deadlines,
         "standstill": r.standstill,
         "penalties": r.penalties,
+        "advice": r.advice,
         "unverified_facts": r.unverified,
         "authority": {
             "text": g.authority.text,

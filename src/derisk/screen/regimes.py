@@ -22,6 +22,7 @@ import yaml
 from derisk.errors import DataError, Problem, raise_problems
 from derisk.screen.deadlines import DeadlineSpec
 from derisk.screen.rules import (
+    OUTCOMES,
     RULE_KINDS,
     Rule,
     RuleError,
@@ -56,6 +57,7 @@ REGIME_KEYS: Final = {
     "standstill",
     "penalties",
     "notes",
+    "advice",
 }
 CITED_KEYS: Final = {"text", "source", "confidence"}
 FACT_KEYS: Final = {"value", "unit", "text", "source", "confidence"}
@@ -125,6 +127,7 @@ class Regime:
     standstill: Cited | None
     penalties: tuple[Cited, ...]
     notes: tuple[Cited, ...]
+    advice: Mapping[str, Cited]
     file: str
 
 
@@ -386,6 +389,14 @@ def _regime(
         for n in (_cited(n, f"{path}: notes[{i}]", problems) for i, n in enumerate(raw.get("notes") or []))
         if n
     )
+    advice: dict[str, Cited] = {}
+    for outcome, a in (raw.get("advice") or {}).items():
+        if outcome not in OUTCOMES:
+            problems.append(Problem(f"{path}: advice", f"unknown outcome {outcome!r}"))
+            continue
+        cited = _cited(a, f"{path}: advice.{outcome}", problems)
+        if cited:
+            advice[outcome] = cited
     scope_raw = raw.get("scope_countries")
     scope_countries = (
         groups.get(scope_raw)
@@ -413,6 +424,7 @@ def _regime(
         standstill,
         penalties,
         notes,
+        advice,
         path,
     )
 
