@@ -32,6 +32,7 @@ def test_every_statement_carries_a_source_and_a_tag() -> None:
             *regime.deadlines,
             *regime.penalties,
             *regime.notes,
+            *regime.advice.values(),
             regime.authority,
             regime.instrument,
         ]
