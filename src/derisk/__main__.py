@@ -1,0 +1,7 @@
+"""``python -m derisk``: the same as the ``derisk`` command."""
+
+import sys
+
+from derisk.cli import main
+
+sys.exit(main())
