@@ -48,7 +48,8 @@ def insert_flows(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch | pa.Tabl
         con.execute("INSERT INTO flows SELECT * FROM _derisk_batch")
     finally:
         con.unregister("_derisk_batch")
-    return table.num_rows
+    count: int = table.num_rows
+    return count
 
 
 def record_input(con: duckdb.DuckDBPyConnection, rec: InputRecord) -> None:
@@ -112,6 +113,11 @@ def list_inputs(ws: Workspace) -> list[dict[str, Any]]:
 # -- aggregates for the analysis document ------------------------------------------------------
 
 
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = table.to_pylist()
+    return rows
+
+
 def _scope(input_ids: list[str] | None) -> tuple[str, list[Any]]:
     if not input_ids:
         return "TRUE", []
@@ -161,7 +167,7 @@ def destinations(ws: Workspace, input_ids: list[str] | None, name_cap: int = 20)
         GROUP BY dst_ip
         ORDER BY bytes_out DESC, flows DESC, ip
     """
-    return ws.query_arrow(sql, params).to_pylist()
+    return _rows(ws.query_arrow(sql, params))
 
 
 def exposure(ws: Workspace, input_ids: list[str] | None, unknown: str) -> list[dict[str, Any]]:
@@ -179,7 +185,7 @@ def exposure(ws: Workspace, input_ids: list[str] | None, unknown: str) -> list[d
         WHERE direction IN ('outbound', 'inbound') AND {where}
         GROUP BY ALL ORDER BY bytes_out DESC, jurisdiction
     """
-    return ws.query_arrow(sql, [unknown, *params]).to_pylist()
+    return _rows(ws.query_arrow(sql, [unknown, *params]))
 
 
 def by_controller(ws: Workspace, input_ids: list[str] | None) -> list[dict[str, Any]]:
@@ -197,7 +203,7 @@ def by_controller(ws: Workspace, input_ids: list[str] | None) -> list[dict[str, 
         WHERE direction IN ('outbound', 'inbound') AND {where}
         GROUP BY ALL ORDER BY bytes_out DESC, controller NULLS LAST
     """
-    return ws.query_arrow(sql, params).to_pylist()
+    return _rows(ws.query_arrow(sql, params))
 
 
 def by_system(ws: Workspace, input_ids: list[str] | None) -> list[dict[str, Any]]:
@@ -211,7 +217,7 @@ def by_system(ws: Workspace, input_ids: list[str] | None) -> list[dict[str, Any]
         WHERE direction IN ('outbound', 'inbound') AND {where}
         GROUP BY ALL ORDER BY system, bytes_out DESC
     """
-    return ws.query_arrow(sql, params).to_pylist()
+    return _rows(ws.query_arrow(sql, params))
 
 
 def time_span(ws: Workspace, input_ids: list[str] | None) -> tuple[Any, Any]:
