@@ -209,6 +209,6 @@ def test_traffic_from_a_workspace_confirms_the_cloud_and_flags_undeclared(
     findings = {(f["kind"], f["subject"]) for f in doc["findings"]}
     undeclared = [f for f in doc["findings"] if f["kind"] == "undeclared-traffic"]
     assert [f["evidence"]["system"] for f in undeclared] == ["office"]
-    assert "Alphabet Inc. (US)" in undeclared[0]["sentence"]
+    assert "Google LLC (controlled by Alphabet Inc., US)" in undeclared[0]["sentence"]
     assert ("declared-without-traffic", "office/vendor") in findings
     assert ("system-without-traffic", "cctv") in findings

@@ -65,8 +65,14 @@ def _resolve(graph: Graph, name: str) -> Resolved | None:
         controller_name = " and ".join(e.name for e in res.joint)
     else:
         controller_id, controller_name = None, None
+    chain = [entity.id, *(step.owner.id for step in res.path)]
+    is_state = controller is not None and controller.is_state
+    if is_state and controller is not None:
+        chain = [c for c in chain if c != controller.id]
     return Resolved(
         query=name,
+        controller_is_state=is_state,
+        chain_ids=tuple(dict.fromkeys(chain)),
         entity_id=entity.id,
         entity_name=entity.name,
         controller_id=controller_id,

@@ -60,6 +60,10 @@ class Resolved:
     match_score: float | None = None
     #: Entity ids of the candidates when the name matched several entities (then nothing is resolved).
     candidates: tuple[str, ...] = ()
+    #: The controller is a state or state body (then "same controller" proves little about traffic).
+    controller_is_state: bool = False
+    #: Ids on the control chain from the entity up to, not including, a state controller.
+    chain_ids: tuple[str, ...] = ()
 
     @property
     def controller_key(self) -> str:

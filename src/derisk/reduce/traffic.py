@@ -20,14 +20,28 @@ from derisk.reduce.jurisdictions import EuMembers, eu_members
 from derisk.reduce.register import ROLE_LABELS, Register, Supplier
 
 #: Flow columns this module reads.
-FLOW_COLUMNS: Final = ["system", "dst_controller_id", "dst_controller", "dst_jurisdiction", "bytes_out"]
+FLOW_COLUMNS: Final = [
+    "direction",
+    "system",
+    "dst_org_id",
+    "dst_org",
+    "dst_controller_id",
+    "dst_controller",
+    "dst_jurisdiction",
+    "bytes_out",
+]
+_KEYS: Final = FLOW_COLUMNS[1:-1]
+#: Flows with an external party (internal flows, e.g. to the site's own resolver, are no dependency).
+_EXTERNAL: Final = ("outbound", "inbound")
 
 
 @dataclass(frozen=True)
 class TrafficGroup:
-    """Flows from one system to one controller."""
+    """Flows from one system to one destination organisation and its controller."""
 
     system: str
+    org_id: str | None
+    org: str | None
     controller_id: str | None
     controller: str | None
     jurisdiction: str | None
@@ -37,12 +51,22 @@ class TrafficGroup:
     def to_json(self) -> dict[str, Any]:
         return {
             "system": self.system,
+            "org_id": self.org_id,
+            "org": self.org,
             "controller_id": self.controller_id,
             "controller": self.controller,
             "jurisdiction": self.jurisdiction,
             "flows": self.flows,
             "bytes_out": self.bytes_out,
         }
+
+    def destination(self) -> str:
+        """The destination organisation and, when different, who controls it."""
+        if self.org and self.controller and self.org != self.controller:
+            return (
+                f"{self.org} (controlled by {self.controller}, {self.jurisdiction or 'jurisdiction unknown'})"
+            )
+        return f"{self.controller or self.org} ({self.jurisdiction or 'jurisdiction unknown'})"
 
 
 @dataclass(frozen=True)
@@ -56,10 +80,12 @@ class Confirmation:
     jurisdiction: str | None
     flows: int
     bytes_out: int
+    orgs: tuple[str, ...] = ()
 
     def sentence(self) -> str:
+        where = ", ".join(self.orgs) or "destinations"
         return (
-            f"{self.system} sent {human_bytes(self.bytes_out)} in {self.flows} flows to destinations "
+            f"{self.system} sent {human_bytes(self.bytes_out)} in {self.flows} flows to {where}, "
             f"controlled by {self.controller} ({self.jurisdiction or 'jurisdiction unknown'}), "
             f"confirming its {ROLE_LABELS[self.role]} {self.supplier}."
         )
@@ -73,6 +99,7 @@ class Confirmation:
             "jurisdiction": self.jurisdiction,
             "flows": self.flows,
             "bytes_out": self.bytes_out,
+            "orgs": list(self.orgs),
             "sentence": self.sentence(),
         }
 
@@ -107,22 +134,24 @@ def human_bytes(n: int) -> str:
 
 
 def group_flows(flows: pa.Table, systems: list[str]) -> list[TrafficGroup]:
-    """Flows and bytes sent per (system, controller), for the given systems only."""
+    """Flows and bytes sent per (system, destination organisation, controller), for the given systems."""
     missing = sorted(set(FLOW_COLUMNS) - set(flows.column_names))
     if missing:
         raise ValueError(f"flow table lacks columns: {', '.join(missing)}")
-    table = flows.select(FLOW_COLUMNS).filter(
-        pc.is_in(flows["system"], value_set=pa.array(systems, pa.string()))
+    keep = pc.and_(
+        pc.is_in(flows["system"], value_set=pa.array(systems, pa.string())),
+        pc.is_in(flows["direction"], value_set=pa.array(_EXTERNAL, pa.string())),
     )
-    table = table.set_column(4, "bytes_out", pc.fill_null(table["bytes_out"], 0))
-    grouped = table.group_by(
-        ["system", "dst_controller_id", "dst_controller", "dst_jurisdiction"], use_threads=False
-    )
+    table = flows.filter(keep).select([*_KEYS, "bytes_out"])
+    table = table.set_column(len(_KEYS), "bytes_out", pc.fill_null(table["bytes_out"], 0))
+    grouped = table.group_by(_KEYS, use_threads=False)
     agg = grouped.aggregate([("bytes_out", "sum"), ([], "count_all")])
     rows = agg.to_pylist()
     out = [
         TrafficGroup(
             system=r["system"],
+            org_id=r["dst_org_id"],
+            org=r["dst_org"],
             controller_id=r["dst_controller_id"],
             controller=r["dst_controller"],
             jurisdiction=r["dst_jurisdiction"],
@@ -135,9 +164,14 @@ def group_flows(flows: pa.Table, systems: list[str]) -> list[TrafficGroup]:
 
 
 def _matches(supplier: Supplier, group: TrafficGroup) -> bool:
+    """Traffic confirms a supplier when it goes to the same ultimate controller, or, when that
+    controller is a state (which controls too many companies to prove anything), to an organisation
+    on the supplier's own control chain below the state."""
     res = supplier.resolved
     if res is None or (group.controller_id is None and group.controller is None):
         return False
+    if res.controller_is_state:
+        return group.org_id is not None and group.org_id in res.chain_ids
     if res.controller_id and group.controller_id and res.controller_id == group.controller_id:
         return True
     names = {n.casefold() for n in (res.controller_name, res.entity_name) if n}
@@ -189,6 +223,7 @@ def compare(
                             jurisdiction=sup.jurisdiction,
                             flows=sum(g.flows for _, g in hits),
                             bytes_out=sum(g.bytes_out for _, g in hits),
+                            orgs=tuple(dict.fromkeys(g.org for _, g in hits if g.org)),
                         )
                     )
                 else:
@@ -207,19 +242,40 @@ def compare(
                             evidence={"system": system, "role": slot.role, "supplier": sup.name},
                         )
                     )
+        unattributed = [g for _, g in sys_groups if g.controller_id is None and g.controller is None]
+        if unattributed:
+            flows, sent = sum(g.flows for g in unattributed), sum(g.bytes_out for g in unattributed)
+            findings.append(
+                Finding(
+                    kind="unattributed-traffic",
+                    severity="low",
+                    subject=system,
+                    sentence=(
+                        f"{system} sent {human_bytes(sent)} in {flows} flows to destinations with no attributed "
+                        "controller: they cannot be compared with the register (see derisk analyze)."
+                    ),
+                    evidence={"system": system, "flows": flows, "bytes_out": sent},
+                )
+            )
         for i, g in sys_groups:
             if i in matched or (g.controller_id is None and g.controller is None):
                 continue
-            third = eu.is_third_country(g.jurisdiction)
+            severity = (
+                "medium"
+                if eu.is_third_country(g.jurisdiction)
+                else "info"
+                if eu.is_eu(g.jurisdiction)
+                else "low"
+            )
             findings.append(
                 Finding(
                     kind="undeclared-traffic",
-                    severity="medium" if third else "low",
-                    subject=f"{system}->{g.controller}",
+                    severity=severity,
+                    subject=f"{system}->{g.org or g.controller}",
                     sentence=(
-                        f"{system} sent {human_bytes(g.bytes_out)} in {g.flows} flows to {g.controller} "
-                        f"({g.jurisdiction or 'jurisdiction unknown'}), which the register does not "
-                        f"list among {system}'s suppliers: declare the dependency or stop the traffic."
+                        f"{system} sent {human_bytes(g.bytes_out)} in {g.flows} flows to {g.destination()}, "
+                        f"which the register does not list among {system}'s suppliers: declare the "
+                        "dependency or stop the traffic."
                     ),
                     evidence=g.to_json(),
                 )
