@@ -363,6 +363,16 @@ def table_resolver(table: dict[str, Resolved]) -> Resolver:
     return resolve
 
 
+#: System names of the demo scenario's site file (:mod:`derisk.demo.scenario`), for ``demo_functions``.
+SCENARIO_SYSTEM_NAMES: Final = {
+    "wms": "Warehouse management",
+    "customs-gateway": "Customs gateway",
+    "airline-cargo": "Airline cargo",
+    "cctv": "CCTV",
+    "office": "Office",
+}
+
+
 def demo_functions(rename: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The ``functions`` section of the Liège-style demo site (systems wms, customs-gateway,
     airline-cargo, cctv, office): critical functions of an air cargo hub and the systems they need.
