@@ -175,9 +175,27 @@ def _trade_summary(doc: dict[str, Any], console: Console) -> None:
     help="Denominator of the share of extra-EU imports in demand [U].",
 )
 @click.option("--year", type=int, help="Year to analyse (default: the latest in the file).")
-@click.option("--hhi-threshold", type=click.FloatRange(0, 1), default=0.4, show_default=True)
-@click.option("--demand-threshold", type=click.FloatRange(0, min_open=True), default=0.5, show_default=True)
-@click.option("--ratio-threshold", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
+@click.option(
+    "--hhi-threshold",
+    type=click.FloatRange(0, 1),
+    default=0.4,
+    show_default=True,
+    help="Concentrated when the HHI of extra-EU imports by supplier exceeds this [S].",
+)
+@click.option(
+    "--demand-threshold",
+    type=click.FloatRange(0, min_open=True),
+    default=0.5,
+    show_default=True,
+    help="Import-dependent when extra-EU imports / denominator exceed this [U].",
+)
+@click.option(
+    "--ratio-threshold",
+    type=click.FloatRange(0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Hard to substitute when extra-EU imports / extra-EU exports exceed this [S].",
+)
 @click.option(
     "--json",
     "json_out",

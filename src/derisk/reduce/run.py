@@ -62,6 +62,8 @@ def reduce_trade(
             production = sample_dir() / "production_sample.csv"
     if trade_file is None:
         raise UsageError("no trade file given")
+    if params.denominator == "apparent-consumption" and production is None:
+        raise UsageError("the apparent-consumption denominator needs a production table (--production FILE)")
     countries = countries or find_beside(trade_file, "country_codes*.csv")
     if countries is None:
         raise UsageError(
