@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from derisk.reduce.measures import edges, hhi, measure
 from derisk.reduce.register import Register, Resolved, build_register, table_resolver
@@ -130,3 +132,64 @@ def test_hhi_definition() -> None:
     assert hhi({}) is None
     assert hhi({"A": 0.5, "B": 0.5}) == pytest.approx(0.5)
     assert hhi({"A": 0.6, "B": 0.3, "C": 0.1}) == pytest.approx(0.36 + 0.09 + 0.01)
+
+
+SUPPLIERS = ["V-CN", "H-US", "V-BE", "HW-CN", "HW-DE", "Unknown Co"]
+
+
+@st.composite
+def registers(draw: st.DrawFn) -> Register:
+    n_systems = draw(st.integers(1, 5))
+    systems = []
+    for k in range(n_systems):
+        system: dict[str, Any] = {"name": f"s{k}"}
+        for role in ("vendor", "hardware", "hosting", "support"):
+            # the site file takes one vendor name; the other roles may list alternatives
+            picked = draw(
+                st.lists(st.sampled_from(SUPPLIERS), max_size=1 if role == "vendor" else 3, unique=True)
+            )
+            if len(picked) == 1:
+                system[role] = picked[0]
+            elif picked:
+                system[role] = picked
+        systems.append(system)
+    names = [s["name"] for s in systems]
+    functions = [
+        {
+            "name": f"F{n}",
+            "systems": draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True)),
+        }
+        for n in range(draw(st.integers(1, 4)))
+    ]
+    return build_register(parse_site(site_doc(systems, functions), "generated"), RESOLVER)
+
+
+@settings(max_examples=60, deadline=None)
+@given(registers())
+def test_measure_invariants(reg: Register) -> None:
+    m = measure(reg)
+    if m.edge_shares:
+        assert sum(m.edge_shares.values()) == pytest.approx(1.0)
+        assert m.hhi is not None and 1 / len(m.edge_shares) - 1e-9 <= m.hhi <= 1 + 1e-9
+    else:
+        assert m.hhi is None
+    for share_map in (m.edge_shares, m.dependency_shares, m.exposure_shares):
+        assert all(0 < v <= 1 + 1e-9 for v in share_map.values())
+    assert 0 <= m.risk_score <= 6
+    # a function depending on a jurisdiction is also exposed to it
+    for f in m.functions:
+        assert set(f.depends_on) <= set(f.exposed_to)
+    assert m.edge_count == len(edges(reg))
+
+
+@settings(max_examples=30, deadline=None)
+@given(registers())
+def test_plan_never_raises_the_risk_score(reg: Register) -> None:
+    from derisk.reduce.plan import build_plan
+
+    plan = build_plan(reg)
+    scores = [s.before.risk_score for s in plan.steps] + [plan.final.risk_score]
+    assert all(b > a - 1e-12 for a, b in zip(scores[1:], scores, strict=False))
+    assert plan.final.risk_score <= measure(reg).risk_score
+    # when the plan stops, no candidate lowers the score further: every third-country role is handled
+    assert plan.final.third_country_edge_share == pytest.approx(0.0) or len(plan.steps) == 20

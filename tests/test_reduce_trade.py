@@ -19,6 +19,7 @@ Dependent import value 1000+500+200+320 = 2020 of 4470; from CN 900+400+180+300 
 
 from __future__ import annotations
 
+import random
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,23 @@ def test_missing_file_and_older_country_table_layout(tmp_path: Path) -> None:
     bad.write_text("code,name\n1,x\n", encoding="utf-8")
     with pytest.raises(InputError, match="not a BACI country table"):
         load_countries(bad)
+
+
+def test_row_order_and_split_rows_do_not_change_the_result(tmp_path: Path) -> None:
+    # BACI has one row per (t, i, j, k); a file with rows shuffled and each value split in two rows
+    # (same totals) must give the same indicators.
+    lines = (SAMPLE / "BACI_sample_Y2023.csv").read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:]
+    split = []
+    for row in rows:
+        t, i, j, k, v, q = row.split(",")
+        half = float(v) / 2
+        split += [f"{t},{i},{j},{k},{half},{q}", f"{t},{i},{j},{k},{float(v) - half},"]
+    random.Random(5).shuffle(split)
+    path = tmp_path / "shuffled.csv"
+    path.write_text("\n".join([header, *split]) + "\n", encoding="utf-8")
+    a, b = run(), run(path)
+    assert [p.code for p in b.dependent] == [p.code for p in a.dependent]
+    for pa_, pb in zip(a.products, b.products, strict=True):
+        assert (pb.code, pb.dependent) == (pa_.code, pa_.dependent)
+        assert pb.hhi == pytest.approx(pa_.hhi) and pb.extra_imports == pytest.approx(pa_.extra_imports)
