@@ -28,6 +28,7 @@ COMMAND_MODULES: Final[tuple[str, ...]] = (
     "derisk.cli.know",
     "derisk.cli.screen",
     "derisk.cli.detect",
+    "derisk.cli.web",
 )
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())

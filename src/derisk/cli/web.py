@@ -1,0 +1,132 @@
+"""``derisk serve`` (the dashboard) and ``derisk users`` (its accounts)."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from derisk.cli.options import workspace_option
+from derisk.errors import ConfigError, StoreError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(serve_command)
+    group.add_command(users_group)
+
+
+@click.command("serve")
+@workspace_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="TCP port (0: any free port).")
+@click.option("--site", "site_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Site file for the dependency register and plan [default: WORKSPACE/site.yaml if present].")
+@click.option("--cases", "cases_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of deal files for screening [default: WORKSPACE/cases].")
+@click.option("--time-limit", type=click.FloatRange(0.1, 600), default=5.0, show_default=True,
+              help="Seconds a page's queries may take before they are interrupted.")
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="TLS certificate (PEM).")
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="TLS private key (PEM).")
+def serve_command(workspace: Path, host: str, port: int, site_file: Path | None, cases_dir: Path | None,
+                  time_limit: float, tls_cert: Path | None, tls_key: Path | None) -> None:  # fmt: skip
+    """Serve the dashboard over WORKSPACE (read-only) until interrupted.
+
+    Listens on 127.0.0.1 unless --host says otherwise, and refuses any other address until an
+    account exists (derisk users add). Every page needs a login. derisk analyze and derisk serve
+    take turns on one workspace: while an analysis writes, pages say the workspace is busy.
+    """
+    import uvicorn
+
+    from derisk.store.workspace import DB_FILE
+    from derisk.web.app import create_app, is_loopback
+    from derisk.web.auth import UserStore
+
+    if not (workspace / DB_FILE).is_file():
+        raise StoreError("no workspace here (run `derisk analyze` first, or pass --workspace)", source=str(workspace))
+    if site_file is not None and not site_file.is_file():
+        raise ConfigError("no such site file", source=str(site_file))
+    if bool(tls_cert) != bool(tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    users = UserStore(workspace).load()
+    if not is_loopback(host) and not users:
+        raise UsageError(
+            f"refusing to listen on {host}, which is not a loopback address, before an account exists; "
+            f"create one with: derisk users add NAME --role admin --workspace {workspace}"
+        )
+    app = create_app(workspace, host=host, site_file=site_file, cases_dir=cases_dir, time_limit=time_limit)
+    scheme = "https" if tls_cert else "http"
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(f"derisk dashboard for {workspace}", err=True)
+    click.echo(f"  open {scheme}://{shown_host}:{port}/  (Ctrl-C stops it)", err=True)
+    if not users:
+        click.echo(
+            f"  no account exists yet: create the first administrator with\n"
+            f"    derisk users add NAME --role admin --workspace {workspace}",
+            err=True,
+        )
+    if not is_loopback(host) and not tls_cert:
+        click.echo("  note: cookies are Secure off loopback; put a TLS proxy in front or pass --tls-cert/--tls-key", err=True)
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
+        ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
+    )  # fmt: skip
+
+
+@click.group("users")
+def users_group() -> None:
+    """Accounts of the dashboard (stored in WORKSPACE/web/users.json, passwords hashed with Argon2id)."""
+
+
+def _password(from_env: str | None) -> str:
+    if from_env:
+        value = os.environ.get(from_env)
+        if not value:
+            raise UsageError(f"environment variable {from_env} is empty or not set")
+        return value
+    first = getpass.getpass("Password (at least 12 characters): ")
+    if first != getpass.getpass("Repeat the password: "):
+        raise UsageError("the two passwords differ")
+    return first
+
+
+@users_group.command("add")
+@click.argument("name")
+@workspace_option
+@click.option("--role", type=click.Choice(["viewer", "analyst", "admin"]), default="viewer", show_default=True)
+@click.option("--password-env", metavar="VAR", help="Read the password from this environment variable (for scripts).")
+@click.option("--replace", is_flag=True, help="Change the password or role of an existing account.")
+def users_add(name: str, workspace: Path, role: str, password_env: str | None, replace: bool) -> None:
+    """Create (or with --replace, change) the account NAME; asks for the password."""
+    from derisk.web.auth import UserStore, check_name
+
+    check_name(name)
+    if not workspace.is_dir():
+        raise StoreError("no workspace here (run `derisk analyze` first, or pass --workspace)", source=str(workspace))
+    user = UserStore(workspace).add(name, _password(password_env), role, replace=replace)
+    click.echo(f"account {user.name} ({user.role}) saved; existing sessions of it have ended", err=True)
+
+
+@users_group.command("list")
+@workspace_option
+def users_list(workspace: Path) -> None:
+    """List accounts and their roles."""
+    from derisk.web.auth import UserStore
+
+    for user in sorted(UserStore(workspace).load().values(), key=lambda u: u.name):
+        click.echo(f"{user.name}\t{user.role}\t{user.created}")
+
+
+@users_group.command("remove")
+@click.argument("name")
+@workspace_option
+def users_remove(name: str, workspace: Path) -> None:
+    """Remove the account NAME (its sessions end at once)."""
+    from derisk.web.auth import UserStore
+
+    UserStore(workspace).remove(name)
+    click.echo(f"account {name} removed", err=True)

@@ -1,0 +1,72 @@
+"""Which messages the interface and the reports use, and keeping the catalogues in step with them.
+
+``messages()`` extracts every msgid with Babel's extractors: the ``_()`` calls in the dashboard's
+and the reports' Jinja2 templates, ``_()``/``N_()`` marks in the dashboard's Python code, and the
+fixed English texts of the analysis document (method, limits, disclaimer) that the report passes
+through ``_()``. ``python -m derisk.i18n.extract`` adds missing msgids to each ``.po`` file (empty,
+to be translated) and reports how many are untranslated.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import write_po
+
+from derisk.i18n import DOMAIN, LANGUAGES, catalog
+
+_PACKAGES = ("derisk.web", "derisk.report")
+_METHOD_MAP = [("**/templates/**.j2", "jinja2"), ("**.py", "python")]
+_OPTIONS = {"**/templates/**.j2": {"extensions": "jinja2.ext.i18n", "trimmed": "false"}}
+_EXTRACTORS = {"jinja2": "jinja2.ext:babel_extract", "python": "babel.messages.extract:extract_python"}
+
+
+def _static_texts() -> list[str]:
+    from derisk.analysis import DISCLAIMER, LIMITS, METHOD
+
+    return [METHOD, LIMITS, DISCLAIMER]
+
+
+def messages() -> dict[str, list[str]]:
+    """msgid → places it is used (file:line)."""
+    found: dict[str, list[str]] = {}
+    for package in _PACKAGES:
+        root = Path(str(resources.files(package)))
+        for filename, lineno, message, _comments, _context in extract_from_dir(
+            str(root), _METHOD_MAP, _OPTIONS, keywords={"_": None, "N_": None, "gettext": None}
+        ):
+            if isinstance(message, tuple):
+                message = message[0]
+            if message:
+                found.setdefault(message, []).append(f"{package}:{filename}:{lineno}")
+    for text in _static_texts():
+        found.setdefault(text, []).append("derisk.analysis")
+    return found
+
+
+def update(locale_dir: Path) -> dict[str, int]:
+    """Add missing msgids to every catalogue under ``locale_dir``; returns untranslated counts."""
+    wanted = messages()
+    counts = {}
+    for lang in LANGUAGES[1:]:
+        path = locale_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+        old = catalog(lang) if path.exists() else Catalog(locale=lang, domain=DOMAIN)
+        new = Catalog(locale=lang, domain=DOMAIN, project="derisk", charset="utf-8")
+        for msgid in sorted(wanted):
+            prev = old.get(msgid)
+            new.add(msgid, prev.string if prev is not None else "", locations=[])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            write_po(fh, new, width=0, omit_header=False, sort_output=True)
+        counts[lang] = sum(1 for m in new if m.id and not m.string)
+    return counts
+
+
+if __name__ == "__main__":  # pragma: no cover - a maintenance command
+    here = Path(__file__).parent / "locale"
+    for lang, missing in update(here).items():
+        sys.stderr.write(f"{lang}: {missing} untranslated\n")

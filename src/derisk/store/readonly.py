@@ -1,0 +1,207 @@
+"""Read-only access to a workspace for the dashboard, with a time limit on every request.
+
+The dashboard never writes the database: it opens the workspace read-only for the length of one
+request and closes it again, so that ``derisk analyze`` (the single writer) can take its turn
+between requests. DuckDB refuses a read-only open while another process holds the file read-write;
+that surfaces as :class:`derisk.errors.StoreError` with the reason ``locked``.
+
+A :class:`threading.Timer` interrupts the connection when a request's queries take longer than the
+limit; the interrupted query raises :class:`StoreError` ("took longer than ...").
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import duckdb
+import pyarrow as pa
+
+from derisk.errors import StoreError
+from derisk.store.workspace import DB_FILE, Workspace
+
+DEFAULT_TIME_LIMIT: Final = 5.0
+#: Columns of one flow as the dashboard shows it (evidence rows).
+FLOW_COLUMNS: Final = (
+    "flow_id", "first_seen", "last_seen", "system", "src_ip", "src_port", "dst_ip", "dst_port", "protocol",
+    "bytes_out", "bytes_in", "server_name", "server_name_source", "application", "user_agent", "dns_query",
+    "dst_org", "dst_controller", "dst_jurisdiction",
+)  # fmt: skip
+
+
+def fingerprint(path: Path) -> tuple[int, int, int, int]:
+    """Changes whenever the CLI writes the workspace (database and write-ahead log sizes and times)."""
+    out: list[int] = []
+    for name in (DB_FILE, DB_FILE + ".wal"):
+        try:
+            st = os.stat(path / name)
+        except OSError:
+            out += [0, 0]
+        else:
+            out += [st.st_mtime_ns, st.st_size]
+    return (out[0], out[1], out[2], out[3])
+
+
+class ReadOnlyWorkspace:
+    """One request's read-only view of a workspace; use :func:`open_readonly`."""
+
+    def __init__(self, ws: Workspace, time_limit: float) -> None:
+        self.ws = ws
+        self.path = ws.path
+        self.time_limit = time_limit
+        self._timer = threading.Timer(time_limit, self._interrupt)
+        self._timer.daemon = True
+        self._timer.start()
+        self.timed_out = False
+
+    def _interrupt(self) -> None:
+        self.timed_out = True
+        try:
+            self.ws.con.interrupt()
+        except duckdb.Error:  # pragma: no cover - the connection closed meanwhile
+            pass
+
+    def close(self) -> None:
+        self._timer.cancel()
+        self.ws.close()
+
+    def __enter__(self) -> ReadOnlyWorkspace:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _fail(self, exc: duckdb.Error) -> StoreError:
+        if self.timed_out or isinstance(exc, duckdb.InterruptException):
+            return StoreError(f"a query took longer than {self.time_limit:g} s", source=str(self.path))
+        return StoreError(f"query failed ({type(exc).__name__})", source=str(self.path))
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        try:
+            rel = self.ws.con.execute(sql, params or [])
+            names = [d[0] for d in rel.description or []]
+            return [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+        except duckdb.Error as exc:
+            raise self._fail(exc) from None
+
+    def arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        try:
+            return self.ws.query_arrow(sql, params)
+        except duckdb.Error as exc:
+            raise self._fail(exc) from None
+
+    def has_table(self, name: str) -> bool:
+        found = self.rows("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?", [name])
+        return bool(found[0]["n"])
+
+
+@contextmanager
+def open_readonly(path: Path, time_limit: float = DEFAULT_TIME_LIMIT) -> Iterator[ReadOnlyWorkspace]:
+    """Open ``path`` read-only for one request; raises StoreError if missing, locked or unusable."""
+    ws = Workspace.open(path, create=False, read_only=True)
+    view = ReadOnlyWorkspace(ws, time_limit)
+    try:
+        yield view
+    except duckdb.Error as exc:
+        raise view._fail(exc) from None
+    finally:
+        view.close()
+
+
+# -- queries the dashboard needs beyond derisk.store.flows -----------------------------------------
+
+
+def latest_run(view: ReadOnlyWorkspace) -> dict[str, Any] | None:
+    rows = view.rows("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")
+    return rows[0] if rows else None
+
+
+def hourly(view: ReadOnlyWorkspace, unknown: str) -> list[dict[str, Any]]:
+    """Bytes sent per hour and controlling jurisdiction (external traffic only)."""
+    return view.rows(
+        "SELECT date_trunc('hour', first_seen) AS hour, coalesce(dst_jurisdiction, ?) AS jurisdiction,"
+        " sum(coalesce(bytes_out, 0)) AS bytes_out FROM flows_attributed"
+        " WHERE direction IN ('outbound', 'inbound') AND first_seen IS NOT NULL"
+        " GROUP BY ALL ORDER BY hour, jurisdiction",
+        [unknown],
+    )
+
+
+def _flow_select(limit: int) -> str:
+    cols = ", ".join(f'"{c}"' for c in FLOW_COLUMNS)
+    return f"SELECT {cols} FROM flows_attributed WHERE {{where}} ORDER BY first_seen, flow_id LIMIT {int(limit)}"
+
+
+def flows_by_ids(view: ReadOnlyWorkspace, flow_ids: list[str], limit: int = 200) -> list[dict[str, Any]]:
+    if not flow_ids:
+        return []
+    ids = pa.table({"flow_id": pa.array(flow_ids[:limit], pa.string())})
+    view.ws.con.register("_derisk_ids", ids)
+    try:
+        sql = _flow_select(limit).format(where="flow_id IN (SELECT flow_id FROM _derisk_ids)")
+        return view.rows(sql)
+    finally:
+        view.ws.con.unregister("_derisk_ids")
+
+
+def flows_to(view: ReadOnlyWorkspace, dst_ip: str, limit: int = 200) -> list[dict[str, Any]]:
+    return view.rows(_flow_select(limit).format(where="dst_ip = ?"), [dst_ip])
+
+
+def entity_ids(view: ReadOnlyWorkspace) -> dict[str, str]:
+    """Names of organisations and controllers seen in the attribution, mapped to their entity ids."""
+    rows = view.rows(
+        "SELECT DISTINCT dst_org AS name, dst_org_id AS id FROM attribution WHERE dst_org_id IS NOT NULL"
+        " UNION SELECT DISTINCT dst_controller, dst_controller_id FROM attribution"
+        " WHERE dst_controller_id IS NOT NULL"
+    )
+    return {str(r["name"]): str(r["id"]) for r in rows if r["name"]}
+
+
+def destinations_of(view: ReadOnlyWorkspace, entity_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Destinations operated or controlled by an entity, most bytes sent first."""
+    return view.rows(
+        "SELECT dst_ip AS ip, any_value(server_name) AS server_name, count(*) AS flows,"
+        " sum(coalesce(bytes_out, 0)) AS bytes_out, list_sort(list_distinct(list(system)"
+        " FILTER (WHERE system IS NOT NULL))) AS systems FROM flows_attributed"
+        " WHERE dst_controller_id = ? OR dst_org_id = ? GROUP BY dst_ip ORDER BY bytes_out DESC"
+        f" LIMIT {int(limit)}",
+        [entity_id, entity_id],
+    )
+
+
+def search_flows(view: ReadOnlyWorkspace, text: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Destinations whose address, server name, DNS name, domain or organisation contains ``text``."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return view.rows(
+        "SELECT dst_ip AS ip, any_value(server_name) AS server_name, any_value(dst_org) AS organisation,"
+        " any_value(dst_as_org) AS as_org, any_value(dst_controller) AS controller,"
+        " any_value(dst_jurisdiction) AS jurisdiction, count(*) AS flows FROM flows_attributed"
+        " WHERE direction IN ('outbound', 'inbound') AND (dst_ip ILIKE $1 ESCAPE '\\'"
+        " OR server_name ILIKE $1 ESCAPE '\\' OR dns_query ILIKE $1 ESCAPE '\\'"
+        " OR dst_domain ILIKE $1 ESCAPE '\\' OR dst_org ILIKE $1 ESCAPE '\\' OR dst_as_org ILIKE $1 ESCAPE '\\'"
+        " OR dst_controller ILIKE $1 ESCAPE '\\' OR system ILIKE $1 ESCAPE '\\')"
+        f" GROUP BY dst_ip ORDER BY flows DESC LIMIT {int(limit)}",
+        [pattern],
+    )
+
+
+def stored_alerts(view: ReadOnlyWorkspace) -> list[str]:
+    """The stored alert documents (JSON text), most severe first."""
+    if not view.has_table("alerts"):
+        return []
+    rows = view.rows("SELECT doc FROM alerts ORDER BY severity_rank DESC, score DESC, kind, destination")
+    return [str(r["doc"]) for r in rows]
+
+
+def bare_count(path: Path) -> int:
+    """The cheapest real query (for benchmarks: the baseline a page is measured against)."""
+    with open_readonly(path) as view:
+        return int(view.rows("SELECT count(*) AS n FROM flows")[0]["n"])

@@ -1,0 +1,218 @@
+"""The dashboard's Starlette application: ``create_app(workspace)``.
+
+Server-rendered Jinja2 templates (autoescaped), one small JavaScript file, read-only time-limited
+access to the workspace, accounts with roles, CSRF tokens on every form, an audit log and strict
+security headers. See docs/dashboard.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from derisk.errors import DeriskError
+from derisk.web import pages, session_views
+from derisk.web.audit import AuditLog
+from derisk.web.auth import Sessions, Throttle, UserStore, load_secret
+from derisk.web.readonly import WorkspaceReader
+from derisk.web.render import error_page
+
+log = logging.getLogger(__name__)
+
+MAX_BODY: Final = 2 * 1024 * 1024
+CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS: Final = (
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+)
+LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Config:
+    """Everything the pages need, on ``request.app.state.derisk``."""
+
+    workspace: Path
+    reader: WorkspaceReader
+    users: UserStore
+    sessions: Sessions
+    audit: AuditLog
+    secure_cookies: bool
+    site_file: Path | None = None
+    cases_dir: Path | None = None
+    throttle: Throttle = field(default_factory=Throttle)
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response; the CSP unless a response set its own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", CSP.encode()))
+                if b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                headers.extend(SECURITY_HEADERS)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes (413) and bodies of unknown length (411)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        length = headers.get(b"content-length")
+        status = None
+        if length is None:
+            status = 411
+        else:
+            try:
+                status = 413 if int(length) > self.limit else None
+            except ValueError:
+                status = 400
+        if status is not None:
+            response = error_page(Request(scope), status)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413)
+            return message
+
+        await self.app(scope, bounded, send)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) and status not in (404, 405) else None
+    return error_page(request, status, detail)
+
+
+async def _derisk_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DeriskError)
+    status = {"NotFoundError": 404, "UsageError": 400, "InputError": 400}.get(type(exc).__name__, 503)
+    if type(exc).__name__ == "StoreError" and "locked" in exc.message:
+        return error_page(request, 503, "locked")
+    return error_page(request, status, exc.one_line())
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.error("internal error on %s: %s", request.url.path, type(exc).__name__, exc_info=exc)
+    return error_page(request, 500)
+
+
+def create_app(
+    workspace: Path,
+    *,
+    host: str = "127.0.0.1",
+    site_file: Path | None = None,
+    cases_dir: Path | None = None,
+    time_limit: float = 5.0,
+    allowed_hosts: list[str] | None = None,
+    warm: bool = True,
+) -> Starlette:
+    """The dashboard over ``workspace`` (read-only). ``host`` decides cookie security and allowed Host headers."""
+    workspace = Path(workspace)
+    reader = WorkspaceReader(workspace, time_limit=time_limit)
+    if site_file is None and (workspace / "site.yaml").is_file():
+        site_file = workspace / "site.yaml"
+    config = Config(
+        workspace=workspace,
+        reader=reader,
+        users=UserStore(workspace),
+        sessions=Sessions(load_secret(workspace)),
+        audit=AuditLog(workspace),
+        secure_cookies=not is_loopback(host),
+        site_file=site_file,
+        cases_dir=cases_dir or workspace / "cases",
+    )
+    hosts = allowed_hosts or [*LOOPBACK_NAMES, host.strip("[]")]
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        HTTPException: _http_error,
+        DeriskError: _derisk_error,
+        Exception: _crash,
+    }
+    static = Path(__file__).parent / "static"
+    routes = [
+        *session_views.routes(),
+        *pages.routes(),
+        Mount("/static", app=StaticFiles(directory=static), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
+            Middleware(BodyLimit),
+        ],
+        exception_handlers=handlers,
+    )
+    app.state.derisk = config
+    if warm:
+        threading.Thread(target=_warm, args=(reader,), daemon=True, name="derisk-warm").start()
+    return app
+
+
+def _warm(reader: WorkspaceReader) -> None:
+    try:
+        reader.warm()
+    except DeriskError as exc:
+        log.warning("could not prepare the dashboard's data yet: %s", exc.one_line())
+
+
+__all__ = ["Config", "Route", "create_app", "is_loopback"]

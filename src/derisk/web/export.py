@@ -1,0 +1,42 @@
+"""Every page as a downloadable report: a self-contained HTML file or a PDF."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from derisk.web.pdf import html_to_pdf
+from derisk.web.render import environment, inline_css
+
+if TYPE_CHECKING:
+    from derisk.web.session_views import Page, Visit
+
+#: Exported HTML has its stylesheet inline and no scripts.
+EXPORT_CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def export_html(visit: Visit, page: Page) -> str:
+    context = visit.context(**page.context)
+    context.update(export=True, css=inline_css(), path=visit.request.url.path)
+    return environment(visit.lang).get_template(page.template).render(**context)
+
+
+def export_response(request: Request, visit: Visit, page: Page, fmt: str) -> Response:
+    html = export_html(visit, page)
+    base = _FILENAME.sub("-", f"derisk-{page.name}-{visit.lang}").strip("-")[:100]
+    if fmt == "pdf":
+        body, media, ext = html_to_pdf(html), "application/pdf", "pdf"
+    else:
+        body, media, ext = html.encode("utf-8"), "text/html; charset=utf-8", "html"
+    return Response(
+        body,
+        media_type=media,
+        headers={
+            "content-disposition": f'attachment; filename="{base}.{ext}"',
+            "content-security-policy": EXPORT_CSP,
+        },
+    )

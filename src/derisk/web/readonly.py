@@ -1,0 +1,113 @@
+"""What the dashboard reads from a workspace, cached until the CLI next writes it.
+
+Each request opens the workspace read-only (:func:`derisk.store.readonly.open_readonly`) and closes
+it at the end, so ``derisk analyze`` can take its turn. Whole-workspace aggregates (the analysis
+document, alerts, the control graph, hourly traffic) are cached under the database's fingerprint
+(:func:`derisk.store.readonly.fingerprint`): a write by the CLI changes it and the next request
+recomputes them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from derisk.analysis import UNKNOWN_JURISDICTION, build_document
+from derisk.know.graph import Graph, load_graph
+from derisk.site import Site
+from derisk.store import readonly as store
+from derisk.store.readonly import ReadOnlyWorkspace, open_readonly
+
+T = TypeVar("T")
+
+
+@dataclass
+class Snapshot:
+    """Whole-workspace aggregates as of one fingerprint."""
+
+    doc: dict[str, Any]
+    alerts: list[dict[str, Any]]
+    entity_ids: dict[str, str]
+    hourly: list[dict[str, Any]]
+    run: dict[str, Any] | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def alert(self, alert_id: str) -> dict[str, Any] | None:
+        return next((a for a in self.alerts if a.get("alert_id") == alert_id), None)
+
+    def destination(self, ip: str) -> dict[str, Any] | None:
+        return next((d for d in self.doc["destinations"] if d["ip"] == ip), None)
+
+
+class WorkspaceReader:
+    """Read-only, time-limited, cached access to one workspace for the dashboard."""
+
+    def __init__(self, path: Path, *, time_limit: float = store.DEFAULT_TIME_LIMIT,
+                 warm_time_limit: float = 120.0) -> None:
+        self.path = path
+        self.time_limit = time_limit
+        self.warm_time_limit = warm_time_limit
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[tuple[int, ...], Any]] = {}
+
+    @contextmanager
+    def view(self, time_limit: float | None = None) -> Iterator[ReadOnlyWorkspace]:
+        with open_readonly(self.path, time_limit or self.time_limit) as v:
+            yield v
+
+    def cached(self, key: str, compute: Callable[[ReadOnlyWorkspace], T], view: ReadOnlyWorkspace | None = None) -> T:
+        """``compute(view)`` cached under the workspace's current fingerprint."""
+        fp = store.fingerprint(self.path)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == fp:
+            value: T = hit[1]
+            return value
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == fp:
+                return hit[1]  # type: ignore[no-any-return]
+            if view is not None:
+                value = compute(view)
+            else:
+                with self.view(self.warm_time_limit) as v:
+                    value = compute(v)
+            self._cache[key] = (fp, value)
+            return value
+
+    def snapshot(self) -> Snapshot:
+        return self.cached("snapshot", _build_snapshot)
+
+    def graph(self) -> Graph:
+        return self.cached("graph", lambda v: load_graph(v.ws))
+
+    def warm(self) -> None:
+        """Compute the snapshot and graph now (called in a thread when the server starts)."""
+        self.snapshot()
+        self.graph()
+
+
+def _build_snapshot(view: ReadOnlyWorkspace) -> Snapshot:
+    run = store.latest_run(view)
+    alerts = [json.loads(d) for d in store.stored_alerts(view)]
+    run_doc = {}
+    if run:
+        run_doc = {
+            "run_id": run["run_id"],
+            "started_at": run["started_at"].isoformat() if run.get("started_at") else None,
+            "ipdata_version": run.get("ipdata_version"),
+            "registry_version": run.get("registry_version"),
+        }
+    site = Site(name=run["site"] if run else None, internal_networks=(), systems=())
+    doc = build_document(view.ws, site, input_ids=None, run=run_doc, alerts=alerts)
+    return Snapshot(
+        doc=doc,
+        alerts=alerts,
+        entity_ids=store.entity_ids(view),
+        hourly=store.hourly(view, UNKNOWN_JURISDICTION),
+        run=run,
+    )
