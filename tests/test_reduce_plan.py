@@ -130,3 +130,28 @@ def test_catalogue_rejects_missing_sources_and_unknown_keys(mutate, message) -> 
     with pytest.raises(DataError) as err:
         parse_catalogue(doc, "mitigations.yaml")
     assert message in str(err.value)
+
+
+def test_eu_member_list_is_sourced_and_checked() -> None:
+    from derisk.reduce.jurisdictions import EU_PLACEHOLDER, eu_members, parse_members
+
+    eu = eu_members()
+    assert len(eu.codes) == 27 and "BE" in eu.codes and "GB" not in eu.codes and "GR" in eu.codes
+    assert (
+        eu.source and eu.is_eu(EU_PLACEHOLDER) and eu.is_third_country("CN") and not eu.is_third_country(None)
+    )
+    good = {
+        "schema": "derisk.eu-members/1",
+        "as_of": "2020-02-01",
+        "source": "x",
+        "members": {"BE": "Belgium"},
+    }
+    parse_members(good, "t")
+    for bad in (
+        {**good, "colour": 1},
+        {k: v for k, v in good.items() if k != "source"},
+        {**good, "source": " "},
+        {**good, "members": {"Belgium": "BE"}},
+    ):
+        with pytest.raises(DataError):
+            parse_members(bad, "t")
