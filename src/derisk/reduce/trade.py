@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from derisk.errors import InputError, UsageError
-from derisk.reduce.baci import Country, EuAggregates, aggregate_eu
+from derisk.reduce.baci import Country, EuAggregates, aggregate_eu, read_small_csv
 from derisk.reduce.findings import Finding
 from derisk.reduce.jurisdictions import EuMembers, eu_members
 
@@ -326,8 +326,6 @@ def _finding(kind: str, severity: str, subject: str, sentence: str) -> Finding:
 
 def load_production(path: Path) -> dict[str, float]:
     """EU production by product (``k,v`` CSV, thousand USD), for the apparent-consumption denominator."""
-    from derisk.reduce.baci import read_small_csv
-
     rows = read_small_csv(path, "production table")
     if not rows or not {"k", "v"} <= set(rows[0]):
         raise InputError("not a production table (expected columns k, v)", source=str(path))
