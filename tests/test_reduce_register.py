@@ -91,12 +91,22 @@ def test_unknown_system_references_are_one_clear_error() -> None:
 def test_missing_functions_section_and_bad_supplier_values() -> None:
     with pytest.raises(ConfigError, match="has no 'functions' section"):
         build_register(parse_site({"systems": SYSTEMS}, "s"), table_resolver({}), source="s")
-    systems = [{"name": "a", "vendor": "X", "hosting": [], "support": [1], "hosts": ["10.0.0.1"]}]
+    systems = [
+        {
+            "name": "a",
+            "vendor": "X",
+            "hosting": [],
+            "support": [1],
+            "hardware": ["Y", "Y"],
+            "hosts": ["10.0.0.1"],
+        }
+    ]
     doc = {"systems": systems, "functions": [{"name": "f", "systems": ["a"]}]}
     with pytest.raises(ConfigError) as err:
         build_register(parse_site(doc, "s"), table_resolver({}), source="s")
     assert "systems (a).hosting: an empty list" in str(err.value)
     assert "systems (a).support: must be a supplier name" in str(err.value)
+    assert "systems (a).hardware: listed twice: Y" in str(err.value)
 
 
 def test_system_without_suppliers_and_system_outside_register_are_findings() -> None:

@@ -225,6 +225,10 @@ def _supplier_names(value: Any, where: str, problems: list[Problem]) -> list[str
         names.append(item.strip())
     if isinstance(value, list) and not names:
         problems.append(Problem(where, "an empty list: omit the key when there is no such supplier"))
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        problems.append(Problem(where, f"listed twice: {', '.join(dupes)}"))
+        return []
     return names
 
 
@@ -318,8 +322,8 @@ def build_register(site: Site, resolver: Resolver, *, source: str = "site file")
                     subject=name,
                     sentence=(
                         f"Supplier {name!r} ({'; '.join(where)}) is not in the control graph, so its "
-                        "controller and jurisdiction are unknown; add it to the graph (derisk know) "
-                        "rather than guess."
+                        "controller and jurisdiction are unknown; add it to the graph (derisk entity "
+                        "import, with --workspace) rather than guess."
                     ),
                     evidence={"supplier": name, "used_by": where},
                 )
