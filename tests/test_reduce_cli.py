@@ -212,3 +212,10 @@ def test_traffic_from_a_workspace_confirms_the_cloud_and_flags_undeclared(
     assert "Google LLC (controlled by Alphabet Inc., US)" in undeclared[0]["sentence"]
     assert ("declared-without-traffic", "office/vendor") in findings
     assert ("system-without-traffic", "cctv") in findings
+
+
+def test_json_to_stdout_keeps_the_summary_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reduce", "--trade-sample", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["schema"] == "derisk.reduce/1"
+    assert "Dependent products" in captured.err
