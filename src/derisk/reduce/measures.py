@@ -1,6 +1,6 @@
 """Measures of a dependency register: shares by jurisdiction, concentration, single points, risk score.
 
-Definitions (also in docs/reduce.md, which a test keeps in step with this module):
+Definitions (also in docs/reduce.md; tests/test_reduce_measures.py checks them on hand-computed registers):
 
 * A **dependency edge** is (function, system, role, supplier) for every system a function needs and
   every supplier named for a role of that system. An edge's **weight** is 1/n when the role names n
