@@ -27,13 +27,20 @@ def environment(locale: str = "en", translations: gettext.NullTranslations | Non
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(translations or gettext.NullTranslations(), newstyle=True)  # type: ignore[attr-defined]
+    if translations is None:
+        from derisk.i18n import gettext_for
+
+        translations = gettext_for(locale)
+        cache = True
+    else:
+        cache = False
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.filters["bytes"] = human_bytes
     env.filters["country"] = lambda code: country_name(code, locale)
     env.filters["law"] = law_citation
     env.filters["bound"] = lambda text, n=200: bound(None if text is None else str(text), n)
     env.globals["share"] = share
-    if translations is None:
+    if cache:
         _ENVIRONMENTS[locale] = env
     return env
 
