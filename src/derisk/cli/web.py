@@ -22,16 +22,41 @@ def register(group: click.Group) -> None:
 
 @click.command("serve")
 @workspace_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="TCP port (0: any free port).")
-@click.option("--site", "site_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Site file for the dependency register and plan [default: WORKSPACE/site.yaml if present].")
-@click.option("--cases", "cases_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Folder of deal files for screening [default: WORKSPACE/cases].")
-@click.option("--time-limit", type=click.FloatRange(0.1, 600), default=5.0, show_default=True,
-              help="Seconds a page's queries may take before they are interrupted.")
-@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="TLS certificate (PEM).")
-@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="TLS private key (PEM).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default)."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="TCP port (0: any free port).",
+)
+@click.option(
+    "--site",
+    "site_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Site file for the dependency register and plan [default: WORKSPACE/site.yaml if present].",
+)
+@click.option(
+    "--cases",
+    "cases_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of deal files for screening [default: WORKSPACE/cases].",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(0.1, 600),
+    default=5.0,
+    show_default=True,
+    help="Seconds a page's queries may take before they are interrupted.",
+)
+@click.option(
+    "--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="TLS certificate (PEM)."
+)
+@click.option(
+    "--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="TLS private key (PEM)."
+)
 def serve_command(workspace: Path, host: str, port: int, site_file: Path | None, cases_dir: Path | None,
                   time_limit: float, tls_cert: Path | None, tls_key: Path | None) -> None:  # fmt: skip
     """Serve the dashboard over WORKSPACE (read-only) until interrupted.
@@ -47,7 +72,9 @@ def serve_command(workspace: Path, host: str, port: int, site_file: Path | None,
     from derisk.web.auth import UserStore
 
     if not (workspace / DB_FILE).is_file():
-        raise StoreError("no workspace here (run `derisk analyze` first, or pass --workspace)", source=str(workspace))
+        raise StoreError(
+            "no workspace here (run `derisk analyze` first, or pass --workspace)", source=str(workspace)
+        )
     if site_file is not None and not site_file.is_file():
         raise ConfigError("no such site file", source=str(site_file))
     if bool(tls_cert) != bool(tls_key):
@@ -70,7 +97,10 @@ def serve_command(workspace: Path, host: str, port: int, site_file: Path | None,
             err=True,
         )
     if not is_loopback(host) and not tls_cert:
-        click.echo("  note: cookies are Secure off loopback; put a TLS proxy in front or pass --tls-cert/--tls-key", err=True)
+        click.echo(
+            "  note: cookies are Secure off loopback; put a TLS proxy in front or pass --tls-cert/--tls-key",
+            err=True,
+        )
     uvicorn.run(
         app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
         ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
@@ -97,8 +127,12 @@ def _password(from_env: str | None) -> str:
 @users_group.command("add")
 @click.argument("name")
 @workspace_option
-@click.option("--role", type=click.Choice(["viewer", "analyst", "admin"]), default="viewer", show_default=True)
-@click.option("--password-env", metavar="VAR", help="Read the password from this environment variable (for scripts).")
+@click.option(
+    "--role", type=click.Choice(["viewer", "analyst", "admin"]), default="viewer", show_default=True
+)
+@click.option(
+    "--password-env", metavar="VAR", help="Read the password from this environment variable (for scripts)."
+)
 @click.option("--replace", is_flag=True, help="Change the password or role of an existing account.")
 def users_add(name: str, workspace: Path, role: str, password_env: str | None, replace: bool) -> None:
     """Create (or with --replace, change) the account NAME; asks for the password."""
@@ -106,7 +140,9 @@ def users_add(name: str, workspace: Path, role: str, password_env: str | None, r
 
     check_name(name)
     if not workspace.is_dir():
-        raise StoreError("no workspace here (run `derisk analyze` first, or pass --workspace)", source=str(workspace))
+        raise StoreError(
+            "no workspace here (run `derisk analyze` first, or pass --workspace)", source=str(workspace)
+        )
     user = UserStore(workspace).add(name, _password(password_env), role, replace=replace)
     click.echo(f"account {user.name} ({user.role}) saved; existing sessions of it have ended", err=True)
 

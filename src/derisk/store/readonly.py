@@ -11,7 +11,7 @@ limit; the interrupted query raises :class:`StoreError` ("took longer than ...")
 
 from __future__ import annotations
 
-import os
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +39,7 @@ def fingerprint(path: Path) -> tuple[int, int, int, int]:
     out: list[int] = []
     for name in (DB_FILE, DB_FILE + ".wal"):
         try:
-            st = os.stat(path / name)
+            st = (path / name).stat()
         except OSError:
             out += [0, 0]
         else:
@@ -61,10 +61,8 @@ class ReadOnlyWorkspace:
 
     def _interrupt(self) -> None:
         self.timed_out = True
-        try:
+        with contextlib.suppress(duckdb.Error):  # the connection may have closed meanwhile
             self.ws.con.interrupt()
-        except duckdb.Error:  # pragma: no cover - the connection closed meanwhile
-            pass
 
     def close(self) -> None:
         self._timer.cancel()
@@ -136,7 +134,9 @@ def hourly(view: ReadOnlyWorkspace, unknown: str) -> list[dict[str, Any]]:
 
 def _flow_select(limit: int) -> str:
     cols = ", ".join(f'"{c}"' for c in FLOW_COLUMNS)
-    return f"SELECT {cols} FROM flows_attributed WHERE {{where}} ORDER BY first_seen, flow_id LIMIT {int(limit)}"
+    return (
+        f"SELECT {cols} FROM flows_attributed WHERE {{where}} ORDER BY first_seen, flow_id LIMIT {int(limit)}"
+    )
 
 
 def flows_by_ids(view: ReadOnlyWorkspace, flow_ids: list[str], limit: int = 200) -> list[dict[str, Any]]:

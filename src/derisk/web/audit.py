@@ -28,8 +28,16 @@ class AuditLog:
         self.path = web_dir(workspace) / AUDIT_FILE
         self._lock = threading.Lock()
 
-    def record(self, action: str, *, user: str | None, role: str | None, path: str, client: str | None,
-               detail: str | None = None) -> None:
+    def record(
+        self,
+        action: str,
+        *,
+        user: str | None,
+        role: str | None,
+        path: str,
+        client: str | None,
+        detail: str | None = None,
+    ) -> None:
         entry = {
             "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "user": user,

@@ -33,7 +33,7 @@ from derisk.errors import ConfigError, NotFoundError, StoreError, UsageError
 ROLES: Final = ("viewer", "analyst", "admin")
 WEB_DIR: Final = "web"
 USERS_FILE: Final = "users.json"
-SECRET_FILE: Final = "secret.key"
+SECRET_FILE: Final = "secret.key"  # noqa: S105 - a file name, not a secret
 SESSION_TTL: Final = 8 * 3600
 LOGIN_TOKEN_TTL: Final = 3600
 MIN_PASSWORD: Final = 12
@@ -119,7 +119,12 @@ class UserStore:
 
     def _save(self, users: dict[str, User]) -> None:
         _private_dir(self.workspace)
-        doc = {"users": {u.name: {"role": u.role, "hash": u.password_hash, "created": u.created} for u in users.values()}}
+        doc = {
+            "users": {
+                u.name: {"role": u.role, "hash": u.password_hash, "created": u.created}
+                for u in users.values()
+            }
+        }
         _write_private(self.path, json.dumps(doc, indent=2, sort_keys=True).encode())
 
     def add(self, name: str, password: str, role: str, *, replace: bool = False) -> User:

@@ -69,13 +69,19 @@ def _parse(text: bytes, name: str) -> Any:
     try:
         return yaml.safe_load(text.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"not a readable YAML or JSON deal file ({type(exc).__name__})", source=name) from None
+        raise InputError(
+            f"not a readable YAML or JSON deal file ({type(exc).__name__})", source=name
+        ) from None
 
 
 @guarded()
 def screening_list(visit: Visit) -> Page:
     files = [p.name for p in _case_files(visit)]
-    return Page("screening.html.j2", {"files": files, "cases_dir": str(visit.config.cases_dir), "error": None}, "screening")
+    return Page(
+        "screening.html.j2",
+        {"files": files, "cases_dir": str(visit.config.cases_dir), "error": None},
+        "screening",
+    )
 
 
 @guarded()

@@ -36,7 +36,11 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 
 
 def _law_rows(jurisdiction: str | None) -> list[dict[str, Any]]:
-    return [law.to_json() | {"citation": law.citation()} for law in laws_for(jurisdiction)] if jurisdiction else []
+    return (
+        [law.to_json() | {"citation": law.citation()} for law in laws_for(jurisdiction)]
+        if jurisdiction
+        else []
+    )
 
 
 @guarded()
@@ -75,7 +79,13 @@ def destinations(visit: Visit) -> Page:
         raise HTTPException(404)
     return Page(
         "destinations.html.j2",
-        {"rows": rows[start : start + size], "page": page, "size": size, "total": len(rows), "entity_ids": snap.entity_ids},
+        {
+            "rows": rows[start : start + size],
+            "page": page,
+            "size": size,
+            "total": len(rows),
+            "entity_ids": snap.entity_ids,
+        },
         "destinations",
     )
 
@@ -127,7 +137,12 @@ def alert(visit: Visit) -> Page:
         flows = store.flows_by_ids(view, list(found.get("flow_ids") or []), limit=200)
     return Page(
         "alert.html.j2",
-        {"a": found, "flows": flows, "entity_ids": snap.entity_ids, "dest": snap.destination(str(found.get("dst_ip")))},
+        {
+            "a": found,
+            "flows": flows,
+            "entity_ids": snap.entity_ids,
+            "dest": snap.destination(str(found.get("dst_ip"))),
+        },
         f"alert-{alert_id.replace(':', '-')}",
     )
 
@@ -188,7 +203,9 @@ def search(visit: Visit) -> Page:
             a for a in visit.config.reader.snapshot().alerts
             if any(low in str(a.get(k) or "").lower() for k in ("destination", "system", "controller", "organisation"))
         ][:20]  # fmt: skip
-    return Page("search.html.j2", {"q": q, "hosts": hosts, "found": found, "matched_alerts": matched_alerts}, "search")
+    return Page(
+        "search.html.j2", {"q": q, "hosts": hosts, "found": found, "matched_alerts": matched_alerts}, "search"
+    )
 
 
 @guarded()

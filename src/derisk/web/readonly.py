@@ -47,8 +47,9 @@ class Snapshot:
 class WorkspaceReader:
     """Read-only, time-limited, cached access to one workspace for the dashboard."""
 
-    def __init__(self, path: Path, *, time_limit: float = store.DEFAULT_TIME_LIMIT,
-                 warm_time_limit: float = 120.0) -> None:
+    def __init__(
+        self, path: Path, *, time_limit: float = store.DEFAULT_TIME_LIMIT, warm_time_limit: float = 120.0
+    ) -> None:
         self.path = path
         self.time_limit = time_limit
         self.warm_time_limit = warm_time_limit
@@ -60,7 +61,9 @@ class WorkspaceReader:
         with open_readonly(self.path, time_limit or self.time_limit) as v:
             yield v
 
-    def cached(self, key: str, compute: Callable[[ReadOnlyWorkspace], T], view: ReadOnlyWorkspace | None = None) -> T:
+    def cached(
+        self, key: str, compute: Callable[[ReadOnlyWorkspace], T], view: ReadOnlyWorkspace | None = None
+    ) -> T:
         """``compute(view)`` cached under the workspace's current fingerprint."""
         fp = store.fingerprint(self.path)
         hit = self._cache.get(key)

@@ -78,7 +78,9 @@ def check_csrf(visit: Visit, token: Any) -> None:
         raise HTTPException(403)
 
 
-def guarded(role: str = "viewer") -> Callable[[Callable[[Visit], Page | Response]], Callable[[Request], Response]]:
+def guarded(
+    role: str = "viewer",
+) -> Callable[[Callable[[Visit], Page | Response]], Callable[[Request], Response]]:
     """Wrap a page handler: require a session with ``role``, audit the view, serve exports."""
     from derisk.web.export import export_response
 
@@ -135,7 +137,13 @@ def _login_form(request: Request, *, error: str | None = None, status: int = 200
         status=status,
     )
     response.set_cookie(
-        LOGIN_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict", secure=cfg.secure_cookies, path="/login"
+        LOGIN_COOKIE,
+        cookie,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=cfg.secure_cookies,
+        path="/login",
     )
     return response
 
@@ -150,7 +158,9 @@ async def login_submit(request: Request) -> Response:
     cfg = config_of(request)
     form = await request.form(max_files=0, max_fields=10)
     token = form.get("csrf")
-    if not cfg.sessions.check_login_token(request.cookies.get(LOGIN_COOKIE), token if isinstance(token, str) else None):
+    if not cfg.sessions.check_login_token(
+        request.cookies.get(LOGIN_COOKIE), token if isinstance(token, str) else None
+    ):
         raise HTTPException(403)
     name = str(form.get("username") or "")[:64]
     password = str(form.get("password") or "")
@@ -170,7 +180,12 @@ async def login_submit(request: Request) -> Response:
     cfg.audit.record("login", user=user.name, role=user.role, path="/login", client=client(request))
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        SESSION_COOKIE, cookie, max_age=cfg.sessions.ttl, httponly=True, samesite="strict", secure=cfg.secure_cookies
+        SESSION_COOKIE,
+        cookie,
+        max_age=cfg.sessions.ttl,
+        httponly=True,
+        samesite="strict",
+        secure=cfg.secure_cookies,
     )
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
@@ -182,7 +197,9 @@ async def logout(request: Request) -> Response:
         return RedirectResponse("/login", status_code=303)
     form = await request.form(max_files=0, max_fields=5)
     check_csrf(visit, form.get("csrf"))
-    visit.config.audit.record("logout", user=visit.user.name, role=visit.user.role, path="/logout", client=client(request))
+    visit.config.audit.record(
+        "logout", user=visit.user.name, role=visit.user.role, path="/logout", client=client(request)
+    )
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response

@@ -106,7 +106,10 @@ def _keys(r: dict[str, Any]) -> tuple[str, str, str]:
 
 def _colours(by_jurisdiction: dict[str, int]) -> dict[str, str]:
     ordered = sorted(by_jurisdiction, key=lambda k: -by_jurisdiction[k])
-    return {k: PALETTE[i % (len(PALETTE) - 1)] if k not in ("ZZ", "…") else PALETTE[-1] for i, k in enumerate(ordered)}
+    return {
+        k: PALETTE[i % (len(PALETTE) - 1)] if k not in ("ZZ", "…") else PALETTE[-1]
+        for i, k in enumerate(ordered)
+    }
 
 
 def trend_chart(
