@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import resource
 import statistics
@@ -182,7 +183,8 @@ def report(results: dict[int, dict[str, list[dict[str, object]]]], pipeline: str
     lines = [
         SECTION,
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, Python "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} with {os.cpu_count()} "
+        f"cores (load average {os.getloadavg()[0]:.1f} when the report was written), Python "
         f"{platform.python_version()}, by `scripts/bench_zeek.py` ({repeat} alternating runs per size, "
         "each in its own child process, imports excluded from timings; medians, best in brackets). Input: a generated TSV conn.log "
         "plus small ssl/http/dns companions (about 13,000 uids joined, 2,000 DNS answers).",
