@@ -9,7 +9,6 @@ Aggregation is vectorised (Arrow group-by); the comparison then runs over the fe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
@@ -291,11 +290,3 @@ def compare(
         bytes_out_by_jurisdiction=by_jurisdiction,
         workspace=workspace,
     )
-
-
-def read_workspace_flows(path: Path) -> pa.Table:
-    """The columns this module needs, from a workspace opened read-only."""
-    from derisk.store.workspace import Workspace
-
-    with Workspace.open(path, create=False, read_only=True) as ws:
-        return ws.read_flows(list(FLOW_COLUMNS))
