@@ -18,7 +18,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory, ipdata_dir: Path) -> Path:
 
 
 def test_demo_writes_every_artefact(demo: Path) -> None:
-    for name in ("site.yaml", "cargo-hub.pcapng", "analysis.json", "report.html", "workspace/derisk.duckdb"):
+    for name in (
+        "site.yaml",
+        "cargo-hub.pcapng",
+        "analysis.json",
+        "report.html",
+        "reduce.html",
+        "reduce.json",
+        "workspace/derisk.duckdb",
+    ):
         assert (demo / name).exists(), name
 
 
@@ -47,3 +55,14 @@ def test_demo_refuses_to_overwrite_a_foreign_folder(tmp_path: Path, ipdata_dir: 
 def test_demo_without_ip_data_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--out", str(tmp_path / "d"), "--data-dir", str(tmp_path / "none")]) == 5
     assert "derisk data update" in capsys.readouterr().err
+
+
+def test_demo_reduce_shows_china_dependency_and_a_plan_that_lowers_it(demo: Path) -> None:
+    doc = json.loads((demo / "reduce.json").read_text(encoding="utf-8"))
+    assert doc["schema"] == "derisk.reduce/1"
+    funcs = {f["name"]: f for f in doc["measures"]["functions"]}
+    assert (
+        "CN" in funcs["parcel sorting"]["depends_on"] and "CN" in funcs["customs declarations"]["depends_on"]
+    )
+    first = doc["plan"]["steps"][0]
+    assert first["after"]["edge_shares"].get("CN", 0) < first["before"]["edge_shares"]["CN"]

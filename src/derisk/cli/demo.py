@@ -18,6 +18,9 @@ from derisk.cli.watch import analyse
 from derisk.demo.scenario import SampledAddressBook, build_scenario
 from derisk.enrich.ipdata import load_ipdata
 from derisk.errors import DataError, UsageError
+from derisk.reduce.register import SCENARIO_SYSTEM_NAMES, demo_functions
+from derisk.reduce.report import render_html as render_reduce_html
+from derisk.reduce.run import reduce_site
 from derisk.report.formatting import human_bytes
 from derisk.report.html import render_analysis_html
 from derisk.report.terminal import render_analysis
@@ -105,7 +108,7 @@ def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
     site_file = out / "site.yaml"
     site_file.write_text(
         "# The demo site (fictitious), written by `derisk demo`.\n"
-        + yaml.safe_dump(scenario.site, sort_keys=False),
+        + yaml.safe_dump(_with_register(scenario.site), sort_keys=False, allow_unicode=True),
         encoding="utf-8",
     )
     capture = out / "cargo-hub.pcapng"
@@ -119,15 +122,51 @@ def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
     _, doc = analyse([capture], site, workspace, data_dir, console)
     write_atomic(out / "analysis.json", dumps(doc))
     write_atomic(out / "report.html", render_analysis_html(doc))
+    reduce_doc = reduce_site(site_file, workspace=workspace)
+    write_atomic(out / "reduce.json", dumps(reduce_doc))
+    write_atomic(out / "reduce.html", render_reduce_html(reduce_doc))
     console.print(render_analysis(doc, top=8))
     console.print(Panel(_story(doc), title="What the demo shows", title_align="left"))
     console.print(
-        f"Reports: {visible(str(out / 'report.html'), 200)}, {visible(str(out / 'analysis.json'), 200)}"
+        Panel(_reduce_story(reduce_doc), title="Dependencies and a de-risking plan", title_align="left")
     )
+    names = ("report.html", "analysis.json", "reduce.html", "reduce.json")
+    console.print("Reports: " + ", ".join(visible(str(out / n), 200) for n in names))
     console.print(
-        f"Next: `derisk analyze --workspace {visible(str(workspace), 200)}` to re-attribute, "
-        f"`derisk serve --workspace {visible(str(workspace), 200)}` for the dashboard."
+        f"Next: `derisk serve --workspace {visible(str(workspace), 200)}` opens the dashboard; "
+        f"`derisk analyze --workspace {visible(str(workspace), 200)}` re-attributes after a graph change."
     )
+
+
+def _with_register(site: dict[str, Any]) -> dict[str, Any]:
+    """The scenario's site plus its dependency register (critical functions and who supplies them)."""
+    systems = [dict(system) for system in site["systems"]]
+    for system in systems:
+        if system["name"] == SCENARIO_SYSTEM_NAMES["wms"]:
+            system["hosting"] = "Alibaba Cloud"
+    return {**site, "systems": systems, "functions": demo_functions(SCENARIO_SYSTEM_NAMES)}
+
+
+def _reduce_story(doc: dict[str, Any]) -> Text:
+    text = Text()
+    shares = doc["shares"]["dependency"]
+    parts = ", ".join(f"{cc} {100 * v:.0f}%" for cc, v in sorted(shares.items(), key=lambda kv: -kv[1]))
+    text.append(f"• Share of critical functions depending on each jurisdiction: {parts}; ")
+    text.append(
+        f"HHI of dependency {doc['hhi']:.2f}.\n" if doc.get("hhi") is not None else "HHI not computable.\n"
+    )
+    for step in doc["plan"]["steps"][:3]:
+        before, after = step["before"]["edge_shares"], step["after"]["edge_shares"]
+        moved = ", ".join(
+            f"{cc} {100 * before[cc]:.0f}% → {100 * after.get(cc, 0):.0f}%"
+            for cc in before
+            if cc in ("CN", "RU")
+        )
+        text.append(
+            f"• Step {step['rank']}: {visible(step['title'], 160)} ({visible(step['target'].get('system'), 60)})"
+        )
+        text.append(f"; dependency edges {moved}.\n" if moved else ".\n")
+    return text
 
 
 def register(group: click.Group) -> None:
