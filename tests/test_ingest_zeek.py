@@ -563,3 +563,22 @@ def test_rotated_conn_logs_are_read_in_order(tmp_path: Path) -> None:
     for uid, expected in {**ledger_a.flows, **ledger_b.flows}.items():
         assert rows[uid]["bytes_out"] == expected.bytes_out
         assert rows[uid]["server_name"] == expected.server_name
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_segments_end_at_line_ends_and_cover_the_file(tmp_path: Path, compress: bool) -> None:
+    from derisk.ingest.zeek_io import segments
+
+    lines = [f"{i}\t" + "x" * (i * 37 % 300) for i in range(2_000)] + [
+        "long\t" + "y" * 5_000,
+        "no newline at end",
+    ]
+    content = ("\n".join(lines)).encode()
+    path = tmp_path / "log"
+    path.write_bytes(gzip.compress(content) if compress else content)
+    pieces = list(segments(path, str(path), 1_024))
+    assert b"".join(p.to_pybytes() for p, _ in pieces) == content
+    assert all(p.to_pybytes().endswith(b"\n") for p, _ in pieces[:-1])
+    offsets = [offset for _, offset in pieces]
+    assert offsets == sorted(offsets)
+    assert offsets[-1] == path.stat().st_size

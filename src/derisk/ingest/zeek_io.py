@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -90,27 +90,69 @@ def segments(path: Path, display: str, size: int) -> Generator[tuple[pa.Buffer, 
     """The file's content in pieces of about ``size`` bytes that end at a line end.
 
     Each piece comes with the offset reached in the file on disk (compressed bytes for gzip), for
-    progress reporting. Only a few pieces are ever in memory, whatever the file's size.
+    progress reporting. Only a few pieces are ever in memory, whatever the file's size. A plain file
+    is read piece by piece from where the previous piece ended; gzip content is carried over.
     """
     raw, stream = open_binary(path, display)
     try:
-        rest = b""
-        while True:
-            data = stream.read(size)
-            if not data:
-                if rest:
-                    yield pa.py_buffer(rest), int(raw.tell())
-                return
-            if rest:
-                data = rest + data
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                rest = data
-                if len(rest) > MAX_LINE_BYTES:
-                    raise LineTooLong(f"a line is longer than {MAX_LINE_BYTES} bytes")
-                continue
-            rest = data[cut:]
-            yield pa.py_buffer(memoryview(data)[:cut]), int(raw.tell())
+        if stream is raw:
+            yield from _plain_segments(raw, size)
+        else:
+            yield from _stream_segments(raw, stream, size)
     finally:
         stream.close()
         raw.close()
+
+
+def _last_line_end(data: pa.Buffer) -> int:
+    """Index just after the last ``\n`` in ``data``, or 0 when there is none."""
+    view = memoryview(data)
+    window = 1 << 16
+    while True:
+        start = max(0, len(view) - window)
+        found = bytes(view[start:]).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        if start == 0:
+            return 0
+        window *= 4
+
+
+def _plain_segments(raw: pa.NativeFile, size: int) -> Iterator[tuple[pa.Buffer, int]]:
+    position, want = 0, size
+    while True:
+        raw.seek(position)
+        data = raw.read_buffer(want)
+        if data.size < want:  # the end of the file
+            if data.size:
+                yield data, position + data.size
+            return
+        cut = _last_line_end(data)
+        if cut == 0:
+            if want > MAX_LINE_BYTES:
+                raise LineTooLong(f"a line is longer than {MAX_LINE_BYTES} bytes")
+            want *= 2
+            continue
+        position += cut
+        want = size
+        yield data.slice(0, cut), position
+
+
+def _stream_segments(raw: pa.NativeFile, stream: pa.NativeFile, size: int) -> Iterator[tuple[pa.Buffer, int]]:
+    rest = b""
+    while True:
+        data = stream.read(size)
+        if not data:
+            if rest:
+                yield pa.py_buffer(rest), int(raw.tell())
+            return
+        if rest:
+            data = rest + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            rest = data
+            if len(rest) > MAX_LINE_BYTES:
+                raise LineTooLong(f"a line is longer than {MAX_LINE_BYTES} bytes")
+            continue
+        rest = data[cut:]
+        yield pa.py_buffer(memoryview(data)[:cut]), int(raw.tell())

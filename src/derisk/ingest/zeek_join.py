@@ -266,7 +266,10 @@ class Companions:
             columns = {name: pa.nulls(n, pa.string()) for name in _BY_UID_COLUMNS}
         else:
             index = pc.index_in(uid, value_set=self._by_uid["uid"])
-            columns = {name: self._by_uid[name].take(index) for name in _BY_UID_COLUMNS}
+            if index.null_count == n:
+                columns = {name: pa.nulls(n, pa.string()) for name in _BY_UID_COLUMNS}
+            else:
+                columns = {name: self._by_uid[name].take(index) for name in _BY_UID_COLUMNS}
         if self._answers is not None and columns["server_name"].null_count:
             name, source = columns["server_name"], columns["server_name_source"]
             answered = self._answers.lookup(orig_h, resp_h, ts, pc.is_null(name))
