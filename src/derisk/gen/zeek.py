@@ -466,7 +466,10 @@ def write_bench_conn_log(
             if len(sample) < 20_000:
                 sample.extend(uids.slice(0, min(n, 20_000 - len(sample))).to_pylist())
             proto = np.where(rng.random(n) < 0.85, "tcp", "udp")
-            service = np.array(["ssl", "http", "dns", "-"])[rng.integers(0, 4, n)]
+            service = np.where(
+                proto == "udp", "dns", np.array(["ssl", "ssl", "http", "-"])[rng.integers(0, 4, n)]
+            )
+            port = np.where(proto == "udp", 53, np.where(service == "http", 80, 443))
 
             def fixed(values: np.ndarray, scale: int = 1_000_000) -> pa.Array:
                 whole = pa.array(values // scale).cast(pa.string())
@@ -480,7 +483,7 @@ def write_bench_conn_log(
                     "orig_h": pa.array(np.array(clients)[rng.integers(0, len(clients), n)]),
                     "orig_p": pa.array(rng.integers(1024, 65535, n)).cast(pa.string()),
                     "resp_h": pa.array(np.array(servers)[rng.integers(0, len(servers), n)]),
-                    "resp_p": pa.array(np.where(proto == "tcp", 443, 53)).cast(pa.string()),
+                    "resp_p": pa.array(port).cast(pa.string()),
                     "proto": pa.array(proto),
                     "service": pa.array(service),
                     "duration": fixed(dur_us),

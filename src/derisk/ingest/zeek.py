@@ -1,9 +1,10 @@
 """Zeek logs in, canonical flow batches out.
 
 :func:`read_zeek` takes a conn.log (plain or gzip, TSV or JSON lines) or a directory of Zeek logs and
-yields batches of :data:`derisk.flows.INGEST_SCHEMA`. conn.log is streamed in blocks through Arrow's
-CSV or JSON reader and converted column-wise, so memory stays bounded whatever its size; the
-companion logs (ssl, http, dns) are loaded whole and joined by uid (see :mod:`.zeek_join`).
+yields batches of :data:`derisk.flows.INGEST_SCHEMA`. conn.log is cut into pieces at line ends,
+which a few threads parse with Arrow's CSV or JSON reader and convert column-wise, so memory stays
+bounded whatever its size; the companion logs (ssl, http, dns) are loaded whole and joined by uid
+(see :mod:`.zeek_join`).
 Contract for users: ``docs/ingest-zeek.md``.
 """
 
