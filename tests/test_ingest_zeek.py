@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from derisk.errors import InputError
-from derisk.flows import INGEST_SCHEMA
+from derisk.flows import BATCH_ROWS, INGEST_SCHEMA
 from derisk.gen.zeek import (
     Conn,
     Dns,
@@ -158,6 +158,7 @@ def test_large_log_streams_in_batches_and_matches_bench_ledger(tmp_path: Path) -
     bench = write_bench_conn_log(path, 120_000, seed=5)
     batches = list(read_zeek(path))
     assert len(batches) > 1
+    assert all(b.num_rows <= BATCH_ROWS for b in batches)
     assert sum(b.num_rows for b in batches) == bench.rows
     assert sum(pa.compute.sum(b["bytes_out"]).as_py() for b in batches) == bench.orig_ip_bytes
     assert sum(pa.compute.sum(b["bytes_in"]).as_py() for b in batches) == bench.resp_ip_bytes

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from derisk.errors import InputError
-from derisk.flows import INGEST_SCHEMA, TS
+from derisk.flows import BATCH_ROWS, INGEST_SCHEMA, TS
 from derisk.ingest import zeek_json, zeek_tsv
 from derisk.ingest.zeek_io import LineTooLong, is_arrow_read_error, read_error, segments, sniff
 from derisk.ingest.zeek_join import Companions, bound_text
@@ -301,7 +301,11 @@ def _stream_conn(
 
     def work(data: pa.Buffer) -> list[pa.RecordBatch]:
         table = log.parse(data, _DICTIONARY_COLUMNS).combine_chunks()
-        return [to_flows(batch, log, companions) for batch in table.to_batches() if batch.num_rows]
+        return [
+            to_flows(batch, log, companions)
+            for batch in table.to_batches(max_chunksize=BATCH_ROWS)
+            if batch.num_rows
+        ]
 
     source = log.segments()
     pending: deque[tuple[Future[list[pa.RecordBatch]], int]] = deque()
