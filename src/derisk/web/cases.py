@@ -109,15 +109,15 @@ async def screening_upload(request: Request) -> Response:
     visit = visit_of(request)
     if visit is None:
         raise HTTPException(403)
-    form = await request.form(max_files=1, max_fields=5)
-    check_csrf(visit, form.get("csrf"))
-    if not visit.user.can("analyst"):
-        raise HTTPException(403)
-    upload = form.get("deal")
-    if upload is None or isinstance(upload, str):
-        raise HTTPException(400, "choose a deal file")
-    data = await upload.read(MAX_DEAL_BYTES + 1)
-    name = (upload.filename or "upload.yaml")[-120:]
+    async with request.form(max_files=1, max_fields=5) as form:
+        check_csrf(visit, form.get("csrf"))
+        if not visit.user.can("analyst"):
+            raise HTTPException(403)
+        upload = form.get("deal")
+        if upload is None or isinstance(upload, str):
+            raise HTTPException(400, "choose a deal file")
+        data = await upload.read(MAX_DEAL_BYTES + 1)
+        name = (upload.filename or "upload.yaml")[-120:]
     if len(data) > MAX_DEAL_BYTES:
         raise HTTPException(413)
     visit.config.audit.record("screen-upload", user=visit.user.name, role=visit.user.role, path="/screening",
