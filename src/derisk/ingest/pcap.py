@@ -19,17 +19,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import mmap
 import multiprocessing
 import os
 import signal
 import struct
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import pyarrow as pa
 
@@ -126,28 +124,54 @@ def inspect_capture(path: Path) -> CaptureInfo:
     """Check that ``path`` is a complete pcap or pcapng file and count its packet records.
 
     Raises :class:`InputError` naming the file for a missing, unreadable, empty, non-capture or
-    truncated file. Reads the record framing only (no packet contents), memory-mapped.
+    truncated file. Reads the record framing only (no packet contents), in 4 MiB chunks.
     """
     fmt = capture_format(path)
     try:
-        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with path.open("rb", buffering=0) as fh:
+            window = _Window(fh, path.stat().st_size)
             if fmt == "pcap":
-                return CaptureInfo(fmt, _walk_pcap(path, data, _PCAP_MAGIC[bytes(data[:4])]))
-            return CaptureInfo(fmt, _walk_pcapng(path, data))
+                head, _ = window.view(0, 4)
+                return CaptureInfo(fmt, _walk_pcap(path, window, _PCAP_MAGIC[head[:4]]))
+            return CaptureInfo(fmt, _walk_pcapng(path, window))
     except OSError as exc:
         raise _os_error(path, exc) from None
 
 
-def _walk_pcap(path: Path, data: mmap.mmap, endian: str) -> int:
-    size = len(data)
+class _Window:
+    """Reads a file in large chunks so the framing walk touches each byte once with bounded memory."""
+
+    CHUNK = 4 << 20  # larger than any record or block the walk accepts
+
+    def __init__(self, fh: BinaryIO, size: int) -> None:
+        self.fh, self.size = fh, size
+        self.start, self.buf = 0, b""
+
+    def view(self, offset: int, length: int) -> tuple[bytes, int]:
+        """A buffer holding bytes [offset, offset + length) of the file, and where offset is in it."""
+        if offset < self.start or offset + length > self.start + len(self.buf):
+            self.fh.seek(offset)
+            self.buf = self.fh.read(max(self.CHUNK, length))
+            self.start = offset
+        return self.buf, offset - self.start
+
+
+def _walk_pcap(path: Path, data: _Window, endian: str) -> int:
+    size = data.size
     if size < 24:
         raise _fail(path, f"truncated pcap: the file header needs 24 bytes, the file has {size}")
-    record = struct.Struct(endian + "IIII")
+    captured_at = struct.Struct(endian + "I").unpack_from  # incl_len, 8 bytes into a record header
     offset, packets = 24, 0
+    buf, base = data.view(offset, 16)
+    base = offset - base  # file offset of buf[0]
+    end = base + len(buf)
     while offset < size:
         if size - offset < 16:
             raise _fail(path, f"truncated pcap: record {packets + 1} header cut off at byte {offset}")
-        _, _, captured, _ = record.unpack_from(data, offset)
+        if offset + 16 > end:  # the hot loop keeps the window inline: a method call per record is slow
+            buf, at = data.view(offset, 16)
+            base, end = offset - at, offset - at + len(buf)
+        (captured,) = captured_at(buf, offset - base + 8)
         if captured > _MAX_RECORD:
             raise _fail(path, f"corrupt pcap: record {packets + 1} claims {captured} bytes")
         offset += 16 + captured
@@ -157,27 +181,29 @@ def _walk_pcap(path: Path, data: mmap.mmap, endian: str) -> int:
     return packets
 
 
-def _walk_pcapng(path: Path, data: mmap.mmap) -> int:
-    size = len(data)
+def _walk_pcapng(path: Path, data: _Window) -> int:
+    size = data.size
     offset, packets, blocks, endian = 0, 0, 0, "<"
     while offset < size:
         if size - offset < 12:
             raise _fail(path, f"truncated pcapng: block {blocks + 1} cut off at byte {offset}")
-        if data[offset : offset + 4] == _PCAPNG_SHB:
-            magic = data[offset + 8 : offset + 12]
+        buf, at = data.view(offset, 12)
+        if buf[at : at + 4] == _PCAPNG_SHB:
+            magic = buf[at + 8 : at + 12]
             if magic == b"\x4d\x3c\x2b\x1a":
                 endian = "<"
             elif magic == b"\x1a\x2b\x3c\x4d":
                 endian = ">"
             else:
                 raise _fail(path, f"corrupt pcapng: section header at byte {offset} has no byte-order magic")
-        kind, length = struct.unpack_from(endian + "II", data, offset)
+        kind, length = struct.unpack_from(endian + "II", buf, at)
         if length < 12 or length % 4 or length > _MAX_RECORD + 64:
             raise _fail(path, f"corrupt pcapng: block {blocks + 1} at byte {offset} has length {length}")
         if offset + length > size:
             missing = offset + length - size
             raise _fail(path, f"truncated pcapng: block {blocks + 1} cut off ({missing} bytes missing)")
-        (trailer,) = struct.unpack_from(endian + "I", data, offset + length - 4)
+        buf, at = data.view(offset + length - 4, 4)
+        (trailer,) = struct.unpack_from(endian + "I", buf, at)
         if trailer != length:
             raise _fail(path, f"corrupt pcapng: block {blocks + 1} at byte {offset} has mismatched lengths")
         if kind in _PCAPNG_PACKET_BLOCKS:
@@ -187,10 +213,15 @@ def _walk_pcapng(path: Path, data: mmap.mmap) -> int:
     return packets
 
 
-def _streamer(path: Path, **options: Any) -> Any:
-    from nfstream import NFStreamer  # imported here: it forks meter processes and loads nDPI
+def _load_nfstream() -> Any:
+    """Import NFStream on first use: it takes a while (pandas) and ``derisk --help`` needs none of it."""
+    import nfstream
 
-    return NFStreamer(source=str(path), **options)
+    return nfstream
+
+
+def _streamer(path: Path, **options: Any) -> Any:
+    return _load_nfstream().NFStreamer(source=str(path), **options)
 
 
 def _dns_plugin() -> Any:
@@ -274,61 +305,60 @@ def _names(flow: Any) -> tuple[str | None, str | None, str | None]:
 _COLUMNS: Final = [field.name for field in INGEST_SCHEMA if field.name != "source_ref"]
 
 
-def _dns_child(path: Path, sender: Connection) -> None:
-    """Body of the DNS-pass process: send back the answers, or the one-line error."""
+def _prepare_child(path: Path, sender: Connection) -> None:
+    """Body of the helper process: check the framing, then run the DNS pass; send back the outcome."""
     os.setpgrp()  # its own process group, so that close() also ends the NFStream meter it starts
     try:
-        answers, queries = dns_pass(path)
-        sender.send(("ok", answers, queries))
+        info = inspect_capture(path)
+        answers, queries = dns_pass(path) if info.packets else (AnswerMap(), LongQueries())
+        sender.send(("ok", (info, answers, queries)))
     except InputError as exc:
-        sender.send(("error", exc.message, None))
+        sender.send(("error", exc.message))
     except Exception as exc:  # anything else becomes an input error in the parent
-        sender.send(("error", f"capture could not be read: {type(exc).__name__}: {exc}", None))
+        sender.send(("error", f"capture could not be read: {type(exc).__name__}: {exc}"))
     finally:
         sender.close()
 
 
 class _Prerequisites:
-    """The framing check (a thread) and the DNS pass (a process) that run beside the metering pass.
+    """The framing check and the DNS pass, run by a helper process beside the metering pass.
 
-    Both must have finished before the first batch leaves read_pcap; a framing error wins over
-    whatever NFStream says, because it names the real problem.
+    Both must have finished before the first batch leaves read_pcap. A framing error wins over
+    whatever NFStream says, because it names the real problem. The helper is a process rather than
+    a thread so that the pure-Python framing walk does not compete for the GIL with the consumer of
+    NFStream's flows.
     """
 
-    def __init__(self, path: Path, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._checking = pool.submit(inspect_capture, path)
         context = multiprocessing.get_context("fork")  # as NFStream's own meters
         self._receiver, sender = context.Pipe(duplex=False)
         # Not a daemon: NFStream starts its own meter process inside it. close() ends it in any case.
-        self._process: Any = context.Process(target=_dns_child, args=(path, sender), daemon=False)
+        self._process: Any = context.Process(target=_prepare_child, args=(path, sender), daemon=False)
         self._process.start()
         sender.close()
         self.info: CaptureInfo | None = None
         self.answers = AnswerMap()
         self.long_queries = LongQueries()
 
-    def check(self) -> CaptureInfo:
-        if self.info is None:
-            self.info = self._checking.result()
-        return self.info
-
     def wait(self) -> CaptureInfo:
-        info = self.check()
-        if self._process is not None:
+        if self.info is None:
             try:
-                status, first, second = self._receiver.recv()
+                status, payload = self._receiver.recv()
             except EOFError:
-                status, first, second = "error", "capture could not be read: the DNS pass ended early", None
+                status, payload = "error", "capture could not be read: the helper process ended early"
             self._process.join()
             self._process = None
             if status != "ok":
-                raise _fail(self.path, str(first))
-            self.answers, self.long_queries = first, second
+                raise _fail(self.path, str(payload))
+            self.info, self.answers, self.long_queries = payload
             log.debug(
-                "%s: %d packets, %d addresses answered by DNS", self.path, info.packets, len(self.answers)
+                "%s: %d packets, %d addresses answered by DNS",
+                self.path,
+                self.info.packets,
+                len(self.answers),
             )
-        return info
+        return self.info
 
     def close(self) -> None:
         if self._process is not None:
@@ -373,12 +403,12 @@ def read_pcap(path: Path, *, progress: Callable[[int], None] | None = None) -> I
     yielded before the file has been checked and its DNS answers collected.
     """
     capture_format(path)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="derisk-pcap-check") as pool:
-        ready = _Prerequisites(path, pool)
-        try:
-            yield from _meter(path, ready, progress)
-        finally:
-            ready.close()
+    _load_nfstream()  # once, before the DNS pass forks, so that both processes share the import
+    ready = _Prerequisites(path)
+    try:
+        yield from _meter(path, ready, progress)
+    finally:
+        ready.close()
 
 
 def _meter(
@@ -422,7 +452,7 @@ def _meter(
                 columns = {name: [] for name in _COLUMNS}
                 unnamed, rows = [], 0
     except InputError:
-        ready.check()  # a framing error names the real problem; NFStream's message does not
+        ready.wait()  # a framing error names the real problem; NFStream's message does not
         raise
     info = ready.wait()
     if info.packets == 0:
