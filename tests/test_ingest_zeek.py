@@ -583,3 +583,21 @@ def test_segments_end_at_line_ends_and_cover_the_file(tmp_path: Path, compress: 
     offsets = [offset for _, offset in pieces]
     assert offsets == sorted(offsets)
     assert offsets[-1] == path.stat().st_size
+
+
+def test_uid_index_agrees_with_arrow_index_in() -> None:
+    import random
+
+    from derisk.ingest.zeek_join import UidIndex
+
+    rng = random.Random(5)
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    known = list({"C" + "".join(rng.choices(alphabet, k=rng.choice([3, 17, 18, 70]))) for _ in range(5_000)})
+    others = ["C" + "".join(rng.choices(alphabet, k=17)) for _ in range(2_000)]
+    probe_values: list[str | None] = [*rng.sample(known, 3_000), *others, None, "", known[0], known[0]]
+    rng.shuffle(probe_values)
+    probe = pa.array(["pad", *probe_values]).slice(1)  # a sliced array, as batches are
+    uids = pa.array(known)
+    assert (
+        UidIndex(uids).positions(probe).to_pylist() == pa.compute.index_in(probe, value_set=uids).to_pylist()
+    )

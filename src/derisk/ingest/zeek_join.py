@@ -118,6 +118,69 @@ def _single_names(address: np.ndarray, names: pa.Array, ts_us: np.ndarray) -> tu
     return single, first
 
 
+_HASH_PRIME = np.uint64(1_099_511_628_211)  # FNV-1a's 64-bit prime
+_HASH_BYTES = 64
+
+
+def hash_strings(values: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each string (of its first 64 bytes and its length), vectorised with NumPy.
+
+    Nulls hash like empty strings; callers compare the strings themselves after a hash match.
+    """
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    values = values.cast(pa.string())
+    offset_type = np.int32
+    _, offsets_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[values.offset : values.offset + n + 1].astype(
+        np.int64
+    )
+    lengths = offsets[1:] - offsets[:-1]
+    if data_buffer is None or data_buffer.size == 0:
+        return lengths.astype(np.uint64)
+    data = np.frombuffer(data_buffer, dtype=np.uint8)
+    width = int(min(_HASH_BYTES, lengths.max()))
+    hashed = lengths.astype(np.uint64)
+    if int(lengths.min()) == width == int(lengths.max()):  # Zeek's uids: all of one length
+        start = int(offsets[0])
+        matrix = data[start : start + n * width].reshape(n, width)
+        for column in range(width):
+            hashed = (hashed ^ matrix[:, column]) * _HASH_PRIME
+        return hashed
+    for column in range(width):
+        inside = column < lengths
+        byte = data[np.minimum(offsets[:-1] + column, data.size - 1)].astype(np.uint64)
+        hashed = np.where(inside, (hashed ^ byte) * _HASH_PRIME, hashed)
+    return hashed
+
+
+class UidIndex:
+    """Positions of Zeek uids in a fixed set, found by hash and binary search.
+
+    ``pc.index_in`` would rebuild a hash table of the whole set for every conn.log batch; with an
+    ssl.log as long as conn.log that would cost as much as reading it. This hashes the set once.
+    A hash match is confirmed by comparing the strings, so collisions never give a wrong join.
+    """
+
+    def __init__(self, uids: pa.Array) -> None:
+        self._uids = uids
+        hashed = hash_strings(uids)
+        self._order = np.argsort(hashed, kind="stable")
+        self._sorted = hashed[self._order]
+
+    def positions(self, probe: pa.Array) -> pa.Array:
+        """For each probed uid, its position in the set (int64), or null when absent or null."""
+        if len(self._sorted) == 0:
+            return pa.nulls(len(probe), pa.int64())
+        hashed = hash_strings(probe)
+        at = np.clip(np.searchsorted(self._sorted, hashed), 0, len(self._sorted) - 1)
+        candidate = np.where(self._sorted[at] == hashed, self._order[at], -1)
+        index = pa.array(candidate, mask=candidate < 0)
+        same = pc.fill_null(pc.equal(self._uids.take(index), probe), False)
+        return pc.if_else(same, index, pa.scalar(None, pa.int64()))
+
+
 def _codes(values: pa.Array, dictionary: pa.Array) -> np.ndarray:
     """Position of each value in ``dictionary`` as int64, -1 where absent or null."""
     codes: np.ndarray = (
@@ -155,6 +218,7 @@ class Companions:
             if merged is not None
             else None
         )
+        self._uid_index = UidIndex(self._by_uid["uid"]) if self._by_uid is not None else None
         self._answers = self._prepare_answers(dns)
 
     @staticmethod
@@ -262,10 +326,10 @@ class Companions:
     def enrich(self, uid: pa.Array, orig_h: pa.Array, resp_h: pa.Array, ts: pa.Array) -> Enrichment:
         """The companion columns for a batch of conn.log rows (same order, same length)."""
         n = len(uid)
-        if self._by_uid is None:
+        if self._by_uid is None or self._uid_index is None:
             columns = {name: pa.nulls(n, pa.string()) for name in _BY_UID_COLUMNS}
         else:
-            index = pc.index_in(uid, value_set=self._by_uid["uid"])
+            index = self._uid_index.positions(uid)
             if index.null_count == n:
                 columns = {name: pa.nulls(n, pa.string()) for name in _BY_UID_COLUMNS}
             else:
