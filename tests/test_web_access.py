@@ -78,7 +78,9 @@ def test_login_without_or_with_a_forged_csrf_token_is_refused(client: TestClient
     client.get("/login")
     r = client.post("/login", data={"username": "vic", "password": PASSWORD}, follow_redirects=False)
     assert r.status_code == 403
-    r = client.post("/login", data={"csrf": "forged", "username": "vic", "password": PASSWORD}, follow_redirects=False)
+    r = client.post(
+        "/login", data={"csrf": "forged", "username": "vic", "password": PASSWORD}, follow_redirects=False
+    )
     assert r.status_code == 403
     assert "Traceback" not in r.text and "<h1>" in r.text
 
@@ -130,7 +132,9 @@ def test_audit_log_records_views_and_exports(client: TestClient, ws: Path) -> No
     login(client, "ada")
     client.get("/alerts")
     client.get("/alerts?export=html")
-    lines = [json.loads(line) for line in (ws / "web" / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    lines = [
+        json.loads(line) for line in (ws / "web" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     mine = [e for e in lines if e["user"] == "ada"]
     assert {"action": "view", "path": "/alerts"}.items() <= mine[-2].items()
     assert {"action": "export", "path": "/alerts?export=html", "detail": "html"}.items() <= mine[-1].items()
@@ -184,7 +188,9 @@ def test_a_locked_workspace_gives_a_busy_page(client: TestClient, ws: Path) -> N
         assert time.monotonic() < deadline
 
 
-def test_users_commands(ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_users_commands(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("NEWPW", PASSWORD)
     assert main(["users", "add", "carol", "--role", "analyst", "--password-env", "NEWPW", "-w", str(ws)]) == 0
     assert main(["users", "add", "carol", "--password-env", "NEWPW", "-w", str(ws)]) == 2  # exists
@@ -198,7 +204,9 @@ def test_users_commands(ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytes
     assert main(["users", "remove", "carol", "-w", str(ws)]) == 7
 
 
-def test_serve_refuses_a_public_address_without_accounts(tmp_path: Path, ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_a_public_address_without_accounts(
+    tmp_path: Path, ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     (fresh / "derisk.duckdb").write_bytes((ws / "derisk.duckdb").read_bytes())

@@ -33,7 +33,7 @@ PASSWORD: Final = "correct horse battery staple"
 USERS: Final = {"ada": "admin", "ann": "analyst", "vic": "viewer"}
 #: Extra hostile strings beyond the demo's own; each must render inert everywhere.
 HOSTILE_HOST: Final = "\"'><img src=x onerror=alert(7)>.evil.example"
-HOSTILE_UA: Final = "</title><script>alert(8)</script>\x00\x1b[31m\u202e" + "A" * 3000
+HOSTILE_UA: Final = "</title><script>alert(8)</script>\x1b[31m\u202e" + "A" * 3000
 REPO: Final = Path(__file__).resolve().parent.parent
 
 
@@ -55,7 +55,20 @@ def build_workspace(root: Path, ipdata_dir: Path, *, hours: float = 1.0) -> Path
     code = main(["analyze", str(capture), "--site", str(site), "--workspace", str(ws),
                  "--data-dir", str(ipdata_dir), "-q"])  # fmt: skip
     assert code == 0
-    shutil.copy(site, ws / "site.yaml")
+    # The register and plan need critical functions, which the demo's site file leaves out.
+    with_functions = dict(scenario.site)
+    with_functions["systems"] = [
+        {**s, "hosting": "Alibaba Cloud", "support": s["vendor"]}
+        if s["name"] == "Warehouse management"
+        else s
+        for s in scenario.site["systems"]
+    ]
+    with_functions["functions"] = [
+        {"name": "parcel sorting", "systems": ["Warehouse management"]},
+        {"name": "customs declarations", "systems": ["Customs gateway", "Warehouse management"]},
+        {"name": "video surveillance", "systems": ["CCTV"]},
+    ]
+    (ws / "site.yaml").write_text(yaml.safe_dump(with_functions), encoding="utf-8")
     (ws / "cases").mkdir()
     shutil.copy(REPO / "examples" / "deals" / "liege-cargo.yaml", ws / "cases" / "liege-cargo.yaml")
     store = UserStore(ws)

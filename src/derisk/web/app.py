@@ -100,7 +100,7 @@ class SecurityHeaders:
 
 
 class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes (413) and bodies of unknown length (411)."""
+    """Refuses request bodies over ``limit`` bytes (413) and streamed bodies of unknown length (411)."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
         self.app = app
@@ -114,7 +114,8 @@ class BodyLimit:
         length = headers.get(b"content-length")
         status = None
         if length is None:
-            status = 411
+            # No length: an empty body is fine, a streamed (chunked) one is refused.
+            status = 411 if b"transfer-encoding" in headers else None
         else:
             try:
                 status = 413 if int(length) > self.limit else None

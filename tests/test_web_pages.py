@@ -1,0 +1,203 @@
+"""Dashboard pages over a workspace built from a generated capture: content, the two-click path from
+the overview to the controller's laws, inert hostile strings in pages and exports, and bad input."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pypdf import PdfReader
+
+from derisk.web.app import create_app
+from web_helpers import HOSTILE_HOST, PASSWORD, TestClient, build_workspace, csrf_of
+
+BASE = "http://127.0.0.1"
+PAGES = ("/", "/alerts", "/destinations", "/entities", "/search?q=cloudflare", "/screening", "/plan",
+         "/screening/liege-cargo.yaml", "/audit")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory, ipdata_dir: Path) -> Path:
+    return build_workspace(tmp_path_factory.mktemp("web-pages"), ipdata_dir)
+
+
+@pytest.fixture(scope="module")
+def client(ws: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(ws, warm=False), base_url=BASE) as c:
+        page = c.get("/login")
+        r = c.post("/login", data={"csrf": csrf_of(page.text), "username": "ada", "password": PASSWORD})
+        assert r.status_code == 200
+        yield c
+
+
+def links(html: str, prefix: str) -> list[str]:
+    return re.findall(rf'href="({re.escape(prefix)}[^"]*)"', html)
+
+
+def assert_inert(html: str) -> None:
+    """No markup from the network survives: no script or event handler, no raw control characters."""
+    low = html.lower()
+    assert "<script" not in low
+    assert "<img" not in low and "onerror=" not in low.replace("onerror=alert", "")  # only escaped text
+    assert not re.search(r"<[^>]*\son\w+\s*=", html), "an event handler attribute in the markup"
+    assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", html), "a raw control character"
+
+
+def test_every_page_renders(client: TestClient) -> None:
+    for path in PAGES:
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["content-type"].startswith("text/html")
+        assert_inert(r.text)
+
+
+def test_overview_shows_exposure_diagram_matrix_and_trend(client: TestClient) -> None:
+    html = client.get("/").text
+    assert "Alibaba Group Holding Limited" in html
+    assert "China (CN)" in html
+    assert html.count('<svg class="diagram"') == 1 and html.count('<svg class="trend"') == 1
+    assert 'class="matrix"' in html and "differ" in html  # Alibaba Cloud in Germany, controlled from China
+    assert "National Intelligence Law" in html and "[V]" in html
+
+
+def test_from_the_overview_to_the_chinese_laws_in_two_clicks_each(client: TestClient) -> None:
+    overview = client.get("/").text
+    # Click 1: the warehouse system's beaconing to its vendor's cloud.
+    rows = [
+        r
+        for r in re.findall(r"<tr>.*?</tr>", overview, re.S)
+        if "Warehouse management" in r and "/alerts/" in r
+    ]
+    assert rows, "the overview lists the warehouse alert"
+    alert_url = links(rows[0], "/alerts/")[0]
+    alert = client.get(alert_url).text
+    assert "Warehouse management" in alert and "Flows behind this alert" in alert
+    assert alert.count('<tr><td class="mono">') >= 10  # the flows behind it
+    # Click 2: the endpoint; click 3: its controller.
+    endpoint = links(alert, "/destinations/")[0]
+    dest = client.get(endpoint).text
+    assert "Cainiao" in dest and "Alibaba Group Holding Limited" in dest
+    assert "/entities/alibaba-group-holding" in alert  # also reachable straight from the alert
+    entity = client.get("/entities/alibaba-group-holding").text
+    assert "Alibaba Group Holding Limited" in entity
+    for law in ("National Intelligence Law", "Data Security Law"):
+        assert law in entity
+    assert 'class="tag tag-v">[V]</span>' in entity
+    assert "Risk factors" in entity and "Control chain" in entity or "Who controls it" in entity
+
+
+def test_hostile_strings_are_escaped_and_bounded(client: TestClient) -> None:
+    html = client.get("/search?q=evil.example").text
+    assert "&#34;&#39;&gt;&lt;img src=x onerror=alert(7)&gt;.evil.example" in html
+    dests = links(html, "/destinations/")
+    assert dests
+    page = client.get(dests[0]).text
+    assert_inert(page)
+    assert "&lt;/title&gt;&lt;script&gt;alert(8)&lt;/script&gt;" in page
+    assert "\\x1b[31m" in page  # control characters shown as escapes, never sent raw
+    assert "A" * 200 not in page  # a 3000-character user agent is cut
+    assert "…[truncated]" in page
+    demo = client.get("/search?q=cdnjs").text
+    ua_page = client.get(links(demo, "/destinations/")[0]).text
+    assert "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;\\x1b[2J\\x07 &#39;quoted&#39;" in ua_page
+    assert_inert(ua_page)
+
+
+def test_exports_are_self_contained_and_inert(client: TestClient) -> None:
+    html_dest = links(client.get("/search?q=evil.example").text, "/destinations/")[0]
+    r = client.get(html_dest + "?export=html")
+    assert r.status_code == 200
+    assert r.headers["content-disposition"].startswith('attachment; filename="derisk-destination-')
+    assert "<style>" in r.text and "/static/" not in r.text and "<form" not in r.text
+    assert_inert(r.text)
+    r = client.get(html_dest + "?export=pdf")
+    assert r.headers["content-type"] == "application/pdf" and r.content.startswith(b"%PDF")
+    text = " ".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(r.content)).pages)
+    assert "onerror=alert(7)" in text  # shown as text, the only way a PDF can show it
+    assert "\x1b" not in text and "\x00" not in text
+    assert "A" * 200 not in text
+
+
+def test_full_report_in_each_language(client: TestClient) -> None:
+    expected = {"en": "Who controls the other end?", "fr": "Qui contrôle l'autre bout ?",
+                "nl": "Wie controleert de andere kant?", "de": "Wer kontrolliert die Gegenseite?"}  # fmt: skip
+    for lang, title in expected.items():
+        r = client.get(f"/report/analysis.html?lang={lang}")
+        assert r.status_code == 200
+        assert title in r.text
+        assert_inert(r.text)
+    r = client.get("/report/analysis.pdf?lang=nl")
+    text = " ".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(r.content)).pages)
+    assert "Wie controleert de andere kant?" in text
+    assert client.get("/report/analysis.docx").status_code == 404
+    client.get("/?lang=en")
+
+
+def test_screening_case_upload_and_plan(client: TestClient) -> None:
+    memo = client.get("/screening/liege-cargo.yaml").text
+    assert "Notification required" in memo and "Belgium" in memo
+    token = csrf_of(client.get("/screening").text)
+    deal = (Path(__file__).parent.parent / "examples" / "deals" / "nl-gas-storage.yaml").read_bytes()
+    r = client.post("/screening", data={"csrf": token}, files={"deal": ("nl-gas-storage.yaml", deal)})
+    assert r.status_code == 200 and "uploaded, not stored" in r.text
+    r = client.post("/screening", data={"csrf": token}, files={"deal": ("bad.yaml", b"{not: [valid")})
+    assert r.status_code == 400 and "bad.yaml" in r.text
+    plan = client.get("/plan").text
+    assert "Dependency register and de-risking plan" in plan and "Alibaba" in plan
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/no/such/page", 404),
+        ("GET", "/destinations?page=abc", 400),
+        ("GET", "/destinations?size=100000", 400),
+        ("GET", "/destinations?page=99999", 404),
+        ("GET", "/destinations/%3Cscript%3E", 404),
+        ("GET", "/alerts/not-an-alert", 404),
+        ("GET", "/alerts/beacon:0000000000000000", 404),
+        ("GET", "/alerts?kind=%3Cscript%3E", 400),
+        ("GET", "/entities/..%2F..%2Fetc%2Fpasswd", 404),
+        ("GET", "/entities/no-such-entity", 404),
+        ("GET", "/search?q=" + "x" * 201, 400),
+        ("GET", "/?export=docx", 400),
+        ("GET", "/screening/..%2Fsite.yaml", 404),
+        ("GET", "/static/../web/users.json", 404),
+        ("POST", "/", 405),
+        ("DELETE", "/alerts", 405),
+    ],
+)
+def test_bad_requests_get_an_error_page(client: TestClient, method: str, path: str, status: int) -> None:
+    r = client.request(method, path)
+    assert r.status_code == status
+    assert "Traceback" not in r.text and 'File "' not in r.text
+    if status != 405 or method == "POST":
+        assert "<h1>" in r.text and "Error" in r.text and "<script" not in r.text.lower()
+
+
+def test_oversized_and_unsized_bodies_are_refused(client: TestClient) -> None:
+    token = csrf_of(client.get("/screening").text)
+    r = client.post(
+        "/screening", data={"csrf": token}, files={"deal": ("big.yaml", b"x" * (3 * 1024 * 1024))}
+    )
+    assert r.status_code == 413 and "too large" in r.text
+
+    def chunks() -> Iterator[bytes]:
+        yield b"csrf=x&username=a"
+
+    r = client.post("/login", content=chunks(), headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 411
+
+
+def test_error_pages_follow_the_language(client: TestClient) -> None:
+    fresh = TestClient(client.app, base_url=BASE)  # no language cookie yet
+    r = fresh.get("/nope", headers={"accept-language": "es, de-DE;q=0.9, en;q=0.5"})
+    assert r.status_code == 404 and "Unter dieser Adresse gibt es nichts." in r.text
+    assert isinstance(r, httpx.Response)
+    r = fresh.get("/nope?lang=nl", headers={"accept-language": "de"})
+    assert "Er staat niets op dit adres." in r.text  # the query parameter wins, and is remembered
+    assert "Er staat niets op dit adres." in fresh.get("/nope", headers={"accept-language": "de"}).text
