@@ -129,3 +129,15 @@ def test_same_transfer_outside_compelling_jurisdictions_is_quiet() -> None:
 def test_site_thresholds_apply() -> None:
     strict = load_config({"compelled": {"min_bytes_out": 10_000_000}})
     assert detect_compelled(flows(cn_rows(100, 5e4, 6.0)), strict, laws) == []
+
+
+def test_many_new_destinations_of_one_system_are_one_alert() -> None:
+    base = [row(T0 + h * 3600.0, 1e4, 1e4, src="10.0.4.3", dst="198.51.100.3", system="cctv") for h in range(48)]
+    new = [row(T0 + DAY + 60.0 * k, 1e4 * (k + 1), 1e4, src="10.0.4.3", dst=f"203.0.113.{k}", system="cctv")
+           for k in range(30)]
+    alerts = detect_new_destinations(flows([*base, *new]), CFG, laws)
+    assert len(alerts) == 1
+    a = alerts[0]
+    assert a.destination == "30 new destinations" and a.evidence["new_destinations"] == 30
+    assert a.target.dst_ip == "203.0.113.29"  # the largest first
+    assert a.evidence["examples"][:2] == ["203.0.113.28", "203.0.113.27"]

@@ -10,14 +10,16 @@ attributed organisation or the AS organisation; ``controller`` the ultimate cont
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from derisk.detect.config import AllowEntry
-from derisk.detect.segments import B, column
+from derisk.detect.segments import B, column, string_mask
 
 
 @dataclass(frozen=True)
@@ -37,15 +39,12 @@ class Suppression:
         }
 
 
-def _np(mask: pa.ChunkedArray | pa.Array) -> B:
-    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _lower(table: pa.Table, name: str) -> pa.ChunkedArray:
+def _text(table: pa.Table, name: str, test: Callable[[Any], Any]) -> B:
+    """``test`` on the lower-cased, dot-trimmed text of a column (once per value when dictionary-encoded)."""
     col = column(table, name)
-    if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
-        col = pc.cast(col, pa.string())
-    return pc.utf8_lower(col)
+    if pa.types.is_null(col.type):
+        return np.zeros(table.num_rows, dtype=bool)
+    return string_mask(col, lambda a: test(pc.utf8_rtrim(pc.utf8_lower(pc.cast(a, pa.string())), characters=".")))
 
 
 def entry_mask(table: pa.Table, entry: AllowEntry) -> B:
@@ -59,10 +58,9 @@ def entry_mask(table: pa.Table, entry: AllowEntry) -> B:
         for name in ("server_name", "dns_query", "dst_domain"):
             if name not in table.column_names:
                 continue
-            col = pc.utf8_rtrim(_lower(table, name), characters=".")
-            mask |= _np(pc.equal(col, base))
+            mask |= _text(table, name, lambda a: pc.equal(a, base))
             if wildcard:
-                mask |= _np(pc.ends_with(col, "." + base))
+                mask |= _text(table, name, lambda a: pc.ends_with(a, "." + base))
     elif entry.matcher == "ip":
         net = ipaddress.ip_network(entry.value, strict=False)
         col = column(table, "dst_ip")
@@ -75,17 +73,19 @@ def entry_mask(table: pa.Table, entry: AllowEntry) -> B:
             except ValueError:
                 continue
         if inside:
-            mask |= _np(pc.is_in(col, value_set=pa.array(inside, pa.string())))
+            values = pa.array(inside, pa.string())
+            mask |= string_mask(col, lambda a: pc.is_in(pc.cast(a, pa.string()), value_set=values))
     elif entry.matcher == "asn":
         col = column(table, "dst_asn")
         if pa.types.is_integer(col.type):
-            mask |= _np(pc.equal(col, int(entry.value)))
+            mask |= np.asarray(pc.fill_null(pc.equal(col, int(entry.value)), False).to_numpy(zero_copy_only=False),
+                               dtype=bool)
     elif entry.matcher == "organisation":
         for name in ("dst_org", "dst_as_org"):
             if name in table.column_names:
-                mask |= _np(pc.equal(_lower(table, name), entry.value))
+                mask |= _text(table, name, lambda a: pc.equal(a, entry.value))
     elif entry.matcher == "controller" and "dst_controller" in table.column_names:
-        mask |= _np(pc.equal(_lower(table, "dst_controller"), entry.value))
+        mask |= _text(table, "dst_controller", lambda a: pc.equal(a, entry.value))
     return mask
 
 

@@ -17,7 +17,17 @@ import pyarrow.compute as pc
 
 from derisk.detect.alert import Alert, LawsFor, compelling_laws, make_alert
 from derisk.detect.config import DetectionConfig
-from derisk.detect.segments import as_datetime, codes_of, column, combine, flow_times, ints, mask_eq, segments
+from derisk.detect.segments import (
+    as_datetime,
+    coalesce_codes,
+    column,
+    combine,
+    flow_times,
+    ints,
+    mask_eq,
+    segments,
+    string_mask,
+)
 from derisk.detect.targets import flow_ids_for, rows_info, target_from
 from derisk.detect.upload import _fmt_bytes
 
@@ -33,15 +43,11 @@ def detect_compelled(
     compelling = [j for j in pc.unique(juris).drop_null().to_pylist() if compelling_laws(laws_for, str(j))]
     if not compelling or not ok.any():
         return []
-    in_scope = np.asarray(
-        pc.fill_null(pc.is_in(juris, value_set=pa.array(compelling, pa.string())), False).to_numpy(
-            zero_copy_only=False
-        ),
-        dtype=bool,
-    )
-    controller = pc.coalesce(column(flows, "dst_controller"), column(flows, "dst_org"))
-    who = codes_of(pc.coalesce(column(flows, "system"), column(flows, "src_ip")))
-    key = combine(who, codes_of(controller))
+    values = pa.array(compelling, pa.string())
+    in_scope = string_mask(juris, lambda a: pc.is_in(pc.cast(a, pa.string()), value_set=values))
+    controller = coalesce_codes(column(flows, "dst_controller"), column(flows, "dst_org"))
+    who = coalesce_codes(column(flows, "system"), column(flows, "src_ip"))
+    key = combine(who, controller)
     rows = np.flatnonzero(ok & in_scope & (key >= 0))
     if len(rows) == 0:
         return []

@@ -49,6 +49,7 @@ SPECS: Final[dict[str, dict[str, _Spec]]] = {
     "new_destination": {
         "baseline_hours": (24.0, 1.0, 24.0 * 366, False),
         "min_bytes": (1, 0, 10**15, True),
+        "max_per_system": (10, 1, 100_000, True),
     },
     "compelled": {
         "min_bytes_out": (1_000_000, 1, 10**15, True),

@@ -23,7 +23,7 @@ import tldextract
 
 from derisk.detect.alert import Alert, LawsFor, Target, make_alert
 from derisk.detect.config import DetectionConfig
-from derisk.detect.segments import F64, as_datetime, column, flow_times, segments
+from derisk.detect.segments import F64, as_datetime, column, flow_times, plain, segments
 from derisk.detect.targets import flow_ids_for
 
 CONNECTED_FACTOR = 0.5
@@ -74,7 +74,7 @@ def detect_dns_tunnels(
     rows = np.flatnonzero(has_query)
     if len(rows) == 0:
         return []
-    names = pc.utf8_lower(pc.take(queries, pa.array(rows, pa.int64())))
+    names = pc.utf8_lower(plain(pc.take(queries, pa.array(rows, pa.int64()))))
     uniq = pc.unique(names)
     uniq_list = [str(x) for x in uniq.to_pylist()]
     domains = registrable(uniq_list)

@@ -5,13 +5,15 @@ compare and no alert. Reported after it, for outbound flows carrying at least ``
 
 * per *system* (hosts the site file names): a destination (registrable domain, else IP) the system
   never talked to in the baseline (score 0.7); workstations without a system label are left out, for
-  they meet new web sites every hour;
+  they meet new web sites every hour. A system with more than ``max_per_system`` new destinations
+  gets one alert listing the largest of them instead of one alert each;
 * site-wide: an organisation (0.8) or a controlling jurisdiction (0.9) no host talked to in the
   baseline.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -21,12 +23,16 @@ import pyarrow.compute as pc
 from derisk.detect.alert import Alert, LawsFor, make_alert
 from derisk.detect.config import DetectionConfig
 from derisk.detect.segments import (
+    F64,
     I64,
     B,
+    Segments,
     as_datetime,
+    coalesce_codes,
     codes_of,
     column,
     combine,
+    first_value,
     flow_times,
     ints,
     mask_eq,
@@ -35,17 +41,29 @@ from derisk.detect.segments import (
 from derisk.detect.targets import flow_ids_for, rows_info, target_from
 
 SCORES = {"destination": 0.7, "organisation": 0.8, "jurisdiction": 0.9}
+EXAMPLES = 10
 
 
-def _first_seen_groups(key: I64, start: np.ndarray, rows: I64, baseline_end: float) -> list[I64]:
-    """Row lists (sorted by time) of every key whose first flow is after the baseline."""
+@dataclass(frozen=True)
+class _New:
+    """Groups (of one key) first seen after the baseline, each a slice of ``order``."""
+
+    order: I64
+    seg: Segments
+    picked: I64  # segment numbers of the new groups
+    bytes: F64  # per picked group
+
+
+def _first_seen(key: I64, start: F64, size: F64, rows: I64, baseline_end: float, min_bytes: float) -> _New:
     r = rows[key[rows] >= 0]
-    if len(r) == 0:
-        return []
     order = r[np.lexsort((start[r], key[r]))]
     seg = segments(key[order])
+    if len(seg) == 0:
+        return _New(order, seg, np.zeros(0, dtype=np.int64), np.zeros(0))
     first = start[order[seg.starts]]
-    return [order[seg.starts[i] : seg.ends[i]] for i in np.flatnonzero(first >= baseline_end)]
+    total = seg.sum(size[order])
+    picked = np.flatnonzero((first >= baseline_end) & (total >= min_bytes))
+    return _New(order, seg, picked, total[picked])
 
 
 def detect_new_destinations(
@@ -61,45 +79,57 @@ def detect_new_destinations(
     baseline_end = t0 + cfg.get("new_destination", "baseline_hours") * 3600.0
     if float(times.start[outbound].max()) < baseline_end:
         return []
-    size = ints(flows, "bytes_out") + ints(flows, "bytes_in")
+    size = (ints(flows, "bytes_out") + ints(flows, "bytes_in")).astype(np.float64)
     rows = np.flatnonzero(outbound)
-    dest_name = pc.coalesce(column(flows, "dst_domain"), column(flows, "dst_ip"))
-    system = column(flows, "system")
     min_bytes = cfg.get("new_destination", "min_bytes")
-    found: list[tuple[str, I64]] = []
-    sys_codes = codes_of(system)
-    for r in _first_seen_groups(combine(sys_codes, codes_of(dest_name)), times.start, rows, baseline_end):
-        found.append(("destination", r))
+    max_per_system = int(cfg.get("new_destination", "max_per_system"))
+    sys_codes = codes_of(column(flows, "system"))
+    dest = coalesce_codes(column(flows, "dst_domain"), column(flows, "dst_ip"))
+    # (scope, rows of the alert, rows of further new destinations summarised in it)
+    found: list[tuple[str, I64, list[I64]]] = []
+    new = _first_seen(combine(sys_codes, dest), times.start, size, rows, baseline_end, min_bytes)
+    owner = sys_codes[new.order[new.seg.starts[new.picked]]] if len(new.picked) else np.zeros(0, np.int64)
+    for system in np.unique(owner):  # loop over systems with new destinations (few)
+        mine = new.picked[owner == system]
+        by_size = mine[np.argsort(-new.bytes[owner == system], kind="stable")]
+        slices = [new.order[new.seg.starts[i] : new.seg.ends[i]] for i in by_size[: EXAMPLES + 1]]
+        if len(mine) <= max_per_system:
+            slices = [new.order[new.seg.starts[i] : new.seg.ends[i]] for i in by_size]
+            found.extend(("destination", sl, []) for sl in slices)
+        else:
+            found.append(("destinations", slices[0], [*slices[1:EXAMPLES], np.array([len(mine)], np.int64)]))
     for scope, col in (("organisation", "dst_org"), ("jurisdiction", "dst_jurisdiction")):
-        for r in _first_seen_groups(codes_of(column(flows, col)), times.start, rows, baseline_end):
-            found.append((scope, r))
-    found = [f for f in found if size[f[1]].sum() >= min_bytes]
+        grp = _first_seen(codes_of(column(flows, col)), times.start, size, rows, baseline_end, min_bytes)
+        found.extend((scope, grp.order[grp.seg.starts[i] : grp.seg.ends[i]], []) for i in grp.picked)
     if not found:
         return []
     infos = rows_info(flows, np.array([f[1][0] for f in found], dtype=np.int64))
     ids = flow_ids_for(flows, [f[1] for f in found])
     alerts = []
-    for j, (scope, r) in enumerate(found):
+    for j, (scope, r, extra) in enumerate(found):
         info = infos[j]
-        if scope == "destination":
-            dname = str(pc.take(dest_name, pa.array([r[0]], pa.int64())).to_pylist()[0])
-            target = target_from(info, dname)
+        evidence: dict[str, object] = {"scope": scope, "baseline_end": as_datetime(baseline_end).isoformat(),
+                                       "flows_since": len(r), "bytes_since": int(size[r].sum())}
+        if scope in ("destination", "destinations"):
+            target = target_from(info, str(first_value(info, "dst_domain", "dst_ip")))
             what = "talked for the first time to {dest}"
+            if scope == "destinations":
+                count = int(extra[-1][0])
+                examples = rows_info(flows, np.array([x[0] for x in extra[:-1]], dtype=np.int64))
+                evidence["new_destinations"] = count
+                evidence["examples"] = [str(first_value(e, "dst_domain", "dst_ip")) for e in examples]
+                what = f"talked to {count:,} destinations for the first time, the largest {{dest}}"
+                target = replace(target, destination=f"{count} new destinations")
         elif scope == "organisation":
-            target = target_from({**info, "system": info.get("system")}, str(info.get("dst_org")))
-            what = f"was the first to reach organisation {info.get('dst_org')} ({{dest}})"
+            target = target_from(info, str(info.get("dst_org")))
+            what = f"was the first to reach organisation {info.get('dst_org')}"
         else:
             target = target_from(info, str(info.get("dst_jurisdiction")))
             what = f"was the first to send traffic under jurisdiction {info.get('dst_jurisdiction')}"
-        hosts = len(pc.unique(pc.take(column(flows, "src_ip"), pa.array(r, pa.int64()))))
-        evidence = {
-            "scope": scope,
-            "baseline_end": as_datetime(baseline_end).isoformat(),
-            "flows_since": len(r),
-            "bytes_since": int(size[r].sum()),
-            "hosts": hosts,
-        }
-        alerts.append(make_alert("new-destination", SCORES[scope], target,
+        hosts = len(np.unique(codes_of(pc.take(column(flows, "src_ip"), pa.array(r[:10_000], pa.int64())))))
+        evidence["hosts"] = hosts
+        kind_scope = "destination" if scope == "destinations" else scope
+        alerts.append(make_alert("new-destination", SCORES[kind_scope], target,
                                  f"{what} after the baseline period ({len(r):,} flows, {hosts} hosts)",
                                  evidence, laws_for, flow_ids=ids[j], flow_count=len(r),
                                  first_seen=as_datetime(times.start[r].min()),

@@ -8,6 +8,7 @@ at once with NumPy, never with a Python loop over rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,11 +32,71 @@ def column(table: pa.Table, name: str) -> pa.ChunkedArray:
     return pa.chunked_array([pa.nulls(table.num_rows)])
 
 
+def is_dict(arr: pa.ChunkedArray | pa.Array) -> bool:
+    return bool(pa.types.is_dictionary(arr.type))
+
+
 def codes_of(arr: pa.ChunkedArray | pa.Array) -> I64:
-    """Integer codes of the distinct values of ``arr`` (nulls get -1)."""
+    """Integer codes of the distinct values of ``arr`` (nulls get -1).
+
+    Dictionary-encoded columns (the compact form for 10 million flows) give their indices directly.
+    """
+    if is_dict(arr):
+        chunks = arr.unify_dictionaries().chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+        if not chunks:
+            return np.zeros(0, dtype=np.int64)
+        dictionary = chunks[0].dictionary
+        # a dictionary may repeat a value or hold nulls: map each entry to a code of its distinct value
+        remap = np.asarray(
+            pc.fill_null(pc.index_in(dictionary, value_set=pc.unique(dictionary).drop_null()), -1).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=np.int64,
+        )
+        remap = np.r_[remap, -1]  # null indices (-1) stay -1
+        parts = [remap[np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)]
+                 for c in chunks]
+        return np.concatenate(parts)
     uniques = pc.unique(arr).drop_null()
     idx = pc.index_in(arr, value_set=uniques)
     return np.asarray(pc.fill_null(idx, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def plain(arr: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """``arr`` with dictionary encoding undone (use on small selections only)."""
+    return pc.cast(arr, arr.type.value_type) if is_dict(arr) else arr
+
+
+def string_mask(arr: pa.ChunkedArray | pa.Array, test: Callable[[Any], Any]) -> B:
+    """``test`` (a vectorised string predicate) per row; applied once per distinct value when dictionary-encoded."""
+    if is_dict(arr):
+        chunks = arr.unify_dictionaries().chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+        if not chunks:
+            return np.zeros(0, dtype=bool)
+        on_dict = np.asarray(pc.fill_null(test(chunks[0].dictionary), False).to_numpy(zero_copy_only=False), dtype=bool)
+        on_dict = np.r_[on_dict, False]  # a null index (-1) is False
+        return np.concatenate([
+            on_dict[np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)]
+            for c in chunks
+        ])
+    return np.asarray(pc.fill_null(test(arr), False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def coalesce_codes(*arrs: pa.ChunkedArray | pa.Array) -> I64:
+    """One code per row for the first non-null of ``arrs`` (the value spaces kept apart), -1 if all null."""
+    out = np.full(len(arrs[0]), -1, dtype=np.int64)
+    offset = 0
+    for arr in arrs:
+        codes = codes_of(arr)
+        take = (out < 0) & (codes >= 0)
+        out[take] = codes[take] + offset
+        offset += int(codes.max()) + 1 if len(codes) else 0
+    return out
+
+
+def first_value(info: dict[str, Any], *names: str) -> Any:
+    """The first non-null of ``names`` in a row's attribution dict."""
+    return next((info[n] for n in names if info.get(n) is not None), None)
 
 
 def combine(*codes: I64) -> I64:
@@ -182,7 +243,7 @@ def strings(table: pa.Table, name: str) -> pa.ChunkedArray:
 
 
 def mask_eq(arr: pa.ChunkedArray, value: str) -> B:
-    return np.asarray(pc.fill_null(pc.equal(arr, value), False).to_numpy(zero_copy_only=False), dtype=bool)
+    return string_mask(arr, lambda a: pc.equal(a, value))
 
 
 def ints(table: pa.Table, name: str) -> I64:

@@ -16,6 +16,7 @@ _TARGET_COLUMNS = (
     "system",
     "dst_ip",
     "server_name",
+    "dst_domain",
     "dst_org",
     "dst_as_org",
     "dst_controller",

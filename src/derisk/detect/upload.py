@@ -19,16 +19,16 @@ from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from derisk.detect.alert import Alert, LawsFor, Target, make_alert
 from derisk.detect.config import DetectionConfig
 from derisk.detect.segments import (
     I64,
     as_datetime,
-    codes_of,
+    coalesce_codes,
     column,
     combine,
+    first_value,
     flow_times,
     ints,
     mask_eq,
@@ -65,9 +65,8 @@ def detect_uploads(
     in_window = ok & (times.start >= cut)
     in_base = ok & (times.start < cut)
     system = column(flows, "system")
-    who = combine(codes_of(pc.coalesce(system, column(flows, "src_ip"))))
-    dest_name = pc.coalesce(column(flows, "dst_domain"), column(flows, "dst_ip"))
-    dest = codes_of(dest_name)
+    who = combine(coalesce_codes(system, column(flows, "src_ip")))
+    dest = coalesce_codes(column(flows, "dst_domain"), column(flows, "dst_ip"))
     out_b = ints(flows, "bytes_out").astype(np.float64)
     in_b = ints(flows, "bytes_in").astype(np.float64)
     n_who = int(who.max()) + 1 if len(who) else 0
@@ -128,12 +127,11 @@ def detect_uploads(
         info = infos[j]
         if scope == "dest":
             o, inb, b = float(out_sum[i]), float(in_sum[i]), float(base[i])
-            dname = pc.take(dest_name, pa.array([r[0]], pa.int64())).to_pylist()[0]
-            target = target_from(info, str(dname))
+            target = target_from(info, str(first_value(info, "dst_domain", "dst_ip")))
             dests = 1
         else:
             o, inb, b = float(w_out[i]), float(w_in[i]), float(w_base[i])
-            dests = len(pc.unique(pc.take(dest_name, pa.array(r, pa.int64()))))
+            dests = len(np.unique(dest[r]))
             target = Target(src_ip=info.get("src_ip"), system=info.get("system"), destination=f"{dests} destinations")
         if not info.get("system"):
             target = Target(**{**target.__dict__, "system": None})

@@ -355,7 +355,7 @@ def _uploads(b: _Builder, rng: np.random.Generator, truth: list[Truth], hosts: l
     for k in range(15):
         ip = b.ip("unknown")
         b.add(np.array([day2 + 7200 + k * 30.0]), "10.10.5.10", ip, "unknown", out=8e6, inb=5e4)
-        truth.append(Truth("new-destination", "erp", ip, True, "system sends to a new destination"))
+    truth.append(Truth("new-destination", "erp", "*", True, "system sends to 15 new destinations (one alert)"))
     truth.append(Truth("upload", "erp", "*", True, "exfil spread over destinations"))
     for i in range(5):  # downloads, calls, near misses
         host = hosts[100 + i]
