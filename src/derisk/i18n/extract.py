@@ -10,6 +10,7 @@ to be translated) and reports how many are untranslated.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
@@ -46,6 +47,22 @@ def messages() -> dict[str, list[str]]:
     for text in _static_texts():
         found.setdefault(text, []).append("derisk.analysis")
     return found
+
+
+def untranslated(cat: Catalog, wanted: Iterable[str]) -> list[str]:
+    """msgids of ``wanted`` that ``cat`` lacks, leaves empty or marks fuzzy."""
+    out = []
+    for msgid in sorted(wanted):
+        message = cat.get(msgid)
+        if message is None or not message.string or message.fuzzy:
+            out.append(msgid)
+    return out
+
+
+def obsolete(cat: Catalog, wanted: Iterable[str]) -> list[str]:
+    """msgids in ``cat`` that no template or code uses any more."""
+    keep = set(wanted)
+    return sorted(str(m.id) for m in cat if m.id and m.id not in keep)
 
 
 def update(locale_dir: Path) -> dict[str, int]:
