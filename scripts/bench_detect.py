@@ -106,7 +106,7 @@ def generate(rows: int, seed: int = 1) -> pa.Table:
     rng = np.random.default_rng(seed)
     u = Universe(rng)
     batches = [chunk(rng, u, min(CHUNK, rows - off), off, off == 0) for off in range(0, rows, CHUNK)]
-    return pa.Table.from_batches(batches).unify_dictionaries()
+    return pa.Table.from_batches(batches)
 
 
 def peak_mb() -> float:

@@ -103,3 +103,17 @@ def test_tiny_tables_for_every_detector(rows: int) -> None:
     flows = flows_from({**beacon(t), "system": "wms", "dst_jurisdiction": "CN", "dst_controller": "X",
                         "dns_query": [f"{i}.example.com" for i in range(rows)]}, rows)
     assert every_detector(flows) == []
+
+
+def test_codes_of_chunked_dictionaries_with_repeats_and_nulls() -> None:
+    from derisk.detect.segments import codes_of, mask_eq
+
+    c1 = pa.DictionaryArray.from_arrays(pa.array([0, 1, 2, None], pa.int32()), pa.array(["a", "b", "a"]))
+    c2 = pa.DictionaryArray.from_arrays(pa.array([0, 1, 1], pa.int32()), pa.array(["b", None]))
+    arr = pa.chunked_array([c1, c2])
+    codes = codes_of(arr)
+    plain = codes_of(pa.chunked_array([pa.array(["a", "b", "a", None]), pa.array(["b", None, None])]))
+    assert list(codes == codes[0]) == [True, False, True, False, False, False, False]
+    assert list(codes >= 0) == list(plain >= 0) == [True, True, True, False, True, False, False]
+    assert codes[1] == codes[4]
+    assert list(mask_eq(arr, "b")) == [False, True, False, False, True, False, False]

@@ -42,20 +42,20 @@ def codes_of(arr: pa.ChunkedArray | pa.Array) -> I64:
     Dictionary-encoded columns (the compact form for 10 million flows) give their indices directly.
     """
     if is_dict(arr):
-        chunks = arr.unify_dictionaries().chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+        chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
         if not chunks:
             return np.zeros(0, dtype=np.int64)
-        dictionary = chunks[0].dictionary
-        # a dictionary may repeat a value or hold nulls: map each entry to a code of its distinct value
-        remap = np.asarray(
-            pc.fill_null(pc.index_in(dictionary, value_set=pc.unique(dictionary).drop_null()), -1).to_numpy(
-                zero_copy_only=False
-            ),
-            dtype=np.int64,
-        )
-        remap = np.r_[remap, -1]  # null indices (-1) stay -1
-        parts = [remap[np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)]
-                 for c in chunks]
+        # chunks may have their own dictionaries, which may repeat values or hold nulls: map every
+        # dictionary entry to the code of its value among all distinct values
+        values = pc.unique(pa.concat_arrays([c.dictionary for c in chunks])).drop_null()
+        parts = []
+        for c in chunks:  # loop over chunks, not rows
+            remap = np.asarray(
+                pc.fill_null(pc.index_in(c.dictionary, value_set=values), -1).to_numpy(zero_copy_only=False),
+                dtype=np.int64,
+            )
+            remap = np.r_[remap, -1]  # a null index (-1) stays -1
+            parts.append(remap[np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)])
         return np.concatenate(parts)
     uniques = pc.unique(arr).drop_null()
     idx = pc.index_in(arr, value_set=uniques)
@@ -70,15 +70,15 @@ def plain(arr: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
 def string_mask(arr: pa.ChunkedArray | pa.Array, test: Callable[[Any], Any]) -> B:
     """``test`` (a vectorised string predicate) per row; applied once per distinct value when dictionary-encoded."""
     if is_dict(arr):
-        chunks = arr.unify_dictionaries().chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+        chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
         if not chunks:
             return np.zeros(0, dtype=bool)
-        on_dict = np.asarray(pc.fill_null(test(chunks[0].dictionary), False).to_numpy(zero_copy_only=False), dtype=bool)
-        on_dict = np.r_[on_dict, False]  # a null index (-1) is False
-        return np.concatenate([
-            on_dict[np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)]
-            for c in chunks
-        ])
+        out = []
+        for c in chunks:  # loop over chunks, not rows
+            on_dict = np.asarray(pc.fill_null(test(c.dictionary), False).to_numpy(zero_copy_only=False), dtype=bool)
+            on_dict = np.r_[on_dict, False]  # a null index (-1) is False
+            out.append(on_dict[np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)])
+        return np.concatenate(out)
     return np.asarray(pc.fill_null(test(arr), False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
