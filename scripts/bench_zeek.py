@@ -14,7 +14,8 @@ Each child reports wall time and its peak RSS (``ru_maxrss``) and its RSS after 
 growth with input size is visible. Results are printed and written to ``docs/benchmarks.md`` under
 ``## Zeek ingest`` (only that section is replaced). Run from the repository root:
 
-    .venv/bin/python scripts/bench_zeek.py [--sizes 250000,1000000] [--repeat 3] [--no-write]
+    .venv/bin/python scripts/bench_zeek.py [--sizes 250000,1000000] [--large 1000000] [--repeat 3]
+                                          [--pipeline module:function] [--no-write]
 """
 
 from __future__ import annotations
@@ -144,30 +145,58 @@ def run_child(kind: str, directory: Path, pipeline: str | None) -> dict[str, obj
 # --- data ------------------------------------------------------------------------------------------
 
 
-def generate(directory: Path, lines: int) -> float:
-    from derisk.gen.zeek import Dns, Http, Ssl, ZeekLogs, write_bench_conn_log, write_logs
+def _write_tsv(path: Path, name: str, fields: list[tuple[str, str]], columns: dict[str, object]) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from derisk.gen.zeek import tsv_header
+
+    with pa.OSFile(str(path), "wb") as sink:
+        sink.write(tsv_header(name, fields).encode())
+        options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+        pacsv.write_csv(pa.table(columns), sink, write_options=options)
+
+
+def generate(directory: Path, lines: int, large: bool) -> float:
+    """conn.log plus companions: small ones (for the first 30,000 connections), or large ones in
+    realistic proportion (TLS on a third of all connections, HTTP on a twentieth)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from derisk.gen.zeek import Dns, ZeekLogs, bench_uid, write_bench_conn_log, write_logs
 
     directory.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    bench = write_bench_conn_log(directory / "conn.log", lines, seed=lines)
-    t0 = 1_700_000_000.0
-    servers = [f"198.51.{i // 250}.{i % 250 + 1}" for i in range(2000)]
-    uids = bench.uids
-    companions = ZeekLogs(
-        ssl=[
-            Ssl(uid, t0, "10.1.0.1", 1, "198.51.0.1", 443, f"s{i}.example.com")
-            for i, uid in enumerate(uids[0::3])
-        ],
-        http=[
-            Http(uid, t0, "10.1.0.1", 1, "198.51.0.1", 80, f"h{i}.example.org", "bench/1")
-            for i, uid in enumerate(uids[1::3])
-        ],
-        dns=[
-            Dns(f"D{i}", t0 - 1, "10.1.0.1", 1, "10.0.0.53", f"n{i}.example.net", answers=(server,))
-            for i, server in enumerate(servers)
-        ],
+    write_bench_conn_log(directory / "conn.log", lines, seed=lines)
+    ts = "1700000000.000000"
+    covered = lines if large else min(lines, 30_000)
+    tls = pa.array(np.arange(0, covered, 3))
+    names = pc.binary_join_element_wise("s", pc.cast(pc.divide(tls, 3), pa.string()), ".example.com", "")
+    _write_tsv(
+        directory / "ssl.log",
+        "ssl",
+        [("ts", "time"), ("uid", "string"), ("server_name", "string")],
+        {"ts": pa.array([ts] * len(tls)), "uid": bench_uid(tls), "server_name": names},
     )
-    write_logs(directory, companions)
+    web = pa.array(np.arange(1, covered, 20))
+    _write_tsv(
+        directory / "http.log",
+        "http",
+        [("ts", "time"), ("uid", "string"), ("host", "string"), ("user_agent", "string")],
+        {
+            "ts": pa.array([ts] * len(web)),
+            "uid": bench_uid(web),
+            "host": pa.array(["www.example.org"] * len(web)),
+            "user_agent": pa.array(["bench/1.0 (X11; Linux x86_64)"] * len(web)),
+        },
+    )
+    servers = [f"198.51.{i // 250}.{i % 250 + 1}" for i in range(2000)]
+    answers = [
+        Dns(f"D{i}", 1_699_999_999.0, "10.1.0.1", 1, "10.0.0.53", f"n{i}.example.net", answers=(server,))
+        for i, server in enumerate(servers)
+    ]
+    write_logs(directory, ZeekLogs(dns=answers))
     return time.perf_counter() - start
 
 
@@ -178,7 +207,10 @@ def _mib(kib: object) -> str:
     return f"{int(kib) / 1024:.0f}"  # type: ignore[call-overload]
 
 
-def report(results: dict[int, dict[str, list[dict[str, object]]]], pipeline: str | None, repeat: int) -> str:
+Case = tuple[str, int, bool]  # label, conn.log lines, large companions
+
+
+def report(results: dict[Case, dict[str, list[dict[str, object]]]], pipeline: str | None, repeat: int) -> str:
     what = f"`{pipeline}` over `read_zeek`" if pipeline else "`read_zeek` (all batches consumed)"
     lines = [
         SECTION,
@@ -186,18 +218,22 @@ def report(results: dict[int, dict[str, list[dict[str, object]]]], pipeline: str
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} with {os.cpu_count()} "
         f"cores (load average {os.getloadavg()[0]:.1f} when the report was written), Python "
         f"{platform.python_version()}, by `scripts/bench_zeek.py` ({repeat} alternating runs per size, "
-        "each in its own child process, imports excluded from timings; medians, best in brackets). Input: a generated TSV conn.log "
-        "plus small ssl/http/dns companions (about 13,000 uids joined, 2,000 DNS answers).",
+        "each in its own child process, imports excluded from timings; medians, best in brackets). Input: a "
+        "generated TSV conn.log with small companions (ssl.log and http.log entries for 10,000 and 1,500 "
+        "of the first 30,000 connections, a dns.log answering for all 2,000 server addresses, so that "
+        "every flow without SNI or Host is named from DNS); the last row adds large companions in "
+        "realistic proportion (an ssl.log entry for every third connection, an http.log entry for every "
+        "twentieth).",
         "",
         f"Ingest is {what}; the bare read is DuckDB's `SELECT count(*), sum(orig_ip_bytes) FROM "
         "read_csv(...)` on the same conn.log. Target: ingest and attribution within 2x the bare read; "
         "peak memory not growing with input size.",
         "",
-        "| lines | DuckDB bare read s | ingest s | ratio (wall) | ratio (CPU) | CPU s DuckDB / ingest | "
+        "| conn.log lines | DuckDB bare read s | ingest s | ratio (wall) | ratio (CPU) | CPU s DuckDB / ingest | "
         "ingest rows/s | peak RSS DuckDB MiB | peak RSS ingest MiB | ingest RSS after imports MiB |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for size, runs in sorted(results.items()):
+    for (label, size, _), runs in results.items():
         duck = [float(r["seconds"]) for r in runs["duckdb"]]  # type: ignore[arg-type]
         zeek = [float(r["seconds"]) for r in runs["zeek"]]  # type: ignore[arg-type]
         ratios = [z / d for z, d in zip(zeek, duck, strict=True)]
@@ -211,7 +247,7 @@ def report(results: dict[int, dict[str, list[dict[str, object]]]], pipeline: str
         peak_zeek = max(int(r["peak_kib"]) for r in runs["zeek"])  # type: ignore[call-overload]
         base_zeek = max(int(r["baseline_kib"]) for r in runs["zeek"])  # type: ignore[call-overload]
         lines.append(
-            f"| {size:,} | {statistics.median(duck):.3f} ({min(duck):.3f}) | "
+            f"| {label} | {statistics.median(duck):.3f} ({min(duck):.3f}) | "
             f"{statistics.median(zeek):.3f} ({min(zeek):.3f}) | {statistics.median(ratios):.2f}x "
             f"({min(zeek) / min(duck):.2f}x) | {statistics.median(cpu_ratios):.2f}x | "
             f"{cpu_duck:.2f} / {cpu_zeek:.2f} | "
@@ -246,6 +282,9 @@ def write_section(text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="250000,1000000", help="conn.log lines, comma-separated")
+    parser.add_argument(
+        "--large", default="1000000", help="conn.log lines to measure with large companions ('' for none)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="alternating runs per size")
     parser.add_argument(
         "--workdir", type=Path, help="where to write the logs (default: a temporary directory)"
@@ -257,25 +296,30 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child[0], Path(args.child[1]), args.pipeline)))
         return
-    sizes = [int(s) for s in args.sizes.split(",")]
+    cases: list[Case] = [(f"{int(n):,}", int(n), False) for n in args.sizes.split(",") if n]
+    cases += [(f"{int(n):,}, large companions", int(n), True) for n in args.large.split(",") if n]
     with tempfile.TemporaryDirectory(prefix="bench-zeek-") as tmp:
         work = args.workdir or Path(tmp)
-        results: dict[int, dict[str, list[dict[str, object]]]] = {}
-        for size in sizes:
-            seconds = generate(work / str(size), size)
-            size_mib = (work / str(size) / "conn.log").stat().st_size / 2**20
-            print(f"generated {size:,} lines ({size_mib:.0f} MiB) in {seconds:.1f} s", flush=True)
-            results[size] = {"duckdb": [], "zeek": []}
+        results: dict[Case, dict[str, list[dict[str, object]]]] = {}
+        for case in cases:
+            label, size, large = case
+            directory = work / f"{size}{'-large' if large else ''}"
+            seconds = generate(directory, size, large)
+            size_mib = (directory / "conn.log").stat().st_size / 2**20
+            print(f"generated {label} ({size_mib:.0f} MiB conn.log) in {seconds:.1f} s", flush=True)
+            results[case] = {"duckdb": [], "zeek": []}
         for run in range(args.repeat):
-            for size in sizes:
+            for case in cases:
+                label, size, large = case
+                directory = work / f"{size}{'-large' if large else ''}"
                 for kind in ("duckdb", "zeek") if run % 2 == 0 else ("zeek", "duckdb"):
-                    result = run_child(kind, work / str(size), args.pipeline)
+                    result = run_child(kind, directory, args.pipeline)
                     if int(result["rows"]) != size:  # type: ignore[call-overload]
                         raise SystemExit(f"{kind} read {result['rows']} rows, expected {size}")
-                    results[size][kind].append(result)
+                    results[case][kind].append(result)
                     print(
-                        f"run {run + 1} {size:>9,} {kind:<6} {float(result['seconds']):.3f} s "  # type: ignore[arg-type]
-                        f"peak {_mib(result['peak_kib'])} MiB",
+                        f"run {run + 1} {label:>28} {kind:<6} {float(result['seconds']):.3f} s "  # type: ignore[arg-type]
+                        f"cpu {float(result['cpu']):.3f} s peak {_mib(result['peak_kib'])} MiB",  # type: ignore[arg-type]
                         flush=True,
                     )
         text = report(results, args.pipeline, args.repeat)

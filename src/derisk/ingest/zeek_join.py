@@ -35,14 +35,17 @@ def bound_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Bound every value's length (the long ones go through :func:`bound`); empty strings -> null."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    if values.null_count == len(values):
-        return values.cast(pa.string())
-    values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-    long = pc.fill_null(pc.greater(pc.utf8_length(values), MAX_FIELD_CHARS), False)
-    if not pc.any(long).as_py():
+    values = values.cast(pa.string())
+    lengths = pc.utf8_length(values)
+    extent = pc.min_max(lengths).as_py()
+    if extent["min"] is None:  # all null
+        return values
+    if extent["min"] == 0:
+        values = pc.if_else(pc.equal(lengths, 0), pa.scalar(None, pa.string()), values)
+    if extent["max"] <= MAX_FIELD_CHARS:
         return values
     out = values.to_pylist()
-    for i in pc.indices_nonzero(long).to_pylist():
+    for i in pc.indices_nonzero(pc.fill_null(pc.greater(lengths, MAX_FIELD_CHARS), False)).to_pylist():
         out[i] = bound(out[i])
     return pa.array(out, type=pa.string())
 
@@ -50,24 +53,21 @@ def bound_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 def normalise_name(values: pa.Array) -> pa.Array:
     """Host names compare without case and without a trailing dot."""
     lowered = pc.utf8_lower(values)
-    return pc.replace_substring_regex(lowered, r"\.$", "")
+    if pc.any(pc.ends_with(lowered, ".")).as_py():
+        lowered = pc.utf8_rtrim(lowered, characters=".")
+    return lowered
 
 
-def first_per_uid(table: pa.Table, columns: list[str]) -> pa.Table:
-    """One row per uid: per column, its first non-null value in file order.
+def first_per_key(keys: np.ndarray, count: int, values: pa.Array) -> pa.Array:
+    """For each key ``0 .. count - 1``, the first non-null value among rows with that key (or null).
 
-    Built from hash lookups (``index_in`` finds a value's first position) rather than Acero's
-    group-by, whose first use costs a noticeable start-up time.
+    ``keys`` gives each row's key, -1 for rows that belong to none.
     """
-    uid = table["uid"].combine_chunks()
-    has_uid = pc.is_valid(uid)
-    uids = pc.unique(uid.filter(has_uid))
-    out: dict[str, pa.Array] = {"uid": uids}
-    for name in columns:
-        values = table[name].combine_chunks()
-        keep = pc.and_(pc.is_valid(values), has_uid)
-        out[name] = values.filter(keep).take(pc.index_in(uids, value_set=uid.filter(keep)))
-    return pa.table(out)
+    rows = np.flatnonzero((keys >= 0) & np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False)))
+    missing = len(keys)
+    first = np.full(count, missing, dtype=np.int64)
+    np.minimum.at(first, keys[rows], rows)
+    return values.take(pa.array(first, mask=first == missing))
 
 
 @dataclass(frozen=True)
@@ -208,10 +208,10 @@ class Companions:
 
     def __init__(self, ssl: pa.Table | None, http: pa.Table | None, dns: pa.Table | None) -> None:
         """Tables with Zeek column names; ``dns`` has ``ts`` as timestamp[us] and ``answers`` as lists."""
+        dns = self._prepare_dns(dns)
         parts = [t for t in (self._prepare_ssl(ssl), self._prepare_http(http)) if t is not None]
-        dns_uid = self._prepare_dns_uid(dns)
-        if dns_uid is not None:
-            parts.append(dns_uid)
+        if dns is not None:
+            parts.append(pa.table({"uid": dns["uid"], "dns_query": dns["query"]}))
         merged = self._merge(parts)
         self._by_uid = (
             {name: merged[name].combine_chunks() for name in merged.column_names}
@@ -228,7 +228,7 @@ class Companions:
         ssl = ssl.combine_chunks()
         name = normalise_name(bound_text(ssl["server_name"]))
         ja4 = bound_text(ssl["ja4"]) if "ja4" in ssl.column_names else pa.nulls(ssl.num_rows, pa.string())
-        return first_per_uid(pa.table({"uid": ssl["uid"], "sni": name, "ja4": ja4}), ["sni", "ja4"])
+        return pa.table({"uid": ssl["uid"], "sni": name, "ja4": ja4})
 
     @staticmethod
     def _prepare_http(http: pa.Table | None) -> pa.Table | None:
@@ -236,35 +236,38 @@ class Companions:
             return None
         http = http.combine_chunks()
         host = bound_text(http["host"])
-        host = normalise_name(pc.replace_substring_regex(host, r":[0-9]+$", ""))
+        if pc.any(pc.match_substring(host, ":")).as_py():
+            host = pc.replace_substring_regex(host, r":[0-9]+$", "")
+        host = normalise_name(host)
         agent = (
             bound_text(http["user_agent"])
             if "user_agent" in http.column_names
             else pa.nulls(http.num_rows, pa.string())
         )
-        return first_per_uid(
-            pa.table({"uid": http["uid"], "host": host, "user_agent": agent}), ["host", "user_agent"]
-        )
+        return pa.table({"uid": http["uid"], "host": host, "user_agent": agent})
 
     @staticmethod
-    def _prepare_dns_uid(dns: pa.Table | None) -> pa.Table | None:
+    def _prepare_dns(dns: pa.Table | None) -> pa.Table | None:
+        """dns.log with its queries bounded and normalised once, for both of its uses."""
         if dns is None or dns.num_rows == 0:
             return None
         dns = dns.combine_chunks()
-        query = normalise_name(bound_text(dns["query"]))
-        return first_per_uid(pa.table({"uid": dns["uid"], "dns_query": query}), ["dns_query"])
+        return dns.set_column(
+            dns.column_names.index("query"), "query", normalise_name(bound_text(dns["query"]))
+        )
 
     @staticmethod
     def _merge(parts: list[pa.Table]) -> pa.Table | None:
         """One row per uid with the final companion columns (SNI before Host)."""
         if not parts:
             return None
-        uids = pc.unique(pa.concat_arrays([part["uid"].combine_chunks() for part in parts]))
+        rows = pa.concat_tables(parts, promote_options="default").combine_chunks()
+        encoded = pc.dictionary_encode(rows["uid"].combine_chunks())
+        uids = encoded.dictionary
+        keys = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
         merged = pa.table({"uid": uids})
-        for part in parts:
-            index = pc.index_in(uids, value_set=part["uid"].combine_chunks())
-            for name in part.column_names[1:]:
-                merged = merged.append_column(name, part[name].combine_chunks().take(index))
+        for name in rows.column_names[1:]:
+            merged = merged.append_column(name, first_per_key(keys, len(uids), rows[name].combine_chunks()))
         n = merged.num_rows
 
         def column(name: str) -> pa.Array:
@@ -292,8 +295,7 @@ class Companions:
     def _prepare_answers(dns: pa.Table | None) -> _Answers | None:
         if dns is None or dns.num_rows == 0 or "answers" not in dns.column_names:
             return None
-        dns = dns.combine_chunks()
-        query = normalise_name(bound_text(dns["query"]))
+        query = dns["query"].combine_chunks()
         answers = dns["answers"].combine_chunks()
         if "qtype_name" in dns.column_names:
             is_address = pc.is_in(dns["qtype_name"].combine_chunks(), value_set=pa.array(["A", "AAAA"]))
