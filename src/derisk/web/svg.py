@@ -67,27 +67,29 @@ def flow_diagram(
         pairs[0][(ks[0], ks[1])] += v
         pairs[1][(ks[1], ks[2])] += v
         juris_of[ks[1]] = ks[2]
-    gap, node_w, pad = 6.0, 14.0, 24.0
+    gap, node_w, pad, min_h = 6.0, 14.0, 24.0, 13.0
     xs = (pad, width / 2 - node_w / 2, width - pad - node_w)
     nodes: dict[tuple[int, str], Node] = {}
     colours = _colours(merged[2])
+    most = max(len(c) for c in merged)
+    scale = max(1.0, height - gap * (most - 1) - min_h * most) / total
+    bottom = 0.0
     for i in range(3):
         items = sorted(merged[i].items(), key=lambda kv: (-kv[1], kv[0]))
-        usable = height - gap * (len(items) - 1)
         y = 0.0
         for key, value in items:
-            h = max(2.0, usable * value / total)
+            h = max(min_h, value * scale)
             href = links.get(f"{i}:{key}")
             nodes[(i, key)] = Node(i, key, key, xs[i], y, h, value, href)
             y += h + gap
+        bottom = max(bottom, y - gap)
     bands: list[Band] = []
     for stage in (0, 1):
         out_off: dict[str, float] = defaultdict(float)
         in_off: dict[str, float] = defaultdict(float)
         for (a, b), v in sorted(pairs[stage].items(), key=lambda kv: (-kv[1], kv[0])):
             na, nb = nodes[(stage, a)], nodes[(stage + 1, b)]
-            w = max(1.0, (height - gap * 10) * v / total)
-            w = min(w, na.height, nb.height)
+            w = max(1.0, v * scale)
             y0 = na.y + out_off[a] + w / 2
             y1 = nb.y + in_off[b] + w / 2
             out_off[a] += w
@@ -97,6 +99,7 @@ def flow_diagram(
             path = f"M{x0:.1f},{y0:.1f} C{mid:.1f},{y0:.1f} {mid:.1f},{y1:.1f} {x1:.1f},{y1:.1f}"
             juris = b if stage == 1 else juris_of.get(b, "ZZ")
             bands.append(Band(path, w, colours.get(juris, PALETTE[-1]), f"{a} → {b}"))
+    height = bottom
     return {"nodes": list(nodes.values()), "bands": bands, "width": width, "height": height, "node_w": node_w}
 
 
@@ -139,7 +142,11 @@ def trend_chart(
         series.append({"jurisdiction": j, "points": " ".join(pts), "colour": colours[j], "total": totals[j]})
     every = max(1, len(hours) // 8)
     ticks = [
-        {"x": left + i * step, "label": h.strftime("%d %H:00") if isinstance(h, dt.datetime) else str(h)}
+        {
+            "x": left + i * step,
+            "label": h.strftime("%d %H:00") if isinstance(h, dt.datetime) else str(h),
+            "end": i == len(hours) - 1 and i > 0,
+        }
         for i, h in enumerate(hours)
         if i % every == 0
     ]
