@@ -135,3 +135,16 @@ def test_run_detections_reads_the_site_sections() -> None:
     assert run_detections(beacon_flows(), site, laws_for=no_laws) == []
     site = parse_site({"detection": {"beacon": {"min_score": 1.0}}}, "site.yaml")
     assert run_detections(beacon_flows(), site, laws_for=no_laws) != []  # a perfect beacon scores 1.0
+
+
+def test_every_threshold_and_ecs_field_is_documented() -> None:
+    import re
+    from pathlib import Path
+
+    from derisk.detect.ecs import ECS_FIELDS, ECS_OPTIONAL
+
+    text = (Path(__file__).parent.parent / "docs" / "detection.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| (\w+) \| `(\w+)` \|", text, flags=re.MULTILINE))
+    assert documented == {(s, n) for s, spec in SPECS.items() for n in spec}
+    for name in [*ECS_FIELDS, *ECS_OPTIONAL]:
+        assert f"`{name}`" in text, name
