@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,183 +12,10 @@ import pytest
 
 from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA
-from derisk.gen.model import Conversation, DnsLookup, Exchange, HttpRequest, Ledger, LedgerEntry, TlsHello
+from derisk.gen.model import Ledger, LedgerEntry
 from derisk.gen.packets import write_capture
 from derisk.ingest.pcap import inspect_capture, read_pcap
-
-T0 = datetime(2026, 3, 2, 8, 0, 0, tzinfo=UTC)
-HOSTILE_UA = "Mozilla/5.0 \"quoted\" 'single' \x07bell\x1b[31mred</td><script>x</script>"
-HOSTILE_SNI = "<script>alert(1)</script>.evil.example"
-LONG_NAME = ".".join(["a" * 60, "b" * 60, "c" * 60, "d" * 50, "example"])  # 246 characters, valid DNS
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def conversations(*, ipv6: bool = True) -> list[Conversation]:
-    """Every kind of flow the generator writes; the resolver answers names used by later flows."""
-    c: list[Conversation] = [
-        Conversation(
-            "udp",
-            "10.20.1.20",
-            "10.20.0.53",
-            at(0),
-            40001,
-            53,
-            dns=DnsLookup("oss-eu-central-1.aliyuncs.com", "A", ("47.254.129.10",)),
-            label="dns-a",
-        ),
-        Conversation(
-            "udp",
-            "10.20.1.20",
-            "10.20.0.53",
-            at(0.5),
-            40002,
-            53,
-            dns=DnsLookup(LONG_NAME, "A", ("47.254.129.11",)),
-            label="dns-long",
-        ),
-        Conversation(
-            "udp",
-            "10.20.1.20",
-            "10.20.0.53",
-            at(0.7),
-            40003,
-            53,
-            dns=DnsLookup("nothing-here.example", "A", ()),
-            label="dns-nxdomain",
-        ),
-        Conversation(
-            "tcp",
-            "10.20.1.21",
-            "47.254.129.10",
-            at(1),
-            50001,
-            443,
-            (Exchange("c2s", 4000), Exchange("s2c", 30000), Exchange("c2s", 700, gap=2.0)),
-            tls=TlsHello("oss-eu-central-1.aliyuncs.com"),
-            label="tls",
-        ),
-        Conversation(
-            "tcp",
-            "10.20.1.21",
-            "47.254.129.10",
-            at(2),
-            50002,
-            8883,
-            (Exchange("c2s", 900), Exchange("s2c", 120)),
-            label="plain-tcp-answered",
-        ),
-        Conversation(
-            "tcp",
-            "10.20.1.22",
-            "47.254.129.11",
-            at(2.5),
-            50003,
-            9000,
-            (Exchange("c2s", 300), Exchange("s2c", 300)),
-            label="plain-tcp-long-name",
-        ),
-        Conversation(
-            "tcp",
-            "10.20.1.23",
-            "93.184.216.34",
-            at(3),
-            50004,
-            80,
-            (Exchange("c2s", 2000),),
-            http=HttpRequest("cargo.example.net", HOSTILE_UA, response_body=5000),
-            label="http",
-        ),
-        Conversation(
-            "tcp",
-            "10.20.1.24",
-            "198.51.100.7",
-            at(3.2),
-            50005,
-            443,
-            (Exchange("c2s", 100), Exchange("s2c", 100)),
-            tls=TlsHello(HOSTILE_SNI),
-            label="tls-hostile",
-        ),
-        Conversation(
-            "udp",
-            "10.20.1.25",
-            "203.0.113.9",
-            at(4),
-            50006,
-            5000,
-            (Exchange("c2s", 1200), Exchange("s2c", 80), Exchange("c2s", 1200)),
-            label="udp",
-        ),
-        Conversation(
-            "icmp",
-            "10.20.1.26",
-            "8.8.8.8",
-            at(5),
-            exchanges=(
-                Exchange("c2s", 56),
-                Exchange("s2c", 56),
-                Exchange("c2s", 56, gap=1.0),
-                Exchange("s2c", 56),
-            ),
-            label="ping",
-        ),
-    ]
-    if ipv6:
-        c += [
-            Conversation(
-                "udp",
-                "fd00:20::20",
-                "fd00:20::53",
-                at(6),
-                40010,
-                53,
-                dns=DnsLookup("login.microsoftonline.com", "AAAA", ("2603:1026:3000::10",)),
-                label="dns-aaaa",
-            ),
-            Conversation(
-                "tcp",
-                "fd00:20::21",
-                "2603:1026:3000::10",
-                at(7),
-                50010,
-                8443,
-                (Exchange("c2s", 2500), Exchange("s2c", 6000)),
-                label="v6-answered",
-            ),
-            Conversation(
-                "tcp",
-                "fd00:20::21",
-                "2a00:1450:4001::200e",
-                at(8),
-                50011,
-                443,
-                (Exchange("c2s", 1500), Exchange("s2c", 15000)),
-                tls=TlsHello("www.google.com"),
-                label="v6-tls",
-            ),
-            Conversation(
-                "udp",
-                "fd00:20::22",
-                "2606:4700::1111",
-                at(9),
-                50012,
-                4433,
-                (Exchange("c2s", 500), Exchange("s2c", 700)),
-                label="v6-udp",
-            ),
-            Conversation(
-                "icmp",
-                "fd00:20::23",
-                "2001:4860:4860::8888",
-                at(10),
-                exchanges=(Exchange("c2s", 56), Exchange("s2c", 56)),
-                label="v6-ping",
-            ),
-        ]
-    return c
+from golden import HOSTILE_SNI, HOSTILE_UA, LONG_NAME, SAMPLES, SAMPLES_DIR, conversations, differences
 
 
 def read_table(path: Path) -> pa.Table:
@@ -296,6 +124,18 @@ def test_progress_counts_every_packet(tmp_path: Path) -> None:
     for _ in read_pcap(path, progress=seen.append):
         pass
     assert sum(seen) == ledger.packets
+
+
+def test_committed_samples_are_current() -> None:
+    assert differences() == [], "the generator's output changed: run `make golden` and review the diff"
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_committed_samples_match_their_ledgers(name: str) -> None:
+    doc = json.loads((SAMPLES_DIR / f"{name}.ledger.json").read_text(encoding="utf-8"))
+    entries = [LedgerEntry(**dict(e, dns_answers=tuple(e["dns_answers"]))) for e in doc["entries"]]
+    ledger = Ledger(entries=entries, packets=doc["packets"], captured_bytes=doc["captured_bytes"])
+    assert_matches_ledger(read_table(SAMPLES_DIR / name), ledger, names=SAMPLES[name][2] is None)
 
 
 # ---- bad input: one InputError naming the file, never a traceback from NFStream ---------------------

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -287,6 +288,8 @@ def _http_payloads(conversation: Conversation) -> list[tuple[float, Direction, b
             Reason_Phrase=b"OK",
             Content_Type=b"application/octet-stream",
             Content_Length=str(len(body)).encode(),
+            # scapy would stamp the current time here: the conversation's own start keeps it deterministic
+            Date=format_datetime(conversation.start.astimezone(UTC), usegmt=True).encode(),
         )
     )
     return [(0.001, "c2s", request), (0.015, "s2c", response + body)]

@@ -404,11 +404,16 @@ def read_pcap(path: Path, *, progress: Callable[[int], None] | None = None) -> I
     """
     capture_format(path)
     _load_nfstream()  # once, before the DNS pass forks, so that both processes share the import
+    # NFStream pins the process that iterates it to the first CPUs; give the rest of derisk its CPUs back.
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     ready = _Prerequisites(path)
     try:
         yield from _meter(path, ready, progress)
     finally:
         ready.close()
+        if affinity is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, affinity)
 
 
 def _meter(
