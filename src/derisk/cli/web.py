@@ -52,18 +52,26 @@ def register(group: click.Group) -> None:
     help="Seconds a page's queries may take before they are interrupted.",
 )
 @click.option(
+    "--hold",
+    type=click.FloatRange(0, 60),
+    default=2.0,
+    show_default=True,
+    help="Seconds the workspace stays open after the last request (0: open per request).",
+)
+@click.option(
     "--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="TLS certificate (PEM)."
 )
 @click.option(
     "--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="TLS private key (PEM)."
 )
 def serve_command(workspace: Path, host: str, port: int, site_file: Path | None, cases_dir: Path | None,
-                  time_limit: float, tls_cert: Path | None, tls_key: Path | None) -> None:  # fmt: skip
+                  time_limit: float, hold: float, tls_cert: Path | None, tls_key: Path | None) -> None:  # fmt: skip
     """Serve the dashboard over WORKSPACE (read-only) until interrupted.
 
     Listens on 127.0.0.1 unless --host says otherwise, and refuses any other address until an
     account exists (derisk users add). Every page needs a login. derisk analyze and derisk serve
-    take turns on one workspace: while an analysis writes, pages say the workspace is busy.
+    take turns on one workspace: while an analysis writes, pages say the workspace is busy, and
+    while pages are being read (and --hold seconds after), an analysis finds it locked.
     """
     import uvicorn
 
@@ -85,7 +93,9 @@ def serve_command(workspace: Path, host: str, port: int, site_file: Path | None,
             f"refusing to listen on {host}, which is not a loopback address, before an account exists; "
             f"create one with: derisk users add NAME --role admin --workspace {workspace}"
         )
-    app = create_app(workspace, host=host, site_file=site_file, cases_dir=cases_dir, time_limit=time_limit)
+    app = create_app(
+        workspace, host=host, site_file=site_file, cases_dir=cases_dir, time_limit=time_limit, hold=hold
+    )
     scheme = "https" if tls_cert else "http"
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"derisk dashboard for {workspace}", err=True)

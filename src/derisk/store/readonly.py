@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +114,76 @@ def open_readonly(path: Path, time_limit: float = DEFAULT_TIME_LIMIT) -> Iterato
         view.close()
 
 
+class SharedReader:
+    """One read-only handle on a workspace shared by concurrent requests, released when idle.
+
+    Opening DuckDB costs tens of milliseconds, more than most pages' queries, so the handle stays
+    open while requests keep coming and is closed ``idle`` seconds after the last one, letting
+    ``derisk analyze`` take its turn. Each request gets its own cursor (DuckDB connections are not
+    shared between threads) with its own time limit. ``idle=0`` opens and closes per request.
+    """
+
+    def __init__(self, path: Path, idle: float = 2.0) -> None:
+        self.path = path
+        self.idle = idle
+        self._lock = threading.Lock()
+        self._ws: Workspace | None = None
+        self._users = 0
+        self._last = 0.0
+
+    @contextmanager
+    def view(self, time_limit: float = DEFAULT_TIME_LIMIT) -> Iterator[ReadOnlyWorkspace]:
+        if self.idle <= 0:
+            with open_readonly(self.path, time_limit) as v:
+                yield v
+            return
+        with self._lock:
+            if self._ws is None:
+                self._ws = Workspace.open(self.path, create=False, read_only=True)
+            self._users += 1
+            base = self._ws
+        try:
+            cursor = base.con.cursor()
+        except duckdb.Error as exc:
+            self._release()
+            raise StoreError(
+                f"cannot read the workspace ({type(exc).__name__})", source=str(self.path)
+            ) from None
+        view = ReadOnlyWorkspace(Workspace(self.path, cursor, read_only=True, created=False), time_limit)
+        try:
+            yield view
+        except duckdb.Error as exc:
+            raise view._fail(exc) from None
+        finally:
+            view.close()
+            self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            self._last = time.monotonic()
+            if self._users == 0:
+                timer = threading.Timer(self.idle, self._close_if_idle)
+                timer.daemon = True
+                timer.start()
+
+    def _close_if_idle(self) -> None:
+        with self._lock:
+            if (
+                self._ws is not None
+                and self._users == 0
+                and time.monotonic() - self._last >= self.idle * 0.99
+            ):
+                self._ws.close()
+                self._ws = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._ws is not None:
+                self._ws.close()
+                self._ws = None
+
+
 # -- queries the dashboard needs beyond derisk.store.flows -----------------------------------------
 
 
@@ -177,19 +248,12 @@ def destinations_of(view: ReadOnlyWorkspace, entity_id: str, limit: int = 100) -
     )
 
 
-def search_flows(view: ReadOnlyWorkspace, text: str, limit: int = 50) -> list[dict[str, Any]]:
-    """Destinations whose address, server name, DNS name, domain or organisation contains ``text``."""
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def search_index(view: ReadOnlyWorkspace) -> list[dict[str, Any]]:
+    """Distinct searchable texts of external traffic per destination (what the search page scans)."""
     return view.rows(
-        "SELECT dst_ip AS ip, any_value(server_name) AS server_name, any_value(dst_org) AS organisation,"
-        " any_value(dst_as_org) AS as_org, any_value(dst_controller) AS controller,"
-        " any_value(dst_jurisdiction) AS jurisdiction, count(*) AS flows FROM flows_attributed"
-        " WHERE direction IN ('outbound', 'inbound') AND (dst_ip ILIKE $1 ESCAPE '\\'"
-        " OR server_name ILIKE $1 ESCAPE '\\' OR dns_query ILIKE $1 ESCAPE '\\'"
-        " OR dst_domain ILIKE $1 ESCAPE '\\' OR dst_org ILIKE $1 ESCAPE '\\' OR dst_as_org ILIKE $1 ESCAPE '\\'"
-        " OR dst_controller ILIKE $1 ESCAPE '\\' OR system ILIKE $1 ESCAPE '\\')"
-        f" GROUP BY dst_ip ORDER BY flows DESC LIMIT {int(limit)}",
-        [pattern],
+        "SELECT dst_ip AS ip, server_name, dns_query, dst_domain AS domain, dst_org AS organisation,"
+        " dst_as_org AS as_org, dst_controller AS controller, dst_jurisdiction AS jurisdiction, system,"
+        " count(*) AS flows FROM flows_attributed WHERE direction IN ('outbound', 'inbound') GROUP BY ALL"
     )
 
 

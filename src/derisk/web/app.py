@@ -164,12 +164,13 @@ def create_app(
     site_file: Path | None = None,
     cases_dir: Path | None = None,
     time_limit: float = 5.0,
+    hold: float = 2.0,
     allowed_hosts: list[str] | None = None,
     warm: bool = True,
 ) -> Starlette:
     """The dashboard over ``workspace`` (read-only). ``host`` decides cookie security and allowed Host headers."""
     workspace = Path(workspace)
-    reader = WorkspaceReader(workspace, time_limit=time_limit)
+    reader = WorkspaceReader(workspace, time_limit=time_limit, idle=hold)
     if site_file is None and (workspace / "site.yaml").is_file():
         site_file = workspace / "site.yaml"
     config = Config(

@@ -195,8 +195,7 @@ def search(visit: Visit) -> Page:
     if q:
         from derisk.know.graph import find_entities
 
-        with visit.config.reader.view() as view:
-            hosts = store.search_flows(view, q)
+        hosts = visit.config.reader.search(q)
         found = find_entities(visit.config.reader.graph(), q, limit=10)
         low = q.lower()
         matched_alerts = [

@@ -21,7 +21,7 @@ from derisk.analysis import UNKNOWN_JURISDICTION, build_document
 from derisk.know.graph import Graph, load_graph
 from derisk.site import Site
 from derisk.store import readonly as store
-from derisk.store.readonly import ReadOnlyWorkspace, open_readonly
+from derisk.store.readonly import ReadOnlyWorkspace, SharedReader
 
 T = TypeVar("T")
 
@@ -48,9 +48,15 @@ class WorkspaceReader:
     """Read-only, time-limited, cached access to one workspace for the dashboard."""
 
     def __init__(
-        self, path: Path, *, time_limit: float = store.DEFAULT_TIME_LIMIT, warm_time_limit: float = 120.0
+        self,
+        path: Path,
+        *,
+        time_limit: float = store.DEFAULT_TIME_LIMIT,
+        warm_time_limit: float = 120.0,
+        idle: float = 2.0,
     ) -> None:
         self.path = path
+        self.shared = SharedReader(path, idle=idle)
         self.time_limit = time_limit
         self.warm_time_limit = warm_time_limit
         self._lock = threading.Lock()
@@ -58,7 +64,7 @@ class WorkspaceReader:
 
     @contextmanager
     def view(self, time_limit: float | None = None) -> Iterator[ReadOnlyWorkspace]:
-        with open_readonly(self.path, time_limit or self.time_limit) as v:
+        with self.shared.view(time_limit or self.time_limit) as v:
             yield v
 
     def cached(
@@ -88,10 +94,40 @@ class WorkspaceReader:
     def graph(self) -> Graph:
         return self.cached("graph", lambda v: load_graph(v.ws))
 
+    def search_index(self) -> list[dict[str, Any]]:
+        return self.cached("search", store.search_index)
+
+    def search(self, text: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Destinations whose address, server name, DNS name, domain, organisation, controller or
+        system contains ``text`` (case-insensitive), most flows first."""
+        needle = text.casefold()
+        hits: dict[str, dict[str, Any]] = {}
+        for row in self.search_index():
+            fields = (
+                "ip",
+                "server_name",
+                "dns_query",
+                "domain",
+                "organisation",
+                "as_org",
+                "controller",
+                "system",
+            )
+            if not any(needle in str(row[f] or "").casefold() for f in fields):
+                continue
+            hit = hits.get(row["ip"])
+            if hit is None:
+                hits[row["ip"]] = hit = {**row, "flows": 0}
+            hit["flows"] += int(row["flows"])
+            if not hit["server_name"] and row["server_name"]:
+                hit["server_name"] = row["server_name"]
+        return sorted(hits.values(), key=lambda h: (-h["flows"], h["ip"]))[:limit]
+
     def warm(self) -> None:
-        """Compute the snapshot and graph now (called in a thread when the server starts)."""
+        """Compute the cached aggregates now (called in a thread when the server starts)."""
         self.snapshot()
         self.graph()
+        self.search_index()
 
 
 def _build_snapshot(view: ReadOnlyWorkspace) -> Snapshot:
