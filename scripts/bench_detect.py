@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/bench_detect.py [--rows 10000000] [--markdown docs/benchmarks.md]
 
-The flows are generated in memory in chunks of one million (string columns dictionary-encoded, as a
-columnar reader such as Parquet's or the workspace's compact reader gives them; flow ids plain).
+The flows are generated in memory in chunks of one million (string columns dictionary-encoded with the
+narrowest index type, as a columnar reader such as Parquet's gives them; flow ids plain).
 Each measurement runs in its own child process so that its peak resident memory (``ru_maxrss``) is its
 own: (1) generation alone, (2) generation plus a plain pyarrow group-by over (src_ip, dst_ip) with
 count, byte sums and first/last times — the baseline, (3) generation plus ``derisk.detect.detect``.
@@ -33,7 +33,8 @@ CHUNK = 1_000_000
 
 def _dict(indices: np.ndarray, values: list[str | None] | pa.Array, mask: np.ndarray | None = None) -> pa.Array:
     dictionary = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
-    idx = pa.array(indices.astype(np.int32), mask=mask)
+    width = np.int8 if len(dictionary) < 128 else np.int16 if len(dictionary) < 32_768 else np.int32
+    idx = pa.array(indices.astype(width), mask=mask)
     return pa.DictionaryArray.from_arrays(idx, dictionary)
 
 

@@ -25,7 +25,7 @@ def no_laws(_: str) -> list[Any]:
 
 def every_detector(flows: pa.Table) -> list[Any]:
     found = []
-    for _, detector in DETECTORS:
+    for _, detector, _ in DETECTORS:
         found.extend(detector(flows, CFG, no_laws, now=NOW))
     return found
 

@@ -55,3 +55,16 @@ def test_dictionary_encoded_flows_give_the_same_alerts() -> None:
     compact = detect(encoded, cfg, laws_for=harness_laws)
     assert [a.to_json() for a in compact.alerts] == [a.to_json() for a in plain.alerts]
     assert [s.flows for s in compact.suppressed] == [s.flows for s in plain.suppressed]
+
+
+def test_analysing_part_by_part_gives_the_same_alerts() -> None:
+    from derisk.detect import detect
+    from derisk.detect.config import load_config
+    from derisk.gen.labelled import harness_laws
+
+    data = generate(6)
+    cfg = load_config(None, data.allowlist)
+    whole = detect(data.flows, cfg, laws_for=harness_laws)
+    parts = detect(data.flows, cfg, laws_for=harness_laws, partition_rows=40_000)
+    assert [a.to_json() for a in parts.alerts] == [a.to_json() for a in whole.alerts]
+    assert len(whole.alerts) > 50

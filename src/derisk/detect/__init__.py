@@ -21,9 +21,10 @@ flows, runs every detection and returns the alerts, most severe first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any, Final
 
 import numpy as np
@@ -37,24 +38,27 @@ from derisk.detect.config import DetectionConfig, load_config
 from derisk.detect.dnstunnel import detect_dns_tunnels
 from derisk.detect.longconn import detect_long_connections
 from derisk.detect.newdest import detect_new_destinations
-from derisk.detect.segments import flow_times
+from derisk.detect.segments import coalesce_codes, column, flow_times, outbound_frame
 from derisk.detect.upload import detect_uploads
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Alert", "DetectionConfig", "DetectionResult", "detect", "run_detections"]
 
-Detector = Callable[[pa.Table, DetectionConfig, LawsFor], list[Alert]]
-
-#: kind(s) -> detector, in the order they run.
-DETECTORS: Final[tuple[tuple[tuple[str, ...], Any], ...]] = (
-    (("beacon", "strobe"), detect_beacons),
-    (("long-connection",), detect_long_connections),
-    (("dns-tunnel",), detect_dns_tunnels),
-    (("upload",), detect_uploads),
-    (("new-destination",), detect_new_destinations),
-    (("compelled-transfer",), detect_compelled),
+#: (kinds, detector, partitionable). A partitionable detection looks at one system (or internal host)
+#: at a time, so a large table can be cut by system/host and analysed part by part in bounded memory.
+DETECTORS: Final[tuple[tuple[tuple[str, ...], Any, bool], ...]] = (
+    (("beacon", "strobe"), detect_beacons, True),
+    (("long-connection",), detect_long_connections, True),
+    (("dns-tunnel",), detect_dns_tunnels, False),
+    (("upload",), detect_uploads, True),
+    (("new-destination",), partial(detect_new_destinations, scopes=("destination",)), True),
+    (("new-destination",), partial(detect_new_destinations, scopes=("organisation", "jurisdiction")), False),
+    (("compelled-transfer",), detect_compelled, True),
 )
+
+#: Rows per part when a table is analysed part by part.
+PARTITION_ROWS: Final = 2_000_000
 
 #: Columns the detections read; everything else is left unread.
 COLUMNS: Final = (
@@ -133,8 +137,14 @@ def detect(
     laws_for: LawsFor | None = None,
     now: datetime | None = None,
     kinds: tuple[str, ...] | None = None,
+    partition_rows: int = PARTITION_ROWS,
 ) -> DetectionResult:
-    """Run the detections on ``flows`` with ``config``; alerts sorted most severe first."""
+    """Run the detections on ``flows`` with ``config``; alerts sorted most severe first.
+
+    Tables of more than ``partition_rows`` rows are analysed part by part (cut by system, else by
+    internal host) for the detections that look at one system at a time; the others see every flow.
+    Windows and baselines are cut from the whole table's clock in every part, so the result is the same.
+    """
     laws = laws_for or default_laws_for()
     cache: dict[str, list[Any]] = {}
 
@@ -145,22 +155,29 @@ def detect(
 
     table = flows.select([c for c in COLUMNS if c in flows.column_names])
     masks, suppressed = allow_masks(table, config.allowlist)
-    filtered: dict[tuple[int, ...], pa.Table] = {}
+    frame = outbound_frame(table, now)
+    parts = max(1, math.ceil(table.num_rows / max(partition_rows, 1)))
+    part_of = coalesce_codes(column(table, "system"), column(table, "src_ip")) % parts if parts > 1 else None
     alerts: list[Alert] = []
-    for kind_group, detector in DETECTORS:
-        if kinds is not None and not set(kind_group) & set(kinds):
-            continue
-        applying = tuple(i for i, e in enumerate(config.allowlist) if any(e.applies_to(k) for k in kind_group))
-        if applying not in filtered:
-            if applying:
-                drop = np.zeros(table.num_rows, dtype=bool)
+    for part in range(parts):  # loop over parts (few), each analysed vectorised
+        views: dict[tuple[int, ...], pa.Table] = {}
+        for kind_group, detector, partitionable in DETECTORS:
+            if kinds is not None and not set(kind_group) & set(kinds):
+                continue
+            if not partitionable and part > 0:
+                continue
+            applying = tuple(i for i, e in enumerate(config.allowlist) if any(e.applies_to(k) for k in kind_group))
+            key = (*applying, -1 if partitionable else -2)
+            if key not in views:
+                keep = np.ones(table.num_rows, dtype=bool)
                 for i in applying:
-                    drop |= masks[i]
-                filtered[applying] = table.filter(pa.array(~drop)) if drop.any() else table
-            else:
-                filtered[applying] = table
-        found = detector(filtered[applying], config, cached_laws, now=now)
-        alerts.extend(a for a in found if kinds is None or a.kind in kinds)
+                    keep &= ~masks[i]
+                if partitionable and part_of is not None:
+                    keep &= part_of == part
+                views[key] = table if keep.all() else table.filter(pa.array(keep))
+            found = detector(views[key], config, cached_laws, now=now, frame=frame)
+            alerts.extend(a for a in found if kinds is None or a.kind in kinds)
+        views.clear()
     alerts = merge_hosts(alerts)
     alerts.sort(key=lambda a: (-a.severity_rank, -a.score, a.kind, a.destination, a.src_ip or ""))
     times = flow_times(table, now)

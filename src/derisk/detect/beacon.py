@@ -38,6 +38,7 @@ from derisk.detect.rita import _median_range, statistical_core
 from derisk.detect.segments import (
     F64,
     I64,
+    Frame,
     Segments,
     as_datetime,
     codes_of,
@@ -195,9 +196,14 @@ def _fmt_period(seconds: float) -> str:
 
 
 def detect_beacons(
-    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None
+    flows: pa.Table,
+    cfg: DetectionConfig,
+    laws_for: LawsFor,
+    *,
+    now: datetime | None = None,
+    frame: Frame | None = None,
 ) -> list[Alert]:
-    """Beacon and strobe alerts for the outbound flows of ``flows``."""
+    """Beacon and strobe alerts for the outbound flows of ``flows`` (window cut from ``frame``)."""
     if flows.num_rows == 0:
         return []
     times = flow_times(flows, now)
@@ -205,7 +211,8 @@ def detect_beacons(
     if not ok.any():
         return []
     window = cfg.get("beacon", "window_hours") * 3600.0
-    ok &= times.start >= times.start[ok].max() - window
+    last = frame[1] if frame else float(times.start[ok].max())
+    ok &= times.start >= last - window
     rows_ok = np.flatnonzero(ok)
     stitch = cfg.get("long_connection", "stitch_gap_seconds")
     ok[rows_ok[continuation_rows(flows, times.start, times.end, rows_ok, stitch)]] = False

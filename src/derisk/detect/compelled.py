@@ -33,7 +33,7 @@ from derisk.detect.upload import _fmt_bytes
 
 
 def detect_compelled(
-    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None
+    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None, frame: object = None
 ) -> list[Alert]:
     if flows.num_rows == 0:
         return []

@@ -65,7 +65,7 @@ def entropy_bits(strings: list[str]) -> tuple[F64, F64]:
 
 
 def detect_dns_tunnels(
-    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None
+    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None, frame: object = None
 ) -> list[Alert]:
     if flows.num_rows == 0 or "dns_query" not in flows.column_names:
         return []

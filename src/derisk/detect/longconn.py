@@ -68,7 +68,7 @@ def continuation_rows(flows: pa.Table, start: F64, end: F64, rows: I64, stitch: 
 
 
 def detect_long_connections(
-    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None
+    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None, frame: object = None
 ) -> list[Alert]:
     if flows.num_rows == 0:
         return []
@@ -96,7 +96,8 @@ def detect_long_connections(
     new_conn = np.r_[True, c[1:] != c[:-1]] | (s > prev_end + stitch)
     conn = np.cumsum(new_conn) - 1
     cseg = segments(conn)
-    dur_h = (cseg.max(run_end) - cseg.min(s)) / 3600.0
+    conn_first, conn_last = cseg.min(s), cseg.max(e)
+    dur_h = (conn_last - conn_first) / 3600.0
     long_conn = np.flatnonzero(dur_h >= min_hours)
     if len(long_conn) == 0:
         return []
@@ -120,13 +121,13 @@ def detect_long_connections(
             "records_stitched": int(cseg.lengths[k]),
             "min_hours": min_hours,
         }
-        first = float(cseg.min(s)[k])
+        first = float(conn_first[k])
         summary = f"held one connection to {{dest}} open for {hours:.1f} h"
         if cseg.lengths[k] > 1:
             summary += f" ({int(cseg.lengths[k])} flow records stitched)"
         alerts.append(
             make_alert("long-connection", long_score(hours, min_hours), target, summary, evidence, laws_for,
                        flow_ids=ids[j], flow_count=int(cseg.lengths[k]), first_seen=as_datetime(first),
-                       last_seen=as_datetime(first + hours * 3600.0))
+                       last_seen=as_datetime(float(conn_last[k])))
         )
     return alerts

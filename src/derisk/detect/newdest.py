@@ -26,6 +26,7 @@ from derisk.detect.segments import (
     F64,
     I64,
     B,
+    Frame,
     Segments,
     as_datetime,
     coalesce_codes,
@@ -67,7 +68,13 @@ def _first_seen(key: I64, start: F64, size: F64, rows: I64, baseline_end: float,
 
 
 def detect_new_destinations(
-    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None
+    flows: pa.Table,
+    cfg: DetectionConfig,
+    laws_for: LawsFor,
+    *,
+    now: datetime | None = None,
+    frame: Frame | None = None,
+    scopes: tuple[str, ...] = ("destination", "organisation", "jurisdiction"),
 ) -> list[Alert]:
     if flows.num_rows == 0:
         return []
@@ -75,9 +82,9 @@ def detect_new_destinations(
     outbound: B = mask_eq(column(flows, "direction"), "outbound") & times.valid
     if not outbound.any():
         return []
-    t0 = float(times.start[outbound].min())
+    t0, t1 = frame if frame else (float(times.start[outbound].min()), float(times.start[outbound].max()))
     baseline_end = t0 + cfg.get("new_destination", "baseline_hours") * 3600.0
-    if float(times.start[outbound].max()) < baseline_end:
+    if t1 < baseline_end:
         return []
     size = (ints(flows, "bytes_out") + ints(flows, "bytes_in")).astype(np.float64)
     rows = np.flatnonzero(outbound)
@@ -88,6 +95,8 @@ def detect_new_destinations(
     # (scope, rows of the alert, rows of further new destinations summarised in it)
     found: list[tuple[str, I64, list[I64]]] = []
     new = _first_seen(combine(sys_codes, dest), times.start, size, rows, baseline_end, min_bytes)
+    if "destination" not in scopes:
+        new = _New(new.order, new.seg, np.zeros(0, dtype=np.int64), np.zeros(0))
     owner = sys_codes[new.order[new.seg.starts[new.picked]]] if len(new.picked) else np.zeros(0, np.int64)
     for system in np.unique(owner):  # loop over systems with new destinations (few)
         mine = new.picked[owner == system]
@@ -99,6 +108,8 @@ def detect_new_destinations(
         else:
             found.append(("destinations", slices[0], [*slices[1:EXAMPLES], np.array([len(mine)], np.int64)]))
     for scope, col in (("organisation", "dst_org"), ("jurisdiction", "dst_jurisdiction")):
+        if scope not in scopes:
+            continue
         grp = _first_seen(codes_of(column(flows, col)), times.start, size, rows, baseline_end, min_bytes)
         found.extend((scope, grp.order[grp.seg.starts[i] : grp.seg.ends[i]], []) for i in grp.picked)
     if not found:

@@ -216,22 +216,40 @@ def flow_times(table: pa.Table, now: datetime | None) -> Times:
     f = pc.cast(pc.cast(first, pa.timestamp("us", tz="UTC")), pa.int64())
     lst = pc.cast(pc.cast(last, pa.timestamp("us", tz="UTC")), pa.int64())
     missing_mask = np.asarray(pc.is_null(f).to_numpy(zero_copy_only=False), dtype=bool)
-    start_us = np.asarray(pc.fill_null(f, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
-    end_us = np.asarray(pc.fill_null(lst, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
+    start = np.asarray(pc.fill_null(f, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
+    del f
+    end = np.asarray(pc.fill_null(lst, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
     end_missing = np.asarray(pc.is_null(lst).to_numpy(zero_copy_only=False), dtype=bool)
-    end_us = np.where(end_missing, start_us, end_us)
-    future_mask = (~missing_mask) & ((start_us > limit) | (start_us < 0))
-    reversed_mask = (~missing_mask) & (~future_mask) & (end_us < start_us)
-    end_us = np.where(reversed_mask | (end_us > limit), start_us, end_us)
+    del lst
+    np.copyto(end, start, where=end_missing)
+    future_mask = (~missing_mask) & ((start > limit) | (start < 0))
+    reversed_mask = (~missing_mask) & (~future_mask) & (end < start)
+    np.copyto(end, start, where=reversed_mask | (end > limit))
     valid = ~(missing_mask | future_mask)
+    start /= US_PER_S
+    end /= US_PER_S
     return Times(
-        start=start_us / US_PER_S,
-        end=end_us / US_PER_S,
+        start=start,
+        end=end,
         valid=valid,
         missing=int(missing_mask.sum()),
         future=int(future_mask.sum()),
         reversed=int(reversed_mask.sum()),
     )
+
+
+#: (first, last) start time in seconds of the valid outbound flows of the whole table: the clock the
+#: windows and baselines are cut from, the same for every partition of a large table.
+Frame = tuple[float, float]
+
+
+def outbound_frame(table: pa.Table, now: datetime | None) -> Frame | None:
+    times = flow_times(table, now)
+    ok = mask_eq(column(table, "direction"), "outbound") & times.valid
+    if not ok.any():
+        return None
+    start = times.start[ok]
+    return float(start.min()), float(start.max())
 
 
 def as_datetime(seconds: float) -> datetime:

@@ -24,6 +24,7 @@ from derisk.detect.alert import Alert, LawsFor, Target, make_alert
 from derisk.detect.config import DetectionConfig
 from derisk.detect.segments import (
     I64,
+    Frame,
     as_datetime,
     coalesce_codes,
     column,
@@ -51,7 +52,12 @@ def _fmt_bytes(n: float) -> str:
 
 
 def detect_uploads(
-    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None
+    flows: pa.Table,
+    cfg: DetectionConfig,
+    laws_for: LawsFor,
+    *,
+    now: datetime | None = None,
+    frame: Frame | None = None,
 ) -> list[Alert]:
     if flows.num_rows == 0:
         return []
@@ -60,7 +66,7 @@ def detect_uploads(
     if not ok.any():
         return []
     window = cfg.get("beacon", "window_hours") * 3600.0
-    t_hi = float(times.start[ok].max())
+    t_hi = frame[1] if frame else float(times.start[ok].max())
     cut = t_hi - window
     in_window = ok & (times.start >= cut)
     in_base = ok & (times.start < cut)
