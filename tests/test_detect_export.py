@@ -135,3 +135,38 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         pass
     assert main(["alerts", "-w", str(tmp_path / "empty")]) == 0
     assert "No alerts" in capsys.readouterr().out
+
+
+def test_analyze_hook_reads_the_workspace_compactly_and_stores_alerts(tmp_path: Path) -> None:
+    """What `derisk analyze` calls: flows and attribution in a real workspace, alerts out and stored."""
+    from derisk.detect.runner import detect_in_workspace
+    from derisk.flows import ATTRIBUTION_FIELDS, STORED_SCHEMA
+    from derisk.site import parse_site
+    from derisk.store.alerts import read_flows_compact
+
+    t = T0 + np.arange(0, 6 * 3600, 60.0)
+    n = len(t)
+    full = flows_from({"first_seen": t, "last_seen": t + 0.3, "src_ip": "10.10.1.10", "system": "wms",
+                       "dst_ip": "47.88.0.5", "server_name": "link.example.cn", "dst_domain": "example.cn",
+                       "dst_asn": 45102, "bytes_out": 5000, "bytes_in": 300, "input_id": "test",
+                       "src_port": np.arange(n) + 30000, "dst_port": 443, "protocol": 6}, n)
+    attribution = {f.name: [None] for f in ATTRIBUTION_FIELDS}
+    attribution.update(dst_asn=[45102], dst_domain=["example.cn"], dst_controller=["Alibaba Group"],
+                       dst_org=["Cainiao"], dst_jurisdiction=["CN"], dst_jurisdiction_basis=["registry"])
+    with Workspace.open(tmp_path / "ws") as ws, ws.transaction() as con:
+        con.register("new_flows", full.select(STORED_SCHEMA.names))
+        con.execute("INSERT INTO flows SELECT * FROM new_flows")
+        cols = ", ".join(["dst_asn", "dst_domain"] + [f.name for f in ATTRIBUTION_FIELDS])
+        values = [attribution[c][0] for c in ["dst_asn", "dst_domain"] + [f.name for f in ATTRIBUTION_FIELDS]]
+        con.execute(f"INSERT INTO attribution ({cols}) VALUES ({', '.join('?' * len(values))})", values)
+        compact = read_flows_compact(ws, ["src_ip", "dst_controller", "first_seen"])
+        assert compact.num_rows == n and str(compact.schema.field("src_ip").type).startswith("dictionary")
+        site = parse_site({"systems": [{"name": "wms", "hosts": ["10.10.1.0/28"]}]}, "site.yaml")
+        alerts = detect_in_workspace(ws, site, ["test"], laws_for=laws)
+    kinds = sorted(a.kind for a in alerts)
+    assert kinds == ["beacon", "compelled-transfer"]
+    beacon = next(a for a in alerts if a.kind == "beacon")
+    assert (beacon.system, beacon.destination, beacon.controller) == ("wms", "link.example.cn", "Alibaba Group")
+    assert "test law art. 7 [V]" in beacon.sentence
+    with Workspace.open(tmp_path / "ws", read_only=True) as ws:
+        assert sorted(a.kind for a in load_alerts(ws)) == kinds

@@ -8,7 +8,7 @@ from typing import Any
 from derisk.detect import COLUMNS, config_for_site, detect
 from derisk.detect.alert import Alert, LawsFor
 from derisk.flows import FLOW_SCHEMA
-from derisk.store.alerts import replace_alerts
+from derisk.store.alerts import read_flows_compact, replace_alerts
 from derisk.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ def detect_in_workspace(
     look at every flow of the workspace, for beacons and baselines need the whole history."""
     config = config_for_site(site)
     columns = [c for c in COLUMNS if c in FLOW_SCHEMA.names]
-    flows = ws.read_flows(columns=columns)
+    flows = read_flows_compact(ws, columns)
     result = detect(flows, config, laws_for=laws_for)
     replace_alerts(ws, result.alerts, result.suppressed, con=ws.con)
     log.info("%d alerts from %d flows (inputs: %s)", len(result.alerts), result.flows, ", ".join(input_ids or []))
