@@ -14,6 +14,7 @@ from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA
 from derisk.gen.model import Ledger, LedgerEntry
 from derisk.gen.packets import write_capture
+from derisk.ingest import pcap
 from derisk.ingest.pcap import inspect_capture, read_pcap
 from golden import HOSTILE_SNI, HOSTILE_UA, LONG_NAME, SAMPLES, SAMPLES_DIR, conversations, differences
 
@@ -110,6 +111,24 @@ def test_labels_sni_ja4_and_hostile_strings_kept_intact(tmp_path: Path) -> None:
     assert rows[40003]["dns_query"] == "nothing-here.example"
 
 
+def test_fallback_without_libpcap_gives_the_same_flows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where NFStream's engine does not export libpcap, a Python framing walk and an NFStream DNS pass
+    take over; the flows must not change."""
+    path = tmp_path / "fallback.pcapng"
+    ledger = write_capture(conversations(), path, fmt="pcapng")
+    expected = read_table(path)
+    monkeypatch.setattr(pcap, "_libpcap", lambda: None)
+    fallback = read_table(path)
+    assert_matches_ledger(fallback, ledger, names=True)
+    order = [(c, "ascending") for c in ("first_seen", "src_ip", "src_port", "dst_ip", "dst_port", "protocol")]
+    assert fallback.sort_by(order).equals(expected.sort_by(order))
+    path.write_bytes(path.read_bytes()[:-30])
+    with pytest.raises(InputError, match="truncated pcapng"):
+        list(read_pcap(path))
+
+
 def test_header_only_capture_yields_nothing(tmp_path: Path) -> None:
     path = tmp_path / "empty.pcap"
     ledger = write_capture([], path)
@@ -158,7 +177,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "empty": (b"", "empty file"),
         "gzip": (b"\x1f\x8b\x08\x00" + b"\x00" * 20, "gzip-compressed"),
         "corrupt pcapng block length": (pcapng[:32] + b"\x07\x00\x00\x00" + pcapng[36:], "corrupt pcapng"),
-        "pcapng that libpcap rejects": (pcapng[:28] + b"\xff\xff\xff\x7f" + pcapng[32:], "could not be read"),
+        "pcapng that libpcap rejects": (pcapng[:28] + b"\xff\xff\xff\x7f" + pcapng[32:], "corrupt pcapng"),
     }
     out: dict[str, tuple[Path, str]] = {}
     for i, (name, (data, message)) in enumerate(cases.items()):

@@ -18,22 +18,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib.util
 import logging
-import multiprocessing
 import os
-import signal
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
+import dpkt  # type: ignore[import-untyped]
 import pyarrow as pa
 
 from derisk.errors import InputError
 from derisk.flows import BATCH_ROWS, INGEST_SCHEMA, batch_from_columns
-from derisk.ingest.dnsanswers import AnswerMap, FlowKey, LongQueries, decode_datagram
+from derisk.ingest.dnsanswers import AnswerMap, LongQueries, decode_ip, note, scan_capture
 from derisk.safetext import bound
 
 log = logging.getLogger(__name__)
@@ -228,47 +227,66 @@ def _dns_plugin() -> Any:
     from nfstream import NFPlugin
 
     class DnsMessages(NFPlugin):  # type: ignore[misc]
-        """Keeps a DNS flow's first query name and every (time, name, address) its responses carry."""
+        """Records the DNS messages of a flow's packets (the fallback DNS pass)."""
 
         def on_init(self, packet: Any, flow: Any) -> None:
-            flow.udps.dns_query = None
-            flow.udps.dns_answers = []
+            flow.udps.dns = AnswerMap(), LongQueries()
             self.on_update(packet, flow)
 
         def on_update(self, packet: Any, flow: Any) -> None:
-            message = decode_datagram(packet.ip_version, packet.ip_packet)
-            if message is None:
+            ip = packet.ip_packet
+            try:
+                parsed = dpkt.ip.IP(ip) if packet.ip_version == 4 else dpkt.ip6.IP6(ip)
+            except Exception:  # a packet dpkt cannot read carries no usable answer
                 return
-            if flow.udps.dns_query is None:
-                flow.udps.dns_query = message.query
-            for name, address in message.answers:
-                flow.udps.dns_answers.append((packet.time, name, address))
+            message = decode_ip(parsed)
+            if message is not None:
+                note(message, parsed, int(packet.time), *flow.udps.dns)
 
     return DnsMessages()
 
 
-def _flow_key(flow: Any) -> FlowKey:
-    first = flow.bidirectional_first_seen_ms
-    return (flow.src_ip, flow.src_port, flow.dst_ip, flow.dst_port, flow.protocol, first)
-
-
 def dns_pass(path: Path) -> tuple[AnswerMap, LongQueries]:
-    """DNS answers and long query names of the capture's port-53 traffic (a BPF-filtered NFStream pass)."""
+    """Fallback DNS pass through NFStream (BPF ``port 53`` and a plugin), when libpcap is not at hand."""
     answers, queries = AnswerMap(), LongQueries()
     options = dict(NFSTREAM_OPTIONS, n_dissections=0, bpf_filter=DNS_FILTER, udps=_dns_plugin())
     for flow in _run(path, _streamer(path, **options)):
-        for time_ms, name, address in flow.udps.dns_answers:
-            answers.add(int(time_ms), name, address)
-        if flow.udps.dns_query is not None:
-            queries.add(_flow_key(flow), flow.udps.dns_query)
-    if queries.dropped:
+        flow_answers, flow_queries = flow.udps.dns
+        for address, entries in flow_answers.items():
+            for time_ms, name in entries:
+                answers.add(time_ms, name, address)
+        queries.merge(flow_queries)
+    return answers, queries
+
+
+def _libpcap() -> str | None:
+    """The shared library with libpcap that NFStream ships (its engine exports libpcap's functions)."""
+    spec = importlib.util.find_spec("_lib_engine")
+    return spec.origin if spec is not None and spec.origin else None
+
+
+def scan(path: Path, fmt: str) -> tuple[AnswerMap, LongQueries]:
+    """One libpcap pass: a truncated or corrupt file raises; otherwise the DNS answers and long names."""
+    library = _libpcap()
+    try:
+        result = scan_capture(library, path, DNS_FILTER) if library else None
+    except (OSError, AttributeError) as exc:  # the engine does not export libpcap: use the fallback
+        log.debug("libpcap not usable from %s (%s): fallback DNS pass", library, exc)
+        result = None
+    if result is None:
+        inspect_capture(path)
+        return dns_pass(path)
+    if result.error is not None:
+        kind = "truncated" if "truncated" in result.error else "corrupt"
+        raise _fail(path, f"{kind} {fmt}: libpcap says: {bound(result.error, 200)}")
+    if result.queries.dropped:
         log.warning(
             "%s: %d long DNS names beyond the first %d keep nDPI's shortened form",
             path,
-            queries.dropped,
-            len(queries),
+            result.queries.dropped,
+            len(result.queries),
         )
-    return answers, queries
+    return result.answers, result.queries
 
 
 def _run(path: Path, streamer: Any) -> Iterator[Any]:
@@ -305,94 +323,6 @@ def _names(flow: Any) -> tuple[str | None, str | None, str | None]:
 _COLUMNS: Final = [field.name for field in INGEST_SCHEMA if field.name != "source_ref"]
 
 
-def _prepare_child(path: Path, sender: Connection) -> None:
-    """Body of the helper process: check the framing, then run the DNS pass; send back the outcome."""
-    os.setpgrp()  # its own process group, so that close() also ends the NFStream meter it starts
-    try:
-        info = inspect_capture(path)
-        answers, queries = dns_pass(path) if info.packets else (AnswerMap(), LongQueries())
-        sender.send(("ok", (info, answers, queries)))
-    except InputError as exc:
-        sender.send(("error", exc.message))
-    except Exception as exc:  # anything else becomes an input error in the parent
-        sender.send(("error", f"capture could not be read: {type(exc).__name__}: {exc}"))
-    finally:
-        sender.close()
-
-
-class _Prerequisites:
-    """The framing check and the DNS pass, run by a helper process beside the metering pass.
-
-    Both must have finished before the first batch leaves read_pcap. A framing error wins over
-    whatever NFStream says, because it names the real problem. The helper is a process rather than
-    a thread so that the pure-Python framing walk does not compete for the GIL with the consumer of
-    NFStream's flows.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        context = multiprocessing.get_context("fork")  # as NFStream's own meters
-        self._receiver, sender = context.Pipe(duplex=False)
-        # Not a daemon: NFStream starts its own meter process inside it. close() ends it in any case.
-        self._process: Any = context.Process(target=_prepare_child, args=(path, sender), daemon=False)
-        self._process.start()
-        sender.close()
-        self.info: CaptureInfo | None = None
-        self.answers = AnswerMap()
-        self.long_queries = LongQueries()
-
-    def wait(self) -> CaptureInfo:
-        if self.info is None:
-            try:
-                status, payload = self._receiver.recv()
-            except EOFError:
-                status, payload = "error", "capture could not be read: the helper process ended early"
-            self._process.join()
-            self._process = None
-            if status != "ok":
-                raise _fail(self.path, str(payload))
-            self.info, self.answers, self.long_queries = payload
-            log.debug(
-                "%s: %d packets, %d addresses answered by DNS",
-                self.path,
-                self.info.packets,
-                len(self.answers),
-            )
-        return self.info
-
-    def close(self) -> None:
-        if self._process is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._process.pid, signal.SIGTERM)
-            self._process.join()
-            self._process = None
-        self._receiver.close()
-
-
-def _complete(columns: dict[str, list[Any]], unnamed: list[int], ready: _Prerequisites) -> pa.RecordBatch:
-    """Add what the DNS pass knows to a batch's rows, then build the batch."""
-    answers, queries = ready.answers, ready.long_queries
-    if answers:
-        names, sources = columns["server_name"], columns["server_name_source"]
-        for row in unnamed:
-            first_ms = columns["first_seen"][row] // 1000
-            name = answers.name_for(columns["dst_ip"][row], first_ms) or answers.name_for(
-                columns["src_ip"][row], first_ms
-            )
-            if name is not None:
-                names[row], sources[row] = name, "dns-answer"
-    if len(queries):
-        queried = columns["dns_query"]
-        for row, query in enumerate(queried):
-            if query is not None and len(query) >= LONG_QUERY_SHOWN:
-                key = (
-                    columns["src_ip"][row], columns["src_port"][row], columns["dst_ip"][row],
-                    columns["dst_port"][row], columns["protocol"][row], columns["first_seen"][row] // 1000,
-                )  # fmt: skip
-                queried[row] = queries.get(key) or query
-    return batch_from_columns(columns)
-
-
 def read_pcap(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
     """Yield the flows of a pcap or pcapng file as :data:`derisk.flows.INGEST_SCHEMA` batches.
 
@@ -402,67 +332,64 @@ def read_pcap(path: Path, *, progress: Callable[[int], None] | None = None) -> I
     Raises :class:`derisk.errors.InputError` naming the file when it cannot be used; no batch is
     yielded before the file has been checked and its DNS answers collected.
     """
-    capture_format(path)
-    _load_nfstream()  # once, before the DNS pass forks, so that both processes share the import
+    fmt = capture_format(path)
+    answers, long_queries = scan(path, fmt)
     # NFStream pins the process that iterates it to the first CPUs; give the rest of derisk its CPUs back.
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    ready = _Prerequisites(path)
     try:
-        yield from _meter(path, ready, progress)
+        yield from _meter(path, answers, long_queries, progress)
     finally:
-        ready.close()
         if affinity is not None:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(0, affinity)
 
 
 def _meter(
-    path: Path, ready: _Prerequisites, progress: Callable[[int], None] | None
+    path: Path, answers: AnswerMap, long_queries: LongQueries, progress: Callable[[int], None] | None
 ) -> Iterator[pa.RecordBatch]:
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
-    unnamed: list[int] = []
-    pending_packets = 0
-    rows = 0
-    try:
-        for flow in _run(path, _streamer(path, **NFSTREAM_OPTIONS)):
-            server_name, source, dns_query = _names(flow)
-            if server_name is None and dns_query is None:
-                unnamed.append(rows)
-            ported = flow.protocol in _PORTED
-            columns["first_seen"].append(flow.bidirectional_first_seen_ms * 1000)
-            columns["last_seen"].append(flow.bidirectional_last_seen_ms * 1000)
-            columns["src_ip"].append(flow.src_ip)
-            columns["src_port"].append(flow.src_port if ported else None)
-            columns["dst_ip"].append(flow.dst_ip)
-            columns["dst_port"].append(flow.dst_port if ported else None)
-            columns["protocol"].append(flow.protocol)
-            columns["bytes_out"].append(flow.src2dst_bytes)
-            columns["bytes_in"].append(flow.dst2src_bytes)
-            columns["packets_out"].append(flow.src2dst_packets)
-            columns["packets_in"].append(flow.dst2src_packets)
-            columns["server_name"].append(server_name)
-            columns["server_name_source"].append(source)
-            columns["application"].append(_text(flow.application_name))
-            columns["ja4"].append(_text(flow.client_fingerprint))
-            columns["user_agent"].append(_text(flow.user_agent))
-            columns["dns_query"].append(dns_query)
-            pending_packets += flow.bidirectional_packets
-            rows += 1
-            if progress is not None and rows % PROGRESS_EVERY == 0:
-                progress(pending_packets)
-                pending_packets = 0
-            if rows == BATCH_ROWS:
-                ready.wait()
-                yield _complete(columns, unnamed, ready)
-                columns = {name: [] for name in _COLUMNS}
-                unnamed, rows = [], 0
-    except InputError:
-        ready.wait()  # a framing error names the real problem; NFStream's message does not
-        raise
-    info = ready.wait()
-    if info.packets == 0:
-        log.warning("%s: the capture holds no packets", path)
+    pending_packets = rows = flows = 0
+    for flow in _run(path, _streamer(path, **NFSTREAM_OPTIONS)):
+        server_name, source, dns_query = _names(flow)
+        first_ms = flow.bidirectional_first_seen_ms
+        if dns_query is not None:
+            if len(dns_query) >= LONG_QUERY_SHOWN and len(long_queries):
+                key = (flow.src_ip, flow.src_port, flow.dst_ip, flow.dst_port, flow.protocol)
+                dns_query = long_queries.get(key, first_ms) or dns_query
+        elif server_name is None and answers:
+            server_name = answers.name_for(flow.dst_ip, first_ms) or answers.name_for(flow.src_ip, first_ms)
+            source = "dns-answer" if server_name is not None else None
+        ported = flow.protocol in _PORTED
+        columns["first_seen"].append(first_ms * 1000)
+        columns["last_seen"].append(flow.bidirectional_last_seen_ms * 1000)
+        columns["src_ip"].append(flow.src_ip)
+        columns["src_port"].append(flow.src_port if ported else None)
+        columns["dst_ip"].append(flow.dst_ip)
+        columns["dst_port"].append(flow.dst_port if ported else None)
+        columns["protocol"].append(flow.protocol)
+        columns["bytes_out"].append(flow.src2dst_bytes)
+        columns["bytes_in"].append(flow.dst2src_bytes)
+        columns["packets_out"].append(flow.src2dst_packets)
+        columns["packets_in"].append(flow.dst2src_packets)
+        columns["server_name"].append(server_name)
+        columns["server_name_source"].append(source)
+        columns["application"].append(_text(flow.application_name))
+        columns["ja4"].append(_text(flow.client_fingerprint))
+        columns["user_agent"].append(_text(flow.user_agent))
+        columns["dns_query"].append(dns_query)
+        pending_packets += flow.bidirectional_packets
+        rows += 1
+        flows += 1
+        if progress is not None and flows % PROGRESS_EVERY == 0:
+            progress(pending_packets)
+            pending_packets = 0
+        if rows == BATCH_ROWS:
+            yield batch_from_columns(columns)
+            columns = {name: [] for name in _COLUMNS}
+            rows = 0
     if rows:
-        yield _complete(columns, unnamed, ready)
+        yield batch_from_columns(columns)
+    if flows == 0:
+        log.warning("%s: the capture holds no IP flows", path)
     if progress is not None and pending_packets:
         progress(pending_packets)
