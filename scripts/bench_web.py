@@ -80,7 +80,8 @@ def build(flows: int) -> Path:
             rows = min(base.num_rows, flows - k * base.num_rows)
             part = base.slice(0, rows)
             shift = pa.scalar(span * k, pa.duration("us"))
-            part = part.set_column(0, "flow_id", pc.binary_join_element_wise(part["flow_id"], f"~{k}", ""))
+            if k:  # the first copy keeps its ids, so the copied alerts find their flows
+                part = part.set_column(0, "flow_id", pc.binary_join_element_wise(part["flow_id"], f"~{k}", ""))
             for name in ("first_seen", "last_seen"):
                 i = part.schema.get_field_index(name)
                 part = part.set_column(

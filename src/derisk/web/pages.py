@@ -134,7 +134,10 @@ def alert(visit: Visit) -> Page:
     if found is None:
         raise HTTPException(404)
     with visit.config.reader.view() as view:
-        flows = store.flows_by_ids(view, list(found.get("flow_ids") or []), limit=200)
+        ids = list(found.get("flow_ids") or [])
+        span = (found.get("first_seen"), found.get("last_seen"))
+        between = (str(span[0]), str(span[1])) if span[0] and span[1] else None
+        flows = store.flows_by_ids(view, ids, limit=200, src_ip=found.get("src_ip"), between=between)
     return Page(
         "alert.html.j2",
         {
