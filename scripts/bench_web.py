@@ -81,7 +81,9 @@ def build(flows: int) -> Path:
             part = base.slice(0, rows)
             shift = pa.scalar(span * k, pa.duration("us"))
             if k:  # the first copy keeps its ids, so the copied alerts find their flows
-                part = part.set_column(0, "flow_id", pc.binary_join_element_wise(part["flow_id"], f"~{k}", ""))
+                part = part.set_column(
+                    0, "flow_id", pc.binary_join_element_wise(part["flow_id"], f"~{k}", "")
+                )
             for name in ("first_seen", "last_seen"):
                 i = part.schema.get_field_index(name)
                 part = part.set_column(
