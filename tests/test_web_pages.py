@@ -3,6 +3,7 @@ the overview to the controller's laws, inert hostile strings in pages and export
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from collections.abc import Iterator
@@ -122,6 +123,19 @@ def test_exports_are_self_contained_and_inert(client: TestClient) -> None:
     assert "onerror=alert(7)" in text  # shown as text, the only way a PDF can show it
     assert "\x1b" not in text and "\x00" not in text
     assert "A" * 200 not in text
+
+
+def test_flows_export_as_csv_without_formulas_or_control_characters(client: TestClient) -> None:
+    dest = links(client.get("/search?q=evil.example").text, "/destinations/")[0]
+    r = client.get(dest + "?export=csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert len(rows) == 2 and rows[0]["dst_ip"] == dest.rsplit("/", 1)[1]
+    agent = next(row["user_agent"] for row in rows if row["user_agent"])
+    assert agent.startswith("</title><script>alert(8)</script>\\x1b[31m")
+    assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", r.text)
+    assert all(not v.startswith(("=", "+", "-", "@")) for row in rows for v in row.values())
+    assert client.get("/?export=csv").status_code == 400
 
 
 def test_full_report_in_each_language(client: TestClient) -> None:

@@ -72,7 +72,14 @@ def update(locale_dir: Path) -> dict[str, int]:
     for lang in LANGUAGES[1:]:
         path = locale_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
         old = catalog(lang) if path.exists() else Catalog(locale=lang, domain=DOMAIN)
-        new = Catalog(locale=lang, domain=DOMAIN, project="derisk", charset="utf-8")
+        new = Catalog(
+            locale=lang,
+            domain=DOMAIN,
+            project="derisk",
+            version=old.version if old.version != "VERSION" else None,
+            language_team=old.language_team,
+            charset="utf-8",
+        )
         for msgid in sorted(wanted):
             prev = old.get(msgid)
             new.add(msgid, prev.string if prev is not None else "", locations=[])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from derisk.safetext import csv_cell
+from derisk.store.readonly import FLOW_COLUMNS
 from derisk.web.pdf import html_to_pdf
 from derisk.web.render import environment, inline_css
 
@@ -25,9 +29,25 @@ def export_html(visit: Visit, page: Page) -> str:
     return environment(visit.lang).get_template(page.template).render(**context)
 
 
+def flows_csv(rows: list[dict[str, Any]]) -> str:
+    """Flows as CSV; every cell through safetext.csv_cell (no formulas, no control characters)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(FLOW_COLUMNS)
+    for row in rows:
+        writer.writerow([csv_cell(None if row.get(c) is None else str(row.get(c))) for c in FLOW_COLUMNS])
+    return out.getvalue()
+
+
 def export_response(request: Request, visit: Visit, page: Page, fmt: str) -> Response:
-    html = export_html(visit, page)
     base = _FILENAME.sub("-", f"derisk-{page.name}-{visit.lang}").strip("-")[:100]
+    if fmt == "csv":
+        return Response(
+            flows_csv(page.csv_rows or []).encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{base}-flows.csv"'},
+        )
+    html = export_html(visit, page)
     if fmt == "pdf":
         body, media, ext = html_to_pdf(html), "application/pdf", "pdf"
     else:

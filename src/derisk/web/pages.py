@@ -110,6 +110,7 @@ def destination(visit: Visit) -> Page:
             "entity_ids": snap.entity_ids,
         },
         f"destination-{ip}",
+        csv_rows=flows,
     )
 
 
@@ -147,6 +148,7 @@ def alert(visit: Visit) -> Page:
             "dest": snap.destination(str(found.get("dst_ip"))),
         },
         f"alert-{alert_id.replace(':', '-')}",
+        csv_rows=flows,
     )
 
 

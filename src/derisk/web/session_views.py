@@ -46,6 +46,8 @@ class Page:
     name: str
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    #: Flows behind the page, for ``?export=csv`` (None: the page has no such table).
+    csv_rows: list[dict[str, Any]] | None = None
 
 
 def config_of(request: Request) -> Config:
@@ -93,9 +95,11 @@ def guarded(
             if not visit.user.can(role):
                 raise HTTPException(403)
             fmt = request.query_params.get("export")
-            if fmt is not None and fmt not in ("html", "pdf"):
-                raise HTTPException(400, "export must be html or pdf")
+            if fmt is not None and fmt not in ("html", "pdf", "csv"):
+                raise HTTPException(400, "export must be html, pdf or csv")
             result = handler(visit)
+            if fmt == "csv" and (isinstance(result, Response) or result.csv_rows is None):
+                raise HTTPException(400, "this page has no table of flows to export as CSV")
             action = "export" if fmt or request.url.path.startswith("/report/") else "view"
             visit.config.audit.record(
                 action, user=visit.user.name, role=visit.user.role, client=client(request),
