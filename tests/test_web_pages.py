@@ -217,3 +217,32 @@ def test_error_pages_follow_the_language(client: TestClient) -> None:
     r = fresh.get("/nope?lang=nl", headers={"accept-language": "de"})
     assert "Er staat niets op dit adres." in r.text  # the query parameter wins, and is remembered
     assert "Er staat niets op dit adres." in fresh.get("/nope", headers={"accept-language": "de"}).text
+
+
+def test_an_empty_workspace_renders_every_page(tmp_path: Path) -> None:
+    from derisk.store.workspace import Workspace
+    from derisk.web.auth import UserStore
+
+    empty = tmp_path / "empty"
+    with Workspace.open(empty) as w, w.transaction():
+        pass
+    UserStore(empty).add("ada", PASSWORD, "admin")
+    with TestClient(create_app(empty, warm=False), base_url=BASE) as c:
+        page = c.get("/login")
+        c.post("/login", data={"csrf": csrf_of(page.text), "username": "ada", "password": PASSWORD})
+        assert "holds no flows yet" in c.get("/").text
+        for path in (*PAGES[1:7], "/report/analysis.html", "/?export=pdf"):
+            assert c.get(path).status_code == 200, path
+        assert c.get("/screening/liege-cargo.yaml").status_code == 404
+
+
+def test_a_broken_accounts_file_gives_an_error_page_not_a_traceback(tmp_path: Path, ws: Path) -> None:
+    copy = tmp_path / "ws"
+    copy.mkdir()
+    (copy / "derisk.duckdb").write_bytes((ws / "derisk.duckdb").read_bytes())
+    (copy / "web").mkdir()
+    (copy / "web" / "users.json").write_text("{not json", encoding="utf-8")
+    with TestClient(create_app(copy, warm=False), base_url=BASE, raise_server_exceptions=False) as c:
+        r = c.get("/login")
+        assert r.status_code == 503 and "unreadable accounts file" in r.text
+        assert "Traceback" not in r.text

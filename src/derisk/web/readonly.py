@@ -133,7 +133,12 @@ class WorkspaceReader:
 def _build_snapshot(view: ReadOnlyWorkspace) -> Snapshot:
     run = store.latest_run(view)
     alerts = [json.loads(d) for d in store.stored_alerts(view)]
-    run_doc = {}
+    run_doc: dict[str, Any] = {
+        "run_id": None,
+        "started_at": None,
+        "ipdata_version": None,
+        "registry_version": None,
+    }
     if run:
         run_doc = {
             "run_id": run["run_id"],
