@@ -166,11 +166,11 @@ def section(rows: list[dict[str, Any]], repeat: int) -> str:
         "Throughput vs bare is the bare meter's wall time over the tool's on the same file: the median of the "
         "per-run ratios, in brackets best over best (target for read_pcap: at least 0.90×). CPU vs bare "
         "compares processor time (user + system of the process and all its children), which is steadier than "
-        "wall time on a shared machine: it is the extra work read_pcap does (framing check, BPF-filtered DNS "
-        "pass, Arrow batches). That work runs in a helper process beside the meter, so on an otherwise idle "
-        "machine with a free core it costs little wall time. Peak memory adds the measured process and "
-        "NFStream's meter process (for read_pcap: the largest of its children); it must not grow with the "
-        "input.",
+        "wall time on a shared machine: the difference is the extra work read_pcap does (one libpcap pass "
+        "over the file with the BPF filter `port 53`, which checks every record and feeds DNS packets to dpkt, "
+        "and building Arrow batches). Peak memory adds the measured process and NFStream's meter process; "
+        "read_pcap holds up to one batch (65,536 flows) of rows, so its memory grows with the number of flows "
+        "up to that bound and not with the input beyond it.",
     ]
     if not have_tshark:
         lines += ["", "tshark was not installed for this run (`scripts/system-deps bench` installs it)."]
