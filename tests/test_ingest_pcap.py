@@ -188,6 +188,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     directory.mkdir()
     out["directory"] = (directory, "is a directory")
     out["missing"] = (tmp_path / "missing.pcap", "no such file")
+    out["unreadable path (name too long)"] = (tmp_path / ("x" * 300 + ".pcap"), "cannot read")
     return out
 
 
