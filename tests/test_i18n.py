@@ -91,7 +91,7 @@ def test_templates_render_in_each_language() -> None:
     for lang, word in {"en": "Log in", "fr": "Se connecter", "nl": "Aanmelden", "de": "Anmelden"}.items():
         html = web_environment(lang).get_template("login.html.j2").render(
             lang=lang, user=None, csrf="t", export=False, path="/login", error=None, next="/",
-            no_accounts=True, workspace="ws",
+            no_accounts=True, workspace="ws", here=lambda **changes: "?lang=" + changes.get("lang", ""),
         )  # fmt: skip
         assert f'<html lang="{lang}">' in html and word in html
     assert report_environment("fr").get_template("analysis.html.j2") is not None

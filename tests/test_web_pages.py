@@ -57,6 +57,13 @@ def test_every_page_renders(client: TestClient) -> None:
         assert_inert(r.text)
 
 
+def test_export_and_language_links_keep_the_query(client: TestClient) -> None:
+    html = client.get("/search?q=cloudflare").text
+    assert 'href="?q=cloudflare&amp;export=pdf"' in html and 'href="?q=cloudflare&amp;lang=de"' in html
+    r = client.get("/search?q=cloudflare&export=html")
+    assert "Cloudflare" in r.text and r.headers["content-disposition"].startswith("attachment")
+
+
 def test_overview_shows_exposure_diagram_matrix_and_trend(client: TestClient) -> None:
     html = client.get("/").text
     assert "Alibaba Group Holding Limited" in html

@@ -7,7 +7,7 @@ import logging
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -107,12 +107,20 @@ def gettext(lang: str, text: str) -> str:
     return i18n.gettext_for(lang).gettext(text)
 
 
+def same_page(request: Request, **changes: str) -> str:
+    """This page's address with some query parameters changed (``export``, ``lang``), others kept."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in changes and k != "export"]
+    params += list(changes.items())
+    return "?" + urlencode(params[:20])
+
+
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     lang = context.setdefault("lang", request_lang(request))
     context.setdefault("user", None)
     context.setdefault("csrf", "")
     context.setdefault("export", False)
     context.setdefault("path", request.url.path)
+    context.setdefault("here", lambda **changes: same_page(request, **changes))
     html = environment(lang).get_template(name).render(**context)
     response = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") and i18n.pick(request.query_params.get("lang")):
