@@ -233,6 +233,17 @@ class _Plan:
             t = phase + n * period
         return out
 
+    def irregular(self, shortest: float, longest: float, key: str, phase: float = 0.0) -> list[float]:
+        """Offsets from ``phase`` with gaps spread between ``shortest`` and ``longest`` seconds, as
+        people and business events come: no clock a beacon detector would find."""
+        out, t, n = [], phase, 0
+        while t < self.seconds - 5:
+            out.append(t)
+            spread = _fraction(key, n) ** 2  # more short gaps than long ones
+            t += shortest + spread * (longest - shortest)
+            n += 1
+        return out
+
 
 def _warehouse(plan: _Plan) -> None:
     checkin, manifests = WMS_HOSTS
@@ -252,7 +263,7 @@ def _warehouse(plan: _Plan) -> None:
 
 
 def _customs(plan: _Plan) -> None:
-    for n, t in enumerate(plan.every(600, 120, "customs", phase=200)):
+    for n, t in enumerate(plan.irregular(120, 1500, "customs", phase=200)):
         plan.tls(
             CUSTOMS_HOST, "customs-be", t, [("up", 6000 + n * 37), ("down", 1500)], "customs-declaration"
         )
@@ -261,7 +272,7 @@ def _customs(plan: _Plan) -> None:
 
 
 def _airline(plan: _Plan) -> None:
-    for n, t in enumerate(plan.every(900, 90, "airline", phase=450)):
+    for n, t in enumerate(plan.irregular(180, 2400, "airline", phase=450)):
         plan.tls(AIRLINE_HOST, "airline-aws", t, [("up", 4000), ("down", 7000 + n * 50)], "airline-awb")
         plan.tls(AIRLINE_HOST, "airline-dt", t + 45, [("up", 2500), ("down", 1200)], "airline-edi")
 
@@ -291,7 +302,7 @@ def _cameras(plan: _Plan) -> None:
 
 def _office(plan: _Plan) -> None:
     for i, host in enumerate(OFFICE):
-        for n, t in enumerate(plan.every(1200, 240, f"office-{i}", phase=60 + i * 97)):
+        for n, t in enumerate(plan.irregular(240, 3000, f"office-{i}", phase=60 + i * 97)):
             plan.tls(host, "ms-login", t, [("up", 1500), ("down", 4500)], "office-login")
             plan.tls(host, "ms-mail", t + 3, [("up", 2500), ("down", 18_000 + n * 400)], "office-mail")
             if n % 2 == 0:
