@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dpkt  # type: ignore[import-untyped]
 import pyarrow as pa
 import pytest
 
@@ -127,6 +128,24 @@ def test_fallback_without_libpcap_gives_the_same_flows(
     path.write_bytes(path.read_bytes()[:-30])
     with pytest.raises(InputError, match="truncated pcapng"):
         list(read_pcap(path))
+
+
+@pytest.mark.parametrize("linktype", [101, 113], ids=["raw-ip", "linux-cooked"])
+def test_other_link_types(tmp_path: Path, linktype: int) -> None:
+    """The same packets without Ethernet headers (re-framed with dpkt): same flows, same DNS names."""
+    source, path = tmp_path / "ethernet.pcap", tmp_path / f"dlt{linktype}.pcap"
+    ledger = write_capture(conversations(), source)
+    with source.open("rb") as fh, path.open("wb") as out:
+        writer = dpkt.pcap.Writer(out, linktype=linktype)
+        for ts, buf in dpkt.pcap.Reader(fh):
+            eth = dpkt.ethernet.Ethernet(buf)
+            frame = eth.data
+            if linktype == 113:
+                frame = dpkt.sll.SLL(
+                    type=4, hrd=1, hlen=6, hdr=eth.src + b"\0\0", ethtype=eth.type, data=eth.data
+                )
+            writer.writepkt(bytes(frame), ts=ts)
+    assert_matches_ledger(read_table(path), ledger, names=True)
 
 
 def test_header_only_capture_yields_nothing(tmp_path: Path) -> None:
