@@ -253,3 +253,18 @@ def test_a_broken_accounts_file_gives_an_error_page_not_a_traceback(tmp_path: Pa
         r = c.get("/login")
         assert r.status_code == 503 and "unreadable accounts file" in r.text
         assert "Traceback" not in r.text
+
+
+def test_report_command_writes_the_analysis_in_a_language(tmp_path: Path, ws: Path) -> None:
+    from derisk.cli import main
+
+    html, pdf = tmp_path / "r.html", tmp_path / "r.pdf"
+    assert main(["report", "-w", str(ws), "--lang", "de", "--html", str(html), "--pdf", str(pdf)]) == 0
+    text = html.read_text(encoding="utf-8")
+    assert "Wer kontrolliert die Gegenseite?" in text and "Entscheidungshilfe" in text
+    assert_inert(text)
+    pages = PdfReader(io.BytesIO(pdf.read_bytes())).pages
+    assert "Wer kontrolliert die Gegenseite?" in " ".join(p.extract_text() or "" for p in pages)
+    assert main(["report", "-w", str(ws)]) == 2
+    assert main(["report", "-w", str(ws), "--lang", "es", "--html", str(html)]) == 2
+    assert main(["report", "-w", str(tmp_path / "none"), "--html", str(html)]) == 6

@@ -18,6 +18,45 @@ log = logging.getLogger(__name__)
 def register(group: click.Group) -> None:
     group.add_command(serve_command)
     group.add_command(users_group)
+    group.add_command(report_command)
+
+
+@click.command("report")
+@workspace_option
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "fr", "nl", "de"]),
+    default="en",
+    show_default=True,
+    help="Language of the report.",
+)
+@click.option(
+    "--html", "html_dest", type=click.Path(path_type=Path, dir_okay=False), help="Write the HTML report here."
+)
+@click.option(
+    "--pdf", "pdf_dest", type=click.Path(path_type=Path, dir_okay=False), help="Write the PDF report here."
+)
+def report_command(workspace: Path, lang: str, html_dest: Path | None, pdf_dest: Path | None) -> None:
+    """Write the analysis report of WORKSPACE in a language, as HTML and/or PDF (read-only).
+
+    The same report as `derisk analyze --html`, for the whole workspace, in English, French, Dutch
+    or German; the PDF is made with WeasyPrint. Decision support, not legal advice.
+    """
+    from derisk.cli.output import write_atomic
+    from derisk.report.html import render_analysis_html
+    from derisk.web.pdf import html_to_pdf
+    from derisk.web.readonly import WorkspaceReader
+
+    if html_dest is None and pdf_dest is None:
+        raise UsageError("say where to write the report: --html FILE and/or --pdf FILE")
+    reader = WorkspaceReader(workspace, idle=0)
+    html = render_analysis_html(reader.snapshot().doc, locale=lang)
+    if html_dest is not None:
+        write_atomic(html_dest, html)
+        click.echo(f"report: {html_dest}", err=True)
+    if pdf_dest is not None:
+        write_atomic(pdf_dest, html_to_pdf(html))
+        click.echo(f"report: {pdf_dest}", err=True)
 
 
 @click.command("serve")
@@ -36,7 +75,7 @@ def register(group: click.Group) -> None:
     "--site",
     "site_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Site file for the dependency register and plan [default: WORKSPACE/site.yaml if present].",
+    help="Site file for the dependency register and plan [default: site.yaml in or beside WORKSPACE].",
 )
 @click.option(
     "--cases",

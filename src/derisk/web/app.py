@@ -171,8 +171,11 @@ def create_app(
     """The dashboard over ``workspace`` (read-only). ``host`` decides cookie security and allowed Host headers."""
     workspace = Path(workspace)
     reader = WorkspaceReader(workspace, time_limit=time_limit, idle=hold)
-    if site_file is None and (workspace / "site.yaml").is_file():
-        site_file = workspace / "site.yaml"
+    if site_file is None:
+        # WORKSPACE/site.yaml, else the site file beside the workspace (as `derisk demo` lays it out).
+        site_file = next(
+            (p for p in (workspace / "site.yaml", workspace.parent / "site.yaml") if p.is_file()), None
+        )
     config = Config(
         workspace=workspace,
         reader=reader,
