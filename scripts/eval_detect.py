@@ -41,7 +41,8 @@ def main() -> None:
             thr, s = r["rita_equal_precision"]
             out.append(fmt(f"RITA v5 beacon score ≥ {thr:.2f} (best recall at ≥ derisk's precision)", s))
         else:
-            out.append("| RITA v5 at derisk's precision | – | – | – | – | not reachable at any threshold | – |")
+            out.append(f"| RITA v5 at derisk's precision ({r['kinds']['beacon']['precision']:.3f}) | – | – | – | – | "
+                       "not reached at any threshold | 0 |")
         for thr, s in r["rita_curve"][1:]:
             out.append(fmt(f"RITA v5 beacon score ≥ {thr:.1f}", s))
         missed = {k: s["missed"] for k, s in r["kinds"].items() if s["missed"]}

@@ -58,7 +58,7 @@ DETECTORS: Final[tuple[tuple[tuple[str, ...], Any, bool], ...]] = (
 )
 
 #: Rows per part when a table is analysed part by part.
-PARTITION_ROWS: Final = 2_000_000
+PARTITION_ROWS: Final = 1_000_000
 
 #: Columns the detections read; everything else is left unread.
 COLUMNS: Final = (
@@ -157,7 +157,9 @@ def detect(
     masks, suppressed = allow_masks(table, config.allowlist)
     frame = outbound_frame(table, now)
     parts = max(1, math.ceil(table.num_rows / max(partition_rows, 1)))
-    part_of = coalesce_codes(column(table, "system"), column(table, "src_ip")) % parts if parts > 1 else None
+    part_of = None
+    if parts > 1:
+        part_of = (coalesce_codes(column(table, "system"), column(table, "src_ip")) % parts).astype(np.int32)
     alerts: list[Alert] = []
     for part in range(parts):  # loop over parts (few), each analysed vectorised
         views: dict[tuple[int, ...], pa.Table] = {}

@@ -91,7 +91,7 @@ def run(seed: int, allow: bool) -> dict[str, Any]:
     best = None
     for thr in np.arange(0.30, 1.0001, 0.01):
         s = score(rita_found(rita, float(thr)), truths)
-        if s["precision"] >= ours["precision"] and (best is None or s["recall"] > best[1]["recall"]):
+        if s["alerts"] and s["precision"] >= ours["precision"] and (best is None or s["recall"] > best[1]["recall"]):
             best = (float(thr), s)
     report["rita_equal_precision"] = best
     report["rita_curve"] = [(thr, score(rita_found(rita, thr), truths)) for thr in (0.5, 0.6, 0.7, 0.8, 0.9)]

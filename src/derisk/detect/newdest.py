@@ -90,14 +90,16 @@ def detect_new_destinations(
     rows = np.flatnonzero(outbound)
     min_bytes = cfg.get("new_destination", "min_bytes")
     max_per_system = int(cfg.get("new_destination", "max_per_system"))
-    sys_codes = codes_of(column(flows, "system"))
-    dest = coalesce_codes(column(flows, "dst_domain"), column(flows, "dst_ip"))
     # (scope, rows of the alert, rows of further new destinations summarised in it)
     found: list[tuple[str, I64, list[I64]]] = []
-    new = _first_seen(combine(sys_codes, dest), times.start, size, rows, baseline_end, min_bytes)
-    if "destination" not in scopes:
-        new = _New(new.order, new.seg, np.zeros(0, dtype=np.int64), np.zeros(0))
-    owner = sys_codes[new.order[new.seg.starts[new.picked]]] if len(new.picked) else np.zeros(0, np.int64)
+    if "destination" in scopes:
+        sys_codes = codes_of(column(flows, "system"))
+        dest = coalesce_codes(column(flows, "dst_domain"), column(flows, "dst_ip"))
+        new = _first_seen(combine(sys_codes, dest), times.start, size, rows, baseline_end, min_bytes)
+        del dest
+        owner = sys_codes[new.order[new.seg.starts[new.picked]]] if len(new.picked) else np.zeros(0, np.int64)
+    else:
+        owner = np.zeros(0, np.int64)
     for system in np.unique(owner):  # loop over systems with new destinations (few)
         mine = new.picked[owner == system]
         by_size = mine[np.argsort(-new.bytes[owner == system], kind="stable")]
