@@ -192,14 +192,14 @@ def latest_run(view: ReadOnlyWorkspace) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def hourly(view: ReadOnlyWorkspace, unknown: str) -> list[dict[str, Any]]:
-    """Bytes sent per hour and controlling jurisdiction (external traffic only)."""
+def hourly(view: ReadOnlyWorkspace, unknown: str, slot_minutes: int = 60) -> list[dict[str, Any]]:
+    """Bytes sent per time slot of ``slot_minutes`` and controlling jurisdiction (external traffic)."""
     return view.rows(
-        "SELECT date_trunc('hour', first_seen) AS hour, coalesce(dst_jurisdiction, ?) AS jurisdiction,"
+        "SELECT time_bucket(to_minutes(?::INTEGER), first_seen) AS hour, coalesce(dst_jurisdiction, ?) AS jurisdiction,"
         " sum(coalesce(bytes_out, 0)) AS bytes_out FROM flows_attributed"
         " WHERE direction IN ('outbound', 'inbound') AND first_seen IS NOT NULL"
         " GROUP BY ALL ORDER BY hour, jurisdiction",
-        [unknown],
+        [int(slot_minutes), unknown],
     )
 
 

@@ -58,7 +58,7 @@ def overview(visit: Visit) -> Page:
             "alert_count": len(snap.alerts),
             "external_out": external_out,
             "diagram": svg.flow_diagram(doc["systems"], links=links),
-            "trend": svg.trend_chart(snap.hourly),
+            "trend": svg.trend_chart(snap.hourly, slot_minutes=snap.slot_minutes),
             "matrix": geo_vs_control(doc["destinations"]),
             "entity_ids": ids,
             "bar": svg.bar_width,

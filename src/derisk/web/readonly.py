@@ -9,6 +9,7 @@ recomputes them.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -35,6 +36,8 @@ class Snapshot:
     entity_ids: dict[str, str]
     hourly: list[dict[str, Any]]
     run: dict[str, Any] | None
+    #: Width of the traffic-over-time slots (rates are still shown per hour).
+    slot_minutes: int = 60
     extra: dict[str, Any] = field(default_factory=dict)
 
     def alert(self, alert_id: str) -> dict[str, Any] | None:
@@ -130,6 +133,21 @@ class WorkspaceReader:
         self.search_index()
 
 
+#: (longest period, slot width in minutes): at most a few hundred points on the trend chart.
+_SLOTS = ((6 * 3600, 5), (24 * 3600, 15), (14 * 86400, 60), (90 * 86400, 360))
+
+
+def slot_minutes(first: str | None, last: str | None) -> int:
+    """A slot width for the trend chart that gives enough points for the capture's period."""
+    if not first or not last:
+        return 60
+    span = (
+        dt.datetime.fromisoformat(last.replace("Z", "+00:00"))
+        - dt.datetime.fromisoformat(first.replace("Z", "+00:00"))
+    ).total_seconds()
+    return next((minutes for longest, minutes in _SLOTS if span <= longest), 1440)
+
+
 def _build_snapshot(view: ReadOnlyWorkspace) -> Snapshot:
     run = store.latest_run(view)
     alerts = [json.loads(d) for d in store.stored_alerts(view)]
@@ -148,10 +166,12 @@ def _build_snapshot(view: ReadOnlyWorkspace) -> Snapshot:
         }
     site = Site(name=run["site"] if run else None, internal_networks=(), systems=())
     doc = build_document(view.ws, site, input_ids=None, run=run_doc, alerts=alerts)
+    slot = slot_minutes(doc["period"]["first_seen"], doc["period"]["last_seen"])
     return Snapshot(
         doc=doc,
         alerts=alerts,
         entity_ids=store.entity_ids(view),
-        hourly=store.hourly(view, UNKNOWN_JURISDICTION),
+        hourly=store.hourly(view, UNKNOWN_JURISDICTION, slot),
+        slot_minutes=slot,
         run=run,
     )

@@ -116,17 +116,26 @@ def _colours(by_jurisdiction: dict[str, int]) -> dict[str, str]:
 
 
 def trend_chart(
-    rows: list[dict[str, Any]], *, width: float = 900, height: float = 220, max_series: int = 6
+    rows: list[dict[str, Any]],
+    *,
+    slot_minutes: int = 60,
+    width: float = 900,
+    height: float = 220,
+    max_series: int = 6,
 ) -> dict[str, Any]:
-    """Bytes sent per hour, one polyline per controlling jurisdiction (the largest ``max_series``)."""
+    """Bytes sent per hour (a rate, sampled every ``slot_minutes``), one polyline per controlling
+    jurisdiction (the largest ``max_series``); missing slots count as zero."""
     if not rows:
         return {"series": [], "width": width, "height": height, "ticks": []}
-    hours = sorted({r["hour"] for r in rows})
+    rate = 60 / slot_minutes
+    first, last = min(r["hour"] for r in rows), max(r["hour"] for r in rows)
+    step_td = dt.timedelta(minutes=slot_minutes)
+    hours = [first + i * step_td for i in range(int((last - first) / step_td) + 1)][:2000]
     per: dict[str, dict[dt.datetime, int]] = defaultdict(dict)
     totals: dict[str, int] = defaultdict(int)
     for r in rows:
-        per[r["jurisdiction"]][r["hour"]] = int(r["bytes_out"] or 0)
-        totals[r["jurisdiction"]] += int(r["bytes_out"] or 0)
+        per[r["jurisdiction"]][r["hour"]] = round(int(r["bytes_out"] or 0) * rate)
+        totals[r["jurisdiction"]] += int(r["bytes_out"] or 0)  # bytes over the whole period
     top = sorted(totals, key=lambda k: (-totals[k], k))[:max_series]
     peak = max((v for j in top for v in per[j].values()), default=1) or 1
     left, bottom, top_pad = 60.0, 24.0, 8.0
@@ -144,7 +153,7 @@ def trend_chart(
     ticks = [
         {
             "x": left + i * step,
-            "label": h.strftime("%d %H:00") if isinstance(h, dt.datetime) else str(h),
+            "label": h.strftime("%d %H:%M") if isinstance(h, dt.datetime) else str(h),
             "end": i == len(hours) - 1 and i > 0,
         }
         for i, h in enumerate(hours)
