@@ -251,6 +251,7 @@ def test_ipv6_and_icmp(tmp_path: Path) -> None:
     rows = by_uid(read_all(tmp_path))
     assert rows["C6"]["protocol"] == 58
     assert rows["C6"]["src_ip"] == "fe80::1"
+    assert (rows["C6"]["src_port"], rows["C6"]["dst_port"]) == (None, None)  # ICMP type/code are not ports
     assert rows["C4"]["protocol"] == 1
     assert rows["Cu"]["protocol"] is None
 

@@ -240,6 +240,12 @@ def _protocols(proto: pa.Array, orig_h: pa.Array) -> pa.Array:
     return number
 
 
+def _ports(ports: pa.Array, protocol: pa.Array) -> pa.Array:
+    """Ports of TCP and UDP flows; null otherwise (Zeek puts ICMP type and code there)."""
+    transport = pc.fill_null(pc.is_in(protocol, value_set=pa.array([6, 17], pa.int16())), False)
+    return pc.if_else(transport, ports.cast(pa.int32()), pa.scalar(None, pa.int32()))
+
+
 def _labels(values: pa.Array, log: _Log) -> pa.Array:
     """A text column with few distinct values, unescaped and bounded once per distinct value."""
     encoded = _encoded(values)
@@ -259,6 +265,7 @@ def to_flows(batch: pa.RecordBatch, log: _Log, companions: Companions) -> pa.Rec
         last = pa.nulls(batch.num_rows, TS)
     uid, orig_h, resp_h = _column(batch, "uid"), _column(batch, "id.orig_h"), _column(batch, "id.resp_h")
     extra = companions.enrich(uid, orig_h, resp_h, first)
+    protocol = _protocols(_column(batch, "proto"), orig_h)
     service = (
         _labels(_column(batch, "service"), log)
         if "service" in log.columns
@@ -268,10 +275,10 @@ def to_flows(batch: pa.RecordBatch, log: _Log, companions: Companions) -> pa.Rec
         "first_seen": first,
         "last_seen": last,
         "src_ip": orig_h,
-        "src_port": _column(batch, "id.orig_p").cast(pa.int32()),
+        "src_port": _ports(_column(batch, "id.orig_p"), protocol),
         "dst_ip": resp_h,
-        "dst_port": _column(batch, "id.resp_p").cast(pa.int32()),
-        "protocol": _protocols(_column(batch, "proto"), orig_h),
+        "dst_port": _ports(_column(batch, "id.resp_p"), protocol),
+        "protocol": protocol,
         "bytes_out": _column(batch, "orig_ip_bytes"),
         "bytes_in": _column(batch, "resp_ip_bytes"),
         "packets_out": _column(batch, "orig_pkts"),
