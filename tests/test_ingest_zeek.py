@@ -602,3 +602,22 @@ def test_uid_index_agrees_with_arrow_index_in() -> None:
     assert (
         UidIndex(uids).positions(probe).to_pylist() == pa.compute.index_in(probe, value_set=uids).to_pylist()
     )
+
+
+def test_quic_server_name_counts_as_sni(tmp_path: Path) -> None:
+    write(
+        tmp_path / "conn.log",
+        HEADER
+        + "1700000000.000000\tCq\t10.0.0.1\t50000\t142.250.1.1\t443\tudp\tquic,ssl\t2.0\t30\t9000\t40\t40000\n",
+    )
+    write(
+        tmp_path / "quic.log",
+        "#separator \\x09\n#path\tquic\n#fields\tts\tuid\tversion\tserver_name\n#types\ttime\tstring\tstring\tstring\n"
+        "1700000000.010000\tCq\t1\tWWW.YouTube.com\n",
+    )
+    row = read_all(tmp_path).to_pylist()[0]
+    assert (row["server_name"], row["server_name_source"], row["application"]) == (
+        "www.youtube.com",
+        "sni",
+        "quic,ssl",
+    )

@@ -58,7 +58,7 @@ _TEXT_COLUMNS: Final = frozenset({"service", "server_name", "ja4", "host", "user
 #: conn.log columns with few distinct values: read dictionary-encoded and converted per distinct value.
 _DICTIONARY_COLUMNS: Final = frozenset({"proto", "service"})
 
-_LOG_NAME = re.compile(r"^(conn|dns|ssl|http)(\.[^/]+)?\.(log|json)(\.gz)?$")
+_LOG_NAME = re.compile(r"^(conn|dns|ssl|quic|http)(\.[^/]+)?\.(log|json)(\.gz)?$")
 _PROTOCOLS: Final = {"tcp": 6, "udp": 17, "icmp": 1}
 _MAX_EPOCH_SECONDS: Final = 1e11
 #: Threads that parse and convert conn.log segments (bounded: each holds a segment in memory).
@@ -85,7 +85,7 @@ def discover(path: Path) -> ZeekInput:
         raise InputError("no such file or directory", source=display)
     if not is_dir:
         return ZeekInput(conn=[path])
-    found: dict[str, list[Path]] = {"conn": [], "dns": [], "ssl": [], "http": []}
+    found: dict[str, list[Path]] = {"conn": [], "dns": [], "ssl": [], "quic": [], "http": []}
     try:
         entries = sorted(path.iterdir())
     except OSError as exc:
@@ -181,6 +181,7 @@ def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
 def _read_companion(path: Path, kind: str) -> pa.Table:
     required, optional = {
         "ssl": (SSL_REQUIRED, SSL_OPTIONAL),
+        "quic": (SSL_REQUIRED, SSL_OPTIONAL),
         "http": (HTTP_REQUIRED, HTTP_OPTIONAL),
         "dns": (DNS_REQUIRED, DNS_OPTIONAL),
     }[kind]
@@ -214,10 +215,13 @@ def _answers(values: pa.Array, log: _Log) -> pa.Array:
 
 
 def load_companions(zeek_input: ZeekInput) -> Companions:
-    """Read the ssl, http and dns logs of an input whole (they are small next to conn.log)."""
+    """Read the ssl, quic, http and dns logs of an input whole (they are small next to conn.log)."""
     tables: dict[str, pa.Table | None] = {}
     for kind in ("ssl", "http", "dns"):
-        parts = [_read_companion(path, kind) for path in zeek_input.companions.get(kind, [])]
+        paths = zeek_input.companions.get(kind, [])
+        if kind == "ssl":  # QUIC's Initial carries the same SNI; quic.log has the same two columns
+            paths = paths + zeek_input.companions.get("quic", [])
+        parts = [_read_companion(path, "quic" if path.name.startswith("quic") else kind) for path in paths]
         parts = [part for part in parts if part.num_rows]
         tables[kind] = pa.concat_tables(parts, promote_options="permissive") if parts else None
     return Companions(ssl=tables["ssl"], http=tables["http"], dns=tables["dns"])
