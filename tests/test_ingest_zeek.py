@@ -470,6 +470,19 @@ BAD_FILES: list[tuple[str, str, bytes, str]] = [
         b'"id.resp_p":443,"proto":"tcp","orig_pkts":1,"orig_ip_bytes":10,"resp_pkts":1,"resp_ip_bytes":20}\n',
         "line 2: ts is not a timestamp: 'soon'",
     ),
+    (
+        "not utf-8",
+        "conn.log",
+        (HEADER + GOOD_LINE).encode().replace(b"\tssl\t", b"\ts\xffl\t"),
+        "line 8 is not UTF-8",
+    ),
+    (
+        "header not utf-8",
+        "conn.log",
+        HEADER.replace("#path\tconn", "#path\tc\udcffnn").encode("utf-8", "surrogateescape")
+        + GOOD_LINE.encode(),
+        "line 5: the header is not UTF-8 text",
+    ),
     ("gzip truncated", "conn.log.gz", _good_gz()[:3000], "gzip data is truncated"),
     ("gzip corrupt", "conn.log.gz", _corrupt_gz(), "gzip data is"),
 ]

@@ -156,3 +156,12 @@ def _stream_segments(raw: pa.NativeFile, stream: pa.NativeFile, size: int) -> It
             continue
         rest = data[cut:]
         yield pa.py_buffer(memoryview(data)[:cut]), int(raw.tell())
+
+
+def is_utf8(text: str) -> bool:
+    """Whether a line read with ``surrogateescape`` was valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from derisk.errors import InputError
-from derisk.ingest.zeek_io import MAX_LINE_BYTES, open_text_lines
+from derisk.ingest.zeek_io import MAX_LINE_BYTES, is_utf8, open_text_lines
 
 _LIST_TYPES = ("set[", "vector[")
 
@@ -110,6 +110,8 @@ def diagnose(
                     f"line {number} is longer than {MAX_LINE_BYTES} bytes; not a Zeek log line",
                     source=display,
                 )
+            if not is_utf8(text):
+                return InputError(f"line {number} is not UTF-8 text", source=display)
             try:
                 record = _parse(text, number, display)
             except InputError as exc:

@@ -18,12 +18,13 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from derisk.errors import InputError
-from derisk.ingest.zeek_io import GZIP_MAGIC, MAX_LINE_BYTES, open_text_lines
+from derisk.ingest.zeek_io import GZIP_MAGIC, MAX_LINE_BYTES, is_utf8, open_text_lines
 
 #: Longest header we accept before deciding the file is not a Zeek log.
 MAX_HEADER_LINES = 64
@@ -71,6 +72,8 @@ def read_header(path: Path, display: str) -> TsvHeader:
                 raise InputError(
                     f"header longer than {MAX_HEADER_LINES} lines; not a Zeek log", source=display
                 )
+            if not is_utf8(line):
+                raise InputError(f"line {number}: the header is not UTF-8 text", source=display)
             body = line[1:].rstrip("\r\n")
             if body.startswith("separator "):
                 separator = _header_value(body[len("separator ") :])
@@ -150,19 +153,50 @@ def _arrow_type(zeek_type: str) -> pa.DataType:
     return pa.string()
 
 
+def drop_comment_lines(data: pa.Buffer) -> pa.Buffer:
+    """``data`` without its lines that start with ``#`` (found with NumPy; usually there are none)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    hashes = np.flatnonzero(raw == ord("#"))
+    if len(hashes):
+        hashes = hashes[(hashes == 0) | (raw[np.maximum(hashes - 1, 0)] == ord("\n"))]
+    if len(hashes) == 0:
+        return data
+    view = memoryview(data)
+    pieces, start = [], 0
+    for begin in hashes.tolist():
+        if begin < start:
+            continue
+        pieces.append(view[start:begin])
+        start = _line_end(raw, begin)
+    pieces.append(view[start:])
+    return pa.py_buffer(b"".join(pieces))
+
+
+def _line_end(raw: np.ndarray, begin: int) -> int:
+    """Index just after the line end at or after ``begin`` (or the end of ``raw``)."""
+    window = 4096
+    while True:
+        newline = np.flatnonzero(raw[begin : begin + window] == ord("\n"))
+        if len(newline):
+            return begin + int(newline[0]) + 1
+        if begin + window >= len(raw):
+            return len(raw)
+        window *= 16
+
+
 def parse_segment(
     data: pa.Buffer, header: TsvHeader, columns: Mapping[str, str], dictionary: frozenset[str] = frozenset()
 ) -> pa.Table:
     """Parse whole lines of a TSV log body into a table of ``columns`` (name -> Zeek type).
 
-    ``#``-lines (the header, ``#close``, the headers of concatenated logs) have another number of
-    fields than records and are skipped; any other line with a wrong number of fields is an error.
-    Columns named in ``dictionary`` (few distinct values, such as ``proto``) come dictionary-encoded.
+    ``#``-lines (the header, ``#close``, the headers of concatenated logs) are removed first; any
+    line with a wrong number of fields is an error. Columns named in ``dictionary`` (few distinct
+    values, such as ``proto``) come dictionary-encoded.
     """
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        return "skip" if row.text.startswith("#") else "error"
-
+    data = drop_comment_lines(data)
+    types = {name: _DICTIONARY if name in dictionary else _arrow_type(kind) for name, kind in columns.items()}
+    if data.size < 1 << 16 and not data.to_pybytes().strip():  # nothing but header or blank lines
+        return pa.table({name: pa.array([], kind) for name, kind in types.items()})
     return pacsv.read_csv(
         pa.BufferReader(data),
         read_options=pacsv.ReadOptions(
@@ -175,14 +209,10 @@ def parse_segment(
             escape_char=False,
             newlines_in_values=False,
             ignore_empty_lines=True,
-            invalid_row_handler=on_invalid,
         ),
         convert_options=pacsv.ConvertOptions(
             include_columns=list(columns),
-            column_types={
-                name: _DICTIONARY if name in dictionary else _arrow_type(kind)
-                for name, kind in columns.items()
-            },
+            column_types=types,
             null_values=[header.unset_field, header.empty_field],
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
@@ -235,6 +265,8 @@ def diagnose(
                 return InputError(
                     f"line {number} is longer than {longest} bytes; not a Zeek log line", source=display
                 )
+            if not is_utf8(text):
+                return InputError(f"line {number} is not UTF-8 text", source=display)
             values = text.split(header.separator)
             if len(values) != expected:
                 return InputError(
