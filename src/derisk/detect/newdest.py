@@ -55,16 +55,21 @@ class _New:
     bytes: F64  # per picked group
 
 
-def _first_seen(key: I64, start: F64, size: F64, rows: I64, baseline_end: float, min_bytes: float) -> _New:
-    r = rows[key[rows] >= 0]
+def _first_seen(key: I64, start: F64, size: F64, rows: B, baseline_end: float, min_bytes: float) -> _New:
+    """Keys first seen after the baseline: first time and bytes per key without sorting every row
+    (slot 0 collects the rows left out); only the rows of new keys are sorted."""
+    slot = np.where(rows, key + 1, 0)
+    n = int(slot.max()) + 1
+    first = np.full(n, np.inf)
+    np.minimum.at(first, slot, start)
+    total = np.bincount(slot, weights=size, minlength=n)
+    new = np.flatnonzero(np.isfinite(first) & (first >= baseline_end) & (total >= min_bytes))
+    new = new[new > 0]
+    r = np.flatnonzero(np.isin(slot, new))
+    del slot
     order = r[np.lexsort((start[r], key[r]))]
     seg = segments(key[order])
-    if len(seg) == 0:
-        return _New(order, seg, np.zeros(0, dtype=np.int64), np.zeros(0))
-    first = start[order[seg.starts]]
-    total = seg.sum(size[order])
-    picked = np.flatnonzero((first >= baseline_end) & (total >= min_bytes))
-    return _New(order, seg, picked, total[picked])
+    return _New(order, seg, np.arange(len(seg), dtype=np.int64), np.asarray(total[seg.codes + 1], dtype=np.float64))
 
 
 def detect_new_destinations(
@@ -87,7 +92,7 @@ def detect_new_destinations(
     if t1 < baseline_end:
         return []
     size = (ints(flows, "bytes_out") + ints(flows, "bytes_in")).astype(np.float64)
-    rows = np.flatnonzero(outbound)
+    rows = outbound
     min_bytes = cfg.get("new_destination", "min_bytes")
     max_per_system = int(cfg.get("new_destination", "max_per_system"))
     # (scope, rows of the alert, rows of further new destinations summarised in it)

@@ -204,37 +204,41 @@ def flow_times(table: pa.Table, now: datetime | None) -> Times:
 
     Missing start times and starts more than a day after ``now`` (a clock jump) make a flow invalid
     for time-based detections; an end before the start (a clock stepped back) is taken as the start.
+    Converted batch by batch into arrays allocated once, so memory stays bounded on large tables.
     """
     now = now or datetime.now(UTC)
-    limit = (now.timestamp() + 86_400.0) * US_PER_S
-    first = column(table, "first_seen")
-    last = column(table, "last_seen")
-    if not pa.types.is_timestamp(first.type):
-        first = pa.chunked_array([pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC"))])
-    if not pa.types.is_timestamp(last.type):
-        last = pa.chunked_array([pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC"))])
-    f = pc.cast(pc.cast(first, pa.timestamp("us", tz="UTC")), pa.int64())
-    lst = pc.cast(pc.cast(last, pa.timestamp("us", tz="UTC")), pa.int64())
-    missing_mask = np.asarray(pc.is_null(f).to_numpy(zero_copy_only=False), dtype=bool)
-    start = np.asarray(pc.fill_null(f, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
-    del f
-    end = np.asarray(pc.fill_null(lst, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
-    end_missing = np.asarray(pc.is_null(lst).to_numpy(zero_copy_only=False), dtype=bool)
-    del lst
-    np.copyto(end, start, where=end_missing)
-    future_mask = (~missing_mask) & ((start > limit) | (start < 0))
-    reversed_mask = (~missing_mask) & (~future_mask) & (end < start)
-    np.copyto(end, start, where=reversed_mask | (end > limit))
-    valid = ~(missing_mask | future_mask)
+    limit = now.timestamp() + 86_400.0
+    n = table.num_rows
+    start = np.zeros(n)
+    end = np.zeros(n)
+    missing = np.zeros(n, dtype=bool)
+    ts = pa.timestamp("us", tz="UTC")
+    cols = {}
+    for name in ("first_seen", "last_seen"):
+        col = column(table, name)
+        cols[name] = col if pa.types.is_timestamp(col.type) else pa.chunked_array([pa.nulls(n, ts)])
+    times = pa.table(cols)
+    pos = 0
+    for batch in times.to_batches(max_chunksize=1_000_000):  # loop over batches, vectorised within
+        m = batch.num_rows
+        f = pc.cast(pc.cast(batch.column(0), ts), pa.int64())
+        e = pc.cast(pc.cast(batch.column(1), ts), pa.int64())
+        missing[pos : pos + m] = np.asarray(pc.is_null(f).to_numpy(zero_copy_only=False), dtype=bool)
+        start[pos : pos + m] = np.asarray(pc.fill_null(f, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
+        end[pos : pos + m] = np.asarray(pc.fill_null(e, f).to_numpy(zero_copy_only=False), dtype=np.float64)
+        pos += m
     start /= US_PER_S
     end /= US_PER_S
+    future = (~missing) & ((start > limit) | (start < 0))
+    backwards = (~missing) & (~future) & (end < start)
+    np.copyto(end, start, where=backwards | (end > limit))
     return Times(
         start=start,
         end=end,
-        valid=valid,
-        missing=int(missing_mask.sum()),
-        future=int(future_mask.sum()),
-        reversed=int(reversed_mask.sum()),
+        valid=~(missing | future),
+        missing=int(missing.sum()),
+        future=int(future.sum()),
+        reversed=int(backwards.sum()),
     )
 
 
@@ -265,12 +269,16 @@ def mask_eq(arr: pa.ChunkedArray, value: str) -> B:
 
 
 def ints(table: pa.Table, name: str) -> I64:
-    """An integer column as int64 with nulls as 0."""
+    """An integer column as int64 with nulls (and negative values) as 0, converted chunk by chunk."""
     arr = column(table, name)
-    if not (pa.types.is_integer(arr.type) or pa.types.is_null(arr.type)):
-        arr = pc.cast(arr, pa.int64(), safe=False)
-    filled = pc.fill_null(pc.cast(arr, pa.int64()), 0)
-    return np.maximum(np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.int64), 0)
+    out = np.zeros(table.num_rows, dtype=np.int64)
+    pos = 0
+    for chunk in arr.chunks:  # loop over chunks, vectorised within
+        c = chunk if pa.types.is_integer(chunk.type) or pa.types.is_null(chunk.type) else pc.cast(chunk, pa.int64(), safe=False)
+        out[pos : pos + len(c)] = np.asarray(pc.fill_null(pc.cast(c, pa.int64()), 0).to_numpy(zero_copy_only=False))
+        pos += len(c)
+    np.maximum(out, 0, out=out)
+    return out
 
 
 def take_values(arr: pa.ChunkedArray, rows: I64) -> list[Any]:
