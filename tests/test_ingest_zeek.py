@@ -22,7 +22,7 @@ from derisk.gen.zeek import (
     write_bench_conn_log,
     write_logs,
 )
-from derisk.ingest.zeek import read_zeek
+from derisk.ingest.zeek import log_files, read_zeek
 from derisk.safetext import MAX_FIELD_CHARS, TRUNCATION_MARK
 
 T0 = 1_700_000_000.0
@@ -150,7 +150,8 @@ def test_progress_adds_up_to_file_size(tmp_path: Path) -> None:
     seen: list[int] = []
     read_all(tmp_path, progress=seen.append)
     assert seen and all(n > 0 for n in seen)
-    assert sum(seen) == paths["conn"].stat().st_size
+    assert sum(seen) == sum(p.stat().st_size for p in paths.values())
+    assert sorted(log_files(tmp_path)) == sorted(paths.values())
 
 
 def test_large_log_streams_in_batches_and_matches_bench_ledger(tmp_path: Path) -> None:

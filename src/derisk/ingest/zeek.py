@@ -359,8 +359,9 @@ def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> I
     Every file is found and every header checked, and the companion logs are read, before this
     returns; problems inside conn.log bodies (ragged lines, bad values, truncated gzip) raise
     :class:`InputError` while iterating, naming the file and line. ``progress`` is called with the
-    number of bytes (as stored on disk) of conn logs read since its previous call; over a whole run
-    the calls add up to the conn logs' total size.
+    number of bytes (as stored on disk) read since its previous call: first once for all companion
+    logs (read before this returns), then as the conn logs are read; over a whole run the calls add
+    up to the total size of the logs read (see :func:`log_files`).
     """
     zeek_input = discover(path)
     logs = [
@@ -369,7 +370,16 @@ def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> I
     companions = load_companions(zeek_input)
 
     def generate() -> Iterator[pa.RecordBatch]:
+        companion_bytes = sum(p.stat().st_size for paths in zeek_input.companions.values() for p in paths)
+        if progress is not None and companion_bytes:
+            progress(companion_bytes)
         for log in logs:
             yield from _stream_conn(log, companions, progress)
 
     return generate()
+
+
+def log_files(path: Path) -> list[Path]:
+    """Every file :func:`read_zeek` reads for ``path``: its conn logs, then its companion logs."""
+    zeek_input = discover(path)
+    return zeek_input.conn + [p for paths in zeek_input.companions.values() for p in paths]
