@@ -42,7 +42,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, ipdata_dir: Path) -> Iterat
         pytest.skip("Debian's chromium is not installed (scripts/system-deps installs it)")
     ws = build_workspace(tmp_path_factory.mktemp("browser"), ipdata_dir)
     port = _free_port()
-    log = (tmp_path_factory.mktemp("serve-log") / "serve.log").open("w")
+    log_path = tmp_path_factory.mktemp("serve-log") / "serve.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from derisk.cli import main; sys.exit(main())",
          "serve", "--workspace", str(ws), "--port", str(port)],
@@ -60,6 +61,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, ipdata_dir: Path) -> Iterat
             assert proc.poll() is None, "derisk serve exited"
             assert time.monotonic() < deadline, "derisk serve did not come up"
             time.sleep(0.2)
+        log.flush()
+        assert f"open {url}/" in log_path.read_text(encoding="utf-8")  # serve prints where to go
         yield url
     finally:
         proc.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,8 +75,6 @@ def safe_next(value: str | None) -> str:
 
 
 def check_csrf(visit: Visit, token: Any) -> None:
-    import hmac
-
     if not isinstance(token, str) or not hmac.compare_digest(token, visit.csrf):
         raise HTTPException(403)
 
