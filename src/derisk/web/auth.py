@@ -181,6 +181,15 @@ class Sessions:
         self.ttl = ttl
         self._session = URLSafeTimedSerializer(secret, salt="derisk-session")
         self._login = URLSafeTimedSerializer(secret, salt="derisk-login")
+        self._revoked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def revoke(self, csrf: str) -> None:
+        """End a session (logout) before its cookie expires; remembered until the cookie would expire."""
+        now = time.monotonic()
+        with self._lock:
+            self._revoked = {k: t for k, t in self._revoked.items() if t > now}
+            self._revoked[csrf] = now + max(self.ttl, 0)
 
     def issue(self, user: User) -> tuple[str, str]:
         """(cookie value, CSRF token) for a fresh session."""
@@ -200,7 +209,11 @@ class Sessions:
         user = users.get(str(data.get("u")))
         if user is None or not hmac.compare_digest(str(data.get("g")), user.generation):
             return None
-        return user, str(data.get("c"))
+        csrf = str(data.get("c"))
+        with self._lock:
+            if csrf in self._revoked:
+                return None
+        return user, csrf
 
     def login_token(self) -> tuple[str, str]:
         """(cookie value, form token) for the login form."""
