@@ -96,7 +96,10 @@ def test_logout_needs_the_session_csrf_token(client: TestClient) -> None:
     login(client, "vic")
     assert client.post("/logout", data={"csrf": "nope"}, follow_redirects=False).status_code == 403
     token = csrf_of(client.get("/").text)
+    stolen = client.cookies["derisk_session"]
     assert client.post("/logout", data={"csrf": token}, follow_redirects=False).status_code == 303
+    assert client.get("/", follow_redirects=False).status_code == 303
+    client.cookies.set("derisk_session", stolen)  # a copy of the cookie is no use after logout
     assert client.get("/", follow_redirects=False).status_code == 303
 
 

@@ -200,6 +200,7 @@ async def logout(request: Request) -> Response:
         return RedirectResponse("/login", status_code=303)
     form = await request.form(max_files=0, max_fields=5)
     check_csrf(visit, form.get("csrf"))
+    visit.config.sessions.revoke(visit.csrf)
     visit.config.audit.record(
         "logout", user=visit.user.name, role=visit.user.role, path="/logout", client=client(request)
     )
