@@ -45,6 +45,7 @@ Format of ``derisk/data/groups/<group>.yaml`` (every key checked; unknown keys a
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from functools import lru_cache
@@ -52,8 +53,8 @@ from importlib import resources
 from typing import Any, Final
 
 import yaml
-from followthemoney.types import registry
 
+from derisk.countries import country_code
 from derisk.errors import DataError, Problem, raise_problems
 from derisk.know.graph import (
     CONFIDENCES,
@@ -106,18 +107,29 @@ _DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_PARTIAL_DATE = re.compile(r"^\d{4}(?:-(0[1-9]|1[0-2])(?:-(0[1-9]|[12]\d|3[01]))?)?$")
+
+
 def _date(value: Any) -> str | None:
+    """An ISO 8601 date, possibly partial (``2017``, ``2017-06``, ``2017-06-28``), as FtM writes dates."""
     if value is None:
         return None
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return registry.date.clean(text)
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value).strip()
+    text = text[:10]
+    if not _PARTIAL_DATE.match(text):
+        return None
+    try:
+        if len(text) == 10:
+            dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+    return text
 
 
 def _country(value: Any) -> str | None:
     if value is None or not re.fullmatch(r"[A-Za-z]{2}", str(value)):
         return None
-    cleaned = registry.country.clean(str(value))
-    return cleaned.upper() if cleaned else None
+    return country_code(str(value))
 
 
 class _FileReader:

@@ -31,8 +31,6 @@ from datetime import date
 from typing import Any, Final
 
 import tldextract
-from followthemoney import model
-from followthemoney.types import registry
 
 from derisk.errors import Problem
 from derisk.know.graph import Entity, Graph, Link, Source, build_graph
@@ -47,6 +45,19 @@ _ASN = re.compile(r"^AS(\d{1,10})$", re.IGNORECASE)
 _NUMBER = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*%?\s*$")
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 MAX_ERRORS: Final = 200
+
+
+def _model() -> Any:
+    """The FtM model, imported on first use: it costs about a second, and plain analyses never need it."""
+    from followthemoney import model
+
+    return model
+
+
+def _registry() -> Any:
+    from followthemoney.types import registry
+
+    return registry
 
 
 @dataclass(frozen=True)
@@ -133,7 +144,7 @@ def _check_entity(data: Any) -> list[str]:
     if not isinstance(ident, str) or not ident.strip():
         problems.append("missing or empty 'id'")
     name = data.get("schema")
-    schema = model.get(name) if isinstance(name, str) else None
+    schema = _model().get(name) if isinstance(name, str) else None
     if schema is None:
         return [*problems, f"unknown schema {data.get('schema')!r}"]
     if schema.abstract:
@@ -170,7 +181,7 @@ def check_graph(records: list[Record], known_ids: set[str], base: Graph) -> list
     problems: list[Problem] = []
     ids = known_ids | {r.id for r in records}
     for record in records:
-        schema = model.get(record.schema)
+        schema = _model().get(record.schema)
         assert schema is not None
         for name, values in record.data.get("properties", {}).items():
             prop = schema.get(name)
@@ -284,9 +295,9 @@ def _domain(url: str) -> str | None:
 
 def _country(values: list[str]) -> str | None:
     for value in values:
-        cleaned = registry.country.clean(value)
+        cleaned = _registry().country.clean(value)
         if cleaned:
-            return cleaned.upper()
+            return str(cleaned).upper()
     return None
 
 
@@ -334,11 +345,11 @@ def _source_of(record: Record, documents: dict[str, Record]) -> list[Source]:
 def from_ftm(records: Iterable[Record], *, origin: str = "imported") -> tuple[list[Entity], list[Link]]:
     """Graph entities and links from FtM records (other schemata are kept in the store, not the graph)."""
     items = list(records)
-    documents = {r.id: r for r in items if (sc := model.get(r.schema)) is not None and sc.is_a("Document")}
+    documents = {r.id: r for r in items if (sc := _model().get(r.schema)) is not None and sc.is_a("Document")}
     entities: list[Entity] = []
     links: list[Link] = []
     for record in items:
-        schema = model.get(record.schema)
+        schema = _model().get(record.schema)
         if schema is None:
             continue
         if record.schema in LINK_SCHEMATA:

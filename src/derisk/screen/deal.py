@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
-from followthemoney.types import registry
+from derisk import countries
 
 KINDS: Final = ("company", "person", "state")
 REGIME_CODES: Final = ("BE", "EU", "DE", "FR", "NL")
@@ -149,13 +149,8 @@ class Deal:
 
 def country_code(value: Any) -> str | None:
     """An ISO 3166 alpha-2 code (upper case) for a code or English name, or None if unknown."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    code = registry.country.clean(value.strip())
-    if code is None or len(code) != 2 or code in ("eu", "zz"):
-        return None
-    return code.upper()
+    return countries.country_code(value)
 
 
 def country_name(code: str) -> str:
-    return registry.country.names.get(code.lower(), code)
+    return countries.country_name(code)
