@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from derisk import ipaddrs
 from derisk.errors import ConfigError, InputError, Problem, raise_problems
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -56,7 +58,6 @@ OWNED_SECTIONS: Final[dict[str, str]] = {
 }
 SITE_KEYS: Final = {"site", "internal_networks", "systems", *OWNED_SECTIONS}
 SYSTEM_KEYS: Final = {"name", "description", "vendor", "hosts", "hardware", "hosting", "support", "tags"}
-_CACHE_LIMIT: Final = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -75,26 +76,11 @@ class Site:
     systems: tuple[System, ...]
     sections: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
-    _cache: dict[str, tuple[bool, str | None]] = field(default_factory=dict, repr=False)
 
-    # -- classification of single addresses (cached: a capture has few distinct addresses) -------
     def classify(self, ip: str) -> tuple[bool, str | None]:
         """(is internal, system name) for one address; unparsable addresses are external."""
-        hit = self._cache.get(ip)
-        if hit is not None:
-            return hit
-        try:
-            addr = ipaddress.ip_address(ip.split("%", 1)[0])
-        except ValueError:
-            result: tuple[bool, str | None] = (False, None)
-        else:
-            internal = any(addr in net for net in self.internal_networks)
-            system = next((s.name for s in self.systems if any(addr in n for n in s.networks)), None)
-            result = (internal or system is not None, system)
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[ip] = result
-        return result
+        internal, systems = self._label(pa.array([ip], pa.string()))
+        return bool(internal[0].as_py()), systems[0].as_py()
 
     def orient(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Orient a batch to the site's point of view and label systems (vectorised over the batch).
@@ -104,11 +90,8 @@ class Site:
         """
         src = batch.column("src_ip")
         dst = batch.column("dst_ip")
-        uniques = pc.unique(pa.concat_arrays([src, dst])).to_pylist()
-        labels = {ip: self.classify(ip) for ip in uniques if ip is not None}
-        keys = pa.array(list(labels), pa.string())
-        internal = pa.array([labels[k][0] for k in labels], pa.bool_())
-        systems = pa.array([labels[k][1] for k in labels], pa.string())
+        keys = pc.unique(pa.concat_arrays([_plain(src), _plain(dst)]))
+        internal, systems = self._label(keys)
 
         def lookup(col: pa.Array, values: pa.Array) -> pa.Array:
             return pc.take(values, pc.index_in(col, value_set=keys))
@@ -139,6 +122,21 @@ class Site:
         columns["system"] = lookup(columns["src_ip"], systems)
         return pa.RecordBatch.from_pydict(columns)
 
+    def _label(self, addresses: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """(is internal, system) for distinct addresses, vectorised (see :mod:`derisk.ipaddrs`)."""
+        parsed = ipaddrs.parse(addresses)
+        internal = np.zeros(len(addresses), dtype=bool)
+        for net in self.internal_networks:
+            internal |= ipaddrs.in_network(parsed, net)
+        system = np.full(len(addresses), -1, dtype=np.int64)
+        for index, sys_ in enumerate(self.systems):
+            for net in sys_.networks:
+                system = np.where((system < 0) & ipaddrs.in_network(parsed, net), index, system)
+        names = pa.array([s.name for s in self.systems] or [""], pa.string())
+        labelled = pc.take(names, pa.array(np.where(system < 0, 0, system)))
+        systems = pc.if_else(pa.array(system >= 0), labelled, pa.scalar(None, pa.string()))
+        return pa.array(internal | (system >= 0)), systems
+
     def system_names(self) -> list[str]:
         return [s.name for s in self.systems]
 
@@ -149,6 +147,10 @@ class Site:
             "systems": sorted([s.name, sorted(str(n) for n in s.networks)] for s in self.systems),
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
 def default_site() -> Site:

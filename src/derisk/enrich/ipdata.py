@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from derisk import ipaddrs
 from derisk.enrich.datadir import IPDATA_DIR, Manifest, data_dir, read_manifest
 from derisk.errors import DataError
 
@@ -44,13 +45,7 @@ TABLES: Final = ("asn", "geo", "ascc")
 
 def ip_key(text: str) -> tuple[int, bytes] | None:
     """(family, 16-byte big-endian key) of an address; IPv4 keys are 4 bytes left-padded."""
-    try:
-        addr = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.version, addr.packed.rjust(16, b"\0")
+    return ipaddrs.key_of(text)
 
 
 class IpData(Protocol):
@@ -113,17 +108,17 @@ class RangeIpData:
             self._ranges[name] = _ranges_from_table(table)
 
     def lookup(self, ips: pa.Array) -> pa.Table:
-        texts = [t for t in pc.unique(ips).to_pylist() if t is not None]
-        keyed = [(t, ip_key(t)) for t in texts]
-        keys = np.array([k[1] if k else b"\xff" * 16 for _, k in keyed], dtype="S16")
-        valid = np.array([k is not None for _, k in keyed], dtype=bool)
+        uniques = pc.drop_null(pc.unique(ips))
+        texts = uniques.combine_chunks() if isinstance(uniques, pa.ChunkedArray) else uniques
+        parsed = ipaddrs.parse(texts)
+        keys, valid = parsed.keys, parsed.family != 0
         asn_rows = np.where(valid, self._ranges["asn"].find(keys), -1)
         geo_rows = np.where(valid, self._ranges["geo"].find(keys), -1)
         cc_rows = np.where(valid, self._ranges["ascc"].find(keys), -1)
         asn, geo, ascc = self._ranges["asn"].values, self._ranges["geo"].values, self._ranges["ascc"].values
         return pa.Table.from_arrays(
             [
-                pa.array(texts, pa.string()),
+                texts.cast(pa.string()),
                 _take(asn, "asn", asn_rows, pa.int64()),
                 _take(asn, "org", asn_rows, pa.string()),
                 _take(ascc, "country", cc_rows, pa.string()),

@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 
-from derisk.enrich.datadir import IPDATA_DIR, Manifest, SourceRecord, data_dir, write_manifest
+from derisk import ipaddrs
+from derisk.enrich.datadir import IPDATA_DIR, Manifest, SourceRecord, data_dir, read_manifest, write_manifest
 from derisk.errors import InputError, NetworkError
 
 log = logging.getLogger(__name__)
@@ -201,10 +202,7 @@ def _fixed16(keys: np.ndarray[Any, Any]) -> pa.Array:
 
 
 def _v4_keys(col: pa.ChunkedArray) -> np.ndarray[Any, Any]:
-    ints = np.array(col.to_pylist(), dtype=np.uint64)
-    raw = np.zeros((len(ints), 16), dtype=np.uint8)
-    raw[:, 12:] = ints.astype(">u4").view(np.uint8).reshape(-1, 4)
-    return raw.view("S16").ravel()
+    return ipaddrs.v4_keys(np.array(col.to_pylist(), dtype=np.uint64))
 
 
 def _v6_keys(col: pa.ChunkedArray) -> np.ndarray[Any, Any]:
@@ -298,7 +296,5 @@ def install_mmdb(root: Path | None, asn_db: Path, country_db: Path | None) -> Ma
 
 def installed(root: Path | None = None) -> dict[str, Any]:
     """What is installed, for ``derisk data status``."""
-    from derisk.enrich.datadir import read_manifest
-
     base = data_dir(root)
     return {"data_dir": str(base), **read_manifest(base).to_json()}
