@@ -74,3 +74,15 @@ def test_cached_values_follow_the_workspace(ws: Path) -> None:
 def test_a_missing_workspace_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no workspace here"), open_readonly(tmp_path / "none"):
         pass
+
+
+def test_many_requests_share_one_idle_timer(ws: Path) -> None:
+    import threading
+
+    reader = SharedReader(ws, idle=0.5)
+    before = threading.active_count()
+    for _ in range(50):
+        with reader.view() as view:
+            view.rows("SELECT 1 AS one")
+    assert threading.active_count() <= before + 1
+    reader.close()

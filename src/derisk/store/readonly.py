@@ -130,6 +130,7 @@ class SharedReader:
         self._ws: Workspace | None = None
         self._users = 0
         self._last = 0.0
+        self._timer: threading.Timer | None = None
 
     @contextmanager
     def view(self, time_limit: float = DEFAULT_TIME_LIMIT) -> Iterator[ReadOnlyWorkspace]:
@@ -162,20 +163,26 @@ class SharedReader:
         with self._lock:
             self._users -= 1
             self._last = time.monotonic()
-            if self._users == 0:
-                timer = threading.Timer(self.idle, self._close_if_idle)
-                timer.daemon = True
-                timer.start()
+            if self._users == 0 and self._timer is None:
+                self._schedule(self.idle)
+
+    def _schedule(self, delay: float) -> None:
+        """Start the one idle timer (called with the lock held)."""
+        self._timer = threading.Timer(delay, self._close_if_idle)
+        self._timer.daemon = True
+        self._timer.start()
 
     def _close_if_idle(self) -> None:
         with self._lock:
-            if (
-                self._ws is not None
-                and self._users == 0
-                and time.monotonic() - self._last >= self.idle * 0.99
-            ):
-                self._ws.close()
-                self._ws = None
+            self._timer = None
+            if self._ws is None or self._users:
+                return
+            left = self.idle - (time.monotonic() - self._last)
+            if left > 0.01:
+                self._schedule(left)  # a request came meanwhile: wait out its idle time
+                return
+            self._ws.close()
+            self._ws = None
 
     def close(self) -> None:
         with self._lock:
