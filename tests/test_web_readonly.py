@@ -84,5 +84,6 @@ def test_many_requests_share_one_idle_timer(ws: Path) -> None:
     for _ in range(50):
         with reader.view() as view:
             view.rows("SELECT 1 AS one")
-    assert threading.active_count() <= before + 1
+    time.sleep(0.2)  # cancelled time-limit timers finish
+    assert threading.active_count() <= before + 2  # one idle timer, not fifty
     reader.close()
