@@ -23,7 +23,7 @@ SPECS: Final[dict[str, dict[str, _Spec]]] = {
     "beacon": {
         "min_score": (0.55, 0.0, 1.0, False),
         "min_connections": (6, 4, 1_000_000, True),
-        "min_beats": (6, 3, 1_000_000, True),
+        "min_beats": (10, 3, 1_000_000, True),
         "min_active_minutes": (10.0, 0.0, 44_640.0, False),
         "min_period_seconds": (4.0, 0.5, 86_400.0, False),
         "max_period_seconds": (21_600.0, 1.0, 86_400.0, False),

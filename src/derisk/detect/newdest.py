@@ -136,7 +136,8 @@ def detect_new_destinations(
                 examples = rows_info(flows, np.array([x[0] for x in extra[:-1]], dtype=np.int64))
                 evidence["new_destinations"] = count
                 evidence["examples"] = [str(first_value(e, "dst_domain", "dst_ip")) for e in examples]
-                what = f"talked to {count:,} destinations for the first time, the largest {{dest}}"
+                largest = str(first_value(info, "dst_domain", "dst_ip"))
+                what = f"talked to {count:,} destinations for the first time (the largest: {largest})"
                 target = replace(target, destination=f"{count} new destinations")
         elif scope == "organisation":
             target = target_from(info, str(info.get("dst_org")))
@@ -147,8 +148,9 @@ def detect_new_destinations(
         hosts = len(np.unique(codes_of(pc.take(column(flows, "src_ip"), pa.array(r[:10_000], pa.int64())))))
         evidence["hosts"] = hosts
         kind_scope = "destination" if scope == "destinations" else scope
+        plural = "host" if hosts == 1 else "hosts"
         alerts.append(make_alert("new-destination", SCORES[kind_scope], target,
-                                 f"{what} after the baseline period ({len(r):,} flows, {hosts} hosts)",
+                                 f"{what} after the baseline period ({len(r):,} flow{'' if len(r) == 1 else 's'}, {hosts} {plural})",
                                  evidence, laws_for, flow_ids=ids[j], flow_count=len(r),
                                  first_seen=as_datetime(times.start[r].min()),
                                  last_seen=as_datetime(times.start[r].max())))

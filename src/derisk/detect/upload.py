@@ -151,7 +151,12 @@ def detect_uploads(
             "destinations": dests,
             "window_hours": window / 3600.0,
         }
-        base_txt = f", its baseline is {_fmt_bytes(b)}" if in_base.any() else ", no baseline period in the data"
+        per = f"{window / 3600.0:g} h"
+        base_txt = (
+            f", against a baseline of {_fmt_bytes(b)} (the most it sent to one destination in {per} before)"
+            if in_base.any()
+            else ", with no baseline period in the data"
+        )
         summary = f"sent {_fmt_bytes(o)} to {{dest}} and received {_fmt_bytes(inb)}{base_txt}"
         starts = times.start[r]
         alerts.append(make_alert("upload", s, target, summary, evidence, laws_for, flow_ids=ids[j],
