@@ -8,13 +8,8 @@ from pathlib import Path
 import click
 
 from derisk.cli.output import emit_json, status_console, write_atomic
-from derisk.know.graph import Graph, load_graph
-from derisk.screen.dealfile import load_deal
-from derisk.screen.engine import screen
-from derisk.screen.memo import document, print_summary, render_html
-from derisk.screen.regimes import load_catalogue
-from derisk.screen.risk import Resolved, resolve_investor, risk_factors
-from derisk.screen.variables import walk
+from derisk.screen.memo import print_summary, render_html
+from derisk.screen.run import screen_file
 
 
 def register(group: click.Group) -> None:
@@ -60,27 +55,9 @@ def screen_command(
     Prints a summary; --json and --html write the full answer with reasons, deadlines, risk factors and
     evidence. Decision support, not legal advice.
     """
-    catalogue = load_catalogue()
-    deal = load_deal(deal_file, catalogue.vocabulary)
-    as_of = today.date() if today else dt.datetime.now(dt.UTC).date()
-    resolved = Resolved(deal.investor)
-    graph = None
-    if any(p.entity for p in walk(deal.investor)):
-        graph = _graph(workspace)
-        resolved = resolve_investor(deal.investor, graph)
-    screening = screen(deal, catalogue, today=as_of, investor=resolved.investor)
-    doc = document(screening, risk_factors(deal, catalogue, resolved, workspace, graph))
+    doc = screen_file(deal_file, workspace=workspace, today=today.date() if today else None)
     emit_json(doc, json_dest)
     if html_dest is not None:
         write_atomic(html_dest, render_html(doc))
     if not quiet:
         print_summary(status_console(json_dest), doc)
-
-
-def _graph(workspace: Path | None) -> Graph:
-    from derisk.store.workspace import Workspace
-
-    if workspace is None:
-        return load_graph()
-    with Workspace.open(workspace, create=False, read_only=True) as ws:
-        return load_graph(ws)

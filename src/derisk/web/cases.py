@@ -40,29 +40,9 @@ def _case_files(visit: Visit) -> list[Path]:
 
 def screen_raw(raw: Any, source: str, workspace: Path | None) -> dict[str, Any]:
     """The ``derisk.screening/1`` document of a parsed deal (as ``derisk screen`` builds it)."""
-    from derisk.know.graph import load_graph
-    from derisk.screen.dealfile import parse_deal
-    from derisk.screen.engine import screen
-    from derisk.screen.memo import document
-    from derisk.screen.regimes import load_catalogue
-    from derisk.screen.risk import Resolved, resolve_investor, risk_factors
-    from derisk.screen.variables import walk
-    from derisk.store.workspace import Workspace
+    from derisk.screen.run import screen_raw as run_screen
 
-    catalogue = load_catalogue()
-    deal = parse_deal(raw, catalogue.vocabulary, source=source)
-    resolved = Resolved(deal.investor)
-    graph = None
-    if any(p.entity for p in walk(deal.investor)):
-        if workspace is not None:
-            with Workspace.open(workspace, create=False, read_only=True) as ws:
-                graph = load_graph(ws)
-        else:
-            graph = load_graph()
-        resolved = resolve_investor(deal.investor, graph)
-    today = dt.datetime.now(dt.UTC).date()
-    screening = screen(deal, catalogue, today=today, investor=resolved.investor)
-    return document(screening, risk_factors(deal, catalogue, resolved, workspace, graph))
+    return run_screen(raw, source, workspace=workspace)
 
 
 def _parse(text: bytes, name: str) -> Any:
