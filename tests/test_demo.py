@@ -66,3 +66,10 @@ def test_demo_reduce_shows_china_dependency_and_a_plan_that_lowers_it(demo: Path
     )
     first = doc["plan"]["steps"][0]
     assert first["after"]["edge_shares"].get("CN", 0) < first["before"]["edge_shares"]["CN"]
+
+
+def test_demo_screening_requires_belgian_notification(demo: Path) -> None:
+    doc = json.loads((demo / "screening.json").read_text(encoding="utf-8"))
+    be = next(r for r in doc["regimes"] if r["regime"] == "BE")
+    assert be["outcome"] == "required"
+    assert "not legal advice" in doc["disclaimer"]

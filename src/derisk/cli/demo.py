@@ -25,11 +25,16 @@ from derisk.report.formatting import human_bytes
 from derisk.report.html import render_analysis_html
 from derisk.report.terminal import render_analysis
 from derisk.safetext import visible
+from derisk.screen.memo import render_html as render_memo_html
+from derisk.screen.run import screen_file
 from derisk.site import load_site
 
 #: A fixed start so that the demo capture is the same on every machine with the same IP data.
 DEMO_START = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
 MARKER = ".derisk-demo"
+#: The fictional investment the demo screens: a company controlled from China takes 25% of a Belgian
+#: airport-logistics operator.
+DEMO_DEAL = Path(__file__).resolve().parent.parent / "data" / "examples" / "liege-cargo.yaml"
 
 
 def _prepare(out: Path) -> None:
@@ -122,20 +127,57 @@ def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
     _, doc = analyse([capture], site, workspace, data_dir, console)
     write_atomic(out / "analysis.json", dumps(doc))
     write_atomic(out / "report.html", render_analysis_html(doc))
+    screening = _screen_demo_deal(workspace)
+    write_atomic(out / "screening.json", dumps(screening))
+    write_atomic(out / "screening.html", render_memo_html(screening))
     reduce_doc = reduce_site(site_file, workspace=workspace)
     write_atomic(out / "reduce.json", dumps(reduce_doc))
     write_atomic(out / "reduce.html", render_reduce_html(reduce_doc))
     console.print(render_analysis(doc, top=8))
-    console.print(Panel(_story(doc), title="What the demo shows", title_align="left"))
-    console.print(
-        Panel(_reduce_story(reduce_doc), title="Dependencies and a de-risking plan", title_align="left")
-    )
-    names = ("report.html", "analysis.json", "reduce.html", "reduce.json")
+    for story, title in (
+        (_story(doc), "What the traffic shows"),
+        (_screening_story(screening), "Investment screening of a fictional deal"),
+        (_reduce_story(reduce_doc), "Dependencies and a de-risking plan"),
+    ):
+        console.print(Panel(story, title=title, title_align="left"))
+    names = ("report.html", "analysis.json", "screening.html", "screening.json", "reduce.html", "reduce.json")
     console.print("Reports: " + ", ".join(visible(str(out / n), 200) for n in names))
+    ws_text = visible(str(workspace), 200)
     console.print(
-        f"Next: `derisk serve --workspace {visible(str(workspace), 200)}` opens the dashboard; "
-        f"`derisk analyze --workspace {visible(str(workspace), 200)}` re-attributes after a graph change."
+        "The dashboard: create an account once, then serve it (it listens on 127.0.0.1 only):\n"
+        f"  derisk users add admin --role admin --workspace {ws_text}\n"
+        f"  derisk serve --workspace {ws_text}\n"
+        f"After a change to the control graph (`derisk entity import`), `derisk analyze --workspace {ws_text}` "
+        "re-attributes the stored traffic."
     )
+
+
+def _screen_demo_deal(workspace: Path) -> dict[str, Any]:
+    """Screen the fictional deal; it also goes into the workspace's cases/ for the dashboard."""
+    cases = workspace / "cases"
+    cases.mkdir(exist_ok=True)
+    deal_file = cases / DEMO_DEAL.name
+    deal_file.write_bytes(DEMO_DEAL.read_bytes())
+    return screen_file(deal_file, workspace=workspace, today=DEMO_START.date())
+
+
+def _screening_story(doc: dict[str, Any]) -> Text:
+    text = Text()
+    for regime in doc["regimes"]:
+        reason = regime["reasons"][0] if regime["reasons"] else {}
+        sentence = reason.get("sentence") if isinstance(reason, dict) else str(reason)
+        text.append(
+            f"• {regime['regime']}: {regime['outcome']}",
+            style="bold" if regime["outcome"] == "required" else "",
+        )
+        text.append(f" — {visible(sentence, 300)}\n" if sentence else "\n")
+        for deadline in regime.get("deadlines", [])[:1]:
+            ends = deadline.get("ends") or "open"
+            text.append(
+                f"  {visible(deadline['phase'], 80)}: {deadline['days']} {deadline['kind']} days, ends {ends}\n"
+            )
+    text.append(visible(doc.get("disclaimer", ""), 300), style="dim")
+    return text
 
 
 def _with_register(site: dict[str, Any]) -> dict[str, Any]:
