@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from derisk.analysis import build_document
 from derisk.cli.options import data_dir_option, json_option, workspace_option
 from derisk.cli.output import emit_json, status_console, write_atomic
+from derisk.i18n import LANGUAGES
 from derisk.ingest import InputSpec
 from derisk.pipeline import RunResult, run
 from derisk.report.html import render_analysis_html
@@ -85,6 +86,13 @@ def analyse(
     type=click.IntRange(1, 1000),
     help="Destinations shown in the terminal.",
 )
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="Language of the HTML report.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
 def analyze_cmd(
     inputs: tuple[Path, ...],
@@ -94,6 +102,7 @@ def analyze_cmd(
     json_dest: str | None,
     html_dest: Path | None,
     top: int,
+    lang: str,
     quiet: bool,
 ) -> None:
     """Attribute traffic to controllers and jurisdictions (captures, Zeek logs).
@@ -105,7 +114,7 @@ def analyze_cmd(
     console = status_console(json_dest)
     result, doc = analyse(list(inputs), site, workspace, data_dir, console, quiet=quiet)
     if html_dest is not None:
-        write_atomic(html_dest, render_analysis_html(doc))
+        write_atomic(html_dest, render_analysis_html(doc, locale=lang))
     emit_json(doc, json_dest)
     if not quiet:
         for input_id, flows in result.skipped.items():
