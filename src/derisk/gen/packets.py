@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import dpkt  # type: ignore[import-untyped]
+import dpkt
 import scapy.layers.tls.extensions as _tls_extensions
 import scapy.layers.tls.handshake as _tls_handshake
 import scapy.layers.tls.record as _tls_record

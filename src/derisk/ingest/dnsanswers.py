@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dpkt  # type: ignore[import-untyped]
+import dpkt
 
 from derisk.safetext import bound
 

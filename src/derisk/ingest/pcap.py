@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-import dpkt  # type: ignore[import-untyped]
+import dpkt
 import pyarrow as pa
 
 from derisk.errors import InputError
