@@ -107,7 +107,7 @@ def merge_hosts(alerts: list[Alert]) -> list[Alert]:
         if len(members) > 1:
             hosts = sorted({m.src_ip for m in members if m.src_ip})
             evidence = {**top.evidence, "host_count": len(hosts), "hosts": hosts[:50],
-                        "host_scores": {m.src_ip: m.score for m in members[:50] if m.src_ip}}
+                        "host_scores": [{"src_ip": m.src_ip, "score": m.score} for m in members[:50] if m.src_ip]}
             top = replace(top, evidence=evidence, flow_count=sum(m.flow_count for m in members),
                           first_seen=min((m.first_seen for m in members if m.first_seen), default=None),
                           last_seen=max((m.last_seen for m in members if m.last_seen), default=None))
