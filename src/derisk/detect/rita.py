@@ -17,7 +17,9 @@ defaults, not copied; vectorised over all pairs at once. Per (internal host, des
   window) and the longest run of consecutive non-empty bins (wrapping around) over 12;
 * score = mean of the four, rounded to 3 decimals; reported at 0.5 or more.
 
-Connections used by a qualifying server-name pair are left out of the IP pairs, as RITA does.
+The window is ``max(first, last - 24 h)`` to ``last`` (connections from the start of the window's first
+hour are kept, as RITA's hourly tables do). Connections used by a qualifying server-name pair are left
+out of the IP pairs, as RITA does.
 """
 
 from __future__ import annotations
@@ -226,7 +228,7 @@ def rita_beacons(flows: pa.Table, *, window_hours: float = 24.0) -> pa.Table:
     lo = max(float(ts[outbound].min()), hi - window_hours * 3600.0)
     if hi <= lo:
         return schema.empty_table()
-    in_window = outbound & (ts >= lo)
+    in_window = outbound & (ts >= np.floor(lo / 3600.0) * 3600.0)  # RITA keeps whole hours from lo's hour
     src = codes_of(column(flows, "src_ip"))
     name_codes = combine(src, codes_of(column(flows, "server_name")))
     ip_codes = combine(src, codes_of(column(flows, "dst_ip")))
