@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from derisk.detect import DETECTORS, detect
 from derisk.detect.config import DetectionConfig
@@ -117,3 +119,31 @@ def test_codes_of_chunked_dictionaries_with_repeats_and_nulls() -> None:
     assert list(codes >= 0) == list(plain >= 0) == [True, True, True, False, True, False, False]
     assert codes[1] == codes[4]
     assert list(mask_eq(arr, "b")) == [False, True, False, False, True, False, False]
+
+
+_times = st.one_of(st.none(), st.floats(min_value=-1e10, max_value=4e10, allow_nan=False))
+_row = st.fixed_dictionaries({
+    "first_seen": _times,
+    "last_seen": _times,
+    "src_ip": st.sampled_from(["10.0.0.1", "10.0.0.2", "fe80::1"]),
+    "dst_ip": st.sampled_from(["203.0.113.1", "203.0.113.2", "not-an-ip"]),
+    "bytes_out": st.one_of(st.none(), st.integers(min_value=-5, max_value=10**12)),
+    "bytes_in": st.one_of(st.none(), st.integers(min_value=0, max_value=10**12)),
+    "server_name": st.one_of(st.none(), st.sampled_from(["a.example.com", "", ".", "x" * 300])),
+    "dns_query": st.one_of(st.none(), st.text(max_size=40)),
+    "direction": st.sampled_from(["outbound", "inbound", "internal", "external"]),
+    "system": st.one_of(st.none(), st.just("wms")),
+    "dst_jurisdiction": st.one_of(st.none(), st.sampled_from(["CN", "", "ZZ"])),
+})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_row, max_size=40))
+def test_any_small_table_gives_alerts_or_nothing_never_a_crash(rows: list[dict[str, Any]]) -> None:
+    keys = ["first_seen", "last_seen", "src_ip", "dst_ip", "bytes_out", "bytes_in", "server_name", "dns_query",
+            "direction", "system", "dst_jurisdiction"]
+    cols = {k: [r[k] for r in rows] for k in keys}
+    flows = flows_from(cols, len(rows))
+    result = detect(flows, CFG, laws_for=lambda j: [] if j != "CN" else [object()], now=NOW)
+    for alert in result.alerts:
+        assert alert.sentence and 0.0 <= alert.score <= 1.0
