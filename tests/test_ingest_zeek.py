@@ -600,17 +600,21 @@ def test_segments_end_at_line_ends_and_cover_the_file(tmp_path: Path, compress: 
     assert offsets[-1] == path.stat().st_size
 
 
-def test_uid_index_agrees_with_arrow_index_in() -> None:
+@pytest.mark.parametrize("lengths", [(17,), (3, 17, 18, 70)], ids=["zeek-like", "mixed"])
+def test_uid_index_agrees_with_arrow_index_in(lengths: tuple[int, ...]) -> None:
     import random
 
     from derisk.ingest.zeek_join import UidIndex
 
     rng = random.Random(5)
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    known = list({"C" + "".join(rng.choices(alphabet, k=rng.choice([3, 17, 18, 70]))) for _ in range(5_000)})
+    known = list({"C" + "".join(rng.choices(alphabet, k=rng.choice(lengths))) for _ in range(70_000)})
+    assert len(known) > 65_536  # the hashed index, not Arrow's index_in
     others = ["C" + "".join(rng.choices(alphabet, k=17)) for _ in range(2_000)]
-    probe_values: list[str | None] = [*rng.sample(known, 3_000), *others, None, "", known[0], known[0]]
+    probe_values: list[str | None] = [*rng.sample(known, 3_000), *others, known[0], known[0]]
     rng.shuffle(probe_values)
+    if len(lengths) > 1:
+        probe_values += [None, ""]
     probe = pa.array(["pad", *probe_values]).slice(1)  # a sliced array, as batches are
     uids = pa.array(known)
     assert (

@@ -155,6 +155,10 @@ def hash_strings(values: pa.Array) -> np.ndarray:
     return hashed
 
 
+#: Below this many uids, Arrow's ``index_in`` (which hashes the set at every call) is the cheaper join.
+_SMALL_SET = 1 << 16
+
+
 class UidIndex:
     """Positions of Zeek uids in a fixed set, found by hash and binary search.
 
@@ -173,6 +177,8 @@ class UidIndex:
         """For each probed uid, its position in the set (int64), or null when absent or null."""
         if len(self._sorted) == 0:
             return pa.nulls(len(probe), pa.int64())
+        if len(self._sorted) <= _SMALL_SET:  # a hash table of a small set is cheaper to rebuild
+            return pc.index_in(probe, value_set=self._uids).cast(pa.int64())
         hashed = hash_strings(probe)
         at = np.clip(np.searchsorted(self._sorted, hashed), 0, len(self._sorted) - 1)
         candidate = np.where(self._sorted[at] == hashed, self._order[at], -1)
