@@ -271,10 +271,11 @@ def write_section(text: str) -> None:
     existing = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n\n"
     start = existing.find(SECTION + "\n")
     if start < 0:
-        updated = existing.rstrip("\n") + "\n\n" + text
+        updated = existing.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
     else:
         end = existing.find("\n## ", start + len(SECTION))
-        updated = existing[:start] + text + (existing[end + 1 :] if end >= 0 else "")
+        rest = existing[end + 1 :] if end >= 0 else ""
+        updated = existing[:start] + text.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     DOCS.write_text(updated, encoding="utf-8")
 
