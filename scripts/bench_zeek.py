@@ -259,9 +259,9 @@ def report(results: dict[Case, dict[str, list[dict[str, object]]]], pipeline: st
         "Ratio (wall) is the median of per-run elapsed-time ratios, in brackets best ingest over best "
         "bare read; ratio (CPU) compares the processor time (user + system, all threads) each spent, "
         "which is steadier when the machine is busy. `read_zeek` parses and converts segments of the "
-        "log on up to four threads; DuckDB's reader decides its own parallelism (CPU seconds close to "
-        "its elapsed seconds mean it used about one core). When DuckDB uses one core, the wall ratio on "
-        "an idle machine tends towards the CPU ratio divided by the cores `read_zeek` can use.",
+        "log on up to four threads; DuckDB's reader also uses every free core, so on an idle machine the "
+        "wall ratio stays close to the CPU ratio; with other work running the two sides get unequal "
+        "shares of the cores and single runs vary.",
         "",
     ]
     return "\n".join(lines)
