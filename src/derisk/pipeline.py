@@ -86,18 +86,6 @@ def _ingest_one(
     return count
 
 
-def _detect(ws: Workspace, con: Any, site: Site) -> list[Any]:
-    """Run every detection over the whole workspace (beacons span captures) and store the alerts."""
-    from derisk.detect import COLUMNS, config_for_site, detect
-    from derisk.know.laws import laws_for
-    from derisk.store.alerts import replace_alerts
-
-    flows = ws.read_flows(list(COLUMNS))
-    found = detect(flows, config_for_site(site), laws_for=laws_for)
-    replace_alerts(ws, found.alerts, found.suppressed, con=con)
-    return list(found.alerts)
-
-
 def run(
     workspace: Path,
     inputs: list[Path],
@@ -144,7 +132,9 @@ def run(
                     ) from None
             store.replace_attribution(con, attribute(store.attribution_keys(ws), index))
             if detect:
-                result.alerts = _detect(ws, con, site)
+                from derisk.detect.runner import detect_in_workspace
+
+                result.alerts = list(detect_in_workspace(ws, site, [s.input_id for s in specs]))
             result.ipdata_version = ipdata.manifest.version if ipdata else None
             store.record_run(
                 con,
