@@ -436,6 +436,12 @@ BAD_FILES: list[tuple[str, str, bytes, str]] = [
         "line 8: ts is not a plausible timestamp",
     ),
     (
+        "nan duration",
+        "conn.log",
+        (HEADER + GOOD_LINE.replace("\t1.0\t", "\tnan\t")).encode(),
+        "line 8: duration is not a finite number: 'nan'",
+    ),
+    (
         "bad count",
         "conn.log",
         (HEADER + GOOD_LINE.replace("\t10\t", "\tten\t")).encode(),

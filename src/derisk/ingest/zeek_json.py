@@ -10,6 +10,7 @@ the body, :func:`diagnose` re-reads the file line by line (only on error) to nam
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from datetime import datetime
@@ -140,7 +141,8 @@ def _value_problem(value: object, kind: str, ts_kind: str) -> str | None:
             return f"is not a timestamp: {short!r}"
         return None
     if kind in ("interval", "double"):
-        return None if _is_number(value) else f"is not a number: {short!r}"
+        finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return None if finite else f"is not a finite number: {short!r}"
     if kind in ("count", "int", "port"):
         return (
             None

@@ -12,6 +12,7 @@ bad line.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from contextlib import closing
@@ -293,6 +294,8 @@ def _value_problem(value: str, kind: str) -> str | None:
             return f"is not a {'timestamp' if kind == 'time' else 'number'}: {short!r}"
         if kind == "time" and not 0 <= number < 1e11:
             return f"is not a plausible timestamp: {short!r}"
+        if not math.isfinite(number):
+            return f"is not a finite number: {short!r}"
         return None
     if kind in ("count", "int", "port"):
         try:
