@@ -30,8 +30,9 @@ from derisk.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-#: Called with (input, flows read so far) while an input streams in.
-Progress = Callable[[InputSpec, int], None]
+#: Called while an input streams in with (input, flows stored so far, reader units so far: packets
+#: for captures, bytes on disk for Zeek logs).
+Progress = Callable[[InputSpec, int, int], None]
 
 
 @dataclass
@@ -61,15 +62,19 @@ def _ingest_one(
 ) -> int:
     count = 0
 
-    def tick(n: int) -> None:
-        if progress is not None:
-            progress(spec, n)
+    read = 0
 
-    for batch in rebatch(read_input(spec, progress=tick)):
+    def advance(n: int) -> None:
+        nonlocal read
+        read += n
+        if progress is not None:
+            progress(spec, count, read)
+
+    for batch in rebatch(read_input(spec, progress=advance)):
         oriented = site.orient(_check_batch(batch, spec))
         enriched = enrich_batch(oriented, ipdata)
         count += store.insert_flows(con, add_ids(enriched, spec.input_id, count))
-        tick(count)
+        advance(0)
     store.record_input(
         con,
         store.InputRecord(

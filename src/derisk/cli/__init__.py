@@ -58,6 +58,11 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """An engine interrupted by Ctrl-C in the middle of a statement (DuckDB reports it as its own error)."""
+    return type(exc).__name__ == "InterruptException"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``derisk`` console script."""
     try:
@@ -75,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc.format_message(), exc.exit_code)
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for -vv
+        if _interrupted(exc):
+            return _fail("interrupted; nothing was changed", EXIT_INTERRUPTED)
+        logging.getLogger("derisk").debug("unexpected error", exc_info=True)
+        return _fail(
+            f"unexpected error ({type(exc).__name__}: {exc}); please report it, with the output of -vv", 1
+        )
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     return 0

@@ -45,10 +45,16 @@ def analyse(
     ) as bar:
         tasks: dict[str, Any] = {}
 
-        def progress(spec: InputSpec, flows: int) -> None:
+        def progress(spec: InputSpec, flows: int, read: int) -> None:
             if spec.input_id not in tasks:
-                tasks[spec.input_id] = bar.add_task(visible(spec.path.name, 50), total=None, flows=0)
-            bar.update(tasks[spec.input_id], flows=flows)
+                # Zeek readers report bytes of the logs, so the bar has an end; captures report packets.
+                total = spec.size_bytes if spec.format == "zeek" else None
+                tasks[spec.input_id] = bar.add_task(visible(spec.path.name, 50), total=total, flows=0)
+            task = tasks[spec.input_id]
+            if spec.format == "zeek":
+                bar.update(task, completed=min(read, spec.size_bytes), flows=flows)
+            else:
+                bar.update(task, flows=flows)
 
         result = run(workspace, inputs, site, data_root=data_dir, progress=progress)
     with Workspace.open(workspace, create=False, read_only=True) as ws:

@@ -27,7 +27,7 @@ PCAP_MAGICS: Final = {
     b"\xa1\xb2\x3c\x4d": "pcap",
     b"\x0a\x0d\x0d\x0a": "pcapng",
 }
-ZEEK_LOG_KINDS: Final = ("conn", "dns", "ssl", "http")
+ZEEK_LOG_KINDS: Final = ("conn", "dns", "ssl", "http", "quic")
 
 Progress = Callable[[int], None]
 
@@ -109,10 +109,13 @@ def resolve_inputs(paths: list[Path]) -> list[InputSpec]:
             entries = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
             logs = [p for p in entries if _zeek_kind(p.name)]
             if any(_zeek_kind(p.name) == "conn" for p in logs):
-                for log in logs:
+                from derisk.ingest.zeek import log_files
+
+                read = log_files(path)
+                for log in read:
                     if sniff(log) != "zeek":
                         raise InputError("named like a Zeek log but is not one", source=str(log))
-                specs.append(_spec(path, "zeek", logs))
+                specs.append(_spec(path, "zeek", read))
                 continue
             captures = []
             for entry in entries:

@@ -169,8 +169,15 @@ class Workspace:
         self.con.execute("BEGIN TRANSACTION")
         try:
             yield self.con
-        except BaseException:
-            self.con.execute("ROLLBACK")
+        except BaseException as exc:
+            try:
+                self.con.execute("ROLLBACK")
+            except duckdb.Error:
+                # An interrupted statement can leave the transaction aborted; closing the
+                # connection discards it all the same.
+                log.debug("rollback failed; the uncommitted transaction is discarded on close")
+            if isinstance(exc, duckdb.InterruptException):
+                raise KeyboardInterrupt from None
             raise
         try:
             self.con.execute("COMMIT")
