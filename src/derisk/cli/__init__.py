@@ -59,8 +59,10 @@ def _fail(message: str, code: int) -> int:
 
 
 def _interrupted(exc: BaseException) -> bool:
-    """An engine interrupted by Ctrl-C in the middle of a statement (DuckDB reports it as its own error)."""
-    return type(exc).__name__ == "InterruptException"
+    """Ctrl-C that landed inside the database engine, which reports it as its own error."""
+    from derisk.store.workspace import is_interrupt
+
+    return is_interrupt(exc)
 
 
 def main(argv: list[str] | None = None) -> int:

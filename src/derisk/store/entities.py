@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from derisk.errors import StoreError
 from derisk.know.ftm import Record, dumps
-from derisk.store.workspace import Workspace
+from derisk.store.workspace import Workspace, registered
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS ftm_entities (
@@ -97,12 +97,9 @@ def save_import(ws: Workspace, records: Sequence[Record], *, import_id: str, pat
     try:
         with ws.transaction() as con:
             ensure_tables(con)
-            con.register("_derisk_ftm", table)
-            try:
+            with registered(con, "_derisk_ftm", table):
                 con.execute("DELETE FROM ftm_entities WHERE id IN (SELECT id FROM _derisk_ftm)")
                 con.execute("INSERT INTO ftm_entities SELECT * FROM _derisk_ftm")
-            finally:
-                con.unregister("_derisk_ftm")
             con.execute(
                 "INSERT OR REPLACE INTO ftm_imports VALUES (?, ?, ?, ?, ?)",
                 [import_id, path, digest, len(records), now],

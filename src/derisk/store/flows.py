@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from derisk.flows import STORED_SCHEMA
-from derisk.store.workspace import ATTRIBUTION_TABLE_SCHEMA, Workspace
+from derisk.store.workspace import ATTRIBUTION_TABLE_SCHEMA, Workspace, registered
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,8 @@ def forget_input(con: duckdb.DuckDBPyConnection, input_id: str) -> None:
 def insert_flows(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch | pa.Table) -> int:
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
     table = table.select(STORED_SCHEMA.names).cast(STORED_SCHEMA)
-    con.register("_derisk_batch", table)
-    try:
+    with registered(con, "_derisk_batch", table):
         con.execute("INSERT INTO flows SELECT * FROM _derisk_batch")
-    finally:
-        con.unregister("_derisk_batch")
     count: int = table.num_rows
     return count
 
@@ -80,11 +77,8 @@ def attribution_keys(ws: Workspace) -> pa.Table:
 def replace_attribution(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     table = table.select(ATTRIBUTION_TABLE_SCHEMA.names).cast(ATTRIBUTION_TABLE_SCHEMA)
     con.execute("DELETE FROM attribution")
-    con.register("_derisk_attr", table)
-    try:
+    with registered(con, "_derisk_attr", table):
         con.execute("INSERT INTO attribution SELECT * FROM _derisk_attr")
-    finally:
-        con.unregister("_derisk_attr")
 
 
 def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:

@@ -75,6 +75,30 @@ _FLOWS_VIEW: Final = (
 )
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C that landed inside DuckDB: its own exception, or a RuntimeError from an Arrow scan."""
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower()
+    )
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[str]:
+    """Expose an Arrow table to SQL as ``name`` for the block.
+
+    Unregistering never hides the block's own error: after an interrupted statement DuckDB refuses
+    every call, ``unregister`` included, until the transaction is rolled back.
+    """
+    con.register(name, table)
+    try:
+        yield name
+    finally:
+        try:
+            con.unregister(name)
+        except duckdb.Error:
+            log.debug("could not unregister %s (transaction aborted)", name)
+
+
 class Workspace:
     """An open workspace. Use as a context manager, or call :meth:`close`."""
 
@@ -176,7 +200,7 @@ class Workspace:
                 # An interrupted statement can leave the transaction aborted; closing the
                 # connection discards it all the same.
                 log.debug("rollback failed; the uncommitted transaction is discarded on close")
-            if isinstance(exc, duckdb.InterruptException):
+            if is_interrupt(exc):
                 raise KeyboardInterrupt from None
             raise
         try:
