@@ -78,17 +78,18 @@ def test_names_tolerate_accents_transliteration_and_company_forms() -> None:
     assert len(find_entities(g, "China", limit=5)) == 5
 
 
-def test_jurisdictions_file_is_sourced_and_checked() -> None:
-    from importlib import resources
+def test_eu_member_list_is_sourced_and_checked() -> None:
+    import pytest
 
-    import yaml
+    from derisk.countries import parse_members
+    from derisk.data import read_yaml
+    from derisk.errors import DataError
+    from derisk.know.risk import eu_members
 
-    from derisk.know.risk import check_jurisdictions, eu_members
-
-    data = yaml.safe_load(
-        resources.files("derisk.data").joinpath("jurisdictions.yaml").read_text(encoding="utf-8")
-    )
-    assert check_jurisdictions(data) == []
     assert len(eu_members()) == 27 and "BE" in eu_members() and "GB" not in eu_members()
-    broken = {**data, "colour": 1, "source": {"url": "https://x"}, "eu_members": ["be"]}
-    assert len(check_jurisdictions(broken)) == 3
+    data = read_yaml("eu-members.yaml")
+    assert "europa.eu" in data["source"]
+    with pytest.raises(DataError):
+        parse_members({**data, "colour": 1}, "broken")
+    with pytest.raises(DataError):
+        parse_members({**data, "members": {"be": "Belgium"}}, "broken")

@@ -49,12 +49,12 @@ import datetime as dt
 import hashlib
 import re
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Final
 
 import yaml
 
 from derisk.countries import country_code
+from derisk.data import read_yaml_folder
 from derisk.errors import DataError, Problem, raise_problems
 from derisk.know.graph import (
     CONFIDENCES,
@@ -101,10 +101,6 @@ LINK_KEYS: Final = {
 }
 _ID = re.compile(r"^[a-z0-9][a-z0-9.-]{1,80}$")
 _DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-
-
-#: The C implementation of the safe loader when PyYAML has it (much faster), else the Python one.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 _PARTIAL_DATE = re.compile(r"^\d{4}(?:-(0[1-9]|1[0-2])(?:-(0[1-9]|[12]\d|3[01]))?)?$")
@@ -343,15 +339,7 @@ def _read_all(files: dict[str, Any]) -> tuple[list[Entity], list[Link], list[Ass
 
 def read_group_files() -> dict[str, Any]:
     """The shipped group files, parsed (file name -> YAML document)."""
-    folder = resources.files("derisk.data").joinpath("groups")
-    out: dict[str, Any] = {}
-    for item in sorted(folder.iterdir(), key=lambda entry: entry.name):
-        if item.name.endswith(".yaml"):
-            try:
-                out[item.name] = yaml.load(item.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506 (a safe loader)
-            except yaml.YAMLError as exc:
-                raise DataError(f"not valid YAML: {exc}", source=f"data/groups/{item.name}") from None
-    return out
+    return read_yaml_folder("groups")
 
 
 @lru_cache(maxsize=1)

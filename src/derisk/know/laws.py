@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Final
 
 import yaml
 
+from derisk.data import read_yaml_folder
 from derisk.errors import DataError, Problem, raise_problems
 
 DISCLAIMER: Final = "Decision support, not legal advice."
@@ -93,10 +93,6 @@ class Law:
         }
 
 
-#: The C implementation of the safe loader when PyYAML has it (much faster), else the Python one.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -158,15 +154,8 @@ def check_law_file(name: str, data: Any) -> tuple[str, list[str], list[Law], lis
 
 
 def read_law_files() -> dict[str, Any]:
-    folder = resources.files("derisk.data").joinpath("laws")
-    out: dict[str, Any] = {}
-    for item in sorted(folder.iterdir(), key=lambda entry: entry.name):
-        if item.name.endswith(".yaml"):
-            try:
-                out[item.name] = yaml.load(item.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506 (a safe loader)
-            except yaml.YAMLError as exc:
-                raise DataError(f"not valid YAML: {exc}", source=f"data/laws/{item.name}") from None
-    return out
+    """The shipped law files, parsed (file name -> YAML document)."""
+    return read_yaml_folder("laws")
 
 
 @dataclass(frozen=True)

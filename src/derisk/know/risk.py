@@ -11,13 +11,9 @@ legal base, and a sentence a person can follow. There is deliberately no score.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
-from typing import Any, Final
+from typing import Final
 
-import yaml
-
-from derisk.errors import DataError
+from derisk import countries
 from derisk.know.graph import Graph
 from derisk.know.laws import DISCLAIMER, Law, laws_for, safeguards_for
 from derisk.know.resolve import Resolution, resolve_controller
@@ -52,39 +48,9 @@ class RiskFactor:
         }
 
 
-def check_jurisdictions(data: Any) -> list[str]:
-    """Problems of ``jurisdictions.yaml``: its keys, its source, the codes."""
-    if not isinstance(data, dict):
-        return ["expected a mapping with source and eu_members"]
-    problems = [f"unknown key {key!r}" for key in sorted(set(data) - {"source", "eu_members"})]
-    source = data.get("source")
-    if (
-        not isinstance(source, dict)
-        or not str(source.get("url", "")).startswith("https://")
-        or not source.get("says")
-        or source.get("confidence") not in ("V", "S", "U")
-    ):
-        problems.append("source needs url, says and confidence (V, S, U)")
-    codes = data.get("eu_members")
-    if not isinstance(codes, list) or not codes:
-        problems.append("eu_members must be a list of ISO 3166-1 alpha-2 codes")
-    else:
-        problems.extend(
-            f"{code!r} is not an upper-case alpha-2 code"
-            for code in codes
-            if not (isinstance(code, str) and len(code) == 2 and code.isupper())
-        )
-    return problems
-
-
-@lru_cache(maxsize=1)
 def eu_members() -> frozenset[str]:
-    text = resources.files("derisk.data").joinpath("jurisdictions.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    problems = check_jurisdictions(data)
-    if problems:
-        raise DataError("invalid: " + "; ".join(problems), source="derisk/data/jurisdictions.yaml")
-    return frozenset(str(code) for code in data["eu_members"])
+    """The EU's member states, from the one shipped list (see :mod:`derisk.countries`)."""
+    return countries.eu_members().codes
 
 
 def third_country(code: str | None) -> bool | None:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any, Final
 
-import yaml
-
+from derisk.data import read_yaml
 from derisk.errors import DataError, Problem, raise_problems
 from derisk.reduce.register import ROLES
 
@@ -137,5 +135,4 @@ def parse_catalogue(doc: Any, source: str) -> Catalogue:
 @cache
 def load_catalogue() -> Catalogue:
     """The shipped catalogue (read and checked once)."""
-    ref = resources.files("derisk.data").joinpath("mitigations.yaml")
-    return parse_catalogue(yaml.safe_load(ref.read_text(encoding="utf-8")), "derisk/data/mitigations.yaml")
+    return parse_catalogue(read_yaml("mitigations.yaml"), "derisk/data/mitigations.yaml")
