@@ -10,6 +10,7 @@ Contract for users: ``docs/ingest-zeek.md``.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import deque
@@ -25,8 +26,19 @@ import pyarrow.compute as pc
 from derisk.errors import InputError
 from derisk.flows import BATCH_ROWS, INGEST_SCHEMA, TS
 from derisk.ingest import zeek_json, zeek_tsv
-from derisk.ingest.zeek_io import LineTooLong, is_arrow_read_error, read_error, segments, sniff
+from derisk.ingest.zeek_io import (
+    LineTooLong,
+    bytes_per_line,
+    is_arrow_read_error,
+    read_error,
+    segments,
+    sniff,
+    verify_gzip,
+)
 from derisk.ingest.zeek_join import Companions, bound_text
+from derisk.store import zeekread
+
+_log = logging.getLogger(__name__)
 
 #: conn.log columns we need, with the Zeek type each must be declared as.
 CONN_REQUIRED: Final = {
@@ -353,6 +365,112 @@ def _stream_conn(
             progress(size - reported)
 
 
+def _duck_flows(batch: pa.RecordBatch, log: _Log, companions: Companions) -> pa.RecordBatch:
+    """Convert a batch of :func:`derisk.store.zeekread.read_conn` into an :data:`INGEST_SCHEMA` batch."""
+    for name in ("first_us", "uid", "src_ip", "dst_ip"):
+        if batch.column(name).null_count:
+            raise zeekread.ZeekReadError(f"{name} is unset")
+    bounds = pc.min_max(batch.column("first_us")).as_py()
+    if bounds["min"] < 0 or bounds["max"] >= _MAX_EPOCH_SECONDS * 1e6:
+        raise zeekread.ZeekReadError("implausible timestamp")
+    first = batch.column("first_us").cast(TS)
+    uid, src_ip, dst_ip = batch.column("uid"), batch.column("src_ip"), batch.column("dst_ip")
+    extra = companions.enrich(uid, src_ip, dst_ip, first)
+    service = batch.column("service")
+    arrays = {
+        "first_seen": first,
+        "last_seen": batch.column("last_us").cast(TS),
+        "server_name": extra.server_name,
+        "server_name_source": extra.server_name_source,
+        "application": _labels(service, log) if service.null_count < len(service) else service,
+        "ja4": extra.ja4,
+        "user_agent": extra.user_agent,
+        "dns_query": extra.dns_query,
+        "source_ref": uid,
+    }
+    return pa.RecordBatch.from_arrays(
+        [(arrays[f.name] if f.name in arrays else batch.column(f.name)).cast(f.type) for f in INGEST_SCHEMA],
+        schema=INGEST_SCHEMA,
+    )
+
+
+def _stream_tsv(
+    log: _Log, companions: Companions, progress: Callable[[int], None] | None
+) -> Iterator[pa.RecordBatch]:
+    """Read a TSV conn log with DuckDB (:mod:`derisk.store.zeekread`), the fast path.
+
+    When DuckDB fails, the file is re-read line by line to name the first bad line; when no line is
+    bad (DuckDB cut a line at a ``#`` inside it, or a line is longer than DuckDB's limit), Arrow's
+    reader (:func:`_stream_conn`) takes over after the rows already yielded. Progress is reported
+    from an estimate of bytes per line and completed to the file's size at the end. A gzip file is
+    decompressed a second time on a thread to check its CRCs, which DuckDB does not.
+    """
+    header = log.header
+    assert header is not None
+    size = log.path.stat().st_size
+    per_line = bytes_per_line(log.path) if progress is not None else 0.0
+    gzip = zeek_tsv.is_gzip(log.path)
+    yielded = reported = 0
+    batches = zeekread.read_conn(
+        log.path,
+        fields=header.fields,
+        types=dict(log.columns),
+        separator=header.separator,
+        nulls=[header.unset_field, header.empty_field],
+        gzip=gzip,
+        rows=BATCH_ROWS,
+    )
+    with ThreadPoolExecutor(1, thread_name_prefix="zeek-gzip") as pool:
+        check = pool.submit(verify_gzip, log.path, log.display) if gzip else None
+        try:
+            for batch in batches:
+                flows = _duck_flows(batch, log, companions)
+                yielded += flows.num_rows
+                yield flows
+                if progress is not None:
+                    done = min(size - 1, int(yielded * per_line))
+                    if done > reported:
+                        progress(done - reported)
+                        reported = done
+        except zeekread.ZeekReadError as exc:
+            if check is not None:
+                check.result()  # a damaged gzip stream is the problem to report
+            if not exc.unsupported:
+                problem = zeek_tsv.find_problem(log.path, header, log.columns, log.display, CONN_NOT_NULL)
+                if problem is not None:
+                    raise problem from None
+            _log.info("%s: DuckDB could not read the log (%s); reading it with Arrow", log.display, exc)
+            yield from _resume(log, companions, progress, yielded, reported)
+            return
+        finally:
+            batches.close()
+        if check is not None:
+            check.result()  # raises InputError when the gzip stream is damaged
+    if progress is not None and size > reported:
+        progress(size - reported)
+
+
+def _resume(
+    log: _Log, companions: Companions, progress: Callable[[int], None] | None, skip: int, reported: int
+) -> Iterator[pa.RecordBatch]:
+    """Arrow's reading of a conn log, without its first ``skip`` rows and the progress already reported."""
+    seen = 0
+
+    def later(count: int) -> None:
+        nonlocal seen, reported
+        seen += count
+        if progress is not None and seen > reported:
+            progress(seen - reported)
+            reported = seen
+
+    for batch in _stream_conn(log, companions, later):
+        if skip >= batch.num_rows:
+            skip -= batch.num_rows
+            continue
+        yield batch.slice(skip) if skip else batch
+        skip = 0
+
+
 def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
     """Yield :data:`INGEST_SCHEMA` batches for a Zeek conn.log or a directory of Zeek logs.
 
@@ -374,7 +492,8 @@ def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> I
         if progress is not None and companion_bytes:
             progress(companion_bytes)
         for log in logs:
-            yield from _stream_conn(log, companions, progress)
+            stream = _stream_tsv if log.header is not None else _stream_conn
+            yield from stream(log, companions, progress)
 
     return generate()
 

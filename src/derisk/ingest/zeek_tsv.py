@@ -252,6 +252,18 @@ def diagnose(
     not_null: frozenset[str] = frozenset(),
 ) -> InputError:
     """Find the first line Arrow could not take and say what is wrong with it (slow path)."""
+    problem = find_problem(path, header, columns, display, not_null)
+    return problem or InputError(f"cannot read the log ({cause})", source=display)
+
+
+def find_problem(
+    path: Path,
+    header: TsvHeader,
+    columns: Mapping[str, str],
+    display: str,
+    not_null: frozenset[str] = frozenset(),
+) -> InputError | None:
+    """The first bad line of the log body, described; None when every line looks right."""
     expected = len(header.fields)
     index = {name: header.fields.index(name) for name in columns}
     longest = MAX_LINE_BYTES
@@ -282,7 +294,7 @@ def diagnose(
                 problem = _value_problem(value, kind)
                 if problem:
                     return InputError(f"line {number}: {name} {problem}", source=display)
-    return InputError(f"cannot read the log ({cause})", source=display)
+    return None
 
 
 def _value_problem(value: str, kind: str) -> str | None:
