@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,22 @@ def _ingest_one(
     return count
 
 
+def _warm_reference_data() -> None:
+    """Load what attribution and detection read, in a worker thread, while ingest runs.
+
+    Only process-wide caches are filled (nothing touches the workspace's connection), so the main
+    thread finds them ready instead of paying for them after the last packet.
+    """
+    from derisk.detect.runner import detect_in_workspace  # noqa: F401 - the import is the work
+    from derisk.enrich.domains import registrable_domain
+    from derisk.know.curated import load_curated
+    from derisk.know.laws import load_legal_base
+
+    load_curated()
+    load_legal_base()
+    registrable_domain("www.example.com")
+
+
 def run(
     workspace: Path,
     inputs: list[Path],
@@ -109,9 +126,9 @@ def run(
         f"{started.isoformat()}|{site_digest}|{','.join(s.input_id for s in specs)}".encode()
     ).hexdigest()[:16]
     result = RunResult(run_id=run_id, started_at=started, specs=specs)
-    with Workspace.open(workspace, create=bool(specs)) as ws:
-        index = load_index(ws)
-        result.registry_version = index.version
+    with Workspace.open(workspace, create=bool(specs)) as ws, ThreadPoolExecutor(max_workers=1) as pool:
+        # The control graph, legal base and suffix list load while the captures stream in.
+        warming = pool.submit(_warm_reference_data)
         with ws.transaction() as con:
             for spec in specs:
                 known = store.known_input(ws, spec.input_id)
@@ -135,6 +152,9 @@ def run(
                     raise InputError(
                         f"cannot be read ({type(exc).__name__}: {exc})", source=str(spec.path)
                     ) from None
+            warming.result()
+            index = load_index(ws)
+            result.registry_version = index.version
             store.replace_attribution(con, attribute(store.attribution_keys(ws), index))
             if detect:
                 from derisk.detect.runner import detect_in_workspace
