@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Benchmark: Zeek conn.log ingest (derisk.ingest.zeek.read_zeek) against DuckDB's bare read.
+"""Benchmark: Zeek conn.log ingest and the whole analyze pipeline against DuckDB's bare read.
 
 For each size (default 250,000 and 1,000,000 lines) it writes a conn.log with the project's generator
-plus small ssl/http/dns companions, then measures in child processes, alternating and repeated:
+plus small ssl/http/dns companions, installs the IP data fixture (not timed), then measures in child
+processes, alternating and repeated:
 
 * DuckDB's bare read: ``SELECT count(*), sum(orig_ip_bytes) FROM read_csv(conn.log, ...)`` with the
   options a Zeek TSV log needs (tab, ``#`` comments, no quoting, ``-``/``(empty)`` as nulls);
 * ``read_zeek`` on the log directory (companions joined), every batch consumed; with
-  ``--pipeline module:function`` the batches go through that function instead (the lead's
-  attribution), which receives the batch iterator and returns a row count.
+  ``--pipeline module:function`` the batches go through that function instead, which receives the
+  batch iterator and returns a row count;
+* ``derisk.pipeline.run`` (what ``derisk analyze`` runs) on the log directory into a new workspace,
+  with and without detections.
 
-Each child reports wall time and its peak RSS (``ru_maxrss``) and its RSS after imports, so memory
+Each child reports wall time, processor time, its peak RSS and its RSS after imports, so memory
 growth with input size is visible. Results are printed and written to ``docs/benchmarks.md`` under
 ``## Zeek ingest`` (only that section is replaced). Run from the repository root:
 
@@ -26,6 +29,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,7 +102,10 @@ def _load_pipeline(spec: str | None) -> Callable[[Iterator[object]], int]:
     return function
 
 
-def child(kind: str, directory: Path, pipeline: str | None) -> dict[str, object]:
+KINDS = ("duckdb", "zeek", "analyze", "analyze-nodetect")
+
+
+def child(kind: str, directory: Path, pipeline: str | None, data: Path | None) -> dict[str, object]:
     if kind == "duckdb":
         import duckdb
 
@@ -110,6 +117,21 @@ def child(kind: str, directory: Path, pipeline: str | None) -> dict[str, object]
         seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
         assert row is not None
         rows = int(row[0])
+    elif kind.startswith("analyze"):
+        import pyarrow as pa
+
+        from derisk.pipeline import run
+        from derisk.site import default_site
+
+        pa.table({"warm": [0]})
+        site = default_site()
+        scratch = Path(tempfile.mkdtemp(prefix="bench-zeek-ws-", dir=directory.parent))
+        baseline = _peak_kib()
+        cpu, start = _cpu_seconds(), time.perf_counter()
+        result = run(scratch / "ws", [directory], site, data_root=data, detect=kind == "analyze")
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+        rows = sum(result.ingested.values())
+        shutil.rmtree(scratch, ignore_errors=True)
     else:
         import pyarrow as pa
 
@@ -131,10 +153,12 @@ def child(kind: str, directory: Path, pipeline: str | None) -> dict[str, object]
     }
 
 
-def run_child(kind: str, directory: Path, pipeline: str | None) -> dict[str, object]:
+def run_child(kind: str, directory: Path, pipeline: str | None, data: Path | None) -> dict[str, object]:
     command = [sys.executable, __file__, "--child", kind, str(directory)]
     if pipeline:
         command += ["--pipeline", pipeline]
+    if data is not None:
+        command += ["--data", str(data)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"child {kind} failed:\n{done.stderr}")
@@ -210,6 +234,22 @@ def _mib(kib: object) -> str:
 Case = tuple[str, int, bool]  # label, conn.log lines, large companions
 
 
+def _stats(runs: list[dict[str, object]], base: list[dict[str, object]]) -> dict[str, float]:
+    seconds = [float(r["seconds"]) for r in runs]  # type: ignore[arg-type]
+    cpu = [float(r["cpu"]) for r in runs]  # type: ignore[arg-type]
+    bare = [float(r["seconds"]) for r in base]  # type: ignore[arg-type]
+    bare_cpu = [float(r["cpu"]) for r in base]  # type: ignore[arg-type]
+    return {
+        "median": statistics.median(seconds),
+        "best": min(seconds),
+        "ratio": statistics.median(x / y for x, y in zip(seconds, bare, strict=True)),
+        "cpu_ratio": statistics.median(x / max(y, 1e-9) for x, y in zip(cpu, bare_cpu, strict=True)),
+        "cpu": statistics.median(cpu),
+        "peak": max(int(r["peak_kib"]) for r in runs),  # type: ignore[call-overload]
+        "baseline": max(int(r["baseline_kib"]) for r in runs),  # type: ignore[call-overload]
+    }
+
+
 def report(results: dict[Case, dict[str, list[dict[str, object]]]], pipeline: str | None, repeat: int) -> str:
     what = f"`{pipeline}` over `read_zeek`" if pipeline else "`read_zeek` (all batches consumed)"
     lines = [
@@ -221,47 +261,48 @@ def report(results: dict[Case, dict[str, list[dict[str, object]]]], pipeline: st
         "each in its own child process, imports excluded from timings; medians, best in brackets). Input: a "
         "generated TSV conn.log with small companions (ssl.log and http.log entries for 10,000 and 1,500 "
         "of the first 30,000 connections, a dns.log answering for all 2,000 server addresses, so that "
-        "every flow without SNI or Host is named from DNS); the last row adds large companions in "
-        "realistic proportion (an ssl.log entry for every third connection, an http.log entry for every "
-        "twentieth).",
+        'every flow without SNI or Host is named from DNS); a row marked "large companions" has an '
+        "ssl.log entry for every third connection and an http.log entry for every twentieth.",
         "",
-        f"Ingest is {what}; the bare read is DuckDB's `SELECT count(*), sum(orig_ip_bytes) FROM "
-        "read_csv(...)` on the same conn.log. Target: ingest and attribution within 2x the bare read; "
-        "peak memory not growing with input size.",
+        "Three measurements on the same log directory, against the same baseline:",
         "",
-        "| conn.log lines | DuckDB bare read s | ingest s | ratio (wall) | ratio (CPU) | CPU s DuckDB / ingest | "
-        "ingest rows/s | peak RSS DuckDB MiB | peak RSS ingest MiB | ingest RSS after imports MiB |",
+        "- **bare read**: DuckDB's `SELECT count(*), sum(orig_ip_bytes) FROM read_csv(conn.log, ...)` "
+        "with the options a Zeek TSV log needs;",
+        f"- **ingest**: {what};",
+        "- **analyze**: `derisk.pipeline.run` (what `derisk analyze` runs: ingest, orientation to the "
+        "site, IP enrichment, the insert into a new workspace, attribution, detections) on the log "
+        "directory, IP data installed from `tests/fixtures/ip-location-db` beforehand (not timed); "
+        '"analyze, no detections" is the same with `detect=False`.',
+        "",
+        "Target: ingest and attribution within 2x the bare read; peak memory not growing with input size.",
+        "",
+        "| conn.log lines | bare read s | ingest s | ingest / bare (wall, CPU) | analyze s | "
+        "analyze / bare (wall, CPU) | analyze, no detections s (wall ratio) | CPU s bare / ingest / analyze | "
+        "peak RSS MiB bare / ingest / analyze | RSS after imports MiB ingest / analyze |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for (label, size, _), runs in results.items():
-        duck = [float(r["seconds"]) for r in runs["duckdb"]]  # type: ignore[arg-type]
-        zeek = [float(r["seconds"]) for r in runs["zeek"]]  # type: ignore[arg-type]
-        ratios = [z / d for z, d in zip(zeek, duck, strict=True)]
-        cpu_ratios = [
-            float(z["cpu"]) / max(float(d["cpu"]), 1e-9)  # type: ignore[arg-type]
-            for z, d in zip(runs["zeek"], runs["duckdb"], strict=True)
-        ]
-        cpu_duck = statistics.median(float(r["cpu"]) for r in runs["duckdb"])  # type: ignore[arg-type]
-        cpu_zeek = statistics.median(float(r["cpu"]) for r in runs["zeek"])  # type: ignore[arg-type]
-        peak_duck = max(int(r["peak_kib"]) for r in runs["duckdb"])  # type: ignore[call-overload]
-        peak_zeek = max(int(r["peak_kib"]) for r in runs["zeek"])  # type: ignore[call-overload]
-        base_zeek = max(int(r["baseline_kib"]) for r in runs["zeek"])  # type: ignore[call-overload]
+    for (label, _size, _), runs in results.items():
+        base = runs["duckdb"]
+        duck = _stats(base, base)
+        zeek = _stats(runs["zeek"], base)
+        full = _stats(runs["analyze"], base)
+        bare_full = _stats(runs["analyze-nodetect"], base)
         lines.append(
-            f"| {label} | {statistics.median(duck):.3f} ({min(duck):.3f}) | "
-            f"{statistics.median(zeek):.3f} ({min(zeek):.3f}) | {statistics.median(ratios):.2f}x "
-            f"({min(zeek) / min(duck):.2f}x) | {statistics.median(cpu_ratios):.2f}x | "
-            f"{cpu_duck:.2f} / {cpu_zeek:.2f} | "
-            f"{size / statistics.median(zeek):,.0f} | {_mib(peak_duck)} | "
-            f"{_mib(peak_zeek)} | {_mib(base_zeek)} |"
+            f"| {label} | {duck['median']:.3f} ({duck['best']:.3f}) | "
+            f"{zeek['median']:.3f} ({zeek['best']:.3f}) | {zeek['ratio']:.2f}x, {zeek['cpu_ratio']:.2f}x | "
+            f"{full['median']:.2f} ({full['best']:.2f}) | {full['ratio']:.2f}x, {full['cpu_ratio']:.2f}x | "
+            f"{bare_full['median']:.2f} ({bare_full['ratio']:.2f}x) | "
+            f"{duck['cpu']:.2f} / {zeek['cpu']:.2f} / {full['cpu']:.2f} | "
+            f"{_mib(duck['peak'])} / {_mib(zeek['peak'])} / {_mib(full['peak'])} | "
+            f"{_mib(zeek['baseline'])} / {_mib(full['baseline'])} |"
         )
     lines += [
         "",
-        "Ratio (wall) is the median of per-run elapsed-time ratios, in brackets best ingest over best "
-        "bare read; ratio (CPU) compares the processor time (user + system, all threads) each spent, "
-        "which is steadier when the machine is busy. `read_zeek` parses and converts segments of the "
-        "log on up to four threads; DuckDB's reader also uses every free core, so on an idle machine the "
-        "wall ratio stays close to the CPU ratio; with other work running the two sides get unequal "
-        "shares of the cores and single runs vary.",
+        "Wall ratios are medians of per-run elapsed-time ratios (each run of a kind is paired with a "
+        "bare read of the same round); CPU ratios compare the processor time (user + system, all "
+        "threads), which is steadier when the machine is busy. DuckDB's reader and derisk both use "
+        "several threads, so with other work running the two sides get unequal shares of the cores "
+        "and single runs vary.",
         "",
     ]
     return "\n".join(lines)
@@ -293,14 +334,19 @@ def main() -> None:
     parser.add_argument("--pipeline", help="module:function consuming read_zeek's batches (default: count)")
     parser.add_argument("--no-write", action="store_true", help=f"do not update {DOCS.relative_to(ROOT)}")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], Path(args.child[1]), args.pipeline)))
+        print(json.dumps(child(args.child[0], Path(args.child[1]), args.pipeline, args.data)))
         return
     cases: list[Case] = [(f"{int(n):,}", int(n), False) for n in args.sizes.split(",") if n]
     cases += [(f"{int(n):,}, large companions", int(n), True) for n in args.large.split(",") if n]
     with tempfile.TemporaryDirectory(prefix="bench-zeek-") as tmp:
         work = args.workdir or Path(tmp)
+        from derisk.enrich.update import update
+
+        data = work / "data"
+        update(data, source=ROOT / "tests" / "fixtures" / "ip-location-db")  # not timed
         results: dict[Case, dict[str, list[dict[str, object]]]] = {}
         for case in cases:
             label, size, large = case
@@ -308,18 +354,18 @@ def main() -> None:
             seconds = generate(directory, size, large)
             size_mib = (directory / "conn.log").stat().st_size / 2**20
             print(f"generated {label} ({size_mib:.0f} MiB conn.log) in {seconds:.1f} s", flush=True)
-            results[case] = {"duckdb": [], "zeek": []}
+            results[case] = {kind: [] for kind in KINDS}
         for run in range(args.repeat):
             for case in cases:
                 label, size, large = case
                 directory = work / f"{size}{'-large' if large else ''}"
-                for kind in ("duckdb", "zeek") if run % 2 == 0 else ("zeek", "duckdb"):
-                    result = run_child(kind, directory, args.pipeline)
+                for kind in KINDS if run % 2 == 0 else tuple(reversed(KINDS)):
+                    result = run_child(kind, directory, args.pipeline, data)
                     if int(result["rows"]) != size:  # type: ignore[call-overload]
                         raise SystemExit(f"{kind} read {result['rows']} rows, expected {size}")
                     results[case][kind].append(result)
                     print(
-                        f"run {run + 1} {label:>28} {kind:<6} {float(result['seconds']):.3f} s "  # type: ignore[arg-type]
+                        f"run {run + 1} {label:>28} {kind:<16} {float(result['seconds']):.3f} s "  # type: ignore[arg-type]
                         f"cpu {float(result['cpu']):.3f} s peak {_mib(result['peak_kib'])} MiB",  # type: ignore[arg-type]
                         flush=True,
                     )
