@@ -178,3 +178,18 @@ def test_reingest_adds_nothing_and_hostile_names_stay_inert(tmp_path: Path, data
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<script>alert(1)" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.example" in html
+
+
+def test_same_capture_under_two_names_is_stored_once(tmp_path: Path, data_env: Path) -> None:
+    convs, _ = _conversations(data_env)
+    first = tmp_path / "a.pcap"
+    write_capture(convs, first)
+    second = tmp_path / "copy-of-a.pcap"
+    second.write_bytes(first.read_bytes())
+    out = tmp_path / "out.json"
+    assert (
+        main(["analyze", str(first), str(second), "-w", str(tmp_path / "ws"), "--json", str(out), "-q"]) == 0
+    )
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["totals"]["flows"] == len(convs)
+    assert list(doc["run"]["already_present"].values()) == [len(convs)]

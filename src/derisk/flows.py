@@ -12,7 +12,7 @@ Documented for users in ``docs/flow-schema.md``; a test keeps the two in step.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -140,7 +140,7 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def files_digest(paths: list[Path]) -> str:
+def files_digest(paths: Sequence[Path]) -> str:
     """Digest of a set of files (a Zeek log directory): their names and contents, order-independent."""
     h = hashlib.sha256()
     for path in sorted(paths, key=lambda p: p.name):

@@ -11,8 +11,9 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,22 @@ def _check_batch(batch: pa.RecordBatch, spec: InputSpec) -> pa.RecordBatch:
 
 
 def _ingest_one(
-    con: Any, spec: InputSpec, site: Site, ipdata: IpData, site_digest: str, progress: Progress | None
-) -> int:
-    count = 0
+    con: Any,
+    spec: InputSpec,
+    site: Site,
+    ipdata: IpData,
+    site_digest: str,
+    progress: Progress | None,
+    is_new: Callable[[], bool],
+) -> int | None:
+    """Stream one input into the workspace; None when it turned out to be stored already.
 
+    ``is_new`` decides with the input's digest, which a worker thread computes while the first
+    flows are metered; it is asked before the first row is written.
+    """
+    count = 0
     read = 0
+    decided = False
 
     def advance(n: int) -> None:
         nonlocal read
@@ -71,11 +83,23 @@ def _ingest_one(
         if progress is not None:
             progress(spec, count, read)
 
-    for batch in rebatch(read_input(spec, progress=advance)):
-        oriented = site.orient(_check_batch(batch, spec))
-        enriched = enrich_batch(oriented, ipdata)
-        count += store.insert_flows(con, add_ids(enriched, spec.input_id, count))
-        advance(0)
+    reader = read_input(spec, progress=advance)
+    try:
+        for batch in rebatch(reader):
+            if not decided:
+                if not is_new():
+                    return None
+                decided = True
+            oriented = site.orient(_check_batch(batch, spec))
+            enriched = enrich_batch(oriented, ipdata)
+            count += store.insert_flows(con, add_ids(enriched, spec.input_id, count))
+            advance(0)
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+    if not decided and not is_new():
+        return None
     store.record_input(
         con,
         store.InputRecord(
@@ -90,6 +114,32 @@ def _ingest_one(
         ),
     )
     return count
+
+
+def _is_new(ws: Workspace, con: Any, spec: InputSpec, site_digest: str, result: RunResult) -> bool:
+    """False when the workspace holds this input already (oriented for this site); it is then skipped."""
+    known = store.known_input(ws, spec.input_id)
+    if known is not None and known[0] == site_digest:
+        result.skipped[spec.input_id] = known[1]
+        log.info("%s already in the workspace (%d flows); not ingested again", spec.path, known[1])
+        return False
+    if known is not None:
+        log.info("%s: site file changed since it was ingested; re-orienting", spec.path)
+        store.forget_input(con, spec.input_id)
+    return True
+
+
+def _digest_of(spec: InputSpec) -> str:
+    return spec.digest
+
+
+def _always() -> bool:
+    return True
+
+
+def _after(hashing: Future[str], decide: Callable[[], bool]) -> bool:
+    hashing.result()
+    return decide()
 
 
 def _warm_reference_data() -> None:
@@ -126,32 +176,32 @@ def run(
         f"{started.isoformat()}|{site_digest}|{','.join(s.input_id for s in specs)}".encode()
     ).hexdigest()[:16]
     result = RunResult(run_id=run_id, started_at=started, specs=specs)
-    with Workspace.open(workspace, create=bool(specs)) as ws, ThreadPoolExecutor(max_workers=1) as pool:
+    with Workspace.open(workspace, create=bool(specs)) as ws, ThreadPoolExecutor(max_workers=2) as pool:
         # The control graph, legal base and suffix list load while the captures stream in.
         warming = pool.submit(_warm_reference_data)
         with ws.transaction() as con:
             for spec in specs:
-                known = store.known_input(ws, spec.input_id)
-                if known is not None and known[0] == site_digest:
-                    result.skipped[spec.input_id] = known[1]
-                    log.info(
-                        "%s already in the workspace (%d flows); not ingested again", spec.path, known[1]
-                    )
-                    continue
-                if known is not None:
-                    log.info("%s: site file changed since it was ingested; re-orienting", spec.path)
-                    store.forget_input(con, spec.input_id)
+                hashing = pool.submit(_digest_of, spec)
+                decide = partial(_is_new, ws, con, spec, site_digest, result)
+                if store.seen_path(ws, str(spec.path), spec.size_bytes):
+                    # Probably a repeat: decide before metering anything.
+                    hashing.result()
+                    if not decide():
+                        continue
+                    check: Callable[[], bool] = _always
+                else:
+                    check = partial(_after, hashing, decide)
                 assert ipdata is not None
                 try:
-                    result.ingested[spec.input_id] = _ingest_one(
-                        con, spec, site, ipdata, site_digest, progress
-                    )
+                    stored = _ingest_one(con, spec, site, ipdata, site_digest, progress, check)
                 except DeriskError:
                     raise
                 except (OSError, ValueError, pa.ArrowException) as exc:
                     raise InputError(
                         f"cannot be read ({type(exc).__name__}: {exc})", source=str(spec.path)
                     ) from None
+                if stored is not None:
+                    result.ingested[spec.input_id] = stored
             warming.result()
             index = load_index(ws)
             result.registry_version = index.version

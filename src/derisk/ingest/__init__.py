@@ -12,6 +12,7 @@ import gzip
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Final
 
@@ -32,15 +33,22 @@ ZEEK_LOG_KINDS: Final = ("conn", "dns", "ssl", "http", "quic")
 Progress = Callable[[int], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class InputSpec:
-    """One input of a run: a capture file, or a Zeek conn.log or log directory."""
+    """One input of a run: a capture file, or a Zeek conn.log or log directory.
+
+    Its digest (the content hash behind the input id) is computed on first use, so that a run can
+    hash a large capture in a worker thread while the capture is already being metered.
+    """
 
     path: Path
     format: str
     files: tuple[Path, ...]
-    digest: str
     size_bytes: int
+
+    @cached_property
+    def digest(self) -> str:
+        return file_digest(self.files[0]) if len(self.files) == 1 else files_digest(self.files)
 
     @property
     def input_id(self) -> str:
@@ -91,8 +99,7 @@ def _zeek_kind(name: str) -> str | None:
 
 
 def _spec(path: Path, fmt: str, files: list[Path]) -> InputSpec:
-    digest = file_digest(files[0]) if len(files) == 1 else files_digest(files)
-    return InputSpec(path, fmt, tuple(files), digest, sum(f.stat().st_size for f in files))
+    return InputSpec(path, fmt, tuple(files), sum(f.stat().st_size for f in files))
 
 
 def resolve_inputs(paths: list[Path]) -> list[InputSpec]:
@@ -138,11 +145,14 @@ def resolve_inputs(paths: list[Path]) -> list[InputSpec]:
             )
         fmt = sniff(path)
         specs.append(_spec(path, fmt, [path]))
-    seen: set[str] = set()
+    # The same path given twice is one input; the same content under two names is found by its
+    # digest when the run records it, and is not ingested twice.
+    seen: set[Path] = set()
     unique = []
     for spec in specs:
-        if spec.input_id not in seen:
-            seen.add(spec.input_id)
+        key = spec.path.resolve()
+        if key not in seen:
+            seen.add(key)
             unique.append(spec)
     return unique
 

@@ -23,6 +23,7 @@ import logging
 import os
 import struct
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -333,32 +334,72 @@ def read_pcap(path: Path, *, progress: Callable[[int], None] | None = None) -> I
     yielded before the file has been checked and its DNS answers collected.
     """
     fmt = capture_format(path)
-    answers, long_queries = scan(path, fmt)
     # NFStream pins the process that iterates it to the first CPUs; give the rest of derisk its CPUs back.
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    # The libpcap pass (framing check, DNS answers) runs beside the meter, which works in its own
+    # process; names are filled in when a batch is built, so no batch leaves before the file is checked.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="derisk-dns") as pool:
+        scanning = pool.submit(scan, path, fmt)
+        try:
+            yield from _meter(path, scanning, progress)
+        finally:
+            if affinity is not None:
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(0, affinity)
+
+
+def _resolve_names(
+    columns: dict[str, list[Any]],
+    pending: list[tuple[int, str, str, int, int, int, int]],
+    found: tuple[AnswerMap, LongQueries],
+) -> None:
+    """Fill server names from DNS answers and full DNS query names, once the scan is done."""
+    answers, long_queries = found
+    for row, src_ip, dst_ip, src_port, dst_port, protocol, first_ms in pending:
+        query = columns["dns_query"][row]
+        if query is not None:
+            if len(query) >= LONG_QUERY_SHOWN and len(long_queries):
+                key = (src_ip, src_port, dst_ip, dst_port, protocol)
+                columns["dns_query"][row] = long_queries.get(key, first_ms) or query
+        elif answers:
+            name = answers.name_for(dst_ip, first_ms) or answers.name_for(src_ip, first_ms)
+            if name is not None:
+                columns["server_name"][row] = name
+                columns["server_name_source"][row] = "dns-answer"
+
+
+def _checked(path: Path, scanning: Future[tuple[AnswerMap, LongQueries]]) -> Iterator[Any]:
+    """NFStream's flows; when the meter fails, the file check's diagnosis (if it found one) is the error."""
     try:
-        yield from _meter(path, answers, long_queries, progress)
-    finally:
-        if affinity is not None:
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(0, affinity)
+        yield from _run(path, _streamer(path, **NFSTREAM_OPTIONS))
+    except InputError:
+        problem = scanning.exception()
+        if problem is not None:
+            raise problem from None
+        raise
 
 
 def _meter(
-    path: Path, answers: AnswerMap, long_queries: LongQueries, progress: Callable[[int], None] | None
+    path: Path, scanning: Future[tuple[AnswerMap, LongQueries]], progress: Callable[[int], None] | None
 ) -> Iterator[pa.RecordBatch]:
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+    #: Rows whose name depends on the scan: (row, src, dst, sport, dport, proto, first ms).
+    pending: list[tuple[int, str, str, int, int, int, int]] = []
     pending_packets = rows = flows = 0
-    for flow in _run(path, _streamer(path, **NFSTREAM_OPTIONS)):
+
+    def batch() -> pa.RecordBatch:
+        _resolve_names(columns, pending, scanning.result())
+        return batch_from_columns(columns)
+
+    for flow in _checked(path, scanning):
         server_name, source, dns_query = _names(flow)
         first_ms = flow.bidirectional_first_seen_ms
-        if dns_query is not None:
-            if len(dns_query) >= LONG_QUERY_SHOWN and len(long_queries):
-                key = (flow.src_ip, flow.src_port, flow.dst_ip, flow.dst_port, flow.protocol)
-                dns_query = long_queries.get(key, first_ms) or dns_query
-        elif server_name is None and answers:
-            server_name = answers.name_for(flow.dst_ip, first_ms) or answers.name_for(flow.src_ip, first_ms)
-            source = "dns-answer" if server_name is not None else None
+        if (dns_query is not None and len(dns_query) >= LONG_QUERY_SHOWN) or (
+            dns_query is None and server_name is None
+        ):
+            pending.append(
+                (rows, flow.src_ip, flow.dst_ip, flow.src_port, flow.dst_port, flow.protocol, first_ms)
+            )
         ported = flow.protocol in _PORTED
         columns["first_seen"].append(first_ms * 1000)
         columns["last_seen"].append(flow.bidirectional_last_seen_ms * 1000)
@@ -384,11 +425,13 @@ def _meter(
             progress(pending_packets)
             pending_packets = 0
         if rows == BATCH_ROWS:
-            yield batch_from_columns(columns)
+            yield batch()
             columns = {name: [] for name in _COLUMNS}
+            pending = []
             rows = 0
+    scanning.result()  # the file's check decides even when it held no flow
     if rows:
-        yield batch_from_columns(columns)
+        yield batch()
     if flows == 0:
         log.warning("%s: the capture holds no IP flows", path)
     if progress is not None and pending_packets:

@@ -35,6 +35,13 @@ def known_input(ws: Workspace, input_id: str) -> tuple[str, int] | None:
     return (str(rows[0][0]), int(rows[0][1])) if rows else None
 
 
+def seen_path(ws: Workspace, path: str, size_bytes: int) -> bool:
+    """Whether an input of this path and size was stored before (a hint that it is a repeat)."""
+    return bool(
+        ws.query("SELECT 1 FROM inputs WHERE path = ? AND size_bytes = ? LIMIT 1", [path, size_bytes])
+    )
+
+
 def forget_input(con: duckdb.DuckDBPyConnection, input_id: str) -> None:
     con.execute("DELETE FROM flows WHERE input_id = ?", [input_id])
     con.execute("DELETE FROM inputs WHERE input_id = ?", [input_id])
