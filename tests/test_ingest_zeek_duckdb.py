@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -263,3 +264,12 @@ def test_icmp_over_ipv6_and_other_protocols(tmp_path: Path, caplog: pytest.LogCa
     assert (rows["Ci6"]["protocol"], rows["Ci6"]["src_port"]) == (58, None)
     assert (rows["Cu"]["protocol"], rows["Cu"]["dst_port"]) == (17, 5353)
     assert (rows["Cx"]["protocol"], rows["Cx"]["src_port"]) == (None, None)
+
+
+def test_stopping_early_on_gzip_ends_the_checksum_thread(tmp_path: Path) -> None:
+    path = tmp_path / "conn.log.gz"
+    write_bench_conn_log(path, 150_000, seed=3, compress=True)
+    batches = read_zeek(path)
+    assert next(batches).num_rows > 0
+    batches.close()  # type: ignore[attr-defined]
+    assert not [t for t in threading.enumerate() if t.name.startswith(("zeek-gzip", "zeekread"))]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -420,8 +421,9 @@ def _stream_tsv(
         gzip=gzip,
         rows=BATCH_ROWS,
     )
+    stop = threading.Event()  # set when the caller stops early or an error is raised
     with ThreadPoolExecutor(1, thread_name_prefix="zeek-gzip") as pool:
-        check = pool.submit(verify_gzip, log.path, log.display) if gzip else None
+        check = pool.submit(verify_gzip, log.path, log.display, stop) if gzip else None
         try:
             for batch in batches:
                 flows = _duck_flows(batch, log, companions)
@@ -442,6 +444,9 @@ def _stream_tsv(
             _log.info("%s: DuckDB could not read the log (%s); reading it with Arrow", log.display, exc)
             yield from _resume(log, companions, progress, yielded, reported)
             return
+        except BaseException:
+            stop.set()
+            raise
         finally:
             batches.close()
         if check is not None:

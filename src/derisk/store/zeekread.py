@@ -100,8 +100,14 @@ def _query(
         f"columns={{{columns}}})"
     )
     ts, uid, orig_h, resp_h = (_ident(n) for n in ("ts", "uid", "id.orig_h", "id.resp_h"))
-    proto = f"lower({_ident('proto')})"
-    transport = f"{proto} IN ('tcp', 'udp')"
+    proto = _ident("proto")
+    # Zeek writes the names in lower case; others are compared in lower case, as the Arrow path does.
+    protocol = (
+        f"CAST(CASE WHEN {proto} = 'tcp' THEN 6 WHEN {proto} = 'udp' THEN 17 WHEN {proto} = 'icmp' THEN "
+        f"CASE WHEN contains({orig_h}, ':') THEN 58 ELSE 1 END "
+        f"ELSE CASE lower({proto}) WHEN 'tcp' THEN 6 WHEN 'udp' THEN 17 "
+        f"WHEN 'icmp' THEN CASE WHEN contains({orig_h}, ':') THEN 58 ELSE 1 END END END AS SMALLINT)"
+    )
     first = f"CAST(round_even({ts} * 1000000, 0) AS BIGINT)"
     last = (
         f"first_us + CAST(round_even({_ident('duration')} * 1000000, 0) AS BIGINT)"
@@ -109,9 +115,10 @@ def _query(
         else "CAST(NULL AS BIGINT)"
     )
     service = f"{_ident('service')}" if "service" in types else "CAST(NULL AS VARCHAR)"
+    transport = "protocol IN (6, 17)"
 
     return f"""
-        WITH log AS (SELECT {first} AS first_us, * FROM {source})
+        WITH log AS (SELECT {first} AS first_us, {protocol} AS protocol, * FROM {source})
         SELECT
             first_us,
             {last} AS last_us,
@@ -119,9 +126,7 @@ def _query(
             CASE WHEN {transport} THEN {_ident("id.orig_p")} END AS src_port,
             {resp_h} AS dst_ip,
             CASE WHEN {transport} THEN {_ident("id.resp_p")} END AS dst_port,
-            CAST(CASE {proto} WHEN 'tcp' THEN 6 WHEN 'udp' THEN 17
-                 WHEN 'icmp' THEN CASE WHEN contains({orig_h}, ':') THEN 58 ELSE 1 END END AS SMALLINT)
-                AS protocol,
+            protocol,
             {_ident("orig_ip_bytes")} AS bytes_out,
             {_ident("resp_ip_bytes")} AS bytes_in,
             {_ident("orig_pkts")} AS packets_out,
