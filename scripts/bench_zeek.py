@@ -267,7 +267,7 @@ def report(results: dict[Case, dict[str, list[dict[str, object]]]], pipeline: st
         'every flow without SNI or Host is named from DNS); a row marked "large companions" has an '
         "ssl.log entry for every third connection and an http.log entry for every twentieth.",
         "",
-        "Three measurements on the same log directory, against the same baseline:",
+        "Measurements on the same log directory, each against the bare read of the same round:",
         "",
         "- **bare read**: DuckDB's `SELECT count(*), sum(orig_ip_bytes) FROM read_csv(conn.log, ...)` "
         "with the options a Zeek TSV log needs;",
