@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import threading
 import zlib
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -184,19 +183,3 @@ def bytes_per_line(path: Path, sample: int = 1 << 20) -> float:
     except (OSError, EOFError, zlib.error):
         return float(sample)
     return used / max(lines, 1)
-
-
-def verify_gzip(path: Path, display: str, stop: threading.Event | None = None, chunk: int = 1 << 22) -> None:
-    """Decompress a gzip file to its end, checking every member's CRC and length; discard the content.
-
-    DuckDB's gzip reader does not check the trailer, so a damaged file could otherwise be read as
-    plausible records. zlib releases the GIL, so this runs on a thread beside the read; setting
-    ``stop`` ends it early (without a verdict).
-    """
-    try:
-        with gzip.open(path, "rb") as stream:
-            while stream.read(chunk):
-                if stop is not None and stop.is_set():
-                    return
-    except (OSError, EOFError, zlib.error) as exc:
-        raise read_error(exc, display) from exc

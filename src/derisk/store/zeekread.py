@@ -3,13 +3,13 @@
 Only modules under ``derisk.store`` may import duckdb; this one is the adapter that lends DuckDB's
 CSV reader to :mod:`derisk.ingest.zeek`. It knows nothing of Zeek headers beyond what it is told:
 the caller (which has already checked ``#fields`` and ``#types``) passes the separator, the field
-names, the unset and empty markers and whether the file is gzip. The reader
+names and the unset and empty markers. The reader
 
 * opens a private in-memory DuckDB connection (no database file, no extension loading);
 * reads the log with ``read_csv``: the declared separator, the ``#fields`` names, explicit column
   types, no quoting and no escape interpretation (Zeek's ``\\xHH`` escapes reach the caller as
   text), the unset and empty markers as nulls, ``#``-lines (header, ``#close``, the headers of
-  concatenated logs) skipped, strict column counts;
+  concatenated logs) skipped, strict column counts, no decompression (see below);
 * converts in the ``SELECT`` what SQL does cheaply: ``ts`` to microseconds, ``ts + duration`` to the
   last-seen time, ``proto`` to the IP protocol number, ports of TCP and UDP flows, byte and packet
   counts as BIGINT (a ``ts`` or ``duration`` that is not finite fails the read; checking that
@@ -21,15 +21,17 @@ DuckDB's default line limit (2 MB) is kept: raised to the Arrow path's 64 MiB, D
 line log on one thread in our measurement. A longer line is an error here, and the caller's own
 parser takes over.
 
-Any failure (a ragged line, a bad value, a gzip stream that does not inflate, bytes that are not
-UTF-8 in a column read) raises
+Any failure (a ragged line, a bad value, bytes that are not UTF-8 in a column read) raises
 :class:`ZeekReadError` carrying DuckDB's first message line; the caller re-reads the file to name
 the bad line. DuckDB's comment handling also cuts a line at a ``#`` inside it, which changes the
 column count (an error, so the caller falls back to its own parser) unless the ``#`` is in the last
 field: :func:`read_conn` therefore refuses (``ZeekReadError``) logs whose last field is a text
 column it reads. A number in the last field is not checked for a ``#`` (Zeek never writes one
-there; only a damaged file would have it, and its number would be read up to the ``#``). DuckDB does
-not check the CRC in a gzip member's trailer: the caller checks it.
+there; only a damaged file would have it, and its number would be read up to the ``#``).
+
+gzip logs are not read here: DuckDB's gzip reader does not check the CRC in a member's trailer (a
+damaged file could be read as plausible records), and DuckDB plus a second decompression to check
+it was slower than Arrow's reader, which checks it.
 """
 
 from __future__ import annotations
@@ -86,7 +88,6 @@ def _query(
     types: Mapping[str, str],
     separator: str,
     nulls: Sequence[str],
-    gzip: bool,
 ) -> str:
     """The ``SELECT`` reading one conn.log; ``types`` maps each field read to its Zeek type."""
     columns = ", ".join(
@@ -97,7 +98,7 @@ def _query(
         f"read_csv({_literal(str(path))}, delim={_literal(separator)}, header=false, comment='#', "
         f"quote='', escape='', nullstr=[{', '.join(_literal(n) for n in nulls)}], auto_detect=false, "
         f"strict_mode=true, null_padding=false, ignore_errors=false, "
-        f"compression={_literal('gzip' if gzip else 'none')}, "
+        "compression='none', "
         f"columns={{{columns}}})"
     )
     ts, uid, orig_h, resp_h = (_ident(n) for n in ("ts", "uid", "id.orig_h", "id.resp_h"))
@@ -154,7 +155,6 @@ def read_conn(
     types: Mapping[str, str],
     separator: str,
     nulls: Sequence[str],
-    gzip: bool,
     rows: int,
 ) -> Generator[pa.RecordBatch, None, None]:
     """Stream a Zeek TSV conn.log's records as Arrow batches (see the module's description).
@@ -174,7 +174,7 @@ def read_conn(
     location = str(path.absolute())
     if any(char in location for char in "*?[{"):
         raise ZeekReadError("the path contains a glob character", unsupported=True)
-    query = _query(Path(location), fields, types, separator, nulls, gzip)
+    query = _query(Path(location), fields, types, separator, nulls)
     try:
         con = _connect()
     except duckdb.Error as exc:
