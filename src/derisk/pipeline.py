@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -75,7 +76,6 @@ def _ingest_one(
     """
     count = 0
     read = 0
-    decided = False
 
     def advance(n: int) -> None:
         nonlocal read
@@ -85,21 +85,24 @@ def _ingest_one(
 
     reader = read_input(spec, progress=advance)
     try:
-        for batch in rebatch(reader):
-            if not decided:
-                if not is_new():
-                    return None
-                decided = True
-            oriented = site.orient(_check_batch(batch, spec))
-            enriched = enrich_batch(oriented, ipdata)
-            count += store.insert_flows(con, add_ids(enriched, spec.input_id, count))
-            advance(0)
+        batches = rebatch(reader)
+        first = next(batches, None)
+        if not is_new():
+            return None
+
+        def prepared() -> Iterator[pa.RecordBatch]:
+            nonlocal count
+            for batch in itertools.chain([first] if first is not None else [], batches):
+                oriented = site.orient(_check_batch(batch, spec))
+                yield add_ids(enrich_batch(oriented, ipdata), spec.input_id, count)
+                count += batch.num_rows
+                advance(0)
+
+        store.insert_stream(con, prepared())
     finally:
         close = getattr(reader, "close", None)
         if close is not None:
             close()
-    if not decided and not is_new():
-        return None
     store.record_input(
         con,
         store.InputRecord(

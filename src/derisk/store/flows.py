@@ -7,6 +7,7 @@ all-or-nothing.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,36 @@ def insert_flows(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch | pa.Tabl
     with registered(con, "_derisk_batch", table):
         con.execute("INSERT INTO flows SELECT * FROM _derisk_batch")
     count: int = table.num_rows
+    return count
+
+
+def insert_stream(con: duckdb.DuckDBPyConnection, batches: Iterator[pa.RecordBatch]) -> int:
+    """One INSERT fed by a stream of batches, so DuckDB writes full row groups to disk as they fill
+    instead of holding a whole input in transaction-local memory. An exception raised by the stream
+    (a bad line in a log, an interruption) comes out as itself, not as DuckDB's wrapper of it."""
+    failure: list[BaseException] = []
+    count = 0
+
+    def guarded() -> Iterator[pa.RecordBatch]:
+        nonlocal count
+        try:
+            for batch in batches:
+                table = pa.Table.from_batches([batch]).select(STORED_SCHEMA.names).cast(STORED_SCHEMA)
+                for part in table.to_batches():
+                    count += part.num_rows
+                    yield part
+        except BaseException as exc:
+            failure.append(exc)
+            raise
+
+    reader = pa.RecordBatchReader.from_batches(STORED_SCHEMA, guarded())
+    try:
+        with registered(con, "_derisk_stream", reader):
+            con.execute("INSERT INTO flows SELECT * FROM _derisk_stream")
+    except (duckdb.Error, RuntimeError):
+        if failure:
+            raise failure[0] from None
+        raise
     return count
 
 

@@ -27,6 +27,15 @@ log = logging.getLogger(__name__)
 DB_FILE: Final = "derisk.duckdb"
 SCHEMA_VERSION: Final = 1
 DEFAULT_WORKSPACE: Final = Path("derisk-workspace")
+#: DuckDB settings for every workspace connection. The memory limit bounds the buffer pool (DuckDB
+#: otherwise keeps up to 80% of RAM of written pages), so an ingest's memory does not grow with its
+#: input; DuckDB spills to a temporary folder beside the database instead. No progress bar: only
+#: derisk's own output reaches the terminal. No extension is ever downloaded.
+ENGINE_SETTINGS: Final[dict[str, str | bool | int]] = {
+    "memory_limit": "512MB",
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 
 _ARROW_TO_SQL: Final = {
     pa.string(): "VARCHAR",
@@ -129,7 +138,7 @@ class Workspace:
             except OSError as exc:
                 raise StoreError(f"cannot create workspace: {exc.strerror}", source=str(path)) from None
         try:
-            con = duckdb.connect(str(db), read_only=read_only)
+            con = duckdb.connect(str(db), read_only=read_only, config=dict(ENGINE_SETTINGS))
         except duckdb.IOException as exc:
             reason = "locked by another derisk process" if "lock" in str(exc).lower() else "cannot open"
             raise StoreError(reason, source=str(db)) from None
@@ -137,6 +146,10 @@ class Workspace:
             raise StoreError(
                 f"not a usable workspace database ({type(exc).__name__})", source=str(db)
             ) from None
+        try:
+            con.execute("SET enable_progress_bar = false")  # a session setting, not a connect option
+        except duckdb.Error:
+            log.debug("this DuckDB has no progress-bar setting")
         ws = cls(path, con, read_only=read_only, created=created)
         if not read_only:
             ws._migrate()

@@ -145,7 +145,9 @@ def _connect() -> duckdb.DuckDBPyConnection:
         "autoload_known_extensions": False,
         "threads": max(1, min(MAX_THREADS, pa.cpu_count())),
     }
-    return duckdb.connect(":memory:", config=config)
+    con = duckdb.connect(":memory:", config=config)
+    con.execute("SET enable_progress_bar = false")  # only derisk's own output reaches the terminal
+    return con
 
 
 def read_conn(
