@@ -31,7 +31,9 @@ SPAN = 2 * 86_400.0
 CHUNK = 1_000_000
 
 
-def _dict(indices: np.ndarray, values: list[str | None] | pa.Array, mask: np.ndarray | None = None) -> pa.Array:
+def _dict(
+    indices: np.ndarray, values: list[str | None] | pa.Array, mask: np.ndarray | None = None
+) -> pa.Array:
     dictionary = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
     width = np.int8 if len(dictionary) < 128 else np.int16 if len(dictionary) < 32_768 else np.int32
     idx = pa.array(indices.astype(width), mask=mask)
@@ -44,7 +46,9 @@ class Universe:
     def __init__(self, rng: np.random.Generator) -> None:
         self.hosts = pa.array([f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(4000)])
         self.system_of = pa.array([f"sys{i // 20}" if i < 200 else None for i in range(4000)])
-        self.dsts = pa.array([f"{40 + i // 65536}.{i // 256 % 256}.{i % 256}.{(i * 7) % 250 + 1}" for i in range(100_000)])
+        self.dsts = pa.array(
+            [f"{40 + i // 65536}.{i // 256 % 256}.{i % 256}.{(i * 7) % 250 + 1}" for i in range(100_000)]
+        )
         self.name_of = rng.integers(0, 30_000, 100_000)
         self.has_name = rng.random(100_000) < 0.7
         self.names = pa.array([f"svc{i}.site{i % 5000}.com" for i in range(30_000)])
@@ -118,11 +122,22 @@ def child(mode: str, rows: int) -> dict[str, Any]:
     t = time.perf_counter()
     table = generate(rows)
     gen_s = time.perf_counter() - t
-    out: dict[str, Any] = {"mode": mode, "rows": table.num_rows, "generate_s": gen_s, "table_mb": table.nbytes / 1e6}
+    out: dict[str, Any] = {
+        "mode": mode,
+        "rows": table.num_rows,
+        "generate_s": gen_s,
+        "table_mb": table.nbytes / 1e6,
+    }
     t = time.perf_counter()
     if mode == "groupby":
         agg = table.group_by(["src_ip", "dst_ip"]).aggregate(
-            [("bytes_out", "sum"), ("bytes_in", "sum"), ("first_seen", "min"), ("last_seen", "max"), ("flow_id", "count")]
+            [
+                ("bytes_out", "sum"),
+                ("bytes_in", "sum"),
+                ("first_seen", "min"),
+                ("last_seen", "max"),
+                ("flow_id", "count"),
+            ]
         )
         out["groups"] = agg.num_rows
     elif mode == "detect":
@@ -130,15 +145,21 @@ def child(mode: str, rows: int) -> dict[str, Any]:
         from derisk.detect.config import load_config
 
         result = detect(table, load_config(), laws_for=lambda j: [1] if j in ("CN", "RU") else [])
-        out["alerts"] = {k: sum(1 for a in result.alerts if a.kind == k) for k in sorted({a.kind for a in result.alerts})}
+        out["alerts"] = {
+            k: sum(1 for a in result.alerts if a.kind == k) for k in sorted({a.kind for a in result.alerts})
+        }
     out["seconds"] = time.perf_counter() - t
     out["peak_mb"] = peak_mb()
     return out
 
 
 def run_child(mode: str, rows: int) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__, "--child", mode, "--rows", str(rows)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--rows", str(rows)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"child {mode} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -17,8 +17,10 @@ from derisk.detect.rita import REPORT_AT
 
 
 def fmt(name: str, s: dict[str, Any]) -> str:
-    return (f"| {name} | {s['positives']} | {s['alerts']} | {s['tp']} | {s['fp']} | "
-            f"{s['precision']:.3f} | {s['recall']:.3f} |")
+    return (
+        f"| {name} | {s['positives']} | {s['alerts']} | {s['tp']} | {s['fp']} | "
+        f"{s['precision']:.3f} | {s['recall']:.3f} |"
+    )
 
 
 def main() -> None:
@@ -30,8 +32,10 @@ def main() -> None:
     for allow in (True, False):
         r = run(args.seed, allow)
         title = "with the site allow-list" if allow else "without any allow-list"
-        out.append(f"### Seed {args.seed}, {title} ({r['flows']:,} flows; derisk {r['seconds']:.1f} s, "
-                   f"RITA baseline {r['rita_seconds']:.1f} s)\n")
+        out.append(
+            f"### Seed {args.seed}, {title} ({r['flows']:,} flows; derisk {r['seconds']:.1f} s, "
+            f"RITA baseline {r['rita_seconds']:.1f} s)\n"
+        )
         out.append("| detection | positives | alerts | true | false | precision | recall |")
         out.append("|---|---|---|---|---|---|---|")
         for kind, s in r["kinds"].items():
@@ -41,14 +45,18 @@ def main() -> None:
             thr, s = r["rita_equal_precision"]
             out.append(fmt(f"RITA v5 beacon score ≥ {thr:.2f} (best recall at ≥ derisk's precision)", s))
         else:
-            out.append(f"| RITA v5 at derisk's precision ({r['kinds']['beacon']['precision']:.3f}) | – | – | – | – | "
-                       "not reached at any threshold | 0 |")
+            out.append(
+                f"| RITA v5 at derisk's precision ({r['kinds']['beacon']['precision']:.3f}) | – | – | – | – | "
+                "not reached at any threshold | 0 |"
+            )
         for thr, s in r["rita_curve"][1:]:
             out.append(fmt(f"RITA v5 beacon score ≥ {thr:.1f}", s))
         missed = {k: s["missed"] for k, s in r["kinds"].items() if s["missed"]}
         if missed:
             out.append("\nMissed by derisk: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in missed.items()))
-        out.append("\nMissed by RITA at its default threshold: " + ", ".join(r["rita_default"]["missed"]) + "\n")
+        out.append(
+            "\nMissed by RITA at its default threshold: " + ", ".join(r["rita_default"]["missed"]) + "\n"
+        )
     text = "\n".join(out)
     print(text)
     if args.markdown:

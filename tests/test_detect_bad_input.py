@@ -44,15 +44,30 @@ def test_table_with_only_some_columns() -> None:
 
 
 def test_single_flow() -> None:
-    flows = flows_from({"first_seen": [T0], "last_seen": [T0 + 1], "src_ip": ["10.0.0.1"], "dst_ip": ["203.0.113.1"],
-                        "bytes_out": [10], "bytes_in": [10], "dns_query": ["a.example.com"]})
+    flows = flows_from(
+        {
+            "first_seen": [T0],
+            "last_seen": [T0 + 1],
+            "src_ip": ["10.0.0.1"],
+            "dst_ip": ["203.0.113.1"],
+            "bytes_out": [10],
+            "bytes_in": [10],
+            "dns_query": ["a.example.com"],
+        }
+    )
     assert every_detector(flows) == []
 
 
 def beacon(times: np.ndarray, ends: np.ndarray | None = None) -> dict[str, Any]:
-    return {"first_seen": list(times), "last_seen": list(times + 0.1 if ends is None else ends),
-            "src_ip": "10.0.0.7", "dst_ip": "203.0.113.5", "src_port": list(40000 + np.arange(len(times))),
-            "bytes_out": 600, "bytes_in": 900}
+    return {
+        "first_seen": list(times),
+        "last_seen": list(times + 0.1 if ends is None else ends),
+        "src_ip": "10.0.0.7",
+        "dst_ip": "203.0.113.5",
+        "src_port": list(40000 + np.arange(len(times))),
+        "bytes_out": 600,
+        "bytes_in": 900,
+    }
 
 
 def test_missing_times_are_left_out_not_fatal() -> None:
@@ -79,14 +94,30 @@ def test_clock_jumps() -> None:
 
 
 def test_reversed_flow_is_not_a_long_connection() -> None:
-    flows = flows_from({"first_seen": [T0], "last_seen": [T0 - 10 * 3600], "src_ip": ["10.0.0.1"],
-                        "dst_ip": ["203.0.113.1"], "src_port": [1], "dst_port": [2], "protocol": [6]})
+    flows = flows_from(
+        {
+            "first_seen": [T0],
+            "last_seen": [T0 - 10 * 3600],
+            "src_ip": ["10.0.0.1"],
+            "dst_ip": ["203.0.113.1"],
+            "src_port": [1],
+            "dst_port": [2],
+            "protocol": [6],
+        }
+    )
     assert every_detector(flows) == []
 
 
 def test_all_times_missing() -> None:
-    flows = flows_from({"first_seen": [None] * 10, "last_seen": [None] * 10, "src_ip": ["10.0.0.1"] * 10,
-                        "dst_ip": ["203.0.113.1"] * 10, "bytes_out": [1e9] * 10})
+    flows = flows_from(
+        {
+            "first_seen": [None] * 10,
+            "last_seen": [None] * 10,
+            "src_ip": ["10.0.0.1"] * 10,
+            "dst_ip": ["203.0.113.1"] * 10,
+            "bytes_out": [1e9] * 10,
+        }
+    )
     assert every_detector(flows) == []
 
 
@@ -102,8 +133,16 @@ def test_hostile_names_stay_bounded_in_sentences() -> None:
 @pytest.mark.parametrize("rows", [1, 2, 3])
 def test_tiny_tables_for_every_detector(rows: int) -> None:
     t = T0 + np.arange(rows) * 60.0
-    flows = flows_from({**beacon(t), "system": "wms", "dst_jurisdiction": "CN", "dst_controller": "X",
-                        "dns_query": [f"{i}.example.com" for i in range(rows)]}, rows)
+    flows = flows_from(
+        {
+            **beacon(t),
+            "system": "wms",
+            "dst_jurisdiction": "CN",
+            "dst_controller": "X",
+            "dns_query": [f"{i}.example.com" for i in range(rows)],
+        },
+        rows,
+    )
     assert every_detector(flows) == []
 
 
@@ -122,26 +161,39 @@ def test_codes_of_chunked_dictionaries_with_repeats_and_nulls() -> None:
 
 
 _times = st.one_of(st.none(), st.floats(min_value=-1e10, max_value=4e10, allow_nan=False))
-_row = st.fixed_dictionaries({
-    "first_seen": _times,
-    "last_seen": _times,
-    "src_ip": st.sampled_from(["10.0.0.1", "10.0.0.2", "fe80::1"]),
-    "dst_ip": st.sampled_from(["203.0.113.1", "203.0.113.2", "not-an-ip"]),
-    "bytes_out": st.one_of(st.none(), st.integers(min_value=-5, max_value=10**12)),
-    "bytes_in": st.one_of(st.none(), st.integers(min_value=0, max_value=10**12)),
-    "server_name": st.one_of(st.none(), st.sampled_from(["a.example.com", "", ".", "x" * 300])),
-    "dns_query": st.one_of(st.none(), st.text(max_size=40)),
-    "direction": st.sampled_from(["outbound", "inbound", "internal", "external"]),
-    "system": st.one_of(st.none(), st.just("wms")),
-    "dst_jurisdiction": st.one_of(st.none(), st.sampled_from(["CN", "", "ZZ"])),
-})
+_row = st.fixed_dictionaries(
+    {
+        "first_seen": _times,
+        "last_seen": _times,
+        "src_ip": st.sampled_from(["10.0.0.1", "10.0.0.2", "fe80::1"]),
+        "dst_ip": st.sampled_from(["203.0.113.1", "203.0.113.2", "not-an-ip"]),
+        "bytes_out": st.one_of(st.none(), st.integers(min_value=-5, max_value=10**12)),
+        "bytes_in": st.one_of(st.none(), st.integers(min_value=0, max_value=10**12)),
+        "server_name": st.one_of(st.none(), st.sampled_from(["a.example.com", "", ".", "x" * 300])),
+        "dns_query": st.one_of(st.none(), st.text(max_size=40)),
+        "direction": st.sampled_from(["outbound", "inbound", "internal", "external"]),
+        "system": st.one_of(st.none(), st.just("wms")),
+        "dst_jurisdiction": st.one_of(st.none(), st.sampled_from(["CN", "", "ZZ"])),
+    }
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_row, max_size=40))
 def test_any_small_table_gives_alerts_or_nothing_never_a_crash(rows: list[dict[str, Any]]) -> None:
-    keys = ["first_seen", "last_seen", "src_ip", "dst_ip", "bytes_out", "bytes_in", "server_name", "dns_query",
-            "direction", "system", "dst_jurisdiction"]
+    keys = [
+        "first_seen",
+        "last_seen",
+        "src_ip",
+        "dst_ip",
+        "bytes_out",
+        "bytes_in",
+        "server_name",
+        "dns_query",
+        "direction",
+        "system",
+        "dst_jurisdiction",
+    ]
     cols = {k: [r[k] for r in rows] for k in keys}
     flows = flows_from(cols, len(rows))
     result = detect(flows, CFG, laws_for=lambda j: [] if j != "CN" else [object()], now=NOW)

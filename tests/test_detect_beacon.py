@@ -26,13 +26,30 @@ def no_laws(_: str) -> list[Any]:
     return []
 
 
-def pair(times: np.ndarray, *, dst: str = "203.0.113.5", name: str | None = None, size: Any = 600,
-         juris: str | None = None, src: str = "10.0.0.7") -> dict[str, Any]:
+def pair(
+    times: np.ndarray,
+    *,
+    dst: str = "203.0.113.5",
+    name: str | None = None,
+    size: Any = 600,
+    juris: str | None = None,
+    src: str = "10.0.0.7",
+) -> dict[str, Any]:
     n = len(times)
-    return {"first_seen": times, "last_seen": times + 0.2, "src_ip": [src] * n, "dst_ip": [dst] * n,
-            "server_name": [name] * n, "bytes_out": np.broadcast_to(size, (n,)).astype(float),
-            "bytes_in": [900] * n, "src_port": np.arange(n) + 40000, "dst_port": [443] * n, "protocol": [6] * n,
-            "dst_jurisdiction": [juris] * n, "dst_controller": ["Ctl" if juris else None] * n}
+    return {
+        "first_seen": times,
+        "last_seen": times + 0.2,
+        "src_ip": [src] * n,
+        "dst_ip": [dst] * n,
+        "server_name": [name] * n,
+        "bytes_out": np.broadcast_to(size, (n,)).astype(float),
+        "bytes_in": [900] * n,
+        "src_port": np.arange(n) + 40000,
+        "dst_port": [443] * n,
+        "protocol": [6] * n,
+        "dst_jurisdiction": [juris] * n,
+        "dst_controller": ["Ctl" if juris else None] * n,
+    }
 
 
 def concat(*parts: dict[str, Any]) -> dict[str, Any]:

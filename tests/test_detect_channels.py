@@ -21,11 +21,21 @@ def no_laws(_: str) -> list[Any]:
     return []
 
 
-def conn(starts: list[float], durs: list[float], *, sport: int | list[int] = 50000, dst: str = "203.0.113.9") -> dict[str, Any]:
+def conn(
+    starts: list[float], durs: list[float], *, sport: int | list[int] = 50000, dst: str = "203.0.113.9"
+) -> dict[str, Any]:
     n = len(starts)
-    return {"first_seen": np.array(starts), "last_seen": np.array(starts) + np.array(durs), "src_ip": "10.0.0.5",
-            "dst_ip": dst, "src_port": sport if isinstance(sport, list) else [sport] * n, "dst_port": 8443,
-            "protocol": 6, "bytes_out": 1000, "bytes_in": 1000}
+    return {
+        "first_seen": np.array(starts),
+        "last_seen": np.array(starts) + np.array(durs),
+        "src_ip": "10.0.0.5",
+        "dst_ip": dst,
+        "src_port": sport if isinstance(sport, list) else [sport] * n,
+        "dst_port": 8443,
+        "protocol": 6,
+        "bytes_out": 1000,
+        "bytes_in": 1000,
+    }
 
 
 def test_two_hour_connection_is_long() -> None:
@@ -63,7 +73,11 @@ def test_long_score_bands() -> None:
 
 def test_registrable_domains_from_the_bundled_list() -> None:
     assert registrable(["a.b.example.co.uk", "x.github.io", "10.0.0.1", "com"]) == [
-        "example.co.uk", "github.io", None, None]  # ICANN section only: github.io is a private suffix
+        "example.co.uk",
+        "github.io",
+        None,
+        None,
+    ]  # ICANN section only: github.io is a private suffix
 
 
 def test_entropy_matches_the_definition() -> None:
@@ -74,9 +88,18 @@ def test_entropy_matches_the_definition() -> None:
 
 def dns(names: list[str], src: str = "10.0.0.8") -> dict[str, Any]:
     n = len(names)
-    return {"first_seen": T0 + np.arange(n) * 2.0, "last_seen": T0 + np.arange(n) * 2.0 + 0.01,
-            "src_ip": src, "dst_ip": "10.0.0.53", "dst_port": 53, "protocol": 17, "dns_query": names,
-            "direction": "internal", "bytes_out": 120, "bytes_in": 200}
+    return {
+        "first_seen": T0 + np.arange(n) * 2.0,
+        "last_seen": T0 + np.arange(n) * 2.0 + 0.01,
+        "src_ip": src,
+        "dst_ip": "10.0.0.53",
+        "dst_port": 53,
+        "protocol": 17,
+        "dns_query": names,
+        "direction": "internal",
+        "bytes_out": 120,
+        "bytes_in": 200,
+    }
 
 
 def tunnel_names(n: int, width: int, domain: str = "t.exfil.example-c2.com") -> list[str]:
@@ -100,10 +123,20 @@ def test_tunnel_near_miss_below_unique_threshold() -> None:
 def test_domain_connected_to_directly_is_weighed_down() -> None:
     names = tunnel_names(200, 40)
     queries = dns(names)
-    direct = {"first_seen": [T0], "last_seen": [T0 + 1], "src_ip": "10.0.0.8", "dst_ip": "203.0.113.7",
-              "server_name": "www.example-c2.com", "bytes_out": 500, "bytes_in": 500}
-    merged = {k: list(np.broadcast_to(np.asarray(queries.get(k), dtype=object), (200,))) +
-              list(np.broadcast_to(np.asarray(direct.get(k), dtype=object), (1,))) for k in queries | direct}
+    direct = {
+        "first_seen": [T0],
+        "last_seen": [T0 + 1],
+        "src_ip": "10.0.0.8",
+        "dst_ip": "203.0.113.7",
+        "server_name": "www.example-c2.com",
+        "bytes_out": 500,
+        "bytes_in": 500,
+    }
+    merged = {
+        k: list(np.broadcast_to(np.asarray(queries.get(k), dtype=object), (200,)))
+        + list(np.broadcast_to(np.asarray(direct.get(k), dtype=object), (1,)))
+        for k in queries | direct
+    }
     merged["direction"] = ["internal"] * 200 + ["outbound"]
     assert detect_dns_tunnels(flows_from(merged), CFG, no_laws) == []
     loose = load_config({"dns_tunnel": {"min_score": 0.4}})

@@ -80,9 +80,17 @@ def test_site_file_sections_are_checked_when_the_site_loads() -> None:
 
 def beacon_flows(**attrs: Any) -> Any:
     t = T0 + np.arange(0, 6 * 3600, 60.0)
-    cols: dict[str, Any] = {"first_seen": t, "last_seen": t + 0.1, "src_ip": "10.0.0.7", "dst_ip": "203.0.113.5",
-                            "src_port": np.arange(len(t)) + 40000, "dst_port": 443, "protocol": 6,
-                            "bytes_out": 600, "bytes_in": 900}
+    cols: dict[str, Any] = {
+        "first_seen": t,
+        "last_seen": t + 0.1,
+        "src_ip": "10.0.0.7",
+        "dst_ip": "203.0.113.5",
+        "src_port": np.arange(len(t)) + 40000,
+        "dst_port": 443,
+        "protocol": 6,
+        "bytes_out": 600,
+        "bytes_in": 900,
+    }
     cols.update(attrs)
     return flows_from(cols, len(t))
 

@@ -32,17 +32,43 @@ def result() -> Any:
     t = T0 + np.arange(0, DAY, 60.0)
     n = len(t)
     parts: list[dict[str, Any]] = [
-        {"first_seen": t, "src_ip": ["10.10.1.10"] * n, "system": ["wms"] * n, "dst_ip": ["47.88.0.5"] * n,
-         "server_name": ["link.example.cn"] * n, "dst_controller": ["Alibaba Group"] * n,
-         "dst_org": ["Cainiao"] * n, "dst_jurisdiction": ["CN"] * n, "dst_jurisdiction_basis": ["registry"] * n,
-         "bytes_out": [700] * n, "bytes_in": [300] * n},
-        {"first_seen": t[:300] + 5, "src_ip": ["10.1.0.9"] * 300, "dst_ip": ["10.0.0.53"] * 300,
-         "dns_query": [f"{i:040x}.t.tunnel-example.com" for i in range(10**30, 10**30 + 300)],
-         "direction": ["internal"] * 300, "bytes_out": [100] * 300, "bytes_in": [100] * 300},
-        {"first_seen": t + 7, "src_ip": ["10.1.0.3"] * n, "dst_ip": ["192.0.2.123"] * n,
-         "server_name": ["time.allowed-example.org"] * n, "bytes_out": [76] * n, "bytes_in": [76] * n},
-        {"first_seen": np.array([T0 + DAY - 3600.0]), "src_ip": ["10.1.0.4"], "dst_ip": ["198.51.100.66"],
-         "bytes_out": [3e8], "bytes_in": [1e5]},
+        {
+            "first_seen": t,
+            "src_ip": ["10.10.1.10"] * n,
+            "system": ["wms"] * n,
+            "dst_ip": ["47.88.0.5"] * n,
+            "server_name": ["link.example.cn"] * n,
+            "dst_controller": ["Alibaba Group"] * n,
+            "dst_org": ["Cainiao"] * n,
+            "dst_jurisdiction": ["CN"] * n,
+            "dst_jurisdiction_basis": ["registry"] * n,
+            "bytes_out": [700] * n,
+            "bytes_in": [300] * n,
+        },
+        {
+            "first_seen": t[:300] + 5,
+            "src_ip": ["10.1.0.9"] * 300,
+            "dst_ip": ["10.0.0.53"] * 300,
+            "dns_query": [f"{i:040x}.t.tunnel-example.com" for i in range(10**30, 10**30 + 300)],
+            "direction": ["internal"] * 300,
+            "bytes_out": [100] * 300,
+            "bytes_in": [100] * 300,
+        },
+        {
+            "first_seen": t + 7,
+            "src_ip": ["10.1.0.3"] * n,
+            "dst_ip": ["192.0.2.123"] * n,
+            "server_name": ["time.allowed-example.org"] * n,
+            "bytes_out": [76] * n,
+            "bytes_in": [76] * n,
+        },
+        {
+            "first_seen": np.array([T0 + DAY - 3600.0]),
+            "src_ip": ["10.1.0.4"],
+            "dst_ip": ["198.51.100.66"],
+            "bytes_out": [3e8],
+            "bytes_in": [1e5],
+        },
     ]
     cols: dict[str, list[Any]] = {}
     keys = sorted({k for p in parts for k in p})
@@ -85,7 +111,9 @@ def test_ecs_destination_and_threat_per_kind(result: Any) -> None:
     assert beacon["source"]["ip"] == "10.10.1.10"
     assert beacon["destination"] == {"ip": "47.88.0.5", "domain": "link.example.cn"}
     assert beacon["threat"]["technique"]["id"] == ["T1071"]
-    assert beacon["derisk"]["controller"] == "Alibaba Group" and beacon["derisk"]["laws"][0]["law"] == "test law"
+    assert (
+        beacon["derisk"]["controller"] == "Alibaba Group" and beacon["derisk"]["laws"][0]["law"] == "test law"
+    )
     assert docs["dns-tunnel"]["destination"]["domain"] == "tunnel-example.com"
     assert docs["dns-tunnel"]["threat"]["technique"]["id"] == ["T1071.004"]
     assert "threat" not in docs["compelled-transfer"]
@@ -111,7 +139,9 @@ def test_alert_json_round_trip(result: Any) -> None:
         assert Alert.from_json(json.loads(json.dumps(a.to_json()))).to_json() == a.to_json()
 
 
-def test_cli_lists_filters_and_exports(result: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_lists_filters_and_exports(
+    result: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ws_dir = tmp_path / "ws"
     with Workspace.open(ws_dir) as ws:
         replace_alerts(ws, result.alerts, result.suppressed)
@@ -146,13 +176,34 @@ def test_analyze_hook_reads_the_workspace_compactly_and_stores_alerts(tmp_path: 
 
     t = T0 + np.arange(0, 6 * 3600, 60.0)
     n = len(t)
-    full = flows_from({"first_seen": t, "last_seen": t + 0.3, "src_ip": "10.10.1.10", "system": "wms",
-                       "dst_ip": "47.88.0.5", "server_name": "link.example.cn", "dst_domain": "example.cn",
-                       "dst_asn": 45102, "bytes_out": 5000, "bytes_in": 300, "input_id": "test",
-                       "src_port": np.arange(n) + 30000, "dst_port": 443, "protocol": 6}, n)
+    full = flows_from(
+        {
+            "first_seen": t,
+            "last_seen": t + 0.3,
+            "src_ip": "10.10.1.10",
+            "system": "wms",
+            "dst_ip": "47.88.0.5",
+            "server_name": "link.example.cn",
+            "dst_domain": "example.cn",
+            "dst_asn": 45102,
+            "bytes_out": 5000,
+            "bytes_in": 300,
+            "input_id": "test",
+            "src_port": np.arange(n) + 30000,
+            "dst_port": 443,
+            "protocol": 6,
+        },
+        n,
+    )
     attribution = {f.name: [None] for f in ATTRIBUTION_FIELDS}
-    attribution.update(dst_asn=[45102], dst_domain=["example.cn"], dst_controller=["Alibaba Group"],
-                       dst_org=["Cainiao"], dst_jurisdiction=["CN"], dst_jurisdiction_basis=["registry"])
+    attribution.update(
+        dst_asn=[45102],
+        dst_domain=["example.cn"],
+        dst_controller=["Alibaba Group"],
+        dst_org=["Cainiao"],
+        dst_jurisdiction=["CN"],
+        dst_jurisdiction_basis=["registry"],
+    )
     with Workspace.open(tmp_path / "ws") as ws, ws.transaction() as con:
         con.register("new_flows", full.select(STORED_SCHEMA.names))
         con.execute("INSERT INTO flows SELECT * FROM new_flows")
@@ -166,7 +217,11 @@ def test_analyze_hook_reads_the_workspace_compactly_and_stores_alerts(tmp_path: 
     kinds = sorted(a.kind for a in alerts)
     assert kinds == ["beacon", "compelled-transfer"]
     beacon = next(a for a in alerts if a.kind == "beacon")
-    assert (beacon.system, beacon.destination, beacon.controller) == ("wms", "link.example.cn", "Alibaba Group")
+    assert (beacon.system, beacon.destination, beacon.controller) == (
+        "wms",
+        "link.example.cn",
+        "Alibaba Group",
+    )
     assert "test law art. 7 [V]" in beacon.sentence
     with Workspace.open(tmp_path / "ws", read_only=True) as ws:
         assert sorted(a.kind for a in load_alerts(ws)) == kinds

@@ -28,7 +28,9 @@ def flows(rows: list[dict[str, Any]]) -> Any:
     return flows_from(cols)
 
 
-def row(t: float, out: float, inb: float, *, src: str = "10.0.0.5", dst: str = "203.0.113.20", **kw: Any) -> dict[str, Any]:
+def row(
+    t: float, out: float, inb: float, *, src: str = "10.0.0.5", dst: str = "203.0.113.20", **kw: Any
+) -> dict[str, Any]:
     return {"first_seen": t, "src_ip": src, "dst_ip": dst, "bytes_out": out, "bytes_in": inb, **kw}
 
 
@@ -57,23 +59,51 @@ def test_not_an_upload(out: float, inb: float, why: str) -> None:
 
 
 def test_upload_within_the_system_baseline_is_quiet() -> None:
-    nightly = [row(T0 + d * DAY + 7200, 3e9, 1e6, src="10.0.3.5", dst="203.0.113.30", system="backup")
-               for d in range(2)]
+    nightly = [
+        row(T0 + d * DAY + 7200, 3e9, 1e6, src="10.0.3.5", dst="203.0.113.30", system="backup")
+        for d in range(2)
+    ]
     assert detect_uploads(flows([*background(), *nightly]), CFG, laws) == []
 
 
 def test_upload_spread_over_destinations_is_found_per_system() -> None:
-    spread = [row(T0 + DAY + 3600 + k, 8e6, 1e4, src="10.0.5.10", dst=f"203.0.113.{100 + k}", system="erp")
-              for k in range(15)]
+    spread = [
+        row(T0 + DAY + 3600 + k, 8e6, 1e4, src="10.0.5.10", dst=f"203.0.113.{100 + k}", system="erp")
+        for k in range(15)
+    ]
     alerts = detect_uploads(flows([*background(), *spread]), CFG, laws)
-    assert [(a.system, a.evidence["scope"], a.evidence["destinations"]) for a in alerts] == [("erp", "system", 15)]
+    assert [(a.system, a.evidence["scope"], a.evidence["destinations"]) for a in alerts] == [
+        ("erp", "system", 15)
+    ]
 
 
 def test_new_destination_of_a_system_and_new_jurisdiction() -> None:
-    base = [row(T0 + h * 3600.0, 1e4, 1e4, src="10.0.4.3", dst="198.51.100.3", system="cctv",
-                dst_org="Old Org", dst_jurisdiction="BE") for h in range(48)]
-    new = [row(T0 + DAY + 7200, 1e4, 1e4, src="10.0.4.3", dst="203.0.113.77", system="cctv",
-               dst_org="New Org", dst_jurisdiction="RU", dst_controller="New Org")]
+    base = [
+        row(
+            T0 + h * 3600.0,
+            1e4,
+            1e4,
+            src="10.0.4.3",
+            dst="198.51.100.3",
+            system="cctv",
+            dst_org="Old Org",
+            dst_jurisdiction="BE",
+        )
+        for h in range(48)
+    ]
+    new = [
+        row(
+            T0 + DAY + 7200,
+            1e4,
+            1e4,
+            src="10.0.4.3",
+            dst="203.0.113.77",
+            system="cctv",
+            dst_org="New Org",
+            dst_jurisdiction="RU",
+            dst_controller="New Org",
+        )
+    ]
     alerts = detect_new_destinations(flows([*base, *new]), CFG, laws)
     scopes = sorted((a.evidence["scope"], a.destination) for a in alerts)
     assert scopes == [("destination", "203.0.113.77"), ("jurisdiction", "RU"), ("organisation", "New Org")]
@@ -82,26 +112,47 @@ def test_new_destination_of_a_system_and_new_jurisdiction() -> None:
 
 
 def test_new_destination_near_miss_seen_late_in_the_baseline() -> None:
-    base = [row(T0 + h * 3600.0, 1e4, 1e4, src="10.0.4.3", dst="198.51.100.3", system="cctv") for h in range(48)]
-    late = [row(T0 + DAY - 600, 1e4, 1e4, src="10.0.4.3", dst="203.0.113.77", system="cctv"),
-            row(T0 + DAY + 600, 1e4, 1e4, src="10.0.4.3", dst="203.0.113.77", system="cctv")]
+    base = [
+        row(T0 + h * 3600.0, 1e4, 1e4, src="10.0.4.3", dst="198.51.100.3", system="cctv") for h in range(48)
+    ]
+    late = [
+        row(T0 + DAY - 600, 1e4, 1e4, src="10.0.4.3", dst="203.0.113.77", system="cctv"),
+        row(T0 + DAY + 600, 1e4, 1e4, src="10.0.4.3", dst="203.0.113.77", system="cctv"),
+    ]
     assert detect_new_destinations(flows([*base, *late]), CFG, laws) == []
 
 
 def test_workstations_do_not_raise_new_destination_alerts() -> None:
     base = [row(T0 + h * 3600.0, 1e4, 1e4, dst="198.51.100.3") for h in range(48)]
-    assert detect_new_destinations(flows([*base, row(T0 + DAY + 60, 1e4, 1e4, dst="203.0.113.1")]), CFG, laws) == []
+    assert (
+        detect_new_destinations(flows([*base, row(T0 + DAY + 60, 1e4, 1e4, dst="203.0.113.1")]), CFG, laws)
+        == []
+    )
 
 
 def test_no_baseline_no_new_destination() -> None:
-    rows = [row(T0 + h * 600.0, 1e4, 1e4, src="10.0.4.3", dst=f"203.0.113.{h}", system="cctv") for h in range(10)]
+    rows = [
+        row(T0 + h * 600.0, 1e4, 1e4, src="10.0.4.3", dst=f"203.0.113.{h}", system="cctv") for h in range(10)
+    ]
     assert detect_new_destinations(flows(rows), CFG, laws) == []
 
 
 def cn_rows(n: int, out: float, span_h: float, **kw: Any) -> list[dict[str, Any]]:
-    return [row(T0 + i * span_h * 3600 / max(n - 1, 1), out, 1e3, src="10.0.1.10", dst="47.88.0.5", system="wms",
-                dst_controller="Alibaba Group", dst_jurisdiction="CN", server_name="link.example.cn", **kw)
-            for i in range(n)]
+    return [
+        row(
+            T0 + i * span_h * 3600 / max(n - 1, 1),
+            out,
+            1e3,
+            src="10.0.1.10",
+            dst="47.88.0.5",
+            system="wms",
+            dst_controller="Alibaba Group",
+            dst_jurisdiction="CN",
+            server_name="link.example.cn",
+            **kw,
+        )
+        for i in range(n)
+    ]
 
 
 def test_sustained_transfer_to_compelled_controller() -> None:
@@ -114,7 +165,9 @@ def test_sustained_transfer_to_compelled_controller() -> None:
     assert "Alibaba Group" in a.sentence and "test law art. 7 [V]" in a.sentence
 
 
-@pytest.mark.parametrize(("n", "out", "span", "why"), [(100, 9e3, 6.0, "0.9 MB"), (100, 5e4, 0.8, "48 minutes")])
+@pytest.mark.parametrize(
+    ("n", "out", "span", "why"), [(100, 9e3, 6.0, "0.9 MB"), (100, 5e4, 0.8, "48 minutes")]
+)
 def test_compelled_near_misses(n: int, out: float, span: float, why: str) -> None:
     assert detect_compelled(flows(cn_rows(n, out, span)), CFG, laws) == [], why
 
@@ -132,9 +185,13 @@ def test_site_thresholds_apply() -> None:
 
 
 def test_many_new_destinations_of_one_system_are_one_alert() -> None:
-    base = [row(T0 + h * 3600.0, 1e4, 1e4, src="10.0.4.3", dst="198.51.100.3", system="cctv") for h in range(48)]
-    new = [row(T0 + DAY + 60.0 * k, 1e4 * (k + 1), 1e4, src="10.0.4.3", dst=f"203.0.113.{k}", system="cctv")
-           for k in range(30)]
+    base = [
+        row(T0 + h * 3600.0, 1e4, 1e4, src="10.0.4.3", dst="198.51.100.3", system="cctv") for h in range(48)
+    ]
+    new = [
+        row(T0 + DAY + 60.0 * k, 1e4 * (k + 1), 1e4, src="10.0.4.3", dst=f"203.0.113.{k}", system="cctv")
+        for k in range(30)
+    ]
     alerts = detect_new_destinations(flows([*base, *new]), CFG, laws)
     assert len(alerts) == 1
     a = alerts[0]

@@ -22,21 +22,37 @@ SCHEMA = "derisk.alerts/1"
 def _line(a: Alert) -> str:
     who = a.system or a.src_ip or "-"
     ctrl = f"{a.controller} ({a.jurisdiction})" if a.controller else (a.jurisdiction or "controller unknown")
-    return (f"{a.severity:<8} {a.score:4.2f}  {a.kind:<18} {visible(who, 24):<24} "
-            f"{visible(a.destination, 48):<48} {visible(ctrl, 60)}")
+    return (
+        f"{a.severity:<8} {a.score:4.2f}  {a.kind:<18} {visible(who, 24):<24} "
+        f"{visible(a.destination, 48):<48} {visible(ctrl, 60)}"
+    )
 
 
 @click.command("alerts")
 @workspace_option
 @click.option("--kind", type=click.Choice(KINDS), default=None, help="Only alerts of this kind.")
-@click.option("--min-severity", type=click.Choice(SEVERITIES), default=None, help="Only this severity or higher.")
+@click.option(
+    "--min-severity", type=click.Choice(SEVERITIES), default=None, help="Only this severity or higher."
+)
 @click.option("--system", default=None, help="Only alerts about this system (name from the site file).")
 @json_option
-@click.option("--ecs", "ecs_dest", default=None, metavar="FILE|-",
-              help="Write Elastic Common Schema JSON lines (- for stdout), for a SIEM.")
+@click.option(
+    "--ecs",
+    "ecs_dest",
+    default=None,
+    metavar="FILE|-",
+    help="Write Elastic Common Schema JSON lines (- for stdout), for a SIEM.",
+)
 @click.option("--explain", is_flag=True, help="Print each alert's sentence under it.")
-def alerts_command(workspace: Path, kind: str | None, min_severity: str | None, system: str | None,
-                   json_dest: str | None, ecs_dest: str | None, explain: bool) -> None:
+def alerts_command(
+    workspace: Path,
+    kind: str | None,
+    min_severity: str | None,
+    system: str | None,
+    json_dest: str | None,
+    ecs_dest: str | None,
+    explain: bool,
+) -> None:
     """List, filter and export the alerts of the last `derisk analyze`."""
     with Workspace.open(workspace, create=False, read_only=True) as ws:
         found = load_alerts(ws, kind=kind, min_severity=min_severity, system=system)
@@ -59,17 +75,24 @@ def alerts_command(workspace: Path, kind: str | None, min_severity: str | None, 
             write_atomic(Path(ecs_dest), text)
     to_err = "-" in (json_dest, ecs_dest)
     if not found:
-        click.echo("No alerts" + (" match these filters." if kind or min_severity or system else "."), err=to_err)
+        click.echo(
+            "No alerts" + (" match these filters." if kind or min_severity or system else "."), err=to_err
+        )
         return
-    click.echo(f"{'severity':<8} score  {'kind':<18} {'system/host':<24} {'destination':<48} controller", err=to_err)
+    click.echo(
+        f"{'severity':<8} score  {'kind':<18} {'system/host':<24} {'destination':<48} controller", err=to_err
+    )
     for a in found:
         click.echo(_line(a), err=to_err)
         if explain:
             click.echo("    " + visible(a.sentence, 2000), err=to_err)
     for s in suppressed:
         if s["flows"]:
-            click.echo(f"allow-list {visible(s['matcher'])}={visible(s['value'])} suppressed {s['flows']:,} flows "
-                       f"({visible(s['reason'])})", err=to_err)
+            click.echo(
+                f"allow-list {visible(s['matcher'])}={visible(s['value'])} suppressed {s['flows']:,} flows "
+                f"({visible(s['reason'])})",
+                err=to_err,
+            )
 
 
 def register(group: click.Group) -> None:

@@ -62,9 +62,27 @@ PARTITION_ROWS: Final = 1_000_000
 
 #: Columns the detections read; everything else is left unread.
 COLUMNS: Final = (
-    "flow_id", "direction", "system", "first_seen", "last_seen", "src_ip", "src_port", "dst_ip", "dst_port",
-    "protocol", "bytes_out", "bytes_in", "server_name", "dns_query", "dst_asn", "dst_as_org", "dst_domain",
-    "dst_org", "dst_controller", "dst_jurisdiction", "dst_jurisdiction_basis",
+    "flow_id",
+    "direction",
+    "system",
+    "first_seen",
+    "last_seen",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "protocol",
+    "bytes_out",
+    "bytes_in",
+    "server_name",
+    "dns_query",
+    "dst_asn",
+    "dst_as_org",
+    "dst_domain",
+    "dst_org",
+    "dst_controller",
+    "dst_jurisdiction",
+    "dst_jurisdiction_basis",
 )
 
 
@@ -106,11 +124,19 @@ def merge_hosts(alerts: list[Alert]) -> list[Alert]:
         top = members[0]
         if len(members) > 1:
             hosts = sorted({m.src_ip for m in members if m.src_ip})
-            evidence = {**top.evidence, "host_count": len(hosts), "hosts": hosts[:50],
-                        "host_scores": [{"src_ip": m.src_ip, "score": m.score} for m in members[:50] if m.src_ip]}
-            top = replace(top, evidence=evidence, flow_count=sum(m.flow_count for m in members),
-                          first_seen=min((m.first_seen for m in members if m.first_seen), default=None),
-                          last_seen=max((m.last_seen for m in members if m.last_seen), default=None))
+            evidence = {
+                **top.evidence,
+                "host_count": len(hosts),
+                "hosts": hosts[:50],
+                "host_scores": [{"src_ip": m.src_ip, "score": m.score} for m in members[:50] if m.src_ip],
+            }
+            top = replace(
+                top,
+                evidence=evidence,
+                flow_count=sum(m.flow_count for m in members),
+                first_seen=min((m.first_seen for m in members if m.first_seen), default=None),
+                last_seen=max((m.last_seen for m in members if m.last_seen), default=None),
+            )
         out.append(top)
     return out
 
@@ -168,7 +194,9 @@ def detect(
                 continue
             if not partitionable and part > 0:
                 continue
-            applying = tuple(i for i, e in enumerate(config.allowlist) if any(e.applies_to(k) for k in kind_group))
+            applying = tuple(
+                i for i, e in enumerate(config.allowlist) if any(e.applies_to(k) for k in kind_group)
+            )
             key = (*applying, -1 if partitionable else -2)
             if key not in views:
                 keep = np.ones(table.num_rows, dtype=bool)

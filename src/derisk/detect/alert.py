@@ -236,7 +236,10 @@ def make_alert(
     if laws:
         level += 1
         if target.jurisdiction_basis not in (None, "registry"):
-            evidence = {**evidence, "jurisdiction_note": "controlling jurisdiction inferred from AS registration"}
+            evidence = {
+                **evidence,
+                "jurisdiction_note": "controlling jurisdiction inferred from AS registration",
+            }
     level = min(level, len(SEVERITIES) - 1)
     target = Target(
         src_ip=target.src_ip,
@@ -312,8 +315,5 @@ def alert_sentence(alert: Alert) -> str:
     if alert.laws:
         labels = "; ".join(law.label() for law in alert.laws[:4])
         more = f" and {len(alert.laws) - 4} more" if len(alert.laws) > 4 else ""
-        text += (
-            f" Laws there can compel cooperation: {labels}{more}."
-            " Decision support, not legal advice."
-        )
+        text += f" Laws there can compel cooperation: {labels}{more}. Decision support, not legal advice."
     return text

@@ -44,7 +44,9 @@ def _text(table: pa.Table, name: str, test: Callable[[Any], Any]) -> B:
     col = column(table, name)
     if pa.types.is_null(col.type):
         return np.zeros(table.num_rows, dtype=bool)
-    return string_mask(col, lambda a: test(pc.utf8_rtrim(pc.utf8_lower(pc.cast(a, pa.string())), characters=".")))
+    return string_mask(
+        col, lambda a: test(pc.utf8_rtrim(pc.utf8_lower(pc.cast(a, pa.string())), characters="."))
+    )
 
 
 def entry_mask(table: pa.Table, entry: AllowEntry) -> B:
@@ -78,8 +80,10 @@ def entry_mask(table: pa.Table, entry: AllowEntry) -> B:
     elif entry.matcher == "asn":
         col = column(table, "dst_asn")
         if pa.types.is_integer(col.type):
-            mask |= np.asarray(pc.fill_null(pc.equal(col, int(entry.value)), False).to_numpy(zero_copy_only=False),
-                               dtype=bool)
+            mask |= np.asarray(
+                pc.fill_null(pc.equal(col, int(entry.value)), False).to_numpy(zero_copy_only=False),
+                dtype=bool,
+            )
     elif entry.matcher == "organisation":
         for name in ("dst_org", "dst_as_org"):
             if name in table.column_names:

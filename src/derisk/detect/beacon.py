@@ -128,6 +128,7 @@ def score_pairs(codes: I64, t: F64, size: F64, cfg: DetectionConfig) -> PairScor
     dev = np.where(onbeat, np.abs(gs - k * period_g[at]), np.inf)
     o2 = np.lexsort((dev, at))
     jitter_g = _median_range(dev[o2], gseg.starts, beats_g)
+
     # back to one value per group (groups without gaps keep zeros)
     def per_group(values: np.ndarray, fill: float = 0.0) -> F64:
         out = np.full(n, fill, dtype=np.float64)
@@ -255,8 +256,18 @@ def detect_beacons(
                 score = min(1.0, 0.8 + 0.2 * n / (2 * cfg.get("beacon", "strobe_connections")))
                 summary = f"opened {n:,} connections to {{dest}} in {span_h:.1f} h (a strobe)"
                 alerts.append(
-                    make_alert("strobe", score, target, summary, common, laws_for, flow_ids=ids[j],
-                               flow_count=n, first_seen=as_datetime(res.first[i]), last_seen=as_datetime(res.last[i]))
+                    make_alert(
+                        "strobe",
+                        score,
+                        target,
+                        summary,
+                        common,
+                        laws_for,
+                        flow_ids=ids[j],
+                        flow_count=n,
+                        first_seen=as_datetime(res.first[i]),
+                        last_seen=as_datetime(res.last[i]),
+                    )
                 )
                 continue
             expected = max(int(res.expected[i]), 1)
@@ -282,8 +293,17 @@ def detect_beacons(
                 f", active {float(res.active[i]) / 3600.0:.1f} h, {skipped:.0%} of beats skipped"
             )
             alerts.append(
-                make_alert("beacon", float(res.score[i]), target, summary, evidence, laws_for, flow_ids=ids[j],
-                           flow_count=int(res.seg.lengths[i]), first_seen=as_datetime(res.first[i]),
-                           last_seen=as_datetime(res.last[i]))
+                make_alert(
+                    "beacon",
+                    float(res.score[i]),
+                    target,
+                    summary,
+                    evidence,
+                    laws_for,
+                    flow_ids=ids[j],
+                    flow_count=int(res.seg.lengths[i]),
+                    first_seen=as_datetime(res.first[i]),
+                    last_seen=as_datetime(res.last[i]),
+                )
             )
     return alerts

@@ -33,7 +33,12 @@ from derisk.detect.upload import _fmt_bytes
 
 
 def detect_compelled(
-    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None, frame: object = None
+    flows: pa.Table,
+    cfg: DetectionConfig,
+    laws_for: LawsFor,
+    *,
+    now: datetime | None = None,
+    frame: object = None,
 ) -> list[Alert]:
     if flows.num_rows == 0:
         return []
@@ -72,9 +77,15 @@ def detect_compelled(
         r = row_lists[j]
         ctrl = info.get("dst_controller") or info.get("dst_org") or "unknown"
         dests = pc.unique(pc.take(column(flows, "dst_ip"), pa.array(r, pa.int64()))).to_pylist()
-        names = pc.unique(pc.take(column(flows, "server_name"), pa.array(r, pa.int64()))).drop_null().to_pylist()
+        names = (
+            pc.unique(pc.take(column(flows, "server_name"), pa.array(r, pa.int64()))).drop_null().to_pylist()
+        )
         target = target_from(info, str(ctrl))
-        score = 0.8 + (0.1 if sent[i] >= 10 * min_bytes else 0.0) + (0.1 if hours[i] >= 4 * max(min_hours, 0.25) else 0.0)
+        score = (
+            0.8
+            + (0.1 if sent[i] >= 10 * min_bytes else 0.0)
+            + (0.1 if hours[i] >= 4 * max(min_hours, 0.25) else 0.0)
+        )
         evidence = {
             "bytes_out": int(sent[i]),
             "hours": round(float(hours[i]), 2),
@@ -89,7 +100,18 @@ def detect_compelled(
             f"({len(dests)} address{'es' if len(dests) > 1 else ''}"
             f"{', e.g. ' + str(names[0]) if names else ''})"
         )
-        alerts.append(make_alert("compelled-transfer", score, target, summary, evidence, laws_for,
-                                 flow_ids=ids[j], flow_count=len(r), first_seen=as_datetime(first[i]),
-                                 last_seen=as_datetime(last[i])))
+        alerts.append(
+            make_alert(
+                "compelled-transfer",
+                score,
+                target,
+                summary,
+                evidence,
+                laws_for,
+                flow_ids=ids[j],
+                flow_count=len(r),
+                first_seen=as_datetime(first[i]),
+                last_seen=as_datetime(last[i]),
+            )
+        )
     return alerts

@@ -139,8 +139,13 @@ def check_section(value: Any) -> list[Problem]:
         beacon = body if section == "beacon" else None
         if isinstance(beacon, dict):
             lo_p, hi_p = beacon.get("min_period_seconds"), beacon.get("max_period_seconds")
-            if isinstance(lo_p, int | float) and isinstance(hi_p, int | float) and _is_number(lo_p) \
-                    and _is_number(hi_p) and float(lo_p) >= float(hi_p):
+            if (
+                isinstance(lo_p, int | float)
+                and isinstance(hi_p, int | float)
+                and _is_number(lo_p)
+                and _is_number(hi_p)
+                and float(lo_p) >= float(hi_p)
+            ):
                 problems.append(Problem("beacon", "min_period_seconds must be below max_period_seconds"))
     return problems
 
@@ -171,23 +176,39 @@ def check_allowlist(value: Any) -> list[Problem]:
     if value is None:
         return []
     if not isinstance(value, list):
-        return [Problem("", "must be a list of entries, each with one of domain/ip/asn/organisation/controller and a reason")]
+        return [
+            Problem(
+                "",
+                "must be a list of entries, each with one of domain/ip/asn/organisation/controller and a reason",
+            )
+        ]
     problems: list[Problem] = []
     for i, entry in enumerate(value):
         where = f"[{i}]"
         if not isinstance(entry, dict):
-            problems.append(Problem(where, "must be a mapping such as {domain: '*.example.com', reason: '...'}"))
+            problems.append(
+                Problem(where, "must be a mapping such as {domain: '*.example.com', reason: '...'}")
+            )
             continue
         for key in sorted(set(map(str, entry)) - ALLOW_KEYS):
-            problems.append(Problem(f"{where}.{key}", f"unknown key (expected: {', '.join(sorted(ALLOW_KEYS))})"))
+            problems.append(
+                Problem(f"{where}.{key}", f"unknown key (expected: {', '.join(sorted(ALLOW_KEYS))})")
+            )
         present = [m for m in ALLOW_MATCHERS if m in entry]
         if len(present) != 1:
-            problems.append(Problem(where, f"needs exactly one of {', '.join(ALLOW_MATCHERS)}, found {len(present)}"))
+            problems.append(
+                Problem(where, f"needs exactly one of {', '.join(ALLOW_MATCHERS)}, found {len(present)}")
+            )
         for m in present:
             problems.extend(_check_matcher(m, entry[m], f"{where}.{m}"))
         reason = entry.get("reason")
         if not isinstance(reason, str) or not reason.strip():
-            problems.append(Problem(f"{where}.reason", "a reason is required: say why this is allowed (it is recorded with what it suppresses)"))
+            problems.append(
+                Problem(
+                    f"{where}.reason",
+                    "a reason is required: say why this is allowed (it is recorded with what it suppresses)",
+                )
+            )
         kinds = entry.get("kinds")
         if kinds is not None:
             if not isinstance(kinds, list) or not kinds:
@@ -195,16 +216,26 @@ def check_allowlist(value: Any) -> list[Problem]:
             else:
                 for k in kinds:
                     if k not in KINDS:
-                        problems.append(Problem(f"{where}.kinds", f"unknown kind {k!r} (expected: {', '.join(KINDS)})"))
+                        problems.append(
+                            Problem(f"{where}.kinds", f"unknown kind {k!r} (expected: {', '.join(KINDS)})")
+                        )
     return problems
 
 
-def load_config(detection: Any = None, allowlist: Any = None, *, source: str = "site file") -> DetectionConfig:
+def load_config(
+    detection: Any = None, allowlist: Any = None, *, source: str = "site file"
+) -> DetectionConfig:
     """Build a :class:`DetectionConfig` from the two site sections, raising ConfigError on any problem."""
-    problems = [Problem(f"detection.{p.where}" if p.where else "detection", p.what) for p in check_section(detection)]
-    problems += [Problem(f"allowlist{p.where}" if p.where else "allowlist", p.what) for p in check_allowlist(allowlist)]
+    problems = [
+        Problem(f"detection.{p.where}" if p.where else "detection", p.what) for p in check_section(detection)
+    ]
+    problems += [
+        Problem(f"allowlist{p.where}" if p.where else "allowlist", p.what) for p in check_allowlist(allowlist)
+    ]
     raise_problems(problems, source=source, kind=ConfigError, summary="invalid detection settings")
-    thresholds = {str(k): {str(n): float(v) for n, v in (b or {}).items()} for k, b in (detection or {}).items()}
+    thresholds = {
+        str(k): {str(n): float(v) for n, v in (b or {}).items()} for k, b in (detection or {}).items()
+    }
     entries: list[AllowEntry] = []
     for entry in allowlist or []:
         matcher = next(m for m in ALLOW_MATCHERS if m in entry)
@@ -213,7 +244,9 @@ def load_config(detection: Any = None, allowlist: Any = None, *, source: str = "
         if matcher in ("domain", "organisation", "controller"):
             text = text.lower()
         entries.append(
-            AllowEntry(matcher, text, str(entry["reason"]).strip(), tuple(str(k) for k in entry.get("kinds") or ()))
+            AllowEntry(
+                matcher, text, str(entry["reason"]).strip(), tuple(str(k) for k in entry.get("kinds") or ())
+            )
         )
     return DetectionConfig(thresholds=thresholds, allowlist=tuple(entries))
 
@@ -221,4 +254,3 @@ def load_config(detection: Any = None, allowlist: Any = None, *, source: str = "
 def threshold_names() -> dict[str, list[str]]:
     """Every threshold name per detection (for the documentation test)."""
     return {section: list(spec) for section, spec in SPECS.items()}
-

@@ -51,7 +51,11 @@ def entropy_bits(strings: list[str]) -> tuple[F64, F64]:
     if n == 0:
         return np.zeros(0), np.zeros(0)
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[: n + 1]
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[: offsets[-1]] if offsets[-1] else np.zeros(0, np.uint8)
+    data = (
+        np.frombuffer(arr.buffers()[2], dtype=np.uint8)[: offsets[-1]]
+        if offsets[-1]
+        else np.zeros(0, np.uint8)
+    )
     lengths = np.diff(offsets).astype(np.float64)
     owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
     key = np.sort(owner * 256 + data.astype(np.int64))
@@ -65,7 +69,12 @@ def entropy_bits(strings: list[str]) -> tuple[F64, F64]:
 
 
 def detect_dns_tunnels(
-    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None, frame: object = None
+    flows: pa.Table,
+    cfg: DetectionConfig,
+    laws_for: LawsFor,
+    *,
+    now: datetime | None = None,
+    frame: object = None,
 ) -> list[Alert]:
     if flows.num_rows == 0 or "dns_query" not in flows.column_names:
         return []
@@ -89,13 +98,17 @@ def detect_dns_tunnels(
         return []
     # payload features over the distinct names of candidate domains
     sel = np.flatnonzero(np.isin(dom_codes_u, candidates))
-    subs = [uniq_list[i][: max(len(uniq_list[i]) - len(dom_names[dom_codes_u[i]]) - 1, 0)].replace(".", "")
-            for i in sel]
+    subs = [
+        uniq_list[i][: max(len(uniq_list[i]) - len(dom_names[dom_codes_u[i]]) - 1, 0)].replace(".", "")
+        for i in sel
+    ]
     h, length = entropy_bits(subs)
     order = np.lexsort((length, dom_codes_u[sel]))
     seg = segments(dom_codes_u[sel][order])
     len_sorted = length[order]
-    median_len = (len_sorted[seg.starts + (seg.lengths - 1) // 2] + len_sorted[seg.starts + seg.lengths // 2]) / 2
+    median_len = (
+        len_sorted[seg.starts + (seg.lengths - 1) // 2] + len_sorted[seg.starts + seg.lengths // 2]
+    ) / 2
     mean_h = seg.sum(h[order]) / seg.lengths
     # connected directly? registrable domains of server names and attributed domains of flows
     connected: set[str] = set()
@@ -148,6 +161,18 @@ def detect_dns_tunnels(
             f"{mh:.1f} bits per character{never})"
         )
         target = Target(src_ip=top, system=None, destination=dom_names[d])
-        alerts.append(make_alert("dns-tunnel", score, target, summary, evidence, laws_for, flow_ids=fids,
-                                 flow_count=len(r), first_seen=first, last_seen=last))
+        alerts.append(
+            make_alert(
+                "dns-tunnel",
+                score,
+                target,
+                summary,
+                evidence,
+                laws_for,
+                flow_ids=fids,
+                flow_count=len(r),
+                first_seen=first,
+                last_seen=last,
+            )
+        )
     return alerts

@@ -27,19 +27,24 @@ KINDS = ("beacon", "long-connection", "dns-tunnel", "upload", "new-destination",
 
 def names_of(alert: Alert) -> set[str]:
     t = alert.target
-    return {x for x in (t.destination, t.dst_ip, t.server_name, t.organisation, t.controller, t.jurisdiction) if x}
+    return {
+        x for x in (t.destination, t.dst_ip, t.server_name, t.organisation, t.controller, t.jurisdiction) if x
+    }
 
 
 def matches(names: set[str], src: set[str], truth: Truth) -> bool:
-    return (truth.destination == "*" or truth.destination in names) and (truth.src is None or truth.src in src)
+    return (truth.destination == "*" or truth.destination in names) and (
+        truth.src is None or truth.src in src
+    )
 
 
 def score(found: list[tuple[set[str], set[str]]], truths: list[Truth]) -> dict[str, Any]:
     pos = [t for t in truths if t.positive]
     neg = [t for t in truths if not t.positive]
     tp = sum(1 for n, s in found if any(matches(n, s, t) for t in pos))
-    fp_labelled = sum(1 for n, s in found if not any(matches(n, s, t) for t in pos)
-                      and any(matches(n, s, t) for t in neg))
+    fp_labelled = sum(
+        1 for n, s in found if not any(matches(n, s, t) for t in pos) and any(matches(n, s, t) for t in neg)
+    )
     hit = [t for t in pos if any(matches(n, s, t) for n, s in found)]
     missed = [t.category for t in pos if t not in hit]
     return {
@@ -91,7 +96,11 @@ def run(seed: int, allow: bool) -> dict[str, Any]:
     best = None
     for thr in np.arange(0.30, 1.0001, 0.01):
         s = score(rita_found(rita, float(thr)), truths)
-        if s["alerts"] and s["precision"] >= ours["precision"] and (best is None or s["recall"] > best[1]["recall"]):
+        if (
+            s["alerts"]
+            and s["precision"] >= ours["precision"]
+            and (best is None or s["recall"] > best[1]["recall"])
+        ):
             best = (float(thr), s)
     report["rita_equal_precision"] = best
     report["rita_curve"] = [(thr, score(rita_found(rita, thr), truths)) for thr in (0.5, 0.6, 0.7, 0.8, 0.9)]

@@ -68,7 +68,12 @@ def continuation_rows(flows: pa.Table, start: F64, end: F64, rows: I64, stitch: 
 
 
 def detect_long_connections(
-    flows: pa.Table, cfg: DetectionConfig, laws_for: LawsFor, *, now: datetime | None = None, frame: object = None
+    flows: pa.Table,
+    cfg: DetectionConfig,
+    laws_for: LawsFor,
+    *,
+    now: datetime | None = None,
+    frame: object = None,
 ) -> list[Alert]:
     if flows.num_rows == 0:
         return []
@@ -126,8 +131,17 @@ def detect_long_connections(
         if cseg.lengths[k] > 1:
             summary += f" ({int(cseg.lengths[k])} flow records stitched)"
         alerts.append(
-            make_alert("long-connection", long_score(hours, min_hours), target, summary, evidence, laws_for,
-                       flow_ids=ids[j], flow_count=int(cseg.lengths[k]), first_seen=as_datetime(first),
-                       last_seen=as_datetime(float(conn_last[k])))
+            make_alert(
+                "long-connection",
+                long_score(hours, min_hours),
+                target,
+                summary,
+                evidence,
+                laws_for,
+                flow_ids=ids[j],
+                flow_count=int(cseg.lengths[k]),
+                first_seen=as_datetime(first),
+                last_seen=as_datetime(float(conn_last[k])),
+            )
         )
     return alerts

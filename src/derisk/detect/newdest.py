@@ -69,7 +69,9 @@ def _first_seen(key: I64, start: F64, size: F64, rows: B, baseline_end: float, m
     del slot
     order = r[np.lexsort((start[r], key[r]))]
     seg = segments(key[order])
-    return _New(order, seg, np.arange(len(seg), dtype=np.int64), np.asarray(total[seg.codes + 1], dtype=np.float64))
+    return _New(
+        order, seg, np.arange(len(seg), dtype=np.int64), np.asarray(total[seg.codes + 1], dtype=np.float64)
+    )
 
 
 def detect_new_destinations(
@@ -126,8 +128,12 @@ def detect_new_destinations(
     alerts = []
     for j, (scope, r, extra) in enumerate(found):
         info = infos[j]
-        evidence: dict[str, object] = {"scope": scope, "baseline_end": as_datetime(baseline_end).isoformat(),
-                                       "flows_since": len(r), "bytes_since": int(size[r].sum())}
+        evidence: dict[str, object] = {
+            "scope": scope,
+            "baseline_end": as_datetime(baseline_end).isoformat(),
+            "flows_since": len(r),
+            "bytes_since": int(size[r].sum()),
+        }
         if scope in ("destination", "destinations"):
             target = target_from(info, str(first_value(info, "dst_domain", "dst_ip")))
             what = "talked for the first time to {dest}"
@@ -149,9 +155,18 @@ def detect_new_destinations(
         evidence["hosts"] = hosts
         kind_scope = "destination" if scope == "destinations" else scope
         plural = "host" if hosts == 1 else "hosts"
-        alerts.append(make_alert("new-destination", SCORES[kind_scope], target,
-                                 f"{what} after the baseline period ({len(r):,} flow{'' if len(r) == 1 else 's'}, {hosts} {plural})",
-                                 evidence, laws_for, flow_ids=ids[j], flow_count=len(r),
-                                 first_seen=as_datetime(times.start[r].min()),
-                                 last_seen=as_datetime(times.start[r].max())))
+        alerts.append(
+            make_alert(
+                "new-destination",
+                SCORES[kind_scope],
+                target,
+                f"{what} after the baseline period ({len(r):,} flow{'' if len(r) == 1 else 's'}, {hosts} {plural})",
+                evidence,
+                laws_for,
+                flow_ids=ids[j],
+                flow_count=len(r),
+                first_seen=as_datetime(times.start[r].min()),
+                last_seen=as_datetime(times.start[r].max()),
+            )
+        )
     return alerts

@@ -158,10 +158,14 @@ def duration_scores(first: F64, last: F64, lo: float, hi: float, bars: I64, run:
 class RitaResult:
     """RITA v5 beacon scores: one row per analysed pair."""
 
-    table: pa.Table  # key_type, src_ip, destination, score, ts_score, ds_score, hist_score, dur_score, connections
+    table: (
+        pa.Table
+    )  # key_type, src_ip, destination, score, ts_score, ds_score, hist_score, dur_score, connections
 
 
-def _score_groups(codes: I64, ts: F64, size: F64, lo: float, hi: float) -> tuple[I64, F64, F64, F64, F64, F64, I64]:
+def _score_groups(
+    codes: I64, ts: F64, size: F64, lo: float, hi: float
+) -> tuple[I64, F64, F64, F64, F64, F64, I64]:
     """Score every group with >= 4 distinct second timestamps and < 86,400 connections."""
     order = np.lexsort((ts, codes))
     c, t, b = codes[order], ts[order], size[order]
@@ -200,7 +204,15 @@ def _score_groups(codes: I64, ts: F64, size: F64, lo: float, hi: float) -> tuple
     dur_score = duration_scores(first, last, lo, hi, bars, run)
     score = _round3((ts_score + ds_score + hist_score + dur_score) / 4.0)
     sel = np.flatnonzero(ok)
-    return seg.codes[sel], score[sel], ts_score[sel], ds_score[sel], hist_score[sel], dur_score[sel], seg.lengths[sel]
+    return (
+        seg.codes[sel],
+        score[sel],
+        ts_score[sel],
+        ds_score[sel],
+        hist_score[sel],
+        dur_score[sel],
+        seg.lengths[sel],
+    )
 
 
 def rita_beacons(flows: pa.Table, *, window_hours: float = 24.0) -> pa.Table:

@@ -25,5 +25,7 @@ def detect_in_workspace(
     flows = read_flows_compact(ws, columns)
     result = detect(flows, config, laws_for=laws_for)
     replace_alerts(ws, result.alerts, result.suppressed, con=ws.con)
-    log.info("%d alerts from %d flows (inputs: %s)", len(result.alerts), result.flows, ", ".join(input_ids or []))
+    log.info(
+        "%d alerts from %d flows (inputs: %s)", len(result.alerts), result.flows, ", ".join(input_ids or [])
+    )
     return result.alerts

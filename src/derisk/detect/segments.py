@@ -55,7 +55,9 @@ def codes_of(arr: pa.ChunkedArray | pa.Array) -> I64:
                 dtype=np.int64,
             )
             remap = np.r_[remap, -1]  # a null index (-1) stays -1
-            parts.append(remap[np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)])
+            parts.append(
+                remap[np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)]
+            )
         return np.concatenate(parts)
     uniques = pc.unique(arr).drop_null()
     idx = pc.index_in(arr, value_set=uniques)
@@ -75,9 +77,15 @@ def string_mask(arr: pa.ChunkedArray | pa.Array, test: Callable[[Any], Any]) -> 
             return np.zeros(0, dtype=bool)
         out = []
         for c in chunks:  # loop over chunks, not rows
-            on_dict = np.asarray(pc.fill_null(test(c.dictionary), False).to_numpy(zero_copy_only=False), dtype=bool)
+            on_dict = np.asarray(
+                pc.fill_null(test(c.dictionary), False).to_numpy(zero_copy_only=False), dtype=bool
+            )
             on_dict = np.r_[on_dict, False]  # a null index (-1) is False
-            out.append(on_dict[np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)])
+            out.append(
+                on_dict[
+                    np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+                ]
+            )
         return np.concatenate(out)
     return np.asarray(pc.fill_null(test(arr), False).to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -274,8 +282,14 @@ def ints(table: pa.Table, name: str) -> I64:
     out = np.zeros(table.num_rows, dtype=np.int64)
     pos = 0
     for chunk in arr.chunks:  # loop over chunks, vectorised within
-        c = chunk if pa.types.is_integer(chunk.type) or pa.types.is_null(chunk.type) else pc.cast(chunk, pa.int64(), safe=False)
-        out[pos : pos + len(c)] = np.asarray(pc.fill_null(pc.cast(c, pa.int64()), 0).to_numpy(zero_copy_only=False))
+        c = (
+            chunk
+            if pa.types.is_integer(chunk.type) or pa.types.is_null(chunk.type)
+            else pc.cast(chunk, pa.int64(), safe=False)
+        )
+        out[pos : pos + len(c)] = np.asarray(
+            pc.fill_null(pc.cast(c, pa.int64()), 0).to_numpy(zero_copy_only=False)
+        )
         pos += len(c)
     np.maximum(out, 0, out=out)
     return out

@@ -103,7 +103,8 @@ def detect_uploads(
     base = baseline[pair_who]
     cand = (out_sum >= min_bytes) & (out_sum >= ratio * in_sum) & (out_sum >= factor * base)
     hits = [
-        (i, s) for i in np.flatnonzero(cand)
+        (i, s)
+        for i in np.flatnonzero(cand)
         if (s := upload_score(float(out_sum[i]), float(in_sum[i]), float(base[i]), min_bytes)) >= min_score
     ]
     alerted_who = {int(pair_who[i]) for i, _ in hits}
@@ -138,7 +139,9 @@ def detect_uploads(
         else:
             o, inb, b = float(w_out[i]), float(w_in[i]), float(w_base[i])
             dests = len(np.unique(dest[r]))
-            target = Target(src_ip=info.get("src_ip"), system=info.get("system"), destination=f"{dests} destinations")
+            target = Target(
+                src_ip=info.get("src_ip"), system=info.get("system"), destination=f"{dests} destinations"
+            )
         if not info.get("system"):
             target = Target(**{**target.__dict__, "system": None})
         evidence = {
@@ -159,7 +162,18 @@ def detect_uploads(
         )
         summary = f"sent {_fmt_bytes(o)} to {{dest}} and received {_fmt_bytes(inb)}{base_txt}"
         starts = times.start[r]
-        alerts.append(make_alert("upload", s, target, summary, evidence, laws_for, flow_ids=ids[j],
-                                 flow_count=len(r), first_seen=as_datetime(starts.min()),
-                                 last_seen=as_datetime(starts.max())))
+        alerts.append(
+            make_alert(
+                "upload",
+                s,
+                target,
+                summary,
+                evidence,
+                laws_for,
+                flow_ids=ids[j],
+                flow_count=len(r),
+                first_seen=as_datetime(starts.min()),
+                last_seen=as_datetime(starts.max()),
+            )
+        )
     return alerts

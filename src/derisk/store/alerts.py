@@ -70,10 +70,25 @@ def replace_alerts(
             continue
         seen.add(a.alert_id)
         rows.append(
-            (a.alert_id, a.kind, a.severity, a.severity_rank, float(a.score), a.src_ip, a.system, a.destination,
-             a.controller, a.jurisdiction, a.first_seen, a.last_seen, json.dumps(a.to_json(), ensure_ascii=False))
+            (
+                a.alert_id,
+                a.kind,
+                a.severity,
+                a.severity_rank,
+                float(a.score),
+                a.src_ip,
+                a.system,
+                a.destination,
+                a.controller,
+                a.jurisdiction,
+                a.first_seen,
+                a.last_seen,
+                json.dumps(a.to_json(), ensure_ascii=False),
+            )
         )
-    sup = [(s.entry.matcher, s.entry.value, s.entry.reason, ",".join(s.entry.kinds), s.flows) for s in suppressed]
+    sup = [
+        (s.entry.matcher, s.entry.value, s.entry.reason, ",".join(s.entry.kinds), s.flows) for s in suppressed
+    ]
     try:
         if con is not None:
             _write(con, rows, sup)
@@ -154,6 +169,12 @@ def load_suppressions(ws: Workspace) -> list[dict[str, Any]]:
         return []
     rows = ws.query("SELECT matcher, value, reason, kinds, flows FROM alert_suppressions")
     return [
-        {"matcher": m, "value": v, "reason": r, "kinds": [k for k in (ks or "").split(",") if k], "flows": int(f)}
+        {
+            "matcher": m,
+            "value": v,
+            "reason": r,
+            "kinds": [k for k in (ks or "").split(",") if k],
+            "flows": int(f),
+        }
         for m, v, r, ks, f in rows
     ]
