@@ -44,8 +44,7 @@ from derisk.detect.segments import (
     codes_of,
     column,
     combine,
-    flow_times,
-    mask_eq,
+    outbound_rows,
     segments,
 )
 from derisk.detect.targets import flow_ids_for, rows_info, target_from
@@ -205,12 +204,10 @@ def detect_beacons(
     frame: Frame | None = None,
 ) -> list[Alert]:
     """Beacon and strobe alerts for the outbound flows of ``flows`` (window cut from ``frame``)."""
-    if flows.num_rows == 0:
+    found = outbound_rows(flows, now)
+    if found is None:
         return []
-    times = flow_times(flows, now)
-    ok = mask_eq(column(flows, "direction"), "outbound") & times.valid
-    if not ok.any():
-        return []
+    times, ok = found
     window = cfg.get("beacon", "window_hours") * 3600.0
     last = frame[1] if frame else float(times.start[ok].max())
     ok &= times.start >= last - window

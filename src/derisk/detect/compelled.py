@@ -22,9 +22,8 @@ from derisk.detect.segments import (
     coalesce_codes,
     column,
     combine,
-    flow_times,
     ints,
-    mask_eq,
+    outbound_rows,
     segments,
     string_mask,
 )
@@ -40,13 +39,13 @@ def detect_compelled(
     now: datetime | None = None,
     frame: object = None,
 ) -> list[Alert]:
-    if flows.num_rows == 0:
+    found = outbound_rows(flows, now)
+    if found is None:
         return []
-    times = flow_times(flows, now)
-    ok = mask_eq(column(flows, "direction"), "outbound") & times.valid
+    times, ok = found
     juris = column(flows, "dst_jurisdiction")
     compelling = [j for j in pc.unique(juris).drop_null().to_pylist() if compelling_laws(laws_for, str(j))]
-    if not compelling or not ok.any():
+    if not compelling:
         return []
     values = pa.array(compelling, pa.string())
     in_scope = string_mask(juris, lambda a: pc.is_in(pc.cast(a, pa.string()), value_set=values))

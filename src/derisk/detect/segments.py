@@ -300,3 +300,12 @@ def take_values(arr: pa.ChunkedArray, rows: I64) -> list[Any]:
     if len(rows) == 0:
         return []
     return pc.take(arr, pa.array(rows, pa.int64())).to_pylist()  # type: ignore[no-any-return]
+
+
+def outbound_rows(flows: pa.Table, now: datetime | None) -> tuple[Times, B] | None:
+    """The flow times and the mask of outbound flows with usable times; None when there are none."""
+    if flows.num_rows == 0:
+        return None
+    times = flow_times(flows, now)
+    ok = mask_eq(column(flows, "direction"), "outbound") & times.valid
+    return (times, ok) if ok.any() else None

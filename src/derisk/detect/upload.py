@@ -30,9 +30,8 @@ from derisk.detect.segments import (
     column,
     combine,
     first_value,
-    flow_times,
     ints,
-    mask_eq,
+    outbound_rows,
     segments,
 )
 from derisk.detect.targets import flow_ids_for, rows_info, target_from
@@ -59,12 +58,10 @@ def detect_uploads(
     now: datetime | None = None,
     frame: Frame | None = None,
 ) -> list[Alert]:
-    if flows.num_rows == 0:
+    found = outbound_rows(flows, now)
+    if found is None:
         return []
-    times = flow_times(flows, now)
-    ok = mask_eq(column(flows, "direction"), "outbound") & times.valid
-    if not ok.any():
-        return []
+    times, ok = found
     window = cfg.get("beacon", "window_hours") * 3600.0
     t_hi = frame[1] if frame else float(times.start[ok].max())
     cut = t_hi - window
