@@ -73,3 +73,9 @@ def test_demo_screening_requires_belgian_notification(demo: Path) -> None:
     be = next(r for r in doc["regimes"] if r["regime"] == "BE")
     assert be["outcome"] == "required"
     assert "not legal advice" in doc["disclaimer"]
+
+
+def test_demo_dns_tunnel_names_the_office_system(demo: Path) -> None:
+    doc = json.loads((demo / "analysis.json").read_text(encoding="utf-8"))
+    tunnels = [a for a in doc["alerts"] if a["kind"] == "dns-tunnel"]
+    assert tunnels and tunnels[0]["system"] == "Office"

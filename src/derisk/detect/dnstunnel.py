@@ -160,7 +160,7 @@ def detect_dns_tunnels(
             f"sent {n:,} unique DNS names under {dom_names[d]} (median {mlen:.0f} characters, "
             f"{mh:.1f} bits per character{never})"
         )
-        target = Target(src_ip=top, system=None, destination=dom_names[d])
+        target = Target(src_ip=top, system=_main_system(flows, r), destination=dom_names[d])
         alerts.append(
             make_alert(
                 "dns-tunnel",
@@ -176,3 +176,16 @@ def detect_dns_tunnels(
             )
         )
     return alerts
+
+
+def _main_system(flows: pa.Table, rows: np.ndarray) -> str | None:
+    """The site system most of these queries came from (None when no querying host has one)."""
+    if "system" not in flows.column_names:
+        return None
+    counts = pc.value_counts(
+        pc.drop_null(pc.take(column(flows, "system"), pa.array(rows, pa.int64())))
+    ).to_pylist()
+    if not counts:
+        return None
+    counts.sort(key=lambda x: (-x["counts"], str(x["values"])))
+    return str(counts[0]["values"])
