@@ -16,6 +16,7 @@ says what is missing. That is how "we do not know" stays visible instead of beco
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -75,11 +76,11 @@ class Env:
     term_cache: dict[str, tuple[bool | None, Trace]] = field(default_factory=dict)
 
 
-class Expr:
+class Expr(ABC):
     type: T
 
-    def eval(self, env: Env, trace: Trace) -> Value:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def eval(self, env: Env, trace: Trace) -> Value: ...
 
 
 @dataclass(frozen=True)
