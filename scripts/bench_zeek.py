@@ -191,7 +191,8 @@ def generate(directory: Path, lines: int, large: bool) -> float:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from derisk.gen.zeek import Dns, ZeekLogs, bench_uid, write_bench_conn_log, write_logs
+    from derisk.gen.zeek import Dns, ZeekLogs, write_logs
+    from derisk.gen.zeek_bench import bench_uid, write_bench_conn_log
 
     directory.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

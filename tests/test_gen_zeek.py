@@ -15,9 +15,9 @@ from derisk.gen.zeek import (
     build_logs,
     escape,
     make_uid,
-    write_bench_conn_log,
     write_logs,
 )
+from derisk.gen.zeek_bench import write_bench_conn_log
 
 T0 = 1_700_000_000.0
 SESSIONS = [

@@ -19,9 +19,9 @@ from derisk.gen.zeek import (
     Ssl,
     ZeekLogs,
     build_logs,
-    write_bench_conn_log,
     write_logs,
 )
+from derisk.gen.zeek_bench import write_bench_conn_log
 from derisk.ingest.zeek import log_files, read_zeek
 from derisk.safetext import MAX_FIELD_CHARS, TRUNCATION_MARK
 

@@ -18,7 +18,8 @@ import pytest
 
 from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA
-from derisk.gen.zeek import Conn, Ssl, ZeekLogs, write_bench_conn_log, write_logs
+from derisk.gen.zeek import Conn, Ssl, ZeekLogs, write_logs
+from derisk.gen.zeek_bench import write_bench_conn_log
 from derisk.ingest import zeek
 from derisk.ingest.zeek import read_zeek
 from derisk.safetext import MAX_FIELD_CHARS, TRUNCATION_MARK

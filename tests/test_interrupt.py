@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from derisk.gen.zeek import write_bench_conn_log
+from derisk.gen.zeek_bench import write_bench_conn_log
 from derisk.store.workspace import Workspace
 
 

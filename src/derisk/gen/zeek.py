@@ -7,7 +7,7 @@ many bytes each way, and learns its name through SNI / an HTTP Host / a DNS look
 alone, never from anything derisk reads back. :func:`write_logs` writes records as Zeek does: TSV
 with ``#`` headers and ``\\xHH`` escapes, or JSON lines; plain or gzip.
 
-:func:`write_bench_conn_log` writes a conn.log of millions of lines in vectorised chunks for the
+:func:`derisk.gen.zeek_bench.write_bench_conn_log` writes a conn.log of millions of lines in vectorised chunks for the
 benchmark (``scripts/bench_zeek.py``).
 """
 
@@ -23,11 +23,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal, TypedDict
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 Format = Literal["tsv", "json"]
 NameVia = Literal["sni", "http-host", "dns-answer"]
@@ -249,7 +244,7 @@ def _fields(spec: str) -> tuple[tuple[str, str], ...]:
 
 
 _ID = "ts:time uid:string id.orig_h:addr id.orig_p:port id.resp_h:addr id.resp_p:port "
-_CONN_FIELDS = _fields(
+CONN_FIELDS = _fields(
     _ID + "proto:enum service:string duration:interval orig_bytes:count resp_bytes:count "
     "conn_state:string local_orig:bool local_resp:bool missed_bytes:count history:string orig_pkts:count "
     "orig_ip_bytes:count resp_pkts:count resp_ip_bytes:count tunnel_parents:set[string]"
@@ -404,7 +399,7 @@ def write_logs(
     ja4 = with_ja4 if with_ja4 is not None else any(s.ja4 for s in logs.ssl)
     ssl_fields = _SSL_FIELDS + ((("ja4", "string"),) if ja4 else ())
     plan: list[tuple[str, Sequence[tuple[str, str]], list[list[object]]]] = [
-        ("conn", _CONN_FIELDS, [_values(c, _CONN_FIELDS) for c in logs.conn]),
+        ("conn", CONN_FIELDS, [_values(c, CONN_FIELDS) for c in logs.conn]),
         ("dns", _DNS_FIELDS, [_values(d, _DNS_FIELDS) for d in logs.dns]),
         ("ssl", ssl_fields, [_values(s, ssl_fields) for s in logs.ssl]),
         ("http", _HTTP_FIELDS, [_values(h, _HTTP_FIELDS) for h in logs.http]),
@@ -417,95 +412,3 @@ def write_logs(
         write_log(target, name, fields, rows, fmt=fmt, compress=compress, iso_ts=iso_ts)
         written[name] = target
     return written
-
-
-# --- the benchmark's large conn.log ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BenchLedger:
-    """Totals of a generated benchmark conn.log, from the generator's own arrays."""
-
-    rows: int
-    orig_ip_bytes: int
-    resp_ip_bytes: int
-    uids: tuple[str, ...]  # a sample of uids, for companion logs
-
-
-def bench_uid(index: pa.Array) -> pa.Array:
-    """Deterministic uids for benchmark rows: ``C`` and the zero-padded row number."""
-    return pc.binary_join_element_wise("C", pc.utf8_lpad(index.cast(pa.string()), 17, "0"), "")
-
-
-def write_bench_conn_log(
-    path: Path, lines: int, *, seed: int = 1, chunk: int = 200_000, compress: bool = False
-) -> BenchLedger:
-    """Write a TSV conn.log of ``lines`` records quickly (vectorised chunks), for benchmarks."""
-    rng = np.random.default_rng(seed)
-    total_out = total_in = 0
-    start_us = 1_700_000_000_000_000
-    clients = [f"10.1.{i // 250}.{i % 250 + 1}" for i in range(500)]
-    servers = [f"198.51.{i // 250}.{i % 250 + 1}" for i in range(2000)]
-    sample: list[str] = []
-    with ExitStack() as stack:
-        raw = stack.enter_context(pa.OSFile(str(path), "wb"))
-        sink = stack.enter_context(pa.CompressedOutputStream(raw, "gzip")) if compress else raw
-        sink.write(tsv_header("conn", _CONN_FIELDS, start_us / 1e6).encode())
-        done = 0
-        while done < lines:
-            n = min(chunk, lines - done)
-            index = pa.array(np.arange(done, done + n, dtype=np.int64))
-            ts_us = start_us + (np.arange(done, done + n, dtype=np.int64) * 3_600) + rng.integers(0, 3_000, n)
-            dur_us = rng.integers(1_000, 60_000_000, n)
-            pkts_out, pkts_in = rng.integers(1, 400, n), rng.integers(0, 600, n)
-            ip_out = pkts_out * 40 + rng.integers(0, 1_400, n) * pkts_out
-            ip_in = pkts_in * 40 + rng.integers(0, 1_400, n) * pkts_in
-            total_out += int(ip_out.sum())
-            total_in += int(ip_in.sum())
-            uids = bench_uid(index)
-            if len(sample) < 20_000:
-                sample.extend(uids.slice(0, min(n, 20_000 - len(sample))).to_pylist())
-            proto = np.where(rng.random(n) < 0.85, "tcp", "udp")
-            service = np.where(
-                proto == "udp", "dns", np.array(["ssl", "ssl", "http", "-"])[rng.integers(0, 4, n)]
-            )
-            port = np.where(proto == "udp", 53, np.where(service == "http", 80, 443))
-
-            def fixed(values: np.ndarray, scale: int = 1_000_000) -> pa.Array:
-                whole = pa.array(values // scale).cast(pa.string())
-                part = pc.utf8_lpad(pa.array(values % scale).cast(pa.string()), 6, "0")
-                return pc.binary_join_element_wise(whole, part, ".")
-
-            table = pa.table(
-                {
-                    "ts": fixed(ts_us),
-                    "uid": uids,
-                    "orig_h": pa.array(np.array(clients)[rng.integers(0, len(clients), n)]),
-                    "orig_p": pa.array(rng.integers(1024, 65535, n)).cast(pa.string()),
-                    "resp_h": pa.array(np.array(servers)[rng.integers(0, len(servers), n)]),
-                    "resp_p": pa.array(port).cast(pa.string()),
-                    "proto": pa.array(proto),
-                    "service": pa.array(service),
-                    "duration": fixed(dur_us),
-                    "orig_bytes": pa.array(np.maximum(ip_out - 40 * pkts_out, 0)).cast(pa.string()),
-                    "resp_bytes": pa.array(np.maximum(ip_in - 40 * pkts_in, 0)).cast(pa.string()),
-                    "conn_state": pa.array(np.full(n, "SF")),
-                    "local_orig": pa.array(np.full(n, "T")),
-                    "local_resp": pa.array(np.full(n, "F")),
-                    "missed_bytes": pa.array(np.full(n, "0")),
-                    "history": pa.array(np.full(n, "ShADadFf")),
-                    "orig_pkts": pa.array(pkts_out).cast(pa.string()),
-                    "orig_ip_bytes": pa.array(ip_out).cast(pa.string()),
-                    "resp_pkts": pa.array(pkts_in).cast(pa.string()),
-                    "resp_ip_bytes": pa.array(ip_in).cast(pa.string()),
-                    "tunnel_parents": pa.array(np.full(n, "(empty)")),
-                }
-            )
-            pacsv.write_csv(
-                table,
-                sink,
-                write_options=pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none"),
-            )
-            done += n
-        sink.write(b"#close\t2023-11-15-00-00-00\n")
-    return BenchLedger(lines, total_out, total_in, tuple(sample))
