@@ -14,6 +14,11 @@ import numpy as np
 from derisk.gen.labelled import DAY, ORGS, RESOLVER, SYSTEMS, T0, FlowBuilder, Truth, registrable
 
 
+def _queries(b: FlowBuilder, times: Any, host: str, names: list[str], *, out: float, inb: float) -> None:
+    """DNS queries from ``host`` to the site's resolver (internal flows that carry the names)."""
+    b.add(times, host, RESOLVER, None, query=names, port=53, proto=17, direction="internal", out=out, inb=inb)
+
+
 def _rand_label(rng: np.random.Generator, n: int, alphabet: str) -> str:
     return "".join(rng.choice(list(alphabet), size=n))
 
@@ -230,7 +235,7 @@ def dns(b: FlowBuilder, rng: np.random.Generator, truth: list[Truth], hosts: lis
         host = hosts[80 + i]
         names = [f"{_rand_label(rng, width, alpha)}.{k}.{dom}" for k in range(n)]
         t = T0 + DAY + np.sort(rng.uniform(0, DAY, n))
-        b.add(t, host, RESOLVER, None, query=names, port=53, proto=17, direction="internal", out=150, inb=150)
+        _queries(b, t, host, names, out=150, inb=150)
         truth.append(Truth("dns-tunnel", None, registrable(dom), True, f"tunnel {n} names x {width} chars"))
 
     def cdn_label(dom: str) -> str:
@@ -257,32 +262,10 @@ def dns(b: FlowBuilder, rng: np.random.Generator, truth: list[Truth], hosts: lis
             b.add(t[sel] + 0.05, s, b.ip(org), org, name=q, out=900, inb=2e5)
         truth.append(Truth("dns-tunnel", None, dom, False, "busy CDN names"))
     names = [f"{_rand_label(rng, 32, _HEX)}.4.0.1.avrep-lookups.com" for _ in range(500)]
-    b.add(
-        T0 + np.sort(rng.uniform(0, 2 * DAY, 500)),
-        hosts[5],
-        RESOLVER,
-        None,
-        query=names,
-        port=53,
-        proto=17,
-        direction="internal",
-        out=120,
-        inb=120,
-    )
+    _queries(b, T0 + np.sort(rng.uniform(0, 2 * DAY, 500)), hosts[5], names, out=120, inb=120)
     truth.append(Truth("dns-tunnel", None, "avrep-lookups.com", False, "anti-virus reputation look-ups"))
     names = [f"host{k}.corp-directory.com" for k in range(300)]  # many short, low-entropy names
-    b.add(
-        T0 + np.sort(rng.uniform(0, 2 * DAY, 300)),
-        hosts[6],
-        RESOLVER,
-        None,
-        query=names,
-        port=53,
-        proto=17,
-        direction="internal",
-        out=80,
-        inb=120,
-    )
+    _queries(b, T0 + np.sort(rng.uniform(0, 2 * DAY, 300)), hosts[6], names, out=80, inb=120)
     truth.append(Truth("dns-tunnel", None, "corp-directory.com", False, "many short names"))
 
 
