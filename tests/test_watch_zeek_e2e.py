@@ -94,3 +94,25 @@ def test_zeek_directory_matches_ledger_and_attributes_control(
     assert inbound["systems"] == ["wms"]
     # unset Zeek byte counts stay null, so they add nothing rather than a fake zero flow size
     assert dest["8.8.8.47"]["bytes_out"] == 0 and dest["8.8.8.47"]["flows"] == 1
+
+
+def test_stored_flows_carry_ordinal_ids_input_and_data_version(tmp_path: Path, data_env: Path) -> None:
+    """The store builds flow ids, input ids and the data version itself (inside DuckDB's insert):
+    ids are the input id and the flow's ordinal, one per flow, whatever order the rows land in."""
+    from derisk.store.workspace import Workspace
+
+    logs, ledger = build_logs(_sessions(data_env)[0] * 40, seed=3)
+    folder = tmp_path / "zeek"
+    write_logs(folder, logs)
+    workspace = tmp_path / "ws"
+    for _ in range(2):  # the second run finds the input stored and adds nothing
+        assert main(["analyze", str(folder), "-w", str(workspace), "-q"]) == 0
+    with Workspace.open(workspace, read_only=True) as ws:
+        rows = ws.query("SELECT flow_id, input_id, ipdata_version FROM flows")
+        inputs = ws.query("SELECT input_id, ipdata_version, flow_count FROM inputs")
+    assert len(inputs) == 1
+    input_id, version, count = inputs[0]
+    assert count == len(ledger.flows) == len(rows)
+    assert sorted(r[0] for r in rows) == sorted(f"{input_id}#{n}" for n in range(count))
+    assert {(r[1], r[2]) for r in rows} == {(input_id, version)}
+    assert version == load_ipdata(data_env).manifest.version

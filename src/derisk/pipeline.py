@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from derisk.enrich.attribution import attribute
 from derisk.enrich.ipdata import IpData, load_ipdata
-from derisk.enrich.network import add_ids, enrich_batch
+from derisk.enrich.network import enrich_batch, with_ordinals
 from derisk.errors import DeriskError, InputError
 from derisk.flows import INGEST_SCHEMA, rebatch
 from derisk.ingest import InputSpec, read_input, resolve_inputs
@@ -94,11 +94,11 @@ def _ingest_one(
             nonlocal count
             for batch in itertools.chain([first] if first is not None else [], batches):
                 oriented = site.orient(_check_batch(batch, spec))
-                yield add_ids(enrich_batch(oriented, ipdata), spec.input_id, count)
+                yield with_ordinals(enrich_batch(oriented, ipdata), count)
                 count += batch.num_rows
                 advance(0)
 
-        store.insert_stream(con, prepared())
+        store.insert_stream(con, prepared(), input_id=spec.input_id, ipdata_version=ipdata.manifest.version)
     finally:
         close = getattr(reader, "close", None)
         if close is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,20 +25,12 @@ def enrich_batch(batch: pa.RecordBatch, ipdata: IpData) -> pa.RecordBatch:
     names_dst = pc.is_in(batch.column("direction"), value_set=pa.array(["outbound", "external"]))
     names = pc.if_else(names_dst, batch.column("server_name"), pa.scalar(None, pa.string()))
     columns["dst_domain"] = registrable_domains(names)
-    columns["ipdata_version"] = pa.array([ipdata.manifest.version] * batch.num_rows, pa.string())
     return pa.RecordBatch.from_pydict(
         {k: (v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v) for k, v in columns.items()}
     )
 
 
-def add_ids(batch: pa.RecordBatch, input_id: str, first_ordinal: int) -> pa.RecordBatch:
-    """Deterministic flow ids: the input id and the flow's ordinal within that input."""
-    n = batch.num_rows
-    ordinals = pa.array(range(first_ordinal, first_ordinal + n), pa.int64())
-    ids = pc.binary_join_element_wise(
-        pa.array([input_id] * n, pa.string()), pc.cast(ordinals, pa.string()), "#"
-    )
-    columns = {name: batch.column(name) for name in batch.schema.names}
-    columns["flow_id"] = ids
-    columns["input_id"] = pa.array([input_id] * n, pa.string())
-    return pa.RecordBatch.from_pydict(columns)
+def with_ordinals(batch: pa.RecordBatch, first_ordinal: int) -> pa.RecordBatch:
+    """Number the flows of an input (the store makes ``flow_id`` from it: deterministic per input)."""
+    ordinals = pa.array(np.arange(first_ordinal, first_ordinal + batch.num_rows, dtype=np.int64))
+    return batch.append_column(pa.field("ordinal", pa.int64(), nullable=False), ordinals)
