@@ -161,6 +161,11 @@ def _warm_reference_data() -> None:
     registrable_domain("www.example.com")
 
 
+def _run_id(started: dt.datetime, site_digest: str, specs: list[InputSpec]) -> str:
+    key = f"{started.isoformat()}|{site_digest}|{','.join(s.input_id for s in specs)}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def run(
     workspace: Path,
     inputs: list[Path],
@@ -175,10 +180,7 @@ def run(
     specs = resolve_inputs(inputs)
     ipdata = load_ipdata(data_root) if specs else None
     site_digest = site.digest()
-    run_id = hashlib.sha256(
-        f"{started.isoformat()}|{site_digest}|{','.join(s.input_id for s in specs)}".encode()
-    ).hexdigest()[:16]
-    result = RunResult(run_id=run_id, started_at=started, specs=specs)
+    result = RunResult(run_id="", started_at=started, specs=specs)
     with Workspace.open(workspace, create=bool(specs)) as ws, ThreadPoolExecutor(max_workers=2) as pool:
         # The control graph, legal base and suffix list load while the captures stream in.
         warming = pool.submit(_warm_reference_data)
@@ -214,10 +216,13 @@ def run(
 
                 result.alerts = list(detect_in_workspace(ws, site, [s.input_id for s in specs]))
             result.ipdata_version = ipdata.manifest.version if ipdata else None
+            # Named only now: the input ids come from content hashes that are computed while the
+            # inputs are read, never before the first packet is metered.
+            result.run_id = _run_id(started, site_digest, specs)
             store.record_run(
                 con,
                 {
-                    "run_id": run_id,
+                    "run_id": result.run_id,
                     "started_at": started,
                     "site": site.name,
                     "site_digest": site_digest,

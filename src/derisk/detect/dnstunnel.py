@@ -14,32 +14,25 @@ distinct query names of the flow table:
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import tldextract
 
 from derisk.detect.alert import Alert, LawsFor, Target, make_alert
 from derisk.detect.config import DetectionConfig
 from derisk.detect.segments import F64, as_datetime, column, flow_times, plain, segments
 from derisk.detect.targets import flow_ids_for
+from derisk.enrich.domains import EXTRACT
 
 CONNECTED_FACTOR = 0.5
 
 
-@lru_cache(maxsize=1)
-def _extractor() -> tldextract.TLDExtract:
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
 def registrable(names: list[str]) -> list[str | None]:
     """Registrable domain (``example.co.uk``) of each name, or None (an IP, a bare suffix, junk)."""
-    ext = _extractor()
     out: list[str | None] = []
     for name in names:  # over distinct names, not rows
-        parts = ext(name.rstrip(".").lower())
+        parts = EXTRACT(name.rstrip(".").lower())
         out.append(f"{parts.domain}.{parts.suffix}" if parts.domain and parts.suffix else None)
     return out
 

@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
-import tldextract
-
+from derisk.enrich.domains import EXTRACT
 from derisk.errors import Problem
 from derisk.know.graph import Entity, Graph, Link, Source, build_graph
 
@@ -43,7 +42,6 @@ LINK_SCHEMATA: Final = {
 KEPT_KEYS: Final = {"caption", "datasets", "referents", "first_seen", "last_seen", "last_change", "target"}
 _ASN = re.compile(r"^AS(\d{1,10})$", re.IGNORECASE)
 _NUMBER = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*%?\s*$")
-_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 MAX_ERRORS: Final = 200
 
 
@@ -289,7 +287,7 @@ def _cycles(graph: Graph, lines: dict[str, int]) -> list[Problem]:
 
 # -- reading into the graph -----------------------------------------------------------------------
 def _domain(url: str) -> str | None:
-    parts = _EXTRACT(url)
+    parts = EXTRACT(url)
     return parts.top_domain_under_public_suffix or None
 
 
