@@ -6,6 +6,7 @@ Only the ICANN section of the list is used, so ``bucket.s3.amazonaws.com`` belon
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Final
 
@@ -16,13 +17,14 @@ import tldextract
 #: The one public-suffix splitter of derisk (building one parses the bundled list: about 30 ms).
 EXTRACT: Final = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False)
 _MAX_NAME = 253
+_BLANK_OR_CONTROL: Final = re.compile(r"[\x00-\x20\s]")
 
 
 @lru_cache(maxsize=200_000)
 def registrable_domain(name: str) -> str | None:
     """``eu.oss.aliyuncs.com`` → ``aliyuncs.com``; None for IP literals, junk and over-long names."""
     candidate = name.strip().rstrip(".").lower()
-    if not candidate or len(candidate) > _MAX_NAME or any(c.isspace() or ord(c) < 0x21 for c in candidate):
+    if not candidate or len(candidate) > _MAX_NAME or _BLANK_OR_CONTROL.search(candidate):
         return None
     parts = EXTRACT(candidate)
     if not parts.suffix or not parts.domain:
