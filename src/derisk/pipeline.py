@@ -7,6 +7,7 @@ error or an interruption (Ctrl-C) leaves the workspace exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import itertools
@@ -27,6 +28,7 @@ from derisk.errors import DeriskError, InputError
 from derisk.flows import INGEST_SCHEMA, rebatch
 from derisk.ingest import InputSpec, read_input, resolve_inputs
 from derisk.know.attribution import load_index
+from derisk.readahead import ReadAhead
 from derisk.site import Site
 from derisk.store import flows as store
 from derisk.store.workspace import Workspace
@@ -60,13 +62,46 @@ def _check_batch(batch: pa.RecordBatch, spec: InputSpec) -> pa.RecordBatch:
     return batch
 
 
+def _prepare(
+    spec: InputSpec, site: Site, ipdata: IpData, progress: Progress | None
+) -> Iterator[pa.RecordBatch]:
+    """Read one input and prepare its batches for the store: oriented, enriched, numbered.
+
+    Runs in a :class:`~derisk.readahead.ReadAhead` worker thread, so it never touches the workspace.
+    """
+    prepared = read = 0
+
+    def advance(n: int) -> None:
+        nonlocal read
+        read += n
+        if progress is not None:
+            progress(spec, prepared, read)
+
+    reader = read_input(spec, progress=advance)
+    try:
+        for batch in rebatch(reader):
+            oriented = site.orient(_check_batch(batch, spec))
+            yield with_ordinals(enrich_batch(oriented, ipdata), prepared)
+            prepared += batch.num_rows
+            advance(0)
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+
+
+def _read_ahead(
+    spec: InputSpec, site: Site, ipdata: IpData, progress: Progress | None
+) -> ReadAhead[pa.RecordBatch]:
+    return ReadAhead(partial(_prepare, spec, site, ipdata, progress), name=f"derisk-read-{spec.format}")
+
+
 def _ingest_one(
     con: Any,
     spec: InputSpec,
-    site: Site,
+    batches: ReadAhead[pa.RecordBatch],
     ipdata: IpData,
     site_digest: str,
-    progress: Progress | None,
     is_new: Callable[[], bool],
 ) -> int | None:
     """Stream one input into the workspace; None when it turned out to be stored already.
@@ -74,35 +109,15 @@ def _ingest_one(
     ``is_new`` decides with the input's digest, which a worker thread computes while the first
     flows are metered; it is asked before the first row is written.
     """
-    count = 0
-    read = 0
-
-    def advance(n: int) -> None:
-        nonlocal read
-        read += n
-        if progress is not None:
-            progress(spec, count, read)
-
-    reader = read_input(spec, progress=advance)
-    try:
-        batches = rebatch(reader)
-        first = next(batches, None)
-        if not is_new():
-            return None
-
-        def prepared() -> Iterator[pa.RecordBatch]:
-            nonlocal count
-            for batch in itertools.chain([first] if first is not None else [], batches):
-                oriented = site.orient(_check_batch(batch, spec))
-                yield with_ordinals(enrich_batch(oriented, ipdata), count)
-                count += batch.num_rows
-                advance(0)
-
-        store.insert_stream(con, prepared(), input_id=spec.input_id, ipdata_version=ipdata.manifest.version)
-    finally:
-        close = getattr(reader, "close", None)
-        if close is not None:
-            close()
+    first = next(batches, None)
+    if not is_new():
+        return None
+    count = store.insert_stream(
+        con,
+        itertools.chain([first] if first is not None else [], batches),
+        input_id=spec.input_id,
+        ipdata_version=ipdata.manifest.version,
+    )
     store.record_input(
         con,
         store.InputRecord(
@@ -181,14 +196,21 @@ def run(
     ipdata = load_ipdata(data_root) if specs else None
     site_digest = site.digest()
     result = RunResult(run_id="", started_at=started, specs=specs)
-    with Workspace.open(workspace, create=bool(specs)) as ws, ThreadPoolExecutor(max_workers=2) as pool:
-        # The control graph, legal base and suffix list load while the captures stream in.
+    with contextlib.ExitStack() as stack:
+        early: ReadAhead[pa.RecordBatch] | None = None
+        if specs and not Workspace.exists(workspace):
+            # Nothing in a new workspace can be a repeat: the first input is read while it is created.
+            assert ipdata is not None
+            early = stack.enter_context(_read_ahead(specs[0], site, ipdata, progress))
+        ws = stack.enter_context(Workspace.open(workspace, create=bool(specs)))
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=2))
+        # The control graph, legal base and suffix list load while the inputs stream in.
         warming = pool.submit(_warm_reference_data)
         with ws.transaction() as con:
-            for spec in specs:
+            for n, spec in enumerate(specs):
                 hashing = pool.submit(_digest_of, spec)
                 decide = partial(_is_new, ws, con, spec, site_digest, result)
-                if store.seen_path(ws, str(spec.path), spec.size_bytes):
+                if early is None and store.seen_path(ws, str(spec.path), spec.size_bytes):
                     # Probably a repeat: decide before metering anything.
                     hashing.result()
                     if not decide():
@@ -198,7 +220,11 @@ def run(
                     check = partial(_after, hashing, decide)
                 assert ipdata is not None
                 try:
-                    stored = _ingest_one(con, spec, site, ipdata, site_digest, progress, check)
+                    reading = (
+                        early if n == 0 and early is not None else _read_ahead(spec, site, ipdata, progress)
+                    )
+                    with reading as batches:
+                        stored = _ingest_one(con, spec, batches, ipdata, site_digest, check)
                 except DeriskError:
                     raise
                 except (OSError, ValueError, pa.ArrowException) as exc:

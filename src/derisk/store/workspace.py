@@ -119,6 +119,11 @@ class Workspace:
         self._wrote = False
 
     # -- opening -------------------------------------------------------------------------------
+    @staticmethod
+    def exists(path: Path | None = None) -> bool:
+        """Whether ``path`` holds a workspace database already."""
+        return ((Path(path) if path is not None else DEFAULT_WORKSPACE) / DB_FILE).exists()
+
     @classmethod
     def open(cls, path: Path | None = None, *, create: bool = True, read_only: bool = False) -> Workspace:
         path = Path(path) if path is not None else DEFAULT_WORKSPACE
