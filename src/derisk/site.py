@@ -88,16 +88,15 @@ class Site:
         Adds ``direction`` and ``system`` and swaps endpoints where the external side opened the
         flow, so that ``src`` is the internal endpoint whenever there is exactly one.
         """
-        src = batch.column("src_ip")
-        dst = batch.column("dst_ip")
-        keys = pc.unique(pa.concat_arrays([_plain(src), _plain(dst)]))
-        internal, systems = self._label(keys)
-
-        def lookup(col: pa.Array, values: pa.Array) -> pa.Array:
-            return pc.take(values, pc.index_in(col, value_set=keys))
-
-        src_int = pc.fill_null(lookup(src, internal), False)
-        dst_int = pc.fill_null(lookup(dst, internal), False)
+        n = batch.num_rows
+        # One hash pass over both endpoints: a code per endpoint into the distinct addresses.
+        encoded = pa.concat_arrays(
+            [_plain(batch.column("src_ip")), _plain(batch.column("dst_ip"))]
+        ).dictionary_encode()
+        internal, systems = self._label(encoded.dictionary)
+        src_code, dst_code = encoded.indices.slice(0, n), encoded.indices.slice(n)
+        src_int = pc.fill_null(pc.take(internal, src_code), False)
+        dst_int = pc.fill_null(pc.take(internal, dst_code), False)
         swap = pc.and_(pc.invert(src_int), dst_int)
         direction = pc.case_when(
             pc.make_struct(pc.and_(src_int, pc.invert(dst_int)), swap, pc.and_(src_int, dst_int)),
@@ -119,7 +118,7 @@ class Site:
         ):
             columns[a], columns[b] = pick(a, b), pick(b, a)
         columns["direction"] = direction
-        columns["system"] = lookup(columns["src_ip"], systems)
+        columns["system"] = pc.take(systems, pc.if_else(swap, dst_code, src_code))
         return pa.RecordBatch.from_pydict(columns)
 
     def _label(self, addresses: pa.Array) -> tuple[pa.Array, pa.Array]:

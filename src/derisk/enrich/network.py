@@ -13,8 +13,10 @@ from derisk.enrich.ipdata import IpData
 def enrich_batch(batch: pa.RecordBatch, ipdata: IpData) -> pa.RecordBatch:
     """Add the ``dst_*`` network columns; one lookup per distinct address in the batch."""
     dst = batch.column("dst_ip")
-    found = ipdata.lookup(dst)
-    rows = pc.index_in(dst, value_set=found.column("ip"))
+    encoded = (dst.combine_chunks() if isinstance(dst, pa.ChunkedArray) else dst).dictionary_encode()
+    found = ipdata.lookup(encoded.dictionary)
+    # The row of ``found`` for each distinct address, then for each flow.
+    rows = pc.take(pc.index_in(encoded.dictionary, value_set=found.column("ip")), encoded.indices)
     columns = {name: batch.column(name) for name in batch.schema.names}
     columns["dst_asn"] = pc.take(found.column("asn"), rows)
     columns["dst_as_org"] = pc.take(found.column("as_org"), rows)
