@@ -199,6 +199,7 @@ def section(rows: list[dict[str, Any]], repeat: int) -> str:
         "read_pcap holds up to one batch (65,536 flows) of rows, so its memory grows with the number of flows "
         "up to that bound and not with the input beyond it.",
     ]
+    lines += _marginal(rows)
     if not have_tshark:
         lines += ["", "tshark was not installed for this run (`scripts/system-deps bench` installs it)."]
     else:
@@ -207,6 +208,38 @@ def section(rows: list[dict[str, Any]], repeat: int) -> str:
             "tshark's peak memory is the largest child of the benchmark process so far (an upper bound).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _marginal(rows: list[dict[str, Any]]) -> list[str]:
+    """Per-packet throughput from the slope between the two sizes: what each further packet costs,
+    with the fixed costs of a run (process start-up of the meter, opening and committing the workspace,
+    attribution, detections) taken out, since they are paid once whatever the capture's size."""
+    sizes = sorted({r["packets"] for r in rows})
+    if len(sizes) < 2:
+        return []
+    small, large = sizes[0], sizes[-1]
+    by = {(r["tool"], r["packets"]): r for r in rows}
+    slope: dict[str, float] = {}
+    fixed: dict[str, float] = {}
+    for tool in LABELS:
+        if (tool, small) in by and (tool, large) in by:
+            dt = by[(tool, large)]["median"] - by[(tool, small)]["median"]
+            if dt > 0:
+                slope[tool] = (large - small) / dt
+                fixed[tool] = by[(tool, small)]["median"] - small / slope[tool]
+    if "bare" not in slope:
+        return []
+    lines = [
+        "",
+        f"Per-packet throughput, from the medians at {small:,} and {large:,} packets (the slope: extra "
+        "packets over extra seconds), and the fixed cost per run that the line through both points implies:",
+        "",
+        "| tool | packets/s, marginal | vs bare | fixed cost s |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for tool, value in slope.items():
+        lines.append(f"| {LABELS[tool]} | {value:,.0f} | {value / slope['bare']:.2f}× | {fixed[tool]:.2f} |")
+    return lines
 
 
 def write_section(text: str) -> None:
@@ -226,7 +259,10 @@ def write_section(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packets", type=int, default=200_000, help="smaller size (the larger is 4×)")
+    parser.add_argument("--packets", type=int, default=200_000, help="smaller size")
+    parser.add_argument(
+        "--factor", type=int, default=4, help="the larger size is this many times the smaller"
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "FILE"), help=argparse.SUPPRESS)
@@ -239,7 +275,7 @@ def main() -> None:
     tools = ["bare", "read_pcap", "analyze"] + (["tshark"] if shutil.which("tshark") else [])
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="derisk-bench-") as tmp:
-        for target in (args.packets, args.packets * 4):
+        for target in (args.packets, args.packets * args.factor):
             path = Path(tmp) / f"bench-{target}.pcap"
             # In a child: on Linux a child's peak RSS starts from its parent's at fork, so the parent
             # must stay small for the memory figures of the measured children to be their own.
