@@ -12,12 +12,12 @@ import pyarrow as pa
 import pytest
 
 from derisk.errors import InputError
-from derisk.flows import INGEST_SCHEMA
+from derisk.flows import INGEST_SCHEMA, MIN_BATCH_ROWS
 from derisk.gen.model import Ledger, LedgerEntry
 from derisk.gen.packets import write_capture
 from derisk.ingest import pcap
 from derisk.ingest.pcap import inspect_capture, read_pcap
-from golden import HOSTILE_SNI, HOSTILE_UA, LONG_NAME, SAMPLES, SAMPLES_DIR, conversations, differences
+from golden import HOSTILE_SNI, HOSTILE_UA, LONG_NAME, SAMPLES, SAMPLES_DIR, _at, conversations, differences
 
 
 def read_table(path: Path) -> pa.Table:
@@ -80,6 +80,24 @@ def test_full_capture_matches_ledger(tmp_path: Path, fmt: str) -> None:
     table = read_table(path)
     assert_matches_ledger(table, ledger, names=True)
     assert inspect_capture(path).packets == ledger.packets
+
+
+def test_flows_come_in_batches_as_they_are_metered(tmp_path: Path) -> None:
+    """More flows than one batch: several batches, none larger than MIN_BATCH_ROWS, and together
+    exactly the ledger (DNS answers name flows in every batch, not only the first)."""
+    from derisk.gen.model import Conversation, Exchange
+
+    many = [
+        Conversation("udp", f"10.30.{n // 250}.{n % 250 + 1}", "47.254.129.10", _at(10 + n * 0.001), 30000 + n % 30000,
+                     7000, (Exchange("c2s", 100 + n % 50),), label=f"udp-{n}")
+        for n in range(MIN_BATCH_ROWS + 500)
+    ]  # fmt: skip
+    path = tmp_path / "many.pcap"
+    ledger = write_capture([*conversations(), *many], path)
+    batches = list(read_pcap(path))
+    assert len(batches) >= 2
+    assert all(0 < b.num_rows <= MIN_BATCH_ROWS for b in batches)
+    assert_matches_ledger(pa.Table.from_batches(batches, schema=INGEST_SCHEMA), ledger, names=True)
 
 
 @pytest.mark.parametrize("fmt", ["pcap", "pcapng"])

@@ -110,8 +110,14 @@ def batch_from_columns(columns: dict[str, list[object]]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=INGEST_SCHEMA)
 
 
-def rebatch(batches: Iterator[pa.RecordBatch], rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """Group small batches into batches of about ``rows`` rows without holding more than that."""
+#: Batches smaller than this are grouped before the pipeline works on them (each batch costs a few
+#: fixed milliseconds of orientation, lookups and insert); larger ones go through as they come, so
+#: a reader that hands out flows as it meters them (a capture) is not held back.
+MIN_BATCH_ROWS: Final = 8_192
+
+
+def rebatch(batches: Iterator[pa.RecordBatch], rows: int = MIN_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """Group small batches into batches of at least ``rows`` rows (or the remainder at the end)."""
     pending: list[pa.RecordBatch] = []
     count = 0
     for batch in batches:

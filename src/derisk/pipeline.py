@@ -62,12 +62,13 @@ def _check_batch(batch: pa.RecordBatch, spec: InputSpec) -> pa.RecordBatch:
     return batch
 
 
-def _prepare(
+def prepare(
     spec: InputSpec, site: Site, ipdata: IpData, progress: Progress | None
 ) -> Iterator[pa.RecordBatch]:
-    """Read one input and prepare its batches for the store: oriented, enriched, numbered.
+    """Ingest one input: read it and prepare its batches for the store (oriented, enriched, numbered).
 
-    Runs in a :class:`~derisk.readahead.ReadAhead` worker thread, so it never touches the workspace.
+    :func:`run` calls it in a :class:`~derisk.readahead.ReadAhead` worker thread; it never touches
+    the workspace (the benchmark also times it alone).
     """
     prepared = read = 0
 
@@ -93,7 +94,7 @@ def _prepare(
 def _read_ahead(
     spec: InputSpec, site: Site, ipdata: IpData, progress: Progress | None
 ) -> ReadAhead[pa.RecordBatch]:
-    return ReadAhead(partial(_prepare, spec, site, ipdata, progress), name=f"derisk-read-{spec.format}")
+    return ReadAhead(partial(prepare, spec, site, ipdata, progress), name=f"derisk-read-{spec.format}")
 
 
 def _ingest_one(

@@ -9,7 +9,8 @@ NFStream meters flows and nDPI labels them; this module does not parse packets. 
    SNI or HTTP Host still get the server name a client resolved;
 3. meters every flow with IP-layer byte accounting (the IP total length, so a capture cut to a short
    snap length still counts what was on the wire) and yields :data:`derisk.flows.INGEST_SCHEMA`
-   batches of at most :data:`derisk.flows.BATCH_ROWS` rows.
+   batches of :data:`derisk.flows.MIN_BATCH_ROWS` rows as flows come out of the meter, so that the
+   rest of the pipeline works on them while the meter runs.
 
 This is the only module that imports nfstream.
 """
@@ -32,7 +33,7 @@ import dpkt
 import pyarrow as pa
 
 from derisk.errors import InputError
-from derisk.flows import BATCH_ROWS, INGEST_SCHEMA, batch_from_columns
+from derisk.flows import INGEST_SCHEMA, MIN_BATCH_ROWS, batch_from_columns
 from derisk.ingest.dnsanswers import AnswerMap, LongQueries, decode_ip, note, scan_capture
 from derisk.safetext import bound
 
@@ -424,7 +425,7 @@ def _meter(
         if progress is not None and flows % PROGRESS_EVERY == 0:
             progress(pending_packets)
             pending_packets = 0
-        if rows == BATCH_ROWS:
+        if rows == MIN_BATCH_ROWS:
             yield batch()
             columns = {name: [] for name in _COLUMNS}
             pending = []
