@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from importlib import resources
 from typing import Any
 
@@ -29,3 +31,16 @@ def read_yaml_folder(folder: str) -> dict[str, Any]:
     root = resources.files("derisk.data").joinpath(folder)
     names = sorted(entry.name for entry in root.iterdir() if entry.name.endswith(".yaml"))
     return {name: read_yaml(f"{folder}/{name}") for name in names}
+
+
+def content_digest(documents: dict[str, Any]) -> str:
+    """A short content hash of parsed documents (by name): changes when any value changes.
+
+    Hashes a canonical JSON form (sorted keys; dates and other non-JSON values as text), which is
+    much cheaper than serialising the YAML again.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(documents):
+        digest.update(name.encode() + b"\0")
+        digest.update(json.dumps(documents[name], sort_keys=True, default=str, ensure_ascii=False).encode())
+    return digest.hexdigest()[:16]

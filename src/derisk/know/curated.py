@@ -51,10 +51,8 @@ import re
 from functools import lru_cache
 from typing import Any, Final
 
-import yaml
-
 from derisk.countries import country_code
-from derisk.data import read_yaml_folder
+from derisk.data import content_digest, read_yaml_folder
 from derisk.errors import DataError, Problem, raise_problems
 from derisk.know.graph import (
     CONFIDENCES,
@@ -350,8 +348,5 @@ def load_curated() -> Graph:
     raise_problems(problems, source="derisk/data/groups", kind=DataError, summary="curated registry invalid")
     graph = build_graph(entities, links)
     graph.assessments = tuple(assessments)
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + yaml.safe_dump(files[name], sort_keys=True).encode())
-    graph.fingerprint = digest.hexdigest()[:16]
+    graph.fingerprint = content_digest(files)
     return graph

@@ -9,14 +9,11 @@ sources, U unverified, as in LEGAL-FACTS.md) and its source. Statements come fro
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
-import yaml
-
-from derisk.data import read_yaml_folder
+from derisk.data import content_digest, read_yaml_folder
 from derisk.errors import DataError, Problem, raise_problems
 
 DISCLAIMER: Final = "Decision support, not legal advice."
@@ -180,7 +177,6 @@ def load_legal_base() -> LegalBase:
     problems: list[Problem] = []
     by_code: dict[str, tuple[Law, ...]] = {}
     includes: dict[str, tuple[str, ...]] = {}
-    digest = hashlib.sha256()
     for name, data in files.items():
         code, inc, laws, found = check_law_file(name, data)
         problems.extend(found)
@@ -188,13 +184,12 @@ def load_legal_base() -> LegalBase:
             problems.append(Problem(name, f"jurisdiction {code} defined twice"))
         by_code[code] = tuple(laws)
         includes[code] = tuple(inc)
-        digest.update(yaml.safe_dump(data, sort_keys=True).encode())
     for code, included in includes.items():
         for other in included:
             if other not in by_code:
                 problems.append(Problem(code, f"includes {other!r}, which has no law file"))
     raise_problems(problems, source="derisk/data/laws", kind=DataError, summary="legal base invalid")
-    return LegalBase(by_code, includes, digest.hexdigest()[:16])
+    return LegalBase(by_code, includes, content_digest(files))
 
 
 def laws_for(jurisdiction: str | None, *, include_safeguards: bool = False) -> list[Law]:
