@@ -23,18 +23,14 @@ from derisk.detect.alert import Alert, LawsFor, Target, make_alert
 from derisk.detect.config import DetectionConfig
 from derisk.detect.segments import F64, as_datetime, column, flow_times, plain, segments
 from derisk.detect.targets import flow_ids_for
-from derisk.enrich.domains import EXTRACT
+from derisk.enrich.domains import registrable_clean
 
 CONNECTED_FACTOR = 0.5
 
 
 def registrable(names: list[str]) -> list[str | None]:
     """Registrable domain (``example.co.uk``) of each name, or None (an IP, a bare suffix, junk)."""
-    out: list[str | None] = []
-    for name in names:  # over distinct names, not rows
-        parts = EXTRACT(name.rstrip(".").lower())
-        out.append(f"{parts.domain}.{parts.suffix}" if parts.domain and parts.suffix else None)
-    return out
+    return [registrable_clean(name.rstrip(".").lower()) for name in names]  # over distinct names
 
 
 def entropy_bits(strings: list[str]) -> tuple[F64, F64]:
