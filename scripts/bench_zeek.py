@@ -137,6 +137,9 @@ def child(kind: str, directory: Path, pipeline: str | None, data: Path | None) -
     elif kind == "ingest-attribute":
         import pyarrow as pa
 
+        import derisk.enrich.attribution
+        import derisk.know.attribution
+        import derisk.pipeline  # noqa: F401 - imports are not timed, as in the other kinds
         from derisk.site import default_site
 
         pa.table({"warm": [0]})
@@ -210,8 +213,9 @@ def ingest_and_attribute(directory: Path, site: object, data: Path | None) -> in
     parts, rows = [], 0
     for batch in prepare(spec, site, ipdata, None):
         rows += batch.num_rows
-        external = batch.filter(pc.is_in(batch.column("direction"), pa.array(["outbound", "inbound"])))
-        parts.append(pa.Table.from_batches([external]).group_by(key).aggregate([("dst_as_org", "max")]))
+        external = pc.is_in(batch.column("direction"), pa.array(["outbound", "inbound"]))
+        table = pa.Table.from_batches([batch.select([*key, "dst_as_org"])]).filter(external)
+        parts.append(table.group_by(key, use_threads=False).aggregate([("dst_as_org", "max")]))
     keys = pa.concat_tables(parts).group_by(key).aggregate([("dst_as_org_max", "max")])
     attributed = attribute(keys.rename_columns([*key, "dst_as_org"]), index)
     assert attributed.num_rows == keys.num_rows

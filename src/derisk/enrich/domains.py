@@ -73,7 +73,8 @@ def registrable_domains(names: pa.Array | pa.ChunkedArray) -> pa.Array:
     many subdomains of few domains) are resolved per distinct parent with Arrow kernels; only the
     parents, and the other names, go through Python one by one.
     """
-    uniques = pc.drop_null(pc.unique(names))
+    encoded = (names.combine_chunks() if isinstance(names, pa.ChunkedArray) else names).dictionary_encode()
+    uniques = encoded.dictionary
     canonical = pc.and_(
         pc.match_substring_regex(uniques, f"^{_PLAIN_HOST.pattern}$"),
         pc.less_equal(pc.utf8_length(uniques), _MAX_NAME),
@@ -89,4 +90,4 @@ def registrable_domains(names: pa.Array | pa.ChunkedArray) -> pa.Array:
     own = pc.is_null(via_parent)
     rest = [registrable_domain(n) for n in pc.filter(uniques, own).to_pylist()]
     mapped = pc.replace_with_mask(via_parent, own, pa.array(rest, pa.string()))
-    return pc.take(mapped, pc.index_in(names, value_set=uniques))
+    return pc.take(mapped, encoded.indices)
