@@ -45,3 +45,49 @@ def test_sigint_during_ingest_rolls_back(tmp_path: Path, ipdata_dir: Path) -> No
     assert "interrupted" in err
     with Workspace.open(ws, create=False, read_only=True) as w:
         assert (w.flow_count(), len(w.query("SELECT * FROM inputs"))) == before
+
+
+_SWALLOWING_RUN = """
+import os, signal, sys, time
+from pathlib import Path
+from derisk import interrupts
+from derisk.pipeline import run
+from derisk.site import default_site
+
+interrupts.install()
+if sys.argv[4] == "swallowed":
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # Python runs the handler here
+    except KeyboardInterrupt:
+        pass  # as an engine does that consumes the Ctrl-C and finishes its statement
+try:
+    run(Path(sys.argv[1]), [Path(sys.argv[2])], default_site(), data_root=Path(sys.argv[3]))
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("ctrl_c", ["swallowed", "none"])
+def test_a_swallowed_ctrl_c_still_stops_the_run_before_its_commit(
+    tmp_path: Path, ipdata_dir: Path, ctrl_c: str
+) -> None:
+    """DuckDB may consume a Ctrl-C inside a statement that then succeeds; the remembered Ctrl-C
+    still rolls the analysis back (and without one, the same run stores its flows)."""
+    log = tmp_path / "conn.log"
+    write_bench_conn_log(log, 2_000, seed=5)
+    ws = tmp_path / "ws"
+    done = subprocess.run(
+        [sys.executable, "-c", _SWALLOWING_RUN, str(ws), str(log), str(ipdata_dir), ctrl_c],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if ctrl_c == "swallowed":
+        assert done.returncode == 130, done.stderr
+        assert not ws.exists()  # the run created it, and removed it again when it failed
+    else:
+        assert done.returncode == 0, done.stderr
+        with Workspace.open(ws, create=False, read_only=True) as w:
+            assert w.flow_count() == 2_000

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from derisk import interrupts
 from derisk.enrich.attribution import attribute
 from derisk.enrich.ipdata import IpData, load_ipdata
 from derisk.enrich.network import enrich_batch, with_ordinals
@@ -234,6 +235,7 @@ def run(
                     ) from None
                 if stored is not None:
                     result.ingested[spec.input_id] = stored
+                interrupts.check()
             warming.result()
             index = load_index(ws)
             result.registry_version = index.version
@@ -241,6 +243,7 @@ def run(
             if detect:
                 from derisk.detect.runner import detect_in_workspace
 
+                interrupts.check()
                 result.alerts = list(detect_in_workspace(ws, site, [s.input_id for s in specs]))
             result.ipdata_version = ipdata.manifest.version if ipdata else None
             # Named only now: the input ids come from content hashes that are computed while the

@@ -15,7 +15,7 @@ from typing import Final
 
 import click
 
-from derisk import __version__
+from derisk import __version__, interrupts
 from derisk.errors import EXIT_CODES, EXIT_INTERRUPTED, DeriskError, UsageError
 from derisk.safetext import visible
 
@@ -67,6 +67,7 @@ def _interrupted(exc: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``derisk`` console script."""
+    interrupts.install()
     try:
         cli.main(args=argv, prog_name="derisk", standalone_mode=False)
     except DeriskError as exc:

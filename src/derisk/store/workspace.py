@@ -19,6 +19,7 @@ from typing import Any, Final
 import duckdb
 import pyarrow as pa
 
+from derisk import interrupts
 from derisk.errors import StoreError
 from derisk.flows import ATTRIBUTION_FIELDS, FLOW_SCHEMA, STORED_SCHEMA
 
@@ -211,6 +212,7 @@ class Workspace:
         self.con.execute("BEGIN TRANSACTION")
         try:
             yield self.con
+            interrupts.check()  # a Ctrl-C the engine swallowed still means: do not commit
         except BaseException as exc:
             try:
                 self.con.execute("ROLLBACK")
