@@ -15,6 +15,13 @@ from derisk.gen.zeek_bench import write_bench_conn_log
 from derisk.store.workspace import Workspace
 
 
+def _as_foreground() -> None:
+    """In the child, before it starts: Ctrl-C acts as in a terminal's foreground job, also when
+    these tests run in a background job (a shell makes background jobs ignore SIGINT, and children
+    inherit that; derisk leaves an ignored Ctrl-C ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_sigint_during_ingest_rolls_back(tmp_path: Path, ipdata_dir: Path) -> None:
     small = tmp_path / "small.log"
@@ -29,7 +36,12 @@ def test_sigint_during_ingest_rolls_back(tmp_path: Path, ipdata_dir: Path) -> No
         before = (w.flow_count(), len(w.query("SELECT * FROM inputs")))
 
     proc = subprocess.Popen(
-        [*cmd, str(big)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*cmd, str(big)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_as_foreground,
     )
     deadline = time.monotonic() + 60
     # wait until it is past start-up and into the ingest, then interrupt as a user would
@@ -83,6 +95,7 @@ def test_a_swallowed_ctrl_c_still_stops_the_run_before_its_commit(
         text=True,
         timeout=120,
         check=False,
+        preexec_fn=_as_foreground,
     )
     if ctrl_c == "swallowed":
         assert done.returncode == 130, done.stderr
