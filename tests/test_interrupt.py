@@ -72,7 +72,7 @@ if sys.argv[4] == "swallowed":
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(5)  # Python runs the handler here
     except KeyboardInterrupt:
-        pass  # as an engine does that consumes the Ctrl-C and finishes its statement
+        pass  # a layer that catches the Ctrl-C and drops it
 try:
     run(Path(sys.argv[1]), [Path(sys.argv[2])], default_site(), data_root=Path(sys.argv[3]))
 except KeyboardInterrupt:
@@ -84,8 +84,8 @@ except KeyboardInterrupt:
 def test_a_swallowed_ctrl_c_still_stops_the_run_before_its_commit(
     tmp_path: Path, ipdata_dir: Path, ctrl_c: str
 ) -> None:
-    """DuckDB may consume a Ctrl-C inside a statement that then succeeds; the remembered Ctrl-C
-    still rolls the analysis back (and without one, the same run stores its flows)."""
+    """A Ctrl-C that some layer catches and drops (simulated here) still rolls the analysis back,
+    because it is remembered; without one, the same run stores its flows."""
     log = tmp_path / "conn.log"
     write_bench_conn_log(log, 2_000, seed=5)
     ws = tmp_path / "ws"

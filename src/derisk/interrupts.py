@@ -1,12 +1,12 @@
-"""Ctrl-C that must not be lost on its way through a foreign engine.
+"""Ctrl-C that must not be lost on its way to the commit.
 
-DuckDB looks for a pending Ctrl-C while it runs a statement and then interrupts the statement; when
-the statement finishes before the engine looks at its own interrupted flag, it succeeds and the
-Ctrl-C is gone (the engine has consumed the Python error). An analysis would then go on to commit
-what the user asked it to abandon. The command line therefore installs a handler that, besides
-raising :class:`KeyboardInterrupt` as Python's own does, remembers the Ctrl-C; the pipeline calls
-:func:`check` between its steps and the workspace before it commits, so an analysis interrupted
-at any moment before its commit is rolled back and the command exits with code 130.
+A Ctrl-C travels through several layers before it can stop an analysis: DuckDB notices it inside
+a statement and raises its own error instead of :class:`KeyboardInterrupt`, Arrow calls back into
+Python from DuckDB's threads, and the read-ahead thread has to be told to stop. So that no layer can
+lose it, the command line installs a handler that, besides raising :class:`KeyboardInterrupt` as
+Python's own does, remembers the Ctrl-C; the pipeline calls :func:`check` between its steps and the
+workspace before it commits, so an analysis interrupted at any moment before its commit is rolled
+back and the command exits with code 130.
 """
 
 from __future__ import annotations
