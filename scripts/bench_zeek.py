@@ -1,17 +1,14 @@
 #!/usr/bin/env python3
-"""Benchmark: Zeek conn.log ingest and the whole analyze pipeline against DuckDB's bare read.
+"""Benchmark: Zeek conn.log ingest, attribution and the whole analyze against DuckDB alone.
 
-For each size (default 250,000 and 1,000,000 lines) it writes a conn.log with the project's generator
-plus small ssl/http/dns companions, installs the IP data fixture (not timed), then measures in child
-processes, alternating and repeated:
+For each size it writes a conn.log with the project's generator plus ssl/http/dns companions,
+installs the IP data fixture (not timed), then measures in child processes, alternating, repeated:
 
-* DuckDB's bare read: ``SELECT count(*), sum(orig_ip_bytes) FROM read_csv(conn.log, ...)`` with the
-  options a Zeek TSV log needs (tab, ``#`` comments, no quoting, ``-``/``(empty)`` as nulls);
-* ``read_zeek`` on the log directory (companions joined), every batch consumed; with
-  ``--pipeline module:function`` the batches go through that function instead, which receives the
-  batch iterator and returns a row count;
-* ``derisk.pipeline.run`` (what ``derisk analyze`` runs) on the log directory into a new workspace,
-  with and without detections.
+* DuckDB alone on the conn.log (tab, ``#`` comments, no quoting, ``-``/``(empty)`` as nulls): a
+  count of one column, a read of every column into Arrow, a load into a new database file;
+* ``read_zeek`` on the log directory (companions joined), or ``--pipeline module:function`` over it;
+* ingest and attribution without the workspace (:func:`ingest_and_attribute`);
+* ``derisk.pipeline.run`` into a new workspace, with and without detections.
 
 Each child reports wall time, processor time, its peak RSS and its RSS after imports, so memory
 growth with input size is visible. Results are printed and written to ``docs/benchmarks.md`` under
