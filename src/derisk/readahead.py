@@ -110,4 +110,6 @@ class ReadAhead(Generic[T]):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        # After an error or Ctrl-C nobody waits for the reader: the worker may be blocked until its
+        # next batch (a meter between flows), and it stops by itself when it gets there.
+        self.close(timeout=2.0 if exc_type is None else 0.2)
