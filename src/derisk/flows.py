@@ -100,6 +100,11 @@ def empty_ingest_batch() -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([], schema=INGEST_SCHEMA)
 
 
+def contiguous(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array (a batch's columns are; a table's may be chunked)."""
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
 def batch_from_columns(columns: dict[str, list[object]]) -> pa.RecordBatch:
     """Build an :data:`INGEST_SCHEMA` batch from column lists; missing columns become nulls."""
     length = len(next(iter(columns.values()))) if columns else 0

@@ -33,6 +33,7 @@ import yaml
 
 from derisk import ipaddrs
 from derisk.errors import ConfigError, InputError, Problem, raise_problems
+from derisk.flows import contiguous
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -91,7 +92,7 @@ class Site:
         n = batch.num_rows
         # One hash pass over both endpoints: a code per endpoint into the distinct addresses.
         encoded = pa.concat_arrays(
-            [_plain(batch.column("src_ip")), _plain(batch.column("dst_ip"))]
+            [contiguous(batch.column("src_ip")), contiguous(batch.column("dst_ip"))]
         ).dictionary_encode()
         internal, systems = self._label(encoded.dictionary)
         src_code, dst_code = encoded.indices.slice(0, n), encoded.indices.slice(n)
@@ -146,10 +147,6 @@ class Site:
             "systems": sorted([s.name, sorted(str(n) for n in s.networks)] for s in self.systems),
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
 def default_site() -> Site:

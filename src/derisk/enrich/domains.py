@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tldextract
 
+from derisk.flows import contiguous
+
 #: The one public-suffix splitter of derisk (building one parses the bundled list: about 30 ms).
 EXTRACT: Final = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False)
 _MAX_NAME = 253
@@ -73,7 +75,7 @@ def registrable_domains(names: pa.Array | pa.ChunkedArray) -> pa.Array:
     many subdomains of few domains) are resolved per distinct parent with Arrow kernels; only the
     parents, and the other names, go through Python one by one.
     """
-    encoded = (names.combine_chunks() if isinstance(names, pa.ChunkedArray) else names).dictionary_encode()
+    encoded = contiguous(names).dictionary_encode()
     uniques = encoded.dictionary
     canonical = pc.and_(
         pc.match_substring_regex(uniques, f"^{_PLAIN_HOST.pattern}$"),

@@ -8,12 +8,13 @@ import pyarrow.compute as pc
 
 from derisk.enrich.domains import registrable_domains
 from derisk.enrich.ipdata import IpData
+from derisk.flows import contiguous
 
 
 def enrich_batch(batch: pa.RecordBatch, ipdata: IpData) -> pa.RecordBatch:
     """Add the ``dst_*`` network columns; one lookup per distinct address in the batch."""
     dst = batch.column("dst_ip")
-    encoded = (dst.combine_chunks() if isinstance(dst, pa.ChunkedArray) else dst).dictionary_encode()
+    encoded = contiguous(dst).dictionary_encode()
     found = ipdata.lookup(encoded.dictionary)
     # The row of ``found`` for each distinct address, then for each flow.
     rows = pc.take(pc.index_in(encoded.dictionary, value_set=found.column("ip")), encoded.indices)
@@ -27,9 +28,7 @@ def enrich_batch(batch: pa.RecordBatch, ipdata: IpData) -> pa.RecordBatch:
     names_dst = pc.is_in(batch.column("direction"), value_set=pa.array(["outbound", "external"]))
     names = pc.if_else(names_dst, batch.column("server_name"), pa.scalar(None, pa.string()))
     columns["dst_domain"] = registrable_domains(names)
-    return pa.RecordBatch.from_pydict(
-        {k: (v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v) for k, v in columns.items()}
-    )
+    return pa.RecordBatch.from_pydict({k: contiguous(v) for k, v in columns.items()})
 
 
 def with_ordinals(batch: pa.RecordBatch, first_ordinal: int) -> pa.RecordBatch:

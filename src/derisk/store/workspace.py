@@ -85,6 +85,12 @@ _FLOWS_VIEW: Final = (
 )
 
 
+def _database(path: Path | None) -> tuple[Path, Path]:
+    """(workspace directory, its database file); the default workspace when ``path`` is None."""
+    folder = Path(path) if path is not None else DEFAULT_WORKSPACE
+    return folder, folder / DB_FILE
+
+
 def is_interrupt(exc: BaseException) -> bool:
     """Ctrl-C that landed inside DuckDB: its own exception, or a RuntimeError from an Arrow scan."""
     return isinstance(exc, duckdb.InterruptException) or (
@@ -123,12 +129,11 @@ class Workspace:
     @staticmethod
     def exists(path: Path | None = None) -> bool:
         """Whether ``path`` holds a workspace database already."""
-        return ((Path(path) if path is not None else DEFAULT_WORKSPACE) / DB_FILE).exists()
+        return _database(path)[1].exists()
 
     @classmethod
     def open(cls, path: Path | None = None, *, create: bool = True, read_only: bool = False) -> Workspace:
-        path = Path(path) if path is not None else DEFAULT_WORKSPACE
-        db = path / DB_FILE
+        path, db = _database(path)
         if path.exists() and not path.is_dir():
             raise StoreError("is not a directory (a workspace is a directory)", source=str(path))
         created = False
