@@ -79,3 +79,12 @@ def test_the_subdomain_shortcut_agrees_with_tldextract_on_every_rule() -> None:
         registrable_clean.cache_clear()
         for name in sorted(names, key=len, reverse=longest_first):
             assert registrable_domain(name) == _reference(name), name
+
+
+def test_names_of_thousands_of_labels_do_not_exhaust_the_stack() -> None:
+    """DNS query names reach the detections unchecked; a hostile one of 5,000 labels is answered
+    like any other, as tldextract answers it."""
+    name = "a." * 5_000 + "example.com"
+    parts = EXTRACT(name)
+    assert registrable_clean(name) == f"{parts.domain}.{parts.suffix}" == "example.com"
+    assert registrable_domain(name) is None  # longer than any DNS name

@@ -61,7 +61,8 @@ def registrable_clean(candidate: str) -> str | None:
 def _inherits_suffix(name: str, parent: str) -> bool:
     """Whether ``name`` has its parent's public suffix (see the module's description)."""
     return (
-        "xn--" not in name
+        len(name) <= _MAX_NAME  # a DNS name's length: bounds the recursion over parents
+        and "xn--" not in name
         and _PLAIN_HOST.fullmatch(name) is not None
         and name not in _RULES
         and parent not in _WILDCARD_BASES  # exception rules (``!name``) sit under a wildcard too
