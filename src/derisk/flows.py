@@ -41,6 +41,8 @@ INGEST_SCHEMA: Final = pa.schema(
         pa.field("user_agent", pa.string()),
         pa.field("dns_query", pa.string()),
         pa.field("source_ref", pa.string()),
+        pa.field("conn_state", pa.string()),
+        pa.field("is_attempt", pa.bool_()),
     ]
 )
 
@@ -80,6 +82,23 @@ ATTRIBUTION_FIELDS: Final = [
     pa.field("dst_jurisdiction_basis", pa.string()),
     pa.field("attribution_path", pa.string()),
     pa.field("registry_version", pa.string()),
+    # Infrastructure layer: who runs the server (AS holder, CDN, cloud), from the AS number or the
+    # AS organisation name, else the AS registration country as a guess.
+    pa.field("dst_infra_org", pa.string()),
+    pa.field("dst_infra_org_id", pa.string()),
+    pa.field("dst_infra_controller", pa.string()),
+    pa.field("dst_infra_controller_id", pa.string()),
+    pa.field("dst_infra_jurisdiction", pa.string()),
+    pa.field("dst_infra_basis", pa.string()),
+    pa.field("dst_infra_confidence", pa.string()),
+    # Service layer: whose name the traffic carries (SNI, HTTP Host, DNS answer → registrable domain).
+    pa.field("dst_service_org", pa.string()),
+    pa.field("dst_service_org_id", pa.string()),
+    pa.field("dst_service_controller", pa.string()),
+    pa.field("dst_service_controller_id", pa.string()),
+    pa.field("dst_service_jurisdiction", pa.string()),
+    pa.field("dst_service_basis", pa.string()),
+    pa.field("dst_service_confidence", pa.string()),
 ]
 
 #: What the workspace stores per flow.
@@ -90,6 +109,18 @@ FLOW_SCHEMA: Final = pa.schema(list(STORED_SCHEMA) + ATTRIBUTION_FIELDS)
 
 #: Values of ``dst_jurisdiction_basis``.
 JURISDICTION_BASES: Final = ("registry", "as-registration", "unknown")
+
+#: Values of ``dst_infra_basis``: the AS number is in the control graph; the AS organisation name
+#: clearly names a graph entity; only the AS registration country is known (a guess); nothing.
+INFRA_BASES: Final = ("asn", "as-org-name", "as-registration", "unknown")
+
+#: Values of ``dst_service_basis`` (null when the flow carries no server name): the registrable
+#: domain is in the control graph; a name is carried but the graph does not know it.
+SERVICE_BASES: Final = ("domain", "unknown")
+
+#: Value of ``dst_infra_confidence`` for the AS registration country (other values are the control
+#: graph's V/S/U tags).
+GUESS_CONFIDENCE: Final = "guess"
 
 #: Rows per batch that ingest modules aim for: large enough for vectorised work, small enough that
 #: memory stays bounded whatever the input size.
@@ -106,12 +137,18 @@ def contiguous(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def batch_from_columns(columns: dict[str, list[object]]) -> pa.RecordBatch:
-    """Build an :data:`INGEST_SCHEMA` batch from column lists; missing columns become nulls."""
-    length = len(next(iter(columns.values()))) if columns else 0
+    """Build an :data:`INGEST_SCHEMA` batch from column lists; missing columns become nulls.
+
+    A column left empty while others have rows counts as missing (a reader that fills its columns
+    by name need not know of columns it has no value for, such as ``conn_state`` for captures).
+    """
+    length = max((len(values) for values in columns.values()), default=0)
     arrays = []
     for field in INGEST_SCHEMA:
         values = columns.get(field.name)
-        arrays.append(pa.array(values if values is not None else [None] * length, type=field.type))
+        if not values:
+            values = [None] * length
+        arrays.append(pa.array(values, type=field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=INGEST_SCHEMA)
 
 
