@@ -54,7 +54,13 @@ CONN_REQUIRED: Final = {
     "resp_pkts": "count",
     "resp_ip_bytes": "count",
 }
-CONN_OPTIONAL: Final = {"duration": "interval", "service": "string"}
+CONN_OPTIONAL: Final = {
+    "duration": "interval",
+    "service": "string",
+    "conn_state": "string",
+    "orig_bytes": "count",
+    "resp_bytes": "count",
+}
 CONN_NOT_NULL: Final = frozenset({"ts", "uid", "id.orig_h", "id.resp_h"})
 
 SSL_REQUIRED: Final = {"uid": "string", "server_name": "string"}
@@ -68,7 +74,12 @@ DNS_OPTIONAL: Final = {"id.orig_h": "addr", "qtype_name": "string", "answers": "
 _TEXT_COLUMNS: Final = frozenset({"service", "server_name", "ja4", "host", "user_agent", "query"})
 
 #: conn.log columns with few distinct values: read dictionary-encoded and converted per distinct value.
-_DICTIONARY_COLUMNS: Final = frozenset({"proto", "service"})
+_DICTIONARY_COLUMNS: Final = frozenset({"proto", "service", "conn_state"})
+
+#: Zeek ``conn_state`` values of connections that may have carried nothing: no SYN-ACK (S0), rejected
+#: (REJ), reset before the responder's SYN-ACK (RSTOS0, RSTRH), a half-open remainder (SH, SHR) and
+#: midstream traffic (OTH). With no payload in either direction they are attempts (``is_attempt``).
+ATTEMPT_STATES: Final = ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
 
 _LOG_NAME = re.compile(r"^(conn|dns|ssl|quic|http)(\.[^/]+)?\.(log|json)(\.gz)?$")
 _PROTOCOLS: Final = {"tcp": 6, "udp": 17, "icmp": 1}
@@ -306,10 +317,44 @@ def to_flows(batch: pa.RecordBatch, log: _Log, companions: Companions) -> pa.Rec
         "user_agent": extra.user_agent,
         "dns_query": extra.dns_query,
         "source_ref": uid,
+        **_attempts(batch, log),
     }
     return pa.RecordBatch.from_arrays(
         [arrays[f.name].cast(f.type) for f in INGEST_SCHEMA], schema=INGEST_SCHEMA
     )
+
+
+def attempt_flags(state: pa.Array, orig_bytes: pa.Array | None, resp_bytes: pa.Array | None) -> pa.Array:
+    """``is_attempt``: an attempt state and no payload either way (null when the log cannot say).
+
+    ``state`` is Zeek's ``conn_state`` (null when unset); ``orig_bytes`` and ``resp_bytes`` Zeek's
+    payload counts (None when the log has no such column: the flag is then null for attempt states,
+    since the payload is unknown). An unset payload count is 0 (Zeek leaves it unset when it saw none).
+    """
+    encoded = _encoded(state)
+    per_state = pc.is_in(encoded.dictionary, value_set=pa.array(ATTEMPT_STATES))
+    attempt_state = per_state.take(encoded.indices)
+    if orig_bytes is None or resp_bytes is None:
+        return pc.if_else(attempt_state, pa.scalar(None, pa.bool_()), attempt_state)
+    silent = pc.and_(pc.equal(pc.fill_null(orig_bytes, 0), 0), pc.equal(pc.fill_null(resp_bytes, 0), 0))
+    return pc.and_(attempt_state, silent)
+
+
+def _attempts(batch: pa.RecordBatch, log: _Log) -> dict[str, pa.Array]:
+    """``conn_state`` (bounded text) and ``is_attempt`` of a conn.log batch in Zeek column names."""
+    if "conn_state" not in log.columns:
+        return {
+            "conn_state": pa.nulls(batch.num_rows, pa.string()),
+            "is_attempt": pa.nulls(batch.num_rows, pa.bool_()),
+        }
+    state = _labels(_column(batch, "conn_state"), log)
+    payload = "orig_bytes" in log.columns and "resp_bytes" in log.columns
+    flags = attempt_flags(
+        state,
+        _column(batch, "orig_bytes") if payload else None,
+        _column(batch, "resp_bytes") if payload else None,
+    )
+    return {"conn_state": state, "is_attempt": flags}
 
 
 def _stream_conn(
@@ -387,11 +432,26 @@ def _duck_flows(batch: pa.RecordBatch, log: _Log, companions: Companions) -> pa.
         "user_agent": extra.user_agent,
         "dns_query": extra.dns_query,
         "source_ref": uid,
+        **_duck_attempts(batch, log),
     }
     return pa.RecordBatch.from_arrays(
         [(arrays[f.name] if f.name in arrays else batch.column(f.name)).cast(f.type) for f in INGEST_SCHEMA],
         schema=INGEST_SCHEMA,
     )
+
+
+def _duck_attempts(batch: pa.RecordBatch, log: _Log) -> dict[str, pa.Array]:
+    state = batch.column("conn_state")
+    if state.null_count == len(state):
+        return {"conn_state": state, "is_attempt": pa.nulls(batch.num_rows, pa.bool_())}
+    state = _labels(state, log)
+    payload = "orig_bytes" in log.columns and "resp_bytes" in log.columns
+    flags = attempt_flags(
+        state,
+        batch.column("orig_bytes") if payload else None,
+        batch.column("resp_bytes") if payload else None,
+    )
+    return {"conn_state": state, "is_attempt": flags}
 
 
 def _stream_tsv(

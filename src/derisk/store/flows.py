@@ -53,7 +53,7 @@ def insert_flows(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch | pa.Tabl
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
     table = table.select(STORED_SCHEMA.names).cast(STORED_SCHEMA)
     with registered(con, "_derisk_batch", table):
-        con.execute("INSERT INTO flows SELECT * FROM _derisk_batch")
+        con.execute("INSERT INTO flows BY NAME SELECT * FROM _derisk_batch")
     count: int = table.num_rows
     return count
 
@@ -74,7 +74,9 @@ _FILLED_SQL: Final = {
     "ipdata_version": "$ipdata_version",
 }
 _INSERT_PREPARED: Final = (
-    "INSERT INTO flows SELECT "
+    "INSERT INTO flows ("
+    + ", ".join(f'"{name}"' for name in STORED_SCHEMA.names)
+    + ") SELECT "
     + ", ".join(_FILLED_SQL.get(name, f'"{name}"') for name in STORED_SCHEMA.names)
     + " FROM _derisk_stream"
 )

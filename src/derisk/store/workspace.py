@@ -69,6 +69,9 @@ _DDL: Final = [
         input_id VARCHAR PRIMARY KEY, path VARCHAR, format VARCHAR, digest VARCHAR, size_bytes BIGINT,
         site_digest VARCHAR, ipdata_version VARCHAR, flow_count BIGINT, ingested_at TIMESTAMPTZ)""",
     f"CREATE TABLE IF NOT EXISTS flows ({sql_columns(STORED_SCHEMA)})",
+    # Columns added after schema version 1 was first written (inserts name their columns).
+    "ALTER TABLE flows ADD COLUMN IF NOT EXISTS conn_state VARCHAR",
+    "ALTER TABLE flows ADD COLUMN IF NOT EXISTS is_attempt BOOLEAN",
     f"CREATE TABLE IF NOT EXISTS attribution ({sql_columns(ATTRIBUTION_TABLE_SCHEMA)})",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, site VARCHAR, site_digest VARCHAR,

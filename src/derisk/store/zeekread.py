@@ -50,6 +50,7 @@ MAX_THREADS: Final = 4
 CONN_COLUMNS: Final = (
     "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto",
     "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes", "duration", "service",
+    "conn_state", "orig_bytes", "resp_bytes",
 )  # fmt: skip
 
 _DUCK_TYPES: Final = {
@@ -117,6 +118,9 @@ def _query(
         else "CAST(NULL AS BIGINT)"
     )
     service = f"{_ident('service')}" if "service" in types else "CAST(NULL AS VARCHAR)"
+    state = _ident("conn_state") if "conn_state" in types else "CAST(NULL AS VARCHAR)"
+    orig_bytes = _ident("orig_bytes") if "orig_bytes" in types else "CAST(NULL AS BIGINT)"
+    resp_bytes = _ident("resp_bytes") if "resp_bytes" in types else "CAST(NULL AS BIGINT)"
     transport = "protocol IN (6, 17)"
 
     return f"""
@@ -134,7 +138,10 @@ def _query(
             {_ident("orig_pkts")} AS packets_out,
             {_ident("resp_pkts")} AS packets_in,
             {service} AS service,
-            {uid} AS uid
+            {uid} AS uid,
+            {state} AS conn_state,
+            {orig_bytes} AS orig_bytes,
+            {resp_bytes} AS resp_bytes
         FROM log
     """
 
