@@ -50,7 +50,9 @@ INGEST_SCHEMA: Final = pa.schema(
 SERVER_NAME_SOURCES: Final = ("sni", "http-host", "dns-answer")
 
 #: Values of ``direction`` (who opened the flow, relative to the site).
-DIRECTIONS: Final = ("outbound", "inbound", "internal", "external")
+#: ``local-scope``: either endpoint is multicast, broadcast, link-local or unspecified (never a
+#: destination; counted apart, never attributed).
+DIRECTIONS: Final = ("outbound", "inbound", "internal", "external", "local-scope")
 
 #: Columns the pipeline adds: provenance, orientation, system label.
 PIPELINE_FIELDS: Final = [

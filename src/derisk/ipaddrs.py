@@ -104,3 +104,52 @@ def in_network(parsed: ParsedAddresses, network: ipaddress.IPv4Network | ipaddre
     hi = np.array([last], dtype="S16")[0]
     keys = parsed.keys
     return np.asarray((parsed.family == network.version) & (keys >= lo) & (keys <= hi), dtype=bool)
+
+
+#: Addresses that are never a destination, whatever the site: multicast, limited broadcast,
+#: link-local and unspecified ("this network") ranges of both families, with the kind reported.
+NOT_DESTINATION_RANGES: Final = (
+    ("multicast", ipaddress.ip_network("224.0.0.0/4")),
+    ("broadcast", ipaddress.ip_network("255.255.255.255/32")),
+    ("link-local", ipaddress.ip_network("169.254.0.0/16")),
+    ("unspecified", ipaddress.ip_network("0.0.0.0/8")),
+    ("multicast", ipaddress.ip_network("ff00::/8")),
+    ("link-local", ipaddress.ip_network("fe80::/10")),
+    ("unspecified", ipaddress.ip_network("::/128")),
+)
+
+
+def directed_broadcasts(
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+) -> tuple[ipaddress.IPv4Address, ...]:
+    """The directed-broadcast address of each IPv4 network that has one (prefix /30 or shorter)."""
+    return tuple(
+        n.broadcast_address for n in networks if isinstance(n, ipaddress.IPv4Network) and n.prefixlen <= 30
+    )
+
+
+def not_destination(parsed: ParsedAddresses, broadcasts: tuple[ipaddress.IPv4Address, ...] = ()) -> NDArray:
+    """Boolean mask of addresses that are not destinations (see :data:`NOT_DESTINATION_RANGES`)."""
+    mask = np.zeros(len(parsed.family), dtype=bool)
+    for _, network in NOT_DESTINATION_RANGES:
+        mask |= in_network(parsed, network)
+    if broadcasts:
+        wanted = np.array([a.packed.rjust(16, b"\0") for a in broadcasts], dtype="S16")
+        mask |= (parsed.family == 4) & np.isin(parsed.keys, wanted)
+    return mask
+
+
+def scope_kind(text: str, broadcasts: tuple[ipaddress.IPv4Address, ...] = ()) -> str | None:
+    """``multicast``, ``broadcast``, ``link-local`` or ``unspecified`` for a non-destination address."""
+    try:
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if addr in broadcasts:
+        return "broadcast"
+    for kind, network in NOT_DESTINATION_RANGES:
+        if addr.version == network.version and addr in network:
+            return kind
+    return None

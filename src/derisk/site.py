@@ -94,13 +94,19 @@ class Site:
         encoded = pa.concat_arrays(
             [contiguous(batch.column("src_ip")), contiguous(batch.column("dst_ip"))]
         ).dictionary_encode()
-        internal, systems = self._label(encoded.dictionary)
+        parsed = ipaddrs.parse(encoded.dictionary)
+        internal, systems = self._label(encoded.dictionary, parsed)
         src_code, dst_code = encoded.indices.slice(0, n), encoded.indices.slice(n)
         src_int = pc.fill_null(pc.take(internal, src_code), False)
         dst_int = pc.fill_null(pc.take(internal, dst_code), False)
         swap = pc.and_(pc.invert(src_int), dst_int)
+        # Multicast, broadcast (incl. directed broadcast of internal networks), link-local and
+        # unspecified addresses are not destinations: such flows are kept apart as "local-scope".
+        scoped = pa.array(ipaddrs.not_destination(parsed, self.broadcasts))
+        local = pc.or_(pc.take(scoped, src_code), pc.take(scoped, dst_code))
         direction = pc.case_when(
-            pc.make_struct(pc.and_(src_int, pc.invert(dst_int)), swap, pc.and_(src_int, dst_int)),
+            pc.make_struct(local, pc.and_(src_int, pc.invert(dst_int)), swap, pc.and_(src_int, dst_int)),
+            "local-scope",
             "outbound",
             "inbound",
             "internal",
@@ -122,9 +128,11 @@ class Site:
         columns["system"] = pc.take(systems, pc.if_else(swap, dst_code, src_code))
         return pa.RecordBatch.from_pydict(columns)
 
-    def _label(self, addresses: pa.Array) -> tuple[pa.Array, pa.Array]:
+    def _label(
+        self, addresses: pa.Array, parsed: ipaddrs.ParsedAddresses | None = None
+    ) -> tuple[pa.Array, pa.Array]:
         """(is internal, system) for distinct addresses, vectorised (see :mod:`derisk.ipaddrs`)."""
-        parsed = ipaddrs.parse(addresses)
+        parsed = parsed if parsed is not None else ipaddrs.parse(addresses)
         internal = np.zeros(len(addresses), dtype=bool)
         for net in self.internal_networks:
             internal |= ipaddrs.in_network(parsed, net)
@@ -136,6 +144,11 @@ class Site:
         labelled = pc.take(names, pa.array(np.where(system < 0, 0, system)))
         systems = pc.if_else(pa.array(system >= 0), labelled, pa.scalar(None, pa.string()))
         return pa.array(internal | (system >= 0)), systems
+
+    @property
+    def broadcasts(self) -> tuple[ipaddress.IPv4Address, ...]:
+        """Directed-broadcast addresses of the internal networks (never destinations)."""
+        return ipaddrs.directed_broadcasts(self.internal_networks)
 
     def system_names(self) -> list[str]:
         return [s.name for s in self.systems]

@@ -1,13 +1,19 @@
 """Attribution: who operates each destination, who ultimately controls it, whose law reaches it.
 
-The control graph (:mod:`derisk.know`) is the one source of truth: a registrable domain or an AS
-number names an entity of the graph, and controller resolution walks the graph to the ultimate
-controller and the jurisdiction control is exercised from. A server name wins over the AS number
-because it names the service the data goes to; the AS operator stays visible as ``dst_as_org``.
+Every destination is attributed on two layers, each through the control graph (:mod:`derisk.know`):
 
-When the graph knows neither, the AS registration country stands in, marked ``as-registration``
-so that nobody mistakes an inference for a finding; with no AS data at all the basis is ``unknown``.
-Computed over the distinct (AS, domain, AS country) keys of the workspace, never per flow.
+* the **infrastructure** operator, who runs the server: the graph entity of the AS number, else the
+  entity the AS organisation name clearly names (:mod:`derisk.know.orgnames`), else the AS
+  registration country, marked ``as-registration`` and ``guess`` so that nobody mistakes an
+  inference for a finding;
+* the **service**, whose name the traffic carries (SNI, HTTP Host, DNS answer): the graph entity of
+  the registrable domain.
+
+The combined columns (``dst_org`` … ``dst_jurisdiction_basis``) keep their meaning: the service when
+the graph knows it, else the infrastructure operator; the AS operator stays visible as
+``dst_as_org``. A known name always wins over the registration-country guess. Computed over the
+distinct (AS, domain, AS country) keys of the workspace, each AS and domain matched once, never
+per flow.
 """
 
 from __future__ import annotations
@@ -16,53 +22,119 @@ from typing import Any
 
 import pyarrow as pa
 
-from derisk.flows import ATTRIBUTION_FIELDS
+from derisk.flows import ATTRIBUTION_FIELDS, GUESS_CONFIDENCE
 from derisk.know.attribution import AttributionIndex, Match
 
 PATH_SEPARATOR = " → "
 
 
-def _row(key: dict[str, Any], match: Match | None, basis_org: str | None, version: str) -> dict[str, Any]:
+def _layer(row: dict[str, Any], prefix: str, match: Match) -> None:
+    row[f"{prefix}_org"] = match.org_name
+    row[f"{prefix}_org_id"] = match.org_id
+    row[f"{prefix}_controller"] = match.controller_name
+    row[f"{prefix}_controller_id"] = match.controller_id
+    row[f"{prefix}_jurisdiction"] = match.jurisdiction
+    row[f"{prefix}_confidence"] = match.confidence
+
+
+def _infra_path(key: dict[str, Any], match: Match, basis: str) -> list[str]:
+    if basis == "as-org-name":
+        head = f"AS{key['dst_asn']} registered to {key.get('dst_as_org')} (AS organisation name)"
+        return [head, *match.path]
+    return list(match.path)
+
+
+def _row(
+    key: dict[str, Any],
+    infra: tuple[Match | None, str],
+    service: tuple[Match | None, str | None],
+    version: str,
+) -> dict[str, Any]:
     row: dict[str, Any] = {f.name: None for f in ATTRIBUTION_FIELDS}
     row.update(dst_asn=key["dst_asn"], dst_domain=key["dst_domain"], dst_as_country=key["dst_as_country"])
     row["registry_version"] = version
-    if match is not None:
+    as_org, country = key.get("dst_as_org"), key.get("dst_as_country")
+    infra_match, infra_basis = infra
+    service_match, service_basis = service
+
+    row["dst_infra_basis"] = infra_basis
+    if infra_match is not None:
+        _layer(row, "dst_infra", infra_match)
+    else:
+        row["dst_infra_org"] = as_org
+        if infra_basis == "as-registration":
+            row["dst_infra_jurisdiction"] = country
+            row["dst_infra_confidence"] = GUESS_CONFIDENCE
+    row["dst_service_basis"] = service_basis
+    if service_match is not None:
+        _layer(row, "dst_service", service_match)
+
+    # The combined view: the service when the graph knows it, else the infrastructure operator.
+    chosen, chosen_basis = (
+        (service_match, "domain") if service_match is not None else (infra_match, infra_basis)
+    )
+    if chosen is not None:
         row.update(
-            dst_org=match.org_name,
-            dst_org_id=match.org_id,
-            dst_org_basis=basis_org,
-            dst_controller=match.controller_name,
-            dst_controller_id=match.controller_id,
-            dst_jurisdiction=match.jurisdiction,
-            dst_jurisdiction_basis="registry" if match.jurisdiction else "unknown",
-            attribution_path=PATH_SEPARATOR.join(match.path),
+            dst_org=chosen.org_name,
+            dst_org_id=chosen.org_id,
+            dst_org_basis=chosen_basis,
+            dst_controller=chosen.controller_name,
+            dst_controller_id=chosen.controller_id,
+            dst_jurisdiction=chosen.jurisdiction,
+            dst_jurisdiction_basis="registry" if chosen.jurisdiction else "unknown",
+            attribution_path=PATH_SEPARATOR.join(
+                chosen.path if chosen is service_match else _infra_path(key, chosen, chosen_basis)
+            ),
         )
         return row
-    as_org = key.get("dst_as_org")
-    country = key.get("dst_as_country")
     row["dst_org"] = as_org
     row["dst_org_basis"] = "as-org" if as_org else None
     if country:
         row["dst_jurisdiction"] = country
         row["dst_jurisdiction_basis"] = "as-registration"
         row["attribution_path"] = PATH_SEPARATOR.join(
-            [p for p in (as_org or f"AS{key['dst_asn']}", f"AS registered in {country} (inferred)") if p]
+            [as_org or f"AS{key['dst_asn']}", f"AS registered in {country} (inferred)"]
         )
     else:
         row["dst_jurisdiction_basis"] = "unknown"
     return row
 
 
+def _infrastructure(
+    index: AttributionIndex, asn: Any, as_org: str | None, country: str | None
+) -> tuple[Match | None, str]:
+    if asn is not None:
+        found = index.match_asn(int(asn))
+        if found is not None:
+            return found, "asn"
+    if as_org:
+        found = index.match_as_org(as_org)
+        if found is not None:
+            return found, "as-org-name"
+    if country:
+        return None, "as-registration"
+    return None, "unknown"
+
+
 def attribute(keys: pa.Table, index: AttributionIndex) -> pa.Table:
     """One attribution row per distinct key (``dst_asn``, ``dst_domain``, ``dst_as_country``)."""
+    infra_cache: dict[tuple[Any, Any, Any], tuple[Match | None, str]] = {}
+    service_cache: dict[str, tuple[Match | None, str]] = {}
     rows = []
     for key in keys.to_pylist():
-        match, basis = None, None
-        if key.get("dst_domain"):
-            match, basis = index.match_domain(key["dst_domain"]), "domain"
-        if match is None and key.get("dst_asn") is not None:
-            match, basis = index.match_asn(int(key["dst_asn"])), "asn"
-        rows.append(_row(key, match, basis if match else None, index.version))
+        ikey = (key.get("dst_asn"), key.get("dst_as_org"), key.get("dst_as_country"))
+        infra = infra_cache.get(ikey)
+        if infra is None:
+            infra = infra_cache[ikey] = _infrastructure(index, *ikey)
+        domain = key.get("dst_domain")
+        service: tuple[Match | None, str | None] = (None, None)
+        if domain:
+            cached = service_cache.get(domain)
+            if cached is None:
+                found = index.match_domain(domain)
+                cached = service_cache[domain] = (found, "domain" if found is not None else "unknown")
+            service = cached
+        rows.append(_row(key, infra, service, index.version))
     schema = pa.schema(
         [
             pa.field("dst_asn", pa.int64()),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from derisk.know.graph import Entity, Graph, load_graph
+from derisk.know.orgnames import ORG_SCHEMATA, OrgNameIndex
 from derisk.know.resolve import Resolution, resolve_controller
 
 if TYPE_CHECKING:
@@ -94,9 +95,41 @@ class AttributionIndex:
     by_asn: dict[int, Match]
     by_domain: dict[str, Match]
     conflicts: list[str] = field(default_factory=list)
+    #: The graph, for organisation-name matches (resolved on first use, per matched entity).
+    graph: Graph | None = None
+    _names: OrgNameIndex | None = field(default=None, repr=False)
+    _by_org_name: dict[str, Match | None] = field(default_factory=dict, repr=False)
 
     def match_asn(self, asn: int) -> Match | None:
         return self.by_asn.get(int(asn))
+
+    @property
+    def names(self) -> OrgNameIndex:
+        """The organisation-name index over the graph, built on first use (one pass over names)."""
+        if self._names is None:
+            entities = self.graph.entities.values() if self.graph is not None else ()
+            self._names = OrgNameIndex.build(
+                (e.id, e.name, e.aliases) for e in entities if e.schema in ORG_SCHEMATA
+            )
+        return self._names
+
+    def match_as_org(self, as_org: str) -> Match | None:
+        """The entity an AS organisation name clearly names (see :mod:`derisk.know.orgnames`).
+
+        Several entities of one reduced name count only when they lead to the same controller.
+        Cached per name: a run asks once per distinct AS organisation.
+        """
+        if as_org in self._by_org_name:
+            return self._by_org_name[as_org]
+        found: Match | None = None
+        if self.graph is not None:
+            ids, _score = self.names.candidates(as_org)
+            matches = [match_from(self.graph.entities[i], resolve_controller(self.graph, i)) for i in ids]
+            controllers = {m.controller_id or m.org_id for m in matches}
+            if matches and len(controllers) == 1:
+                found = matches[0]
+        self._by_org_name[as_org] = found
+        return found
 
     def match_domain(self, registrable_domain: str) -> Match | None:
         """Exact registrable domain, else the closest indexed parent (``a.b.zte.com.cn`` → ``zte.com.cn``)."""
@@ -160,7 +193,9 @@ def build_index(graph: Graph) -> AttributionIndex:
                 continue
             owners_domain[domain] = entity
             by_domain[domain] = match
-    return AttributionIndex(version=graph.version, by_asn=by_asn, by_domain=by_domain, conflicts=conflicts)
+    return AttributionIndex(
+        version=graph.version, by_asn=by_asn, by_domain=by_domain, conflicts=conflicts, graph=graph
+    )
 
 
 def load_index(workspace: Workspace | None = None) -> AttributionIndex:

@@ -1,0 +1,102 @@
+"""AS organisation names → entities of the control graph, by clear match only.
+
+An AS is registered to an organisation ("Microsoft Corporation", "AKAMAI-AS", "Akamai International
+B.V."). When that name clearly names an entity of the graph, the AS attaches to it, so a company's
+other AS numbers (AS8068 beside the curated AS8075) are attributed without listing every one.
+
+Names are reduced as supplier names are (:func:`derisk.know.names.comparable`: ASCII, lower case,
+company-form words dropped), then registry decorations are dropped too: the words ``as``/``asn``
+of handles such as ``AKAMAI-AS`` or ``AS-CHOOPA``, ``block``, and bare numbers (``AMAZON-02``).
+
+The rule is the one used for supplier names (:func:`derisk.know.names.pick`), applied strictly:
+
+1. an exact match of the reduced name against entity names and aliases, when all entities of that
+   name lead to the same controller;
+2. otherwise rapidfuzz's ``WRatio`` over the candidates that share the first word (a token index
+   built once), taken only at :data:`MATCH_SCORE` or more and :data:`CLEAR_LEAD` ahead of the next
+   entity.
+
+Anything less is no match: the caller falls back to the registration country, labelled a guess.
+The index is built once per graph (one pass over names and aliases) and queried once per distinct
+AS organisation name of a run, never per flow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from rapidfuzz import fuzz, process
+
+from derisk.know.names import CLEAR_LEAD, MATCH_SCORE, comparable
+
+#: Words of registry handles that say nothing about who holds the AS.
+_REGISTRY_WORDS: Final = frozenset(["as", "asn", "block", "aut", "num"])
+_NUMBER: Final = re.compile(r"^\d+$")
+#: Reduced names shorter than this never match (too many companies share them).
+MIN_KEY_LENGTH: Final = 3
+#: Schemata whose names an AS can be registered to (people are never AS holders here).
+ORG_SCHEMATA: Final = frozenset(["Company", "Organization", "PublicBody", "LegalEntity"])
+
+
+def reduce_name(name: str) -> str:
+    """The comparable form of an organisation or AS name, registry decorations dropped."""
+    words = [w for w in comparable(name).split() if w not in _REGISTRY_WORDS and not _NUMBER.match(w)]
+    return " ".join(words)
+
+
+@dataclass
+class OrgNameIndex:
+    """Reduced names and aliases → entity ids, with a first-word index for fuzzy candidates."""
+
+    exact: dict[str, list[str]] = field(default_factory=dict)
+    by_first_word: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, entities: Iterable[tuple[str, str, Iterable[str]]]) -> OrgNameIndex:
+        """From (entity id, name, aliases) triples."""
+        exact: dict[str, list[str]] = defaultdict(list)
+        for entity_id, name, aliases in entities:
+            for key in dict.fromkeys(reduce_name(n) for n in (name, *aliases)):
+                if len(key) >= MIN_KEY_LENGTH and entity_id not in exact[key]:
+                    exact[key].append(entity_id)
+        by_first: dict[str, list[str]] = defaultdict(list)
+        for key in exact:
+            by_first[key.split(" ", 1)[0]].append(key)
+        return cls(exact=dict(exact), by_first_word=dict(by_first))
+
+    def __len__(self) -> int:
+        return len(self.exact)
+
+    def candidates(self, as_org: str) -> tuple[list[str], float]:
+        """Entity ids the name clearly names (all tied at the best score), and that score.
+
+        Several ids come back only when one reduced name belongs to several entities; the caller
+        keeps the match only if they share a controller.
+        """
+        wanted = reduce_name(as_org)
+        if len(wanted) < MIN_KEY_LENGTH:
+            return [], 0.0
+        found = self.exact.get(wanted)
+        if found:
+            return sorted(found), 100.0
+        pool = self.by_first_word.get(wanted.split(" ", 1)[0], [])
+        if not pool:
+            return [], 0.0
+        scored = process.extract(wanted, pool, scorer=fuzz.WRatio, limit=8, score_cutoff=MATCH_SCORE)
+        best: dict[str, float] = {}
+        for key, score, _ in scored:
+            for entity_id in self.exact[key]:
+                best[entity_id] = max(best.get(entity_id, 0.0), float(score))
+        if not best:
+            return [], 0.0
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
+        top = ranked[0][1]
+        leaders = [entity_id for entity_id, score in ranked if score == top]
+        runner_up = next((score for _, score in ranked if score < top), None)
+        if runner_up is not None and top - runner_up < CLEAR_LEAD:
+            return [], 0.0
+        return leaders, top
