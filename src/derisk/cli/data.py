@@ -8,7 +8,6 @@ import click
 
 from derisk.cli.options import data_dir_option, json_option
 from derisk.cli.output import emit_json, status_console
-from derisk.enrich import update as updater
 from derisk.errors import UsageError
 from derisk.safetext import visible
 
@@ -47,6 +46,8 @@ def update_cmd(
     json_dest: str | None,
 ) -> None:
     """Fetch, verify and install the IP data; the previous data stays if anything fails."""
+    from derisk.enrich import update as updater
+
     console = status_console(json_dest)
     if mmdb_country is not None and mmdb_asn is None:
         raise UsageError("--mmdb-country needs --mmdb-asn")
@@ -72,6 +73,8 @@ def update_cmd(
 @json_option
 def status_cmd(data_dir: Path | None, json_dest: str | None) -> None:
     """Show which reference data is installed, its sources and versions."""
+    from derisk.enrich import update as updater
+
     doc = {"schema": "derisk.data/1", **updater.installed(data_dir)}
     emit_json(doc, json_dest)
     if json_dest != "-":

@@ -8,26 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
-from rich.panel import Panel
 from rich.text import Text
 
 from derisk.cli.options import data_dir_option
 from derisk.cli.output import console, dumps, write_atomic
 from derisk.cli.watch import analyse
-from derisk.demo.scenario import SampledAddressBook, build_scenario
-from derisk.enrich.ipdata import load_ipdata
 from derisk.errors import DataError, UsageError
-from derisk.reduce.register import SCENARIO_SYSTEM_NAMES, demo_functions
-from derisk.reduce.report import render_html as render_reduce_html
-from derisk.reduce.run import reduce_site
-from derisk.report.formatting import human_bytes
-from derisk.report.html import render_analysis_html
-from derisk.report.terminal import render_analysis
 from derisk.safetext import visible
-from derisk.screen.memo import render_html as render_memo_html
-from derisk.screen.run import screen_file
-from derisk.site import load_site
 
 #: A fixed start so that the demo capture is the same on every machine with the same IP data.
 DEMO_START = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
@@ -51,6 +38,8 @@ def _prepare(out: Path) -> None:
 
 def _story(doc: dict[str, Any]) -> Text:
     """The one-minute story for a security officer, from the analysis itself (not scripted)."""
+    from derisk.report.formatting import human_bytes
+
     text = Text()
     sent = sum(e["bytes_out"] for e in doc["exposure"])
     for row in doc["exposure"]:
@@ -102,6 +91,18 @@ def _story(doc: dict[str, Any]) -> Text:
 )
 def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
     """Build a demo cargo hub, capture its traffic, analyse it and write the reports."""
+    import yaml
+    from rich.panel import Panel
+
+    from derisk.demo.scenario import SampledAddressBook, build_scenario
+    from derisk.enrich.ipdata import load_ipdata
+    from derisk.reduce.report import render_html as render_reduce_html
+    from derisk.reduce.run import reduce_site
+    from derisk.report.html import render_analysis_html
+    from derisk.report.terminal import render_analysis
+    from derisk.screen.memo import render_html as render_memo_html
+    from derisk.site import load_site
+
     try:
         ipdata = load_ipdata(data_dir)
     except DataError as exc:
@@ -154,6 +155,8 @@ def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
 
 def _screen_demo_deal(workspace: Path) -> dict[str, Any]:
     """Screen the fictional deal; it also goes into the workspace's cases/ for the dashboard."""
+    from derisk.screen.run import screen_file
+
     cases = workspace / "cases"
     cases.mkdir(exist_ok=True)
     deal_file = cases / DEMO_DEAL.name
@@ -182,6 +185,8 @@ def _screening_story(doc: dict[str, Any]) -> Text:
 
 def _with_register(site: dict[str, Any]) -> dict[str, Any]:
     """The scenario's site plus its dependency register (critical functions and who supplies them)."""
+    from derisk.reduce.register import SCENARIO_SYSTEM_NAMES, demo_functions
+
     systems = [dict(system) for system in site["systems"]]
     for system in systems:
         if system["name"] == SCENARIO_SYSTEM_NAMES["wms"]:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from derisk.cli.options import json_option, workspace_option
 from derisk.cli.output import emit_json, write_atomic
-from derisk.detect.alert import SEVERITIES, Alert
-from derisk.detect.config import KINDS
-from derisk.detect.ecs import ecs_lines
+from derisk.kinds import KINDS, SEVERITIES
 from derisk.safetext import visible
-from derisk.store.alerts import load_alerts, load_suppressions
-from derisk.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from derisk.detect.alert import Alert
 
 SCHEMA = "derisk.alerts/1"
 
@@ -54,6 +54,10 @@ def alerts_command(
     explain: bool,
 ) -> None:
     """List, filter and export the alerts of the last `derisk analyze`."""
+    from derisk.detect.ecs import ecs_lines
+    from derisk.store.alerts import load_alerts, load_suppressions
+    from derisk.store.workspace import Workspace
+
     with Workspace.open(workspace, create=False, read_only=True) as ws:
         found = load_alerts(ws, kind=kind, min_severity=min_severity, system=system)
         suppressed = load_suppressions(ws)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 from rich.console import Console
@@ -14,7 +14,10 @@ from derisk.cli.options import json_option, workspace_option
 from derisk.cli.output import emit_json, status_console, write_atomic
 from derisk.errors import NotFoundError, StoreError
 from derisk.safetext import visible
-from derisk.store.workspace import DB_FILE, Workspace
+from derisk.store import DB_FILE
+
+if TYPE_CHECKING:
+    from derisk.store.workspace import Workspace
 
 SCHEMA: Final = "derisk.entity/1"
 LIST_SCHEMA: Final = "derisk.entities/1"
@@ -33,6 +36,8 @@ def _open_existing(path: Path, explicit: bool) -> Workspace | None:
                 "no workspace here (import entities first, or check --workspace)", source=str(path)
             )
         return None
+    from derisk.store.workspace import Workspace
+
     return Workspace.open(path, create=False, read_only=True)
 
 
@@ -260,6 +265,7 @@ def register(group: click.Group) -> None:
         every problem is listed. An import is all or nothing.
         """
         from derisk.know.importing import import_file
+        from derisk.store.workspace import Workspace
 
         with Workspace.open(workspace) as ws:
             report = import_file(ws, file)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from derisk.store.workspace import DEFAULT_WORKSPACE
+from derisk.store import DEFAULT_WORKSPACE
 
 workspace_option = click.option(
     "--workspace",

@@ -12,7 +12,6 @@ from rich.text import Text
 
 from derisk.cli.output import emit_json, status_console, write_atomic
 from derisk.errors import UsageError
-from derisk.reduce.run import reduce_site, reduce_trade
 from derisk.safetext import visible
 
 
@@ -231,6 +230,8 @@ def reduce_command(
     mitigations. Trade mode applies the European Commission's three dependency indicators.
     Decision support, not legal advice.
     """
+    from derisk.reduce.run import reduce_site, reduce_trade
+
     modes = sum(x for x in (site_file is not None, trade_file is not None, trade_sample))
     if modes != 1:
         raise UsageError("give exactly one of SITE_FILE, --trade FILE or --trade-sample")

@@ -8,8 +8,6 @@ from pathlib import Path
 import click
 
 from derisk.cli.output import emit_json, status_console, write_atomic
-from derisk.screen.memo import print_summary, render_html
-from derisk.screen.run import screen_file
 
 
 def register(group: click.Group) -> None:
@@ -55,6 +53,9 @@ def screen_command(
     Prints a summary; --json and --html write the full answer with reasons, deadlines, risk factors and
     evidence. Decision support, not legal advice.
     """
+    from derisk.screen.memo import print_summary, render_html
+    from derisk.screen.run import screen_file
+
     doc = screen_file(deal_file, workspace=workspace, today=today.date() if today else None)
     emit_json(doc, json_dest)
     if html_dest is not None:

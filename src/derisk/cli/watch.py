@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from derisk.analysis import build_document
 from derisk.cli.options import data_dir_option, json_option, workspace_option
 from derisk.cli.output import emit_json, status_console, write_atomic
 from derisk.i18n import LANGUAGES
-from derisk.ingest import InputSpec
-from derisk.pipeline import RunResult, run
-from derisk.report.html import render_analysis_html
-from derisk.report.terminal import render_analysis
 from derisk.safetext import visible
-from derisk.site import Site, load_site
-from derisk.store import flows as store
-from derisk.store.workspace import Workspace
+
+if TYPE_CHECKING:  # the library is imported when a command runs, so that --help stays instant
+    from rich.console import Console
+
+    from derisk.ingest import InputSpec
+    from derisk.pipeline import RunResult
+    from derisk.site import Site
 
 
 def analyse(
@@ -33,6 +30,12 @@ def analyse(
     quiet: bool = False,
 ) -> tuple[RunResult, dict[str, Any]]:
     """Run the pipeline with a progress display and build the analysis document."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from derisk.analysis import build_document
+    from derisk.pipeline import run
+    from derisk.store.workspace import Workspace
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -116,6 +119,10 @@ def analyze_cmd(
     INPUTS are pcap/pcapng files, Zeek conn.log files or Zeek log directories. Without INPUTS the
     whole workspace is attributed again (after a change to the control graph, say).
     """
+    from derisk.report.html import render_analysis_html
+    from derisk.report.terminal import render_analysis
+    from derisk.site import load_site
+
     site = load_site(site_file)
     console = status_console(json_dest)
     result, doc = analyse(list(inputs), site, workspace, data_dir, console, quiet=quiet)
@@ -137,6 +144,9 @@ def analyze_cmd(
 @json_option
 def inputs_cmd(workspace: Path, json_dest: str | None) -> None:
     """List the inputs stored in the workspace."""
+    from derisk.store import flows as store
+    from derisk.store.workspace import Workspace
+
     with Workspace.open(workspace, create=False, read_only=True) as ws:
         rows = store.list_inputs(ws)
     emit_json({"schema": "derisk.inputs/1", "inputs": rows}, json_dest)

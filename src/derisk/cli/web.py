@@ -114,7 +114,7 @@ def serve_command(workspace: Path, host: str, port: int, site_file: Path | None,
     """
     import uvicorn
 
-    from derisk.store.workspace import DB_FILE
+    from derisk.store import DB_FILE
     from derisk.web.app import create_app, is_loopback
     from derisk.web.auth import UserStore
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from derisk.kinds import SEVERITIES as SEVERITIES
 from derisk.safetext import bound
 
-SEVERITIES: Final = ("low", "medium", "high", "critical")
 MAX_FLOW_IDS: Final = 20
 
 #: ``laws_for(jurisdiction) -> list of Law`` (see :mod:`derisk.know.laws`); injected so tests can pass a tiny table.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from derisk.errors import ConfigError, Problem, raise_problems
+from derisk.kinds import KINDS as KINDS
 
 # name -> (default, minimum, maximum, is_integer). Bounds are inclusive.
 _Spec = tuple[float, float, float, bool]
@@ -59,15 +60,6 @@ SPECS: Final[dict[str, dict[str, _Spec]]] = {
 
 ALLOW_MATCHERS: Final = ("domain", "ip", "asn", "organisation", "controller")
 ALLOW_KEYS: Final = {*ALLOW_MATCHERS, "reason", "kinds"}
-KINDS: Final = (
-    "beacon",
-    "strobe",
-    "long-connection",
-    "dns-tunnel",
-    "upload",
-    "new-destination",
-    "compelled-transfer",
-)
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,12 @@ import gettext
 import io
 from functools import lru_cache
 from importlib import resources
-from typing import Final
-
-from babel import Locale, UnknownLocaleError
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
+from typing import TYPE_CHECKING, Final
 
 from derisk.errors import DataError
+
+if TYPE_CHECKING:
+    from babel.messages.catalog import Catalog
 
 LANGUAGES: Final = ("en", "fr", "nl", "de")
 DEFAULT_LANGUAGE: Final = "en"
@@ -32,6 +29,8 @@ def catalog(lang: str) -> Catalog:
     """The parsed ``.po`` catalogue of ``lang`` (not English, which has none)."""
     if lang not in LANGUAGES or lang == DEFAULT_LANGUAGE:
         raise DataError(f"no message catalogue for language {lang!r}")
+    from babel.messages.pofile import read_po
+
     ref = resources.files("derisk.i18n") / "locale" / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
     try:
         with ref.open("rb") as fh:
@@ -45,6 +44,9 @@ def translations(lang: str) -> gettext.NullTranslations:
     """Translations for ``lang``; English (and anything unknown) gets the identity."""
     if lang not in LANGUAGES or lang == DEFAULT_LANGUAGE:
         return gettext.NullTranslations()
+    from babel.messages.mofile import write_mo
+    from babel.support import Translations
+
     buf = io.BytesIO()
     write_mo(buf, catalog(lang), use_fuzzy=False)
     buf.seek(0)
@@ -87,6 +89,8 @@ def negotiate(accept_language: str | None) -> str:
 
 def locale_name(lang: str) -> str:
     """A Babel locale identifier for number and country names (``fr`` → ``fr_BE`` for Belgium)."""
+    from babel import Locale, UnknownLocaleError
+
     try:
         Locale.parse(lang)
     except (UnknownLocaleError, ValueError):

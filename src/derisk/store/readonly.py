@@ -24,7 +24,8 @@ import duckdb
 import pyarrow as pa
 
 from derisk.errors import StoreError
-from derisk.store.workspace import DB_FILE, Workspace
+from derisk.store import DB_FILE
+from derisk.store.workspace import Workspace
 
 DEFAULT_TIME_LIMIT: Final = 5.0
 #: Columns of one flow as the dashboard shows it (evidence rows).

@@ -22,12 +22,11 @@ import pyarrow as pa
 from derisk import interrupts
 from derisk.errors import StoreError
 from derisk.flows import ATTRIBUTION_FIELDS, FLOW_SCHEMA, STORED_SCHEMA
+from derisk.store import DB_FILE, DEFAULT_WORKSPACE
 
 log = logging.getLogger(__name__)
 
-DB_FILE: Final = "derisk.duckdb"
 SCHEMA_VERSION: Final = 1
-DEFAULT_WORKSPACE: Final = Path("derisk-workspace")
 #: DuckDB settings for every workspace connection. The memory limit bounds the buffer pool (DuckDB
 #: otherwise keeps up to 80% of RAM of written pages), so an ingest's memory does not grow with its
 #: input; DuckDB spills to a temporary folder beside the database instead. No progress bar: only
