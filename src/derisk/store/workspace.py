@@ -72,6 +72,12 @@ _DDL: Final = [
     "ALTER TABLE flows ADD COLUMN IF NOT EXISTS conn_state VARCHAR",
     "ALTER TABLE flows ADD COLUMN IF NOT EXISTS is_attempt BOOLEAN",
     f"CREATE TABLE IF NOT EXISTS attribution ({sql_columns(ATTRIBUTION_TABLE_SCHEMA)})",
+    # The attribution table is rebuilt at every analysis; an older one gains the layer columns
+    # (appended in the order of ATTRIBUTION_FIELDS, so positional inserts stay right).
+    *(
+        f'ALTER TABLE attribution ADD COLUMN IF NOT EXISTS "{f.name}" {_ARROW_TO_SQL[f.type]}'
+        for f in ATTRIBUTION_FIELDS
+    ),
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, site VARCHAR, site_digest VARCHAR,
         ipdata_version VARCHAR, registry_version VARCHAR, inputs VARCHAR)""",
