@@ -10,9 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA
 from derisk.gen.zeek import CONN_FIELDS, tsv_header
-from derisk.ingest.zeek import read_zeek
+from derisk.ingest import resolve_inputs
+from derisk.ingest.zeek import log_files, read_zeek
 
 T0 = 1_700_000_000.0
 
@@ -140,3 +142,100 @@ def test_attempt_unknown_without_payload_columns(tmp_path: Path) -> None:
         unknown = state is None or state in ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
         expected = None if unknown else False
         assert attempts[f"C{i:017d}"] is expected, state
+
+
+def _flows(table: pa.Table) -> list[tuple[object, ...]]:
+    columns = [
+        "source_ref",
+        "first_seen",
+        "src_ip",
+        "src_port",
+        "dst_ip",
+        "dst_port",
+        "bytes_out",
+        "is_attempt",
+    ]
+    return sorted(zip(*(table[c].to_pylist() for c in columns), strict=True))
+
+
+@pytest.mark.parametrize("scope_sep", ["_", ":", "__"])
+@pytest.mark.parametrize("variant", ["tsv", "tsv-gzip", "json"])
+def test_scope_separator_reads_like_dotted_names(tmp_path: Path, scope_sep: str, variant: str) -> None:
+    """``Log::default_scope_sep = "_"`` (Elasticsearch, Splunk) gives the same flows as Zeek's dots."""
+    dotted, scoped = tmp_path / "dotted" / "conn.log", tmp_path / "scoped" / "conn.log"
+    for path, sep in ((dotted, "."), (scoped, scope_sep)):
+        path.parent.mkdir()
+        if variant == "json":
+            write_json(path, _conn_rows(), scope_sep=sep)
+        else:
+            write_tsv(path, _conn_rows(), scope_sep=sep, compress=variant == "tsv-gzip")
+    expected = read_all(dotted)
+    assert expected.num_rows == len(STATES)
+    assert _flows(read_all(scoped)) == _flows(expected)
+    assert read_all(scoped).equals(expected)
+
+
+def test_scope_separator_error_names_zeeks_field(tmp_path: Path) -> None:
+    path = tmp_path / "conn.log"
+    rows = _conn_rows()
+    rows[3]["id.orig_p"] = "eighty"
+    write_tsv(path, rows, scope_sep="_")
+    with pytest.raises(InputError, match=r"line 12: id\.orig_p is not an integer"):
+        read_all(path)
+
+
+@pytest.mark.parametrize("ts", ["millis", "iso"])
+def test_json_timestamps_millis_and_iso(tmp_path: Path, ts: str) -> None:
+    epoch, other = tmp_path / "epoch.log", tmp_path / "other.log"
+    write_json(epoch, _conn_rows())
+    write_json(other, _conn_rows(), ts=ts)
+    assert read_all(other).equals(read_all(epoch))
+
+
+def test_json_millis_implausible_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "conn.log"
+    rows = _conn_rows()
+    write_json(path, rows, ts="millis")
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace('"ts": ', '"ts": -', 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="line 3: ts is not a timestamp"):
+        read_all(path)
+
+
+def test_archive_layout_of_dated_folders(tmp_path: Path) -> None:
+    """zeekctl's archive: ``logs/YYYY-MM-DD/conn.HH:MM:SS-HH:MM:SS.log.gz``, read as one input."""
+    rows = _conn_rows()
+    flat = tmp_path / "flat.log"
+    write_tsv(flat, rows)
+    archive = tmp_path / "logs"
+    halves = {"2023-11-14": rows[:6], "2023-11-15": rows[6:]}
+    for day, part in halves.items():
+        (archive / day).mkdir(parents=True)
+        write_tsv(archive / day / "conn.22:00:00-23:00:00.log.gz", part[:3], compress=True)
+        write_tsv(archive / day / "conn.23:00:00-00:00:00.log.gz", part[3:], compress=True)
+    (archive / "current").mkdir()  # still being written: not read
+    write_tsv(archive / "current" / "conn.log", rows[:2])
+    (archive / "2023-11-15" / "weird.log").write_text("#fields\tts\n")
+    files = log_files(archive)
+    assert [f.relative_to(archive).as_posix() for f in files] == [
+        "2023-11-14/conn.22:00:00-23:00:00.log.gz",
+        "2023-11-14/conn.23:00:00-00:00:00.log.gz",
+        "2023-11-15/conn.22:00:00-23:00:00.log.gz",
+        "2023-11-15/conn.23:00:00-00:00:00.log.gz",
+    ]
+    assert read_all(archive).equals(read_all(flat))
+    specs = resolve_inputs([archive])
+    assert [(s.format, len(s.files)) for s in specs] == [("zeek", 4)]
+
+
+def test_rotated_names_in_one_folder(tmp_path: Path) -> None:
+    rows = _conn_rows()
+    flat = tmp_path / "flat.log"
+    write_tsv(flat, rows)
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    write_tsv(folder / "conn.2023-11-14-22-00-00.log", rows[:5])
+    write_tsv(folder / "conn.2023-11-14-23-00-00.log.gz", rows[5:10], compress=True)
+    write_tsv(folder / "conn.log", rows[10:])  # the current log comes last
+    assert read_all(folder).equals(read_all(flat))

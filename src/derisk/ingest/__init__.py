@@ -114,10 +114,9 @@ def resolve_inputs(paths: list[Path]) -> list[InputSpec]:
             if not os.access(path, os.R_OK | os.X_OK):
                 raise InputError("cannot read directory (permission denied)", source=str(path))
             entries = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-            logs = [p for p in entries if _zeek_kind(p.name)]
-            if any(_zeek_kind(p.name) == "conn" for p in logs):
-                from derisk.ingest.zeek import log_files
+            from derisk.ingest.zeek import has_conn_log, log_files
 
+            if has_conn_log(path):  # its own conn logs, or those of Zeek's dated archive folders
                 read = log_files(path)
                 for log in read:
                     if sniff(log) != "zeek":

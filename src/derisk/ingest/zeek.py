@@ -11,6 +11,7 @@ Contract for users: ``docs/ingest-zeek.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -27,6 +28,7 @@ import pyarrow.compute as pc
 from derisk.errors import InputError
 from derisk.flows import BATCH_ROWS, INGEST_SCHEMA, TS
 from derisk.ingest import zeek_json, zeek_tsv
+from derisk.ingest.zeek_fields import canonical_names
 from derisk.ingest.zeek_io import (
     LineTooLong,
     bytes_per_line,
@@ -82,6 +84,8 @@ _DICTIONARY_COLUMNS: Final = frozenset({"proto", "service", "conn_state"})
 ATTEMPT_STATES: Final = ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
 
 _LOG_NAME = re.compile(r"^(conn|dns|ssl|quic|http)(\.[^/]+)?\.(log|json)(\.gz)?$")
+#: The dated folders of Zeek's log archive (``zeekctl`` moves each day's rotated logs there).
+_DAY_DIR = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _PROTOCOLS: Final = {"tcp": 6, "udp": 17, "icmp": 1}
 _MAX_EPOCH_SECONDS: Final = 1e11
 #: Threads that parse and convert conn.log segments (bounded: each holds a segment in memory).
@@ -109,17 +113,41 @@ def discover(path: Path) -> ZeekInput:
     if not is_dir:
         return ZeekInput(conn=[path])
     found: dict[str, list[Path]] = {"conn": [], "dns": [], "ssl": [], "quic": [], "http": []}
-    try:
-        entries = sorted(path.iterdir())
-    except OSError as exc:
-        raise read_error(exc, display) from exc
-    for entry in entries:
+    for entry in _archive_entries(path):
         match = _LOG_NAME.match(entry.name)
         if match and entry.is_file():
             found[match.group(1)].append(entry)
     if not found["conn"]:
         raise InputError("no Zeek conn log (conn*.log or conn*.log.gz) in this directory", source=display)
     return ZeekInput(conn=found.pop("conn"), companions=found)
+
+
+def _archive_entries(path: Path) -> list[Path]:
+    """The entries of a log directory: those of its dated folders (oldest first), then its own.
+
+    Zeek's archive (``logs/2024-05-01/conn.00:00:00-01:00:00.log.gz``) is one folder per day; the
+    directory itself may also hold logs (a folder of rotated logs, or one day's folder given alone).
+    Other subdirectories (``current``, still being written) are not read.
+    """
+    display = str(path)
+    try:
+        entries = sorted(path.iterdir())
+        days = [entry for entry in entries if _DAY_DIR.match(entry.name) and entry.is_dir()]
+        inside = [sorted(day.iterdir()) for day in days]
+    except OSError as exc:
+        raise read_error(exc, display) from exc
+    return [entry for day in inside for entry in day] + entries
+
+
+def has_conn_log(path: Path) -> bool:
+    """Whether a directory holds a Zeek conn log, itself or in its dated archive folders."""
+    try:
+        return any(
+            entry.name.startswith("conn") and _LOG_NAME.match(entry.name) and entry.is_file()
+            for entry in _archive_entries(path)
+        )
+    except InputError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -131,6 +159,8 @@ class _Log:
     columns: Mapping[str, str]
     header: zeek_tsv.TsvHeader | None
     ts_kind: str
+    #: Zeek's name of a column -> its key in a JSON log, where they differ (a scope separator).
+    names: Mapping[str, str] = field(default_factory=dict)
 
     def segments(self) -> Generator[tuple[pa.Buffer, int], None, None]:
         return segments(self.path, self.display, zeek_tsv.SEGMENT_BYTES)
@@ -138,7 +168,7 @@ class _Log:
     def parse(self, data: pa.Buffer, dictionary: frozenset[str] = frozenset()) -> pa.Table:
         if self.header is not None:
             return zeek_tsv.parse_segment(data, self.header, self.columns, dictionary)
-        return zeek_json.parse_segment(data, self.columns, self.ts_kind)
+        return zeek_json.parse_segment(data, self.columns, self.ts_kind, self.names)
 
     def diagnose(self, cause: BaseException, not_null: frozenset[str]) -> InputError:
         if is_arrow_read_error(cause):
@@ -146,7 +176,9 @@ class _Log:
         text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         if self.header is not None:
             return zeek_tsv.diagnose(self.path, self.header, self.columns, self.display, text, not_null)
-        return zeek_json.diagnose(self.path, self.columns, self.ts_kind, self.display, text, not_null)
+        return zeek_json.diagnose(
+            self.path, self.columns, self.ts_kind, self.display, text, not_null, self.names
+        )
 
 
 def _open_log(
@@ -158,11 +190,17 @@ def _open_log(
     if not head.strip():
         raise InputError("empty file" if not head else "empty log: no records", source=display)
     if zeek_json.looks_json(head):
-        ts_kind = zeek_json.first_record(path, [name for name in required if name in always], display)
-        return _Log(path, display, {**required, **optional}, None, ts_kind)
+        ts_kind, names = zeek_json.first_record(path, [name for name in required if name in always], display)
+        return _Log(path, display, {**required, **optional}, None, ts_kind, names)
     if not head.startswith(b"#"):
         raise InputError("not a Zeek log: no #fields header and not JSON lines", source=display)
     header = zeek_tsv.read_header(path, display)
+    renamed = canonical_names(header.fields)
+    if renamed:
+        fields = tuple(renamed.get(name, name) for name in header.fields)
+        if len(set(fields)) != len(fields):
+            raise InputError("#fields names a column twice (with two scope separators)", source=display)
+        header = dataclasses.replace(header, fields=fields)
     present = zeek_tsv.check_columns(header, required, optional, display)
     wanted = {**required, **optional}
     return _Log(path, display, {name: wanted[name] for name in present}, header, "number")
@@ -178,6 +216,8 @@ def _timestamps(values: pa.Array, log: _Log, not_null: frozenset[str]) -> pa.Arr
                 return values.cast(pa.timestamp("us")).cast(TS)
             except pa.ArrowInvalid as exc:
                 raise log.diagnose(exc, not_null) from None
+    if log.ts_kind == "millis":
+        values = pc.divide(values.cast(pa.float64()), 1000.0)
     if len(values) > values.null_count:
         total = pc.sum(values).as_py()
         bounds = pc.min_max(values).as_py()

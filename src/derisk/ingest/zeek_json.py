@@ -1,8 +1,10 @@
 """Zeek's JSON-lines log format (``LogAscii::use_json=T``), read through Arrow's JSON reader.
 
-One object per line with flat dotted keys (``id.orig_h``); unset fields are left out; ``ts`` is an
-epoch number or, with ``LogAscii::json_timestamps=JSON::TS_ISO8601``, an ISO 8601 string. The first
-line is parsed in Python to learn which (and to check the keys we need); the body goes through
+One object per line with flat dotted keys (``id.orig_h``, or ``id_orig_h`` with another scope
+separator, see :mod:`.zeek_fields`); unset fields are left out; ``ts`` is epoch seconds, epoch
+milliseconds (``JSON::TS_MILLIS``, an integer of 10^11 or more) or, with
+``LogAscii::json_timestamps=JSON::TS_ISO8601``, an ISO 8601 string. The first line is parsed in
+Python to learn which and how the keys are spelt (and to check the keys we need); the body goes through
 :func:`pyarrow.json.open_json` with an explicit schema of only the fields we use. When Arrow rejects
 the body, :func:`diagnose` re-reads the file line by line (only on error) to name the first bad line.
 """
@@ -20,9 +22,12 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from derisk.errors import InputError
+from derisk.ingest.zeek_fields import canonical_names
 from derisk.ingest.zeek_io import MAX_LINE_BYTES, is_utf8, open_text_lines
 
 _LIST_TYPES = ("set[", "vector[")
+#: Epoch numbers from here on are milliseconds (10^11 seconds is the year 5138).
+MILLIS_FROM = 1e11
 
 
 def looks_json(head: bytes) -> bool:
@@ -30,22 +35,27 @@ def looks_json(head: bytes) -> bool:
     return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
 
 
-def first_record(path: Path, required: Sequence[str], display: str) -> str:
-    """Check the first object names every required field; return how ``ts`` is written."""
+def first_record(path: Path, required: Sequence[str], display: str) -> tuple[str, dict[str, str]]:
+    """Check the first object names every required field.
+
+    Returns how ``ts`` is written (``number``: epoch seconds, ``millis``: epoch milliseconds,
+    ``string``: ISO 8601) and ``{Zeek's name: the key in this log}`` for keys spelt otherwise.
+    """
     with closing(open_text_lines(path, display)) as numbered:
         for number, line in numbered:
             text = line.strip()
             if not text:
                 continue
             record = _parse(text, number, display)
-            missing = [name for name in required if name not in record]
+            names = {canonical: key for key, canonical in canonical_names(record).items()}
+            missing = [name for name in required if names.get(name, name) not in record]
             if missing:
                 raise InputError(f"line {number} lacks the fields {', '.join(missing)}", source=display)
             ts = record.get("ts")
             if isinstance(ts, str):
-                return "string"
+                return "string", names
             if isinstance(ts, (int, float)) and not isinstance(ts, bool):
-                return "number"
+                return ("millis" if ts >= MILLIS_FROM else "number"), names
             raise InputError(f"line {number}: ts is not a timestamp: {str(ts)[:40]!r}", source=display)
     raise InputError("empty log: no records", source=display)
 
@@ -62,7 +72,7 @@ def _parse(text: str, number: int, display: str) -> dict[str, object]:
 
 def _arrow_type(zeek_type: str, ts_kind: str) -> pa.DataType:
     if zeek_type == "time":
-        return pa.float64() if ts_kind == "number" else pa.string()
+        return pa.string() if ts_kind == "string" else pa.float64()
     if zeek_type in ("interval", "double"):
         return pa.float64()
     if zeek_type in ("count", "int"):
@@ -74,22 +84,29 @@ def _arrow_type(zeek_type: str, ts_kind: str) -> pa.DataType:
     return pa.string()
 
 
-def schema_for(columns: Mapping[str, str], ts_kind: str) -> pa.Schema:
-    return pa.schema([pa.field(name, _arrow_type(kind, ts_kind)) for name, kind in columns.items()])
+def schema_for(columns: Mapping[str, str], ts_kind: str, names: Mapping[str, str]) -> pa.Schema:
+    return pa.schema(
+        [pa.field(names.get(name, name), _arrow_type(kind, ts_kind)) for name, kind in columns.items()]
+    )
 
 
-def parse_segment(data: pa.Buffer, columns: Mapping[str, str], ts_kind: str) -> pa.Table:
-    """Parse whole lines of a JSON log into a table of ``columns`` (name -> Zeek type)."""
+def parse_segment(
+    data: pa.Buffer, columns: Mapping[str, str], ts_kind: str, names: Mapping[str, str]
+) -> pa.Table:
+    """Parse whole lines of a JSON log into a table of ``columns`` (name -> Zeek type).
+
+    ``names`` maps Zeek's name of a column to its key in this log where they differ.
+    """
     table = pajson.read_json(
         pa.BufferReader(data),
         read_options=pajson.ReadOptions(use_threads=False, block_size=max(1 << 20, data.size + 1)),
         parse_options=pajson.ParseOptions(
-            explicit_schema=schema_for(columns, ts_kind),
+            explicit_schema=schema_for(columns, ts_kind, names),
             unexpected_field_behavior="ignore",
             newlines_in_values=False,
         ),
     )
-    return table.select(list(columns))
+    return table.select([names.get(name, name) for name in columns]).rename_columns(list(columns))
 
 
 def diagnose(
@@ -99,6 +116,7 @@ def diagnose(
     display: str,
     cause: str,
     not_null: frozenset[str] = frozenset(),
+    names: Mapping[str, str] | None = None,
 ) -> InputError:
     """Find the first line Arrow could not take and say what is wrong with it (slow path)."""
     with closing(open_text_lines(path, display)) as numbered:
@@ -118,9 +136,10 @@ def diagnose(
             except InputError as exc:
                 return exc
             for name, kind in columns.items():
-                if name in not_null and record.get(name) is None:
+                value = record.get((names or {}).get(name, name))
+                if name in not_null and value is None:
                     return InputError(f"line {number}: {name} is missing", source=display)
-                problem = _value_problem(record.get(name), kind, ts_kind)
+                problem = _value_problem(value, kind, ts_kind)
                 if problem:
                     return InputError(f"line {number}: {name} {problem}", source=display)
     return InputError(f"cannot read the log ({cause})", source=display)
@@ -137,7 +156,8 @@ def _value_problem(value: object, kind: str, ts_kind: str) -> str | None:
             except ValueError:
                 return f"is not an ISO 8601 timestamp: {short!r}"
             return None if isinstance(value, str) else f"is not an ISO 8601 timestamp: {short!r}"
-        if not _is_number(value) or not 0 <= float(value) < 1e11:  # type: ignore[arg-type]
+        scale = 1000 if ts_kind == "millis" else 1
+        if not _is_number(value) or not 0 <= float(value) / scale < 1e11:  # type: ignore[arg-type]
             return f"is not a timestamp: {short!r}"
         return None
     if kind in ("interval", "double"):
