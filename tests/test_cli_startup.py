@@ -29,13 +29,13 @@ HEAVY = (
     "uvicorn",
 )
 
-PROBE = """
+PROBE = f"""
 import contextlib, io, json, sys
 from derisk.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     code = main(sys.argv[1:])
-print(json.dumps({"code": code, "heavy": sorted(m for m in %r if m in sys.modules)}))
-""" % (HEAVY,)
+print(json.dumps({{"code": code, "heavy": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
+"""
 
 
 def _loaded(*args: str) -> dict[str, object]:
