@@ -15,7 +15,15 @@ import re
 MAX_FIELD_CHARS = 512
 TRUNCATION_MARK = "…[truncated]"
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+#: C0 and C1 controls, and the invisible format characters that reorder or hide text on screen:
+#: bidirectional marks, embeddings, overrides and isolates (U+061C, U+200E/F, U+202A-E, U+2066-9),
+#: zero-width and word-joining characters (U+200B-D, U+2060-4, U+FEFF), the Mongolian vowel
+#: separator (U+180E), line and paragraph separators (U+2028/9), Hangul fillers (U+115F, U+1160,
+#: U+3164, U+FFA0) and interlinear annotation marks (U+FFF9-B).
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\ufff9-\ufffb]"
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -28,11 +36,17 @@ def bound(text: str | None, limit: int = MAX_FIELD_CHARS) -> str | None:
     return text[: limit - len(TRUNCATION_MARK)] + TRUNCATION_MARK
 
 
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def visible(text: str | None, limit: int = 120) -> str:
-    """A one-line, printable rendering for terminals: control characters become ``\\xNN`` escapes."""
+    """A one-line, printable rendering: control and invisible format characters become ``\\xNN`` or
+    ``\\uNNNN`` escapes, so that nothing from the network can reorder, hide or colour what is shown."""
     if text is None:
         return ""
-    shown = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    shown = _CONTROL.sub(_escape, text)
     return bound(shown, limit) or ""
 
 

@@ -103,8 +103,27 @@ def report_command(workspace: Path, lang: str, html_dest: Path | None, pdf_dest:
 @click.option(
     "--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="TLS private key (PEM)."
 )
+@click.option(
+    "--behind-tls",
+    is_flag=True,
+    help="Browsers reach the dashboard through a TLS proxy: Secure cookies and HSTS even on loopback.",
+)
+@click.option(
+    "--trusted-proxies",
+    metavar="ADDR[,ADDR...]",
+    default="",
+    help="Proxies whose X-Forwarded-For is believed (default: none; the audit log shows the peer).",
+)
+@click.option(
+    "--head-timeout",
+    type=click.FloatRange(0.5, 300),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client has to send a complete request head before its connection is closed.",
+)
 def serve_command(workspace: Path, host: str, port: int, site_file: Path | None, cases_dir: Path | None,
-                  time_limit: float, hold: float, tls_cert: Path | None, tls_key: Path | None) -> None:  # fmt: skip
+                  time_limit: float, hold: float, tls_cert: Path | None, tls_key: Path | None,
+                  behind_tls: bool, trusted_proxies: str, head_timeout: float) -> None:  # fmt: skip
     """Serve the dashboard over WORKSPACE (read-only) until interrupted.
 
     Listens on 127.0.0.1 unless --host says otherwise, and refuses any other address until an
@@ -112,11 +131,19 @@ def serve_command(workspace: Path, host: str, port: int, site_file: Path | None,
     take turns on one workspace: while an analysis writes, pages say the workspace is busy, and
     while pages are being read (and --hold seconds after), an analysis finds it locked.
     """
-    import uvicorn
+    import ipaddress
 
     from derisk.store import DB_FILE
     from derisk.web.app import create_app, is_loopback
     from derisk.web.auth import UserStore
+    from derisk.web.serving import serve
+
+    proxies = tuple(p.strip() for p in trusted_proxies.split(",") if p.strip())
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise UsageError(f"--trusted-proxies: {proxy!r} is not an IP address or network") from None
 
     if not (workspace / DB_FILE).is_file():
         raise StoreError(
@@ -133,8 +160,9 @@ def serve_command(workspace: Path, host: str, port: int, site_file: Path | None,
             f"create one with: derisk users add NAME --role admin --workspace {workspace}"
         )
     app = create_app(
-        workspace, host=host, site_file=site_file, cases_dir=cases_dir, time_limit=time_limit, hold=hold
-    )
+        workspace, host=host, site_file=site_file, cases_dir=cases_dir, time_limit=time_limit, hold=hold,
+        tls=bool(tls_cert) or behind_tls,
+    )  # fmt: skip
     scheme = "https" if tls_cert else "http"
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"derisk dashboard for {workspace}", err=True)
@@ -145,15 +173,13 @@ def serve_command(workspace: Path, host: str, port: int, site_file: Path | None,
             f"    derisk users add NAME --role admin --workspace {workspace}",
             err=True,
         )
-    if not is_loopback(host) and not tls_cert:
+    if not is_loopback(host) and not tls_cert and not behind_tls:
         click.echo(
             "  note: cookies are Secure off loopback; put a TLS proxy in front or pass --tls-cert/--tls-key",
             err=True,
         )
-    uvicorn.run(
-        app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
-        ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
-    )  # fmt: skip
+    serve(app, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=proxies,
+          head_timeout=head_timeout)  # fmt: skip
 
 
 @click.group("users")

@@ -11,7 +11,6 @@ import ipaddress
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,7 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from derisk.errors import DeriskError
 from derisk.web import pages, session_views
 from derisk.web.audit import AuditLog
-from derisk.web.auth import Sessions, Throttle, UserStore, load_secret
+from derisk.web.auth import Sessions, UserStore, load_secret, web_dir
+from derisk.web.config import Config
 from derisk.web.readonly import WorkspaceReader
 from derisk.web.render import error_page
 
@@ -46,6 +46,8 @@ SECURITY_HEADERS: Final = (
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 )
+#: Sent only when TLS is certain (the server's own, or a proxy the operator vouches for).
+HSTS: Final = (b"strict-transport-security", b"max-age=31536000")
 LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
@@ -58,26 +60,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass
-class Config:
-    """Everything the pages need, on ``request.app.state.derisk``."""
-
-    workspace: Path
-    reader: WorkspaceReader
-    users: UserStore
-    sessions: Sessions
-    audit: AuditLog
-    secure_cookies: bool
-    site_file: Path | None = None
-    cases_dir: Path | None = None
-    throttle: Throttle = field(default_factory=Throttle)
-
-
 class SecurityHeaders:
     """Adds the security headers to every response; the CSP unless a response set its own."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.extra = (*SECURITY_HEADERS, *((HSTS,) if hsts else ()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,7 +80,7 @@ class SecurityHeaders:
                     headers.append((b"content-security-policy", CSP.encode()))
                 if b"cache-control" not in names:
                     headers.append((b"cache-control", b"no-store"))
-                headers.extend(SECURITY_HEADERS)
+                headers.extend(self.extra)
                 message["headers"] = headers
             await send(message)
 
@@ -140,8 +128,26 @@ class BodyLimit:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 403:
+        _audit_denied(request)
     detail = exc.detail if isinstance(exc, HTTPException) and status not in (404, 405) else None
     return error_page(request, status, detail)
+
+
+def _audit_denied(request: Request) -> None:
+    """A refused request (wrong role, missing or wrong CSRF token) goes into the audit log."""
+    from derisk.web.session_views import client, visit_of
+
+    config: Config = request.app.state.derisk
+    visit = visit_of(request)
+    query = f"?{request.url.query}" if request.url.query else ""
+    config.audit.record(
+        "denied",
+        user=visit.user.name if visit else None,
+        role=visit.user.role if visit else None,
+        path=f"{request.method} {request.url.path}{query}",
+        client=client(request),
+    )
 
 
 async def _derisk_error(request: Request, exc: Exception) -> Response:
@@ -167,8 +173,14 @@ def create_app(
     hold: float = 2.0,
     allowed_hosts: list[str] | None = None,
     warm: bool = True,
+    tls: bool = False,
 ) -> Starlette:
-    """The dashboard over ``workspace`` (read-only). ``host`` decides cookie security and allowed Host headers."""
+    """The dashboard over ``workspace`` (read-only).
+
+    ``host`` decides the allowed Host headers; ``tls`` says the browser reaches it over TLS (the
+    server's own certificate, or a TLS proxy in front): then cookies are Secure and HSTS is sent.
+    Off loopback cookies are Secure in any case.
+    """
     workspace = Path(workspace)
     reader = WorkspaceReader(workspace, time_limit=time_limit, idle=hold)
     if site_file is None:
@@ -180,9 +192,10 @@ def create_app(
         workspace=workspace,
         reader=reader,
         users=UserStore(workspace),
-        sessions=Sessions(load_secret(workspace)),
+        sessions=Sessions(load_secret(workspace), revoked_file=web_dir(workspace) / "revoked.json"),
         audit=AuditLog(workspace),
-        secure_cookies=not is_loopback(host),
+        secure_cookies=tls or not is_loopback(host),
+        hsts=tls,
         site_file=site_file,
         cases_dir=cases_dir or workspace / "cases",
     )
@@ -201,7 +214,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(SecurityHeaders),
+            Middleware(SecurityHeaders, hsts=tls),
             Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
             Middleware(BodyLimit),
         ],

@@ -6,7 +6,10 @@
   user name, a CSRF token and a fingerprint of the password hash, so that changing or removing an
   account ends its sessions. Sessions expire after ``SESSION_TTL`` seconds.
 * Every form carries a CSRF token: the session's, or before login a signed token also set as a
-  cookie (double submit).
+  cookie (double submit). A login token is good for one attempt: a second use is refused.
+* Logging out revokes the session until its cookie would have expired; revocations are kept in
+  ``WORKSPACE/web/revoked.json`` (mode 0600, as SHA-256 digests, expired ones pruned), so a server
+  restart does not bring a logged-out session back.
 """
 
 from __future__ import annotations
@@ -174,22 +177,56 @@ def load_secret(workspace: Path) -> bytes:
     return data
 
 
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Revocations:
+    """Digests of revoked session tokens with the wall-clock time until which each matters."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._until: dict[str, float] = {}
+        if path is not None:
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+                self._until = {str(k): float(v) for k, v in raw.get("revoked", {}).items()}
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                raise ConfigError(f"unreadable list of ended sessions ({exc})", source=str(path)) from None
+
+    def add(self, token: str, until: float) -> None:
+        now = time.time()
+        self._until = {k: t for k, t in self._until.items() if t > now}
+        self._until[_digest(token)] = until
+        if self.path is not None:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _write_private(self.path, json.dumps({"revoked": self._until}, sort_keys=True).encode())
+
+    def __contains__(self, token: object) -> bool:
+        if not isinstance(token, str):
+            return False
+        until = self._until.get(_digest(token))
+        return until is not None and until > time.time()
+
+
 class Sessions:
     """Signing and checking session cookies and login-form tokens."""
 
-    def __init__(self, secret: bytes, ttl: int = SESSION_TTL) -> None:
+    def __init__(self, secret: bytes, ttl: int = SESSION_TTL, revoked_file: Path | None = None) -> None:
         self.ttl = ttl
         self._session = URLSafeTimedSerializer(secret, salt="derisk-session")
         self._login = URLSafeTimedSerializer(secret, salt="derisk-login")
-        self._revoked: dict[str, float] = {}
+        self._revoked = Revocations(revoked_file)
+        #: Login tokens already used once (token → monotonic expiry), bounded.
+        self._used_login: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def revoke(self, csrf: str) -> None:
         """End a session (logout) before its cookie expires; remembered until the cookie would expire."""
-        now = time.monotonic()
         with self._lock:
-            self._revoked = {k: t for k, t in self._revoked.items() if t > now}
-            self._revoked[csrf] = now + max(self.ttl, 0)
+            self._revoked.add(csrf, time.time() + max(self.ttl, 0))
 
     def issue(self, user: User) -> tuple[str, str]:
         """(cookie value, CSRF token) for a fresh session."""
@@ -221,37 +258,20 @@ class Sessions:
         return self._login.dumps(token), token
 
     def check_login_token(self, cookie: str | None, form_token: str | None) -> bool:
+        """True once for a valid login token: the check uses it up."""
         if not cookie or not form_token or len(cookie) > 1024:
             return False
         try:
             expected = self._login.loads(cookie, max_age=LOGIN_TOKEN_TTL)
         except (SignatureExpired, BadSignature):
             return False
-        return isinstance(expected, str) and hmac.compare_digest(expected, form_token)
-
-
-class Throttle:
-    """At most ``attempts`` failed logins per name within ``window`` seconds."""
-
-    def __init__(self, attempts: int = 5, window: float = 300.0) -> None:
-        self.attempts = attempts
-        self.window = window
-        self._fails: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def blocked(self, name: str) -> bool:
+        if not (isinstance(expected, str) and hmac.compare_digest(expected, form_token)):
+            return False
         now = time.monotonic()
         with self._lock:
-            recent = [t for t in self._fails.get(name, []) if now - t < self.window]
-            self._fails[name] = recent
-            return len(recent) >= self.attempts
-
-    def failed(self, name: str) -> None:
-        with self._lock:
-            if len(self._fails) > 10_000:
-                self._fails.clear()
-            self._fails.setdefault(name, []).append(time.monotonic())
-
-    def reset(self, name: str) -> None:
-        with self._lock:
-            self._fails.pop(name, None)
+            if self._used_login.get(expected, 0.0) > now:
+                return False
+            if len(self._used_login) > 100_000:
+                self._used_login = {k: t for k, t in self._used_login.items() if t > now}
+            self._used_login[expected] = now + LOGIN_TOKEN_TTL
+        return True

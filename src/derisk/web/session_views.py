@@ -6,7 +6,7 @@ import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,10 +14,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from derisk.web.auth import User
+from derisk.web.config import Config
 from derisk.web.render import N_, render, request_lang
-
-if TYPE_CHECKING:
-    from derisk.web.app import Config
 
 SESSION_COOKIE: Final = "derisk_session"
 LOGIN_COOKIE: Final = "derisk_login"
@@ -168,17 +166,28 @@ async def login_submit(request: Request) -> Response:
     name = str(form.get("username") or "")[:64]
     password = str(form.get("password") or "")
     target = safe_next(str(form.get("next") or "/"))
-    if cfg.throttle.blocked(name):
-        cfg.audit.record("login-throttled", user=name, role=None, path="/login", client=client(request))
+    address = client(request)
+    # Cheap checks first: a refused attempt never costs a password hash.
+    verdict = cfg.gate.check(address, name)
+    if not verdict.allowed:
+        cfg.audit.record(
+            "login-refused", user=name, role=None, path="/login", client=address, detail=verdict.reason
+        )
         return _login_form(request, error=N_("Too many failed attempts; wait five minutes."), status=429)
     from starlette.concurrency import run_in_threadpool
 
-    user = await run_in_threadpool(cfg.users.authenticate, name, password)
+    if not await run_in_threadpool(cfg.gate.acquire):
+        cfg.audit.record("login-refused", user=name, role=None, path="/login", client=address, detail="busy")
+        return _login_form(request, error=N_("The server is busy; try again in a moment."), status=503)
+    try:
+        user = await run_in_threadpool(cfg.users.authenticate, name, password)
+    finally:
+        cfg.gate.release()
     if user is None:
-        cfg.throttle.failed(name)
-        cfg.audit.record("login-failed", user=name, role=None, path="/login", client=client(request))
+        cfg.gate.failed(address, name)
+        cfg.audit.record("login-failed", user=name, role=None, path="/login", client=address)
         return _login_form(request, error=N_("Unknown user name or wrong password."), status=401)
-    cfg.throttle.reset(name)
+    cfg.gate.succeeded(name)
     cookie, _ = cfg.sessions.issue(user)
     cfg.audit.record("login", user=user.name, role=user.role, path="/login", client=client(request))
     response = RedirectResponse(target, status_code=303)
