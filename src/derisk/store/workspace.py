@@ -9,6 +9,7 @@ workspace that did not exist before a failed first write is removed again.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,6 +100,23 @@ def _database(path: Path | None) -> tuple[Path, Path]:
     return folder, folder / DB_FILE
 
 
+def _keep_private(folder: Path, db: Path) -> None:
+    """Flows and alerts are for the workspace's owner only: the folder 0700, the database 0600.
+
+    Applied whenever a workspace is opened for writing, so a workspace made by an older derisk (or
+    copied with other modes) is tightened too; DuckDB's own files (the write-ahead log) are created
+    inside the private folder. A folder owned by someone else is left as it is.
+    """
+    try:
+        if folder.stat().st_uid != os.getuid():
+            return
+        folder.chmod(0o700)
+        if db.exists():
+            db.chmod(0o600)
+    except OSError as exc:
+        log.warning("could not restrict the permissions of %s: %s", folder, exc.strerror)
+
+
 def is_interrupt(exc: BaseException) -> bool:
     """Ctrl-C that landed inside DuckDB: its own exception, or a RuntimeError from an Arrow scan."""
     return isinstance(exc, duckdb.InterruptException) or (
@@ -153,9 +171,12 @@ class Workspace:
                 )
             try:
                 created = not path.exists()
-                path.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.mkdir(mode=0o700, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create workspace: {exc.strerror}", source=str(path)) from None
+        if not read_only:
+            _keep_private(path, db)
         try:
             con = duckdb.connect(str(db), read_only=read_only, config=dict(ENGINE_SETTINGS))
         except duckdb.IOException as exc:
@@ -169,6 +190,8 @@ class Workspace:
             con.execute("SET enable_progress_bar = false")  # a session setting, not a connect option
         except duckdb.Error:
             log.debug("this DuckDB has no progress-bar setting")
+        if not read_only:
+            _keep_private(path, db)
         ws = cls(path, con, read_only=read_only, created=created)
         if not read_only:
             ws._migrate()
