@@ -136,7 +136,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, tuple[str, str | None]]]] = [
     (
         "be-control-unlisted-sector",
         deal(stake=pct(60, control=True), target=OTHER),
-        {"BE": ("unclear", "be.control-unlisted")},
+        {"BE": ("not-required", "be.control-unlisted")},
     ),
     ("be-control-unknown-5pct", deal(stake=pct(5, control=None), target=AIRPORT), {"BE": ("unclear", None)}),
     # --- Belgium: who is a foreign investor ---
@@ -215,7 +215,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, tuple[str, str | None]]]] = [
             },
             stake=pct(30),
         ),
-        {"BE": ("required", "be.tier-25"), "DE": ("unclear", "de.cs-25-other")},
+        {"BE": ("required", "be.tier-25"), "DE": ("not-required", "de.outside-sectors")},
     ),
     (
         "be-indirect-product-below-25",
@@ -347,7 +347,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, tuple[str, str | None]]]] = [
     (
         "de-other-sector-30pct",
         deal(target={"country": "DE", "sectors": ["other"]}, stake=pct(30)),
-        {"DE": ("unclear", "de.cs-25-other")},
+        {"DE": ("not-required", "de.outside-sectors")},
     ),
     (
         "de-eu-spv-chinese-parent",
@@ -356,7 +356,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, tuple[str, str | None]]]] = [
             target={"country": "DE", "sectors": ["kritis-software"]},
             stake=pct(10),
         ),
-        {"DE": ("unclear", "de.chain-foreign")},
+        {"DE": ("required", "de.cs-10")},
     ),
     # --- France ---
     (
@@ -385,7 +385,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, tuple[str, str | None]]]] = [
             target={"country": "FR", "sectors": ["digital-infrastructure"]},
             stake=pct(60, control=True),
         ),
-        {"FR": ("required", "fr.control-eu")},
+        {"FR": ("required", "fr.control")},
     ),
     (
         "fr-us-10pct-listed",
@@ -447,7 +447,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, tuple[str, str | None]]]] = [
             stake=pct(60, control=True),
             signing="2022-01-03",
         ),
-        {"NL": ("unclear", "nl.retroactive")},
+        {"NL": ("not-required", "nl.retroactive-open")},
     ),
     (
         "nl-signed-before-reach",
@@ -472,7 +472,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, tuple[str, str | None]]]] = [
     ),
     (
         "eu-member-state-unclear",
-        deal(target={"country": "DE", "sectors": ["other"]}, stake=pct(30)),
+        deal(target={"sectors": ["biotechnology"], "turnover_eur": 20_000_000}, stake=pct(30)),
         {"EU": ("unclear", "eu.member-state-unclear")},
     ),
 ]

@@ -86,7 +86,12 @@ def test_json_contract_of_every_regime(tmp_path: Path) -> None:
         for u in r["unverified_facts"]:
             assert set(u) >= {"id", "text", "source", "used_for"}
     eu = next(r for r in doc["regimes"] if r["regime"] == "EU")
-    assert eu["rests_on_unverified"] and any(u["used_for"] == "outcome" for u in eu["unverified_facts"])
+    # the member state's duty to notify (Art. 6(1)) is now [S]; the Commission's extra time stays [U]
+    assert any(u["id"] == "deadline:eu-comments" for u in eu["unverified_facts"])
+    assert eu["pending_legislation"] and not eu["pending_legislation"][0]["applies_to_this_deal"]
+    for r in doc["regimes"]:
+        for s in r["sources"]:
+            assert s["url"].startswith("https://") and (s["read"] is None or s["read"] == "2026-12-06")
     for f in doc["risk_factors"]:
         assert set(f) >= {"factor", "finding", "sentence", "evidence", "source", "confidence"}
 
@@ -347,4 +352,4 @@ def test_advice_follows_the_outcome(tmp_path: Path) -> None:
     regimes = {r["regime"]: r for r in doc["regimes"]}
     assert "Interfederal Screening Commission" in regimes["BE"]["advice"]["text"]
     assert regimes["DE"]["advice"] is None  # not required in Germany: nothing to do there
-    assert any(u["used_for"] == "advice" for u in regimes["EU"]["unverified_facts"])
+    assert "member states or the Commission" in regimes["EU"]["advice"]["text"]

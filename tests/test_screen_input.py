@@ -83,7 +83,7 @@ def test_good_deal_parses() -> None:
         ("target.turnover_eur", -5, "target.turnover_eur: must be an amount in EUR"),
         ("target.colour", "red", "target.colour: unknown key"),
         ("schema", "derisk.deal/2", "schema: must be 'derisk.deal/1'"),
-        ("stake.control_after", "yes", "stake.control_after: must be true or false"),
+        ("stake.control_after", "yes", "stake.control_after: must be true (sole control), joint or false"),
         ("target.subsidiaries", [{"name": "X", "country": "BE"}], "held_pct: missing"),
     ],
 )
@@ -115,7 +115,7 @@ def test_cycle_in_investor_chain() -> None:
     assert any("cycle in the investor chain" in p and "holding ltd" in p for p in found), found
 
 
-def test_recursive_yaml_alias_is_a_cycle_not_a_hang(tmp_path: Path) -> None:
+def test_recursive_yaml_alias_is_refused_not_a_hang(tmp_path: Path) -> None:
     path = tmp_path / "deal.yaml"
     path.write_text(
         "investor: &a {name: Loop, country: CN, kind: company, stake_pct: 100, owners: [*a]}\n"
@@ -124,7 +124,7 @@ def test_recursive_yaml_alias_is_a_cycle_not_a_hang(tmp_path: Path) -> None:
         "dates: {signing: 2025-03-03, closing: 2025-06-30}\n",
         encoding="utf-8",
     )
-    with pytest.raises(InputError, match="cycle"):
+    with pytest.raises(InputError, match="aliases"):
         load_deal(path, VOCAB)
 
 

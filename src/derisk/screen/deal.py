@@ -60,6 +60,8 @@ class Stake:
     after_pct: float
     control_before: bool
     control_after: bool | None
+    joint_before: bool = False  # control_before is joint control
+    joint_after: bool = False  # control_after is joint control
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class Deal:
     closing: date
     notification: date | None
     info_requests: tuple[InfoRequest, ...]
+    intragroup: bool = False
+    complete_documents: date | None = None
 
     def to_json(self) -> dict[str, Any]:
         def party(p: Party) -> dict[str, Any]:
@@ -128,13 +132,17 @@ class Deal:
             "stake": {
                 "before_pct": self.stake.before_pct,
                 "after_pct": self.stake.after_pct,
-                "control_before": self.stake.control_before,
-                "control_after": self.stake.control_after,
+                "control_before": "joint" if self.stake.joint_before else self.stake.control_before,
+                "control_after": "joint" if self.stake.joint_after else self.stake.control_after,
             },
+            "intragroup": self.intragroup,
             "dates": {
                 "signing": self.signing.isoformat(),
                 "closing": self.closing.isoformat(),
                 "notification": self.notification.isoformat() if self.notification else None,
+                "complete_documents": (
+                    self.complete_documents.isoformat() if self.complete_documents else None
+                ),
             },
             "information_requests": [
                 {

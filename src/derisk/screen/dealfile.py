@@ -29,13 +29,11 @@ Every problem is collected and raised together as one :class:`~derisk.errors.Inp
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
 from rapidfuzz import process
 
 from derisk.errors import InputError, Problem, raise_problems
@@ -50,9 +48,19 @@ from derisk.screen.deal import (
     Target,
     country_code,
 )
+from derisk.screen.document import read_document
 
 DEAL_SCHEMA: Final = "derisk.deal/1"
-DEAL_KEYS: Final = {"schema", "title", "investor", "target", "stake", "dates", "information_requests"}
+DEAL_KEYS: Final = {
+    "schema",
+    "title",
+    "investor",
+    "target",
+    "stake",
+    "dates",
+    "information_requests",
+    "intragroup",
+}
 PARTY_KEYS: Final = {
     "name",
     "entity",
@@ -76,28 +84,12 @@ TARGET_KEYS: Final = {
 }
 SUBSIDIARY_KEYS: Final = {"name", "country", "sectors", "turnover_eur", "held_pct", "controlled"}
 STAKE_KEYS: Final = {"before_pct", "after_pct", "control_before", "control_after"}
-DATE_KEYS: Final = {"signing", "closing", "notification"}
+DATE_KEYS: Final = {"signing", "closing", "notification", "complete_documents"}
 REQUEST_KEYS: Final = {"regime", "requested", "answered"}
 MAX_CHAIN_DEPTH: Final = 32
-
-
-def read_document(path: Path) -> Any:
-    """Parse a YAML or JSON file, or raise InputError naming it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"cannot read the file ({exc.__class__.__name__}: {exc})", source=str(path)
-        ) from None
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        line = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise InputError(
-            f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {line}", source=str(path)
-        ) from None
+MAX_TEXT: Final = 1024  # characters of any text field (title, names, sectors)
+MAX_ITEMS: Final = 1000  # entries of any list (owners, subsidiaries, sectors, information requests)
+CONTROL_VALUES: Final = (True, False, "joint")
 
 
 def load_deal(path: Path, sectors: Mapping[str, str]) -> Deal:
@@ -123,6 +115,13 @@ def parse_deal(raw: Any, sectors: Mapping[str, str], *, source: str) -> Deal:
         c.add("schema", f"must be {DEAL_SCHEMA!r}, found {raw.get('schema')!r}")
     if title is not None and not isinstance(title, str):
         c.add("title", "must be text")
+    elif isinstance(title, str) and len(title) > MAX_TEXT:
+        c.add("title", f"longer than {MAX_TEXT} characters ({len(title):,})")
+        title = None
+    intragroup = raw.get("intragroup", False)
+    if not isinstance(intragroup, bool):
+        c.add("intragroup", f"must be true or false, found {_short(intragroup)}")
+        intragroup = False
     if stake is not None and target is not None and target.asset_deal and stake.control_after is None:
         c.add(
             "stake.control_after",
@@ -140,7 +139,15 @@ def parse_deal(raw: Any, sectors: Mapping[str, str], *, source: str) -> Deal:
         closing=dates[1],
         notification=dates[2],
         info_requests=tuple(requests),
+        intragroup=intragroup,
+        complete_documents=dates[3],
     )
+
+
+def _short(value: Any) -> str:
+    """A value as an error message shows it: repr, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 class _Checker:
@@ -171,12 +178,21 @@ class _Checker:
         if not isinstance(value, str) or not value.strip():
             self.add(f"{where}.{key}", "must be non-empty text")
             return None
+        if len(value) > MAX_TEXT:
+            self.add(f"{where}.{key}", f"longer than {MAX_TEXT} characters ({len(value):,})")
+            return None
         return value.strip()
+
+    def items(self, value: list[Any], where: str) -> list[Any]:
+        if len(value) > MAX_ITEMS:
+            self.add(where, f"more than {MAX_ITEMS} entries ({len(value):,})")
+            return value[:0]
+        return value
 
     def flag(self, raw: Mapping[str, Any], key: str, where: str, default: bool | None) -> bool | None:
         value = raw.get(key, default)
         if value is not None and not isinstance(value, bool):
-            self.add(f"{where}.{key}", f"must be true or false, found {value!r}")
+            self.add(f"{where}.{key}", f"must be true or false, found {_short(value)}")
             return default
         return value
 
@@ -185,7 +201,7 @@ class _Checker:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.add(f"{where}.{key}", f"must be a percentage (number 0-100), found {value!r}")
+            self.add(f"{where}.{key}", f"must be a percentage (number 0-100), found {_short(value)}")
             return None
         if not 0 <= value <= 100:
             self.add(f"{where}.{key}", f"percentage {value} outside 0-100")
@@ -197,7 +213,7 @@ class _Checker:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            self.add(f"{where}.{key}", f"must be an amount in EUR (a number >= 0), found {value!r}")
+            self.add(f"{where}.{key}", f"must be an amount in EUR (a number >= 0), found {_short(value)}")
             return None
         return float(value)
 
@@ -213,7 +229,9 @@ class _Checker:
                 f"{where}.{key}", f'unknown country {value!r} (YAML reads NO as false: write Norway as "NO")'
             )
         elif code is None:
-            self.add(f"{where}.{key}", f"unknown country {value!r} (use an ISO 3166 code such as BE, CN, GB)")
+            self.add(
+                f"{where}.{key}", f"unknown country {_short(value)} (use an ISO 3166 code such as BE, CN, GB)"
+            )
         return code
 
     def sector_list(self, raw: Mapping[str, Any], where: str) -> tuple[str, ...]:
@@ -221,8 +239,12 @@ class _Checker:
         if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
             self.add(f"{where}.sectors", "must be a list of sector names")
             return ()
+        value = self.items(value, f"{where}.sectors")
         known = sorted(self.sectors)
         for name in value:
+            if len(name) > MAX_TEXT:
+                self.add(f"{where}.sectors", f"a sector name longer than {MAX_TEXT} characters")
+                continue
             if name not in self.sectors:
                 best = process.extractOne(name, known)
                 hint = f"; did you mean {best[0]!r}?" if best and best[1] >= 60 else ""
@@ -249,14 +271,14 @@ class _Checker:
         if kind is None and inline:
             self.add(f"{where}.kind", f"missing (one of {', '.join(KINDS)})")
         elif kind is not None and kind not in KINDS:
-            self.add(f"{where}.kind", f"must be one of {', '.join(KINDS)}, found {kind!r}")
+            self.add(f"{where}.kind", f"must be one of {', '.join(KINDS)}, found {_short(kind)}")
             kind = None
         owners_raw = m.get("owners", [])
         owners: list[Party] = []
         if not isinstance(owners_raw, list):
             self.add(f"{where}.owners", "must be a list")
         else:
-            for i, owner in enumerate(owners_raw):
+            for i, owner in enumerate(self.items(owners_raw, f"{where}.owners")):
                 p = self.party(owner, f"{where}.owners[{i}]", (*ancestors, label))
                 if p is not None:
                     owners.append(p)
@@ -289,7 +311,7 @@ class _Checker:
         if not isinstance(subs_raw, list):
             self.add(f"{where}.subsidiaries", "must be a list")
             subs_raw = []
-        for i, s in enumerate(subs_raw):
+        for i, s in enumerate(self.items(subs_raw, f"{where}.subsidiaries")):
             sw = f"{where}.subsidiaries[{i}]"
             sm = self.mapping(s, sw)
             if sm is None:
@@ -325,8 +347,17 @@ class _Checker:
         if "after_pct" not in m:
             self.add(f"{where}.after_pct", "missing (voting rights after the deal, %)")
         before, after = self.pct(m, "before_pct", where, 0.0), self.pct(m, "after_pct", where)
-        cb = self.flag(m, "control_before", where, False)
-        ca = self.flag(m, "control_after", where, None)
+        cb_raw, ca_raw = m.get("control_before", False), m.get("control_after")
+        for key, value in (("control_before", cb_raw), ("control_after", ca_raw)):
+            if value is not None and value not in CONTROL_VALUES:
+                self.add(
+                    f"{where}.{key}", f"must be true (sole control), joint or false, found {_short(value)}"
+                )
+        joint_before, joint_after = cb_raw == "joint", ca_raw == "joint"
+        cb = True if joint_before else (cb_raw if isinstance(cb_raw, bool) else False)
+        ca = True if joint_after else (ca_raw if isinstance(ca_raw, bool) else None)
+        if joint_after and cb_raw is True:
+            self.add(where, "sole control before and joint control after: control is reduced, not acquired")
         if before is not None and after is not None and after < before:
             self.add(
                 where,
@@ -336,7 +367,7 @@ class _Checker:
             self.add(where, "control is lost (control_before true, control_after false): not an acquisition")
         if before is None or after is None:
             return None
-        return Stake(before, after, bool(cb), ca)
+        return Stake(before, after, bool(cb), ca, joint_before, joint_after)
 
     def date_of(self, raw: Mapping[str, Any], key: str, where: str, *, required: bool) -> date | None:
         value = raw.get(key)
@@ -351,10 +382,10 @@ class _Checker:
                 return date.fromisoformat(value)
             except ValueError:
                 pass
-        self.add(f"{where}.{key}", f"not a date (YYYY-MM-DD): {value!r}")
+        self.add(f"{where}.{key}", f"not a date (YYYY-MM-DD): {_short(value)}")
         return None
 
-    def dates(self, raw: Any, where: str) -> tuple[date, date, date | None] | None:
+    def dates(self, raw: Any, where: str) -> tuple[date, date, date | None, date | None] | None:
         m = self.mapping(raw, where)
         if m is None:
             return None
@@ -362,18 +393,19 @@ class _Checker:
         signing = self.date_of(m, "signing", where, required=True)
         closing = self.date_of(m, "closing", where, required=True)
         notification = self.date_of(m, "notification", where, required=False)
+        complete = self.date_of(m, "complete_documents", where, required=False)
         if signing and closing and closing < signing:
             self.add(f"{where}.closing", f"planned closing {closing} is before signing {signing}")
         if signing is None or closing is None:
             return None
-        return signing, closing, notification
+        return signing, closing, notification, complete
 
     def requests(self, raw: Any, where: str) -> Sequence[InfoRequest]:
         if not isinstance(raw, list):
             self.add(where, "must be a list")
             return []
         out: list[InfoRequest] = []
-        for i, r in enumerate(raw):
+        for i, r in enumerate(self.items(raw, where)):
             rw = f"{where}[{i}]"
             m = self.mapping(r, rw)
             if m is None:
@@ -381,7 +413,7 @@ class _Checker:
             self.keys(m, REQUEST_KEYS, rw)
             regime = m.get("regime")
             if regime not in REGIME_CODES:
-                self.add(f"{rw}.regime", f"must be one of {', '.join(REGIME_CODES)}, found {regime!r}")
+                self.add(f"{rw}.regime", f"must be one of {', '.join(REGIME_CODES)}, found {_short(regime)}")
             requested = self.date_of(m, "requested", rw, required=True)
             answered = self.date_of(m, "answered", rw, required=False)
             if requested and answered and answered < requested:

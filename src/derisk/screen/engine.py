@@ -37,10 +37,14 @@ DISCLAIMER: Final = (
     "a lawyer's review of the primary texts or contact with the screening authorities."
 )
 CONVENTIONS: Final = (
-    "Deadlines: a period of N days ends on the N-th counted day after its start; business days are Monday to "
-    "Friday and public holidays are not modelled, so a business-day deadline may end later than shown; the clock "
-    "stops on the days after an information request up to and including the day it is answered. Voting rights in "
-    "a subsidiary acquired indirectly are the product of the shares along the chain."
+    "Deadlines: a period of N days ends on the N-th counted day after its start; working days are Monday to "
+    "Friday minus the member state's public holidays (the holidays package: Belgium, France and the Netherlands "
+    "as a whole, Germany's nationwide holidays only, no federal state assumed); a calendar period that ends on a "
+    "weekend or public holiday is shown with the next working day and the regime's own, tagged, rule on whether "
+    "it rolls; the clock stops on the days after an information request up to and including the day it is "
+    "answered. Voting rights in a subsidiary acquired indirectly are the product of the shares along the chain; "
+    "an ultimate beneficial owner is a natural person with more than 25% of the investor (the product along the "
+    "chain) or control of it."
 )
 
 
@@ -68,6 +72,7 @@ class RegimeResult:
     unverified: list[dict[str, str]]
     subjects: list[str] = field(default_factory=list)
     advice: dict[str, str] | None = None
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rests_on_unverified(self) -> bool:
@@ -230,7 +235,9 @@ def _thresholds(regime: Regime, step: Step | None) -> list[dict[str, Any]]:
     ]
 
 
-def _deadlines(regime: Regime, deal: Deal, today: date) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def _deadlines(
+    regime: Regime, deal: Deal, today: date, decided_by: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     notified = deal.notification or max(deal.signing, today)
     basis = (
         "the notification date in the deal file"
@@ -239,10 +246,21 @@ def _deadlines(regime: Regime, deal: Deal, today: date) -> tuple[list[dict[str, 
         "give dates.notification for the real date"
     )
     stops = [(r.requested, r.answered) for r in deal.info_requests if r.regime == regime.code]
+    specs = [
+        s
+        for s in regime.deadlines
+        if (not s.when_rules or decided_by & set(s.when_rules)) and not decided_by & set(s.unless_rules)
+    ]
     computed = dl.compute(
-        regime.deadlines,
-        {"notification": notified, "closing": deal.closing, "member-state-notification": None},
+        specs,
+        {
+            "notification": notified,
+            "closing": deal.closing,
+            "member-state-notification": None,
+            "complete-documents": deal.complete_documents,
+        },
         stops,
+        regime.holidays,
     )
     out: list[dict[str, Any]] = []
     unverified: list[dict[str, str]] = []
@@ -252,7 +270,34 @@ def _deadlines(regime: Regime, deal: Deal, today: date) -> tuple[list[dict[str, 
             "notification": basis,
             "closing": "the planned closing date in the deal file",
             "member-state-notification": "the screening member state's notification (not known)",
+            "complete-documents": (
+                "receipt of the complete documents (dates.complete_documents)"
+                if deal.complete_documents
+                else "receipt of the complete documents, not given: give dates.complete_documents"
+            ),
         }.get(s.start, f"the end of the previous phase ({s.start[6:]})")
+        rolls = None
+        if c.non_working and c.next_working:
+            r = regime.rolls
+            rolls = {
+                "non_working": c.non_working,
+                "next_working_day": c.next_working.isoformat(),
+                "text": (
+                    f"{c.ends.isoformat() if c.ends else ''} is not a working day ({c.non_working}); "
+                    f"next working day {c.next_working.isoformat()}." + (f" {r.text}" if r else "")
+                ),
+                "source": r.source if r else "",
+                "confidence": r.confidence if r else "U",
+            }
+            if r and r.confidence == "U":
+                unverified.append(
+                    {
+                        "id": f"rolls:{s.id}",
+                        "text": f"{s.phase} ends on a non-working day: {r.text}",
+                        "source": r.source,
+                        "used_for": "deadline",
+                    }
+                )
         out.append(
             {
                 "id": s.id,
@@ -269,6 +314,8 @@ def _deadlines(regime: Regime, deal: Deal, today: date) -> tuple[list[dict[str, 
                 "conditional": s.conditional,
                 "note": s.note,
                 "passed": bool(c.ends and c.ends < today),
+                "working_days_of": regime.holidays if s.kind == "business" else None,
+                "rolls": rolls,
                 "source": s.source,
                 "confidence": s.confidence,
             }
@@ -343,8 +390,11 @@ def evaluate(
                 },
             )
     deadlines: list[dict[str, Any]] = []
+    decided_by = {
+        d.decisive.rule.id for _, d, _ in results if d.outcome == outcome and d.decisive is not None
+    }
     if outcome != "not-required":
-        deadlines, du = _deadlines(regime, deal, today)
+        deadlines, du = _deadlines(regime, deal, today, decided_by)
         unverified.extend(du)
     penalties = [{"text": p.text, "source": p.source, "confidence": p.confidence} for p in regime.penalties]
     if outcome != "not-required":
@@ -360,6 +410,20 @@ def evaluate(
         unverified.append(
             {"id": f"advice:{outcome}", "text": cited.text, "source": cited.source, "used_for": "advice"}
         )
+    pending = [
+        {
+            "id": p.id,
+            "title": p.title,
+            "status": p.status,
+            "agreed": p.agreed.isoformat() if p.agreed else None,
+            "applies_from": p.applies_from.isoformat() if p.applies_from else None,
+            "applies_to_this_deal": bool(p.applies_from and deal.signing >= p.applies_from),
+            "changes": list(p.changes),
+            "source": p.source,
+            "confidence": p.confidence,
+        }
+        for p in regime.pending
+    ]
     return RegimeResult(
         regime,
         outcome,
@@ -373,6 +437,7 @@ def evaluate(
         unverified,
         [s.name for s in in_scope],
         advice,
+        pending,
     )
 
 
@@ -388,7 +453,7 @@ class Screening:
 def screen(deal: Deal, catalogue: Catalogue, *, today: date, investor: Party | None = None) -> Screening:
     """Screen ``deal`` under every regime. ``investor`` is the chain with Know-graph references resolved."""
     chain = investor or deal.investor
-    subs = subjects(deal, chain, catalogue.vocabulary)
+    subs = subjects(deal, chain, catalogue.vocabulary, today)
     member_states = [
         evaluate(catalogue.regimes[c], catalogue, deal, subs, today)
         for c in ("BE", "DE", "FR", "NL")

@@ -64,6 +64,8 @@ def regime_json(r: RegimeResult) -> dict[str, Any]:
             "confidence": g.instrument.confidence,
         },
         "notes": [{"text": n.text, "source": n.source, "confidence": n.confidence} for n in g.notes],
+        "pending_legislation": r.pending,
+        "sources": [s.to_json() for s in g.sources.values() if s.kind != "derisk"],
     }
 
 
@@ -150,14 +152,20 @@ def print_summary(console: Console, doc: dict[str, Any]) -> None:
             length = dl["days"] or dl["months"] or dl["years"]
             unit = "days" if dl["days"] else "months" if dl["months"] else "years"
             cond = f" ({dl['conditional']})" if dl["conditional"] else ""
+            kind = "working" if dl["kind"] == "business" else dl["kind"]
             console.print(
                 Text(
-                    f"  {dl['phase']}: {length} {dl['kind']} {unit} [{dl['confidence']}], ends "
+                    f"  {dl['phase']}: {length} {kind} {unit} [{dl['confidence']}], ends "
                     f"{dl['ends'] or 'unknown'}{cond}"
                 )
             )
+            if dl["rolls"]:
+                console.print(Text(f"    {visible(dl['rolls']['text'], 600)} [{dl['rolls']['confidence']}]"))
         if r["standstill"] and r["standstill"]["warning"]:
             console.print(Text(f"  {r['standstill']['warning']}", style="bold red"))
+    for r in doc["regimes"]:
+        for p in r.get("pending_legislation", []):
+            console.print(Text(f"Pending ({r['regime']}): {p['title']}: {p['status']} [{p['confidence']}]"))
     for f in doc["risk_factors"]:
         console.print(Text(f"Risk: {f['title']}: {f['finding']} [{f['confidence']}]"))
     console.print(Text(doc["disclaimer"], style="italic"))

@@ -3,14 +3,20 @@
 One reviewed file per regime in ``derisk/data/regimes/`` (``be.yaml``, ``eu.yaml``, ``de.yaml``,
 ``fr.yaml``, ``nl.yaml``) and the controlled sector vocabulary in ``derisk/data/sectors.yaml``. Every
 fact, list, rule, deadline and penalty carries ``source`` and ``confidence`` (``V`` seen in a source,
-``S`` consistent across secondary sources, ``U`` unverified). A missing source, an unknown key, an
-unknown confidence tag or a rule that does not type-check is a :class:`~derisk.errors.DataError`.
+``S`` consistent across secondary sources, ``U`` unverified).
+
+A ``source`` names entries of the file's ``sources:`` registry, each with its title, URL, language
+version and the date it was read (or ``read: null``: not read): ``"awv: § 56(2)"`` or several joined by
+``" + "``. The loader expands each to one citation a reader can follow ("Title, § 56(2) (de; URL; read
+2026-12-06)"). A source that names no registry entry, a registry entry without a URL (other than
+derisk's own method), an unknown key, an unknown confidence tag or a rule that does not type-check is
+a :class:`~derisk.errors.DataError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -38,7 +44,7 @@ from derisk.screen.variables import VARIABLES
 CONFIDENCES: Final = ("V", "S", "U")
 REGIME_ORDER: Final = ("BE", "EU", "DE", "FR", "NL")
 UNITS: Final = ("percent", "eur", "days", "months", "years", "date", "flag", "text")
-ANCHORS: Final = ("notification", "closing", "member-state-notification")
+ANCHORS: Final = ("notification", "closing", "member-state-notification", "complete-documents")
 REGIME_KEYS: Final = {
     "regime",
     "name",
@@ -58,7 +64,14 @@ REGIME_KEYS: Final = {
     "penalties",
     "notes",
     "advice",
+    "sources",
+    "holidays",
+    "rolls",
+    "pending",
 }
+SOURCE_KEYS: Final = {"title", "url", "language", "read", "publisher", "kind", "note"}
+SOURCE_KINDS: Final = ("primary", "translation", "secondary", "derisk")
+PENDING_KEYS: Final = {"id", "title", "status", "agreed", "applies_from", "changes", "source", "confidence"}
 CITED_KEYS: Final = {"text", "source", "confidence"}
 FACT_KEYS: Final = {"value", "unit", "text", "source", "confidence"}
 LIST_KEYS: Final = {"label", "source", "confidence"}
@@ -78,6 +91,8 @@ DEADLINE_KEYS: Final = {
     "stops",
     "source",
     "confidence",
+    "when_rules",
+    "unless_rules",
 }
 SECTOR_KEYS: Final = {"id", "label", "lists", "possibly", "note"}
 
@@ -87,6 +102,54 @@ class Cited:
     """A statement with its source and confidence tag."""
 
     text: str
+    source: str
+    confidence: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """A text a statement rests on: the primary text where one is published, else the named source."""
+
+    id: str
+    title: str
+    url: str | None
+    language: str | None
+    read: date | None
+    kind: str
+    publisher: str | None = None
+    note: str | None = None
+
+    def cite(self, locator: str = "") -> str:
+        if self.kind == "derisk":
+            return f"derisk's own reading{': ' + locator if locator else ''}"
+        where = f", {locator}" if locator else ""
+        seen = f"read {self.read.isoformat()}" if self.read else "not read by derisk's reviewers"
+        extra = f"; {self.note}" if self.note else ""
+        return f"{self.title}{where} ({self.language or '?'}; {self.url}; {seen}{extra})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "url": self.url,
+            "language": self.language,
+            "read": self.read.isoformat() if self.read else None,
+            "kind": self.kind,
+            "publisher": self.publisher,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Legislation agreed but not yet applicable: named in memos, applied only from ``applies_from``."""
+
+    id: str
+    title: str
+    status: str
+    agreed: date | None
+    applies_from: date | None
+    changes: tuple[str, ...]
     source: str
     confidence: str
 
@@ -129,6 +192,10 @@ class Regime:
     notes: tuple[Cited, ...]
     advice: Mapping[str, Cited]
     file: str
+    sources: Mapping[str, Source] = field(default_factory=dict)
+    holidays: str | None = None
+    rolls: Cited | None = None
+    pending: tuple[Pending, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,15 +279,68 @@ def _keys(
     return True
 
 
+_REGISTRY: dict[str, Source] = {}  # the file being loaded; set by _regime (loading is single-threaded)
+
+
 def _tag(raw: Mapping[str, Any], where: str, problems: list[Problem]) -> tuple[str, str]:
     source, conf = raw.get("source"), raw.get("confidence")
     if not isinstance(source, str) or not source.strip():
         problems.append(Problem(where, "missing source"))
         source = ""
+    else:
+        source = resolve_source(source, _REGISTRY, where, problems)
     if conf not in CONFIDENCES:
         problems.append(Problem(where, f"confidence must be one of V, S, U, found {conf!r}"))
         conf = "U"
     return str(source), str(conf)
+
+
+def resolve_source(text: str, registry: Mapping[str, Source], where: str, problems: list[Problem]) -> str:
+    """``"id: locator + id2"`` -> the citations, each naming its text, URL, language and reading date."""
+    out: list[str] = []
+    for part in text.split(" + "):
+        sid, _, locator = part.partition(":")
+        entry = registry.get(sid.strip())
+        if entry is None:
+            problems.append(
+                Problem(where, f"source {part.strip()!r} names no entry of sources: ({', '.join(registry)})")
+            )
+            continue
+        out.append(entry.cite(locator.strip()))
+    return " + ".join(out)
+
+
+def _sources(raw: Any, path: str, problems: list[Problem]) -> dict[str, Source]:
+    out: dict[str, Source] = {}
+    if not isinstance(raw, dict):
+        problems.append(Problem(f"{path}: sources", "a registry of the texts cited is required"))
+        return out
+    for sid, s in raw.items():
+        where = f"{path}: sources.{sid}"
+        if not _keys(s, SOURCE_KEYS, where, problems, {"title", "kind"}):
+            continue
+        kind = s.get("kind")
+        if kind not in SOURCE_KINDS:
+            problems.append(Problem(where, f"kind must be one of {', '.join(SOURCE_KINDS)}"))
+            continue
+        url = s.get("url")
+        if kind != "derisk" and not (isinstance(url, str) and url.startswith("https://")):
+            problems.append(Problem(where, "a published source needs an https:// url"))
+        read = s.get("read")
+        if read is not None and not isinstance(read, date):
+            problems.append(Problem(where, "read must be a date (YYYY-MM-DD) or null (not read)"))
+            read = None
+        out[str(sid)] = Source(
+            str(sid),
+            str(s["title"]),
+            url if isinstance(url, str) else None,
+            s.get("language"),
+            read,
+            str(kind),
+            s.get("publisher"),
+            s.get("note"),
+        )
+    return out
 
 
 def _cited(raw: Any, where: str, problems: list[Problem]) -> Cited | None:
@@ -236,6 +356,8 @@ def _groups(
     groups: dict[str, frozenset[str]] = {}
     sources: dict[str, Cited] = {}
     for path, raw in raws.values():
+        _REGISTRY.clear()
+        _REGISTRY.update(_sources(raw.get("sources"), path, []))
         for name, g in (raw.get("country_groups") or {}).items():
             where = f"{path}: country_groups.{name}"
             if not _keys(g, GROUP_KEYS, where, problems, {"members", "label"}):
@@ -247,6 +369,7 @@ def _groups(
                 continue
             groups[name] = frozenset(m.upper() for m in members)
             sources[name] = Cited(str(g["label"]), source, conf)
+    _REGISTRY.clear()
     return groups, sources
 
 
@@ -275,6 +398,9 @@ def _regime(
     )
     if raw.get("regime") != code:
         problems.append(Problem(where, f"regime must be {code!r}, found {raw.get('regime')!r}"))
+    sources = _sources(raw.get("sources"), path, problems)
+    _REGISTRY.clear()
+    _REGISTRY.update(sources)
     facts: dict[str, Fact] = {}
     for fid, f in (raw.get("facts") or {}).items():
         fw = f"{path}: facts.{fid}"
@@ -405,6 +531,20 @@ def _regime(
     )
     if scope_countries is None:
         problems.append(Problem(path, "scope_countries must be a country group name or a list of codes"))
+    rolls = _cited(raw["rolls"], f"{path}: rolls", problems) if raw.get("rolls") else None
+    pending = tuple(
+        p
+        for p in (
+            _pending(p, f"{path}: pending[{i}]", problems) for i, p in enumerate(raw.get("pending") or [])
+        )
+        if p
+    )
+    rule_ids = {r.id for r in rules}
+    for d in deadlines:
+        for rid in (*d.when_rules, *d.unless_rules):
+            if rid not in rule_ids:
+                problems.append(Problem(f"{path}: deadline {d.id}", f"unknown rule {rid!r}"))
+    _REGISTRY.clear()
     if authority is None or instrument is None or scope_countries is None:
         return None
     return Regime(
@@ -426,6 +566,35 @@ def _regime(
         notes,
         advice,
         path,
+        sources,
+        raw.get("holidays"),
+        rolls,
+        pending,
+    )
+
+
+def _pending(raw: Any, where: str, problems: list[Problem]) -> Pending | None:
+    if not _keys(raw, PENDING_KEYS, where, problems, {"id", "title", "status", "changes"}):
+        return None
+    source, conf = _tag(raw, where, problems)
+    changes = raw.get("changes")
+    if not isinstance(changes, list) or not all(isinstance(c, str) for c in changes):
+        problems.append(Problem(where, "changes must be a list of sentences"))
+        return None
+    dates = {k: raw.get(k) for k in ("agreed", "applies_from")}
+    for k, v in dates.items():
+        if v is not None and not isinstance(v, date):
+            problems.append(Problem(f"{where}.{k}", "must be a date or null"))
+            dates[k] = None
+    return Pending(
+        str(raw["id"]),
+        str(raw["title"]),
+        str(raw["status"]),
+        dates["agreed"],
+        dates["applies_from"],
+        tuple(changes),
+        source,
+        conf,
     )
 
 
@@ -458,6 +627,8 @@ def _deadline(raw: Any, where: str, problems: list[Problem]) -> DeadlineSpec | N
         conditional=raw.get("conditional"),
         note=raw.get("note"),
         stops=bool(raw.get("stops", True)),
+        when_rules=tuple(str(r) for r in raw.get("when_rules") or ()),
+        unless_rules=tuple(str(r) for r in raw.get("unless_rules") or ()),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Final
 
 from derisk.screen.deal import Deal, Party
@@ -38,13 +39,22 @@ VARIABLES: Final[dict[str, VarSpec]] = {
     "stake.after": VarSpec(T.NUMBER, "the investor's voting rights after the deal"),
     "control.before": VarSpec(T.BOOL, "whether the investor controlled the target before"),
     "control.after": VarSpec(T.BOOL, "whether the investor controls the target after the deal"),
-    "control.acquired": VarSpec(T.BOOL, "whether the investor acquires control"),
+    "control.acquired": VarSpec(T.BOOL, "whether the investor acquires control (sole or joint)"),
+    "control.joint_to_sole": VarSpec(T.BOOL, "whether joint control becomes sole control"),
     "investor.name": VarSpec(T.STR, "the investor's name"),
     "investor.kind": VarSpec(T.STR, "the kind of investor (company, person, state)"),
     "investor.country": VarSpec(T.STR, "the investor's country (incorporation, or residence of a person)"),
     "investor.countries": VarSpec(T.SET, "the investor's countries of incorporation, seat and main activity"),
-    "investor.ubo_countries": VarSpec(T.SET, "the residence of the investor's ultimate beneficial owners"),
-    "investor.open_tops": VarSpec(T.SET, "countries of undertakings or state bodies at the top of the chain"),
+    "investor.ubo_countries": VarSpec(
+        T.SET, "the residence of the investor's ultimate beneficial owners (more than 25%, or control)"
+    ),
+    "investor.minor_person_countries": VarSpec(
+        T.SET, "the residence of natural persons holding 25% or less of the investor without control"
+    ),
+    "investor.open_tops": VarSpec(
+        T.SET,
+        "countries of undertakings or state bodies at the top of the chain holding more than 25% or control",
+    ),
     "investor.chain_countries": VarSpec(T.SET, "the countries of every party in the investor chain"),
     "investor.controller_countries": VarSpec(T.SET, "the countries of the parties that control the investor"),
     "investor.control_chain_countries": VarSpec(
@@ -54,6 +64,8 @@ VARIABLES: Final[dict[str, VarSpec]] = {
     "investor.chain_text": VarSpec(T.STR, "the investor's control chain"),
     "deal.signing": VarSpec(T.DATE, "the signing date"),
     "deal.closing": VarSpec(T.DATE, "the planned closing date"),
+    "deal.intragroup": VarSpec(T.BOOL, "whether the deal is an intragroup restructuring"),
+    "today": VarSpec(T.DATE, "the date of the screening"),
     "others.required": VarSpec(T.SET, "member states whose screening is required"),
     "others.unclear": VarSpec(T.SET, "member states whose screening is unclear"),
 }
@@ -82,6 +94,37 @@ def control_chain(party: Party) -> list[Party]:
     return out
 
 
+#: A natural person owning or controlling more than this share of the investor is an ultimate beneficial
+#: owner (Belgian anti-money-laundering law, as the Belgian screening regime uses it).
+UBO_PCT: Final = 25.0
+
+
+def tops_with_weight(party: Party) -> Iterator[tuple[Party, float | None, bool]]:
+    """Each party at the top of the chain, its effective share of the investor and whether it controls it.
+
+    The share is the product of ``stake_pct`` along the path (None when a link gives no percentage);
+    control holds when every link controls its child.
+    """
+
+    def go(p: Party, share: float | None, ctl: bool) -> Iterator[tuple[Party, float | None, bool]]:
+        if not p.owners:
+            yield p, share, ctl
+            return
+        for o in p.owners:
+            s = None if share is None or o.stake_pct is None else share * o.stake_pct / 100
+            yield from go(o, s, ctl and controls(o))
+
+    if not party.owners:
+        return
+    for o in party.owners:
+        yield from go(o, o.stake_pct, controls(o))
+
+
+def significant(share: float | None, ctl: bool) -> bool:
+    """More than 25% or control; an unknown share counts (the deal file did not rule it out)."""
+    return ctl or share is None or share > UBO_PCT
+
+
 def _where(party: Party) -> str:
     run = party.main_activity_country
     return f"{party.country or '?'}, run from {run}" if run and run != party.country else party.country or "?"
@@ -103,7 +146,10 @@ def chain_text(party: Party) -> str:
 
 def investor_variables(investor: Party) -> dict[str, Value]:
     nodes = list(walk(investor))
-    tops = [p for p in nodes if not p.owners]
+    weighted = list(tops_with_weight(investor))
+    ubos = [p for p, share, c in weighted if p.kind == "person" and significant(share, c)]
+    minor = [p for p, share, c in weighted if p.kind == "person" and not significant(share, c)]
+    open_tops = [p for p, share, c in weighted if p.kind != "person" and significant(share, c)]
     ctl = control_chain(investor)
 
     def codes(parties: list[Party]) -> frozenset[str]:
@@ -115,8 +161,9 @@ def investor_variables(investor: Party) -> dict[str, Value]:
         "investor.country": investor.country,
         "investor.countries": codes([investor])
         | frozenset(c for c in (investor.main_activity_country,) if c),
-        "investor.ubo_countries": codes([p for p in tops if p.kind == "person"]),
-        "investor.open_tops": codes([p for p in tops if p.kind != "person"]),
+        "investor.ubo_countries": codes(ubos),
+        "investor.minor_person_countries": codes(minor),
+        "investor.open_tops": codes(open_tops),
         "investor.chain_countries": codes(nodes),
         "investor.controller_countries": codes(ctl),
         "investor.control_chain_countries": codes([investor, *ctl])
@@ -136,7 +183,9 @@ class Subject:
     variables: dict[str, Value]
 
 
-def subjects(deal: Deal, investor: Party, labels: Mapping[str, str] | None = None) -> list[Subject]:
+def subjects(
+    deal: Deal, investor: Party, labels: Mapping[str, str] | None = None, today: date | None = None
+) -> list[Subject]:
     """The direct target and each subsidiary, with their variables (investor side included)."""
     t, s = deal.target, deal.stake
 
@@ -151,10 +200,15 @@ def subjects(deal: Deal, investor: Party, labels: Mapping[str, str] | None = Non
         "target.branch": t.branch,
         "deal.signing": deal.signing,
         "deal.closing": deal.closing,
+        "deal.intragroup": deal.intragroup,
+        "today": today,
         "others.required": frozenset(),
         "others.unclear": frozenset(),
     }
-    acquired = None if s.control_after is None else (s.control_after and not s.control_before)
+    joint_to_sole = s.joint_before and s.control_after is True and not s.joint_after
+    acquired = (
+        None if s.control_after is None else (s.control_after and not s.control_before) or joint_to_sole
+    )
     out = [
         Subject(
             t.name,
@@ -173,6 +227,7 @@ def subjects(deal: Deal, investor: Party, labels: Mapping[str, str] | None = Non
                 "control.before": s.control_before,
                 "control.after": s.control_after,
                 "control.acquired": acquired,
+                "control.joint_to_sole": joint_to_sole,
             },
         )
     ]
@@ -180,7 +235,8 @@ def subjects(deal: Deal, investor: Party, labels: Mapping[str, str] | None = Non
         factor = sub.held_pct / 100
         after_ctl = None if s.control_after is None else (s.control_after and sub.controlled)
         before_ctl = s.control_before and sub.controlled
-        sub_acquired = None if after_ctl is None else (after_ctl and not before_ctl)
+        sub_j2s = joint_to_sole and sub.controlled
+        sub_acquired = None if after_ctl is None else (after_ctl and not before_ctl) or sub_j2s
         out.append(
             Subject(
                 sub.name,
@@ -200,6 +256,7 @@ def subjects(deal: Deal, investor: Party, labels: Mapping[str, str] | None = Non
                     "control.before": before_ctl,
                     "control.after": after_ctl,
                     "control.acquired": sub_acquired,
+                    "control.joint_to_sole": sub_j2s,
                 },
             )
         )
