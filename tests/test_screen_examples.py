@@ -25,7 +25,10 @@ EXPECTED = {
     # Germany: the parent is in no §55a/§60 sector: no mandatory filing (previously "unclear": wrong)
     "be-indirect-open.yaml": {"BE": ("unclear", "be.ubo-open"), "DE": ("not-required", "de.outside-sectors")},
     # the 10% US angel is no ultimate beneficial owner (AML sense: more than 25% or control)
-    "be-lux-angel.yaml": {"BE": ("not-required", "be.not-foreign"), "EU": ("not-required", "eu.non-screened")},
+    "be-lux-angel.yaml": {
+        "BE": ("not-required", "be.not-foreign"),
+        "EU": ("not-required", "eu.non-screened"),
+    },
     # joint control becomes sole control in a listed sector
     "be-joint-to-sole.yaml": {"BE": ("required", "be.joint-to-sole")},
     # R151-7: operations inside one group are exempt
