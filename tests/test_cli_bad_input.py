@@ -166,7 +166,7 @@ def a_fifo(tmp: Path) -> Path:
 
 
 CASES: list[tuple[str, Callable[[Path], Path], int, str]] = [
-    ("truncated pcap", truncated_pcap, 3, "truncated"),
+    ("truncated pcap with --strict", truncated_pcap, 3, "cut off"),
     ("not a capture", not_a_capture, 3, "not a capture"),
     ("empty file", empty_file, 3, "empty"),
     ("directory without inputs", empty_dir, 3, "no usable input"),
@@ -199,7 +199,8 @@ def test_bad_inputs_leave_the_workspace_as_it_was(
     before = _snapshot(ws)
     capsys.readouterr()
     bad = make(tmp_path)
-    got = main(["analyze", str(good), str(bad), "-w", str(ws), "-q"])
+    strict = ["--strict"] if "--strict" in name else []  # without it a cut capture is read up to the cut
+    got = main(["analyze", str(good), str(bad), "-w", str(ws), "-q", *strict])
     err = capsys.readouterr().err
     assert got == code, err
     lines = err.strip().splitlines()
@@ -212,7 +213,7 @@ def test_bad_inputs_leave_the_workspace_as_it_was(
 
 def test_bad_input_into_a_new_workspace_creates_nothing(tmp_path: Path, data_env: Path) -> None:
     ws = tmp_path / "fresh"
-    assert main(["analyze", str(truncated_pcap(tmp_path)), "-w", str(ws), "-q"]) == 3
+    assert main(["analyze", str(truncated_pcap(tmp_path)), "-w", str(ws), "-q", "--strict"]) == 3
     assert not ws.exists()
 
 

@@ -191,10 +191,11 @@ def run(
     data_root: Path | None = None,
     progress: Progress | None = None,
     detect: bool = True,
+    strict: bool = False,
 ) -> RunResult:
     """Analyse ``inputs`` (none: re-attribute what the workspace holds) into ``workspace``."""
     started = dt.datetime.now(dt.UTC)
-    specs = resolve_inputs(inputs)
+    specs = resolve_inputs(inputs, strict=strict)
     ipdata = load_ipdata(data_root) if specs else None
     site_digest = site.digest()
     result = RunResult(run_id="", started_at=started, specs=specs)

@@ -28,6 +28,7 @@ def analyse(
     console: Console,
     *,
     quiet: bool = False,
+    strict: bool = False,
 ) -> tuple[RunResult, dict[str, Any]]:
     """Run the pipeline with a progress display and build the analysis document."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -51,15 +52,15 @@ def analyse(
         def progress(spec: InputSpec, flows: int, read: int) -> None:
             if spec.input_id not in tasks:
                 # Zeek readers report bytes of the logs, so the bar has an end; captures report packets.
-                total = spec.size_bytes if spec.format == "zeek" else None
+                total = spec.size_bytes if spec.format in ("zeek", "eve") else None
                 tasks[spec.input_id] = bar.add_task(visible(spec.path.name, 50), total=total, flows=0)
             task = tasks[spec.input_id]
-            if spec.format == "zeek":
+            if spec.format in ("zeek", "eve"):
                 bar.update(task, completed=min(read, spec.size_bytes), flows=flows)
             else:
                 bar.update(task, flows=flows)
 
-        result = run(workspace, inputs, site, data_root=data_dir, progress=progress)
+        result = run(workspace, inputs, site, data_root=data_dir, progress=progress, strict=strict)
     with Workspace.open(workspace, create=False, read_only=True) as ws:
         doc = build_document(
             ws,
@@ -72,6 +73,8 @@ def analyse(
                 "already_present": result.skipped,
                 "ipdata_version": result.ipdata_version,
                 "registry_version": result.registry_version,
+                # what the readers reported per input (captures: cut, packets with wild timestamps)
+                "input_notes": {spec.input_id: spec.notes for spec in result.specs if spec.notes},
             },
             alerts=[a.to_json() if hasattr(a, "to_json") else a for a in result.alerts],
             data_root=data_dir,
@@ -103,6 +106,9 @@ def analyse(
     help="Language of the HTML report.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
+@click.option(
+    "--strict", is_flag=True, help="Refuse a capture cut short (exit 3) instead of reading it up to the cut."
+)
 def analyze_cmd(
     inputs: tuple[Path, ...],
     site_file: Path | None,
@@ -113,6 +119,7 @@ def analyze_cmd(
     top: int,
     lang: str,
     quiet: bool,
+    strict: bool,
 ) -> None:
     """Attribute traffic to controllers and jurisdictions (captures, Zeek logs).
 
@@ -125,7 +132,7 @@ def analyze_cmd(
 
     site = load_site(site_file)
     console = status_console(json_dest)
-    result, doc = analyse(list(inputs), site, workspace, data_dir, console, quiet=quiet)
+    result, doc = analyse(list(inputs), site, workspace, data_dir, console, quiet=quiet, strict=strict)
     if html_dest is not None:
         write_atomic(html_dest, render_analysis_html(doc, locale=lang))
     emit_json(doc, json_dest)

@@ -8,13 +8,14 @@ stored.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 
@@ -45,6 +46,10 @@ class InputSpec:
     format: str
     files: tuple[Path, ...]
     size_bytes: int
+    #: Refuse a capture cut short instead of reading it up to the cut (``derisk analyze --strict``).
+    strict: bool = False
+    #: What the reader found worth reporting (captures: link type, cut, packets with wild timestamps).
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def digest(self) -> str:
@@ -76,6 +81,20 @@ def _text_head(path: Path) -> bytes:
     return head
 
 
+def _compressed_head(path: Path, head: bytes) -> bytes:
+    """The first bytes of a zstd, xz or bzip2 file once decompressed (b"" for anything else)."""
+    from derisk.ingest.decompress import compression, decompress_errors, open_capture
+
+    kind = compression(head)
+    if kind is None:
+        return b""
+    try:
+        with open_capture(path, kind) as fh:
+            return fh.read(4)
+    except decompress_errors() as exc:
+        raise InputError(f"corrupt {kind} stream ({exc})", source=str(path)) from None
+
+
 def sniff(path: Path) -> str:
     """The format of one file: ``pcap``, ``pcapng`` or ``zeek``; an InputError otherwise."""
     head = _head(path)
@@ -83,13 +102,16 @@ def sniff(path: Path) -> str:
         raise InputError("empty file", source=str(path))
     if head[:4] in PCAP_MAGICS:
         return PCAP_MAGICS[head[:4]]
+    inner = _text_head(path) if head[:2] == b"\x1f\x8b" else _compressed_head(path, head)
+    if inner[:4] in PCAP_MAGICS:  # a compressed capture, read streamed (derisk.ingest.decompress)
+        return PCAP_MAGICS[inner[:4]]
     text = _text_head(path).lstrip()
+    if text.startswith(b"{") and b'"event_type"' in text.split(b"\n", 1)[0]:
+        return "eve"  # Suricata's EVE JSON (docs/ingest-eve.md)
     if text.startswith(b"#separator") or text.startswith(b"#fields") or text.startswith(b"{"):
         return "zeek"
     if head[:2] == b"\x1f\x8b":
-        raise InputError(
-            "compressed file that is not a Zeek log (decompress captures first)", source=str(path)
-        )
+        raise InputError("compressed file that is neither a capture nor a Zeek log", source=str(path))
     raise InputError("not a capture (pcap/pcapng) or a Zeek log", source=str(path))
 
 
@@ -102,7 +124,7 @@ def _spec(path: Path, fmt: str, files: list[Path]) -> InputSpec:
     return InputSpec(path, fmt, tuple(files), sum(f.stat().st_size for f in files))
 
 
-def resolve_inputs(paths: list[Path]) -> list[InputSpec]:
+def resolve_inputs(paths: list[Path], *, strict: bool = False) -> list[InputSpec]:
     """Check every path and decide how each is read; raises before anything is ingested."""
     specs: list[InputSpec] = []
     for path in paths:
@@ -122,6 +144,11 @@ def resolve_inputs(paths: list[Path]) -> list[InputSpec]:
                     if sniff(log) != "zeek":
                         raise InputError("named like a Zeek log but is not one", source=str(log))
                 specs.append(_spec(path, "zeek", read))
+                continue
+            from derisk.ingest.eve import EVE_NAME, eve_files
+
+            if any(EVE_NAME.match(entry.name) for entry in entries):  # Suricata's eve.json, rotated
+                specs.append(_spec(path, "eve", eve_files(path)))
                 continue
             captures = []
             for entry in entries:
@@ -152,7 +179,7 @@ def resolve_inputs(paths: list[Path]) -> list[InputSpec]:
         key = spec.path.resolve()
         if key not in seen:
             seen.add(key)
-            unique.append(spec)
+            unique.append(dataclasses.replace(spec, strict=strict) if strict else spec)
     return unique
 
 
@@ -161,7 +188,11 @@ def read_input(spec: InputSpec, progress: Progress | None = None) -> Iterator[pa
     if spec.format in ("pcap", "pcapng"):
         from derisk.ingest.pcap import read_pcap
 
-        return read_pcap(spec.path, progress=progress)
+        return read_pcap(spec.path, progress=progress, strict=spec.strict, notes=spec.notes)
+    if spec.format == "eve":
+        from derisk.ingest.eve import read_eve
+
+        return read_eve(spec.path, progress=progress)
     from derisk.ingest.zeek import read_zeek
 
     return read_zeek(spec.path, progress=progress)

@@ -18,24 +18,29 @@ This is the only module that imports nfstream.
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib.util
 import logging
 import os
-import struct
+import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, Final
 
 import dpkt
 import pyarrow as pa
 
+from derisk import children
 from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA, MIN_BATCH_ROWS, batch_from_columns
+from derisk.ingest import linktypes
 from derisk.ingest.dnsanswers import AnswerMap, LongQueries, decode_ip, note, scan_capture
+from derisk.ingest.feed import Feed, FeedReport, Probe, probe
+from derisk.ingest.framing import CaptureInfo, capture_format, inspect_capture, os_error
 from derisk.safetext import bound
+
+__all__ = ["NFSTREAM_OPTIONS", "CaptureInfo", "capture_format", "inspect_capture", "read_pcap", "scan"]
 
 log = logging.getLogger(__name__)
 
@@ -59,169 +64,58 @@ LONG_QUERY_SHOWN: Final = 60
 #: Calls to ``progress`` come at least this often (in flows), whatever the batch size.
 PROGRESS_EVERY: Final = 4096
 
-_PCAP_MAGIC = {
-    b"\xd4\xc3\xb2\xa1": "<",
-    b"\xa1\xb2\xc3\xd4": ">",
-    b"\x4d\x3c\xb2\xa1": "<",  # nanosecond resolution
-    b"\xa1\xb2\x3c\x4d": ">",
-}
-_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
-_PCAPNG_PACKET_BLOCKS = {2, 3, 6}
-_MAX_RECORD = 1 << 20  # no link layer carries a frame of a mebibyte; a larger record means corruption
-
 _TLS_FAMILY = {"TLS", "QUIC", "DTLS"}
 _HTTP_FAMILY = {"HTTP", "HTTP_Proxy", "HTTP_Connect"}
 _DNS_FAMILY = {"DNS", "MDNS", "LLMNR"}
 _PORTED = {6, 17, 132}  # TCP, UDP, SCTP: the protocols whose flows have ports
 
 
-@dataclass(frozen=True)
-class CaptureInfo:
-    """What the file check learned: the format and how many packet records the file holds."""
-
-    fmt: str
-    packets: int
-
-
 def _fail(path: Path, what: str) -> InputError:
     return InputError(what, source=str(path))
 
 
-def _os_error(path: Path, exc: OSError) -> InputError:
-    if isinstance(exc, FileNotFoundError):
-        return _fail(path, "no such file")
-    if isinstance(exc, PermissionError):
-        return _fail(path, "cannot read: permission denied")
-    if isinstance(exc, IsADirectoryError):
-        return _fail(path, "is a directory, not a capture file")
-    reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-    return _fail(path, f"cannot read: {reason}")
-
-
-def capture_format(path: Path) -> str:
-    """``"pcap"`` or ``"pcapng"`` from the file's first bytes; :class:`InputError` for anything else.
-
-    Cheap (reads four bytes): the full check of the record framing is :func:`inspect_capture`.
-    """
-    try:
-        if path.is_dir():
-            raise _fail(path, "is a directory, not a capture file")
-        with path.open("rb") as fh:
-            head = fh.read(4)
-    except OSError as exc:
-        raise _os_error(path, exc) from None
-    if not head:
-        raise _fail(path, "empty file (0 bytes), not a capture")
-    if head[:2] == b"\x1f\x8b":
-        raise _fail(path, "is gzip-compressed; decompress it first (gunzip)")
-    if head in _PCAP_MAGIC:
-        return "pcap"
-    if head == _PCAPNG_SHB:
-        return "pcapng"
-    raise _fail(path, f"not a pcap or pcapng capture (starts with bytes {head.hex()})")
-
-
-def inspect_capture(path: Path) -> CaptureInfo:
-    """Check that ``path`` is a complete pcap or pcapng file and count its packet records.
-
-    Raises :class:`InputError` naming the file for a missing, unreadable, empty, non-capture or
-    truncated file. Reads the record framing only (no packet contents), in 4 MiB chunks.
-    """
-    fmt = capture_format(path)
-    try:
-        with path.open("rb", buffering=0) as fh:
-            window = _Window(fh, path.stat().st_size)
-            if fmt == "pcap":
-                head, _ = window.view(0, 4)
-                return CaptureInfo(fmt, _walk_pcap(path, window, _PCAP_MAGIC[head[:4]]))
-            return CaptureInfo(fmt, _walk_pcapng(path, window))
-    except OSError as exc:
-        raise _os_error(path, exc) from None
-
-
-class _Window:
-    """Reads a file in large chunks so the framing walk touches each byte once with bounded memory."""
-
-    CHUNK = 4 << 20  # larger than any record or block the walk accepts
-
-    def __init__(self, fh: BinaryIO, size: int) -> None:
-        self.fh, self.size = fh, size
-        self.start, self.buf = 0, b""
-
-    def view(self, offset: int, length: int) -> tuple[bytes, int]:
-        """A buffer holding bytes [offset, offset + length) of the file, and where offset is in it."""
-        if offset < self.start or offset + length > self.start + len(self.buf):
-            self.fh.seek(offset)
-            self.buf = self.fh.read(max(self.CHUNK, length))
-            self.start = offset
-        return self.buf, offset - self.start
-
-
-def _walk_pcap(path: Path, data: _Window, endian: str) -> int:
-    size = data.size
-    if size < 24:
-        raise _fail(path, f"truncated pcap: the file header needs 24 bytes, the file has {size}")
-    captured_at = struct.Struct(endian + "I").unpack_from  # incl_len, 8 bytes into a record header
-    offset, packets = 24, 0
-    buf, base = data.view(offset, 16)
-    base = offset - base  # file offset of buf[0]
-    end = base + len(buf)
-    while offset < size:
-        if size - offset < 16:
-            raise _fail(path, f"truncated pcap: record {packets + 1} header cut off at byte {offset}")
-        if offset + 16 > end:  # the hot loop keeps the window inline: a method call per record is slow
-            buf, at = data.view(offset, 16)
-            base, end = offset - at, offset - at + len(buf)
-        (captured,) = captured_at(buf, offset - base + 8)
-        if captured > _MAX_RECORD:
-            raise _fail(path, f"corrupt pcap: record {packets + 1} claims {captured} bytes")
-        offset += 16 + captured
-        if offset > size:
-            raise _fail(path, f"truncated pcap: record {packets + 1} cut off ({offset - size} bytes missing)")
-        packets += 1
-    return packets
-
-
-def _walk_pcapng(path: Path, data: _Window) -> int:
-    size = data.size
-    offset, packets, blocks, endian = 0, 0, 0, "<"
-    while offset < size:
-        if size - offset < 12:
-            raise _fail(path, f"truncated pcapng: block {blocks + 1} cut off at byte {offset}")
-        buf, at = data.view(offset, 12)
-        if buf[at : at + 4] == _PCAPNG_SHB:
-            magic = buf[at + 8 : at + 12]
-            if magic == b"\x4d\x3c\x2b\x1a":
-                endian = "<"
-            elif magic == b"\x1a\x2b\x3c\x4d":
-                endian = ">"
-            else:
-                raise _fail(path, f"corrupt pcapng: section header at byte {offset} has no byte-order magic")
-        kind, length = struct.unpack_from(endian + "II", buf, at)
-        if length < 12 or length % 4 or length > _MAX_RECORD + 64:
-            raise _fail(path, f"corrupt pcapng: block {blocks + 1} at byte {offset} has length {length}")
-        if offset + length > size:
-            missing = offset + length - size
-            raise _fail(path, f"truncated pcapng: block {blocks + 1} cut off ({missing} bytes missing)")
-        buf, at = data.view(offset + length - 4, 4)
-        (trailer,) = struct.unpack_from(endian + "I", buf, at)
-        if trailer != length:
-            raise _fail(path, f"corrupt pcapng: block {blocks + 1} at byte {offset} has mismatched lengths")
-        if kind in _PCAPNG_PACKET_BLOCKS:
-            packets += 1
-        blocks += 1
-        offset += length
-    return packets
-
-
 def _load_nfstream() -> Any:
-    """Import NFStream on first use: it takes a while (pandas) and ``derisk --help`` needs none of it."""
+    """Import NFStream on first use: it takes a while (pandas) and ``derisk --help`` needs none of it.
+
+    Its meter processes are forked: :func:`derisk.children.install` makes each end with its parent.
+    """
     import nfstream
 
+    children.install()
     return nfstream
 
 
+_PIPE_STREAMER: Any = None
+
+
+def _pipe_streamer() -> Any:
+    """NFStreamer that also takes a named pipe as a capture file (NFStream checks ``isfile``)."""
+    global _PIPE_STREAMER
+    if _PIPE_STREAMER is None:
+        nfstream = _load_nfstream()
+        from nfstream.utils import NFMode
+
+        base = nfstream.NFStreamer
+
+        class PipeStreamer(base):  # type: ignore[misc,valid-type]
+            @property
+            def source(self) -> Any:
+                return self._source
+
+            @source.setter
+            def source(self, value: Any) -> None:
+                path = Path(os.fspath(value))
+                if not stat.S_ISFIFO(path.stat().st_mode):
+                    raise ValueError(f"{path} is not a named pipe")
+                self._mode, self._source = NFMode.SINGLE_FILE, str(path)
+
+        _PIPE_STREAMER = PipeStreamer
+    return _PIPE_STREAMER
+
+
 def _streamer(path: Path, **options: Any) -> Any:
+    if stat.S_ISFIFO(path.stat().st_mode):
+        return _pipe_streamer()(source=str(path), **options)
     return _load_nfstream().NFStreamer(source=str(path), **options)
 
 
@@ -267,8 +161,15 @@ def _libpcap() -> str | None:
     return spec.origin if spec is not None and spec.origin else None
 
 
-def scan(path: Path, fmt: str) -> tuple[AnswerMap, LongQueries]:
-    """One libpcap pass: a truncated or corrupt file raises; otherwise the DNS answers and long names."""
+def scan(
+    path: Path, fmt: str, *, strict: bool = False, name: Path | None = None
+) -> tuple[AnswerMap, LongQueries]:
+    """One libpcap pass over ``path``: the DNS answers and long names; a corrupt file raises.
+
+    A file cut short is read up to the cut (the feed reports where) unless ``strict``. ``name`` is
+    the capture named in messages when ``path`` is the feed's pipe.
+    """
+    shown = name or path
     library = _libpcap()
     try:
         result = scan_capture(library, path, DNS_FILTER) if library else None
@@ -276,15 +177,18 @@ def scan(path: Path, fmt: str) -> tuple[AnswerMap, LongQueries]:
         log.debug("libpcap not usable from %s (%s): fallback DNS pass", library, exc)
         result = None
     if result is None:
-        inspect_capture(path)
         return dns_pass(path)
     if result.error is not None:
-        kind = "truncated" if "truncated" in result.error else "corrupt"
-        raise _fail(path, f"{kind} {fmt}: libpcap says: {bound(result.error, 200)}")
+        cut = "truncated" in result.error
+        said = f"libpcap says: {bound(result.error, 200)}"
+        if not cut:
+            raise _fail(shown, f"corrupt {fmt}: {said}")
+        if strict:
+            raise _fail(shown, f"truncated {fmt}: capture cut off ({said}); refused with --strict")
     if result.queries.dropped:
         log.warning(
             "%s: %d long DNS names beyond the first %d keep nDPI's shortened form",
-            path,
+            shown,
             result.queries.dropped,
             len(result.queries),
         )
@@ -325,28 +229,125 @@ def _names(flow: Any) -> tuple[str | None, str | None, str | None]:
 _COLUMNS: Final = [field.name for field in INGEST_SCHEMA if field.name != "source_ref"]
 
 
-def read_pcap(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+def read_pcap(
+    path: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    strict: bool = False,
+    notes: dict[str, Any] | None = None,
+) -> Iterator[pa.RecordBatch]:
     """Yield the flows of a pcap or pcapng file as :data:`derisk.flows.INGEST_SCHEMA` batches.
 
     ``src`` is the side that sent the flow's first packet; ``bytes_out`` what it sent, counted at the
     IP layer. ``progress``, when given, is called with the number of packets accounted for since its
     last call (its total is :func:`inspect_capture`'s ``packets``, less packets NFStream ignores).
+    The capture may be compressed (gzip, zstd, xz, bzip2) and of any link type
+    :mod:`derisk.ingest.linktypes` knows; the meter reads it through :mod:`derisk.ingest.feed`.
+    A capture cut short is read up to the cut, with a warning, unless ``strict``. What the feed
+    found (cut, packets with wild timestamps, conversions) goes into ``notes`` when given.
     Raises :class:`derisk.errors.InputError` naming the file when it cannot be used; no batch is
     yielded before the file has been checked and its DNS answers collected.
     """
-    fmt = capture_format(path)
+    found = _probe(path)
     # NFStream pins the process that iterates it to the first CPUs; give the rest of derisk its CPUs back.
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    feeds: list[Feed] = []
     # The libpcap pass (framing check, DNS answers) runs beside the meter, which works in its own
     # process; names are filled in when a batch is built, so no batch leaves before the file is checked.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="derisk-dns") as pool:
-        scanning = pool.submit(scan, path, fmt)
+    with (
+        tempfile.TemporaryDirectory(prefix="derisk-feed-") as pipes,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="derisk-dns") as pool,
+    ):
         try:
-            yield from _meter(path, scanning, progress)
+            meter_pipe = _pipe(Path(pipes) / "meter")
+            feed = Feed(path, found)
+            feeds.append(feed)
+            feed.start(meter_pipe)
+            if found.compression is None and found.linktype in SCAN_LINKTYPES:
+                scanning = pool.submit(scan, path, found.fmt, strict=strict)
+            else:  # libpcap reads the decompressed, converted stream from a second feed
+                scan_feed = Feed(path, found, guard_time=False)
+                feeds.append(scan_feed)
+                scan_pipe = _pipe(Path(pipes) / "scan")
+                scan_feed.start(scan_pipe)
+                scanning = pool.submit(_scan_fed, scan_feed, scan_pipe, path, strict)
+            yield from _meter(path, meter_pipe, scanning, progress)
+            _conclude(path, found, feed.join(), strict, notes)
         finally:
+            for running in feeds:
+                running.stop()
             if affinity is not None:
                 with contextlib.suppress(OSError):
                     os.sched_setaffinity(0, affinity)
+
+
+#: Link types whose frames the libpcap pass decodes itself (see derisk.ingest.dnsanswers).
+SCAN_LINKTYPES: Final = frozenset({0, 1, 12, 14, 101, 108, 113, 276})
+
+
+def _probe(path: Path) -> Probe:
+    try:
+        if path.is_dir():
+            raise _fail(path, "is a directory, not a capture file")
+        if path.stat().st_size == 0:
+            raise _fail(path, "empty file (0 bytes), not a capture")
+        return probe(path)
+    except OSError as exc:
+        raise os_error(path, exc) from None
+
+
+def _pipe(where: Path) -> Path:
+    os.mkfifo(where, 0o600)
+    return where
+
+
+def _scan_fed(feed: Feed, pipe: Path, path: Path, strict: bool) -> tuple[AnswerMap, LongQueries]:
+    """The libpcap pass over a feed's pipe; the feed's own diagnosis (corrupt, cut) comes first."""
+    found = scan(pipe, "pcap", strict=strict, name=path)
+    report = feed.join()
+    if report.error is not None:
+        raise report.error
+    if strict and report.cut_at is not None:
+        raise _fail(path, f"{_cut_text(report)}; refused with --strict")
+    return found
+
+
+def _cut_text(report: FeedReport) -> str:
+    return f"capture cut off at byte {report.cut_at:,} ({report.cut_what})"
+
+
+def _conclude(
+    path: Path, found: Probe, report: FeedReport, strict: bool, notes: dict[str, Any] | None
+) -> None:
+    """Errors and warnings from what the feed met, once the meter has read everything."""
+    if report.error is not None:
+        raise report.error
+    warnings: list[str] = []
+    if report.cut_at is not None:
+        if strict:
+            raise _fail(path, f"{_cut_text(report)}; refused with --strict")
+        if report.records == 0:
+            raise _fail(path, f"truncated {found.fmt}: {_cut_text(report)}, before its first packet")
+        warnings.append(f"{_cut_text(report)}; the {report.records:,} packets before the cut were read")
+    if report.wild:
+        warnings.append(
+            f"{report.wild:,} packets left out for their timestamps ({report.future:,} in the future, "
+            f"{report.jumped:,} far ahead of the packets around them, {report.behind:,} far behind them)"
+        )
+    if report.unusable:
+        warnings.append(f"{report.unusable:,} frames without an IP packet left out")
+    for warning in warnings:
+        log.warning("%s: %s", path, warning)
+    if notes is not None:
+        notes.update(
+            link_type=linktypes.name(found.linktype),
+            compression=found.compression,
+            packets=report.records,
+            converted=report.converted,
+            wild_timestamps=report.wild,
+            cut_at_byte=report.cut_at,
+            warnings=warnings,
+        )
 
 
 def _resolve_names(
@@ -369,10 +370,10 @@ def _resolve_names(
                 columns["server_name_source"][row] = "dns-answer"
 
 
-def _checked(path: Path, scanning: Future[tuple[AnswerMap, LongQueries]]) -> Iterator[Any]:
+def _checked(path: Path, source: Path, scanning: Future[tuple[AnswerMap, LongQueries]]) -> Iterator[Any]:
     """NFStream's flows; when the meter fails, the file check's diagnosis (if it found one) is the error."""
     try:
-        yield from _run(path, _streamer(path, **NFSTREAM_OPTIONS))
+        yield from _run(path, _streamer(source, **NFSTREAM_OPTIONS))
     except InputError:
         problem = scanning.exception()
         if problem is not None:
@@ -381,7 +382,10 @@ def _checked(path: Path, scanning: Future[tuple[AnswerMap, LongQueries]]) -> Ite
 
 
 def _meter(
-    path: Path, scanning: Future[tuple[AnswerMap, LongQueries]], progress: Callable[[int], None] | None
+    path: Path,
+    pipe: Path,
+    scanning: Future[tuple[AnswerMap, LongQueries]],
+    progress: Callable[[int], None] | None,
 ) -> Iterator[pa.RecordBatch]:
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
     #: Rows whose name depends on the scan: (row, src, dst, sport, dport, proto, first ms).
@@ -392,7 +396,7 @@ def _meter(
         _resolve_names(columns, pending, scanning.result())
         return batch_from_columns(columns)
 
-    for flow in _checked(path, scanning):
+    for flow in _checked(path, pipe, scanning):
         server_name, source, dns_query = _names(flow)
         first_ms = flow.bidirectional_first_seen_ms
         if (dns_query is not None and len(dns_query) >= LONG_QUERY_SHOWN) or (

@@ -1,0 +1,546 @@
+"""The capture feed: the meter reads a capture through a pipe that a reader thread fills.
+
+NFStream's meter reads a file with libpcap. A capture rarely needs to go to it exactly as it is
+on disk: it may be compressed (:mod:`derisk.ingest.decompress`), of a link type NFStream ignores
+(:mod:`derisk.ingest.linktypes`), cut short at its end, or hold a packet dated years away from the
+others, which NFStream's meter would use as its clock for every later packet. The feed reads the
+capture's records in order, in a thread, and writes a classic pcap into a named pipe (FIFO) that
+the meter opens as its source:
+
+* records are read and written in chunks of 1 MiB; memory stays bounded whatever the file's size,
+  and nothing is written to disk;
+* frames of a link type NFStream cannot read become Ethernet frames;
+* a last record cut short ends the stream where the cut starts; the report keeps the byte offset;
+* a packet dated more than a day in the future, one dated more than :data:`JUMP_US` ahead of the
+  packets before it and followed by packets back at their time, and one dated more than
+  :data:`JUMP_US` before them, are left out and counted.
+
+Framing that cannot be a capture (a record longer than any link carries, a pcapng block of
+impossible length) stops the feed with an :class:`InputError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from io import BufferedIOBase
+from pathlib import Path
+from typing import Final
+
+from derisk.errors import InputError
+from derisk.ingest import linktypes
+from derisk.ingest.decompress import compression, decompress_errors, open_capture
+
+#: Larger than any record; a record that claims more is corruption, not a frame.
+MAX_RECORD: Final = 1 << 20
+#: A packet this far (µs) ahead of or behind the packets around it is taken for a wild timestamp.
+JUMP_US: Final = 3600 * 1_000_000
+#: A packet dated this far (µs) after the wall clock is in the future.
+FUTURE_US: Final = 86400 * 1_000_000
+
+_CHUNK: Final = 1 << 20
+_PCAP_MAGICS: Final = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1_000),  # microseconds; the factor turns the fraction into ns
+    b"\xa1\xb2\xc3\xd4": (">", 1_000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1),  # nanoseconds
+    b"\xa1\xb2\x3c\x4d": (">", 1),
+}
+_PCAPNG_SHB: Final = b"\x0a\x0d\x0d\x0a"
+_OUT_RECORD = struct.Struct("<IIII")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the first bytes of a capture say: compression, format, link type of its first interface."""
+
+    compression: str | None
+    fmt: str
+    linktype: int
+
+
+@dataclass
+class FeedReport:
+    """What the feed did to one capture, for warnings and the analysis."""
+
+    records: int = 0
+    written: int = 0
+    converted: int = 0
+    unusable: int = 0
+    future: int = 0
+    jumped: int = 0
+    behind: int = 0
+    cut_at: int | None = None
+    cut_what: str = ""
+    error: InputError | None = None
+    linktypes: set[int] = field(default_factory=set)
+
+    @property
+    def wild(self) -> int:
+        """Packets left out because of their timestamp."""
+        return self.future + self.jumped + self.behind
+
+
+def _fail(path: Path, what: str) -> InputError:
+    return InputError(what, source=str(path))
+
+
+def _head(path: Path, kind: str | None, n: int = 65536) -> bytes:
+    with open_capture(path, kind) as fh:
+        out = b""
+        while len(out) < n:
+            piece = fh.read(n - len(out))
+            if not piece:
+                break
+            out += piece
+        return out
+
+
+def probe(path: Path) -> Probe:
+    """Recognise a capture (compressed or not) and the link type of its first interface.
+
+    Raises :class:`InputError` for a compressed file that is not a capture, a corrupt compressed
+    stream, or a link type derisk cannot meter.
+    """
+    with path.open("rb") as fh:
+        raw = fh.read(8)
+    kind = compression(raw)
+    try:
+        head = _head(path, kind) if kind else _head(path, None, 4096)
+    except decompress_errors() as exc:
+        raise _fail(path, f"corrupt {kind} stream: {' '.join(str(exc).split())[:160]}") from None
+    what = f"{kind}-compressed file" if kind else "file"
+    if head[:4] in _PCAP_MAGICS:
+        if len(head) < 24:
+            raise _fail(path, f"truncated pcap: the file header needs 24 bytes, the {what} has {len(head)}")
+        endian = _PCAP_MAGICS[head[:4]][0]
+        linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0x0FFFFFFF
+        fmt = "pcap"
+    elif head[:4] == _PCAPNG_SHB:
+        fmt, linktype = "pcapng", _first_interface(path, head)
+    else:
+        inner = " decompressed" if kind else ""
+        raise _fail(
+            path,
+            f"{what} is not a pcap or pcapng capture ({inner.strip() or 'starts with'} bytes {head[:4].hex()})",
+        )
+    if not linktypes.supported(linktype):
+        raise _fail(path, f"unsupported link type: {linktypes.name(linktype)}; derisk meters IP traffic "
+                    "captured on Ethernet, Linux cooked, raw IP, loopback, PPP, NFLOG or PPI links")  # fmt: skip
+    return Probe(kind, fmt, linktype)
+
+
+def _first_interface(path: Path, head: bytes) -> int:
+    offset, endian = 0, "<"
+    while offset + 12 <= len(head):
+        if head[offset : offset + 4] == _PCAPNG_SHB:
+            endian = "<" if head[offset + 8 : offset + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+        kind, length = struct.unpack_from(endian + "II", head, offset)
+        if kind == 1 and offset + 10 <= len(head):
+            return int(struct.unpack_from(endian + "H", head, offset + 8)[0])
+        if length < 12 or length % 4:
+            break
+        offset += length
+    return 1  # no interface in the first 64 KiB: libpcap will say what is wrong
+
+
+class Feed:
+    """Reads one capture in a thread and writes it, as a classic pcap, to a named pipe."""
+
+    def __init__(self, path: Path, found: Probe, *, guard_time: bool = True) -> None:
+        self.path, self.probe, self.guard_time = path, found, guard_time
+        self.report = FeedReport()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._now_us = int(time.time() * 1_000_000)
+        self._clock: int | None = None
+        self._held: tuple[int, bytes] | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, fifo: Path) -> None:
+        self._fifo = fifo
+        self._thread = threading.Thread(target=self._run, args=(fifo,), name="derisk-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread, also when it waits on a pipe nobody reads any more (the meter stopped early)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        try:
+            fd = os.open(self._fifo, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            thread.join(timeout=5)
+            return
+        try:  # read what it is blocked writing, until it notices the stop and closes its end
+            deadline = time.monotonic() + 5
+            while thread.is_alive() and time.monotonic() < deadline:
+                try:
+                    if not os.read(fd, 1 << 20):
+                        time.sleep(0.001)
+                except BlockingIOError:
+                    time.sleep(0.001)
+        finally:
+            os.close(fd)
+        thread.join(timeout=1)
+
+    def join(self) -> FeedReport:
+        if self._thread is not None:
+            self._thread.join()
+        return self.report
+
+    def _open_fifo(self, fifo: Path) -> int | None:
+        """The write end of the pipe, once the meter opened the read end (None when told to stop)."""
+        while not self._stop.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: nobody reads yet
+                    raise
+                time.sleep(0.005)
+                continue
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+            return fd
+        return None
+
+    def _run(self, fifo: Path) -> None:
+        try:
+            fd = self._open_fifo(fifo)
+        except OSError as exc:
+            self.report.error = _fail(self.path, f"cannot feed the meter: {exc.strerror}")
+            return
+        if fd is None:
+            return
+        try:
+            with open_capture(self.path, self.probe.compression) as source:
+                self._pump(source, fd)
+        except InputError as exc:
+            self.report.error = exc
+        except BrokenPipeError:  # the meter stopped reading: it ended or was stopped
+            pass
+        except decompress_errors() as exc:
+            text = " ".join(str(exc).split())[:160]
+            if self.probe.compression is not None and isinstance(exc, EOFError):
+                self.report.cut_what = f"the {self.probe.compression} stream ends early"
+            else:
+                self.report.error = _fail(self.path, f"cannot be read: {text}")
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # ---- the walk --------------------------------------------------------------------------------
+
+    def _pump(self, source: BufferedIOBase, fd: int) -> None:
+        writer = _Writer(fd)
+        if self.probe.fmt == "pcap":
+            self._pcap(source, writer)
+        else:
+            self._pcapng(source, writer)
+        if self._held is not None:  # a jump at the very end: nothing after it says it is wild
+            writer.add(self._held[1])
+            self.report.written += 1
+        writer.flush()
+
+    def _timed(self, writer: _Writer, ts: int, record: bytes) -> None:
+        """Write one output record unless its time is wild (see the module's docstring)."""
+        report = self.report
+        if ts > self._now_us + FUTURE_US:
+            report.future += 1
+            return
+        clock = self._clock
+        if self._held is not None:
+            held_ts, held = self._held
+            self._held = None
+            if clock is not None and ts > clock + JUMP_US:  # the capture moved on: a gap, not a wild packet
+                writer.add(held)
+                report.written += 1
+                clock = self._clock = held_ts
+            else:
+                report.jumped += 1
+        if clock is None:
+            clock = self._clock = ts
+        if ts > clock + JUMP_US:
+            self._held = (ts, record)
+            return
+        if ts < clock - JUMP_US:
+            report.behind += 1
+            return
+        if ts > clock:
+            self._clock = ts
+        writer.add(record)
+        report.written += 1
+
+    def _frame(
+        self, writer: _Writer, ts: int, frame: bytes, wire: int, convert: linktypes.Frame | None
+    ) -> None:
+        """Convert one frame (when its link type needs it) and write it as a microsecond pcap record."""
+        if convert is not None:
+            out = convert(frame)
+            if out is None:
+                self.report.unusable += 1
+                return
+            if out is not frame:
+                self.report.converted += 1
+                wire = max(wire + len(out) - len(frame), len(out))
+                frame = out
+        record = _OUT_RECORD.pack(ts // 1_000_000, ts % 1_000_000, len(frame), wire) + frame
+        if self.guard_time:
+            self._timed(writer, ts, record)
+        else:
+            writer.add(record)
+            self.report.written += 1
+
+    def _read(self, source: BufferedIOBase) -> bytes:
+        """The next piece of the (decompressed) capture; b"" at its end, also when a compressed stream is cut."""
+        try:
+            return source.read1(_CHUNK)
+        except EOFError:
+            self.report.cut_what = f"the {self.probe.compression or 'file'} stream ends early"
+            return b""
+
+    def _pcap(self, source: BufferedIOBase, writer: _Writer) -> None:
+        head = source.read(24)
+        endian, factor = _PCAP_MAGICS[head[:4]]
+        record = struct.Struct(endian + "IIII")
+        linktype = self.probe.linktype
+        self.report.linktypes.add(linktype)
+        ethernet = linktype == 1  # Ethernet is native; only frames with an outer tag are rewritten (inline)
+        convert = None if ethernet else linktypes.converter(linktype)
+        writer.header(1 if convert is not None else linktype)
+        # Records are copied as they are when the input is already a little-endian microsecond pcap.
+        verbatim = endian == "<" and factor == 1_000
+        outer = linktypes.OUTER_TAGS
+        fix = linktypes.fix_ethernet
+        report, guard = self.report, self.guard_time
+        # Fast path: a run of records copied as they are (native link type, little-endian microsecond
+        # pcap, time within the window around the clock) is written as one slice of the buffer.
+        fast = verbatim and convert is None
+        future = self._now_us + FUTURE_US
+        buf, pos, base, eof, records = b"", 0, 24, False, 0
+        while not self._stop.is_set():
+            if not eof and len(buf) - pos < _CHUNK:
+                more = self._read(source)
+                if more:
+                    buf, base, pos = buf[pos:] + more, base + pos, 0
+                else:
+                    eof = True
+            end = len(buf)
+            run, in_run = pos, 0
+            clock = self._clock
+            if not guard:
+                low, high = -1, 1 << 62
+            elif clock is None or self._held is not None:
+                low, high = 1, 0  # the next record decides: no fast path
+            else:
+                low, high = clock - JUMP_US, min(clock + JUMP_US, future)
+            while pos + 16 <= end:
+                sec, frac, captured, wire = record.unpack_from(buf, pos)
+                if captured > MAX_RECORD:
+                    raise _fail(self.path, f"corrupt pcap: record {records + 1} at byte {base + pos} "
+                                f"claims {captured} bytes")  # fmt: skip
+                stop = pos + 16 + captured
+                if stop > end:
+                    break
+                records += 1
+                ts = sec * 1_000_000 + frac * factor // 1_000
+                if fast and low <= ts <= high and not (ethernet and buf[pos + 28 : pos + 30] in outer):
+                    if guard and ts > clock:
+                        clock = ts
+                        low, high = clock - JUMP_US, min(clock + JUMP_US, future)
+                    in_run += 1
+                    pos = stop
+                    continue
+                if in_run:
+                    writer.add(buf[run:pos])
+                    report.written += in_run
+                    in_run = 0
+                if guard:
+                    self._clock = clock
+                if ethernet and buf[pos + 28 : pos + 30] in outer:
+                    self._frame(writer, ts, buf[pos + 16 : stop], wire, fix)
+                elif convert is not None or not verbatim:
+                    self._frame(writer, ts, buf[pos + 16 : stop], wire, convert)
+                elif guard:
+                    self._timed(writer, ts, buf[pos:stop])
+                else:
+                    writer.add(buf[pos:stop])
+                    report.written += 1
+                pos = run = stop
+                clock = self._clock
+                if not guard:
+                    pass
+                elif clock is None or self._held is not None:
+                    low, high = 1, 0
+                else:
+                    low, high = clock - JUMP_US, min(clock + JUMP_US, future)
+            if in_run:
+                writer.add(buf[run:pos])
+                report.written += in_run
+            if guard:
+                self._clock = clock
+            if eof:
+                if pos < len(buf) or report.cut_what:
+                    report.cut_at = base + pos
+                    report.cut_what = report.cut_what or f"record {records + 1} cut off"
+                break
+        report.records = records
+
+    def _pcapng(self, source: BufferedIOBase, writer: _Writer) -> None:
+        report = self.report
+        #: per interface: (link type, nanoseconds per timestamp unit as a fraction (num, den), converter)
+        interfaces: list[tuple[int, int, int, linktypes.Frame | None]] = []
+        out_linktype: int | None = None
+        endian = "<"
+        buf, pos, base, eof, records, blocks = b"", 0, 0, False, 0, 0
+        while not self._stop.is_set():
+            if not eof and len(buf) - pos < _CHUNK:
+                more = self._read(source)
+                if more:
+                    buf, base, pos = buf[pos:] + more, base + pos, 0
+                else:
+                    eof = True
+            end = len(buf)
+            while pos + 12 <= end:
+                if buf[pos : pos + 4] == _PCAPNG_SHB:
+                    magic = buf[pos + 8 : pos + 12]
+                    if magic == b"\x4d\x3c\x2b\x1a":
+                        endian = "<"
+                    elif magic == b"\x1a\x2b\x3c\x4d":
+                        endian = ">"
+                    else:
+                        raise _fail(self.path, f"corrupt pcapng: section header at byte {base + pos} "
+                                    "has no byte-order magic")  # fmt: skip
+                kind, length = struct.unpack_from(endian + "II", buf, pos)
+                if length < 12 or length % 4 or length > MAX_RECORD + 64:
+                    raise _fail(self.path, f"corrupt pcapng: block {blocks + 1} at byte {base + pos} "
+                                f"has length {length}")  # fmt: skip
+                stop = pos + length
+                if stop > end:
+                    break
+                if struct.unpack_from(endian + "I", buf, stop - 4)[0] != length:
+                    raise _fail(self.path, f"corrupt pcapng: block {blocks + 1} at byte {base + pos} "
+                                "has mismatched lengths")  # fmt: skip
+                blocks += 1
+                if kind == 0x0A0D0D0A:
+                    interfaces = []
+                elif kind == 1:
+                    linktype = struct.unpack_from(endian + "H", buf, pos + 8)[0]
+                    num, den = _resolution(buf[pos + 16 : stop - 4], endian)
+                    report.linktypes.add(linktype)
+                    interface = (linktype, num, den, None)
+                    interfaces.append(
+                        interface if out_linktype is None else self._fixed(interface, out_linktype)
+                    )
+                elif kind in (6, 2, 3):
+                    records += 1
+                    if out_linktype is None:
+                        out_linktype = self._choose(interfaces, writer)
+                        interfaces = [self._fixed(i, out_linktype) for i in interfaces]
+                    self._packet(writer, buf, pos, stop, kind, endian, interfaces)
+                pos = stop
+            if eof:
+                if pos < len(buf) or report.cut_what:
+                    report.cut_at = base + pos
+                    report.cut_what = report.cut_what or f"block {blocks + 1} cut off"
+                break
+        if out_linktype is None:
+            writer.header(self.probe.linktype)
+        report.records = records
+
+    def _choose(self, interfaces: list[tuple[int, int, int, linktypes.Frame | None]], writer: _Writer) -> int:
+        kinds = {i[0] for i in interfaces}
+        out = kinds.pop() if len(kinds) == 1 else 1
+        if out not in linktypes.NATIVE:
+            out = 1
+        writer.header(out)
+        return out
+
+    @staticmethod
+    def _fixed(
+        interface: tuple[int, int, int, linktypes.Frame | None], out: int
+    ) -> tuple[int, int, int, linktypes.Frame | None]:
+        linktype, num, den, _ = interface
+        if linktype == out:
+            return linktype, num, den, linktypes.fix_ethernet if out == 1 else None
+        return linktype, num, den, linktypes.to_ethernet(linktype) if out == 1 else _unusable
+
+    def _packet(
+        self,
+        writer: _Writer,
+        buf: bytes,
+        pos: int,
+        stop: int,
+        kind: int,
+        endian: str,
+        interfaces: list[tuple[int, int, int, linktypes.Frame | None]],
+    ) -> None:
+        if kind == 3:  # simple packet block: interface 0, no timestamp
+            (wire,) = struct.unpack_from(endian + "I", buf, pos + 8)
+            index, units, captured, data = 0, None, min(wire, stop - pos - 16), pos + 12
+        else:
+            if kind == 6:
+                index, high, low, captured, wire = struct.unpack_from(endian + "IIIII", buf, pos + 8)
+            else:
+                index, _, high, low, captured, wire = struct.unpack_from(endian + "HHIIII", buf, pos + 8)
+            units, data = (high << 32) | low, pos + 28
+        if index >= len(interfaces) or data + captured > stop - 4:
+            self.report.unusable += 1
+            return
+        _, num, den, convert = interfaces[index]
+        ts = (self._clock or 0) if units is None else units * num // den
+        self._frame(writer, ts, buf[data : data + captured], wire, convert)
+
+
+def _unusable(_frame: bytes) -> None:
+    """Frames of a second link type that the output's link type cannot carry."""
+    return None
+
+
+def _resolution(options: bytes, endian: str) -> tuple[int, int]:
+    """(numerator, denominator) that turn an interface's timestamp units into microseconds."""
+    offset = 0
+    while offset + 4 <= len(options):
+        code, length = struct.unpack_from(endian + "HH", options, offset)
+        if code == 0:
+            break
+        if code == 9 and length >= 1:
+            value = options[offset + 4]
+            if value & 0x80:
+                return 1_000_000, 1 << (value & 0x7F)
+            return 1_000_000, 10**value
+        offset += 4 + ((length + 3) & ~3)
+    return 1, 1
+
+
+class _Writer:
+    """Collects output records and writes them to the pipe in large pieces."""
+
+    SIZE: Final = 1 << 18
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.size = fd, 0
+        self.parts: list[bytes] = []
+
+    def header(self, linktype: int) -> None:
+        self.add(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype))
+
+    def add(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= self.SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        view = memoryview(b"".join(self.parts))
+        self.parts, self.size = [], 0
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
