@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from derisk.store.workspace import Workspace
 
 SCHEMA: Final = "derisk.entity/1"
+IMPORT_FORMATS: Final = ("ftm", "gleif-lei", "gleif-rr", "as2org", "peeringdb", "wikidata")
+EVIDENCE_SCHEMA: Final = "derisk.evidence/1"
 LIST_SCHEMA: Final = "derisk.entities/1"
 
 
@@ -46,8 +48,8 @@ def _explicit(ctx: click.Context) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
-def entity_document(graph: Any, entity_id: str) -> dict[str, Any]:
-    """The ``derisk.entity/1`` JSON document for one entity."""
+def entity_document(graph: Any, entity_id: str, evidence: list[Any] | None = None) -> dict[str, Any]:
+    """The ``derisk.entity/1`` JSON document for one entity (``evidence``: attached public reporting)."""
     from derisk.know.laws import DISCLAIMER, laws_for, safeguards_for
     from derisk.know.resolve import resolve_controller
     from derisk.know.risk import supplier_risk
@@ -71,6 +73,9 @@ def entity_document(graph: Any, entity_id: str) -> dict[str, Any]:
             "asns": list(entity.asns),
             "domains": list(entity.domains),
             "notes": entity.notes,
+            "topics": list(entity.topics),
+            "datasets": list(entity.datasets),
+            "sanctions": list(entity.sanctions),
             "sources": [
                 {"url": s.url, "says": s.says, "date": s.date, "accessed": s.accessed, "verified": s.verified}
                 for s in entity.sources
@@ -97,6 +102,7 @@ def entity_document(graph: Any, entity_id: str) -> dict[str, Any]:
         "laws": [law.to_json() for law in laws_for(res.jurisdiction)],
         "safeguards": [law.to_json() for law in safeguards_for(res.jurisdiction)],
         "risk_factors": [factor.to_json() for factor in supplier_risk(graph, entity_id)],
+        "evidence": [ev.to_json() for ev in evidence or []],
         "graph_version": graph.version,
         "disclaimer": DISCLAIMER,
     }
@@ -112,6 +118,15 @@ def _print_entity(doc: dict[str, Any], console: Console) -> None:
             400,
         )
     )
+    if ent["sanctions"] or ent["topics"]:
+        console.print(
+            _t(
+                f"topics: {', '.join(ent['topics']) or '–'}; datasets: {', '.join(ent['datasets']) or '–'}",
+                400,
+            )
+        )
+        for line in ent["sanctions"]:
+            console.print(_t(f"sanction: {line}", 400))
     console.print(_t("chain: " + " → ".join(doc["chain"]), 400))
     if doc["path"]:
         table = Table(title="Control path")
@@ -128,6 +143,14 @@ def _print_entity(doc: dict[str, Any], console: Console) -> None:
             )
         console.print(table)
     console.print(_t(doc["sentence"], 2000))
+    for ev in doc["evidence"]:
+        console.print(
+            _t(
+                f"reported: {ev['publisher']}, {ev['date']} ({ev['language']}): “{ev['title']}” {ev['url']}",
+                600,
+            )
+        )
+        console.print(_t(f"  “{ev['quote']}”", 2000))
     if doc["laws"]:
         laws = Table(title=f"Laws that reach {doc['jurisdiction']} (decision support, not legal advice)")
         for col in ("law", "article", "tag", "obligation", "source"):
@@ -168,17 +191,19 @@ def register(group: click.Group) -> None:
 
         NAME is matched fuzzily (accents, transliteration, company forms ignored); an exact id works too.
         """
+        from derisk.know.evidence import load
         from derisk.know.graph import load_graph
         from derisk.know.names import MATCH_SCORE, find_entities, pick
 
         ws = _open_existing(workspace, _explicit(ctx))
         try:
             graph = load_graph(ws)
+            found = find_entities(graph, name, limit=8, source=ws)
+            chosen = pick(found)
+            evidence = load(ws, [chosen.id]) if chosen is not None else []
         finally:
             if ws is not None:
                 ws.close()
-        found = find_entities(graph, name, limit=8)
-        chosen = pick(found)
         if chosen is None:
             if not found or found[0][1] < MATCH_SCORE:
                 raise NotFoundError(
@@ -191,7 +216,7 @@ def register(group: click.Group) -> None:
                 source=visible(name),
                 details=_candidates(found),
             )
-        doc = entity_document(graph, chosen.id)
+        doc = entity_document(graph, chosen.id, evidence)
         emit_json(doc, json_dest)
         _print_entity(doc, status_console(json_dest))
 
@@ -256,23 +281,41 @@ def register(group: click.Group) -> None:
 
     @entity.command("import")
     @click.argument("file", type=click.Path(path_type=Path, dir_okay=True))
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(IMPORT_FORMATS)),
+        default=None,
+        help="Format of FILE (default: detected from its content).",
+    )
     @workspace_option
-    def import_(file: Path, workspace: Path) -> None:
-        """Import FollowTheMoney JSON lines (as OpenSanctions publishes them) into the workspace.
+    def import_(file: Path, fmt: str | None, workspace: Path) -> None:
+        """Import open data into the workspace's control graph.
 
-        The whole file is checked first; any problem (not JSON, unknown schema or property, bad
-        percentage, totals above 100%, unknown references, cycles of control) stops the import and
-        every problem is listed. An import is all or nothing.
+        Formats: FollowTheMoney JSON lines (OpenSanctions), GLEIF golden copy CSV (Level 1 LEI and
+        Level 2 relationship records), CAIDA AS-to-Organization, a PeeringDB dump, Wikidata (JSON
+        dump or SPARQL JSON). An FtM file is checked as a whole and any error stops it; in the other
+        formats a broken record is dropped and reported and the rest imported. Nothing usable left:
+        exit 3 and the workspace unchanged. An import is one transaction.
         """
         from derisk.know.importing import import_file
         from derisk.store.workspace import Workspace
 
         with Workspace.open(workspace) as ws:
-            report = import_file(ws, file)
+            report = import_file(ws, file, fmt)
         click.echo(
             f"imported {report.entities} entities ({report.nodes} organisations, bodies or people, "
-            f"{report.links} links) from {visible(str(file))} into {visible(str(workspace))}"
+            f"{report.links} links) from {visible(str(file))} ({report.format}) into {visible(str(workspace))}"
         )
+        if report.warnings:
+            click.echo(
+                f"{len(report.warnings)} problem(s) in {visible(str(file))}, records dropped or skipped:",
+                err=True,
+            )
+            for problem in report.warnings[:50]:
+                click.echo(f"  {visible(str(problem), 300)}", err=True)
+            if len(report.warnings) > 50:
+                click.echo(f"  and {len(report.warnings) - 50} more", err=True)
 
     @entity.command("export")
     @click.option("--out", "out", metavar="FILE|-", default="-", show_default=True, help="Where to write.")
@@ -292,3 +335,86 @@ def register(group: click.Group) -> None:
             click.echo(text, nl=False)
         else:
             write_atomic(Path(out), text)
+
+    register_evidence(group)
+
+
+def register_evidence(group: click.Group) -> None:
+    @group.group("evidence")
+    def evidence() -> None:
+        """Public reporting as evidence: cited articles and reports attached to entities."""
+
+    @evidence.command("add")
+    @click.option(
+        "--entity", "entities", multiple=True, required=True, help="Entity id or name (repeatable)."
+    )
+    @click.option("--url", required=True, help="Where the article or report is published.")
+    @click.option("--title", required=True)
+    @click.option("--publisher", required=True)
+    @click.option("--date", "date", required=True, help="Publication date, YYYY-MM-DD.")
+    @click.option("--language", default="en", show_default=True, help="ISO 639 code of the text.")
+    @click.option("--quote", required=True, help="The passage that supports the point, quoted.")
+    @workspace_option
+    def add(
+        entities: tuple[str, ...],
+        url: str,
+        title: str,
+        publisher: str,
+        date: str,
+        language: str,
+        quote: str,
+        workspace: Path,
+    ) -> None:
+        """Attach a cited article or report to entities (stored as FtM Article and Documentation)."""
+        from derisk.know import evidence as ev
+        from derisk.know.graph import load_graph
+        from derisk.know.names import find_entities, pick
+        from derisk.store.workspace import Workspace
+
+        ev.check(url, title, publisher, date, language, quote)
+        with Workspace.open(workspace) as ws:
+            graph = load_graph(ws)
+            ids = []
+            for name in entities:
+                found = find_entities(graph, name, limit=8, source=ws)
+                chosen = pick(found)
+                if chosen is None:
+                    raise NotFoundError(
+                        "no single entity matches this name",
+                        source=visible(name),
+                        details=_candidates(found[:5]),
+                    )
+                ids.append(chosen.id)
+            stored = ev.add(ws, ev.Evidence("", url, title, publisher, date, language, quote, tuple(ids)))
+        names = ", ".join(visible(graph.entities[i].name) for i in ids)
+        click.echo(f"evidence {stored.id} attached to {names}")
+
+    @evidence.command("list")
+    @json_option
+    @workspace_option
+    @click.pass_context
+    def list_(ctx: click.Context, json_dest: str | None, workspace: Path) -> None:
+        """List the evidence stored in the workspace."""
+        from derisk.know import evidence as ev
+
+        ws = _open_existing(workspace, _explicit(ctx))
+        try:
+            items = ev.load(ws)
+        finally:
+            if ws is not None:
+                ws.close()
+        emit_json({"schema": EVIDENCE_SCHEMA, "evidence": [e.to_json() for e in items]}, json_dest)
+        console = status_console(json_dest)
+        table = Table(title=f"{len(items)} pieces of evidence")
+        for col in ("id", "publisher", "date", "title", "entities", "url"):
+            table.add_column(col)
+        for item in items:
+            table.add_row(
+                _t(item.id),
+                _t(item.publisher, 40),
+                _t(item.date),
+                _t(item.title, 60),
+                _t(", ".join(item.entity_ids), 60),
+                _t(item.url, 80),
+            )
+        console.print(table)

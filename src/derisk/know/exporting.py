@@ -14,9 +14,9 @@ from followthemoney import model
 
 from derisk.know.curated import load_curated
 from derisk.know.ftm import LINK_SCHEMATA, dumps
+from derisk.know.ftmstore import load_records
 from derisk.know.graph import Entity, Graph, Link, Source
-from derisk.store.entities import load_imported
-from derisk.store.workspace import Workspace
+from derisk.know.graphdb import GraphDatabase
 
 
 def _proxy(schema: str, ident: str, props: dict[str, list[str | None]]) -> dict[str, Any]:
@@ -122,14 +122,14 @@ def _rank(data: dict[str, Any]) -> tuple[int, str]:
     return (1, data["id"])
 
 
-def export_entities(ws: Workspace | None) -> Iterator[dict[str, Any]]:
+def export_entities(ws: GraphDatabase | None) -> Iterator[dict[str, Any]]:
     """Sources first, then organisations and people, then links; each group in id order."""
-    imported = load_imported(ws) if ws is not None else []
+    imported = load_records(ws) if ws is not None else []
     by_id = {data["id"]: data for data in graph_to_ftm(load_curated())}
     by_id.update({record.id: record.data for record in imported})
     yield from sorted(by_id.values(), key=_rank)
 
 
-def export_lines(ws: Workspace | None) -> Iterator[str]:
+def export_lines(ws: GraphDatabase | None) -> Iterator[str]:
     for data in export_entities(ws):
         yield dumps(data) + "\n"

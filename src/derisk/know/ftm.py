@@ -104,6 +104,25 @@ def _status(record: Record) -> dict[str, str]:
 class CheckResult:
     records: list[Record] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: Values and entities dropped the way FtM cleans them (an invalid phone number, a passport
+    #: without a number): reported, never fatal.
+    warnings: list[Problem] = field(default_factory=list)
+
+
+#: Properties that decide who controls what, and where: an invalid value there is an error (dropping
+#: it would silently change an attribution); elsewhere an invalid value is dropped with a warning.
+CONTROL_PROPS: Final = frozenset(
+    {
+        "jurisdiction",
+        "country",
+        "mainCountry",
+        "percentage",
+        "startDate",
+        "endDate",
+        "status",
+        *(p for pair in LINK_SCHEMATA.values() for p in pair),
+    }
+)
 
 
 def parse_lines(lines: Iterable[str], source: str) -> CheckResult:
@@ -119,10 +138,17 @@ def parse_lines(lines: Iterable[str], source: str) -> CheckResult:
         except json.JSONDecodeError as exc:
             result.problems.append(Problem(where, f"not JSON ({exc.msg} at column {exc.colno})"))
             continue
-        problems = _check_entity(data)
+        except RecursionError:
+            result.problems.append(Problem(where, "JSON nested too deeply"))
+            continue
+        problems, dropped = _check_entity(data)
         if problems:
             result.problems.extend(Problem(where, p) for p in problems)
             continue
+        if dropped and dropped[0].startswith("entity dropped"):
+            result.warnings.extend(Problem(where, d) for d in dropped)
+            continue
+        result.warnings.extend(Problem(where, d) for d in dropped)
         ident = str(data["id"])
         if ident in seen:
             result.problems.append(Problem(where, f"id {ident!r} already used on line {seen[ident]}"))
@@ -134,23 +160,32 @@ def parse_lines(lines: Iterable[str], source: str) -> CheckResult:
     return result
 
 
-def _check_entity(data: Any) -> list[str]:
+def _graph_schema(schema: Any) -> bool:
+    """Schemata derisk reads into the control graph (checked strictly)."""
+    return bool(schema.name in LINK_SCHEMATA or schema.is_a("LegalEntity") or schema.is_a("Document"))
+
+
+def _check_entity(data: Any) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for one entity; invalid values outside :data:`CONTROL_PROPS` are removed
+    from ``data`` in place and reported as warnings, as FtM's own cleaning drops them."""
     if not isinstance(data, dict):
-        return ["expected a JSON object with id, schema and properties"]
+        return ["expected a JSON object with id, schema and properties"], []
     problems: list[str] = []
+    warnings: list[str] = []
     ident = data.get("id")
     if not isinstance(ident, str) or not ident.strip():
         problems.append("missing or empty 'id'")
     name = data.get("schema")
     schema = _model().get(name) if isinstance(name, str) else None
     if schema is None:
-        return [*problems, f"unknown schema {data.get('schema')!r}"]
+        return [*problems, f"unknown schema {data.get('schema')!r}"], []
     if schema.abstract:
         problems.append(f"schema {schema.name} is abstract; use a concrete one (e.g. Company)")
     properties = data.get("properties", {})
     if not isinstance(properties, dict):
-        return [*problems, "'properties' must be an object of lists"]
-    for name, values in properties.items():
+        return [*problems, "'properties' must be an object of lists"], []
+    strict = _graph_schema(schema)
+    for name, values in list(properties.items()):
         prop = schema.get(name)
         if prop is None:
             problems.append(f"unknown property {name!r} for schema {schema.name}")
@@ -158,9 +193,16 @@ def _check_entity(data: Any) -> list[str]:
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             problems.append(f"property {name!r} must be a list of strings")
             continue
+        kept = []
         for value in values:
-            if prop.type.name != "string" and prop.type.name != "text" and prop.type.clean(value) is None:
+            if prop.type.name in ("string", "text", "entity") or prop.type.clean(value) is not None:
+                kept.append(value)
+            elif strict and name in CONTROL_PROPS:
                 problems.append(f"{name} value {value!r} is not a valid {prop.type.name}")
+            else:
+                warnings.append(f"{name} value {value[:80]!r} is not a valid {prop.type.name}; value dropped")
+        if len(kept) != len(values):
+            properties[name] = kept
         if schema.name == "Ownership" and name == "percentage":
             for value in values:
                 number = percentage(value)
@@ -170,8 +212,11 @@ def _check_entity(data: Any) -> list[str]:
                     problems.append(f"percentage {value!r} is outside 0–100")
     for name in sorted(schema.required):
         if not properties.get(name):
-            problems.append(f"{schema.name} needs property {name!r}")
-    return problems
+            if strict:
+                problems.append(f"{schema.name} needs property {name!r}")
+            else:
+                warnings.insert(0, f"entity dropped: {schema.name} needs property {name!r}")
+    return problems, warnings
 
 
 def check_graph(records: list[Record], known_ids: set[str], base: Graph) -> list[Problem]:
@@ -344,6 +389,11 @@ def from_ftm(records: Iterable[Record], *, origin: str = "imported") -> tuple[li
     """Graph entities and links from FtM records (other schemata are kept in the store, not the graph)."""
     items = list(records)
     documents = {r.id: r for r in items if (sc := _model().get(r.schema)) is not None and sc.is_a("Document")}
+    sanctions: dict[str, list[str]] = {}
+    for record in items:
+        if record.schema == "Sanction":
+            for target in record.values("entity"):
+                sanctions.setdefault(target, []).append(_sanction_line(record))
     entities: list[Entity] = []
     links: list[Link] = []
     for record in items:
@@ -353,12 +403,31 @@ def from_ftm(records: Iterable[Record], *, origin: str = "imported") -> tuple[li
         if record.schema in LINK_SCHEMATA:
             links.append(_link(record, documents, origin))
         elif schema.is_a("LegalEntity"):
-            entities.append(_entity(record, documents, origin))
+            entities.append(_entity(record, documents, origin, tuple(sanctions.get(record.id, ()))))
     return entities, links
 
 
-def _entity(record: Record, documents: dict[str, Record], origin: str) -> Entity:
+def _sanction_line(record: Record) -> str:
+    """One line for a Sanction entity: authority, programme, listing dates."""
+    parts = [
+        " / ".join(record.values("authority")) or "sanction",
+        " / ".join(record.values("program")),
+        f"from {record.first('startDate') or record.first('listingDate')}"
+        if (record.first("startDate") or record.first("listingDate"))
+        else "",
+        f"until {record.first('endDate')}" if record.first("endDate") else "",
+    ]
+    return ", ".join(p for p in parts if p)
+
+
+def _entity(
+    record: Record, documents: dict[str, Record], origin: str, sanctions: tuple[str, ...] = ()
+) -> Entity:
     names = record.values("name")
+    caption = record.data.get("caption")
+    if isinstance(caption, str) and caption.strip():
+        names = [caption, *(n for n in names if n != caption)]
+    datasets = record.data.get("datasets")
     aliases = [
         *names[1:],
         *record.values("alias"),
@@ -381,6 +450,9 @@ def _entity(record: Record, documents: dict[str, Record], origin: str) -> Entity
         group=None,
         notes=record.first("notes"),
         origin=origin,
+        topics=tuple(record.values("topics")),
+        datasets=tuple(str(d) for d in datasets) if isinstance(datasets, list) else (),
+        sanctions=sanctions,
     )
 
 

@@ -3,7 +3,7 @@
 Every node (:class:`Entity`) and every edge (:class:`Link`) carries its source. The graph is built
 from two places: the curated YAML files shipped in ``derisk/data/groups`` (one per corporate group,
 see :mod:`derisk.know.curated`) and the FollowTheMoney entities a user imported into the workspace
-(see :mod:`derisk.know.ftm` and :mod:`derisk.store.entities`). An imported entity with the id of a
+(see :mod:`derisk.know.ftm`, :mod:`derisk.know.ftmstore` and :mod:`derisk.know.graphdb`). An imported entity with the id of a
 curated one replaces it, so a user can correct the shipped data without editing the package.
 
 The model follows FollowTheMoney: ``schema`` is an FtM schema name (Company, Organization,
@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
-    from derisk.store.workspace import Workspace
+    from derisk.know.graphdb import GraphDatabase
 
 #: Confidence tags, as in LEGAL-FACTS.md: seen in a source [V], consistent across several secondary
 #: sources [S], unverified [U]. Ordered from weakest to strongest.
@@ -71,8 +71,13 @@ class Entity:
     domains: tuple[str, ...] = ()
     group: str | None = None
     notes: str | None = None
-    #: "curated" (shipped YAML) or "imported" (FtM file imported into the workspace).
+    #: "curated" (shipped YAML) or "imported" (a file imported into the workspace).
     origin: str = "curated"
+    #: FtM topics (e.g. ``sanction``, ``role.pep``), datasets and sanctions (one line each:
+    #: authority, programme, dates) of an imported OpenSanctions/FtM entity; empty otherwise.
+    topics: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    sanctions: tuple[str, ...] = ()
 
     @property
     def jurisdiction(self) -> str | None:
@@ -159,6 +164,16 @@ class Graph:
     #: A content hash supplied by the loader (of the files and records read); computed when absent.
     fingerprint: str | None = None
 
+    def add(self, entities: Iterable[Entity], links: Iterable[Link]) -> None:
+        """Add materialised entities and links (same id: replaced), dropping the cached indexes."""
+        for entity in entities:
+            self.entities[entity.id] = entity
+        by_id = {link.id: link for link in self.links}
+        by_id.update({link.id: link for link in links})
+        self.links = tuple(by_id.values())
+        for cached in ("_by_asset", "_by_owner"):
+            self.__dict__.pop(cached, None)
+
     def assessments_for(self, group: str | None) -> tuple[Assessment, ...]:
         return tuple(a for a in self.assessments if group and a.group == group)
 
@@ -220,24 +235,36 @@ def merge(curated: Graph, imported_entities: Iterable[Entity], imported_links: I
     return build_graph([*curated.entities.values(), *imported_entities], [*curated.links, *imported_links])
 
 
-def load_graph(workspace: Workspace | None = None) -> Graph:
-    """The curated graph plus, when a workspace is given, the entities imported into it."""
+def load_graph(workspace: GraphDatabase | None = None) -> Graph:
+    """The curated graph plus, when a workspace is given, what was imported into it.
+
+    Imported FtM entities are all read; of the large imported tables (GLEIF, AS2Org, PeeringDB,
+    Wikidata: :mod:`derisk.know.graphdb`) only the entities carrying AS or domain hints and their
+    ownership ancestors are materialised. Others join on demand (:func:`derisk.know.graphload.expand`).
+    """
     from derisk.know.curated import load_curated
 
     curated = load_curated()
     if workspace is None:
         return curated
+    from derisk.know import ftmstore, graphdb
     from derisk.know.ftm import from_ftm
-    from derisk.store.entities import load_imported
+    from derisk.know.graphload import materialise
 
-    records = load_imported(workspace)
-    if not records:
+    records = ftmstore.load_records(workspace)
+    tables = graphdb.fingerprint(workspace)
+    if not records and not tables:
         return curated
     entities, links = from_ftm(records, origin="imported")
     graph = merge(curated, entities, links)
+    if tables:
+        big_entities, big_links = materialise(workspace, None)
+        graph.add([e for e in big_entities if e.id not in graph.entities], big_links)
     digest = hashlib.sha256(curated.version.encode())
+    digest.update(ftmstore.fingerprint(workspace).encode())
     for record in records:
         digest.update(json.dumps(record.data, sort_keys=True, ensure_ascii=False).encode())
+    digest.update(tables.encode())
     graph.fingerprint = digest.hexdigest()[:16]
     return graph
 

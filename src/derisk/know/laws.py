@@ -1,10 +1,11 @@
 """The legal base: per jurisdiction, the laws that compel cooperation or data access, and the safeguards.
 
 One YAML file per jurisdiction in ``derisk/data/laws/<cc>.yaml`` (``eu.yaml`` for EU law; a member
-state's file lists ``includes: [EU]``). Every entry states its law, article (when the facts give one),
-obligation, who is bound, summary, a confidence tag (V seen in a source, S consistent across secondary
-sources, U unverified, as in LEGAL-FACTS.md) and its source. Statements come from
-``shared/reference/LEGAL-FACTS.md`` or the cited primary text. Decision support, not legal advice.
+state's file lists ``includes: [EU]``). Every entry states its law, article (when known), obligation, who
+is bound, summary, a confidence tag (V seen in a source, S consistent across secondary sources, U
+unverified) and its source: the primary text where one is published (EUR-Lex, uscode.house.gov, the
+official publication) or the named translation or secondary source, with ``url``, ``language`` and
+``read`` (the date a reviewer read it, or null: not read). Decision support, not legal advice.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ LAW_KEYS: Final = {
     "confidence",
     "source",
     "url",
+    "applies_from",
+    "language",
+    "read",
 }
 REQUIRED: Final = {"law", "obligation", "kind", "bound", "summary", "confidence", "source"}
 KINDS: Final = ("compulsion", "safeguard")
@@ -58,6 +62,9 @@ class Law:
     secrecy: str | None = None
     url: str | None = None
     article_confidence: str | None = None
+    applies_from: str | None = None
+    language: str | None = None
+    read: str | None = None
 
     def citation(self) -> str:
         """Law and article with their tags, e.g. "Cybersecurity Law Art. 28 (2017 numbering) [U]"."""
@@ -68,7 +75,8 @@ class Law:
         return f"{self.law}{art}{mark} [{self.confidence}]"
 
     def sentence(self) -> str:
-        return f"{self.citation()}: {self.summary} Binds: {self.bound}. Source: {self.source}."
+        where = f" ({self.url})" if self.url else ""
+        return f"{self.citation()}: {self.summary} Binds: {self.bound}. Source: {self.source}{where}."
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +95,9 @@ class Law:
             "confidence": self.confidence,
             "source": self.source,
             "url": self.url,
+            "applies_from": self.applies_from,
+            "language": self.language,
+            "read": self.read,
         }
 
 
@@ -122,6 +133,12 @@ def check_law_file(name: str, data: Any) -> tuple[str, list[str], list[Law], lis
             )
         if entry.get("article_confidence") not in (None, *TAGS):
             problems.append(Problem(where, "article_confidence must be V, S or U"))
+        source = str(entry.get("source") or "")
+        if "LEGAL-FACTS" in source or "shared/reference" in source:
+            problems.append(Problem(where, "cite the primary text or the named source, not a reviewers' file"))
+        url = entry.get("url")
+        if url is not None and not (isinstance(url, str) and url.startswith("https://")):
+            problems.append(Problem(where, "url must be an https:// address"))
         if entry.get("kind") not in KINDS:
             problems.append(
                 Problem(where, f"kind must be compulsion or safeguard, found {entry.get('kind')!r}")
@@ -144,6 +161,9 @@ def check_law_file(name: str, data: Any) -> tuple[str, list[str], list[Law], lis
                 secrecy=_text(entry.get("secrecy")),
                 url=entry.get("url"),
                 article_confidence=entry.get("article_confidence"),
+                applies_from=_text(entry.get("applies_from")),
+                language=_text(entry.get("language")),
+                read=_text(entry.get("read")),
             )
         )
     includes = [str(item) for item in data.get("includes") or []]

@@ -17,6 +17,7 @@ from rapidfuzz import fuzz, process
 
 if TYPE_CHECKING:
     from derisk.know.graph import Entity, Graph
+    from derisk.know.graphdb import GraphDatabase
 
 _FORMS: Final = frozenset(
     [
@@ -68,10 +69,14 @@ def _keys(entity: Entity) -> list[str]:
     return [k for k in dict.fromkeys(comparable(n) for n in (entity.name, *entity.aliases)) if k]
 
 
-def find_entities(graph: Graph, name: str, limit: int = 5) -> list[tuple[Entity, float]]:
+def find_entities(
+    graph: Graph, name: str, limit: int = 5, source: GraphDatabase | None = None
+) -> list[tuple[Entity, float]]:
     """Entities whose name or an alias resembles ``name``, best first, with scores 0–100.
 
-    An exact match (after normalisation) of the name, an alias or the id scores 100.
+    An exact match (after normalisation) of the name, an alias or the id scores 100. With a
+    ``source`` (a workspace), the imported name table is searched too (a DuckDB pre-filter, then the
+    same scoring on the candidates) and the entities found are added to ``graph``.
     """
     wanted = comparable(name)
     if not wanted:
@@ -83,8 +88,20 @@ def find_entities(graph: Graph, name: str, limit: int = 5) -> list[tuple[Entity,
             choices.append(key)
             owners.append(entity.id)
     best: dict[str, float] = {}
+    if source is not None:
+        from derisk.know.graphdb import exists, name_candidates
+        from derisk.know.graphload import expand
+
+        found = name_candidates(source, wanted)
+        for ident, key in found:
+            if ident not in graph.entities:
+                choices.append(key)
+                owners.append(ident)
+        if exists(source, name) and name not in graph.entities:
+            choices.append(wanted)
+            owners.append(name)
     for entity_id in (name, name.lower()):
-        if entity_id in graph.entities:
+        if entity_id in graph.entities or entity_id in owners:
             best[entity_id] = 100.0
     for _choice, score, index in process.extract(
         wanted, choices, scorer=fuzz.WRatio, limit=max(limit * 8, 40), score_cutoff=MIN_SCORE
@@ -92,7 +109,11 @@ def find_entities(graph: Graph, name: str, limit: int = 5) -> list[tuple[Entity,
         owner = owners[index]
         value = 100.0 if choices[index] == wanted else float(score)
         best[owner] = max(best.get(owner, 0.0), value)
-    ranked = sorted(best.items(), key=lambda kv: (-kv[1], graph.entities[kv[0]].name))
+    if source is not None:
+        top = sorted(best.items(), key=lambda kv: -kv[1])[: max(limit * 2, 10)]
+        expand(graph, source, [k for k, _ in top if k not in graph.entities])
+        best = {k: v for k, v in best.items() if k in graph.entities}
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1], graph.entities[kv[0]].name, kv[0]))
     return [(graph.entities[k], round(v, 1)) for k, v in ranked[:limit]]
 
 

@@ -6,15 +6,19 @@ other AS numbers (AS8068 beside the curated AS8075) are attributed without listi
 
 Names are reduced as supplier names are (:func:`derisk.know.names.comparable`: ASCII, lower case,
 company-form words dropped), then registry decorations are dropped too: the words ``as``/``asn``
-of handles such as ``AKAMAI-AS`` or ``AS-CHOOPA``, ``block``, and bare numbers (``AMAZON-02``).
+of handles such as ``AKAMAI-AS`` or ``AS-CHOOPA``, ``block``, and a short trailing number
+(``AMAZON-02``).
 
 The rule is the one used for supplier names (:func:`derisk.know.names.pick`), applied strictly:
 
 1. an exact match of the reduced name against entity names and aliases, when all entities of that
    name lead to the same controller;
-2. otherwise rapidfuzz's ``WRatio`` over the candidates that share the first word (a token index
-   built once), taken only at :data:`MATCH_SCORE` or more and :data:`CLEAR_LEAD` ahead of the next
-   entity.
+2. otherwise the longest entity name of two words or more that starts the AS name word for word
+   ("China Telecom Global" names "China Telecom"; a one-word name never does this way, so "Apple
+   Valley Internet" is not Apple);
+3. otherwise a spelling variant: rapidfuzz's ``token_sort_ratio`` (whole names, no partial
+   matching) over the candidates that share the first word (a token index built once), taken only
+   at :data:`VARIANT_SCORE` or more and :data:`CLEAR_LEAD` ahead of the next entity.
 
 Anything less is no match: the caller falls back to the registration country, labelled a guess.
 The index is built once per graph (one pass over names and aliases) and queried once per distinct
@@ -31,20 +35,31 @@ from typing import Final
 
 from rapidfuzz import fuzz, process
 
-from derisk.know.names import CLEAR_LEAD, MATCH_SCORE, comparable
+from derisk.know.names import CLEAR_LEAD, comparable
 
 #: Words of registry handles that say nothing about who holds the AS.
 _REGISTRY_WORDS: Final = frozenset(["as", "asn", "block", "aut", "num"])
-_NUMBER: Final = re.compile(r"^\d+$")
+_SHORT_NUMBER: Final = re.compile(r"^\d{1,2}$")
+_INITIALS: Final = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 #: Reduced names shorter than this never match (too many companies share them).
 MIN_KEY_LENGTH: Final = 3
+#: A spelling variant must score this much (token_sort_ratio, 0-100): stricter than the supplier
+#: search's threshold because nobody confirms an AS match.
+VARIANT_SCORE: Final = 90.0
 #: Schemata whose names an AS can be registered to (people are never AS holders here).
 ORG_SCHEMATA: Final = frozenset(["Company", "Organization", "PublicBody", "LegalEntity"])
 
 
 def reduce_name(name: str) -> str:
-    """The comparable form of an organisation or AS name, registry decorations dropped."""
-    words = [w for w in comparable(name).split() if w not in _REGISTRY_WORDS and not _NUMBER.match(w)]
+    """The comparable form of an organisation or AS name, registry decorations dropped.
+
+    Dotted initials become one word first ("B.V." → "BV", a company form), and a short number at
+    the end goes (``AMAZON-02``, ``GOOGLE-2``), never a number inside a name.
+    """
+    undotted = _INITIALS.sub(lambda m: m.group(0).replace(".", ""), name)
+    words = [w for w in comparable(undotted).split() if w not in _REGISTRY_WORDS]
+    while words and _SHORT_NUMBER.match(words[-1]) and len(words) > 1:
+        words.pop()
     return " ".join(words)
 
 
@@ -83,10 +98,17 @@ class OrgNameIndex:
         found = self.exact.get(wanted)
         if found:
             return sorted(found), 100.0
-        pool = self.by_first_word.get(wanted.split(" ", 1)[0], [])
+        words = wanted.split(" ")
+        for end in range(len(words) - 1, 1, -1):
+            found = self.exact.get(" ".join(words[:end]))
+            if found:
+                return sorted(found), 100.0 * end / len(words)
+        pool = self.by_first_word.get(words[0], [])
         if not pool:
             return [], 0.0
-        scored = process.extract(wanted, pool, scorer=fuzz.WRatio, limit=8, score_cutoff=MATCH_SCORE)
+        scored = process.extract(
+            wanted, pool, scorer=fuzz.token_sort_ratio, limit=8, score_cutoff=VARIANT_SCORE
+        )
         best: dict[str, float] = {}
         for key, score, _ in scored:
             for entity_id in self.exact[key]:

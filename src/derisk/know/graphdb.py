@@ -1,0 +1,247 @@
+"""The imported part of the control graph, kept as DuckDB tables in the workspace (not Python objects).
+
+Know owns these tables; the workspace only passes its database in (:class:`GraphDatabase`, which
+:class:`derisk.store.workspace.Workspace` satisfies), so ``know`` never imports ``store`` and
+``store`` never imports ``know``.
+
+Tables (one row per statement, each with its provenance: import id → file and SHA-256 digest,
+record id in the file, date the record states):
+
+* ``kg_entities``: one row per organisation, public body or person (id, schema, name, countries …).
+* ``kg_names``: every name and alias with its comparable form (:func:`derisk.know.names.comparable`),
+  for the fuzzy search.
+* ``kg_hints``: AS numbers and registrable domains an entity operates (what attribution matches).
+* ``kg_links``: ownership and control statements (owner over asset).
+* ``kg_imports``: one row per import (file, format, digest, counts, warnings, time).
+* ``kg_documents``: evidence attached with ``derisk evidence add`` (FtM ``Article`` and
+  ``Documentation`` entities as JSON).
+
+Only what attribution and resolution need is ever materialised in Python: entities carrying hints
+and their ownership ancestors (a recursive CTE), plus the entities a search or ``entity show`` asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import pyarrow as pa
+
+ENTITY_SCHEMA: Final = pa.schema(
+    [
+        ("id", pa.string()),
+        ("schema", pa.string()),
+        ("name", pa.string()),
+        ("country", pa.string()),
+        ("control_jurisdiction", pa.string()),
+        ("is_state", pa.bool_()),
+        ("notes", pa.string()),
+        ("extra", pa.string()),
+        ("record_id", pa.string()),
+        ("source_date", pa.string()),
+        ("source_url", pa.string()),
+        ("line", pa.int64()),
+    ]
+)
+NAME_SCHEMA: Final = pa.schema([("entity_id", pa.string()), ("name", pa.string()), ("norm", pa.string())])
+HINT_SCHEMA: Final = pa.schema([("entity_id", pa.string()), ("kind", pa.string()), ("value", pa.string())])
+LINK_SCHEMA: Final = pa.schema(
+    [
+        ("id", pa.string()),
+        ("kind", pa.string()),
+        ("owner_id", pa.string()),
+        ("asset_id", pa.string()),
+        ("share", pa.float64()),
+        ("start", pa.string()),
+        ("end", pa.string()),
+        ("confidence", pa.string()),
+        ("controlling", pa.bool_()),
+        ("control_type", pa.string()),
+        ("summary", pa.string()),
+        ("record_id", pa.string()),
+        ("source_date", pa.string()),
+        ("source_url", pa.string()),
+        ("line", pa.int64()),
+    ]
+)
+SCHEMAS: Final = {
+    "kg_entities": ENTITY_SCHEMA,
+    "kg_names": NAME_SCHEMA,
+    "kg_hints": HINT_SCHEMA,
+    "kg_links": LINK_SCHEMA,
+}
+_SQL_TYPES: Final = {
+    pa.string(): "VARCHAR",
+    pa.bool_(): "BOOLEAN",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+}
+#: The column every statement table has in addition to its Arrow schema: which import wrote it.
+_DDL: Final = [
+    *(
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        + ", ".join(f'"{f.name}" {_SQL_TYPES[f.type]}' for f in schema)
+        + ", import_id VARCHAR)"
+        for table, schema in SCHEMAS.items()
+    ),
+    """CREATE TABLE IF NOT EXISTS kg_imports (
+        import_id VARCHAR PRIMARY KEY, path VARCHAR, format VARCHAR, digest VARCHAR, entities BIGINT,
+        links BIGINT, warnings BIGINT, imported_at TIMESTAMPTZ)""",
+    """CREATE TABLE IF NOT EXISTS kg_documents (
+        id VARCHAR PRIMARY KEY, schema VARCHAR, entity_id VARCHAR, document_id VARCHAR, data VARCHAR,
+        added_at TIMESTAMPTZ)""",
+]
+
+
+class GraphDatabase(Protocol):
+    """What know needs from a workspace: its path, its DuckDB connection and a transaction."""
+
+    path: Path
+
+    @property
+    def con(self) -> Any: ...
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+
+
+def has_tables(db: GraphDatabase) -> bool:
+    rows = db.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'kg_entities'").fetchall()
+    return bool(rows and rows[0][0])
+
+
+def ensure_tables(con: Any) -> None:
+    for ddl in _DDL:
+        con.execute(ddl)
+
+
+def arrow(con: Any, sql: str, params: list[Any] | None = None) -> pa.Table:
+    """A query's result as an Arrow table."""
+    table: pa.Table = con.sql(sql, params=params or None).to_arrow_table()
+    return table
+
+
+def fingerprint(db: GraphDatabase) -> str:
+    """Which imports the graph tables hold (import ids and digests, in order), as one string."""
+    if not has_tables(db):
+        return ""
+    rows = db.con.execute(
+        "SELECT import_id, digest FROM kg_imports ORDER BY imported_at, import_id"
+    ).fetchall()
+    docs = db.con.execute("SELECT count(*), max(CAST(added_at AS VARCHAR)) FROM kg_documents").fetchall()
+    return ";".join(f"{a}:{b}" for a, b in rows) + f"|docs:{docs[0][0]}:{docs[0][1]}"
+
+
+_SUBGRAPH: Final = """
+WITH RECURSIVE up(id) AS (
+    SELECT id FROM _kg_seeds
+    UNION
+    SELECT l.owner_id FROM kg_links l JOIN up ON l.asset_id = up.id
+)
+SELECT id FROM up
+"""
+
+
+def subgraph(db: GraphDatabase, seeds: list[str] | None) -> dict[str, pa.Table]:
+    """Entities (with names and hints) and links for ``seeds`` and all their ownership ancestors.
+
+    ``seeds`` None: every entity that carries an attribution hint, plus the given ids.
+    """
+    if not has_tables(db):
+        return {name: schema.empty_table() for name, schema in SCHEMAS.items()}
+    con = db.con
+    seed_ids = pa.table({"id": pa.array(seeds or [], type=pa.string())})
+    con.register("_kg_seed_list", seed_ids)
+    try:
+        hinted = "UNION SELECT DISTINCT entity_id FROM kg_hints" if seeds is None else ""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _kg_seeds AS SELECT id FROM _kg_seed_list {hinted}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _kg_ids AS {_SUBGRAPH}")
+        out = {
+            "kg_entities": arrow(con, "SELECT e.* FROM kg_entities e SEMI JOIN _kg_ids USING (id)"),
+            "kg_names": arrow(
+                con,
+                "SELECT n.* EXCLUDE (import_id) FROM kg_names n"
+                " SEMI JOIN _kg_ids ON n.entity_id = _kg_ids.id",
+            ),
+            "kg_hints": arrow(
+                con,
+                "SELECT h.* EXCLUDE (import_id) FROM kg_hints h"
+                " SEMI JOIN _kg_ids ON h.entity_id = _kg_ids.id",
+            ),
+            "kg_links": arrow(
+                con,
+                "SELECT l.* FROM kg_links l SEMI JOIN _kg_ids ON l.asset_id = _kg_ids.id",
+            ),
+        }
+        con.execute("DROP TABLE IF EXISTS _kg_seeds")
+        con.execute("DROP TABLE IF EXISTS _kg_ids")
+    finally:
+        con.unregister("_kg_seed_list")
+    return out
+
+
+def name_candidates(db: GraphDatabase, wanted: str, limit: int = 400) -> list[tuple[str, str]]:
+    """(entity id, comparable name) pairs worth scoring for the comparable query ``wanted``.
+
+    A pre-filter in DuckDB: names containing a word of the query (or its first four letters, for
+    typos at a word's end), plus the names closest by Jaro-Winkler similarity; rapidfuzz then scores
+    the few hundred candidates (:mod:`derisk.know.names`).
+    """
+    if not wanted or not has_tables(db):
+        return []
+    words = [w for w in wanted.split() if len(w) >= 3][:6]
+    stems = sorted({w[:4] for w in words} | set(words))
+    clauses = " OR ".join("contains(norm, ?)" for _ in stems) or "false"
+    rows = db.con.execute(
+        f"""
+        (SELECT entity_id, norm FROM kg_names WHERE {clauses}
+         ORDER BY jaro_winkler_similarity(norm, ?) DESC LIMIT ?)
+        UNION
+        (SELECT entity_id, norm FROM kg_names WHERE norm = ?)
+        UNION
+        (SELECT entity_id, norm FROM kg_names ORDER BY jaro_winkler_similarity(norm, ?) DESC LIMIT 50)
+        """,
+        [*stems, wanted, limit, wanted, wanted],
+    ).fetchall()
+    return [(str(a), str(b)) for a, b in rows]
+
+
+def exists(db: GraphDatabase, entity_id: str) -> bool:
+    if not has_tables(db):
+        return False
+    rows = db.con.execute("SELECT 1 FROM kg_entities WHERE id = ? LIMIT 1", [entity_id]).fetchall()
+    return bool(rows)
+
+
+def import_rows(db: GraphDatabase) -> list[tuple[Any, ...]]:
+    """(import id, path, format, digest, entities, links, warnings, time) per import, oldest first."""
+    if not has_tables(db):
+        return []
+    rows: list[tuple[Any, ...]] = db.con.execute(
+        "SELECT import_id, path, format, digest, entities, links, warnings, CAST(imported_at AS VARCHAR)"
+        " FROM kg_imports ORDER BY imported_at"
+    ).fetchall()
+    return rows
+
+
+def documents(db: GraphDatabase, entity_ids: list[str] | None = None) -> list[tuple[str, str, str, str]]:
+    """Evidence rows (schema, entity id, document id, FtM JSON), for some entities or all."""
+    if not has_tables(db):
+        return []
+    sql = "SELECT schema, coalesce(entity_id, ''), coalesce(document_id, ''), data FROM kg_documents"
+    params: list[Any] = []
+    if entity_ids is not None:
+        sql += " WHERE schema <> 'Documentation' OR entity_id IN (SELECT unnest(?))"
+        params.append(entity_ids)
+    rows = db.con.execute(sql + " ORDER BY added_at, id", params).fetchall()
+    return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
+
+
+def iter_entity_pages(db: GraphDatabase, page: int = 50_000) -> Iterator[pa.Table]:
+    """Every imported entity row, a page at a time (for listing and exporting)."""
+    if not has_tables(db):
+        return
+    reader = db.con.sql("SELECT * EXCLUDE (import_id) FROM kg_entities ORDER BY id").to_arrow_reader(page)
+    for batch in reader:
+        yield pa.Table.from_batches([batch])
