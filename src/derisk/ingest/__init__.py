@@ -112,7 +112,7 @@ def sniff(path: Path) -> str:
         return "zeek"
     if head[:2] == b"\x1f\x8b":
         raise InputError("compressed file that is neither a capture nor a Zeek log", source=str(path))
-    raise InputError("not a capture (pcap/pcapng) or a Zeek log", source=str(path))
+    raise InputError("not a capture (pcap/pcapng), a Zeek log or Suricata EVE JSON", source=str(path))
 
 
 def _zeek_kind(name: str) -> str | None:

@@ -1,0 +1,244 @@
+"""Suricata EVE JSON in, canonical flow batches out.
+
+:func:`read_eve` takes an ``eve.json`` (plain or gzip, current or rotated) or a directory of them and
+yields batches of :data:`derisk.flows.INGEST_SCHEMA`, one row per ``flow`` event. Server names come
+from the same flow's ``tls`` (or ``quic``) and ``http`` events, joined by ``flow_id``, else from the
+``dns`` answers that gave the destination address (:mod:`derisk.store.answers`). The log is read in
+pieces of about 8 MiB at line ends, which a few threads parse with Arrow's JSON reader
+(:mod:`.eve_events`); every conversion is column-wise. Contract for users: ``docs/ingest-eve.md``.
+
+Suricata writes a flow's application events (handshake, request, answer) when it sees them and the
+``flow`` event when the flow ends, so every event a flow needs comes before it in the log. Events
+waiting for their flow are kept until it ends; DNS answers are kept for the whole input.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from derisk.errors import InputError
+from derisk.flows import BATCH_ROWS
+from derisk.ingest.eve_convert import (
+    Pending,
+    app_events,
+    column,
+    dns_answers,
+    flow_rows,
+    to_batch,
+)
+from derisk.ingest.eve_events import Skipped, parse_piece
+from derisk.ingest.zeek_io import LineTooLong, read_error, segments, sniff
+from derisk.store.answers import AnswerIndex
+
+_log = logging.getLogger(__name__)
+
+#: File names of EVE logs in a directory: ``eve.json``, ``eve.json.1``, ``eve.json.2.gz``,
+#: ``eve-2024-05-01-10:00.json``, ``eve.json.1714557600`` (Suricata's own rotation).
+EVE_NAME: Final = re.compile(r"^eve[^/]*\.json(\.[0-9]+)?(\.gz)?$")
+#: Bytes of log parsed at a time (about 16,000 flow events).
+PIECE_BYTES: Final = 1 << 23
+_MAX_WORKERS: Final = 4
+
+
+def eve_files(path: Path) -> list[Path]:
+    """The EVE logs ``path`` stands for: itself, or a directory's ``eve*.json*`` files, oldest first.
+
+    Files are ordered by the time of their first event (rotated names do not sort by age:
+    ``eve.json.1`` is newer than ``eve.json.2``); a file whose first line has no time goes last.
+    """
+    display = str(path)
+    try:
+        if not path.is_dir():
+            if not path.exists():
+                raise InputError("no such file or directory", source=display)
+            return [path]
+        entries = sorted(p for p in path.iterdir() if EVE_NAME.match(p.name) and p.is_file())
+    except OSError as exc:
+        raise read_error(exc, display) from exc
+    if not entries:
+        raise InputError("no Suricata EVE log (eve*.json, eve*.json.gz) in this directory", source=display)
+    return sorted(entries, key=lambda p: (_first_time(p), p.name))
+
+
+def _first_time(path: Path) -> str:
+    head = sniff(path, str(path), 1 << 16)
+    match = re.search(rb'"timestamp"\s*:\s*"([^"]{10,40})"', head.split(b"\n", 1)[0])
+    return match.group(1).decode("ascii", "replace") if match else "\uffff"
+
+
+def is_eve(head: bytes) -> bool:
+    """Whether content starts like EVE JSON: an object on its first line with an ``event_type``."""
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
+    return first.startswith(b"{") and b'"event_type"' in first
+
+
+@dataclass
+class _Tally:
+    """What was read, for the warnings and the error when nothing was usable."""
+
+    events: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, Skipped] = field(default_factory=dict)
+    flows: int = 0
+
+    def count(self, kinds: pa.Array) -> None:
+        for row in pc.value_counts(kinds).to_pylist():
+            key = row["values"] if row["values"] is not None else "(none)"
+            self.events[key] = self.events.get(key, 0) + row["counts"]
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One parsed piece of a log, split into what the sequential join needs."""
+
+    flows: pa.Table
+    app: pa.Table
+    answers: pa.Table | None
+    kinds: pa.Array
+    skipped: Skipped
+    lines: int
+
+
+def _prepare(data: pa.Buffer, record: str) -> _Piece:
+    """Parse a piece and split its events (runs on a worker thread)."""
+    table, skipped = parse_piece(data, 0)
+    lines = data.to_pybytes().count(b"\n") if skipped.count else 0
+    kinds = column(table, "event_type")
+    return _Piece(
+        flows=flow_rows(table, kinds, record),
+        app=app_events(table, kinds),
+        answers=dns_answers(table, kinds),
+        kinds=kinds,
+        skipped=skipped,
+        lines=lines,
+    )
+
+
+def read_eve(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+    """Yield :data:`INGEST_SCHEMA` batches for a Suricata EVE log or a directory of them.
+
+    Every file is found and its first line checked before this returns. Lines that are not EVE JSON
+    objects of the expected types are skipped and counted (a warning names the file, the count and
+    the first such line); an input without a single ``flow`` (or ``netflow``) event raises
+    :class:`InputError` at the end of the iteration, so the caller commits nothing. ``progress`` is
+    called with the number of bytes (as stored on disk) read since its previous call.
+    """
+    files = eve_files(path)
+    for file in files:
+        head = sniff(file, str(file))
+        if not head.strip():
+            if len(files) == 1:
+                raise InputError("empty file" if not head else "empty log: no events", source=str(file))
+            continue
+        if not is_eve(head):
+            raise InputError(
+                "not Suricata EVE JSON: the first line is no object with an event_type", source=str(file)
+            )
+    return _generate(files, progress)
+
+
+def _generate(files: list[Path], progress: Callable[[int], None] | None) -> Iterator[pa.RecordBatch]:
+    tally = _Tally()
+    for record in ("flow", "netflow"):
+        answers = AnswerIndex()
+        try:
+            pending = Pending()
+            for file in files:
+                for batch in _stream_file(file, record, tally, pending, answers, progress):
+                    tally.flows += batch.num_rows
+                    yield batch
+            progress = None  # a second pass (netflow events) reads bytes already reported
+        finally:
+            answers.close()
+        if tally.flows or not tally.events.get("netflow"):
+            break
+    for name, skipped in tally.skipped.items():
+        if skipped.count:
+            _log.warning(
+                "%s: %d line%s skipped, not EVE JSON of the expected form (the first: line %s, %s)",
+                name,
+                skipped.count,
+                "" if skipped.count == 1 else "s",
+                skipped.first_line,
+                skipped.first_cause,
+            )
+    if tally.flows == 0:
+        seen = ", ".join(f"{kind} {count:,}" for kind, count in sorted(tally.events.items())) or "none"
+        where = str(files[0]) if len(files) == 1 else str(files[0].parent)
+        raise InputError(
+            f"no flow events (events read: {seen}); enable the flow type in suricata.yaml's eve-log",
+            source=where,
+        )
+
+
+def _stream_file(
+    file: Path,
+    record: str,
+    tally: _Tally,
+    pending: Pending,
+    answers: AnswerIndex,
+    progress: Callable[[int], None] | None,
+) -> Iterator[pa.RecordBatch]:
+    """The flow batches of one file, its pieces parsed on a few threads and joined in order."""
+    display = str(file)
+    workers = max(1, min(_MAX_WORKERS, pa.cpu_count()))
+    source = segments(file, display, PIECE_BYTES)
+    queue: deque[tuple[Future[_Piece], int]] = deque()
+    reported = lines = 0
+    skipped = tally.skipped.setdefault(display, Skipped()) if record == "flow" else Skipped()
+    with ThreadPoolExecutor(workers, thread_name_prefix="eve") as pool:
+        try:
+            while True:
+                while len(queue) <= workers:
+                    try:
+                        data, offset = next(source)
+                    except StopIteration:
+                        break
+                    except (LineTooLong, OSError, EOFError) as exc:
+                        raise _file_error(exc, display) from None
+                    queue.append((pool.submit(_prepare, data, record), offset))
+                if not queue:
+                    break
+                job, offset = queue.popleft()
+                piece = job.result()
+                if piece.skipped.count and piece.skipped.first_line is not None:
+                    skipped.add(lines + piece.skipped.first_line + 1, piece.skipped.first_cause or "")
+                    skipped.count += piece.skipped.count - 1
+                lines += piece.lines
+                if record == "flow":
+                    tally.count(piece.kinds)
+                pending.add(piece.app)
+                if piece.answers is not None:
+                    answers.add(piece.answers)
+                if piece.flows.num_rows:
+                    names = pending.take(column(piece.flows, "flow_id"), forget=record == "flow")
+                    for start in range(0, piece.flows.num_rows, BATCH_ROWS):
+                        part = piece.flows.slice(start, BATCH_ROWS)
+                        part_names = {k: v.slice(start, BATCH_ROWS) for k, v in names.items()}
+                        yield to_batch(part, part_names, answers, record == "netflow")
+                if progress is not None and offset > reported:
+                    progress(offset - reported)
+                    reported = offset
+        finally:
+            for job, _ in queue:
+                job.cancel()
+            source.close()
+    if progress is not None:
+        size = file.stat().st_size
+        if size > reported:
+            progress(size - reported)
+
+
+def _file_error(exc: BaseException, display: str) -> InputError:
+    if isinstance(exc, LineTooLong):
+        return InputError(f"{exc}; not an EVE log line", source=display)
+    return read_error(exc, display)

@@ -1,0 +1,106 @@
+"""DuckDB adapter: name flows after the DNS answers that gave their destination address.
+
+Only modules under ``derisk.store`` may import duckdb; this one lends DuckDB's ASOF JOIN to the
+readers of logs that carry DNS answers beside flows (Suricata's EVE, see ``docs/ingest-eve.md``).
+The rule is Zeek's (``docs/ingest-zeek.md``, "Names from DNS answers"): among the A/AAAA answers that
+listed the flow's destination address and were given at or before the flow's start, the most recent
+one asked by the flow's own client wins, else the most recent one asked by anyone. Answers given at
+the same instant are told apart by their order of arrival (the later wins), so the result does not
+depend on DuckDB's scheduling.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import duckdb
+import pyarrow as pa
+
+#: What :meth:`AnswerIndex.add` takes.
+ANSWER_SCHEMA: Final = pa.schema(
+    [
+        pa.field("client", pa.string()),
+        pa.field("address", pa.string()),
+        pa.field("ts", pa.int64()),  # µs since the epoch
+        pa.field("name", pa.string()),
+    ]
+)
+
+_LOOKUP: Final = """
+    WITH own AS (
+        SELECT client, address, ts, arg_max(name, seq) AS name FROM _answers GROUP BY ALL
+    ), anyone AS (
+        SELECT address, ts, arg_max(name, seq) AS name FROM _answers GROUP BY ALL
+    )
+    SELECT coalesce(o.name, a.name) AS name
+    FROM _flows f
+    ASOF LEFT JOIN own o ON f.client = o.client AND f.address = o.address AND f.ts >= o.ts
+    ASOF LEFT JOIN anyone a ON f.address = a.address AND f.ts >= a.ts
+    ORDER BY f.row
+"""
+
+
+class AnswerIndex:
+    """DNS answers collected as a log is read, and the names they give flows.
+
+    Memory grows with the number of answers (not of flows). Close it when done.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[pa.Table] = []
+        self._count = 0
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, answers: pa.Table) -> None:
+        """Answers in :data:`ANSWER_SCHEMA`, in the order they were given."""
+        if answers.num_rows == 0:
+            return
+        seq = pa.array(range(self._count, self._count + answers.num_rows), pa.int64())
+        self._parts.append(answers.select(ANSWER_SCHEMA.names).cast(ANSWER_SCHEMA).append_column("seq", seq))
+        self._count += answers.num_rows
+
+    def names(self, client: pa.Array, address: pa.Array, ts: pa.Array) -> pa.Array:
+        """For each flow (its client, destination address and start in µs): a name, or null."""
+        n = len(address)
+        if self._count == 0 or n == 0:
+            return pa.nulls(n, pa.string())
+        if len(self._parts) > 1:
+            self._parts = [pa.concat_tables(self._parts).combine_chunks()]
+        flows = pa.table(
+            {
+                "row": pa.array(range(n), pa.int64()),
+                "client": client.cast(pa.string()),
+                "address": address.cast(pa.string()),
+                "ts": ts.cast(pa.int64()),
+            }
+        )
+        con = self._connect()
+        con.register("_answers", self._parts[0])
+        con.register("_flows", flows)
+        try:
+            result = con.sql(_LOOKUP).to_arrow_table()
+        finally:
+            con.unregister("_flows")
+            con.unregister("_answers")
+        column = result.column("name")
+        return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            config: dict[str, str | bool | int | float | list[str]] = {
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+                "threads": 2,
+            }
+            self._con = duckdb.connect(":memory:", config=config)
+            self._con.execute("SET enable_progress_bar = false")
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        self._parts = []
