@@ -232,3 +232,72 @@ def test_serve_refuses_a_proxy_that_is_not_an_address(ws: Path, capsys: pytest.C
 
     assert main(["serve", "-w", str(ws), "--trusted-proxies", "proxy.example"]) == 2
     assert "--trusted-proxies: 'proxy.example' is not an IP address" in capsys.readouterr().err
+
+
+def test_pdf_export_fetches_nothing_and_still_renders() -> None:
+    """Finding 13: the fetch blocker did not fit WeasyPrint 70's API (AttributeError on any resource)."""
+    from derisk.web.pdf import html_to_pdf
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        html = (
+            f'<html><head><link rel="stylesheet" href="http://127.0.0.1:{port}/a.css">'
+            '<link rel="stylesheet" href="file:///etc/passwd"></head>'
+            f'<body><p>report</p><img src="http://127.0.0.1:{port}/x.png"></body></html>'
+        )
+        pdf = html_to_pdf(html)
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody connected
+    assert pdf.startswith(b"%PDF")
+
+
+def test_a_page_too_large_for_a_pdf_is_refused_before_rendering() -> None:
+    """Finding 9: a 60 MB entity name made a PDF export run on at 5.8 GB."""
+    from derisk.errors import UsageError
+    from derisk.web.pdf import MAX_HTML_BYTES, html_to_pdf
+
+    with pytest.raises(UsageError, match="too large for a PDF"):
+        html_to_pdf("<p>" + "A" * MAX_HTML_BYTES + "</p>")
+
+
+def test_every_printed_string_is_neutralised_and_bounded() -> None:
+    """Findings 3, 9 and 14: bidi overrides, ESC and NUL in pages; unbounded names."""
+    from derisk.report.html import environment as report_environment
+    from derisk.safetext import MAX_SHOWN_CHARS
+    from derisk.web.render import environment as web_environment
+
+    hostile = "safe\u202egnp.exe \u061c\ufeff\u2060\x1b[31m\x07\x00" + "A" * 100_000
+    for env in (web_environment("en"), report_environment("en")):
+        out = env.from_string("<p>{{ name }}</p>").render(name=hostile)
+        for bad in ("\u202e", "\u061c", "\ufeff", "\u2060", "\x1b", "\x07", "\x00"):
+            assert bad not in out
+        assert "safe\\u202egnp.exe" in out and "\\x1b[31m" in out
+        assert len(out) < MAX_SHOWN_CHARS + 100
+
+
+def test_downloaded_pages_carry_their_own_policy(ws: Path) -> None:
+    """Finding 15: "Download this page" files had no meta CSP (a file has no server to send one)."""
+    with TestClient(create_app(ws, warm=False), base_url=BASE) as c:
+        assert _attempt(c, "ada", PASSWORD) == 303
+        page = c.get("/audit?export=html")
+    assert page.status_code == 200
+    assert '<meta http-equiv="Content-Security-Policy" content="default-src &#39;none&#39;' in page.text
+
+
+def test_a_hostile_deal_upload_is_refused_quickly_off_the_event_loop(ws: Path) -> None:
+    """Finding 8: deep YAML gave a 500 and ~3,000 log lines; parsing ran on the event loop."""
+    with TestClient(create_app(ws, warm=False), base_url=BASE) as c:
+        assert _attempt(c, "ada", PASSWORD) == 303
+        token = csrf_of(c.get("/screening").text)
+        deep = b"a: " + b"[" * 5000 + b"]" * 5000
+        laughs = b"a: &a [x, x, x, x, x, x, x, x]\n" + b"".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n".encode()
+            for i in range(9)
+        )
+        for body in (deep, laughs, b"\xff\xfe not utf-8"):
+            r = c.post("/screening", data={"csrf": token}, files={"deal": ("d.yaml", body)})
+            assert r.status_code == 400, body[:40]
+            assert "Traceback" not in r.text

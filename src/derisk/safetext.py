@@ -24,6 +24,13 @@ _CONTROL = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e"
     "\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\ufff9-\ufffb]"
 )
+#: The same without tab, line feed and carriage return, which are harmless white space in HTML.
+_CONTROL_IN_MARKUP = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\ufff9-\ufffb]"
+)
+#: Longest text one template expression may print (a 60 MB entity name must not make a 420 MB page).
+MAX_SHOWN_CHARS = 10_000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -48,6 +55,20 @@ def visible(text: str | None, limit: int = 120) -> str:
         return ""
     shown = _CONTROL.sub(_escape, text)
     return bound(shown, limit) or ""
+
+
+def neutral(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """Text for an HTML or PDF page: invisible format and control characters escaped as in
+    :func:`visible` (line breaks and tabs kept), and bounded. HTML escaping stays Jinja2's."""
+    return bound(_CONTROL_IN_MARKUP.sub(_escape, text), limit) or ""
+
+
+def finalize(value: object) -> object:
+    """Jinja2's ``finalize`` for every environment that renders pages: each string a template prints
+    goes through :func:`neutral`; markup the templates build themselves (``__html__``) is left alone."""
+    if isinstance(value, str) and not hasattr(value, "__html__"):
+        return neutral(value)
+    return value
 
 
 def csv_cell(text: str | None) -> str:

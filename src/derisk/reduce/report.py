@@ -20,6 +20,7 @@ from derisk.reduce.plan import Plan, build_plan
 from derisk.reduce.register import ROLE_LABELS, Register
 from derisk.reduce.trade import TradeResult
 from derisk.reduce.traffic import TrafficReport, compare
+from derisk.safetext import finalize
 
 SCHEMA: Final = "derisk.reduce/1"
 DISCLAIMER: Final = (
@@ -187,6 +188,7 @@ _ENV: Final = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    finalize=finalize,
 )
 
 

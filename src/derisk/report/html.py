@@ -9,7 +9,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from derisk.report.formatting import country_name, human_bytes, law_citation, share
-from derisk.safetext import bound
+from derisk.safetext import bound, finalize
 
 _ENVIRONMENTS: dict[str, Environment] = {}
 
@@ -26,6 +26,7 @@ def environment(locale: str = "en", translations: gettext.NullTranslations | Non
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=finalize,
     )
     if translations is None:
         from derisk.i18n import gettext_for

@@ -14,7 +14,6 @@ import threading
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,12 +45,18 @@ def screen_raw(raw: Any, source: str, workspace: Path | None) -> dict[str, Any]:
 
 
 def _parse(text: bytes, name: str) -> Any:
+    """A deal file's bytes under the screening's own limits (size, nesting, no aliases)."""
+    from derisk.screen.document import parse_text
+
     try:
-        return yaml.safe_load(text.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(
-            f"not a readable YAML or JSON deal file ({type(exc).__name__})", source=name
-        ) from None
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("not a readable YAML or JSON deal file (not UTF-8)", source=name) from None
+    return parse_text(decoded, name, is_json=name.lower().endswith(".json"))
+
+
+def _parse_and_screen(text: bytes, name: str, workspace: Path | None) -> dict[str, Any]:
+    return screen_raw(_parse(text, name), name, workspace)
 
 
 @guarded()
@@ -103,7 +108,8 @@ async def screening_upload(request: Request) -> Response:
     visit.config.audit.record("screen-upload", user=visit.user.name, role=visit.user.role, path="/screening",
                               client=client(request), detail=name)  # fmt: skip
     try:
-        doc = await run_in_threadpool(screen_raw, _parse(data, name), name, visit.config.workspace)
+        # Parsing is work too: off the event loop, so one upload cannot stall every other page.
+        doc = await run_in_threadpool(_parse_and_screen, data, name, visit.config.workspace)
     except InputError as exc:
         files = [p.name for p in _case_files(visit)]
         ctx = visit.context(files=files, cases_dir=str(visit.config.cases_dir), error=exc.one_line())

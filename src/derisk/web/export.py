@@ -25,7 +25,8 @@ _FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 def export_html(visit: Visit, page: Page) -> str:
     context = visit.context(**page.context)
-    context.update(export=True, css=inline_css(), path=visit.request.url.path)
+    # A downloaded file has no server to send headers: the policy travels inside it.
+    context.update(export=True, css=inline_css(), path=visit.request.url.path, export_csp=EXPORT_CSP)
     return environment(visit.lang).get_template(page.template).render(**context)
 
 

@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from derisk import __version__, i18n
 from derisk.report.formatting import country_name, human_bytes, law_citation, share
-from derisk.safetext import bound, visible
+from derisk.safetext import bound, finalize, visible
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def environment(lang: str) -> Environment:
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=finalize,
     )
     env.install_gettext_translations(i18n.gettext_for(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["bytes"] = human_bytes
