@@ -1,0 +1,261 @@
+"""The shipped registry as a whole: consistent, sourced, and covering the networks traffic goes to.
+
+``test_know_curated.py`` checks the loader (every key, every problem reported). This file checks the
+data the loader accepts: no AS number or domain claimed twice, names that fuzzy matching can use,
+each AS number of the global-infrastructure groups quoted by a source, and the networks a European
+site meets most (hypergiants, CDNs, clouds, hosters, carriers) attributed to the right controller
+and jurisdiction instead of the country where an AS happens to be registered.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from derisk.know.attribution import load_index
+from derisk.know.curated import load_curated, read_group_files
+from derisk.know.names import comparable
+
+GRAPH = load_curated()
+INDEX = load_index()
+
+#: The global-infrastructure half of the registry (docs/know.md, "Registry scope"): every AS number
+#: attached in these files must be quoted by one of the entity's sources.
+INFRASTRUCTURE_FILES = frozenset(
+    f"{name}.yaml"
+    for name in [
+        "adobe",
+        "akamai",
+        "altice-france",
+        "amazon",
+        "ams-ix",
+        "apple",
+        "arelion",
+        "belnet",
+        "bouygues",
+        "cisco",
+        "cloudflare",
+        "cogent",
+        "colt",
+        "contabo",
+        "de-cix",
+        "deutsche-telekom",
+        "digitalocean",
+        "dropbox",
+        "edgio",
+        "equinix",
+        "fastly",
+        "gcore",
+        "google",
+        "gtt",
+        "hetzner",
+        "hurricane-electric",
+        "ibm",
+        "iliad",
+        "kpn",
+        "leaseweb",
+        "liberty-global",
+        "lumen",
+        "meta",
+        "microsoft",
+        "netcologne",
+        "netflix",
+        "ntt",
+        "odido",
+        "oracle",
+        "orange",
+        "ovhcloud",
+        "proximus",
+        "salesforce",
+        "spotify",
+        "swisscom",
+        "tata-communications",
+        "telefonica",
+        "telia",
+        "thales",
+        "united-internet",
+        "valve",
+        "vodafone",
+        "vultr",
+        "wikimedia",
+        "x-corp",
+        "yahoo",
+        "zayo",
+        "zenlayer",
+        "zoom",
+        "zscaler",
+    ]
+)
+#: Private-use and documentation AS numbers (RFC 6996, RFC 5398) and AS_TRANS (RFC 6793).
+_RESERVED = [(0, 0), (23456, 23456), (64496, 65535), (4200000000, 4294967295)]
+
+
+def _quoted(asn: int, texts: list[str]) -> bool:
+    for text in texts:
+        if re.search(rf"\bAS{asn}\b", text):
+            return True
+        if any(int(a) <= asn <= int(b) for a, b in re.findall(r"AS(\d+)\s*-\s*AS(\d+)", text)):
+            return True
+    return False
+
+
+def test_no_as_number_or_domain_is_claimed_twice() -> None:
+    assert INDEX.conflicts == []
+
+
+def test_as_numbers_are_public_and_listed_once_per_entity() -> None:
+    for entity in GRAPH.entities.values():
+        assert len(set(entity.asns)) == len(entity.asns), entity.id
+        assert len(set(entity.domains)) == len(entity.domains), entity.id
+        for asn in entity.asns:
+            assert not any(low <= asn <= high for low, high in _RESERVED), (entity.id, asn)
+
+
+def _infrastructure_entities() -> list[str]:
+    files = read_group_files()
+    return [row["id"] for name in sorted(INFRASTRUCTURE_FILES) for row in files[name].get("entities") or []]
+
+
+def test_every_attributing_entity_has_a_name_search_can_use() -> None:
+    """A name or alias that reduces to one or two letters ("X", "X Corp.") matched random text, and a
+    flow-style alias with an unquoted comma ("CISCO SYSTEMS, INC.") split into a bare "INC."."""
+    for entity_id in _infrastructure_entities():
+        entity = GRAPH.entities[entity_id]
+        if entity.asns or entity.domains:
+            assert entity.aliases, entity.id
+        for name in (entity.name, *entity.aliases):
+            reduced = comparable(name)
+            assert reduced and len(reduced) >= 3, (entity.id, name, reduced)
+
+
+def test_every_source_of_the_registry_is_used() -> None:
+    used = {src.id for entity in GRAPH.entities.values() for src in entity.sources}
+    used |= {link.source.id for link in GRAPH.links if link.source is not None}
+    used |= {a.source.id for a in GRAPH.assessments}
+    for name, document in read_group_files().items():
+        if name not in INFRASTRUCTURE_FILES:
+            continue
+        for key in document.get("sources") or {}:
+            assert f"{name.removesuffix('.yaml')}.{key}" in used, (name, key)
+
+
+def test_infrastructure_files_are_present() -> None:
+    assert set(read_group_files()) >= INFRASTRUCTURE_FILES
+    assert len(INFRASTRUCTURE_FILES) >= 60
+
+
+def test_each_infrastructure_as_number_is_quoted_by_a_source() -> None:
+    checked = 0
+    for name, document in read_group_files().items():
+        if name not in INFRASTRUCTURE_FILES:
+            continue
+        for row in document.get("entities") or []:
+            entity = GRAPH.entities[row["id"]]
+            texts = [src.says for src in entity.sources]
+            for asn in entity.asns:
+                if asn == 6695:  # DE-CIX route servers: stated in the entity's note, marked [U]
+                    continue
+                assert _quoted(asn, texts), (name, entity.id, asn)
+                checked += 1
+    assert checked >= 500
+
+
+@pytest.mark.parametrize(
+    ("asn", "operator", "controller", "jurisdiction"),
+    [
+        (32934, "Meta Platforms, Inc.", "Meta Platforms, Inc.", "US"),
+        (11917, "WhatsApp LLC", "Meta Platforms, Inc.", "US"),
+        (20940, "Akamai International B.V.", "Akamai Technologies, Inc.", "US"),
+        (63949, "Akamai Technologies, Inc.", "Akamai Technologies, Inc.", "US"),
+        (48337, "Linode, LLC", "Akamai Technologies, Inc.", "US"),
+        (714, "Apple Inc.", "Apple Inc.", "US"),
+        (2906, "Netflix Streaming Services Inc.", "Netflix, Inc.", "US"),
+        (54113, "Fastly, Inc.", "Fastly, Inc.", "US"),
+        (31898, "Oracle Corporation", "Oracle Corporation", "US"),
+        (
+            36351,
+            "International Business Machines Corporation",
+            "International Business Machines Corporation",
+            "US",
+        ),
+        (8068, "Microsoft Corporation", "Microsoft Corporation", "US"),
+        (8075, "Microsoft Corporation", "Microsoft Corporation", "US"),
+        (396982, "Google LLC", "Alphabet Inc.", "US"),
+        (43515, "Google Ireland Limited", "Alphabet Inc.", "US"),
+        (8987, "Amazon Data Services Ireland Ltd", "Amazon.com, Inc.", "US"),
+        (209242, "Cloudflare, Inc.", "Cloudflare, Inc.", "US"),
+        (14061, "DigitalOcean, LLC", "DigitalOcean Holdings, Inc.", "US"),
+        (24940, "Hetzner Online GmbH", "Hetzner Online GmbH", "DE"),
+        (16276, "OVH SAS", "OVH Groupe SA", "FR"),
+        (20473, "The Constant Company, LLC", "The Constant Company, LLC", "US"),
+        (60781, "LeaseWeb Netherlands B.V.", "Leaseweb Global B.V.", "NL"),
+        (199524, "G-Core Labs S.A.", "G-Core Holding S.A.", "LU"),
+        (3356, "Level 3 Parent, LLC", "Lumen Technologies, Inc.", "US"),
+        (174, "Cogent Communications, LLC", "Cogent Communications Holdings, Inc.", "US"),
+        (2914, "NTT America, Inc.", "NTT, Inc.", "JP"),
+        (6939, "Hurricane Electric LLC", "Hurricane Electric LLC", "US"),
+        (5511, "Orange S.A.", "Orange S.A.", "FR"),
+        (12392, "VOO SA", "Orange S.A.", "FR"),
+        (3320, "Deutsche Telekom AG", "Deutsche Telekom AG", "DE"),
+        (1136, "KPN B.V.", "Koninklijke KPN N.V.", "NL"),
+        (6848, "Telenet BV", "John C. Malone", "US"),
+    ],
+)
+def test_infrastructure_as_attributes_to_its_controller(
+    asn: int, operator: str, controller: str, jurisdiction: str
+) -> None:
+    match = INDEX.match_asn(asn)
+    assert match is not None
+    assert (match.org_name, match.controller_name, match.jurisdiction) == (operator, controller, jurisdiction)
+
+
+@pytest.mark.parametrize(
+    ("asn", "state"),
+    [
+        (3303, "Swiss Confederation"),
+        (5432, "Belgian State"),
+        (6774, "Belgian State"),
+        (8422, "City of Cologne"),
+    ],
+)
+def test_state_controlled_carriers(asn: int, state: str) -> None:
+    match = INDEX.match_asn(asn)
+    assert match is not None and match.state_controlled and match.controller_name == state
+
+
+@pytest.mark.parametrize(
+    ("asn", "jurisdiction"),
+    [(5511, "FR"), (3301, "SE"), (2914, "JP"), (3352, "ES"), (3320, "DE")],
+)
+def test_minority_state_stakes_do_not_make_a_carrier_state_controlled(asn: int, jurisdiction: str) -> None:
+    match = INDEX.match_asn(asn)
+    assert match is not None and not match.state_controlled and match.jurisdiction == jurisdiction
+
+
+def test_joint_ventures_name_no_single_controller() -> None:
+    for asn in (33915, 5089):  # VodafoneZiggo, Virgin Media O2: 50:50 joint ventures
+        match = INDEX.match_asn(asn)
+        assert match is not None
+        assert match.controller_name == match.org_name  # the JV itself: neither parent controls it
+
+
+@pytest.mark.parametrize(
+    ("name", "controller"),
+    [
+        ("mmg-fna.whatsapp.net", "Meta Platforms, Inc."),
+        ("scontent.fbcdn.net", "Meta Platforms, Inc."),
+        ("a1.akamaiedge.net", "Akamai Technologies, Inc."),
+        ("akamaized.net", "Akamai Technologies, Inc."),
+        ("ipv4-c001.1.oca.nflxvideo.net", "Netflix, Inc."),
+        ("gsp-ssl.ls.aaplimg.com", "Apple Inc."),
+        ("github.com", "Microsoft Corporation"),
+        ("x.com", "Elon Musk"),
+        ("d1.cloudfront.net", "Amazon.com, Inc."),
+        ("steamcontent.com", "Valve Corporation"),
+        ("spotify.com", "Spotify founders (Daniel Ek and Martin Lorentzon)"),
+    ],
+)
+def test_service_domains_attribute_to_their_group(name: str, controller: str) -> None:
+    match = INDEX.match_domain(name)
+    assert match is not None and match.controller_name == controller
