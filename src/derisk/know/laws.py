@@ -135,7 +135,9 @@ def check_law_file(name: str, data: Any) -> tuple[str, list[str], list[Law], lis
             problems.append(Problem(where, "article_confidence must be V, S or U"))
         source = str(entry.get("source") or "")
         if "LEGAL-FACTS" in source or "shared/reference" in source:
-            problems.append(Problem(where, "cite the primary text or the named source, not a reviewers' file"))
+            problems.append(
+                Problem(where, "cite the primary text or the named source, not a reviewers' file")
+            )
         url = entry.get("url")
         if url is not None and not (isinstance(url, str) and url.startswith("https://")):
             problems.append(Problem(where, "url must be an https:// address"))

@@ -50,6 +50,9 @@ ART_4_2_A: Final = (
     "funding [V]."
 )
 
+#: The EU regulation the risk factors cite (its EUR-Lex ELI; the Art. 4 outline is [V], wording [U]).
+REGULATION: Final = "Regulation (EU) 2019/452 (en; https://eur-lex.europa.eu/eli/reg/2019/452/oj; not read by derisk's reviewers)"
+
 
 @dataclass(frozen=True)
 class RiskFactor:
@@ -209,7 +212,7 @@ def state_control(investor: Party, resolutions: Sequence[Resolution], eu: frozen
         finding,
         sentence,
         tuple(evidence),
-        "LEGAL-FACTS §2; Know graph sources as quoted",
+        f"{REGULATION}, Art. 4(2)(a); Know graph sources as quoted",
         confidence,
     )
 
@@ -255,7 +258,7 @@ def third_country_law(
         "laws-found" if evidence else "none-recorded",
         sentence,
         tuple(evidence),
-        "Know legal base (LEGAL-FACTS §4)",
+        "Know legal base (derisk/data/laws: each law with its own source, quoted in the evidence)",
         "V" if evidence else "U",
     )
 
@@ -283,7 +286,7 @@ def sector_factors(deal: Deal, catalogue: Catalogue) -> RiskFactor | None:
         f"The target's activities touch {len(hits)} of the Art. 4(1) factors member states and the "
         "Commission may consider (outline seen, exact wording unverified).",
         evidence,
-        "LEGAL-FACTS §2",
+        f"{REGULATION}, Art. 4(1)",
         "V",
     )
 
@@ -296,7 +299,7 @@ def not_assessed() -> RiskFactor:
         "derisk holds no data on the investor's prior involvement in activities affecting security or public order "
         "(b) or on a serious risk of illegal or criminal activity (c); these factors are not assessed.",
         (),
-        "LEGAL-FACTS §2",
+        f"{REGULATION}, Art. 4(2)(b), (c)",
         "V",
     )
 
