@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final
 
-from derisk import __version__
+from derisk import __version__, ipaddrs
 from derisk.enrich.attribution import PATH_SEPARATOR
 from derisk.enrich.datadir import data_dir, read_manifest
 from derisk.errors import DataError
 from derisk.know.laws import laws_for
 from derisk.site import Site
 from derisk.store import flows as store
+from derisk.store import layers
 from derisk.store.workspace import Workspace
 
 SCHEMA: Final = "derisk.analysis/1"
@@ -31,9 +32,13 @@ METHOD: Final = (
     "(out = sent by the site). Each external address is located by its AS and geolocation data; "
     "its operator is identified by server name (TLS SNI, HTTP Host, DNS answers) or, failing that, "
     "by AS number, and traced through the control graph to its ultimate controller and the "
-    "jurisdiction control is exercised from. Where the graph does not know the operator, the AS "
-    "registration country is shown as an inference (basis 'as-registration'). Where a server "
-    "stands (geolocation) and who controls it are reported separately on purpose."
+    "jurisdiction control is exercised from. Two layers are attributed separately: the "
+    "infrastructure operator (by AS number, else by a clear match of the AS organisation name) and "
+    "the service (by server name); exposure counts the laws that reach either. Where the graph "
+    "knows neither, the AS registration country is shown as a guess (basis 'as-registration'). "
+    "Multicast, broadcast, link-local and unspecified addresses are counted apart, never as "
+    "destinations. Where a server stands (geolocation) and who controls it are reported "
+    "separately on purpose."
 )
 LIMITS: Final = (
     "Encrypted traffic is attributed by metadata only (server names, addresses), never by content. "
@@ -75,6 +80,106 @@ def _data_sources(data_root: Any) -> dict[str, Any]:
     return {"ipdata": manifest.to_json()}
 
 
+def _exposure_by_layer(ws: Workspace, input_ids: list[str] | None) -> list[dict[str, Any]]:
+    out = []
+    for row in layers.exposure_by_layer(ws, input_ids):
+        service = (
+            {
+                "controllers": row["service_controllers"] or [],
+                "flows": int(row["service_flows"]),
+                "bytes_out": int(row["service_bytes_out"]),
+                "destinations": int(row["service_destinations"]),
+            }
+            if row["service_flows"]
+            else None
+        )
+        infrastructure = (
+            {
+                "controllers": row["infra_controllers"] or [],
+                "bases": row["infra_bases"] or [],
+                "flows": int(row["infra_flows"]),
+                "bytes_out": int(row["infra_bytes_out"]),
+                "destinations": int(row["infra_destinations"]),
+            }
+            if row["infra_flows"]
+            else None
+        )
+        out.append(
+            {
+                "jurisdiction": row["jurisdiction"],
+                "layers": [
+                    name for name, part in (("service", service), ("infrastructure", infrastructure)) if part
+                ],
+                "flows": int(row["flows"]),
+                "bytes_out": int(row["bytes_out"]),
+                "bytes_in": int(row["bytes_in"]),
+                "destinations": int(row["destinations"]),
+                "service": service,
+                "infrastructure": infrastructure,
+                "laws": _laws(row["jurisdiction"]),
+            }
+        )
+    return out
+
+
+def _not_destinations(ws: Workspace, input_ids: list[str] | None, site: Site) -> dict[str, Any]:
+    """Flows to multicast, broadcast, link-local or unspecified addresses: counted apart."""
+    kinds: dict[str, dict[str, Any]] = {}
+    for row in layers.local_scope(ws, input_ids):
+        kind = ipaddrs.scope_kind(row["ip"], site.broadcasts) or ipaddrs.scope_kind(
+            row["src_ip"], site.broadcasts
+        )
+        entry = kinds.setdefault(
+            kind or "other",
+            {"kind": kind or "other", "flows": 0, "bytes_out": 0, "bytes_in": 0, "addresses": 0},
+        )
+        entry["flows"] += int(row["flows"])
+        entry["bytes_out"] += int(row["bytes_out"])
+        entry["bytes_in"] += int(row["bytes_in"])
+        entry["addresses"] += 1
+    by_kind = sorted(kinds.values(), key=lambda k: (-k["bytes_out"], k["kind"]))
+    return {
+        "flows": sum(k["flows"] for k in by_kind),
+        "bytes_out": sum(k["bytes_out"] for k in by_kind),
+        "bytes_in": sum(k["bytes_in"] for k in by_kind),
+        "addresses": sum(k["addresses"] for k in by_kind),
+        "by_kind": by_kind,
+    }
+
+
+#: Share of all bytes between two non-internal addresses above which a run without a site file
+#: says that ``internal_networks`` is needed.
+PUBLIC_TRAFFIC_NOTICE: Final = 0.5
+
+
+def _notices(ws: Workspace, input_ids: list[str] | None, site: Site) -> list[dict[str, str]]:
+    notices = []
+    public, total = layers.public_share(ws, input_ids)
+    if site.path is None and total and public / total > PUBLIC_TRAFFIC_NOTICE:
+        notices.append(
+            {
+                "code": "internal-networks-needed",
+                "text": (
+                    f"{public / total:.0%} of the bytes were exchanged between two public addresses, "
+                    "so derisk could not tell which side is the site: give a site file with "
+                    "internal_networks (the site's public ranges too) and analyse again."
+                ),
+            }
+        )
+    if len(store.list_inputs(ws)) == 1:
+        notices.append(
+            {
+                "code": "no-baseline",
+                "text": (
+                    "This is the first input of this workspace: new-destination alerts need a "
+                    "baseline of earlier data, so none were raised; the next analysis compares "
+                    "against this one."
+                ),
+            }
+        )
+    return notices
+
+
 def build_document(
     ws: Workspace,
     site: Site,
@@ -86,7 +191,9 @@ def build_document(
 ) -> dict[str, Any]:
     """Assemble ``derisk.analysis/1`` for the given inputs (``None``: the whole workspace)."""
     dests = []
+    per_layer = layers.destination_layers(ws, input_ids)
     for row in store.destinations(ws, input_ids):
+        two = per_layer.get(row["ip"], {})
         dests.append(
             {
                 "ip": row["ip"],
@@ -112,9 +219,12 @@ def build_document(
                 "systems": row["systems"] or [],
                 "first_seen": _iso(row["first_seen"]),
                 "last_seen": _iso(row["last_seen"]),
+                "infrastructure": two.get("infrastructure"),
+                "service": two.get("service"),
             }
         )
     exposure = []
+    combined_layers = layers.combined_layers(ws, input_ids, UNKNOWN_JURISDICTION)
     for row in store.exposure(ws, input_ids, UNKNOWN_JURISDICTION):
         code = row["jurisdiction"]
         exposure.append(
@@ -128,6 +238,7 @@ def build_document(
                 "destinations": int(row["destinations"]),
                 "systems": row["systems"] or [],
                 "laws": _laws(code) if code != UNKNOWN_JURISDICTION else [],
+                "layers": combined_layers.get(code, []),
             }
         )
     controllers = [
@@ -175,6 +286,10 @@ def build_document(
         "controllers": controllers,
         "systems": systems,
         "alerts": alerts,
+        "exposure_by_layer": _exposure_by_layer(ws, input_ids),
+        "attribution_bases": layers.bases(ws, input_ids),
+        "not_destinations": _not_destinations(ws, input_ids, site),
+        "notices": _notices(ws, input_ids, site),
         "data_sources": _data_sources(data_root),
         "method": METHOD,
         "limits": LIMITS,

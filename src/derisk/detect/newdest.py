@@ -9,6 +9,12 @@ compare and no alert. Reported after it, for outbound flows carrying at least ``
   gets one alert listing the largest of them instead of one alert each;
 * site-wide: an organisation (0.8) or a controlling jurisdiction (0.9) no host talked to in the
   baseline.
+
+A baseline must come from earlier data: when every flow comes from one input (a site's first
+capture or log), nothing is new against anything, so no new-destination alert is raised at all;
+the analysis document says so instead (``notices``, code ``no-baseline``), and that input becomes
+the baseline of the next analysis. Flows whose ids do not name their input (``input#ordinal``) are
+judged on time alone, as before.
 """
 
 from __future__ import annotations
@@ -74,6 +80,18 @@ def _first_seen(key: I64, start: F64, size: F64, rows: B, baseline_end: float, m
     )
 
 
+def single_input(flows: pa.Table) -> bool:
+    """Whether every flow comes from one input (ids ``input#ordinal``): no earlier data to compare."""
+    ids = column(flows, "flow_id")
+    if ids.null_count == len(ids) or len(ids) == 0:
+        return False
+    parts = pc.split_pattern(pc.cast(ids, pa.string()), "#", max_splits=1)
+    if not pc.all(pc.equal(pc.list_value_length(parts), 2)).as_py():
+        return False
+    inputs = pc.unique(pc.list_element(parts, 0))
+    return len(inputs) == 1
+
+
 def detect_new_destinations(
     flows: pa.Table,
     cfg: DetectionConfig,
@@ -91,7 +109,7 @@ def detect_new_destinations(
         return []
     t0, t1 = frame if frame else (float(times.start[outbound].min()), float(times.start[outbound].max()))
     baseline_end = t0 + cfg.get("new_destination", "baseline_hours") * 3600.0
-    if t1 < baseline_end:
+    if t1 < baseline_end or single_input(flows):
         return []
     size = (ints(flows, "bytes_out") + ints(flows, "bytes_in")).astype(np.float64)
     rows = outbound

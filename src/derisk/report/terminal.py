@@ -7,7 +7,7 @@ can reach the terminal.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -19,6 +19,73 @@ from derisk.safetext import visible
 
 def _t(value: Any, limit: int = 60) -> Text:
     return Text(visible(None if value is None else str(value), limit))
+
+
+#: How the terminal names the bases of the infrastructure layer.
+BASIS_LABELS: Final = {
+    "asn": "AS number in the control graph",
+    "as-org-name": "AS organisation name in the control graph",
+    "as-registration": "registration country (guess)",
+    "unknown": "no AS data",
+}
+
+
+def _controlled_from(jurisdiction: str | None, basis: str | None) -> str:
+    if basis == "as-registration":
+        return f"{jurisdiction or '??'} (guess: AS registration)"
+    return f"{jurisdiction or '??'} ({basis or 'unknown'})"
+
+
+def _operator(row: dict[str, Any]) -> str:
+    """The AS and the infrastructure layer's jurisdiction: ``AS20940 Akamai … [US]``, ``[SG guess]``."""
+    text = f"AS{row['asn']} {row['as_org'] or ''}".rstrip()
+    layer = row.get("infrastructure") or {}
+    where = layer.get("jurisdiction")
+    if where:
+        text += f" [{where} guess]" if layer.get("basis") == "as-registration" else f" [{where}]"
+    return text
+
+
+def _layer_table(rows: list[dict[str, Any]], external_out: int) -> Table:
+    table = Table(title="Laws reaching either layer (service or infrastructure)", title_justify="left")
+    for col in ("Jurisdiction", "Through the service", "Through the infrastructure", "Sent", "Share of sent"):
+        table.add_column(col, justify="right" if col in ("Sent", "Share of sent") else "left")
+    for row in rows:
+        service, infra = row.get("service"), row.get("infrastructure")
+        infra_text = "–"
+        if infra:
+            guess = " (guess)" if infra["bases"] == ["as-registration"] else ""
+            infra_text = (
+                f"{', '.join(infra['controllers'][:3]) or 'operators unknown'}{guess}: "
+                f"{human_bytes(infra['bytes_out'])}"
+            )
+        table.add_row(
+            _t(country_name(row["jurisdiction"])),
+            _t(
+                f"{', '.join(service['controllers'][:3])}: {human_bytes(service['bytes_out'])}"
+                if service
+                else "–",
+                50,
+            ),
+            _t(infra_text, 50),
+            human_bytes(row["bytes_out"]),
+            share(row["bytes_out"], external_out),
+        )
+    return table
+
+
+def _basis_table(rows: list[dict[str, Any]], external_out: int) -> Table:
+    table = Table(title="How the infrastructure operator was identified", title_justify="left")
+    for col in ("Basis", "Destinations", "Sent", "Share of sent"):
+        table.add_column(col, justify="left" if col == "Basis" else "right")
+    for row in rows:
+        table.add_row(
+            _t(BASIS_LABELS.get(row["basis"], row["basis"])),
+            f"{row['destinations']:,}",
+            human_bytes(row["bytes_out"]),
+            share(row["bytes_out"], external_out),
+        )
+    return table
 
 
 def render_analysis(doc: dict[str, Any], *, top: int = 10) -> RenderableType:
@@ -56,6 +123,13 @@ def render_analysis(doc: dict[str, Any], *, top: int = 10) -> RenderableType:
         )
     parts.append(exp)
 
+    layered = doc.get("exposure_by_layer") or []
+    if layered:
+        parts.append(_layer_table(layered, external_out))
+    bases = (doc.get("attribution_bases") or {}).get("infrastructure") or []
+    if bases:
+        parts.append(_basis_table(bases, external_out))
+
     dest = Table(title=f"Top destinations (of {len(doc['destinations'])})", title_justify="left")
     for col in (
         "Address",
@@ -72,14 +146,26 @@ def render_analysis(doc: dict[str, Any], *, top: int = 10) -> RenderableType:
         dest.add_row(
             _t(row["ip"], 40),
             _t(", ".join(row["server_names"][:2]) or "–", 40),
-            _t(f"AS{row['asn']} {row['as_org'] or ''}" if row["asn"] is not None else "–", 36),
+            _t(_operator(row) if row["asn"] is not None else "–", 36),
             _t(row["geo_country"] or "–"),
-            _t(row["controller"] or row["organisation"] or "unknown", 36),
-            _t(f"{row['jurisdiction'] or '??'} ({row['jurisdiction_basis']})"),
+            # A controller only: an AS organisation name is an operator, never shown as controller.
+            _t(row["controller"] or "unknown", 36),
+            _t(_controlled_from(row["jurisdiction"], row["jurisdiction_basis"])),
             human_bytes(row["bytes_out"]),
             _t(", ".join(row["systems"][:3]), 30),
         )
     parts.append(dest)
+    scope = doc.get("not_destinations") or {}
+    if scope.get("flows"):
+        kinds = ", ".join(f"{k['kind']} {k['flows']:,}" for k in scope["by_kind"])
+        parts.append(
+            Text(
+                f"Not destinations (counted apart, never attributed): {scope['flows']:,} flows, "
+                f"{human_bytes(scope['bytes_out'])} sent to {scope['addresses']:,} addresses ({kinds})."
+            )
+        )
+    for notice in doc.get("notices") or []:
+        parts.append(Text(f"Note: {notice['text']}", style="yellow"))
 
     if doc.get("alerts"):
         alerts = Table(title=f"Alerts ({len(doc['alerts'])})", title_justify="left")
