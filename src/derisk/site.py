@@ -29,9 +29,8 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 
-from derisk import ipaddrs
+from derisk import ipaddrs, yamlguard
 from derisk.errors import ConfigError, InputError, Problem, raise_problems
 from derisk.flows import contiguous
 
@@ -300,6 +299,8 @@ def load_site(path: Path | None) -> Site:
         return default_site()
     source = str(path)
     try:
+        if path.stat().st_size > yamlguard.MAX_BYTES:
+            raise ConfigError(f"larger than {yamlguard.MAX_BYTES:,} bytes: not a site file", source=source)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError("no such file", source=source) from None
@@ -309,12 +310,7 @@ def load_site(path: Path | None) -> Site:
         raise InputError("cannot read (permission denied)", source=source) from None
     except UnicodeDecodeError:
         raise ConfigError("not UTF-8 text", source=source) from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"not valid YAML{at}", source=source) from None
+    doc = yamlguard.load(text, source, ConfigError, what="site file")
     site = parse_site(doc, source)
     site.path = path
     return site
