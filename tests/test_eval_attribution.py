@@ -1,0 +1,138 @@
+"""The attribution scorer (scripts/eval_attribution.py) on a real nDPI capture, offline.
+
+The capture is nDPI's facebook.pcap (tests/fixtures/eval/ndpi-facebook.pcap, origin in
+tests/fixtures/README.md); the IP data is the project's ip-location-db fixture. derisk analyze runs for
+real (a subprocess, as the script runs it), and the scorer's counts are checked against judgements
+written here: one correct, one deliberately wrong, one address absent from the capture, one not judged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURE = ROOT / "tests" / "fixtures" / "eval" / "ndpi-facebook.pcap"
+TRUTH = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth.yaml"
+BLOB = "153d497a36e508c2a55b33dac4f3df76e2c58985"  # git rev-parse HEAD:tests/cfgs/default/pcap/facebook.pcap
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "eval_attribution", ROOT / "scripts" / "eval_attribution.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eval_attribution"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ev = _load()
+
+
+def _judged(ip: str, names: list[str], controller: list[str], jurisdiction: str) -> dict[str, Any]:
+    layer = "service" if names else "infrastructure"
+    expected = {"controller": controller, "jurisdiction": jurisdiction}
+    dest: dict[str, Any] = {"ip": ip, "server_names": names, "asn": 32934, "as_org": "Facebook, Inc."}
+    dest["infrastructure"] = dict(expected)
+    if names:
+        dest["service"] = dict(expected)
+    dest["expected"] = {"layer": layer, **expected}
+    dest["judged"] = True
+    return dest
+
+
+def _truth() -> dict[str, Any]:
+    right = _judged("31.13.86.36", ["www.facebook.com"], ["Meta Platforms"], "US")
+    wrong = _judged("66.220.156.68", ["facebook.com"], ["Tencent"], "CN")  # deliberately wrong judgement
+    absent = _judged("192.0.2.1", [], ["Meta Platforms"], "US")  # not in the capture
+    skipped = {"ip": "31.13.86.36", "server_names": [], "judged": False}
+    capture = {"file": CAPTURE.name, "blob": BLOB, "destinations": [right, wrong, absent, skipped]}
+    return {"captures": [capture]}
+
+
+def test_git_blob_id_is_gits() -> None:
+    assert ev.git_blob_id(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
+    assert ev.git_blob_id(CAPTURE.read_bytes()) == BLOB
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        (("Meta Platforms, Inc.", "US", "registry"), "right"),
+        (("Meta Platforms, Inc.", "IE", "registry"), "wrong"),
+        (("Akamai Technologies, Inc.", "US", "asn"), "wrong"),
+        (("Facebook Ireland", "IE", "as-registration"), "unknown"),
+        ((None, "US", "unknown"), "unknown"),
+        (("Metaverse Ltd", "US", "registry"), "wrong"),
+    ],
+)
+def test_classify(answer: tuple[str | None, str, str], outcome: str) -> None:
+    expected = {"controller": ["Meta Platforms"], "jurisdiction": "US"}
+    assert ev.classify(ev.Answer(*answer), expected) == outcome
+
+
+def test_scores_a_real_capture(tmp_path: Path, ipdata_dir: Path) -> None:
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    shutil.copy(CAPTURE, captures / CAPTURE.name)
+    score, problems = ev.evaluate(captures, _truth(), tmp_path / "work", ipdata_dir)
+    assert problems == []
+    assert score.captures == 1
+    assert score.not_judged == 1
+    combined = score.outcomes["combined"]
+    assert (combined["right"], combined["wrong"], combined["unknown"]) == (1, 1, 1)
+    assert [c["ip"] for c in score.cases] == ["66.220.156.68", "192.0.2.1"]
+    assert score.cases[1]["outcome"] == "unknown (not in the analysis)"
+    # Both public destinations of the capture count towards the byte share (30 kB in all).
+    assert score.bytes_total == 24192 + 5479
+    assert 0 < score.bytes_graph["combined"] <= score.bytes_total
+    text = ev.render(score, problems, "test")
+    assert "| combined | 3 | 33.3% | 33.3% | 33.3% |" in text
+
+
+def test_refuses_a_different_file_of_the_same_name(tmp_path: Path, ipdata_dir: Path) -> None:
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    (captures / CAPTURE.name).write_bytes(CAPTURE.read_bytes()[:-1])
+    score, problems = ev.evaluate(captures, _truth(), tmp_path / "work", ipdata_dir)
+    assert score.captures == 0
+    assert problems == [f"{CAPTURE.name}: content differs from blob {BLOB}"]
+
+
+def test_command_line_writes_json_and_rejects_a_missing_directory(tmp_path: Path, ipdata_dir: Path) -> None:
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps(_truth()), encoding="utf-8")  # JSON is YAML
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    shutil.copy(CAPTURE, captures / CAPTURE.name)
+    out = tmp_path / "scores.json"
+    argv = [str(captures), "--truth", str(truth), "--data-dir", str(ipdata_dir), "--json", str(out)]
+    assert ev.main(argv) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["scores"]["combined"]["n"] == 3
+    assert ev.main([str(tmp_path / "nowhere"), "--truth", str(truth)]) == 3
+
+
+def test_shipped_truth_file_is_consistent() -> None:
+    doc = ev.load_truth(TRUTH)
+    captures = doc["captures"]
+    assert len(captures) >= 40
+    judged = [d for c in captures for d in c["destinations"] if d["judged"]]
+    assert len(judged) >= 150
+    for capture in captures:
+        assert capture["repository"] == "https://github.com/ntop/nDPI"
+        assert len(capture["blob"]) == 40
+    for dest in judged:
+        assert dest["expected"]["controller"] and dest["expected"]["jurisdiction"]
+        layer = dest[dest["expected"]["layer"]]
+        assert layer["controller"] == dest["expected"]["controller"]
+        assert layer["why"]
