@@ -29,6 +29,8 @@ PCAP_MAGICS: Final = {
     b"\xa1\xb2\x3c\x4d": "pcap",
     b"\x0a\x0d\x0d\x0a": "pcapng",
 }
+#: nfdump files: magic 0xA50C, layout 1 (nfdump 1.6) or 2 (1.7); see derisk.ingest.netflow.
+NFCAPD_MAGICS: Final = (b"\x0c\xa5\x01\x00", b"\x0c\xa5\x02\x00")
 ZEEK_LOG_KINDS: Final = ("conn", "dns", "ssl", "http", "quic")
 
 Progress = Callable[[int], None]
@@ -102,6 +104,8 @@ def sniff(path: Path) -> str:
         raise InputError("empty file", source=str(path))
     if head[:4] in PCAP_MAGICS:
         return PCAP_MAGICS[head[:4]]
+    if head[:4] in NFCAPD_MAGICS:
+        return "nfcapd"  # written by nfdump's nfcapd (docs/ingest-netflow.md)
     inner = _text_head(path) if head[:2] == b"\x1f\x8b" else _compressed_head(path, head)
     if inner[:4] in PCAP_MAGICS:  # a compressed capture, read streamed (derisk.ingest.decompress)
         return PCAP_MAGICS[inner[:4]]
@@ -151,6 +155,7 @@ def resolve_inputs(paths: list[Path], *, strict: bool = False) -> list[InputSpec
                 specs.append(_spec(path, "eve", eve_files(path)))
                 continue
             captures = []
+            netflow = []
             for entry in entries:
                 try:
                     fmt = sniff(entry)
@@ -158,6 +163,10 @@ def resolve_inputs(paths: list[Path], *, strict: bool = False) -> list[InputSpec
                     continue
                 if fmt in ("pcap", "pcapng"):
                     captures.append(_spec(entry, fmt, [entry]))
+                elif fmt == "nfcapd" and ".current." not in entry.name:  # not one nfcapd is writing
+                    netflow.append(entry)
+            if netflow:  # a collector's directory of nfcapd files: one input, read in time order
+                captures.append(_spec(path, "nfcapd", netflow))
             if not captures:
                 raise InputError(
                     "no usable input in this directory (expected captures, or Zeek logs with a conn log)",
@@ -189,6 +198,10 @@ def read_input(spec: InputSpec, progress: Progress | None = None) -> Iterator[pa
         from derisk.ingest.pcap import read_pcap
 
         return read_pcap(spec.path, progress=progress, strict=spec.strict, notes=spec.notes)
+    if spec.format == "nfcapd":
+        from derisk.ingest.netflow import read_nfcapd
+
+        return read_nfcapd(spec.path, progress=progress, notes=spec.notes)
     if spec.format == "eve":
         from derisk.ingest.eve import read_eve
 

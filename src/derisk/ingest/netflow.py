@@ -1,0 +1,266 @@
+"""NetFlow v5/v9 and IPFIX from nfdump files (``nfcapd.YYYYMMDDhhmm``), read through nfdump itself.
+
+:func:`read_nfcapd` streams one nfcapd file, or a directory of them, as batches of
+:data:`derisk.flows.INGEST_SCHEMA`. Each file is first checked with ``nfdump -v`` (nfdump exits 0
+on a corrupt file while reading it, so its own check decides), then ``nfdump -r`` prints its records
+in a fixed format that Arrow's CSV reader parses block by block: memory stays flat whatever the
+file's size. NetFlow records are unidirectional; :mod:`.netflow_pairs` pairs the two directions of
+a connection into one flow. Contract for users: ``docs/ingest-netflow.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import csv
+
+from derisk.errors import InputError
+from derisk.flows import BATCH_ROWS
+from derisk.ingest import NFCAPD_MAGICS
+from derisk.ingest.netflow_pairs import RECORD_SCHEMA, Pairer
+
+log = logging.getLogger(__name__)
+
+
+#: nfdump's output: epoch start (ms), duration, protocol number (-N), addresses in full (-6), ports,
+#: packets and bytes of the record's direction and (biflows only) of the reverse one, exporter
+#: address and nfdump's exporter id (records are paired within one exporter).
+_FORMAT: Final = "fmt:%tsr,%td,%pr,%sa,%sp,%da,%dp,%ipkt,%ibyt,%opkt,%obyt,%ra,%exp"
+_COLUMNS: Final = [
+    "first",
+    "duration",
+    "protocol",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "packets",
+    "bytes",
+    "rev_packets",
+    "rev_bytes",
+    "exporter",
+    "sysid",
+]
+_NO_FLOWS: Final = b"No matching flows"
+_ICMP: Final = pa.array([1, 58], pa.int16())
+_MAX_ERROR: Final = 200
+_EXPORTER = re.compile(r"SysID: *(\d+), IP: *([0-9A-Fa-f.:]+), version: *(\d+), ID: *(\d+)")
+_SAMPLER = re.compile(r"Sampler:.*?packet interval: *(\d+), packet space: *(\d+)")
+
+
+def is_nfcapd(head: bytes) -> bool:
+    return head[:4] in NFCAPD_MAGICS
+
+
+def nfcapd_files(path: Path) -> list[Path]:
+    """The nfdump files of a directory (by content), in name order (nfcapd names sort by time)."""
+    found = []
+    for entry in sorted(path.iterdir()):
+        # nfcapd.current.PID is the file nfcapd is still writing
+        if entry.is_file() and not entry.name.startswith(".") and ".current." not in entry.name:
+            try:
+                with entry.open("rb") as fh:
+                    if is_nfcapd(fh.read(4)):
+                        found.append(entry)
+            except OSError:
+                continue
+    return found
+
+
+def _nfdump() -> str:
+    found = shutil.which("nfdump")
+    if found is None:
+        raise InputError(
+            "nfdump files need nfdump (Debian: apt-get install nfdump; scripts/system-deps installs it)",
+            source="nfdump",
+        )
+    return found
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "TZ": "UTC", "LC_ALL": "C"}
+
+
+def _first_line(text: bytes) -> str:
+    lines = [line for line in text.decode("utf-8", "replace").splitlines() if line.strip()]
+    return (lines[-1] if lines else "unreadable").strip()[:_MAX_ERROR]
+
+
+def check_file(path: Path) -> None:
+    """Raise InputError unless nfdump finds ``path`` a consistent nfdump file."""
+    try:
+        done = subprocess.run(
+            [_nfdump(), "-v", str(path)], capture_output=True, timeout=600, env=_env(), check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise InputError("nfdump could not check this file within 10 minutes", source=str(path)) from None
+    if done.returncode != 0:
+        raise InputError(
+            f"not a readable nfdump file (nfdump: {_first_line(done.stderr or done.stdout)})",
+            source=str(path),
+        )
+
+
+def samplers(path: Path) -> list[dict[str, Any]]:
+    """The exporters of a file with the sampling each announced (``nfdump -E``).
+
+    nfcapd multiplies packets and bytes by the announced rate when it writes the file, so the
+    counts read back are already scaled; the rate is recorded so that the report can say so.
+    """
+    done = subprocess.run(
+        [_nfdump(), "-E", str(path)], capture_output=True, timeout=600, env=_env(), check=False
+    )
+    found: list[dict[str, Any]] = []
+    for line in done.stdout.decode("utf-8", "replace").splitlines():
+        exporter = _EXPORTER.search(line)
+        if exporter:
+            found.append(
+                {
+                    "exporter": exporter.group(2),
+                    "version": int(exporter.group(3)),
+                    "id": int(exporter.group(4)),
+                    "sampling_rate": 1,
+                }
+            )
+            continue
+        sampler = _SAMPLER.search(line)
+        if sampler and found:
+            interval, space = int(sampler.group(1)), int(sampler.group(2))
+            if interval > 0:
+                found[-1]["sampling_rate"] = max(found[-1]["sampling_rate"], (interval + space) // interval)
+    return found
+
+
+def _records(block: pa.RecordBatch, source: str) -> pa.RecordBatch:
+    """One block of nfdump's text output as :data:`.netflow_pairs.RECORD_SCHEMA`."""
+    text = {name: pc.utf8_trim_whitespace(block.column(name)) for name in _COLUMNS}
+    protocol = text["protocol"].cast(pa.int16())
+    icmp = pc.is_in(protocol, value_set=_ICMP)
+    no_port = pa.scalar(None, pa.string())
+    first = pc.round(pc.multiply(text["first"].cast(pa.float64()), 1e6)).cast(pa.int64())
+    duration = pc.round(pc.multiply(text["duration"].cast(pa.float64()), 1e6)).cast(pa.int64())
+    columns = {
+        "first_us": first,
+        "last_us": pc.add(first, duration),
+        "src_ip": text["src_ip"],
+        "src_port": pc.if_else(icmp, no_port, text["src_port"]).cast(pa.int32()),
+        "dst_ip": text["dst_ip"],
+        "dst_port": pc.if_else(icmp, no_port, text["dst_port"]).cast(pa.int32()),
+        "protocol": protocol,
+        "packets": text["packets"].cast(pa.int64()),
+        "bytes": text["bytes"].cast(pa.int64()),
+        "rev_packets": text["rev_packets"].cast(pa.int64()),
+        "rev_bytes": text["rev_bytes"].cast(pa.int64()),
+        "source_ref": pc.binary_join_element_wise(source, text["exporter"], "/", text["sysid"], ""),
+    }
+    return pa.RecordBatch.from_pydict(columns, schema=RECORD_SCHEMA)
+
+
+def _stream(out: IO[bytes]) -> Iterator[pa.RecordBatch]:
+    """nfdump's printed records, block by block, as text columns."""
+    head = out.peek(len(_NO_FLOWS)) if hasattr(out, "peek") else b""
+    if head.startswith(_NO_FLOWS) or not head:
+        return
+    reader = csv.open_csv(
+        out,
+        read_options=csv.ReadOptions(column_names=_COLUMNS, block_size=4 << 20),
+        parse_options=csv.ParseOptions(delimiter=",", quote_char=False),
+        convert_options=csv.ConvertOptions(column_types=dict.fromkeys(_COLUMNS, pa.string())),
+    )
+    yield from reader
+
+
+def _read_file(
+    path: Path, pairer: Pairer, progress: Callable[[int], None] | None
+) -> Iterator[pa.RecordBatch]:
+    source = f"{path.name}@"
+    proc = subprocess.Popen(
+        [_nfdump(), "-q", "-N", "-6", "-r", str(path), "-o", _FORMAT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        try:
+            for block in _stream(proc.stdout):
+                records = _records(block, source)
+                pending.append(records)
+                rows += records.num_rows
+                if progress is not None:
+                    progress(records.num_rows)
+                if rows >= BATCH_ROWS:
+                    yield from pairer.pair(pa.Table.from_batches(pending))
+                    pending, rows = [], 0
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise InputError(
+                f"nfdump printed records derisk cannot read ({str(exc).splitlines()[0][:_MAX_ERROR]})",
+                source=str(path),
+            ) from None
+        if pending:
+            yield from pairer.pair(pa.Table.from_batches(pending))
+        errors = proc.stderr.read()
+        if proc.wait() != 0 or errors.strip():
+            raise InputError(f"nfdump could not read it ({_first_line(errors)})", source=str(path))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def read_nfcapd(
+    path: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    notes: dict[str, Any] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Yield the flows of an nfdump file, or a directory of them, as ``INGEST_SCHEMA`` batches.
+
+    ``progress`` is called with the number of NetFlow records read since its last call. The
+    exporters and their sampling rates go into ``notes`` (``exporters``), with a warning when any
+    exporter sampled.
+    """
+    files = nfcapd_files(path) if path.is_dir() else [path]
+    if not files:
+        raise InputError("no nfdump (nfcapd) file in this directory", source=str(path))
+    for file in files:
+        check_file(file)
+    exporters: list[dict[str, Any]] = []
+    for file in files:
+        for found in samplers(file):
+            if found not in exporters:
+                exporters.append(found)
+    sampled = [e for e in exporters if e["sampling_rate"] > 1]
+    for exporter in sampled:
+        log.warning(
+            "%s: exporter %s (NetFlow v%d, id %d) sampled 1 packet in %d; nfcapd scaled packets and "
+            "bytes by %d, so volumes are estimates",
+            path,
+            exporter["exporter"],
+            exporter["version"],
+            exporter["id"],
+            exporter["sampling_rate"],
+            exporter["sampling_rate"],
+        )
+    if notes is not None:
+        notes["exporters"] = exporters
+        notes["sampling_rate"] = max((e["sampling_rate"] for e in exporters), default=1)
+    pairer = Pairer()
+    try:
+        for file in files:
+            yield from _read_file(file, pairer, progress)
+    finally:
+        pairer.close()

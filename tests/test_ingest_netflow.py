@@ -1,0 +1,295 @@
+"""NetFlow/IPFIX from nfdump files: the same capture through derisk's pcap reader and through nfdump's
+tools gives the same destinations and IP bytes; pairing of directions; sampling; the bad-input table.
+
+Fixtures (tests/fixtures/README.md): ``netflow/nfpcapd`` is nfdump 1.7.1's nfpcapd run on
+``pcap/golden.pcap``; ``netflow/v9`` and ``netflow/v5`` are that file sent as real NetFlow v9 and v5
+datagrams by nfreplay to nfcapd on 127.0.0.1; ``netflow/sampled`` holds v5, v9 and IPFIX datagrams
+announcing sampling (tests/netflow_packets.py) as nfcapd stored them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from derisk.cli import main
+from derisk.errors import InputError
+from derisk.flows import INGEST_SCHEMA
+from derisk.ingest import resolve_inputs, sniff
+from derisk.ingest.netflow import read_nfcapd
+from derisk.ingest.netflow_pairs import RECORD_SCHEMA, Pairer
+from derisk.ingest.pcap import read_pcap
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NETFLOW = FIXTURES / "netflow"
+GOLDEN_PCAP = FIXTURES / "pcap" / "golden.pcap"
+
+pytestmark = pytest.mark.skipif(shutil.which("nfdump") is None, reason="needs nfdump (scripts/system-deps)")
+
+
+def read_all(path: Path, notes: dict[str, Any] | None = None) -> pa.Table:
+    return pa.Table.from_batches(list(read_nfcapd(path, notes=notes)), schema=INGEST_SCHEMA)
+
+
+def by_destination(table: pa.Table) -> dict[tuple[object, ...], list[int]]:
+    """IP bytes and packets per (internal end, external end, ports, protocol), summed over flows."""
+    totals: dict[tuple[object, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for row in table.to_pylist():
+        key = (row["src_ip"], row["src_port"], row["dst_ip"], row["dst_port"], row["protocol"])
+        total = totals[key]
+        for i, column in enumerate(("bytes_out", "bytes_in", "packets_out", "packets_in")):
+            total[i] += row[column]
+        total[4] += 1
+    return dict(totals)
+
+
+def _pcap_flows() -> pa.Table:
+    return pa.Table.from_batches(list(read_pcap(GOLDEN_PCAP)), schema=INGEST_SCHEMA)
+
+
+@pytest.mark.parametrize("variant", ["nfpcapd", "v9"])
+def test_same_capture_through_pcap_and_through_netflow_gives_the_same_bytes(variant: str) -> None:
+    """Exact: NetFlow counts IP-layer bytes (the IP total length), as derisk's pcap reader does, and
+    every connection of this capture ends within the file. Only the number of flows may differ:
+    NetFlow keys ICMP by type and code, so two echo exchanges are two flows where NFStream has one."""
+    pcap = by_destination(_pcap_flows())
+    netflow = by_destination(read_all(NETFLOW / variant))
+    assert netflow.keys() == pcap.keys()
+    for key, total in netflow.items():
+        assert total[:4] == pcap[key][:4], key
+        if key[4] not in (1, 58):
+            assert total[4] == pcap[key][4], key
+
+
+def test_timestamps_are_utc_to_the_millisecond() -> None:
+    pcap = {(r["src_ip"], r["src_port"], r["dst_ip"]): r for r in _pcap_flows().to_pylist() if r["src_port"]}
+    for row in read_all(NETFLOW / "v9").to_pylist():
+        if row["src_port"] is None:
+            continue
+        expected = pcap[(row["src_ip"], row["src_port"], row["dst_ip"])]
+        assert row["first_seen"].utcoffset() == timedelta(0)
+        for column in ("first_seen", "last_seen"):
+            assert abs(row[column] - expected[column]) < timedelta(milliseconds=1), (row, column)
+
+
+def test_netflow_v5_carries_ipv4_only() -> None:
+    v5 = by_destination(read_all(NETFLOW / "v5"))
+    pcap = by_destination(_pcap_flows())
+    assert v5 == {key: total for key, total in pcap.items() if ":" not in str(key[0]) and key[4] != 1} | {
+        key: v5[key] for key in v5 if key[4] == 1
+    }
+    assert all(":" not in str(key[0]) for key in v5)
+
+
+def test_the_fixture_is_what_nfpcapd_makes_of_the_capture(tmp_path: Path) -> None:
+    """Re-run nfdump's nfpcapd on the capture: the committed fixture is its output, not hand-made."""
+    nfpcapd = shutil.which("nfpcapd")
+    if nfpcapd is None:
+        pytest.skip("nfpcapd not installed")
+    subprocess.run([nfpcapd, "-r", str(GOLDEN_PCAP), "-w", str(tmp_path)], check=True, capture_output=True)
+    assert by_destination(read_all(tmp_path)) == by_destination(read_all(NETFLOW / "nfpcapd"))
+
+
+def test_directory_is_one_input_and_compressed_files_read(tmp_path: Path) -> None:
+    shutil.copy(NETFLOW / "nfpcapd" / "nfcapd.202603020800", tmp_path / "nfcapd.202603020800")
+    shutil.copy(NETFLOW / "nfpcapd-lz4.nfcapd", tmp_path / "nfcapd.202603020805")
+    (tmp_path / "nfcapd.current.1234").write_bytes(b"\x0c\xa5\x02\x00 being written")
+    (tmp_path / "README").write_text("not a flow file\n")
+    specs = resolve_inputs([tmp_path])
+    assert [(s.format, [f.name for f in s.files]) for s in specs] == [
+        ("nfcapd", ["nfcapd.202603020800", "nfcapd.202603020805"])
+    ]
+    assert sniff(NETFLOW / "nfpcapd-lz4.nfcapd") == "nfcapd"
+    single = by_destination(read_all(NETFLOW / "nfpcapd-lz4.nfcapd"))
+    both = by_destination(read_all(tmp_path))
+    assert both == {key: [2 * n for n in total] for key, total in single.items()}
+
+
+def test_sampling_rates_are_recorded_and_warned(caplog: pytest.LogCaptureFixture) -> None:
+    """nfcapd multiplied the counts by the rate each exporter announced (v5 header 1 in 100, v9
+    options record 1 in 10); derisk records the rates and says the volumes are estimates."""
+    notes: dict[str, Any] = {}
+    with caplog.at_level(logging.WARNING):
+        flows = read_all(NETFLOW / "sampled", notes)
+    rates = {(e["version"], e["id"]): e["sampling_rate"] for e in notes["exporters"]}
+    assert rates == {(5, 0): 100, (9, 7): 10, (10, 9): 1}
+    assert notes["sampling_rate"] == 100
+    assert "sampled 1 packet in 100" in caplog.text and "sampled 1 packet in 10;" in caplog.text
+    # the v5 exchange: 150 and 300 bytes on the wire, sampled 1 in 100
+    assert {(r["bytes_out"], r["bytes_in"]) for r in flows.to_pylist()} >= {(15_000, 30_000), (1_500, 3_000)}
+
+
+def _records(rows: list[dict[str, Any]]) -> pa.Table:
+    base = {"rev_packets": 0, "rev_bytes": 0, "source_ref": "t", "protocol": 6}
+    return pa.Table.from_pylist([{**base, **row} for row in rows], schema=RECORD_SCHEMA)
+
+
+def _rec(src: str, sport: int, dst: str, dport: int, first: int, nbytes: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "first_us": first,
+        "last_us": first + 10,
+        "src_ip": src,
+        "src_port": sport,
+        "dst_ip": dst,
+        "dst_port": dport,
+        "packets": 1,
+        "bytes": nbytes,
+        **extra,
+    }
+
+
+def _pair(rows: list[dict[str, Any]]) -> list[tuple[object, ...]]:
+    pairer = Pairer()
+    try:
+        table = pa.Table.from_batches(list(pairer.pair(_records(rows))), schema=INGEST_SCHEMA)
+    finally:
+        pairer.close()
+    return [
+        (r["src_ip"], r["src_port"], r["dst_ip"], r["dst_port"], r["bytes_out"], r["bytes_in"])
+        for r in table.to_pylist()
+    ]
+
+
+def test_pairing_takes_the_first_sender_as_opener() -> None:
+    got = _pair(
+        [_rec("9.9.9.9", 443, "10.0.0.1", 50000, 20, 900), _rec("10.0.0.1", 50000, "9.9.9.9", 443, 10, 100)]
+    )
+    assert got == [("10.0.0.1", 50000, "9.9.9.9", 443, 100, 900)]
+
+
+def test_a_lone_answer_is_oriented_from_its_client() -> None:
+    got = _pair(
+        [_rec("9.9.9.9", 443, "10.0.0.1", 50000, 20, 900), _rec("10.0.0.2", 50001, "9.9.9.9", 8443, 30, 70)]
+    )
+    assert got == [("10.0.0.1", 50000, "9.9.9.9", 443, 0, 900), ("10.0.0.2", 50001, "9.9.9.9", 8443, 70, 0)]
+
+
+def test_flows_cut_by_the_active_timeout_pair_in_order() -> None:
+    rows = [
+        _rec("10.0.0.1", 50000, "9.9.9.9", 443, 10, 100),
+        _rec("10.0.0.1", 50000, "9.9.9.9", 443, 1_000, 200),
+        _rec("9.9.9.9", 443, "10.0.0.1", 50000, 1_005, 2_000),
+        _rec("9.9.9.9", 443, "10.0.0.1", 50000, 15, 1_000),
+    ]
+    assert _pair(rows) == [
+        ("10.0.0.1", 50000, "9.9.9.9", 443, 100, 1_000),
+        ("10.0.0.1", 50000, "9.9.9.9", 443, 200, 2_000),
+    ]
+
+
+def test_biflow_records_are_not_paired_again() -> None:
+    rows = [
+        _rec("10.0.0.1", 50000, "9.9.9.9", 443, 10, 100, rev_bytes=900, rev_packets=3),
+        _rec("9.9.9.9", 443, "10.0.0.1", 50000, 15, 5),
+    ]
+    assert _pair(rows) == [
+        ("10.0.0.1", 50000, "9.9.9.9", 443, 100, 900),
+        ("10.0.0.1", 50000, "9.9.9.9", 443, 0, 5),
+    ]
+
+
+def test_analyze_orients_netflow_to_the_site(tmp_path: Path, data_env: Path) -> None:
+    from derisk.store.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    site = tmp_path / "site.yaml"
+    site.write_text("internal_networks: [10.20.0.0/16, fd00:20::/32]\n")
+    out = tmp_path / "a.json"
+    assert (
+        main(["analyze", str(NETFLOW / "v9"), "--site", str(site), "-w", str(ws), "-q", "--json", str(out)])
+        == 0
+    )
+    with Workspace.open(ws, create=False, read_only=True) as w:
+        rows = w.query(
+            "SELECT direction, count(*), sum(bytes_out + bytes_in) FROM flows GROUP BY ALL ORDER BY 1"
+        )
+        fmt = w.query("SELECT format FROM inputs")
+    assert fmt == [("nfcapd",)]
+    # four DNS exchanges with the internal resolver; eleven conversations out, the ICMP echo as two
+    assert {r[0]: r[1] for r in rows} == {"internal": 4, "outbound": 12}
+    assert sum(r[2] for r in rows) == 81_148
+
+
+def _truncated(tmp: Path) -> Path:
+    data = (NETFLOW / "nfpcapd" / "nfcapd.202603020800").read_bytes()
+    out = tmp / "nfcapd.202603020810"
+    out.write_bytes(data[: len(data) // 2])
+    return out
+
+
+def _magic_then_random(tmp: Path) -> Path:
+    out = tmp / "nfcapd.202603020815"
+    out.write_bytes(b"\x0c\xa5\x02\x00" + os.urandom(4000))
+    return out
+
+
+def _wrong_version(tmp: Path) -> Path:
+    data = bytearray((NETFLOW / "nfpcapd" / "nfcapd.202603020800").read_bytes())
+    data[2] = 9
+    out = tmp / "nfcapd.202603020820"
+    out.write_bytes(bytes(data))
+    return out
+
+
+def _random(tmp: Path) -> Path:
+    out = tmp / "nfcapd.202603020825"
+    out.write_bytes(os.urandom(8000))
+    return out
+
+
+def _empty(tmp: Path) -> Path:
+    out = tmp / "nfcapd.202603020830"
+    out.write_bytes(b"")
+    return out
+
+
+def _header_only(tmp: Path) -> Path:
+    out = tmp / "nfcapd.202603020835"
+    out.write_bytes((NETFLOW / "nfpcapd" / "nfcapd.202603020800").read_bytes()[:8])
+    return out
+
+
+BAD = [
+    ("truncated", _truncated, "not a readable nfdump file"),
+    ("magic then random bytes", _magic_then_random, "not a readable nfdump file"),
+    ("header only", _header_only, "not a readable nfdump file"),
+    ("wrong layout version", _wrong_version, "not a capture"),
+    ("random bytes", _random, "not a capture"),
+    ("empty", _empty, "empty"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "words"), BAD, ids=[b[0] for b in BAD])
+def test_bad_nfdump_files_exit_3_and_leave_the_workspace(
+    tmp_path: Path, data_env: Path, capsys: pytest.CaptureFixture[str], name: str, make: Any, words: str
+) -> None:
+    from derisk.store.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    assert main(["analyze", str(NETFLOW / "v9"), "-w", str(ws), "-q"]) == 0
+    with Workspace.open(ws, create=False, read_only=True) as w:
+        before = (w.flow_count(), len(w.query("SELECT * FROM inputs")))
+    capsys.readouterr()
+    bad = make(tmp_path)
+    assert main(["analyze", str(NETFLOW / "nfpcapd"), str(bad), "-w", str(ws), "-q"]) == 3
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and bad.name in lines[0] and words in lines[0].lower(), err
+    with Workspace.open(ws, create=False, read_only=True) as w:
+        assert (w.flow_count(), len(w.query("SELECT * FROM inputs"))) == before
+
+
+def test_without_nfdump_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(InputError, match="apt-get install nfdump"):
+        read_all(NETFLOW / "v9")
