@@ -164,7 +164,7 @@ def test_truncated_last_line_is_counted_and_the_rest_kept(
         ("nul", b'{"event_type":"flow","src_ip":"1.2.3.4\x00","flow_id":1}'),
         ("non-utf8", b'{"event_type":"flow","src_ip":"\xff\xfe","dest_ip":"1.1.1.1","flow_id":1}'),
         ("wrong type", b'{"event_type":"flow","flow":{"bytes_toserver":"many"},"flow_id":1}'),
-        ("object for a string", b'{"event_type":{"x":1},"flow_id":1}'),
+        ("object for a number", b'{"event_type":"flow","flow_id":{"x":1}}'),
         ("deep nesting", b'{"event_type":"flow","flow":' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
         ("not json", b"Nov 13 12:00:00 sensor suricata[42]: started"),
     ],
@@ -255,3 +255,26 @@ def test_cli_bad_eve_exits_3_and_leaves_the_workspace(
     assert "Traceback" not in err and bad.name in lines[0] and words in lines[0].lower(), err
     with Workspace.open(ws, create=False, read_only=True) as w:
         assert (w.flow_count(), len(w.query("SELECT * FROM inputs"))) == before
+
+
+def test_a_bad_line_after_duckdbs_first_batches_loses_and_repeats_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DuckDB reads a plain file until a line it cannot read; Arrow then reads it again from the
+    start, and the flows already given are not given twice."""
+    template = (
+        '{{"timestamp":"2026-03-02T08:00:00.000000+0000","flow_id":{i},"event_type":"flow",'
+        '"src_ip":"10.0.0.1","src_port":{port},"dest_ip":"198.51.100.7","dest_port":443,"proto":"TCP",'
+        '"flow":{{"pkts_toserver":2,"pkts_toclient":1,"bytes_toserver":{b},"bytes_toclient":54,'
+        '"start":"2026-03-02T08:00:00.000000+0000","end":"2026-03-02T08:00:01.000000+0000","state":"closed"}}}}\n'
+    )
+    count = 140_000
+    lines = [template.format(i=i + 1, port=1024 + i % 60000, b=128 + i) for i in range(count)]
+    lines.insert(count - 10, '{"event_type":"flow","flow_id":"broken"\n')
+    path = tmp_path / "eve.json"
+    path.write_text("".join(lines))
+    with caplog.at_level(logging.WARNING):
+        table = read_all(path)
+    assert table["source_ref"].to_pylist() == [str(i + 1) for i in range(count)]
+    assert table["bytes_out"].to_pylist() == [100 + i for i in range(count)]
+    assert "1 line skipped" in caplog.text and f"line {count - 9}" in caplog.text

@@ -36,8 +36,10 @@ from derisk.ingest.eve_convert import (
     flow_rows,
     to_batch,
 )
-from derisk.ingest.eve_events import Skipped, parse_piece
-from derisk.ingest.zeek_io import LineTooLong, read_error, segments, sniff
+from derisk.ingest.eve_events import EVE_SCHEMA, Skipped, parse_piece
+from derisk.ingest.zeek_io import LineTooLong, bytes_per_line, read_error, segments, sniff
+from derisk.ingest.zeek_tsv import is_gzip
+from derisk.store import everead
 from derisk.store.answers import AnswerIndex
 
 _log = logging.getLogger(__name__)
@@ -108,10 +110,7 @@ class _Piece:
     lines: int
 
 
-def _prepare(data: pa.Buffer, record: str) -> _Piece:
-    """Parse a piece and split its events (runs on a worker thread)."""
-    table, skipped = parse_piece(data, 0)
-    lines = data.to_pybytes().count(b"\n") if skipped.count else 0
+def _split(table: pa.Table, record: str, skipped: Skipped, lines: int) -> _Piece:
     kinds = column(table, "event_type")
     return _Piece(
         flows=flow_rows(table, kinds, record),
@@ -121,6 +120,50 @@ def _prepare(data: pa.Buffer, record: str) -> _Piece:
         skipped=skipped,
         lines=lines,
     )
+
+
+def _prepare(data: pa.Buffer, record: str) -> _Piece:
+    """Parse a piece with Arrow and split its events (runs on a worker thread)."""
+    table, skipped = parse_piece(data, 0)
+    return _split(table, record, skipped, data.to_pybytes().count(b"\n"))
+
+
+def _duck_pieces(file: Path, record: str) -> Iterator[tuple[_Piece, int]]:
+    """The file read by DuckDB (the fast path): pieces with an estimate of the bytes read so far."""
+    size = file.stat().st_size
+    per_line = bytes_per_line(file)
+    rows = 0
+    for batch in everead.read_events(file, EVE_SCHEMA, rows=BATCH_ROWS):
+        rows += batch.num_rows
+        table = pa.Table.from_batches([batch])
+        yield _split(table, record, Skipped(), 0), min(size - 1, int(rows * per_line))
+
+
+def _arrow_pieces(file: Path, record: str) -> Iterator[tuple[_Piece, int]]:
+    """The file cut into pieces at line ends, parsed by Arrow on a few threads, in file order."""
+    display = str(file)
+    workers = max(1, min(_MAX_WORKERS, pa.cpu_count()))
+    source = segments(file, display, PIECE_BYTES)
+    queue: deque[tuple[Future[_Piece], int]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="eve") as pool:
+        try:
+            while True:
+                while len(queue) <= workers:
+                    try:
+                        data, offset = next(source)
+                    except StopIteration:
+                        break
+                    except (LineTooLong, OSError, EOFError) as exc:
+                        raise _file_error(exc, display) from None
+                    queue.append((pool.submit(_prepare, data, record), offset))
+                if not queue:
+                    break
+                job, offset = queue.popleft()
+                yield job.result(), offset
+        finally:
+            for job, _ in queue:
+                job.cancel()
+            source.close()
 
 
 def read_eve(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
@@ -188,50 +231,62 @@ def _stream_file(
     answers: AnswerIndex,
     progress: Callable[[int], None] | None,
 ) -> Iterator[pa.RecordBatch]:
-    """The flow batches of one file, its pieces parsed on a few threads and joined in order."""
+    """The flow batches of one file, joined in file order.
+
+    DuckDB reads a plain file (:mod:`derisk.store.everead`); when it refuses the file (a line it
+    cannot read), the file is read again by Arrow in pieces, which skips and counts bad lines, from
+    the state before the file, and the flows DuckDB's reading already gave are not given again.
+    """
     display = str(file)
-    workers = max(1, min(_MAX_WORKERS, pa.cpu_count()))
-    source = segments(file, display, PIECE_BYTES)
-    queue: deque[tuple[Future[_Piece], int]] = deque()
-    reported = lines = 0
     skipped = tally.skipped.setdefault(display, Skipped()) if record == "flow" else Skipped()
-    with ThreadPoolExecutor(workers, thread_name_prefix="eve") as pool:
+    before = (pending.snapshot(), len(answers), dict(tally.events))
+    state = {"reported": 0, "lines": 0, "skip": 0}
+
+    def joined(pieces: Iterator[tuple[_Piece, int]]) -> Iterator[pa.RecordBatch]:
+        for piece, offset in pieces:
+            if piece.skipped.count and piece.skipped.first_line is not None:
+                skipped.add(state["lines"] + piece.skipped.first_line + 1, piece.skipped.first_cause or "")
+                skipped.count += piece.skipped.count - 1
+            state["lines"] += piece.lines
+            if record == "flow":
+                tally.count(piece.kinds)
+            pending.add(piece.app)
+            if piece.answers is not None:
+                answers.add(piece.answers)
+            flows = piece.flows
+            if state["skip"]:
+                dropped = min(state["skip"], flows.num_rows)
+                state["skip"] -= dropped
+                flows = flows.slice(dropped)
+            if flows.num_rows:
+                names = pending.take(column(flows, "flow_id"), forget=record == "flow")
+                for start in range(0, flows.num_rows, BATCH_ROWS):
+                    part = flows.slice(start, BATCH_ROWS)
+                    part_names = {k: v.slice(start, BATCH_ROWS) for k, v in names.items()}
+                    yield to_batch(part, part_names, answers, record == "netflow")
+            if progress is not None and offset > state["reported"]:
+                progress(offset - state["reported"])
+                state["reported"] = offset
+
+    if not is_gzip(file):
+        given = 0
         try:
-            while True:
-                while len(queue) <= workers:
-                    try:
-                        data, offset = next(source)
-                    except StopIteration:
-                        break
-                    except (LineTooLong, OSError, EOFError) as exc:
-                        raise _file_error(exc, display) from None
-                    queue.append((pool.submit(_prepare, data, record), offset))
-                if not queue:
-                    break
-                job, offset = queue.popleft()
-                piece = job.result()
-                if piece.skipped.count and piece.skipped.first_line is not None:
-                    skipped.add(lines + piece.skipped.first_line + 1, piece.skipped.first_cause or "")
-                    skipped.count += piece.skipped.count - 1
-                lines += piece.lines
-                if record == "flow":
-                    tally.count(piece.kinds)
-                pending.add(piece.app)
-                if piece.answers is not None:
-                    answers.add(piece.answers)
-                if piece.flows.num_rows:
-                    names = pending.take(column(piece.flows, "flow_id"), forget=record == "flow")
-                    for start in range(0, piece.flows.num_rows, BATCH_ROWS):
-                        part = piece.flows.slice(start, BATCH_ROWS)
-                        part_names = {k: v.slice(start, BATCH_ROWS) for k, v in names.items()}
-                        yield to_batch(part, part_names, answers, record == "netflow")
-                if progress is not None and offset > reported:
-                    progress(offset - reported)
-                    reported = offset
-        finally:
-            for job, _ in queue:
-                job.cancel()
-            source.close()
+            for batch in joined(_duck_pieces(file, record)):
+                given += batch.num_rows
+                yield batch
+            _complete(file, progress, state["reported"])
+            return
+        except everead.EveReadError as exc:
+            _log.info("%s: DuckDB could not read the log (%s); reading it with Arrow", display, exc)
+            pending.restore(before[0])
+            answers.truncate(before[1])
+            tally.events = before[2]
+            state["skip"] = given
+    yield from joined(_arrow_pieces(file, record))
+    _complete(file, progress, state["reported"])
+
+
+def _complete(file: Path, progress: Callable[[int], None] | None, reported: int) -> None:
     if progress is not None:
         size = file.stat().st_size
         if size > reported:

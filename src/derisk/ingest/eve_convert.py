@@ -135,6 +135,13 @@ class Pending:
         )
         self._table = grouped.rename_columns(["flow_id", *self._COLUMNS]).select(["flow_id", *self._COLUMNS])
 
+    def snapshot(self) -> pa.Table | None:
+        """The waiting names as they are (tables are immutable), for :meth:`restore`."""
+        return self._table
+
+    def restore(self, snapshot: pa.Table | None) -> None:
+        self._table = snapshot
+
     def take(self, flow_ids: pa.Array, *, forget: bool = True) -> dict[str, pa.Array]:
         """The names of these flows; ``forget`` when they have ended (one flow event per flow)."""
         n = len(flow_ids)

@@ -26,12 +26,14 @@ ANSWER_SCHEMA: Final = pa.schema(
     ]
 )
 
+#: The answers, one per (client, address, time) and one per (address, time): the latest given wins.
+_INDEX: Final = (
+    "CREATE OR REPLACE TEMP TABLE own AS "
+    "SELECT client, address, ts, arg_max(name, seq) AS name FROM _answers GROUP BY ALL",
+    "CREATE OR REPLACE TEMP TABLE anyone AS "
+    "SELECT address, ts, arg_max(name, seq) AS name FROM _answers GROUP BY ALL",
+)
 _LOOKUP: Final = """
-    WITH own AS (
-        SELECT client, address, ts, arg_max(name, seq) AS name FROM _answers GROUP BY ALL
-    ), anyone AS (
-        SELECT address, ts, arg_max(name, seq) AS name FROM _answers GROUP BY ALL
-    )
     SELECT coalesce(o.name, a.name) AS name
     FROM _flows f
     ASOF LEFT JOIN own o ON f.client = o.client AND f.address = o.address AND f.ts >= o.ts
@@ -50,6 +52,7 @@ class AnswerIndex:
         self._parts: list[pa.Table] = []
         self._count = 0
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._indexed = 0  # answers in the tables ``own`` and ``anyone``
 
     def __len__(self) -> int:
         return self._count
@@ -62,13 +65,31 @@ class AnswerIndex:
         self._parts.append(answers.select(ANSWER_SCHEMA.names).cast(ANSWER_SCHEMA).append_column("seq", seq))
         self._count += answers.num_rows
 
+    def truncate(self, count: int) -> None:
+        """Forget the answers added after the first ``count`` (to read a file again)."""
+        if count >= self._count:
+            return
+        kept = pa.concat_tables(self._parts).slice(0, count) if count else None
+        self._parts = [kept.combine_chunks()] if kept is not None else []
+        self._count = count
+        self._indexed = -1  # rebuild the lookup tables at the next use
+
     def names(self, client: pa.Array, address: pa.Array, ts: pa.Array) -> pa.Array:
         """For each flow (its client, destination address and start in µs): a name, or null."""
         n = len(address)
         if self._count == 0 or n == 0:
             return pa.nulls(n, pa.string())
-        if len(self._parts) > 1:
-            self._parts = [pa.concat_tables(self._parts).combine_chunks()]
+        con = self._connect()
+        if self._indexed != self._count:
+            answers = pa.concat_tables(self._parts).combine_chunks()
+            self._parts = [answers]
+            con.register("_answers", answers)
+            try:
+                for statement in _INDEX:
+                    con.execute(statement)
+            finally:
+                con.unregister("_answers")
+            self._indexed = self._count
         flows = pa.table(
             {
                 "row": pa.array(range(n), pa.int64()),
@@ -77,14 +98,11 @@ class AnswerIndex:
                 "ts": ts.cast(pa.int64()),
             }
         )
-        con = self._connect()
-        con.register("_answers", self._parts[0])
         con.register("_flows", flows)
         try:
             result = con.sql(_LOOKUP).to_arrow_table()
         finally:
             con.unregister("_flows")
-            con.unregister("_answers")
         column = result.column("name")
         return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
