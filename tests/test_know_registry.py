@@ -26,6 +26,13 @@ INFRASTRUCTURE_FILES = frozenset(
     f"{name}.yaml"
     for name in [
         "adobe",
+        "automattic",
+        "booking",
+        "ebay",
+        "m247",
+        "mozilla",
+        "paypal",
+        "telecom-italia",
         "akamai",
         "altice-france",
         "amazon",
