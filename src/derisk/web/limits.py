@@ -3,8 +3,8 @@
 * :class:`LoginGate` decides whether a login attempt may cost a password hash at all: at most
   ``per_address`` failures per client address and ``per_account`` per account name within
   ``window`` seconds, and at most ``concurrent`` Argon2id verifications at once for the whole
-  server (each costs 64 MiB and about half a second of CPU), with a short queue beyond which an
-  attempt is refused at once. A refused attempt costs a dictionary lookup.
+  server (each costs 64 MiB and about half a second of CPU; by default half the cores, at least
+  one), with a short queue beyond which an attempt is refused at once. A refused attempt costs a dictionary lookup.
 * :class:`AuditBudget` bounds how many audit lines one client can cause per window; repeats beyond
   the budget are counted and written as one summary line when the window closes, so an attacker
   cannot fill the disk but the audit still says what happened.
@@ -15,6 +15,7 @@ forgets failures, which costs an attacker nothing he could not get by waiting fo
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -71,7 +72,7 @@ class LoginGate:
         per_address: int = 10,
         per_account: int = 5,
         window: float = LOGIN_WINDOW,
-        concurrent: int = 2,
+        concurrent: int | None = None,
         queue: int = 4,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -79,7 +80,8 @@ class LoginGate:
         self._accounts = _Window(per_account, window)
         self._clock = clock
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(concurrent)
+        # Half the cores (at least one): a flood of wrong passwords can never take every core.
+        self._slots = threading.BoundedSemaphore(concurrent or max(1, (os.cpu_count() or 2) // 2))
         self._waiting = 0
         self._queue = queue
 
