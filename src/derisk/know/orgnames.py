@@ -27,7 +27,9 @@ AS organisation name of a run, never per flow.
 
 from __future__ import annotations
 
+import math
 import re
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,10 +37,11 @@ from typing import Final
 
 from rapidfuzz import fuzz, process
 
-from derisk.know.names import CLEAR_LEAD, comparable
+from derisk.know.names import _FORMS, _NON_WORD, CLEAR_LEAD, comparable
 
 #: Words of registry handles that say nothing about who holds the AS.
 _REGISTRY_WORDS: Final = frozenset(["as", "asn", "block", "aut", "num"])
+_DROPPED: Final = _FORMS | _REGISTRY_WORDS
 _SHORT_NUMBER: Final = re.compile(r"^\d{1,2}$")
 _INITIALS: Final = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 #: Reduced names shorter than this never match (too many companies share them).
@@ -56,8 +59,11 @@ def reduce_name(name: str) -> str:
     Dotted initials become one word first ("B.V." → "BV", a company form), and a short number at
     the end goes (``AMAZON-02``, ``GOOGLE-2``), never a number inside a name.
     """
-    undotted = _INITIALS.sub(lambda m: m.group(0).replace(".", ""), name)
-    words = [w for w in comparable(undotted).split() if w not in _REGISTRY_WORDS]
+    undotted = _INITIALS.sub(lambda m: m.group(0).replace(".", ""), name) if "." in name else name
+    if undotted.isascii():  # the same reduction as comparable(), without transliteration
+        words = [w for w in _NON_WORD.split(undotted.lower()) if w and w not in _DROPPED]
+    else:
+        words = [w for w in comparable(undotted).split() if w not in _REGISTRY_WORDS]
     while words and _SHORT_NUMBER.match(words[-1]) and len(words) > 1:
         words.pop()
     return " ".join(words)
@@ -68,7 +74,9 @@ class OrgNameIndex:
     """Reduced names and aliases → entity ids, with a first-word index for fuzzy candidates."""
 
     exact: dict[str, list[str]] = field(default_factory=dict)
+    #: Reduced names by first word, shortest first (``_lengths`` holds their lengths).
     by_first_word: dict[str, list[str]] = field(default_factory=dict)
+    _lengths: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, entities: Iterable[tuple[str, str, Iterable[str]]]) -> OrgNameIndex:
@@ -81,7 +89,10 @@ class OrgNameIndex:
         by_first: dict[str, list[str]] = defaultdict(list)
         for key in exact:
             by_first[key.split(" ", 1)[0]].append(key)
-        return cls(exact=dict(exact), by_first_word=dict(by_first))
+        for keys in by_first.values():
+            keys.sort(key=len)
+        lengths = {word: [len(k) for k in keys] for word, keys in by_first.items()}
+        return cls(exact=dict(exact), by_first_word=dict(by_first), _lengths=lengths)
 
     def __len__(self) -> int:
         return len(self.exact)
@@ -103,7 +114,13 @@ class OrgNameIndex:
             found = self.exact.get(" ".join(words[:end]))
             if found:
                 return sorted(found), 100.0 * end / len(words)
-        pool = self.by_first_word.get(words[0], [])
+        # token_sort_ratio >= VARIANT_SCORE bounds the length difference: only names of a near
+        # length can qualify, found by bisection in the first word's list.
+        keys, lengths = self.by_first_word.get(words[0], []), self._lengths.get(words[0], [])
+        slack = (100.0 - VARIANT_SCORE) / 100.0
+        low = bisect_left(lengths, math.floor(len(wanted) * (1 - slack) / (1 + slack)))
+        high = bisect_right(lengths, math.ceil(len(wanted) * (1 + slack) / (1 - slack)))
+        pool = keys[low:high]
         if not pool:
             return [], 0.0
         scored = process.extract(
