@@ -26,6 +26,14 @@ INFRASTRUCTURE_FILES = frozenset(
     f"{name}.yaml"
     for name in [
         "adobe",
+        "bosch",
+        "cdn-hosting-eu",
+        "enbw",
+        "godaddy",
+        "honeywell",
+        "schneider-electric",
+        "siemens",
+        "web-platforms",
         "automattic",
         "booking",
         "ebay",
