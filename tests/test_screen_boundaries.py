@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from derisk.screen.dealfile import parse_deal
 from derisk.screen.engine import Screening, screen
 from derisk.screen.regimes import load_catalogue
+from screen_table import CASES as TABLE
+from screen_table import Case
 
 CAT = load_catalogue()
 TODAY = date(2024, 1, 10)
@@ -478,9 +480,61 @@ CASES: list[tuple[str, dict[str, Any], dict[str, tuple[str, str | None]]]] = [
 ]
 
 
+#: The source of the expected answer of each row above, by the regime its id starts with.
+SOURCES = {
+    "be-": "Cooperation Agreement of 30 November 2022 (as a whole), https://investmentpolicy.unctad.org/investment-laws/laws/519/belgium-cooperation-agreement-establishing-a-foreign-direct-investment-screening-mechanism",
+    "de-": "AWV §§ 55a, 56, 60, https://www.gesetze-im-internet.de/awv_2013/",
+    "fr-": "Code monétaire et financier R151-1 to R151-7, https://www.legifrance.gouv.fr/codes/texte_lc/LEGITEXT000006072026/",
+    "nl-": "Vifo Act, https://wetten.overheid.nl/BWBR0046747",
+    "eu-": "Regulation (EU) 2019/452, https://eur-lex.europa.eu/eli/reg/2019/452/oj",
+}
+
+
+def source_of(case_id: str) -> str:
+    return next(src for prefix, src in SOURCES.items() if case_id.startswith(prefix))
+
+
 def test_the_table_is_large_enough() -> None:
-    assert len(CASES) >= 40
-    assert len({c[0] for c in CASES}) == len(CASES)
+    ids = [c[0] for c in CASES] + [c.id for c in TABLE]
+    assert len(ids) >= 150
+    assert len(set(ids)) == len(ids)
+    for cid in (c[0] for c in CASES):
+        assert "https://" in source_of(cid), cid
+    for case in TABLE:
+        assert "https://" in case.source, case.id
+    # every regime, and deadlines across a public holiday of each member state
+    assert {code for c in TABLE for code in c.expected} == {"BE", "DE", "FR", "NL", "EU"}
+    assert {code for c in TABLE for code in c.deadlines} == {"BE", "DE", "FR", "NL"}
+
+
+@pytest.mark.parametrize("case", TABLE, ids=[c.id for c in TABLE])
+def test_table(case: Case) -> None:
+    today = date.fromisoformat(case.today) if case.today else TODAY
+    result = {
+        r.regime.code: r
+        for r in screen(parse_deal(case.raw, CAT.vocabulary, source=case.id), CAT, today=today).regimes
+    }
+    for code, (outcome, rule) in case.expected.items():
+        r = result[code]
+        decisive = [x.rule for x in r.reasons if x.role == "decisive"]
+        got = decisive[0] if decisive else None
+        assert (r.outcome, got if rule else None) == (outcome, rule), (
+            f"{case.id} {code} ({case.source}): {[(x.role, x.rule, x.sentence) for x in r.reasons]}"
+        )
+        for x in r.reasons:
+            if x.role == "open":
+                assert x.sentence.strip()
+    for code, phases in case.deadlines.items():
+        shown = {d["id"]: d for d in result[code].deadlines}
+        for phase, (ends, next_working) in phases.items():
+            d = shown[phase]
+            assert d["ends"] == (ends or None), (case.id, phase, d)
+            rolls = d["rolls"]
+            assert (rolls["next_working_day"] if rolls else None) == next_working, (case.id, phase, rolls)
+            if rolls:
+                assert rolls["confidence"] == "U" and "deadline" in {
+                    u["used_for"] for u in result[code].unverified
+                }
 
 
 @pytest.mark.parametrize(("case", "raw", "expected"), CASES, ids=[c[0] for c in CASES])

@@ -424,6 +424,20 @@ def evaluate(
         }
         for p in regime.pending
     ]
+    for p in pending:
+        if p["applies_to_this_deal"]:
+            reasons.append(
+                Reason(
+                    f"pending:{p['id']}",
+                    f"{p['title']} applies to deals from {p['applies_from']}, and this one was signed on "
+                    f"{deal.signing.isoformat()}: derisk's rules model the text in force before it; review the "
+                    "deal under the new text.",
+                    "note",
+                    str(p["source"]),
+                    str(p["confidence"]),
+                    subs[0].name,
+                )
+            )
     return RegimeResult(
         regime,
         outcome,
