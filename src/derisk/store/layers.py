@@ -22,6 +22,9 @@ _COMBINED_LAYER: Final = """CASE
     ELSE 'unknown' END"""
 
 
+_LAYER_PARTS: Final = ("org", "org_id", "controller", "controller_id", "jurisdiction", "basis", "confidence")
+
+
 def _scope(input_ids: list[str] | None) -> tuple[str, list[Any]]:
     if not input_ids:
         return "TRUE", []
@@ -125,28 +128,36 @@ def bases(ws: Workspace, input_ids: list[str] | None) -> dict[str, list[dict[str
 
 
 def destination_layers(ws: Workspace, input_ids: list[str] | None) -> dict[str, dict[str, Any]]:
-    """Per external address: its infrastructure and service attribution (the most frequent of each)."""
+    """Per external address: its infrastructure and service attribution.
+
+    An address can carry several names (several services): the attribution of most flows is
+    shown, then of most bytes, then the first in column order, so the choice never depends on
+    the order flows are stored in.
+    """
     where, params = _scope(input_ids)
-    cols = []
-    for prefix in ("infra", "service"):
-        for part in ("org", "org_id", "controller", "controller_id", "jurisdiction", "basis", "confidence"):
-            cols.append(f"mode(dst_{prefix}_{part}) AS {prefix}_{part}")
+    cols = [f"dst_{p}_{part}" for p in ("infra", "service") for part in _LAYER_PARTS]
+    listed = ", ".join(cols)
+    order = ", ".join(f"{c} NULLS LAST" for c in cols)
     sql = f"""
-        SELECT dst_ip AS ip, {", ".join(cols)}
-        FROM flows_attributed WHERE {_EXTERNAL} AND {where} GROUP BY dst_ip
+        WITH grouped AS (
+            SELECT dst_ip, {listed}, count(*) AS n, sum(coalesce(bytes_out, 0)) AS b
+            FROM flows_attributed WHERE {_EXTERNAL} AND {where} GROUP BY ALL
+        )
+        SELECT dst_ip AS ip, {listed} FROM grouped
+        QUALIFY row_number() OVER (PARTITION BY dst_ip ORDER BY n DESC, b DESC, {order}) = 1
     """
     out: dict[str, dict[str, Any]] = {}
     for row in _rows(ws, sql, params):
         layers = {}
         for prefix, name in (("infra", "infrastructure"), ("service", "service")):
             layers[name] = {
-                "organisation": row[f"{prefix}_org"],
-                "organisation_id": row[f"{prefix}_org_id"],
-                "controller": row[f"{prefix}_controller"],
-                "controller_id": row[f"{prefix}_controller_id"],
-                "jurisdiction": row[f"{prefix}_jurisdiction"],
-                "basis": row[f"{prefix}_basis"],
-                "confidence": row[f"{prefix}_confidence"],
+                "organisation": row[f"dst_{prefix}_org"],
+                "organisation_id": row[f"dst_{prefix}_org_id"],
+                "controller": row[f"dst_{prefix}_controller"],
+                "controller_id": row[f"dst_{prefix}_controller_id"],
+                "jurisdiction": row[f"dst_{prefix}_jurisdiction"],
+                "basis": row[f"dst_{prefix}_basis"],
+                "confidence": row[f"dst_{prefix}_confidence"],
             }
         out[row["ip"]] = layers
     return out
