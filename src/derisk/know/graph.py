@@ -249,7 +249,7 @@ def load_graph(workspace: GraphDatabase | None = None) -> Graph:
         return curated
     from derisk.know import ftmstore, graphdb
     from derisk.know.ftm import from_ftm
-    from derisk.know.graphload import materialise
+    from derisk.know.graphload import attach_registry_hints, materialise
 
     records = ftmstore.load_records(workspace)
     tables = graphdb.fingerprint(workspace)
@@ -259,7 +259,8 @@ def load_graph(workspace: GraphDatabase | None = None) -> Graph:
     graph = merge(curated, entities, links)
     if tables:
         big_entities, big_links = materialise(workspace, None)
-        graph.add([e for e in big_entities if e.id not in graph.entities], big_links)
+        fresh = attach_registry_hints(graph.entities, [e for e in big_entities if e.id not in graph.entities])
+        graph.add(fresh, big_links)
     digest = hashlib.sha256(curated.version.encode())
     digest.update(ftmstore.fingerprint(workspace).encode())
     for record in records:

@@ -113,6 +113,55 @@ def _links(table: pa.Table, imports: dict[str, tuple[str, str, str]]) -> list[Li
     ]
 
 
+#: Registration data (who holds an AS, who runs a network): its hints yield to curated and FtM ones.
+REGISTRY_PREFIXES = ("as2org-", "peeringdb-org-")
+
+
+def attach_registry_hints(known: dict[str, Entity], imported: list[Entity]) -> list[Entity]:
+    """Registration records (AS2Org, PeeringDB) joined to the entities a user or the registry knows.
+
+    * An AS or domain that a curated or FtM entity already carries stays with that entity: the
+      registration record's claim to it is dropped (the curated group is more specific).
+    * A registration record whose organisation name is, after normalisation, the name or an alias of
+      exactly one known entity hands its other ASes and domains to that entity (sibling ASes: AS8068
+      "Microsoft Corporation" joins the curated Microsoft), citing the registration record.
+
+    Returns the imported entities with the moved hints removed; ``known`` is updated in place.
+    """
+    from dataclasses import replace
+
+    from derisk.know.names import comparable
+
+    claimed_asn = {a for e in known.values() for a in e.asns}
+    claimed_domain = {d for e in known.values() for d in e.domains}
+    by_name: dict[str, set[str]] = {}
+    for entity in known.values():
+        for label in (entity.name, *entity.aliases):
+            if key := comparable(label):
+                by_name.setdefault(key, set()).add(entity.id)
+    out = []
+    for entity in imported:
+        if not entity.id.startswith(REGISTRY_PREFIXES) or not (entity.asns or entity.domains):
+            out.append(entity)
+            continue
+        asns = tuple(a for a in entity.asns if a not in claimed_asn)
+        domains = tuple(d for d in entity.domains if d not in claimed_domain)
+        owners = by_name.get(comparable(entity.name), set())
+        if len(owners) == 1 and (asns or domains):
+            target = known[next(iter(owners))]
+            known[target.id] = replace(
+                target,
+                asns=tuple(sorted({*target.asns, *asns})),
+                domains=tuple(sorted({*target.domains, *domains})),
+                sources=(*target.sources, *entity.sources),
+            )
+            claimed_asn.update(asns)
+            claimed_domain.update(domains)
+            asns, domains = (), ()
+        out.append(replace(entity, asns=asns, domains=domains))
+    return out
+
+
 def expand(graph: Graph, db: GraphDatabase, ids: Iterable[str]) -> None:
     """Add the imported entities ``ids`` (and their ancestors) to ``graph``, in place."""
     wanted = [i for i in dict.fromkeys(ids) if i not in graph.entities]
