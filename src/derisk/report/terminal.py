@@ -114,7 +114,7 @@ def render_analysis(doc: dict[str, Any], *, top: int = 10) -> RenderableType:
         laws = "; ".join(law_citation(law) for law in row.get("laws", [])[:3])
         exp.add_row(
             _t(country_name(row["jurisdiction"])),
-            _t(", ".join(row.get("bases", []))),
+            _t(", ".join(f"{b} (guess)" if b == "as-registration" else b for b in row.get("bases", []))),
             _t(", ".join(row["controllers"][:4]) or "–", 50),
             f"{row['flows']:,}",
             human_bytes(row["bytes_out"]),
