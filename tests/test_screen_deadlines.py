@@ -1,4 +1,4 @@
-"""Deadline arithmetic: calendar and business days, months, clock stops; checked against a calendar by hand."""
+"""Deadline arithmetic: calendar and working days with public holidays, months, clock stops; checked against a calendar by hand."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ MON = date(2025, 3, 3)  # a Monday
         (date(2025, 3, 7), 1, "business", [], date(2025, 3, 10), 0),
         # Saturday start: first business day is Monday
         (date(2025, 3, 8), 1, "business", [], date(2025, 3, 10), 0),
-        # 30 business days from Monday 3 March 2025 (holidays not modelled): Monday 14 April
+        # 30 business days from Monday 3 March 2025, no country given (weekends only): Monday 14 April
         (MON, 30, "business", [], date(2025, 4, 14), 0),
         # business days with a stop over a weekend: Tue 4, Wed 5, Thu 6 count; Fri 7..Tue 11 stopped (5 days);
         # Wed 12 and Thu 13 count
@@ -131,3 +131,58 @@ def test_a_stop_inside_the_period_extends_calendar_days_by_its_length(
         assert (end, suspended) == (plain, 0)
     else:
         assert (end, suspended) == (plain + timedelta(days=length), length)
+
+
+# --- public holidays per member state (the holidays package, pinned) ---
+
+
+@pytest.mark.parametrize(
+    ("country", "day", "name"),
+    [
+        ("FR", date(2025, 7, 14), "National Day"),
+        ("BE", date(2026, 7, 21), "National Day"),
+        ("DE", date(2025, 10, 3), "German Unity Day"),
+        ("NL", date(2026, 4, 27), "King's Day"),
+        ("NL", date(2025, 4, 26), "King's Day"),  # 27 April 2025 is a Sunday: King's Day moves to the 26th
+    ],
+)
+def test_national_days_are_holidays(country: str, day: date, name: str) -> None:
+    from derisk.screen.deadlines import holiday
+
+    assert holiday(day, country) == name
+
+
+def test_germany_counts_nationwide_holidays_only() -> None:
+    from derisk.screen.deadlines import holiday
+
+    # Corpus Christi is a holiday in some Länder only; no Land is assumed, so it is a working day
+    assert holiday(date(2025, 6, 19), "DE") is None
+    assert holiday(date(2025, 6, 19), None) is None
+
+
+def test_working_days_skip_14_july_in_france() -> None:
+    # Mon 7 July 2025 + 10 working days: 8-11 (4), 14 July off, 15-18 (8), 21 (9), 22 (10)
+    assert add_days(date(2025, 7, 7), 10, "business", (), "FR") == (date(2025, 7, 22), 0)
+    assert add_days(date(2025, 7, 7), 10, "business") == (date(2025, 7, 21), 0)  # no country: weekends only
+
+
+def test_working_days_skip_easter_monday_and_ascension_in_belgium() -> None:
+    # Thu 17 April 2025 + 5 working days: Fri 18 (1), Mon 21 Easter Monday off, 22-25 (5)
+    assert add_days(date(2025, 4, 17), 5, "business", (), "BE") == (date(2025, 4, 25), 0)
+
+
+def test_a_calendar_period_ending_on_a_holiday_names_the_next_working_day() -> None:
+    spec = DeadlineSpec("p", "Phase", "calendar", "notification", "s", "U", days=30)
+    (c,) = compute([spec], {"notification": date(2026, 6, 21)}, (), "BE")
+    assert (c.ends, c.non_working, c.next_working) == (date(2026, 7, 21), "National Day", date(2026, 7, 22))
+    (w,) = compute([spec], {"notification": date(2025, 3, 10)}, (), "BE")
+    assert (w.ends, w.non_working, w.next_working) == (date(2025, 4, 9), None, None)
+
+
+def test_a_weekend_end_rolls_past_a_following_holiday() -> None:
+    from derisk.screen.deadlines import next_working_day, non_working
+
+    # Sat 12 July 2025 -> Sun 13 -> Mon 14 July (French National Day) -> Tue 15 July
+    assert non_working(date(2025, 7, 12), "FR") == "Saturday"
+    assert next_working_day(date(2025, 7, 12), "FR") == date(2025, 7, 15)
+    assert next_working_day(date(2025, 7, 12), "BE") == date(2025, 7, 14)

@@ -277,8 +277,8 @@ def _deadlines(
             ),
         }.get(s.start, f"the end of the previous phase ({s.start[6:]})")
         rolls = None
-        if c.non_working and c.next_working:
-            r = regime.rolls
+        r = regime.rolls
+        if c.non_working and c.next_working and r is not None and s.years is None:
             rolls = {
                 "non_working": c.non_working,
                 "next_working_day": c.next_working.isoformat(),
