@@ -759,6 +759,51 @@ add(
     FR_R151_2 + " (branch of activity; derisk's reading [U])",
 )
 add(
+    "t-fr-defence-indirect-through-lux-holding-target",
+    deal(
+        target={
+            "name": "Holding SARL",
+            "country": "LU",
+            "sectors": ["other"],
+            "subsidiaries": [
+                {
+                    "name": "Défense SAS",
+                    "country": "FR",
+                    "sectors": ["defence"],
+                    "held_pct": 100,
+                    "controlled": True,
+                }
+            ],
+        },
+        stake=pct(100, control=True),
+    ),
+    {"FR": ("required", "fr.control"), "BE": ("not-required", "be.scope")},
+    FR_R151_2 + " + " + FR_L233_3,
+)
+add(
+    "t-be-energy-indirect-through-lux-holding-target",
+    deal(
+        target={
+            "name": "Holding SARL",
+            "country": "LU",
+            "sectors": ["other"],
+            "subsidiaries": [
+                {
+                    "name": "Energie NV",
+                    "country": "BE",
+                    "sectors": ["energy"],
+                    "held_pct": 80,
+                    "controlled": True,
+                    "turnover_eur": 50_000_000,
+                }
+            ],
+        },
+        stake=pct(40),
+    ),
+    {"BE": ("required", "be.tier-25")},
+    BE_CA + " (indirect acquisitions covered; 40% x 80% = 32%)",
+)
+add(
     "t-fr-fast-track-across-14-july",
     deal(
         target=fr(["digital-infrastructure"], listed=True),
