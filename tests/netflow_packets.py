@@ -3,7 +3,7 @@
 A test-fixture generator: the datagrams are what a router sends, byte for byte, so both nfdump's
 nfcapd and derisk's collector parse them as they would a router's. Sampling is announced as
 routers do: the v5 header's sampling interval, a v9 options record with SAMPLING_INTERVAL (34), an
-IPFIX options record with samplingPacketInterval (305).
+IPFIX options record with samplingPacketInterval (305) and samplingPacketSpace (306).
 """
 
 from __future__ import annotations
@@ -131,10 +131,11 @@ def ipfix(
         body = struct.pack("!HH", template_id, len(_IPFIX_FIELDS)) + fields
         sets += struct.pack("!HH", 2, 4 + len(body)) + body
     if sampling is not None:
-        # options template 300: scope observationDomainId (149); option samplingPacketInterval (305)
-        body = struct.pack("!HHH", 300, 2, 1) + struct.pack("!HH", 149, 4) + struct.pack("!HH", 305, 4)
+        # options template 300: scope observationDomainId (149); samplingPacketInterval (305) and
+        # samplingPacketSpace (306) of RFC 5477: 1 packet sampled, then ``sampling - 1`` skipped
+        body = struct.pack("!HHH", 300, 3, 1) + struct.pack("!HHHHHH", 149, 4, 305, 4, 306, 4)
         sets += struct.pack("!HH", 3, 4 + len(body)) + body
-        data = struct.pack("!II", domain, sampling)
+        data = struct.pack("!III", domain, 1, sampling - 1)
         sets += struct.pack("!HH", 300, 4 + len(data)) + data
     if recs:
         data = b"".join(

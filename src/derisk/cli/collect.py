@@ -1,0 +1,135 @@
+"""``derisk collect``: receive NetFlow v5/v9 and IPFIX on UDP into a workspace."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from derisk.cli.options import data_dir_option, json_option, workspace_option
+from derisk.cli.output import emit_json, status_console
+from derisk.errors import EXIT_INTERRUPTED, InputError, UsageError
+from derisk.safetext import visible
+
+
+@click.command("collect")
+@click.option(
+    "--netflow",
+    "endpoint",
+    required=True,
+    metavar="HOST:PORT",
+    help="UDP address to receive NetFlow v5/v9 and IPFIX on (e.g. 0.0.0.0:2055, [::]:4739).",
+)
+@workspace_option
+@click.option("--site", "site_file", type=click.Path(path_type=Path), help="Site file (YAML).")
+@click.option(
+    "--exit-when-idle",
+    "idle",
+    type=float,
+    metavar="SECONDS",
+    help="Stop after this many seconds without a datagram [default: run until Ctrl-C].",
+)
+@click.option("--max-records", type=int, metavar="N", help="Stop once N flow records were received.")
+@click.option(
+    "--batch-seconds",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Store what arrived every this many seconds (one transaction per batch).",
+)
+@data_dir_option
+@json_option
+def collect_cmd(
+    endpoint: str,
+    workspace: Path,
+    site_file: Path | None,
+    idle: float | None,
+    max_records: int | None,
+    batch_seconds: float,
+    data_dir: Path | None,
+    json_dest: str | None,
+) -> None:
+    """Receive NetFlow/IPFIX exports and store them as flows, one batch at a time.
+
+    Templates are kept per exporter; sampling announced by an exporter is applied to packets and
+    bytes. Each batch is stored in its own transaction; attribution and detections run when the
+    collector stops. Then `derisk analyze -w WS` shows the report.
+    """
+    from derisk.collect import collect
+    from derisk.enrich.ipdata import load_ipdata
+    from derisk.ingest.collector import Collector, parse_endpoint
+    from derisk.site import load_site
+
+    if idle is not None and idle <= 0:
+        raise UsageError("--exit-when-idle must be a positive number of seconds")
+    if max_records is not None and max_records <= 0:
+        raise UsageError("--max-records must be a positive number")
+    if batch_seconds <= 0:
+        raise UsageError("--batch-seconds must be positive")
+    where = parse_endpoint(endpoint)
+    site = load_site(site_file)
+    load_ipdata(data_dir)  # missing IP data fails before listening
+    console = status_console(json_dest)
+    with Collector(
+        where, idle_seconds=idle, max_records=max_records, batch_seconds=batch_seconds
+    ) as collector:
+        console.print(f"derisk: listening for NetFlow/IPFIX on {collector.endpoint}", style="dim")
+        try:
+            result = collect(
+                collector,
+                workspace,
+                site,
+                data_root=data_dir,
+                on_batch=lambda r: console.print(f"stored batch {r.batches}: {r.flows:,} flows so far"),
+            )
+        except KeyboardInterrupt:
+            click.echo(
+                "derisk: interrupted; the batches stored before stay in the workspace, the batch being "
+                "received was not stored",
+                err=True,
+            )
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        stats = collector.stats
+    _report(console, stats, result, json_dest)
+    if stats.datagrams and not stats.records:
+        raise InputError(
+            f"no usable NetFlow/IPFIX record in {stats.datagrams:,} datagrams ({stats.malformed:,} malformed, "
+            f"{stats.unknown_version:,} of another version, {stats.lost_without_template:,} without their "
+            "template); nothing was stored",
+            source=str(collector.endpoint),
+        )
+
+
+def _report(console: Any, stats: Any, result: Any, json_dest: str | None) -> None:
+    console.print(
+        f"{stats.datagrams:,} datagrams, {stats.records:,} records "
+        f"({', '.join(f'v{v}: {n:,}' for v, n in sorted(stats.by_version.items())) or 'none'}); "
+        f"{result.flows:,} flows stored in {result.batches} batches"
+    )
+    warnings = []
+    if stats.malformed:
+        warnings.append(f"{stats.malformed:,} malformed datagrams ignored")
+    if stats.unknown_version:
+        warnings.append(f"{stats.unknown_version:,} datagrams of another version ignored")
+    if stats.lost_without_template:
+        warnings.append(
+            f"{stats.lost_without_template:,} v9/IPFIX datagrams arrived before their template and were "
+            "never decoded"
+        )
+    for exporter, rate in sorted(stats.sampling.items()):
+        warnings.append(
+            f"exporter {exporter} samples 1 packet in {rate}: packets and bytes multiplied by {rate} "
+            "(volumes are estimates)"
+        )
+    for warning in warnings:
+        click.echo(f"derisk: warning: {visible(warning, 300)}", err=True)
+    for example in stats.examples:
+        click.echo(f"derisk:   e.g. {visible(example, 300)}", err=True)
+    if json_dest:
+        emit_json({"collect": asdict(result), "stats": asdict(stats)}, json_dest)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(collect_cmd)
