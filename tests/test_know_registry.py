@@ -26,6 +26,17 @@ INFRASTRUCTURE_FILES = frozenset(
     f"{name}.yaml"
     for name in [
         "adobe",
+        "verizon",
+        "gen-digital",
+        "ubisoft",
+        "zegona",
+        "proton",
+        "roblox",
+        "qualcomm",
+        "nvidia",
+        "messaging-services",
+        "ck-hutchison",
+        "saas-services",
         "bosch",
         "cdn-hosting-eu",
         "enbw",
