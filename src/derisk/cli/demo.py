@@ -125,6 +125,7 @@ def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
     )
     site = load_site(site_file)
     workspace = out / "workspace"
+    _attach_evidence(workspace)
     _, doc = analyse([capture], site, workspace, data_dir, console)
     write_atomic(out / "analysis.json", dumps(doc))
     write_atomic(out / "report.html", render_analysis_html(doc))
@@ -151,6 +152,19 @@ def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
         f"After a change to the control graph (`derisk entity import`), `derisk analyze --workspace {ws_text}` "
         "re-attributes the stored traffic."
     )
+
+
+def _attach_evidence(workspace: Path) -> None:
+    """The demo's public reporting (the seed article on Cainiao at Liège) attached to the graph."""
+    from importlib.resources import files
+
+    from derisk.know import evidence
+    from derisk.store.workspace import Workspace
+
+    text = files("derisk.data").joinpath("evidence", "demo.yaml").read_text(encoding="utf-8")
+    with Workspace.open(workspace) as ws:
+        for entry in evidence.from_yaml(text):
+            evidence.add(ws, entry)
 
 
 def _screen_demo_deal(workspace: Path) -> dict[str, Any]:

@@ -160,3 +160,26 @@ def load(db: GraphDatabase | None, entity_ids: list[str] | None = None) -> list[
             )
         )
     return out
+
+
+def from_yaml(text: str) -> list[Evidence]:
+    """Evidence entries of a YAML document ``{evidence: [{url, title, publisher, date, language,
+    quote, entities}]}`` (the demo's data), each checked."""
+    import yaml
+
+    data = yaml.safe_load(text) or {}
+    out = []
+    for item in data.get("evidence", []):
+        entry = Evidence(
+            "",
+            str(item["url"]),
+            str(item["title"]),
+            str(item["publisher"]),
+            str(item["date"]),
+            str(item.get("language", "en")),
+            str(item["quote"]),
+            tuple(str(e) for e in item.get("entities", [])),
+        )
+        check(entry.url, entry.title, entry.publisher, entry.date, entry.language, entry.quote)
+        out.append(entry)
+    return out

@@ -270,11 +270,17 @@ def load_graph(workspace: GraphDatabase | None = None) -> Graph:
     return graph
 
 
-def find_entities(graph: Graph, name: str, limit: int = 5) -> list[tuple[Entity, float]]:
-    """Entities whose name or alias resembles ``name`` (accent/transliteration tolerant), best first."""
+def find_entities(
+    graph: Graph, name: str, limit: int = 5, source: GraphDatabase | None = None
+) -> list[tuple[Entity, float]]:
+    """Entities whose name or alias resembles ``name`` (accent/transliteration tolerant), best first.
+
+    With ``source`` (a workspace) the imported name tables are searched too; see
+    :func:`derisk.know.names.find_entities`.
+    """
     from derisk.know.names import find_entities as _find
 
-    return _find(graph, name, limit)
+    return _find(graph, name, limit, source)
 
 
 def entity_table(entities: Mapping[str, Entity]) -> list[dict[str, object]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Final
 
 from starlette.exceptions import HTTPException
@@ -157,13 +158,20 @@ def entity(visit: Visit) -> Page:
     entity_id = visit.request.path_params["entity_id"]
     if not _ENTITY_ID.match(entity_id):
         raise HTTPException(404)
+    from derisk.know.evidence import load as load_evidence
+    from derisk.know.graphload import expand
+
     graph = visit.config.reader.graph()
-    if entity_id not in graph.entities:
-        raise HTTPException(404)
+    with visit.config.reader.view() as view:
+        if entity_id not in graph.entities:  # an imported entity not needed for attribution
+            graph = replace(graph, entities=dict(graph.entities))
+            expand(graph, view.ws, [entity_id])
+        if entity_id not in graph.entities:
+            raise HTTPException(404)
+        dests = store.destinations_of(view, entity_id)
+        evidence = load_evidence(view.ws, [entity_id])
     res = resolve_controller(graph, entity_id)
     risk = supplier_risk(graph, entity_id)
-    with visit.config.reader.view() as view:
-        dests = store.destinations_of(view, entity_id)
     parents = [(link, graph.entities.get(link.owner_id)) for link in graph.parents(entity_id)]
     children = [(link, graph.entities.get(link.asset_id)) for link in graph.children(entity_id)]
     return Page(
@@ -176,6 +184,7 @@ def entity(visit: Visit) -> Page:
             "dests": dests,
             "parents": parents,
             "children": children,
+            "evidence": evidence,
         },
         f"entity-{entity_id}",
     )
@@ -201,7 +210,9 @@ def search(visit: Visit) -> Page:
         from derisk.know.graph import find_entities
 
         hosts = visit.config.reader.search(q)
-        found = find_entities(visit.config.reader.graph(), q, limit=10)
+        graph = visit.config.reader.graph()
+        with visit.config.reader.view() as view:  # imported names too; found entities join a copy
+            found = find_entities(replace(graph, entities=dict(graph.entities)), q, limit=10, source=view.ws)
         low = q.lower()
         matched_alerts = [
             a for a in visit.config.reader.snapshot().alerts
