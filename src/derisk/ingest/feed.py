@@ -62,6 +62,11 @@ class Probe:
     compression: str | None
     fmt: str
     linktype: int
+    #: An Ethernet frame among the first records carries MPLS (the DNS pass's filter depends on it).
+    mpls: bool = False
+    #: The first records need rewriting before libpcap can filter them: an Ethernet outer tag NFStream
+    #: does not skip (QinQ, VN-Tag), or a pcapng whose interfaces differ in link type.
+    rewrite: bool = False
 
 
 @dataclass
@@ -132,28 +137,57 @@ def probe(path: Path) -> Probe:
     if not linktypes.supported(linktype):
         raise _fail(path, f"unsupported link type: {linktypes.name(linktype)}; derisk meters IP traffic "
                     "captured on Ethernet, Linux cooked, raw IP, loopback, PPP, NFLOG or PPI links")  # fmt: skip
-    return Probe(kind, fmt, linktype)
+    if fmt == "pcapng":
+        return Probe(kind, fmt, linktype, rewrite=len(_interfaces(head)) > 1)
+    mpls, outer = _tags_ahead(head) if linktype == 1 else (False, False)
+    return Probe(kind, fmt, linktype, mpls=mpls, rewrite=outer)
 
 
-def _first_interface(path: Path, head: bytes) -> int:
-    offset, endian = 0, "<"
+def _tags_ahead(head: bytes) -> tuple[bool, bool]:
+    """Whether Ethernet frames among the first records of a pcap carry MPLS (after any VLAN tags), and
+    outer tags that NFStream does not skip."""
+    endian = _PCAP_MAGICS[head[:4]][0]
+    offset, mpls, outer = 24, False, False
+    while offset + 16 <= len(head):
+        captured = struct.unpack_from(endian + "I", head, offset + 8)[0]
+        frame = head[offset + 16 : offset + 16 + min(captured, 64)]
+        outer = outer or frame[12:14] in linktypes.OUTER_TAGS
+        at = 12
+        while frame[at : at + 2] in (b"\x81\x00", b"\x88\xa8"):
+            at += 4
+        mpls = mpls or frame[at : at + 2] == b"\x88\x47"
+        offset += 16 + captured
+    return mpls, outer
+
+
+def _interfaces(head: bytes) -> list[int]:
+    """The link types of the interfaces a pcapng describes in its first bytes."""
+    offset, endian, found = 0, "<", []
     while offset + 12 <= len(head):
         if head[offset : offset + 4] == _PCAPNG_SHB:
             endian = "<" if head[offset + 8 : offset + 12] == b"\x4d\x3c\x2b\x1a" else ">"
         kind, length = struct.unpack_from(endian + "II", head, offset)
         if kind == 1 and offset + 10 <= len(head):
-            return int(struct.unpack_from(endian + "H", head, offset + 8)[0])
+            linktype = int(struct.unpack_from(endian + "H", head, offset + 8)[0])
+            if linktype not in found:
+                found.append(linktype)
         if length < 12 or length % 4:
             break
         offset += length
-    return 1  # no interface in the first 64 KiB: libpcap will say what is wrong
+    return found
+
+
+def _first_interface(path: Path, head: bytes) -> int:
+    found = _interfaces(head)
+    return found[0] if found else 1  # no interface in the first 64 KiB: libpcap will say what is wrong
 
 
 class Feed:
     """Reads one capture in a thread and writes it, as a classic pcap, to a named pipe."""
 
-    def __init__(self, path: Path, found: Probe, *, guard_time: bool = True) -> None:
-        self.path, self.probe, self.guard_time = path, found, guard_time
+    def __init__(self, path: Path, found: Probe, *, guard_time: bool = True, ethernet: bool = False) -> None:
+        """``ethernet``: write every frame as Ethernet, also of link types NFStream reads as they are."""
+        self.path, self.probe, self.guard_time, self.ethernet = path, found, guard_time, ethernet
         self.report = FeedReport()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -313,7 +347,10 @@ class Feed:
         linktype = self.probe.linktype
         self.report.linktypes.add(linktype)
         ethernet = linktype == 1  # Ethernet is native; only frames with an outer tag are rewritten (inline)
-        convert = None if ethernet else linktypes.converter(linktype)
+        if ethernet:
+            convert = None
+        else:
+            convert = linktypes.to_ethernet(linktype) if self.ethernet else linktypes.converter(linktype)
         writer.header(1 if convert is not None else linktype)
         # Records are copied as they are when the input is already a little-endian microsecond pcap.
         verbatim = endian == "<" and factor == 1_000
@@ -458,7 +495,7 @@ class Feed:
     def _choose(self, interfaces: list[tuple[int, int, int, linktypes.Frame | None]], writer: _Writer) -> int:
         kinds = {i[0] for i in interfaces}
         out = kinds.pop() if len(kinds) == 1 else 1
-        if out not in linktypes.NATIVE:
+        if out not in linktypes.NATIVE or self.ethernet:
             out = 1
         writer.header(out)
         return out

@@ -1,7 +1,7 @@
 """Link types: which ones NFStream 6.6 meters as they are, and the conversion of the others to Ethernet.
 
-NFStream's engine decodes Ethernet (with one 802.1Q tag and MPLS), raw IP, Linux cooked capture v1
-and BSD null/loopback (tested one by one in ``tests/test_linktypes.py``). It silently ignores every
+NFStream's engine decodes Ethernet (with 802.1Q tags and MPLS), raw IP, Linux cooked capture v1,
+BSD null/loopback, PPP in HDLC framing and Cisco HDLC (tested one by one in ``tests/test_linktypes.py``). It silently ignores every
 packet of Linux cooked v2 (the default of ``tcpdump -i any`` since libpcap 1.10), NFLOG, PPI, PPP,
 OpenBSD loopback and raw IP under link type 14, and Ethernet frames with an 802.1ad (QinQ) outer
 tag or a VN-Tag. For those, :func:`converter` gives a function that rewrites one frame into an
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Final
 
 #: Link types (libpcap LINKTYPE numbers) NFStream's engine reads as they are.
-NATIVE: Final = frozenset({1, 0, 12, 101, 113, 228, 229})
+NATIVE: Final = frozenset({1, 0, 12, 50, 101, 104, 113, 228, 229})
 
 #: Names of link types for messages.
 NAMES: Final[dict[int, str]] = {
@@ -161,8 +161,6 @@ def _ppi(frame: bytes) -> bytes | None:
 _CONVERTERS: Final[dict[int, Frame]] = {
     9: _ppp,
     14: _raw,
-    50: _ppp,
-    104: _chdlc,
     108: _loop,
     192: _ppi,
     239: _nflog,
@@ -186,6 +184,8 @@ _NATIVE_TO_ETHERNET: Final[dict[int, Frame]] = {
     0: _null,
     1: fix_ethernet,
     12: _raw,
+    50: _ppp,
+    104: _chdlc,
     101: _raw,
     113: _sll,
     228: _raw,

@@ -57,6 +57,11 @@ NFSTREAM_OPTIONS: Final[dict[str, Any]] = {
 
 #: BPF filter of the DNS pass.
 DNS_FILTER: Final = "port 53"
+#: On Ethernet, DNS inside up to two VLAN tags too. libpcap shifts its offsets after each ``vlan`` or
+#: ``mpls`` keyword for the rest of the expression, so one filter cannot take both: captures whose
+#: first frames carry MPLS get their own.
+DNS_FILTER_VLAN: Final = "port 53 or (vlan and (port 53 or (vlan and port 53)))"
+DNS_FILTER_MPLS: Final = "port 53 or (mpls and port 53)"
 
 #: nDPI keeps the last 80 characters of a DNS name; names that long are looked up in the DNS pass.
 LONG_QUERY_SHOWN: Final = 60
@@ -162,7 +167,7 @@ def _libpcap() -> str | None:
 
 
 def scan(
-    path: Path, fmt: str, *, strict: bool = False, name: Path | None = None
+    path: Path, fmt: str, *, strict: bool = False, name: Path | None = None, bpf: str = DNS_FILTER
 ) -> tuple[AnswerMap, LongQueries]:
     """One libpcap pass over ``path``: the DNS answers and long names; a corrupt file raises.
 
@@ -172,7 +177,7 @@ def scan(
     shown = name or path
     library = _libpcap()
     try:
-        result = scan_capture(library, path, DNS_FILTER) if library else None
+        result = scan_capture(library, path, bpf) if library else None
     except (OSError, AttributeError) as exc:  # the engine does not export libpcap: use the fallback
         log.debug("libpcap not usable from %s (%s): fallback DNS pass", library, exc)
         result = None
@@ -263,14 +268,16 @@ def read_pcap(
             feed = Feed(path, found)
             feeds.append(feed)
             feed.start(meter_pipe)
-            if found.compression is None and found.linktype in SCAN_LINKTYPES:
-                scanning = pool.submit(scan, path, found.fmt, strict=strict)
+            if found.compression is None and found.linktype in SCAN_LINKTYPES and not found.rewrite:
+                bpf = _dns_filter(found.linktype, found.mpls)
+                scanning = pool.submit(scan, path, found.fmt, strict=strict, bpf=bpf)
             else:  # libpcap reads the decompressed, converted stream from a second feed
-                scan_feed = Feed(path, found, guard_time=False)
+                scan_feed = Feed(path, found, guard_time=False, ethernet=True)
                 feeds.append(scan_feed)
                 scan_pipe = _pipe(Path(pipes) / "scan")
                 scan_feed.start(scan_pipe)
-                scanning = pool.submit(_scan_fed, scan_feed, scan_pipe, path, strict)
+                bpf = _dns_filter(1, found.mpls)
+                scanning = pool.submit(_scan_fed, scan_feed, scan_pipe, path, strict, bpf)
             yield from _meter(path, meter_pipe, scanning, progress)
             _conclude(path, found, feed.join(), strict, notes)
         finally:
@@ -282,7 +289,7 @@ def read_pcap(
 
 
 #: Link types whose frames the libpcap pass decodes itself (see derisk.ingest.dnsanswers).
-SCAN_LINKTYPES: Final = frozenset({0, 1, 12, 14, 101, 108, 113, 276})
+SCAN_LINKTYPES: Final = frozenset({0, 1, 12, 101, 108, 113, 276})
 
 
 def _probe(path: Path) -> Probe:
@@ -301,9 +308,15 @@ def _pipe(where: Path) -> Path:
     return where
 
 
-def _scan_fed(feed: Feed, pipe: Path, path: Path, strict: bool) -> tuple[AnswerMap, LongQueries]:
+def _dns_filter(linktype: int, mpls: bool) -> str:
+    if linktype != 1:
+        return DNS_FILTER
+    return DNS_FILTER_MPLS if mpls else DNS_FILTER_VLAN
+
+
+def _scan_fed(feed: Feed, pipe: Path, path: Path, strict: bool, bpf: str) -> tuple[AnswerMap, LongQueries]:
     """The libpcap pass over a feed's pipe; the feed's own diagnosis (corrupt, cut) comes first."""
-    found = scan(pipe, "pcap", strict=strict, name=path)
+    found = scan(pipe, "pcap", strict=strict, name=path, bpf=bpf)
     report = feed.join()
     if report.error is not None:
         raise report.error
