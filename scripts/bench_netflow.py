@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Benchmark: reading nfdump files (NetFlow v9 records) against nfdump's own bare read.
+
+Builds the input with nfdump's tools (not timed): NetFlow v9 datagrams of distinct records
+(``tests/netflow_packets.py``) are sent over 127.0.0.1 to ``nfcapd``, which writes a base file;
+``nfdump -R`` then merges copies of it into files of each size (the copies repeat the records, which
+is all a read measures). Then, in child processes, alternating, repeated:
+
+* **baseline**: ``nfdump -r FILE -q -N -6 -o fmt:...`` with derisk's output format, to /dev/null:
+  what nfdump alone costs to decode and print the records;
+* **derisk**: :func:`derisk.ingest.netflow.read_nfcapd` over the file: the nfdump check, the read,
+  Arrow parsing and the pairing of directions into flows.
+
+Each child reports wall time and its peak RSS (VmHWM), so memory growth with input size shows.
+Results are printed and written to ``docs/benchmarks.md`` under ``## NetFlow ingest``. Run:
+
+    .venv/bin/python scripts/bench_netflow.py [--sizes 250000,1000000] [--repeat 3] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTION = "## NetFlow ingest"
+BASE_RECORDS = 50_000
+T0 = 1_772_438_400
+
+
+def _peak_kib() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def child(kind: str, path: str) -> None:
+    start = time.perf_counter()
+    if kind == "nfdump":
+        from derisk.ingest.netflow import _FORMAT
+
+        with open(os.devnull, "wb") as sink:
+            subprocess.run(["nfdump", "-q", "-N", "-6", "-r", path, "-o", _FORMAT], stdout=sink, check=True)
+        rows = 0
+    else:
+        from derisk.ingest.netflow import read_nfcapd
+
+        rows = sum(batch.num_rows for batch in read_nfcapd(Path(path)))
+    print(json.dumps({"seconds": time.perf_counter() - start, "flows": rows, "peak_kib": _peak_kib()}))
+
+
+def _run(kind: str, path: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(path)], capture_output=True, text=True, check=True
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_base(work: Path) -> Path:
+    """An nfcapd file of BASE_RECORDS distinct v9 records (connections in both directions)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from netflow_packets import Rec, v9
+
+    out = work / "base"
+    out.mkdir()
+    port = _free_port()
+    nfcapd = subprocess.Popen(
+        ["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", str(out), "-t", "3600", "-B", "16777216"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)
+    rng = random.Random(7)
+    recs: list[Rec] = []
+    for i in range(BASE_RECORDS // 2):
+        inside = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        outside = f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        sport, dport = 1024 + i % 60000, rng.choice([443, 80, 53, 8883, 123])
+        first = 1_000 + i
+        recs.append(Rec(inside, outside, sport, dport, 6, 10, 5_000, first, first + 900))
+        recs.append(Rec(outside, inside, dport, sport, 6, 12, 90_000, first + 5, first + 905))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for n, at in enumerate(range(0, len(recs), 30)):
+            s.sendto(v9(recs[at : at + 30], unix_secs=T0, uptime_ms=10_000_000, seq=n), ("127.0.0.1", port))
+            if n % 50 == 0:
+                time.sleep(0.005)
+    time.sleep(1)
+    nfcapd.terminate()
+    nfcapd.wait()
+    files = [f for f in out.iterdir() if f.name.startswith("nfcapd.2")]
+    if len(files) != 1:
+        raise SystemExit(f"expected one nfcapd file, got {files}")
+    return files[0]
+
+
+def make_size(work: Path, base: Path, records: int, base_records: int) -> Path:
+    copies = work / f"copies-{records}"
+    copies.mkdir()
+    for i in range(max(1, round(records / base_records))):
+        (copies / f"nfcapd.2026030208{i:02d}").symlink_to(base)
+    out = work / f"nfcapd.{records}"
+    subprocess.run(["nfdump", "-R", str(copies), "-w", str(out)], check=True, capture_output=True)
+    return out
+
+
+def count_records(path: Path) -> int:
+    text = subprocess.run(["nfdump", "-v", str(path)], capture_output=True, text=True, check=True).stdout
+    for line in text.splitlines():
+        if line.startswith("Records"):
+            return int(line.split(":")[1])
+    raise SystemExit(f"nfdump -v gave no record count for {path}")
+
+
+def write_section(text: str) -> None:
+    existing = DOCS.read_text()
+    start = existing.find(SECTION + "\n")
+    if start < 0:
+        DOCS.write_text(existing.rstrip("\n") + "\n\n" + text)
+        return
+    end = existing.find("\n## ", start + len(SECTION))
+    DOCS.write_text(existing[:start] + text + (existing[end + 1 :] if end >= 0 else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="250000,1000000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--child", nargs=2)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    if shutil.which("nfcapd") is None:
+        raise SystemExit("needs nfdump (scripts/system-deps)")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-netflow-") as tmp:
+        work = Path(tmp)
+        base = make_base(work)
+        base_records = count_records(base)
+        for size in (int(s) for s in args.sizes.split(",")):
+            path = make_size(work, base, size, base_records)
+            records = count_records(path)
+            runs: dict[str, list[dict[str, float]]] = {"nfdump": [], "derisk": []}
+            for _ in range(args.repeat):
+                for kind in runs:
+                    runs[kind].append(_run(kind, path))
+            bare = statistics.median(r["seconds"] for r in runs["nfdump"])
+            ours = statistics.median(r["seconds"] for r in runs["derisk"])
+            rows.append(
+                {
+                    "records": records,
+                    "mb": path.stat().st_size / 1e6,
+                    "bare": bare,
+                    "ours": ours,
+                    "flows": int(runs["derisk"][0]["flows"]),
+                    "peak": max(r["peak_kib"] for r in runs["derisk"]) / 1024,
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    lines = [
+        SECTION,
+        "",
+        f"`.venv/bin/python scripts/bench_netflow.py --sizes {args.sizes} --repeat {args.repeat}` "
+        f"({datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {os.cpu_count()} cores, nfdump "
+        f"{subprocess.run(['nfdump', '-V'], capture_output=True, text=True).stdout.split()[-1]}); "
+        "NetFlow v9 records sent by loopback to nfcapd, copies merged with `nfdump -R`; medians of "
+        f"{args.repeat}, child processes. Baseline: nfdump printing the same records in derisk's format "
+        "to /dev/null. derisk: `read_nfcapd` (nfdump's check, the read, Arrow parsing, pairing).",
+        "",
+        "| records | file | nfdump bare | derisk read | records/s (derisk) | derisk / bare | flows | peak RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['records']:,} | {r['mb']:.0f} MB | {r['bare']:.2f} s | {r['ours']:.2f} s | "
+            f"{r['records'] / r['ours'] / 1000:,.0f} k | {r['ours'] / r['bare']:.2f}× | {r['flows']:,} | "
+            f"{r['peak']:.0f} MiB |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
