@@ -4,6 +4,11 @@ The data directory is chosen by ``--data-dir``, else ``$DERISK_DATA_DIR``, else
 ``$XDG_DATA_HOME/derisk`` (``~/.local/share/derisk``). It holds one folder per data set and a
 ``manifest.json`` naming each set's source, version, licence and checksum; every attribution records
 the manifest version that produced it.
+
+``ipdata`` is a symbolic link to the folder of the installed version (``.ipdata-XXXX``), replaced in
+one atomic rename by ``derisk data update``, so a reader sees the previous data or the new data,
+never a mix and never nothing, whenever an update is killed. Readers resolve the link once
+(:func:`current`) and read the manifest and the tables from the same folder.
 """
 
 from __future__ import annotations
@@ -65,8 +70,22 @@ class Manifest:
         }
 
 
-def read_manifest(root: Path) -> Manifest:
-    path = root / IPDATA_DIR / MANIFEST
+#: Where an older derisk moved the installed data for a moment while swapping in new data.
+LEGACY_OLD: Final = ".ipdata-old"
+
+
+def current(root: Path) -> Path:
+    """The folder of the installed IP data (the link resolved), or where it would be."""
+    link = root / IPDATA_DIR
+    if link.exists():
+        return link.resolve()
+    if (root / LEGACY_OLD / MANIFEST).exists():
+        return root / LEGACY_OLD  # an older derisk was killed between its two renames
+    return link
+
+
+def read_manifest(root: Path, folder: Path | None = None) -> Manifest:
+    path = (folder or current(root)) / MANIFEST
     if not path.exists():
         raise DataError(
             "no IP data installed (run `derisk data update`, or `derisk data update --from DIR` offline)",

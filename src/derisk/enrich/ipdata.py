@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from derisk import ipaddrs
-from derisk.enrich.datadir import IPDATA_DIR, Manifest, data_dir, read_manifest
+from derisk.enrich.datadir import Manifest, current, data_dir, read_manifest
 from derisk.errors import DataError
 
 LOOKUP_SCHEMA: Final = pa.schema(
@@ -201,8 +201,8 @@ class MaxMindIpData:
 def load_ipdata(root: Path | None = None) -> IpData:
     """Open the installed IP data, or say how to install it."""
     base = data_dir(root)
-    manifest = read_manifest(base)
-    folder = base / IPDATA_DIR
+    folder = current(base)
+    manifest = read_manifest(base, folder)
     if manifest.ipdata_kind == "maxmind":
         return MaxMindIpData(folder, manifest)
     return RangeIpData(folder, manifest)

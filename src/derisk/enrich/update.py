@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,8 +32,18 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 
 from derisk import ipaddrs
-from derisk.enrich.datadir import IPDATA_DIR, Manifest, SourceRecord, data_dir, read_manifest, write_manifest
-from derisk.errors import InputError, NetworkError
+from derisk.enrich.datadir import (
+    IPDATA_DIR,
+    LEGACY_OLD,
+    MANIFEST,
+    Manifest,
+    SourceRecord,
+    current,
+    data_dir,
+    read_manifest,
+    write_manifest,
+)
+from derisk.errors import InputError, NetworkError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -236,18 +249,77 @@ def _install(root: Path, packages: dict[str, tuple[Path, SourceRecord]], progres
         write_manifest(staging, manifest)
         _swap_in(root, staging)
         return manifest
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _swap_in(root: Path, staging: Path) -> None:
+    """Make ``staging`` the installed data in one atomic rename of the ``ipdata`` link.
+
+    The link is written beside its place and renamed over it, so a reader (or a process killed at
+    any moment) sees the previous folder or the new one. Folders no longer linked are removed after.
+    """
     target = root / IPDATA_DIR
-    old = root / ".ipdata-old"
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
+    previous = current(root)
+    if target.is_dir() and not target.is_symlink():
+        # Data installed by an older derisk as a plain folder: move it aside once, then link.
+        old = root / LEGACY_OLD
+        shutil.rmtree(old, ignore_errors=True)
         target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    link = root / f".ipdata-link-{os.getpid()}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(staging.name, target_is_directory=True)
+    link.replace(target)
+    kept = (staging.resolve(),) if previous.name == LEGACY_OLD else (staging.resolve(), previous.resolve())
+    _remove_unlinked(root, keep=kept)
+
+
+def _remove_unlinked(root: Path, keep: tuple[Path, ...]) -> None:
+    """Folders of versions before the previous one, and leftovers of updates killed half-way.
+
+    The previous version stays until the next update, for a reader that resolved it just before.
+    """
+    for leftover in root.glob(".ipdata-*"):
+        if leftover.resolve() not in keep:
+            if leftover.is_symlink() or leftover.is_file():
+                leftover.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _remove_leftovers(root: Path) -> None:
+    """What killed updates left: every folder but the installed one and the newest complete other
+    (the previous version, which a reader may still be using)."""
+    now = current(root).resolve()
+    others = [p for p in root.glob(".ipdata-*") if p.is_dir() and not p.is_symlink() and p.resolve() != now]
+    complete = sorted((p for p in others if (p / MANIFEST).exists()), key=lambda p: p.stat().st_mtime)
+    keep = set(complete[-1:])
+    for leftover in others:
+        if leftover not in keep:
+            shutil.rmtree(leftover, ignore_errors=True)
+    for link in root.glob(".ipdata-link-*"):
+        link.unlink(missing_ok=True)
+
+
+@contextmanager
+def _only_writer(root: Path) -> Iterator[None]:
+    """One ``derisk data update`` at a time per data directory; a second one is refused at once.
+
+    Holding the lock, it first removes what killed updates left behind."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".update.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(
+                "another `derisk data update` is running on this data directory", source=str(root)
+            ) from None
+        _remove_leftovers(root)
+        yield
+    finally:
+        os.close(fd)
 
 
 def update(
@@ -259,7 +331,7 @@ def update(
 ) -> Manifest:
     """Install the ip-location-db data from the registry, or from ``source`` when given."""
     base = data_dir(root)
-    with tempfile.TemporaryDirectory(prefix="derisk-update-") as tmp:
+    with _only_writer(base), tempfile.TemporaryDirectory(prefix="derisk-update-") as tmp:
         packages = local_packages(source) if source else fetch_packages(Path(tmp), version, progress)
         return _install(base, packages, progress)
 
@@ -291,18 +363,19 @@ def install_mmdb(root: Path | None, asn_db: Path, country_db: Path | None) -> Ma
                 _sri_sha512(path),
             )
         )
-    base.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".ipdata-", dir=base))
-    try:
-        shutil.copy(asn_db, staging / "asn.mmdb")
-        if country_db is not None:
-            shutil.copy(country_db, staging / "country.mmdb")
-        manifest = Manifest("maxmind", _now(), tuple(records))
-        write_manifest(staging, manifest)
-        _swap_in(base, staging)
-        return manifest
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with _only_writer(base):
+        staging = Path(tempfile.mkdtemp(prefix=".ipdata-", dir=base))
+        try:
+            shutil.copy(asn_db, staging / "asn.mmdb")
+            if country_db is not None:
+                shutil.copy(country_db, staging / "country.mmdb")
+            manifest = Manifest("maxmind", _now(), tuple(records))
+            write_manifest(staging, manifest)
+            _swap_in(base, staging)
+            return manifest
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
 
 def installed(root: Path | None = None) -> dict[str, Any]:
