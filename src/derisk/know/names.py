@@ -55,6 +55,8 @@ CLEAR_LEAD: Final = 8.0
 MIN_SCORE: Final = 60.0
 #: Below this, a best candidate is only "the nearest name", not a match.
 MATCH_SCORE: Final = 80.0
+#: Keys this short are matched exactly, never fuzzily.
+SHORT_KEY: Final = 2
 
 
 @lru_cache(maxsize=65536)
@@ -103,8 +105,14 @@ def find_entities(
     for entity_id in (name, name.lower()):
         if entity_id in graph.entities or entity_id in owners:
             best[entity_id] = 100.0
+    # A key of one or two letters ("ly" for LY Corp) matches only itself: partial scoring would
+    # find it inside any name.
+    fuzzy = [c if len(c) > SHORT_KEY else "" for c in choices]
+    for index, choice in enumerate(choices):
+        if choice == wanted:
+            best[owners[index]] = 100.0
     for _choice, score, index in process.extract(
-        wanted, choices, scorer=fuzz.WRatio, limit=max(limit * 8, 40), score_cutoff=MIN_SCORE
+        wanted, fuzzy, scorer=fuzz.WRatio, limit=max(limit * 8, 40), score_cutoff=MIN_SCORE
     ):
         owner = owners[index]
         value = 100.0 if choices[index] == wanted else float(score)
