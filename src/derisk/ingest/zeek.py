@@ -582,12 +582,15 @@ def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> I
         companion_bytes = sum(p.stat().st_size for paths in zeek_input.companions.values() for p in paths)
         if progress is not None and companion_bytes:
             progress(companion_bytes)
-        for log in logs:
-            # gzip goes to Arrow's reader, which checks the CRCs (DuckDB's does not) and was faster
-            # than DuckDB plus a second decompression to check them (docs/ingest-zeek.md).
-            plain_tsv = log.header is not None and not zeek_tsv.is_gzip(log.path)
-            stream = _stream_tsv if plain_tsv else _stream_conn
-            yield from stream(log, companions, progress)
+        try:
+            for log in logs:
+                # gzip goes to Arrow's reader, which checks the CRCs (DuckDB's does not) and was faster
+                # than DuckDB plus a second decompression to check them (docs/ingest-zeek.md).
+                plain_tsv = log.header is not None and not zeek_tsv.is_gzip(log.path)
+                stream = _stream_tsv if plain_tsv else _stream_conn
+                yield from stream(log, companions, progress)
+        finally:
+            companions.close()
 
     return generate()
 

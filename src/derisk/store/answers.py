@@ -11,10 +11,13 @@ depend on DuckDB's scheduling.
 
 from __future__ import annotations
 
+import threading
 from typing import Final
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: What :meth:`AnswerIndex.add` takes.
 ANSWER_SCHEMA: Final = pa.schema(
@@ -26,33 +29,48 @@ ANSWER_SCHEMA: Final = pa.schema(
     ]
 )
 
-#: The answers, one per (client, address, time) and one per (address, time): the latest given wins.
+#: Lookup tables, rebuilt when answers were added: per (client, address, time) and per (address,
+#: time) the latest answer given; and the addresses all of whose answers name one name, with the
+#: time of the first (for them the rule reduces to "answered before the flow": a hash join).
 _INDEX: Final = (
-    "CREATE OR REPLACE TEMP TABLE own AS "
+    "CREATE OR REPLACE TABLE own AS "
     "SELECT client, address, ts, arg_max(name, seq) AS name FROM _answers GROUP BY ALL",
-    "CREATE OR REPLACE TEMP TABLE anyone AS "
+    "CREATE OR REPLACE TABLE anyone AS "
     "SELECT address, ts, arg_max(name, seq) AS name FROM _answers GROUP BY ALL",
+    "CREATE OR REPLACE TABLE single AS "
+    "SELECT address, min(ts) AS first, min(name) AS name FROM _answers GROUP BY address "
+    "HAVING count(DISTINCT name) = 1",
 )
-_LOOKUP: Final = """
-    SELECT coalesce(o.name, a.name) AS name
-    FROM _flows f
-    ASOF LEFT JOIN own o ON f.client = o.client AND f.address = o.address AND f.ts >= o.ts
-    ASOF LEFT JOIN anyone a ON f.address = a.address AND f.ts >= a.ts
-    ORDER BY f.row
+#: Flows to an address that only ever answered one name: a hash join. Only rows that get a name
+#: come back, with their place (``row``).
+_SINGLE: Final = """
+    SELECT f.row, s.name FROM _flows f JOIN single s ON f.address = s.address WHERE f.ts >= s.first
+"""
+#: Flows to the other answered addresses: the latest answer at or before the flow, own client first.
+_MIXED: Final = """
+    SELECT row, name FROM (
+        SELECT m.row, coalesce(o.name, a.name) AS name FROM _flows m
+        ASOF LEFT JOIN own o ON m.client = o.client AND m.address = o.address AND m.ts >= o.ts
+        ASOF LEFT JOIN anyone a ON m.address = a.address AND m.ts >= a.ts
+    ) WHERE name IS NOT NULL
 """
 
 
 class AnswerIndex:
     """DNS answers collected as a log is read, and the names they give flows.
 
-    Memory grows with the number of answers (not of flows). Close it when done.
+    Memory grows with the number of answers (not of flows). Lookups may come from several threads
+    (each uses its own cursor); adding answers must not overlap them. Close it when done.
     """
 
     def __init__(self) -> None:
         self._parts: list[pa.Table] = []
         self._count = 0
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._indexed = 0  # answers in the tables ``own`` and ``anyone``
+        self._indexed = 0  # answers in the lookup tables
+        self._single = pa.array([], pa.string())  # addresses that only ever answered one name
+        self._mixed = pa.array([], pa.string())  # the other answered addresses
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return self._count
@@ -74,48 +92,67 @@ class AnswerIndex:
         self._count = count
         self._indexed = -1  # rebuild the lookup tables at the next use
 
+    def _index(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is None:
+                config: dict[str, str | bool | int | float | list[str]] = {
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                    "threads": 2,
+                }
+                self._con = duckdb.connect(":memory:", config=config)
+                self._con.execute("SET enable_progress_bar = false")
+            if self._indexed != self._count:
+                answers = pa.concat_tables(self._parts).combine_chunks()
+                self._parts = [answers]
+                self._con.register("_answers", answers)
+                try:
+                    for statement in _INDEX:
+                        self._con.execute(statement)
+                finally:
+                    self._con.unregister("_answers")
+                single = self._con.sql("SELECT address FROM single").to_arrow_table().column(0)
+                self._single = single.combine_chunks().cast(pa.string())
+                every = pc.unique(answers.column("address").combine_chunks()).drop_null()
+                self._mixed = every.filter(pc.invert(pc.is_in(every, value_set=self._single)))
+                self._indexed = self._count
+            return self._con
+
     def names(self, client: pa.Array, address: pa.Array, ts: pa.Array) -> pa.Array:
         """For each flow (its client, destination address and start in µs): a name, or null."""
         n = len(address)
         if self._count == 0 or n == 0:
             return pa.nulls(n, pa.string())
-        con = self._connect()
-        if self._indexed != self._count:
-            answers = pa.concat_tables(self._parts).combine_chunks()
-            self._parts = [answers]
-            con.register("_answers", answers)
+        con = self._index()
+        address = address.cast(pa.string())
+        rows = pa.array(np.arange(n, dtype=np.int64))
+        found: list[pa.Table] = []
+        for addresses, query in ((self._single, _SINGLE), (self._mixed, _MIXED)):
+            if len(addresses) == 0:
+                continue
+            wanted = pc.fill_null(pc.is_in(address, value_set=addresses), False)
+            if not pc.any(wanted).as_py():
+                continue
+            flows = pa.table(
+                {
+                    "row": rows.filter(wanted),
+                    "client": client.cast(pa.string()).filter(wanted),
+                    "address": address.filter(wanted),
+                    "ts": ts.cast(pa.int64()).filter(wanted),
+                }
+            )
+            cursor = con.cursor()
             try:
-                for statement in _INDEX:
-                    con.execute(statement)
+                cursor.register("_flows", flows)
+                found.append(cursor.sql(query).to_arrow_table())
             finally:
-                con.unregister("_answers")
-            self._indexed = self._count
-        flows = pa.table(
-            {
-                "row": pa.array(range(n), pa.int64()),
-                "client": client.cast(pa.string()),
-                "address": address.cast(pa.string()),
-                "ts": ts.cast(pa.int64()),
-            }
-        )
-        con.register("_flows", flows)
-        try:
-            result = con.sql(_LOOKUP).to_arrow_table()
-        finally:
-            con.unregister("_flows")
-        column = result.column("name")
-        return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            config: dict[str, str | bool | int | float | list[str]] = {
-                "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-                "threads": 2,
-            }
-            self._con = duckdb.connect(":memory:", config=config)
-            self._con.execute("SET enable_progress_bar = false")
-        return self._con
+                cursor.close()
+        if not found:
+            return pa.nulls(n, pa.string())
+        named = pa.concat_tables(found)
+        where = np.full(n, -1, dtype=np.int64)
+        where[named.column("row").to_numpy()] = np.arange(named.num_rows, dtype=np.int64)
+        return named.column("name").combine_chunks().take(pa.array(where, mask=where < 0))
 
     def close(self) -> None:
         if self._con is not None:

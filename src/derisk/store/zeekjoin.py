@@ -1,0 +1,107 @@
+"""DuckDB adapter: join conn.log batches with Zeek's companion logs by ``uid``.
+
+Only modules under ``derisk.store`` may import duckdb; this one lends DuckDB's joins to
+:mod:`derisk.ingest.zeek_join`. The caller hands over the companion rows already prepared (text
+bounded, names normalised), each with the columns it has among ``sni``, ``ja4``, ``host``,
+``user_agent`` and ``dns_query`` and a ``seq`` giving the order the rows were logged in. They are
+reduced once, in a private in-memory database, to one row per uid:
+
+* each column's first value that is set, in logged order (``arg_min(value, seq)`` over the rows
+  where it is set): the first handshake with an SNI, the first request with a Host, the first query;
+* ``server_name`` the SNI, else the Host; ``server_name_source`` ``sni`` or ``http-host``.
+
+Each conn batch is then matched by a ``LEFT JOIN`` on the uid (DuckDB hashes the smaller side),
+ordered back to the batch's order. Batches may come from several threads: each uses its own cursor.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+#: The columns a batch gains, in this order.
+COLUMNS: Final = ("server_name", "server_name_source", "ja4", "user_agent", "dns_query")
+_VALUES: Final = ("sni", "ja4", "host", "user_agent", "dns_query")
+
+#: Only the rows that match come back, with their place in the batch (no ORDER BY: cheaper to place
+#: them back with NumPy than to sort the batch in DuckDB).
+_JOIN: Final = """
+    SELECT b.pos, u.server_name, u.server_name_source, u.ja4, u.user_agent, u.dns_query
+    FROM _batch b JOIN by_uid u ON b.uid = u.uid
+"""
+
+
+class UidJoin:
+    """Companion rows reduced to one row per uid, and the join of conn batches with them."""
+
+    def __init__(self, parts: list[pa.Table]) -> None:
+        """``parts``: tables with ``uid``, ``seq`` and some of the value columns (all strings)."""
+        self._con: duckdb.DuckDBPyConnection | None = None
+        rows = [self._normalised(part) for part in parts if part.num_rows]
+        if not rows:
+            return
+        self._con = duckdb.connect(
+            ":memory:",
+            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False, "threads": 2},
+        )
+        self._con.execute("SET enable_progress_bar = false")
+        self._con.register("_rows", pa.concat_tables(rows))
+        first = ", ".join(
+            f"arg_min({name}, seq) FILTER (WHERE {name} IS NOT NULL) AS {name}" for name in _VALUES
+        )
+        try:
+            self._con.execute(
+                "CREATE TABLE by_uid AS SELECT uid, coalesce(sni, host) AS server_name, "
+                "CASE WHEN sni IS NOT NULL THEN 'sni' WHEN host IS NOT NULL THEN 'http-host' END "
+                "AS server_name_source, ja4, user_agent, dns_query "
+                f"FROM (SELECT uid, {first} FROM _rows WHERE uid IS NOT NULL GROUP BY uid)"
+            )
+        finally:
+            self._con.unregister("_rows")
+
+    @staticmethod
+    def _normalised(part: pa.Table) -> pa.Table:
+        n = part.num_rows
+        columns = {"uid": part.column("uid").cast(pa.string()), "seq": part.column("seq").cast(pa.int64())}
+        for name in _VALUES:
+            columns[name] = (
+                part.column(name).cast(pa.string()) if name in part.column_names else pa.nulls(n, pa.string())
+            )
+        return pa.table(columns)
+
+    def join(self, uid: pa.Array) -> dict[str, pa.Array]:
+        """The companion columns (:data:`COLUMNS`) for a batch of conn.log uids, in the batch's order."""
+        n = len(uid)
+        if self._con is None or n == 0:
+            return {name: pa.nulls(n, pa.string()) for name in COLUMNS}
+        batch = pa.table({"pos": pa.array(np.arange(n, dtype=np.int64)), "uid": uid.cast(pa.string())})
+        cursor = self._con.cursor()
+        try:
+            cursor.register("_batch", batch)
+            result = cursor.sql(_JOIN).to_arrow_table()
+        finally:
+            cursor.close()
+        return _placed(result, n, COLUMNS)
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def place(positions: pa.Array, n: int) -> pa.Array:
+    """For each of ``n`` rows, the index of the result row placed there (null where none).
+
+    ``positions`` holds each result row's place; places are distinct.
+    """
+    index = np.full(n, -1, dtype=np.int64)
+    index[positions.to_numpy(zero_copy_only=False)] = np.arange(len(positions), dtype=np.int64)
+    return pa.array(index, mask=index < 0)
+
+
+def _placed(result: pa.Table, n: int, names: tuple[str, ...]) -> dict[str, pa.Array]:
+    where = place(result.column("pos").combine_chunks(), n)
+    return {name: result.column(name).combine_chunks().take(where) for name in names}
