@@ -50,6 +50,22 @@ _COLUMNS: Final = [
     "exporter",
     "sysid",
 ]
+#: How Arrow's CSV reader types each printed column (numbers with nfdump's padding parse as they are).
+_TYPES: Final = {
+    "first": pa.float64(),
+    "duration": pa.float64(),
+    "protocol": pa.int64(),
+    "src_ip": pa.string(),
+    "src_port": pa.float64(),
+    "dst_ip": pa.string(),
+    "dst_port": pa.float64(),
+    "packets": pa.int64(),
+    "bytes": pa.int64(),
+    "rev_packets": pa.int64(),
+    "rev_bytes": pa.int64(),
+    "exporter": pa.string(),
+    "sysid": pa.string(),
+}
 _NO_FLOWS: Final = b"No matching flows"
 _ICMP: Final = pa.array([1, 58], pa.int16())
 _MAX_ERROR: Final = 200
@@ -141,26 +157,32 @@ def samplers(path: Path) -> list[dict[str, Any]]:
 
 
 def _records(block: pa.RecordBatch, source: str) -> pa.RecordBatch:
-    """One block of nfdump's text output as :data:`.netflow_pairs.RECORD_SCHEMA`."""
-    text = {name: pc.utf8_trim_whitespace(block.column(name)) for name in _COLUMNS}
-    protocol = text["protocol"].cast(pa.int16())
+    """One block of nfdump's text output as :data:`.netflow_pairs.RECORD_SCHEMA`.
+
+    Arrow's CSV reader already parsed the numbers (it accepts nfdump's padding); only the address
+    columns are trimmed. nfdump prints an ICMP record's type and code as the destination port
+    (``8.0``), hence ports read as floating point and set to null for ICMP.
+    """
+    protocol = block.column("protocol").cast(pa.int16())
     icmp = pc.is_in(protocol, value_set=_ICMP)
-    no_port = pa.scalar(None, pa.string())
-    first = pc.round(pc.multiply(text["first"].cast(pa.float64()), 1e6)).cast(pa.int64())
-    duration = pc.round(pc.multiply(text["duration"].cast(pa.float64()), 1e6)).cast(pa.int64())
+    no_port = pa.scalar(None, pa.float64())
+    first = pc.round(pc.multiply(block.column("first"), 1e6)).cast(pa.int64())
+    duration = pc.round(pc.multiply(block.column("duration"), 1e6)).cast(pa.int64())
     columns = {
         "first_us": first,
         "last_us": pc.add(first, duration),
-        "src_ip": text["src_ip"],
-        "src_port": pc.if_else(icmp, no_port, text["src_port"]).cast(pa.int32()),
-        "dst_ip": text["dst_ip"],
-        "dst_port": pc.if_else(icmp, no_port, text["dst_port"]).cast(pa.int32()),
+        "src_ip": pc.utf8_trim_whitespace(block.column("src_ip")),
+        "src_port": pc.if_else(icmp, no_port, block.column("src_port")).cast(pa.int32()),
+        "dst_ip": pc.utf8_trim_whitespace(block.column("dst_ip")),
+        "dst_port": pc.if_else(icmp, no_port, block.column("dst_port")).cast(pa.int32()),
         "protocol": protocol,
-        "packets": text["packets"].cast(pa.int64()),
-        "bytes": text["bytes"].cast(pa.int64()),
-        "rev_packets": text["rev_packets"].cast(pa.int64()),
-        "rev_bytes": text["rev_bytes"].cast(pa.int64()),
-        "source_ref": pc.binary_join_element_wise(source, text["exporter"], "/", text["sysid"], ""),
+        "packets": block.column("packets"),
+        "bytes": block.column("bytes"),
+        "rev_packets": block.column("rev_packets"),
+        "rev_bytes": block.column("rev_bytes"),
+        "source_ref": pc.binary_join_element_wise(
+            source, pc.utf8_trim_whitespace(block.column("exporter")), "/", block.column("sysid"), ""
+        ),
     }
     return pa.RecordBatch.from_pydict(columns, schema=RECORD_SCHEMA)
 
@@ -174,7 +196,7 @@ def _stream(out: IO[bytes]) -> Iterator[pa.RecordBatch]:
         out,
         read_options=csv.ReadOptions(column_names=_COLUMNS, block_size=4 << 20),
         parse_options=csv.ParseOptions(delimiter=",", quote_char=False),
-        convert_options=csv.ConvertOptions(column_types=dict.fromkeys(_COLUMNS, pa.string())),
+        convert_options=csv.ConvertOptions(column_types=_TYPES),
     )
     yield from reader
 

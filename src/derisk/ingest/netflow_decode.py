@@ -152,6 +152,8 @@ def check_ipfix(data: bytes) -> None:
 
 
 def _address(value: Any) -> str:
+    if isinstance(value, str):  # the package gives v9 addresses as text already (compressed form)
+        return value
     return str(ipaddress.ip_address(value))
 
 
