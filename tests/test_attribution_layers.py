@@ -228,10 +228,14 @@ def test_two_layers_exposure_scope_and_basis_end_to_end(tmp_path: Path, data_env
 
     layered = {row["jurisdiction"]: row for row in doc["exposure_by_layer"]}
     assert layered["CN"]["layers"] == ["service"] and layered["CN"]["bytes_out"] == 40_000
-    # US through Akamai (AS in the graph) and through MULTACOM's US registration (a guess)
-    assert layered["US"]["layers"] == ["infrastructure"] and layered["US"]["bytes_out"] == 47_000
-    assert layered["US"]["infrastructure"]["bases"] == ["as-registration", "asn"]
+    # US through Akamai (AS in the graph) and, kept apart, MULTACOM's US registration (a guess)
+    assert layered["US"]["layers"] == ["infrastructure", "registration-guess"]
+    assert layered["US"]["bytes_out"] == 47_000
+    assert layered["US"]["infrastructure"]["bases"] == ["asn"]
+    assert layered["US"]["infrastructure"]["bytes_out"] == 40_000
     assert layered["US"]["infrastructure"]["controllers"] == ["Akamai Technologies, Inc."]
+    assert layered["US"]["registration_guess"] == {"flows": 1, "bytes_out": 7_000, "destinations": 1}
+    assert layered["CN"]["registration_guess"] is None
     assert any(law for law in layered["CN"]["laws"])
     exposure = {row["jurisdiction"]: row for row in doc["exposure"]}
     assert exposure["CN"]["layers"] == ["service"]

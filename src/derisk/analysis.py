@@ -104,18 +104,27 @@ def _exposure_by_layer(ws: Workspace, input_ids: list[str] | None) -> list[dict[
             if row["infra_flows"]
             else None
         )
+        guess = (
+            {
+                "flows": int(row["guess_flows"]),
+                "bytes_out": int(row["guess_bytes_out"]),
+                "destinations": int(row["guess_destinations"]),
+            }
+            if row["guess_flows"]
+            else None
+        )
+        parts = (("service", service), ("infrastructure", infrastructure), ("registration-guess", guess))
         out.append(
             {
                 "jurisdiction": row["jurisdiction"],
-                "layers": [
-                    name for name, part in (("service", service), ("infrastructure", infrastructure)) if part
-                ],
+                "layers": [name for name, part in parts if part],
                 "flows": int(row["flows"]),
                 "bytes_out": int(row["bytes_out"]),
                 "bytes_in": int(row["bytes_in"]),
                 "destinations": int(row["destinations"]),
                 "service": service,
                 "infrastructure": infrastructure,
+                "registration_guess": guess,
                 "laws": _laws(row["jurisdiction"]),
             }
         )

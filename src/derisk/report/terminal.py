@@ -48,17 +48,19 @@ def _operator(row: dict[str, Any]) -> str:
 
 def _layer_table(rows: list[dict[str, Any]], external_out: int) -> Table:
     table = Table(title="Laws reaching either layer (service or infrastructure)", title_justify="left")
-    for col in ("Jurisdiction", "Through the service", "Through the infrastructure", "Sent", "Share of sent"):
-        table.add_column(col, justify="right" if col in ("Sent", "Share of sent") else "left")
+    for col in (
+        "Jurisdiction",
+        "Through the service",
+        "Through the infrastructure",
+        "Registration guess",
+        "Sent",
+        "Share of sent",
+    ):
+        table.add_column(
+            col, justify="right" if col in ("Registration guess", "Sent", "Share of sent") else "left"
+        )
     for row in rows:
-        service, infra = row.get("service"), row.get("infrastructure")
-        infra_text = "–"
-        if infra:
-            guess = " (guess)" if infra["bases"] == ["as-registration"] else ""
-            infra_text = (
-                f"{', '.join(infra['controllers'][:3]) or 'operators unknown'}{guess}: "
-                f"{human_bytes(infra['bytes_out'])}"
-            )
+        service, infra, guess = row.get("service"), row.get("infrastructure"), row.get("registration_guess")
         table.add_row(
             _t(country_name(row["jurisdiction"])),
             _t(
@@ -67,7 +69,11 @@ def _layer_table(rows: list[dict[str, Any]], external_out: int) -> Table:
                 else "–",
                 50,
             ),
-            _t(infra_text, 50),
+            _t(
+                f"{', '.join(infra['controllers'][:3])}: {human_bytes(infra['bytes_out'])}" if infra else "–",
+                50,
+            ),
+            human_bytes(guess["bytes_out"]) if guess else "–",
             human_bytes(row["bytes_out"]),
             share(row["bytes_out"], external_out),
         )

@@ -51,7 +51,8 @@ def exposure_by_layer(ws: Workspace, input_ids: list[str] | None) -> list[dict[s
     """Per jurisdiction reaching a flow through its service, its infrastructure, or either.
 
     A flow whose service and operator are controlled from the same jurisdiction counts once under
-    ``either``; the registration-country guess counts under ``infrastructure`` with its basis shown.
+    ``either``; the registration-country guess is kept apart from the known infrastructure
+    operators (``registration-guess``).
     """
     where, params = _scope(input_ids)
     sql = f"""
@@ -66,8 +67,10 @@ def exposure_by_layer(ws: Workspace, input_ids: list[str] | None) -> list[dict[s
                    'domain' AS basis
             FROM base WHERE dst_service_jurisdiction IS NOT NULL
             UNION ALL
-            SELECT flow_id, dst_ip, bytes_out, bytes_in, 'infrastructure', dst_infra_jurisdiction,
-                   dst_infra_controller, dst_infra_basis
+            SELECT flow_id, dst_ip, bytes_out, bytes_in,
+                   CASE WHEN dst_infra_basis = 'as-registration' THEN 'registration-guess'
+                        ELSE 'infrastructure' END,
+                   dst_infra_jurisdiction, dst_infra_controller, dst_infra_basis
             FROM base WHERE dst_infra_jurisdiction IS NOT NULL
         ), per_flow AS (
             SELECT jurisdiction, flow_id, any_value(dst_ip) AS dst_ip, any_value(bytes_out) AS bytes_out,
@@ -90,10 +93,12 @@ def exposure_by_layer(ws: Workspace, input_ids: list[str] | None) -> list[dict[s
                s.controllers AS service_controllers, s.flows AS service_flows,
                s.bytes_out AS service_bytes_out, s.destinations AS service_destinations,
                i.controllers AS infra_controllers, i.bases AS infra_bases, i.flows AS infra_flows,
-               i.bytes_out AS infra_bytes_out, i.destinations AS infra_destinations
+               i.bytes_out AS infra_bytes_out, i.destinations AS infra_destinations,
+               g.flows AS guess_flows, g.bytes_out AS guess_bytes_out, g.destinations AS guess_destinations
         FROM either e
         LEFT JOIN layered s ON s.jurisdiction = e.jurisdiction AND s.layer = 'service'
         LEFT JOIN layered i ON i.jurisdiction = e.jurisdiction AND i.layer = 'infrastructure'
+        LEFT JOIN layered g ON g.jurisdiction = e.jurisdiction AND g.layer = 'registration-guess'
         ORDER BY e.bytes_out DESC, e.jurisdiction
     """
     return _rows(ws, sql, params)
