@@ -43,17 +43,20 @@ def micros(text: pa.Array) -> pa.Array:
 
 def addresses(values: pa.Array) -> pa.Array:
     """Addresses in their usual text form: Suricata writes IPv6 in full (``2001:0db8:0000:...``)."""
+    v6 = pc.fill_null(pc.match_substring(values, ":"), False)
+    if not pc.any(v6).as_py():
+        return values
     encoded = pc.dictionary_encode(values)
     dictionary = encoded.dictionary.to_pylist()
     changed = False
-    for i, text in enumerate(dictionary):
-        if text is not None and ":" in text:
-            try:
-                short = ipaddress.ip_address(text).compressed
-            except ValueError:
-                continue
-            if short != text:
-                dictionary[i], changed = short, True
+    for i in pc.indices_nonzero(pc.fill_null(pc.match_substring(encoded.dictionary, ":"), False)).to_pylist():
+        text = dictionary[i]
+        try:
+            short = ipaddress.ip_address(text).compressed
+        except ValueError:
+            continue
+        if short != text:
+            dictionary[i], changed = short, True
     if not changed:
         return values
     return pa.array(dictionary, _STRING).take(encoded.indices)
@@ -110,50 +113,54 @@ def column(table: pa.Table, name: str) -> pa.Array:
 
 
 class Pending:
-    """Names and labels from application events, by ``flow_id``, until their flow event arrives."""
+    """Names and labels from application events, by ``flow_id``, until their flow event arrives.
+
+    One table per value (SNI, JA4, Host, User-Agent, query) holds the events that carry it, in
+    logged order; a flow's value is the first of its flow id there (``index_in`` finds the first).
+    """
 
     _COLUMNS: Final = ("sni", "ja4", "host", "user_agent", "dns_query")
 
     def __init__(self) -> None:
-        self._table: pa.Table | None = None
+        self._tables: dict[str, pa.Table] = {}
 
     def add(self, events: pa.Table) -> None:
         """Application events of one piece (``flow_id`` and some of the columns above)."""
         if events.num_rows == 0:
             return
-        columns = {"flow_id": column(events, "flow_id")}
+        flow_id = column(events, "flow_id")
         for name in self._COLUMNS:
-            columns[name] = (
-                column(events, name) if name in events.column_names else pa.nulls(events.num_rows, _STRING)
-            )
-        table = pa.table(columns)
-        if self._table is not None:
-            table = pa.concat_tables([self._table, table])
-        # The first value per flow wins (the first handshake, the first request): keep the order.
-        grouped = table.group_by("flow_id", use_threads=False).aggregate(
-            [(name, "first") for name in self._COLUMNS]
-        )
-        self._table = grouped.rename_columns(["flow_id", *self._COLUMNS]).select(["flow_id", *self._COLUMNS])
+            if name not in events.column_names:
+                continue
+            values = column(events, name)
+            if values.null_count == len(values):
+                continue
+            keep = pc.is_valid(values)
+            part = pa.table({"flow_id": flow_id.filter(keep), name: values.filter(keep)})
+            if name in self._tables:
+                part = pa.concat_tables([self._tables[name], part]).combine_chunks()
+            self._tables[name] = part
 
-    def snapshot(self) -> pa.Table | None:
+    def snapshot(self) -> dict[str, pa.Table]:
         """The waiting names as they are (tables are immutable), for :meth:`restore`."""
-        return self._table
+        return dict(self._tables)
 
-    def restore(self, snapshot: pa.Table | None) -> None:
-        self._table = snapshot
+    def restore(self, snapshot: dict[str, pa.Table]) -> None:
+        self._tables = dict(snapshot)
 
     def take(self, flow_ids: pa.Array, *, forget: bool = True) -> dict[str, pa.Array]:
         """The names of these flows; ``forget`` when they have ended (one flow event per flow)."""
         n = len(flow_ids)
-        if self._table is None or self._table.num_rows == 0:
-            return {name: pa.nulls(n, _STRING) for name in self._COLUMNS}
-        known = column(self._table, "flow_id")
-        index = pc.index_in(flow_ids, value_set=known)
-        out = {name: column(self._table, name).take(index) for name in self._COLUMNS}
-        if not forget:  # netflow: one event per direction, both with the flow's id
-            return out
-        done = pc.is_in(known, value_set=flow_ids.filter(pc.is_valid(index)))
-        self._table = self._table.filter(pc.invert(done))
+        out = {name: pa.nulls(n, _STRING) for name in self._COLUMNS}
+        for name, table in list(self._tables.items()):
+            known = column(table, "flow_id")
+            index = pc.index_in(flow_ids, value_set=known)
+            if index.null_count == n:
+                continue
+            out[name] = column(table, name).take(index)
+            if forget:  # netflow keeps them: one event per direction, both with the flow's id
+                done = pc.is_in(known, value_set=flow_ids.filter(pc.is_valid(index)))
+                self._tables[name] = table.filter(pc.invert(done))
         return out
 
 
@@ -166,7 +173,7 @@ def app_events(table: pa.Table, kinds: pa.Array) -> pa.Table:
     wanted = pc.fill_null(pc.or_(pc.or_(is_tls, is_quic), pc.or_(is_http, is_dns)), False)
     if not pc.any(wanted).as_py():
         return pa.table({"flow_id": pa.array([], pa.int64())})
-    part = table.filter(wanted)
+    part = table.select(["flow_id", "tls", "quic", "http", "dns"]).filter(wanted)
     kinds = kinds.filter(wanted)
     none = pa.scalar(None, _STRING)
     sni = pc.if_else(
@@ -198,7 +205,7 @@ def dns_answers(table: pa.Table, kinds: pa.Array) -> pa.Table | None:
     is_dns = pc.fill_null(pc.equal(kinds, "dns"), False)
     if not pc.any(is_dns).as_py():
         return None
-    dns = table.filter(is_dns)
+    dns = table.select(["timestamp", "src_ip", "dns"]).filter(is_dns)
     queries = _field(dns, "dns", "queries")
     first = pc.list_element(pc.if_else(pc.greater(pc.list_value_length(queries), 0), queries, None), 0)
     question = normalise_name(
@@ -260,9 +267,15 @@ def _answer_rows(
     return table.filter(pc.and_(pc.is_valid(table["ts"]), pc.is_valid(table["name"])))
 
 
+_FLOW_COLUMNS: Final = (
+    "timestamp", "flow_id", "src_ip", "src_port", "dest_ip", "dest_port", "proto", "app_proto",
+    "flow", "netflow", "tcp",
+)  # fmt: skip
+
+
 def flow_rows(table: pa.Table, kinds: pa.Array, kind: str) -> pa.Table:
     mask = pc.fill_null(pc.equal(kinds, kind), False)
-    flows = table.filter(mask)
+    flows = table.select(list(_FLOW_COLUMNS)).filter(mask)
     needed = pc.and_(pc.is_valid(column(flows, "src_ip")), pc.is_valid(column(flows, "dest_ip")))
     return flows.filter(needed)
 
