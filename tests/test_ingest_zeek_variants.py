@@ -239,3 +239,26 @@ def test_rotated_names_in_one_folder(tmp_path: Path) -> None:
     write_tsv(folder / "conn.2023-11-14-23-00-00.log.gz", rows[5:10], compress=True)
     write_tsv(folder / "conn.log", rows[10:])  # the current log comes last
     assert read_all(folder).equals(read_all(flat))
+
+
+def test_workspace_from_before_conn_state_gains_the_columns(tmp_path: Path, data_env: Path) -> None:
+    """A workspace written before ``conn_state``/``is_attempt`` existed is opened, extended, used."""
+    import duckdb
+
+    from derisk.cli import main
+    from derisk.store.workspace import Workspace
+
+    log = tmp_path / "conn.log"
+    write_tsv(log, _conn_rows())
+    ws = tmp_path / "ws"
+    with Workspace.open(ws, create=True):
+        pass
+    con = duckdb.connect(str(next(ws.glob("*.duckdb"))))
+    con.execute("DROP VIEW IF EXISTS flows_attributed")
+    con.execute("ALTER TABLE flows DROP COLUMN is_attempt")
+    con.execute("ALTER TABLE flows DROP COLUMN conn_state")
+    con.close()
+    assert main(["analyze", str(log), "-w", str(ws), "-q"]) == 0
+    with Workspace.open(ws, create=False, read_only=True) as w:
+        rows = w.query("SELECT conn_state, is_attempt FROM flows WHERE source_ref = 'C00000000000000002'")
+    assert [tuple(r) for r in rows] == [("REJ", True)]
