@@ -49,6 +49,7 @@ def _update_cmd(data: Path, source: Path) -> list[str]:
         str(data),
         "--from",
         str(source),
+        "--unverified",  # the fixture is unpacked folders, which the data lock cannot vouch for
     ]
 
 

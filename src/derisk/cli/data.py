@@ -25,7 +25,29 @@ def data_group() -> None:
     type=click.Path(path_type=Path),
     help="Install offline from a folder holding the ip-location-db packages (unpacked or .tgz).",
 )
-@click.option("--version", "version", help="Exact ip-location-db package version [default: newest].")
+@click.option(
+    "--version",
+    "version",
+    help="Another ip-location-db version than the one derisk's data lock names (checked against the "
+    "registry's SHA-512 only).",
+)
+@click.option(
+    "--registry",
+    metavar="URL",
+    envvar="DERISK_NPM_REGISTRY",
+    help="An npm registry mirror [default: https://registry.npmjs.org; $DERISK_NPM_REGISTRY].",
+)
+@click.option(
+    "--lock",
+    "lock_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A data lock of your own (same layout as derisk's) naming the versions you vetted.",
+)
+@click.option(
+    "--unverified",
+    is_flag=True,
+    help="With --from: also install unpacked folders or versions the data lock does not name.",
+)
 @click.option(
     "--mmdb-asn",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -44,8 +66,15 @@ def update_cmd(
     mmdb_asn: Path | None,
     mmdb_country: Path | None,
     json_dest: str | None,
+    registry: str | None,
+    lock_file: Path | None,
+    unverified: bool,
 ) -> None:
-    """Fetch, verify and install the IP data; the previous data stays if anything fails."""
+    """Fetch, verify and install the IP data; the previous data stays if anything fails.
+
+    Without --version, the versions named by the data lock shipped with this derisk are downloaded
+    over HTTPS and refused unless their SHA-512 matches the lock. No Node.js is needed.
+    """
     from derisk.enrich import update as updater
 
     console = status_console(json_dest)
@@ -58,14 +87,23 @@ def update_cmd(
     else:
         with console.status("updating IP data") as status:
             manifest = updater.update(
-                data_dir, source=source, version=version, progress=lambda m: status.update(visible(m, 100))
+                data_dir,
+                source=source,
+                version=version,
+                progress=lambda m: status.update(visible(m, 100)),
+                registry=registry,
+                require_lock=not unverified,
+                lock=lock_file,
             )
     doc = {"schema": "derisk.data/1", **updater.installed(data_dir)}
     emit_json(doc, json_dest)
     if json_dest != "-":
         console.print(f"IP data installed: {manifest.version} in {visible(doc['data_dir'], 200)}")
         for s in manifest.sources:
-            console.print(f"  {visible(s.name)}@{visible(s.version)}  {visible(s.licence, 100)}")
+            console.print(
+                f"  {visible(s.name)}@{visible(s.version)}  checked against: {visible(s.verified)}  "
+                f"{visible(s.licence, 100)}"
+            )
 
 
 @data_group.command("status")
@@ -82,7 +120,10 @@ def status_cmd(data_dir: Path | None, json_dest: str | None) -> None:
         console.print(f"data directory: {visible(doc['data_dir'], 200)}")
         console.print(f"IP data: {doc['version']} ({doc['ipdata_kind']}), installed {doc['installed_at']}")
         for s in doc["sources"]:
-            console.print(f"  {visible(s['name'])}@{visible(s['version'])}  {visible(s['origin'], 100)}")
+            console.print(
+                f"  {visible(s['name'])}@{visible(s['version'])}  {visible(s['origin'], 100)}  "
+                f"checked against: {visible(s.get('verified', 'none'))}"
+            )
 
 
 def register(group: click.Group) -> None:

@@ -47,6 +47,9 @@ class SourceRecord:
     licence: str
     integrity: str | None = None
     files: tuple[str, ...] = ()
+    #: What the bytes were checked against: ``lock`` (the data lock shipped with derisk), ``registry``
+    #: (the registry's own published SHA-512 only), or ``none`` (unpacked files taken as they are).
+    verified: str = "none"
 
 
 @dataclass(frozen=True)

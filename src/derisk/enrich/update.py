@@ -1,25 +1,23 @@
 """``derisk data update``: fetch, verify and install the IP reference data.
 
-This is the only code in derisk that downloads. It asks the npm registry (through the ``npm``
-client and its configuration, so a site's registry mirror is honoured) for the ip-location-db
-packages, checks every tarball against the registry's published SHA-512 integrity, converts the
-CSV ranges to Arrow files and swaps the new data in atomically: a failed update leaves the previous
-data in place. Offline or air-gapped sites install the same packages from a folder or tarballs
-(``--from``); users of MaxMind GeoLite2 install their own ``.mmdb`` files (``--mmdb-asn``).
+This is the only code in derisk that downloads (through :mod:`derisk.enrich.registry`, over HTTPS
+from the npm registry or a mirror given with ``--registry``, no Node.js needed). It installs the
+ip-location-db packages named by the data lock shipped with derisk and refuses any tarball whose
+SHA-512 differs from the lock, converts the CSV ranges to Arrow files and swaps the new data in
+atomically: a failed update leaves the previous data in place. Offline or air-gapped sites install
+the same tarballs from a folder (``--from``), checked against the lock too; unpacked folders or
+versions the lock does not know need ``--unverified`` and are recorded as such. Users of MaxMind
+GeoLite2 install their own ``.mmdb`` files (``--mmdb-asn``).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import logging
 import os
 import shutil
-import subprocess
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +30,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 
 from derisk import ipaddrs
+from derisk.enrich import registry as registry_client
 from derisk.enrich.datadir import (
     IPDATA_DIR,
     LEGACY_OLD,
@@ -65,7 +64,6 @@ LICENCES: Final[dict[str, str]] = {
         "GEOLITE2_EULA) via ip-location-db by sapics"
     ),
 }
-NPM_TIMEOUT_S: Final = 300
 
 Progress = Callable[[str], None]
 
@@ -74,77 +72,34 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def _npm(args: list[str], cwd: Path) -> str:
-    try:
-        done = subprocess.run(
-            ["npm", *args], cwd=cwd, capture_output=True, text=True, timeout=NPM_TIMEOUT_S, check=False
-        )
-    except FileNotFoundError:
-        raise NetworkError(
-            "the npm client is needed to fetch the IP data from the npm registry; install Node.js, "
-            "or install offline with `derisk data update --from DIR`"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise NetworkError(f"npm {args[0]} timed out after {NPM_TIMEOUT_S} s") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise NetworkError(f"npm {' '.join(args[:2])} failed: {last}")
-    return done.stdout
-
-
-def _sri_sha512(path: Path) -> str:
-    h = hashlib.sha512()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return "sha512-" + base64.b64encode(h.digest()).decode()
-
-
-def _safe_extract(tgz: Path, into: Path) -> Path:
-    """Extract regular files of an npm tarball (``package/…``) without trusting its paths."""
-    try:
-        with tarfile.open(tgz, "r:gz") as tar:
-            tar.extractall(into, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise InputError(f"not a readable npm tarball ({exc})", source=str(tgz)) from None
-    pkg = into / "package"
-    if not pkg.is_dir():
-        raise InputError("tarball has no package/ folder", source=str(tgz))
-    return pkg
-
-
 def fetch_packages(
-    work: Path, version: str | None, progress: Progress
+    work: Path, version: str | None, progress: Progress, registry: str | None = None, lock: Path | None = None
 ) -> dict[str, tuple[Path, SourceRecord]]:
-    """Download and verify each package; return the unpacked folders with their provenance."""
+    """Download each package (the locked version, or ``version``), check it, unpack it."""
     out: dict[str, tuple[Path, SourceRecord]] = {}
     for name, (prefix, _, _) in PACKAGES.items():
-        spec = f"{name}@{version}" if version else name
-        progress(f"asking the registry for {spec}")
-        dist = json.loads(_npm(["view", spec, "version", "dist", "--json"], work) or "{}")
-        if isinstance(dist, list):  # a range matched several versions: take the newest
-            dist = dist[-1]
-        expected = (dist.get("dist") or {}).get("integrity")
-        exact = dist.get("version")
-        if not expected or not exact:
-            raise NetworkError(f"the registry gave no integrity for {spec}")
-        progress(f"downloading {name}@{exact}")
-        packed = json.loads(
-            _npm(["pack", f"{name}@{exact}", "--json", "--pack-destination", str(work)], work)
+        progress(f"downloading {name}" + (f"@{version}" if version else " (the locked version)"))
+        if version:
+            tgz, exact, got = registry_client.download_version(name, version, work, registry)
+            checked = "registry"
+        else:
+            tgz, exact, got = registry_client.download_locked(name, work, registry, lock)
+            checked = "lock"
+        pkg = registry_client.safe_extract(tgz, work / prefix)
+        out[name] = (
+            pkg,
+            SourceRecord(name, "npm", exact, f"npm:{name}@{exact}", LICENCES[name], got, verified=checked),
         )
-        tgz = work / packed[0]["filename"]
-        got = _sri_sha512(tgz)
-        if got != expected:
-            raise NetworkError(
-                f"{name}@{exact} failed verification: SHA-512 {got[:24]}… ≠ registry {expected[:24]}…"
-            )
-        pkg = _safe_extract(tgz, work / prefix)
-        out[name] = (pkg, SourceRecord(name, "npm", exact, f"npm:{name}@{exact}", LICENCES[name], got))
     return out
 
 
-def local_packages(source: Path) -> dict[str, tuple[Path, SourceRecord]]:
-    """Packages from a folder: unpacked package folders (by prefix) or the npm tarballs."""
+def local_packages(
+    source: Path, work: Path, *, require_lock: bool = False, lock: Path | None = None
+) -> dict[str, tuple[Path, SourceRecord]]:
+    """Packages from a folder: unpacked package folders (by prefix) or the npm tarballs.
+
+    A tarball of a version the data lock names must match the lock's SHA-512 (else nothing is
+    installed). With ``require_lock`` every package must be such a tarball."""
     if not source.exists():
         raise InputError("no such file or directory", source=str(source))
     if not source.is_dir():
@@ -152,20 +107,23 @@ def local_packages(source: Path) -> dict[str, tuple[Path, SourceRecord]]:
             "expected a folder holding the ip-location-db packages or their .tgz files", source=str(source)
         )
     out: dict[str, tuple[Path, SourceRecord]] = {}
-    scratch = Path(tempfile.mkdtemp(prefix="derisk-local-"))
+    scratch = work / "local"
     for name, (prefix, _, _) in PACKAGES.items():
         folder = source / prefix
         tarballs = sorted(source.glob(f"*{prefix}-[0-9]*.tgz"))
         tarballs = [t for t in tarballs if t.name.removeprefix("ip-location-db-").startswith(prefix + "-")]
         integrity = None
         if not folder.is_dir() and tarballs:
-            integrity = _sri_sha512(tarballs[-1])
-            folder = _safe_extract(tarballs[-1], scratch / prefix)
+            integrity = registry_client.sri_sha512(tarballs[-1])
+            folder = registry_client.safe_extract(tarballs[-1], scratch / prefix)
         if not (folder / "package.json").exists():
             raise InputError(
                 f"missing {name} (expected {prefix}/ with package.json, or its .tgz)", source=str(source)
             )
         meta = json.loads((folder / "package.json").read_text(encoding="utf-8"))
+        checked = _check_local(
+            name, str(meta.get("version", "unknown")), integrity, source, require_lock, lock
+        )
         out[name] = (
             folder,
             SourceRecord(
@@ -175,9 +133,33 @@ def local_packages(source: Path) -> dict[str, tuple[Path, SourceRecord]]:
                 f"local:{source.name}/{prefix}",
                 LICENCES[name],
                 integrity,
+                verified=checked,
             ),
         )
     return out
+
+
+def _check_local(
+    name: str, version: str, integrity: str | None, source: Path, require_lock: bool, lock: Path | None
+) -> str:
+    """``lock`` when a tarball matches the data lock; a refusal when it contradicts it."""
+    locked = registry_client.load_lock(lock).get(name, {})
+    if integrity is not None and locked.get("version") == version:
+        if integrity != locked["integrity"]:
+            raise NetworkError(
+                f"{name}@{version} in {source} does not match derisk's data lock "
+                f"(SHA-512 {integrity[:24]}… ≠ {locked['integrity'][:24]}…); nothing was installed"
+            )
+        return "lock"
+    if require_lock:
+        what = (
+            "an unpacked folder" if integrity is None else f"version {version}, which the lock does not name"
+        )
+        raise NetworkError(
+            f"{name} in {source} is {what}: it cannot be checked against derisk's data lock "
+            f"(locked: {locked.get('version', 'none')}); pass --unverified to install it anyway"
+        )
+    return "none"
 
 
 def _read_ranges(folder: Path, prefix: str, values: tuple[str, ...]) -> pa.Table:
@@ -328,11 +310,21 @@ def update(
     source: Path | None = None,
     version: str | None = None,
     progress: Progress = lambda _msg: None,
+    registry: str | None = None,
+    require_lock: bool = False,
+    lock: Path | None = None,
 ) -> Manifest:
-    """Install the ip-location-db data from the registry, or from ``source`` when given."""
+    """Install the ip-location-db data from the registry, or from ``source`` when given.
+
+    From the registry, the data lock's versions are installed and checked against it (``version``
+    asks for another, checked against the registry only). From ``source``, tarballs the lock names
+    are checked against it; ``require_lock`` refuses anything else (the command line's default)."""
     base = data_dir(root)
     with _only_writer(base), tempfile.TemporaryDirectory(prefix="derisk-update-") as tmp:
-        packages = local_packages(source) if source else fetch_packages(Path(tmp), version, progress)
+        if source:
+            packages = local_packages(source, Path(tmp), require_lock=require_lock, lock=lock)
+        else:
+            packages = fetch_packages(Path(tmp), version, progress, registry, lock)
         return _install(base, packages, progress)
 
 
@@ -360,7 +352,7 @@ def install_mmdb(root: Path | None, asn_db: Path, country_db: Path | None) -> Ma
                 f"{kind}@{built}",
                 f"file:{path.name}",
                 "as licensed by its provider",
-                _sri_sha512(path),
+                registry_client.sri_sha512(path),
             )
         )
     with _only_writer(base):
