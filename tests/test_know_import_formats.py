@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from derisk.know.resolve import resolve_controller
 from derisk.store.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "know"
+GLEIF_ID = re.compile(r"^lei-[A-Z0-9]{20}$")
 
 
 @pytest.mark.parametrize(
@@ -181,3 +183,35 @@ def test_reimport_replaces_and_records_each_import(tmp_path: Path) -> None:
         count = ws.query("SELECT count(*) FROM kg_entities")[0][0]
         rows = import_rows(ws)
     assert count == 12 and len(rows) == 1 and rows[0][2] == "gleif-lei" and len(rows[0][3]) == 64
+
+
+def test_only_hinted_entities_and_ancestors_are_materialised(tmp_path: Path) -> None:
+    """GLEIF entities without hints stay in DuckDB; an FtM operator owned by a GLEIF company pulls
+    in that company and its GLEIF parents, so attribution follows the chain."""
+    operator = {
+        "id": "ftm-op",
+        "schema": "Company",
+        "properties": {"name": ["Sample Operator SRL"], "jurisdiction": ["be"], "keywords": ["AS64599"]},
+    }
+    owned = {
+        "id": "ftm-own",
+        "schema": "Ownership",
+        "properties": {"owner": ["lei-984500SAMPLEPORT0129"], "asset": ["ftm-op"], "percentage": ["100"]},
+    }
+    path = tmp_path / "op.ftm.json"
+    path.write_text(json.dumps(operator) + "\n" + json.dumps(owned) + "\n", encoding="utf-8")
+    with Workspace.open(tmp_path / "ws") as ws:
+        import_file(ws, FIXTURES / "gleif-lei2-sample.csv")
+        import_file(ws, FIXTURES / "gleif-rr-sample.csv")
+        graph = load_graph(ws)
+        assert not [e for e in graph.entities if GLEIF_ID.match(e)]
+        import_file(ws, path)
+        graph = load_graph(ws)
+        index = load_index(ws)
+    assert sorted(e for e in graph.entities if GLEIF_ID.match(e)) == [
+        "lei-300300ABCDEFGHIJ0102",
+        "lei-984500SAMPLEPORT0129",
+    ]
+    match = index.match_asn(64599)
+    assert match is not None and match.controller_id == "lei-300300ABCDEFGHIJ0102"
+    assert match.jurisdiction == "CN"

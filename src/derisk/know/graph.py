@@ -261,6 +261,11 @@ def load_graph(workspace: GraphDatabase | None = None) -> Graph:
         big_entities, big_links = materialise(workspace, None)
         fresh = attach_registry_hints(graph.entities, [e for e in big_entities if e.id not in graph.entities])
         graph.add(fresh, big_links)
+        # Owners named by FtM or curated links that live in the imported tables (a GLEIF parent).
+        missing = sorted({link.owner_id for link in graph.links if link.owner_id not in graph.entities})
+        if missing:
+            more, more_links = materialise(workspace, missing)
+            graph.add([e for e in more if e.id not in graph.entities], more_links)
     digest = hashlib.sha256(curated.version.encode())
     digest.update(ftmstore.fingerprint(workspace).encode())
     for record in records:

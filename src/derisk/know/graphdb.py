@@ -214,6 +214,14 @@ def exists(db: GraphDatabase, entity_id: str) -> bool:
     return bool(rows)
 
 
+def existing(db: GraphDatabase, ids: list[str]) -> set[str]:
+    """Which of ``ids`` are imported entities."""
+    if not ids or not has_tables(db):
+        return set()
+    rows = db.con.execute("SELECT id FROM kg_entities WHERE id IN (SELECT unnest(?))", [ids]).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def import_rows(db: GraphDatabase) -> list[tuple[Any, ...]]:
     """(import id, path, format, digest, entities, links, warnings, time) per import, oldest first."""
     if not has_tables(db):

@@ -169,12 +169,28 @@ def check_file(path: Path, db: GraphDatabase | None) -> tuple[list[Record], list
         )
         if db is not None:
             known |= ftmstore.imported_ids(db)
+            known |= _in_tables(db, result.records, known)
         problems.extend(check_graph(result.records, known, load_graph(db)))
     if len(problems) > MAX_ERRORS:
         extra = len(problems) - MAX_ERRORS
         problems = [*problems[:MAX_ERRORS], Problem("", f"and {extra} more problems")]
     raise_problems(problems, source=str(path), kind=InputError, summary="cannot import")
     return result.records, list(result.warnings)
+
+
+def _in_tables(db: GraphDatabase, records: list[Record], known: set[str]) -> set[str]:
+    """Ids the FtM records refer to that live in the imported tables (e.g. a GLEIF parent ``lei-…``)."""
+    from derisk.know.graphdb import existing
+
+    refs = {
+        value
+        for record in records
+        if record.schema in ("Ownership", "Control", "Directorship")
+        for values in record.data.get("properties", {}).values()
+        for value in values
+        if isinstance(value, str) and value not in known
+    }
+    return existing(db, sorted(refs)) if refs else set()
 
 
 def _import_ftm(db: GraphDatabase, path: Path, digest: str) -> ImportReport:
