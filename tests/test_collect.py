@@ -313,3 +313,41 @@ def test_cli_bad_endpoint_is_a_usage_error(
 
     assert main(["collect", "--netflow", "nowhere", "-w", str(tmp_path / "ws")]) == 2
     assert "HOST:PORT" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_stored_batches_and_exits_130(tmp_path: Path, data_env: Path) -> None:
+    import signal
+
+    from derisk.store.workspace import Workspace
+
+    port = _free_port()
+    ws = tmp_path / "ws"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "derisk",
+            "collect",
+            "--netflow",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(ws),
+            "--batch-seconds",
+            "0.3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DERISK_DATA_DIR": str(data_env)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a foreground job
+    )
+    assert proc.stdout is not None
+    assert "listening" in proc.stdout.readline()
+    _udp(v9(_recs(2), unix_secs=T0, uptime_ms=10_000))(port)  # type: ignore[operator]
+    assert "stored batch 1" in proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "batches stored before stay" in err
+    with Workspace.open(ws, create=False, read_only=True) as w:
+        assert w.flow_count() == 2

@@ -10,8 +10,14 @@ import click
 
 from derisk.cli.options import data_dir_option, json_option, workspace_option
 from derisk.cli.output import emit_json, status_console
-from derisk.errors import EXIT_INTERRUPTED, InputError, UsageError
+from derisk.errors import EXIT_INTERRUPTED, DeriskError, InputError, UsageError
 from derisk.safetext import visible
+
+
+class CollectInterrupted(DeriskError):
+    """Ctrl-C while collecting: unlike an analysis, the batches committed before stay."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 @click.command("collect")
@@ -85,12 +91,11 @@ def collect_cmd(
                 on_batch=lambda r: console.print(f"stored batch {r.batches}: {r.flows:,} flows so far"),
             )
         except KeyboardInterrupt:
-            click.echo(
-                "derisk: interrupted; the batches stored before stay in the workspace, the batch being "
-                "received was not stored",
-                err=True,
-            )
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+            raise CollectInterrupted(
+                "interrupted; the batches stored before stay in the workspace, the batch being received "
+                "was not stored",
+                source=str(collector.endpoint),
+            ) from None
         stats = collector.stats
     _report(console, stats, result, json_dest)
     if stats.datagrams and not stats.records:
