@@ -99,6 +99,19 @@ def test_the_fixture_is_what_nfpcapd_makes_of_the_capture(tmp_path: Path) -> Non
     assert by_destination(read_all(tmp_path)) == by_destination(read_all(NETFLOW / "nfpcapd"))
 
 
+@pytest.mark.parametrize("capture", ["firefox.pcap", "http_ipv6.pcap"])
+def test_real_captures_through_nfpcapd_give_the_same_bytes(tmp_path: Path, capture: str) -> None:
+    """Two real captures of nDPI's test suite (tests/fixtures/README.md), IPv4 and IPv6: nfpcapd's
+    NetFlow records of them, paired by derisk, give NFStream's destinations, bytes and packets."""
+    nfpcapd = shutil.which("nfpcapd")
+    if nfpcapd is None:
+        pytest.skip("nfpcapd not installed")
+    path = FIXTURES / "eve" / capture
+    subprocess.run([nfpcapd, "-r", str(path), "-w", str(tmp_path)], check=True, capture_output=True)
+    pcap = by_destination(pa.Table.from_batches(list(read_pcap(path)), schema=INGEST_SCHEMA))
+    assert by_destination(read_all(tmp_path)) == pcap
+
+
 def test_directory_is_one_input_and_compressed_files_read(tmp_path: Path) -> None:
     shutil.copy(NETFLOW / "nfpcapd" / "nfcapd.202603020800", tmp_path / "nfcapd.202603020800")
     shutil.copy(NETFLOW / "nfpcapd-lz4.nfcapd", tmp_path / "nfcapd.202603020805")
