@@ -216,7 +216,7 @@ def test_each_infrastructure_as_number_is_quoted_by_a_source() -> None:
         (16276, "OVH SAS", "OVH Groupe SA", "FR"),
         (20473, "The Constant Company, LLC", "The Constant Company, LLC", "US"),
         (60781, "LeaseWeb Netherlands B.V.", "Leaseweb Global B.V.", "NL"),
-        (199524, "G-Core Labs S.A.", "G-Core Holding S.A.", "LU"),
+        (199524, "G-Core Labs S.A.", "Victor Kislyi", "BY"),
         (3356, "Level 3 Parent, LLC", "Lumen Technologies, Inc.", "US"),
         (174, "Cogent Communications, LLC", "Cogent Communications Holdings, Inc.", "US"),
         (2914, "NTT America, Inc.", "NTT, Inc.", "JP"),
