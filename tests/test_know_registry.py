@@ -285,3 +285,15 @@ def test_joint_ventures_name_no_single_controller() -> None:
 def test_service_domains_attribute_to_their_group(name: str, controller: str) -> None:
     match = INDEX.match_domain(name)
     assert match is not None and match.controller_name == controller
+
+
+def test_every_infrastructure_as_and_domain_resolves_to_a_jurisdiction() -> None:
+    """A controller without a country (a person, a founders' group) left the jurisdiction unknown."""
+    for entity_id in _infrastructure_entities():
+        entity = GRAPH.entities[entity_id]
+        for asn in entity.asns:
+            match = INDEX.match_asn(asn)
+            assert match is not None and match.jurisdiction, (entity_id, asn)
+        for domain in entity.domains:
+            match = INDEX.match_domain(domain)
+            assert match is not None and match.jurisdiction, (entity_id, domain)
