@@ -191,6 +191,7 @@ class Feed:
         self.report = FeedReport()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._drain: int | None = None
         self._now_us = int(time.time() * 1_000_000)
         self._clock: int | None = None
         self._held: tuple[int, bytes] | None = None
@@ -198,32 +199,32 @@ class Feed:
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self, fifo: Path) -> None:
-        self._fifo = fifo
         self._thread = threading.Thread(target=self._run, args=(fifo,), name="derisk-feed", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         """Stop the thread, also when it waits on a pipe nobody reads any more (the meter stopped early)."""
         self._stop.set()
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            return
+        thread, drain = self._thread, self._drain
         try:
-            fd = os.open(self._fifo, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError:
-            thread.join(timeout=5)
-            return
-        try:  # read what it is blocked writing, until it notices the stop and closes its end
+            if thread is None or not thread.is_alive() or drain is None:
+                if thread is not None:
+                    thread.join(timeout=5)
+                return
+            # read what it is blocked writing, until it notices the stop and closes its end
             deadline = time.monotonic() + 5
             while thread.is_alive() and time.monotonic() < deadline:
                 try:
-                    if not os.read(fd, 1 << 20):
+                    if not os.read(drain, 1 << 20):
                         time.sleep(0.001)
                 except BlockingIOError:
                     time.sleep(0.001)
+            thread.join(timeout=1)
         finally:
-            os.close(fd)
-        thread.join(timeout=1)
+            if drain is not None:
+                self._drain = None
+                with contextlib.suppress(OSError):
+                    os.close(drain)
 
     def join(self) -> FeedReport:
         if self._thread is not None:
@@ -253,6 +254,12 @@ class Feed:
             return
         if fd is None:
             return
+        # Both ends are open: the pipe needs no name any more, and leaves none behind if derisk is killed.
+        # A read end of its own lets stop() drain the pipe if the meter stops reading early.
+        with contextlib.suppress(OSError):
+            self._drain = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        with contextlib.suppress(OSError):
+            fifo.unlink()
         try:
             with open_capture(self.path, self.probe.compression) as source:
                 self._pump(source, fd)
