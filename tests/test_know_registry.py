@@ -26,6 +26,7 @@ INFRASTRUCTURE_FILES = frozenset(
     f"{name}.yaml"
     for name in [
         "adobe",
+        "belgium-access",
         "verizon",
         "gen-digital",
         "ubisoft",
