@@ -15,7 +15,10 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -27,6 +30,7 @@ from derisk.errors import InputError
 from derisk.flows import BATCH_ROWS
 from derisk.ingest import NFCAPD_MAGICS
 from derisk.ingest.netflow_pairs import RECORD_SCHEMA, Pairer
+from derisk.readahead import ReadAhead
 
 log = logging.getLogger(__name__)
 
@@ -201,46 +205,84 @@ def _stream(out: IO[bytes]) -> Iterator[pa.RecordBatch]:
     yield from reader
 
 
-def _read_file(
-    path: Path, pairer: Pairer, progress: Callable[[int], None] | None
-) -> Iterator[pa.RecordBatch]:
+def _file_records(path: Path) -> Iterator[pa.RecordBatch]:
+    """One file's records (:data:`.netflow_pairs.RECORD_SCHEMA`) as nfdump prints them.
+
+    Runs in a read-ahead thread; nfdump's standard error goes to a temporary file, so that a file
+    that makes it write much there cannot block it.
+    """
     source = f"{path.name}@"
-    proc = subprocess.Popen(
-        [_nfdump(), "-q", "-N", "-6", "-r", str(path), "-o", _FORMAT],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_env(),
-    )
-    assert proc.stdout is not None and proc.stderr is not None
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            [_nfdump(), "-q", "-N", "-6", "-r", str(path), "-o", _FORMAT],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=_env(),
+        )
+        assert proc.stdout is not None
+        try:
+            try:
+                for block in _stream(proc.stdout):
+                    yield _records(block, source)
+            except (pa.ArrowInvalid, ValueError) as exc:
+                raise InputError(
+                    f"nfdump printed records derisk cannot read ({str(exc).splitlines()[0][:_MAX_ERROR]})",
+                    source=str(path),
+                ) from None
+            code = proc.wait()
+            errors.seek(0)
+            text = errors.read(1 << 16)
+            if code != 0 or text.strip():
+                raise InputError(f"nfdump could not read it ({_first_line(text)})", source=str(path))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+
+#: Files whose nfdump runs at once (the next file is printed while this one is paired); each holds
+#: at most ``_DEPTH`` blocks of 4 MiB of text converted to records.
+_FILES_AHEAD: Final = 2
+_DEPTH: Final = 4
+
+
+def _records_of(files: list[Path]) -> Iterator[tuple[Path, ReadAhead[pa.RecordBatch]]]:
+    """Each file with a read-ahead of its records, the next file's already running."""
+    running: deque[tuple[Path, ReadAhead[pa.RecordBatch]]] = deque()
+    waiting = deque(files)
     try:
+        while waiting or running:
+            while waiting and len(running) < _FILES_AHEAD:
+                file = waiting.popleft()
+                running.append(
+                    (file, ReadAhead(partial(_file_records, file), depth=_DEPTH, name="derisk-nfdump"))
+                )
+            file, reader = running.popleft()
+            try:
+                yield file, reader
+            finally:
+                reader.close()
+    finally:
+        for _, reader in running:
+            reader.close()
+
+
+def _paired(files: list[Path], progress: Callable[[int], None] | None) -> Iterator[pa.RecordBatch]:
+    pairer = Pairer()
+    for _, reader in _records_of(files):
         pending: list[pa.RecordBatch] = []
         rows = 0
-        try:
-            for block in _stream(proc.stdout):
-                records = _records(block, source)
-                pending.append(records)
-                rows += records.num_rows
-                if progress is not None:
-                    progress(records.num_rows)
-                if rows >= BATCH_ROWS:
-                    yield from pairer.pair(pa.Table.from_batches(pending))
-                    pending, rows = [], 0
-        except (pa.ArrowInvalid, ValueError) as exc:
-            raise InputError(
-                f"nfdump printed records derisk cannot read ({str(exc).splitlines()[0][:_MAX_ERROR]})",
-                source=str(path),
-            ) from None
-        if pending:
+        for records in reader:
+            pending.append(records)
+            rows += records.num_rows
+            if progress is not None:
+                progress(records.num_rows)
+            if rows >= BATCH_ROWS:
+                yield from pairer.pair(pa.Table.from_batches(pending))
+                pending, rows = [], 0
+        if pending:  # pairs do not cross files (nfcapd rotates every few minutes)
             yield from pairer.pair(pa.Table.from_batches(pending))
-        errors = proc.stderr.read()
-        if proc.wait() != 0 or errors.strip():
-            raise InputError(f"nfdump could not read it ({_first_line(errors)})", source=str(path))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def read_nfcapd(
@@ -280,9 +322,4 @@ def read_nfcapd(
     if notes is not None:
         notes["exporters"] = exporters
         notes["sampling_rate"] = max((e["sampling_rate"] for e in exporters), default=1)
-    pairer = Pairer()
-    try:
-        for file in files:
-            yield from _read_file(file, pairer, progress)
-    finally:
-        pairer.close()
+    yield from _paired(files, progress)
