@@ -35,6 +35,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -57,7 +58,8 @@ def child(kind: str, path: str) -> None:
         from derisk.ingest.netflow import _FORMAT
 
         with open(os.devnull, "wb") as sink:
-            subprocess.run(["nfdump", "-q", "-N", "-6", "-r", path, "-o", _FORMAT], stdout=sink, check=True)
+            flag = "-R" if Path(path).is_dir() else "-r"
+            subprocess.run(["nfdump", "-q", "-N", "-6", flag, path, "-o", _FORMAT], stdout=sink, check=True)
         rows = 0
     else:
         from derisk.ingest.netflow import read_nfcapd
@@ -155,14 +157,15 @@ def make_base(work: Path) -> Path:
     return files[0]
 
 
-def make_size(work: Path, base: Path, records: int, base_records: int) -> Path:
+def make_size(work: Path, base: Path, records: int, base_records: int) -> tuple[Path, Path]:
+    """A file of about ``records`` records, and a directory of the base files it was merged from."""
     copies = work / f"copies-{records}"
     copies.mkdir()
     for i in range(max(1, round(records / base_records))):
         (copies / f"nfcapd.2026030208{i:02d}").symlink_to(base)
     out = work / f"nfcapd.{records}"
     subprocess.run(["nfdump", "-R", str(copies), "-w", str(out)], check=True, capture_output=True)
-    return out
+    return out, copies
 
 
 def count_records(path: Path) -> int:
@@ -195,31 +198,32 @@ def main() -> None:
         return
     if shutil.which("nfcapd") is None:
         raise SystemExit("needs nfdump (scripts/system-deps)")
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-netflow-") as tmp:
         work = Path(tmp)
         base = make_base(work)
         base_records = count_records(base)
         for size in (int(s) for s in args.sizes.split(",")):
-            path = make_size(work, base, size, base_records)
-            records = count_records(path)
-            runs: dict[str, list[dict[str, float]]] = {"nfdump": [], "derisk": []}
-            for _ in range(args.repeat):
-                for kind in runs:
-                    runs[kind].append(_run(kind, path))
-            bare = statistics.median(r["seconds"] for r in runs["nfdump"])
-            ours = statistics.median(r["seconds"] for r in runs["derisk"])
-            rows.append(
-                {
-                    "records": records,
-                    "mb": path.stat().st_size / 1e6,
-                    "bare": bare,
-                    "ours": ours,
-                    "flows": int(runs["derisk"][0]["flows"]),
-                    "peak": max(r["peak_kib"] for r in runs["derisk"]) / 1024,
-                }
-            )
-            print(json.dumps(rows[-1]), flush=True)
+            merged, copies = make_size(work, base, size, base_records)
+            records = count_records(merged)
+            files = len(list(copies.iterdir()))
+            for label, path in (("one file", merged), (f"{files} files", copies)):
+                runs: dict[str, list[dict[str, float]]] = {"nfdump": [], "derisk": []}
+                for _ in range(args.repeat):
+                    for kind in runs:
+                        runs[kind].append(_run(kind, path))
+                rows.append(
+                    {
+                        "records": records,
+                        "input": label,
+                        "mb": merged.stat().st_size / 1e6,
+                        "bare": statistics.median(r["seconds"] for r in runs["nfdump"]),
+                        "ours": statistics.median(r["seconds"] for r in runs["derisk"]),
+                        "flows": int(runs["derisk"][0]["flows"]),
+                        "peak": max(r["peak_kib"] for r in runs["derisk"]) / 1024,
+                    }
+                )
+                print(json.dumps(rows[-1]), flush=True)
     rate = collector_rate()
     lines = [
         SECTION,
@@ -229,14 +233,17 @@ def main() -> None:
         f"{subprocess.run(['nfdump', '-V'], capture_output=True, text=True).stdout.split()[-1]}); "
         "NetFlow v9 records sent by loopback to nfcapd, copies merged with `nfdump -R`; medians of "
         f"{args.repeat}, child processes. Baseline: nfdump printing the same records in derisk's format "
-        "to /dev/null. derisk: `read_nfcapd` (nfdump's check, the read, Arrow parsing, pairing).",
+        "to /dev/null (`-r FILE`, or `-R DIR` for the directory of the merged copies). derisk: "
+        "`read_nfcapd` (nfdump's check, the read, Arrow parsing, pairing; in a directory the next file's "
+        "nfdump runs while this one is read).",
         "",
-        "| records | file | nfdump bare | derisk read | records/s (derisk) | derisk / bare | flows | peak RSS |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| records | input | size | nfdump bare | derisk read | records/s (derisk) | derisk / bare | flows "
+        "| peak RSS |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['records']:,} | {r['mb']:.0f} MB | {r['bare']:.2f} s | {r['ours']:.2f} s | "
+            f"| {r['records']:,} | {r['input']} | {r['mb']:.0f} MB | {r['bare']:.2f} s | {r['ours']:.2f} s | "
             f"{r['records'] / r['ours'] / 1000:,.0f} k | {r['ours'] / r['bare']:.2f}× | {r['flows']:,} | "
             f"{r['peak']:.0f} MiB |"
         )
