@@ -197,6 +197,14 @@ def test_garbage_datagrams_are_counted_not_raised(name: str) -> None:
     assert stats.examples or stats.waiting_for_template
 
 
+def test_an_exporter_flooding_templates_is_bounded() -> None:
+    decoder = Decoder()
+    for template_id in range(256, 256 + 1_100):
+        decoder.decode(v9([], unix_secs=T0, uptime_ms=1, template_id=template_id), "127.0.0.1")
+    assert decoder.stats.malformed >= 1
+    assert "templates from one exporter" in " ".join(decoder.stats.examples)
+
+
 def test_garbage_between_good_datagrams_loses_only_itself() -> None:
     good = v9(_recs(), unix_secs=T0, uptime_ms=10_000)
     flows, collector = _collect(_udp(*GARBAGE.values(), good))

@@ -302,6 +302,19 @@ def test_bad_nfdump_files_exit_3_and_leave_the_workspace(
         assert (w.flow_count(), len(w.query("SELECT * FROM inputs"))) == before
 
 
+def test_a_file_without_flows_gives_none_and_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    empty = tmp_path / "nfcapd.202603020900"
+    source = NETFLOW / "nfpcapd" / "nfcapd.202603020800"
+    subprocess.run(
+        ["nfdump", "-r", str(source), "-w", str(empty), "proto 99"], check=True, capture_output=True
+    )
+    with caplog.at_level(logging.WARNING):
+        assert read_all(empty).num_rows == 0
+    assert "no flow records" in caplog.text
+
+
 def test_without_nfdump_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(InputError, match="apt-get install nfdump"):

@@ -136,9 +136,12 @@ def samplers(path: Path) -> list[dict[str, Any]]:
     nfcapd multiplies packets and bytes by the announced rate when it writes the file, so the
     counts read back are already scaled; the rate is recorded so that the report can say so.
     """
-    done = subprocess.run(
-        [_nfdump(), "-E", str(path)], capture_output=True, timeout=600, env=_env(), check=False
-    )
+    try:
+        done = subprocess.run(
+            [_nfdump(), "-E", str(path)], capture_output=True, timeout=600, env=_env(), check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise InputError("nfdump could not list its exporters within 10 minutes", source=str(path)) from None
     found: list[dict[str, Any]] = []
     for line in done.stdout.decode("utf-8", "replace").splitlines():
         exporter = _EXPORTER.search(line)
@@ -322,4 +325,9 @@ def read_nfcapd(
     if notes is not None:
         notes["exporters"] = exporters
         notes["sampling_rate"] = max((e["sampling_rate"] for e in exporters), default=1)
-    yield from _paired(files, progress)
+    flows = 0
+    for batch in _paired(files, progress):
+        flows += batch.num_rows
+        yield batch
+    if not flows:
+        log.warning("%s: no flow records in %d nfdump file(s)", path, len(files))

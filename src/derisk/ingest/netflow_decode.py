@@ -29,6 +29,9 @@ _V6_FIELDS: Final = frozenset({27, 28, 62, 63, 131})
 #: Datagrams waiting for a template, per exporter.
 _QUEUE: Final = 64
 _MAX_RATE: Final = 1 << 24
+#: Exporters and templates kept (a sender can forge source addresses and template ids).
+_MAX_EXPORTERS: Final = 10_000
+_MAX_TEMPLATES: Final = 1_024
 
 
 class Malformed(Exception):
@@ -307,7 +310,7 @@ class Decoder:
     def _exporter(self, key: ExporterKey) -> _Exporter:
         found = self._exporters.get(key)
         if found is None:
-            if len(self._exporters) >= 10_000:
+            if len(self._exporters) >= _MAX_EXPORTERS:
                 raise Malformed("too many exporters")
             found = self._exporters[key] = _Exporter()
         return found
@@ -377,6 +380,11 @@ class Decoder:
 
         name = _name(key)
         records: list[Record] = []
+        if len(exporter.templates) > _MAX_TEMPLATES:
+            exporter.templates.clear()
+            raise Malformed(
+                f"more than {_MAX_TEMPLATES} templates from one exporter; its templates were dropped"
+            )
         if key[1] == 9:
             try:
                 packet = V9ExportPacket(data, exporter.templates)
