@@ -38,6 +38,7 @@ from derisk.ingest import linktypes
 from derisk.ingest.dnsanswers import AnswerMap, LongQueries, decode_ip, note, scan_capture
 from derisk.ingest.feed import Feed, FeedReport, Probe, probe
 from derisk.ingest.framing import CaptureInfo, capture_format, inspect_capture, os_error
+from derisk.ingest.meterwatch import MeterWatch
 from derisk.safetext import bound
 
 __all__ = ["NFSTREAM_OPTIONS", "CaptureInfo", "capture_format", "inspect_capture", "read_pcap", "scan"]
@@ -201,11 +202,15 @@ def scan(
 
 
 def _run(path: Path, streamer: Any) -> Iterator[Any]:
-    """Iterate NFStream's flows, turning its failures into one-line input errors."""
+    """Iterate NFStream's flows, turning its failures (a meter that crashed too) into one-line input errors."""
+    flows = iter(streamer)
     try:
-        yield from streamer
+        with MeterWatch(flows):
+            yield from flows
     except (ValueError, OSError, RuntimeError, EOFError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
+        if "crashed" in message:
+            message += "; the capture is probably malformed"
         raise _fail(path, f"capture could not be read: {bound(message, 200)}") from None
 
 

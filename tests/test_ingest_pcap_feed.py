@@ -1,0 +1,294 @@
+"""Captures through the feed (issue 12, items 2-4): compressed, cut short, wild timestamps; and a meter
+that crashes or a fuzzed capture is a one-line error, never a hang."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import pyarrow as pa
+import pytest
+import zstandard
+
+from derisk.errors import InputError
+from derisk.flows import INGEST_SCHEMA
+from derisk.gen.packets import write_capture
+from derisk.ingest import resolve_inputs
+from derisk.ingest.pcap import read_pcap
+from golden import conversations
+
+KEYS = ("first_seen", "src_ip", "src_port", "dst_ip", "dst_port", "protocol")
+
+
+def _table(path: Path, notes: dict[str, object] | None = None, **options: bool) -> pa.Table:
+    batches = list(read_pcap(path, notes=notes, **options))
+    return pa.Table.from_batches(batches, schema=INGEST_SCHEMA).sort_by([(k, "ascending") for k in KEYS])
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, pa.Table]]:
+    root = tmp_path_factory.mktemp("golden")
+    out = {}
+    for fmt in ("pcap", "pcapng"):
+        path = root / f"golden.{fmt}"
+        write_capture(conversations(), path, fmt=fmt)  # type: ignore[arg-type]
+        out[fmt] = path, _table(path)
+    return out
+
+
+def _records(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each record of a little-endian pcap."""
+    spans, offset = [], 24
+    while offset < len(data):
+        end = offset + 16 + struct.unpack_from("<I", data, offset + 8)[0]
+        spans.append((offset, end))
+        offset = end
+    return spans
+
+
+# ---- compressed captures ---------------------------------------------------------------------------
+
+COMPRESSORS = {
+    "gzip": gzip.compress,
+    "bzip2": bz2.compress,
+    "xz": lzma.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+}
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+@pytest.mark.parametrize("kind", sorted(COMPRESSORS))
+def test_compressed_capture_gives_the_same_flows(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]], kind: str, fmt: str
+) -> None:
+    source, expected = golden[fmt]
+    path = tmp_path / f"capture.{fmt}.{kind}"
+    path.write_bytes(COMPRESSORS[kind](source.read_bytes()))
+    notes: dict[str, object] = {}
+    assert _table(path, notes).equals(expected)
+    assert notes["compression"] == kind
+    assert resolve_inputs([path])[0].format == fmt  # recognised by content, whatever the name
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None or shutil.which("xz") is None, reason="zstd and xz tools")
+def test_files_compressed_by_the_usual_tools(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    """Multi-frame zstd (``zstd -B``), xz and gzip as the command-line tools write them."""
+    source, expected = golden["pcap"]
+    for command, suffix in (
+        (["zstd", "-q", "-B4096", "-c"], "zst"),
+        (["xz", "-c"], "xz"),
+        (["gzip", "-c"], "gz"),
+    ):
+        path = tmp_path / f"golden.pcap.{suffix}"
+        path.write_bytes(subprocess.run([*command, str(source)], capture_output=True, check=True).stdout)
+        assert _table(path).equals(expected), suffix
+
+
+def test_compressed_capture_cut_short_keeps_what_came_before(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    source, expected = golden["pcap"]
+    data = gzip.compress(source.read_bytes())
+    path = tmp_path / "cut.pcap.gz"
+    path.write_bytes(data[: len(data) * 3 // 4])
+    notes: dict[str, object] = {}
+    table = _table(path, notes)
+    assert 0 < len(table) <= len(expected)
+    assert notes["cut_at_byte"] is not None
+    with pytest.raises(InputError, match="refused with --strict"):
+        _table(path, strict=True)
+
+
+def test_compressed_non_capture_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt.xz"
+    path.write_bytes(lzma.compress(b"hello, not a capture\n" * 10))
+    with pytest.raises(InputError, match="not a capture"):
+        resolve_inputs([path])
+    with pytest.raises(InputError, match="xz-compressed file is not a pcap or pcapng capture"):
+        list(read_pcap(path))
+
+
+# ---- cut captures ----------------------------------------------------------------------------------
+
+
+def test_cut_pcap_keeps_the_flows_before_the_cut(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    """A capture whose last record is cut gives the flows of the same capture without that record."""
+    data = golden["pcap"][0].read_bytes()
+    spans = _records(data)
+    start, _ = spans[100]
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: start + 30])  # record 101 loses its end, as when tcpdump is killed
+    whole = tmp_path / "whole.pcap"
+    whole.write_bytes(data[:start])  # the same records, ending cleanly
+    notes: dict[str, object] = {}
+    assert _table(cut, notes).equals(_table(whole))
+    assert notes["cut_at_byte"] == start
+    assert notes["warnings"] == [
+        f"capture cut off at byte {start:,} (record 101 cut off); the 100 packets before the cut were read"
+    ]
+
+
+def test_cut_pcapng_keeps_the_flows_before_the_cut(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    source = golden["pcapng"][0]
+    data = source.read_bytes()
+    path = tmp_path / "cut.pcapng"
+    path.write_bytes(data[:-30])
+    notes: dict[str, object] = {}
+    table = _table(path, notes)
+    assert len(table) == len(golden["pcapng"][1])  # the last packet ends a flow that has earlier ones
+    assert isinstance(notes["cut_at_byte"], int) and notes["cut_at_byte"] < len(data)
+    with pytest.raises(InputError, match="refused with --strict"):
+        _table(path, strict=True)
+
+
+def test_cut_warning_names_file_and_offset(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]], caplog: pytest.LogCaptureFixture
+) -> None:
+    data = golden["pcap"][0].read_bytes()
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(data[:-7])
+    _table(path)
+    start = _records(data)[-1][0]
+    assert f"{path}: capture cut off at byte {start:,}" in caplog.text
+
+
+# ---- timestamps ------------------------------------------------------------------------------------
+
+
+def _with_record(data: bytes, index: int, seconds: int) -> bytes:
+    """``data`` with a copy of record ``index`` inserted after it, dated ``seconds``."""
+    start, end = _records(data)[index]
+    wild = struct.pack("<I", seconds) + data[start + 4 : end]
+    return data[:end] + wild + data[end:]
+
+
+def test_a_packet_in_the_future_redates_nothing(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    source, expected = golden["pcap"]
+    path = tmp_path / "wild.pcap"
+    path.write_bytes(_with_record(source.read_bytes(), 20, int(datetime(2031, 6, 1, tzinfo=UTC).timestamp())))
+    notes: dict[str, object] = {}
+    assert _table(path, notes).equals(expected)
+    assert notes["wild_timestamps"] == 1
+    assert "1 packets left out for their timestamps (1 in the future" in str(notes["warnings"])
+
+
+def test_a_packet_far_ahead_then_back_redates_nothing(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    """A packet a week ahead of the others (not in the future), followed by packets at their time."""
+    source, expected = golden["pcap"]
+    data = source.read_bytes()
+    seconds = struct.unpack_from("<I", data, 24)[0] + 7 * 86400
+    path = tmp_path / "ahead.pcap"
+    path.write_bytes(_with_record(data, 50, seconds))
+    notes: dict[str, object] = {}
+    assert _table(path, notes).equals(expected)
+    assert notes["wild_timestamps"] == 1
+
+
+def test_a_packet_far_behind_redates_nothing(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    source, expected = golden["pcap"]
+    path = tmp_path / "behind.pcap"
+    path.write_bytes(_with_record(source.read_bytes(), 60, 86400 * 365))  # 1971
+    notes: dict[str, object] = {}
+    assert _table(path, notes).equals(expected)
+    assert notes["wild_timestamps"] == 1
+
+
+def test_a_real_gap_is_kept(tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]) -> None:
+    """Every packet from the middle on two hours later: a gap in the capture, not a wild packet."""
+    source, expected = golden["pcap"]
+    data = bytearray(source.read_bytes())
+    spans = _records(bytes(data))
+    for start, _ in spans[len(spans) // 2 :]:
+        struct.pack_into("<I", data, start, struct.unpack_from("<I", data, start)[0] + 7200)
+    path = tmp_path / "gap.pcap"
+    path.write_bytes(bytes(data))
+    notes: dict[str, object] = {}
+    table = _table(path, notes)
+    assert notes["wild_timestamps"] == 0
+    assert sum(table["packets_out"].to_pylist()) + sum(table["packets_in"].to_pylist()) == len(spans)
+    assert table["last_seen"].to_pylist()[-1] > expected["last_seen"].to_pylist()[-1]
+
+
+# ---- the meter crashes, fuzzed captures ------------------------------------------------------------
+
+
+def test_a_meter_that_crashes_is_a_one_line_error(tmp_path: Path) -> None:
+    """The meter process dies of SIGSEGV while it reads: an InputError within seconds, not a hang."""
+    path = tmp_path / "long.pcap"
+    write_capture(conversations(ipv6=False) * 1, path)
+    data = path.read_bytes()
+    header, body = data[:24], data[24:]
+    path.write_bytes(header + body * 400)  # the same packets again and again: metering lasts a while
+    me = psutil.Process()
+
+    def crash() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            meters = me.children()
+            if meters:
+                time.sleep(0.2)
+                for meter in me.children():
+                    os.kill(meter.pid, signal.SIGSEGV)
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=crash, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(InputError) as caught:
+        list(read_pcap(path))
+    assert time.monotonic() - started < 20
+    message = str(caught.value)
+    assert message.startswith(f"{path}: capture could not be read: NFStream's meter process crashed")
+    assert "SIGSEGV" in message and "\n" not in message
+
+
+@pytest.mark.timeout(120)
+def test_fuzzed_captures_end_in_flows_or_one_line_errors(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    """Random bytes inside packets (and, in some files, in record headers): the read ends, with flows
+    or with an InputError naming the file; no hang, no other exception."""
+    data = golden["pcap"][0].read_bytes()
+    spans = _records(data)
+    rng = random.Random(12)
+    outcomes = []
+    for n in range(12):
+        fuzzed = bytearray(data)
+        for start, end in rng.sample(spans, 40):
+            for _ in range(8):
+                fuzzed[rng.randrange(start + 16, end)] = rng.randrange(256)
+        if n % 3 == 2:  # and a record header
+            start, _ = rng.choice(spans)
+            fuzzed[start + 8 : start + 12] = rng.randbytes(4)
+        path = tmp_path / f"fuzz-{n}.pcap"
+        path.write_bytes(bytes(fuzzed))
+        try:
+            outcomes.append(len(_table(path)))
+        except InputError as exc:
+            assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
+            outcomes.append(-1)
+    assert any(n > 0 for n in outcomes)
