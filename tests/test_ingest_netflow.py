@@ -315,6 +315,50 @@ def test_a_file_without_flows_gives_none_and_a_warning(
     assert "no flow records" in caplog.text
 
 
+def _fake_nfdump(tmp: Path, monkeypatch: pytest.MonkeyPatch, prints: bytes, errors: str = "") -> None:
+    """An ``nfdump`` earlier on PATH that checks every file as fine and prints ``prints`` as records:
+    what derisk must survive if an nfdump version printed something else (a test of derisk's parsing,
+    not a stand-in for a derisk component)."""
+    (tmp / "printed").write_bytes(prints)
+    script = tmp / "bin" / "nfdump"
+    script.parent.mkdir()
+    script.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in -v|-E) exit 0;; esac\n'
+        f"cat '{tmp / 'printed'}'\n"
+        f"printf '%s' '{errors}' >&2\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize(
+    "prints",
+    [
+        b"1772438400.000,0.000,17,10.0.0.1,many,8.8.8.8,53,1,75,0,0,0.0.0.0,0\n",
+        b"1772438400.000,0.000,17,10.0.0.1\n",
+        b"1772438400.000,0.000,17," + b"1" * 10_000_000 + b",5000,8.8.8.8,53,1,75,0,0,0.0.0.0,0\n",
+        b"1772438400.000,0.000,17,\x00\xff\xfe,5000,8.8.8.8,53,1,75,0,0,0.0.0.0,0\n",
+    ],
+    ids=["wrong type", "too few fields", "10 MB field", "NUL and not UTF-8"],
+)
+def test_records_derisk_cannot_parse_are_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prints: bytes
+) -> None:
+    _fake_nfdump(tmp_path, monkeypatch, prints)
+    with pytest.raises(InputError, match="nfdump printed records derisk cannot read"):
+        read_all(NETFLOW / "v9")
+
+
+def test_messages_of_nfdump_on_standard_error_fail_the_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = b"1772438400.000,0.000,17,10.0.0.1,5000,8.8.8.8,53,1,75,0,0,0.0.0.0,0\n"
+    _fake_nfdump(tmp_path, monkeypatch, good, "Corrupt data block\n")
+    with pytest.raises(InputError, match=r"nfdump could not read it \(Corrupt data block\)"):
+        read_all(NETFLOW / "v9")
+
+
 def test_without_nfdump_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(InputError, match="apt-get install nfdump"):
