@@ -262,3 +262,30 @@ def test_workspace_from_before_conn_state_gains_the_columns(tmp_path: Path, data
     with Workspace.open(ws, create=False, read_only=True) as w:
         rows = w.query("SELECT conn_state, is_attempt FROM flows WHERE source_ref = 'C00000000000000002'")
     assert [tuple(r) for r in rows] == [("REJ", True)]
+
+
+ZEEK_FIXTURES = Path(__file__).parent / "fixtures" / "zeek"
+
+
+def test_real_scope_sep_log_reads_like_its_dotted_twin(tmp_path: Path) -> None:
+    """Zeek's own test output with ``Log::default_scope_sep = "_"`` (tests/fixtures/README.md)."""
+    scoped = ZEEK_FIXTURES / "scope_sep" / "conn.log"
+    text = scoped.read_text()
+    assert "\tid_orig_h\t" in text
+    dotted = tmp_path / "conn.log"
+    dotted.write_text(text.replace("\tid_", "\tid."))
+    table = read_all(scoped)
+    assert table.num_rows == 34
+    assert table.equals(read_all(dotted))
+
+
+def test_real_attempts_in_zeek_logs() -> None:
+    """Real conn.logs: REJ and a bare midstream TCP packet are attempts; unanswered UDP datagrams
+    (S0, payload unset for single packets) carried data and are not."""
+    pop3 = read_all(ZEEK_FIXTURES / "pop3" / "conn.log").to_pylist()
+    assert {(r["conn_state"], r["is_attempt"]) for r in pop3} == {("REJ", True), ("SF", False)}
+    rows = read_all(ZEEK_FIXTURES / "scope_sep" / "conn.log").to_pylist()
+    attempts = [r for r in rows if r["is_attempt"]]
+    assert [(r["conn_state"], r["protocol"], r["bytes_out"]) for r in attempts] == [("OTH", 6, 48)]
+    udp_s0 = [r for r in rows if r["conn_state"] == "S0"]
+    assert len(udp_s0) == 10 and not any(r["is_attempt"] for r in udp_s0)

@@ -11,12 +11,10 @@ Contract for users: ``docs/ingest-zeek.md``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
 import re
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,18 +24,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from derisk.errors import InputError
-from derisk.flows import BATCH_ROWS, INGEST_SCHEMA, TS
-from derisk.ingest import zeek_json, zeek_tsv
-from derisk.ingest.zeek_fields import canonical_names
+from derisk.flows import BATCH_ROWS
+from derisk.ingest import zeek_tsv
+from derisk.ingest.zeek_convert import CONN_NOT_NULL, duck_flows, to_flows
 from derisk.ingest.zeek_io import (
     LineTooLong,
     bytes_per_line,
-    is_arrow_read_error,
     read_error,
-    segments,
-    sniff,
 )
-from derisk.ingest.zeek_join import Companions, bound_text
+from derisk.ingest.zeek_join import Companions
+from derisk.ingest.zeek_log import ZeekLog, column, open_log, text, timestamps
 from derisk.store import zeekread
 
 _log = logging.getLogger(__name__)
@@ -63,7 +59,6 @@ CONN_OPTIONAL: Final = {
     "orig_bytes": "count",
     "resp_bytes": "count",
 }
-CONN_NOT_NULL: Final = frozenset({"ts", "uid", "id.orig_h", "id.resp_h"})
 
 SSL_REQUIRED: Final = {"uid": "string", "server_name": "string"}
 SSL_OPTIONAL: Final = {"ja4": "string"}
@@ -78,16 +73,9 @@ _TEXT_COLUMNS: Final = frozenset({"service", "server_name", "ja4", "host", "user
 #: conn.log columns with few distinct values: read dictionary-encoded and converted per distinct value.
 _DICTIONARY_COLUMNS: Final = frozenset({"proto", "service", "conn_state"})
 
-#: Zeek ``conn_state`` values of connections that may have carried nothing: no SYN-ACK (S0), rejected
-#: (REJ), reset before the responder's SYN-ACK (RSTOS0, RSTRH), a half-open remainder (SH, SHR) and
-#: midstream traffic (OTH). With no payload in either direction they are attempts (``is_attempt``).
-ATTEMPT_STATES: Final = ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
-
 _LOG_NAME = re.compile(r"^(conn|dns|ssl|quic|http)(\.[^/]+)?\.(log|json)(\.gz)?$")
 #: The dated folders of Zeek's log archive (``zeekctl`` moves each day's rotated logs there).
 _DAY_DIR = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_PROTOCOLS: Final = {"tcp": 6, "udp": 17, "icmp": 1}
-_MAX_EPOCH_SECONDS: Final = 1e11
 #: Threads that parse and convert conn.log segments (bounded: each holds a segment in memory).
 _MAX_WORKERS: Final = 4
 
@@ -150,97 +138,6 @@ def has_conn_log(path: Path) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class _Log:
-    """One opened log: its format and what its header (TSV) or first line (JSON) told us."""
-
-    path: Path
-    display: str
-    columns: Mapping[str, str]
-    header: zeek_tsv.TsvHeader | None
-    ts_kind: str
-    #: Zeek's name of a column -> its key in a JSON log, where they differ (a scope separator).
-    names: Mapping[str, str] = field(default_factory=dict)
-
-    def segments(self) -> Generator[tuple[pa.Buffer, int], None, None]:
-        return segments(self.path, self.display, zeek_tsv.SEGMENT_BYTES)
-
-    def parse(self, data: pa.Buffer, dictionary: frozenset[str] = frozenset()) -> pa.Table:
-        if self.header is not None:
-            return zeek_tsv.parse_segment(data, self.header, self.columns, dictionary)
-        return zeek_json.parse_segment(data, self.columns, self.ts_kind, self.names)
-
-    def diagnose(self, cause: BaseException, not_null: frozenset[str]) -> InputError:
-        if is_arrow_read_error(cause):
-            return read_error(cause, self.display)
-        text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        if self.header is not None:
-            return zeek_tsv.diagnose(self.path, self.header, self.columns, self.display, text, not_null)
-        return zeek_json.diagnose(
-            self.path, self.columns, self.ts_kind, self.display, text, not_null, self.names
-        )
-
-
-def _open_log(
-    path: Path, required: Mapping[str, str], optional: Mapping[str, str], always: frozenset[str]
-) -> _Log:
-    """Open a log; JSON logs leave unset fields out, so only ``always`` must be in the first line."""
-    display = str(path)
-    head = sniff(path, display)
-    if not head.strip():
-        raise InputError("empty file" if not head else "empty log: no records", source=display)
-    if zeek_json.looks_json(head):
-        ts_kind, names = zeek_json.first_record(path, [name for name in required if name in always], display)
-        return _Log(path, display, {**required, **optional}, None, ts_kind, names)
-    if not head.startswith(b"#"):
-        raise InputError("not a Zeek log: no #fields header and not JSON lines", source=display)
-    header = zeek_tsv.read_header(path, display)
-    renamed = canonical_names(header.fields)
-    if renamed:
-        fields = tuple(renamed.get(name, name) for name in header.fields)
-        if len(set(fields)) != len(fields):
-            raise InputError("#fields names a column twice (with two scope separators)", source=display)
-        header = dataclasses.replace(header, fields=fields)
-    present = zeek_tsv.check_columns(header, required, optional, display)
-    wanted = {**required, **optional}
-    return _Log(path, display, {name: wanted[name] for name in present}, header, "number")
-
-
-def _timestamps(values: pa.Array, log: _Log, not_null: frozenset[str]) -> pa.Array:
-    """Zeek ``ts`` (epoch seconds or ISO 8601) as :data:`derisk.flows.TS`."""
-    if pa.types.is_string(values.type):
-        try:
-            return values.cast(TS)
-        except pa.ArrowInvalid:
-            try:
-                return values.cast(pa.timestamp("us")).cast(TS)
-            except pa.ArrowInvalid as exc:
-                raise log.diagnose(exc, not_null) from None
-    if log.ts_kind == "millis":
-        values = pc.divide(values.cast(pa.float64()), 1000.0)
-    if len(values) > values.null_count:
-        total = pc.sum(values).as_py()
-        bounds = pc.min_max(values).as_py()
-        if not math.isfinite(total) or bounds["min"] < 0 or bounds["max"] >= _MAX_EPOCH_SECONDS:
-            raise log.diagnose(ValueError("implausible timestamp"), not_null)
-    return _micros(values).cast(TS)
-
-
-def _micros(seconds: pa.Array) -> pa.Array:
-    return pc.round(pc.multiply(seconds, 1e6)).cast(pa.int64())
-
-
-def _text(values: pa.Array, log: _Log) -> pa.Array:
-    if log.header is not None:
-        values = zeek_tsv.unescape_column(values)
-    return bound_text(values)
-
-
-def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
-    column = batch.column(name)
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-
-
 def _read_companion(path: Path, kind: str) -> pa.Table:
     required, optional = {
         "ssl": (SSL_REQUIRED, SSL_OPTIONAL),
@@ -248,7 +145,7 @@ def _read_companion(path: Path, kind: str) -> pa.Table:
         "http": (HTTP_REQUIRED, HTTP_OPTIONAL),
         "dns": (DNS_REQUIRED, DNS_OPTIONAL),
     }[kind]
-    log = _open_log(path, required, optional, frozenset({"uid", "ts"}))
+    log = open_log(path, required, optional, frozenset({"uid", "ts"}))
     try:
         parts = [log.parse(data) for data, _ in log.segments()]
     except (pa.ArrowInvalid, LineTooLong, OSError, EOFError) as exc:
@@ -258,18 +155,18 @@ def _read_companion(path: Path, kind: str) -> pa.Table:
         return pa.table({name: pa.array([], pa.string()) for name in log.columns})
     columns: dict[str, pa.Array] = {}
     for name in log.columns:
-        values = _column(table, name)
+        values = column(table, name)
         if name == "ts":
-            values = _timestamps(values, log, frozenset({"ts"}))
+            values = timestamps(values, log, frozenset({"ts"}))
         elif name == "answers":
             values = _answers(values, log)
         elif name in _TEXT_COLUMNS:
-            values = _text(values, log)
+            values = text(values, log)
         columns[name] = values
     return pa.table(columns)
 
 
-def _answers(values: pa.Array, log: _Log) -> pa.Array:
+def _answers(values: pa.Array, log: ZeekLog) -> pa.Array:
     if log.header is not None:
         values = zeek_tsv.split_sets(values, log.header)
         flat = zeek_tsv.unescape_column(pc.list_flatten(values))
@@ -290,115 +187,8 @@ def load_companions(zeek_input: ZeekInput) -> Companions:
     return Companions(ssl=tables["ssl"], http=tables["http"], dns=tables["dns"])
 
 
-def _encoded(values: pa.Array) -> pa.DictionaryArray:
-    return values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
-
-
-def _protocols(proto: pa.Array, orig_h: pa.Array) -> pa.Array:
-    """Zeek's transport names as IP protocol numbers (ICMP over IPv6 is 58); others null."""
-    encoded = _encoded(proto)
-    names = pa.array(list(_PROTOCOLS))
-    numbers = pa.array(list(_PROTOCOLS.values()), pa.int16())
-    per_name = numbers.take(pc.index_in(pc.utf8_lower(encoded.dictionary), value_set=names))
-    number = per_name.take(encoded.indices)
-    if 1 in per_name.to_pylist():
-        icmp6 = pc.and_(pc.equal(number, 1), pc.match_substring(orig_h, ":"))
-        number = pc.if_else(icmp6, pa.scalar(58, pa.int16()), number)
-    return number
-
-
-def _ports(ports: pa.Array, protocol: pa.Array) -> pa.Array:
-    """Ports of TCP and UDP flows; null otherwise (Zeek puts ICMP type and code there)."""
-    transport = pc.fill_null(pc.is_in(protocol, value_set=pa.array([6, 17], pa.int16())), False)
-    return pc.if_else(transport, ports.cast(pa.int32()), pa.scalar(None, pa.int32()))
-
-
-def _labels(values: pa.Array, log: _Log) -> pa.Array:
-    """A text column with few distinct values, unescaped and bounded once per distinct value."""
-    encoded = _encoded(values)
-    return _text(encoded.dictionary, log).take(encoded.indices)
-
-
-def to_flows(batch: pa.RecordBatch, log: _Log, companions: Companions) -> pa.RecordBatch:
-    """Convert one conn.log batch (Zeek column names) into an :data:`INGEST_SCHEMA` batch."""
-    for name in CONN_NOT_NULL:
-        if _column(batch, name).null_count:
-            raise log.diagnose(ValueError(f"{name} unset"), CONN_NOT_NULL)
-    first = _timestamps(_column(batch, "ts"), log, CONN_NOT_NULL)
-    if "duration" in log.columns:
-        duration = _column(batch, "duration")
-        last = pc.add(first.cast(pa.int64()), _micros(duration)).cast(TS)
-    else:
-        last = pa.nulls(batch.num_rows, TS)
-    uid, orig_h, resp_h = _column(batch, "uid"), _column(batch, "id.orig_h"), _column(batch, "id.resp_h")
-    extra = companions.enrich(uid, orig_h, resp_h, first)
-    protocol = _protocols(_column(batch, "proto"), orig_h)
-    service = (
-        _labels(_column(batch, "service"), log)
-        if "service" in log.columns
-        else pa.nulls(batch.num_rows, pa.string())
-    )
-    arrays = {
-        "first_seen": first,
-        "last_seen": last,
-        "src_ip": orig_h,
-        "src_port": _ports(_column(batch, "id.orig_p"), protocol),
-        "dst_ip": resp_h,
-        "dst_port": _ports(_column(batch, "id.resp_p"), protocol),
-        "protocol": protocol,
-        "bytes_out": _column(batch, "orig_ip_bytes"),
-        "bytes_in": _column(batch, "resp_ip_bytes"),
-        "packets_out": _column(batch, "orig_pkts"),
-        "packets_in": _column(batch, "resp_pkts"),
-        "server_name": extra.server_name,
-        "server_name_source": extra.server_name_source,
-        "application": service,
-        "ja4": extra.ja4,
-        "user_agent": extra.user_agent,
-        "dns_query": extra.dns_query,
-        "source_ref": uid,
-        **_attempts(batch, log),
-    }
-    return pa.RecordBatch.from_arrays(
-        [arrays[f.name].cast(f.type) for f in INGEST_SCHEMA], schema=INGEST_SCHEMA
-    )
-
-
-def attempt_flags(state: pa.Array, orig_bytes: pa.Array | None, resp_bytes: pa.Array | None) -> pa.Array:
-    """``is_attempt``: an attempt state and no payload either way (null when the log cannot say).
-
-    ``state`` is Zeek's ``conn_state`` (null when unset); ``orig_bytes`` and ``resp_bytes`` Zeek's
-    payload counts (None when the log has no such column: the flag is then null for attempt states,
-    since the payload is unknown). An unset payload count is 0 (Zeek leaves it unset when it saw none).
-    """
-    encoded = _encoded(state)
-    per_state = pc.is_in(encoded.dictionary, value_set=pa.array(ATTEMPT_STATES))
-    attempt_state = per_state.take(encoded.indices)
-    if orig_bytes is None or resp_bytes is None:
-        return pc.if_else(attempt_state, pa.scalar(None, pa.bool_()), attempt_state)
-    silent = pc.and_(pc.equal(pc.fill_null(orig_bytes, 0), 0), pc.equal(pc.fill_null(resp_bytes, 0), 0))
-    return pc.and_(attempt_state, silent)
-
-
-def _attempts(batch: pa.RecordBatch, log: _Log) -> dict[str, pa.Array]:
-    """``conn_state`` (bounded text) and ``is_attempt`` of a conn.log batch in Zeek column names."""
-    if "conn_state" not in log.columns:
-        return {
-            "conn_state": pa.nulls(batch.num_rows, pa.string()),
-            "is_attempt": pa.nulls(batch.num_rows, pa.bool_()),
-        }
-    state = _labels(_column(batch, "conn_state"), log)
-    payload = "orig_bytes" in log.columns and "resp_bytes" in log.columns
-    flags = attempt_flags(
-        state,
-        _column(batch, "orig_bytes") if payload else None,
-        _column(batch, "resp_bytes") if payload else None,
-    )
-    return {"conn_state": state, "is_attempt": flags}
-
-
 def _stream_conn(
-    log: _Log, companions: Companions, progress: Callable[[int], None] | None
+    log: ZeekLog, companions: Companions, progress: Callable[[int], None] | None
 ) -> Iterator[pa.RecordBatch]:
     """Parse and convert segments of a conn log on a few threads; yield the batches in file order.
 
@@ -450,52 +240,8 @@ def _stream_conn(
             progress(size - reported)
 
 
-def _duck_flows(batch: pa.RecordBatch, log: _Log, companions: Companions) -> pa.RecordBatch:
-    """Convert a batch of :func:`derisk.store.zeekread.read_conn` into an :data:`INGEST_SCHEMA` batch."""
-    for name in ("first_us", "uid", "src_ip", "dst_ip"):
-        if batch.column(name).null_count:
-            raise zeekread.ZeekReadError(f"{name} is unset")
-    bounds = pc.min_max(batch.column("first_us")).as_py()
-    if bounds["min"] < 0 or bounds["max"] >= _MAX_EPOCH_SECONDS * 1e6:
-        raise zeekread.ZeekReadError("implausible timestamp")
-    first = batch.column("first_us").cast(TS)
-    uid, src_ip, dst_ip = batch.column("uid"), batch.column("src_ip"), batch.column("dst_ip")
-    extra = companions.enrich(uid, src_ip, dst_ip, first)
-    service = batch.column("service")
-    arrays = {
-        "first_seen": first,
-        "last_seen": batch.column("last_us").cast(TS),
-        "server_name": extra.server_name,
-        "server_name_source": extra.server_name_source,
-        "application": _labels(service, log) if service.null_count < len(service) else service,
-        "ja4": extra.ja4,
-        "user_agent": extra.user_agent,
-        "dns_query": extra.dns_query,
-        "source_ref": uid,
-        **_duck_attempts(batch, log),
-    }
-    return pa.RecordBatch.from_arrays(
-        [(arrays[f.name] if f.name in arrays else batch.column(f.name)).cast(f.type) for f in INGEST_SCHEMA],
-        schema=INGEST_SCHEMA,
-    )
-
-
-def _duck_attempts(batch: pa.RecordBatch, log: _Log) -> dict[str, pa.Array]:
-    state = batch.column("conn_state")
-    if state.null_count == len(state):
-        return {"conn_state": state, "is_attempt": pa.nulls(batch.num_rows, pa.bool_())}
-    state = _labels(state, log)
-    payload = "orig_bytes" in log.columns and "resp_bytes" in log.columns
-    flags = attempt_flags(
-        state,
-        batch.column("orig_bytes") if payload else None,
-        batch.column("resp_bytes") if payload else None,
-    )
-    return {"conn_state": state, "is_attempt": flags}
-
-
 def _stream_tsv(
-    log: _Log, companions: Companions, progress: Callable[[int], None] | None
+    log: ZeekLog, companions: Companions, progress: Callable[[int], None] | None
 ) -> Iterator[pa.RecordBatch]:
     """Read a plain (not gzip) TSV conn log with DuckDB (:mod:`derisk.store.zeekread`).
 
@@ -519,7 +265,7 @@ def _stream_tsv(
     )
     try:
         for batch in batches:
-            flows = _duck_flows(batch, log, companions)
+            flows = duck_flows(batch, log, companions)
             yielded += flows.num_rows
             yield flows
             if progress is not None:
@@ -542,7 +288,7 @@ def _stream_tsv(
 
 
 def _resume(
-    log: _Log, companions: Companions, progress: Callable[[int], None] | None, skip: int, reported: int
+    log: ZeekLog, companions: Companions, progress: Callable[[int], None] | None, skip: int, reported: int
 ) -> Iterator[pa.RecordBatch]:
     """Arrow's reading of a conn log, without its first ``skip`` rows and the progress already reported."""
     seen = 0
@@ -574,7 +320,7 @@ def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> I
     """
     zeek_input = discover(path)
     logs = [
-        _open_log(conn, CONN_REQUIRED, CONN_OPTIONAL, frozenset(CONN_REQUIRED)) for conn in zeek_input.conn
+        open_log(conn, CONN_REQUIRED, CONN_OPTIONAL, frozenset(CONN_REQUIRED)) for conn in zeek_input.conn
     ]
     companions = load_companions(zeek_input)
 
