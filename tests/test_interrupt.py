@@ -104,3 +104,77 @@ def test_a_swallowed_ctrl_c_still_stops_the_run_before_its_commit(
         assert done.returncode == 0, done.stderr
         with Workspace.open(ws, create=False, read_only=True) as w:
             assert w.flow_count() == 2_000
+
+
+def _long_capture(path: Path) -> None:
+    """The generator's capture repeated (each copy 5 s later) until metering takes a few seconds."""
+    from derisk.gen.packets import write_capture
+    from golden import conversations
+
+    small = path.with_suffix(".small")
+    write_capture(conversations(ipv6=False), small)
+    data = small.read_bytes()
+    header, body = data[:24], data[24:]
+    spans, offset = [], 0
+    while offset < len(body):
+        end = offset + 16 + int.from_bytes(body[offset + 8 : offset + 12], "little")
+        spans.append((offset, end))
+        offset = end
+    with path.open("wb") as out:
+        out.write(header)
+        for n in range(1500):
+            out.write(
+                b"".join(
+                    (int.from_bytes(body[s : s + 4], "little") + 5 * n).to_bytes(4, "little")
+                    + body[s + 4 : e]
+                    for s, e in spans
+                )
+            )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["ctrl-c in a terminal", "sigterm"])
+def test_interrupted_capture_leaves_no_process_behind(tmp_path: Path, ipdata_dir: Path, how: str) -> None:
+    """Ctrl-C as a terminal sends it (SIGINT to the whole process group: derisk and its meters) and
+    SIGTERM as a service manager sends it (to derisk alone): the run stops, no traceback from any
+    process, no meter left, nothing stored."""
+    import psutil
+
+    capture = tmp_path / "long.pcap"
+    _long_capture(capture)
+    ws = tmp_path / "ws"
+    env = {**os.environ, "DERISK_DATA_DIR": str(ipdata_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "derisk.cli", "analyze", "-w", str(ws), "-q", str(capture)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_as_foreground,
+        start_new_session=True,  # its own process group, as a terminal's foreground job has
+    )
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    while not parent.children(recursive=True) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)
+    meters = parent.children(recursive=True)
+    if not meters or proc.poll() is not None:
+        pytest.fail("the analysis finished before it could be interrupted; make the capture longer")
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (-signal.SIGTERM if how == "sigterm" else 130), err
+    assert "Traceback" not in err
+    gone_by = time.monotonic() + 2
+    while time.monotonic() < gone_by:
+        alive = [m for m in meters if m.is_running() and m.status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            break
+        time.sleep(0.02)
+    assert alive == [], "meters left behind"
+    if ws.exists():  # a new workspace is created while the capture is read, and removed on failure
+        with Workspace.open(ws, create=False, read_only=True) as w:
+            assert w.flow_count() == 0

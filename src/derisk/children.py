@@ -9,7 +9,9 @@ re-parented to init, holding their memory. :func:`install` registers a fork hook
   (``prctl(PR_SET_PDEATHSIG, SIGKILL)``, Linux); the kernel ties the signal to the thread that
   forked, and derisk forks meters from the thread that iterates them, which outlives them;
 * it then checks that the parent is still the process that forked it; if the parent died between
-  the fork and the prctl call, the child exits at once.
+  the fork and the prctl call, the child exits at once;
+* it ignores SIGINT: a terminal's Ctrl-C reaches the whole process group, and the parent decides
+  (it rolls the run back and stops its meters; a meter would only print a KeyboardInterrupt traceback).
 
 SIGTERM and Ctrl-C end derisk itself (the latter after rolling the run back), and its children then
 receive their SIGKILL from the kernel. The children of a child (none today) are covered the same way.
@@ -18,6 +20,7 @@ On systems without ``prctl`` :func:`install` does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -41,6 +44,10 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     parent = _forking.get(threading.get_ident())
     _forking.clear()
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides what it means (roll
+    # back, stop the meters); a child that raised KeyboardInterrupt would print a traceback.
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         return  # not permitted here: nothing more the child can do
