@@ -9,7 +9,7 @@ the git blob id recorded in the truth file, so a different file of the same name
 script never downloads: fetch the repository named in the truth file and copy the files out, e.g.
 ``git --git-dir=nDPI.git show HEAD:tests/cfgs/default/pcap/weibo.pcap > CAPTURE_DIR/weibo.pcap``.
 Each capture is analysed on its own by the real command (``python -m derisk analyze``, a fresh
-workspace per capture, the IP data of ``--data-dir`` or the default data directory), and the analysis
+workspace per capture, the IP data of ``--data-dir`` or the default data directory; one retry when it fails), and the analysis
 document is scored:
 
 - *right*: the controller named is one of the judged names and the controlling jurisdiction matches;
@@ -34,6 +34,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -238,7 +239,11 @@ def evaluate(
             continue
         try:
             if analyses is None:
-                doc = analyse(path, workdir, data_dir)
+                try:
+                    doc = analyse(path, workdir, data_dir)
+                except EvalError:  # one retry: a fresh workspace, the same input
+                    shutil.rmtree(workdir / f"ws-{path.name}", ignore_errors=True)
+                    doc = analyse(path, workdir, data_dir)
             else:
                 doc = json.loads((analyses / f"{path.name}.json").read_text(encoding="utf-8"))
         except (EvalError, OSError, ValueError) as exc:
