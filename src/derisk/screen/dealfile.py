@@ -2,7 +2,8 @@
 
 A deal file is YAML (or JSON, by the ``.json`` suffix)::
 
-    title: 25% of a Belgian airport-logistics operator
+    title: 25% of a Belgian airport-logistics operator   # at most 1,024 characters, as every text field
+    intragroup: false               # a restructuring inside one group (France: R151-7 exemption)
     investor:                       # the direct acquirer and its owners, up to the UBOs
       name: Example Holding Ltd
       country: HK
@@ -16,15 +17,17 @@ A deal file is YAML (or JSON, by the ``.json`` suffix)::
       turnover_eur: 150000000       # previous financial year; omit if unknown
       listed: false
       greenfield: false
-      asset_deal: false
+      asset_deal: false             # the business's assets rather than its shares (needs control_after)
       branch: false
       subsidiaries: []              # for indirect acquisitions: {name, country, sectors, turnover_eur, held_pct, controlled}
-    stake: {before_pct: 0, after_pct: 25, control_before: false, control_after: false}
-    dates: {signing: 2025-03-03, closing: 2025-06-30, notification: 2025-03-10}
+    stake: {before_pct: 0, after_pct: 25, control_before: false, control_after: false}  # control: true | joint | false
+    dates: {signing: 2025-03-03, closing: 2025-06-30, notification: 2025-03-10}  # + complete_documents (DE phase 2)
     information_requests:           # clock stops: the days after `requested` up to `answered`
       - {regime: BE, requested: 2025-03-20, answered: 2025-03-27}
 
-Every problem is collected and raised together as one :class:`~derisk.errors.InputError`.
+Every problem is collected and raised together as one :class:`~derisk.errors.InputError`. The file is
+read by :mod:`derisk.screen.document` first: at most 1 MB, no YAML aliases, at most 64 levels of nesting;
+lists hold at most 1,000 entries.
 """
 
 from __future__ import annotations
