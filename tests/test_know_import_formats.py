@@ -11,6 +11,7 @@ import pytest
 from derisk.cli import main
 from derisk.know.attribution import load_index
 from derisk.know.graph import load_graph
+from derisk.know.graphload import expand
 from derisk.know.importing import detect, import_file
 from derisk.know.names import find_entities, pick
 from derisk.know.resolve import resolve_controller
@@ -43,6 +44,7 @@ def test_gleif_level1_and_level2_give_a_chain_with_provenance(tmp_path: Path) ->
         rr = import_file(ws, FIXTURES / "gleif-rr-sample.csv")
         graph = load_graph(ws)
         found = find_entities(graph, "Example Europe S.à r.l.", limit=5, source=ws)
+        expand(graph, ws, [found[0][0].id], refresh=True)
     assert (l1.nodes, l1.links, l1.warnings) == (12, 0, ())
     # 12 records: 1 inactive and 1 fund-management relation skipped, 3 ultimate-parent records of
     # children with a direct parent dropped; the ultimate parent of the Liège company stays.
@@ -68,8 +70,7 @@ def test_gleif_ultimate_parent_used_only_without_a_direct_one(tmp_path: Path) ->
         import_file(ws, FIXTURES / "gleif-lei2-sample.csv")
         import_file(ws, FIXTURES / "gleif-rr-sample.csv")
         graph = load_graph(ws)
-        find_entities(graph, "lei-5299003FGHITESTLEI64", source=ws)
-        find_entities(graph, "lei-5299002BCDETESTLEI51", source=ws)
+        expand(graph, ws, ["lei-5299003FGHITESTLEI64", "lei-5299002BCDETESTLEI51"])
     liege = resolve_controller(graph, "lei-5299003FGHITESTLEI64")
     cloud = resolve_controller(graph, "lei-5299002BCDETESTLEI51")
     assert liege.controller is not None and liege.controller.name == "Derisk Sample Holding SE"
@@ -116,7 +117,7 @@ def test_wikidata_ownership_chain(tmp_path: Path, name: str) -> None:
     with Workspace.open(tmp_path / "ws") as ws:
         import_file(ws, FIXTURES / name)
         graph = load_graph(ws)
-        find_entities(graph, "wd-Q90000004", source=ws)
+        expand(graph, ws, ["wd-Q90000004"])
     res = resolve_controller(graph, "wd-Q90000004")
     assert res.controller is not None
     assert res.jurisdiction == "CN"

@@ -193,6 +193,7 @@ def register(group: click.Group) -> None:
         """
         from derisk.know.evidence import load
         from derisk.know.graph import load_graph
+        from derisk.know.graphload import expand
         from derisk.know.names import MATCH_SCORE, find_entities, pick
 
         ws = _open_existing(workspace, _explicit(ctx))
@@ -201,6 +202,8 @@ def register(group: click.Group) -> None:
             found = find_entities(graph, name, limit=8, source=ws)
             chosen = pick(found)
             evidence = load(ws, [chosen.id]) if chosen is not None else []
+            if chosen is not None and ws is not None and chosen.origin == "imported":
+                expand(graph, ws, [chosen.id], refresh=True)  # its aliases, hints and owners
         finally:
             if ws is not None:
                 ws.close()

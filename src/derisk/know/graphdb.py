@@ -86,6 +86,12 @@ _DDL: Final = [
         + ", import_id VARCHAR)"
         for table, schema in SCHEMAS.items()
     ),
+    # One row per word of each comparable name (with the name), ordered by word within an import,
+    # so a search reads only the row groups of its words.
+    "CREATE TABLE IF NOT EXISTS kg_tokens (token VARCHAR, entity_id VARCHAR, norm VARCHAR, import_id VARCHAR)",
+    # Point lookups by id (a search's hits, ``entity show``): string statistics cannot skip row
+    # groups for ids sharing a prefix such as "lei-5299", an index can.
+    "CREATE INDEX IF NOT EXISTS kg_entities_id ON kg_entities (id)",
     """CREATE TABLE IF NOT EXISTS kg_imports (
         import_id VARCHAR PRIMARY KEY, path VARCHAR, format VARCHAR, digest VARCHAR, entities BIGINT,
         links BIGINT, warnings BIGINT, imported_at TIMESTAMPTZ)""",
@@ -181,30 +187,59 @@ def subgraph(db: GraphDatabase, seeds: list[str] | None) -> dict[str, pa.Table]:
     return out
 
 
-def name_candidates(db: GraphDatabase, wanted: str, limit: int = 400) -> list[tuple[str, str]]:
+def name_candidates(
+    db: GraphDatabase, wanted: str, limit: int = 300, budget: int = 5_000
+) -> list[tuple[str, str]]:
     """(entity id, comparable name) pairs worth scoring for the comparable query ``wanted``.
 
-    A pre-filter in DuckDB: names containing a word of the query (or its first four letters, for
-    typos at a word's end), plus the names closest by Jaro-Winkler similarity; rapidfuzz then scores
-    the few hundred candidates (:mod:`derisk.know.names`).
+    A pre-filter in DuckDB over ``kg_tokens`` (every word of every comparable name, sorted by word
+    so that a lookup reads only its row groups): the query's words are looked up rarest first until
+    about ``budget`` rows are reached; a word found nowhere (a typo) is looked up by its first three
+    letters instead. Names sharing the most of those words come first; rapidfuzz then scores the
+    few hundred candidates (:mod:`derisk.know.names`).
     """
-    if not wanted or not has_tables(db):
+    words = sorted({w for w in wanted.split() if len(w) >= 2})[:8]
+    if not words or not _has(db, "kg_tokens"):
         return []
-    words = [w for w in wanted.split() if len(w) >= 3][:6]
-    stems = sorted({w[:4] for w in words} | set(words))
-    clauses = " OR ".join("contains(norm, ?)" for _ in stems) or "false"
-    rows = db.con.execute(
-        f"""
-        (SELECT entity_id, norm FROM kg_names WHERE {clauses}
-         ORDER BY jaro_winkler_similarity(norm, ?) DESC LIMIT ?)
-        UNION
-        (SELECT entity_id, norm FROM kg_names WHERE norm = ?)
-        UNION
-        (SELECT entity_id, norm FROM kg_names ORDER BY jaro_winkler_similarity(norm, ?) DESC LIMIT 50)
-        """,
-        [*stems, wanted, limit, wanted, wanted],
+    con = db.con
+    counts = dict(
+        con.execute(
+            " UNION ALL ".join("SELECT ? AS w, count(*) FROM kg_tokens WHERE token = ?" for _ in words),
+            [x for w in words for x in (w, w)],
+        ).fetchall()
+    )
+    parts: list[str] = []
+    params: list[Any] = []
+    used = 0
+    for word in sorted(words, key=lambda w: (counts.get(w, 0), w)):
+        found = int(counts.get(word, 0))
+        if found == 0 and len(word) >= 4:
+            parts.append("SELECT entity_id, norm, 1 AS w FROM kg_tokens WHERE token >= ? AND token < ?")
+            params += [word[:3], word[:3] + "\uffff"]
+        elif found and (used < budget or not parts):
+            parts.append("SELECT entity_id, norm, 3 AS w FROM kg_tokens WHERE token = ?")
+            params.append(word)
+            used += found
+    if not parts:
+        return []
+    rows = con.execute(
+        f"""SELECT entity_id, norm FROM ({" UNION ALL ".join(parts)})
+            GROUP BY entity_id, norm ORDER BY sum(w) DESC, entity_id LIMIT ?""",
+        [*params, limit],
     ).fetchall()
     return [(str(a), str(b)) for a, b in rows]
+
+
+def entity_rows(db: GraphDatabase, ids: list[str]) -> pa.Table:
+    """The ``kg_entities`` rows of ``ids`` (through the index on id)."""
+    if not ids or not has_tables(db):
+        return ENTITY_SCHEMA.empty_table()
+    return arrow(db.con, "SELECT * FROM kg_entities WHERE id IN (SELECT unnest(?))", [list(ids)])
+
+
+def _has(db: GraphDatabase, table: str) -> bool:
+    rows = db.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()
+    return bool(rows and rows[0][0])
 
 
 def exists(db: GraphDatabase, entity_id: str) -> bool:

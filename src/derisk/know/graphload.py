@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from derisk.know.graph import Entity, Graph, Link, Source
-from derisk.know.graphdb import GraphDatabase, import_rows, subgraph
+from derisk.know.graphdb import HINT_SCHEMA, NAME_SCHEMA, GraphDatabase, entity_rows, import_rows, subgraph
 
 
 def _source(row: dict[str, Any], imports: dict[str, tuple[str, str, str]], what: str) -> Source:
@@ -162,10 +162,28 @@ def attach_registry_hints(known: dict[str, Entity], imported: list[Entity]) -> l
     return out
 
 
-def expand(graph: Graph, db: GraphDatabase, ids: Iterable[str]) -> None:
-    """Add the imported entities ``ids`` (and their ancestors) to ``graph``, in place."""
-    wanted = [i for i in dict.fromkeys(ids) if i not in graph.entities]
+def expand(graph: Graph, db: GraphDatabase, ids: Iterable[str], *, refresh: bool = False) -> None:
+    """Add the imported entities ``ids`` with their names, hints and ancestors to ``graph``, in place.
+
+    ``refresh``: also for ids already in the graph (e.g. added by a search without their ancestors).
+    """
+    wanted = [i for i in dict.fromkeys(ids) if refresh or i not in graph.entities]
     if not wanted:
         return
     entities, links = materialise(db, wanted)
-    graph.add([e for e in entities if e.id not in graph.entities], links)
+    keep = set(wanted)
+    graph.add([e for e in entities if e.id in keep or e.id not in graph.entities], links)
+
+
+def add_found(graph: Graph, db: GraphDatabase, ids: Iterable[str]) -> None:
+    """Add imported entities a search found, without names, hints or ancestors (cheap: one lookup
+    per id); :func:`expand` with ``refresh`` completes an entity that is then shown."""
+    wanted = [i for i in dict.fromkeys(ids) if i not in graph.entities]
+    if not wanted:
+        return
+    tables = {
+        "kg_entities": entity_rows(db, wanted),
+        "kg_names": NAME_SCHEMA.empty_table(),
+        "kg_hints": HINT_SCHEMA.empty_table(),
+    }
+    graph.add(_entities(tables, _imports(db)), [])

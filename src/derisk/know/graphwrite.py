@@ -157,7 +157,7 @@ def write_import(
     now = dt.datetime.now(dt.UTC)
     with db.transaction() as con:
         ensure_tables(con)
-        for table in SCHEMAS:  # importing the same file again replaces its earlier import
+        for table in [*SCHEMAS, "kg_tokens"]:  # importing the same file again replaces its earlier import
             con.execute(f"DELETE FROM {table} WHERE import_id = ?", [import_id])
         con.execute("DELETE FROM kg_imports WHERE import_id = ?", [import_id])
         for batch in batches:
@@ -172,7 +172,7 @@ def write_import(
             "DELETE FROM kg_entities WHERE import_id <> ? AND id IN (SELECT id FROM kg_entities WHERE import_id = ?)",
             [import_id, import_id],
         )
-        for table in ("kg_names", "kg_hints"):
+        for table in ("kg_names", "kg_hints", "kg_tokens"):
             con.execute(
                 f"DELETE FROM {table} WHERE import_id <> ? AND entity_id IN"
                 " (SELECT id FROM kg_entities WHERE import_id = ?)",
@@ -196,6 +196,14 @@ def write_import(
         )
         hints = int(
             con.execute("SELECT count(*) FROM kg_hints WHERE import_id = ?", [import_id]).fetchall()[0][0]
+        )
+        con.execute(
+            """INSERT INTO kg_tokens
+               SELECT token, entity_id, norm, ? FROM (
+                 SELECT DISTINCT unnest(string_split(norm, ' ')) AS token, entity_id, norm
+                 FROM kg_names WHERE import_id = ?)
+               WHERE length(token) >= 2 ORDER BY token""",
+            [import_id, import_id],
         )
         if entities + links + hints == 0:
             shown = [str(p) for p in found[:MAX_SHOWN]]

@@ -78,7 +78,8 @@ def find_entities(
 
     An exact match (after normalisation) of the name, an alias or the id scores 100. With a
     ``source`` (a workspace), the imported name table is searched too (a DuckDB pre-filter, then the
-    same scoring on the candidates) and the entities found are added to ``graph``.
+    same scoring on the candidates) and the entities found are added to ``graph`` (without their
+    owners: :func:`derisk.know.graphload.expand` completes the one that is shown).
     """
     wanted = comparable(name)
     if not wanted:
@@ -92,14 +93,14 @@ def find_entities(
     best: dict[str, float] = {}
     if source is not None:
         from derisk.know.graphdb import exists, name_candidates
-        from derisk.know.graphload import expand
+        from derisk.know.graphload import add_found
 
         found = name_candidates(source, wanted)
         for ident, key in found:
             if ident not in graph.entities:
                 choices.append(key)
                 owners.append(ident)
-        if exists(source, name) and name not in graph.entities:
+        if " " not in name and name not in graph.entities and exists(source, name):
             choices.append(wanted)
             owners.append(name)
     for entity_id in (name, name.lower()):
@@ -119,7 +120,7 @@ def find_entities(
         best[owner] = max(best.get(owner, 0.0), value)
     if source is not None:
         top = sorted(best.items(), key=lambda kv: -kv[1])[: max(limit * 2, 10)]
-        expand(graph, source, [k for k, _ in top if k not in graph.entities])
+        add_found(graph, source, [k for k, _ in top if k not in graph.entities])
         best = {k: v for k, v in best.items() if k in graph.entities}
     ranked = sorted(best.items(), key=lambda kv: (-kv[1], graph.entities[kv[0]].name, kv[0]))
     return [(graph.entities[k], round(v, 1)) for k, v in ranked[:limit]]
