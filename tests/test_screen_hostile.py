@@ -157,8 +157,15 @@ def test_lists_are_bounded() -> None:
     )
     from derisk.screen.dealfile import parse_deal
 
+    with pytest.raises(InputError, match=r"investor\.owners: more than 1,000 entries"):
+        parse_text(text, "t", is_json=True)  # refused before the regimes are even loaded
     with pytest.raises(InputError, match="more than 1000 entries"):
-        parse_deal(parse_text(text, "t", is_json=True), VOCAB, source="t")
+        parse_deal(json.loads(text), VOCAB, source="t")  # and again by the deal checks (web, API)
+
+
+def test_long_text_is_refused_by_the_reader_naming_its_place() -> None:
+    with pytest.raises(InputError, match=r"investor\.owners\[0\]\.name: text longer than 1,024"):
+        parse_text("investor: {owners: [{name: " + "x" * 2000 + "}]}\n", "t")
 
 
 def test_anchors_without_aliases_are_harmless() -> None:

@@ -53,10 +53,13 @@ def screen_command(
     Prints a summary; --json and --html write the full answer with reasons, deadlines, risk factors and
     evidence. Decision support, not legal advice.
     """
-    from derisk.screen.memo import print_summary, render_html
-    from derisk.screen.run import screen_file
+    from derisk.screen.document import read_document
 
-    doc = screen_file(deal_file, workspace=workspace, today=today.date() if today else None)
+    raw = read_document(deal_file)  # hostile files are refused here, before the heavy imports below
+    from derisk.screen.memo import print_summary, render_html
+    from derisk.screen.run import screen_raw
+
+    doc = screen_raw(raw, str(deal_file), workspace=workspace, today=today.date() if today else None)
     emit_json(doc, json_dest)
     if html_dest is not None:
         write_atomic(html_dest, render_html(doc))

@@ -19,6 +19,8 @@ from derisk.errors import InputError
 
 MAX_BYTES: Final = 1_000_000
 MAX_DEPTH: Final = 64
+MAX_TEXT: Final = 1024  # characters of any text value or key: no field of a deal file needs more
+MAX_ITEMS: Final = 1000  # entries of any list or mapping
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -40,15 +42,33 @@ def _check_events(text: str, source: str) -> None:
             depth -= 1
 
 
-def _json_depth(value: Any, source: str, depth: int = 0) -> None:
+def check_bounds(value: Any, source: str, where: str = "", depth: int = 0) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, text longer than MAX_TEXT and lists longer than MAX_ITEMS.
+
+    Runs on the parsed document, before any deal-specific check, so that a hostile file is refused
+    without loading the regimes; the deal checks repeat the field limits with the field's own name.
+    """
     if depth > MAX_DEPTH:
         raise InputError(f"nesting deeper than {MAX_DEPTH} levels", source=source)
-    if isinstance(value, dict):
-        for v in value.values():
-            _json_depth(v, source, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _json_depth(v, source, depth + 1)
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise InputError(
+                f"{where or 'the document'}: text longer than {MAX_TEXT:,} characters ({len(value):,})",
+                source=source,
+            )
+    elif isinstance(value, dict | list):
+        if len(value) > MAX_ITEMS:
+            raise InputError(
+                f"{where or 'the document'}: more than {MAX_ITEMS:,} entries ({len(value):,})", source=source
+            )
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, v in items:
+            if isinstance(key, str) and len(key) > MAX_TEXT:
+                raise InputError(
+                    f"{where or 'the document'}: a key longer than {MAX_TEXT:,} characters", source=source
+                )
+            label = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
+            check_bounds(v, source, label.lstrip("."), depth + 1)
 
 
 def parse_text(text: str, source: str, *, is_json: bool = False) -> Any:
@@ -61,15 +81,16 @@ def parse_text(text: str, source: str, *, is_json: bool = False) -> Any:
     try:
         if is_json:
             value = json.loads(text)
-            _json_depth(value, source)
-            return value
-        _check_events(text, source)
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader, aliases refused above
+        else:
+            _check_events(text, source)
+            value = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader, aliases refused above
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         line = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise InputError(f"not valid {kind}: {line}", source=source) from None
     except RecursionError:
         raise InputError(f"nesting deeper than {MAX_DEPTH} levels", source=source) from None
+    check_bounds(value, source)
+    return value
 
 
 def read_document(path: Path) -> Any:
