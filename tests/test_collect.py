@@ -108,6 +108,14 @@ def _recs(n: int = 2) -> list[Rec]:
     return out
 
 
+def test_switched_times_across_the_uptime_wrap() -> None:
+    """49.7 days after boot the 32-bit uptime wraps: a flow switched before the wrap is in the past."""
+    rec = Rec("10.0.0.1", "8.8.8.8", 40000, 443, 6, 1, 100, 0xFFFF_FC18, 0xFFFF_FFFF)  # 1 s, 1 ms before
+    decoder = Decoder()
+    (got,) = decoder.decode(v5([rec], unix_secs=T0, uptime_ms=1_000), "127.0.0.1")
+    assert (got.first_ms, got.last_ms) == (T0 * 1000 - 2_000, T0 * 1000 - 1_001)
+
+
 def test_v9_data_before_its_template_waits_for_it() -> None:
     late = v9(_recs(), unix_secs=T0, uptime_ms=10_000, template=False, seq=1)
     template = v9([], unix_secs=T0, uptime_ms=10_000, seq=2)

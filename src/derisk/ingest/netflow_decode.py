@@ -160,6 +160,11 @@ def _address(value: Any) -> str:
     return str(ipaddress.ip_address(value))
 
 
+def _since(uptime: int, switched: int) -> int:
+    """Milliseconds from a switched time to the export, across the 32-bit uptime's wrap (49.7 days)."""
+    return (uptime - switched) % (1 << 32)
+
+
 def _v5_records(packet: Any, exporter: str) -> list[Record]:
     head = packet.header
     now_ms = head.timestamp * 1000 + head.timestamp_nano // 1_000_000
@@ -170,8 +175,8 @@ def _v5_records(packet: Any, exporter: str) -> list[Record]:
         ports = proto not in (1, 58)
         out.append(
             Record(
-                now_ms - (head.uptime - d["FIRST_SWITCHED"]),
-                now_ms - (head.uptime - d["LAST_SWITCHED"]),
+                now_ms - _since(head.uptime, d["FIRST_SWITCHED"]),
+                now_ms - _since(head.uptime, d["LAST_SWITCHED"]),
                 _address(d["IPV4_SRC_ADDR"]),
                 d["SRC_PORT"] if ports else None,
                 _address(d["IPV4_DST_ADDR"]),
@@ -191,7 +196,7 @@ def _v9_time(
     """A v9 time: switched time relative to the exporter's uptime, or an absolute IANA field."""
     value = d.get(relative)
     if isinstance(value, int):
-        return now_ms - (uptime - value)
+        return now_ms - _since(uptime, value)
     for name, scale in absolute:
         value = d.get(name)
         if isinstance(value, int):
