@@ -118,3 +118,12 @@ def test_corrected_dates_of_the_legal_base() -> None:
     yarovaya = next(v for k, v in laws.items() if k[0].startswith("Yarovaya"))
     assert yarovaya.in_force == "2016-07-20"
     assert yarovaya.applies_from is not None and "2018-07-01" in yarovaya.applies_from
+
+
+def test_the_screening_doc_lists_every_text_cited() -> None:
+    text = (ROOT / "docs" / "screening.md").read_text(encoding="utf-8")
+    for regime in CAT.regimes.values():
+        for source in regime.sources.values():
+            if source.kind != "derisk":
+                read = source.read.isoformat() if source.read else "not read"
+                assert f"| {source.url} | {read} |" in text, (regime.code, source.id)
