@@ -166,6 +166,7 @@ def score_analysis(doc: dict[str, Any], capture: dict[str, Any], score: Score) -
         answer = _combined(dest) if dest is not None else None
         outcome = classify(answer, judged["expected"])
         score.count("combined", outcome)
+        score.count(f"group {capture.get('group') or '-'}", outcome)
         layers: dict[str, str] = {}
         wanted = judged["expected"].get("layer")
         if dest is not None and isinstance(dest.get(wanted), dict):
@@ -278,6 +279,19 @@ def render(score: Score, problems: list[str], command: str) -> str:
         )
         lines.append(f"| either layer | {score.bytes_share('either'):.1f}% |")
     lines.append(f"\nTotal bytes to public destinations: {score.bytes_total:,}")
+    groups = sorted(layer for layer in score.outcomes if layer.startswith("group "))
+    if groups:
+        lines += [
+            "",
+            "| Services of (combined answer) | Judged | Right | Wrong | Unknown/guess |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for layer in groups:
+            s = score.shares(layer)
+            lines.append(
+                f"| {layer.removeprefix('group ')} | {int(s['n'])} | {s['right']:.1f}% | {s['wrong']:.1f}% "
+                f"| {s['unknown']:.1f}% |"
+            )
     if score.cases:
         lines += ["", "| Capture | Address | Names | AS | Outcome | Expected | Answer | Layers |"]
         lines.append("|---|---|---|---|---|---|---|---|")
