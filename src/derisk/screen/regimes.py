@@ -15,6 +15,7 @@ a :class:`~derisk.errors.DataError`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -279,7 +280,13 @@ def _keys(
     return True
 
 
-_REGISTRY: dict[str, Source] = {}  # the file being loaded; set by _regime (loading is single-threaded)
+#: The sources registry of the file being loaded, per thread (the dashboard may load from several threads).
+_LOADING = threading.local()
+
+
+def _registry() -> Mapping[str, Source]:
+    registry: Mapping[str, Source] = getattr(_LOADING, "sources", {})
+    return registry
 
 
 def _tag(raw: Mapping[str, Any], where: str, problems: list[Problem]) -> tuple[str, str]:
@@ -288,7 +295,7 @@ def _tag(raw: Mapping[str, Any], where: str, problems: list[Problem]) -> tuple[s
         problems.append(Problem(where, "missing source"))
         source = ""
     else:
-        source = resolve_source(source, _REGISTRY, where, problems)
+        source = resolve_source(source, _registry(), where, problems)
     if conf not in CONFIDENCES:
         problems.append(Problem(where, f"confidence must be one of V, S, U, found {conf!r}"))
         conf = "U"
@@ -356,8 +363,7 @@ def _groups(
     groups: dict[str, frozenset[str]] = {}
     sources: dict[str, Cited] = {}
     for path, raw in raws.values():
-        _REGISTRY.clear()
-        _REGISTRY.update(_sources(raw.get("sources"), path, []))
+        _LOADING.sources = _sources(raw.get("sources"), path, [])
         for name, g in (raw.get("country_groups") or {}).items():
             where = f"{path}: country_groups.{name}"
             if not _keys(g, GROUP_KEYS, where, problems, {"members", "label"}):
@@ -369,7 +375,7 @@ def _groups(
                 continue
             groups[name] = frozenset(m.upper() for m in members)
             sources[name] = Cited(str(g["label"]), source, conf)
-    _REGISTRY.clear()
+    _LOADING.sources = {}
     return groups, sources
 
 
@@ -399,8 +405,7 @@ def _regime(
     if raw.get("regime") != code:
         problems.append(Problem(where, f"regime must be {code!r}, found {raw.get('regime')!r}"))
     sources = _sources(raw.get("sources"), path, problems)
-    _REGISTRY.clear()
-    _REGISTRY.update(sources)
+    _LOADING.sources = sources
     facts: dict[str, Fact] = {}
     for fid, f in (raw.get("facts") or {}).items():
         fw = f"{path}: facts.{fid}"
@@ -544,7 +549,7 @@ def _regime(
         for rid in (*d.when_rules, *d.unless_rules):
             if rid not in rule_ids:
                 problems.append(Problem(f"{path}: deadline {d.id}", f"unknown rule {rid!r}"))
-    _REGISTRY.clear()
+    _LOADING.sources = {}
     if authority is None or instrument is None or scope_countries is None:
         return None
     return Regime(
