@@ -36,9 +36,10 @@ from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA, MIN_BATCH_ROWS, batch_from_columns
 from derisk.ingest import linktypes
 from derisk.ingest.dnsanswers import AnswerMap, LongQueries, decode_ip, note, scan_capture
-from derisk.ingest.feed import Feed, FeedReport, Probe, probe
+from derisk.ingest.feed import Feed, FeedReport
 from derisk.ingest.framing import CaptureInfo, capture_format, inspect_capture, os_error
 from derisk.ingest.meterwatch import MeterWatch
+from derisk.ingest.probe import Probe, probe
 from derisk.safetext import bound
 
 __all__ = ["NFSTREAM_OPTIONS", "CaptureInfo", "capture_format", "inspect_capture", "read_pcap", "scan"]
