@@ -63,10 +63,11 @@ class AnswerIndex:
     (each uses its own cursor); adding answers must not overlap them. Close it when done.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """``con``: a private in-memory connection to share (its owner closes it), else one is opened."""
         self._parts: list[pa.Table] = []
         self._count = 0
-        self._con: duckdb.DuckDBPyConnection | None = None
+        self._con: duckdb.DuckDBPyConnection | None = con.cursor() if con is not None else None
         self._indexed = 0  # answers in the lookup tables
         self._single = pa.array([], pa.string())  # addresses that only ever answered one name
         self._mixed = pa.array([], pa.string())  # the other answered addresses

@@ -34,20 +34,27 @@ _JOIN: Final = """
 """
 
 
+def connect() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB connection for the joins (no extension loading, no progress bar)."""
+    con = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False, "threads": 2},
+    )
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 class UidJoin:
     """Companion rows reduced to one row per uid, and the join of conn batches with them."""
 
-    def __init__(self, parts: list[pa.Table]) -> None:
-        """``parts``: tables with ``uid``, ``seq`` and some of the value columns (all strings)."""
+    def __init__(self, parts: list[pa.Table], con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """``parts``: tables with ``uid``, ``seq`` and some of the value columns (all strings);
+        ``con``: a private in-memory connection to share (its owner closes it), else one is opened."""
         self._con: duckdb.DuckDBPyConnection | None = None
         rows = [self._normalised(part) for part in parts if part.num_rows]
         if not rows:
             return
-        self._con = duckdb.connect(
-            ":memory:",
-            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False, "threads": 2},
-        )
-        self._con.execute("SET enable_progress_bar = false")
+        self._con = con.cursor() if con is not None else connect()
         self._con.register("_rows", pa.concat_tables(rows))
         first = ", ".join(
             f"arg_min({name}, seq) FILTER (WHERE {name} IS NOT NULL) AS {name}" for name in _VALUES
@@ -86,6 +93,28 @@ class UidJoin:
             cursor.close()
         return _placed(result, n, COLUMNS)
 
+    def match_source(self, source: str) -> Matched | None:
+        """Join a whole conn.log at once: ``source`` is its ``read_csv(...)`` (:func:`zeekread.csv_source`).
+
+        Rows are numbered in file order (``row_number() OVER ()`` keeps it) and only the matches
+        come back, sorted by row: memory follows the companions, not the log. None when the log has
+        no companions or DuckDB cannot read it (the batch-wise :meth:`join` then serves).
+        """
+        if self._con is None:
+            return None
+        cursor = self._con.cursor()
+        try:
+            result = cursor.sql(
+                "SELECT c.pos, u.server_name, u.server_name_source, u.ja4, u.user_agent, u.dns_query "
+                f"FROM (SELECT row_number() OVER () - 1 AS pos, uid FROM {source}) c "
+                "JOIN by_uid u ON c.uid = u.uid ORDER BY c.pos"
+            ).to_arrow_table()
+        except duckdb.Error:
+            return None
+        finally:
+            cursor.close()
+        return Matched(result.column("pos").to_numpy(), result.drop_columns(["pos"]).combine_chunks())
+
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
@@ -105,3 +134,18 @@ def place(positions: pa.Array, n: int) -> pa.Array:
 def _placed(result: pa.Table, n: int, names: tuple[str, ...]) -> dict[str, pa.Array]:
     where = place(result.column("pos").combine_chunks(), n)
     return {name: result.column(name).combine_chunks().take(where) for name in names}
+
+
+class Matched:
+    """A whole log's matches (sorted rows and their columns), handed out batch by batch."""
+
+    def __init__(self, rows: np.ndarray, columns: pa.Table) -> None:
+        self._rows = rows
+        self._columns = columns
+
+    def take(self, start: int, n: int) -> dict[str, pa.Array]:
+        """The companion columns of the log's rows ``start`` to ``start + n``."""
+        low, high = np.searchsorted(self._rows, [start, start + n])
+        part = self._columns.slice(int(low), int(high - low))
+        where = place(pa.array(self._rows[low:high] - start), n)
+        return {name: part.column(name).combine_chunks().take(where) for name in COLUMNS}

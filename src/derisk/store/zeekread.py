@@ -83,6 +83,23 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def csv_source(
+    path: Path, fields: Sequence[str], types: Mapping[str, str], separator: str, nulls: Sequence[str]
+) -> str:
+    """The ``read_csv(...)`` of a conn.log body, as :func:`read_conn` reads it (its rows, its order)."""
+    columns = ", ".join(
+        f"{_literal(name)}: {_literal(_DUCK_TYPES.get(types.get(name, 'string'), 'VARCHAR'))}"
+        for name in fields
+    )
+    return (
+        f"read_csv({_literal(str(path))}, delim={_literal(separator)}, header=false, comment='#', "
+        f"quote='', escape='', nullstr=[{', '.join(_literal(n) for n in nulls)}], auto_detect=false, "
+        f"strict_mode=true, null_padding=false, ignore_errors=false, "
+        "compression='none', "
+        f"columns={{{columns}}})"
+    )
+
+
 def _query(
     path: Path,
     fields: Sequence[str],
@@ -91,17 +108,7 @@ def _query(
     nulls: Sequence[str],
 ) -> str:
     """The ``SELECT`` reading one conn.log; ``types`` maps each field read to its Zeek type."""
-    columns = ", ".join(
-        f"{_literal(name)}: {_literal(_DUCK_TYPES.get(types.get(name, 'string'), 'VARCHAR'))}"
-        for name in fields
-    )
-    source = (
-        f"read_csv({_literal(str(path))}, delim={_literal(separator)}, header=false, comment='#', "
-        f"quote='', escape='', nullstr=[{', '.join(_literal(n) for n in nulls)}], auto_detect=false, "
-        f"strict_mode=true, null_padding=false, ignore_errors=false, "
-        "compression='none', "
-        f"columns={{{columns}}})"
-    )
+    source = csv_source(path, fields, types, separator, nulls)
     ts, uid, orig_h, resp_h = (_ident(n) for n in ("ts", "uid", "id.orig_h", "id.resp_h"))
     proto = _ident("proto")
     # Zeek writes the names in lower case; others are compared in lower case, as the Arrow path does.
