@@ -37,6 +37,8 @@ def _country_db(path: Path) -> Path:
     w.insert_network(
         IPSet(["170.33.144.0/22"]), {"country": {"iso_code": "DE"}, "registered_country": {"iso_code": "SG"}}
     )
+    # an anycast block: registered, but no measured location
+    w.insert_network(IPSet(["2001:4860::/32"]), {"registered_country": {"iso_code": "US"}})
     w.to_db_file(str(path))
     return path
 
@@ -50,6 +52,9 @@ def test_mmdb_lookup(tmp_path: Path) -> None:
     }
     assert rows["170.33.144.10"]["asn"] == 134963
     assert rows["170.33.144.10"]["geo_country"] == "DE"
+    assert rows["170.33.144.10"]["as_country"] == "SG"  # registration kept apart from location
+    # a registration country never stands in for a measured location
+    assert rows["2001:4860::8888"]["geo_country"] is None and rows["2001:4860::8888"]["as_country"] == "US"
     assert rows["2001:4860::8888"]["as_org"] == "Google LLC"
     assert rows["10.0.0.1"]["asn"] is None and rows["junk"]["asn"] is None
     assert data.manifest.ipdata_kind == "maxmind"

@@ -180,10 +180,11 @@ class MaxMindIpData:
             rec = self._get(self._asn, text) if key else None
             cols["asn"].append(rec.get("autonomous_system_number") if rec else None)
             cols["as_org"].append(rec.get("autonomous_system_organization") if rec else None)
-            cols["as_country"].append(None)
-            crec = self._get(self._country, text) if key and self._country is not None else None
-            country = (crec or {}).get("country") or (crec or {}).get("registered_country") or {}
-            cols["geo_country"].append(country.get("iso_code") if isinstance(country, dict) else None)
+            crec = (self._get(self._country, text) if key and self._country is not None else None) or {}
+            # ``country`` is where the address is measured to be; ``registered_country`` is where its
+            # block is registered: kept apart, as with ip-location-db (never one for the other).
+            cols["as_country"].append(_iso(crec.get("registered_country")))
+            cols["geo_country"].append(_iso(crec.get("country")))
         return pa.Table.from_pydict(cols, schema=LOOKUP_SCHEMA)
 
     @staticmethod
@@ -196,6 +197,11 @@ class MaxMindIpData:
 
     def sample_addresses(self, asn: int, geo_country: str | None, count: int) -> list[str]:
         raise DataError("the demo needs the ip-location-db data (run `derisk data update` without --mmdb)")
+
+
+def _iso(record: Any) -> str | None:
+    code = record.get("iso_code") if isinstance(record, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def load_ipdata(root: Path | None = None) -> IpData:
