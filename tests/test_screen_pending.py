@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 
+from derisk.screen.catalogue import Catalogue
 from derisk.screen.dealfile import parse_deal
 from derisk.screen.engine import screen
 from derisk.screen.memo import document, render_html
-from derisk.screen.regimes import Catalogue, load_catalogue
+from derisk.screen.regimes import load_catalogue
 from screen_table import AIRPORT, deal
 
 CAT = load_catalogue()

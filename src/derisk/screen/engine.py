@@ -15,8 +15,8 @@ from datetime import date
 from typing import Any, Final
 
 from derisk.screen import deadlines as dl
+from derisk.screen.catalogue import Catalogue, Fact, Regime
 from derisk.screen.deal import Deal, Party, country_name
-from derisk.screen.regimes import Catalogue, Fact, Regime
 from derisk.screen.rules import Decision, Env, Step, Value, run
 from derisk.screen.variables import VARIABLES, Subject, subjects
 

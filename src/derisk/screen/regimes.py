@@ -15,9 +15,7 @@ a :class:`~derisk.errors.DataError`.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -27,6 +25,7 @@ from typing import Any, Final
 import yaml
 
 from derisk.errors import DataError, Problem, raise_problems
+from derisk.screen.catalogue import Catalogue, Cited, Fact, Regime, Sector, SectorList
 from derisk.screen.deadlines import DeadlineSpec
 from derisk.screen.rules import (
     OUTCOMES,
@@ -40,6 +39,7 @@ from derisk.screen.rules import (
     compile_expr,
     compile_template,
 )
+from derisk.screen.sources import LOADING, Pending, parse_sources, registry, resolve_source
 from derisk.screen.variables import VARIABLES
 
 CONFIDENCES: Final = ("V", "S", "U")
@@ -70,8 +70,6 @@ REGIME_KEYS: Final = {
     "rolls",
     "pending",
 }
-SOURCE_KEYS: Final = {"title", "url", "language", "read", "publisher", "kind", "note"}
-SOURCE_KINDS: Final = ("primary", "translation", "secondary", "derisk")
 PENDING_KEYS: Final = {"id", "title", "status", "agreed", "applies_from", "changes", "source", "confidence"}
 CITED_KEYS: Final = {"text", "source", "confidence"}
 FACT_KEYS: Final = {"value", "unit", "text", "source", "confidence"}
@@ -96,130 +94,6 @@ DEADLINE_KEYS: Final = {
     "unless_rules",
 }
 SECTOR_KEYS: Final = {"id", "label", "lists", "possibly", "note"}
-
-
-@dataclass(frozen=True)
-class Cited:
-    """A statement with its source and confidence tag."""
-
-    text: str
-    source: str
-    confidence: str
-
-
-@dataclass(frozen=True)
-class Source:
-    """A text a statement rests on: the primary text where one is published, else the named source."""
-
-    id: str
-    title: str
-    url: str | None
-    language: str | None
-    read: date | None
-    kind: str
-    publisher: str | None = None
-    note: str | None = None
-
-    def cite(self, locator: str = "") -> str:
-        if self.kind == "derisk":
-            return f"derisk's own reading{': ' + locator if locator else ''}"
-        where = f", {locator}" if locator else ""
-        seen = f"read {self.read.isoformat()}" if self.read else "not read by derisk's reviewers"
-        extra = f"; {self.note}" if self.note else ""
-        return f"{self.title}{where} ({self.language or '?'}; {self.url}; {seen}{extra})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "url": self.url,
-            "language": self.language,
-            "read": self.read.isoformat() if self.read else None,
-            "kind": self.kind,
-            "publisher": self.publisher,
-            "note": self.note,
-        }
-
-
-@dataclass(frozen=True)
-class Pending:
-    """Legislation agreed but not yet applicable: named in memos, applied only from ``applies_from``."""
-
-    id: str
-    title: str
-    status: str
-    agreed: date | None
-    applies_from: date | None
-    changes: tuple[str, ...]
-    source: str
-    confidence: str
-
-
-@dataclass(frozen=True)
-class Fact:
-    id: str
-    value: bool | float | date | str
-    unit: str
-    text: str
-    source: str
-    confidence: str
-
-
-@dataclass(frozen=True)
-class SectorList:
-    id: str
-    label: str
-    source: str
-    confidence: str
-
-
-@dataclass(frozen=True)
-class Regime:
-    code: str
-    name: str
-    title: str
-    scope: str
-    scope_countries: frozenset[str]
-    authority: Cited
-    instrument: Cited
-    facts: Mapping[str, Fact]
-    lists: Mapping[str, SectorList]
-    thresholds: Mapping[str, Cited]
-    terms: Mapping[str, Term]
-    rules: tuple[Rule, ...]
-    deadlines: tuple[DeadlineSpec, ...]
-    standstill: Cited | None
-    penalties: tuple[Cited, ...]
-    notes: tuple[Cited, ...]
-    advice: Mapping[str, Cited]
-    file: str
-    sources: Mapping[str, Source] = field(default_factory=dict)
-    holidays: str | None = None
-    rolls: Cited | None = None
-    pending: tuple[Pending, ...] = ()
-
-
-@dataclass(frozen=True)
-class Sector:
-    id: str
-    label: str
-    lists: Mapping[str, tuple[str, ...]]
-    possibly: Mapping[str, tuple[str, ...]]
-    note: str | None
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    """Every regime, the sector vocabulary and the country groups, as loaded and checked."""
-
-    regimes: Mapping[str, Regime]
-    sectors: Mapping[str, Sector]
-    groups: Mapping[str, frozenset[str]]
-    group_sources: Mapping[str, Cited]
-
-    @property
-    def vocabulary(self) -> dict[str, str]:
-        return {s.id: s.label for s in self.sectors.values()}
 
 
 def data_dir() -> Path:
@@ -280,74 +154,17 @@ def _keys(
     return True
 
 
-#: The sources registry of the file being loaded, per thread (the dashboard may load from several threads).
-_LOADING = threading.local()
-
-
-def _registry() -> Mapping[str, Source]:
-    registry: Mapping[str, Source] = getattr(_LOADING, "sources", {})
-    return registry
-
-
 def _tag(raw: Mapping[str, Any], where: str, problems: list[Problem]) -> tuple[str, str]:
     source, conf = raw.get("source"), raw.get("confidence")
     if not isinstance(source, str) or not source.strip():
         problems.append(Problem(where, "missing source"))
         source = ""
     else:
-        source = resolve_source(source, _registry(), where, problems)
+        source = resolve_source(source, registry(), where, problems)
     if conf not in CONFIDENCES:
         problems.append(Problem(where, f"confidence must be one of V, S, U, found {conf!r}"))
         conf = "U"
     return str(source), str(conf)
-
-
-def resolve_source(text: str, registry: Mapping[str, Source], where: str, problems: list[Problem]) -> str:
-    """``"id: locator + id2"`` -> the citations, each naming its text, URL, language and reading date."""
-    out: list[str] = []
-    for part in text.split(" + "):
-        sid, _, locator = part.partition(":")
-        entry = registry.get(sid.strip())
-        if entry is None:
-            problems.append(
-                Problem(where, f"source {part.strip()!r} names no entry of sources: ({', '.join(registry)})")
-            )
-            continue
-        out.append(entry.cite(locator.strip()))
-    return " + ".join(out)
-
-
-def _sources(raw: Any, path: str, problems: list[Problem]) -> dict[str, Source]:
-    out: dict[str, Source] = {}
-    if not isinstance(raw, dict):
-        problems.append(Problem(f"{path}: sources", "a registry of the texts cited is required"))
-        return out
-    for sid, s in raw.items():
-        where = f"{path}: sources.{sid}"
-        if not _keys(s, SOURCE_KEYS, where, problems, {"title", "kind"}):
-            continue
-        kind = s.get("kind")
-        if kind not in SOURCE_KINDS:
-            problems.append(Problem(where, f"kind must be one of {', '.join(SOURCE_KINDS)}"))
-            continue
-        url = s.get("url")
-        if kind != "derisk" and not (isinstance(url, str) and url.startswith("https://")):
-            problems.append(Problem(where, "a published source needs an https:// url"))
-        read = s.get("read")
-        if read is not None and not isinstance(read, date):
-            problems.append(Problem(where, "read must be a date (YYYY-MM-DD) or null (not read)"))
-            read = None
-        out[str(sid)] = Source(
-            str(sid),
-            str(s["title"]),
-            url if isinstance(url, str) else None,
-            s.get("language"),
-            read,
-            str(kind),
-            s.get("publisher"),
-            s.get("note"),
-        )
-    return out
 
 
 def _cited(raw: Any, where: str, problems: list[Problem]) -> Cited | None:
@@ -363,7 +180,7 @@ def _groups(
     groups: dict[str, frozenset[str]] = {}
     sources: dict[str, Cited] = {}
     for path, raw in raws.values():
-        _LOADING.sources = _sources(raw.get("sources"), path, [])
+        LOADING.sources = parse_sources(raw.get("sources"), path, [])
         for name, g in (raw.get("country_groups") or {}).items():
             where = f"{path}: country_groups.{name}"
             if not _keys(g, GROUP_KEYS, where, problems, {"members", "label"}):
@@ -375,7 +192,7 @@ def _groups(
                 continue
             groups[name] = frozenset(m.upper() for m in members)
             sources[name] = Cited(str(g["label"]), source, conf)
-    _LOADING.sources = {}
+    LOADING.sources = {}
     return groups, sources
 
 
@@ -404,8 +221,8 @@ def _regime(
     )
     if raw.get("regime") != code:
         problems.append(Problem(where, f"regime must be {code!r}, found {raw.get('regime')!r}"))
-    sources = _sources(raw.get("sources"), path, problems)
-    _LOADING.sources = sources
+    sources = parse_sources(raw.get("sources"), path, problems)
+    LOADING.sources = sources
     facts: dict[str, Fact] = {}
     for fid, f in (raw.get("facts") or {}).items():
         fw = f"{path}: facts.{fid}"
@@ -549,7 +366,7 @@ def _regime(
         for rid in (*d.when_rules, *d.unless_rules):
             if rid not in rule_ids:
                 problems.append(Problem(f"{path}: deadline {d.id}", f"unknown rule {rid!r}"))
-    _LOADING.sources = {}
+    LOADING.sources = {}
     if authority is None or instrument is None or scope_countries is None:
         return None
     return Regime(

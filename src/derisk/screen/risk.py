@@ -26,8 +26,8 @@ from derisk.errors import NotFoundError
 from derisk.know.graph import Entity, Graph, find_entities
 from derisk.know.laws import laws_for
 from derisk.know.resolve import Resolution, resolve_controller
+from derisk.screen.catalogue import Catalogue
 from derisk.screen.deal import Deal, Party, country_name
-from derisk.screen.regimes import Catalogue
 from derisk.screen.variables import control_chain, walk
 
 log = logging.getLogger(__name__)

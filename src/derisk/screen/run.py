@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from derisk.know.graph import Graph, load_graph
+from derisk.screen.catalogue import Catalogue
 from derisk.screen.deal import Deal
 from derisk.screen.dealfile import load_deal, parse_deal
 from derisk.screen.engine import screen
 from derisk.screen.memo import document
-from derisk.screen.regimes import Catalogue, load_catalogue
+from derisk.screen.regimes import load_catalogue
 from derisk.screen.risk import Resolved, resolve_investor, risk_factors
 from derisk.screen.variables import walk
 
