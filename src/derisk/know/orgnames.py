@@ -41,7 +41,53 @@ from derisk.know.names import _FORMS, _NON_WORD, CLEAR_LEAD, comparable
 
 #: Words of registry handles that say nothing about who holds the AS.
 _REGISTRY_WORDS: Final = frozenset(["as", "asn", "block", "aut", "num"])
-_DROPPED: Final = _FORMS | _REGISTRY_WORDS
+#: Legal forms that registries keep in AS names beyond the supplier search's list (after dotted
+#: initials are joined: "s.r.o." → "sro", "sp. z o.o." → "sp z oo").
+_LEGAL_FORMS: Final = frozenset(
+    [
+        "sro",
+        "spol",
+        "sp",
+        "z",
+        "oo",
+        "oy",
+        "oyj",
+        "ab",
+        "asa",
+        "aps",
+        "spa",
+        "srl",
+        "sl",
+        "sarl",
+        "sas",
+        "sasu",
+        "kg",
+        "kgaa",
+        "kft",
+        "zrt",
+        "ooo",
+        "oao",
+        "zao",
+        "pao",
+        "jsc",
+        "pjsc",
+        "ojsc",
+        "cjsc",
+        "llp",
+        "lp",
+        "ltda",
+        "eireli",
+        "kk",
+        "pty",
+        "bhd",
+        "sdn",
+        "tbk",
+        "se",
+        "ek",
+        "ev",
+    ]
+)
+_DROPPED: Final = _FORMS | _REGISTRY_WORDS | _LEGAL_FORMS
 _SHORT_NUMBER: Final = re.compile(r"^\d{1,2}$")
 _INITIALS: Final = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 #: Reduced names shorter than this never match (too many companies share them).
@@ -63,7 +109,7 @@ def reduce_name(name: str) -> str:
     if undotted.isascii():  # the same reduction as comparable(), without transliteration
         words = [w for w in _NON_WORD.split(undotted.lower()) if w and w not in _DROPPED]
     else:
-        words = [w for w in comparable(undotted).split() if w not in _REGISTRY_WORDS]
+        words = [w for w in comparable(undotted).split() if w not in _DROPPED]
     while words and _SHORT_NUMBER.match(words[-1]) and len(words) > 1:
         words.pop()
     return " ".join(words)
