@@ -96,6 +96,8 @@ def test_as_organisation_names_attach_on_a_clear_match_only() -> None:
     # two words or more that start the AS name: China Telecom's other companies attach
     ct = index.match_as_org("CHINA TELECOM Global Ltd")
     assert ct is not None and ct.org_id == "ct" and ct.jurisdiction == "CN"
+    # ... but a two-word name does not claim an AS name three times its length
+    assert index.match_as_org("China Telecom Americas Network Backbone Services") is None
     # a one-word name never starts a match: Apple Valley Internet is not Apple
     assert index.match_as_org("Apple Valley Internet") is None
     # a spelling variant of the whole name attaches; a different name does not

@@ -13,9 +13,9 @@ The rule is the one used for supplier names (:func:`derisk.know.names.pick`), ap
 
 1. an exact match of the reduced name against entity names and aliases, when all entities of that
    name lead to the same controller;
-2. otherwise the longest entity name of two words or more that starts the AS name word for word
-   ("China Telecom Global" names "China Telecom"; a one-word name never does this way, so "Apple
-   Valley Internet" is not Apple);
+2. otherwise the longest entity name of two words or more, and at least half the AS name's words,
+   that starts the AS name word for word ("China Telecom Global" names "China Telecom"; a one-word
+   name never does this way, so "Apple Valley Internet" is not Apple);
 3. otherwise a spelling variant: rapidfuzz's ``token_sort_ratio`` (whole names, no partial
    matching) over the candidates that share the first word (a token index built once), taken only
    at :data:`VARIANT_SCORE` or more and :data:`CLEAR_LEAD` ahead of the next entity.
@@ -156,7 +156,9 @@ class OrgNameIndex:
         if found:
             return sorted(found), 100.0
         words = wanted.split(" ")
-        for end in range(len(words) - 1, 1, -1):
+        # At least two words and at least half of the AS name: "China Mobile" starts "China
+        # Mobile Hong Kong", but a two-word name does not claim a six-word AS name.
+        for end in range(len(words) - 1, max(1, (len(words) - 1) // 2), -1):
             found = self.exact.get(" ".join(words[:end]))
             if found:
                 return sorted(found), 100.0 * end / len(words)
