@@ -216,3 +216,18 @@ def test_only_hinted_entities_and_ancestors_are_materialised(tmp_path: Path) -> 
     match = index.match_asn(64599)
     assert match is not None and match.controller_id == "lei-300300ABCDEFGHIJ0102"
     assert match.jurisdiction == "CN"
+
+
+def test_registration_record_named_like_a_known_entity_is_not_a_second_node(tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "ws") as ws:
+        import_file(ws, FIXTURES / "as-org2info-sample.txt")
+        graph = load_graph(ws)
+        found = find_entities(graph, "Microsoft Corporation", limit=8, source=ws)
+    assert "as2org-MSFT-ARIN" not in graph.entities
+    assert "as2org-MSFT-ARIN" not in [e.id for e, _ in found]
+    chosen = pick(found, "Microsoft Corporation")
+    assert chosen is not None and chosen.id == "microsoft-corp"
+    assert (
+        any("caida.org" in s.url for s in graph.entities["microsoft-corp"].sources)
+        or 8068 in graph.entities["microsoft-corp"].asns
+    )

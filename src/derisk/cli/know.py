@@ -200,7 +200,7 @@ def register(group: click.Group) -> None:
         try:
             graph = load_graph(ws)
             found = find_entities(graph, name, limit=8, source=ws)
-            chosen = pick(found)
+            chosen = pick(found, name)
             evidence = load(ws, [chosen.id]) if chosen is not None else []
             if chosen is not None and ws is not None and chosen.origin == "imported":
                 expand(graph, ws, [chosen.id], refresh=True)  # its aliases, hints and owners
@@ -380,7 +380,7 @@ def register_evidence(group: click.Group) -> None:
             ids = []
             for name in entities:
                 found = find_entities(graph, name, limit=8, source=ws)
-                chosen = pick(found)
+                chosen = pick(found, name)
                 if chosen is None:
                     raise NotFoundError(
                         "no single entity matches this name",

@@ -123,10 +123,12 @@ def attach_registry_hints(known: dict[str, Entity], imported: list[Entity]) -> l
     * An AS or domain that a curated or FtM entity already carries stays with that entity: the
       registration record's claim to it is dropped (the curated group is more specific).
     * A registration record whose organisation name is, after normalisation, the name or an alias of
-      exactly one known entity hands its other ASes and domains to that entity (sibling ASes: AS8068
-      "Microsoft Corporation" joins the curated Microsoft), citing the registration record.
+      exactly one known entity (of the record's country, when several share the name) hands its
+      other ASes and domains to that entity (sibling ASes: AS8068 "Microsoft Corporation" joins the
+      curated Microsoft), citing the registration record.
 
-    Returns the imported entities with the moved hints removed; ``known`` is updated in place.
+    Returns the imported entities less those joined to a known entity, with claimed hints removed;
+    ``known`` is updated in place.
     """
     from dataclasses import replace
 
@@ -147,8 +149,12 @@ def attach_registry_hints(known: dict[str, Entity], imported: list[Entity]) -> l
         asns = tuple(a for a in entity.asns if a not in claimed_asn)
         domains = tuple(d for d in entity.domains if d not in claimed_domain)
         owners = by_name.get(comparable(entity.name), set())
-        if len(owners) == 1 and (asns or domains):
+        if len(owners) > 1:  # "Microsoft Corporation" (US) and "Microsoft Limited" (GB) reduce alike
+            owners = {o for o in owners if known[o].country == entity.country}
+        if len(owners) == 1:
             target = known[next(iter(owners))]
+            if not (asns or domains):
+                continue  # the record is that entity, and adds nothing to it
             known[target.id] = replace(
                 target,
                 asns=tuple(sorted({*target.asns, *asns})),
@@ -157,7 +163,7 @@ def attach_registry_hints(known: dict[str, Entity], imported: list[Entity]) -> l
             )
             claimed_asn.update(asns)
             claimed_domain.update(domains)
-            asns, domains = (), ()
+            continue  # the record is that entity: not a second node of the same name
         out.append(replace(entity, asns=asns, domains=domains))
     return out
 

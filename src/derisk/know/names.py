@@ -93,11 +93,15 @@ def find_entities(
     best: dict[str, float] = {}
     if source is not None:
         from derisk.know.graphdb import exists, name_candidates
-        from derisk.know.graphload import add_found
+        from derisk.know.graphload import REGISTRY_PREFIXES, add_found
 
         found = name_candidates(source, wanted)
+        known_keys = set(choices)
         for ident, key in found:
-            if ident not in graph.entities:
+            # A registration record named like a known entity is that entity (its ASes joined it).
+            if ident not in graph.entities and not (
+                ident.startswith(REGISTRY_PREFIXES) and key in known_keys
+            ):
                 choices.append(key)
                 owners.append(ident)
         if " " not in name and name not in graph.entities and exists(source, name):
@@ -126,13 +130,23 @@ def find_entities(
     return [(graph.entities[k], round(v, 1)) for k, v in ranked[:limit]]
 
 
-def pick(candidates: list[tuple[Entity, float]]) -> Entity | None:
-    """The single candidate a user obviously meant, or None when the choice is ambiguous."""
+def pick(candidates: list[tuple[Entity, float]], name: str | None = None) -> Entity | None:
+    """The single candidate a user obviously meant, or None when the choice is ambiguous.
+
+    Several candidates equal to ``name`` after normalisation ("Microsoft Corporation" and
+    "Microsoft Limited" both reduce to "microsoft"): the one whose name or alias is ``name`` itself
+    (ignoring case) is meant.
+    """
     if not candidates or candidates[0][1] < MATCH_SCORE:
         return None
     exact = [entity for entity, score in candidates if score >= 100.0]
     if len(exact) == 1:
         return exact[0]
+    if len(exact) > 1 and name:
+        wanted = name.strip().casefold()
+        literal = [e for e in exact if wanted in {n.casefold() for n in (e.name, *e.aliases)} or e.id == name]
+        if len(literal) == 1:
+            return literal[0]
     if exact:
         return None
     if len(candidates) == 1 or candidates[0][1] - candidates[1][1] >= CLEAR_LEAD:
