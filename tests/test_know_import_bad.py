@@ -233,3 +233,10 @@ def test_json_lines_object_of_wrong_type_reported(ws: Workspace, tmp_path: Path)
     report = import_file(ws, path, "as2org")
     assert report.nodes == 1
     assert [w.where for w in report.warnings] == ["line 2", "line 3"]
+
+
+def test_fifty_megabyte_ftm_line_refused(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "huge.ftm.json"
+    entity = {"id": "big", "schema": "Company", "properties": {"name": ["B" * (50 << 20)]}}
+    path.write_text(json.dumps(entity) + "\n", encoding="utf-8")
+    _fails(ws, path, "ftm", "line 1: longer than 8 MB")

@@ -43,6 +43,8 @@ KEPT_KEYS: Final = {"caption", "datasets", "referents", "first_seen", "last_seen
 _ASN = re.compile(r"^AS(\d{1,10})$", re.IGNORECASE)
 _NUMBER = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*%?\s*$")
 MAX_ERRORS: Final = 200
+#: Longest line (characters) read as one entity.
+MAX_LINE: Final = 8 << 20
 
 
 def _model() -> Any:
@@ -133,6 +135,11 @@ def parse_lines(lines: Iterable[str], source: str) -> CheckResult:
         if not line.strip():
             continue
         where = f"line {number}"
+        if len(line) > MAX_LINE:
+            result.problems.append(
+                Problem(where, f"longer than {MAX_LINE >> 20} MB (a name or value that size is not data)")
+            )
+            continue
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
