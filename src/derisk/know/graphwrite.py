@@ -93,7 +93,6 @@ def _cycles(con: object, import_id: str) -> list[Problem]:
              AND kind <> 'directorship' ORDER BY mine, line""",
         params=[import_id],
     ).to_arrow_table()
-    parent: dict[str, str] = {}
     problems: list[Problem] = []
     closing: list[str] = []
     ids = table.column("id").to_pylist()
@@ -101,8 +100,8 @@ def _cycles(con: object, import_id: str) -> list[Problem]:
     assets = table.column("asset_id").to_pylist()
     mine = table.column("mine").to_pylist()
     lines = table.column("line").to_pylist()
-    # Union-find over the undirected skeleton would miss direction; a controlling link per asset is
-    # what resolution follows, so walk the owner chain from the new link's owner.
+    # Links are taken in order (earlier imports first, then this file's lines); a new link closes a
+    # cycle when its asset is reachable upwards from its owner through the links kept so far.
     up: dict[str, list[str]] = {}
     for ident, owner, asset, new, line in zip(ids, owners, assets, mine, lines, strict=True):
         seen = {asset}
@@ -127,7 +126,6 @@ def _cycles(con: object, import_id: str) -> list[Problem]:
             )
             continue
         up.setdefault(asset, []).append(owner)
-    del parent
     if closing:
         con.register("_kg_cyclic", pa.table({"id": closing}))  # type: ignore[attr-defined]
         try:
