@@ -8,6 +8,7 @@ documented exit code, never exit 1. ``DERISK_FUZZ_EXAMPLES`` raises the number o
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -64,3 +65,12 @@ def test_reader_never_crashes(name: str, data_env: object) -> None:
         run_target(name, data)
 
     fuzz()
+
+
+REGRESSIONS = sorted((Path(__file__).parent / "fixtures" / "fuzz").glob("*/*"))
+
+
+@pytest.mark.parametrize("path", REGRESSIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_inputs_that_once_crashed_a_reader(path: Path, data_env: object) -> None:
+    """Every input a fuzzer found to crash a reader stays here, named after what it broke."""
+    assert run_target(path.parent.name, path.read_bytes()) != 1

@@ -53,6 +53,8 @@ def test_expansion_is_counted_exactly() -> None:
         ("site: x\nsystems: " + "[" * 5000 + "]" * 5000 + "\n", "s.yaml"),
         ("site: x\x00\n", "NUL"),
         ("site: [unclosed\n", "not valid YAML"),
+        ("site: x\nwhen: 2025-00-05\n", "month must be in 1..12"),
+        ("site: x\nwhen: 2025-02-30\n", "day is out of range"),
     ],
 )
 def test_hostile_shapes_are_one_line_errors(text: str, message: str) -> None:

@@ -87,3 +87,5 @@ def load(
         raise error(f"not valid YAML{at}", source=source) from None
     except RecursionError:
         raise error(f"nesting deeper than {max_depth} levels", source=source) from None
+    except (ValueError, OverflowError) as exc:  # a value YAML recognises but cannot build: 2025-00-05
+        raise error(f"not valid YAML: {exc}", source=source) from None

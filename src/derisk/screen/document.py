@@ -89,6 +89,8 @@ def parse_text(text: str, source: str, *, is_json: bool = False) -> Any:
         raise InputError(f"not valid {kind}: {line}", source=source) from None
     except RecursionError:
         raise InputError(f"nesting deeper than {MAX_DEPTH} levels", source=source) from None
+    except (ValueError, OverflowError) as exc:  # a value YAML recognises but cannot build: 2025-00-05
+        raise InputError(f"not valid {kind}: {exc}", source=source) from None
     check_bounds(value, source)
     return value
 
