@@ -91,20 +91,14 @@ def main() -> int:
 
 
 def _write_section(path: Path, repeat: int, table: str) -> None:
-    head = "## Command-line start-up"
-    body = (
-        f"{head}\n\n`python scripts/bench_cli.py --repeat {repeat} --markdown docs/benchmarks.md` "
+    from mdsection import replace_section
+
+    replace_section(
+        path,
+        f"## Command-line start-up\n\n`python scripts/bench_cli.py --repeat {repeat} --markdown docs/benchmarks.md` "
         "(median of each; the baseline is the bare interpreter started in the same run). Targets: "
-        "`--help` and `--version` under 0.3 s, a one-packet analysis under 1 s.\n\n" + table + "\n"
+        "`--help` and `--version` under 0.3 s, a one-packet analysis under 1 s.\n\n" + table + "\n",
     )
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if head in text:
-        before, _, rest = text.partition(head)
-        after = rest[rest.find("\n## ") :] if "\n## " in rest else ""
-        text = before + body + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

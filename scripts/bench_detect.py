@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from mdsection import replace_section
 
 from derisk.flows import FLOW_SCHEMA
 
@@ -203,11 +203,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.markdown:
-        path = Path(args.markdown)
-        old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-        pattern = re.compile(r"## Detections\n.*?(?=\n## |\Z)", re.S)
-        new = pattern.sub(text.rstrip() + "\n", old) if pattern.search(old) else old.rstrip() + "\n\n" + text
-        path.write_text(new, encoding="utf-8")
+        replace_section(Path(args.markdown), text)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
+from mdsection import replace_section
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench-out" / "web"
@@ -221,14 +222,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if opts.markdown:
-        doc = opts.markdown.read_text(encoding="utf-8") if opts.markdown.exists() else "# Benchmarks\n"
-        pattern = re.compile(r"## Dashboard\n.*?(?=\n## |\Z)", re.S)
-        doc = (
-            pattern.sub(text.rstrip("\n") + "\n", doc)
-            if pattern.search(doc)
-            else doc.rstrip("\n") + "\n\n" + text
-        )
-        opts.markdown.write_text(doc, encoding="utf-8")
+        replace_section(opts.markdown, text)
 
 
 if __name__ == "__main__":

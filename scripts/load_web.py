@@ -37,6 +37,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_web import PASSWORD, build, percentile, serve
+from mdsection import replace_section
 
 
 def _login(url: str) -> httpx.Cookies:
@@ -193,14 +194,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if opts.markdown:
-        doc = opts.markdown.read_text(encoding="utf-8") if opts.markdown.exists() else "# Security\n"
-        pattern = re.compile(r"## Dashboard under a login flood\n.*?(?=\n## |\Z)", re.S)
-        doc = (
-            pattern.sub(text.rstrip("\n") + "\n", doc)
-            if pattern.search(doc)
-            else doc.rstrip("\n") + "\n\n" + text
-        )
-        opts.markdown.write_text(doc, encoding="utf-8")
+        replace_section(opts.markdown, text, title="# Security")
 
 
 if __name__ == "__main__":
