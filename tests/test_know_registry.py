@@ -181,8 +181,6 @@ def test_each_infrastructure_as_number_is_quoted_by_a_source() -> None:
             entity = GRAPH.entities[row["id"]]
             texts = [src.says for src in entity.sources]
             for asn in entity.asns:
-                if asn == 6695:  # DE-CIX route servers: stated in the entity's note, marked [U]
-                    continue
                 assert _quoted(asn, texts), (name, entity.id, asn)
                 checked += 1
     assert checked >= 500
