@@ -94,7 +94,14 @@ def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
     import yaml
     from rich.panel import Panel
 
-    from derisk.demo.scenario import SampledAddressBook, build_scenario
+    try:
+        from derisk.demo.scenario import SampledAddressBook, build_scenario
+    except ModuleNotFoundError as exc:
+        if exc.name != "scapy" and not str(exc.name).startswith("scapy."):
+            raise
+        raise DataError(
+            "the demo writes its capture with scapy, which is not installed: pip install 'derisk[demo]'"
+        ) from None
     from derisk.enrich.ipdata import load_ipdata
     from derisk.reduce.report import render_html as render_reduce_html
     from derisk.reduce.run import reduce_site
