@@ -255,13 +255,6 @@ def _stream_tsv(
     size = log.path.stat().st_size
     per_line = bytes_per_line(log.path) if progress is not None else 0.0
     yielded = reported = 0
-    nulls = [header.unset_field, header.empty_field]
-    # The joins by uid for the whole log at once (rows numbered as DuckDB reads them); a path with
-    # glob characters is left to the batch-wise join (DuckDB would expand it).
-    location = log.path.absolute()
-    plain_path = not any(char in str(location) for char in "*?[{")
-    source = zeekread.csv_source(location, header.fields, dict(log.columns), header.separator, nulls)
-    companions.match_log(source if plain_path else None)
     batches = zeekread.read_conn(
         log.path,
         fields=header.fields,
@@ -269,10 +262,11 @@ def _stream_tsv(
         separator=header.separator,
         nulls=[header.unset_field, header.empty_field],
         rows=BATCH_ROWS,
+        database=companions.database,
     )
     try:
         for batch in batches:
-            flows = duck_flows(batch, log, companions, yielded)
+            flows = duck_flows(batch, log, companions)
             yielded += flows.num_rows
             yield flows
             if progress is not None:
@@ -286,12 +280,10 @@ def _stream_tsv(
             if problem is not None:
                 raise problem from None
         _log.info("%s: DuckDB could not read the log (%s); reading it with Arrow", log.display, exc)
-        companions.match_log(None)
         yield from _resume(log, companions, progress, yielded, reported)
         return
     finally:
         batches.close()
-        companions.match_log(None)
     if progress is not None and size > reported:
         progress(size - reported)
 

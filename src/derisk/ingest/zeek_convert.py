@@ -111,9 +111,7 @@ def _attempts(batch: pa.RecordBatch, log: ZeekLog, protocol: pa.Array) -> dict[s
     return {"conn_state": state, "is_attempt": flags}
 
 
-def duck_flows(
-    batch: pa.RecordBatch, log: ZeekLog, companions: Companions, start: int | None = None
-) -> pa.RecordBatch:
+def duck_flows(batch: pa.RecordBatch, log: ZeekLog, companions: Companions) -> pa.RecordBatch:
     """Convert a batch of :func:`derisk.store.zeekread.read_conn` into an :data:`INGEST_SCHEMA` batch."""
     for name in ("first_us", "uid", "src_ip", "dst_ip"):
         if batch.column(name).null_count:
@@ -123,7 +121,7 @@ def duck_flows(
         raise zeekread.ZeekReadError("implausible timestamp")
     first = batch.column("first_us").cast(TS)
     uid, src_ip, dst_ip = batch.column("uid"), batch.column("src_ip"), batch.column("dst_ip")
-    extra = companions.enrich(uid, src_ip, dst_ip, first, start)
+    extra = companions.enrich(uid, src_ip, dst_ip, first)
     service = batch.column("service")
     arrays = {
         "first_seen": first,

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from derisk.ingest.logtext import bound_text, normalise_name
 from derisk.store.answers import AnswerIndex
-from derisk.store.zeekjoin import Matched, UidJoin, connect
+from derisk.store.zeekjoin import Database, UidJoin, connect
 
 __all__ = ["Companions", "Enrichment", "bound_text", "normalise_name"]
 
@@ -64,10 +64,9 @@ class Companions:
             sequenced.append(_sequenced(part, start))
             start += part.num_rows
         answers = self._prepare_answers(dns)
-        # One DuckDB database for both joins (opening one costs about a tenth of a second).
-        self._con = connect() if sequenced or answers is not None else None
+        # One DuckDB database for the input's reads and joins (opening one costs about 0.1 s).
+        self._con: Database | None = connect()
         self._by_uid = UidJoin(sequenced, self._con)
-        self._matched: Matched | None = None
         self._answers = AnswerIndex(self._con)
         if answers is not None:
             self._answers.add(answers)
@@ -136,24 +135,9 @@ class Companions:
             {"client": client, "address": flat, "ts": ts.cast(pa.int64()), "name": pc.take(query, parent)}
         )
 
-    def match_log(self, source: str | None) -> None:
-        """Join the conn.log DuckDB reads as ``source`` (``read_csv(...)``) at once; None forgets it.
-
-        Batches of that log then pass ``start`` (their first row's number) to :meth:`enrich`.
-        """
-        self._matched = self._by_uid.match_source(source) if source is not None else None
-
-    def enrich(
-        self, uid: pa.Array, orig_h: pa.Array, resp_h: pa.Array, ts: pa.Array, start: int | None = None
-    ) -> Enrichment:
-        """The companion columns for a batch of conn.log rows (same order, same length).
-
-        ``start``: the batch's first row in the log matched by :meth:`match_log`, if it was.
-        """
-        if start is not None and self._matched is not None:
-            columns = self._matched.take(start, len(uid))
-        else:
-            columns = self._by_uid.join(uid)
+    def enrich(self, uid: pa.Array, orig_h: pa.Array, resp_h: pa.Array, ts: pa.Array) -> Enrichment:
+        """The companion columns for a batch of conn.log rows (same order, same length)."""
+        columns = self._by_uid.join(uid)
         name = columns["server_name"]
         if len(self._answers) and name.null_count:
             wanted = pc.is_null(name)
@@ -167,6 +151,11 @@ class Companions:
                 )
                 columns["server_name"] = pc.coalesce(name, answered)
         return Enrichment(**columns)
+
+    @property
+    def database(self) -> Database | None:
+        """The input's DuckDB database, for :func:`derisk.store.zeekread.read_conn` (opaque here)."""
+        return self._con
 
     def close(self) -> None:
         self._by_uid.close()

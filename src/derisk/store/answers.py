@@ -41,11 +41,6 @@ _INDEX: Final = (
     "SELECT address, min(ts) AS first, min(name) AS name FROM _answers GROUP BY address "
     "HAVING count(DISTINCT name) = 1",
 )
-#: Flows to an address that only ever answered one name: a hash join. Only rows that get a name
-#: come back, with their place (``row``).
-_SINGLE: Final = """
-    SELECT f.row, s.name FROM _flows f JOIN single s ON f.address = s.address WHERE f.ts >= s.first
-"""
 #: Flows to the other answered addresses: the latest answer at or before the flow, own client first.
 _MIXED: Final = """
     SELECT row, name FROM (
@@ -69,9 +64,11 @@ class AnswerIndex:
         self._count = 0
         self._con: duckdb.DuckDBPyConnection | None = con.cursor() if con is not None else None
         self._indexed = 0  # answers in the lookup tables
-        self._single = pa.array([], pa.string())  # addresses that only ever answered one name
+        self._single = pa.table({"address": [], "first": [], "name": []})  # addresses with one name
         self._mixed = pa.array([], pa.string())  # the other answered addresses
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
 
     def __len__(self) -> int:
         return self._count
@@ -112,10 +109,11 @@ class AnswerIndex:
                         self._con.execute(statement)
                 finally:
                     self._con.unregister("_answers")
-                single = self._con.sql("SELECT address FROM single").to_arrow_table().column(0)
-                self._single = single.combine_chunks().cast(pa.string())
+                single = self._con.sql("SELECT address, first, name FROM single").to_arrow_table()
+                self._single = single.combine_chunks()
                 every = pc.unique(answers.column("address").combine_chunks()).drop_null()
-                self._mixed = every.filter(pc.invert(pc.is_in(every, value_set=self._single)))
+                known = self._single.column("address").combine_chunks().cast(pa.string())
+                self._mixed = every.filter(pc.invert(pc.is_in(every, value_set=known)))
                 self._indexed = self._count
             return self._con
 
@@ -126,36 +124,56 @@ class AnswerIndex:
             return pa.nulls(n, pa.string())
         con = self._index()
         address = address.cast(pa.string())
-        rows = pa.array(np.arange(n, dtype=np.int64))
-        found: list[pa.Table] = []
-        for addresses, query in ((self._single, _SINGLE), (self._mixed, _MIXED)):
-            if len(addresses) == 0:
-                continue
-            wanted = pc.fill_null(pc.is_in(address, value_set=addresses), False)
-            if not pc.any(wanted).as_py():
-                continue
-            flows = pa.table(
-                {
-                    "row": rows.filter(wanted),
-                    "client": client.cast(pa.string()).filter(wanted),
-                    "address": address.filter(wanted),
-                    "ts": ts.cast(pa.int64()).filter(wanted),
-                }
-            )
-            cursor = con.cursor()
-            try:
-                cursor.register("_flows", flows)
-                found.append(cursor.sql(query).to_arrow_table())
-            finally:
-                cursor.close()
-        if not found:
-            return pa.nulls(n, pa.string())
-        named = pa.concat_tables(found)
+        ts = ts.cast(pa.int64())
+        # Addresses that only ever answered one name: that name, if the flow started at or after
+        # the first answer (Arrow's hash lookup; the rule reduces to this for them).
+        single = self._single
+        index = pc.index_in(address, value_set=single.column("address").combine_chunks().cast(pa.string()))
+        first = single.column("first").combine_chunks().take(index)
+        names = pc.if_else(
+            pc.fill_null(pc.greater_equal(ts, first), False),
+            single.column("name").combine_chunks().take(index),
+            pa.scalar(None, pa.string()),
+        )
+        if len(self._mixed) == 0:
+            return names
+        wanted = pc.fill_null(pc.is_in(address, value_set=self._mixed), False)
+        if not pc.any(wanted).as_py():
+            return names
+        flows = pa.table(
+            {
+                "row": pa.array(np.arange(n, dtype=np.int64)).filter(wanted),
+                "client": client.cast(pa.string()).filter(wanted),
+                "address": address.filter(wanted),
+                "ts": ts.filter(wanted),
+            }
+        )
+        cursor = self._cursor(con)
+        cursor.register("_flows", flows)
+        try:
+            named = cursor.sql(_MIXED).to_arrow_table()
+        finally:
+            cursor.unregister("_flows")
         where = np.full(n, -1, dtype=np.int64)
         where[named.column("row").to_numpy()] = np.arange(named.num_rows, dtype=np.int64)
-        return named.column("name").combine_chunks().take(pa.array(where, mask=where < 0))
+        mixed = named.column("name").combine_chunks().take(pa.array(where, mask=where < 0))
+        return pc.coalesce(names, mixed)
+
+    def _cursor(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor (opening one per lookup costs more than the lookup)."""
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = con.cursor()
+            self._local.cursor = cursor
+            with self._lock:
+                self._cursors.append(cursor)
+        return cursor
 
     def close(self) -> None:
+        for cursor in self._cursors:
+            cursor.close()
+        self._cursors = []
+        self._local = threading.local()
         if self._con is not None:
             self._con.close()
             self._con = None

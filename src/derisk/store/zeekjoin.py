@@ -16,11 +16,14 @@ ordered back to the batch's order. Batches may come from several threads: each u
 
 from __future__ import annotations
 
+import threading
 from typing import Final
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+
+from derisk.store import zeekread
 
 #: The columns a batch gains, in this order.
 COLUMNS: Final = ("server_name", "server_name_source", "ja4", "user_agent", "dns_query")
@@ -34,14 +37,14 @@ _JOIN: Final = """
 """
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB connection for the joins (no extension loading, no progress bar)."""
-    con = duckdb.connect(
-        ":memory:",
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False, "threads": 2},
-    )
-    con.execute("SET enable_progress_bar = false")
-    return con
+#: An input's private DuckDB database, as other layers hold it (they never use it themselves).
+Database = duckdb.DuckDBPyConnection
+
+
+def connect() -> Database:
+    """A private in-memory DuckDB database for one Zeek input's reads and joins (opening one costs
+    about a tenth of a second, so an input opens one): no extension loading, no progress bar."""
+    return zeekread.private_connection()
 
 
 class UidJoin:
@@ -51,6 +54,9 @@ class UidJoin:
         """``parts``: tables with ``uid``, ``seq`` and some of the value columns (all strings);
         ``con``: a private in-memory connection to share (its owner closes it), else one is opened."""
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
         rows = [self._normalised(part) for part in parts if part.num_rows]
         if not rows:
             return
@@ -85,37 +91,24 @@ class UidJoin:
         if self._con is None or n == 0:
             return {name: pa.nulls(n, pa.string()) for name in COLUMNS}
         batch = pa.table({"pos": pa.array(np.arange(n, dtype=np.int64)), "uid": uid.cast(pa.string())})
-        cursor = self._con.cursor()
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:  # one per thread: opening one per batch costs more than the join
+            cursor = self._con.cursor()
+            self._local.cursor = cursor
+            with self._lock:
+                self._cursors.append(cursor)
+        cursor.register("_batch", batch)
         try:
-            cursor.register("_batch", batch)
             result = cursor.sql(_JOIN).to_arrow_table()
         finally:
-            cursor.close()
+            cursor.unregister("_batch")
         return _placed(result, n, COLUMNS)
 
-    def match_source(self, source: str) -> Matched | None:
-        """Join a whole conn.log at once: ``source`` is its ``read_csv(...)`` (:func:`zeekread.csv_source`).
-
-        Rows are numbered in file order (``row_number() OVER ()`` keeps it) and only the matches
-        come back, sorted by row: memory follows the companions, not the log. None when the log has
-        no companions or DuckDB cannot read it (the batch-wise :meth:`join` then serves).
-        """
-        if self._con is None:
-            return None
-        cursor = self._con.cursor()
-        try:
-            result = cursor.sql(
-                "SELECT c.pos, u.server_name, u.server_name_source, u.ja4, u.user_agent, u.dns_query "
-                f"FROM (SELECT row_number() OVER () - 1 AS pos, uid FROM {source}) c "
-                "JOIN by_uid u ON c.uid = u.uid ORDER BY c.pos"
-            ).to_arrow_table()
-        except duckdb.Error:
-            return None
-        finally:
-            cursor.close()
-        return Matched(result.column("pos").to_numpy(), result.drop_columns(["pos"]).combine_chunks())
-
     def close(self) -> None:
+        for cursor in self._cursors:
+            cursor.close()
+        self._cursors = []
+        self._local = threading.local()
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -134,18 +127,3 @@ def place(positions: pa.Array, n: int) -> pa.Array:
 def _placed(result: pa.Table, n: int, names: tuple[str, ...]) -> dict[str, pa.Array]:
     where = place(result.column("pos").combine_chunks(), n)
     return {name: result.column(name).combine_chunks().take(where) for name in names}
-
-
-class Matched:
-    """A whole log's matches (sorted rows and their columns), handed out batch by batch."""
-
-    def __init__(self, rows: np.ndarray, columns: pa.Table) -> None:
-        self._rows = rows
-        self._columns = columns
-
-    def take(self, start: int, n: int) -> dict[str, pa.Array]:
-        """The companion columns of the log's rows ``start`` to ``start + n``."""
-        low, high = np.searchsorted(self._rows, [start, start + n])
-        part = self._columns.slice(int(low), int(high - low))
-        where = place(pa.array(self._rows[low:high] - start), n)
-        return {name: part.column(name).combine_chunks().take(where) for name in COLUMNS}

@@ -153,6 +153,11 @@ def _query(
     """
 
 
+def private_connection() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB connection (no database file, no extension loading)."""
+    return _connect()
+
+
 def _connect() -> duckdb.DuckDBPyConnection:
     config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
@@ -172,8 +177,12 @@ def read_conn(
     separator: str,
     nulls: Sequence[str],
     rows: int,
+    database: duckdb.DuckDBPyConnection | None = None,
 ) -> Generator[pa.RecordBatch, None, None]:
     """Stream a Zeek TSV conn.log's records as Arrow batches (see the module's description).
+
+    ``database``: a private in-memory connection to read through (a cursor of it is used and
+    closed), saving the cost of opening one; by default one is opened for the read.
 
     ``fields`` is the ``#fields`` line; ``types`` maps each column to read (those of
     :data:`CONN_COLUMNS` present in the log) to its Zeek type. Batches have the columns
@@ -192,7 +201,7 @@ def read_conn(
         raise ZeekReadError("the path contains a glob character", unsupported=True)
     query = _query(Path(location), fields, types, separator, nulls)
     try:
-        con = _connect()
+        con = database.cursor() if database is not None else _connect()
     except duckdb.Error as exc:
         raise ZeekReadError(_first_line(exc)) from None
     try:
