@@ -55,3 +55,19 @@ def test_applied_from_the_date_it_applies_and_not_a_day_before() -> None:
     assert before["pending_legislation"][0]["applies_to_this_deal"] is False  # type: ignore[index]
     assert on["pending_legislation"][0]["applies_to_this_deal"] is True  # type: ignore[index]
     assert any(r["rule"] == "pending:revision-2025" for r in on["reasons"])  # type: ignore[attr-defined]
+
+
+def be_deadlines(catalogue: Catalogue, signing: str) -> dict[str, str | None]:
+    raw = deal(target=AIRPORT, dates={"signing": signing, "notification": signing, "closing": "2028-12-31"})
+    screening = screen(parse_deal(raw, catalogue.vocabulary, source="t"), catalogue, today=date(2026, 12, 6))
+    be = next(r for r in screening.regimes if r.regime.code == "BE")
+    return {d["id"]: d["ends"] for d in be.deadlines}
+
+
+def test_the_45_day_first_phase_joins_the_member_states_only_once_it_applies() -> None:
+    assert "eu-revision-first-phase" not in be_deadlines(CAT, "2027-06-01")  # not in force: never added
+    cat = with_applies_from(date(2027, 6, 1))
+    assert "eu-revision-first-phase" not in be_deadlines(cat, "2027-05-31")
+    on = be_deadlines(cat, "2027-06-01")
+    assert on["eu-revision-first-phase"] == "2027-07-16"  # 1 June + 45 calendar days
+    assert on["verification"] == "2027-07-01"  # the Belgian phases stay as they are

@@ -236,7 +236,7 @@ def _thresholds(regime: Regime, step: Step | None) -> list[dict[str, Any]]:
 
 
 def _deadlines(
-    regime: Regime, deal: Deal, today: date, decided_by: set[str]
+    regime: Regime, deal: Deal, today: date, decided_by: set[str], added: Sequence[dl.DeadlineSpec] = ()
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     notified = deal.notification or max(deal.signing, today)
     basis = (
@@ -250,7 +250,7 @@ def _deadlines(
         s
         for s in regime.deadlines
         if (not s.when_rules or decided_by & set(s.when_rules)) and not decided_by & set(s.unless_rules)
-    ]
+    ] + list(added)
     computed = dl.compute(
         specs,
         {
@@ -358,6 +358,7 @@ def evaluate(
     subs: Sequence[Subject],
     today: date,
     extra: Mapping[str, Value] | None = None,
+    added_deadlines: Sequence[dl.DeadlineSpec] = (),
 ) -> RegimeResult:
     in_scope = [s for s in subs if s.country in regime.scope_countries] or [subs[0]]
     results: list[tuple[Subject, Decision, Env]] = []
@@ -394,7 +395,7 @@ def evaluate(
         d.decisive.rule.id for _, d, _ in results if d.outcome == outcome and d.decisive is not None
     }
     if outcome != "not-required":
-        deadlines, du = _deadlines(regime, deal, today, decided_by)
+        deadlines, du = _deadlines(regime, deal, today, decided_by, added_deadlines)
         unverified.extend(du)
     penalties = [{"text": p.text, "source": p.source, "confidence": p.confidence} for p in regime.penalties]
     if outcome != "not-required":
@@ -417,7 +418,7 @@ def evaluate(
             "status": p.status,
             "agreed": p.agreed.isoformat() if p.agreed else None,
             "applies_from": p.applies_from.isoformat() if p.applies_from else None,
-            "applies_to_this_deal": bool(p.applies_from and deal.signing >= p.applies_from),
+            "applies_to_this_deal": p.applies_to(deal.signing),
             "changes": list(p.changes),
             "source": p.source,
             "confidence": p.confidence,
@@ -468,8 +469,11 @@ def screen(deal: Deal, catalogue: Catalogue, *, today: date, investor: Party | N
     """Screen ``deal`` under every regime. ``investor`` is the chain with Know-graph references resolved."""
     chain = investor or deal.investor
     subs = subjects(deal, chain, catalogue.vocabulary, today)
+    eu = catalogue.regimes.get("EU")
+    # EU legislation agreed but not yet applicable adds its phases only to deals signed once it applies
+    added = [spec for p in (eu.pending if eu else ()) if p.applies_to(deal.signing) for spec in p.deadlines]
     member_states = [
-        evaluate(catalogue.regimes[c], catalogue, deal, subs, today)
+        evaluate(catalogue.regimes[c], catalogue, deal, subs, today, added_deadlines=added)
         for c in ("BE", "DE", "FR", "NL")
         if c in catalogue.regimes
     ]

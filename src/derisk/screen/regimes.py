@@ -70,7 +70,17 @@ REGIME_KEYS: Final = {
     "rolls",
     "pending",
 }
-PENDING_KEYS: Final = {"id", "title", "status", "agreed", "applies_from", "changes", "source", "confidence"}
+PENDING_KEYS: Final = {
+    "id",
+    "title",
+    "status",
+    "agreed",
+    "applies_from",
+    "changes",
+    "deadlines",
+    "source",
+    "confidence",
+}
 CITED_KEYS: Final = {"text", "source", "confidence"}
 FACT_KEYS: Final = {"value", "unit", "text", "source", "confidence"}
 LIST_KEYS: Final = {"label", "source", "confidence"}
@@ -408,6 +418,16 @@ def _pending(raw: Any, where: str, problems: list[Problem]) -> Pending | None:
         if v is not None and not isinstance(v, date):
             problems.append(Problem(f"{where}.{k}", "must be a date or null"))
             dates[k] = None
+    deadlines = tuple(
+        d
+        for d in (
+            _deadline(d, f"{where}.deadlines[{i}]", problems)
+            for i, d in enumerate(raw.get("deadlines") or [])
+        )
+        if d
+    )
+    if any(d.start != "notification" for d in deadlines):
+        problems.append(Problem(f"{where}.deadlines", "a pending deadline starts at the notification"))
     return Pending(
         str(raw["id"]),
         str(raw["title"]),
@@ -417,6 +437,7 @@ def _pending(raw: Any, where: str, problems: list[Problem]) -> Pending | None:
         tuple(changes),
         source,
         conf,
+        deadlines,
     )
 
 

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any, Final
 
 from derisk.errors import Problem
+from derisk.screen.deadlines import DeadlineSpec
 
 SOURCE_KEYS: Final = {"title", "url", "language", "read", "publisher", "kind", "note"}
 SOURCE_KINDS: Final = ("primary", "translation", "secondary", "derisk")
@@ -65,6 +66,10 @@ class Pending:
     changes: tuple[str, ...]
     source: str
     confidence: str
+    deadlines: tuple[DeadlineSpec, ...] = ()  # added to the member states' phases once it applies
+
+    def applies_to(self, signing: date) -> bool:
+        return self.applies_from is not None and signing >= self.applies_from
 
 
 #: The sources registry of the file being loaded, per thread (the dashboard may load from several threads).
