@@ -6,8 +6,10 @@ for every third flow a ``tls`` event with an SNI before it; every tenth an ``htt
 answer event for each of 2,000 server addresses at the start, so flows without SNI or Host are
 named from DNS) and measures, in child processes, alternating, repeated:
 
-* **bare read**: ``pyarrow.json.read_json`` of the whole file with the same explicit schema
-  (:data:`derisk.ingest.eve_events.EVE_SCHEMA`), multi-threaded: parsing alone, no conversion;
+* **DuckDB read**: ``read_ndjson`` with the same explicit columns
+  (:data:`derisk.ingest.eve_events.EVE_SCHEMA`), streamed into Arrow batches
+  (:func:`derisk.store.everead.read_events`): parsing alone, no conversion, the baseline;
+* **Arrow read**: ``pyarrow.json.read_json`` of the whole file with the same schema (the fallback's parser);
 * **read_eve**: every batch consumed (parsing, joins by ``flow_id``, names from DNS answers).
 
 Each child reports wall time, processor time, its peak RSS and its RSS after imports, so memory
@@ -34,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## EVE ingest"
-KINDS = ("bare", "eve")
+KINDS = ("duck", "bare", "eve")
 
 
 def _peak_kib() -> int:
@@ -60,7 +62,12 @@ def child(kind: str, path: Path) -> dict[str, object]:
     pa.table({"warm": [0]})
     baseline = _peak_kib()
     cpu, start = _cpu(), time.perf_counter()
-    if kind == "bare":
+    if kind == "duck":
+        from derisk.store.everead import read_events
+
+        rows = sum(batch.num_rows for batch in read_events(path, EVE_SCHEMA, rows=65_536))
+        flows = -1
+    elif kind == "bare":
         table = pajson.read_json(
             str(path),
             parse_options=pajson.ParseOptions(explicit_schema=EVE_SCHEMA, unexpected_field_behavior="ignore"),
@@ -180,42 +187,41 @@ def report(results: dict[int, tuple[int, int, dict[str, list[dict[str, object]]]
         "every third flow, an `http` event for every tenth, and 2,000 `dns` answer events first (so flows "
         "without SNI or Host are named from DNS answers).",
         "",
-        "- **bare read**: `pyarrow.json.read_json` of the whole file with the reader's explicit schema "
-        "(multi-threaded parsing, nothing converted): the baseline;",
+        "- **DuckDB read**: `read_ndjson` with the reader's explicit columns, streamed into Arrow "
+        "batches (`derisk.store.everead.read_events`), nothing converted: the baseline;",
+        "- **Arrow read**: `pyarrow.json.read_json` of the whole file with the same schema (the parser "
+        "of gzip files and of the fallback), multi-threaded;",
         "- **read_eve**: `derisk.ingest.eve.read_eve`, every batch consumed: parsing in pieces on up to four "
         "threads, conversion, joins by `flow_id`, names from DNS answers (DuckDB ASOF JOIN).",
         "",
         "Target: at least 200,000 EVE records (lines) a second; memory flat in input size.",
         "",
-        "| flows | events (lines) | MB | bare read s | read_eve s | read_eve / bare | events/s | flows/s "
-        "| peak MiB bare | peak MiB read_eve (after imports) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| flows | events (lines) | MB | DuckDB read s | Arrow read s | read_eve s | read_eve / DuckDB read "
+        "| events/s | flows/s | peak MiB DuckDB read | peak MiB Arrow read | peak MiB read_eve (after imports) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for flows, (events, size, runs) in results.items():
-        bare, eve = _stats(runs["bare"], runs["bare"]), _stats(runs["eve"], runs["bare"])
+        duck, bare = _stats(runs["duck"], runs["duck"]), _stats(runs["bare"], runs["duck"])
+        eve = _stats(runs["eve"], runs["duck"])
         lines.append(
-            f"| {flows:,} | {events:,} | {size / 1e6:.0f} | {bare['median']:.3f} ({bare['best']:.3f}) | "
-            f"{eve['median']:.3f} ({eve['best']:.3f}) | {eve['ratio']:.2f}x | {events / eve['median']:,.0f} | "
-            f"{flows / eve['median']:,.0f} | {bare['peak'] / 1024:.0f} | {eve['peak'] / 1024:.0f} "
+            f"| {flows:,} | {events:,} | {size / 1e6:.0f} | {duck['median']:.3f} ({duck['best']:.3f}) | "
+            f"{bare['median']:.3f} ({bare['best']:.3f}) | {eve['median']:.3f} ({eve['best']:.3f}) | "
+            f"{eve['ratio']:.2f}x | {events / eve['median']:,.0f} | {flows / eve['median']:,.0f} | "
+            f"{duck['peak'] / 1024:.0f} | {bare['peak'] / 1024:.0f} | {eve['peak'] / 1024:.0f} "
             f"({eve['baseline'] / 1024:.0f}) |"
         )
     lines += [
         "",
-        "The bare read holds the whole parsed file in memory (its peak grows with the file); read_eve holds "
-        "a few 8 MiB pieces, the names of flows not yet ended and the DNS answers.",
+        "Arrow's read holds the whole parsed file in memory (its peak grows with the file); read_eve holds "
+        "a few batches, the names of flows not yet ended and the DNS answers.",
     ]
     return "\n".join(lines) + "\n"
 
 
 def write_section(text: str) -> None:
-    doc = DOCS.read_text(encoding="utf-8")
-    if SECTION in doc:
-        before, _, rest = doc.partition(SECTION)
-        after = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
-        doc = before + text + ("\n" + after if after else "")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOCS.write_text(doc, encoding="utf-8")
+    from mdsection import replace_section  # scripts/ is on the path when this script runs
+
+    replace_section(DOCS, text)
 
 
 def main() -> None:
