@@ -335,7 +335,7 @@ def variants(args: argparse.Namespace) -> None:
                 results.append(measure(mode, base))
                 print(f"  run {run + 1} {mode:28s} {results[-1]['seconds']:.2f} s", flush=True)
         sizes = {label: path.stat().st_size for label, path in files.items()}
-    text = _variants_section(packets, sizes, runs, meters, args.repeat)
+    text = _variants_section(packets, sizes, runs, meters, args)
     print()
     print(text)
     if not args.no_write:
@@ -348,18 +348,20 @@ def _variants_section(
     sizes: dict[str, int],
     runs: dict[str, list[dict[str, Any]]],
     meters: dict[str, list[dict[str, Any]]],
-    repeat: int,
+    args: argparse.Namespace,
 ) -> str:
+    repeat = args.repeat
     base = runs["Ethernet, uncompressed"]
     lines = [
         VARIANTS_SECTION,
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores (load average "
         f"{os.getloadavg()[0]:.1f} when the report was written) by `scripts/bench_pcap.py --variants "
-        f"--packets {packets // 1000 * 1000} --repeat {repeat}`: derisk read_pcap on one generated capture "
+        f"--packets {args.packets} --repeat {repeat}`: derisk read_pcap on one generated capture "
         f"of {packets:,} packets, as Ethernet, converted from Linux cooked v2, and compressed; {repeat} runs "
         "each, alternating, each in a fresh process. Throughput is relative to the same capture as "
-        "uncompressed Ethernet (target: at least 0.90×).",
+        "uncompressed Ethernet (target: at least 0.90×). CPU is user + system time of the process and its "
+        "meter: a compressed capture is decompressed twice (the meter's feed and the DNS pass's feed).",
         "",
         "| input | file MB | wall s, median (best) | throughput vs Ethernet, median (best) | CPU s, median | flows |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
