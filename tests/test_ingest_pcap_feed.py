@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dpkt  # type: ignore[import-untyped]
 import psutil
 import pyarrow as pa
 import pytest
@@ -292,3 +293,61 @@ def test_fuzzed_captures_end_in_flows_or_one_line_errors(
             assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
             outcomes.append(-1)
     assert any(n > 0 for n in outcomes)
+
+
+def test_a_wild_packet_in_a_pcapng_redates_nothing(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    source, expected = golden["pcapng"]
+    path = tmp_path / "wild.pcapng"
+    wild = datetime(2031, 6, 1, tzinfo=UTC).timestamp()
+    with source.open("rb") as fh, path.open("wb") as out:
+        writer = dpkt.pcapng.Writer(out)
+        for n, (ts, buf) in enumerate(dpkt.pcapng.Reader(fh)):
+            writer.writepkt(buf, ts=ts)
+            if n == 30:
+                writer.writepkt(buf, ts=wild)
+    notes: dict[str, object] = {}
+    assert _table(path, notes).equals(expected)
+    assert notes["wild_timestamps"] == 1
+
+
+# ---- through the command line ----------------------------------------------------------------------
+
+
+def test_command_line_exit_codes_and_workspace(
+    tmp_path: Path,
+    golden: dict[str, tuple[Path, pa.Table]],
+    data_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """exit 0 with a warning for a cut capture, 3 with --strict or an unsupported link type; a refused
+    input leaves the workspace as it was."""
+    from derisk.cli import main
+    from derisk.store.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    source = golden["pcap"][0]
+    assert main(["analyze", str(source), "-w", str(ws), "-q"]) == 0
+    with Workspace.open(ws, create=False, read_only=True) as w:
+        before = w.flow_count()
+    capsys.readouterr()
+
+    radiotap = tmp_path / "radiotap.pcap"
+    radiotap.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127))
+    cut = tmp_path / "cut.pcap.gz"
+    cut.write_bytes(gzip.compress(source.read_bytes()[:-9]))
+    for argv, code in (
+        ([str(radiotap)], 3),
+        (["--strict", str(cut)], 3),
+    ):
+        assert main(["analyze", *argv, "-w", str(ws), "-q"]) == code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in err[0], err
+        assert argv[-1] in err[0]
+        with Workspace.open(ws, create=False, read_only=True) as w:
+            assert w.flow_count() == before
+    assert main(["analyze", str(cut), "-w", str(ws), "-q"]) == 0
+    assert f"{cut}: capture cut off at byte" in caplog.text  # the command line prints it to stderr
+    assert "Traceback" not in capsys.readouterr().err
