@@ -1,18 +1,23 @@
 """Read pcap and pcapng captures into the canonical flow table, through NFStream.
 
-NFStream meters flows and nDPI labels them; this module does not parse packets. It
+NFStream meters flows and nDPI labels them; derisk does not meter packets itself. This module
 
-1. checks the file itself first (readable, not empty, a pcap or pcapng, no record cut short), because
-   NFStream silently stops at a truncated record and reports odd errors from its meter processes;
-2. collects DNS answers in a first, filtered pass (NFStream with the BPF filter ``port 53`` and a
-   plugin that hands each DNS datagram to :mod:`derisk.ingest.dnsanswers`), so that flows with no TLS
-   SNI or HTTP Host still get the server name a client resolved;
-3. meters every flow with IP-layer byte accounting (the IP total length, so a capture cut to a short
+1. probes the file (:mod:`derisk.ingest.probe`): compressed or not, pcap or pcapng, a link type
+   derisk can meter; anything else is a one-line error before any process starts;
+2. starts the feed (:mod:`derisk.ingest.feed`): a thread that decompresses, converts link types
+   NFStream ignores, stops at a cut and leaves out wild timestamps, writing a pcap into a named pipe
+   that NFStream's meter reads;
+3. collects DNS answers in a filtered libpcap pass beside the meter (BPF ``port 53``, DNS datagrams
+   decoded by :mod:`derisk.ingest.dnsanswers`), over the file itself or a second feed, so that flows
+   with no TLS SNI or HTTP Host still get the server name a client resolved; the same pass finds a
+   corrupt file before any batch leaves;
+4. meters every flow with IP-layer byte accounting (the IP total length, so a capture cut to a short
    snap length still counts what was on the wire) and yields :data:`derisk.flows.INGEST_SCHEMA`
    batches of :data:`derisk.flows.MIN_BATCH_ROWS` rows as flows come out of the meter, so that the
-   rest of the pipeline works on them while the meter runs.
+   rest of the pipeline works on them while the meter runs; a watchdog
+   (:mod:`derisk.ingest.meterwatch`) turns a crashed meter into an error.
 
-This is the only module that imports nfstream.
+This is the only module that imports nfstream (the watchdog reaches NFStream's queue through it).
 """
 
 from __future__ import annotations
