@@ -17,7 +17,7 @@ NFStream meters flows and nDPI labels them; derisk does not meter packets itself
    rest of the pipeline works on them while the meter runs; a watchdog
    (:mod:`derisk.ingest.meterwatch`) turns a crashed meter into an error.
 
-This is the only module that imports nfstream (the watchdog reaches NFStream's queue through it).
+Only this module and the watchdog import nfstream.
 """
 
 from __future__ import annotations
