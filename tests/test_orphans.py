@@ -149,7 +149,7 @@ def _trial(n: int, sig: signal.Signals, capture: Path, template: Path, scratch: 
     deadline = time.monotonic() + 30
     while not _meters(parent) and trial.is_alive() and time.monotonic() < deadline:
         time.sleep(0.01)
-    time.sleep(random.Random(n * 31 + sig).uniform(0.0, 1.0))  # a random moment of the metering
+    time.sleep(random.Random(n * 31 + sig).uniform(0.0, 0.7))  # a random moment of the metering
     descendants = _meters(parent)
     if not descendants or not trial.is_alive():
         trial.join()
