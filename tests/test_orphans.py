@@ -1,8 +1,8 @@
 """No process left behind (issue 18): however ``derisk analyze`` dies during metering, its meters die too.
 
-Each trial runs ``derisk analyze`` (the command line's ``main``) in a process forked from a parent that
-has already imported derisk and NFStream, so that twenty trials per signal fit in the time of a few
-cold starts. The trial is killed at a random moment while NFStream's meter runs; every descendant
+Each trial runs ``derisk analyze`` (the command line's ``main``) in a process forked by a
+multiprocessing fork server that has already imported derisk and NFStream, so that twenty trials per
+signal fit in the time of a few cold starts (and no trial inherits the test process's threads). The trial is killed at a random moment while NFStream's meter runs; every descendant
 recorded just before the kill must be gone (or a zombie, which holds no memory) within 2 s, and the
 workspace must hold exactly what it held before.
 """
@@ -30,6 +30,9 @@ from derisk.gen.packets import write_capture
 from golden import conversations
 
 TRIALS = 20
+#: Forks each trial from a clean process with derisk and NFStream imported.
+FORKS = multiprocessing.get_context("forkserver")
+FORKS.set_forkserver_preload(["derisk.cli", "derisk.ingest.pcap", "nfstream", "psutil"])
 #: Kill trials at once (each mostly waits for its moment).
 PARALLEL = 3
 
@@ -75,10 +78,6 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, ipdata_dir: Path) -> Pat
     env = {**os.environ, "DERISK_DATA_DIR": str(ipdata_dir)}
     command = [sys.executable, "-m", "derisk.cli", "analyze", str(small), "-w", str(root / "ws"), "-q"]
     subprocess.run(command, env=env, check=True, capture_output=True)
-    import nfstream  # noqa: F401  (warm: trials fork from this process)
-
-    import derisk.cli  # noqa: F401
-
     return root / "ws"
 
 
@@ -140,9 +139,7 @@ def _trial(n: int, sig: signal.Signals, capture: Path, template: Path, scratch: 
     """One kill; returns what went wrong ("" when nothing did)."""
     ws = scratch / f"ws-{sig.name}-{n}"
     shutil.copytree(template, ws)
-    trial = multiprocessing.get_context("fork").Process(
-        target=_analyze, args=(["analyze", str(capture), "-w", str(ws), "-q"], data_dir)
-    )
+    trial = FORKS.Process(target=_analyze, args=(["analyze", str(capture), "-w", str(ws), "-q"], data_dir))
     trial.start()
     assert trial.pid is not None
     parent = psutil.Process(trial.pid)
