@@ -173,6 +173,7 @@ class Graph:
         self.links = tuple(by_id.values())
         for cached in ("_by_asset", "_by_owner"):
             self.__dict__.pop(cached, None)
+        self.__dict__["_revision"] = self.__dict__.get("_revision", 0) + 1
 
     def assessments_for(self, group: str | None) -> tuple[Assessment, ...]:
         return tuple(a for a in self.assessments if group and a.group == group)

@@ -199,15 +199,17 @@ def name_candidates(
     few hundred candidates (:mod:`derisk.know.names`).
     """
     words = sorted({w for w in wanted.split() if len(w) >= 2})[:8]
-    if not words or not _has(db, "kg_tokens"):
+    if not words:
         return []
     con = db.con
-    counts = dict(
-        con.execute(
-            " UNION ALL ".join("SELECT ? AS w, count(*) FROM kg_tokens WHERE token = ?" for _ in words),
-            [x for w in words for x in (w, w)],
-        ).fetchall()
+    counted = _rows(
+        db,
+        " UNION ALL ".join("SELECT ? AS w, count(*) FROM kg_tokens WHERE token = ?" for _ in words),
+        [x for w in words for x in (w, w)],
     )
+    if counted is None:  # nothing was ever imported
+        return []
+    counts = dict(counted)
     parts: list[str] = []
     params: list[Any] = []
     used = 0
@@ -232,14 +234,26 @@ def name_candidates(
 
 def entity_rows(db: GraphDatabase, ids: list[str]) -> pa.Table:
     """The ``kg_entities`` rows of ``ids`` (through the index on id)."""
-    if not ids or not has_tables(db):
+    import duckdb
+
+    if not ids:
         return ENTITY_SCHEMA.empty_table()
-    return arrow(db.con, "SELECT * FROM kg_entities WHERE id IN (SELECT unnest(?))", [list(ids)])
+    try:
+        return arrow(db.con, "SELECT * FROM kg_entities WHERE id IN (SELECT unnest(?))", [list(ids)])
+    except duckdb.CatalogException:
+        return ENTITY_SCHEMA.empty_table()
 
 
-def _has(db: GraphDatabase, table: str) -> bool:
-    rows = db.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()
-    return bool(rows and rows[0][0])
+def _rows(db: GraphDatabase, sql: str, params: list[Any]) -> list[tuple[Any, ...]] | None:
+    """The query's rows, or None when its table does not exist (no import yet): one round trip on
+    the search path instead of a catalogue lookup first."""
+    import duckdb
+
+    try:
+        rows: list[tuple[Any, ...]] = db.con.execute(sql, params).fetchall()
+    except duckdb.CatalogException:
+        return None
+    return rows
 
 
 def exists(db: GraphDatabase, entity_id: str) -> bool:
@@ -259,13 +273,13 @@ def existing(db: GraphDatabase, ids: list[str]) -> set[str]:
 
 def import_rows(db: GraphDatabase) -> list[tuple[Any, ...]]:
     """(import id, path, format, digest, entities, links, warnings, time) per import, oldest first."""
-    if not has_tables(db):
-        return []
-    rows: list[tuple[Any, ...]] = db.con.execute(
+    rows = _rows(
+        db,
         "SELECT import_id, path, format, digest, entities, links, warnings, CAST(imported_at AS VARCHAR)"
-        " FROM kg_imports ORDER BY imported_at"
-    ).fetchall()
-    return rows
+        " FROM kg_imports ORDER BY imported_at",
+        [],
+    )
+    return rows or []
 
 
 def documents(db: GraphDatabase, entity_ids: list[str] | None = None) -> list[tuple[str, str, str, str]]:

@@ -71,6 +71,23 @@ def _keys(entity: Entity) -> list[str]:
     return [k for k in dict.fromkeys(comparable(n) for n in (entity.name, *entity.aliases)) if k]
 
 
+def _graph_keys(graph: Graph) -> tuple[list[str], list[str]]:
+    """Comparable keys of the graph's entities and their owners, kept with the graph until it changes
+    (a search in a large workspace must not rebuild them for every query)."""
+    stamp = (len(graph.entities), graph.__dict__.get("_revision", 0))
+    cached = graph.__dict__.get("_name_keys")
+    if cached is not None and cached[0] == stamp:
+        return cached[1], cached[2]
+    keys: list[str] = []
+    owners: list[str] = []
+    for entity in graph.entities.values():
+        for key in _keys(entity):
+            keys.append(key)
+            owners.append(entity.id)
+    graph.__dict__["_name_keys"] = (stamp, keys, owners)
+    return keys, owners
+
+
 def find_entities(
     graph: Graph, name: str, limit: int = 5, source: GraphDatabase | None = None
 ) -> list[tuple[Entity, float]]:
@@ -84,12 +101,8 @@ def find_entities(
     wanted = comparable(name)
     if not wanted:
         return []
-    choices: list[str] = []
-    owners: list[str] = []
-    for entity in graph.entities.values():
-        for key in _keys(entity):
-            choices.append(key)
-            owners.append(entity.id)
+    known, ids = _graph_keys(graph)
+    choices, owners = list(known), list(ids)
     best: dict[str, float] = {}
     if source is not None:
         from derisk.know.graphdb import exists, name_candidates
