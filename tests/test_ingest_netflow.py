@@ -141,6 +141,25 @@ def test_sampling_rates_are_recorded_and_warned(caplog: pytest.LogCaptureFixture
     assert {(r["bytes_out"], r["bytes_in"]) for r in flows.to_pylist()} >= {(15_000, 30_000), (1_500, 3_000)}
 
 
+def test_the_analysis_states_the_sampling(
+    tmp_path: Path, data_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A warning line per sampling exporter, and the rates in the analysis document's input notes."""
+    import json
+
+    out = tmp_path / "a.json"
+    with caplog.at_level(logging.WARNING):
+        code = main(
+            ["analyze", str(NETFLOW / "sampled"), "-w", str(tmp_path / "ws"), "-q", "--json", str(out)]
+        )
+    assert code == 0
+    assert "sampled 1 packet in 100" in caplog.text and "volumes are estimates" in caplog.text
+    notes = json.loads(out.read_text())["run"]["input_notes"]
+    (note,) = notes.values()
+    assert note["sampling_rate"] == 100
+    assert {e["sampling_rate"] for e in note["exporters"]} == {100, 10, 1}
+
+
 def _records(rows: list[dict[str, Any]]) -> pa.Table:
     base = {"rev_packets": 0, "rev_bytes": 0, "source_ref": "t", "protocol": 6}
     return pa.Table.from_pylist([{**base, **row} for row in rows], schema=RECORD_SCHEMA)
