@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from derisk.know.graph import Graph, find_entities, load_graph
+from derisk.know.graph import Entity, Graph, find_entities, load_graph
 from derisk.know.laws import laws_for
 from derisk.know.resolve import resolve_controller
 from derisk.reduce.register import Resolved, Resolver
@@ -32,11 +32,27 @@ def know_resolver(graph: Graph | None = None) -> Resolver:
     return resolve
 
 
+def _one_group(graph: Graph, entities: list[Entity]) -> Entity | None:
+    """The entity to take when several match equally but all are controlled by the same one: that
+    controller if it is among them (``Microsoft`` → Microsoft Corporation, not Microsoft Limited),
+    else the first. None when they lead to different controllers (truly ambiguous)."""
+    controllers = {}
+    for entity in entities:
+        res = resolve_controller(graph, entity.id)
+        controllers[entity.id] = res.controller.id if res.controller is not None else None
+    distinct = set(controllers.values())
+    if len(distinct) != 1 or None in distinct:
+        return None
+    (top,) = distinct
+    return next((e for e in entities if e.id == top), entities[0])
+
+
 def _resolve(graph: Graph, name: str) -> Resolved | None:
     hits = find_entities(graph, name, limit=5)
     exact = [e for e, score in hits if score >= 100.0]
-    if len(exact) == 1:
-        entity, score = exact[0], 100.0
+    same_group = _one_group(graph, exact) if len(exact) > 1 else None
+    if len(exact) == 1 or same_group is not None:
+        entity, score = same_group or exact[0], 100.0
     elif len(exact) > 1 or (
         hits and hits[0][1] >= MIN_SCORE and len(hits) > 1 and hits[0][1] - hits[1][1] < CLEAR_LEAD
     ):
