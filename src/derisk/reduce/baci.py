@@ -161,7 +161,11 @@ def _batches(path: Path) -> Iterator[pa.RecordBatch]:
         raise InputError(
             f"not a readable CSV trade file ({str(exc).splitlines()[0]})", source=source
         ) from None
-    missing = [c for c in TRADE_COLUMNS if c not in reader.schema.names]
+    try:
+        names = reader.schema.names
+    except UnicodeDecodeError:
+        raise InputError("not a readable CSV trade file (its header is not UTF-8)", source=source) from None
+    missing = [c for c in TRADE_COLUMNS if c not in names]
     if missing:
         raise InputError(
             f"not in BACI layout: missing column(s) {', '.join(missing)} (expected header t,i,j,k,v,q)",
