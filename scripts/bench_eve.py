@@ -191,8 +191,8 @@ def report(results: dict[int, tuple[int, int, dict[str, list[dict[str, object]]]
         "batches (`derisk.store.everead.read_events`), nothing converted: the baseline;",
         "- **Arrow read**: `pyarrow.json.read_json` of the whole file with the same schema (the parser "
         "of gzip files and of the fallback), multi-threaded;",
-        "- **read_eve**: `derisk.ingest.eve.read_eve`, every batch consumed: parsing in pieces on up to four "
-        "threads, conversion, joins by `flow_id`, names from DNS answers (DuckDB ASOF JOIN).",
+        "- **read_eve**: `derisk.ingest.eve.read_eve`, every batch consumed: DuckDB's parse (as the "
+        "baseline) and derisk's conversion, joins by `flow_id` and names from DNS answers on top.",
         "",
         "Target: at least 200,000 EVE records (lines) a second; memory flat in input size.",
         "",
