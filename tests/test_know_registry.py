@@ -156,6 +156,18 @@ def test_every_attributing_entity_has_a_name_search_can_use() -> None:
             assert reduced and len(reduced) >= 3, (entity.id, name, reduced)
 
 
+def test_no_two_entities_share_a_reduced_name() -> None:
+    """A subsidiary named like its parent ("Microsoft Limited", "Vodafone GmbH") made the supplier name
+    "Microsoft" ambiguous: name search drops company forms, so both reduce to the same words."""
+    owners: dict[str, set[str]] = {}
+    for entity in GRAPH.entities.values():
+        for name in (entity.name, *entity.aliases):
+            owners.setdefault(comparable(name), set()).add(entity.id)
+    mine = set(_infrastructure_entities())
+    shared = {key: ids for key, ids in owners.items() if key and len(ids) > 1 and ids & mine}
+    assert shared == {}
+
+
 def test_every_source_of_the_registry_is_used() -> None:
     used = {src.id for entity in GRAPH.entities.values() for src in entity.sources}
     used |= {link.source.id for link in GRAPH.links if link.source is not None}
@@ -210,14 +222,14 @@ def test_each_infrastructure_as_number_is_quoted_by_a_source() -> None:
         (43515, "Google Ireland Limited", "Alphabet Inc.", "US"),
         (8987, "Amazon Data Services Ireland Ltd", "Amazon.com, Inc.", "US"),
         (209242, "Cloudflare, Inc.", "Cloudflare, Inc.", "US"),
-        (14061, "DigitalOcean, LLC", "DigitalOcean Holdings, Inc.", "US"),
+        (14061, "DigitalOcean, LLC", "DigitalOcean, LLC", "US"),
         (24940, "Hetzner Online GmbH", "Hetzner Online GmbH", "DE"),
         (16276, "OVH SAS", "OVH Groupe SA", "FR"),
         (20473, "The Constant Company, LLC", "The Constant Company, LLC", "US"),
         (60781, "LeaseWeb Netherlands B.V.", "Leaseweb Global B.V.", "NL"),
         (199524, "G-Core Labs S.A.", "Victor Kislyi", "BY"),
         (3356, "Level 3 Parent, LLC", "Lumen Technologies, Inc.", "US"),
-        (174, "Cogent Communications, LLC", "Cogent Communications Holdings, Inc.", "US"),
+        (174, "Cogent Communications, LLC", "Cogent Communications, LLC", "US"),
         (2914, "NTT America, Inc.", "NTT, Inc.", "JP"),
         (6939, "Hurricane Electric LLC", "Hurricane Electric LLC", "US"),
         (5511, "Orange S.A.", "Orange S.A.", "FR"),
