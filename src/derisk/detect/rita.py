@@ -1,7 +1,7 @@
 """A faithful re-implementation of RITA v5's beacon score: the baseline derisk measures itself against.
 
-Written from the published description (``shared/reference/ANCHORS.md``) and RITA's documented
-defaults, not copied; vectorised over all pairs at once. Per (internal host, destination IP) and per
+Written from RITA v5's published description of its scoring and its documented defaults
+(Active Countermeasures, github.com/activecm/rita), not copied; vectorised over all pairs at once. Per (internal host, destination IP) and per
 (internal host, server name), over the last 24 hours of the data:
 
 * at least 4 distinct connection times (seconds) and fewer than 86,400 connections;

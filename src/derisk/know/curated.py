@@ -33,7 +33,7 @@ Format of ``derisk/data/groups/<group>.yaml`` (every key checked; unknown keys a
         control_type: VIE contractual arrangements
         start: 2013                # optional ISO date (partial allowed)
         end: null
-        confidence: V              # V | S | U as in LEGAL-FACTS.md
+        confidence: V              # V seen in a source | S consistent across sources | U unverified
         disputed: false
         source: sec-20f-2023       # exactly one
         summary: optional text

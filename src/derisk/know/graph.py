@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final, Literal
 if TYPE_CHECKING:
     from derisk.know.graphdb import GraphDatabase
 
-#: Confidence tags, as in LEGAL-FACTS.md: seen in a source [V], consistent across several secondary
+#: Confidence tags: seen in a source [V], consistent across several secondary
 #: sources [S], unverified [U]. Ordered from weakest to strongest.
 CONFIDENCES: Final = ("U", "S", "V")
 Confidence = Literal["U", "S", "V"]

@@ -1,6 +1,7 @@
 """Supplier risk profile along the non-technical factors of the EU coordinated 5G risk assessment.
 
-LEGAL-FACTS.md §6 lists the factors (their exact wording is [U]): a strong link between the supplier
+The EU coordinated risk assessment of the cybersecurity of 5G networks (NIS Cooperation Group,
+9 October 2019) names the factors (their exact wording is [U]): a strong link between the supplier
 and a third-country government; that country's legislation, especially without democratic checks
 and balances or EU data-protection or security agreements; the supplier's corporate ownership; the
 third country's ability to exert pressure, including over the place of manufacture; supply

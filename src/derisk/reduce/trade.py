@@ -1,6 +1,6 @@
 """Trade mode: the European Commission's three indicators of a strategic product dependency.
 
-Method (SWD(2021) 352, updated SWD(2022) 41; LEGAL-FACTS.md §7): a product counts as *dependent*
+Method (SWD(2021) 352 of 5 May 2021, updated by SWD(2022) 41 of 22 February 2022): a product counts as *dependent*
 when all three hold, computed for the EU-27 as one importer:
 
 1. **Concentration** of extra-EU imports by supplier country: HHI = Σ_i (M_i / M)² over non-EU
