@@ -163,6 +163,11 @@ def subgraph(db: GraphDatabase, seeds: list[str] | None) -> dict[str, pa.Table]:
         hinted = "UNION SELECT DISTINCT entity_id FROM kg_hints" if seeds is None else ""
         con.execute(f"CREATE OR REPLACE TEMP TABLE _kg_seeds AS SELECT id FROM _kg_seed_list {hinted}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _kg_ids AS {_SUBGRAPH}")
+        if not con.execute("SELECT count(*) FROM _kg_ids").fetchall()[0][0]:
+            # Nothing carries a hint (GLEIF alone): no need to read the large tables at all.
+            con.execute("DROP TABLE IF EXISTS _kg_seeds")
+            con.execute("DROP TABLE IF EXISTS _kg_ids")
+            return {name: schema.empty_table() for name, schema in SCHEMAS.items()}
         out = {
             "kg_entities": arrow(con, "SELECT e.* FROM kg_entities e SEMI JOIN _kg_ids USING (id)"),
             "kg_names": arrow(
