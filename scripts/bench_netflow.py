@@ -11,12 +11,15 @@ is all a read measures). Then, in child processes, alternating, repeated:
 * **derisk**: :func:`derisk.ingest.netflow.read_nfcapd` over the file: the nfdump check, the read,
   Arrow parsing and the pairing of directions into flows;
 * **collector**: the decoding of ``derisk collect`` (:class:`derisk.ingest.netflow_decode.Decoder`,
-  the ``netflow`` package underneath) over the same datagrams, and the pairing, without the socket.
+  vectorised with NumPy) over generated v5, v9 and IPFIX datagrams, and the pairing, without the
+  socket; against NumPy's bare ``frombuffer`` of the same bytes and the previous decoder (the
+  ``netflow`` package, record by record: tests/netflow_reference.py).
 
 Each child reports wall time and its peak RSS (VmHWM), so memory growth with input size shows.
 Results are printed and written to ``docs/benchmarks.md`` under ``## NetFlow ingest``. Run:
 
-    .venv/bin/python scripts/bench_netflow.py [--sizes 250000,1000000] [--repeat 3] [--no-write]
+    .venv/bin/python scripts/bench_netflow.py [--sizes 250000,1000000] [--repeat 3] [--datagrams 10000]
+        [--no-write] [--collector-only]
 """
 
 from __future__ import annotations
@@ -68,19 +71,14 @@ def child(kind: str, path: str) -> None:
     print(json.dumps({"seconds": time.perf_counter() - start, "flows": rows, "peak_kib": _peak_kib()}))
 
 
-def collector_rate(datagrams: int = 2_000) -> float:
-    """Records per second through derisk collect's decoding and pairing (no socket)."""
+def _datagrams(count: int, version: int) -> list[bytes]:
+    """``count`` datagrams of 30 distinct records each (v9 and IPFIX: a template every 20th)."""
     sys.path.insert(0, str(ROOT / "tests"))
-    import pyarrow as pa
-
-    from derisk.ingest.collector import _table
-    from derisk.ingest.netflow_decode import Decoder
-    from derisk.ingest.netflow_pairs import pair_records
-    from netflow_packets import Rec, v9
+    from netflow_packets import Rec, ipfix, v5, v9
 
     rng = random.Random(3)
-    packets = []
-    for n in range(datagrams):
+    out = []
+    for n in range(count):
         recs = [
             Rec(
                 f"10.0.{rng.randrange(256)}.{rng.randrange(1, 255)}",
@@ -90,20 +88,69 @@ def collector_rate(datagrams: int = 2_000) -> float:
                 6,
                 10,
                 5_000,
-                1_000,
-                1_900,
+                T0 * 1000 + 1_000 if version == 10 else 1_000,
+                T0 * 1000 + 1_900 if version == 10 else 1_900,
             )
             for i in range(30)
         ]
-        packets.append(v9(recs, unix_secs=T0, uptime_ms=10_000_000, template=n % 20 == 0, seq=n))
-    pair_records(_table(Decoder().decode(packets[0], "127.0.0.1")))  # imports, outside the timing
-    decoder = Decoder()
-    start = time.perf_counter()
-    records = [r for p in packets for r in decoder.decode(p, "127.0.0.1")]
-    table: pa.Table = pair_records(_table(records))
-    seconds = time.perf_counter() - start
-    assert table.num_rows == len(records) == datagrams * 30
-    return len(records) / seconds
+        if version == 5:
+            out.append(v5(recs, unix_secs=T0, uptime_ms=10_000_000, seq=n))
+        elif version == 9:
+            out.append(v9(recs, unix_secs=T0, uptime_ms=10_000_000, template=n % 20 == 0, seq=n))
+        else:
+            out.append(ipfix(recs, export_secs=T0, template=n % 20 == 0, seq=n))
+    return out
+
+
+def collector_rates(datagrams: int, repeat: int) -> list[dict[str, Any]]:
+    """Records per second through derisk collect's decoding and pairing (no socket), per version.
+
+    Baselines in the same run: NumPy's bare ``frombuffer`` of the same datagrams' record bytes
+    (what any decoder must at least touch), and the collector's previous decoder (the ``netflow``
+    package, record by record; tests/netflow_reference.py) with its table building.
+    """
+    sys.path.insert(0, str(ROOT / "tests"))
+    import numpy as np
+    import pyarrow as pa
+
+    import netflow_reference as reference
+    from derisk.ingest.netflow_decode import Decoder, to_table
+    from derisk.ingest.netflow_pairs import pair_records
+
+    rows = []
+    for version, name in ((5, "v5"), (9, "v9"), (10, "IPFIX")):
+        packets = _datagrams(datagrams, version)
+        pair_records(to_table(Decoder().decode(packets[0], "127.0.0.1")))  # imports, outside the timing
+        head = {5: 24, 9: 24, 10: 20}[version]
+
+        def bare(packets: list[bytes] = packets, head: int = head) -> int:
+            return sum(len(np.frombuffer(p, np.uint8, offset=head)) for p in packets)
+
+        def ours(packets: list[bytes] = packets) -> int:
+            decoder = Decoder()
+            chunks = [c for p in packets for c in decoder.decode(p, "127.0.0.1")]
+            table: pa.Table = pair_records(to_table(chunks))
+            return int(table.num_rows)
+
+        def previous(packets: list[bytes] = packets) -> int:
+            decoder = reference.Decoder()
+            records = [r for p in packets for r in decoder.decode(p, "127.0.0.1")]
+            table: pa.Table = pair_records(reference.table(records))
+            return int(table.num_rows)
+
+        timing: dict[str, float] = {}
+        for label, fn in (("bare", bare), ("ours", ours), ("previous", previous)):
+            runs = []
+            for _ in range(repeat if label != "previous" else 1):
+                start = time.perf_counter()
+                fn()
+                runs.append(time.perf_counter() - start)
+            timing[label] = statistics.median(runs)
+        records = datagrams * 30
+        assert ours() == previous() == records
+        rows.append({"version": name, "records": records, **timing})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def _run(kind: str, path: Path) -> dict[str, float]:
@@ -190,11 +237,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="250000,1000000")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--datagrams", type=int, default=10_000)
+    parser.add_argument("--collector-only", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--child", nargs=2)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.collector_only:  # printed only: the section needs the nfdump part too
+        collector_rates(args.datagrams, args.repeat)
         return
     if shutil.which("nfcapd") is None:
         raise SystemExit("needs nfdump (scripts/system-deps)")
@@ -224,7 +276,7 @@ def main() -> None:
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
-    rate = collector_rate()
+    rates = collector_rates(args.datagrams, args.repeat)
     lines = [
         SECTION,
         "",
@@ -249,9 +301,21 @@ def main() -> None:
         )
     lines += [
         "",
-        f"`derisk collect`'s decoding and pairing (no socket), 60,000 v9 records in 2,000 datagrams: "
-        f"{rate / 1000:,.1f} k records/s, the `netflow` package's pure-Python parsing.",
+        f"`derisk collect`'s decoding and pairing (no socket; `--datagrams {args.datagrams}`, 30 "
+        "records each, v9/IPFIX with the template in every 20th), median of the repeats; baselines in "
+        "the same run: NumPy's bare `frombuffer` of the datagrams, and the previous decoder (the "
+        "`netflow` package record by record, tests/netflow_reference.py, one run):",
+        "",
+        "| version | records | derisk collect | records/s | bare frombuffer | previous decoder | "
+        "previous records/s | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    for r in rates:
+        lines.append(
+            f"| {r['version']} | {r['records']:,} | {r['ours']:.3f} s | {r['records'] / r['ours'] / 1000:,.0f} k "
+            f"| {r['bare'] * 1000:.1f} ms | {r['previous']:.2f} s | {r['records'] / r['previous'] / 1000:,.1f} k "
+            f"| {r['previous'] / r['ours']:.0f}× |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from derisk.errors import InputError, UsageError
 from derisk.flows import INGEST_SCHEMA
 from derisk.ingest.collector import Collector, Endpoint, parse_endpoint
-from derisk.ingest.netflow_decode import Decoder
+from derisk.ingest.netflow_decode import Decoder, to_table
 from derisk.ingest.pcap import read_pcap
 from netflow_packets import Rec, ipfix, v5, v9
 from test_ingest_netflow import by_destination
@@ -112,8 +112,8 @@ def test_switched_times_across_the_uptime_wrap() -> None:
     """49.7 days after boot the 32-bit uptime wraps: a flow switched before the wrap is in the past."""
     rec = Rec("10.0.0.1", "8.8.8.8", 40000, 443, 6, 1, 100, 0xFFFF_FC18, 0xFFFF_FFFF)  # 1 s, 1 ms before
     decoder = Decoder()
-    (got,) = decoder.decode(v5([rec], unix_secs=T0, uptime_ms=1_000), "127.0.0.1")
-    assert (got.first_ms, got.last_ms) == (T0 * 1000 - 2_000, T0 * 1000 - 1_001)
+    (got,) = to_table(decoder.decode(v5([rec], unix_secs=T0, uptime_ms=1_000), "127.0.0.1")).to_pylist()
+    assert (got["first_us"], got["last_us"]) == (T0 * 1_000_000 - 2_000_000, T0 * 1_000_000 - 1_001_000)
 
 
 def test_v9_data_before_its_template_waits_for_it() -> None:

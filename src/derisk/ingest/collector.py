@@ -19,8 +19,8 @@ from typing import Final
 import pyarrow as pa
 
 from derisk.errors import InputError, UsageError
-from derisk.ingest.netflow_decode import Decoder, Record, Stats
-from derisk.ingest.netflow_pairs import RECORD_SCHEMA, Pairer
+from derisk.ingest.netflow_decode import Chunk, Decoder, Stats, to_table
+from derisk.ingest.netflow_pairs import Pairer
 
 _MAX_DATAGRAM: Final = 65_535
 _TICK: Final = 0.2
@@ -52,24 +52,6 @@ class Batch:
     records: int
     digest: str
     size_bytes: int
-
-
-def _table(records: list[Record]) -> pa.Table:
-    columns: dict[str, list[object]] = {name: [] for name in RECORD_SCHEMA.names}
-    for r in records:
-        columns["first_us"].append(r.first_ms * 1000)
-        columns["last_us"].append(r.last_ms * 1000)
-        columns["src_ip"].append(r.src_ip)
-        columns["src_port"].append(r.src_port)
-        columns["dst_ip"].append(r.dst_ip)
-        columns["dst_port"].append(r.dst_port)
-        columns["protocol"].append(r.protocol)
-        columns["packets"].append(r.packets)
-        columns["bytes"].append(r.octets)
-        columns["rev_packets"].append(0)
-        columns["rev_bytes"].append(0)
-        columns["source_ref"].append(r.exporter)
-    return pa.table(columns, schema=RECORD_SCHEMA)
 
 
 class Collector:
@@ -120,7 +102,8 @@ class Collector:
     def batches(self) -> Iterator[Batch]:
         """Batches of flows until idle or ``max_records``; the last one holds what was pending."""
         pairer = Pairer()
-        records: list[Record] = []
+        chunks: list[Chunk] = []
+        pending = 0
         digest = hashlib.sha256()
         size = 0
         last_datagram = time.monotonic()
@@ -131,13 +114,13 @@ class Collector:
                 done = self.max_records is not None and self.stats.records >= self.max_records
                 idle = self.idle_seconds is not None and now - last_datagram >= self.idle_seconds
                 due = batch_started is not None and (
-                    now - batch_started >= self.batch_seconds or len(records) >= self.batch_records
+                    now - batch_started >= self.batch_seconds or pending >= self.batch_records
                 )
                 if (done or idle or due) and size:
                     if done or idle:
                         self.decoder.finish()
-                    yield Batch(list(pairer.pair(_table(records))), len(records), digest.hexdigest(), size)
-                    records, digest, size, batch_started = [], hashlib.sha256(), 0, None
+                    yield Batch(list(pairer.pair(to_table(chunks))), pending, digest.hexdigest(), size)
+                    chunks, pending, digest, size, batch_started = [], 0, hashlib.sha256(), 0, None
                 if done or idle:
                     self.decoder.finish()
                     return
@@ -150,6 +133,8 @@ class Collector:
                 size += len(data)
                 if batch_started is None:
                     batch_started = last_datagram
-                records.extend(self.decoder.decode(data, address[0]))
+                for chunk in self.decoder.decode(data, address[0]):
+                    chunks.append(chunk)
+                    pending += len(chunk)
         finally:
             pairer.close()

@@ -1,9 +1,15 @@
-"""NetFlow v5, v9 and IPFIX datagrams into records, with templates and sampling per exporter.
+"""NetFlow v5, v9 and IPFIX datagrams into columns of records, with templates and sampling per exporter.
 
-Parsing is the ``netflow`` package's (PyPI, bitkeks/python-netflow-v9-softflowd). Exporters are
-attacker-reachable, so every datagram's framing is checked here first (lengths of sets and
-templates, field lengths the parser can loop or print on), and anything the parser still raises
-counts the datagram as malformed instead of stopping the collector. Templates are kept per exporter
+Decoding is vectorised: a v5 datagram is an array of fixed 48-byte records, and a v9/IPFIX template
+gives every field a fixed offset and length, so each template is compiled once into a big-endian
+NumPy structured dtype (:class:`_Layout`) and each data flowset is read with one
+``np.frombuffer`` into columns (:class:`Chunk`); :func:`to_table` turns the chunks of a batch into
+one Arrow table. Only options records (sampling announcements, a few per minute) are read field by
+field.
+
+Exporters are attacker-reachable: every datagram's framing is checked first
+(:mod:`.netflow_frames`), anything still wrong counts the datagram as malformed instead of stopping
+the collector, and variable-length fields are refused (counted). Templates are kept per exporter
 address and source id (v9) or observation domain (IPFIX); data that arrives before its template
 waits in a small queue per exporter and is decoded when the template comes, or counted as lost.
 
@@ -19,37 +25,54 @@ import ipaddress
 import struct
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from derisk.ingest.netflow_frames import (
+    DataSet,
+    Malformed,
+    Template,
+    check_ipfix,
+    check_v9,
+    ipfix_sets,
+    v9_sets,
+)
+from derisk.ingest.netflow_pairs import RECORD_SCHEMA
+
+__all__ = ["Chunk", "Decoder", "ExporterKey", "Malformed", "Stats", "to_table"]
 
 #: (exporter address, version, source id / observation domain)
 ExporterKey = tuple[str, int, int]
+Array = npt.NDArray[np.generic]
 
-_V4_FIELDS: Final = frozenset({8, 12, 15, 18, 47, 130})
-_V6_FIELDS: Final = frozenset({27, 28, 62, 63, 131})
 #: Datagrams waiting for a template, per exporter.
 _QUEUE: Final = 64
 _MAX_RATE: Final = 1 << 24
 #: Exporters and templates kept (a sender can forge source addresses and template ids).
 _MAX_EXPORTERS: Final = 10_000
 _MAX_TEMPLATES: Final = 1_024
+_WRAP: Final = 1 << 32
+_NO_PORTS: Final = (1, 58)  # ICMP, ICMPv6
 
-
-class Malformed(Exception):
-    """A datagram that is not a well-formed NetFlow v5/v9 or IPFIX message."""
-
-
-@dataclass
-class Record:
-    first_ms: int
-    last_ms: int
-    src_ip: str
-    src_port: int | None
-    dst_ip: str
-    dst_port: int | None
-    protocol: int
-    packets: int
-    octets: int
-    exporter: str
+#: Field types read from flow records (v9 and IPFIX share the numbers for these), by role.
+_SRC4, _DST4, _SRC6, _DST6 = 8, 12, 27, 28
+_PROTO, _SPORT, _DPORT = 4, 7, 11
+_FIRST_REL, _LAST_REL = 22, 21  # v9's switched times (milliseconds of the exporter's uptime)
+_START_MS, _START_S, _END_MS, _END_S = 152, 150, 153, 151
+_PACKETS: Final = {9: (2,), 10: (2, 86)}  # IPFIX: packetDeltaCount, else packetTotalCount
+_OCTETS: Final = {9: (1,), 10: (1, 85)}
+_V5: Final = np.dtype(
+    {
+        "names": ["src", "dst", "packets", "octets", "first", "last", "sport", "dport", "proto"],
+        "formats": [">u4", ">u4", ">u4", ">u4", ">u4", ">u4", ">u2", ">u2", "u1"],
+        "offsets": [0, 4, 16, 20, 24, 28, 32, 34, 38],
+        "itemsize": 48,
+    }
+)
 
 
 @dataclass
@@ -72,234 +95,172 @@ class Stats:
             self.examples.append(text)
 
 
-def _need(data: bytes, offset: int, n: int) -> None:
-    if offset + n > len(data):
-        raise Malformed("shorter than its headers say")
+@dataclass
+class Chunk:
+    """Records of one data flowset (or v5 datagram) as columns.
+
+    Addresses are ``uint32`` (IPv4) or 16-byte ``V16`` (IPv6) arrays, as ``src6``/``dst6`` say;
+    a port is ``None`` where the template has none, and null where the protocol has none.
+    """
+
+    first_ms: Array
+    last_ms: Array
+    src: Array
+    src6: bool
+    dst: Array
+    dst6: bool
+    sport: Array | None
+    dport: Array | None
+    protocol: Array
+    packets: Array
+    octets: Array
+    exporter: str
+
+    def __len__(self) -> int:
+        return len(self.protocol)
 
 
-def _check_fields(data: bytes, offset: int, count: int, ipfix: bool) -> int:
-    """Check ``count`` field specifiers from ``offset``; return the offset after them."""
-    for _ in range(count):
-        _need(data, offset, 4)
-        ftype, flen = struct.unpack_from("!HH", data, offset)
-        offset += 4
-        if ipfix and ftype & 0x8000:
-            raise Malformed("enterprise-specific field (not read by derisk)")
-        if flen == 0 or flen == 0xFFFF:
-            raise Malformed("field of length 0 or of variable length (not read by derisk)")
-        if (ftype in _V4_FIELDS and flen != 4) or (ftype in _V6_FIELDS and flen != 16):
-            raise Malformed(f"address field {ftype} of {flen} bytes")
-    return offset
+def _uint(rows: Array, offset: int, length: int) -> npt.NDArray[np.int64]:
+    """Unsigned big-endian integers of ``length`` bytes at ``offset`` of each row (uint8 matrix)."""
+    if length in (1, 2, 4, 8):
+        raw = np.ascontiguousarray(rows[:, offset : offset + length]).view(f">u{length}")[:, 0]
+        if length == 8:
+            raw = np.minimum(raw, np.uint64(np.iinfo(np.int64).max))
+        return raw.astype(np.int64)
+    value = np.zeros(len(rows), np.uint64)
+    for i in range(max(0, length - 8), length):  # the low 8 bytes of a wider field
+        value = (value << np.uint64(8)) | rows[:, offset + i].astype(np.uint64)
+    return np.minimum(value, np.uint64(np.iinfo(np.int64).max)).astype(np.int64)
 
 
-def check_v9(data: bytes) -> None:
-    _need(data, 0, 20)
-    offset = 20
-    while offset < len(data):
-        _need(data, offset, 4)
-        set_id, length = struct.unpack_from("!HH", data, offset)
-        if length < 4:
-            raise Malformed("flowset shorter than its header")
-        _need(data, offset, length)
-        end, inner = offset + length, offset + 4
-        if set_id == 0:
-            while end - inner >= 4:
-                template_id, count = struct.unpack_from("!HH", data, inner)
-                if template_id < 256 or count == 0:
-                    raise Malformed("template with a reserved id or no fields")
-                inner = _check_fields(data, inner + 4, count, ipfix=False)
-                if inner > end:
-                    raise Malformed("template longer than its flowset")
-        elif set_id == 1:
-            while end - inner >= 6:
-                template_id, scope_len, option_len = struct.unpack_from("!HHH", data, inner)
-                if template_id < 256 or scope_len % 4 or option_len % 4 or scope_len + option_len == 0:
-                    raise Malformed("options template with bad lengths")
-                inner = _check_fields(data, inner + 6, (scope_len + option_len) // 4, ipfix=False)
-                if inner > end:
-                    raise Malformed("options template longer than its flowset")
-                break  # the parser reads one options template per flowset
-        elif set_id < 256:
-            raise Malformed(f"reserved flowset id {set_id}")
-        offset = end
+class _Layout:
+    """A template compiled once: where each field the collector reads sits in a record."""
 
+    def __init__(self, template: Template, version: int) -> None:
+        self.length = template.record_length
+        self.options = template.options
+        self.version = version
+        where: dict[int, tuple[int, int]] = {}
+        offset = 0
+        for ftype, flen in template.fields:
+            where[ftype] = (offset, flen)  # a repeated field: the last one counts
+            offset += flen
+        self.where = where
+        self.option_fields = template.fields[template.scopes if version == 9 else 0 :]
+        self.option_start = sum(flen for _, flen in template.fields[: template.scopes]) if version == 9 else 0
+        self.src = where.get(_SRC4) or where.get(_SRC6)
+        self.dst = where.get(_DST4) or where.get(_DST6)
+        # IPFIX: a record without a source address is an options record, whatever its template
+        self.is_flow = not self.options if version == 9 else self.src is not None
 
-def check_ipfix(data: bytes) -> None:
-    _need(data, 0, 16)
-    if struct.unpack_from("!H", data, 2)[0] != len(data):
-        raise Malformed("message length does not match the datagram")
-    offset = 16
-    while offset < len(data):
-        _need(data, offset, 4)
-        set_id, length = struct.unpack_from("!HH", data, offset)
-        if length < 4:
-            raise Malformed("set shorter than its header")
-        if set_id in (0, 1) or 4 <= set_id < 256:
-            raise Malformed(f"reserved set id {set_id}")
-        _need(data, offset, length)
-        end, inner = offset + length, offset + 4
-        if set_id in (2, 3):
-            while end - inner > 4 and any(data[inner:end]):
-                head = 6 if set_id == 3 else 4
-                _need(data, inner, head)
-                template_id, count = struct.unpack_from("!HH", data, inner)
-                if template_id < 256:
-                    raise Malformed("template with a reserved id")
-                if count == 0:
-                    inner += head  # a template withdrawal
-                    continue
-                inner = _check_fields(data, inner + head, count, ipfix=True)
-                if inner > end:
-                    raise Malformed("template longer than its set")
-        offset = end
+    def rows(self, data: bytes, data_set: DataSet) -> Array:
+        count = (data_set.end - data_set.start) // self.length
+        buf = np.frombuffer(data, np.uint8, count * self.length, data_set.start)
+        return buf.reshape(count, self.length)
 
+    def option_values(self, data: bytes, data_set: DataSet) -> list[dict[int, int]]:
+        out = []
+        for start in range(data_set.start, data_set.end - self.length + 1, self.length):
+            offset, values = start + self.option_start, {}
+            for ftype, flen in self.option_fields:
+                values[ftype] = int.from_bytes(data[offset : offset + flen], "big")
+                offset += flen
+            out.append(values)
+        return out
 
-def _address(value: Any) -> str:
-    if isinstance(value, str):  # the package gives v9 addresses as text already (compressed form)
-        return value
-    return str(ipaddress.ip_address(value))
+    def _column(self, rows: Array, types: tuple[int, ...]) -> npt.NDArray[np.int64] | None:
+        for ftype in types:
+            found = self.where.get(ftype)
+            if found is not None:
+                return _uint(rows, *found)
+        return None
 
+    def _address(self, rows: Array, where: tuple[int, int]) -> Array:
+        offset, flen = where
+        block = np.ascontiguousarray(rows[:, offset : offset + flen])
+        return block.view(">u4")[:, 0].astype(np.uint32) if flen == 4 else block.view("V16")[:, 0]
 
-def _since(uptime: int, switched: int) -> int:
-    """Milliseconds from a switched time to the export, across the 32-bit uptime's wrap (49.7 days)."""
-    return (uptime - switched) % (1 << 32)
-
-
-def _v5_records(packet: Any, exporter: str) -> list[Record]:
-    head = packet.header
-    now_ms = head.timestamp * 1000 + head.timestamp_nano // 1_000_000
-    out = []
-    for flow in packet.flows:
-        d = flow.data
-        proto = d["PROTO"]
-        ports = proto not in (1, 58)
-        out.append(
-            Record(
-                now_ms - _since(head.uptime, d["FIRST_SWITCHED"]),
-                now_ms - _since(head.uptime, d["LAST_SWITCHED"]),
-                _address(d["IPV4_SRC_ADDR"]),
-                d["SRC_PORT"] if ports else None,
-                _address(d["IPV4_DST_ADDR"]),
-                d["DST_PORT"] if ports else None,
-                proto,
-                d["IN_PACKETS"],
-                d["IN_OCTETS"],
-                exporter,
-            )
+    def chunk(self, rows: Array, now_ms: int, uptime: int, exporter: str) -> Chunk | None:
+        if self.src is None or self.dst is None or not len(rows):
+            return None
+        n = len(rows)
+        proto = self._column(rows, (_PROTO,))
+        protocol = np.zeros(n, np.int64) if proto is None else proto
+        if self.version == 9:
+            first = self._time(rows, _FIRST_REL, ((_START_MS, 1), (_START_S, 1000)), now_ms, uptime)
+            last = self._time(rows, _LAST_REL, ((_END_MS, 1), (_END_S, 1000)), now_ms, uptime)
+            first = np.full(n, now_ms, np.int64) if first is None else first
+            last = first if last is None else last
+        else:
+            start = self._time(rows, None, ((_START_MS, 1), (_START_S, 1000)), now_ms, uptime)
+            end = self._time(rows, None, ((_END_MS, 1), (_END_S, 1000)), now_ms, uptime)
+            first = np.full(n, now_ms, np.int64) if start is None else start
+            last = np.full(n, now_ms, np.int64) if end is None else end
+        packets = self._column(rows, _PACKETS[self.version])
+        octets = self._column(rows, _OCTETS[self.version])
+        sport, dport = self._column(rows, (_SPORT,)), self._column(rows, (_DPORT,))
+        return Chunk(
+            first,
+            last,
+            self._address(rows, self.src),
+            self.src[1] == 16,
+            self._address(rows, self.dst),
+            self.dst[1] == 16,
+            sport,
+            dport,
+            protocol,
+            np.zeros(n, np.int64) if packets is None else packets,
+            np.zeros(n, np.int64) if octets is None else octets,
+            exporter,
         )
-    return out
 
-
-def _v9_time(
-    d: dict[str, Any], relative: str, absolute: tuple[tuple[str, int], ...], now_ms: int, uptime: int
-) -> int | None:
-    """A v9 time: switched time relative to the exporter's uptime, or an absolute IANA field."""
-    value = d.get(relative)
-    if isinstance(value, int):
-        return now_ms - _since(uptime, value)
-    for name, scale in absolute:
-        value = d.get(name)
-        if isinstance(value, int):
-            return value * scale
-    return None
-
-
-def _v9_record(d: dict[str, Any], now_ms: int, uptime: int, exporter: str) -> Record | None:
-    src = d.get("IPV4_SRC_ADDR") or d.get("IPV6_SRC_ADDR")
-    dst = d.get("IPV4_DST_ADDR") or d.get("IPV6_DST_ADDR")
-    if src is None or dst is None:
+    def _time(
+        self,
+        rows: Array,
+        relative: int | None,
+        absolute: tuple[tuple[int, int], ...],
+        now_ms: int,
+        uptime: int,
+    ) -> npt.NDArray[np.int64] | None:
+        """A v9 switched time relative to the exporter's uptime (across its 32-bit wrap), or an
+        absolute IANA field (milliseconds or seconds)."""
+        if relative is not None and relative in self.where:
+            since = (uptime - _uint(rows, *self.where[relative])) % _WRAP
+            return now_ms - since
+        for ftype, scale in absolute:
+            if ftype in self.where:
+                return _uint(rows, *self.where[ftype]) * scale
         return None
-    proto = int(d.get("PROTOCOL", 0))
-    ports = proto not in (1, 58)
-    first = _v9_time(d, "FIRST_SWITCHED", _V9_START, now_ms, uptime)
-    last = _v9_time(d, "LAST_SWITCHED", _V9_END, now_ms, uptime)
-    first = now_ms if first is None else first
-    return Record(
-        first,
-        first if last is None else last,
-        _address(src),
-        d.get("L4_SRC_PORT") if ports else None,
-        _address(dst),
-        d.get("L4_DST_PORT") if ports else None,
-        proto,
-        int(d.get("IN_PKTS", 0)),
-        int(d.get("IN_BYTES", 0)),
-        exporter,
-    )
 
 
-#: Absolute times in v9 (exporters such as nfdump's nfreplay and Cisco's NSEL send IANA's fields).
-_V9_START: Final = (("NF_F_FLOW_CREATE_TIME_MSEC", 1), ("flowStartSeconds", 1000))
-_V9_END: Final = (("flowEndMilliseconds", 1), ("flowEndSeconds", 1000))
-#: IANA elements the package's v9 table lacks (it folds unknown types into one "unknown" key).
-_V9_EXTRA_FIELDS: Final = {150: "flowStartSeconds", 151: "flowEndSeconds", 153: "flowEndMilliseconds"}
+#: Compiled layouts, shared by exporters that send the same template (bounded).
+_LAYOUTS: dict[tuple[int, Template], _Layout] = {}
 
 
-def _extend_v9_table() -> None:
-    from netflow.v9 import V9_FIELD_TYPES
-
-    for ftype, name in _V9_EXTRA_FIELDS.items():
-        V9_FIELD_TYPES.setdefault(ftype, name)
-
-
-_IPFIX_START: Final = (
-    ("flowStartMilliseconds", 1),
-    ("flowStartSeconds", 1000),
-)
-_IPFIX_END: Final = (
-    ("flowEndMilliseconds", 1),
-    ("flowEndSeconds", 1000),
-)
+def _layout(template: Template, version: int) -> _Layout:
+    key = (version, template)
+    found = _LAYOUTS.get(key)
+    if found is None:
+        if len(_LAYOUTS) >= 4_096:
+            _LAYOUTS.clear()
+        found = _LAYOUTS[key] = _Layout(template, version)
+    return found
 
 
-def _ipfix_time(d: dict[str, Any], names: tuple[tuple[str, int], ...], export_ms: int) -> int:
-    for name, scale in names:
-        value = d.get(name)
-        if isinstance(value, int):
-            return value * scale
-    return export_ms
-
-
-def _ipfix_record(d: dict[str, Any], export_ms: int, exporter: str) -> Record | None:
-    src = d.get("sourceIPv4Address", d.get("sourceIPv6Address"))
-    dst = d.get("destinationIPv4Address", d.get("destinationIPv6Address"))
-    if src is None or dst is None:
-        return None
-    proto = int(d.get("protocolIdentifier", 0))
-    ports = proto not in (1, 58)
-    return Record(
-        _ipfix_time(d, _IPFIX_START, export_ms),
-        _ipfix_time(d, _IPFIX_END, export_ms),
-        _address(src),
-        d.get("sourceTransportPort") if ports else None,
-        _address(dst),
-        d.get("destinationTransportPort") if ports else None,
-        proto,
-        int(d.get("packetDeltaCount", d.get("packetTotalCount", 0))),
-        int(d.get("octetDeltaCount", d.get("octetTotalCount", 0))),
-        exporter,
-    )
-
-
-def _rate_from_options(d: dict[str, Any]) -> int | None:
-    for name in (
-        "SAMPLING_INTERVAL",
-        "samplingInterval",
-        "FLOW_SAMPLER_RANDOM_INTERVAL",
-        "samplerRandomInterval",
-    ):
-        value = d.get(name)
-        if isinstance(value, int) and value > 0:
+def _rate_from_options(d: dict[int, int]) -> int | None:
+    for ftype in (34, 50):  # samplingInterval, samplerRandomInterval (v9: the same numbers)
+        value = d.get(ftype)
+        if value is not None and value > 0:
             return min(value, _MAX_RATE)
-    interval, space = d.get("samplingPacketInterval"), d.get("samplingPacketSpace", 0)
-    if isinstance(interval, int) and interval > 0 and isinstance(space, int):
+    interval, space = d.get(305), d.get(306, 0)  # samplingPacketInterval, samplingPacketSpace
+    if interval is not None and interval > 0:
         return min((interval + space) // interval, _MAX_RATE)
     return None
 
 
 @dataclass
 class _Exporter:
-    templates: dict[int, Any] = field(default_factory=dict)
+    templates: dict[int, _Layout] = field(default_factory=dict)
     waiting: deque[bytes] = field(default_factory=lambda: deque(maxlen=_QUEUE))
     rate: int = 1
 
@@ -308,7 +269,6 @@ class Decoder:
     """Decodes the datagrams of any number of exporters; keeps their templates and sampling rates."""
 
     def __init__(self) -> None:
-        _extend_v9_table()
         self.stats = Stats()
         self._exporters: dict[ExporterKey, _Exporter] = {}
 
@@ -320,7 +280,7 @@ class Decoder:
             found = self._exporters[key] = _Exporter()
         return found
 
-    def decode(self, data: bytes, address: str) -> list[Record]:
+    def decode(self, data: bytes, address: str) -> list[Chunk]:
         """The records of one datagram (sampling applied); problems are counted, never raised."""
         self.stats.datagrams += 1
         try:
@@ -328,12 +288,12 @@ class Decoder:
         except Malformed as exc:
             self.stats.malformed += 1
             self.stats.problem(f"{address}: {exc}")
-        except Exception as exc:  # the parser's own errors on hostile input (struct, index, value...)
+        except (struct.error, ValueError, IndexError) as exc:  # defence in depth on hostile input
             self.stats.malformed += 1
             self.stats.problem(f"{address}: unreadable ({type(exc).__name__})")
         return []
 
-    def _decode(self, data: bytes, address: str) -> list[Record]:
+    def _decode(self, data: bytes, address: str) -> list[Chunk]:
         if len(data) < 4:
             raise Malformed("shorter than a NetFlow header")
         version = struct.unpack_from("!H", data)[0]
@@ -350,8 +310,8 @@ class Decoder:
             self.stats.problem(f"{address}: version {version} (derisk reads NetFlow v5, v9 and IPFIX)")
             return []
         exporter = self._exporter(key)
-        records = self._templated(data, key, exporter)
-        if records is None:
+        chunks = self._templated(data, key, exporter)
+        if chunks is None:
             exporter.waiting.append(data)
             self.stats.waiting_for_template += 1
             return []
@@ -363,64 +323,75 @@ class Decoder:
                     exporter.waiting.append(waiting)
                 else:
                     self.stats.waiting_for_template -= 1
-                    records.extend(found)
-        return records
+                    chunks.extend(found)
+        return chunks
 
-    def _v5(self, data: bytes, address: str) -> list[Record]:
-        from netflow.v5 import V5ExportPacket
-
+    def _v5(self, data: bytes, address: str) -> list[Chunk]:
         if len(data) < 24 or (len(data) - 24) != 48 * struct.unpack_from("!H", data, 2)[0]:
             raise Malformed("v5 length does not match its record count")
-        packet = V5ExportPacket(data)
-        key = (address, 5, packet.header.engine_type << 8 | packet.header.engine_id)
-        rate = packet.header.sampling_interval & 0x3FFF
+        uptime, secs, nsecs = struct.unpack_from("!III", data, 4)
+        engine_type, engine_id, sampling = struct.unpack_from("!BBH", data, 20)
+        key = (address, 5, engine_type << 8 | engine_id)
+        rate = sampling & 0x3FFF
         self._sampled(key, self._exporter(key), rate if rate > 1 else 1)
-        records = _v5_records(packet, _name(key))
-        return self._count(5, records, self._exporters[key].rate)
+        rec = np.frombuffer(data, _V5, offset=24)
+        now_ms = secs * 1000 + nsecs // 1_000_000
+        proto = rec["proto"].astype(np.int64)
+        chunk = Chunk(
+            now_ms - ((uptime - rec["first"].astype(np.int64)) % _WRAP),
+            now_ms - ((uptime - rec["last"].astype(np.int64)) % _WRAP),
+            rec["src"].astype(np.uint32),
+            False,
+            rec["dst"].astype(np.uint32),
+            False,
+            rec["sport"].astype(np.int64),
+            rec["dport"].astype(np.int64),
+            proto,
+            rec["packets"].astype(np.int64),
+            rec["octets"].astype(np.int64),
+            _name(key),
+        )
+        return self._count(5, [chunk], self._exporters[key].rate)
 
-    def _templated(self, data: bytes, key: ExporterKey, exporter: _Exporter) -> list[Record] | None:
-        """Records of a v9/IPFIX datagram, or None when a template is still missing."""
-        from netflow.ipfix import IPFIXExportPacket, IPFIXTemplateNotRecognized
-        from netflow.v9 import V9ExportPacket, V9TemplateNotRecognized
-
-        name = _name(key)
-        records: list[Record] = []
+    def _templated(self, data: bytes, key: ExporterKey, exporter: _Exporter) -> list[Chunk] | None:
+        """Chunks of a v9/IPFIX datagram, or None when a template is still missing."""
+        version = key[1]
         if len(exporter.templates) > _MAX_TEMPLATES:
             exporter.templates.clear()
             raise Malformed(
                 f"more than {_MAX_TEMPLATES} templates from one exporter; its templates were dropped"
             )
-        if key[1] == 9:
-            try:
-                packet = V9ExportPacket(data, exporter.templates)
-            except V9TemplateNotRecognized:
-                return None
-            head = packet.header
-            for option in packet.options:
-                self._option(key, exporter, option.data)
-            for flow in packet.flows:
-                found = _v9_record(flow.data, head.timestamp * 1000, head.uptime, name)
-                if found is not None:
-                    records.append(found)
+        data_sets: list[DataSet] = []
+        for item in v9_sets(data) if version == 9 else ipfix_sets(data):
+            if isinstance(item, Template):
+                exporter.templates[item.template_id] = _layout(item, version)
+            elif isinstance(item, DataSet):
+                data_sets.append(item)
+            else:
+                exporter.templates.pop(item, None)  # an IPFIX template withdrawal
+        if any(s.template_id not in exporter.templates for s in data_sets):
+            return None
+        if version == 9:
+            uptime, secs = struct.unpack_from("!II", data, 4)
+            now_ms = secs * 1000
         else:
-            try:
-                ipfix = IPFIXExportPacket(data, exporter.templates)
-            except IPFIXTemplateNotRecognized:
-                return None
-            export_ms = ipfix.header.export_uptime * 1000
-            for flow in ipfix.flows:
-                d = flow.data
-                if "sourceIPv4Address" in d or "sourceIPv6Address" in d:
-                    found = _ipfix_record(d, export_ms, name)
-                    if found is not None:
-                        records.append(found)
-                else:
-                    self._option(key, exporter, d)
-        return self._count(key[1], records, exporter.rate)
+            uptime, now_ms = 0, struct.unpack_from("!I", data, 4)[0] * 1000
+        name = _name(key)
+        chunks: list[Chunk] = []
+        for data_set in data_sets:
+            layout = exporter.templates[data_set.template_id]
+            if layout.is_flow:
+                found = layout.chunk(layout.rows(data, data_set), now_ms, uptime, name)
+                if found is not None:
+                    chunks.append(found)
+            else:
+                for values in layout.option_values(data, data_set):
+                    self._option(key, exporter, values)
+        return self._count(version, chunks, exporter.rate)
 
-    def _option(self, key: ExporterKey, exporter: _Exporter, data: dict[str, Any]) -> None:
+    def _option(self, key: ExporterKey, exporter: _Exporter, values: dict[int, int]) -> None:
         self.stats.options_records += 1
-        rate = _rate_from_options(data)
+        rate = _rate_from_options(values)
         if rate is not None:
             self._sampled(key, exporter, rate)
 
@@ -429,14 +400,15 @@ class Decoder:
         if rate > 1:
             self.stats.sampling[_name(key)] = rate
 
-    def _count(self, version: int, records: list[Record], rate: int) -> list[Record]:
+    def _count(self, version: int, chunks: list[Chunk], rate: int) -> list[Chunk]:
+        n = sum(len(c) for c in chunks)
         if rate > 1:
-            for record in records:
-                record.packets *= rate
-                record.octets *= rate
-        self.stats.records += len(records)
-        self.stats.by_version[version] = self.stats.by_version.get(version, 0) + len(records)
-        return records
+            for chunk in chunks:
+                chunk.packets = chunk.packets * rate
+                chunk.octets = chunk.octets * rate
+        self.stats.records += n
+        self.stats.by_version[version] = self.stats.by_version.get(version, 0) + n
+        return [c for c in chunks if len(c)]
 
     def finish(self) -> None:
         """Count what still waits for a template as lost."""
@@ -447,3 +419,62 @@ class Decoder:
 
 def _name(key: ExporterKey) -> str:
     return f"{key[0]} v{key[1]} id {key[2]}"
+
+
+def _dotted(values: npt.NDArray[np.uint32]) -> pa.Array:
+    """IPv4 addresses (uint32) as dotted-quad text, column-wise."""
+    parts = [pa.array((values >> shift) & 0xFF).cast(pa.string()) for shift in (24, 16, 8, 0)]
+    return pc.binary_join_element_wise(*parts, ".")
+
+
+def _addresses(chunks: list[Chunk], which: str) -> pa.Array:
+    v6 = [getattr(c, which + "6") for c in chunks]
+    values = [getattr(c, which) for c in chunks]
+    if not any(v6):
+        return _dotted(np.concatenate(values))
+    sizes = [len(c) for c in chunks]
+    v4 = np.concatenate(
+        [np.zeros(n, np.uint32) if six else v for v, six, n in zip(values, v6, sizes, strict=True)]
+    )
+    text = _dotted(v4).to_numpy(zero_copy_only=False).astype(object)
+    at = 0
+    for v, six, n in zip(values, v6, sizes, strict=True):
+        if six:
+            names = {u: str(ipaddress.IPv6Address(bytes(u))) for u in set(v.tolist())}
+            text[at : at + n] = [names[u] for u in v.tolist()]
+        at += n
+    return pa.array(text, pa.string())
+
+
+def _ports(chunks: list[Chunk], which: str, protocol: Array) -> pa.Array:
+    values = np.concatenate(
+        [np.zeros(len(c), np.int64) if getattr(c, which) is None else getattr(c, which) for c in chunks]
+    )
+    absent = np.concatenate([np.full(len(c), getattr(c, which) is None) for c in chunks])
+    return pa.array(values.astype(np.int32), pa.int32(), mask=absent | np.isin(protocol, _NO_PORTS))
+
+
+def to_table(chunks: list[Chunk]) -> pa.Table:
+    """The records of ``chunks`` as one :data:`RECORD_SCHEMA` table (directions not yet paired)."""
+    if not chunks:
+        return RECORD_SCHEMA.empty_table()
+    protocol = np.concatenate([c.protocol for c in chunks])
+    names = sorted({c.exporter for c in chunks})
+    index = {name: i for i, name in enumerate(names)}
+    exporter = np.concatenate([np.full(len(c), index[c.exporter], np.int32) for c in chunks])
+    zeros = pa.array(np.zeros(len(protocol), np.int64))
+    columns = [
+        pa.array(np.concatenate([c.first_ms for c in chunks]) * 1000),
+        pa.array(np.concatenate([c.last_ms for c in chunks]) * 1000),
+        _addresses(chunks, "src"),
+        _ports(chunks, "sport", protocol),
+        _addresses(chunks, "dst"),
+        _ports(chunks, "dport", protocol),
+        pa.array(protocol.astype(np.int16)),
+        pa.array(np.concatenate([c.packets for c in chunks])),
+        pa.array(np.concatenate([c.octets for c in chunks])),
+        zeros,
+        zeros,
+        pc.take(pa.array(names, pa.string()), pa.array(exporter)),
+    ]
+    return pa.Table.from_arrays(columns, schema=RECORD_SCHEMA)
