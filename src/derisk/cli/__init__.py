@@ -30,6 +30,7 @@ COMMAND_MODULES: Final[tuple[str, ...]] = (
     "derisk.cli.screen",
     "derisk.cli.detect",
     "derisk.cli.web",
+    "derisk.cli.schema",
 )
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
