@@ -55,12 +55,14 @@ def alerts_command(
 ) -> None:
     """List, filter and export the alerts of the last `derisk analyze`."""
     from derisk.detect.ecs import ecs_lines
+    from derisk.store.alert_flows import alert_flows
     from derisk.store.alerts import load_alerts, load_suppressions
     from derisk.store.workspace import Workspace
 
     with Workspace.open(workspace, create=False, read_only=True) as ws:
         found = load_alerts(ws, kind=kind, min_severity=min_severity, system=system)
         suppressed = load_suppressions(ws)
+        behind = alert_flows(ws, found) if ecs_dest is not None else None
     emit_json(
         {
             "schema": SCHEMA,
@@ -71,7 +73,7 @@ def alerts_command(
         json_dest,
     )
     if ecs_dest is not None:
-        text = "".join(line + "\n" for line in ecs_lines(found))
+        text = "".join(line + "\n" for line in ecs_lines(found, flows=behind))
         if ecs_dest == "-":
             sys.stdout.write(text)
             sys.stdout.flush()

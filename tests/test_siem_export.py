@@ -1,0 +1,152 @@
+"""SIEM exports checked against the ecosystem's own definitions, on a workspace `derisk analyze` built.
+
+ECS: every field name of every line exists in ECS's ``ecs_flat.yml`` (the release in
+``tests/fixtures/ecs``) or is under ``derisk.*``; every value has the type ECS declares (arrays only
+where ECS normalises to an array; allowed values where ECS lists them); ``related.ip`` holds every
+host and destination of the alert's flows, read straight from the workspace.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+import yaml
+
+from derisk.cli import main
+from derisk.demo.scenario import SampledAddressBook, build_scenario
+from derisk.detect.ecs import ECS_FIELDS, ECS_OPTIONAL, ECS_VERSION
+from derisk.enrich.ipdata import load_ipdata
+from derisk.gen.packets import write_capture
+from derisk.store.workspace import Workspace
+from ecs_check import ECS_FLAT, ecs_definitions, ecs_problems, flatten
+
+START: Final = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def ecs_defs() -> dict[str, Any]:
+    return ecs_definitions()
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory, ipdata_dir: Path) -> Path:
+    """The demo scenario's capture through the real `derisk analyze`: a workspace with alerts."""
+    root = tmp_path_factory.mktemp("siem")
+    book = SampledAddressBook(load_ipdata(ipdata_dir))
+    scenario = build_scenario(book, start=START, hours=1.0)
+    capture = root / "capture.pcap"
+    write_capture(scenario.conversations, capture)
+    site = root / "site.yaml"
+    site.write_text(yaml.safe_dump(scenario.site), encoding="utf-8")
+    ws = root / "ws"
+    argv = [
+        "analyze",
+        str(capture),
+        "--site",
+        str(site),
+        "--workspace",
+        str(ws),
+        "--data-dir",
+        str(ipdata_dir),
+    ]
+    assert main([*argv, "-q"]) == 0
+    return ws
+
+
+@pytest.fixture(scope="module")
+def ecs_docs(analysed: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    out = tmp_path_factory.mktemp("ecs") / "alerts.ecs.jsonl"
+    assert main(["alerts", "-w", str(analysed), "--ecs", str(out)]) == 0
+    docs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert docs, "the demo scenario raises alerts"
+    return docs
+
+
+def test_the_vendored_definitions_are_the_release_we_claim(ecs_defs: dict[str, Any]) -> None:
+    assert len(ecs_defs) > 1000 and ecs_defs["@timestamp"]["type"] == "date"
+    notes = (ECS_FLAT.parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"ecs_flat.yml` of ECS {ECS_VERSION}" in notes and "Apache-2.0" in notes
+
+
+def test_every_ecs_line_conforms_to_ecs_definitions(
+    ecs_docs: list[dict[str, Any]], ecs_defs: dict[str, Any]
+) -> None:
+    for doc in ecs_docs:
+        assert ecs_problems(doc, ecs_defs) == [], doc["rule"]["name"]
+
+
+def test_the_checker_catches_what_ecs_does_not_allow(
+    ecs_docs: list[dict[str, Any]], ecs_defs: dict[str, Any]
+) -> None:
+    """The check above can fail: wrong names, types, shapes and values are reported."""
+    doc = json.loads(json.dumps(ecs_docs[0]))
+    doc["destination"]["port"] = "443"
+    doc["source"]["ip"] = "not-an-ip"
+    doc["related"]["ip"] = doc["related"]["ip"][0]
+    doc["event"]["kind"] = "warning"
+    doc["event"]["start"] = "yesterday"
+    doc["destination"]["asn"] = 1
+    found = "\n".join(ecs_problems(doc, ecs_defs))
+    for expected in (
+        "destination.port: '443' is not of ECS type long",
+        "source.ip: 'not-an-ip' is not of ECS type ip",
+        "related.ip: an array expected",
+        "event.kind: 'warning' not among ECS's allowed values",
+        "event.start: 'yesterday' is not of ECS type date",
+        "destination.asn: not an ECS field",
+    ):
+        assert expected in found
+
+
+def test_every_emitted_field_is_documented_and_the_required_ones_present(
+    ecs_docs: list[dict[str, Any]],
+) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "detection.md").read_text(encoding="utf-8")
+    known = set(ECS_FIELDS) | set(ECS_OPTIONAL)
+    for doc in ecs_docs:
+        names = {n for n in flatten(doc) if n != "derisk"} | {f"derisk.{k}" for k in doc["derisk"]}
+        assert names <= known, names - known
+        assert set(ECS_FIELDS) <= names
+    for name in known:
+        assert f"`{name}`" in text, name
+
+
+def test_related_ip_and_hosts_are_complete(analysed: Path, ecs_docs: list[dict[str, Any]]) -> None:
+    """related.ip holds every internal host and destination of the alert's flows (not 1 of 12)."""
+    with Workspace.open(analysed, create=False, read_only=True) as ws:
+        for doc in ecs_docs:
+            ours = doc["derisk"]
+            if not ours.get("system") or ours["kind"] == "dns-tunnel":
+                continue
+            rows = ws.query(
+                "SELECT DISTINCT src_ip, dst_ip, server_name FROM flows_attributed WHERE system = ? "
+                "AND ? IN (server_name, dst_ip, dst_domain, dst_org, dst_as_org, dst_controller, dst_jurisdiction) "
+                "AND first_seen BETWEEN ? AND ?",
+                [ours["system"], ours["destination"], doc["event"]["start"], doc["event"]["end"]],
+            )
+            assert rows, doc["rule"]["name"]
+            ips = {r[0] for r in rows} | {r[1] for r in rows}
+            assert ips <= set(doc["related"]["ip"]), (doc["rule"]["name"], ips - set(doc["related"]["ip"]))
+            names = {r[2] for r in rows if r[2]}
+            assert names <= set(doc["related"].get("hosts", [])), doc["rule"]["name"]
+            assert doc["derisk"]["flows_found"] >= len(rows) > 0
+    several = [d for d in ecs_docs if len(d["derisk"].get("hosts", [])) > 1]
+    assert several, "the demo has alerts about systems with several hosts"
+
+
+def test_network_details_come_from_the_flows(ecs_docs: list[dict[str, Any]]) -> None:
+    beacons = [d for d in ecs_docs if d["rule"]["name"] == "beacon"]
+    assert beacons
+    for doc in beacons:
+        assert doc["network"]["transport"] in ("tcp", "udp")
+        assert doc["network"]["bytes"] == doc["source"]["bytes"] + doc["destination"]["bytes"] > 0
+        assert isinstance(doc["destination"]["port"], int)
+        assert doc["event"]["category"] == ["network", "intrusion_detection"]
+        assert doc["event"]["start"] <= doc["event"]["end"]
+    assert any("as" in d.get("destination", {}) for d in ecs_docs)
+    assert any("geo" in d.get("destination", {}) for d in ecs_docs)
+    assert any(d["derisk"].get("controller") and d["derisk"].get("jurisdiction") for d in ecs_docs)
