@@ -95,46 +95,56 @@ class Stats:
             self.examples.append(text)
 
 
+Int64s = npt.NDArray[np.int64]
+
+
 @dataclass
 class Chunk:
-    """Records of one data flowset (or v5 datagram) as columns.
+    """The records of one data flowset (or v5 datagram), still as bytes: decoded in :func:`to_table`
+    together with every other chunk of the batch that has the same template (one ``frombuffer``)."""
 
-    Addresses are ``uint32`` (IPv4) or 16-byte ``V16`` (IPv6) arrays, as ``src6``/``dst6`` say;
-    a port is ``None`` where the template has none, and null where the protocol has none.
-    """
-
-    first_ms: Array
-    last_ms: Array
-    src: Array
-    src6: bool
-    dst: Array
-    dst6: bool
-    sport: Array | None
-    dport: Array | None
-    protocol: Array
-    packets: Array
-    octets: Array
+    layout: _Layout
+    data: bytes
+    count: int
+    now_ms: int
+    uptime: int
     exporter: str
+    rate: int = 1
 
     def __len__(self) -> int:
-        return len(self.protocol)
+        return self.count
 
 
-def _uint(rows: Array, offset: int, length: int) -> npt.NDArray[np.int64]:
-    """Unsigned big-endian integers of ``length`` bytes at ``offset`` of each row (uint8 matrix)."""
-    if length in (1, 2, 4, 8):
-        raw = np.ascontiguousarray(rows[:, offset : offset + length]).view(f">u{length}")[:, 0]
-        if length == 8:
-            raw = np.minimum(raw, np.uint64(np.iinfo(np.int64).max))
-        return raw.astype(np.int64)
-    value = np.zeros(len(rows), np.uint64)
-    for i in range(max(0, length - 8), length):  # the low 8 bytes of a wider field
-        value = (value << np.uint64(8)) | rows[:, offset + i].astype(np.uint64)
-    return np.minimum(value, np.uint64(np.iinfo(np.int64).max)).astype(np.int64)
+@dataclass
+class _Columns:
+    first_ms: Int64s
+    last_ms: Int64s
+    src: Array  # uint32 (IPv4) or V16 (IPv6), as the layout's src6 says
+    dst: Array
+    sport: Int64s | None  # None: the template has no such field
+    dport: Int64s | None
+    protocol: Int64s
+    packets: Int64s
+    octets: Int64s
+
+
+def _int64(values: Array) -> Int64s:
+    """Unsigned values (a big-endian field, or a uint8 matrix of a field of odd length) as int64."""
+    if values.ndim == 2:  # 3, 5, 6, 7 or more than 8 bytes: the low 8 bytes
+        wide = np.zeros(len(values), np.uint64)
+        for i in range(max(0, values.shape[1] - 8), values.shape[1]):
+            wide = (wide << np.uint64(8)) | values[:, i].astype(np.uint64)
+        values = wide
+    if values.dtype.itemsize == 8:
+        values = np.minimum(values, np.uint64(np.iinfo(np.int64).max))
+    return values.astype(np.int64)
 
 
 class _Layout:
-    """A template compiled once: where each field the collector reads sits in a record."""
+    """A template compiled once into a big-endian structured dtype of the fields the collector reads."""
+
+    src6 = False
+    dst6 = False
 
     def __init__(self, template: Template, version: int) -> None:
         self.length = template.record_length
@@ -148,15 +158,45 @@ class _Layout:
         self.where = where
         self.option_fields = template.fields[template.scopes if version == 9 else 0 :]
         self.option_start = sum(flen for _, flen in template.fields[: template.scopes]) if version == 9 else 0
-        self.src = where.get(_SRC4) or where.get(_SRC6)
-        self.dst = where.get(_DST4) or where.get(_DST6)
+        self.src, self.dst = where.get(_SRC4) or where.get(_SRC6), where.get(_DST4) or where.get(_DST6)
         # IPFIX: a record without a source address is an options record, whatever its template
         self.is_flow = not self.options if version == 9 else self.src is not None
+        self.reads = self.src is not None and self.dst is not None and not self.options
+        if not self.reads or self.src is None or self.dst is None:
+            return
+        self.src6, self.dst6 = self.src[1] == 16, self.dst[1] == 16
+        fields: dict[str, tuple[int, int]] = {"src": self.src, "dst": self.dst}
+        for ftype in (_PROTO, _SPORT, _DPORT, *_PACKETS[version], *_OCTETS[version]):
+            if ftype in where:
+                fields.setdefault(_ROLE[version].get(ftype, str(ftype)), where[ftype])
+        self.first = self._pick(fields, "first", _FIRST_REL if version == 9 else None, _START_MS, _START_S)
+        self.last = self._pick(fields, "last", _LAST_REL if version == 9 else None, _END_MS, _END_S)
+        formats: list[object] = []
+        for name, (_, flen) in fields.items():
+            if name in ("src", "dst"):
+                formats.append("V16" if flen == 16 else ">u4")
+            else:
+                formats.append(f">u{flen}" if flen in (1, 2, 4, 8) else (np.uint8, flen))
+        self.dtype = np.dtype(
+            {
+                "names": list(fields),
+                "formats": formats,
+                "offsets": [o for o, _ in fields.values()],
+                "itemsize": self.length,
+            }
+        )
+        self.fields = fields
 
-    def rows(self, data: bytes, data_set: DataSet) -> Array:
-        count = (data_set.end - data_set.start) // self.length
-        buf = np.frombuffer(data, np.uint8, count * self.length, data_set.start)
-        return buf.reshape(count, self.length)
+    def _pick(
+        self, fields: dict[str, tuple[int, int]], name: str, relative: int | None, ms: int, s: int
+    ) -> str | None:
+        """Which time field a record's first/last time comes from: a v9 switched time (relative to
+        the exporter's uptime), else an absolute IANA field in milliseconds, else in seconds."""
+        for kind, ftype in (("rel", relative), ("ms", ms), ("s", s)):
+            if ftype is not None and ftype in self.where:
+                fields[f"{name}_{kind}"] = self.where[ftype]
+                return kind
+        return None
 
     def option_values(self, data: bytes, data_set: DataSet) -> list[dict[int, int]]:
         out = []
@@ -168,69 +208,83 @@ class _Layout:
             out.append(values)
         return out
 
-    def _column(self, rows: Array, types: tuple[int, ...]) -> npt.NDArray[np.int64] | None:
-        for ftype in types:
-            found = self.where.get(ftype)
-            if found is not None:
-                return _uint(rows, *found)
-        return None
-
-    def _address(self, rows: Array, where: tuple[int, int]) -> Array:
-        offset, flen = where
-        block = np.ascontiguousarray(rows[:, offset : offset + flen])
-        return block.view(">u4")[:, 0].astype(np.uint32) if flen == 4 else block.view("V16")[:, 0]
-
-    def chunk(self, rows: Array, now_ms: int, uptime: int, exporter: str) -> Chunk | None:
-        if self.src is None or self.dst is None or not len(rows):
+    def _time(
+        self, rec: npt.NDArray[np.void], name: str, kind: str | None, now_ms: Int64s, uptime: Int64s
+    ) -> Int64s | None:
+        if kind is None:
             return None
-        n = len(rows)
-        proto = self._column(rows, (_PROTO,))
-        protocol = np.zeros(n, np.int64) if proto is None else proto
-        if self.version == 9:
-            first = self._time(rows, _FIRST_REL, ((_START_MS, 1), (_START_S, 1000)), now_ms, uptime)
-            last = self._time(rows, _LAST_REL, ((_END_MS, 1), (_END_S, 1000)), now_ms, uptime)
-            first = np.full(n, now_ms, np.int64) if first is None else first
-            last = first if last is None else last
-        else:
-            start = self._time(rows, None, ((_START_MS, 1), (_START_S, 1000)), now_ms, uptime)
-            end = self._time(rows, None, ((_END_MS, 1), (_END_S, 1000)), now_ms, uptime)
-            first = np.full(n, now_ms, np.int64) if start is None else start
-            last = np.full(n, now_ms, np.int64) if end is None else end
-        packets = self._column(rows, _PACKETS[self.version])
-        octets = self._column(rows, _OCTETS[self.version])
-        sport, dport = self._column(rows, (_SPORT,)), self._column(rows, (_DPORT,))
-        return Chunk(
+        values = _int64(rec[f"{name}_{kind}"])
+        if kind == "rel":
+            return now_ms - (uptime - values) % _WRAP
+        return values if kind == "ms" else values * 1000
+
+    def columns(self, data: bytes, now_ms: Int64s, uptime: Int64s) -> _Columns:
+        rec = np.frombuffer(data, self.dtype)
+        n = len(rec)
+        zeros = np.zeros(n, np.int64)
+        has = rec.dtype.names or ()
+
+        def column(name: str) -> Int64s | None:
+            return _int64(rec[name]) if name in has else None
+
+        first = self._time(rec, "first", self.first, now_ms, uptime)
+        last = self._time(rec, "last", self.last, now_ms, uptime)
+        first = now_ms if first is None else first
+        if last is None:  # v9: the first time; IPFIX: the export time
+            last = first if self.version == 9 else now_ms
+        protocol = column("protocol")
+        packets, octets = column("packets"), column("octets")
+        return _Columns(
             first,
             last,
-            self._address(rows, self.src),
-            self.src[1] == 16,
-            self._address(rows, self.dst),
-            self.dst[1] == 16,
-            sport,
-            dport,
-            protocol,
-            np.zeros(n, np.int64) if packets is None else packets,
-            np.zeros(n, np.int64) if octets is None else octets,
-            exporter,
+            rec["src"] if self.src6 else rec["src"].astype(np.uint32),
+            rec["dst"] if self.dst6 else rec["dst"].astype(np.uint32),
+            column("sport"),
+            column("dport"),
+            zeros if protocol is None else protocol,
+            zeros if packets is None else packets,
+            zeros if octets is None else octets,
         )
 
-    def _time(
-        self,
-        rows: Array,
-        relative: int | None,
-        absolute: tuple[tuple[int, int], ...],
-        now_ms: int,
-        uptime: int,
-    ) -> npt.NDArray[np.int64] | None:
-        """A v9 switched time relative to the exporter's uptime (across its 32-bit wrap), or an
-        absolute IANA field (milliseconds or seconds)."""
-        if relative is not None and relative in self.where:
-            since = (uptime - _uint(rows, *self.where[relative])) % _WRAP
-            return now_ms - since
-        for ftype, scale in absolute:
-            if ftype in self.where:
-                return _uint(rows, *self.where[ftype]) * scale
-        return None
+
+#: Field types by the name a layout gives their column (IPFIX: delta counters before total ones).
+_ROLE: Final = {
+    9: {_PROTO: "protocol", _SPORT: "sport", _DPORT: "dport", 2: "packets", 1: "octets"},
+    10: {
+        _PROTO: "protocol",
+        _SPORT: "sport",
+        _DPORT: "dport",
+        2: "packets",
+        86: "packets",
+        1: "octets",
+        85: "octets",
+    },
+}
+
+
+class _V5Layout(_Layout):
+    """NetFlow v5's fixed 48-byte record."""
+
+    def __init__(self) -> None:
+        self.length = 48
+        self.reads = True
+
+    def columns(self, data: bytes, now_ms: Int64s, uptime: Int64s) -> _Columns:
+        rec = np.frombuffer(data, _V5)
+        return _Columns(
+            now_ms - (uptime - rec["first"].astype(np.int64)) % _WRAP,
+            now_ms - (uptime - rec["last"].astype(np.int64)) % _WRAP,
+            rec["src"].astype(np.uint32),
+            rec["dst"].astype(np.uint32),
+            rec["sport"].astype(np.int64),
+            rec["dport"].astype(np.int64),
+            rec["proto"].astype(np.int64),
+            rec["packets"].astype(np.int64),
+            rec["octets"].astype(np.int64),
+        )
+
+
+_V5_LAYOUT: Final = _V5Layout()
 
 
 #: Compiled layouts, shared by exporters that send the same template (bounded).
@@ -334,23 +388,8 @@ class Decoder:
         key = (address, 5, engine_type << 8 | engine_id)
         rate = sampling & 0x3FFF
         self._sampled(key, self._exporter(key), rate if rate > 1 else 1)
-        rec = np.frombuffer(data, _V5, offset=24)
         now_ms = secs * 1000 + nsecs // 1_000_000
-        proto = rec["proto"].astype(np.int64)
-        chunk = Chunk(
-            now_ms - ((uptime - rec["first"].astype(np.int64)) % _WRAP),
-            now_ms - ((uptime - rec["last"].astype(np.int64)) % _WRAP),
-            rec["src"].astype(np.uint32),
-            False,
-            rec["dst"].astype(np.uint32),
-            False,
-            rec["sport"].astype(np.int64),
-            rec["dport"].astype(np.int64),
-            proto,
-            rec["packets"].astype(np.int64),
-            rec["octets"].astype(np.int64),
-            _name(key),
-        )
+        chunk = Chunk(_V5_LAYOUT, data[24:], (len(data) - 24) // 48, now_ms, uptime, _name(key))
         return self._count(5, [chunk], self._exporters[key].rate)
 
     def _templated(self, data: bytes, key: ExporterKey, exporter: _Exporter) -> list[Chunk] | None:
@@ -381,9 +420,10 @@ class Decoder:
         for data_set in data_sets:
             layout = exporter.templates[data_set.template_id]
             if layout.is_flow:
-                found = layout.chunk(layout.rows(data, data_set), now_ms, uptime, name)
-                if found is not None:
-                    chunks.append(found)
+                count = (data_set.end - data_set.start) // layout.length
+                if layout.reads and count:
+                    end = data_set.start + count * layout.length
+                    chunks.append(Chunk(layout, data[data_set.start : end], count, now_ms, uptime, name))
             else:
                 for values in layout.option_values(data, data_set):
                     self._option(key, exporter, values)
@@ -402,10 +442,8 @@ class Decoder:
 
     def _count(self, version: int, chunks: list[Chunk], rate: int) -> list[Chunk]:
         n = sum(len(c) for c in chunks)
-        if rate > 1:
-            for chunk in chunks:
-                chunk.packets = chunk.packets * rate
-                chunk.octets = chunk.octets * rate
+        for chunk in chunks:
+            chunk.rate = rate
         self.stats.records += n
         self.stats.by_version[version] = self.stats.by_version.get(version, 0) + n
         return [c for c in chunks if len(c)]
@@ -427,54 +465,86 @@ def _dotted(values: npt.NDArray[np.uint32]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, ".")
 
 
-def _addresses(chunks: list[Chunk], which: str) -> pa.Array:
-    v6 = [getattr(c, which + "6") for c in chunks]
-    values = [getattr(c, which) for c in chunks]
-    if not any(v6):
-        return _dotted(np.concatenate(values))
-    sizes = [len(c) for c in chunks]
-    v4 = np.concatenate(
-        [np.zeros(n, np.uint32) if six else v for v, six, n in zip(values, v6, sizes, strict=True)]
-    )
-    text = _dotted(v4).to_numpy(zero_copy_only=False).astype(object)
-    at = 0
-    for v, six, n in zip(values, v6, sizes, strict=True):
+class _Addresses:
+    """One address column of a batch being assembled: IPv4 as uint32, IPv6 as 16 bytes."""
+
+    def __init__(self, n: int) -> None:
+        self.v4 = np.zeros(n, np.uint32)
+        self.v6: Array | None = None
+        self.is6 = np.zeros(n, bool)
+
+    def put(self, at: Int64s, values: Array, six: bool) -> None:
         if six:
-            names = {u: str(ipaddress.IPv6Address(bytes(u))) for u in set(v.tolist())}
-            text[at : at + n] = [names[u] for u in v.tolist()]
-        at += n
-    return pa.array(text, pa.string())
+            if self.v6 is None:
+                self.v6 = np.zeros(len(self.v4), "V16")
+            self.v6[at] = values
+            self.is6[at] = True
+        else:
+            self.v4[at] = values
 
-
-def _ports(chunks: list[Chunk], which: str, protocol: Array) -> pa.Array:
-    values = np.concatenate(
-        [np.zeros(len(c), np.int64) if getattr(c, which) is None else getattr(c, which) for c in chunks]
-    )
-    absent = np.concatenate([np.full(len(c), getattr(c, which) is None) for c in chunks])
-    return pa.array(values.astype(np.int32), pa.int32(), mask=absent | np.isin(protocol, _NO_PORTS))
+    def text(self) -> pa.Array:
+        unique, inverse = np.unique(self.v4, return_inverse=True)  # each address written once
+        dotted = pc.take(_dotted(unique), pa.array(inverse.reshape(-1)))
+        if self.v6 is None:
+            return dotted
+        rows = np.flatnonzero(self.is6)
+        unique, inverse = np.unique(self.v6[rows], return_inverse=True)
+        names = np.array([str(ipaddress.IPv6Address(bytes(u))) for u in unique], dtype=object)
+        out = dotted.to_numpy(zero_copy_only=False).astype(object)
+        out[rows] = names[inverse.reshape(-1)]
+        return pa.array(out, pa.string())
 
 
 def to_table(chunks: list[Chunk]) -> pa.Table:
-    """The records of ``chunks`` as one :data:`RECORD_SCHEMA` table (directions not yet paired)."""
+    """The records of ``chunks`` as one :data:`RECORD_SCHEMA` table (directions not yet paired), in
+    the chunks' order; the chunks of each template are decoded together."""
+    chunks = [c for c in chunks if c.count]
     if not chunks:
         return RECORD_SCHEMA.empty_table()
-    protocol = np.concatenate([c.protocol for c in chunks])
+    counts = np.array([c.count for c in chunks], np.int64)
+    starts = np.cumsum(counts) - counts
+    n = int(counts.sum())
+    first, last, protocol, packets, octets = (np.zeros(n, np.int64) for _ in range(5))
+    ports = {"sport": np.zeros(n, np.int64), "dport": np.zeros(n, np.int64)}
+    absent = {"sport": np.zeros(n, bool), "dport": np.zeros(n, bool)}
+    src, dst = _Addresses(n), _Addresses(n)
     names = sorted({c.exporter for c in chunks})
-    index = {name: i for i, name in enumerate(names)}
-    exporter = np.concatenate([np.full(len(c), index[c.exporter], np.int32) for c in chunks])
-    zeros = pa.array(np.zeros(len(protocol), np.int64))
+    number = {name: i for i, name in enumerate(names)}
+    exporter = np.repeat(np.array([number[c.exporter] for c in chunks], np.int32), counts)
+    groups: dict[int, list[int]] = {}
+    for i, c in enumerate(chunks):
+        groups.setdefault(id(c.layout), []).append(i)
+    for members in groups.values():
+        layout = chunks[members[0]].layout
+        sel = np.array(members)
+        sizes = counts[sel]
+        at = np.repeat(starts[sel] - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+        now_ms = np.repeat(np.array([chunks[i].now_ms for i in members], np.int64), sizes)
+        uptime = np.repeat(np.array([chunks[i].uptime for i in members], np.int64), sizes)
+        rate = np.repeat(np.array([chunks[i].rate for i in members], np.int64), sizes)
+        cols = layout.columns(b"".join(chunks[i].data for i in members), now_ms, uptime)
+        first[at], last[at], protocol[at] = cols.first_ms, cols.last_ms, cols.protocol
+        packets[at], octets[at] = cols.packets * rate, cols.octets * rate
+        src.put(at, cols.src, layout.src6)
+        dst.put(at, cols.dst, layout.dst6)
+        for name, values in (("sport", cols.sport), ("dport", cols.dport)):
+            if values is None:
+                absent[name][at] = True
+            else:
+                ports[name][at] = values
+    portless = np.isin(protocol, _NO_PORTS)
     columns = [
-        pa.array(np.concatenate([c.first_ms for c in chunks]) * 1000),
-        pa.array(np.concatenate([c.last_ms for c in chunks]) * 1000),
-        _addresses(chunks, "src"),
-        _ports(chunks, "sport", protocol),
-        _addresses(chunks, "dst"),
-        _ports(chunks, "dport", protocol),
+        pa.array(first * 1000),
+        pa.array(last * 1000),
+        src.text(),
+        pa.array(ports["sport"].astype(np.int32), pa.int32(), mask=absent["sport"] | portless),
+        dst.text(),
+        pa.array(ports["dport"].astype(np.int32), pa.int32(), mask=absent["dport"] | portless),
         pa.array(protocol.astype(np.int16)),
-        pa.array(np.concatenate([c.packets for c in chunks])),
-        pa.array(np.concatenate([c.octets for c in chunks])),
-        zeros,
-        zeros,
+        pa.array(packets),
+        pa.array(octets),
+        pa.array(np.zeros(n, np.int64)),
+        pa.array(np.zeros(n, np.int64)),
         pc.take(pa.array(names, pa.string()), pa.array(exporter)),
     ]
     return pa.Table.from_arrays(columns, schema=RECORD_SCHEMA)
