@@ -136,6 +136,12 @@ def test_related_ip_and_hosts_are_complete(analysed: Path, ecs_docs: list[dict[s
             assert doc["derisk"]["flows_found"] >= len(rows) > 0
     several = [d for d in ecs_docs if len(d["derisk"].get("hosts", [])) > 1]
     assert several, "the demo has alerts about systems with several hosts"
+    for doc in ecs_docs:  # the CCTV beacon: 12 cameras, all of them, not the one the alert record keeps
+        hosts = [h for h in doc["derisk"]["evidence"].get("hosts") or [] if isinstance(h, str)]
+        assert set(hosts) <= set(doc["related"]["ip"]) and set(hosts) <= set(doc["derisk"]["hosts"])
+        if doc["rule"]["name"] == "beacon":
+            assert doc["derisk"]["flows_found"] == doc["derisk"]["flow_count"]
+    assert max(len(d["derisk"]["hosts"]) for d in ecs_docs) >= 12
 
 
 def test_network_details_come_from_the_flows(ecs_docs: list[dict[str, Any]]) -> None:
@@ -150,3 +156,73 @@ def test_network_details_come_from_the_flows(ecs_docs: list[dict[str, Any]]) -> 
     assert any("as" in d.get("destination", {}) for d in ecs_docs)
     assert any("geo" in d.get("destination", {}) for d in ecs_docs)
     assert any(d["derisk"].get("controller") and d["derisk"].get("jurisdiction") for d in ecs_docs)
+
+
+# -- OCSF --------------------------------------------------------------------------------------
+
+#: What derisk adds to each evidence beside what py-ocsf-models models: OCSF 1.5.0's own attributes
+#: of the Evidence Artifacts object, which that library lists as to do.
+OCSF_NETWORK: Final = {"src_endpoint", "dst_endpoint", "connection_info"}
+
+
+@pytest.fixture(scope="module")
+def ocsf_lines_out(analysed: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    out = tmp_path_factory.mktemp("ocsf") / "alerts.ocsf.jsonl"
+    assert main(["alerts", "-w", str(analysed), "--ocsf", str(out)]) == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines
+    return lines
+
+
+def test_every_ocsf_line_validates_as_a_detection_finding(ocsf_lines_out: list[str]) -> None:
+    """py-ocsf-models validates each line strictly; nothing but the network details escapes its model."""
+    from py_ocsf_models.events.findings.detection_finding import DetectionFinding
+
+    for line in ocsf_lines_out:
+        finding = DetectionFinding.model_validate_json(line, strict=True)
+        doc = json.loads(line)
+        assert (doc["class_uid"], doc["category_uid"], doc["type_uid"]) == (2004, 2, 200401)
+        assert doc["metadata"]["version"] == "1.5.0" and doc["metadata"]["product"]["name"] == "derisk"
+        modelled = finding.model_dump(mode="json", exclude_none=True)
+        evidence = doc["evidences"][0]
+        network = {k: evidence.pop(k) for k in OCSF_NETWORK if k in evidence}
+        assert doc == modelled, "an attribute the library does not model"
+        assert network.get("src_endpoint") or network.get("dst_endpoint")
+
+
+def test_ocsf_observables_hold_every_host_and_destination(
+    ocsf_lines_out: list[str], ecs_docs: list[dict[str, Any]]
+) -> None:
+    by_id = {d["event"]["id"]: d for d in ecs_docs}
+    for line in ocsf_lines_out:
+        doc = json.loads(line)
+        ips = {o["value"] for o in doc.get("observables", []) if o["type_id"] == 2}
+        ecs = by_id[doc["finding_info"]["uid"]]
+        assert ips == set(ecs["related"]["ip"]), doc["finding_info"]["title"]
+        names = {o["value"] for o in doc.get("observables", []) if o["type_id"] == 1}
+        assert names == set(ecs["related"].get("hosts", []))
+        assert doc["unmapped"]["derisk"]["kind"] == ecs["derisk"]["kind"]
+        assert (
+            doc["severity_id"] == {"low": 2, "medium": 3, "high": 4, "critical": 5}[ecs["derisk"]["severity"]]
+        )
+    beacon = next(
+        json.loads(x) for x in ocsf_lines_out if json.loads(x)["finding_info"]["analytic"]["name"] == "beacon"
+    )
+    conn = beacon["evidences"][0]["connection_info"]
+    assert conn["protocol_name"] in ("tcp", "udp") and conn["direction_id"] == 2
+    assert isinstance(beacon["evidences"][0]["dst_endpoint"]["port"], int)
+
+
+def test_the_library_rejects_a_broken_finding(ocsf_lines_out: list[str]) -> None:
+    """The validation above can fail."""
+    from py_ocsf_models.events.findings.detection_finding import DetectionFinding
+    from pydantic import ValidationError
+
+    doc = json.loads(ocsf_lines_out[0])
+    for key, value in (("severity_id", 7), ("time", "yesterday"), ("type_uid", 400101)):
+        broken = {**doc, key: value}
+        with pytest.raises(ValidationError):
+            DetectionFinding.model_validate_json(json.dumps(broken), strict=True)
+    del doc["finding_info"]["uid"]
+    with pytest.raises(ValidationError):
+        DetectionFinding.model_validate_json(json.dumps(doc), strict=True)
