@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from derisk.detect.alert import Alert
 
 SCHEMA = "derisk.alerts/1"
+#: TLP 2.0 levels of --tlp (the same as derisk.detect.exchange.TLP_LEVELS, kept here so --help stays light).
+TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
 
 
 def _line(a: Alert) -> str:
@@ -36,6 +38,27 @@ def _line(a: Alert) -> str:
 )
 @click.option("--system", default=None, help="Only alerts about this system (name from the site file).")
 @json_option
+@click.option(
+    "--misp",
+    "misp_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the alerts as one MISP event (JSON), for a CERT or another authority.",
+)
+@click.option(
+    "--stix",
+    "stix_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the alerts as a STIX 2.1 bundle (JSON), for a CERT or another authority.",
+)
+@click.option(
+    "--tlp",
+    type=click.Choice(TLP_LEVELS),
+    default="amber",
+    show_default=True,
+    help="Traffic Light Protocol (2.0) marking of the MISP and STIX exports.",
+)
 @click.option(
     "--ecs",
     "ecs_dest",
@@ -57,6 +80,9 @@ def alerts_command(
     min_severity: str | None,
     system: str | None,
     json_dest: str | None,
+    misp_path: Path | None,
+    stix_path: Path | None,
+    tlp: str,
     ecs_dest: str | None,
     ocsf_dest: str | None,
     explain: bool,
@@ -80,6 +106,7 @@ def alerts_command(
         },
         json_dest,
     )
+    _exchange(found, misp_path, stix_path, tlp)
     if ecs_dest is not None:
         text = "".join(line + "\n" for line in ecs_lines(found, flows=behind))
         if ecs_dest == "-":
@@ -116,6 +143,18 @@ def alerts_command(
                 f"({visible(s['reason'])})",
                 err=to_err,
             )
+
+
+def _exchange(found: list[Alert], misp_path: Path | None, stix_path: Path | None, tlp: str) -> None:
+    """Write the MISP event and the STIX bundle that were asked for (libraries loaded only then)."""
+    if misp_path is not None:
+        from derisk.detect.misp import misp_event, misp_json
+
+        write_atomic(misp_path, misp_json(misp_event(found, tlp=tlp)))
+    if stix_path is not None:
+        from derisk.detect.stix import stix_bundle, stix_json
+
+        write_atomic(stix_path, stix_json(stix_bundle(found, tlp=tlp)))
 
 
 def register(group: click.Group) -> None:

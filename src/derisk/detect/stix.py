@@ -1,0 +1,197 @@
+"""Alerts as a STIX 2.1 bundle (the ``stix2`` library), for exchange with a CERT or another authority.
+
+Per alert: an ``observed-data`` with the destination addresses and host names (``ipv4-addr``,
+``ipv6-addr``, ``domain-name``) between the alert's first and last flow; one ``indicator`` per destination
+(``[ipv4-addr:value = '…']``), ``based-on`` that observation; the controller as an ``identity``
+(organisation) ``located-at`` a ``location`` (the controlling jurisdiction's country) and
+``related-to`` from each indicator; and a ``note`` with the evidence as plain text. Labels carry the
+severity and kind (``severity:critical``, ``kind:beacon``). Every object bears the TLP marking (TLP:AMBER
+by default) and is created by a ``derisk`` identity. Identifiers are derived from the alert ids, so a
+second export of the same alerts carries the same ids. Indicators describe where traffic went, not
+that it is malicious: their type is ``anomalous-activity``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from derisk import __version__
+from derisk.detect.alert import Alert
+from derisk.detect.exchange import (
+    DEFAULT_TLP,
+    destination_ips,
+    destination_names,
+    evidence_text,
+    short,
+    stable_uuid,
+)
+
+#: TLP 2.0 level -> the STIX 2.1 TLP marking the ``stix2`` library defines (TLP 1.0 names;
+#: ``amber+strict`` has no STIX 2.1 predefined marking and is exported as TLP:AMBER).
+TLP_MARKING: Final = {
+    "clear": "TLP_WHITE",
+    "green": "TLP_GREEN",
+    "amber": "TLP_AMBER",
+    "amber+strict": "TLP_AMBER",
+    "red": "TLP_RED",
+}
+
+
+def _sid(kind: str, *parts: str) -> str:
+    return f"{kind}--{stable_uuid('stix', kind, *parts)}"
+
+
+def _literal(value: str) -> str:
+    """``value`` as a STIX pattern string literal (quotes and backslashes escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _times(alert: Alert, now: datetime) -> tuple[datetime, datetime]:
+    first = alert.first_seen.astimezone(UTC) if alert.first_seen else now
+    last = alert.last_seen.astimezone(UTC) if alert.last_seen else first
+    return first, max(first, last)
+
+
+class _Builder:
+    def __init__(self, tlp: str, now: datetime) -> None:
+        import stix2
+
+        self.stix2 = stix2
+        self.marking = getattr(stix2, TLP_MARKING[tlp])
+        self.now = now
+        self.producer = stix2.Identity(
+            id=_sid("identity", "derisk"),
+            name="derisk",
+            identity_class="system",
+            description=f"derisk {__version__}: attribution and detection of network flows",
+            created=now,
+            modified=now,
+            object_marking_refs=[self.marking],
+        )
+        self.objects: dict[str, Any] = {self.marking.id: self.marking, self.producer.id: self.producer}
+
+    def common(self) -> dict[str, Any]:
+        return {
+            "created_by_ref": self.producer.id,
+            "created": self.now,
+            "modified": self.now,
+            "object_marking_refs": [self.marking],
+        }
+
+    def add(self, obj: Any) -> Any:
+        self.objects.setdefault(obj.id, obj)
+        return self.objects[obj.id]
+
+    def relate(self, source: str, rel: str, target: str, description: str | None = None) -> None:
+        extra = {"description": description} if description else {}
+        self.add(
+            self.stix2.Relationship(
+                id=_sid("relationship", source, rel, target),
+                relationship_type=rel,
+                source_ref=source,
+                target_ref=target,
+                **extra,
+                **self.common(),
+            )
+        )
+
+    def controller(self, alert: Alert) -> str | None:
+        name = short(alert.controller)
+        if name is None:
+            return None
+        juris = alert.jurisdiction or "unknown"
+        basis = f" (basis: {alert.target.jurisdiction_basis})" if alert.target.jurisdiction_basis else ""
+        org = self.add(
+            self.stix2.Identity(
+                id=_sid("identity", "controller", name, juris),
+                name=name,
+                identity_class="organization",
+                description=f"Ultimate controller; controlling jurisdiction: {juris}{basis}.",
+                **self.common(),
+            )
+        )
+        country = alert.jurisdiction
+        if country and len(country) == 2 and country.isalpha():
+            place = self.add(
+                self.stix2.Location(
+                    id=_sid("location", country.upper()), country=country.upper(), **self.common()
+                )
+            )
+            self.relate(org.id, "located-at", place.id, "controlling jurisdiction")
+        return str(org.id)
+
+    def alert(self, alert: Alert) -> None:
+        s = self.stix2
+        labels = [f"severity:{alert.severity}", f"kind:{alert.kind}"]
+        first, last = _times(alert, self.now)
+        observables: list[tuple[str, Any]] = []
+        for ip in destination_ips(alert):
+            cls = s.IPv6Address if ":" in ip else s.IPv4Address
+            observables.append((f"{cls._type}:value = {_literal(ip)}", self.add(cls(value=ip))))
+        for name in destination_names(alert):
+            observables.append((f"domain-name:value = {_literal(name)}", self.add(s.DomainName(value=name))))
+        refs: list[str] = []
+        controller = self.controller(alert)
+        if controller:
+            refs.append(controller)
+        if observables:
+            seen = self.add(
+                s.ObservedData(
+                    id=_sid("observed-data", alert.alert_id),
+                    first_observed=first,
+                    last_observed=last,
+                    number_observed=max(1, alert.flow_count),
+                    object_refs=[o.id for _, o in observables],
+                    labels=labels,
+                    **self.common(),
+                )
+            )
+            refs.append(seen.id)
+            for pattern, obj in observables:
+                ind = self.add(
+                    s.Indicator(
+                        id=_sid("indicator", alert.alert_id, obj.id),
+                        name=short(f"{alert.kind} ({alert.severity}): {obj.value}", 300),
+                        pattern=f"[{pattern}]",
+                        pattern_type="stix",
+                        valid_from=first,
+                        indicator_types=["anomalous-activity"],
+                        labels=labels,
+                        **self.common(),
+                    )
+                )
+                refs.append(ind.id)
+                self.relate(ind.id, "based-on", seen.id)
+                if controller:
+                    self.relate(ind.id, "related-to", controller, "destination controlled by")
+        if refs:
+            self.add(
+                s.Note(
+                    id=_sid("note", alert.alert_id),
+                    abstract=short(f"derisk alert {alert.alert_id}: {alert.summary}", 300),
+                    content=evidence_text(alert),
+                    authors=["derisk"],
+                    object_refs=refs,
+                    labels=labels,
+                    **self.common(),
+                )
+            )
+
+
+def stix_bundle(alerts: Sequence[Alert], *, tlp: str = DEFAULT_TLP, now: datetime | None = None) -> Any:
+    """A ``stix2.Bundle`` of ``alerts`` (see the module's description)."""
+    import stix2
+
+    builder = _Builder(tlp, (now or datetime.now(UTC)).astimezone(UTC))
+    for alert in alerts:
+        builder.alert(alert)
+    ids = sorted(a.alert_id for a in alerts)
+    return stix2.Bundle(
+        objects=list(builder.objects.values()), id=f"bundle--{stable_uuid('stix', 'bundle', *ids)}"
+    )
+
+
+def stix_json(bundle: Any) -> str:
+    return str(bundle.serialize(pretty=True, ensure_ascii=False)) + "\n"
