@@ -23,6 +23,7 @@ from derisk.enrich.ipdata import load_ipdata
 from derisk.gen.packets import write_capture
 from derisk.store.workspace import Workspace
 from ecs_check import ECS_FLAT, ecs_definitions, ecs_problems, flatten
+from ocsf_check import ocsf_problems
 
 START: Final = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
@@ -188,6 +189,30 @@ def test_every_ocsf_line_validates_as_a_detection_finding(ocsf_lines_out: list[s
         network = {k: evidence.pop(k) for k in OCSF_NETWORK if k in evidence}
         assert doc == modelled, "an attribute the library does not model"
         assert network.get("src_endpoint") or network.get("dst_endpoint")
+        # What the library leaves out, against OCSF 1.5.0's own object definitions (vendored).
+        assert ocsf_problems(network, "evidences") == [], doc["finding_info"]["title"]
+
+
+def test_the_ocsf_definitions_catch_what_ocsf_does_not_allow(ocsf_lines_out: list[str]) -> None:
+    evidence = json.loads(ocsf_lines_out[0])["evidences"][0]
+    evidence["dst_endpoint"]["port"] = 70000
+    evidence["dst_endpoint"]["asn"] = 1
+    evidence["src_endpoint"]["ip"] = "10.0.0"
+    evidence["connection_info"]["direction_id"] = 7
+    del evidence["connection_info"]["protocol_num"]
+    evidence["dst_endpoint"]["autonomous_system"] = {"number": "AS1"}
+    network = {k: evidence[k] for k in OCSF_NETWORK}
+    found = "\n".join(ocsf_problems(network, "evidences"))
+    for expected in (
+        "dst_endpoint.port: 70000 is not of OCSF type port_t",
+        "dst_endpoint.asn: not an attribute of OCSF object network_endpoint",
+        "src_endpoint.ip: '10.0.0' is not of OCSF type ip_t",
+        "connection_info.direction_id: 7 not among OCSF's values",
+        "dst_endpoint.autonomous_system.number: 'AS1' is not of OCSF type integer_t",
+    ):
+        assert expected in found
+    del evidence["connection_info"]["direction_id"]
+    assert "connection_info.direction_id: required" in "\n".join(ocsf_problems(network, "evidences"))
 
 
 def test_ocsf_observables_hold_every_host_and_destination(

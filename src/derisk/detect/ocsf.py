@@ -107,8 +107,9 @@ def _network(alert: Alert, flows: AlertFlows) -> dict[str, Any]:
         conn: dict[str, Any] = {"protocol_num": flows.protocol}
         if flows.protocol in TRANSPORT:
             conn["protocol_name"] = TRANSPORT[flows.protocol]
-        if alert.kind != "dns-tunnel":
-            conn["direction_id"], conn["direction"] = 2, "Outbound"
+        # A DNS tunnel is seen at the resolver, not on the way out: its direction is not known.
+        outbound = alert.kind != "dns-tunnel"
+        conn["direction_id"], conn["direction"] = (2, "Outbound") if outbound else (0, "Unknown")
         out["connection_info"] = conn
     return out
 
