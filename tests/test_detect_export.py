@@ -226,3 +226,28 @@ def test_analyze_hook_reads_the_workspace_compactly_and_stores_alerts(tmp_path: 
     assert "test law art. 7 [V]" in beacon.sentence
     with Workspace.open(tmp_path / "ws", read_only=True) as ws:
         assert sorted(a.kind for a in load_alerts(ws)) == kinds
+
+
+def test_ocsf_lines_without_flows_still_validate(result: Any) -> None:
+    """Alerts whose flows are not at hand (no workspace) still give valid Detection Findings."""
+    from py_ocsf_models.events.findings.detection_finding import DetectionFinding
+
+    from derisk.detect.ocsf import ocsf_lines
+    from ocsf_check import ocsf_problems
+
+    lines = list(ocsf_lines(result.alerts))
+    assert len(lines) == len(result.alerts)
+    for line in lines:
+        DetectionFinding.model_validate_json(line, strict=True)
+        evidence = json.loads(line)["evidences"][0]
+        network = {
+            k: evidence[k] for k in ("src_endpoint", "dst_endpoint", "connection_info") if k in evidence
+        }
+        assert ocsf_problems(network, "evidences") == []
+    beacon = next(json.loads(x) for x in lines if '"beacon"' in x and "link.example.cn" in x)
+    assert beacon["evidences"][0]["dst_endpoint"] == {
+        "ip": "47.88.0.5",
+        "hostname": "link.example.cn",
+        "owner": {"org": {"name": "Cainiao"}},
+    }
+    assert beacon["unmapped"]["derisk"]["controller"] == "Alibaba Group"
