@@ -91,7 +91,7 @@ def test_registry_decorations_are_dropped(registered: str, reduced: str) -> None
 
 def test_as_organisation_names_attach_on_a_clear_match_only() -> None:
     index = build_index(_graph())
-    found = index.match_as_org("Microsoft Corporation")
+    found = index.match_as_org("Microsoft Corporation", "US")
     assert found is not None and found.org_id == "msft" and found.jurisdiction == "US"
     # two words or more that start the AS name: China Telecom's other companies attach
     ct = index.match_as_org("CHINA TELECOM Global Ltd")
@@ -106,6 +106,22 @@ def test_as_organisation_names_attach_on_a_clear_match_only() -> None:
     # one reduced name, two entities under different controllers: ambiguous, no match
     assert index.match_as_org("ACME NETWORKS") is None
     assert index.match_as_org("") is None and index.match_as_org("AS") is None
+
+
+def test_a_one_word_name_needs_a_registration_country_where_the_group_is() -> None:
+    """ "ORANGE LLC", "LLC NTT", "KPN" reduce to one word: alone that names too little."""
+    index = build_index(_graph())
+    assert index.match_as_org("MICROSOFT LLC", "US") is not None
+    assert index.match_as_org("MICROSOFT LLC", "AM") is None  # a namesake elsewhere: no match
+    assert index.match_as_org("MICROSOFT LLC", None) is None
+    # the same legal form as the entity's own name is enough (AS8068, registered in Ireland)
+    assert index.match_as_org("Microsoft Corp", "IE") is not None
+    assert index.match_as_org("MICROSOFT", "IE") is None
+    bd = index.match_as_org("BYTEDANCE", "CN")  # control exercised from CN counts as the group's
+    assert bd is not None and bd.jurisdiction == "CN"
+    assert index.match_as_org("TikTok", "SG") is not None and index.match_as_org("TikTok", "BR") is None
+    # two words or more name enough on their own
+    assert index.match_as_org("CHINA TELECOM Global Ltd", "US") is not None
 
 
 def test_name_index_is_built_once_and_looked_up_by_key() -> None:

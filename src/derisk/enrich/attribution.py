@@ -108,7 +108,7 @@ def _infrastructure(
         if found is not None:
             return found, "asn"
     if as_org:
-        found = index.match_as_org(as_org)
+        found = index.match_as_org(as_org, country)
         if found is not None:
             return found, "as-org-name"
     if country:

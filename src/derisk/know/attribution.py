@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from derisk.know.graph import Entity, Graph, load_graph
-from derisk.know.orgnames import ORG_SCHEMATA, OrgNameIndex
+from derisk.know.orgnames import ORG_SCHEMATA, OrgNameIndex, legal_forms, reduce_name
 from derisk.know.resolve import Resolution, resolve_controller
 
 if TYPE_CHECKING:
@@ -98,7 +98,8 @@ class AttributionIndex:
     #: The graph, for organisation-name matches (resolved on first use, per matched entity).
     graph: Graph | None = None
     _names: OrgNameIndex | None = field(default=None, repr=False)
-    _by_org_name: dict[str, Match | None] = field(default_factory=dict, repr=False)
+    _by_org_name: dict[tuple[str, str | None], Match | None] = field(default_factory=dict, repr=False)
+    _countries_by_group: dict[str, set[str]] | None = field(default=None, repr=False)
 
     def match_asn(self, asn: int) -> Match | None:
         return self.by_asn.get(int(asn))
@@ -113,14 +114,19 @@ class AttributionIndex:
             )
         return self._names
 
-    def match_as_org(self, as_org: str) -> Match | None:
+    def match_as_org(self, as_org: str, country: str | None = None) -> Match | None:
         """The entity an AS organisation name clearly names (see :mod:`derisk.know.orgnames`).
 
-        Several entities of one reduced name count only when they lead to the same controller.
-        Cached per name: a run asks once per distinct AS organisation.
+        Several entities of one reduced name count only when they lead to the same controller. A
+        name that reduces to one word ("ORANGE LLC", "LLC NTT", "KPN") says too little on its own:
+        such a match holds only when the AS is registered in a country where the named group has
+        an entity (``country``, the AS registration country), or when the AS name carries the same
+        legal form as the entity's name ("Microsoft Corporation" registered in Ireland); else it is
+        no match (a guess, not a confident wrong answer). Cached per (name, country).
         """
-        if as_org in self._by_org_name:
-            return self._by_org_name[as_org]
+        key = (as_org, country)
+        if key in self._by_org_name:
+            return self._by_org_name[key]
         found: Match | None = None
         if self.graph is not None:
             ids, _score = self.names.candidates(as_org)
@@ -128,8 +134,42 @@ class AttributionIndex:
             controllers = {m.controller_id or m.org_id for m in matches}
             if matches and len(controllers) == 1:
                 found = matches[0]
-        self._by_org_name[as_org] = found
+                if len(reduce_name(as_org).split()) == 1 and not self._one_word_holds(as_org, country, ids):
+                    found = None
+        self._by_org_name[key] = found
         return found
+
+    def _one_word_holds(self, as_org: str, country: str | None, ids: list[str]) -> bool:
+        assert self.graph is not None
+        if country is not None and country in self._group_countries(ids):
+            return True
+        forms = legal_forms(as_org)
+        if not forms:
+            return False
+        key = reduce_name(as_org)
+        for entity_id in ids:
+            entity = self.graph.entities[entity_id]
+            if any(forms & legal_forms(n) for n in (entity.name, *entity.aliases) if reduce_name(n) == key):
+                return True
+        return False
+
+    def _group_countries(self, entity_ids: list[str]) -> set[str]:
+        """Countries (of incorporation, or control) of every entity in the groups of ``entity_ids``."""
+        assert self.graph is not None
+        if self._countries_by_group is None:
+            by_group: dict[str, set[str]] = {}
+            for entity in self.graph.entities.values():
+                if entity.group:
+                    places = {c for c in (entity.country, entity.control_jurisdiction) if c}
+                    by_group.setdefault(entity.group, set()).update(places)
+            self._countries_by_group = by_group
+        countries: set[str] = set()
+        for entity_id in entity_ids:
+            entity = self.graph.entities[entity_id]
+            countries |= {c for c in (entity.country, entity.control_jurisdiction) if c}
+            if entity.group:
+                countries |= self._countries_by_group.get(entity.group, set())
+        return countries
 
     def match_domain(self, registrable_domain: str) -> Match | None:
         """Exact registrable domain, else the closest indexed parent (``a.b.zte.com.cn`` → ``zte.com.cn``)."""

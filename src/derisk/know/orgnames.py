@@ -99,6 +99,22 @@ VARIANT_SCORE: Final = 90.0
 ORG_SCHEMATA: Final = frozenset(["Company", "Organization", "PublicBody", "LegalEntity"])
 
 
+#: Spellings of one legal form, mapped to one (for comparing the forms of two names).
+_FORM_SYNONYMS: Final = {
+    "corp": "corporation",
+    "inc": "incorporated",
+    "ltd": "limited",
+    "co": "company",
+}
+
+
+def legal_forms(name: str) -> frozenset[str]:
+    """The legal-form words of a name ("Microsoft Corporation" → {corporation}; "ORANGE LLC" → {llc})."""
+    undotted = _INITIALS.sub(lambda m: m.group(0).replace(".", ""), name) if "." in name else name
+    words = _NON_WORD.split(undotted.lower())
+    return frozenset(_FORM_SYNONYMS.get(w, w) for w in words if w in _FORMS or w in _LEGAL_FORMS)
+
+
 def reduce_name(name: str) -> str:
     """The comparable form of an organisation or AS name, registry decorations dropped.
 
