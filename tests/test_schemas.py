@@ -114,6 +114,14 @@ def test_the_demo_documents_and_the_workspace_commands(demo: Path, tmp_path: Pat
     site = _json(tmp_path, "reduce-site", "reduce", str(SITES[0]), "--workspace", str(ws))
     assert_file_valid(site)
     assert_file_valid(_json(tmp_path, "data", "data", "status"))
+    assert_valid(as_json_data(yaml.safe_load((demo / "site.yaml").read_text(encoding="utf-8"))), "site")
+
+
+def test_data_update_document(tmp_path: Path) -> None:
+    source = FIXTURES / "ip-location-db"
+    args = ["data", "update", "--from", str(source), "--unverified", "--data-dir", str(tmp_path / "d")]
+    doc = assert_file_valid(_json(tmp_path, "update", *args), "data")
+    assert doc["schema"] == "derisk.data/1"
 
 
 def test_reduce_trade_sample(tmp_path: Path) -> None:
