@@ -10,13 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 
 from derisk.errors import StoreError
-from derisk.know.ftm import Record, dumps
 from derisk.know.graphdb import GraphDatabase
+
+if TYPE_CHECKING:  # the FtM model and the domain splitter load only when FtM data is there
+    from derisk.know.ftm import Record
 
 _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS ftm_entities (
@@ -40,6 +42,10 @@ def load_records(db: GraphDatabase) -> list[Record]:
     rows = db.con.execute(
         "SELECT data, origin_file, line, CAST(imported_at AS VARCHAR) FROM ftm_entities ORDER BY id"
     ).fetchall()
+    if not rows:
+        return []
+    from derisk.know.ftm import Record
+
     return [
         Record(json.loads(data), origin or "", int(line or 0), (when or "")[:10] or None)
         for data, origin, line, when in rows
@@ -66,6 +72,8 @@ def save_records(
 ) -> int:
     """Store ``records`` (replacing entities with the same id) and the import, in one transaction."""
     import duckdb
+
+    from derisk.know.ftm import dumps
 
     now = dt.datetime.now(dt.UTC)
     table = pa.table(

@@ -233,7 +233,9 @@ def build_graph(entities: Iterable[Entity], links: Iterable[Link]) -> Graph:
 
 def merge(curated: Graph, imported_entities: Iterable[Entity], imported_links: Iterable[Link]) -> Graph:
     """Curated graph overlaid with imported statements (same id: the imported one wins)."""
-    return build_graph([*curated.entities.values(), *imported_entities], [*curated.links, *imported_links])
+    graph = build_graph([*curated.entities.values(), *imported_entities], [*curated.links, *imported_links])
+    graph.assessments = curated.assessments
+    return graph
 
 
 def load_graph(workspace: GraphDatabase | None = None) -> Graph:
@@ -249,15 +251,20 @@ def load_graph(workspace: GraphDatabase | None = None) -> Graph:
     if workspace is None:
         return curated
     from derisk.know import ftmstore, graphdb
-    from derisk.know.ftm import from_ftm
-    from derisk.know.graphload import attach_registry_hints, materialise
 
     records = ftmstore.load_records(workspace)
     tables = graphdb.fingerprint(workspace)
     if not records and not tables:
         return curated
-    entities, links = from_ftm(records, origin="imported")
-    graph = merge(curated, entities, links)
+    from derisk.know.graphload import attach_registry_hints, materialise
+
+    if records:
+        from derisk.know.ftm import from_ftm
+
+        entities, links = from_ftm(records, origin="imported")
+        graph = merge(curated, entities, links)
+    else:
+        graph = merge(curated, [], [])
     if tables:
         big_entities, big_links = materialise(workspace, None)
         fresh = attach_registry_hints(graph.entities, [e for e in big_entities if e.id not in graph.entities])

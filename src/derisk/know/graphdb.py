@@ -101,6 +101,11 @@ _DDL: Final = [
 ]
 
 
+def empty(schema: pa.Schema) -> pa.Table:
+    """An empty table of ``schema`` (``Schema.empty_table`` would import pandas: a second of start-up)."""
+    return pa.Table.from_batches([], schema=schema)
+
+
 class GraphDatabase(Protocol):
     """What know needs from a workspace: its path, its DuckDB connection and a transaction."""
 
@@ -155,19 +160,18 @@ def subgraph(db: GraphDatabase, seeds: list[str] | None) -> dict[str, pa.Table]:
     ``seeds`` None: every entity that carries an attribution hint, plus the given ids.
     """
     if not has_tables(db):
-        return {name: schema.empty_table() for name, schema in SCHEMAS.items()}
+        return {name: empty(schema) for name, schema in SCHEMAS.items()}
     con = db.con
-    seed_ids = pa.table({"id": pa.array(seeds or [], type=pa.string())})
-    con.register("_kg_seed_list", seed_ids)
     try:
         hinted = "UNION SELECT DISTINCT entity_id FROM kg_hints" if seeds is None else ""
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _kg_seeds AS SELECT id FROM _kg_seed_list {hinted}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _kg_seeds AS SELECT unnest(?::VARCHAR[]) AS id {hinted}",
+            [list(seeds or [])],
+        )
         con.execute(f"CREATE OR REPLACE TEMP TABLE _kg_ids AS {_SUBGRAPH}")
         if not con.execute("SELECT count(*) FROM _kg_ids").fetchall()[0][0]:
             # Nothing carries a hint (GLEIF alone): no need to read the large tables at all.
-            con.execute("DROP TABLE IF EXISTS _kg_seeds")
-            con.execute("DROP TABLE IF EXISTS _kg_ids")
-            return {name: schema.empty_table() for name, schema in SCHEMAS.items()}
+            return {name: empty(schema) for name, schema in SCHEMAS.items()}
         out = {
             "kg_entities": arrow(con, "SELECT e.* FROM kg_entities e SEMI JOIN _kg_ids USING (id)"),
             "kg_names": arrow(
@@ -185,10 +189,9 @@ def subgraph(db: GraphDatabase, seeds: list[str] | None) -> dict[str, pa.Table]:
                 "SELECT l.* FROM kg_links l SEMI JOIN _kg_ids ON l.asset_id = _kg_ids.id",
             ),
         }
+    finally:
         con.execute("DROP TABLE IF EXISTS _kg_seeds")
         con.execute("DROP TABLE IF EXISTS _kg_ids")
-    finally:
-        con.unregister("_kg_seed_list")
     return out
 
 
@@ -242,11 +245,11 @@ def entity_rows(db: GraphDatabase, ids: list[str]) -> pa.Table:
     import duckdb
 
     if not ids:
-        return ENTITY_SCHEMA.empty_table()
+        return empty(ENTITY_SCHEMA)
     try:
         return arrow(db.con, "SELECT * FROM kg_entities WHERE id IN (SELECT unnest(?))", [list(ids)])
     except duckdb.CatalogException:
-        return ENTITY_SCHEMA.empty_table()
+        return empty(ENTITY_SCHEMA)
 
 
 def _rows(db: GraphDatabase, sql: str, params: list[Any]) -> list[tuple[Any, ...]] | None:

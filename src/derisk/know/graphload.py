@@ -15,7 +15,15 @@ from typing import Any
 import pyarrow as pa
 
 from derisk.know.graph import Entity, Graph, Link, Source
-from derisk.know.graphdb import HINT_SCHEMA, NAME_SCHEMA, GraphDatabase, entity_rows, import_rows, subgraph
+from derisk.know.graphdb import (
+    HINT_SCHEMA,
+    NAME_SCHEMA,
+    GraphDatabase,
+    empty,
+    entity_rows,
+    import_rows,
+    subgraph,
+)
 
 
 def _source(row: dict[str, Any], imports: dict[str, tuple[str, str, str]], what: str) -> Source:
@@ -134,6 +142,9 @@ def attach_registry_hints(known: dict[str, Entity], imported: list[Entity]) -> l
 
     from derisk.know.names import comparable
 
+    if not any(e.id.startswith(REGISTRY_PREFIXES) and (e.asns or e.domains) for e in imported):
+        return imported
+
     claimed_asn = {a for e in known.values() for a in e.asns}
     claimed_domain = {d for e in known.values() for d in e.domains}
     by_name: dict[str, set[str]] = {}
@@ -189,7 +200,7 @@ def add_found(graph: Graph, db: GraphDatabase, ids: Iterable[str]) -> None:
         return
     tables = {
         "kg_entities": entity_rows(db, wanted),
-        "kg_names": NAME_SCHEMA.empty_table(),
-        "kg_hints": HINT_SCHEMA.empty_table(),
+        "kg_names": empty(NAME_SCHEMA),
+        "kg_hints": empty(HINT_SCHEMA),
     }
     graph.add(_entities(tables, _imports(db)), [])
