@@ -4,7 +4,8 @@ An alert keeps at most :data:`derisk.detect.alert.MAX_FLOW_IDS` flow ids and one
 internal host; a SIEM needs every host and destination. :func:`alert_flows` finds the flows an alert
 rests on again in the workspace — the same internal side (the system, else the host), the same
 destination (any of the names and attributes the detections key on), within the alert's first and
-last seen — plus the flows it cites, and aggregates them in DuckDB, one query per alert.
+last seen — plus the flows it cites, and aggregates them in DuckDB: one scan picks out the flows any
+alert may rest on, then one grouped join matches them to the alerts.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from datetime import datetime
 from typing import Any, Final
 
 import duckdb
+import pyarrow as pa
 
 from derisk.detect.alert import Alert
 from derisk.errors import StoreError
-from derisk.store.workspace import Workspace
+from derisk.store.workspace import Workspace, registered
 
 #: Distinct values kept per list (an alert is about one system and one destination: far fewer).
 MAX_VALUES: Final = 10_000
@@ -154,14 +156,109 @@ def _summary(row: Sequence[Any]) -> AlertFlows:
     )
 
 
+#: Columns the summaries read.
+_COLUMNS: Final = (
+    "flow_id",
+    "system",
+    "src_ip",
+    "dst_ip",
+    "dst_port",
+    "protocol",
+    "bytes_out",
+    "bytes_in",
+    "packets_out",
+    "packets_in",
+    "first_seen",
+    "last_seen",
+    "dst_asn",
+    "dst_geo_country",
+    "dns_query",
+    *(c for c in _DEST_COLUMNS if c not in ("server_name", "dst_ip")),
+    "server_name",
+    "dst_infra_controller",
+    "dst_infra_jurisdiction",
+    "dst_service_controller",
+    "dst_service_jurisdiction",
+)
+
+_VIEW: Final = "_derisk_alert_flows"
+
+
+def _narrow(ws: Workspace, alerts: Sequence[Alert]) -> Any:
+    """One scan of the flow table for the flows any of ``alerts`` may rest on (an Arrow table): the
+    per-alert summaries then read this, not the whole table once per alert."""
+    ids = sorted({i for a in alerts for i in a.flow_ids})
+    dests = sorted({a.target.destination for a in alerts if a.target.destination})
+    systems = sorted({a.target.system for a in alerts if a.target.system})
+    hosts = sorted({a.target.src_ip for a in alerts if not a.target.system and a.target.src_ip})
+    anyone = any(not a.target.system and not a.target.src_ip for a in alerts)
+    params: list[Any] = []
+
+    def within(col: str, values: list[str]) -> str:
+        params.append(values)
+        return f"{col} IN (SELECT unnest(?::VARCHAR[]))"
+
+    dest = " OR ".join(within(c, dests) for c in _DEST_COLUMNS)
+    side = "TRUE" if anyone else f"({within('system', systems)} OR {within('src_ip', hosts)})"
+    times = [a.first_seen for a in alerts] + [a.last_seen for a in alerts]
+    window = "TRUE"
+    if all(t is not None for t in times):
+        window = "first_seen BETWEEN ? AND ?"
+        params += [min(t for t in times if t), max(t for t in times if t)]
+    cited = within("flow_id", ids)
+    cols = ", ".join(_COLUMNS)
+    sql = f"SELECT {cols} FROM flows_attributed WHERE (({dest}) AND {side} AND {window}) OR {cited}"
+    return ws.query_arrow(sql, params)
+
+
+_KEYS: Final = "_derisk_alert_keys"
+
+#: One alert's flows among the narrowed ones, as :func:`_where` has it for a single alert.
+_MATCH: Final = (
+    "(((k.k_system IS NOT NULL AND v.system = k.k_system)"
+    " OR (k.k_system IS NULL AND k.k_src_ip IS NOT NULL AND v.src_ip = k.k_src_ip)"
+    " OR (k.k_system IS NULL AND k.k_src_ip IS NULL))"
+    " AND k.k_destination IN (" + ", ".join(f"v.{c}" for c in _DEST_COLUMNS) + ")"
+    " AND (k.k_t0 IS NULL OR v.first_seen >= k.k_t0) AND (k.k_t1 IS NULL OR v.first_seen <= k.k_t1))"
+    " OR list_contains(k.k_flow_ids, v.flow_id)"
+)
+
+
+def _keys(alerts: Sequence[Alert]) -> pa.Table:
+    return pa.table(
+        {
+            "k_alert_id": pa.array([a.alert_id for a in alerts], pa.string()),
+            "k_system": pa.array([a.target.system for a in alerts], pa.string()),
+            "k_src_ip": pa.array([a.target.src_ip for a in alerts], pa.string()),
+            "k_destination": pa.array([a.target.destination for a in alerts], pa.string()),
+            "k_t0": pa.array([a.first_seen for a in alerts], pa.timestamp("us", tz="UTC")),
+            "k_t1": pa.array([a.last_seen for a in alerts], pa.timestamp("us", tz="UTC")),
+            "k_flow_ids": pa.array([list(a.flow_ids) for a in alerts], pa.list_(pa.string())),
+        }
+    )
+
+
 def alert_flows(ws: Workspace, alerts: Sequence[Alert]) -> dict[str, AlertFlows]:
-    """alert_id -> the summary of its flows in ``ws`` (an alert whose flows are gone maps to an empty one)."""
-    out: dict[str, AlertFlows] = {}
+    """alert_id -> the summary of its flows in ``ws`` (an alert whose flows are gone maps to an empty one).
+
+    DNS tunnels (a query under a domain) are summarised from the flow table itself, one query each;
+    every other alert in one grouped query over the flows one scan picked out for all of them.
+    """
+    out: dict[str, AlertFlows] = {a.alert_id: AlertFlows() for a in alerts}
+    unique = list({a.alert_id: a for a in alerts}.values())
+    tunnels = [a for a in unique if a.kind == "dns-tunnel"]
+    others = [a for a in unique if a.kind != "dns-tunnel"]
     try:
-        for alert in alerts:
+        for alert in tunnels:
             where, params = _where(alert)
             rows = ws.query(f"SELECT {_SELECT} FROM flows_attributed WHERE {where}", params)
-            out[alert.alert_id] = _summary(rows[0]) if rows and rows[0][0] else AlertFlows()
+            if rows and rows[0][0]:
+                out[alert.alert_id] = _summary(rows[0])
+        if others:
+            with registered(ws.con, _VIEW, _narrow(ws, others)), registered(ws.con, _KEYS, _keys(others)):
+                sql = f"SELECT k.k_alert_id, {_SELECT} FROM {_KEYS} k JOIN {_VIEW} v ON {_MATCH} GROUP BY k.k_alert_id"
+                for row in ws.query(sql):
+                    out[str(row[0])] = _summary(row[1:])
     except duckdb.Error as exc:
         raise StoreError(f"could not read the flows of the alerts: {exc}", source=str(ws.path)) from None
     return out
