@@ -84,6 +84,8 @@ def test_misp_event_passes_pymisp_and_round_trips(
     assert event.threat_level_id == 1  # the demo has critical beacons
     values = {(a.type, a.value) for a in event.attributes}
     assert ("ip-dst", HIKVISION_IP) in values and ("hostname", HIKVISION_NAME) in values
+    # read back from the flows behind the alerts: the second Hikvision address and the registrable domain
+    assert ("ip-dst", "1.12.0.10") in values and ("domain", "hik-connect.com") in values
     hik = next(a for a in event.attributes if a.value == HIKVISION_IP)
     tags = {t.name for t in hik.tags}
     assert 'derisk:jurisdiction="CN"' in tags and 'derisk:kind="beacon"' in tags
@@ -92,6 +94,10 @@ def test_misp_event_passes_pymisp_and_round_trips(
     sasac = next(o for o in orgs if o.get_attributes_by_relation("name")[0].value == SASAC)
     assert "CN" in sasac.get_attributes_by_relation("description")[0].value
     conns = [o for o in event.objects if o.name == "network-connection"]
+    cctv = next(c for c in conns if c.get_attributes_by_relation("hostname-dst")[0].value == HIKVISION_NAME)
+    assert cctv.get_attributes_by_relation("layer4-protocol")[0].value == "UDP"
+    assert int(cctv.get_attributes_by_relation("dst-port")[0].value) == 6800
+    assert int(cctv.get_attributes_by_relation("src-bytes-count")[0].value) > 0
     assert any(r.referenced_uuid == sasac.uuid for c in conns for r in c.references)
     notes = [o for o in event.objects if o.name == "annotation"]
     listed = tmp_path / "alerts.json"
@@ -159,6 +165,8 @@ def test_filters_apply_and_no_alert_gives_an_empty_valid_export(
     )
     event = _check_misp(misp.read_text())
     assert {o.name for o in event.objects} == {"network-connection", "annotation"}
+    # a tunnel's flows go to the site's resolver: its domain is exported, no internal address
+    assert {(a.type, a.value) for a in event.attributes} == {("domain", "telemetry-sync.net")}
     assert not [
         o for o in stix2.parse(stix.read_text()).objects if o.type == "indicator" and "ipv4" in o.pattern
     ]

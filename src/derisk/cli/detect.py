@@ -15,6 +15,7 @@ from derisk.safetext import visible
 
 if TYPE_CHECKING:
     from derisk.detect.alert import Alert
+    from derisk.store.alert_flows import AlertFlows
 
 SCHEMA = "derisk.alerts/1"
 #: TLP 2.0 levels of --tlp (the same as derisk.detect.exchange.TLP_LEVELS, kept here so --help stays light).
@@ -96,7 +97,8 @@ def alerts_command(
     with Workspace.open(workspace, create=False, read_only=True) as ws:
         found = load_alerts(ws, kind=kind, min_severity=min_severity, system=system)
         suppressed = load_suppressions(ws)
-        behind = alert_flows(ws, found) if (ecs_dest, ocsf_dest) != (None, None) else None
+        wanted = (ecs_dest, ocsf_dest, misp_path, stix_path) != (None, None, None, None)
+        behind = alert_flows(ws, found) if wanted else None
     emit_json(
         {
             "schema": SCHEMA,
@@ -106,7 +108,7 @@ def alerts_command(
         },
         json_dest,
     )
-    _exchange(found, misp_path, stix_path, tlp)
+    _exchange(found, behind, misp_path, stix_path, tlp)
     if ecs_dest is not None:
         text = "".join(line + "\n" for line in ecs_lines(found, flows=behind))
         if ecs_dest == "-":
@@ -145,16 +147,22 @@ def alerts_command(
             )
 
 
-def _exchange(found: list[Alert], misp_path: Path | None, stix_path: Path | None, tlp: str) -> None:
+def _exchange(
+    found: list[Alert],
+    behind: dict[str, AlertFlows] | None,
+    misp_path: Path | None,
+    stix_path: Path | None,
+    tlp: str,
+) -> None:
     """Write the MISP event and the STIX bundle that were asked for (libraries loaded only then)."""
     if misp_path is not None:
         from derisk.detect.misp import misp_event, misp_json
 
-        write_atomic(misp_path, misp_json(misp_event(found, tlp=tlp)))
+        write_atomic(misp_path, misp_json(misp_event(found, tlp=tlp, flows=behind)))
     if stix_path is not None:
         from derisk.detect.stix import stix_bundle, stix_json
 
-        write_atomic(stix_path, stix_json(stix_bundle(found, tlp=tlp)))
+        write_atomic(stix_path, stix_json(stix_bundle(found, tlp=tlp, flows=behind)))
 
 
 def register(group: click.Group) -> None:

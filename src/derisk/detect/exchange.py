@@ -14,10 +14,13 @@ import json
 import re
 import uuid
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from derisk.detect.alert import Alert
 from derisk.safetext import bound
+
+if TYPE_CHECKING:
+    from derisk.store.alert_flows import AlertFlows
 
 #: TLP 2.0 levels offered by ``--tlp`` (FIRST, https://www.first.org/tlp/, version 2.0, August 2022).
 TLP_LEVELS: Final = ("clear", "green", "amber", "amber+strict", "red")
@@ -47,6 +50,13 @@ def host_name(value: Any) -> str | None:
     return value.lower().rstrip(".") if _HOSTNAME.match(value) else None
 
 
+def _is_global(value: str) -> bool:
+    try:
+        return ipaddress.ip_address(value).is_global
+    except ValueError:
+        return False
+
+
 def _unique(values: Iterable[str | None]) -> list[str]:
     seen: dict[str, None] = {}
     for v in values:
@@ -62,18 +72,28 @@ def _listed(evidence: dict[str, Any], key: str) -> list[Any]:
     return list(value[:MAX_PER_ALERT]) if isinstance(value, list) else []
 
 
-def destination_ips(alert: Alert) -> list[str]:
-    """The alert's destination address and those its evidence names (valid addresses only)."""
+def destination_ips(alert: Alert, flows: AlertFlows | None = None) -> list[str]:
+    """The alert's destination address, those its evidence names and the public ones of the flows
+    behind it (``flows``, read back from the workspace), valid addresses only."""
     ev = alert.evidence or {}
-    return _unique(ip_text(v) for v in [alert.target.dst_ip, *_listed(ev, "destinations")])
+    behind: list[str] = []
+    if flows is not None and alert.kind != "dns-tunnel":  # a tunnel's flows go to the site's resolver
+        behind = [ip for ip in flows.dst_ips[:MAX_PER_ALERT] if _is_global(ip)]
+    return _unique(ip_text(v) for v in [alert.target.dst_ip, *_listed(ev, "destinations"), *behind])
 
 
-def destination_names(alert: Alert) -> list[str]:
-    """Server names and the tunnelled domain of the alert (valid host names only)."""
+def destination_names(alert: Alert, flows: AlertFlows | None = None) -> list[str]:
+    """Server names of the alert and of the flows behind it (valid host names only)."""
     ev = alert.evidence or {}
-    return _unique(
-        host_name(v) for v in [alert.target.server_name, *_listed(ev, "server_names"), ev.get("domain")]
-    )
+    behind = list(flows.server_names[:MAX_PER_ALERT]) if flows else []
+    return _unique(host_name(v) for v in [alert.target.server_name, *_listed(ev, "server_names"), *behind])
+
+
+def destination_domains(alert: Alert, flows: AlertFlows | None = None) -> list[str]:
+    """Registrable domains: a DNS tunnel's domain and those of the flows behind the alert (valid names)."""
+    ev = alert.evidence or {}
+    behind = list(flows.dst_domains[:MAX_PER_ALERT]) if flows else []
+    return _unique(host_name(v) for v in [ev.get("domain"), *behind])
 
 
 def evidence_text(alert: Alert) -> str:

@@ -14,7 +14,7 @@ false: an attributed destination is a finding to examine, not a detection signat
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,6 +23,7 @@ from derisk.detect.alert import Alert
 from derisk.detect.ecs import ATTACK
 from derisk.detect.exchange import (
     DEFAULT_TLP,
+    destination_domains,
     destination_ips,
     destination_names,
     evidence_text,
@@ -33,8 +34,12 @@ from derisk.detect.exchange import (
 if TYPE_CHECKING:
     from pymisp import MISPEvent, MISPObject
 
+    from derisk.store.alert_flows import AlertFlows
+
 #: derisk severity -> MISP threat level (1 high, 2 medium, 3 low, 4 undefined).
 THREAT_LEVEL: Final = {"critical": 1, "high": 1, "medium": 2, "low": 3}
+#: IANA protocol number -> MISP's layer4-protocol text.
+TRANSPORT: Final = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPv6", 132: "SCTP"}
 
 
 def _tag(kind: str, value: str) -> str:
@@ -73,7 +78,9 @@ def _controller(event: MISPEvent, alert: Alert, seen: dict[str, MISPObject]) -> 
     return org
 
 
-def _connection(alert: Alert, ips: list[str], names: list[str], tags: list[str]) -> MISPObject | None:
+def _connection(
+    alert: Alert, ips: list[str], names: list[str], tags: list[str], flows: AlertFlows | None
+) -> MISPObject | None:
     """The alert's ``network-connection`` object, or None when it has neither address nor time."""
     from pymisp import MISPObject
 
@@ -86,8 +93,17 @@ def _connection(alert: Alert, ips: list[str], names: list[str], tags: list[str])
         ("hostname-dst", names[0] if names else None),
         ("first-packet-seen", _when(alert.first_seen)),
         ("last-packet-seen", _when(alert.last_seen)),
-        ("count", alert.flow_count or None),
+        ("count", (flows.flows if flows else 0) or alert.flow_count or None),
     ]
+    if flows is not None:
+        values += [
+            ("dst-port", flows.dst_port),
+            ("layer4-protocol", TRANSPORT.get(flows.protocol) if flows.protocol is not None else None),
+            ("src-bytes-count", flows.bytes_out or None),
+            ("dst-bytes-count", flows.bytes_in or None),
+            ("src-packets-count", flows.packets_out or None),
+            ("dst-packets-count", flows.packets_in or None),
+        ]
     if not any(v is not None for r, v in values if r in ("ip-src", "ip-dst", "first-packet-seen")):
         return None
     for relation, value in values:
@@ -106,8 +122,11 @@ def misp_event(
     tlp: str = DEFAULT_TLP,
     site: str | None = None,
     today: date | None = None,
+    flows: Mapping[str, AlertFlows] | None = None,
 ) -> MISPEvent:
-    """One MISP event holding ``alerts`` (see the module's description)."""
+    """One MISP event holding ``alerts`` (see the module's description); ``flows``: alert id -> the
+    flows behind it (:func:`derisk.store.alert_flows.alert_flows`), for every destination and the
+    ports, transport and bytes."""
     from pymisp import MISPEvent, MISPObject
 
     event = MISPEvent()
@@ -127,14 +146,16 @@ def misp_event(
     controllers: dict[str, MISPObject] = {}
     seen_values: set[tuple[str, str]] = set()
     for alert in alerts:
-        ips, names = destination_ips(alert), destination_names(alert)
+        behind = flows.get(alert.alert_id) if flows else None
+        ips, names = destination_ips(alert, behind), destination_names(alert, behind)
+        domains = destination_domains(alert, behind)
         tags = [_tag("severity", alert.severity), _tag("kind", alert.kind)]
         if alert.jurisdiction:
             tags.append(_tag("jurisdiction", short(alert.jurisdiction, 64) or ""))
         attack = _attack_tag(alert.kind)
         if attack:
             tags.append(attack)
-        conn = _connection(alert, ips, names, tags)
+        conn = _connection(alert, ips, names or domains, tags, behind)
         if conn is not None:
             event.add_object(conn)
         note = MISPObject("annotation", standalone=False, strict=True)
@@ -149,7 +170,7 @@ def misp_event(
         if org is not None:
             (conn or note).add_reference(org.uuid, "attributed-to")
         comment = short(f"alert {alert.alert_id} ({alert.kind}, {alert.severity})", 512) or ""
-        for typ, values in (("ip-dst", ips), ("hostname", names)):
+        for typ, values in (("ip-dst", ips), ("hostname", names), ("domain", domains)):
             for value in values:
                 if (typ, value) in seen_values:
                     continue

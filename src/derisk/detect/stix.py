@@ -13,20 +13,24 @@ that it is malicious: their type is ``anomalous-activity``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from derisk import __version__
 from derisk.detect.alert import Alert
 from derisk.detect.exchange import (
     DEFAULT_TLP,
+    destination_domains,
     destination_ips,
     destination_names,
     evidence_text,
     short,
     stable_uuid,
 )
+
+if TYPE_CHECKING:
+    from derisk.store.alert_flows import AlertFlows
 
 #: TLP 2.0 level -> the STIX 2.1 TLP marking the ``stix2`` library defines (TLP 1.0 names;
 #: ``amber+strict`` has no STIX 2.1 predefined marking and is exported as TLP:AMBER).
@@ -122,15 +126,15 @@ class _Builder:
             self.relate(org.id, "located-at", place.id, "controlling jurisdiction")
         return str(org.id)
 
-    def alert(self, alert: Alert) -> None:
+    def alert(self, alert: Alert, flows: AlertFlows | None) -> None:
         s = self.stix2
         labels = [f"severity:{alert.severity}", f"kind:{alert.kind}"]
         first, last = _times(alert, self.now)
         observables: list[tuple[str, Any]] = []
-        for ip in destination_ips(alert):
+        for ip in destination_ips(alert, flows):
             cls = s.IPv6Address if ":" in ip else s.IPv4Address
             observables.append((f"{cls._type}:value = {_literal(ip)}", self.add(cls(value=ip))))
-        for name in destination_names(alert):
+        for name in dict.fromkeys([*destination_names(alert, flows), *destination_domains(alert, flows)]):
             observables.append((f"domain-name:value = {_literal(name)}", self.add(s.DomainName(value=name))))
         refs: list[str] = []
         controller = self.controller(alert)
@@ -142,7 +146,7 @@ class _Builder:
                     id=_sid("observed-data", alert.alert_id),
                     first_observed=first,
                     last_observed=last,
-                    number_observed=max(1, alert.flow_count),
+                    number_observed=max(1, flows.flows if flows else 0, alert.flow_count),
                     object_refs=[o.id for _, o in observables],
                     labels=labels,
                     **self.common(),
@@ -180,13 +184,19 @@ class _Builder:
             )
 
 
-def stix_bundle(alerts: Sequence[Alert], *, tlp: str = DEFAULT_TLP, now: datetime | None = None) -> Any:
-    """A ``stix2.Bundle`` of ``alerts`` (see the module's description)."""
+def stix_bundle(
+    alerts: Sequence[Alert],
+    *,
+    tlp: str = DEFAULT_TLP,
+    now: datetime | None = None,
+    flows: Mapping[str, AlertFlows] | None = None,
+) -> Any:
+    """A ``stix2.Bundle`` of ``alerts`` (see the module's description); ``flows`` as for MISP."""
     import stix2
 
     builder = _Builder(tlp, (now or datetime.now(UTC)).astimezone(UTC))
     for alert in alerts:
-        builder.alert(alert)
+        builder.alert(alert, flows.get(alert.alert_id) if flows else None)
     ids = sorted(a.alert_id for a in alerts)
     return stix2.Bundle(
         objects=list(builder.objects.values()), id=f"bundle--{stable_uuid('stix', 'bundle', *ids)}"
