@@ -200,3 +200,19 @@ def test_schema_check_on_hostile_files_is_one_line(
         err = capsys.readouterr().err
         assert code == 3, (suffix, err)
         assert err.count("\n") == 1 and "Traceback" not in err
+
+
+#: Documents that carry a derisk.*/1 name but are data derisk ships and reads, not documents it writes.
+NOT_WRITTEN = {
+    "mitigations": "the mitigation catalogue shipped in src/derisk/reduce (checked when loaded)",
+}
+
+
+def test_every_document_name_in_the_code_has_a_schema() -> None:
+    """A new derisk.NAME/1 document cannot be added without its schema (or a reason it has none)."""
+    import re
+
+    names: set[str] = set()
+    for path in (ROOT / "src" / "derisk").rglob("*.py"):
+        names |= set(re.findall(r'"derisk\.([a-z_-]+)/1"', path.read_text(encoding="utf-8")))
+    assert names - set(NOT_WRITTEN) == set(SCHEMAS) - {"site"}
