@@ -142,3 +142,25 @@ def test_entity_page_shows_evidence_sanctions_and_imported_entities(tmp_path: Pa
         assert "CMIC-EO13959" in sanctioned and "us_ofac_sdn" in sanctioned
         found = client.get("/search", params={"q": "Port Sample Terminal"}).text
         assert "/entities/lei-984500SAMPLEPORT0129" in found
+
+
+def test_demo_attaches_the_seed_article_to_cainiao(
+    tmp_path: Path, ipdata_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--data-dir", str(ipdata_dir), "--hours", "0.25"]) == 0
+    capsys.readouterr()
+    code, text, _ = _run(
+        capsys,
+        "entity",
+        "show",
+        "Cainiao Smart Logistics Network",
+        "--workspace",
+        str(out / "workspace"),
+        "--json",
+        "-",
+    )
+    assert code == 0
+    (item,) = json.loads(text)["evidence"]
+    assert item["publisher"] == "Eulerpool News" and item["date"] == "2023-10-06"
+    assert "Cainiao, dem Logistikarm von Alibaba" in item["quote"] and item["url"].startswith("https://")
