@@ -216,3 +216,9 @@ def test_every_document_name_in_the_code_has_a_schema() -> None:
     for path in (ROOT / "src" / "derisk").rglob("*.py"):
         names |= set(re.findall(r'"derisk\.([a-z_-]+)/1"', path.read_text(encoding="utf-8")))
     assert names - set(NOT_WRITTEN) == set(SCHEMAS) - {"site"}
+
+
+def test_deal_schema_sectors_are_the_controlled_vocabulary() -> None:
+    shipped = yaml.safe_load((ROOT / "src" / "derisk" / "data" / "sectors.yaml").read_text(encoding="utf-8"))
+    enum = load_schema("deal")["properties"]["target"]["properties"]["sectors"]["items"]["enum"]
+    assert enum == [s["id"] for s in shipped["sectors"]]
