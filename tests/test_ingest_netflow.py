@@ -24,8 +24,8 @@ import pytest
 from derisk.cli import main
 from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA
-from derisk.ingest import resolve_inputs, sniff
-from derisk.ingest.netflow import read_nfcapd
+from derisk.ingest import NFCAPD_MAGICS, resolve_inputs, sniff
+from derisk.ingest.netflow import _file_records, read_nfcapd
 from derisk.ingest.netflow_pairs import RECORD_SCHEMA, Pairer
 from derisk.ingest.pcap import read_pcap
 
@@ -381,4 +381,86 @@ def test_messages_of_nfdump_on_standard_error_fail_the_input(
 def test_without_nfdump_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(InputError, match="apt-get install nfdump"):
+        read_all(NETFLOW / "v9")
+
+
+NFCAPD_FIXTURES = sorted(p for p in NETFLOW.rglob("*") if p.is_file() and p.read_bytes()[:4] in NFCAPD_MAGICS)
+
+
+@pytest.mark.parametrize("path", NFCAPD_FIXTURES, ids=lambda p: str(p.relative_to(NETFLOW)))
+def test_pipe_output_gives_the_records_of_the_fmt_output(path: Path) -> None:
+    """nfdump's fast ``pipe`` output, where derisk uses it, gives exactly the records of ``fmt:``."""
+    from derisk.ingest.netflow import _env, _nfdump
+    from derisk.ingest.netflow_pipe import pipe_plan
+
+    listed = subprocess.run(["nfdump", "-E", str(path)], capture_output=True, check=True, env=_env())
+    assert pipe_plan(_nfdump(), path, _env(), listed.stdout.decode()) is not None  # no fixture needs fmt:
+
+    def records(pipe: bool) -> list[dict[str, object]]:
+        batches = list(_file_records(path, pipe=pipe))
+        return sorted(pa.Table.from_batches(batches, schema=RECORD_SCHEMA).to_pylist(), key=repr)
+
+    fast = records(pipe=True)
+    assert fast and fast == records(pipe=False)
+
+
+def test_a_file_with_reverse_counters_is_read_through_fmt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe finds a record that ``pipe`` cannot print whole: the file goes through ``fmt:``."""
+    from derisk.ingest.netflow import _env, _nfdump
+    from derisk.ingest.netflow_pipe import pipe_plan
+
+    path = NETFLOW / "v9" / "nfcapd.202612062058"
+    text = "SysID: 1, IP:        127.0.0.1, version: 9, ID:  1,\n"
+    assert pipe_plan(_nfdump(), path, _env(), text) is not None
+    assert (
+        pipe_plan(_nfdump(), path, _env(), text.replace("SysID: 1", "SysID: 7")) is None
+    )  # records of sysid 1 unlisted
+    many = "".join(f"SysID: {i}, IP: 127.0.0.{i}, version: 9, ID: 1,\n" for i in range(1, 7))
+    assert pipe_plan(_nfdump(), path, _env(), many) is None
+
+
+def _fake_pipe_nfdump(tmp: Path, monkeypatch: pytest.MonkeyPatch, prints: bytes) -> None:
+    """An nfdump whose probe finds nothing to stop ``pipe``, and that prints ``prints`` as records."""
+    (tmp / "printed").write_bytes(prints)
+    script = tmp / "bin" / "nfdump"
+    script.parent.mkdir()
+    script.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in -v|-E) exit 0;; esac\n'
+        'case "$*" in *"-c 1"*) echo "No matching flows"; exit 0;; esac\n'
+        f"cat '{tmp / 'printed'}'\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+
+
+def test_pipe_output_is_read_when_the_probe_allows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    line = b"2|1772438400000|1772438400500|17|0|0|0|167772161|40001|0|0|0|134744072|53|0|0|0|0|0|0|1|75\n"
+    _fake_pipe_nfdump(tmp_path, monkeypatch, line)
+    (row,) = read_all(NETFLOW / "v9").to_pylist()
+    assert (row["src_ip"], row["src_port"], row["dst_ip"], row["dst_port"], row["bytes_out"]) == (
+        "10.0.0.1",
+        40001,
+        "8.8.8.8",
+        53,
+        75,
+    )
+
+
+@pytest.mark.parametrize(
+    "prints",
+    [
+        b"2|1772438400000|1772438400000|17|0|0|0|many|40001|0|0|0|1|53|0|0|0|0|0|0|1|75\n",
+        b"2|1772438400000|1772438400000|17|0|0\n",
+        b"2|1772438400000|1772438400000|17|0|0|0|\x00\xff|40001|0|0|0|1|53|0|0|0|0|0|0|1|75\n",
+    ],
+    ids=["wrong type", "too few fields", "NUL and not UTF-8"],
+)
+def test_pipe_output_derisk_cannot_parse_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prints: bytes
+) -> None:
+    _fake_pipe_nfdump(tmp_path, monkeypatch, prints)
+    with pytest.raises(InputError, match="nfdump printed records derisk cannot read"):
         read_all(NETFLOW / "v9")

@@ -30,6 +30,7 @@ from derisk.errors import InputError
 from derisk.flows import BATCH_ROWS
 from derisk.ingest import NFCAPD_MAGICS
 from derisk.ingest.netflow_pairs import RECORD_SCHEMA, Pairer
+from derisk.ingest.netflow_pipe import pipe_command, pipe_plan, pipe_records, pipe_stream
 from derisk.readahead import ReadAhead
 
 log = logging.getLogger(__name__)
@@ -208,25 +209,47 @@ def _stream(out: IO[bytes]) -> Iterator[pa.RecordBatch]:
     yield from reader
 
 
-def _file_records(path: Path) -> Iterator[pa.RecordBatch]:
-    """One file's records (:data:`.netflow_pairs.RECORD_SCHEMA`) as nfdump prints them.
+def _file_records(path: Path, *, pipe: bool = True) -> Iterator[pa.RecordBatch]:
+    """One file's records (:data:`.netflow_pairs.RECORD_SCHEMA`) as nfdump prints them: through
+    its fast ``pipe`` output where that loses nothing (:mod:`.netflow_pipe`), else ``fmt:``."""
+    nfdump, env = _nfdump(), _env()
+    listed = subprocess.run([nfdump, "-E", str(path)], capture_output=True, timeout=600, env=env, check=False)
+    plan = pipe_plan(nfdump, path, env, listed.stdout.decode("utf-8", "replace")) if pipe else None
+    if plan is None:
+        yield from _printed(
+            path, [nfdump, "-q", "-N", "-6", "-r", str(path), "-o", _FORMAT], _stream, _records
+        )
+        return
+    for sysid, address in plan:
+        source_ref = f"{path.name}@{address}/{sysid:6d}"  # as fmt:'s %exp prints it
+        yield from _printed(
+            path, pipe_command(nfdump, path, sysid), pipe_stream, partial(_pipe_block, source_ref=source_ref)
+        )
+
+
+def _pipe_block(block: pa.RecordBatch, source: str, *, source_ref: str) -> pa.RecordBatch:
+    return pipe_records(block, source_ref)
+
+
+def _printed(
+    path: Path,
+    command: list[str],
+    stream: Callable[[IO[bytes]], Iterator[pa.RecordBatch]],
+    convert: Callable[[pa.RecordBatch, str], pa.RecordBatch],
+) -> Iterator[pa.RecordBatch]:
+    """The records nfdump prints with ``command``, block by block.
 
     Runs in a read-ahead thread; nfdump's standard error goes to a temporary file, so that a file
     that makes it write much there cannot block it.
     """
     source = f"{path.name}@"
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(
-            [_nfdump(), "-q", "-N", "-6", "-r", str(path), "-o", _FORMAT],
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            env=_env(),
-        )
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=_env())
         assert proc.stdout is not None
         try:
             try:
-                for block in _stream(proc.stdout):
-                    yield _records(block, source)
+                for block in stream(proc.stdout):
+                    yield convert(block, source)
             except (pa.ArrowInvalid, ValueError) as exc:
                 raise InputError(
                     f"nfdump printed records derisk cannot read ({str(exc).splitlines()[0][:_MAX_ERROR]})",

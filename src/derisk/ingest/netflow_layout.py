@@ -255,7 +255,7 @@ def _dotted(values: npt.NDArray[np.uint32]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, ".")
 
 
-class _Addresses:
+class Addresses:
     """One address column of a batch being assembled: IPv4 as uint32, IPv6 as 16 bytes."""
 
     def __init__(self, n: int) -> None:
@@ -297,7 +297,7 @@ def to_table(chunks: list[Chunk]) -> pa.Table:
     first, last, protocol, packets, octets = (np.zeros(n, np.int64) for _ in range(5))
     ports = {"sport": np.zeros(n, np.int64), "dport": np.zeros(n, np.int64)}
     absent = {"sport": np.zeros(n, bool), "dport": np.zeros(n, bool)}
-    src, dst = _Addresses(n), _Addresses(n)
+    src, dst = Addresses(n), Addresses(n)
     names = sorted({c.exporter for c in chunks})
     number = {name: i for i, name in enumerate(names)}
     exporter = np.repeat(np.array([number[c.exporter] for c in chunks], np.int32), counts)
