@@ -207,20 +207,30 @@ def _narrow(ws: Workspace, alerts: Sequence[Alert]) -> Any:
         params += [min(t for t in times if t), max(t for t in times if t)]
     cited = within("flow_id", ids)
     cols = ", ".join(_COLUMNS)
-    sql = f"SELECT {cols} FROM flows_attributed WHERE (({dest}) AND {side} AND {window}) OR {cited}"
+    sql = f"SELECT row_number() OVER () AS k_row, {cols} FROM flows_attributed WHERE (({dest}) AND {side} AND {window}) OR {cited}"
     return ws.query_arrow(sql, params)
 
 
 _KEYS: Final = "_derisk_alert_keys"
 
-#: One alert's flows among the narrowed ones, as :func:`_where` has it for a single alert.
-_MATCH: Final = (
-    "(((k.k_system IS NOT NULL AND v.system = k.k_system)"
+#: The internal side and the time window of an alert, for a flow ``v`` joined to its key ``k``.
+_SIDE_AND_WINDOW: Final = (
+    "((k.k_system IS NOT NULL AND v.system = k.k_system)"
     " OR (k.k_system IS NULL AND k.k_src_ip IS NOT NULL AND v.src_ip = k.k_src_ip)"
     " OR (k.k_system IS NULL AND k.k_src_ip IS NULL))"
-    " AND k.k_destination IN (" + ", ".join(f"v.{c}" for c in _DEST_COLUMNS) + ")"
-    " AND (k.k_t0 IS NULL OR v.first_seen >= k.k_t0) AND (k.k_t1 IS NULL OR v.first_seen <= k.k_t1))"
-    " OR list_contains(k.k_flow_ids, v.flow_id)"
+    " AND (k.k_t0 IS NULL OR v.first_seen >= k.k_t0) AND (k.k_t1 IS NULL OR v.first_seen <= k.k_t1)"
+)
+
+#: (alert, narrowed row) pairs: one hash join per destination column (a flow matching on several
+#: counts once), and the flows each alert cites. Rows, not flow ids: those need not be unique.
+_PAIRS: Final = (
+    " UNION ".join(
+        f"SELECT k.k_alert_id, v.k_row FROM {{keys}} k JOIN {{view}} v"
+        f" ON v.{c} = k.k_destination AND {_SIDE_AND_WINDOW}"
+        for c in _DEST_COLUMNS
+    )
+    + " UNION SELECT c.k_alert_id, v.k_row FROM"
+    " (SELECT k_alert_id, unnest(k_flow_ids) AS flow_id FROM {keys}) c JOIN {view} v USING (flow_id)"
 )
 
 
@@ -256,7 +266,11 @@ def alert_flows(ws: Workspace, alerts: Sequence[Alert]) -> dict[str, AlertFlows]
                 out[alert.alert_id] = _summary(rows[0])
         if others:
             with registered(ws.con, _VIEW, _narrow(ws, others)), registered(ws.con, _KEYS, _keys(others)):
-                sql = f"SELECT k.k_alert_id, {_SELECT} FROM {_KEYS} k JOIN {_VIEW} v ON {_MATCH} GROUP BY k.k_alert_id"
+                pairs = _PAIRS.format(keys=_KEYS, view=_VIEW)
+                sql = (
+                    f"SELECT m.k_alert_id, {_SELECT} FROM ({pairs}) m JOIN {_VIEW} USING (k_row)"
+                    " GROUP BY m.k_alert_id"
+                )
                 for row in ws.query(sql):
                     out[str(row[0])] = _summary(row[1:])
     except duckdb.Error as exc:
