@@ -128,12 +128,12 @@ def _prepare(data: pa.Buffer, record: str) -> _Piece:
     return _split(table, record, skipped, data.to_pybytes().count(b"\n"))
 
 
-def _duck_pieces(file: Path, record: str) -> Iterator[tuple[_Piece, int]]:
+def _duck_pieces(file: Path, record: str, database: everead.Database) -> Iterator[tuple[_Piece, int]]:
     """The file read by DuckDB (the fast path): pieces with an estimate of the bytes read so far."""
     size = file.stat().st_size
     per_line = bytes_per_line(file)
     rows = 0
-    for batch in everead.read_events(file, EVE_SCHEMA, rows=BATCH_ROWS):
+    for batch in everead.read_events(file, EVE_SCHEMA, rows=BATCH_ROWS, database=database):
         rows += batch.num_rows
         table = pa.Table.from_batches([batch])
         yield _split(table, record, Skipped(), 0), min(size - 1, int(rows * per_line))
@@ -192,16 +192,18 @@ def read_eve(path: Path, *, progress: Callable[[int], None] | None = None) -> It
 def _generate(files: list[Path], progress: Callable[[int], None] | None) -> Iterator[pa.RecordBatch]:
     tally = _Tally()
     for record in ("flow", "netflow"):
-        answers = AnswerIndex()
+        database = everead.connect()  # one per pass: the reads and the DNS-answer lookups
+        answers = AnswerIndex(database)
         try:
             pending = Pending()
             for file in files:
-                for batch in _stream_file(file, record, tally, pending, answers, progress):
+                for batch in _stream_file(file, record, tally, pending, answers, progress, database):
                     tally.flows += batch.num_rows
                     yield batch
             progress = None  # a second pass (netflow events) reads bytes already reported
         finally:
             answers.close()
+            database.close()
         if tally.flows or not tally.events.get("netflow"):
             break
     for name, skipped in tally.skipped.items():
@@ -230,6 +232,7 @@ def _stream_file(
     pending: Pending,
     answers: AnswerIndex,
     progress: Callable[[int], None] | None,
+    database: everead.Database,
 ) -> Iterator[pa.RecordBatch]:
     """The flow batches of one file, joined in file order.
 
@@ -271,7 +274,7 @@ def _stream_file(
     if not is_gzip(file):
         given = 0
         try:
-            for batch in joined(_duck_pieces(file, record)):
+            for batch in joined(_duck_pieces(file, record, database)):
                 given += batch.num_rows
                 yield batch
             _complete(file, progress, state["reported"])
