@@ -61,6 +61,7 @@ def build(ws: Workspace, rows: int, rng: np.random.Generator) -> None:
                     "packets_out": 5,
                     "packets_in": 5,
                     "input_id": "bench",
+                    "flow_id": [f"bench#{start + i}" for i in range(n)],
                     "direction": "outbound",
                 },
                 n,
