@@ -157,6 +157,12 @@ def test_network_details_come_from_the_flows(ecs_docs: list[dict[str, Any]]) -> 
     assert any("as" in d.get("destination", {}) for d in ecs_docs)
     assert any("geo" in d.get("destination", {}) for d in ecs_docs)
     assert any(d["derisk"].get("controller") and d["derisk"].get("jurisdiction") for d in ecs_docs)
+    for doc in ecs_docs:  # the layer the controller comes from, as the flows' attribution has it
+        ours = doc["derisk"]
+        if ours.get("layer"):
+            pair = (ours["layer"], ours["controller"])
+            assert any((x["layer"], x["controller"]) == pair for x in ours["layers"])
+    assert any(d["derisk"].get("layer") == "service" for d in ecs_docs)
 
 
 # -- OCSF --------------------------------------------------------------------------------------

@@ -143,6 +143,18 @@ def _is_ip(value: str | None) -> bool:
     return True
 
 
+def controller_layer(controller: str | None, flows: AlertFlows) -> str | None:
+    """Which attribution layer the alert's controller comes from: ``service`` (whose name the traffic
+    carries) or ``infrastructure`` (who runs the server), as the flows behind the alert have it; the
+    combined controller is the service's when known, so the service is looked at first."""
+    if not controller:
+        return None
+    for wanted in ("service", "infrastructure"):
+        if any(layer == wanted and ctrl == controller for layer, ctrl, _ in flows.layers):
+            return wanted
+    return None
+
+
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -277,8 +289,9 @@ def to_ecs(
         value = getattr(t, key)
         if value:
             ours[key] = value
-    if t.controller:
-        ours["layer"] = "operator"
+    layer = controller_layer(t.controller, found)
+    if layer:
+        ours["layer"] = layer
     if flows is not None:
         ours["flows_found"] = found.flows
         ours["hosts"] = list(found.src_ips)

@@ -32,7 +32,7 @@ from py_ocsf_models.objects.product import Product
 
 from derisk import __version__
 from derisk.detect.alert import Alert
-from derisk.detect.ecs import ATTACK, CATEGORY, DESCRIPTIONS, TRANSPORT
+from derisk.detect.ecs import ATTACK, CATEGORY, DESCRIPTIONS, TRANSPORT, controller_layer
 from derisk.store.alert_flows import AlertFlows
 
 OCSF_VERSION: Final = "1.5.0"
@@ -138,7 +138,7 @@ def to_ocsf(alert: Alert, *, flows: AlertFlows | None = None, now: datetime | No
         "system": t.system,
         "organisation": t.organisation,
         "controller": t.controller,
-        "layer": "operator" if t.controller else None,
+        "layer": controller_layer(t.controller, found),
         "jurisdiction": t.jurisdiction,
         "jurisdiction_basis": t.jurisdiction_basis,
         "laws": [law.to_json() for law in alert.laws],
