@@ -226,6 +226,16 @@ def test_analyze_hook_reads_the_workspace_compactly_and_stores_alerts(tmp_path: 
     assert "test law art. 7 [V]" in beacon.sentence
     with Workspace.open(tmp_path / "ws", read_only=True) as ws:
         assert sorted(a.kind for a in load_alerts(ws)) == kinds
+        from derisk.store.alert_flows import alert_flows
+
+        behind = alert_flows(ws, load_alerts(ws))
+    # Both alerts rest on every one of the n flows: the beacon by its server name, the compelled
+    # transfer by its controller.
+    for a in alerts:
+        found = behind[a.alert_id]
+        assert (found.flows, found.src_ips, found.dst_ips) == (n, ("10.10.1.10",), ("47.88.0.5",)), a.kind
+        assert (found.dst_port, found.protocol, found.bytes_out) == (443, 6, 5000 * n)
+        assert found.dst_asn == 45102 and found.dst_domains == ("example.cn",)
 
 
 def test_ocsf_lines_without_flows_still_validate(result: Any) -> None:
