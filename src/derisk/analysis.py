@@ -298,6 +298,7 @@ def build_document(
         "exposure_by_layer": _exposure_by_layer(ws, input_ids),
         "attribution_bases": layers.bases(ws, input_ids),
         "not_destinations": _not_destinations(ws, input_ids, site),
+        "attempts": store.attempts(ws, input_ids),
         "notices": _notices(ws, input_ids, site),
         "data_sources": _data_sources(data_root),
         "method": METHOD,

@@ -143,6 +143,27 @@ def record_input(con: duckdb.DuckDBPyConnection, rec: InputRecord) -> None:
     )
 
 
+#: Flows that count as exposure: to or from an external destination, and not a connection attempt
+#: that carried no payload (Zeek's S0, REJ …; Suricata's unanswered SYN), which is reported apart.
+EXPOSED: Final = "direction IN ('outbound', 'inbound') AND is_attempt IS NOT TRUE"
+
+
+def attempts(ws: Workspace, input_ids: list[str] | None) -> dict[str, int]:
+    """Connection attempts without payload to external destinations: kept out of exposure."""
+    where, params = _scope(input_ids)
+    row = ws.query(
+        "SELECT count(*), count(DISTINCT dst_ip), coalesce(sum(bytes_out), 0), coalesce(sum(bytes_in), 0)"
+        f" FROM flows WHERE direction IN ('outbound', 'inbound') AND is_attempt AND {where}",
+        params,
+    )[0]
+    return {
+        "flows": int(row[0]),
+        "destinations": int(row[1]),
+        "bytes_out": int(row[2]),
+        "bytes_in": int(row[3]),
+    }
+
+
 def attribution_keys(ws: Workspace) -> pa.Table:
     """Distinct (AS, domain, AS country) of external endpoints, with an AS organisation name."""
     return ws.query_arrow(
@@ -234,7 +255,7 @@ def destinations(ws: Workspace, input_ids: list[str] | None, name_cap: int = 20)
                list_sort(list_distinct(list(coalesce(system, src_ip)))) AS systems,
                min(first_seen) AS first_seen, max(last_seen) AS last_seen
         FROM flows_attributed
-        WHERE direction IN ('outbound', 'inbound') AND {where}
+        WHERE {EXPOSED} AND {where}
         GROUP BY dst_ip
         ORDER BY bytes_out DESC, flows DESC, ip
     """
@@ -253,7 +274,7 @@ def exposure(ws: Workspace, input_ids: list[str] | None, unknown: str) -> list[d
                count(DISTINCT dst_ip) AS destinations,
                list_sort(list_distinct(list(system) FILTER (WHERE system IS NOT NULL))) AS systems
         FROM flows_attributed
-        WHERE direction IN ('outbound', 'inbound') AND {where}
+        WHERE {EXPOSED} AND {where}
         GROUP BY ALL ORDER BY bytes_out DESC, jurisdiction
     """
     return _rows(ws.query_arrow(sql, [unknown, *params]))
@@ -271,7 +292,7 @@ def by_controller(ws: Workspace, input_ids: list[str] | None) -> list[dict[str, 
                count(DISTINCT dst_ip) AS destinations,
                list_sort(list_distinct(list(system) FILTER (WHERE system IS NOT NULL))) AS systems
         FROM flows_attributed
-        WHERE direction IN ('outbound', 'inbound') AND {where}
+        WHERE {EXPOSED} AND {where}
         GROUP BY ALL ORDER BY bytes_out DESC, controller NULLS LAST
     """
     return _rows(ws.query_arrow(sql, params))
@@ -285,7 +306,7 @@ def by_system(ws: Workspace, input_ids: list[str] | None) -> list[dict[str, Any]
                count(*) AS flows, sum(coalesce(bytes_out, 0)) AS bytes_out, sum(coalesce(bytes_in, 0)) AS bytes_in,
                count(DISTINCT dst_ip) AS destinations
         FROM flows_attributed
-        WHERE direction IN ('outbound', 'inbound') AND {where}
+        WHERE {EXPOSED} AND {where}
         GROUP BY ALL ORDER BY system, bytes_out DESC
     """
     return _rows(ws.query_arrow(sql, params))

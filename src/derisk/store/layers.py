@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from derisk.store.flows import EXPOSED
 from derisk.store.workspace import Workspace
 
-_EXTERNAL: Final = "direction IN ('outbound', 'inbound')"
+#: Exposure's flows (see :data:`derisk.store.flows.EXPOSED`): attempts without payload are apart.
+_EXTERNAL: Final = EXPOSED
 
 #: Which layer the combined attribution (``dst_jurisdiction``) of a flow comes from.
 _COMBINED_LAYER: Final = """CASE
