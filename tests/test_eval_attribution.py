@@ -21,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURE = ROOT / "tests" / "fixtures" / "eval" / "ndpi-facebook.pcap"
 TRUTH = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth.yaml"
+HELDOUT = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout.yaml"
 BLOB = "153d497a36e508c2a55b33dac4f3df76e2c58985"  # git rev-parse HEAD:tests/cfgs/default/pcap/facebook.pcap
 
 
@@ -122,12 +123,15 @@ def test_command_line_writes_json_and_rejects_a_missing_directory(tmp_path: Path
     assert ev.main([str(tmp_path / "nowhere"), "--truth", str(truth)]) == 3
 
 
-def test_shipped_truth_file_is_consistent() -> None:
-    doc = ev.load_truth(TRUTH)
+@pytest.mark.parametrize(
+    ("path", "captures_at_least", "judged_at_least"), [(TRUTH, 40, 150), (HELDOUT, 20, 30)]
+)
+def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, judged_at_least: int) -> None:
+    doc = ev.load_truth(path)
     captures = doc["captures"]
-    assert len(captures) >= 40
+    assert len(captures) >= captures_at_least
     judged = [d for c in captures for d in c["destinations"] if d["judged"]]
-    assert len(judged) >= 150
+    assert len(judged) >= judged_at_least
     for capture in captures:
         assert capture["repository"] == "https://github.com/ntop/nDPI"
         assert len(capture["blob"]) == 40
