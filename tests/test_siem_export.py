@@ -257,3 +257,18 @@ def test_the_library_rejects_a_broken_finding(ocsf_lines_out: list[str]) -> None
     del doc["finding_info"]["uid"]
     with pytest.raises(ValidationError):
         DetectionFinding.model_validate_json(json.dumps(doc), strict=True)
+
+
+def test_ocsf_to_stdout_keeps_the_table_off_it(analysed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["alerts", "-w", str(analysed), "--ocsf", "-", "--kind", "beacon"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines and all(json.loads(x)["finding_info"]["analytic"]["name"] == "beacon" for x in lines)
+    assert "severity" in captured.err
+
+
+def test_ocsf_to_a_folder_that_is_not_there(
+    analysed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["alerts", "-w", str(analysed), "--ocsf", str(tmp_path / "no" / "x.jsonl")]) == 3
+    assert "output folder does not exist" in capsys.readouterr().err
