@@ -209,12 +209,20 @@ def _stream(out: IO[bytes]) -> Iterator[pa.RecordBatch]:
     yield from reader
 
 
-def _file_records(path: Path, *, pipe: bool = True) -> Iterator[pa.RecordBatch]:
+#: Whether files may be read through nfdump's pipe output (tests compare both ways).
+_PIPE = True
+
+
+def _file_records(path: Path, *, pipe: bool | None = None) -> Iterator[pa.RecordBatch]:
     """One file's records (:data:`.netflow_pairs.RECORD_SCHEMA`) as nfdump prints them: through
     its fast ``pipe`` output where that loses nothing (:mod:`.netflow_pipe`), else ``fmt:``."""
     nfdump, env = _nfdump(), _env()
     listed = subprocess.run([nfdump, "-E", str(path)], capture_output=True, timeout=600, env=env, check=False)
-    plan = pipe_plan(nfdump, path, env, listed.stdout.decode("utf-8", "replace")) if pipe else None
+    plan = (
+        pipe_plan(nfdump, path, env, listed.stdout.decode("utf-8", "replace"))
+        if (_PIPE if pipe is None else pipe)
+        else None
+    )
     if plan is None:
         yield from _printed(
             path, [nfdump, "-q", "-N", "-6", "-r", str(path), "-o", _FORMAT], _stream, _records
@@ -304,9 +312,10 @@ def _paired(files: list[Path], progress: Callable[[int], None] | None) -> Iterat
             rows += records.num_rows
             if progress is not None:
                 progress(records.num_rows)
-            if rows >= BATCH_ROWS:
-                yield from pairer.pair(pa.Table.from_batches(pending))
-                pending, rows = [], 0
+            while rows >= BATCH_ROWS:  # cut at a fixed count, whatever nfdump's output format
+                table = pa.Table.from_batches(pending)
+                yield from pairer.pair(table.slice(0, BATCH_ROWS))
+                pending, rows = table.slice(BATCH_ROWS).to_batches(), rows - BATCH_ROWS
         if pending:  # pairs do not cross files (nfcapd rotates every few minutes)
             yield from pairer.pair(pa.Table.from_batches(pending))
 

@@ -5,7 +5,7 @@ words, times in epoch milliseconds) at 3-4 times the speed of a ``fmt:`` format 
 4-6.5 s per million records here). That format has no exporter and no reverse (``out``) counters,
 so it is used only where it loses nothing: :func:`pipe_plan` asks nfdump first whether any record
 has reverse counters or an exporter outside the file's exporter list (one ``-c 1`` pass), and the
-file is then read once per exporter with a ``sysid`` filter (at most :data:`_MAX_EXPORTERS`).
+file has a single exporter; it is then read with a ``sysid`` filter.
 Otherwise :mod:`.netflow` reads it through ``fmt:``. ``tests/test_ingest_netflow.py`` checks that
 both give identical records on every fixture.
 """
@@ -26,7 +26,9 @@ from pyarrow import csv
 from derisk.ingest.netflow_layout import Addresses
 from derisk.ingest.netflow_pairs import RECORD_SCHEMA
 
-_MAX_EXPORTERS: Final = 4
+#: One exporter: with more, the pass per exporter would change the order of the records, hence
+#: where batches are cut for pairing, hence flows at the cuts.
+_MAX_EXPORTERS: Final = 1
 _EXPORTER = re.compile(r"SysID: *(\d+), IP: *([0-9A-Fa-f.:]+),")
 _COLUMNS: Final = [
     "af",
