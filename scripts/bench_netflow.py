@@ -6,8 +6,9 @@ Builds the input with nfdump's tools (not timed): NetFlow v9 datagrams of distin
 ``nfdump -R`` then merges copies of it into files of each size (the copies repeat the records, which
 is all a read measures). Then, in child processes, alternating, repeated:
 
-* **baseline**: ``nfdump -r FILE -q -N -6 -o fmt:...`` with derisk's output format, to /dev/null:
-  what nfdump alone costs to decode and print the records;
+* **baselines**: ``nfdump -r FILE -q -N -6 -o fmt:...`` with derisk's ``fmt:`` format, and
+  ``nfdump -r FILE -q -N -o pipe``, to /dev/null: what nfdump alone costs to decode and print the
+  records in each of the two formats derisk reads;
 * **derisk**: :func:`derisk.ingest.netflow.read_nfcapd` over the file: the nfdump check, the read,
   Arrow parsing and the pairing of directions into flows;
 * **collector**: the decoding of ``derisk collect`` (:class:`derisk.ingest.netflow_decode.Decoder`,
@@ -57,12 +58,13 @@ def _peak_kib() -> int:
 
 def child(kind: str, path: str) -> None:
     start = time.perf_counter()
-    if kind == "nfdump":
+    if kind in ("nfdump", "pipe"):
         from derisk.ingest.netflow import _FORMAT
 
         with open(os.devnull, "wb") as sink:
             flag = "-R" if Path(path).is_dir() else "-r"
-            subprocess.run(["nfdump", "-q", "-N", "-6", flag, path, "-o", _FORMAT], stdout=sink, check=True)
+            out = ["-6", "-o", _FORMAT] if kind == "nfdump" else ["-o", "pipe"]
+            subprocess.run(["nfdump", "-q", "-N", flag, path, *out], stdout=sink, check=True)
         rows = 0
     else:
         from derisk.ingest.netflow import read_nfcapd
@@ -260,7 +262,7 @@ def main() -> None:
             records = count_records(merged)
             files = len(list(copies.iterdir()))
             for label, path in (("one file", merged), (f"{files} files", copies)):
-                runs: dict[str, list[dict[str, float]]] = {"nfdump": [], "derisk": []}
+                runs: dict[str, list[dict[str, float]]] = {"nfdump": [], "pipe": [], "derisk": []}
                 for _ in range(args.repeat):
                     for kind in runs:
                         runs[kind].append(_run(kind, path))
@@ -270,6 +272,7 @@ def main() -> None:
                         "input": label,
                         "mb": merged.stat().st_size / 1e6,
                         "bare": statistics.median(r["seconds"] for r in runs["nfdump"]),
+                        "pipe": statistics.median(r["seconds"] for r in runs["pipe"]),
                         "ours": statistics.median(r["seconds"] for r in runs["derisk"]),
                         "flows": int(runs["derisk"][0]["flows"]),
                         "peak": max(r["peak_kib"] for r in runs["derisk"]) / 1024,
@@ -289,15 +292,15 @@ def main() -> None:
         "`read_nfcapd` (nfdump's check, the read, Arrow parsing, pairing; in a directory the next file's "
         "nfdump runs while this one is read).",
         "",
-        "| records | input | size | nfdump bare | derisk read | records/s (derisk) | derisk / bare | flows "
-        "| peak RSS |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| records | input | size | nfdump fmt: | nfdump pipe | derisk read | records/s (derisk) "
+        "| derisk / fmt: | derisk / pipe | flows | peak RSS |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['records']:,} | {r['input']} | {r['mb']:.0f} MB | {r['bare']:.2f} s | {r['ours']:.2f} s | "
-            f"{r['records'] / r['ours'] / 1000:,.0f} k | {r['ours'] / r['bare']:.2f}× | {r['flows']:,} | "
-            f"{r['peak']:.0f} MiB |"
+            f"| {r['records']:,} | {r['input']} | {r['mb']:.0f} MB | {r['bare']:.2f} s | {r['pipe']:.2f} s "
+            f"| {r['ours']:.2f} s | {r['records'] / r['ours'] / 1000:,.0f} k | {r['ours'] / r['bare']:.2f}× "
+            f"| {r['ours'] / r['pipe']:.2f}× | {r['flows']:,} | {r['peak']:.0f} MiB |"
         )
     lines += [
         "",
