@@ -6,13 +6,15 @@ Per alert: an ``observed-data`` with the destination addresses and host names (`
 (organisation) ``located-at`` a ``location`` (the controlling jurisdiction's country) and
 ``related-to`` from each indicator; and a ``note`` with the evidence as plain text. Labels carry the
 severity and kind (``severity:critical``, ``kind:beacon``). Every object bears the TLP marking (TLP:AMBER
-by default) and is created by a ``derisk`` identity. Identifiers are derived from the alert ids, so a
-second export of the same alerts carries the same ids. Indicators describe where traffic went, not
+by default) and is created by a ``derisk`` identity (the same id in every export). Domain objects and
+relationships get random UUIDv4 ids, as STIX 2.1 asks (section 2.9); observables (addresses, names)
+get the deterministic ids STIX defines for them. Indicators describe where traffic went, not
 that it is malicious: their type is ``anomalous-activity``.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -26,7 +28,6 @@ from derisk.detect.exchange import (
     destination_names,
     evidence_text,
     short,
-    stable_uuid,
 )
 
 if TYPE_CHECKING:
@@ -43,8 +44,8 @@ TLP_MARKING: Final = {
 }
 
 
-def _sid(kind: str, *parts: str) -> str:
-    return f"{kind}--{stable_uuid('stix', kind, *parts)}"
+#: The derisk identity that creates every object: one UUIDv4, generated once, the same in every export.
+PRODUCER_ID: Final = "identity--8d0c5b1e-3f4a-4c2e-9b7d-6a1e2f3c4d5e"
 
 
 def _literal(value: str) -> str:
@@ -66,7 +67,7 @@ class _Builder:
         self.marking = getattr(stix2, TLP_MARKING[tlp])
         self.now = now
         self.producer = stix2.Identity(
-            id=_sid("identity", "derisk"),
+            id=PRODUCER_ID,
             name="derisk",
             identity_class="system",
             description=f"derisk {__version__}: attribution and detection of network flows",
@@ -75,6 +76,11 @@ class _Builder:
             object_marking_refs=[self.marking],
         )
         self.objects: dict[str, Any] = {self.marking.id: self.marking, self.producer.id: self.producer}
+        self.ids: dict[tuple[str, ...], str] = {}
+
+    def sid(self, kind: str, *parts: str) -> str:
+        """One random (UUIDv4, as STIX 2.1 asks of SDOs and SROs) id per thing within this bundle."""
+        return self.ids.setdefault((kind, *parts), f"{kind}--{uuid.uuid4()}")
 
     def common(self) -> dict[str, Any]:
         return {
@@ -92,7 +98,7 @@ class _Builder:
         extra = {"description": description} if description else {}
         self.add(
             self.stix2.Relationship(
-                id=_sid("relationship", source, rel, target),
+                id=self.sid("relationship", source, rel, target),
                 relationship_type=rel,
                 source_ref=source,
                 target_ref=target,
@@ -109,7 +115,7 @@ class _Builder:
         basis = f" (basis: {alert.target.jurisdiction_basis})" if alert.target.jurisdiction_basis else ""
         org = self.add(
             self.stix2.Identity(
-                id=_sid("identity", "controller", name, juris),
+                id=self.sid("identity", "controller", name, juris),
                 name=name,
                 identity_class="organization",
                 description=f"Ultimate controller; controlling jurisdiction: {juris}{basis}.",
@@ -120,7 +126,7 @@ class _Builder:
         if country and len(country) == 2 and country.isalpha():
             place = self.add(
                 self.stix2.Location(
-                    id=_sid("location", country.upper()), country=country.upper(), **self.common()
+                    id=self.sid("location", country.upper()), country=country.upper(), **self.common()
                 )
             )
             self.relate(org.id, "located-at", place.id, "controlling jurisdiction")
@@ -143,7 +149,7 @@ class _Builder:
         if observables:
             seen = self.add(
                 s.ObservedData(
-                    id=_sid("observed-data", alert.alert_id),
+                    id=self.sid("observed-data", alert.alert_id),
                     first_observed=first,
                     last_observed=last,
                     number_observed=max(1, flows.flows if flows else 0, alert.flow_count),
@@ -156,9 +162,10 @@ class _Builder:
             for pattern, obj in observables:
                 ind = self.add(
                     s.Indicator(
-                        id=_sid("indicator", alert.alert_id, obj.id),
+                        id=self.sid("indicator", alert.alert_id, obj.id),
                         name=short(f"{alert.kind} ({alert.severity}): {obj.value}", 300),
                         pattern=f"[{pattern}]",
+                        description=short(f"derisk alert {alert.alert_id}: {alert.summary}", 1000),
                         pattern_type="stix",
                         valid_from=first,
                         indicator_types=["anomalous-activity"],
@@ -173,7 +180,7 @@ class _Builder:
         if refs:
             self.add(
                 s.Note(
-                    id=_sid("note", alert.alert_id),
+                    id=self.sid("note", alert.alert_id),
                     abstract=short(f"derisk alert {alert.alert_id}: {alert.summary}", 300),
                     content=evidence_text(alert),
                     authors=["derisk"],
@@ -197,10 +204,7 @@ def stix_bundle(
     builder = _Builder(tlp, (now or datetime.now(UTC)).astimezone(UTC))
     for alert in alerts:
         builder.alert(alert, flows.get(alert.alert_id) if flows else None)
-    ids = sorted(a.alert_id for a in alerts)
-    return stix2.Bundle(
-        objects=list(builder.objects.values()), id=f"bundle--{stable_uuid('stix', 'bundle', *ids)}"
-    )
+    return stix2.Bundle(objects=list(builder.objects.values()), id=f"bundle--{uuid.uuid4()}")
 
 
 def stix_json(bundle: Any) -> str:
