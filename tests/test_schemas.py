@@ -124,8 +124,10 @@ def test_data_update_document(tmp_path: Path) -> None:
     assert doc["schema"] == "derisk.data/1"
 
 
-def test_reduce_trade_sample(tmp_path: Path) -> None:
+def test_reduce_trade_sample_and_a_site_without_traffic(tmp_path: Path) -> None:
     assert_file_valid(_json(tmp_path, "trade", "reduce", "--trade-sample"))
+    site = assert_file_valid(_json(tmp_path, "site", "reduce", str(SITES[0])))
+    assert site["traffic"] == {"available": False}
 
 
 @pytest.mark.parametrize("deal", DEALS, ids=[d.stem for d in DEALS])
