@@ -231,7 +231,7 @@ def _file_records(path: Path, *, pipe: bool | None = None) -> Iterator[pa.Record
     for sysid, address in plan:
         source_ref = f"{path.name}@{address}/{sysid:6d}"  # as fmt:'s %exp prints it
         yield from _printed(
-            path, pipe_command(nfdump, path, sysid), pipe_stream, partial(_pipe_block, source_ref=source_ref)
+            path, pipe_command(nfdump, path), pipe_stream, partial(_pipe_block, source_ref=source_ref)
         )
 
 
