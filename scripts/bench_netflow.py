@@ -287,10 +287,12 @@ def main() -> None:
         f"({datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {os.cpu_count()} cores, nfdump "
         f"{subprocess.run(['nfdump', '-V'], capture_output=True, text=True).stdout.split()[-1]}); "
         "NetFlow v9 records sent by loopback to nfcapd, copies merged with `nfdump -R`; medians of "
-        f"{args.repeat}, child processes. Baseline: nfdump printing the same records in derisk's format "
-        "to /dev/null (`-r FILE`, or `-R DIR` for the directory of the merged copies). derisk: "
-        "`read_nfcapd` (nfdump's check, the read, Arrow parsing, pairing; in a directory the next file's "
-        "nfdump runs while this one is read).",
+        f"{args.repeat}, child processes. Baselines: nfdump printing the same records to /dev/null "
+        "(`-r FILE`, or `-R DIR` for the directory of the merged copies) in the `fmt:` format derisk "
+        "read before (and still reads for files with reverse counters or several exporters), and in its "
+        "`pipe` format, which derisk reads now. derisk: `read_nfcapd` (nfdump's check and exporter "
+        "list, the probe, the read, Arrow parsing, pairing; in a directory the next file's nfdump runs "
+        "while this one is read).",
         "",
         "| records | input | size | nfdump fmt: | nfdump pipe | derisk read | records/s (derisk) "
         "| derisk / fmt: | derisk / pipe | flows | peak RSS |",
