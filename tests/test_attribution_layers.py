@@ -392,3 +392,17 @@ def test_a_workspace_written_before_the_layers_is_brought_up_to_date(tmp_path: P
     doc = _analyze(tmp_path, later, site=SITE, name="new")
     (edge,) = doc["destinations"]
     assert edge["service"]["jurisdiction"] == "CN" and edge["infrastructure"]["jurisdiction"] == "US"
+
+
+def test_an_unknown_name_on_a_known_operator_names_no_controller() -> None:
+    """nest.com served from Akamai: Akamai's jurisdiction reaches the server, but Akamai does not
+    control the service, so the destination's controller is not named (not a confident wrong answer)."""
+    keys = _keys(
+        [{"dst_asn": 20940, "dst_domain": "nest.com", "dst_as_country": "US", "dst_as_org": "Akamai"}]
+    )
+    (row,) = attribute(keys, build_index(_graph())).to_pylist()
+    assert row["dst_controller"] is None and row["dst_controller_id"] is None
+    assert (row["dst_jurisdiction"], row["dst_jurisdiction_basis"]) == ("US", "registry")
+    assert row["dst_infra_controller"] == "Akamai Technologies, Inc."  # the layer keeps its own
+    assert row["dst_service_basis"] == "unknown" or row["dst_service_controller"] is None
+    assert row["attribution_path"].startswith("service nest.com not identified")

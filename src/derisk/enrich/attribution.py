@@ -11,7 +11,9 @@ Every destination is attributed on two layers, each through the control graph (:
 
 The combined columns (``dst_org`` … ``dst_jurisdiction_basis``) keep their meaning: the service when
 the graph knows it, else the infrastructure operator; the AS operator stays visible as
-``dst_as_org``. A known name always wins over the registration-country guess. Computed over the
+``dst_as_org``. When the traffic carries a name the graph does not know, the combined columns keep
+the operator and its jurisdiction (its laws reach the server) but name no controller: the operator
+of a cloud does not control the services its customers run on it. A known name always wins over the registration-country guess. Computed over the
 distinct (AS, domain, AS country) keys of the workspace, each AS and domain matched once, never
 per flow.
 """
@@ -74,17 +76,22 @@ def _row(
         (service_match, "domain") if service_match is not None else (infra_match, infra_basis)
     )
     if chosen is not None:
+        # A name the graph does not know (nest.com on Amazon's servers): the operator's jurisdiction
+        # reaches the server, but the operator is not who controls that service, so no controller
+        # is named for the destination; the infrastructure layer keeps its own.
+        unnamed = service_match is None and key.get("dst_domain") is not None
+        path = chosen.path if service_match is not None else _infra_path(key, chosen, chosen_basis)
+        if unnamed:
+            path = [f"service {key['dst_domain']} not identified", *path]
         row.update(
             dst_org=chosen.org_name,
             dst_org_id=chosen.org_id,
             dst_org_basis=chosen_basis,
-            dst_controller=chosen.controller_name,
-            dst_controller_id=chosen.controller_id,
+            dst_controller=None if unnamed else chosen.controller_name,
+            dst_controller_id=None if unnamed else chosen.controller_id,
             dst_jurisdiction=chosen.jurisdiction,
             dst_jurisdiction_basis="registry" if chosen.jurisdiction else "unknown",
-            attribution_path=PATH_SEPARATOR.join(
-                chosen.path if chosen is service_match else _infra_path(key, chosen, chosen_basis)
-            ),
+            attribution_path=PATH_SEPARATOR.join(path),
         )
         return row
     row["dst_org"] = as_org
