@@ -1,13 +1,13 @@
 """nfdump files through nfdump's ``pipe`` output, about twice as fast to print as its ``fmt:`` output.
 
 nfdump 1.7 prints a file's records in its legacy ``pipe`` format (numbers only: addresses as 32-bit
-words, times in epoch milliseconds) at about twice the speed of a ``fmt:`` format (1.8-1.9 s against
-3.8-4.2 s per million records here; docs/benchmarks.md). That format has no exporter and no reverse (``out``) counters,
-so it is used only where it loses nothing: :func:`pipe_plan` asks nfdump first whether any record
-has reverse counters or an exporter outside the file's exporter list (one ``-c 1`` pass), and the
-file has a single exporter.
-Otherwise :mod:`.netflow` reads it through ``fmt:``. ``tests/test_ingest_netflow.py`` checks that
-both give identical records on every fixture.
+words, times in epoch milliseconds) at about twice the speed of a ``fmt:`` format (1.8-1.9 s
+against 3.8-4.2 s per million records here; docs/benchmarks.md). That format has no exporter and no
+reverse (``out``) counters, so it is used only where it loses nothing: :func:`pipe_plan` asks nfdump
+first whether any record has reverse counters or an exporter outside the file's exporter list (one
+``-c 1`` pass), and the file must have a single exporter. Otherwise :mod:`.netflow` reads it
+through ``fmt:``. ``tests/test_ingest_netflow.py`` checks that both give identical records and
+flows on every fixture.
 """
 
 from __future__ import annotations
