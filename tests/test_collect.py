@@ -230,9 +230,10 @@ def test_mutated_datagrams_never_raise_or_hang(noise: bytes, at: int, version: i
     }[version]
     at = min(at, len(base))
     decoder = Decoder()
-    decoder.decode(base[:at] + noise + base[at + len(noise) :], "127.0.0.1")
-    decoder.decode(noise, "127.0.0.1")
+    chunks = decoder.decode(base[:at] + noise + base[at + len(noise) :], "127.0.0.1")
+    chunks += decoder.decode(noise, "127.0.0.1")
     assert decoder.stats.datagrams == 2
+    assert to_table(chunks).num_rows == decoder.stats.records  # what was decoded becomes rows, never raises
 
 
 def test_endpoints() -> None:
