@@ -167,3 +167,54 @@ def test_a_full_disk_keeps_the_previous_state(
     assert "No space left on device" in err and err.count("\n") == 1
     assert main(["inputs", "-w", str(ws), "--json", "-"]) == 0
     assert json.loads(capsys.readouterr().out)["inputs"] == before
+
+
+def _imported(ws: Path) -> int:
+    """Entities imported into the workspace's graph tables (read with DuckDB, read-only)."""
+    import duckdb
+
+    con = duckdb.connect(str(ws / "derisk.duckdb"), read_only=True)
+    try:
+        return int(con.execute("SELECT count(*) FROM kg_entities").fetchone()[0])  # type: ignore[index]
+    finally:
+        con.close()
+
+
+def test_a_killed_entity_import_leaves_the_graph_as_it_was_or_whole(tmp_path: Path) -> None:
+    """`derisk entity import` killed with SIGKILL at 20 random moments: all of the file or none of it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from bench_know import generate
+
+    files = generate(tmp_path, 30_000)
+    pristine = tmp_path / "pristine"
+    first = FIXTURES / "know" / "gleif-lei2-sample.csv"
+    subprocess.run([sys.executable, "-m", "derisk.cli", "entity", "import", str(first), "-w", str(pristine)],
+                   check=True, capture_output=True)  # fmt: skip
+    before = _imported(pristine)
+
+    def importing(ws: Path) -> list[str]:
+        return [sys.executable, "-m", "derisk.cli", "entity", "import", str(files["l1"]), "-w", str(ws)]
+
+    probe = tmp_path / "probe"
+    shutil.copytree(pristine, probe)
+    t0 = time.monotonic()
+    subprocess.run(importing(probe), check=True, capture_output=True)
+    duration = time.monotonic() - t0
+    after = _imported(probe)
+    assert after == before + 30_000
+    rng = random.Random(18)
+    seen = set()
+    ws = tmp_path / "ws"
+    shutil.copytree(pristine, ws)
+    for _ in range(20):
+        proc = subprocess.Popen(importing(ws), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.0, duration * 1.1))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        count = _imported(ws)
+        assert count in (before, after)
+        seen.add(count)
+        if count == after:  # the import had finished: start the next trial from the state before
+            shutil.rmtree(ws)
+            shutil.copytree(pristine, ws)
+    assert before in seen  # some kills landed before the commit
