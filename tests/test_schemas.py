@@ -110,6 +110,9 @@ def test_the_demo_documents_and_the_workspace_commands(demo: Path, tmp_path: Pat
     assert evidence["evidence"]
     entity = assert_file_valid(_json(tmp_path, "entity", "entity", "show", "Hikvision", "-w", str(ws)))
     assert entity["entity"]["id"] == "hikvision"
+    # an entity whose controller is unknown: "controller" is null
+    lone = assert_file_valid(_json(tmp_path, "lone", "entity", "show", "wangtouzhongwen", "-w", str(ws)))
+    assert lone["controller"] is None
     assert_file_valid(_json(tmp_path, "entities", "entity", "list", "-w", str(ws)))
     site = _json(tmp_path, "reduce-site", "reduce", str(SITES[0]), "--workspace", str(ws))
     assert_file_valid(site)
