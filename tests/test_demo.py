@@ -79,3 +79,11 @@ def test_demo_dns_tunnel_names_the_office_system(demo: Path) -> None:
     doc = json.loads((demo / "analysis.json").read_text(encoding="utf-8"))
     tunnels = [a for a in doc["alerts"] if a["kind"] == "dns-tunnel"]
     assert tunnels and tunnels[0]["system"] == "Office"
+
+
+def test_demo_report_shows_the_seed_article_as_public_reporting(demo: Path) -> None:
+    doc = json.loads((demo / "analysis.json").read_text(encoding="utf-8"))
+    (article,) = [ev for ev in doc["evidence"] if "cainiao-network" in ev["entities"]]
+    assert article["publisher"] and article["date"] == "2023-10-06" and article["language"] == "deu"
+    html = (demo / "report.html").read_text(encoding="utf-8")
+    assert "Public reporting" in html and article["url"] in html

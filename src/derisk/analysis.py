@@ -189,6 +189,21 @@ def _notices(ws: Workspace, input_ids: list[str] | None, site: Site) -> list[dic
     return notices
 
 
+def _evidence(ws: Workspace, dests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Public reporting attached (``derisk evidence add``) to the organisations and controllers of
+    the destinations: shown beside the answer, never changing it."""
+    from derisk.know.evidence import load
+
+    ids: set[str] = set()
+    for dest in dests:
+        for layer in (dest.get("service"), dest.get("infrastructure")):
+            if layer:
+                ids.update(i for i in (layer.get("organisation_id"), layer.get("controller_id")) if i)
+    if not ids:
+        return []
+    return [ev.to_json() for ev in load(ws, sorted(ids))]
+
+
 def build_document(
     ws: Workspace,
     site: Site,
@@ -299,6 +314,7 @@ def build_document(
         "attribution_bases": layers.bases(ws, input_ids),
         "not_destinations": _not_destinations(ws, input_ids, site),
         "attempts": store.attempts(ws, input_ids),
+        "evidence": _evidence(ws, dests),
         "notices": _notices(ws, input_ids, site),
         "data_sources": _data_sources(data_root),
         "method": METHOD,
