@@ -12,10 +12,11 @@ from derisk.errors import InputError
 from derisk.know.attribution import load_index
 from derisk.know.curated import load_curated
 from derisk.know.exporting import export_lines
+from derisk.know.ftmstore import load_records as load_imported
 from derisk.know.graph import load_graph
 from derisk.know.importing import import_file
 from derisk.know.resolve import resolve_controller
-from derisk.store.entities import list_imports, load_imported
+from derisk.store.entities import list_imports
 from derisk.store.workspace import Workspace
 
 
