@@ -2,6 +2,6 @@
 
 import sys
 
-from derisk.cli import main
+from derisk.console import main
 
 sys.exit(main())
