@@ -5,7 +5,7 @@ The data directory is chosen by ``--data-dir``, else ``$DERISK_DATA_DIR``, else
 ``manifest.json`` naming each set's source, version, licence and checksum; every attribution records
 the manifest version that produced it.
 
-``ipdata`` is a symbolic link to the folder of the installed version (``.ipdata-XXXX``), replaced in
+``ipdata`` is a symbolic link to the folder of the installed version (``.ipdata-<random>``), replaced in
 one atomic rename by ``derisk data update``, so a reader sees the previous data or the new data,
 never a mix and never nothing, whenever an update is killed. Readers resolve the link once
 (:func:`current`) and read the manifest and the tables from the same folder.
