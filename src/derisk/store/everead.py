@@ -26,6 +26,8 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 
+from derisk.store.sqltext import ident, literal
+
 #: Threads DuckDB may use for one read.
 MAX_THREADS: Final = 4
 #: Longest line read (DuckDB's ``maximum_object_size``).
@@ -40,14 +42,6 @@ class EveReadError(Exception):
         self.unsupported = unsupported
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def duck_type(kind: pa.DataType) -> str:
     """An Arrow type (strings, integers, booleans, structs and lists of them) in DuckDB's terms."""
     if pa.types.is_string(kind):
@@ -60,7 +54,7 @@ def duck_type(kind: pa.DataType) -> str:
         return "DOUBLE"
     if pa.types.is_struct(kind):
         fields = ", ".join(
-            f"{_ident(kind.field(i).name)} {duck_type(kind.field(i).type)}" for i in range(kind.num_fields)
+            f"{ident(kind.field(i).name)} {duck_type(kind.field(i).type)}" for i in range(kind.num_fields)
         )
         return f"STRUCT({fields})"
     if pa.types.is_list(kind):
@@ -69,9 +63,9 @@ def duck_type(kind: pa.DataType) -> str:
 
 
 def _query(path: Path, schema: pa.Schema) -> str:
-    columns = ", ".join(f"{_literal(f.name)}: {_literal(duck_type(f.type))}" for f in schema)
+    columns = ", ".join(f"{literal(f.name)}: {literal(duck_type(f.type))}" for f in schema)
     return (
-        f"SELECT * FROM read_ndjson({_literal(str(path))}, columns={{{columns}}}, "
+        f"SELECT * FROM read_ndjson({literal(str(path))}, columns={{{columns}}}, "
         f"maximum_object_size={MAX_LINE_BYTES}, compression='none', ignore_errors=false)"
     )
 

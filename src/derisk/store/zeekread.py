@@ -44,6 +44,8 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 
+from derisk.store.sqltext import ident, literal
+
 #: Threads DuckDB may use for one read (it parallelises the CSV scan).
 MAX_THREADS: Final = 4
 #: The Zeek columns :func:`read_conn` reads (``duration`` and ``service`` when present).
@@ -75,25 +77,17 @@ class ZeekReadError(Exception):
         self.unsupported = unsupported
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def csv_source(
     path: Path, fields: Sequence[str], types: Mapping[str, str], separator: str, nulls: Sequence[str]
 ) -> str:
     """The ``read_csv(...)`` of a conn.log body, as :func:`read_conn` reads it (its rows, its order)."""
     columns = ", ".join(
-        f"{_literal(name)}: {_literal(_DUCK_TYPES.get(types.get(name, 'string'), 'VARCHAR'))}"
+        f"{literal(name)}: {literal(_DUCK_TYPES.get(types.get(name, 'string'), 'VARCHAR'))}"
         for name in fields
     )
     return (
-        f"read_csv({_literal(str(path))}, delim={_literal(separator)}, header=false, comment='#', "
-        f"quote='', escape='', nullstr=[{', '.join(_literal(n) for n in nulls)}], auto_detect=false, "
+        f"read_csv({literal(str(path))}, delim={literal(separator)}, header=false, comment='#', "
+        f"quote='', escape='', nullstr=[{', '.join(literal(n) for n in nulls)}], auto_detect=false, "
         f"strict_mode=true, null_padding=false, ignore_errors=false, "
         "compression='none', "
         f"columns={{{columns}}})"
@@ -109,8 +103,8 @@ def _query(
 ) -> str:
     """The ``SELECT`` reading one conn.log; ``types`` maps each field read to its Zeek type."""
     source = csv_source(path, fields, types, separator, nulls)
-    ts, uid, orig_h, resp_h = (_ident(n) for n in ("ts", "uid", "id.orig_h", "id.resp_h"))
-    proto = _ident("proto")
+    ts, uid, orig_h, resp_h = (ident(n) for n in ("ts", "uid", "id.orig_h", "id.resp_h"))
+    proto = ident("proto")
     # Zeek writes the names in lower case; others are compared in lower case, as the Arrow path does.
     protocol = (
         f"CAST(CASE WHEN {proto} = 'tcp' THEN 6 WHEN {proto} = 'udp' THEN 17 WHEN {proto} = 'icmp' THEN "
@@ -120,14 +114,14 @@ def _query(
     )
     first = f"CAST(round_even({ts} * 1000000, 0) AS BIGINT)"
     last = (
-        f"first_us + CAST(round_even({_ident('duration')} * 1000000, 0) AS BIGINT)"
+        f"first_us + CAST(round_even({ident('duration')} * 1000000, 0) AS BIGINT)"
         if "duration" in types
         else "CAST(NULL AS BIGINT)"
     )
-    service = f"{_ident('service')}" if "service" in types else "CAST(NULL AS VARCHAR)"
-    state = _ident("conn_state") if "conn_state" in types else "CAST(NULL AS VARCHAR)"
-    orig_bytes = _ident("orig_bytes") if "orig_bytes" in types else "CAST(NULL AS BIGINT)"
-    resp_bytes = _ident("resp_bytes") if "resp_bytes" in types else "CAST(NULL AS BIGINT)"
+    service = f"{ident('service')}" if "service" in types else "CAST(NULL AS VARCHAR)"
+    state = ident("conn_state") if "conn_state" in types else "CAST(NULL AS VARCHAR)"
+    orig_bytes = ident("orig_bytes") if "orig_bytes" in types else "CAST(NULL AS BIGINT)"
+    resp_bytes = ident("resp_bytes") if "resp_bytes" in types else "CAST(NULL AS BIGINT)"
     transport = "protocol IN (6, 17)"
 
     return f"""
@@ -136,14 +130,14 @@ def _query(
             first_us,
             {last} AS last_us,
             {orig_h} AS src_ip,
-            CASE WHEN {transport} THEN {_ident("id.orig_p")} END AS src_port,
+            CASE WHEN {transport} THEN {ident("id.orig_p")} END AS src_port,
             {resp_h} AS dst_ip,
-            CASE WHEN {transport} THEN {_ident("id.resp_p")} END AS dst_port,
+            CASE WHEN {transport} THEN {ident("id.resp_p")} END AS dst_port,
             protocol,
-            {_ident("orig_ip_bytes")} AS bytes_out,
-            {_ident("resp_ip_bytes")} AS bytes_in,
-            {_ident("orig_pkts")} AS packets_out,
-            {_ident("resp_pkts")} AS packets_in,
+            {ident("orig_ip_bytes")} AS bytes_out,
+            {ident("resp_ip_bytes")} AS bytes_in,
+            {ident("orig_pkts")} AS packets_out,
+            {ident("resp_pkts")} AS packets_in,
             {service} AS service,
             {uid} AS uid,
             {state} AS conn_state,
