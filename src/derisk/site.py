@@ -298,6 +298,10 @@ def load_site(path: Path | None) -> Site:
     if path is None:
         return default_site()
     source = str(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise InputError(
+            "not a regular file (a pipe, socket or device): a site file is a file", source=source
+        )
     try:
         if path.stat().st_size > yamlguard.MAX_BYTES:
             raise ConfigError(f"larger than {yamlguard.MAX_BYTES:,} bytes: not a site file", source=source)

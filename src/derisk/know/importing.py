@@ -45,7 +45,14 @@ class ImportReport:
     warnings: tuple[Problem, ...] = field(default=())
 
 
+def regular_file(path: Path) -> None:
+    """Refuse what is not a regular file before reading: a named pipe would block, a device never ends."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise InputError("not a regular file (a pipe, socket or device cannot be imported)", source=str(path))
+
+
 def read_text(path: Path) -> str:
+    regular_file(path)
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -118,6 +125,7 @@ def _digest(path: Path) -> str:
 
 def import_file(db: GraphDatabase, path: Path, fmt: str | None = None) -> ImportReport:
     """Import ``path`` (format given or detected) into the workspace ``db``, in one transaction."""
+    regular_file(path)
     digest = _digest(path)
     chosen = fmt or detect(path)
     if chosen == "ftm":

@@ -97,6 +97,10 @@ def parse_text(text: str, source: str, *, is_json: bool = False) -> Any:
 
 def read_document(path: Path) -> Any:
     """Read and parse a deal file (YAML, or JSON by the ``.json`` suffix), or raise InputError naming it."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise InputError(
+            "not a regular file (a pipe, socket or device): a deal file is a file", source=str(path)
+        )
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
