@@ -22,6 +22,7 @@ from derisk.safetext import visible
 #: Command modules, in the order their commands appear in ``derisk --help``.
 COMMAND_MODULES: Final[tuple[str, ...]] = (
     "derisk.cli.watch",
+    "derisk.cli.scale",
     "derisk.cli.collect",
     "derisk.cli.data",
     "derisk.cli.demo",
