@@ -140,14 +140,28 @@ def read_flows_compact(ws: Workspace, columns: Sequence[str], *, batch_rows: int
     """The canonical flow table (``columns`` only), read in batches with string columns
     dictionary-encoded per batch: millions of flows take a fraction of the memory of plain strings,
     and the detections read both forms alike."""
+    return read_flows_compact_con(ws.con, columns, batch_rows=batch_rows, source=str(ws.path))
+
+
+def read_flows_compact_con(
+    con: duckdb.DuckDBPyConnection,
+    columns: Sequence[str],
+    *,
+    batch_rows: int = 1_000_000,
+    source: str | None = None,
+    where: str | None = None,
+) -> pa.Table:
+    """:func:`read_flows_compact` on a connection (inside a transaction the caller holds), with an
+    optional SQL condition on ``flows_attributed``."""
     unknown = sorted(set(columns) - set(FLOW_SCHEMA.names))
     if unknown:
-        raise StoreError(f"unknown flow columns: {', '.join(unknown)}", source=str(ws.path))
+        raise StoreError(f"unknown flow columns: {', '.join(unknown)}", source=source)
     schema = pa.schema([FLOW_SCHEMA.field(c) for c in columns])
     cols = ", ".join(f'"{c}"' for c in columns)
+    sql = f"SELECT {cols} FROM flows_attributed" + (f" WHERE {where}" if where else "")
     batches = []
     try:
-        reader = ws.con.sql(f"SELECT {cols} FROM flows_attributed").to_arrow_reader(batch_rows)
+        reader = con.sql(sql).to_arrow_reader(batch_rows)
         for batch in reader:  # loop over batches, each converted vectorised
             arrays = []
             for field in schema:
@@ -157,7 +171,7 @@ def read_flows_compact(ws: Workspace, columns: Sequence[str], *, batch_rows: int
                 arrays.append(col)
             batches.append(pa.RecordBatch.from_arrays(arrays, names=schema.names))
     except duckdb.Error as exc:
-        raise StoreError(f"could not read flows: {exc}", source=str(ws.path)) from None
+        raise StoreError(f"could not read flows: {exc}", source=source) from None
     if not batches:
         return schema.empty_table()
     return pa.Table.from_batches(batches)
