@@ -23,6 +23,7 @@ from derisk.safetext import visible
 COMMAND_MODULES: Final[tuple[str, ...]] = (
     "derisk.cli.watch",
     "derisk.cli.scale",
+    "derisk.cli.live",
     "derisk.cli.collect",
     "derisk.cli.data",
     "derisk.cli.demo",
