@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import Final
 
@@ -69,11 +70,28 @@ def _interrupted(exc: BaseException) -> bool:
     return is_interrupt(exc)
 
 
+def _defaults() -> dict[str, object] | None:
+    """Option defaults from derisk.toml files and DERISK_* variables (see :mod:`derisk.cli.config`)."""
+    from derisk.cli import config
+
+    files = config.config_files()
+    if not files and not any(os.environ.get(name) for name in config.SHARED_ENV):
+        return None
+    return config.default_map(cli, files)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``derisk`` console script."""
     interrupts.install()
     try:
-        cli.main(args=argv, prog_name="derisk", standalone_mode=False)
+        defaults = _defaults()
+        cli.main(
+            args=argv,
+            prog_name="derisk",
+            standalone_mode=False,
+            default_map=defaults,
+            auto_envvar_prefix="DERISK",
+        )
     except DeriskError as exc:
         return _fail(exc.one_line(), exc.exit_code)
     except click.exceptions.Abort:

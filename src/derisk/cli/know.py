@@ -44,8 +44,9 @@ def _open_existing(path: Path, explicit: bool) -> Workspace | None:
 
 
 def _explicit(ctx: click.Context) -> bool:
+    """Named on the command line, in a DERISK_* variable or in derisk.toml: a missing one is an error."""
     source = ctx.get_parameter_source("workspace")
-    return source is not None and source.name == "COMMANDLINE"
+    return source is not None and source.name != "DEFAULT"
 
 
 def entity_document(graph: Any, entity_id: str, evidence: list[Any] | None = None) -> dict[str, Any]:
