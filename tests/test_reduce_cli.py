@@ -219,3 +219,13 @@ def test_json_to_stdout_keeps_the_summary_on_stderr(capsys: pytest.CaptureFixtur
     captured = capsys.readouterr()
     assert json.loads(captured.out)["schema"] == "derisk.reduce/1"
     assert "Dependent products" in captured.err
+
+
+def test_short_workspace_and_quiet_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-w` is `--workspace` as on every other command; `-q` prints nothing but the JSON still comes."""
+    site = write_site(tmp_path, SITE)
+    assert main(["reduce", str(site), "-w", str(tmp_path / "absent")]) != 0
+    capsys.readouterr()
+    assert main(["reduce", str(site), "-q", "--json", str(tmp_path / "q.json")]) == 0
+    assert capsys.readouterr().out == ""
+    assert json.loads((tmp_path / "q.json").read_text(encoding="utf-8"))["schema"] == "derisk.reduce/1"

@@ -141,6 +141,7 @@ def _trade_summary(doc: dict[str, Any], console: Console) -> None:
 @click.argument("site_file", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--workspace",
+    "-w",
     type=click.Path(path_type=Path, file_okay=False),
     help="Watch workspace: check declared dependencies against observed traffic.",
 )
@@ -207,7 +208,10 @@ def _trade_summary(doc: dict[str, Any], console: Console) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write a self-contained HTML report.",
 )
+@click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
+@click.pass_context
 def reduce_command(
+    ctx: click.Context,
     site_file: Path | None,
     workspace: Path | None,
     trade_file: Path | None,
@@ -222,6 +226,7 @@ def reduce_command(
     ratio_threshold: float,
     json_out: str | None,
     html_out: Path | None,
+    quiet: bool,
 ) -> None:
     """Dependency register and de-risking plan of SITE_FILE, or product dependencies with --trade FILE.
 
@@ -242,7 +247,8 @@ def reduce_command(
         doc = reduce_site(site_file, workspace=workspace)
         summary = _site_summary
     else:
-        if workspace is not None:
+        source = ctx.get_parameter_source("workspace")
+        if workspace is not None and source is not None and source.name == "COMMANDLINE":
             raise UsageError("--workspace is for SITE_FILE, not for trade data")
         from derisk.reduce.trade import TradeParams
 
@@ -263,7 +269,8 @@ def reduce_command(
         )
         summary = _trade_summary
     _emit(doc, json_out, html_out)
-    summary(doc, status_console(json_out))
+    if not quiet:
+        summary(doc, status_console(json_out))
 
 
 def register(group: click.Group) -> None:
