@@ -109,6 +109,13 @@ def analyse(
 @click.option(
     "--strict", is_flag=True, help="Refuse a capture cut short (exit 3) instead of reading it up to the cut."
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb"]),
+    default="duckdb",
+    show_default=True,
+    help="Where the analysis runs: embedded DuckDB.",
+)
 def analyze_cmd(
     inputs: tuple[Path, ...],
     site_file: Path | None,
@@ -120,24 +127,32 @@ def analyze_cmd(
     lang: str,
     quiet: bool,
     strict: bool,
+    engine: str,
 ) -> None:
     """Attribute traffic to controllers and jurisdictions (captures, Zeek logs).
 
-    INPUTS are pcap/pcapng files, Zeek conn.log files or Zeek log directories. Without INPUTS the
-    whole workspace is attributed again (after a change to the control graph, say).
+    INPUTS are pcap/pcapng files, Zeek conn.log files or Zeek log directories, or one Parquet
+    dataset (`derisk export parquet`), read in place. Without INPUTS the whole workspace is
+    attributed again (after a change to the control graph, say).
     """
+    from derisk.cli import scale
     from derisk.report.html import render_analysis_html
     from derisk.report.terminal import render_analysis
     from derisk.site import load_site
 
     site = load_site(site_file)
     console = status_console(json_dest)
-    result, doc = analyse(list(inputs), site, workspace, data_dir, console, quiet=quiet, strict=strict)
+    skipped: dict[str, int] = {}
+    if any(scale.is_dataset(p) for p in inputs):
+        doc = scale.analyse_dataset(scale.one_dataset(list(inputs)), site, data_dir)
+    else:
+        result, doc = analyse(list(inputs), site, workspace, data_dir, console, quiet=quiet, strict=strict)
+        skipped = result.skipped
     if html_dest is not None:
         write_atomic(html_dest, render_analysis_html(doc, locale=lang))
     emit_json(doc, json_dest)
     if not quiet:
-        for input_id, flows in result.skipped.items():
+        for input_id, flows in skipped.items():
             console.print(
                 f"[dim]{visible(input_id)}: already in the workspace ({flows:,} flows), not ingested again[/]"
             )
