@@ -27,7 +27,9 @@ from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA
 from derisk.gen.packets import write_capture
 from derisk.ingest import resolve_inputs
+from derisk.ingest.feed import Feed
 from derisk.ingest.pcap import read_pcap
+from derisk.ingest.probe import probe
 from golden import conversations
 
 KEYS = ("first_seen", "src_ip", "src_port", "dst_ip", "dst_port", "protocol")
@@ -112,6 +114,52 @@ def test_compressed_capture_cut_short_keeps_what_came_before(
     assert notes["cut_at_byte"] is not None
     with pytest.raises(InputError, match="refused with --strict"):
         _table(path, strict=True)
+
+
+def _drink(fifo: Path, out: list[bytes], limit: int | None = None) -> None:
+    """Read a pipe to its end (or ``limit`` bytes, then close it), as the meter or the DNS pass would."""
+    with fifo.open("rb") as fh:
+        while limit is None or sum(map(len, out)) < limit:
+            piece = fh.read(1 << 16)
+            if not piece:
+                break
+            out.append(piece)
+
+
+@pytest.mark.parametrize("second_stops", [False, True])
+def test_one_feed_writes_one_stream_to_both_readers(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]], second_stops: bool
+) -> None:
+    """A compressed capture is decompressed once: the meter's pipe and the DNS pass's get the same bytes;
+    a DNS pass that stops early is released and the meter still gets everything."""
+    source, _ = golden["pcap"]
+    path = tmp_path / "capture.pcap.bz2"
+    path.write_bytes(bz2.compress(source.read_bytes()))
+    found = probe(path)
+    feed = Feed(path, found, ethernet=True)
+    meter, scan = tmp_path / "meter", tmp_path / "scan"
+    os.mkfifo(meter)
+    os.mkfifo(scan)
+    got: dict[str, list[bytes]] = {"meter": [], "scan": []}
+    feed.start(meter, scan)
+    readers = [
+        threading.Thread(target=_drink, args=(meter, got["meter"])),
+        threading.Thread(target=_drink, args=(scan, got["scan"], 4096 if second_stops else None)),
+    ]
+    for reader in readers:
+        reader.start()
+    readers[1].join(timeout=30)
+    feed.release()
+    readers[0].join(timeout=30)
+    report = feed.join()
+    feed.stop()
+    assert report.error is None and report.cut_at is None
+    whole = b"".join(got["meter"])
+    assert whole[24:] == source.read_bytes()[24:]  # the same records, copied as they are
+    if second_stops:
+        assert 4096 <= len(b"".join(got["scan"])) < len(whole)
+    else:
+        assert b"".join(got["scan"]) == whole
 
 
 def test_compressed_non_capture_is_refused(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ on disk: it may be compressed (:mod:`derisk.ingest.decompress`), of a link type 
 (:mod:`derisk.ingest.linktypes`), cut short at its end, or hold a packet dated years away from the
 others, which NFStream's meter would use as its clock for every later packet. The feed reads the
 capture's records in order, in a thread, and writes a classic pcap into a named pipe (FIFO) that
-the meter opens as its source:
+the meter opens as its source (and, when the DNS pass cannot read the file itself, the same stream
+into a second pipe for it: :mod:`.feed_writer`, so a capture is decompressed and converted once):
 
 * records are read and written in chunks of 1 MiB; memory stays bounded whatever the file's size,
   and nothing is written to disk;
@@ -21,10 +22,6 @@ impossible length) stops the feed with an :class:`InputError`.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
-import os
 import struct
 import threading
 import time
@@ -36,6 +33,7 @@ from typing import Final
 from derisk.errors import InputError
 from derisk.ingest import linktypes
 from derisk.ingest.decompress import decompress_errors, open_capture
+from derisk.ingest.feed_writer import Outputs, Writer
 from derisk.ingest.probe import PCAP_MAGICS, PCAPNG_SHB, Probe
 
 #: Larger than any record; a record that claims more is corruption, not a frame.
@@ -84,78 +82,59 @@ class Feed:
         self.report = FeedReport()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._drain: int | None = None
+        self._outputs = Outputs(self._stop)
         self._now_us = int(time.time() * 1_000_000)
         self._clock: int | None = None
         self._held: tuple[int, bytes] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
-    def start(self, fifo: Path) -> None:
-        self._thread = threading.Thread(target=self._run, args=(fifo,), name="derisk-feed", daemon=True)
+    def start(self, fifo: Path, also: Path | None = None) -> None:
+        """Write into ``fifo`` (the meter's pipe) and, when given, the same stream into ``also``."""
+        fifos = [fifo] if also is None else [fifo, also]
+        self._thread = threading.Thread(target=self._run, args=(fifos,), name="derisk-feed", daemon=True)
         self._thread.start()
+
+    def release(self) -> None:
+        """The reader of the second pipe reads no more (it ended or failed): the meter's goes on alone."""
+        self._outputs.release(1)
 
     def stop(self) -> None:
         """Stop the thread, also when it waits on a pipe nobody reads any more (the meter stopped early)."""
         self._stop.set()
-        thread, drain = self._thread, self._drain
+        thread = self._thread
         try:
-            if thread is None or not thread.is_alive() or drain is None:
+            if thread is None or not thread.is_alive():
                 if thread is not None:
                     thread.join(timeout=5)
                 return
             # read what it is blocked writing, until it notices the stop and closes its end
             deadline = time.monotonic() + 5
             while thread.is_alive() and time.monotonic() < deadline:
-                try:
-                    if not os.read(drain, 1 << 20):
-                        time.sleep(0.001)
-                except BlockingIOError:
-                    time.sleep(0.001)
+                self._outputs.drain()
+                time.sleep(0.001)
             thread.join(timeout=1)
         finally:
-            if drain is not None:
-                self._drain = None
-                with contextlib.suppress(OSError):
-                    os.close(drain)
+            self._outputs.close_drains()
 
     def join(self) -> FeedReport:
         if self._thread is not None:
             self._thread.join()
         return self.report
 
-    def _open_fifo(self, fifo: Path) -> int | None:
-        """The write end of the pipe, once the meter opened the read end (None when told to stop)."""
-        while not self._stop.is_set():
-            try:
-                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:  # ENXIO: nobody reads yet
-                    raise
-                time.sleep(0.005)
-                continue
-            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-            fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
-            return fd
-        return None
-
-    def _run(self, fifo: Path) -> None:
+    def _run(self, fifos: list[Path]) -> None:
+        outputs = self._outputs
         try:
-            fd = self._open_fifo(fifo)
+            for index, fifo in enumerate(fifos):
+                if not outputs.open(fifo, index) and index == 0:
+                    return
         except OSError as exc:
             self.report.error = _fail(self.path, f"cannot feed the meter: {exc.strerror}")
+            outputs.close()
             return
-        if fd is None:
-            return
-        # Both ends are open: the pipe needs no name any more, and leaves none behind if derisk is killed.
-        # A read end of its own lets stop() drain the pipe if the meter stops reading early.
-        with contextlib.suppress(OSError):
-            self._drain = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        with contextlib.suppress(OSError):
-            fifo.unlink()
         try:
             with open_capture(self.path, self.probe.compression) as source:
-                self._pump(source, fd)
+                self._pump(source, Writer(outputs))
         except InputError as exc:
             self.report.error = exc
         except BrokenPipeError:  # the meter stopped reading: it ended or was stopped
@@ -167,13 +146,11 @@ class Feed:
             else:
                 self.report.error = _fail(self.path, f"cannot be read: {text}")
         finally:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            outputs.close()
 
     # ---- the walk --------------------------------------------------------------------------------
 
-    def _pump(self, source: BufferedIOBase, fd: int) -> None:
-        writer = _Writer(fd)
+    def _pump(self, source: BufferedIOBase, writer: Writer) -> None:
         if self.probe.fmt == "pcap":
             self._pcap(source, writer)
         else:
@@ -183,7 +160,7 @@ class Feed:
             self.report.written += 1
         writer.flush()
 
-    def _timed(self, writer: _Writer, ts: int, record: bytes) -> None:
+    def _timed(self, writer: Writer, ts: int, record: bytes) -> None:
         """Write one output record unless its time is wild (see the module's docstring)."""
         report = self.report
         if ts > self._now_us + FUTURE_US:
@@ -213,7 +190,7 @@ class Feed:
         report.written += 1
 
     def _frame(
-        self, writer: _Writer, ts: int, frame: bytes, wire: int, convert: linktypes.Frame | None
+        self, writer: Writer, ts: int, frame: bytes, wire: int, convert: linktypes.Frame | None
     ) -> None:
         """Convert one frame (when its link type needs it) and write it as a microsecond pcap record."""
         if convert is not None:
@@ -240,7 +217,7 @@ class Feed:
             self.report.cut_what = f"the {self.probe.compression or 'file'} stream ends early"
             return b""
 
-    def _pcap(self, source: BufferedIOBase, writer: _Writer) -> None:
+    def _pcap(self, source: BufferedIOBase, writer: Writer) -> None:
         head = source.read(24)
         endian, factor = PCAP_MAGICS[head[:4]]
         record = struct.Struct(endian + "IIII")
@@ -330,7 +307,7 @@ class Feed:
                 break
         report.records = records
 
-    def _pcapng(self, source: BufferedIOBase, writer: _Writer) -> None:
+    def _pcapng(self, source: BufferedIOBase, writer: Writer) -> None:
         report = self.report
         #: per interface: (link type, microseconds per timestamp unit as a fraction num/den, converter)
         interfaces: list[tuple[int, int, int, linktypes.Frame | None]] = []
@@ -392,7 +369,7 @@ class Feed:
             writer.header(self.probe.linktype)
         report.records = records
 
-    def _choose(self, interfaces: list[tuple[int, int, int, linktypes.Frame | None]], writer: _Writer) -> int:
+    def _choose(self, interfaces: list[tuple[int, int, int, linktypes.Frame | None]], writer: Writer) -> int:
         kinds = {i[0] for i in interfaces}
         out = kinds.pop() if len(kinds) == 1 else 1
         if out not in linktypes.NATIVE or self.ethernet:
@@ -411,7 +388,7 @@ class Feed:
 
     def _packet(
         self,
-        writer: _Writer,
+        writer: Writer,
         buf: bytes,
         pos: int,
         stop: int,
@@ -455,29 +432,3 @@ def _resolution(options: bytes, endian: str) -> tuple[int, int]:
             return 1_000_000, 10**value
         offset += 4 + ((length + 3) & ~3)
     return 1, 1
-
-
-class _Writer:
-    """Collects output records and writes them to the pipe in large pieces."""
-
-    SIZE: Final = 1 << 18
-
-    def __init__(self, fd: int) -> None:
-        self.fd, self.size = fd, 0
-        self.parts: list[bytes] = []
-
-    def header(self, linktype: int) -> None:
-        self.add(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype))
-
-    def add(self, data: bytes) -> None:
-        self.parts.append(data)
-        self.size += len(data)
-        if self.size >= self.SIZE:
-            self.flush()
-
-    def flush(self) -> None:
-        view = memoryview(b"".join(self.parts))
-        self.parts, self.size = [], 0
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]

@@ -276,19 +276,19 @@ def read_pcap(
     ):
         try:
             meter_pipe = _pipe(Path(pipes) / "meter")
-            feed = Feed(path, found)
-            feeds.append(feed)
-            feed.start(meter_pipe)
             if found.compression is None and found.linktype in SCAN_LINKTYPES and not found.rewrite:
+                feed = Feed(path, found)
+                feeds.append(feed)
+                feed.start(meter_pipe)
                 bpf = _dns_filter(found.linktype, found.mpls)
                 scanning = pool.submit(scan, path, found.fmt, strict=strict, bpf=bpf)
-            else:  # libpcap reads the decompressed, converted stream from a second feed
-                scan_feed = Feed(path, found, guard_time=False, ethernet=True)
-                feeds.append(scan_feed)
+            else:  # libpcap reads the same decompressed, converted stream as the meter, from a second pipe
                 scan_pipe = _pipe(Path(pipes) / "scan")
-                scan_feed.start(scan_pipe)
-                bpf = _dns_filter(1, found.mpls)
-                scanning = pool.submit(_scan_fed, scan_feed, scan_pipe, path, strict, bpf)
+                out = _tee_linktype(found)
+                feed = Feed(path, found, ethernet=out == 1)
+                feeds.append(feed)
+                feed.start(meter_pipe, scan_pipe)
+                scanning = pool.submit(_scan_fed, feed, scan_pipe, path, strict, _dns_filter(out, found.mpls))
             yield from _meter(path, meter_pipe, scanning, progress)
             _conclude(path, found, feed.join(), strict, notes)
         finally:
@@ -325,9 +325,24 @@ def _dns_filter(linktype: int, mpls: bool) -> str:
     return DNS_FILTER_MPLS if mpls else DNS_FILTER_VLAN
 
 
+def _tee_linktype(found: Probe) -> int:
+    """The link type of the stream the meter and the DNS pass both read from one feed: the capture's
+    own where both read it (a classic pcap), else Ethernet."""
+    if (
+        found.fmt == "pcap"
+        and found.linktype in SCAN_LINKTYPES
+        and linktypes.converter(found.linktype) is None
+    ):
+        return found.linktype
+    return 1
+
+
 def _scan_fed(feed: Feed, pipe: Path, path: Path, strict: bool, bpf: str) -> tuple[AnswerMap, LongQueries]:
-    """The libpcap pass over a feed's pipe; the feed's own diagnosis (corrupt, cut) comes first."""
-    found = scan(pipe, "pcap", strict=strict, name=path, bpf=bpf)
+    """The libpcap pass over the feed's second pipe; the feed's own diagnosis (corrupt, cut) comes first."""
+    try:
+        found = scan(pipe, "pcap", strict=strict, name=path, bpf=bpf)
+    finally:
+        feed.release()  # however the pass ended, the meter's pipe goes on alone
     report = feed.join()
     if report.error is not None:
         raise report.error
