@@ -63,6 +63,24 @@ def _check_batch(batch: pa.RecordBatch, spec: InputSpec) -> pa.RecordBatch:
     return batch
 
 
+def prepare_flows(batch: pa.RecordBatch, site: Site, ipdata: IpData, first_ordinal: int) -> pa.RecordBatch:
+    """Orient, enrich and number one batch of ingested flows, ready for :func:`store.insert_stream`
+    (the per-batch step of :func:`prepare`; ``derisk watch`` calls it for each batch it reads)."""
+    return with_ordinals(enrich_batch(site.orient(batch), ipdata), first_ordinal)
+
+
+def attribute_new(con: Any, flows: pa.Table, index: Any) -> int:
+    """Attribute the keys of ``flows`` (stored, in ``con``'s transaction) that the workspace's
+    attribution does not hold yet; returns how many. ``derisk watch`` calls it per batch, so the
+    cost follows the batch, not the history; the rows are those :func:`run` computes for the keys."""
+    from derisk.store import checkpoints
+
+    keys = checkpoints.new_attribution_keys(con, flows)
+    if keys.num_rows:
+        checkpoints.add_attribution(con, attribute(keys, index))
+    return int(keys.num_rows)
+
+
 def prepare(
     spec: InputSpec, site: Site, ipdata: IpData, progress: Progress | None
 ) -> Iterator[pa.RecordBatch]:
@@ -82,8 +100,7 @@ def prepare(
     reader = read_input(spec, progress=advance)
     try:
         for batch in rebatch(reader):
-            oriented = site.orient(_check_batch(batch, spec))
-            yield with_ordinals(enrich_batch(oriented, ipdata), prepared)
+            yield prepare_flows(_check_batch(batch, spec), site, ipdata, prepared)
             prepared += batch.num_rows
             advance(0)
     finally:

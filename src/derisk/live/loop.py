@@ -1,0 +1,309 @@
+"""The loop of ``derisk watch``: every few seconds, one transaction per batch, with its checkpoint.
+
+A batch asks every source for what is new (:mod:`derisk.live.sources`, :mod:`derisk.live.capture`),
+then, in one DuckDB transaction, stores the flows (oriented, enriched and numbered by
+:func:`derisk.pipeline.prepare_flows`), attributes the keys the workspace had not seen
+(:func:`derisk.pipeline.attribute_new`), updates the detections
+(:class:`derisk.detect.incremental.DetectionState`), and stores each source's read positions.
+Either all of that is committed or none of it: a restart after SIGTERM or ``kill -9`` resumes from
+the positions of the last committed batch, so no flow is lost and none is counted twice.
+
+A failed transaction (a full disk, a workspace that cannot be written) is rolled back, the sources
+forget what they read for it, and the batch is tried again after a growing pause (1 s doubling to
+60 s): reported and counted, never a crash loop. Alerts new or changed by a committed batch go to
+the deliverer (:mod:`derisk.deliver`), after the commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from derisk.enrich.ipdata import IpData
+from derisk.errors import DeriskError, StoreError
+from derisk.flows import ATTRIBUTION_FIELDS, FLOW_SCHEMA
+from derisk.live.sources import Chunk, Context, Source
+from derisk.pipeline import attribute_new, prepare_flows
+from derisk.site import Site
+from derisk.store import checkpoints
+from derisk.store import flows as store
+from derisk.store.workspace import Workspace, registered
+
+log = logging.getLogger(__name__)
+
+STATUS_SCHEMA: Final = "derisk.watch-status/1"
+#: Pause after a failed batch: doubles from the first to the last value.
+BACKOFF_S: Final = (1.0, 60.0)
+
+
+@dataclass
+class WatchOptions:
+    workspace: Path
+    batch_seconds: float = 5.0
+    exit_when_idle: float | None = None
+    #: Bytes of logs read per batch at most (a replay of a large archive goes in many batches).
+    batch_bytes: int = 64 << 20
+    #: How long companion records (Zeek ssl/http/dns, EVE application events) wait for their flows.
+    window: dt.timedelta = dt.timedelta(hours=24)
+    retain: dt.timedelta | None = None
+    status_file: Path | None = None
+    #: Keep the workspace open between batches (faster); otherwise it is closed after every batch so
+    #: the dashboard and other commands can read it in between.
+    hold_workspace: bool = False
+
+
+@dataclass
+class Totals:
+    started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+    batches: int = 0
+    flows: int = 0
+    bytes_out: int = 0
+    bytes_in: int = 0
+    alerts: int = 0
+    alerts_delivered: int = 0
+    failed_batches: int = 0
+    last_batch_at: str | None = None
+    last_error: str | None = None
+    data_lag_seconds: float | None = None
+    pending_bytes: int = 0
+
+
+class Watcher:
+    """Runs the batches until told to stop, or idle for ``exit_when_idle`` seconds."""
+
+    def __init__(
+        self,
+        sources: list[Source],
+        site: Site,
+        ipdata: IpData,
+        options: WatchOptions,
+        *,
+        deliverer: Any = None,
+        on_batch: Callable[[Totals, dict[str, Any]], None] | None = None,
+    ) -> None:
+        from derisk.detect import config_for_site
+
+        self.sources = sources
+        self.site = site
+        self.ipdata = ipdata
+        self.options = options
+        self.deliverer = deliverer
+        self.on_batch = on_batch
+        self.config = config_for_site(site)
+        self.totals = Totals()
+        self._ws: Workspace | None = None
+        self._state: Any = None
+        self._index: Any = None
+        self._retained_at = 0.0
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> Totals:
+        idle_since = time.monotonic()
+        backoff = BACKOFF_S[0]
+        try:
+            while True:
+                stopping = stop.is_set()
+                started = time.monotonic()
+                try:
+                    stored = self._batch()
+                    backoff = BACKOFF_S[0]
+                except (StoreError, duckdb.Error, OSError) as exc:
+                    self._failed(exc)
+                    if stopping:
+                        raise StoreError(f"the last batch could not be committed ({exc})") from None
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, BACKOFF_S[1])
+                    continue
+                busy = any(source.busy() for source in self.sources)
+                if stored or busy:
+                    idle_since = time.monotonic()
+                if stopping:
+                    break
+                idle_for = self.options.exit_when_idle
+                if idle_for is not None and time.monotonic() - idle_since >= idle_for:
+                    log.info("no new data for %.1f s; stopping", idle_for)
+                    break
+                if not busy:
+                    stop.wait(max(0.0, self.options.batch_seconds - (time.monotonic() - started)))
+        finally:
+            self._close()
+        return self.totals
+
+    def _failed(self, exc: BaseException) -> None:
+        for source in self.sources:
+            source.abort()
+        self.totals.failed_batches += 1
+        self.totals.last_error = " ".join(str(exc).split())[:300] or type(exc).__name__
+        log.error("batch not committed, tried again: %s", self.totals.last_error)
+        self._close()  # reopened (and the state reloaded) for the next try
+        self._write_status()
+
+    def _close(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._ws.close()
+            self._ws = None
+
+    def _open(self) -> Workspace:
+        if self._ws is not None:
+            return self._ws
+        from derisk.detect.incremental import DetectionState
+        from derisk.know.attribution import load_index
+        from derisk.store import detect_state
+
+        ws = Workspace.open(self.options.workspace, create=True)
+        try:
+            with ws.transaction() as con:
+                checkpoints.ensure(con)
+                detect_state.ensure(con)
+                for source in self.sources:
+                    source.restore(con)
+                self._state = DetectionState.load(con)
+            if self._index is None:
+                self._index = load_index(ws)
+        except BaseException:
+            ws.close()
+            raise
+        self._ws = ws
+        return ws
+
+    # -- one batch ----------------------------------------------------------------------------
+    def _batch(self) -> int:
+        ws = self._open()
+        changed: list[Any] = []
+        with ws.transaction() as con:
+            ctx = Context(con, self.options.batch_bytes, self.options.window)
+            chunks: list[Chunk] = []
+            for source in self.sources:
+                chunks.extend(source.collect(ctx))
+            tables = [self._store(con, chunk) for chunk in chunks]
+            tables = [t for t in tables if t.num_rows]
+            flows = pa.concat_tables(tables) if tables else None
+            if flows is not None:
+                attribute_new(con, flows, self._index)
+                changed = self._state.update(con, self._attributed(con, flows), self.config)
+                self._state.save(con)
+                from derisk.store.alerts import replace_alerts
+
+                replace_alerts(ws, self._state.current_alerts(), (), con=con)
+                self._count(con, flows, chunks)
+            self._retain(con)
+        for source in self.sources:
+            source.commit()
+        if changed and self.deliverer is not None:
+            self.deliverer.submit(changed)
+            self.totals.alerts_delivered += len(changed)
+        self.totals.pending_bytes = sum(int(s.status().get("pending_bytes", 0)) for s in self.sources)
+        self._write_status()
+        if self.on_batch is not None and (flows is not None or changed):
+            self.on_batch(self.totals, self.status())
+        if not self.options.hold_workspace:
+            self._close()
+        return flows.num_rows if flows is not None else 0
+
+    def _store(self, con: duckdb.DuckDBPyConnection, chunk: Chunk) -> pa.Table:
+        """Store a chunk's flows; returns them as stored (without attribution)."""
+        version = self.ipdata.manifest.version
+        prepared = []
+        ordinal = chunk.first_ordinal
+        for batch in chunk.flows:
+            if batch.num_rows:
+                prepared.append(prepare_flows(batch, self.site, self.ipdata, ordinal))
+                ordinal += batch.num_rows
+        if prepared:
+            store.insert_stream(con, iter(prepared), input_id=chunk.input_id, ipdata_version=version)
+        checkpoints.upsert_input(
+            con, input_id=chunk.input_id, path=chunk.path, fmt=chunk.fmt, digest=chunk.digest,
+            size_bytes=chunk.size_bytes, site_digest=self.site.digest(), ipdata_version=version,
+            flow_count=ordinal,
+        )  # fmt: skip
+        if not prepared:
+            return pa.table({})
+        table = pa.Table.from_batches(prepared)
+        ids = pc.binary_join_element_wise(
+            pa.scalar(chunk.input_id), pc.cast(table["ordinal"], pa.string()), "#"
+        )
+        table = table.drop_columns(["ordinal"])
+        table = table.append_column("flow_id", ids).append_column(
+            "input_id", pa.array([chunk.input_id] * table.num_rows, pa.string())
+        )
+        return table.append_column("ipdata_version", pa.array([version] * table.num_rows, pa.string()))
+
+    def _attributed(self, con: duckdb.DuckDBPyConnection, flows: pa.Table) -> pa.Table:
+        """The batch's flows with their attribution, in the canonical flow schema."""
+        names = [f.name for f in ATTRIBUTION_FIELDS]
+        with registered(con, "_derisk_watch_batch", flows):
+            table: pa.Table = con.sql(
+                "SELECT b.*, " + ", ".join(f'a."{n}"' for n in names) + " FROM _derisk_watch_batch b"
+                " LEFT JOIN attribution a ON b.dst_asn IS NOT DISTINCT FROM a.dst_asn"
+                " AND b.dst_domain IS NOT DISTINCT FROM a.dst_domain"
+                " AND b.dst_as_country IS NOT DISTINCT FROM a.dst_as_country"
+            ).to_arrow_table()
+        return table.select(FLOW_SCHEMA.names).cast(FLOW_SCHEMA)
+
+    def _count(self, con: duckdb.DuckDBPyConnection, flows: pa.Table, chunks: list[Chunk]) -> None:
+        t = self.totals
+        out = int(pc.sum(flows["bytes_out"]).as_py() or 0)
+        into = int(pc.sum(flows["bytes_in"]).as_py() or 0)
+        newest = pc.max(flows["last_seen"]).as_py() or pc.max(flows["first_seen"]).as_py()
+        lag = (dt.datetime.now(dt.UTC) - newest).total_seconds() if newest is not None else None
+        t.batches += 1
+        t.flows += flows.num_rows
+        t.bytes_out += out
+        t.bytes_in += into
+        t.alerts = len(self._state.current_alerts())
+        t.data_lag_seconds = lag
+        t.last_batch_at = dt.datetime.now(dt.UTC).isoformat()
+        checkpoints.record_batch(
+            con,
+            {
+                "flows": flows.num_rows,
+                "bytes_out": out,
+                "bytes_in": into,
+                "alerts": t.alerts,
+                "lag_seconds": lag,
+                "sources": ",".join(sorted({c.input_id for c in chunks if c.rows})),
+            },
+        )
+
+    def _retain(self, con: duckdb.DuckDBPyConnection) -> None:
+        """``--retain``: age out old flows at most once an hour (the detection state keeps aggregates)."""
+        if self.options.retain is None or time.monotonic() - self._retained_at < 3600:
+            return
+        self._retained_at = time.monotonic()
+        self._state.retain(con, dt.datetime.now(dt.UTC) - self.options.retain)
+
+    # -- status -------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"schema": STATUS_SCHEMA, "pid": os.getpid(), **asdict(self.totals)}
+        doc["sources"] = {source.name: source.status() for source in self.sources}
+        if self.deliverer is not None:
+            try:
+                doc["delivery"] = self.deliverer.status()
+            except DeriskError as exc:  # the status must never stop the loop
+                doc["delivery"] = {"error": exc.one_line()}
+        return doc
+
+    def _write_status(self) -> None:
+        path = self.options.status_file
+        if path is None:
+            return
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.status(), default=str, indent=1) + "\n", encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:  # a full disk must not stop the watch; the log says it
+            log.warning("%s: status not written (%s)", path, exc.strerror)
