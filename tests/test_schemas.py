@@ -73,7 +73,9 @@ def test_analysis_of_the_golden_capture_and_a_zeek_log(tmp_path: Path, env: Path
 
 
 @pytest.mark.slow
-def test_the_demo_documents_and_the_workspace_commands(demo: Path, tmp_path: Path, env: Path) -> None:
+def test_the_demo_documents_and_the_workspace_commands(
+    demo: Path, tmp_path: Path, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     analysis = assert_file_valid(demo / "analysis.json")
     assert analysis["alerts"], "the demo raises alerts, so their items are validated too"
     assert_file_valid(demo / "reduce.json")
@@ -117,6 +119,16 @@ def test_the_demo_documents_and_the_workspace_commands(demo: Path, tmp_path: Pat
     site = _json(tmp_path, "reduce-site", "reduce", str(SITES[0]), "--workspace", str(ws))
     assert_file_valid(site)
     assert_file_valid(_json(tmp_path, "data", "data", "status"))
+    monkeypatch.setenv("DERISK_TEST_PW", "a long enough password")
+    assert (
+        main(["users", "add", "ana", "--role", "analyst", "--password-env", "DERISK_TEST_PW", "-w", str(ws)])
+        == 0
+    )
+    users = assert_file_valid(_json(tmp_path, "users", "users", "list", "-w", str(ws)))
+    assert [(u["name"], u["role"]) for u in users["users"]] == [("ana", "analyst")]
+    assert "hash" not in json.dumps(users)
+    report = assert_file_valid(_json(tmp_path, "report", "report", "-w", str(ws)), "analysis")
+    assert report["totals"] == analysis["totals"], "the report's document is the workspace's analysis"
     assert_valid(as_json_data(yaml.safe_load((demo / "site.yaml").read_text(encoding="utf-8"))), "site")
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
-from derisk.cli.options import workspace_option
+from derisk.cli.options import json_option, workspace_option
+from derisk.cli.output import emit_json
 from derisk.errors import ConfigError, StoreError, UsageError
+from derisk.safetext import visible
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,16 @@ def register(group: click.Group) -> None:
 @click.option(
     "--pdf", "pdf_dest", type=click.Path(path_type=Path, dir_okay=False), help="Write the PDF report here."
 )
-def report_command(workspace: Path, lang: str, html_dest: Path | None, pdf_dest: Path | None) -> None:
+@json_option
+@click.option("-q", "--quiet", is_flag=True, help="Do not name the files written.")
+def report_command(
+    workspace: Path,
+    lang: str,
+    html_dest: Path | None,
+    pdf_dest: Path | None,
+    json_dest: str | None,
+    quiet: bool,
+) -> None:
     """Write the analysis report of WORKSPACE in a language, as HTML and/or PDF (read-only).
 
     The same report as `derisk analyze --html`, for the whole workspace, in English, French, Dutch
@@ -47,16 +58,20 @@ def report_command(workspace: Path, lang: str, html_dest: Path | None, pdf_dest:
     from derisk.web.pdf import html_to_pdf
     from derisk.web.readonly import WorkspaceReader
 
-    if html_dest is None and pdf_dest is None:
-        raise UsageError("say where to write the report: --html FILE and/or --pdf FILE")
+    if html_dest is None and pdf_dest is None and json_dest is None:
+        raise UsageError("say where to write the report: --html FILE, --pdf FILE and/or --json FILE|-")
     reader = WorkspaceReader(workspace, idle=0)
-    html = render_analysis_html(reader.snapshot().doc, locale=lang)
-    if html_dest is not None:
-        write_atomic(html_dest, html)
-        click.echo(f"report: {html_dest}", err=True)
-    if pdf_dest is not None:
-        write_atomic(pdf_dest, html_to_pdf(html))
-        click.echo(f"report: {pdf_dest}", err=True)
+    doc = reader.snapshot().doc
+    emit_json(doc, json_dest)
+    if html_dest is None and pdf_dest is None:
+        return
+    html = render_analysis_html(doc, locale=lang)
+    for dest, content in ((html_dest, html), (pdf_dest, None)):
+        if dest is None:
+            continue
+        write_atomic(dest, html_to_pdf(html) if content is None else content)
+        if not quiet:
+            click.echo(f"report: {visible(str(dest), 300)}", err=True)
 
 
 @click.command("serve")
@@ -224,12 +239,23 @@ def users_add(name: str, workspace: Path, role: str, password_env: str | None, r
 
 @users_group.command("list")
 @workspace_option
-def users_list(workspace: Path) -> None:
-    """List accounts and their roles."""
+@json_option
+def users_list(workspace: Path, json_dest: str | None) -> None:
+    """List accounts and their roles (with --json: the derisk.users/1 document, no password hashes)."""
     from derisk.web.auth import UserStore
 
-    for user in sorted(UserStore(workspace).load().values(), key=lambda u: u.name):
-        click.echo(f"{user.name}\t{user.role}\t{user.created}")
+    if not workspace.is_dir():
+        raise StoreError(
+            "no workspace here (run `derisk analyze` first, or pass --workspace)", source=str(workspace)
+        )
+    users = sorted(UserStore(workspace).load().values(), key=lambda u: u.name)
+    if json_dest is not None:
+        rows = [{"name": u.name, "role": u.role, "created": u.created} for u in users]
+        emit_json({"schema": "derisk.users/1", "workspace": str(workspace), "users": rows}, json_dest)
+        if json_dest == "-":
+            return
+    for user in users:
+        click.echo(f"{visible(user.name, 200)}\t{user.role}\t{visible(str(user.created), 60)}")
 
 
 @users_group.command("remove")

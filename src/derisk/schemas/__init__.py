@@ -28,6 +28,7 @@ SCHEMAS: Final[dict[str, str]] = {
     "evidence": "derisk evidence list --json",
     "screening": "derisk screen --json",
     "reduce": "derisk reduce --json",
+    "users": "derisk users list --json",
     "site": "the site file (--site, derisk reduce SITE)",
     "deal": "the deal file (derisk screen DEAL)",
 }

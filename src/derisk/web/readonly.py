@@ -151,14 +151,18 @@ def slot_minutes(first: str | None, last: str | None) -> int:
 def _build_snapshot(view: ReadOnlyWorkspace) -> Snapshot:
     run = store.latest_run(view)
     alerts = [json.loads(d) for d in store.stored_alerts(view)]
+    # the whole workspace, not one run: what a run ingested is not part of this view (null)
     run_doc: dict[str, Any] = {
         "run_id": None,
         "started_at": None,
+        "ingested": None,
+        "already_present": None,
         "ipdata_version": None,
         "registry_version": None,
+        "input_notes": None,
     }
     if run:
-        run_doc = {
+        run_doc |= {
             "run_id": run["run_id"],
             "started_at": run["started_at"].isoformat() if run.get("started_at") else None,
             "ipdata_version": run.get("ipdata_version"),
