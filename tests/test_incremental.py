@@ -4,6 +4,7 @@ the flows are aged out."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def _feed(ws: Workspace, flows: pa.Table, cuts: list[int], cfg: DetectionConfig)
     attribution = _attribution(flows)
     bounds = [0, *cuts, flows.num_rows]
     state = DetectionState()
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         batch = flows.slice(lo, hi - lo)
         with ws.transaction() as con:
             insert_flows(con, batch)

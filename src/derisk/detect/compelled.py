@@ -10,6 +10,7 @@ byte threshold and 0.1 at four times the duration. Decision support, not legal a
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -72,45 +73,73 @@ def detect_compelled(
     ids = flow_ids_for(flows, row_lists)
     alerts = []
     for j, i in enumerate(hit):
-        info = infos[j]
         r = row_lists[j]
-        ctrl = info.get("dst_controller") or info.get("dst_org") or "unknown"
         dests = pc.unique(pc.take(column(flows, "dst_ip"), pa.array(r, pa.int64()))).to_pylist()
         names = (
             pc.unique(pc.take(column(flows, "server_name"), pa.array(r, pa.int64()))).drop_null().to_pylist()
         )
-        target = target_from(info, str(ctrl))
-        score = (
-            0.8
-            + (0.1 if sent[i] >= 10 * min_bytes else 0.0)
-            + (0.1 if hours[i] >= 4 * max(min_hours, 0.25) else 0.0)
-        )
-        evidence = {
-            "bytes_out": int(sent[i]),
-            "hours": round(float(hours[i]), 2),
-            "destinations": [str(d) for d in dests[:10]],
-            "destination_count": len(dests),
-            "server_names": [str(n) for n in names[:10]],
-            "min_bytes_out": int(min_bytes),
-            "min_hours": min_hours,
-        }
-        summary = (
-            f"sent {_fmt_bytes(float(sent[i]))} over {float(hours[i]):.1f} h to {ctrl} "
-            f"({len(dests)} address{'es' if len(dests) > 1 else ''}"
-            f"{', e.g. ' + str(names[0]) if names else ''})"
-        )
         alerts.append(
-            make_alert(
-                "compelled-transfer",
-                score,
-                target,
-                summary,
-                evidence,
+            compelled_alert(
+                infos[j],
+                float(sent[i]),
+                float(first[i]),
+                float(last[i]),
+                dests,
+                names,
+                ids[j],
+                len(r),
+                cfg,
                 laws_for,
-                flow_ids=ids[j],
-                flow_count=len(r),
-                first_seen=as_datetime(first[i]),
-                last_seen=as_datetime(last[i]),
             )
         )
     return alerts
+
+
+def compelled_alert(
+    info: dict[str, Any],
+    sent: float,
+    first: float,
+    last: float,
+    dests: list[Any],
+    names: list[Any],
+    flow_ids: list[str],
+    flow_count: int,
+    cfg: DetectionConfig,
+    laws_for: LawsFor,
+) -> Alert:
+    """The alert of one (system, controller): ``info`` is the attribution of its latest flow, ``dests``
+    and ``names`` its addresses and server names in the order first seen."""
+    min_bytes = cfg.get("compelled", "min_bytes_out")
+    min_hours = cfg.get("compelled", "min_hours")
+    hours = (last - first) / 3600.0
+    ctrl = info.get("dst_controller") or info.get("dst_org") or "unknown"
+    target = target_from(info, str(ctrl))
+    score = (
+        0.8 + (0.1 if sent >= 10 * min_bytes else 0.0) + (0.1 if hours >= 4 * max(min_hours, 0.25) else 0.0)
+    )
+    evidence = {
+        "bytes_out": int(sent),
+        "hours": round(float(hours), 2),
+        "destinations": [str(d) for d in dests[:10]],
+        "destination_count": len(dests),
+        "server_names": [str(n) for n in names[:10]],
+        "min_bytes_out": int(min_bytes),
+        "min_hours": min_hours,
+    }
+    summary = (
+        f"sent {_fmt_bytes(float(sent))} over {float(hours):.1f} h to {ctrl} "
+        f"({len(dests)} address{'es' if len(dests) > 1 else ''}"
+        f"{', e.g. ' + str(names[0]) if names else ''})"
+    )
+    return make_alert(
+        "compelled-transfer",
+        score,
+        target,
+        summary,
+        evidence,
+        laws_for,
+        flow_ids=flow_ids,
+        flow_count=flow_count,
+        first_seen=as_datetime(first),
+        last_seen=as_datetime(last),
+    )

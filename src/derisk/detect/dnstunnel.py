@@ -13,7 +13,9 @@ distinct query names of the flow table:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -105,7 +107,6 @@ def detect_dns_tunnels(
         if col in flows.column_names:
             vals = [str(v) for v in pc.unique(column(flows, col)).drop_null().to_pylist()]
             connected.update(d for d in registrable(vals) if d)
-    label_chars = cfg.get("dns_tunnel", "min_label_chars")
     min_score = cfg.get("dns_tunnel", "min_score")
     uniq_codes = pc.index_in(names, value_set=uniq)
     row_dom = dom_codes_u[np.asarray(uniq_codes.to_numpy(zero_copy_only=False), dtype=np.int64)]
@@ -113,12 +114,8 @@ def detect_dns_tunnels(
     hits = []
     for j, d in enumerate(seg.codes.tolist()):  # loop over candidate domains (few)
         n = int(counts_u[d])
-        volume = min(1.0, max(0.0, 0.5 + 0.5 * np.log10(n / min_unique)))
-        length_score = min(1.0, max(0.0, (float(median_len[j]) - label_chars) / label_chars))
-        ent_score = min(1.0, max(0.0, (float(mean_h[j]) - 2.5) / 1.5))
-        payload = 0.5 * length_score + 0.5 * ent_score
         is_connected = dom_names[d] in connected
-        score = (0.3 * volume + 0.7 * payload) * (CONNECTED_FACTOR if is_connected else 1.0)
+        score = tunnel_score(n, float(median_len[j]), float(mean_h[j]), is_connected, cfg)
         if score >= min_score:
             hits.append((d, n, score, float(median_len[j]), float(mean_h[j]), is_connected))
     if not hits:
@@ -128,43 +125,77 @@ def detect_dns_tunnels(
     row_lists = [rows[row_dom == d] for d, *_ in hits]
     ids = flow_ids_for(flows, row_lists)
     for (d, n, score, mlen, mh, is_connected), r, fids in zip(hits, row_lists, ids, strict=True):
-        hosts = pc.value_counts(pc.take(src_col, pa.array(r, pa.int64()))).to_pylist()
-        hosts.sort(key=lambda x: (-x["counts"], str(x["values"])))
-        top = hosts[0]["values"] if hosts else None
+        hosts = [
+            (x["values"], x["counts"])
+            for x in pc.value_counts(pc.take(src_col, pa.array(r, pa.int64()))).to_pylist()
+        ]
         valid = times.valid[r]
-        first = as_datetime(times.start[r][valid].min()) if valid.any() else None
-        last = as_datetime(times.start[r][valid].max()) if valid.any() else None
-        evidence = {
-            "domain": dom_names[d],
-            "unique_names": n,
-            "queries": len(r),
-            "median_label_chars": round(mlen, 1),
-            "entropy_bits_per_char": round(mh, 2),
-            "connected_directly": is_connected,
-            "hosts": [{"src_ip": x["values"], "queries": x["counts"]} for x in hosts[:10]],
-            "host_count": len(hosts),
-        }
-        never = "" if is_connected else ", a domain never connected to directly"
-        summary = (
-            f"sent {n:,} unique DNS names under {dom_names[d]} (median {mlen:.0f} characters, "
-            f"{mh:.1f} bits per character{never})"
-        )
-        target = Target(src_ip=top, system=_main_system(flows, r), destination=dom_names[d])
-        alerts.append(
-            make_alert(
-                "dns-tunnel",
-                score,
-                target,
-                summary,
-                evidence,
-                laws_for,
-                flow_ids=fids,
-                flow_count=len(r),
-                first_seen=first,
-                last_seen=last,
-            )
-        )
+        first = float(times.start[r][valid].min()) if valid.any() else None
+        last = float(times.start[r][valid].max()) if valid.any() else None
+        stats = TunnelStats(n, mlen, mh, is_connected, len(r), hosts, _main_system(flows, r), first, last)
+        alerts.append(tunnel_alert(dom_names[d], score, stats, fids, laws_for))
     return alerts
+
+
+def tunnel_score(
+    unique: int, median_len: float, mean_h: float, connected: bool, cfg: DetectionConfig
+) -> float:
+    """The score of a domain from its unique names, their median length and mean entropy."""
+    min_unique = cfg.get("dns_tunnel", "min_unique_names")
+    label_chars = cfg.get("dns_tunnel", "min_label_chars")
+    volume = min(1.0, max(0.0, 0.5 + 0.5 * np.log10(unique / min_unique)))
+    length_score = min(1.0, max(0.0, (median_len - label_chars) / label_chars))
+    ent_score = min(1.0, max(0.0, (mean_h - 2.5) / 1.5))
+    payload = 0.5 * length_score + 0.5 * ent_score
+    return float((0.3 * volume + 0.7 * payload) * (CONNECTED_FACTOR if connected else 1.0))
+
+
+@dataclass(frozen=True)
+class TunnelStats:
+    """What an alert shows about one domain; ``hosts`` are (internal host, queries)."""
+
+    unique: int
+    median_len: float
+    mean_h: float
+    connected: bool
+    queries: int
+    hosts: list[tuple[Any, int]]
+    system: str | None
+    first: float | None
+    last: float | None
+
+
+def tunnel_alert(domain: str, score: float, st: TunnelStats, flow_ids: list[str], laws_for: LawsFor) -> Alert:
+    hosts = sorted(st.hosts, key=lambda x: (-x[1], str(x[0])))
+    top = hosts[0][0] if hosts else None
+    evidence = {
+        "domain": domain,
+        "unique_names": st.unique,
+        "queries": st.queries,
+        "median_label_chars": round(st.median_len, 1),
+        "entropy_bits_per_char": round(st.mean_h, 2),
+        "connected_directly": st.connected,
+        "hosts": [{"src_ip": h, "queries": c} for h, c in hosts[:10]],
+        "host_count": len(hosts),
+    }
+    never = "" if st.connected else ", a domain never connected to directly"
+    summary = (
+        f"sent {st.unique:,} unique DNS names under {domain} (median {st.median_len:.0f} characters, "
+        f"{st.mean_h:.1f} bits per character{never})"
+    )
+    target = Target(src_ip=top, system=st.system, destination=domain)
+    return make_alert(
+        "dns-tunnel",
+        score,
+        target,
+        summary,
+        evidence,
+        laws_for,
+        flow_ids=flow_ids,
+        flow_count=st.queries,
+        first_seen=as_datetime(st.first) if st.first is not None else None,
+        last_seen=as_datetime(st.last) if st.last is not None else None,
+    )
 
 
 def _main_system(flows: pa.Table, rows: np.ndarray) -> str | None:

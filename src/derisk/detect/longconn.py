@@ -67,6 +67,23 @@ def continuation_rows(flows: pa.Table, start: F64, end: F64, rows: I64, stitch: 
     return out
 
 
+def stitch_records(codes: I64, start: F64, end: F64, stitch: float) -> tuple[I64, I64]:
+    """Records sorted by (5-tuple code, start) and the connection number of each sorted record: a new
+    connection starts where the tuple changes or the next start is past the running end + ``stitch``."""
+    order = np.lexsort((start, codes))
+    c, s, e = codes[order], start[order], end[order]
+    if len(c) == 0:
+        return order, np.zeros(0, dtype=np.int64)
+    # running max of the end within each tuple (segments kept apart by an offset per segment)
+    base = float(min(s.min(), e.min()))
+    span = float(max(s.max(), e.max())) - base + 1.0
+    idx = segments(c).index().astype(np.float64)
+    run_end = np.maximum.accumulate((e - base) + idx * span) - idx * span + base
+    prev_end = np.r_[-np.inf, run_end[:-1]]
+    new_conn = np.r_[True, c[1:] != c[:-1]] | (s > prev_end + stitch)
+    return order, np.cumsum(new_conn) - 1
+
+
 def detect_long_connections(
     flows: pa.Table,
     cfg: DetectionConfig,
@@ -89,17 +106,8 @@ def detect_long_connections(
     dst = codes_of(column(flows, "dst_ip"))
     tuple_codes = five_tuple(flows)[rows]
     start, end = times.start[rows], times.end[rows]
-    order = np.lexsort((start, tuple_codes))
-    c, s, e = tuple_codes[order], start[order], end[order]
-    # running max of the end within each tuple (segments kept apart by an offset per segment), then a
-    # new connection starts where the tuple changes or the next start is past the running end + stitch
-    base = float(min(s.min(), e.min()))
-    span = float(max(s.max(), e.max())) - base + 1.0
-    idx = segments(c).index().astype(np.float64)
-    run_end = np.maximum.accumulate((e - base) + idx * span) - idx * span + base
-    prev_end = np.r_[-np.inf, run_end[:-1]]
-    new_conn = np.r_[True, c[1:] != c[:-1]] | (s > prev_end + stitch)
-    conn = np.cumsum(new_conn) - 1
+    order, conn = stitch_records(tuple_codes, start, end, stitch)
+    s, e = start[order], end[order]
     cseg = segments(conn)
     conn_first, conn_last = cseg.min(s), cseg.max(e)
     dur_h = (conn_last - conn_first) / 3600.0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -143,48 +144,81 @@ def detect_new_destinations(
         return []
     infos = rows_info(flows, np.array([f[1][0] for f in found], dtype=np.int64))
     ids = flow_ids_for(flows, [f[1] for f in found])
+    src = codes_of(column(flows, "src_ip"))
     alerts = []
     for j, (scope, r, extra) in enumerate(found):
-        info = infos[j]
-        evidence: dict[str, object] = {
-            "scope": scope,
-            "baseline_end": as_datetime(baseline_end).isoformat(),
-            "flows_since": len(r),
-            "bytes_since": int(size[r].sum()),
-        }
-        if scope in ("destination", "destinations"):
-            target = target_from(info, str(first_value(info, "dst_domain", "dst_ip")))
-            what = "talked for the first time to {dest}"
-            if scope == "destinations":
-                count = int(extra[-1][0])
-                examples = rows_info(flows, np.array([x[0] for x in extra[:-1]], dtype=np.int64))
-                evidence["new_destinations"] = count
-                evidence["examples"] = [str(first_value(e, "dst_domain", "dst_ip")) for e in examples]
-                largest = str(first_value(info, "dst_domain", "dst_ip"))
-                what = f"talked to {count:,} destinations for the first time (the largest: {largest})"
-                target = replace(target, destination=f"{count} new destinations")
-        elif scope == "organisation":
-            target = target_from(info, str(info.get("dst_org")))
-            what = f"was the first to reach organisation {info.get('dst_org')}"
-        else:
-            target = target_from(info, str(info.get("dst_jurisdiction")))
-            what = f"was the first to send traffic under jurisdiction {info.get('dst_jurisdiction')}"
-        hosts = len(np.unique(codes_of(pc.take(column(flows, "src_ip"), pa.array(r[:10_000], pa.int64())))))
-        evidence["hosts"] = hosts
-        kind_scope = "destination" if scope == "destinations" else scope
-        plural = "host" if hosts == 1 else "hosts"
-        alerts.append(
-            make_alert(
-                "new-destination",
-                SCORES[kind_scope],
-                target,
-                f"{what} after the baseline period ({len(r):,} flow{'' if len(r) == 1 else 's'}, {hosts} {plural})",
-                evidence,
-                laws_for,
-                flow_ids=ids[j],
-                flow_count=len(r),
-                first_seen=as_datetime(times.start[r].min()),
-                last_seen=as_datetime(times.start[r].max()),
-            )
+        examples: list[str] = []
+        count = 0
+        if scope == "destinations":
+            count = int(extra[-1][0])
+            rows_ex = rows_info(flows, np.array([x[0] for x in extra[:-1]], dtype=np.int64))
+            examples = [str(first_value(e, "dst_domain", "dst_ip")) for e in rows_ex]
+        hosts = len(np.unique(src[r]))
+        seen = NewSeen(
+            len(r), int(size[r].sum()), hosts, float(times.start[r].min()), float(times.start[r].max())
         )
+        alerts.append(new_alert(scope, infos[j], baseline_end, seen, ids[j], examples, count, laws_for))
     return alerts
+
+
+@dataclass(frozen=True)
+class NewSeen:
+    """What was seen of a new destination, organisation or jurisdiction since the baseline."""
+
+    flows: int
+    bytes: int
+    hosts: int
+    first: float
+    last: float
+
+
+def new_alert(
+    scope: str,
+    info: dict[str, Any],
+    baseline_end: float,
+    seen: NewSeen,
+    flow_ids: list[str],
+    examples: list[str],
+    count: int,
+    laws_for: LawsFor,
+) -> Alert:
+    """The alert of one new key; ``info`` is the attribution of its first flow. For the ``destinations``
+    scope (a system with too many new destinations), ``count`` is how many and ``examples`` the next
+    largest after the one ``info`` names."""
+    evidence: dict[str, object] = {
+        "scope": scope,
+        "baseline_end": as_datetime(baseline_end).isoformat(),
+        "flows_since": seen.flows,
+        "bytes_since": seen.bytes,
+    }
+    if scope in ("destination", "destinations"):
+        target = target_from(info, str(first_value(info, "dst_domain", "dst_ip")))
+        what = "talked for the first time to {dest}"
+        if scope == "destinations":
+            evidence["new_destinations"] = count
+            evidence["examples"] = examples
+            largest = str(first_value(info, "dst_domain", "dst_ip"))
+            what = f"talked to {count:,} destinations for the first time (the largest: {largest})"
+            target = replace(target, destination=f"{count} new destinations")
+    elif scope == "organisation":
+        target = target_from(info, str(info.get("dst_org")))
+        what = f"was the first to reach organisation {info.get('dst_org')}"
+    else:
+        target = target_from(info, str(info.get("dst_jurisdiction")))
+        what = f"was the first to send traffic under jurisdiction {info.get('dst_jurisdiction')}"
+    evidence["hosts"] = seen.hosts
+    kind_scope = "destination" if scope == "destinations" else scope
+    plural = "host" if seen.hosts == 1 else "hosts"
+    n = seen.flows
+    return make_alert(
+        "new-destination",
+        SCORES[kind_scope],
+        target,
+        f"{what} after the baseline period ({n:,} flow{'' if n == 1 else 's'}, {seen.hosts} {plural})",
+        evidence,
+        laws_for,
+        flow_ids=flow_ids,
+        flow_count=n,
+        first_seen=as_datetime(seen.first),
+        last_seen=as_datetime(seen.last),
+    )

@@ -2,7 +2,10 @@
 
 The *window* is the last ``beacon.window_hours`` of the data; everything before it is the *baseline*.
 A system (or, without a system label, an internal host) is its own reference: its baseline is the
-largest amount it sent to one destination in one window-length of the baseline period.
+largest amount it sent to one destination in one window-length slot of the baseline period. Slots
+are whole window-lengths counted from the epoch (the last one cut short at the window), so they do
+not move as data arrives: ``derisk watch`` keeps the same baseline batch by batch
+(:mod:`derisk.detect.incremental`).
 
 * Per destination (registrable domain, else IP): alert when the host sent at least ``min_bytes_out``,
   at least ``min_ratio`` times what it received, and at least ``baseline_factor`` times its baseline.
@@ -19,14 +22,17 @@ from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from derisk.detect.alert import Alert, LawsFor, Target, make_alert
 from derisk.detect.config import DetectionConfig
 from derisk.detect.segments import (
+    F64,
     I64,
+    B,
     Frame,
     as_datetime,
-    coalesce_codes,
+    codes_of,
     column,
     combine,
     first_value,
@@ -50,6 +56,28 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
+def who_dest_keys(flows: pa.Table) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """Per row, who sent (``s:`` system, else ``i:`` internal host) and where to (``d:`` registrable
+    domain, else ``a:`` IP), as strings (null when both are missing): the keys uploads are counted by."""
+
+    def either(first: str, second: str, tags: tuple[str, str]) -> pa.ChunkedArray:
+        a = pc.cast(column(flows, first), pa.string())
+        b = pc.cast(column(flows, second), pa.string())
+        return pc.if_else(
+            pc.is_valid(a),
+            pc.binary_join_element_wise(tags[0], a, ""),
+            pc.binary_join_element_wise(tags[1], b, ""),
+        )
+
+    return either("system", "src_ip", ("s:", "i:")), either("dst_domain", "dst_ip", ("d:", "a:"))
+
+
+def baseline_slots(start: F64, window: float) -> I64:
+    """The window-length slot of each start time, counted from the epoch: slots do not move as data
+    arrives, so a baseline is the same whether computed at once or batch by batch."""
+    return np.floor(start / window).astype(np.int64)
+
+
 def detect_uploads(
     flows: pa.Table,
     cfg: DetectionConfig,
@@ -65,24 +93,41 @@ def detect_uploads(
     window = cfg.get("beacon", "window_hours") * 3600.0
     t_hi = frame[1] if frame else float(times.start[ok].max())
     cut = t_hi - window
-    in_window = ok & (times.start >= cut)
     in_base = ok & (times.start < cut)
-    system = column(flows, "system")
-    who = combine(coalesce_codes(system, column(flows, "src_ip")))
-    dest = coalesce_codes(column(flows, "dst_domain"), column(flows, "dst_ip"))
+    who_key, dest_key = who_dest_keys(flows)
+    who, dest = codes_of(who_key), codes_of(dest_key)
     out_b = ints(flows, "bytes_out").astype(np.float64)
-    in_b = ints(flows, "bytes_in").astype(np.float64)
     n_who = int(who.max()) + 1 if len(who) else 0
-    # baseline per who: the most sent to one destination in one window-length slice of the baseline
+    # baseline per who: the most sent to one destination in one window-length slot before the cut
     baseline = np.zeros(max(n_who, 1))
     brow = np.flatnonzero(in_base & (who >= 0) & (dest >= 0))
     if len(brow):
-        slot = np.floor((times.start[brow] - cut) / window).astype(np.int64)
+        slot = baseline_slots(times.start[brow], window)
         key = combine(who[brow], dest[brow], slot - slot.min())
         sums = np.bincount(key, weights=out_b[brow])
         key_who = np.zeros(len(sums), dtype=np.int64)
         key_who[key] = who[brow]
         np.maximum.at(baseline, key_who, sums)
+    return upload_alerts(
+        flows, cfg, laws_for, times.start, ok & (times.start >= cut), who, dest, baseline, bool(in_base.any())
+    )
+
+
+def upload_alerts(
+    flows: pa.Table,
+    cfg: DetectionConfig,
+    laws_for: LawsFor,
+    start: F64,
+    in_window: B,
+    who: I64,
+    dest: I64,
+    baseline: F64,
+    baseline_defined: bool,
+) -> list[Alert]:
+    """The upload alerts of the rows ``in_window``, given each who-code's ``baseline``."""
+    window = cfg.get("beacon", "window_hours") * 3600.0
+    out_b = ints(flows, "bytes_out").astype(np.float64)
+    in_b = ints(flows, "bytes_in").astype(np.float64)
     min_bytes = cfg.get("upload", "min_bytes_out")
     ratio = cfg.get("upload", "min_ratio")
     factor = cfg.get("upload", "baseline_factor")
@@ -147,18 +192,18 @@ def detect_uploads(
             "bytes_in": int(inb),
             "ratio_out_in": round(o / max(inb, 1.0), 1),
             "baseline_bytes_out": int(b),
-            "baseline_defined": bool(in_base.any()),
+            "baseline_defined": baseline_defined,
             "destinations": dests,
             "window_hours": window / 3600.0,
         }
         per = f"{window / 3600.0:g} h"
         base_txt = (
             f", against a baseline of {_fmt_bytes(b)} (the most it sent to one destination in {per} before)"
-            if in_base.any()
+            if baseline_defined
             else ", with no baseline period in the data"
         )
         summary = f"sent {_fmt_bytes(o)} to {{dest}} and received {_fmt_bytes(inb)}{base_txt}"
-        starts = times.start[r]
+        starts = start[r]
         alerts.append(
             make_alert(
                 "upload",
