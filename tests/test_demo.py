@@ -87,3 +87,17 @@ def test_demo_report_shows_the_seed_article_as_public_reporting(demo: Path) -> N
     assert article["publisher"] and article["date"] == "2023-10-06" and article["language"] == "deu"
     html = (demo / "report.html").read_text(encoding="utf-8")
     assert "Public reporting" in html and article["url"] in html
+
+
+def test_demo_quiet_json_to_stdout_is_the_analysis_document(
+    tmp_path: Path, ipdata_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`-q --json -`: standard output carries the document and nothing else; the files are still written."""
+    out = tmp_path / "quiet-demo"
+    args = ["demo", "--out", str(out), "--data-dir", str(ipdata_dir), "--hours", "0.25", "-q", "--json", "-"]
+    assert main(args) == 0
+    captured = capfd.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["schema"] == "derisk.analysis/1"
+    assert doc == json.loads((out / "analysis.json").read_text(encoding="utf-8"))
+    assert captured.err == ""

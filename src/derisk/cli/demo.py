@@ -10,8 +10,8 @@ from typing import Any
 import click
 from rich.text import Text
 
-from derisk.cli.options import data_dir_option
-from derisk.cli.output import console, dumps, write_atomic
+from derisk.cli.options import data_dir_option, json_option
+from derisk.cli.output import dumps, emit_json, status_console, write_atomic
 from derisk.cli.watch import analyse
 from derisk.errors import DataError, UsageError
 from derisk.safetext import visible
@@ -89,9 +89,15 @@ def _story(doc: dict[str, Any]) -> Text:
 @click.option(
     "--hours", default=6.0, show_default=True, type=click.FloatRange(0.25, 48), help="Hours of traffic."
 )
-def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
-    """Build a demo cargo hub, capture its traffic, analyse it and write the reports."""
+@json_option
+@click.option("-q", "--quiet", is_flag=True, help="No terminal output; the files are written all the same.")
+def demo_cmd(out: Path, data_dir: Path | None, hours: float, json_dest: str | None, quiet: bool) -> None:
+    """Build a demo cargo hub, capture its traffic, analyse it and write the reports.
+
+    With --json, the demo's analysis document (derisk.analysis/1) goes there too.
+    """
     import yaml
+    from rich.console import Console
     from rich.panel import Panel
 
     try:
@@ -116,6 +122,7 @@ def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
         raise DataError(
             exc.message + "; the demo takes its addresses from that data", source=exc.source
         ) from None
+    console = Console(quiet=True) if quiet else status_console(json_dest)
     _prepare(out)
     scenario = build_scenario(SampledAddressBook(ipdata), start=DEMO_START, hours=hours)
     site_file = out / "site.yaml"
@@ -135,6 +142,7 @@ def demo_cmd(out: Path, data_dir: Path | None, hours: float) -> None:
     _attach_evidence(workspace)
     _, doc = analyse([capture], site, workspace, data_dir, console)
     write_atomic(out / "analysis.json", dumps(doc))
+    emit_json(doc, json_dest)
     write_atomic(out / "report.html", render_analysis_html(doc))
     screening = _screen_demo_deal(workspace)
     write_atomic(out / "screening.json", dumps(screening))
