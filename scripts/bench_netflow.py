@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -57,21 +58,30 @@ def _peak_kib() -> int:
 
 
 def child(kind: str, path: str) -> None:
+    """One measurement. Imports come before the clock (pyarrow's first conversion of Python values
+    imports pandas, 0.5-0.9 s here): start-up is measured by ``scripts/bench_cli.py``, not here."""
+    import pyarrow as pa
+
+    from derisk.ingest import netflow
+    from derisk.ingest.netflow import _FORMAT
+
+    pa.array([0])  # the lazy import of pandas, as every derisk command pays it once
+    cpu = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))  # fmt: skip
     start = time.perf_counter()
     if kind in ("nfdump", "pipe"):
-        from derisk.ingest.netflow import _FORMAT
-
         with open(os.devnull, "wb") as sink:
             flag = "-R" if Path(path).is_dir() else "-r"
             out = ["-6", "-o", _FORMAT] if kind == "nfdump" else ["-o", "pipe"]
             subprocess.run(["nfdump", "-q", "-N", flag, path, *out], stdout=sink, check=True)
         rows = 0
     else:
-        from derisk.ingest import netflow
-
         netflow._PIPE = kind == "derisk"  # "derisk-fmt": the same read through nfdump's fmt: output
         rows = sum(batch.num_rows for batch in netflow.read_nfcapd(Path(path)))
-    print(json.dumps({"seconds": time.perf_counter() - start, "flows": rows, "peak_kib": _peak_kib()}))
+    seconds = time.perf_counter() - start
+    cpu = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) - cpu  # fmt: skip
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "flows": rows, "peak_kib": _peak_kib()}))
 
 
 def _datagrams(count: int, version: int) -> list[bytes]:
@@ -227,13 +237,9 @@ def count_records(path: Path) -> int:
 
 
 def write_section(text: str) -> None:
-    existing = DOCS.read_text()
-    start = existing.find(SECTION + "\n")
-    if start < 0:
-        DOCS.write_text(existing.rstrip("\n") + "\n\n" + text)
-        return
-    end = existing.find("\n## ", start + len(SECTION))
-    DOCS.write_text(existing[:start] + text + (existing[end + 1 :] if end >= 0 else ""))
+    from mdsection import replace_section  # scripts/ is on the path when this script runs
+
+    replace_section(DOCS, text)
 
 
 def main() -> None:
@@ -281,6 +287,8 @@ def main() -> None:
                         "pipe": statistics.median(r["seconds"] for r in runs["pipe"]),
                         "ours": statistics.median(r["seconds"] for r in runs["derisk"]),
                         "ours_fmt": statistics.median(r["seconds"] for r in runs["derisk-fmt"]),
+                        "cpu": statistics.median(r["cpu"] for r in runs["derisk"]),
+                        "pipe_cpu": statistics.median(r["cpu"] for r in runs["pipe"]),
                         "flows": int(runs["derisk"][0]["flows"]),
                         "peak": max(r["peak_kib"] for r in runs["derisk"]) / 1024,
                     }
@@ -297,20 +305,23 @@ def main() -> None:
         f"{args.repeat}, child processes. Baselines: nfdump printing the same records to /dev/null "
         "(`-r FILE`, or `-R DIR` for the directory of the merged copies) in the `fmt:` format derisk "
         "read before (and still reads for files with reverse counters or several exporters), and in its "
-        "`pipe` format, which derisk reads now. derisk: `read_nfcapd` (nfdump's check and exporter "
+        "`pipe` format, which derisk reads now. Imports come before the clock (pyarrow's first conversion "
+        "imports pandas, 0.5-0.9 s; start-up is `scripts/bench_cli.py`'s); CPU is user + system time of the "
+        "process and its nfdump children. derisk: `read_nfcapd` (nfdump's check and exporter "
         "list, the probe, the read, Arrow parsing, pairing; in a directory the next file's nfdump runs "
         "while this one is read); derisk via fmt: is the same read forced through `fmt:` (the reader "
         "before this change, with the fixed-count pairing cuts).",
         "",
         "| records | input | size | nfdump fmt: | nfdump pipe | derisk via fmt: | derisk read | records/s (derisk) "
-        "| derisk / fmt: | derisk / pipe | flows | peak RSS |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| derisk / fmt: | derisk / pipe | CPU s nfdump pipe | CPU s derisk | flows | peak RSS |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['records']:,} | {r['input']} | {r['mb']:.0f} MB | {r['bare']:.2f} s | {r['pipe']:.2f} s "
             f"| {r['ours_fmt']:.2f} s | {r['ours']:.2f} s | {r['records'] / r['ours'] / 1000:,.0f} k | {r['ours'] / r['bare']:.2f}× "
-            f"| {r['ours'] / r['pipe']:.2f}× | {r['flows']:,} | {r['peak']:.0f} MiB |"
+            f"| {r['ours'] / r['pipe']:.2f}× | {r['pipe_cpu']:.2f} | {r['cpu']:.2f} | {r['flows']:,} "
+            f"| {r['peak']:.0f} MiB |"
         )
     lines += [
         "",

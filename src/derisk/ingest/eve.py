@@ -243,33 +243,15 @@ def _stream_file(
     display = str(file)
     skipped = tally.skipped.setdefault(display, Skipped()) if record == "flow" else Skipped()
     before = (pending.snapshot(), len(answers), dict(tally.events))
-    state = {"reported": 0, "lines": 0, "skip": 0}
+    state = _JoinState(record, tally, pending, answers, skipped)
 
     def joined(pieces: Iterator[tuple[_Piece, int]]) -> Iterator[pa.RecordBatch]:
-        for piece, offset in pieces:
-            if piece.skipped.count and piece.skipped.first_line is not None:
-                skipped.add(state["lines"] + piece.skipped.first_line + 1, piece.skipped.first_cause or "")
-                skipped.count += piece.skipped.count - 1
-            state["lines"] += piece.lines
-            if record == "flow":
-                tally.count(piece.kinds)
-            pending.add(piece.app)
-            if piece.answers is not None:
-                answers.add(piece.answers)
-            flows = piece.flows
-            if state["skip"]:
-                dropped = min(state["skip"], flows.num_rows)
-                state["skip"] -= dropped
-                flows = flows.slice(dropped)
-            if flows.num_rows:
-                names = pending.take(column(flows, "flow_id"), forget=record == "flow")
-                for start in range(0, flows.num_rows, BATCH_ROWS):
-                    part = flows.slice(start, BATCH_ROWS)
-                    part_names = {k: v.slice(start, BATCH_ROWS) for k, v in names.items()}
-                    yield to_batch(part, part_names, answers, record == "netflow")
-            if progress is not None and offset > state["reported"]:
-                progress(offset - state["reported"])
-                state["reported"] = offset
+        for batch, offset in _join(pieces, state):
+            if batch is not None:
+                yield batch
+            if progress is not None and offset > state.reported:
+                progress(offset - state.reported)
+                state.reported = offset
 
     if not is_gzip(file):
         given = 0
@@ -277,16 +259,119 @@ def _stream_file(
             for batch in joined(_duck_pieces(file, record, database)):
                 given += batch.num_rows
                 yield batch
-            _complete(file, progress, state["reported"])
+            _complete(file, progress, state.reported)
             return
         except everead.EveReadError as exc:
             _log.info("%s: DuckDB could not read the log (%s); reading it with Arrow", display, exc)
             pending.restore(before[0])
             answers.truncate(before[1])
             tally.events = before[2]
-            state["skip"] = given
+            state.skip = given
     yield from joined(_arrow_pieces(file, record))
-    _complete(file, progress, state["reported"])
+    _complete(file, progress, state.reported)
+
+
+@dataclass
+class _JoinState:
+    """What joining one source's pieces in order carries from piece to piece."""
+
+    record: str
+    tally: _Tally
+    pending: Pending
+    answers: AnswerIndex
+    skipped: Skipped
+    lines: int = 0
+    #: Flows already given (a file DuckDB refused part-way and Arrow reads again).
+    skip: int = 0
+    reported: int = 0
+
+
+def _join(
+    pieces: Iterator[tuple[_Piece, int]], state: _JoinState
+) -> Iterator[tuple[pa.RecordBatch | None, int]]:
+    """Flow batches of parsed pieces, in order, each with the offset its piece reached (a piece
+    without flows gives ``(None, offset)``): names by ``flow_id``, else from DNS answers."""
+    record = state.record
+    for piece, offset in pieces:
+        if piece.skipped.count and piece.skipped.first_line is not None:
+            state.skipped.add(state.lines + piece.skipped.first_line + 1, piece.skipped.first_cause or "")
+            state.skipped.count += piece.skipped.count - 1
+        state.lines += piece.lines
+        if record == "flow":
+            state.tally.count(piece.kinds)
+        state.pending.add(piece.app)
+        if piece.answers is not None:
+            state.answers.add(piece.answers)
+        flows = piece.flows
+        if state.skip:
+            dropped = min(state.skip, flows.num_rows)
+            state.skip -= dropped
+            flows = flows.slice(dropped)
+        if flows.num_rows:
+            names = state.pending.take(column(flows, "flow_id"), forget=record == "flow")
+            for start in range(0, flows.num_rows, BATCH_ROWS):
+                part = flows.slice(start, BATCH_ROWS)
+                part_names = {k: v.slice(start, BATCH_ROWS) for k, v in names.items()}
+                yield to_batch(part, part_names, state.answers, record == "netflow"), offset
+        else:
+            yield None, offset
+
+
+def read_eve_lines(data: bytes, *, name: str = "eve.json") -> Iterator[pa.RecordBatch]:
+    """The flows of EVE lines held in memory (``derisk watch``: a followed log's new complete lines,
+    the application events kept from earlier batches in front of them).
+
+    The same conversion and joins as :func:`read_eve`, parsed by Arrow's JSON reader in pieces of
+    :data:`PIECE_BYTES` on a few threads (no file, no DuckDB read). A last line without its newline is
+    read as a line. Bad lines are skipped and counted (one warning naming ``name``); lines without a
+    single flow give no batch and no error. ``netflow`` events are read when there is no ``flow`` event.
+    """
+    tally = _Tally()
+    for record in ("flow", "netflow"):
+        database = everead.connect()
+        answers = AnswerIndex(database)
+        skipped = tally.skipped.setdefault(name, Skipped()) if record == "flow" else Skipped()
+        state = _JoinState(record, tally, Pending(), answers, skipped)
+        try:
+            for batch, _ in _join(_memory_pieces(data, record), state):
+                if batch is not None:
+                    tally.flows += batch.num_rows
+                    yield batch
+        finally:
+            answers.close()
+            database.close()
+        if tally.flows or not tally.events.get("netflow"):
+            break
+    skipped = tally.skipped[name]
+    if skipped.count:
+        _log.warning("%s: %d line%s skipped, not EVE JSON of the expected form (the first: line %s, %s)",
+                     name, skipped.count, "" if skipped.count == 1 else "s", skipped.first_line,
+                     skipped.first_cause)  # fmt: skip
+
+
+def _memory_pieces(data: bytes, record: str) -> Iterator[tuple[_Piece, int]]:
+    """``data`` cut at line ends into pieces of about :data:`PIECE_BYTES`, parsed on a few threads
+    (a few pieces ahead of the join), in order, each with the offset it reaches in ``data``."""
+    workers = max(1, min(_MAX_WORKERS, pa.cpu_count()))
+    queue: deque[tuple[Future[_Piece], int]] = deque()
+    start = 0
+    with ThreadPoolExecutor(workers, thread_name_prefix="eve") as pool:
+        while start < len(data) or queue:
+            while start < len(data) and len(queue) <= workers:
+                end = len(data)
+                if end - start > PIECE_BYTES:
+                    end = data.rfind(b"\n", start, start + PIECE_BYTES) + 1
+                    if end <= start:  # a line longer than a piece
+                        end = data.find(b"\n", start + PIECE_BYTES) + 1 or len(data)
+                buffer = pa.py_buffer(_whole_lines(data[start:end]))
+                queue.append((pool.submit(_prepare, buffer, record), end))
+                start = end
+            job, end = queue.popleft()
+            yield job.result(), end
+
+
+def _whole_lines(piece: bytes) -> bytes:
+    return piece if piece.endswith(b"\n") else piece + b"\n"
 
 
 def _complete(file: Path, progress: Callable[[int], None] | None, reported: int) -> None:
