@@ -62,6 +62,32 @@ def one_dataset(inputs: list[Path]) -> Path:
     return inputs[0]
 
 
+def analyse_spark(
+    inputs: list[Path],
+    site: Site,
+    data_dir: Path | None,
+    *,
+    master: str | None,
+    out: Path | None,
+    workspace: Path | None,
+) -> dict[str, Any]:
+    """Analyse ``inputs`` on Spark into a Parquet dataset (``out``, else a temporary folder) and
+    build its ``derisk.analysis/1`` document from that dataset; the control graph (imported entities)
+    is the dataset's, else that of ``workspace`` when it exists."""
+    import tempfile
+
+    from derisk.errors import UsageError
+
+    if not inputs:
+        raise UsageError("--engine spark needs INPUTS (Zeek log directories or Parquet datasets)")
+    from derisk.spark import analyse
+
+    with tempfile.TemporaryDirectory(prefix="derisk-spark-") as tmp:
+        dest = out if out is not None else Path(tmp) / "results"
+        analyse(inputs, site, dest, master=master, data_root=data_dir, graph_workspace=workspace)
+        return analyse_dataset(dest, site, data_dir, engine="spark")
+
+
 def analyse_dataset(
     folder: Path, site: Site, data_dir: Path | None, *, engine: str = "duckdb"
 ) -> dict[str, Any]:

@@ -111,10 +111,17 @@ def analyse(
 )
 @click.option(
     "--engine",
-    type=click.Choice(["duckdb"]),
+    type=click.Choice(["duckdb", "spark"]),
     default="duckdb",
     show_default=True,
-    help="Where the analysis runs: embedded DuckDB.",
+    help="Where the analysis runs: embedded DuckDB, or Apache Spark (pip install 'derisk[spark]').",
+)
+@click.option("--master", metavar="URL", help="Spark master (local[N], spark://…, yarn, k8s://…).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="With --engine spark: write the results here as a Parquet dataset (`derisk load` reads it).",
 )
 def analyze_cmd(
     inputs: tuple[Path, ...],
@@ -128,12 +135,15 @@ def analyze_cmd(
     quiet: bool,
     strict: bool,
     engine: str,
+    master: str | None,
+    out_dir: Path | None,
 ) -> None:
     """Attribute traffic to controllers and jurisdictions (captures, Zeek logs).
 
     INPUTS are pcap/pcapng files, Zeek conn.log files or Zeek log directories, or one Parquet
     dataset (`derisk export parquet`), read in place. Without INPUTS the whole workspace is
-    attributed again (after a change to the control graph, say).
+    attributed again (after a change to the control graph, say). With --engine spark, INPUTS are
+    Zeek log directories or Parquet datasets, analysed on Apache Spark (docs/spark.md).
     """
     from derisk.cli import scale
     from derisk.report.html import render_analysis_html
@@ -143,7 +153,11 @@ def analyze_cmd(
     site = load_site(site_file)
     console = status_console(json_dest)
     skipped: dict[str, int] = {}
-    if any(scale.is_dataset(p) for p in inputs):
+    if engine == "spark" or master is not None or out_dir is not None:
+        doc = scale.analyse_spark(
+            list(inputs), site, data_dir, master=master, out=out_dir, workspace=workspace
+        )
+    elif any(scale.is_dataset(p) for p in inputs):
         doc = scale.analyse_dataset(scale.one_dataset(list(inputs)), site, data_dir)
     else:
         result, doc = analyse(list(inputs), site, workspace, data_dir, console, quiet=quiet, strict=strict)

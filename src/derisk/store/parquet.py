@@ -134,6 +134,18 @@ def new_manifest(
     }
 
 
+def copy_knowledge(ws: Workspace, folder: Path) -> list[str]:
+    """Write the workspace's imported entities and evidence into ``folder/knowledge``; their tables."""
+    knowledge = _knowledge_tables(ws.con)
+    if knowledge:
+        (folder / KNOWLEDGE).mkdir()
+    for table in knowledge:
+        ws.con.execute(
+            f"COPY {ident(table)} TO {literal(str(folder / KNOWLEDGE / (table + '.parquet')))} (FORMAT parquet)"
+        )
+    return knowledge
+
+
 def export_workspace(workspace: Path, dest: Path) -> dict[str, Any]:
     """Write the workspace's flows, alerts and side tables as a dataset at ``dest``; its manifest."""
     with Workspace.open(workspace, create=False, read_only=True) as ws, publishing(dest) as tmp:
@@ -169,18 +181,23 @@ def export_workspace(workspace: Path, dest: Path) -> dict[str, Any]:
                         f"COPY {ident(table)} TO {literal(str(tmp / (table + '.parquet')))} (FORMAT parquet)"
                     )
                     rows[table] = _count(con, f"SELECT count(*) FROM {ident(table)}")
-            knowledge = _knowledge_tables(con)
-            if knowledge:
-                (tmp / KNOWLEDGE).mkdir()
-            for table in knowledge:
-                con.execute(
-                    f"COPY {ident(table)} TO {literal(str(tmp / KNOWLEDGE / (table + '.parquet')))} (FORMAT parquet)"
-                )
+            knowledge = copy_knowledge(ws, tmp)
         except duckdb.Error as exc:
             raise StoreError(f"export failed: {exc}", source=str(dest)) from None
         manifest = new_manifest(site, rows, engine="duckdb", extra={"knowledge": knowledge})
         write_manifest(tmp, manifest)
     return manifest
+
+
+def flow_counts(folder: Path) -> dict[str, int]:
+    """Flows per input id in the dataset being written at ``folder``."""
+    try:
+        rows = duckdb.execute(
+            f"SELECT input_id, count(*) FROM {_scan(folder, FLOWS)} GROUP BY ALL"
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot count the flows written ({exc})", source=str(folder)) from None
+    return {str(k): int(n) for k, n in rows}
 
 
 # -- reading -------------------------------------------------------------------------------------

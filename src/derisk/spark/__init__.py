@@ -1,0 +1,82 @@
+"""derisk on Apache Spark: the one adapter to Spark (``derisk analyze --engine spark``).
+
+Nothing here is imported until a Spark analysis runs, and only this package imports pyspark. The
+analysis reads Zeek log directories and Parquet datasets, parses, orients and enriches the flows with
+the local path's functions on the executors, attributes them through the control graph (resolved
+once per distinct key, broadcast back), runs every detection as grouped Arrow functions calling the
+local detectors, and writes a Parquet dataset (:mod:`derisk.store.parquet`) that ``derisk load``
+and ``derisk analyze DATASET`` read. docs/spark.md has the deployment, settings and sizing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from derisk.errors import DeriskError, InputError, StoreError
+from derisk.site import Site
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line[:300]
+    return type(exc).__name__
+
+
+def job_error(exc: BaseException, dest: Path) -> DeriskError:
+    """A failed Spark job as one line: a damaged input file, else the job's own first line."""
+    text = str(exc)
+    lowered = text.lower()
+    if any(word in lowered for word in ("parquet", "footer", "magic number", "corrupt")):
+        return InputError(f"Spark could not read an input ({_first_line(exc)})")
+    return StoreError(f"the Spark job failed ({_first_line(exc)}); nothing was published", source=str(dest))
+
+
+def analyse(
+    inputs: list[Path],
+    site: Site,
+    dest: Path,
+    *,
+    master: str | None = None,
+    data_root: Path | None = None,
+    graph_workspace: Path | None = None,
+) -> dict[str, Any]:
+    """Analyse ``inputs`` on Spark (``master``: local[*] by default) into the dataset ``dest``."""
+    from derisk.spark.session import session
+
+    with warnings.catch_warnings():
+        # PySpark 4.3 warns that it does not fully support pandas 3 whenever an Arrow function is
+        # declared; derisk's Arrow functions never go through pandas.
+        warnings.filterwarnings(
+            "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        spark = session(master)
+        return _run(spark, inputs, site, dest, data_root=data_root, graph_workspace=graph_workspace)
+
+
+def _run(
+    spark: Any,
+    inputs: list[Path],
+    site: Site,
+    dest: Path,
+    *,
+    data_root: Path | None,
+    graph_workspace: Path | None,
+) -> dict[str, Any]:
+    from derisk.spark.job import analyse as run_job
+
+    try:
+        return run_job(spark, inputs, site, dest, data_root=data_root, graph_workspace=graph_workspace)
+    except DeriskError:
+        raise
+    except Exception as exc:
+        from py4j.protocol import Py4JError  # type: ignore[import-untyped]
+        from pyspark.errors import PySparkException
+
+        if isinstance(exc, PySparkException | Py4JError):
+            raise job_error(exc, dest) from None
+        raise

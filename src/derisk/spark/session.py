@@ -1,0 +1,123 @@
+"""Starting Spark: Java and the master checked first, so their absence is one line, not a JVM trace.
+
+Only this package imports pyspark (one adapter per foreign engine), and only when a Spark analysis
+runs. One session per process: a second analysis in the same process (the tests) reuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from derisk.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MASTER: Final = "local[*]"
+#: Seconds to wait for a standalone master to accept a connection before giving up.
+CONNECT_TIMEOUT: Final = 5.0
+#: Settings every derisk session gets (docs/spark.md): UTC everywhere, Arrow between the JVM and the
+#: Python workers, timestamps written as Parquet INT64 microseconds (what DuckDB and Trino read).
+SETTINGS: Final[dict[str, str]] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.sources.partitionOverwriteMode": "static",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.ui.enabled": "false",
+    "spark.sql.shuffle.partitions": "8",
+}
+
+
+def java_command() -> str:
+    """The ``java`` Spark will start (``$JAVA_HOME/bin/java``, else the one on PATH); ConfigError if none runs."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        where = f"JAVA_HOME={home}" if home else "PATH"
+        raise ConfigError(
+            f"Spark needs Java 17 or newer, and none was found on {where} "
+            "(install openjdk-17-jre-headless, or set JAVA_HOME)"
+        )
+    try:
+        done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False)
+    except OSError as exc:
+        raise ConfigError(f"Java cannot be started ({exc.strerror})", source=java) from None
+    if done.returncode != 0:
+        raise ConfigError("Java cannot be started (java -version failed)", source=java)
+    return java
+
+
+def check_master(master: str) -> None:
+    """A standalone master (``spark://host:port``) must accept a connection: ConfigError at once,
+    instead of Spark's retries for a minute. Other masters (local, yarn, k8s) are left to Spark."""
+    if not master.startswith("spark://"):
+        return
+    for part in master[len("spark://") :].split(","):
+        url = urlsplit(f"spark://{part}")
+        host, port = url.hostname, url.port or 7077
+        if not host:
+            raise ConfigError("not a Spark master URL (expected spark://HOST:PORT)", source=master)
+        try:
+            with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+                return
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            last = f"{host}:{port}: {reason}"
+    raise ConfigError(f"Spark master unreachable ({last})", source=master)
+
+
+#: Spark's own log: errors only, on standard error (its INFO and WARN lines would bury derisk's).
+LOG4J2: Final = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = spark: %p %c{1}: %m%n
+"""
+
+
+def _log_config() -> str:
+    handle, name = tempfile.mkstemp(prefix="derisk-log4j2-", suffix=".properties")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(LOG4J2)
+    return name
+
+
+def session(master: str | None = None, *, app: str = "derisk") -> Any:
+    """The process's SparkSession on ``master``, started if needed (ConfigError without pyspark or Java)."""
+    master = master or DEFAULT_MASTER
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ConfigError("the Spark engine needs PySpark: pip install 'derisk[spark]'") from None
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        running = active.sparkContext.master
+        if running != master:
+            log.warning("a Spark session on %s is running already; using it instead of %s", running, master)
+        return active
+    java_command()
+    check_master(master)
+    # The Python workers run the interpreter that runs derisk (its venv holds derisk and its libraries).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName(app)
+    builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={_log_config()}")
+    for key, value in SETTINGS.items():
+        builder = builder.config(key, value)
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # the JVM did not start or the master refused: one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"Spark did not start ({first[:300]})", source=master) from None
