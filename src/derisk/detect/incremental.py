@@ -1,51 +1,159 @@
 """Detections kept up to date batch by batch, for ``derisk watch``.
 
-:class:`DetectionState` is what ``watch`` holds between batches: it is loaded from the workspace,
-updated inside each batch's transaction after the batch's flows were stored and attributed, and saved
-in that same transaction, so a restart resumes with exactly the alerts of the committed flows.
+:class:`DetectionState` is what ``watch`` holds between batches: loaded from the workspace, updated
+inside each batch's transaction after the batch's flows were stored and attributed, and saved in that
+same transaction, so a restart resumes with the state of exactly the committed flows.
 
-This first version recomputes: :meth:`DetectionState.update` runs :func:`derisk.detect.detect` over
-every flow of the workspace (O(history) per batch) and reports the alerts that are new or changed.
-Its alerts are therefore those of a batch ``derisk analyze`` by construction. :meth:`retain` deletes
-the old flows; in this version later alerts no longer count them (the incremental aggregates that
-keep them are the next step).
+A batch costs O(batch + window + touched keys), not O(history):
+
+* **Window detections** (beacons and strobes, uploads, long connections) read a buffer of recent flows
+  held in memory: the last ``beacon.window_hours`` (the beacon and upload window), the upload slot the
+  window's start falls in, and the records of long connections still open. Only the hosts (beacons),
+  senders (uploads) and host × address pairs (long connections) a batch touches, or whose flows leave
+  the window, are scored again, by the batch detections themselves on their part of the buffer.
+* **History detections** keep exact per-key aggregates (:mod:`derisk.detect.incremental_keys`):
+  compelled transfers, DNS-tunnel statistics, first sightings for new destinations; upload baselines
+  keep the bytes per (sender, destination, slot) of closed slots.
+
+The alerts equal those of one batch ``derisk analyze`` of the same flows (a test feeds real-format
+data in random batch splits), within these limits, each stated where it applies:
+
+* a long connection's record that arrives more than a window-length after the newest flow start is
+  stitched only to the records still held (exact for exporters that write a record when it ends);
+* an earlier baseline start (flows older than every flow seen) re-scores every key, which is exact but
+  costs O(keys) for that batch; a change of thresholds or allow-list rebuilds the state from the
+  workspace's flows (exact only while no flow was aged out by :meth:`DetectionState.retain`);
+* attribution is taken as the batch carried it; ties in time between two flows of one key are broken
+  by arrival order, as the batch analysis breaks them by table order.
+
+On :meth:`~DetectionState.load` the buffer is read back from the workspace (flows from the oldest one
+it held): one scan at start-up. :meth:`~DetectionState.retain` deletes older flows and keeps the
+aggregates, so later alerts are the same.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-from typing import Any
+import math
+from typing import Any, Final
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from derisk.detect import COLUMNS, detect
+from derisk.detect import COLUMNS, default_laws_for, merge_hosts
 from derisk.detect.alert import Alert, LawsFor
+from derisk.detect.allowlist import allow_masks
+from derisk.detect.beacon import detect_beacons
 from derisk.detect.config import DetectionConfig
+from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDestinations, key_codes, prefixed
+from derisk.detect.longconn import detect_long_connections, five_tuple, stitch_records
+from derisk.detect.segments import F64, I64, B, Times, column, flow_times, ints, mask_eq, segments
+from derisk.detect.upload import baseline_slots, upload_alerts
 from derisk.errors import StoreError
 from derisk.flows import FLOW_SCHEMA
-from derisk.store import detect_state
 from derisk.store.alerts import read_flows_compact_con
 
 log = logging.getLogger(__name__)
+
+_COLS: Final = [c for c in COLUMNS if c in FLOW_SCHEMA.names]
+_SCHEMA: Final = pa.schema([FLOW_SCHEMA.field(c) for c in _COLS])
+_KINDS: Final = {
+    "beacon": ("beacon", "strobe"),
+    "long": ("long-connection",),
+    "upload": ("upload",),
+    "dns": ("dns-tunnel",),
+    "new": ("new-destination",),
+    "compelled": ("compelled-transfer",),
+}
 
 
 def _order(alerts: list[Alert]) -> list[Alert]:
     return sorted(alerts, key=lambda a: (-a.severity_rank, -a.score, a.kind, a.destination, a.src_ip or ""))
 
 
+def compact(table: pa.Table) -> pa.Table:
+    """The detection columns of ``table`` in the flow schema, strings dictionary-encoded (flow ids
+    excepted), missing columns null."""
+    arrays = []
+    for f in _SCHEMA:
+        col = (
+            table.column(f.name)
+            if f.name in table.column_names
+            else pa.chunked_array([pa.nulls(table.num_rows, f.type)])
+        )
+        if pa.types.is_dictionary(col.type):
+            col = pc.cast(col, col.type.value_type)
+        col = col.cast(f.type)
+        if pa.types.is_string(f.type) and f.name != "flow_id":
+            col = pc.dictionary_encode(col)
+        arrays.append(col)
+    return pa.table(arrays, names=_SCHEMA.names)
+
+
+def _config_key(config: DetectionConfig) -> str:
+    entries = [[e.matcher, e.value, list(e.kinds)] for e in config.allowlist]
+    return json.dumps([config.thresholds, entries], sort_keys=True)
+
+
+def _is_in(arr: pa.ChunkedArray, values: list[str]) -> B:
+    if not values:
+        return np.zeros(len(arr), dtype=bool)
+    plain = pc.cast(arr, arr.type.value_type) if pa.types.is_dictionary(arr.type) else arr
+    test = pc.is_in(pc.cast(plain, pa.string()), value_set=pa.array(values, pa.string()))
+    return np.asarray(pc.fill_null(test, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _strings(arr: pa.ChunkedArray, rows: I64) -> list[str]:
+    """The distinct non-null values of ``arr`` at ``rows``."""
+    if len(rows) == 0:
+        return []
+    taken = pc.take(arr, pa.array(rows, pa.int64()))
+    if pa.types.is_dictionary(taken.type):
+        taken = pc.cast(taken, taken.type.value_type)
+    return [str(v) for v in pc.unique(taken).drop_null().to_pylist()]
+
+
 class DetectionState:
-    """The current alerts of a workspace and what is needed to keep them current."""
+    """The current alerts of a workspace and the aggregates that keep them current."""
 
-    def __init__(self, alerts: list[Alert] | None = None) -> None:
-        self._alerts: dict[str, Alert] = {a.alert_id: a for a in alerts or []}
+    def __init__(self) -> None:
+        self.seq = 0
+        self.frame: tuple[float, float] | None = None
+        self.config_key: str | None = None
+        self.buf = compact(_SCHEMA.empty_table())
+        self.b_start: F64 = np.zeros(0)
+        self.b_seq: I64 = np.zeros(0, dtype=np.int64)
+        self.b_ok: dict[str, B] = {k: np.zeros(0, dtype=bool) for k in ("beacon", "long", "upload")}
+        self.fold_until: float | None = None
+        self.up_closed: dict[str, float] = {}  # who \x1f dest \x1f slot -> bytes out
+        self.up_base: dict[str, float] = {}  # who -> most sent to one destination in one closed slot
+        self.up_t0: float | None = None
+        self.up_dirty: set[str] = set()
+        self.beacon = Keyed()
+        self.upload = Keyed()
+        self.long_live = Keyed()
+        self.long_final = Keyed()
+        self.compelled = Compelled()
+        self.dns = DnsTunnels()
+        self.new = NewDestinations()
+        self._current: dict[str, Alert] = {}
+        self._full = True  # never saved: write everything
+        self.hold_from: float | None = None  # the oldest start the buffer held when saved
+        self.reload_pending = False  # the buffer is to be read back from the workspace
 
+    # -- the interface watch calls -------------------------------------------------------------
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection) -> DetectionState:
         """The stored state, or an empty one when none was stored yet."""
-        docs = detect_state.read_alert_docs(con)
-        return cls([Alert.from_json(d) for d in docs])
+        from derisk.detect.incremental_store import load_into
+
+        state = cls()
+        load_into(state, con)
+        return state
 
     def update(
         self,
@@ -57,37 +165,395 @@ class DetectionState:
     ) -> list[Alert]:
         """Take in one batch (already stored and attributed in ``con``'s transaction); returns the
         alerts that are new or changed by it, most severe first."""
-        columns = [c for c in COLUMNS if c in FLOW_SCHEMA.names]
-        flows = read_flows_compact_con(con, columns)
-        result = detect(flows, config, laws_for=laws_for)
-        changed = self._replace(result.alerts)
-        log.debug("batch of %d flows: %d alerts new or changed", batch.num_rows, len(changed))
-        return changed
-
-    def _replace(self, alerts: list[Alert]) -> list[Alert]:
-        fresh = {a.alert_id: a for a in alerts}
-        changed = [
-            a for k, a in fresh.items() if k not in self._alerts or self._alerts[k].to_json() != a.to_json()
-        ]
-        self._alerts = fresh
-        return _order(changed)
+        laws = _cached(laws_for or default_laws_for())
+        key = _config_key(config)
+        stored = _flow_count(con)
+        if (self.config_key is not None and key != self.config_key) or (
+            self.seq == 0 and stored > batch.num_rows
+        ):
+            # new thresholds or allow-list, or a workspace with flows from before watch: start over
+            log.info("detection state rebuilt from the workspace's %d flows", stored)
+            before = self._current
+            fresh = DetectionState()
+            fresh.config_key = key
+            fresh._ingest(compact(read_flows_compact_con(con, _COLS)), config, laws)
+            self.__dict__.update(fresh.__dict__)
+            return self._changed(before)
+        self.config_key = key
+        before = self._current
+        if self.reload_pending:
+            self._reload(con, batch, config)
+        self._ingest(compact(batch), config, laws)
+        return self._changed(before)
 
     def current_alerts(self) -> list[Alert]:
         """Every current alert, most severe first (those of a batch ``derisk analyze``)."""
-        return _order(list(self._alerts.values()))
+        return _order(list(self._current.values()))
 
     def save(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Store the state in the transaction ``con`` holds."""
-        detect_state.write_alert_docs(con, [a.to_json() for a in self.current_alerts()])
+        """Store what changed since the last save, in the transaction ``con`` holds."""
+        from derisk.detect.incremental_store import save_from
+
+        save_from(self, con)
 
     def retain(self, con: duckdb.DuckDBPyConnection, before: dt.datetime) -> None:
-        """Delete the flows that started before ``before`` (in the caller's transaction)."""
+        """Delete the flows that started before ``before`` (in the caller's transaction); the state keeps
+        their aggregates, so later alerts stay the same. Flows the state still holds in its buffer are
+        kept whatever ``before`` says."""
         if before.tzinfo is None:
             raise ValueError("retain needs an aware datetime (UTC)")
+        cut = before.timestamp()
+        if len(self.b_start):
+            cut = min(cut, float(self.b_start.min()))
         try:
-            con.execute("DELETE FROM flows WHERE first_seen < ?", [before])
+            con.execute("DELETE FROM flows WHERE first_seen < ?", [dt.datetime.fromtimestamp(cut, tz=dt.UTC)])
         except duckdb.Error as exc:
             raise StoreError(f"could not delete old flows: {exc}") from None
 
-    def summary(self) -> dict[str, Any]:
-        return {"alerts": len(self._alerts)}
+    # -- batch processing ----------------------------------------------------------------------
+    def _changed(self, before: dict[str, Alert]) -> list[Alert]:
+        groups: list[Keyed] = [self.beacon, self.upload, self.compelled, self.dns, self.new]
+        alerts = [a for g in groups for a in g.all_alerts()]
+        for pair in set(self.long_live.alerts) | set(self.long_final.alerts):
+            cands = self.long_live.alerts.get(pair, []) + self.long_final.alerts.get(pair, [])
+            alerts.append(max(cands, key=_duration))
+        fresh = {a.alert_id: a for a in merge_hosts(alerts)}
+        self._current = fresh
+        changed = [a for k, a in fresh.items() if k not in before or before[k].to_json() != a.to_json()]
+        return _order(changed)
+
+    def _ingest(self, t: pa.Table, config: DetectionConfig, laws: LawsFor) -> None:
+        n = t.num_rows
+        if n == 0:
+            return
+        seq = np.arange(self.seq, self.seq + n, dtype=np.int64)
+        self.seq += n
+        times, ok_out, held, ok, keep = _flags(t, config)
+        old_frame = self.frame
+        if ok_out.any():
+            lo, hi = float(times.start[ok_out].min()), float(times.start[ok_out].max())
+            self.frame = (lo, hi) if old_frame is None else (min(old_frame[0], lo), max(old_frame[1], hi))
+        self._history(t, times.start, times.end, times.valid, seq, ok_out, keep, config, laws, old_frame)
+        if self.frame is None:
+            return
+        window = config.get("beacon", "window_hours") * 3600.0
+        cut_old = old_frame[1] - window if old_frame else -math.inf
+        cut = self.frame[1] - window
+        self._append(
+            t.filter(pa.array(held)), times.start[held], seq[held], {k: v[held] for k, v in ok.items()}
+        )
+        new_rows = np.arange(len(self.b_start) - int(held.sum()), len(self.b_start))
+        crossing = np.flatnonzero((self.b_start >= cut_old) & (self.b_start < cut))
+        # beacons: hosts with new flows in the window, or flows leaving it
+        b_rows = np.r_[new_rows[self.b_ok["beacon"][new_rows] & (self.b_start[new_rows] >= cut)], crossing]
+        self._beacons(_strings(self.buf.column("src_ip"), b_rows), config, laws)
+        self._uploads(t, times.start, ok["upload"], new_rows, crossing, cut_old, cut, window, config, laws)
+        pairs = self._pairs(new_rows[self.b_ok["long"][new_rows]])
+        pairs |= self._evict(config, laws)
+        self._long(pairs, config, laws)
+
+    def _history(
+        self,
+        t: pa.Table,
+        start: F64,
+        end: F64,
+        valid: B,
+        seq: I64,
+        ok_out: B,
+        keep: dict[str, B],
+        config: DetectionConfig,
+        laws: LawsFor,
+        old_frame: tuple[float, float] | None,
+    ) -> None:
+        """Compelled transfers, DNS tunnels and new destinations: per-key aggregates."""
+
+        def view(m: B) -> tuple[pa.Table, I64]:
+            return (t, np.arange(t.num_rows)) if m.all() else (t.filter(pa.array(m)), np.flatnonzero(m))
+
+        tc, rc = view(keep["compelled"])
+        touched = self.compelled.add(tc, start[rc], end[rc], seq[rc], ok_out[rc], laws)
+        self.compelled.rescore(touched, config, laws)
+        td, rd = view(keep["dns"])
+        touched = self.dns.add(td, start[rd], valid[rd], seq[rd])
+        self.dns.rescore(touched, config, laws)
+        tn, rn = view(keep["new"])
+        single = self.new.single_input()
+        owners = self.new.add(tn, start[rn], seq[rn], ok_out[rn])
+        baseline = config.get("new_destination", "baseline_hours") * 3600.0
+        live = self.frame is not None and self.frame[1] >= self.frame[0] + baseline
+        was_live = old_frame is not None and old_frame[1] >= old_frame[0] + baseline
+        if (
+            old_frame is None
+            or self.frame is None
+            or old_frame[0] != self.frame[0]
+            or live != was_live
+            or single != self.new.single_input()
+        ):
+            owners = self.new.owners()
+        self.new.rescore(owners, config, laws, self.frame)
+
+    # -- the buffer ----------------------------------------------------------------------------
+    def _reload(self, con: duckdb.DuckDBPyConnection, batch: pa.Table, config: DetectionConfig) -> None:
+        """Read the buffer back from the workspace's flows after a load (the batch's own flows left out)."""
+        from derisk.detect.incremental_store import held_rows
+
+        self.reload_pending = False
+        if self.hold_from is None:
+            return
+        where = f"first_seen >= to_timestamp({float(self.hold_from) - 1.0!r})"
+        t = compact(read_flows_compact_con(con, _COLS, where=where))
+        ids = batch.column("flow_id") if "flow_id" in batch.column_names else pa.array([], pa.string())
+        t = t.take(pa.array(held_rows(t, ids), pa.int64()))
+        times, _, held, ok, _ = _flags(t, config)
+        seq = np.arange(self.seq - t.num_rows, self.seq, dtype=np.int64)
+        self._append(
+            t.filter(pa.array(held)), times.start[held], seq[held], {k: v[held] for k, v in ok.items()}
+        )
+
+    def _append(self, rows: pa.Table, start: F64, seq: I64, ok: dict[str, B]) -> None:
+        self.buf = pa.concat_tables([self.buf, rows]) if self.buf.num_rows else rows
+        self.b_start = np.r_[self.b_start, start]
+        self.b_seq = np.r_[self.b_seq, seq]
+        for k in self.b_ok:
+            self.b_ok[k] = np.r_[self.b_ok[k], ok[k]]
+        if self.buf.column(0).num_chunks > 64:
+            self.buf = self.buf.unify_dictionaries().combine_chunks()
+
+    def _keep_rows(self, keep: B) -> None:
+        self.buf = self.buf.filter(pa.array(keep))
+        self.b_start, self.b_seq = self.b_start[keep], self.b_seq[keep]
+        for k in self.b_ok:
+            self.b_ok[k] = self.b_ok[k][keep]
+
+    def _sub(self, rows: I64) -> pa.Table:
+        return self.buf.take(pa.array(rows, pa.int64()))
+
+    # -- beacons -------------------------------------------------------------------------------
+    def _beacons(self, hosts: list[str], config: DetectionConfig, laws: LawsFor) -> None:
+        if not hosts:
+            return
+        cut = self.frame[1] - config.get("beacon", "window_hours") * 3600.0 if self.frame else 0.0
+        rows = np.flatnonzero(
+            _is_in(self.buf.column("src_ip"), hosts) & self.b_ok["beacon"] & (self.b_start >= cut)
+        )
+        found: dict[str, list[Alert]] = {h: [] for h in hosts}
+        if len(rows):
+            for a in detect_beacons(self._sub(rows), config, laws, frame=self.frame):
+                found.setdefault(a.src_ip or "", []).append(a)
+        for h, alerts in found.items():
+            self.beacon.set_alerts(h, alerts)
+
+    # -- uploads -------------------------------------------------------------------------------
+    def _uploads(
+        self,
+        t: pa.Table,
+        start: F64,
+        ok: B,
+        new_rows: I64,
+        crossing: I64,
+        cut_old: float,
+        cut: float,
+        window: float,
+        config: DetectionConfig,
+        laws: LawsFor,
+    ) -> None:
+        who_t, dest_t = (
+            prefixed(t, "system", "src_ip", ("s:", "i:")),
+            prefixed(t, "dst_domain", "dst_ip", ("d:", "a:")),
+        )
+        touched: set[str] = set()
+        defined_before = self.up_t0 is not None and self.up_t0 < cut_old
+        if ok.any():
+            first = float(start[ok].min())
+            self.up_t0 = first if self.up_t0 is None else min(self.up_t0, first)
+        if (self.up_t0 is not None and self.up_t0 < cut) != defined_before:
+            # the baseline period began: every sender in the window reads differently
+            buf_who = prefixed(self.buf, "system", "src_ip", ("s:", "i:"))
+            touched |= set(_strings(buf_who, np.flatnonzero(self.b_ok["upload"] & (self.b_start >= cut))))
+        # late flows, before slots already closed, go to the closed sums at once
+        fold_new = math.floor(cut / window) * window
+        if self.fold_until is not None:
+            late = np.flatnonzero(ok & (start < self.fold_until))
+            touched |= self._fold(who_t, dest_t, ints(t, "bytes_out"), start, late, window)
+        old = self.fold_until if self.fold_until is not None else -math.inf
+        if fold_new > old:
+            rows = np.flatnonzero(self.b_ok["upload"] & (self.b_start >= old) & (self.b_start < fold_new))
+            sub = self._sub(rows)
+            touched |= self._fold(
+                prefixed(sub, "system", "src_ip", ("s:", "i:")),
+                prefixed(sub, "dst_domain", "dst_ip", ("d:", "a:")),
+                ints(sub, "bytes_out"),
+                self.b_start[rows],
+                np.arange(len(rows)),
+                window,
+            )
+            self.fold_until = fold_new
+        buf_who = prefixed(self.buf, "system", "src_ip", ("s:", "i:"))
+        up_new = new_rows[self.b_ok["upload"][new_rows]]
+        touched |= set(_strings(buf_who, np.r_[up_new, crossing[self.b_ok["upload"][crossing]]]))
+        if not touched:
+            return
+        rows = np.flatnonzero(
+            _is_in(buf_who, sorted(touched)) & self.b_ok["upload"] & (self.b_start >= fold_new)
+        )
+        sub = self._sub(rows)
+        s = self.b_start[rows]
+        wk, wnames = key_codes(prefixed(sub, "system", "src_ip", ("s:", "i:")))
+        dk, _ = key_codes(prefixed(sub, "dst_domain", "dst_ip", ("d:", "a:")))
+        baseline = np.array([self.up_base.get(w, 0.0) for w in wnames] or [0.0])
+        part = np.flatnonzero((s < cut) & (wk >= 0) & (dk >= 0))
+        if len(part):  # the slot the cut falls in, up to the cut: per (who, destination)
+            out_b = ints(sub, "bytes_out").astype(np.float64)[part]
+            o = np.lexsort((dk[part], wk[part]))
+            pw, pd = wk[part][o], dk[part][o]
+            seg = segments(pw * (int(dk.max()) + 1) + pd)
+            sums = seg.sum(out_b[o])
+            np.maximum.at(baseline, pw[seg.starts], sums)
+        found: dict[str, list[Alert]] = {w: [] for w in touched}
+        alerts = upload_alerts(
+            sub, config, laws, s, s >= cut, wk, dk, baseline, self.up_t0 is not None and self.up_t0 < cut
+        )
+        for a in alerts:
+            found.setdefault(f"s:{a.system}" if a.system else f"i:{a.src_ip}", []).append(a)
+        for w, got in found.items():
+            self.upload.set_alerts(w, got)
+
+    def _fold(self, who: Any, dest: Any, out_b: I64, start: F64, rows: I64, window: float) -> set[str]:
+        if len(rows) == 0:
+            return set()
+        w, d = _strings_at(who, rows), _strings_at(dest, rows)
+        slots = baseline_slots(start[rows], window).tolist()
+        touched = set()
+        for wi, di, sl, b in zip(w, d, slots, out_b[rows].tolist(), strict=True):  # rows of closed slots
+            if wi is None or di is None:
+                continue
+            k = f"{wi}\x1f{di}\x1f{sl}"
+            total = self.up_closed.get(k, 0.0) + float(b)
+            self.up_closed[k] = total
+            self.up_dirty.add(k)
+            if total > self.up_base.get(wi, 0.0):
+                self.up_base[wi] = total
+            touched.add(wi)
+        return touched
+
+    # -- long connections ----------------------------------------------------------------------
+    def _pairs(self, rows: I64) -> set[str]:
+        if len(rows) == 0:
+            return set()
+        sub = self._sub(rows)
+        keys = pc.binary_join_element_wise(
+            pc.cast(plain_col(sub, "src_ip"), pa.string()),
+            pc.cast(plain_col(sub, "dst_ip"), pa.string()),
+            "\x1f",
+        )
+        return {str(v) for v in pc.unique(keys).drop_null().to_pylist()}
+
+    def _pair_mask(self, pairs: set[str]) -> B:
+        keys = pc.binary_join_element_wise(
+            pc.cast(plain_col(self.buf, "src_ip"), pa.string()),
+            pc.cast(plain_col(self.buf, "dst_ip"), pa.string()),
+            "\x1f",
+        )
+        return _is_in(keys, sorted(pairs)) & self.b_ok["long"]
+
+    def _long(self, pairs: set[str], config: DetectionConfig, laws: LawsFor) -> None:
+        if not pairs:
+            return
+        rows = np.flatnonzero(self._pair_mask(pairs))
+        found: dict[str, list[Alert]] = {p: [] for p in pairs}
+        if len(rows):
+            for a in detect_long_connections(self._sub(rows), config, laws):
+                found.setdefault(f"{a.src_ip}\x1f{a.target.dst_ip}", []).append(a)
+        for p, got in found.items():
+            self.long_live.set_alerts(p, got)
+
+    def _evict(self, config: DetectionConfig, laws: LawsFor) -> set[str]:
+        """Drop the rows no detection needs any more; returns the pairs whose live connections changed.
+        Closed long connections are kept as the best of their pair (``long_final``)."""
+        if self.fold_until is None:
+            return set()
+        old = self.b_start < self.fold_until
+        if not old.any():
+            return set()
+        stitch = config.get("long_connection", "stitch_gap_seconds")
+        drop = old & ~self.b_ok["long"]
+        pairs: set[str] = set()
+        cand = np.flatnonzero(old & self.b_ok["long"])
+        if len(cand):
+            pairs = self._pairs(cand)
+            rows = np.flatnonzero(self._pair_mask(pairs))
+            sub = self._sub(rows)
+            times = flow_times(sub, None)
+            order, conn = stitch_records(five_tuple(sub), times.start, times.end, stitch)
+            seg = segments(conn)
+            run_end = seg.max(times.end[order])
+            closed_rows = order[(run_end < self.fold_until - stitch)[seg.index()]]
+            if len(closed_rows):
+                for a in detect_long_connections(sub.take(pa.array(closed_rows, pa.int64())), config, laws):
+                    p = f"{a.src_ip}\x1f{a.target.dst_ip}"
+                    prev = self.long_final.alerts.get(p, [])
+                    if not prev or _duration(a) > _duration(prev[0]):
+                        self.long_final.set_alerts(p, [a])
+                drop[rows[closed_rows]] = True
+        if drop.any():
+            self._keep_rows(~drop)
+        return pairs
+
+
+def _flags(t: pa.Table, config: DetectionConfig) -> tuple[Times, B, B, dict[str, B], dict[str, B]]:
+    """Flow times, valid outbound rows, rows the buffer holds, which of those each window detection
+    reads, and per detection the rows the allow-list leaves in."""
+    n = t.num_rows
+    times = flow_times(t, None)
+    direction = column(t, "direction")
+    outbound = mask_eq(direction, "outbound")
+    ok_out = outbound & times.valid
+    masks, _ = allow_masks(t, config.allowlist)
+    keep = {}
+    for name, kinds in _KINDS.items():
+        m = np.ones(n, dtype=bool)
+        for i, e in enumerate(config.allowlist):
+            if any(e.applies_to(k) for k in kinds):
+                m &= ~masks[i]
+        keep[name] = m
+    held = times.valid & (outbound | mask_eq(direction, "inbound"))
+    ok = {
+        "beacon": ok_out & keep["beacon"],
+        "long": held & keep["long"] & (five_tuple(t) >= 0),
+        "upload": ok_out & keep["upload"],
+    }
+    return times, ok_out, held, ok, keep
+
+
+def plain_col(table: pa.Table, name: str) -> pa.ChunkedArray:
+    col = column(table, name)
+    return pc.cast(col, col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
+def _strings_at(arr: Any, rows: I64) -> list[str | None]:
+    taken = pc.take(arr, pa.array(rows, pa.int64()))
+    return [None if v is None else str(v) for v in taken.to_pylist()]
+
+
+def _duration(a: Alert) -> float:
+    if a.first_seen is None or a.last_seen is None:
+        return 0.0
+    return (a.last_seen - a.first_seen).total_seconds()
+
+
+def _flow_count(con: duckdb.DuckDBPyConnection) -> int:
+    try:
+        return int(con.execute("SELECT count(*) FROM flows").fetchall()[0][0])
+    except duckdb.Error as exc:
+        raise StoreError(f"could not count flows: {exc}") from None
+
+
+def _cached(laws: LawsFor) -> LawsFor:
+    cache: dict[str, list[Any]] = {}
+
+    def cached(jurisdiction: str) -> list[Any]:
+        if jurisdiction not in cache:
+            cache[jurisdiction] = list(laws(jurisdiction))
+        return cache[jurisdiction]
+
+    return cached

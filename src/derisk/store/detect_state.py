@@ -1,34 +1,28 @@
 """The incremental detection state in the workspace: what :mod:`derisk.detect.incremental` keeps
 between the batches of ``derisk watch``, written in the batch's own transaction.
 
-``detect_state_meta`` holds small named values (JSON), ``detect_state_alerts`` the current alerts
-(one JSON document each) and ``detect_state_parts`` the per-detection aggregates, one Arrow IPC
-blob per named part, replaced as a whole when the part changed.
+``detect_state_keys`` holds one JSON document per key (aggregates, alert lists, the state's own
+counters under ``meta``), replaced key by key when it changed (``INSERT OR REPLACE`` on the primary
+key, so a batch writes what it touched, not the whole state); ``detect_state_names`` holds the
+distinct DNS query names per registrable domain, appended as new ones are seen.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, Final
+from collections.abc import Iterable
+from typing import Final
 
 import duckdb
 import pyarrow as pa
 
 from derisk.errors import StoreError
+from derisk.store.workspace import registered
 
 _DDL: Final = (
-    "CREATE TABLE IF NOT EXISTS detect_state_meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS detect_state_alerts (alert_id VARCHAR, doc VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS detect_state_parts (name VARCHAR PRIMARY KEY, data BLOB)",
+    "CREATE TABLE IF NOT EXISTS detect_state_keys (key VARCHAR PRIMARY KEY, doc VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS detect_state_names (domain VARCHAR, name VARCHAR, length DOUBLE, entropy DOUBLE)",
 )
-
-
-def ensure(con: duckdb.DuckDBPyConnection) -> None:
-    try:
-        for ddl in _DDL:
-            con.execute(ddl)
-    except duckdb.Error as exc:
-        raise StoreError(f"could not create the detection state tables: {exc}") from None
+_TABLES: Final = ("detect_state_keys", "detect_state_names")
 
 
 def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -38,75 +32,61 @@ def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(rows and rows[0][0])
 
 
-def read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    if not _exists(con, "detect_state_meta"):
-        return {}
-    try:
-        rows = con.execute("SELECT key, value FROM detect_state_meta").fetchall()
-    except duckdb.Error as exc:
-        raise StoreError(f"could not read the detection state: {exc}") from None
-    return {str(k): json.loads(v) for k, v in rows}
-
-
-def write_meta(con: duckdb.DuckDBPyConnection, values: dict[str, Any]) -> None:
-    ensure(con)
-    try:
-        con.execute("DELETE FROM detect_state_meta")
-        if values:
-            con.executemany(
-                "INSERT INTO detect_state_meta VALUES (?, ?)",
-                [(k, json.dumps(v, ensure_ascii=False)) for k, v in values.items()],
-            )
-    except duckdb.Error as exc:
-        raise StoreError(f"could not store the detection state: {exc}") from None
-
-
-def read_alert_docs(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    if not _exists(con, "detect_state_alerts"):
+def read_docs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """Every (key, JSON document) stored; empty when no state was stored yet."""
+    if not _exists(con, "detect_state_keys"):
         return []
     try:
-        rows = con.execute("SELECT doc FROM detect_state_alerts ORDER BY alert_id").fetchall()
+        return [(str(k), str(d)) for k, d in con.execute("SELECT key, doc FROM detect_state_keys").fetchall()]
     except duckdb.Error as exc:
         raise StoreError(f"could not read the detection state: {exc}") from None
-    return [json.loads(r[0]) for r in rows]
 
 
-def write_alert_docs(con: duckdb.DuckDBPyConnection, docs: list[dict[str, Any]]) -> None:
-    ensure(con)
+def read_names(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, float, float]]:
+    """The DNS names stored, in the order they were first seen."""
+    if not _exists(con, "detect_state_names"):
+        return []
     try:
-        con.execute("DELETE FROM detect_state_alerts")
-        if docs:
-            con.executemany(
-                "INSERT INTO detect_state_alerts VALUES (?, ?)",
-                [(str(d["alert_id"]), json.dumps(d, ensure_ascii=False)) for d in docs],
+        rows = con.execute("SELECT domain, name, length, entropy FROM detect_state_names").fetchall()
+    except duckdb.Error as exc:
+        raise StoreError(f"could not read the detection state: {exc}") from None
+    return [(str(d), str(n), float(ln), float(h)) for d, n, ln, h in rows]
+
+
+def write(
+    con: duckdb.DuckDBPyConnection,
+    docs: Iterable[tuple[str, str]],
+    names: list[tuple[str, str, float, float]],
+    *,
+    clear: bool = False,
+) -> None:
+    """Replace the documents of these keys and append these names (after deleting everything when
+    ``clear``), in the transaction ``con`` holds."""
+    keys, values = [], []
+    for k, d in docs:
+        keys.append(k)
+        values.append(d)
+    try:
+        for ddl in _DDL:
+            con.execute(ddl)
+        if clear:
+            for table in _TABLES:
+                con.execute(f"DELETE FROM {table}")
+        if keys:
+            table = pa.table({"key": pa.array(keys, pa.string()), "doc": pa.array(values, pa.string())})
+            with registered(con, "_derisk_state", table):
+                con.execute("INSERT OR REPLACE INTO detect_state_keys SELECT key, doc FROM _derisk_state")
+        if names:
+            cols = list(zip(*names, strict=True))
+            table = pa.table(
+                {
+                    "domain": pa.array(cols[0], pa.string()),
+                    "name": pa.array(cols[1], pa.string()),
+                    "length": pa.array(cols[2], pa.float64()),
+                    "entropy": pa.array(cols[3], pa.float64()),
+                }
             )
-    except duckdb.Error as exc:
-        raise StoreError(f"could not store the detection state: {exc}") from None
-
-
-def _to_blob(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def read_parts(con: duckdb.DuckDBPyConnection) -> dict[str, pa.Table]:
-    if not _exists(con, "detect_state_parts"):
-        return {}
-    try:
-        rows = con.execute("SELECT name, data FROM detect_state_parts").fetchall()
-    except duckdb.Error as exc:
-        raise StoreError(f"could not read the detection state: {exc}") from None
-    return {str(name): pa.ipc.open_stream(pa.py_buffer(data)).read_all() for name, data in rows}
-
-
-def write_parts(con: duckdb.DuckDBPyConnection, parts: dict[str, pa.Table]) -> None:
-    """Replace the named parts (others stay as stored)."""
-    ensure(con)
-    try:
-        for name, table in parts.items():
-            con.execute("DELETE FROM detect_state_parts WHERE name = ?", [name])
-            con.execute("INSERT INTO detect_state_parts VALUES (?, ?)", [name, _to_blob(table)])
+            with registered(con, "_derisk_names", table):
+                con.execute("INSERT INTO detect_state_names SELECT * FROM _derisk_names")
     except duckdb.Error as exc:
         raise StoreError(f"could not store the detection state: {exc}") from None
