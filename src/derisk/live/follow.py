@@ -221,7 +221,8 @@ class Follower:
             if pos is None:
                 if not head:
                     continue  # an empty file: nothing to recognise it by yet
-                key = _digest(head if distinctive(head) else head + f"{st.st_dev}:{st.st_ino}".encode())[:32]
+                # Unique even for two files that start alike (a log's header alone, before its records).
+                key = _digest(head + f"|{st.st_dev}:{st.st_ino}:{time.time_ns()}".encode())[:32]
                 pos = Position(
                     self.source, key, str(cand.path), st.st_dev, st.st_ino, len(head), _digest(head),
                     _is_gzip(cand.path), 0, st.st_size, 0, input_id_for(key, self.fmt),
@@ -320,7 +321,7 @@ class Follower:
             else:
                 handle.seek(pos.offset)
             opened = self._open[pos.key] = _Open(handle, pos.offset)
-        chunk = opened.carry + opened.handle.read(max(budget - len(opened.carry), 4096))
+        chunk = opened.carry + opened.handle.read(max(budget - len(opened.carry), 512))
         eof = len(chunk) == len(opened.carry) or (pos.compressed and not opened.handle.peek(1))  # type: ignore[attr-defined]
         end = chunk.rfind(b"\n") + 1
         if end == 0 and len(chunk) > MAX_LINE:
