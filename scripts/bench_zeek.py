@@ -100,7 +100,7 @@ def _load_pipeline(spec: str | None) -> Callable[[Iterator[object]], int]:
 
 
 KINDS = (
-    "duckdb", "duckdb-all", "duckdb-load", "zeek", "zeek-arrow", "ingest-attribute", "analyze", "analyze-nodetect",
+    "duckdb", "duckdb-all", "duckdb-load", "zeek", "ingest-attribute", "analyze", "analyze-nodetect",
 )  # fmt: skip
 
 
@@ -163,11 +163,8 @@ def child(kind: str, directory: Path, pipeline: str | None, data: Path | None) -
     else:
         import pyarrow as pa
 
-        from derisk.ingest import zeek
         from derisk.ingest.zeek import read_zeek
 
-        if kind == "zeek-arrow":  # for comparison: TSV conn logs through Arrow's parser, as before DuckDB
-            zeek._stream_tsv = zeek._stream_conn
         pa.table({"warm": [0]})  # pyarrow imports pandas on first use: an import, not ingest work
         consume = _load_pipeline(pipeline)
         baseline = _peak_kib()
@@ -342,8 +339,8 @@ def report(results: dict[Case, dict[str, list[dict[str, object]]]], pipeline: st
         "",
         "And derisk on the log directory:",
         "",
-        f'- **read_zeek**: {what}, TSV conn.log read by DuckDB (`derisk.store.zeekread`); "read_zeek, '
-        "Arrow\" is the same with the conn.log read by Arrow's CSV parser instead (the fallback);",
+        f"- **read_zeek**: {what}: the conn.log read by DuckDB (`derisk.store.zeekread`, the one reader of "
+        "every Zeek variant), companions joined;",
         "- **ingest and attribution**: what the issue's items 2 (ingest into the canonical flow table) and 5 "
         "(enrichment and attribution) ask, without item 6 (the workspace): `derisk.pipeline.prepare` (read, "
         "orient to the site, IP data, registrable domains, in batches) and `attribute` over the curated "
@@ -356,9 +353,9 @@ def report(results: dict[Case, dict[str, list[dict[str, object]]]], pipeline: st
         "",
         "Target: ingest and attribution within 2x the bare read; peak memory not growing with input size.",
         "",
-        "| conn.log lines | count s | read s | load s | read_zeek s | read_zeek, Arrow s | ingest and attribution s "
+        "| conn.log lines | count s | read s | load s | read_zeek s | ingest and attribution s "
         "| analyze, no detections s | analyze s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     stats: dict[Case, dict[str, dict[str, dict[str, float]]]] = {}
     for case, runs in results.items():
@@ -368,8 +365,7 @@ def report(results: dict[Case, dict[str, list[dict[str, object]]]], pipeline: st
         }
         t = stats[case]["duckdb"]
         order = (
-            "duckdb", "duckdb-all", "duckdb-load", "zeek", "zeek-arrow", "ingest-attribute", "analyze-nodetect",
-            "analyze",
+            "duckdb", "duckdb-all", "duckdb-load", "zeek", "ingest-attribute", "analyze-nodetect", "analyze",
         )  # fmt: skip
         cells = [f"{t[k]['median']:.3f} ({t[k]['best']:.3f})" for k in order]
         lines.append(f"| {case[0]} | " + " | ".join(cells) + " |")
@@ -429,16 +425,9 @@ def report(results: dict[Case, dict[str, list[dict[str, object]]]], pipeline: st
 
 
 def write_section(text: str) -> None:
-    existing = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n\n"
-    start = existing.find(SECTION + "\n")
-    if start < 0:
-        updated = existing.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        end = existing.find("\n## ", start + len(SECTION))
-        rest = existing[end + 1 :] if end >= 0 else ""
-        updated = existing[:start] + text.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(updated, encoding="utf-8")
+    from mdsection import replace_section  # scripts/ is on the path when this script runs
+
+    replace_section(DOCS, text)
 
 
 def main() -> None:

@@ -1,11 +1,12 @@
 """Zeek logs in, canonical flow batches out.
 
 :func:`read_zeek` takes a conn.log (plain or gzip, TSV or JSON lines) or a directory of Zeek logs and
-yields batches of :data:`derisk.flows.INGEST_SCHEMA`. A plain TSV conn.log is read by DuckDB's CSV
-reader (:mod:`derisk.store.zeekread`); gzip and JSON conn logs, and TSV ones DuckDB cannot read
-faithfully, are cut into pieces at line ends, which a few threads parse with Arrow's CSV or JSON
-reader. Batches are converted column-wise, so memory stays bounded whatever the log's size; the
-companion logs (ssl, http, dns) are loaded whole and joined by uid (see :mod:`.zeek_join`).
+yields batches of :data:`derisk.flows.INGEST_SCHEMA`. DuckDB is the one reader of every variant
+(:mod:`derisk.store.zeekread`: its CSV reader for TSV, its JSON reader for JSON lines, its gzip
+decompression); it streams the conn log in batches, so memory stays bounded whatever the log's
+size. The companion logs (ssl, quic, http, dns) are read whole by the same DuckDB database and
+joined by uid and by DNS answer there (see :mod:`.zeek_join`). Python only checks headers, names
+the bad line when DuckDB refuses a file, and unescapes and bounds text.
 Contract for users: ``docs/ingest-zeek.md``.
 """
 
@@ -13,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -26,15 +26,12 @@ import pyarrow.compute as pc
 from derisk.errors import InputError
 from derisk.flows import BATCH_ROWS
 from derisk.ingest import zeek_tsv
-from derisk.ingest.zeek_convert import CONN_NOT_NULL, duck_flows, to_flows
-from derisk.ingest.zeek_io import (
-    LineTooLong,
-    bytes_per_line,
-    read_error,
-)
+from derisk.ingest.zeek_convert import CONN_NOT_NULL, duck_flows
+from derisk.ingest.zeek_io import bytes_per_line, read_error
 from derisk.ingest.zeek_join import Companions
 from derisk.ingest.zeek_log import ZeekLog, column, open_log, text, timestamps
 from derisk.store import zeekread
+from derisk.store.zeekjoin import Database, connect
 
 _log = logging.getLogger(__name__)
 
@@ -70,14 +67,10 @@ DNS_OPTIONAL: Final = {"id.orig_h": "addr", "qtype_name": "string", "answers": "
 #: Text columns that may carry Zeek's ``\xHH`` escapes in TSV logs.
 _TEXT_COLUMNS: Final = frozenset({"service", "server_name", "ja4", "host", "user_agent", "query"})
 
-#: conn.log columns with few distinct values: read dictionary-encoded and converted per distinct value.
-_DICTIONARY_COLUMNS: Final = frozenset({"proto", "service", "conn_state"})
 
 _LOG_NAME = re.compile(r"^(conn|dns|ssl|quic|http)(\.[^/]+)?\.(log|json)(\.gz)?$")
 #: The dated folders of Zeek's log archive (``zeekctl`` moves each day's rotated logs there).
 _DAY_DIR = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-#: Threads that parse and convert conn.log segments (bounded: each holds a segment in memory).
-_MAX_WORKERS: Final = 4
 
 
 @dataclass
@@ -138,7 +131,7 @@ def has_conn_log(path: Path) -> bool:
         return False
 
 
-def _read_companion(path: Path, kind: str) -> pa.Table:
+def _read_companion(path: Path, kind: str, database: Database) -> pa.Table:
     required, optional = {
         "ssl": (SSL_REQUIRED, SSL_OPTIONAL),
         "quic": (SSL_REQUIRED, SSL_OPTIONAL),
@@ -146,12 +139,10 @@ def _read_companion(path: Path, kind: str) -> pa.Table:
         "dns": (DNS_REQUIRED, DNS_OPTIONAL),
     }[kind]
     log = open_log(path, required, optional, frozenset({"uid", "ts"}))
-    try:
-        parts = [log.parse(data) for data, _ in log.segments()]
-    except (pa.ArrowInvalid, LineTooLong, OSError, EOFError) as exc:
-        raise log.diagnose(exc, frozenset({"uid"})) from None
-    table = pa.concat_tables(parts) if parts else None
-    if table is None or table.num_rows == 0:
+    table = log.read(database)
+    if log.gzip:
+        _raise_if_damaged(log)
+    if table.num_rows == 0:
         return pa.table({name: pa.array([], pa.string()) for name in log.columns})
     columns: dict[str, pa.Array] = {}
     for name in log.columns:
@@ -166,6 +157,14 @@ def _read_companion(path: Path, kind: str) -> pa.Table:
     return pa.table(columns)
 
 
+def _raise_if_damaged(log: ZeekLog) -> None:
+    problem = zeekread.check_gzip(log.path)
+    if problem == "truncated":
+        raise InputError("gzip data is truncated", source=log.display)
+    if problem is not None:
+        raise InputError(f"gzip data is {problem}", source=log.display)
+
+
 def _answers(values: pa.Array, log: ZeekLog) -> pa.Array:
     if log.header is not None:
         values = zeek_tsv.split_sets(values, log.header)
@@ -177,136 +176,72 @@ def _answers(values: pa.Array, log: ZeekLog) -> pa.Array:
 def load_companions(zeek_input: ZeekInput) -> Companions:
     """Read the ssl, quic, http and dns logs of an input whole (they are small next to conn.log)."""
     tables: dict[str, pa.Table | None] = {}
-    for kind in ("ssl", "http", "dns"):
-        paths = zeek_input.companions.get(kind, [])
-        if kind == "ssl":  # QUIC's Initial carries the same SNI; quic.log has the same two columns
-            paths = paths + zeek_input.companions.get("quic", [])
-        parts = [_read_companion(path, "quic" if path.name.startswith("quic") else kind) for path in paths]
-        parts = [part for part in parts if part.num_rows]
-        tables[kind] = pa.concat_tables(parts, promote_options="permissive") if parts else None
-    return Companions(ssl=tables["ssl"], http=tables["http"], dns=tables["dns"])
+    database = connect()  # the input's DuckDB database: its reads and joins (opening one costs ~0.1 s)
+    try:
+        for kind in ("ssl", "http", "dns"):
+            paths = zeek_input.companions.get(kind, [])
+            if kind == "ssl":  # QUIC's Initial carries the same SNI; quic.log has the same two columns
+                paths = paths + zeek_input.companions.get("quic", [])
+            parts = [
+                _read_companion(path, "quic" if path.name.startswith("quic") else kind, database)
+                for path in paths
+            ]
+            parts = [part for part in parts if part.num_rows]
+            tables[kind] = pa.concat_tables(parts, promote_options="permissive") if parts else None
+        return Companions(ssl=tables["ssl"], http=tables["http"], dns=tables["dns"], database=database)
+    except BaseException:
+        database.close()
+        raise
 
 
-def _stream_conn(
+def _stream(
     log: ZeekLog, companions: Companions, progress: Callable[[int], None] | None
 ) -> Iterator[pa.RecordBatch]:
-    """Parse and convert segments of a conn log on a few threads; yield the batches in file order.
-
-    Arrow's parsing and compute kernels release the GIL, so segments are worked on in parallel while
-    at most ``workers + 1`` of them are in memory at once.
-    """
-    workers = max(1, min(_MAX_WORKERS, pa.cpu_count()))
-
-    def work(data: pa.Buffer) -> list[pa.RecordBatch]:
-        table = log.parse(data, _DICTIONARY_COLUMNS).combine_chunks()
-        return [
-            to_flows(batch, log, companions)
-            for batch in table.to_batches(max_chunksize=BATCH_ROWS)
-            if batch.num_rows
-        ]
-
-    source = log.segments()
-    pending: deque[tuple[Future[list[pa.RecordBatch]], int]] = deque()
-    reported = 0
-    with ThreadPoolExecutor(workers, thread_name_prefix="zeek") as pool:
-        try:
-            while True:
-                while len(pending) <= workers:
-                    try:
-                        data, offset = next(source)
-                    except StopIteration:
-                        break
-                    except (LineTooLong, OSError, EOFError) as exc:
-                        raise log.diagnose(exc, CONN_NOT_NULL) from None
-                    pending.append((pool.submit(work, data), offset))
-                if not pending:
-                    break
-                job, offset = pending.popleft()
-                try:
-                    batches = job.result()
-                except (pa.ArrowInvalid, OSError, EOFError) as exc:
-                    raise log.diagnose(exc, CONN_NOT_NULL) from None
-                yield from batches
-                if progress is not None and offset > reported:
-                    progress(offset - reported)
-                    reported = offset
-        finally:
-            for job, _ in pending:
-                job.cancel()
-            source.close()
-    if progress is not None:
-        size = log.path.stat().st_size
-        if size > reported:
-            progress(size - reported)
-
-
-def _stream_tsv(
-    log: ZeekLog, companions: Companions, progress: Callable[[int], None] | None
-) -> Iterator[pa.RecordBatch]:
-    """Read a plain (not gzip) TSV conn log with DuckDB (:mod:`derisk.store.zeekread`).
+    """Read a conn log (TSV or JSON, plain or gzip) with DuckDB (:mod:`derisk.store.zeekread`).
 
     When DuckDB fails, the file is re-read line by line to name the first bad line; when no line is
-    bad (DuckDB cut a line at a ``#`` inside it, or a line is longer than DuckDB's limit), Arrow's
-    reader (:func:`_stream_conn`) takes over after the rows already yielded. Progress is reported
-    from an estimate of bytes per line and completed to the file's size at the end.
+    bad (DuckDB's fast TSV options cut a line at a ``#`` inside it, or a line is longer than their
+    limit), DuckDB reads on with its tolerant options after the rows already yielded. A gzip log's
+    CRCs are checked on a thread beside the read (DuckDB does not check them); a mismatch raises
+    after the last batch, so a run that stores the batches refuses the input whole. Progress is
+    reported from an estimate of bytes per line and completed to the file's size at the end.
     """
-    header = log.header
-    assert header is not None
     size = log.path.stat().st_size
     per_line = bytes_per_line(log.path) if progress is not None else 0.0
     yielded = reported = 0
-    batches = zeekread.read_conn(
-        log.path,
-        fields=header.fields,
-        types=dict(log.columns),
-        separator=header.separator,
-        nulls=[header.unset_field, header.empty_field],
-        rows=BATCH_ROWS,
-        database=companions.database,
-    )
-    try:
-        for batch in batches:
-            flows = duck_flows(batch, log, companions)
-            yielded += flows.num_rows
-            yield flows
-            if progress is not None:
-                done = min(size - 1, int(yielded * per_line))
-                if done > reported:
-                    progress(done - reported)
-                    reported = done
-    except zeekread.ZeekReadError as exc:
-        if not exc.unsupported:
-            problem = zeek_tsv.find_problem(log.path, header, log.columns, log.display, CONN_NOT_NULL)
-            if problem is not None:
-                raise problem from None
-        _log.info("%s: DuckDB could not read the log (%s); reading it with Arrow", log.display, exc)
-        yield from _resume(log, companions, progress, yielded, reported)
-        return
-    finally:
-        batches.close()
+    tolerant = False
+    with ThreadPoolExecutor(1, thread_name_prefix="zeekcrc") as pool:
+        check = pool.submit(zeekread.check_gzip, log.path) if log.gzip else None
+        while True:
+            batches = zeekread.read_conn(
+                log.source(), rows=BATCH_ROWS, database=companions.database, tolerant=tolerant, skip=yielded
+            )
+            try:
+                for batch in batches:
+                    flows = duck_flows(batch, log, companions)
+                    yield flows
+                    yielded += flows.num_rows
+                    if progress is not None:
+                        done = min(size - 1, int(yielded * per_line))
+                        if done > reported:
+                            progress(done - reported)
+                            reported = done
+                break
+            except zeekread.ZeekReadError as exc:
+                if check is not None and check.result() is not None:
+                    _raise_if_damaged(log)
+                problem = log.diagnose(exc, CONN_NOT_NULL)
+                if tolerant or log.header is None or not problem.message.startswith("cannot read the log"):
+                    raise problem from None
+                _log.info("%s: DuckDB's fast options could not read the log (%s); reading on with "
+                          "its tolerant options", log.display, exc)  # fmt: skip
+                tolerant = True
+            finally:
+                batches.close()
+        if check is not None and check.result() is not None:
+            _raise_if_damaged(log)
     if progress is not None and size > reported:
         progress(size - reported)
-
-
-def _resume(
-    log: ZeekLog, companions: Companions, progress: Callable[[int], None] | None, skip: int, reported: int
-) -> Iterator[pa.RecordBatch]:
-    """Arrow's reading of a conn log, without its first ``skip`` rows and the progress already reported."""
-    seen = 0
-
-    def later(count: int) -> None:
-        nonlocal seen, reported
-        seen += count
-        if progress is not None and seen > reported:
-            progress(seen - reported)
-            reported = seen
-
-    for batch in _stream_conn(log, companions, later):
-        if skip >= batch.num_rows:
-            skip -= batch.num_rows
-            continue
-        yield batch.slice(skip) if skip else batch
-        skip = 0
 
 
 def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
@@ -331,11 +266,7 @@ def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> I
             progress(companion_bytes)
         try:
             for log in logs:
-                # gzip goes to Arrow's reader, which checks the CRCs (DuckDB's does not) and was faster
-                # than DuckDB plus a second decompression to check them (docs/ingest-zeek.md).
-                plain_tsv = log.header is not None and not zeek_tsv.is_gzip(log.path)
-                stream = _stream_tsv if plain_tsv else _stream_conn
-                yield from stream(log, companions, progress)
+                yield from _stream(log, companions, progress)
         finally:
             companions.close()
 

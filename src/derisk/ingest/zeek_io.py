@@ -75,17 +75,6 @@ def open_text_lines(path: Path, display: str) -> Generator[tuple[int, str], None
         raise read_error(exc, display) from exc
 
 
-def is_arrow_read_error(exc: BaseException) -> bool:
-    """Whether an exception Arrow raised while reading comes from the file or its compression."""
-    text = str(exc)
-    return (
-        isinstance(exc, (EOFError, zlib.error))
-        or (isinstance(exc, OSError) and not isinstance(exc, pa.ArrowInvalid))
-        or "compressed" in text
-        or "inflate" in text
-    )
-
-
 def segments(path: Path, display: str, size: int) -> Generator[tuple[pa.Buffer, int], None, None]:
     """The file's content in pieces of about ``size`` bytes that end at a line end.
 

@@ -1,5 +1,5 @@
-"""Enrich conn.log batches from Zeek's companion logs (ssl, http, dns): prepared with Arrow, joined
-by DuckDB (:mod:`derisk.store.zeekjoin` by uid, :mod:`derisk.store.answers` for DNS answers).
+"""Enrich conn.log batches from Zeek's companion logs (ssl, http, dns): read by DuckDB, their text
+prepared with Arrow, joined by DuckDB (:mod:`derisk.store.zeekjoin` by uid, :mod:`derisk.store.answers` for DNS answers).
 
 Companion logs are loaded whole: they hold one row per TLS handshake, HTTP request or DNS query,
 far fewer than conn.log rows, and a join needs them at hand. Every text value from them is
@@ -53,8 +53,18 @@ def _sequenced(table: pa.Table, start: int) -> pa.Table:
 class Companions:
     """Companion logs loaded whole, handed to DuckDB for the joins by uid and by DNS answer."""
 
-    def __init__(self, ssl: pa.Table | None, http: pa.Table | None, dns: pa.Table | None) -> None:
-        """Tables with Zeek column names; ``dns`` has ``ts`` as timestamp[us] and ``answers`` as lists."""
+    def __init__(
+        self,
+        ssl: pa.Table | None,
+        http: pa.Table | None,
+        dns: pa.Table | None,
+        database: Database | None = None,
+    ) -> None:
+        """Tables with Zeek column names; ``dns`` has ``ts`` as timestamp[us] and ``answers`` as lists.
+
+        ``database``: the input's private DuckDB database (from :func:`derisk.store.zeekjoin.connect`),
+        which this then owns and closes; by default one is opened.
+        """
         dns = self._prepare_dns(dns)
         parts = [t for t in (self._prepare_ssl(ssl), self._prepare_http(http)) if t is not None]
         if dns is not None:
@@ -65,7 +75,7 @@ class Companions:
             start += part.num_rows
         answers = self._prepare_answers(dns)
         # One DuckDB database for the input's reads and joins (opening one costs about 0.1 s).
-        self._con: Database | None = connect()
+        self._con: Database | None = database if database is not None else connect()
         self._by_uid = UidJoin(sequenced, self._con)
         self._answers = AnswerIndex(self._con)
         if answers is not None:

@@ -1,12 +1,13 @@
-"""Zeek's JSON-lines log format (``LogAscii::use_json=T``), read through Arrow's JSON reader.
+"""Zeek's JSON-lines log format (``LogAscii::use_json=T``): the first record, and naming a bad line.
 
 One object per line with flat dotted keys (``id.orig_h``, or ``id_orig_h`` with another scope
 separator, see :mod:`.zeek_fields`); unset fields are left out; ``ts`` is epoch seconds, epoch
 milliseconds (``JSON::TS_MILLIS``, an integer of 10^11 or more) or, with
 ``LogAscii::json_timestamps=JSON::TS_ISO8601``, an ISO 8601 string. The first line is parsed in
-Python to learn which and how the keys are spelt (and to check the keys we need); the body goes through
-:func:`pyarrow.json.open_json` with an explicit schema of only the fields we use. When Arrow rejects
-the body, :func:`diagnose` re-reads the file line by line (only on error) to name the first bad line.
+Python to learn which and how the keys are spelt (and to check the keys we need); the body is read
+by DuckDB's JSON reader (:mod:`derisk.store.zeekread`) with explicit types for only the fields we
+use. When DuckDB rejects the body, :func:`diagnose` re-reads the file line by line (only on error)
+to name the first bad line.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from collections.abc import Mapping, Sequence
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.json as pajson
 
 from derisk.errors import InputError
 from derisk.ingest.zeek_fields import canonical_names
@@ -68,45 +66,6 @@ def _parse(text: str, number: int, display: str) -> dict[str, object]:
     if not isinstance(record, dict):
         raise InputError(f"line {number} is not a JSON object", source=display)
     return record
-
-
-def _arrow_type(zeek_type: str, ts_kind: str) -> pa.DataType:
-    if zeek_type == "time":
-        return pa.string() if ts_kind == "string" else pa.float64()
-    if zeek_type in ("interval", "double"):
-        return pa.float64()
-    if zeek_type in ("count", "int"):
-        return pa.int64()
-    if zeek_type == "port":
-        return pa.int32()
-    if zeek_type.startswith(_LIST_TYPES):
-        return pa.list_(pa.string())
-    return pa.string()
-
-
-def schema_for(columns: Mapping[str, str], ts_kind: str, names: Mapping[str, str]) -> pa.Schema:
-    return pa.schema(
-        [pa.field(names.get(name, name), _arrow_type(kind, ts_kind)) for name, kind in columns.items()]
-    )
-
-
-def parse_segment(
-    data: pa.Buffer, columns: Mapping[str, str], ts_kind: str, names: Mapping[str, str]
-) -> pa.Table:
-    """Parse whole lines of a JSON log into a table of ``columns`` (name -> Zeek type).
-
-    ``names`` maps Zeek's name of a column to its key in this log where they differ.
-    """
-    table = pajson.read_json(
-        pa.BufferReader(data),
-        read_options=pajson.ReadOptions(use_threads=False, block_size=max(1 << 20, data.size + 1)),
-        parse_options=pajson.ParseOptions(
-            explicit_schema=schema_for(columns, ts_kind, names),
-            unexpected_field_behavior="ignore",
-            newlines_in_values=False,
-        ),
-    )
-    return table.select([names.get(name, name) for name in columns]).rename_columns(list(columns))
 
 
 def diagnose(

@@ -1,11 +1,12 @@
-"""One opened Zeek log: its format, what its header (TSV) or first line (JSON) told, and the
-column conversions every kind of log shares (timestamps, text)."""
+"""One opened Zeek log: its format, what its header (TSV) or first line (JSON) told, how DuckDB reads
+it (:class:`derisk.store.zeekread.LogSource`), and the column checks every kind of log shares."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Generator, Mapping
+import os
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -18,7 +19,8 @@ from derisk.flows import TS
 from derisk.ingest import zeek_json, zeek_tsv
 from derisk.ingest.logtext import bound_text
 from derisk.ingest.zeek_fields import canonical_names
-from derisk.ingest.zeek_io import is_arrow_read_error, read_error, segments, sniff
+from derisk.ingest.zeek_io import GZIP_MAGIC, read_error, sniff
+from derisk.store import zeekread
 
 MAX_EPOCH_SECONDS: Final = 1e11
 
@@ -34,17 +36,48 @@ class ZeekLog:
     ts_kind: str
     #: Zeek's name of a column -> its key in a JSON log, where they differ (a scope separator).
     names: Mapping[str, str] = field(default_factory=dict)
+    gzip: bool = False
 
-    def segments(self) -> Generator[tuple[pa.Buffer, int], None, None]:
-        return segments(self.path, self.display, zeek_tsv.SEGMENT_BYTES)
-
-    def parse(self, data: pa.Buffer, dictionary: frozenset[str] = frozenset()) -> pa.Table:
+    def source(self, path: Path | None = None, *, compressed: bool | None = None) -> zeekread.LogSource:
+        """How DuckDB reads this log (or ``path``, holding lines of it)."""
+        layout: zeekread.TsvLayout | zeekread.JsonLayout
         if self.header is not None:
-            return zeek_tsv.parse_segment(data, self.header, self.columns, dictionary)
-        return zeek_json.parse_segment(data, self.columns, self.ts_kind, self.names)
+            nulls = (self.header.unset_field, self.header.empty_field)
+            layout = zeekread.TsvLayout(self.header.fields, self.header.separator, nulls)
+        else:
+            layout = zeekread.JsonLayout(self.ts_kind, self.names)
+        return zeekread.LogSource(
+            path or self.path, self.columns, layout, self.gzip if compressed is None else compressed
+        )
+
+    def parse(self, data: pa.Buffer | bytes) -> pa.Table:
+        """Complete lines of this log (no header needed) read by DuckDB as :func:`read` reads a file.
+
+        For a reader that follows a growing log: the lines go through a private temporary file.
+        """
+        payload = data.to_pybytes() if isinstance(data, pa.Buffer) else data
+        handle, name = tempfile.mkstemp(prefix="derisk-zeek-", suffix=".log")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(payload)
+            return zeekread.read_table(self.source(Path(name), compressed=False))
+        except zeekread.ZeekReadError as exc:
+            raise InputError(f"lines cannot be read ({exc})", source=self.display) from None
+        finally:
+            Path(name).unlink()
+
+    def read(self, database: zeekread.Database | None = None) -> pa.Table:
+        """The whole log read by DuckDB (a companion log): Zeek's names, ``ts`` in int64 µs."""
+        try:
+            return zeekread.read_table(self.source(), database)
+        except zeekread.ZeekReadError as exc:
+            raise self.diagnose(exc, frozenset({"uid"})) from None
 
     def diagnose(self, cause: BaseException, not_null: frozenset[str]) -> InputError:
-        if is_arrow_read_error(cause):
+        """Find the first bad line (a slow scan, only after DuckDB failed) and describe it."""
+        if isinstance(cause, InputError):
+            return cause
+        if isinstance(cause, (OSError, EOFError)):
             return read_error(cause, self.display)
         text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         if self.header is not None:
@@ -62,9 +95,14 @@ def open_log(
     head = sniff(path, display)
     if not head.strip():
         raise InputError("empty file" if not head else "empty log: no records", source=display)
+    try:
+        with path.open("rb") as raw:
+            compressed = raw.read(2) == GZIP_MAGIC
+    except OSError as exc:
+        raise read_error(exc, display) from exc
     if zeek_json.looks_json(head):
         ts_kind, names = zeek_json.first_record(path, [name for name in required if name in always], display)
-        return ZeekLog(path, display, {**required, **optional}, None, ts_kind, names)
+        return ZeekLog(path, display, {**required, **optional}, None, ts_kind, names, compressed)
     if not head.startswith(b"#"):
         raise InputError("not a Zeek log: no #fields header and not JSON lines", source=display)
     header = zeek_tsv.read_header(path, display)
@@ -76,31 +114,18 @@ def open_log(
         header = dataclasses.replace(header, fields=fields)
     present = zeek_tsv.check_columns(header, required, optional, display)
     wanted = {**required, **optional}
-    return ZeekLog(path, display, {name: wanted[name] for name in present}, header, "number")
+    columns = {name: wanted[name] for name in present}
+    return ZeekLog(path, display, columns, header, "number", gzip=compressed)
 
 
 def timestamps(values: pa.Array, log: ZeekLog, not_null: frozenset[str]) -> pa.Array:
-    """Zeek ``ts`` (epoch seconds or ISO 8601) as :data:`derisk.flows.TS`."""
-    if pa.types.is_string(values.type):
-        try:
-            return values.cast(TS)
-        except pa.ArrowInvalid:
-            try:
-                return values.cast(pa.timestamp("us")).cast(TS)
-            except pa.ArrowInvalid as exc:
-                raise log.diagnose(exc, not_null) from None
-    if log.ts_kind == "millis":
-        values = pc.divide(values.cast(pa.float64()), 1000.0)
+    """``ts`` as DuckDB read it (int64 µs since the epoch) as :data:`derisk.flows.TS`, checked to
+    lie between 1970 and :data:`MAX_EPOCH_SECONDS`."""
     if len(values) > values.null_count:
-        total = pc.sum(values).as_py()
         bounds = pc.min_max(values).as_py()
-        if not math.isfinite(total) or bounds["min"] < 0 or bounds["max"] >= MAX_EPOCH_SECONDS:
+        if bounds["min"] < 0 or bounds["max"] >= MAX_EPOCH_SECONDS * 1e6:
             raise log.diagnose(ValueError("implausible timestamp"), not_null)
-    return micros(values).cast(TS)
-
-
-def micros(seconds: pa.Array) -> pa.Array:
-    return pc.round(pc.multiply(seconds, 1e6)).cast(pa.int64())
+    return values.cast(pa.int64()).cast(TS)
 
 
 def text(values: pa.Array, log: ZeekLog) -> pa.Array:

@@ -1,13 +1,12 @@
-"""Zeek's tab-separated log format: header parsing, streaming reads through Arrow's CSV reader.
+"""Zeek's tab-separated log format: the header, Zeek's escapes, and naming a bad line.
 
 A Zeek ASCII log starts with ``#``-lines: ``#separator`` (written as an escape such as ``\\x09``),
 ``#set_separator``, ``#empty_field``, ``#unset_field``, ``#path``, ``#fields`` and ``#types``; then one
 record per line; then a ``#close`` line. Values are never quoted: Zeek escapes the separator and
-non-printable bytes as ``\\xHH`` instead. We hand the body to :func:`pyarrow.csv.open_csv` (the
-declared separator, quoting off, the unset and empty markers as nulls) so no line is parsed in a
-Python loop; ``#``-lines in the body are skipped by the invalid-row handler. When Arrow rejects the
-body, :func:`diagnose` re-reads the file line by line (the slow path, only on error) to name the first
-bad line.
+non-printable bytes as ``\\xHH`` instead. The header is parsed here; the body is read by DuckDB
+(:mod:`derisk.store.zeekread`, told the separator, the fields, their types and the null markers).
+When DuckDB rejects the body, :func:`diagnose` re-reads the file line by line (the slow path, only
+on error) to name the first bad line.
 """
 
 from __future__ import annotations
@@ -19,20 +18,14 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from derisk.errors import InputError
 from derisk.ingest.zeek_io import GZIP_MAGIC, MAX_LINE_BYTES, is_utf8, open_text_lines
 
 #: Longest header we accept before deciding the file is not a Zeek log.
 MAX_HEADER_LINES = 64
-#: Bytes of log body parsed at a time: about 50,000 conn.log lines, near :data:`derisk.flows.BATCH_ROWS`.
-SEGMENT_BYTES = 1 << 23
-
-_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 _ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
 
 
@@ -142,85 +135,6 @@ def _compatible(declared: str, expected: str) -> bool:
     if expected.startswith(("set[", "vector[")) and declared.startswith(("set[", "vector[")):
         return declared.split("[", 1)[1] == expected.split("[", 1)[1]
     return {declared, expected} <= {"string", "enum"}
-
-
-def _arrow_type(zeek_type: str) -> pa.DataType:
-    if zeek_type in ("time", "interval", "double"):
-        return pa.float64()
-    if zeek_type in ("count", "int"):
-        return pa.int64()
-    if zeek_type == "port":
-        return pa.int32()
-    return pa.string()
-
-
-def drop_comment_lines(data: pa.Buffer) -> pa.Buffer:
-    """``data`` without its lines that start with ``#`` (found with NumPy; usually there are none)."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    hashes = np.flatnonzero(raw == ord("#"))
-    if len(hashes):
-        hashes = hashes[(hashes == 0) | (raw[np.maximum(hashes - 1, 0)] == ord("\n"))]
-    if len(hashes) == 0:
-        return data
-    view = memoryview(data)
-    pieces, start = [], 0
-    for begin in hashes.tolist():
-        if begin < start:
-            continue
-        pieces.append(view[start:begin])
-        start = _line_end(raw, begin)
-    pieces.append(view[start:])
-    return pa.py_buffer(b"".join(pieces))
-
-
-def _line_end(raw: np.ndarray, begin: int) -> int:
-    """Index just after the line end at or after ``begin`` (or the end of ``raw``)."""
-    window = 4096
-    while True:
-        newline = np.flatnonzero(raw[begin : begin + window] == ord("\n"))
-        if len(newline):
-            return begin + int(newline[0]) + 1
-        if begin + window >= len(raw):
-            return len(raw)
-        window *= 16
-
-
-def parse_segment(
-    data: pa.Buffer, header: TsvHeader, columns: Mapping[str, str], dictionary: frozenset[str] = frozenset()
-) -> pa.Table:
-    """Parse whole lines of a TSV log body into a table of ``columns`` (name -> Zeek type).
-
-    ``#``-lines (the header, ``#close``, the headers of concatenated logs) are removed first; any
-    line with a wrong number of fields is an error. Columns named in ``dictionary`` (few distinct
-    values, such as ``proto``) come dictionary-encoded.
-    """
-    data = drop_comment_lines(data)
-    types = {name: _DICTIONARY if name in dictionary else _arrow_type(kind) for name, kind in columns.items()}
-    if data.size < 1 << 16 and not data.to_pybytes().strip():  # nothing but header or blank lines
-        return pa.table({name: pa.array([], kind) for name, kind in types.items()})
-    return pacsv.read_csv(
-        pa.BufferReader(data),
-        read_options=pacsv.ReadOptions(
-            column_names=list(header.fields), block_size=max(1 << 20, data.size + 1), use_threads=False
-        ),
-        parse_options=pacsv.ParseOptions(
-            delimiter=header.separator,
-            quote_char=False,
-            double_quote=False,
-            escape_char=False,
-            newlines_in_values=False,
-            ignore_empty_lines=True,
-        ),
-        convert_options=pacsv.ConvertOptions(
-            include_columns=list(columns),
-            column_types=types,
-            null_values=[header.unset_field, header.empty_field],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-            true_values=["T"],
-            false_values=["F"],
-        ),
-    )
 
 
 def unescape_column(values: pa.Array) -> pa.Array:

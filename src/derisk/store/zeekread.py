@@ -1,43 +1,47 @@
-"""DuckDB adapter for reading the body of a Zeek TSV conn.log (the default path for TSV conn logs).
+"""DuckDB adapter: the one reader of Zeek log bodies, TSV or JSON lines, plain or gzip.
 
-Only modules under ``derisk.store`` may import duckdb; this one is the adapter that lends DuckDB's
-CSV reader to :mod:`derisk.ingest.zeek`. It knows nothing of Zeek headers beyond what it is told:
-the caller (which has already checked ``#fields`` and ``#types``) passes the separator, the field
-names and the unset and empty markers. The reader
+Only modules under ``derisk.store`` may import duckdb; this one lends DuckDB's CSV and JSON readers
+to :mod:`derisk.ingest.zeek`. It knows nothing of Zeek headers beyond what it is told in a
+:class:`LogSource`: the caller (which has already checked ``#fields`` and ``#types``, or the first
+JSON object) passes the columns to read with their Zeek types, and the layout of the file:
 
-* opens a private in-memory DuckDB connection (no database file, no extension loading);
-* reads the log with ``read_csv``: the declared separator, the ``#fields`` names, explicit column
-  types, no quoting and no escape interpretation (Zeek's ``\\xHH`` escapes reach the caller as
-  text), the unset and empty markers as nulls, ``#``-lines (header, ``#close``, the headers of
-  concatenated logs) skipped, strict column counts, no decompression (see below);
-* converts in the ``SELECT`` what SQL does cheaply: ``ts`` to microseconds, ``ts + duration`` to the
-  last-seen time, ``proto`` to the IP protocol number, ports of TCP and UDP flows, byte and packet
-  counts as BIGINT (a ``ts`` or ``duration`` that is not finite fails the read; checking that
-  values are set and plausible is left to the caller, which does it per batch on the Arrow side);
-* streams the result as Arrow record batches of at most ``rows`` rows, in file order, reading one
-  batch ahead on a thread while the caller converts the current one.
+* **TSV** (:class:`TsvLayout`): ``read_csv`` with the declared separator, the ``#fields`` names and
+  explicit column types, no quoting and no escape interpretation (Zeek's ``\\xHH`` escapes reach the
+  caller as text), the unset and empty markers as nulls, strict column counts. The fast options
+  skip ``#``-lines (header, ``#close``, the headers of concatenated logs) with DuckDB's comment
+  character; that also cuts a line at a ``#`` inside it, which changes the column count (an error)
+  unless the ``#`` is in the last field, so a log whose last field is a text column that is read is
+  always read with the *tolerant* options: no comment character, lines up to
+  :data:`MAX_LINE_BYTES`, every line DuckDB rejects stored in a rejects table, and afterwards every
+  rejected line must be a ``#``-line (else :class:`ZeekReadError` names the first other one). The
+  caller may also ask for the tolerant options after the fast ones failed on a log with no bad
+  line (a ``#`` inside a line, a line past DuckDB's default 2 MB limit).
+* **JSON lines** (:class:`JsonLayout`): ``read_json`` of newline-delimited objects with explicit
+  column types; keys spelt with another scope separator are renamed to Zeek's names; ``ts`` is epoch
+  seconds, epoch milliseconds or an ISO 8601 string.
 
-DuckDB's default line limit (2 MB) is kept: raised to the Arrow path's 64 MiB, DuckDB read a 1 million
-line log on one thread in our measurement. A longer line is an error here, and the caller's own
-parser takes over.
+gzip is decompressed by DuckDB; it does not check the CRC-32 in a member's trailer, so
+:func:`check_gzip` (run by the caller beside the read, on another thread) does.
 
-Any failure (a ragged line, a bad value, bytes that are not UTF-8 in a column read) raises
-:class:`ZeekReadError` carrying DuckDB's first message line; the caller re-reads the file to name
-the bad line. DuckDB's comment handling also cuts a line at a ``#`` inside it, which changes the
-column count (an error, so the caller falls back to its own parser) unless the ``#`` is in the last
-field: :func:`read_conn` therefore refuses (``ZeekReadError``) logs whose last field is a text
-column it reads. A number in the last field is not checked for a ``#`` (Zeek never writes one
-there; only a damaged file would have it, and its number would be read up to the ``#``).
-
-gzip logs are not read here: DuckDB's gzip reader does not check the CRC in a member's trailer (a
-damaged file could be read as plausible records), and DuckDB plus a second decompression to check
-it was slower than Arrow's reader, which checks it.
+:func:`read_conn` converts in the ``SELECT`` what SQL does cheaply: ``ts`` to microseconds,
+``ts + duration`` to the last-seen time, ``proto`` to the IP protocol number, ports of TCP and UDP
+flows, and whether a connection was an attempt without payload (``docs/ingest-zeek.md``,
+"Connection attempts"). :func:`read_table` reads a companion log whole. Any failure raises
+:class:`ZeekReadError` carrying DuckDB's first message line; the caller re-reads the file line by
+line to name the bad line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+import contextlib
+import dataclasses
+import gzip
+import itertools
+import tempfile
+import zlib
+from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -46,14 +50,12 @@ import pyarrow as pa
 
 from derisk.store.sqltext import ident, literal
 
-#: Threads DuckDB may use for one read (it parallelises the CSV scan).
+#: Threads DuckDB may use for one read (it parallelises the CSV and JSON scans).
 MAX_THREADS: Final = 4
-#: The Zeek columns :func:`read_conn` reads (``duration`` and ``service`` when present).
-CONN_COLUMNS: Final = (
-    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto",
-    "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes", "duration", "service",
-    "conn_state", "orig_bytes", "resp_bytes",
-)  # fmt: skip
+#: Longest line the tolerant options accept (DuckDB's default, 2 MB, applies to the fast ones).
+MAX_LINE_BYTES: Final = 1 << 26
+#: Zeek ``conn_state`` values of connections that may have carried nothing (see ``_attempt``).
+ATTEMPT_STATES: Final = ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
 
 _DUCK_TYPES: Final = {
     "time": "DOUBLE",
@@ -63,96 +65,224 @@ _DUCK_TYPES: Final = {
     "int": "BIGINT",
     "port": "INTEGER",
 }
+_LIST_TYPES: Final = ("set[", "vector[")
+_names = itertools.count()
+_GLOB: Final = "*?[{"
+
+#: A private DuckDB database, as other layers hold it (they never use it themselves).
+Database = duckdb.DuckDBPyConnection
 
 
 class ZeekReadError(Exception):
     """DuckDB could not read the log; the message is DuckDB's first line (for the caller's log).
 
-    ``unsupported`` is true when the reader declined before reading (a log it cannot read
-    faithfully); the caller should then use its own parser without looking for a bad line.
+    ``line`` is the line DuckDB named, when it did.
     """
 
-    def __init__(self, message: str, *, unsupported: bool = False) -> None:
+    def __init__(self, message: str, *, line: int | None = None) -> None:
         super().__init__(message)
-        self.unsupported = unsupported
+        self.line = line
 
 
-def csv_source(
-    path: Path, fields: Sequence[str], types: Mapping[str, str], separator: str, nulls: Sequence[str]
-) -> str:
-    """The ``read_csv(...)`` of a conn.log body, as :func:`read_conn` reads it (its rows, its order)."""
+@dataclass(frozen=True)
+class TsvLayout:
+    """A Zeek TSV body: every ``#fields`` name, the separator and the null markers."""
+
+    fields: tuple[str, ...]
+    separator: str
+    nulls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JsonLayout:
+    """Zeek JSON lines: ``ts`` as ``number`` (epoch s), ``millis`` or ``string`` (ISO 8601), and
+    ``{Zeek's name: the key in this log}`` for keys spelt otherwise."""
+
+    ts_kind: str
+    keys: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """One log file to read: the columns wanted (Zeek name -> Zeek type) and its layout."""
+
+    path: Path
+    columns: Mapping[str, str]
+    layout: TsvLayout | JsonLayout
+    gzip: bool
+
+    def needs_tolerant(self) -> bool:
+        """Whether the fast TSV options could cut a value short (a text column is the last field)."""
+        if not isinstance(self.layout, TsvLayout) or not self.layout.fields:
+            return False
+        last = self.layout.fields[-1]
+        return last in self.columns and self.columns[last] not in _DUCK_TYPES
+
+
+def _duck_type(zeek_type: str, json_ts: str | None = None) -> str:
+    if zeek_type == "time" and json_ts == "string":
+        return "VARCHAR"
+    if zeek_type.startswith(_LIST_TYPES) and json_ts is not None:
+        return "VARCHAR[]"
+    return _DUCK_TYPES.get(zeek_type, "VARCHAR")
+
+
+def _location(path: Path) -> str:
+    location = str(path.absolute())
+    if any(char in location for char in _GLOB):
+        raise ZeekReadError("the path contains a glob character")  # see _without_glob
+    return location
+
+
+@contextlib.contextmanager
+def _without_glob(source: LogSource) -> Iterator[LogSource]:
+    """The source under a path DuckDB will not expand as a glob: a symbolic link in a private
+    temporary folder when the real path has ``*``, ``?``, ``[`` or ``{`` in it."""
+    location = str(source.path.absolute())
+    if not any(char in location for char in _GLOB):
+        yield source
+        return
+    with tempfile.TemporaryDirectory(prefix="derisk-zeek-") as folder:
+        link = Path(folder) / "log"
+        link.symlink_to(location)
+        if any(char in str(link) for char in _GLOB):
+            raise ZeekReadError("the temporary folder's path contains a glob character")
+        yield dataclasses.replace(source, path=link)
+
+
+def relation(source: LogSource, *, tolerant: bool = False, rejects: str | None = None) -> str:
+    """A ``SELECT`` of the source's columns under Zeek's names, in file order."""
+    location = literal(_location(source.path))
+    compression = "'gzip'" if source.gzip else "'none'"
+    layout = source.layout
+    if isinstance(layout, JsonLayout):
+        keys = {name: layout.keys.get(name, name) for name in source.columns}
+        columns = ", ".join(
+            f"{literal(keys[name])}: {literal(_duck_type(kind, layout.ts_kind))}"
+            for name, kind in source.columns.items()
+        )
+        select = ", ".join(f"{ident(keys[name])} AS {ident(name)}" for name in source.columns)
+        return (
+            f"SELECT {select} FROM read_json({location}, format='newline_delimited', "
+            f"compression={compression}, maximum_object_size={MAX_LINE_BYTES}, columns={{{columns}}})"
+        )
     columns = ", ".join(
-        f"{literal(name)}: {literal(_DUCK_TYPES.get(types.get(name, 'string'), 'VARCHAR'))}"
-        for name in fields
+        f"{literal(name)}: {literal(_duck_type(source.columns.get(name, 'string')))}"
+        for name in layout.fields
+    )
+    options = (
+        f"delim={literal(layout.separator)}, header=false, quote='', escape='', "
+        f"nullstr=[{', '.join(literal(n) for n in layout.nulls)}], auto_detect=false, strict_mode=true, "
+        f"null_padding=false, compression={compression}, columns={{{columns}}}"
+    )
+    select = ", ".join(ident(name) for name in source.columns)
+    if not tolerant:
+        return f"SELECT {select} FROM read_csv({location}, {options}, comment='#', ignore_errors=false)"
+    assert rejects is not None
+    first = layout.fields[0]
+    where = (
+        f" WHERE NOT starts_with({ident(first)}, '#')"
+        if _duck_type(source.columns.get(first, "string")) == "VARCHAR"
+        else ""
     )
     return (
-        f"read_csv({literal(str(path))}, delim={literal(separator)}, header=false, comment='#', "
-        f"quote='', escape='', nullstr=[{', '.join(literal(n) for n in nulls)}], auto_detect=false, "
-        f"strict_mode=true, null_padding=false, ignore_errors=false, "
-        "compression='none', "
-        f"columns={{{columns}}})"
+        f"SELECT {select} FROM read_csv({location}, {options}, comment='', ignore_errors=true, "
+        f"max_line_size={MAX_LINE_BYTES}, store_rejects=true, rejects_table={literal(rejects)}, "
+        f"rejects_scan={literal(rejects + '_scan')}){where}"
     )
 
 
-def _query(
-    path: Path,
-    fields: Sequence[str],
-    types: Mapping[str, str],
-    separator: str,
-    nulls: Sequence[str],
-) -> str:
-    """The ``SELECT`` reading one conn.log; ``types`` maps each field read to its Zeek type."""
-    source = csv_source(path, fields, types, separator, nulls)
-    ts, uid, orig_h, resp_h = (ident(n) for n in ("ts", "uid", "id.orig_h", "id.resp_h"))
-    proto = ident("proto")
-    # Zeek writes the names in lower case; others are compared in lower case, as the Arrow path does.
+def _microseconds(source: LogSource, ts: str) -> str:
+    layout = source.layout
+    if isinstance(layout, JsonLayout) and layout.ts_kind == "string":
+        return f"epoch_us(CAST({ts} AS TIMESTAMPTZ))"
+    scale = 1000 if isinstance(layout, JsonLayout) and layout.ts_kind == "millis" else 1000000
+    return f"CAST(round_even({ts} * {scale}, 0) AS BIGINT)"
+
+
+def _attempt(has: Mapping[str, str]) -> str:
+    """``is_attempt``: an attempt state and no payload either way (null when ``conn_state`` is unset,
+    and for attempt states when the log has no payload counts). A side sent no payload when Zeek's
+    count says 0 or, where Zeek left it unset (one-packet connections), when its IP bytes fit in
+    bare headers: IP (20/40) plus TCP with the most options (60), UDP (8) or ICMP (8)."""
+    if "conn_state" not in has:
+        return "CAST(NULL AS BOOLEAN)"
+    states = ", ".join(literal(s) for s in ATTEMPT_STATES)
+    state = ident("conn_state")
+    if "orig_bytes" not in has or "resp_bytes" not in has:
+        return f"CASE WHEN {state} IN ({states}) THEN NULL WHEN {state} IS NOT NULL THEN false END"
+    header = (
+        "CASE WHEN contains(src_ip, ':') THEN "
+        "CASE protocol WHEN 6 THEN 100 WHEN 17 THEN 48 WHEN 1 THEN 48 WHEN 58 THEN 48 ELSE 40 END "
+        "ELSE CASE protocol WHEN 6 THEN 80 WHEN 17 THEN 28 WHEN 1 THEN 28 WHEN 58 THEN 48 ELSE 20 END END"
+    )
+
+    def silent(payload: str, ip_bytes: str, packets: str) -> str:
+        return (
+            f"CASE WHEN {ident(payload)} IS NOT NULL THEN {ident(payload)} = 0 "
+            f"ELSE coalesce({ident(ip_bytes)}, 0) <= coalesce({ident(packets)}, 0) * ({header}) END"
+        )
+
+    return (
+        f"CASE WHEN {state} IS NULL THEN NULL WHEN {state} NOT IN ({states}) THEN false "
+        f"ELSE ({silent('orig_bytes', 'orig_ip_bytes', 'orig_pkts')}) "
+        f"AND ({silent('resp_bytes', 'resp_ip_bytes', 'resp_pkts')}) END"
+    )
+
+
+def conn_query(source: LogSource, *, tolerant: bool = False, rejects: str | None = None) -> str:
+    """The ``SELECT`` reading one conn log into :func:`read_conn`'s columns."""
+    inner = relation(source, tolerant=tolerant, rejects=rejects)
+    return _conversion(inner, source.columns, _microseconds(source, ident("ts")))
+
+
+def _conversion(inner: str, has: Mapping[str, str], first: str) -> str:
+    """The ``SELECT`` turning conn records with Zeek's names (``inner``) into flow columns."""
+    orig_h, proto = ident("id.orig_h"), ident("proto")
+    # Zeek writes the names in lower case; others are compared in lower case.
     protocol = (
         f"CAST(CASE WHEN {proto} = 'tcp' THEN 6 WHEN {proto} = 'udp' THEN 17 WHEN {proto} = 'icmp' THEN "
         f"CASE WHEN contains({orig_h}, ':') THEN 58 ELSE 1 END "
         f"ELSE CASE lower({proto}) WHEN 'tcp' THEN 6 WHEN 'udp' THEN 17 "
         f"WHEN 'icmp' THEN CASE WHEN contains({orig_h}, ':') THEN 58 ELSE 1 END END END AS SMALLINT)"
     )
-    first = f"CAST(round_even({ts} * 1000000, 0) AS BIGINT)"
     last = (
         f"first_us + CAST(round_even({ident('duration')} * 1000000, 0) AS BIGINT)"
-        if "duration" in types
+        if "duration" in has
         else "CAST(NULL AS BIGINT)"
     )
-    service = f"{ident('service')}" if "service" in types else "CAST(NULL AS VARCHAR)"
-    state = ident("conn_state") if "conn_state" in types else "CAST(NULL AS VARCHAR)"
-    orig_bytes = ident("orig_bytes") if "orig_bytes" in types else "CAST(NULL AS BIGINT)"
-    resp_bytes = ident("resp_bytes") if "resp_bytes" in types else "CAST(NULL AS BIGINT)"
-    transport = "protocol IN (6, 17)"
 
+    def optional(name: str, kind: str) -> str:
+        return ident(name) if name in has else f"CAST(NULL AS {kind})"
+
+    transport = "protocol IN (6, 17)"
     return f"""
-        WITH log AS (SELECT {first} AS first_us, {protocol} AS protocol, * FROM {source})
+        WITH log AS (
+            SELECT {first} AS first_us, {protocol} AS protocol, {orig_h} AS src_ip, *
+            FROM ({inner})
+        )
         SELECT
             first_us,
             {last} AS last_us,
-            {orig_h} AS src_ip,
+            src_ip,
             CASE WHEN {transport} THEN {ident("id.orig_p")} END AS src_port,
-            {resp_h} AS dst_ip,
+            {ident("id.resp_h")} AS dst_ip,
             CASE WHEN {transport} THEN {ident("id.resp_p")} END AS dst_port,
             protocol,
             {ident("orig_ip_bytes")} AS bytes_out,
             {ident("resp_ip_bytes")} AS bytes_in,
             {ident("orig_pkts")} AS packets_out,
             {ident("resp_pkts")} AS packets_in,
-            {service} AS service,
-            {uid} AS uid,
-            {state} AS conn_state,
-            {orig_bytes} AS orig_bytes,
-            {resp_bytes} AS resp_bytes
+            {optional("service", "VARCHAR")} AS service,
+            {ident("uid")} AS uid,
+            {optional("conn_state", "VARCHAR")} AS conn_state,
+            {_attempt(has)} AS is_attempt
         FROM log
     """
 
 
 def private_connection() -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB connection (no database file, no extension loading)."""
-    return _connect()
-
-
-def _connect() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB connection (no database file, no extension loading), in UTC."""
     config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
@@ -160,49 +290,52 @@ def _connect() -> duckdb.DuckDBPyConnection:
     }
     con = duckdb.connect(":memory:", config=config)
     con.execute("SET enable_progress_bar = false")  # only derisk's own output reaches the terminal
+    with contextlib.suppress(duckdb.Error):  # without ICU, DuckDB's time zone is UTC already
+        con.execute("SET TimeZone = 'UTC'")  # ISO 8601 times without an offset are UTC
     return con
 
 
 def read_conn(
-    path: Path,
+    source: LogSource,
     *,
-    fields: Sequence[str],
-    types: Mapping[str, str],
-    separator: str,
-    nulls: Sequence[str],
     rows: int,
     database: duckdb.DuckDBPyConnection | None = None,
+    tolerant: bool = False,
+    skip: int = 0,
 ) -> Generator[pa.RecordBatch, None, None]:
-    """Stream a Zeek TSV conn.log's records as Arrow batches (see the module's description).
+    """Stream a conn log's records as Arrow batches of at most ``rows`` rows, in file order.
 
     ``database``: a private in-memory connection to read through (a cursor of it is used and
-    closed), saving the cost of opening one; by default one is opened for the read.
+    closed), saving the cost of opening one. ``tolerant``: the tolerant TSV options (see the
+    module's description; also chosen when :meth:`LogSource.needs_tolerant`). ``skip``: rows to
+    leave out at the start (those a failed fast read yielded already).
 
-    ``fields`` is the ``#fields`` line; ``types`` maps each column to read (those of
-    :data:`CONN_COLUMNS` present in the log) to its Zeek type. Batches have the columns
-    ``first_us``/``last_us`` (int64 microseconds since the epoch), ``src_ip``, ``src_port``,
-    ``dst_ip``, ``dst_port``, ``protocol``, ``bytes_out``, ``bytes_in``, ``packets_out``,
-    ``packets_in``, ``service`` (raw text, Zeek escapes intact) and ``uid``. Raises
-    :class:`ZeekReadError` on any failure, while iterating or before.
+    Batches have the columns ``first_us``/``last_us`` (int64 microseconds since the epoch),
+    ``src_ip``, ``src_port``, ``dst_ip``, ``dst_port``, ``protocol``, ``bytes_out``, ``bytes_in``,
+    ``packets_out``, ``packets_in``, ``service`` and ``conn_state`` (raw text, Zeek escapes
+    intact), ``uid`` and ``is_attempt``. Raises :class:`ZeekReadError` on any failure, while
+    iterating or before.
     """
-    if fields and fields[-1] in types and types[fields[-1]] not in _DUCK_TYPES:
-        raise ZeekReadError(
-            f"the last field {fields[-1]!r} is text that is read; a '#' in it would cut it short",
-            unsupported=True,
-        )
-    location = str(path.absolute())
-    if any(char in location for char in "*?[{"):
-        raise ZeekReadError("the path contains a glob character", unsupported=True)
-    query = _query(Path(location), fields, types, separator, nulls)
+    with _without_glob(source) as readable:
+        yield from _read_conn(readable, rows, database, tolerant or source.needs_tolerant(), skip)
+
+
+def _read_conn(
+    source: LogSource, rows: int, database: duckdb.DuckDBPyConnection | None, tolerant: bool, skip: int
+) -> Generator[pa.RecordBatch, None, None]:
+    rejects = f"_zeek_rejects_{next(_names)}" if tolerant else None
+    query = conn_query(source, tolerant=tolerant, rejects=rejects)
+    if skip:
+        query = f"SELECT * FROM ({query}) OFFSET {int(skip)}"
     try:
-        con = database.cursor() if database is not None else _connect()
+        con = database.cursor() if database is not None else private_connection()
     except duckdb.Error as exc:
-        raise ZeekReadError(_first_line(exc)) from None
+        raise _error(exc) from None
     try:
         try:
             reader = con.sql(query).to_arrow_reader(rows)
         except duckdb.Error as exc:
-            raise ZeekReadError(_first_line(exc)) from None
+            raise _error(exc) from None
         # One batch is read ahead on a thread while the caller works on the current one (DuckDB
         # and Arrow release the GIL), so reading and the caller's conversion overlap.
         with ThreadPoolExecutor(1, thread_name_prefix="zeekread") as pool:
@@ -216,8 +349,97 @@ def read_conn(
                 ahead.cancel()
                 wait([ahead])
                 reader.close()
+        if rejects is not None:
+            _check_rejects(con, rejects)
     finally:
         con.close()
+
+
+def read_table(source: LogSource, database: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """A companion log whole, its columns under Zeek's names; ``ts`` (when read) as int64 µs.
+
+    TSV companions are read with the tolerant options (their text columns may hold a ``#``).
+    """
+    with _without_glob(source) as readable:
+        return _read_table(readable, database)
+
+
+def _read_table(source: LogSource, database: duckdb.DuckDBPyConnection | None) -> pa.Table:
+    tolerant = isinstance(source.layout, TsvLayout)
+    rejects = f"_zeek_rejects_{next(_names)}" if tolerant else None
+    inner = relation(source, tolerant=tolerant, rejects=rejects)
+    columns = ", ".join(
+        f"{_microseconds(source, ident(name))} AS {ident(name)}" if name == "ts" else ident(name)
+        for name in source.columns
+    )
+    try:
+        con = database.cursor() if database is not None else private_connection()
+    except duckdb.Error as exc:
+        raise _error(exc) from None
+    try:
+        try:
+            table = con.sql(f"SELECT {columns} FROM ({inner})").to_arrow_table()
+        except (duckdb.Error, pa.ArrowException) as exc:
+            raise _error(exc) from None
+        if rejects is not None:
+            _check_rejects(con, rejects)
+        return table
+    finally:
+        con.close()
+
+
+def convert_records(
+    records: pa.Table, columns: Mapping[str, str], database: duckdb.DuckDBPyConnection | None = None
+) -> pa.Table:
+    """conn records already read (:func:`read_table`'s columns: Zeek's names, ``ts`` in int64 µs)
+    converted by the same ``SELECT`` as :func:`read_conn`, in the same order."""
+    try:
+        con = database.cursor() if database is not None else private_connection()
+    except duckdb.Error as exc:
+        raise _error(exc) from None
+    try:
+        con.register("_records", records)
+        try:
+            query = _conversion("SELECT * FROM _records", columns, ident("ts"))
+            return con.sql(query).to_arrow_table()
+        except (duckdb.Error, pa.ArrowException) as exc:
+            raise _error(exc) from None
+        finally:
+            con.unregister("_records")
+    finally:
+        con.close()
+
+
+def _check_rejects(con: duckdb.DuckDBPyConnection, rejects: str) -> None:
+    """Every line the tolerant options rejected must be a ``#``-line (a header or ``#close``)."""
+    try:
+        bad = con.execute(
+            f"SELECT line, error_message FROM {ident(rejects)} "
+            "WHERE NOT starts_with(coalesce(csv_line, ''), '#') ORDER BY line LIMIT 1"
+        ).fetchone()
+        con.execute(f"DROP TABLE IF EXISTS {ident(rejects)}")
+        con.execute(f"DROP TABLE IF EXISTS {ident(rejects + '_scan')}")
+    except duckdb.Error as exc:
+        raise _error(exc) from None
+    if bad is not None:
+        raise ZeekReadError(_first_line(str(bad[1])), line=int(bad[0]))
+
+
+def check_gzip(path: Path) -> str | None:
+    """Decompress a gzip file to its end, checking every member's CRC-32 and length (which DuckDB
+    does not); None when it is sound, else the problem (``truncated`` or ``corrupt: ...``).
+
+    zlib releases the GIL, so this runs beside DuckDB's read on another thread.
+    """
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    except EOFError:
+        return "truncated"
+    except (OSError, zlib.error) as exc:
+        return f"corrupt: {exc}"
+    return None
 
 
 def _next_batch(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
@@ -226,9 +448,14 @@ def _next_batch(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
     except StopIteration:
         return None
     except (duckdb.Error, pa.ArrowException, OSError) as exc:
-        raise ZeekReadError(_first_line(exc)) from None
+        raise _error(exc) from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _error(exc: BaseException) -> ZeekReadError:
+    text = _first_line(str(exc))
+    return ZeekReadError(text or type(exc).__name__)
+
+
+def _first_line(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0] if text else ""
