@@ -28,6 +28,8 @@ SCHEMAS: Final[dict[str, str]] = {
     "evidence": "derisk evidence list --json",
     "screening": "derisk screen --json",
     "reduce": "derisk reduce --json",
+    "webhook": "the body of each webhook POST of derisk watch --webhook",
+    "dead-letter": "a line of a dead-letter file (derisk watch --dead-letter)",
     "users": "derisk users list --json",
     "site": "the site file (--site, derisk reduce SITE)",
     "deal": "the deal file (derisk screen DEAL)",

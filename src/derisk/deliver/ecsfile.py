@@ -1,0 +1,83 @@
+"""ECS documents as NDJSON in a rotating file, for Filebeat or Elastic Agent to ship.
+
+Each line is the document :func:`derisk.detect.ecs.ecs_lines` makes, so equal to a line of
+``derisk alerts --ecs`` when the flows behind the alert are passed. Lines are appended with one
+``write`` on a file opened with ``O_APPEND``; a short write (disk full, file size limit) is cut back,
+so a shipper never reads half a line. Each line is ``fsync``ed before the alert counts as delivered.
+
+Rotation by size and count, the scheme Filebeat's ``filestream`` input follows by inode: before a
+line would take ``PATH`` past ``max_bytes``, ``PATH.N-1`` … ``PATH.1`` move up by one (the oldest,
+``PATH.N``, is overwritten), ``PATH`` becomes ``PATH.1`` and a new ``PATH`` is started; the folder is
+``fsync``ed after the renames. A harvester holding the old file open reads it to its end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from derisk.deliver.base import DeliveryFailed, Item, append_line, describe, fsync_dir, open_append
+from derisk.deliver.config import EcsFileTarget
+from derisk.detect.ecs import ecs_lines
+
+
+def ecs_line(item: Item) -> bytes:
+    """The NDJSON line (newline included) of one alert, as ``derisk alerts --ecs`` writes it."""
+    flows = {item.alert.alert_id: item.flows} if item.flows is not None else None
+    (line,) = ecs_lines([item.alert], flows=flows)
+    return (line + "\n").encode("utf-8", "backslashreplace")
+
+
+class EcsFileSink:
+    name = "ecs-file"
+
+    def __init__(self, target: EcsFileTarget) -> None:
+        self.target = target
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self._fd = open_append(self.target.path)
+        return self._fd
+
+    def _rotate(self) -> None:
+        path = self.target.path
+        self._close_fd()
+        for n in range(self.target.keep - 1, 0, -1):
+            older = path.with_name(f"{path.name}.{n}")
+            if older.exists():
+                older.replace(path.with_name(f"{path.name}.{n + 1}"))
+        path.replace(path.with_name(f"{path.name}.1"))
+        fsync_dir(path.parent)
+
+    def send(self, item: Item) -> None:
+        data = ecs_line(item)
+        try:
+            fd = self._open()
+            size = os.fstat(fd).st_size
+            if size > 0 and size + len(data) > self.target.max_bytes:
+                self._rotate()
+                fd = self._open()
+            append_line(fd, data)
+            os.fsync(fd)
+        except OSError as exc:
+            self._close_fd()  # reopen next time: the file may have been moved or its folder fixed
+            raise DeliveryFailed(f"{self.target.path}: {describe(exc)}") from None
+
+    def dead_letter_payload(self, item: Item) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(ecs_line(item))
+        return {"ecs": doc}
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            finally:
+                self._fd = None
+
+    def abort(self) -> None:
+        """Local writes are not interrupted; a hung disk leaves the worker blocked until it answers."""
+
+    def close(self) -> None:
+        self._close_fd()
