@@ -40,7 +40,11 @@ def _docs(alerts: list[Alert]) -> list[dict[str, object]]:
 
 
 def _feed(
-    ws: Workspace, flows: pa.Table, cuts: list[int], cfg: DetectionConfig, reload_at: set[int] = frozenset()
+    ws: Workspace,
+    flows: pa.Table,
+    cuts: list[int],
+    cfg: DetectionConfig,
+    reload_at: frozenset[int] | set[int] = frozenset(),
 ) -> DetectionState:
     """Store ``flows`` batch by batch (cut at ``cuts``), each batch one transaction in which the state
     is updated and saved, as ``derisk watch`` does; at the batches in ``reload_at`` the state is loaded
@@ -118,7 +122,7 @@ def _zeek_logs(folder: Path) -> None:
     ]
     sessions.append(Session("10.1.0.6", "198.51.100.9", t0 + 3_600.0, 40_000, 9_000, duration=3 * 3_600.0))
     sessions.append(Session("10.1.0.7", "192.0.2.44", t0 + 40 * 3_600.0, 400_000_000, 20_000, duration=600.0))
-    for i in range(400):
+    for _ in range(400):
         server = f"198.51.100.{int(rng.integers(10, 250))}"
         sessions.append(
             Session(
