@@ -58,6 +58,10 @@ def _vntag(eth: bytes, ip: bytes, ethertype: int) -> bytes:
     return eth[:12] + b"\x89\x26\x80\x01\x00\x02" + struct.pack(">H", ethertype) + ip
 
 
+def _etag(eth: bytes, ip: bytes, ethertype: int) -> bytes:  # 802.1BR: EtherType 0x893f, 6 bytes of E-TCI
+    return eth[:12] + b"\x89\x3f\x10\x00\x00\xd3\x00\x00" + struct.pack(">H", ethertype) + ip
+
+
 def _family(ethertype: int, order: str) -> bytes:
     return struct.pack(order + "I", 30 if ethertype == 0x86DD else 2)
 
@@ -68,6 +72,7 @@ TWINS: dict[str, tuple[int, Reframe]] = {
     "nflog": (239, _nflog),
     "ppi": (192, _ppi),
     "vn-tag": (1, _vntag),
+    "e-tag": (1, _etag),
     "raw-ip-101": (101, lambda eth, ip, et: ip),
     "raw-ip-12": (12, lambda eth, ip, et: ip),
     "raw-ip-14": (14, lambda eth, ip, et: ip),
@@ -142,7 +147,7 @@ def test_which_link_types_nfstream_reads_itself(
     linktype, reframe = TWINS[kind]
     path = tmp_path / f"{kind}.pcap"
     _reframe(source, path, linktype, reframe)
-    converted = linktype not in linktypes.NATIVE or kind in ("vn-tag", "qinq-802.1ad")
+    converted = linktype not in linktypes.NATIVE or kind in ("vn-tag", "e-tag", "qinq-802.1ad")
     assert _bare_flows(path) == (0 if converted else len(ledger)), kind  # type: ignore[arg-type]
 
 
@@ -184,6 +189,9 @@ REAL = {
     "ndpi-dlt_ppp.pcap": (9, 1),
     "ndpi-ppi-someip.pcap": (192, 2),
     "live-any-sll2.pcap": (276, 15),
+    "suricata-decode-sll2-01.pcap": (276, 1),
+    "suricata-decode-vntag-01.pcap": (1, 1),
+    "suricata-decode-etag-01.pcap": (1, 1),
 }
 
 

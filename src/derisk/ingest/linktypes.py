@@ -4,7 +4,7 @@ NFStream's engine decodes Ethernet (with 802.1Q tags and MPLS), raw IP, Linux co
 BSD null/loopback, PPP in HDLC framing and Cisco HDLC (tested one by one in ``tests/test_linktypes.py``). It silently ignores every
 packet of Linux cooked v2 (the default of ``tcpdump -i any`` since libpcap 1.10), NFLOG, PPI, PPP,
 OpenBSD loopback and raw IP under link type 14, and Ethernet frames with an 802.1ad (QinQ) outer
-tag or a VN-Tag. For those, :func:`converter` gives a function that rewrites one frame into an
+tag, a VN-Tag or an 802.1BR E-Tag. For those, :func:`converter` gives a function that rewrites one frame into an
 Ethernet frame with zero MAC addresses and the frame's own EtherType, in front of the same network
 layer: derisk counts bytes at the IP layer, so the flows are those of the Ethernet twin.
 """
@@ -41,8 +41,9 @@ NAMES: Final[dict[int, str]] = {
 
 _IPV4, _IPV6, _MPLS = 0x0800, 0x86DD, 0x8847
 _ZERO_MACS = b"\x00" * 12
-#: Ethernet tags NFStream does not skip: 802.1ad and older QinQ outer tags (4 bytes), VN-Tag (6 bytes).
-OUTER_TAGS: Final = {b"\x88\xa8": 4, b"\x91\x00": 4, b"\x92\x00": 4, b"\x89\x26": 6}
+#: Ethernet tags NFStream does not skip, by EtherType, with their length: 802.1ad and older QinQ outer
+#: tags (4 bytes), VN-Tag (6 bytes), 802.1BR E-Tag (8 bytes).
+OUTER_TAGS: Final = {b"\x88\xa8": 4, b"\x91\x00": 4, b"\x92\x00": 4, b"\x89\x26": 6, b"\x89\x3f": 8}
 _PPP_PROTOCOLS: Final = {0x0021: _IPV4, 0x0057: _IPV6, 0x0281: _MPLS, 0x0283: _MPLS}
 _AF_INET6: Final = {10, 24, 28, 30}  # Linux, NetBSD/OpenBSD, FreeBSD, macOS
 
@@ -67,7 +68,7 @@ def _ip_version(payload: bytes) -> int | None:
 
 
 def fix_ethernet(frame: bytes) -> bytes:
-    """An Ethernet frame without the outer tags NFStream does not skip (QinQ outer tag, VN-Tag)."""
+    """An Ethernet frame without the outer tags NFStream does not skip (QinQ outer tag, VN-Tag, E-Tag)."""
     while (skip := OUTER_TAGS.get(frame[12:14])) is not None:
         frame = frame[:12] + frame[12 + skip :]
     return frame
