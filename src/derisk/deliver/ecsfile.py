@@ -37,6 +37,17 @@ class EcsFileSink:
         self._fd: int | None = None
 
     def _open(self) -> int:
+        """The open file, reopened when ``PATH`` is no longer it (removed, or moved by someone else's
+        rotation): writing on into a file nobody can reach would lose the alert."""
+        if self._fd is not None:
+            try:
+                on_disk = self.target.path.stat()
+                held = os.fstat(self._fd)
+                same = (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+            except FileNotFoundError:
+                same = False
+            if not same:
+                self._close_fd()
         if self._fd is None:
             self._fd = open_append(self.target.path)
         return self._fd
