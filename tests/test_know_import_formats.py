@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from derisk.cli import main
+from derisk.enrich.attribution import prefetch
 from derisk.know.attribution import load_index
 from derisk.know.graph import load_graph
 from derisk.know.graphload import expand
@@ -93,6 +94,9 @@ def test_as2org_unknown_organisation_groups_its_ases(tmp_path: Path) -> None:
     with Workspace.open(tmp_path / "ws") as ws:
         import_file(ws, FIXTURES / "as-org2info-sample.txt")
         index = load_index(ws)
+        # Registration records are looked up per AS asked for (as attribution does for its keys).
+        assert index.match_asn(64501) is None
+        prefetch(index, [64501, 64502])
     first, second = index.match_asn(64501), index.match_asn(64502)
     assert first is not None and second is not None
     assert first.org_id == second.org_id == "as2org-ORG-SAMPLE-AP"
@@ -103,7 +107,9 @@ def test_peeringdb_org_carries_its_networks(tmp_path: Path) -> None:
     with Workspace.open(tmp_path / "ws") as ws:
         report = import_file(ws, FIXTURES / "peeringdb-sample.json")
         index = load_index(ws)
+        prefetch(index, [64530])
         graph = load_graph(ws)
+        expand(graph, ws, ["peeringdb-org-10"])
     assert report.nodes == 3 and report.warnings == ()
     hg = graph.entities["peeringdb-org-10"]
     assert hg.asns == (64510, 64511) and hg.domains == ("example.net",)

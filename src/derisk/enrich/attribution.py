@@ -13,19 +13,26 @@ The combined columns (``dst_org`` … ``dst_jurisdiction_basis``) keep their mea
 the graph knows it, else the infrastructure operator; the AS operator stays visible as
 ``dst_as_org``. When the traffic carries a name the graph does not know, the combined columns keep
 the operator and its jurisdiction (its laws reach the server) but name no controller: the operator
-of a cloud does not control the services its customers run on it. A known name always wins over the registration-country guess. Computed over the
-distinct (AS, domain, AS country) keys of the workspace, each AS and domain matched once, never
-per flow.
+of a cloud does not control the services its customers run on it. A known name always wins over
+the registration-country guess. Computed over the distinct (AS, domain, AS country) keys of the
+workspace, each AS and domain matched once, never per flow.
+
+Registration records (CAIDA AS2Org, PeeringDB: every AS of the Internet) are not resolved up front:
+:func:`prefetch` looks up, in one DuckDB join, only the ASes, domains and AS organisation names of
+the keys at hand, and resolves only the records that hold them (see
+:func:`derisk.know.graph.load_graph`); the answers are those of reading every record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 
 from derisk.flows import ATTRIBUTION_FIELDS, GUESS_CONFIDENCE
-from derisk.know.attribution import AttributionIndex, Match
+from derisk.know.attribution import AttributionIndex, Match, match_from
+from derisk.know.resolve import resolve_controller
 
 PATH_SEPARATOR = " → "
 
@@ -123,8 +130,95 @@ def _infrastructure(
     return None, "unknown"
 
 
+def _suffixes(domain: str) -> list[str]:
+    """The names :meth:`AttributionIndex.match_domain` tries for ``domain``, most specific first."""
+    name = domain.strip().lower().rstrip(".")
+    out = []
+    while name:
+        out.append(name)
+        _, _, name = name.partition(".")
+        if "." not in name:
+            break
+    return out
+
+
+def prefetch(
+    index: AttributionIndex,
+    asns: Iterable[int | None] = (),
+    domains: Iterable[str | None] = (),
+    as_orgs: Iterable[str | None] = (),
+) -> None:
+    """Put into ``index`` the registration records that hold ``asns`` and ``domains`` and those an AS
+    organisation name of ``as_orgs`` could name, when its graph looks them up lazily (else nothing).
+
+    The ASes and domains go to the registration record the eager load would give them to (values a
+    curated or FtM entity claims stay with it; of several records the lowest id wins, also against
+    another imported entity); each record is resolved once. Values already asked are not asked again.
+    """
+    graph = index.graph
+    if graph is None or graph.registry is None:
+        return
+    from derisk.know.graphload import REGISTRY_PREFIXES, registry_owners, unclaimed
+
+    db = graph.registry
+    asked: set[str] = graph.__dict__.setdefault("_registry_asked", set())
+    want_asns = sorted(
+        {int(a) for a in asns if a is not None} - {int(k[4:]) for k in asked if k[:4] == "asn:"}
+    )
+    want_domains = sorted(
+        {s for d in domains if d for s in _suffixes(d)} - {k[7:] for k in asked if k[:7] == "domain:"}
+    )
+    asked.update(f"asn:{a}" for a in want_asns)
+    asked.update(f"domain:{d}" for d in want_domains)
+    owner, records, links = registry_owners(db, graph.registry_claimed, want_asns, want_domains)
+    if records:
+        graph.add([e for e in records if e.id not in graph.entities], links)
+        matches: dict[str, Match] = {}
+        for key, ident in sorted(owner.items()):
+            kind, _, value = key.partition(":")
+            table: dict[Any, Match] = index.by_asn if kind == "asn" else index.by_domain
+            slot: Any = int(value) if kind == "asn" else value
+            current = table.get(slot)
+            if current is not None and current.org_id < ident:
+                continue  # another imported entity of a lower id holds it (as the eager index decides)
+            if ident not in matches:
+                matches[ident] = match_from(graph.entities[ident], resolve_controller(graph, ident))
+            table[slot] = matches[ident]
+    names = {n for n in as_orgs if n}
+    if names:
+        from derisk.know.graphdb import registry_sharing_words
+        from derisk.know.graphload import materialise
+        from derisk.know.orgnames import reduce_name
+
+        words = sorted({reduced.split(" ", 1)[0] for n in names if (reduced := reduce_name(n))})
+        words = [w for w in words if f"word:{w}" not in asked]
+        asked.update(f"word:{w}" for w in words)
+        ids = [
+            i
+            for i in registry_sharing_words(db, REGISTRY_PREFIXES, words)
+            if i not in graph.entities and i not in graph.registry_joined
+        ]
+        if ids:
+            entities, more_links = materialise(db, ids)
+            graph.add(
+                [unclaimed(e, graph.registry_claimed) for e in entities if e.id not in graph.entities],
+                more_links,
+            )
+            index._names = None  # rebuilt over the graph with these names (first use)
+            index._by_org_name.clear()
+
+
 def attribute(keys: pa.Table, index: AttributionIndex) -> pa.Table:
     """One attribution row per distinct key (``dst_asn``, ``dst_domain``, ``dst_as_country``)."""
+    if index.graph is not None and index.graph.registry is not None:
+        prefetch(index, keys.column("dst_asn").to_pylist(), keys.column("dst_domain").to_pylist())
+        if "dst_as_org" in keys.column_names:
+            unmatched = {
+                row["dst_as_org"]
+                for row in keys.select(["dst_asn", "dst_as_org"]).to_pylist()
+                if row["dst_as_org"] and (row["dst_asn"] is None or index.match_asn(row["dst_asn"]) is None)
+            }
+            prefetch(index, as_orgs=unmatched)
     infra_cache: dict[tuple[Any, Any, Any], tuple[Match | None, str]] = {}
     service_cache: dict[str, tuple[Match | None, str]] = {}
     rows = []

@@ -163,6 +163,14 @@ class Graph:
     assessments: tuple[Assessment, ...] = field(default=())
     #: A content hash supplied by the loader (of the files and records read); computed when absent.
     fingerprint: str | None = None
+    #: The workspace whose registration records (AS2Org, PeeringDB) are looked up per AS or domain
+    #: asked for (:func:`derisk.enrich.attribution.prefetch`) instead of being loaded; None when
+    #: there are none or they were all loaded.
+    registry: GraphDatabase | None = field(default=None, repr=False, compare=False)
+    #: ``asn:N`` and ``domain:D`` that curated and FtM entities claim (registration records yield them).
+    registry_claimed: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    #: Ids of the registration records joined to a known entity (never nodes of their own).
+    registry_joined: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def add(self, entities: Iterable[Entity], links: Iterable[Link]) -> None:
         """Add materialised entities and links (same id: replaced), dropping the cached indexes."""
@@ -238,12 +246,18 @@ def merge(curated: Graph, imported_entities: Iterable[Entity], imported_links: I
     return graph
 
 
-def load_graph(workspace: GraphDatabase | None = None) -> Graph:
+def load_graph(workspace: GraphDatabase | None = None, *, lazy_registry: bool = True) -> Graph:
     """The curated graph plus, when a workspace is given, what was imported into it.
 
     Imported FtM entities are all read; of the large imported tables (GLEIF, AS2Org, PeeringDB,
     Wikidata: :mod:`derisk.know.graphdb`) only the entities carrying AS or domain hints and their
     ownership ancestors are materialised. Others join on demand (:func:`derisk.know.graphload.expand`).
+
+    Registration records (AS2Org, PeeringDB: tens of thousands of organisations) are not read up
+    front (``lazy_registry``, the default): those named like a known entity are joined to it at once
+    (one DuckDB join on the comparable names), the others are looked up only for the ASes and
+    domains a run sees (:func:`derisk.enrich.attribution.prefetch`). ``lazy_registry=False`` reads
+    them all, as before; both give the same attribution.
     """
     from derisk.know.curated import load_curated
 
@@ -256,7 +270,13 @@ def load_graph(workspace: GraphDatabase | None = None) -> Graph:
     tables = graphdb.fingerprint(workspace)
     if not records and not tables:
         return curated
-    from derisk.know.graphload import attach_registry_hints, materialise
+    from derisk.know.graphload import (
+        REGISTRY_FORMATS,
+        REGISTRY_PREFIXES,
+        attach_registry_hints,
+        join_registry,
+        materialise,
+    )
 
     if records:
         from derisk.know.ftm import from_ftm
@@ -266,8 +286,18 @@ def load_graph(workspace: GraphDatabase | None = None) -> Graph:
     else:
         graph = merge(curated, [], [])
     if tables:
-        big_entities, big_links = materialise(workspace, None)
-        fresh = attach_registry_hints(graph.entities, [e for e in big_entities if e.id not in graph.entities])
+        lazy = lazy_registry and graphdb.has_registry(workspace, REGISTRY_FORMATS)
+        big_entities, big_links = materialise(
+            workspace, None, except_prefixes=REGISTRY_PREFIXES if lazy else ()
+        )
+        if lazy:
+            graph.registry = workspace
+            graph.registry_claimed, graph.registry_joined = join_registry(graph.entities, workspace)
+            fresh = [e for e in big_entities if e.id not in graph.entities]
+        else:
+            fresh = attach_registry_hints(
+                graph.entities, [e for e in big_entities if e.id not in graph.entities]
+            )
         graph.add(fresh, big_links)
         # Owners named by FtM or curated links that live in the imported tables (a GLEIF parent).
         missing = sorted({link.owner_id for link in graph.links if link.owner_id not in graph.entities})

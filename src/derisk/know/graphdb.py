@@ -154,16 +154,35 @@ SELECT id FROM up
 """
 
 
-def subgraph(db: GraphDatabase, seeds: list[str] | None) -> dict[str, pa.Table]:
+def _not_prefixed(column: str, prefixes: tuple[str, ...]) -> str:
+    """A SQL condition: ``column`` starts with none of ``prefixes`` (literals: ids of our importers)."""
+    if not prefixes:
+        return "TRUE"
+    return " AND ".join(f"NOT starts_with({column}, '{p}')" for p in prefixes if "'" not in p)
+
+
+def _prefixed(column: str, prefixes: tuple[str, ...]) -> str:
+    return "(" + " OR ".join(f"starts_with({column}, '{p}')" for p in prefixes if "'" not in p) + ")"
+
+
+def subgraph(
+    db: GraphDatabase, seeds: list[str] | None, *, except_prefixes: tuple[str, ...] = ()
+) -> dict[str, pa.Table]:
     """Entities (with names and hints) and links for ``seeds`` and all their ownership ancestors.
 
-    ``seeds`` None: every entity that carries an attribution hint, plus the given ids.
+    ``seeds`` None: every entity that carries an attribution hint, except those whose id starts
+    with one of ``except_prefixes`` (registration records, looked up per AS instead).
     """
     if not has_tables(db):
         return {name: empty(schema) for name, schema in SCHEMAS.items()}
     con = db.con
     try:
-        hinted = "UNION SELECT DISTINCT entity_id FROM kg_hints" if seeds is None else ""
+        hinted = (
+            "UNION SELECT DISTINCT entity_id FROM kg_hints WHERE "
+            + _not_prefixed("entity_id", except_prefixes)
+            if seeds is None
+            else ""
+        )
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _kg_seeds AS SELECT unnest(?::VARCHAR[]) AS id {hinted}",
             [list(seeds or [])],
@@ -193,6 +212,71 @@ def subgraph(db: GraphDatabase, seeds: list[str] | None) -> dict[str, pa.Table]:
         con.execute("DROP TABLE IF EXISTS _kg_seeds")
         con.execute("DROP TABLE IF EXISTS _kg_ids")
     return out
+
+
+def registry_claims(
+    db: GraphDatabase, prefixes: tuple[str, ...], asns: list[int], domains: list[str]
+) -> list[tuple[str, str, str]]:
+    """(entity id, kind, value) of the registration records (ids starting with ``prefixes``) that
+    claim one of ``asns`` or ``domains``: one join on ``kg_hints``, whatever the size of the table."""
+    if not (asns or domains) or not prefixes:
+        return []
+    rows = _rows(
+        db,
+        f"""SELECT h.entity_id, h.kind, h.value FROM kg_hints h
+            SEMI JOIN (SELECT 'asn' AS kind, unnest(?::VARCHAR[]) AS value
+                       UNION ALL SELECT 'domain', unnest(?::VARCHAR[])) w
+              ON h.kind = w.kind AND h.value = w.value
+            WHERE {_prefixed("h.entity_id", prefixes)}
+            ORDER BY h.entity_id, h.kind, h.value""",
+        [[str(a) for a in asns], list(domains)],
+    )
+    return [(str(a), str(b), str(c)) for a, b, c in rows or []]
+
+
+def registry_named(
+    db: GraphDatabase, prefixes: tuple[str, ...], norms: list[str]
+) -> list[tuple[str, str, str | None]]:
+    """(entity id, comparable name, country) of the registration records carrying attribution hints
+    whose own name (not an alias), in its comparable form, is one of ``norms``."""
+    if not norms or not prefixes:
+        return []
+    rows = _rows(
+        db,
+        f"""SELECT e.id, n.norm, e.country FROM kg_entities e
+            JOIN kg_names n ON n.entity_id = e.id AND n.name = e.name
+            SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS norm) w ON n.norm = w.norm
+            WHERE {_prefixed("e.id", prefixes)}
+              AND e.id IN (SELECT entity_id FROM kg_hints WHERE {_prefixed("entity_id", prefixes)})
+            ORDER BY e.id""",
+        [list(norms)],
+    )
+    return [(str(a), str(b), None if c is None else str(c)) for a, b, c in rows or []]
+
+
+def registry_sharing_words(db: GraphDatabase, prefixes: tuple[str, ...], words: list[str]) -> list[str]:
+    """Ids of the registration records carrying attribution hints that have one of ``words`` in a
+    comparable name (``kg_tokens``): the candidates an AS organisation name could be matched to."""
+    if not words or not prefixes:
+        return []
+    rows = _rows(
+        db,
+        f"""SELECT DISTINCT t.entity_id FROM kg_tokens t
+            SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS token) w ON t.token = w.token
+            WHERE {_prefixed("t.entity_id", prefixes)}
+              AND t.entity_id IN (SELECT entity_id FROM kg_hints WHERE {_prefixed("entity_id", prefixes)})
+            ORDER BY t.entity_id""",
+        [list(words)],
+    )
+    return [str(r[0]) for r in rows or []]
+
+
+def has_registry(db: GraphDatabase, formats: tuple[str, ...]) -> bool:
+    """Whether a registration dump (one of ``formats``) was imported."""
+    rows = _rows(
+        db, "SELECT count(*) FROM kg_imports WHERE format IN (SELECT unnest(?::VARCHAR[]))", [list(formats)]
+    )
+    return bool(rows and rows[0][0])
 
 
 def name_candidates(

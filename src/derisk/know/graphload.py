@@ -43,9 +43,12 @@ def _imports(db: GraphDatabase) -> dict[str, tuple[str, str, str]]:
     return {str(r[0]): (str(r[1]), str(r[2]), str(r[3])) for r in import_rows(db)}
 
 
-def materialise(db: GraphDatabase, seeds: list[str] | None) -> tuple[list[Entity], list[Link]]:
-    """Entities and links of the imported tables for ``seeds`` (None: every hinted entity) and ancestors."""
-    tables = subgraph(db, seeds)
+def materialise(
+    db: GraphDatabase, seeds: list[str] | None, *, except_prefixes: tuple[str, ...] = ()
+) -> tuple[list[Entity], list[Link]]:
+    """Entities and links of the imported tables for ``seeds`` (None: every hinted entity whose id
+    starts with none of ``except_prefixes``) and their ancestors."""
+    tables = subgraph(db, seeds, except_prefixes=except_prefixes)
     imports = _imports(db)
     return _entities(tables, imports), _links(tables["kg_links"], imports)
 
@@ -123,6 +126,30 @@ def _links(table: pa.Table, imports: dict[str, tuple[str, str, str]]) -> list[Li
 
 #: Registration data (who holds an AS, who runs a network): its hints yield to curated and FtM ones.
 REGISTRY_PREFIXES = ("as2org-", "peeringdb-org-")
+#: The import formats that write registration records.
+REGISTRY_FORMATS = ("as2org", "peeringdb")
+
+
+def known_names(known: dict[str, Entity]) -> dict[str, set[str]]:
+    """Comparable names and aliases of the entities a user or the registry knows → their ids."""
+    from derisk.know.names import comparable
+
+    by_name: dict[str, set[str]] = {}
+    for entity in known.values():
+        for label in (entity.name, *entity.aliases):
+            if key := comparable(label):
+                by_name.setdefault(key, set()).add(entity.id)
+    return by_name
+
+
+def joined_owner(
+    known: dict[str, Entity], by_name: dict[str, set[str]], norm: str, country: str | None
+) -> str | None:
+    """The one known entity a registration record of comparable name ``norm`` is, or None."""
+    owners = by_name.get(norm, set())
+    if len(owners) > 1:  # "Microsoft Corporation" (US) and "Microsoft Limited" (GB) reduce alike
+        owners = {o for o in owners if known[o].country == country}
+    return next(iter(owners)) if len(owners) == 1 else None
 
 
 def attach_registry_hints(known: dict[str, Entity], imported: list[Entity]) -> list[Entity]:
@@ -133,7 +160,8 @@ def attach_registry_hints(known: dict[str, Entity], imported: list[Entity]) -> l
     * A registration record whose organisation name is, after normalisation, the name or an alias of
       exactly one known entity (of the record's country, when several share the name) hands its
       other ASes and domains to that entity (sibling ASes: AS8068 "Microsoft Corporation" joins the
-      curated Microsoft), citing the registration record.
+      curated Microsoft), citing the registration record. Such records are joined first, in id
+      order, so the other records lose what they hand over whatever order they come in.
 
     Returns the imported entities less those joined to a known entity, with claimed hints removed;
     ``known`` is updated in place.
@@ -147,36 +175,98 @@ def attach_registry_hints(known: dict[str, Entity], imported: list[Entity]) -> l
 
     claimed_asn = {a for e in known.values() for a in e.asns}
     claimed_domain = {d for e in known.values() for d in e.domains}
-    by_name: dict[str, set[str]] = {}
-    for entity in known.values():
-        for label in (entity.name, *entity.aliases):
-            if key := comparable(label):
-                by_name.setdefault(key, set()).add(entity.id)
+    by_name = known_names(known)
+    owner_of: dict[str, str] = {}
+    for entity in imported:
+        if entity.id.startswith(REGISTRY_PREFIXES) and (entity.asns or entity.domains):
+            owner = joined_owner(known, by_name, comparable(entity.name), entity.country)
+            if owner is not None:
+                owner_of[entity.id] = owner
+    for entity in sorted((e for e in imported if e.id in owner_of), key=lambda e: e.id):
+        asns = tuple(a for a in entity.asns if a not in claimed_asn)
+        domains = tuple(d for d in entity.domains if d not in claimed_domain)
+        if not (asns or domains):
+            continue  # the record is that entity, and adds nothing to it
+        target = known[owner_of[entity.id]]
+        known[target.id] = replace(
+            target,
+            asns=tuple(sorted({*target.asns, *asns})),
+            domains=tuple(sorted({*target.domains, *domains})),
+            sources=(*target.sources, *entity.sources),
+        )
+        claimed_asn.update(asns)
+        claimed_domain.update(domains)
     out = []
     for entity in imported:
+        if entity.id in owner_of:
+            continue  # the record is that entity: not a second node of the same name
         if not entity.id.startswith(REGISTRY_PREFIXES) or not (entity.asns or entity.domains):
             out.append(entity)
             continue
         asns = tuple(a for a in entity.asns if a not in claimed_asn)
         domains = tuple(d for d in entity.domains if d not in claimed_domain)
-        owners = by_name.get(comparable(entity.name), set())
-        if len(owners) > 1:  # "Microsoft Corporation" (US) and "Microsoft Limited" (GB) reduce alike
-            owners = {o for o in owners if known[o].country == entity.country}
-        if len(owners) == 1:
-            target = known[next(iter(owners))]
-            if not (asns or domains):
-                continue  # the record is that entity, and adds nothing to it
-            known[target.id] = replace(
-                target,
-                asns=tuple(sorted({*target.asns, *asns})),
-                domains=tuple(sorted({*target.domains, *domains})),
-                sources=(*target.sources, *entity.sources),
-            )
-            claimed_asn.update(asns)
-            claimed_domain.update(domains)
-            continue  # the record is that entity: not a second node of the same name
         out.append(replace(entity, asns=asns, domains=domains))
     return out
+
+
+def join_registry(known: dict[str, Entity], db: GraphDatabase) -> tuple[frozenset[str], frozenset[str]]:
+    """The registration records named like a known entity, joined to it (as :func:`attach_registry_hints`
+    does), found by one DuckDB join on the comparable names instead of reading every record.
+
+    ``known`` is updated in place. Returns what the known entities now claim (``asn:N``,
+    ``domain:D``: the other registration records never get those, :func:`registry_owners`) and the
+    ids of the records joined (never nodes of their own).
+    """
+    from derisk.know.graphdb import registry_named
+
+    by_name = known_names(known)
+    rows = registry_named(db, REGISTRY_PREFIXES, sorted(by_name))
+    joined = [ident for ident, norm, country in rows if joined_owner(known, by_name, norm, country)]
+    if joined:
+        entities, _links = materialise(db, joined)
+        wanted = set(joined)
+        attach_registry_hints(known, [e for e in entities if e.id in wanted])
+    claimed = frozenset(
+        [f"asn:{a}" for e in known.values() for a in e.asns]
+        + [f"domain:{d}" for e in known.values() for d in e.domains]
+    )
+    return claimed, frozenset(joined)
+
+
+def registry_owners(
+    db: GraphDatabase, claimed: frozenset[str], asns: list[int], domains: list[str]
+) -> tuple[dict[str, str], list[Entity], list[Link]]:
+    """Which registration record holds each of ``asns`` and ``domains`` (one DuckDB join on the
+    hints), as the eager load would decide: values a known entity claims are skipped, and of several
+    records claiming a value the lowest id wins. Returns ``{"asn:N" or "domain:D": record id}`` and
+    the records (claimed hints removed) with their links, materialised for these values only.
+    """
+    from derisk.know.graphdb import registry_claims
+
+    owner: dict[str, str] = {}
+    for ident, kind, value in registry_claims(db, REGISTRY_PREFIXES, asns, domains):
+        key = f"{kind}:{value}"
+        if key in claimed:
+            continue
+        if key not in owner or ident < owner[key]:
+            owner[key] = ident
+    if not owner:
+        return {}, [], []
+    entities, links = materialise(db, sorted(set(owner.values())))
+    return owner, [unclaimed(e, claimed) for e in entities], links
+
+
+def unclaimed(entity: Entity, claimed: frozenset[str]) -> Entity:
+    """A registration record without the hints known entities claim (other entities unchanged)."""
+    from dataclasses import replace
+
+    if not entity.id.startswith(REGISTRY_PREFIXES):
+        return entity
+    return replace(
+        entity,
+        asns=tuple(a for a in entity.asns if f"asn:{a}" not in claimed),
+        domains=tuple(d for d in entity.domains if f"domain:{d}" not in claimed),
+    )
 
 
 def expand(graph: Graph, db: GraphDatabase, ids: Iterable[str], *, refresh: bool = False) -> None:
