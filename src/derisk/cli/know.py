@@ -53,7 +53,7 @@ def entity_document(graph: Any, entity_id: str, evidence: list[Any] | None = Non
     """The ``derisk.entity/1`` JSON document for one entity (``evidence``: attached public reporting)."""
     from derisk.know.laws import DISCLAIMER, laws_for, safeguards_for
     from derisk.know.resolve import resolve_controller
-    from derisk.know.risk import supplier_risk
+    from derisk.know.risk import chain_listings, supplier_risk
 
     res = resolve_controller(graph, entity_id)
     entity = res.entity
@@ -103,6 +103,7 @@ def entity_document(graph: Any, entity_id: str, evidence: list[Any] | None = Non
         "laws": [law.to_json() for law in laws_for(res.jurisdiction)],
         "safeguards": [law.to_json() for law in safeguards_for(res.jurisdiction)],
         "risk_factors": [factor.to_json() for factor in supplier_risk(graph, entity_id)],
+        "listings": [item.to_json() for item in chain_listings(graph, entity_id)],
         "evidence": [ev.to_json() for ev in evidence or []],
         "graph_version": graph.version,
         "disclaimer": DISCLAIMER,
@@ -128,6 +129,11 @@ def _print_entity(doc: dict[str, Any], console: Console) -> None:
         )
         for line in ent["sanctions"]:
             console.print(_t(f"sanction: {line}", 400))
+    above = [x for x in doc["listings"] if x["entity_id"] != ent["id"]]
+    if above:
+        console.print(Text("Listed in the control chain:", style="bold"))
+        for item in above:
+            console.print(_t(f"  {_listing_line(item)}", 800))
     console.print(_t("chain: " + " → ".join(doc["chain"]), 400))
     if doc["path"]:
         table = Table(title="Control path")
@@ -171,6 +177,14 @@ def _print_entity(doc: dict[str, Any], console: Console) -> None:
     for factor in doc["risk_factors"]:
         risks.add_row(_t(factor["title"]), _t(factor["finding"]), _t(factor["sentence"], 400))
     console.print(risks)
+
+
+def _listing_line(item: dict[str, Any]) -> str:
+    parts = [f"topics {', '.join(item['topics'])}" if item["topics"] else ""]
+    parts.append(f"datasets {', '.join(item['datasets'])}" if item["datasets"] else "")
+    parts += [f"sanction: {line}" for line in item["sanctions"]]
+    parts.append(f"source {item['source']}" if item["source"] else "")
+    return f"{item['name']} ({item['role']}): " + "; ".join(p for p in parts if p)
 
 
 def _candidates(found: list[tuple[Any, float]]) -> list[str]:

@@ -79,6 +79,67 @@ def compelling_laws(laws_for: LawsFor, jurisdiction: str | None) -> tuple[LawRef
 
 
 @dataclass(frozen=True)
+class ListingRef:
+    """An entity of the destination's control chain that a sanctions or watch list names (taken from
+    :class:`derisk.know.risk.Listing`): its role, FtM topics, datasets, sanctions and source."""
+
+    entity_id: str
+    name: str
+    role: str
+    topics: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    sanctions: tuple[str, ...] = ()
+    source: str | None = None
+
+    @classmethod
+    def from_listing(cls, listing: Any) -> ListingRef:
+        return cls.from_json(listing.to_json())
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ListingRef:
+        def texts(key: str) -> tuple[str, ...]:
+            return tuple(str(v) for v in doc.get(key) or ())
+
+        return cls(
+            entity_id=str(doc.get("entity_id") or ""),
+            name=str(doc.get("name") or ""),
+            role=str(doc.get("role") or ""),
+            topics=texts("topics"),
+            datasets=texts("datasets"),
+            sanctions=texts("sanctions"),
+            source=str(doc["source"]) if doc.get("source") else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entity_id": self.entity_id,
+            "name": self.name,
+            "role": self.role,
+            "topics": list(self.topics),
+            "datasets": list(self.datasets),
+            "sanctions": list(self.sanctions),
+            "source": self.source,
+        }
+
+    def short(self) -> str:
+        """``Name (role: topics; datasets)``, for the alert's sentence (details in :meth:`label`)."""
+        what = [self.role, ", ".join(self.topics), ", ".join(self.datasets)]
+        return f"{self.name} ({'; '.join(w for w in what if w)})"
+
+    def label(self) -> str:
+        """``Name (role): topics …; datasets …; sanction …; source …`` (plain text; renderers escape it)."""
+        parts = []
+        if self.topics:
+            parts.append("topics " + ", ".join(self.topics))
+        if self.datasets:
+            parts.append("datasets " + ", ".join(self.datasets))
+        parts.extend(f"sanction {line}" for line in self.sanctions)
+        if self.source:
+            parts.append(f"source {self.source}")
+        return f"{self.name} ({self.role}): " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
 class Target:
     """Who an alert is about: the internal side and the attributed destination."""
 
@@ -107,6 +168,8 @@ class Alert:
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     alert_id: str = field(default="")
+    #: Listed entities (sanctions, watch lists) of the destination's control chain.
+    listings: tuple[ListingRef, ...] = ()
 
     # -- convenience ---------------------------------------------------------------------------
     @property
@@ -154,6 +217,7 @@ class Alert:
             "jurisdiction": t.jurisdiction,
             "jurisdiction_basis": t.jurisdiction_basis,
             "laws": [law.to_json() for law in self.laws],
+            "listings": [item.to_json() for item in self.listings],
             "first_seen": self.first_seen.isoformat() if self.first_seen else None,
             "last_seen": self.last_seen.isoformat() if self.last_seen else None,
             "flow_count": self.flow_count,
@@ -203,6 +267,7 @@ class Alert:
             first_seen=ts(doc.get("first_seen")),
             last_seen=ts(doc.get("last_seen")),
             alert_id=str(doc.get("alert_id") or ""),
+            listings=tuple(ListingRef.from_json(x) for x in doc.get("listings") or [] if isinstance(x, dict)),
         )
 
 
@@ -312,8 +377,36 @@ def alert_sentence(alert: Alert) -> str:
         text += f" Controlling jurisdiction: {t.jurisdiction} ({t.jurisdiction_basis or 'basis unknown'})."
     else:
         text += " Its controller is unknown."
+    if alert.listings:
+        named = [x.short() for x in alert.listings[:3]]
+        more = f" and {len(alert.listings) - 3} more" if len(alert.listings) > 3 else ""
+        text += " Listed in its control chain: " + "; ".join(named) + more + "."
     if alert.laws:
         labels = "; ".join(law.label() for law in alert.laws[:4])
         more = f" and {len(alert.laws) - 4} more" if len(alert.laws) > 4 else ""
         text += f" Laws there can compel cooperation: {labels}{more}. Decision support, not legal advice."
     return text
+
+
+def with_listings(
+    alerts: Sequence[Alert],
+    entities_of: Callable[[Alert], Sequence[str]],
+    listed: Callable[[str], Sequence[Any]],
+) -> list[Alert]:
+    """``alerts`` with the listed entities of their destinations' control chains attached.
+
+    ``entities_of(alert)``: the graph ids of the organisations an alert's flows were attributed to;
+    ``listed(entity_id)``: the :class:`derisk.know.risk.Listing` items of that entity's chain
+    (both injected, so detect needs neither the store nor the control graph).
+    """
+    from dataclasses import replace
+
+    out = []
+    for alert in alerts:
+        refs: dict[str, ListingRef] = {}
+        for entity_id in entities_of(alert):
+            for item in listed(entity_id):
+                ref = ListingRef.from_listing(item)
+                refs.setdefault(ref.entity_id, ref)
+        out.append(replace(alert, listings=tuple(refs.values())) if refs else alert)
+    return out

@@ -11,13 +11,17 @@ legal base, and a sentence a person can follow. There is deliberately no score.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from derisk import countries
-from derisk.know.graph import Graph
+from derisk.know.graph import Entity, Graph
 from derisk.know.laws import DISCLAIMER, Law, laws_for, safeguards_for
 from derisk.know.resolve import Resolution, resolve_controller
+
+if TYPE_CHECKING:
+    from derisk.know.graphdb import GraphDatabase
 
 FACTORS: Final = {
     "government-link": "Link between the supplier and a third-country government",
@@ -204,3 +208,93 @@ def _continuity(graph: Graph, res: Resolution) -> RiskFactor:
         "(NIS2 Art. 22 names systemic supply disruption from lock-in)."
     )
     return RiskFactor(key, FACTORS[key], "unknown", (), text)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """An entity of a control chain that a sanctions or watch list names (OpenSanctions/FtM topics,
+    datasets and Sanction records), with where that statement comes from."""
+
+    entity_id: str
+    name: str
+    #: Its place in the chain: ``organisation`` (the entity itself), ``owner``, ``controller``
+    #: (the ultimate one) or ``joint controller``.
+    role: str
+    topics: tuple[str, ...]
+    datasets: tuple[str, ...]
+    sanctions: tuple[str, ...]
+    source: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "entity_id": self.entity_id,
+            "name": self.name,
+            "role": self.role,
+            "topics": list(self.topics),
+            "datasets": list(self.datasets),
+            "sanctions": list(self.sanctions),
+            "source": self.source,
+        }
+
+    def sentence(self) -> str:
+        """``X (controller) is listed: topics …; datasets …; sanction: …; source …`` (plain text)."""
+        parts = []
+        if self.topics:
+            parts.append("topics " + ", ".join(self.topics))
+        if self.datasets:
+            parts.append("datasets " + ", ".join(self.datasets))
+        parts.extend(f"sanction: {line}" for line in self.sanctions)
+        if self.source:
+            parts.append(f"source {self.source}")
+        return f"{self.name} ({self.role}) is listed: " + "; ".join(parts)
+
+
+def _listing(entity: Entity, role: str) -> Listing | None:
+    if not (entity.topics or entity.sanctions):
+        return None
+    source = entity.sources[0].cite() if entity.sources else None
+    return Listing(entity.id, entity.name, role, entity.topics, entity.datasets, entity.sanctions, source)
+
+
+def chain_listings(graph: Graph, entity_id: str, *, as_of: str | None = None) -> tuple[Listing, ...]:
+    """The listed entities of ``entity_id``'s control chain: itself, every owner on the path to its
+    ultimate controller, the controller and joint controllers (each once, from the entity upwards)."""
+    if entity_id not in graph.entities:
+        return ()
+    res = resolve_controller(graph, entity_id, as_of=as_of)
+    chain: list[tuple[Entity, str]] = [(res.entity, "organisation")]
+    chain.extend((step.owner, "owner") for step in res.path)
+    if res.controller is not None:
+        chain.append((res.controller, "controller"))
+    chain.extend((e, "joint controller") for e in res.joint)
+    roles: dict[str, tuple[Entity, str]] = {}
+    for entity, role in chain:
+        # The controller keeps that role even when it is also the last owner on the path.
+        if entity.id not in roles or role in ("controller", "joint controller"):
+            roles[entity.id] = (entity, role if entity.id != res.entity.id else "organisation")
+    found = (_listing(entity, role) for entity, role in roles.values())
+    return tuple(item for item in found if item is not None)
+
+
+def listing_lookup(db: GraphDatabase) -> Callable[[str], tuple[Listing, ...]] | None:
+    """``entity id → listed entities of its chain`` over the workspace's control graph, or None when
+    nothing imported into ``db`` can carry a listing (no FtM/OpenSanctions import): the graph is then
+    not even loaded. Each entity is resolved once."""
+    from derisk.know import ftmstore
+
+    if not ftmstore.fingerprint(db):
+        return None
+    from derisk.know.graph import load_graph
+    from derisk.know.graphload import expand
+
+    graph = load_graph(db)
+    cache: dict[str, tuple[Listing, ...]] = {}
+
+    def lookup(entity_id: str) -> tuple[Listing, ...]:
+        if entity_id not in cache:
+            if entity_id not in graph.entities:
+                expand(graph, db, [entity_id])
+            cache[entity_id] = chain_listings(graph, entity_id)
+        return cache[entity_id]
+
+    return lookup

@@ -172,6 +172,9 @@ def entity(visit: Visit) -> Page:
         evidence = load_evidence(view.ws, [entity_id])
     res = resolve_controller(graph, entity_id)
     risk = supplier_risk(graph, entity_id)
+    from derisk.know.risk import chain_listings
+
+    listed = [x for x in chain_listings(graph, entity_id) if x.entity_id != entity_id]
     parents = [(link, graph.entities.get(link.owner_id)) for link in graph.parents(entity_id)]
     children = [(link, graph.entities.get(link.asset_id)) for link in graph.children(entity_id)]
     return Page(
@@ -185,6 +188,7 @@ def entity(visit: Visit) -> Page:
             "parents": parents,
             "children": children,
             "evidence": evidence,
+            "listed": listed,
         },
         f"entity-{entity_id}",
     )
