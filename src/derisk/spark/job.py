@@ -176,6 +176,15 @@ def _write_alerts(folder: Path, rows: list[dict[str, Any]], site_part: str) -> N
         pq.write_table(pa.Table.from_pylist(members, schema=ALERTS_SCHEMA), part / "part-0.parquet")
 
 
+def _tidy(folder: Path) -> None:
+    """Remove what Hadoop's writer leaves beside the data (its _SUCCESS marker, .crc checksums)."""
+    for path in folder.rglob("*"):
+        if path.is_file() and (
+            path.name == "_SUCCESS" or (path.name.startswith(".") and path.name.endswith(".crc"))
+        ):
+            path.unlink()
+
+
 def analyse(
     spark: Any,
     inputs: list[Path],
@@ -209,6 +218,7 @@ def analyse(
                 .option("compression", "zstd")
                 .parquet(str(tmp / parquet.FLOWS))
             )
+            _tidy(tmp / parquet.FLOWS)
             alerts, suppressed = run_detections(flows, config)
         finally:
             flows.unpersist()
