@@ -25,6 +25,8 @@ MAX_QUERY: Final = 200
 _ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$")
 _ALERT_ID = re.compile(r"^[a-z0-9-]{1,40}:[0-9a-f]{1,64}$")
 _PAGE_SIZES: Final = (25, 50, 100, 200)
+#: Seconds between reloads of the alert list (``?refresh=N`` per view; 0 turns it off).
+ALERTS_REFRESH: Final = 30
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -117,13 +119,20 @@ def destination(visit: Visit) -> Page:
 
 @guarded()
 def alerts(visit: Visit) -> Page:
+    """The alert list; it reloads itself every ``?refresh=N`` seconds (default
+    :data:`ALERTS_REFRESH`, 0: never) through a ``Refresh`` header, no JavaScript, so the alerts
+    ``derisk watch`` stores appear without a restart (the reader re-reads a changed workspace)."""
     snap = visit.config.reader.snapshot()
     kind = visit.request.query_params.get("kind")
+    refresh = _int_param(visit.request, "refresh", ALERTS_REFRESH, 0, 3600)
+    if 0 < refresh < 5:
+        raise HTTPException(400, "refresh must be 0 (off) or 5 to 3600 seconds")
     rows = [a for a in snap.alerts if not kind or a.get("kind") == kind]
     kinds = sorted({str(a.get("kind")) for a in snap.alerts})
     if kind is not None and kind not in kinds:
         raise HTTPException(400, "unknown alert kind")
-    return Page("alerts.html.j2", {"rows": rows, "kinds": kinds, "kind": kind}, "alerts")
+    headers = {"Refresh": str(refresh)} if refresh else {}
+    return Page("alerts.html.j2", {"rows": rows, "kinds": kinds, "kind": kind}, "alerts", headers=headers)
 
 
 @guarded()

@@ -107,7 +107,9 @@ def guarded(
                 return result
             if fmt:
                 return export_response(request, visit, result, fmt)
-            return render(request, result.template, visit.context(**result.context), status=result.status)
+            response = render(request, result.template, visit.context(**result.context), status=result.status)
+            response.headers.update(result.headers)  # e.g. Refresh on the alert list; not on exports
+            return response
 
         endpoint.__name__ = handler.__name__
         return endpoint
