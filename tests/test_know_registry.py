@@ -14,7 +14,7 @@ import re
 import pytest
 
 from derisk.know.attribution import load_index
-from derisk.know.curated import load_curated, read_group_files
+from derisk.know.curated import check_groups, load_curated, read_group_files
 from derisk.know.names import comparable
 
 GRAPH = load_curated()
@@ -112,6 +112,53 @@ INFRASTRUCTURE_FILES = frozenset(
         "zenlayer",
         "zoom",
         "zscaler",
+        "aruba",
+        "chunghwa-telecom",
+        "ca-digicert",
+        "ca-sectigo",
+        "ca-globalsign",
+        "ca-isrg",
+        "ca-identrust",
+        "ca-asseco",
+        "ca-bundesdruckerei",
+        "ca-swisssign",
+        "ca-buypass",
+        "ca-harica",
+        "ca-ssl-com",
+        "ca-secom",
+        "ca-microsec",
+        "ca-wisekey",
+        "ca-emudhra",
+        "ca-infocert",
+        "ca-certigna",
+        "ca-cfca",
+        "ca-trustasia",
+        "ca-gdca",
+        "ca-sheca",
+        "ca-entrust",
+        "nren-dfn",
+        "nren-renater",
+        "nren-garr",
+        "nren-surf",
+        "nren-jisc",
+        "nren-rediris",
+        "nren-switch",
+        "nren-nordunet",
+        "nren-aconet",
+        "nren-cesnet",
+        "nren-internet2",
+        "nren-esnet",
+        "nren-cernet",
+        "nren-aarnet",
+        "nren-canarie",
+        "nren-heanet",
+        "nren-grnet",
+        "nren-csc",
+        "nren-sikt",
+        "nren-sunet",
+        "nren-deic",
+        "nren-fccn",
+        "nren-geant",
     ]
 )
 #: Private-use and documentation AS numbers (RFC 6996, RFC 5398) and AS_TRANS (RFC 6793).
@@ -308,3 +355,85 @@ def test_every_infrastructure_as_and_domain_resolves_to_a_jurisdiction() -> None
         for domain in entity.domains:
             match = INDEX.match_domain(domain)
             assert match is not None and match.jurisdiction, (entity_id, domain)
+
+
+@pytest.mark.parametrize(
+    ("name", "controller", "jurisdiction"),
+    [
+        ("ocsp.digicert.com", "DigiCert, Inc.", "US"),
+        ("r3.o.lencr.org", "Internet Security Research Group", "US"),
+        ("ocsp.sectigo.com", "GI Partners", "US"),
+        ("ocsp.usertrust.com", "GI Partners", "US"),
+        ("ocsp.globalsign.com", "GMO Internet Group, Inc.", "JP"),
+        ("ocsp.pki.goog", "Alphabet Inc.", "US"),
+        ("ocsp09.actalis.it", "Aruba S.p.A.", "IT"),
+        ("isrg.trustid.ocsp.identrust.com", "ASSA ABLOY AB", "SE"),
+        ("crl.d-trust.net", "Federal Republic of Germany", "DE"),
+        ("ocsp.swisssign.net", "Swiss Confederation", "CH"),
+        ("ocsp.telesec.de", "Deutsche Telekom AG", "DE"),
+        ("ocsp.msocsp.com", "Microsoft Corporation", "US"),
+        ("ocsp.cfca.com.cn", "China Financial Certification Authority Co., Ltd.", "CN"),
+    ],
+)
+def test_certificate_authority_hosts_attribute_to_the_ca_owner(
+    name: str, controller: str, jurisdiction: str
+) -> None:
+    """OCSP, CRL and issuer hosts of the CA owners in Mozilla's root store (CCADB) name their controller."""
+    match = INDEX.match_domain(name)
+    assert match is not None, name
+    assert (match.controller_name, match.jurisdiction) == (controller, jurisdiction)
+
+
+@pytest.mark.parametrize(
+    ("asn", "jurisdiction"),
+    [
+        (680, "DE"),
+        (2200, "FR"),
+        (137, "IT"),
+        (1103, "NL"),
+        (786, "GB"),
+        (766, "ES"),
+        (4538, "CN"),
+        (11537, "US"),
+    ],
+)
+def test_research_networks_attribute_to_their_country(asn: int, jurisdiction: str) -> None:
+    match = INDEX.match_asn(asn)
+    assert match is not None and match.jurisdiction == jurisdiction and match.controller_name
+
+
+def test_listed_domains_join_the_entity_with_their_source() -> None:
+    base = {"url": "https://example.org/a", "says": "a list", "accessed": "2026-12-06"}
+    document = {
+        "group": "G",
+        "sources": {"own": base, "list": base | {"url": "https://example.org/list"}},
+        "entities": [
+            {
+                "id": "g-one",
+                "schema": "Company",
+                "name": "G One",
+                "domains": ["g.example"],
+                "listed_domains": {"list": ["g-cdn.example", "g.example"]},
+                "sources": ["own"],
+            }
+        ],
+    }
+    entities, _, problems = check_groups({"g.yaml": document})
+    assert problems == []
+    assert entities[0].domains == ("g.example", "g-cdn.example")
+    assert {s.url for s in entities[0].sources} == {"https://example.org/a", "https://example.org/list"}
+
+
+def test_listed_domains_need_a_defined_source_and_valid_domains() -> None:
+    base = {"url": "https://example.org/a", "says": "a list", "accessed": "2026-12-06"}
+    entity = {"id": "g-one", "schema": "Company", "name": "G One", "sources": ["own"]}
+    document = {"group": "G", "sources": {"own": base}, "entities": [entity]}
+    entity["listed_domains"] = {"nowhere": ["g.example"], "own": ["Not A Domain", "ok.example"]}
+    entities, _, problems = check_groups({"g.yaml": document})
+    texts = [p.what for p in problems]
+    assert any("'nowhere' is not defined" in t for t in texts), texts
+    assert any("'Not A Domain'" in t for t in texts), texts
+    assert entities[0].domains == ("ok.example",)
+    entity["listed_domains"] = ["g.example"]
+    _, _, problems = check_groups({"g.yaml": document})
+    assert [p.what for p in problems] == ["listed_domains must map a source key to a list of domains"]

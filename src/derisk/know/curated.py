@@ -21,6 +21,8 @@ Format of ``derisk/data/groups/<group>.yaml`` (every key checked; unknown keys a
         is_state: false            # a state or state body
         asns: [45102]              # attribution hints: AS numbers it operates
         domains: [alibaba.com]     # attribution hints: registrable domains it operates
+        listed_domains:            # optional: more domains, each list as a cited public list has it
+          ddg-tds: [alibabacorp.com]   # key: a source defined above (also counted as the entity's)
         sources: [sec-20f-2023]    # at least one
         notes: optional text
     links:
@@ -79,6 +81,7 @@ ENTITY_KEYS: Final = {
     "is_state",
     "asns",
     "domains",
+    "listed_domains",
     "sources",
     "notes",
 }
@@ -231,12 +234,20 @@ class _FileReader:
                 asns.append(asn)
             else:
                 self.problem(where, f"AS number {asn!r} is not a positive integer")
-        domains = []
-        for domain in data.get("domains") or []:
-            if isinstance(domain, str) and _DOMAIN.match(domain):
-                domains.append(domain)
-            else:
-                self.problem(where, f"domain {domain!r} is not a lower-case registrable domain")
+        domains = self.domains(where, data.get("domains"))
+        listed = data.get("listed_domains") or {}
+        if not isinstance(listed, dict):
+            self.problem(where, "listed_domains must map a source key to a list of domains")
+            listed = {}
+        for key, values in listed.items():
+            if key not in self.sources:
+                self.problem(where, f"listed_domains: source {key!r} is not defined under sources")
+                continue
+            if self.sources[key] not in sources:
+                sources.append(self.sources[key])
+            domains.extend(
+                d for d in self.domains(f"{where}.listed_domains.{key}", values) if d not in domains
+            )
         self.entities.append(
             Entity(
                 id=ident,
@@ -253,6 +264,19 @@ class _FileReader:
                 notes=data.get("notes"),
             )
         )
+
+    def domains(self, where: str, values: Any) -> list[str]:
+        """The valid registrable domains of one list (each invalid one is a problem)."""
+        if values is not None and not isinstance(values, list):
+            self.problem(where, f"expected a list of domains, found {type(values).__name__}")
+            return []
+        found: list[str] = []
+        for domain in values or []:
+            if isinstance(domain, str) and _DOMAIN.match(domain):
+                found.append(domain)
+            else:
+                self.problem(where, f"domain {domain!r} is not a lower-case registrable domain")
+        return found
 
     def link(self, where: str, data: Any) -> None:
         if not isinstance(data, dict):
