@@ -22,6 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CAPTURE = ROOT / "tests" / "fixtures" / "eval" / "ndpi-facebook.pcap"
 TRUTH = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth.yaml"
 HELDOUT = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout.yaml"
+HELDOUT2 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout2.yaml"
+#: The repositories (and commits) the shipped truth files take their captures from.
+REPOSITORIES = {
+    "https://github.com/ntop/nDPI",
+    "https://github.com/zeek/zeek",
+    "https://github.com/chrissanders/packets",
+    "https://github.com/OISF/suricata-verify",
+}
 BLOB = "153d497a36e508c2a55b33dac4f3df76e2c58985"  # git rev-parse HEAD:tests/cfgs/default/pcap/facebook.pcap
 
 
@@ -124,7 +132,8 @@ def test_command_line_writes_json_and_rejects_a_missing_directory(tmp_path: Path
 
 
 @pytest.mark.parametrize(
-    ("path", "captures_at_least", "judged_at_least"), [(TRUTH, 40, 150), (HELDOUT, 20, 30)]
+    ("path", "captures_at_least", "judged_at_least"),
+    [(TRUTH, 40, 150), (HELDOUT, 20, 30), (HELDOUT2, 70, 75)],
 )
 def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, judged_at_least: int) -> None:
     doc = ev.load_truth(path)
@@ -133,8 +142,9 @@ def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, 
     judged = [d for c in captures for d in c["destinations"] if d["judged"]]
     assert len(judged) >= judged_at_least
     for capture in captures:
-        assert capture["repository"] == "https://github.com/ntop/nDPI"
-        assert len(capture["blob"]) == 40
+        assert capture["repository"] in REPOSITORIES
+        assert len(capture["blob"]) == 40 and len(capture["commit"]) == 40
+    assert len({c["file"] for c in captures}) == len(captures)
     for dest in judged:
         assert dest["expected"]["controller"] and dest["expected"]["jurisdiction"]
         layer = dest[dest["expected"]["layer"]]
