@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from derisk.deliver import Deliverer, DeliveryConfig, EcsFileTarget, RetryPolicy, WebhookTarget, from_options
 from derisk.deliver.webhook import verify
+from derisk.deliver.worker import backoff
 from derisk.errors import UsageError
 from schema_check import assert_valid
 from test_deliver_support import FAST, HOSTILE, alert, dead_letters, settled, wait_for
@@ -144,6 +146,9 @@ def test_a_500_is_retried_and_each_attempt_is_signed(tmp_path: Path, secret_env:
         assert_valid(doc)
         assert doc["schema"] == "derisk.webhook/1" and doc["alert"] == json.loads(json.dumps(a.to_json()))
         assert h["X-Derisk-Delivery"] == doc["delivery_id"]
+        assert doc["sent_at"] == datetime.fromtimestamp(doc["timestamp"], UTC).isoformat().replace(
+            "+00:00", "Z"
+        )
         ids.add(doc["delivery_id"])
     assert len(ids) == 2
     assert SECRET not in json.dumps(d.status())
@@ -257,3 +262,28 @@ def test_the_secret_comes_from_the_environment_only(tmp_path: Path, monkeypatch:
     monkeypatch.setenv(ENV, SECRET)
     cfg = from_options(webhook="https://soc.example/hook", webhook_secret_env=ENV)
     assert cfg.webhook is not None and SECRET not in repr(cfg)
+
+
+def test_a_full_queue_dead_letters_at_once_instead_of_blocking(tmp_path: Path, secret_env: str) -> None:
+    hang = Silent()
+    cfg = hook_config(tmp_path, hang.url, timeout=5.0, queue_size=2)
+    d = Deliverer(cfg, tmp_path / "state")
+    try:
+        d.submit([alert(n) for n in range(8)])  # one may be taken in flight at once, two wait
+        status = d.status()["webhook"]
+        assert status["dead_lettered"] >= 5 and status["queued"] <= 3
+        assert all(
+            x["reason"] == "queue full (2 alerts waiting)" for x in dead_letters(tmp_path / "dead", "webhook")
+        )
+    finally:
+        d.close(0.2)
+        hang.close()
+    assert d.status()["webhook"]["dead_lettered"] == 8
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all() -> None:
+    policy = RetryPolicy(max_attempts=10, base_delay=1.0, max_delay=60.0)
+    assert [backoff(n, policy, rand=lambda: 1.0) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert [backoff(n, policy, rand=lambda: 0.0) for n in (1, 3, 9)] == [0.5, 2.0, 30.0]
+    spread = {round(backoff(4, policy), 3) for _ in range(200)}
+    assert len(spread) > 100 and min(spread) >= 4.0 and max(spread) <= 8.0

@@ -67,7 +67,7 @@ def build_body(item: Item, *, now: float, delivery_id: str) -> bytes:
         "schema": WEBHOOK_SCHEMA,
         "delivery_id": delivery_id,
         "timestamp": int(now),
-        "sent_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
+        "sent_at": datetime.fromtimestamp(int(now), UTC).isoformat().replace("+00:00", "Z"),
         "alert": item.alert.to_json(),
     }
     return json.dumps(doc, ensure_ascii=True, sort_keys=True).encode("ascii")
