@@ -184,11 +184,16 @@ def child(kind: str, directory: Path, pipeline: str | None, data: Path | None) -
 def ingest_and_attribute(directory: Path, site: object, data: Path | None) -> int:
     """Ingest (items 2 and 5 of the issue: read, orient, enrich) and attribution, without the store.
 
-    derisk's own functions do the work: :func:`derisk.pipeline.prepare` (what ``derisk analyze``
-    runs per input, in its reading thread) and :func:`derisk.enrich.attribution.attribute` over the
-    curated control graph. Only collecting the distinct attribution keys is done here, with an Arrow
-    group-by, where the pipeline runs a ``GROUP BY`` over the stored flows.
+    derisk's own functions do the work, arranged as :func:`derisk.pipeline.run` arranges them: the
+    reference data warm up in a worker thread (``_warm_reference_data``) while the input is read
+    and prepared in a read-ahead thread (``_read_ahead``: :func:`derisk.pipeline.prepare`, what
+    ``derisk analyze`` runs per input); then :func:`derisk.know.attribution.load_index` and
+    :func:`derisk.enrich.attribution.attribute` over the curated control graph. Only collecting the
+    distinct attribution keys is done here, with an Arrow group-by in the main thread, where the
+    pipeline inserts the batches and runs a ``GROUP BY`` over the stored flows.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -196,20 +201,24 @@ def ingest_and_attribute(directory: Path, site: object, data: Path | None) -> in
     from derisk.enrich.ipdata import load_ipdata
     from derisk.ingest import resolve_inputs
     from derisk.know.attribution import load_index
-    from derisk.pipeline import prepare
+    from derisk.pipeline import _read_ahead, _warm_reference_data
     from derisk.site import Site
 
     assert isinstance(site, Site)
     (spec,) = resolve_inputs([directory])
     ipdata = load_ipdata(data)
-    index = load_index()
     key = ["dst_asn", "dst_domain", "dst_as_country"]
     parts, rows = [], 0
-    for batch in prepare(spec, site, ipdata, None):
-        rows += batch.num_rows
-        external = pc.is_in(batch.column("direction"), pa.array(["outbound", "inbound"]))
-        table = pa.Table.from_batches([batch.select([*key, "dst_as_org"])]).filter(external)
-        parts.append(table.group_by(key, use_threads=False).aggregate([("dst_as_org", "max")]))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        warming = pool.submit(_warm_reference_data)
+        with _read_ahead(spec, site, ipdata, None) as batches:
+            for batch in batches:
+                rows += batch.num_rows
+                external = pc.is_in(batch.column("direction"), pa.array(["outbound", "inbound"]))
+                table = pa.Table.from_batches([batch.select([*key, "dst_as_org"])]).filter(external)
+                parts.append(table.group_by(key, use_threads=False).aggregate([("dst_as_org", "max")]))
+        warming.result()
+    index = load_index()
     keys = pa.concat_tables(parts).group_by(key).aggregate([("dst_as_org_max", "max")])
     attributed = attribute(keys.rename_columns([*key, "dst_as_org"]), index)
     assert attributed.num_rows == keys.num_rows

@@ -38,18 +38,20 @@ def duck_flows(batch: pa.RecordBatch, log: ZeekLog, companions: Companions) -> p
         raise zeekread.ZeekReadError("implausible timestamp")
     first = batch.column("first_us").cast(TS)
     uid, src_ip, dst_ip = batch.column("uid"), batch.column("src_ip"), batch.column("dst_ip")
-    extra = companions.enrich(uid, src_ip, dst_ip, first)
+    extra = companions.enrich(uid, src_ip, dst_ip, first, batch.column("uid_hash"))
+    plain = pc.all(batch.column("plain_text")).as_py()  # no escapes, nothing empty or long: as read
+    service, state = batch.column("service"), batch.column("conn_state")
     arrays = {
         "first_seen": first,
         "last_seen": batch.column("last_us").cast(TS),
         "server_name": extra.server_name,
         "server_name_source": extra.server_name_source,
-        "application": labels(batch.column("service"), log),
+        "application": service if plain else labels(service, log),
         "ja4": extra.ja4,
         "user_agent": extra.user_agent,
         "dns_query": extra.dns_query,
         "source_ref": uid,
-        "conn_state": labels(batch.column("conn_state"), log),
+        "conn_state": state if plain else labels(state, log),
     }
     return pa.RecordBatch.from_arrays(
         [(arrays[f.name] if f.name in arrays else batch.column(f.name)).cast(f.type) for f in INGEST_SCHEMA],

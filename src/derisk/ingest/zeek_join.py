@@ -145,17 +145,33 @@ class Companions:
             {"client": client, "address": flat, "ts": ts.cast(pa.int64()), "name": pc.take(query, parent)}
         )
 
-    def enrich(self, uid: pa.Array, orig_h: pa.Array, resp_h: pa.Array, ts: pa.Array) -> Enrichment:
-        """The companion columns for a batch of conn.log rows (same order, same length)."""
-        columns = self._by_uid.join(uid)
+    def enrich(
+        self,
+        uid: pa.Array,
+        orig_h: pa.Array,
+        resp_h: pa.Array,
+        ts: pa.Array,
+        uid_hash: pa.Array | None = None,
+    ) -> Enrichment:
+        """The companion columns for a batch of conn.log rows (same order, same length).
+
+        ``uid_hash``: DuckDB's hash of each uid, when the reader computed it (a faster join).
+        """
+        columns = self._by_uid.join(uid, uid_hash)
         name = columns["server_name"]
         if len(self._answers) and name.null_count:
-            wanted = pc.is_null(name)
-            rows = pc.indices_nonzero(wanted)
-            found = self._answers.names(orig_h.take(rows), resp_h.take(rows), ts.take(rows).cast(pa.int64()))
-            if found.null_count < len(found):
+            if name.null_count * 2 >= len(name):  # most rows unnamed: look up all, keep where unnamed
+                found = self._answers.names(orig_h, resp_h, ts.cast(pa.int64()))
+                answered = pc.if_else(pc.is_null(name), found, pa.scalar(None, pa.string()))
+            else:
+                wanted = pc.is_null(name)
+                rows = pc.indices_nonzero(wanted)
+                found = self._answers.names(
+                    orig_h.take(rows), resp_h.take(rows), ts.take(rows).cast(pa.int64())
+                )
                 rank = pc.subtract(pc.cumulative_sum(wanted.cast(pa.int64())), 1)
                 answered = found.take(pc.if_else(wanted, rank, pa.scalar(None, pa.int64())))
+            if answered.null_count < len(answered):
                 columns["server_name_source"] = pc.if_else(
                     pc.is_valid(answered), pa.scalar("dns-answer"), columns["server_name_source"]
                 )

@@ -10,8 +10,13 @@ reduced once, in a private in-memory database, to one row per uid:
   where it is set): the first handshake with an SNI, the first request with a Host, the first query;
 * ``server_name`` the SNI, else the Host; ``server_name_source`` ``sni`` or ``http-host``.
 
-Each conn batch is then matched by a ``LEFT JOIN`` on the uid (DuckDB hashes the smaller side),
-ordered back to the batch's order. Batches may come from several threads: each uses its own cursor.
+The reduced rows are kept in memory ordered by DuckDB's ``hash(uid)``. A conn batch read by
+:func:`derisk.store.zeekread.read_conn` carries the same hash of each uid (computed by DuckDB on its
+reading threads), so it is matched in the batch's order by a binary search of the sorted hashes and a
+comparison of the uids found (a hash collision is no match). A batch without the hashes, or a
+reduction in which two uids share a hash, is matched by a ``LEFT JOIN`` on the uid instead (DuckDB
+hashes the smaller side), ordered back to the batch's order. Batches may come from several threads:
+each uses its own cursor.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Final
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from derisk.store import zeekread
 
@@ -57,6 +63,8 @@ class UidJoin:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._sorted: pa.Table | None = None  # by_uid ordered by hash(uid), when the hashes are distinct
+        self._hashes = np.zeros(0, dtype=np.uint64)
         rows = [self._normalised(part) for part in parts if part.num_rows]
         if not rows:
             return
@@ -67,13 +75,18 @@ class UidJoin:
         )
         try:
             self._con.execute(
-                "CREATE TABLE by_uid AS SELECT uid, coalesce(sni, host) AS server_name, "
+                "CREATE TABLE by_uid AS SELECT hash(uid) AS h, uid, coalesce(sni, host) AS server_name, "
                 "CASE WHEN sni IS NOT NULL THEN 'sni' WHEN host IS NOT NULL THEN 'http-host' END "
                 "AS server_name_source, ja4, user_agent, dns_query "
-                f"FROM (SELECT uid, {first} FROM _rows WHERE uid IS NOT NULL GROUP BY uid)"
+                f"FROM (SELECT uid, {first} FROM _rows WHERE uid IS NOT NULL GROUP BY uid) ORDER BY h"
             )
+            sorted_rows = self._con.sql("SELECT * FROM by_uid ORDER BY h").to_arrow_table().combine_chunks()
         finally:
             self._con.unregister("_rows")
+        hashes = sorted_rows.column("h").to_numpy()
+        if len(hashes) and not np.any(hashes[1:] == hashes[:-1]):  # else two uids share a hash
+            self._sorted = sorted_rows
+            self._hashes = hashes
 
     @staticmethod
     def _normalised(part: pa.Table) -> pa.Table:
@@ -85,11 +98,16 @@ class UidJoin:
             )
         return pa.table(columns)
 
-    def join(self, uid: pa.Array) -> dict[str, pa.Array]:
-        """The companion columns (:data:`COLUMNS`) for a batch of conn.log uids, in the batch's order."""
+    def join(self, uid: pa.Array, hashes: pa.Array | None = None) -> dict[str, pa.Array]:
+        """The companion columns (:data:`COLUMNS`) for a batch of conn.log uids, in the batch's order.
+
+        ``hashes``: DuckDB's ``hash(uid)`` of each uid, when the batch carries it (see the module).
+        """
         n = len(uid)
         if self._con is None or n == 0:
             return {name: pa.nulls(n, pa.string()) for name in COLUMNS}
+        if hashes is not None and self._sorted is not None:
+            return self._lookup(uid, hashes)
         batch = pa.table({"pos": pa.array(np.arange(n, dtype=np.int64)), "uid": uid.cast(pa.string())})
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cursor is None:  # one per thread: opening one per batch costs more than the join
@@ -103,6 +121,20 @@ class UidJoin:
         finally:
             cursor.unregister("_batch")
         return _placed(result, n, COLUMNS)
+
+    def _lookup(self, uid: pa.Array, hashes: pa.Array) -> dict[str, pa.Array]:
+        """The join by a binary search of the sorted hashes (the uids found are compared)."""
+        assert self._sorted is not None
+        wanted = hashes.to_numpy(zero_copy_only=False)
+        index = np.minimum(np.searchsorted(self._hashes, wanted), len(self._hashes) - 1)
+        found = self._hashes[index] == wanted
+        if not found.any():
+            return {name: pa.nulls(len(uid), pa.string()) for name in COLUMNS}
+        where = pa.array(index, mask=~found)
+        same = pc.equal(self._sorted.column("uid").take(where), uid.cast(pa.string()))
+        found &= pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+        where = pa.array(index, mask=~found)
+        return {name: self._sorted.column(name).take(where).combine_chunks() for name in COLUMNS}
 
     def close(self) -> None:
         for cursor in self._cursors:

@@ -48,6 +48,7 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 
+from derisk.safetext import MAX_FIELD_CHARS
 from derisk.store.sqltext import ident, literal
 
 #: Threads DuckDB may use for one read (it parallelises the CSV and JSON scans).
@@ -230,6 +231,19 @@ def _attempt(has: Mapping[str, str]) -> str:
     )
 
 
+def _plain_text(has: Mapping[str, str]) -> str:
+    """Whether ``service`` and ``conn_state`` need no unescaping or bounding: no ``\\x``, not empty,
+    at most :data:`derisk.safetext.MAX_FIELD_CHARS` characters (checked on DuckDB's threads; the
+    caller then skips its own pass over the batch's text when every row is plain)."""
+    checks = [
+        f"coalesce(NOT contains({ident(name)}, '\\x') AND length({ident(name)}) BETWEEN 1 AND "
+        f"{MAX_FIELD_CHARS}, true)"
+        for name in ("service", "conn_state")
+        if name in has
+    ]
+    return " AND ".join(checks) or "true"
+
+
 def conn_query(source: LogSource, *, tolerant: bool = False, rejects: str | None = None) -> str:
     """The ``SELECT`` reading one conn log into :func:`read_conn`'s columns."""
     inner = relation(source, tolerant=tolerant, rejects=rejects)
@@ -276,7 +290,9 @@ def _conversion(inner: str, has: Mapping[str, str], first: str) -> str:
             {optional("service", "VARCHAR")} AS service,
             {ident("uid")} AS uid,
             {optional("conn_state", "VARCHAR")} AS conn_state,
-            {_attempt(has)} AS is_attempt
+            {_attempt(has)} AS is_attempt,
+            hash({ident("uid")}) AS uid_hash,
+            {_plain_text(has)} AS plain_text
         FROM log
     """
 
@@ -313,7 +329,8 @@ def read_conn(
     Batches have the columns ``first_us``/``last_us`` (int64 microseconds since the epoch),
     ``src_ip``, ``src_port``, ``dst_ip``, ``dst_port``, ``protocol``, ``bytes_out``, ``bytes_in``,
     ``packets_out``, ``packets_in``, ``service`` and ``conn_state`` (raw text, Zeek escapes
-    intact), ``uid`` and ``is_attempt``. Raises :class:`ZeekReadError` on any failure, while
+    intact), ``uid``, ``is_attempt``, ``uid_hash`` (DuckDB's ``hash(uid)``, for
+    :meth:`derisk.store.zeekjoin.UidJoin.join`) and ``plain_text`` (see :func:`_plain_text`). Raises :class:`ZeekReadError` on any failure, while
     iterating or before.
     """
     with _without_glob(source) as readable:
