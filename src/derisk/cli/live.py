@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -310,6 +311,9 @@ def _run(opts: dict[str, Any], sources: list[Any], window: Any, retain: Any, del
         asked.append(signum)
         stop.set()
 
+    # NFStream's meters are forked: they must end on SIGTERM as before, not run this handler (which
+    # would only run once libpcap returns to Python, and a quiet interface never returns).
+    os.register_at_fork(after_in_child=_default_sigterm)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     deliverer = None
     try:
@@ -334,6 +338,10 @@ def _run(opts: dict[str, Any], sources: list[Any], window: Any, retain: Any, del
         f" {totals.alerts:,} alerts, {totals.failed_batches:,} failed batches retried",
         err=True,
     )
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def register(group: click.Group) -> None:

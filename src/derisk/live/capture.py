@@ -135,6 +135,8 @@ class InterfaceSource:
             try:
                 self._meter()
             except Exception as exc:  # the interface, libpcap or the meter: report, count, try again
+                if self._stop.is_set():
+                    return
                 self.failures += 1
                 self.last_error = " ".join(str(exc).split())[:200] or type(exc).__name__
                 log.warning("%s: live metering stopped (%s); trying again in %.0f s", self.interface,

@@ -73,6 +73,9 @@ class _Open:
     carry: bytes = b""
 
 
+_NO_CARRY: Final = _Open(handle=None, offset=0)  # type: ignore[arg-type]
+
+
 @dataclass
 class Counters:
     truncated: int = 0
@@ -146,6 +149,10 @@ class Follower:
         for key in self._gone:
             self.positions.pop(key, None)
             self._missing_since.pop(key, None)
+            self._drop(key)
+        for key, pos in self._staged.items():
+            if pos.finished:
+                self._drop(key)  # archived and read to its end: no handle kept
         self._staged, self._gone = {}, []
 
     def abort(self) -> None:
@@ -154,6 +161,11 @@ class Follower:
 
     def close(self) -> None:
         self._close_all()
+
+    def _drop(self, key: str) -> None:
+        opened = self._open.pop(key, None)
+        if opened is not None:
+            opened.handle.close()
 
     def _close_all(self) -> None:
         for opened in self._open.values():
@@ -192,7 +204,7 @@ class Follower:
                     st.st_size,
                 )
                 pos.device = pos.inode = -1  # the old content may still turn up under another name
-                self._open.pop(pos.key, None)
+                self._drop(pos.key)
                 continue
             claimed.add(pos.key)
             matched[n] = (cand, pos)
@@ -233,7 +245,7 @@ class Follower:
                 if pos.compressed != _is_gzip(cand.path) or pos.inode != st.st_ino:
                     log.info("%s: recognised as %s (rotated or archived); read on from byte %d",
                              cand.path, pos.path, pos.offset)  # fmt: skip
-                self._open.pop(pos.key, None)
+                self._drop(pos.key)
             pos.device, pos.inode, pos.path = st.st_dev, st.st_ino, str(cand.path)
             pos.compressed = _is_gzip(cand.path)
             if len(head) > pos.head_len and pos.head_len < HEAD_BYTES:
@@ -286,7 +298,7 @@ class Follower:
                 data, eof = self._read(cand.path, pos, budget)
             except (OSError, EOFError, zlib.error) as exc:
                 # A gzip file still being written by the archiver, or a file removed while read.
-                self._open.pop(pos.key, None)
+                self._drop(pos.key)
                 log.info("%s: not readable yet (%s); tried again at the next poll", cand.path, exc)
                 continue
             start = pos.offset
@@ -300,6 +312,8 @@ class Follower:
             if data:
                 budget -= len(data)
                 pieces.append(Piece(cand.kind, cand.path, data, pos, start))
+            elif not self._open.get(pos.key, _NO_CARRY).carry:
+                self._drop(pos.key)  # nothing new: reopened (and sought) when it grows
         self.counters.files = len(found)
         self.counters.pending_bytes = pending
         return pieces

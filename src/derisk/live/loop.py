@@ -162,13 +162,11 @@ class Watcher:
             return self._ws
         from derisk.detect.incremental import DetectionState
         from derisk.know.attribution import load_index
-        from derisk.store import detect_state
 
         ws = Workspace.open(self.options.workspace, create=True)
         try:
             with ws.transaction() as con:
                 checkpoints.ensure(con)
-                detect_state.ensure(con)
                 for source in self.sources:
                     source.restore(con)
                 self._state = DetectionState.load(con)

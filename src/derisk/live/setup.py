@@ -65,8 +65,10 @@ def _readable_dir(path: Path, option: str, problems: list[str]) -> None:
         )
 
 
-def check(config: WatchConfig) -> list[str]:
-    """Every problem of ``config``, one line each (empty: it can run)."""
+def check(config: WatchConfig, *, starting: bool = False) -> list[str]:
+    """Every problem of ``config``, one line each (empty: it can run). When ``starting`` (not
+    ``--check``), an interface that is not there yet is no problem: it is reported and tried again
+    until it comes, so a service started before its interface does not fail in a loop."""
     from derisk.ingest.collector import parse_endpoint
     from derisk.live.capture import can_capture, interface_exists
 
@@ -91,7 +93,7 @@ def check(config: WatchConfig) -> list[str]:
         if reason is not None:
             problems.append(f"--interface: {reason}")
         for name in config.interfaces:
-            if not interface_exists(name):
+            if not interface_exists(name) and not starting:
                 problems.append(f"--interface {name}: no such network interface (see `ip link`)")
     if config.bpf is not None and not config.interfaces:
         problems.append("--bpf: only used with --interface")
@@ -143,7 +145,7 @@ def _check_bpf(expression: str) -> str | None:
 
 def build_sources(config: WatchConfig) -> list[Source]:
     """The sources of a checked configuration; a ConfigError listing every problem otherwise."""
-    problems = check(config)
+    problems = check(config, starting=True)
     if problems:
         raise ConfigError("derisk watch cannot start", details=problems)
     from derisk.live.capture import InterfaceSource, NetflowSource
