@@ -96,7 +96,9 @@ def _log_config() -> str:
 
 def session(master: str | None = None, *, app: str = "derisk") -> Any:
     """The process's SparkSession on ``master``, started if needed (ConfigError without pyspark or Java)."""
-    master = master or DEFAULT_MASTER
+    # Under spark-submit the launcher's --master (in the JVM's settings) applies unless one is given.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    master = master or (None if submitted else DEFAULT_MASTER)
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -104,20 +106,27 @@ def session(master: str | None = None, *, app: str = "derisk") -> Any:
     active = SparkSession.getActiveSession()
     if active is not None:
         running = active.sparkContext.master
-        if running != master:
+        if master is not None and running != master:
             log.warning("a Spark session on %s is running already; using it instead of %s", running, master)
         return active
-    java_command()
-    check_master(master)
+    if not submitted:
+        java_command()
+    if master is not None:
+        check_master(master)
     # The Python workers run the interpreter that runs derisk (its venv holds derisk and its libraries).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(master).appName(app)
-    builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={_log_config()}")
+    builder = SparkSession.builder.appName(app)
+    if master is not None:
+        builder = builder.master(master)
+    log_config = _log_config()
+    builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={log_config}")
     for key, value in SETTINGS.items():
         builder = builder.config(key, value)
     try:
         return builder.getOrCreate()
     except Exception as exc:  # the JVM did not start or the master refused: one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"Spark did not start ({first[:300]})", source=master) from None
+        raise ConfigError(f"Spark did not start ({first[:300]})", source=master or "spark-submit") from None
+    finally:
+        Path(log_config).unlink(missing_ok=True)  # read once, when the JVM started
