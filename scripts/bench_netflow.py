@@ -313,14 +313,16 @@ def main() -> None:
         "before this change, with the fixed-count pairing cuts).",
         "",
         "| records | input | size | nfdump fmt: | nfdump pipe | derisk via fmt: | derisk read | records/s (derisk) "
-        "| derisk / fmt: | derisk / pipe | CPU s nfdump pipe | CPU s derisk | flows | peak RSS |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| derisk / fmt: | derisk / pipe | CPU s nfdump pipe | CPU s derisk | records per CPU s (derisk) | flows "
+        "| peak RSS |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['records']:,} | {r['input']} | {r['mb']:.0f} MB | {r['bare']:.2f} s | {r['pipe']:.2f} s "
             f"| {r['ours_fmt']:.2f} s | {r['ours']:.2f} s | {r['records'] / r['ours'] / 1000:,.0f} k | {r['ours'] / r['bare']:.2f}× "
-            f"| {r['ours'] / r['pipe']:.2f}× | {r['pipe_cpu']:.2f} | {r['cpu']:.2f} | {r['flows']:,} "
+            f"| {r['ours'] / r['pipe']:.2f}× | {r['pipe_cpu']:.2f} | {r['cpu']:.2f} "
+            f"| {r['records'] / r['cpu'] / 1000:,.0f} k | {r['flows']:,} "
             f"| {r['peak']:.0f} MiB |"
         )
     lines += [

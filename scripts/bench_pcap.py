@@ -414,7 +414,7 @@ def _variants_section(
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores (load average "
         f"{os.getloadavg()[0]:.1f} when the report was written) by `scripts/bench_pcap.py --variants "
         f"--packets {args.packets} --repeat {repeat}`: derisk read_pcap on one generated capture "
-        f"of {packets:,} packets, as Ethernet, converted from Linux cooked v2, and compressed; {repeat} runs "
+        f"of {packets:,} packets, as Ethernet, re-framed in five link types or tags, and compressed; {repeat} runs "
         "each, alternating, each in a fresh process. Throughput is relative to the same capture as "
         "uncompressed Ethernet (target: at least 0.90×). CPU is user + system time of the process and its "
         "meter. A compressed capture is decompressed once: one feed writes the stream into the meter's pipe and "
