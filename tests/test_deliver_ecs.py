@@ -56,9 +56,11 @@ def test_rotation_keeps_whole_lines_in_order_within_size_and_count(tmp_path: Pat
     alerts = [alert(n) for n in range(40)]
     size = max(len(ecs_line(_item(a))) for a in alerts)
     limit = 4 * size + 10  # four lines per file, never five
+    open_before = len(os.listdir("/proc/self/fd"))
     d = Deliverer(ecs_config(tmp_path, out, max_bytes=limit, keep=3), tmp_path / "state")
     d.submit(alerts)
     d.close(10)
+    assert len(os.listdir("/proc/self/fd")) == open_before  # rotated-away files closed once synced
     files = [out.with_name(f"alerts.ndjson.{n}") for n in (3, 2, 1)] + [out]
     assert all(f.exists() for f in files) and not out.with_name("alerts.ndjson.4").exists()
     lines: list[dict[str, Any]] = []

@@ -50,6 +50,10 @@ class Sink(Protocol):
     def send(self, item: Item) -> None:
         """Deliver one alert or raise :class:`DeliveryFailed`."""
 
+    def flush(self) -> None:
+        """Make what :meth:`send` wrote durable (raise OSError if it cannot); a no-op for network sinks,
+        whose receiver took the alert when :meth:`send` returned."""
+
     def abort(self) -> None:
         """Break a blocked :meth:`send` from another thread (close its connection)."""
 

@@ -36,6 +36,7 @@ class DeliveredLog:
         self._lines = 0
         self._load()
         self._fd: int | None = None
+        self._dirty = False
 
     def _load(self) -> None:
         try:
@@ -70,7 +71,7 @@ class DeliveredLog:
                 if self._fd is None:
                     self._fd = open_append(self.path)
                 append_line(self._fd, dump_line({"id": alert_id, "sha256": digest}))
-                os.fsync(self._fd)
+                self._dirty = True
                 self._lines += 1
             except OSError as exc:
                 log.warning("%s: cannot record a delivery (%s)", self.path, describe(exc))
@@ -93,7 +94,19 @@ class DeliveredLog:
             self._fd = None
         self._lines = len(self._settled)
 
+    def sync(self) -> None:
+        """fsync what :meth:`record` appended since the last sync (the worker calls it per group)."""
+        with self._lock:
+            if self._fd is None or not self._dirty:
+                return
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                log.warning("%s: cannot sync the delivered log (%s)", self.path, describe(exc))
+            self._dirty = False
+
     def close(self) -> None:
+        self.sync()
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)

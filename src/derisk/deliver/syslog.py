@@ -192,6 +192,9 @@ class SyslogSink:
             with contextlib.suppress(OSError):
                 sock.close()
 
+    def flush(self) -> None:
+        """Nothing to make durable: the receiver has the message once :meth:`send` returned."""
+
     def abort(self) -> None:
         with self._lock:
             sock = self._sock

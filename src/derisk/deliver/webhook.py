@@ -150,6 +150,9 @@ class WebhookSink:
             raise DeliveryFailed(text, retry_after=retry_after)
         raise Rejected(text)
 
+    def flush(self) -> None:
+        """Nothing to make durable: the receiver has the message once :meth:`send` returned."""
+
     def abort(self) -> None:
         """Shut the connection down so a blocked read returns at once."""
         with self._lock:

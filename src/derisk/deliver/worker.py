@@ -24,6 +24,11 @@ from derisk.deliver.state import DeadLetters, DeliveredLog
 
 log = logging.getLogger(__name__)
 
+#: A group of written alerts is flushed (one fsync) when the queue is empty, or after this many, or
+#: after this many seconds, whichever comes first.
+FLUSH_EVERY = 256
+FLUSH_SECONDS = 1.0
+
 #: How a sink's dead-letter record shows what would have been sent (None: the alert is enough).
 PayloadOf = Callable[[Item], dict[str, Any] | None]
 
@@ -56,6 +61,8 @@ class SinkWorker:
         self._in_flight: Item | None = None
         self._closing = threading.Event()
         self._wakeup = threading.Event()
+        self._unflushed: list[Item] = []
+        self._flushed_at = time.monotonic()
         self._abandoned = False
         self.counts = {
             "delivered": 0,
@@ -95,6 +102,7 @@ class SinkWorker:
     def status(self) -> dict[str, Any]:
         with self._lock:
             waiting = self.queue.qsize() + (1 if self._in_flight is not None else 0)
+            waiting += len(self._unflushed)
             return {"queued": waiting, **self.counts, "last_error": self.last_error}
 
     def begin_close(self) -> None:
@@ -133,13 +141,14 @@ class SinkWorker:
             # always knows which alert the worker holds and no alert is left between the two.
             with self._lock:
                 if self._abandoned:
-                    return
+                    break
                 try:
                     item: Item | None = self.queue.get_nowait()
                 except queue.Empty:
                     item = None
                 self._in_flight = item
             if item is None:
+                self._flush()
                 if self._closing.is_set():
                     return
                 self._wakeup.wait(0.2)
@@ -157,7 +166,36 @@ class SinkWorker:
             finally:
                 with self._lock:
                     self._in_flight = None
+                    if not any(x is item for x in self._unflushed):
+                        self._settle(item)
+            if len(self._unflushed) >= FLUSH_EVERY or time.monotonic() - self._flushed_at >= FLUSH_SECONDS:
+                self._flush()
+        self._flush()
+
+    def _flush(self) -> None:
+        """Make what was written durable (the ECS file's fsync), then count those alerts delivered
+        and remember them; sync the delivered log. One fsync per group of alerts, not per alert."""
+        self._flushed_at = time.monotonic()
+        items, self._unflushed = self._unflushed, []
+        if items:
+            try:
+                self.sink.flush()
+            except OSError as exc:
+                reason = f"written, but could not be made durable: {describe(exc)}"
+                with self._lock:
+                    self.counts["failed"] += 1
+                    self.last_error = reason
+                for item in items:
+                    self._dead_letter(item, reason, 1)
+            else:
+                with self._lock:
+                    self.counts["delivered"] += len(items)
+                for item in items:
+                    self.delivered_log.record(item.alert.alert_id, item.digest)
+            with self._lock:
+                for item in items:
                     self._settle(item)
+        self.delivered_log.sync()
 
     def _settle(self, item: Item) -> None:
         if self._pending.get(item.alert.alert_id) == item.digest:
@@ -184,9 +222,8 @@ class SinkWorker:
                 with self._lock:
                     if self._abandoned:
                         return  # stop() has dead-lettered it already
-                    self.counts["delivered"] += 1
                     self._in_flight = None
-                self.delivered_log.record(item.alert.alert_id, item.digest)
+                    self._unflushed.append(item)  # delivered once flushed (see _flush)
                 return
             with self._lock:
                 if self._abandoned:
