@@ -131,6 +131,8 @@ class Follower:
         self._missing_since: dict[str, float] = {}
         self._gone: list[str] = []
         self._open: dict[str, _Open] = {}
+        #: The last poll stopped at its byte budget with lines left to read.
+        self.more = False
 
     # -- state ------------------------------------------------------------------------------
     def restore(self, positions: dict[str, Position]) -> None:
@@ -316,6 +318,7 @@ class Follower:
                 self._drop(pos.key)  # nothing new: reopened (and sought) when it grows
         self.counters.files = len(found)
         self.counters.pending_bytes = pending
+        self.more = budget <= 0  # stopped by the budget: more is waiting, no pause before the next batch
         return pieces
 
     def _read(self, path: Path, pos: Position, budget: int) -> tuple[bytes, bool]:

@@ -178,7 +178,7 @@ class ZeekSource:
         self.follower.abort()
 
     def busy(self) -> bool:
-        return self.follower.counters.pending_bytes > 0
+        return self.follower.more
 
     def status(self) -> dict[str, Any]:
         c = self.follower.counters
@@ -298,7 +298,7 @@ class EveSource:
         self.follower.abort()
 
     def busy(self) -> bool:
-        return self.follower.counters.pending_bytes > 0
+        return self.follower.more
 
     def status(self) -> dict[str, Any]:
         c = self.follower.counters
