@@ -105,3 +105,26 @@ def test_only_the_records_asked_for_are_read(workspace: Path) -> None:
     # The record named like curated Microsoft was joined to it at load time (one join on the names).
     assert "as2org-MSFT-ARIN" in index.graph.registry_joined
     assert 8068 in index.graph.entities["microsoft-corp"].asns
+
+
+def test_an_entity_nothing_owns_resolves_as_the_general_walk_would() -> None:
+    from derisk.know import resolve
+    from derisk.know.graph import Entity, Source, build_graph
+
+    seen = Source("s", "https://example.org/r", "a record")
+    unseen = Source("u", "https://example.org/u", "a claim", verified=False)
+    entities = [
+        Entity(
+            f"e{i}",
+            "PublicBody" if i % 5 == 0 else "Organization",
+            f"Org {i}",
+            country=(None, "DE", "CN")[i % 3],
+            control_jurisdiction="US" if i % 7 == 0 else None,
+            is_state=i % 5 == 0,
+            sources=((seen,), (unseen,), ())[i % 3 if i % 4 else 0],
+        )
+        for i in range(40)
+    ]
+    graph = build_graph(entities, [])
+    for entity in entities:
+        assert resolve.resolve_controller(graph, entity.id) == resolve._walk(graph, entity, None)

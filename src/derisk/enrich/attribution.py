@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from derisk.flows import ATTRIBUTION_FIELDS, GUESS_CONFIDENCE
 from derisk.know.attribution import AttributionIndex, Match, match_from
@@ -162,12 +163,8 @@ def prefetch(
 
     db = graph.registry
     asked: set[str] = graph.__dict__.setdefault("_registry_asked", set())
-    want_asns = sorted(
-        {int(a) for a in asns if a is not None} - {int(k[4:]) for k in asked if k[:4] == "asn:"}
-    )
-    want_domains = sorted(
-        {s for d in domains if d for s in _suffixes(d)} - {k[7:] for k in asked if k[:7] == "domain:"}
-    )
+    want_asns = sorted({int(a) for a in asns if a is not None and f"asn:{a}" not in asked})
+    want_domains = sorted({s for d in set(domains) if d for s in _suffixes(d) if f"domain:{s}" not in asked})
     asked.update(f"asn:{a}" for a in want_asns)
     asked.update(f"domain:{d}" for d in want_domains)
     owner, records, links = registry_owners(db, graph.registry_claimed, want_asns, want_domains)
@@ -211,7 +208,11 @@ def prefetch(
 def attribute(keys: pa.Table, index: AttributionIndex) -> pa.Table:
     """One attribution row per distinct key (``dst_asn``, ``dst_domain``, ``dst_as_country``)."""
     if index.graph is not None and index.graph.registry is not None:
-        prefetch(index, keys.column("dst_asn").to_pylist(), keys.column("dst_domain").to_pylist())
+        prefetch(
+            index,
+            pc.unique(keys.column("dst_asn")).to_pylist(),
+            pc.unique(keys.column("dst_domain")).to_pylist(),
+        )
         if "dst_as_org" in keys.column_names:
             unmatched = {
                 row["dst_as_org"]

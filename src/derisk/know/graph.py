@@ -167,8 +167,10 @@ class Graph:
     #: asked for (:func:`derisk.enrich.attribution.prefetch`) instead of being loaded; None when
     #: there are none or they were all loaded.
     registry: GraphDatabase | None = field(default=None, repr=False, compare=False)
-    #: ``asn:N`` and ``domain:D`` that curated and FtM entities claim (registration records yield them).
-    registry_claimed: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    #: AS numbers and domains that curated and FtM entities claim (registration records yield them).
+    registry_claimed: tuple[frozenset[int], frozenset[str]] = field(
+        default=(frozenset(), frozenset()), repr=False, compare=False
+    )
     #: Ids of the registration records joined to a known entity (never nodes of their own).
     registry_joined: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 

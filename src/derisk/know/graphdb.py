@@ -231,7 +231,7 @@ def registry_claims(
             ORDER BY h.entity_id, h.kind, h.value""",
         [[str(a) for a in asns], list(domains)],
     )
-    return [(str(a), str(b), str(c)) for a, b, c in rows or []]
+    return rows or []
 
 
 def registry_named(

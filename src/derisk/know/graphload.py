@@ -209,13 +209,15 @@ def attach_registry_hints(known: dict[str, Entity], imported: list[Entity]) -> l
     return out
 
 
-def join_registry(known: dict[str, Entity], db: GraphDatabase) -> tuple[frozenset[str], frozenset[str]]:
+def join_registry(
+    known: dict[str, Entity], db: GraphDatabase
+) -> tuple[tuple[frozenset[int], frozenset[str]], frozenset[str]]:
     """The registration records named like a known entity, joined to it (as :func:`attach_registry_hints`
     does), found by one DuckDB join on the comparable names instead of reading every record.
 
-    ``known`` is updated in place. Returns what the known entities now claim (``asn:N``,
-    ``domain:D``: the other registration records never get those, :func:`registry_owners`) and the
-    ids of the records joined (never nodes of their own).
+    ``known`` is updated in place. Returns the AS numbers and domains the known entities now claim
+    (the other registration records never get those, :func:`registry_owners`) and the ids of the
+    records joined (never nodes of their own).
     """
     from derisk.know.graphdb import registry_named
 
@@ -226,15 +228,15 @@ def join_registry(known: dict[str, Entity], db: GraphDatabase) -> tuple[frozense
         entities, _links = materialise(db, joined)
         wanted = set(joined)
         attach_registry_hints(known, [e for e in entities if e.id in wanted])
-    claimed = frozenset(
-        [f"asn:{a}" for e in known.values() for a in e.asns]
-        + [f"domain:{d}" for e in known.values() for d in e.domains]
+    claimed = (
+        frozenset(a for e in known.values() for a in e.asns),
+        frozenset(d for e in known.values() for d in e.domains),
     )
     return claimed, frozenset(joined)
 
 
 def registry_owners(
-    db: GraphDatabase, claimed: frozenset[str], asns: list[int], domains: list[str]
+    db: GraphDatabase, claimed: tuple[frozenset[int], frozenset[str]], asns: list[int], domains: list[str]
 ) -> tuple[dict[str, str], list[Entity], list[Link]]:
     """Which registration record holds each of ``asns`` and ``domains`` (one DuckDB join on the
     hints), as the eager load would decide: values a known entity claims are skipped, and of several
@@ -245,9 +247,9 @@ def registry_owners(
 
     owner: dict[str, str] = {}
     for ident, kind, value in registry_claims(db, REGISTRY_PREFIXES, asns, domains):
-        key = f"{kind}:{value}"
-        if key in claimed:
+        if (int(value) in claimed[0]) if kind == "asn" else (value in claimed[1]):
             continue
+        key = f"{kind}:{value}"
         if key not in owner or ident < owner[key]:
             owner[key] = ident
     if not owner:
@@ -256,16 +258,19 @@ def registry_owners(
     return owner, [unclaimed(e, claimed) for e in entities], links
 
 
-def unclaimed(entity: Entity, claimed: frozenset[str]) -> Entity:
+def unclaimed(entity: Entity, claimed: tuple[frozenset[int], frozenset[str]]) -> Entity:
     """A registration record without the hints known entities claim (other entities unchanged)."""
     from dataclasses import replace
 
-    if not entity.id.startswith(REGISTRY_PREFIXES):
+    asns, domains = claimed
+    if not entity.id.startswith(REGISTRY_PREFIXES) or (
+        asns.isdisjoint(entity.asns) and domains.isdisjoint(entity.domains)
+    ):
         return entity
     return replace(
         entity,
-        asns=tuple(a for a in entity.asns if f"asn:{a}" not in claimed),
-        domains=tuple(d for d in entity.domains if f"domain:{d}" not in claimed),
+        asns=tuple(a for a in entity.asns if a not in asns),
+        domains=tuple(d for d in entity.domains if d not in domains),
     )
 
 

@@ -313,6 +313,14 @@ def effective_ownership(
 def resolve_controller(graph: Graph, entity_id: str, *, as_of: str | None = None) -> Resolution:
     """The ultimate controller of ``entity_id`` with the path that explains it."""
     entity = graph.get(entity_id)
+    if not graph.parents(entity_id):
+        return _root(entity)
+    return _walk(graph, entity, as_of)
+
+
+def _walk(graph: Graph, entity: Entity, as_of: str | None) -> Resolution:
+    """The general resolution: up the links, stakes added by controller, side findings."""
+    entity_id = entity.id
     resolver = _Resolver(graph, as_of)
     partial = resolver.resolve(entity_id)
     effective, eff_cycles = effective_ownership(graph, entity_id, as_of=as_of)
@@ -353,6 +361,24 @@ def resolve_controller(graph: Graph, entity_id: str, *, as_of: str | None = None
     from derisk.know.explain import resolution_sentence
 
     return _with_sentence(result, resolution_sentence(result))
+
+
+def _root(entity: Entity) -> Resolution:
+    """The resolution of an entity that nothing owns, controls or directs (most registration
+    records): its own ultimate controller. The same result as the general walk, without it."""
+    from derisk.know.explain import resolution_sentence
+
+    if entity.control_jurisdiction:
+        jurisdiction, basis = entity.control_jurisdiction, "control-jurisdiction"
+    elif entity.country:
+        jurisdiction, basis = entity.country, "country-of-incorporation"
+    else:
+        jurisdiction, basis = None, "unknown"
+    state = entity.country if entity.is_state else None
+    confidence = "V" if any(src.verified for src in entity.sources) else "U"
+    args = (entity, entity, (), (), jurisdiction, state is not None, state, confidence)
+    draft = Resolution(*args, sentence="", jurisdiction_basis=basis)
+    return Resolution(*args, sentence=resolution_sentence(draft), jurisdiction_basis=basis)
 
 
 def _with_sentence(result: Resolution, sentence: str) -> Resolution:
