@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,21 @@ def test_demo_quiet_json_to_stdout_is_the_analysis_document(
     assert doc["schema"] == "derisk.analysis/1"
     assert doc == json.loads((out / "analysis.json").read_text(encoding="utf-8"))
     assert captured.err == ""
+
+
+def test_demo_report_has_its_pictures(demo: Path) -> None:
+    """The report (and so its PDF) carries the three pictures, each with a text alternative: the
+    system → controller → jurisdiction bands, the time chart with the alerts marked, and where servers
+    stand versus who controls them, where the demo's Alibaba Cloud servers in Germany show as controlled
+    from China."""
+    html = (demo / "report.html").read_text(encoding="utf-8")
+    labels = re.findall(r'<svg class="(?:diagram|trend)"[^>]*role="img" aria-label="([^"]+)"', html)
+    assert labels == [
+        "From system to controller to jurisdiction",
+        "Traffic over time",
+        "Where servers stand versus who controls them",
+    ]
+    assert re.search(r'<g class="mark sev-(?:critical|high|medium|low)">', html), (
+        "alerts marked on the time axis"
+    )
+    assert re.search(r'stroke-dasharray="6 3"><title>DE → CN: [^<]+\(stands in one country', html)

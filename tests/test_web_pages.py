@@ -68,7 +68,9 @@ def test_overview_shows_exposure_diagram_matrix_and_trend(client: TestClient) ->
     html = client.get("/").text
     assert "Alibaba Group Holding Limited" in html
     assert "China (CN)" in html
-    assert html.count('<svg class="diagram"') == 1 and html.count('<svg class="trend"') == 1
+    # the system → controller → jurisdiction bands and the stands-in → controlled-from bands
+    assert html.count('<svg class="diagram"') == 2 and html.count('<svg class="trend"') == 1
+    assert 'aria-label="Where servers stand versus who controls them"' in html
     assert 'class="matrix"' in html and "differ" in html  # Alibaba Cloud in Germany, controlled from China
     assert "National Intelligence Law" in html and "[V]" in html
 

@@ -115,6 +115,7 @@ def demo_cmd(out: Path, data_dir: Path | None, hours: float, json_dest: str | No
     from derisk.report.terminal import render_analysis
     from derisk.screen.memo import render_html as render_memo_html
     from derisk.site import load_site
+    from derisk.web.readonly import report_series
 
     try:
         ipdata = load_ipdata(data_dir)
@@ -143,7 +144,8 @@ def demo_cmd(out: Path, data_dir: Path | None, hours: float, json_dest: str | No
     _, doc = analyse([capture], site, workspace, data_dir, console)
     write_atomic(out / "analysis.json", dumps(doc))
     emit_json(doc, json_dest)
-    write_atomic(out / "report.html", render_analysis_html(doc))
+    hourly, slot = report_series(workspace, doc)
+    write_atomic(out / "report.html", render_analysis_html(doc, hourly=hourly, slot_minutes=slot))
     screening = _screen_demo_deal(workspace)
     write_atomic(out / "screening.json", dumps(screening))
     write_atomic(out / "screening.html", render_memo_html(screening))

@@ -153,6 +153,7 @@ def analyze_cmd(
     site = load_site(site_file)
     console = status_console(json_dest)
     skipped: dict[str, int] = {}
+    series: dict[str, Any] = {}
     if engine == "spark" or master is not None or out_dir is not None:
         doc = scale.analyse_spark(
             list(inputs), site, data_dir, master=master, out=out_dir, workspace=workspace
@@ -162,8 +163,13 @@ def analyze_cmd(
     else:
         result, doc = analyse(list(inputs), site, workspace, data_dir, console, quiet=quiet, strict=strict)
         skipped = result.skipped
+        if html_dest is not None:
+            from derisk.web.readonly import report_series
+
+            hourly, slot = report_series(workspace, doc)
+            series = {"hourly": hourly, "slot_minutes": slot}
     if html_dest is not None:
-        write_atomic(html_dest, render_analysis_html(doc, locale=lang))
+        write_atomic(html_dest, render_analysis_html(doc, locale=lang, **series))
     emit_json(doc, json_dest)
     if not quiet:
         for input_id, flows in skipped.items():

@@ -61,11 +61,12 @@ def report_command(
     if html_dest is None and pdf_dest is None and json_dest is None:
         raise UsageError("say where to write the report: --html FILE, --pdf FILE and/or --json FILE|-")
     reader = WorkspaceReader(workspace, idle=0)
-    doc = reader.snapshot().doc
+    snap = reader.snapshot()
+    doc = snap.doc
     emit_json(doc, json_dest)
     if html_dest is None and pdf_dest is None:
         return
-    html = render_analysis_html(doc, locale=lang)
+    html = render_analysis_html(doc, locale=lang, hourly=snap.hourly, slot_minutes=snap.slot_minutes)
     for dest, content in ((html_dest, html), (pdf_dest, None)):
         if dest is None:
             continue

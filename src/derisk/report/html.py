@@ -8,6 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from derisk.report import svg
 from derisk.report.formatting import country_name, human_bytes, law_citation, share
 from derisk.safetext import bound, finalize
 
@@ -57,14 +58,28 @@ def geo_vs_control(destinations: list[dict[str, Any]]) -> dict[str, Any]:
     return {"geos": geos, "jurisdictions": juris, "cells": dict(cells), "mismatched_bytes": mismatched}
 
 
-def render_analysis_html(doc: dict[str, Any], *, locale: str = "en") -> str:
+def render_analysis_html(
+    doc: dict[str, Any],
+    *,
+    locale: str = "en",
+    hourly: list[dict[str, Any]] | None = None,
+    slot_minutes: int = 60,
+) -> str:
+    """The analysis report of ``doc``; ``hourly`` (bytes per time slot and jurisdiction, as the
+    workspace reader gives them) adds the time chart with the alerts marked on it."""
     env = environment(locale)
     template = env.get_template("analysis.html.j2")
     external_out = sum(e["bytes_out"] for e in doc["exposure"])
+    trend = None
+    if hourly is not None:
+        trend = svg.trend_chart(hourly, slot_minutes=slot_minutes, alerts=doc.get("alerts") or [])
     return template.render(
         doc=doc,
         locale=locale,
         external_out=external_out,
         matrix=geo_vs_control(doc["destinations"]),
         top_destinations=doc["destinations"][:50],
+        diagram=svg.flow_diagram(doc["systems"], links={}),
+        geo_picture=svg.geo_control_diagram(doc["destinations"]),
+        trend=trend,
     )

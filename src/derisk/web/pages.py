@@ -14,9 +14,10 @@ from starlette.routing import BaseRoute, Route
 from derisk.know.laws import laws_for
 from derisk.know.resolve import resolve_controller
 from derisk.know.risk import supplier_risk
+from derisk.report import svg
 from derisk.report.html import geo_vs_control, render_analysis_html
 from derisk.store import readonly as store
-from derisk.web import cases, svg
+from derisk.web import cases
 from derisk.web.export import EXPORT_CSP
 from derisk.web.pdf import html_to_pdf
 from derisk.web.session_views import Page, Visit, guarded
@@ -61,8 +62,9 @@ def overview(visit: Visit) -> Page:
             "alert_count": len(snap.alerts),
             "external_out": external_out,
             "diagram": svg.flow_diagram(doc["systems"], links=links),
-            "trend": svg.trend_chart(snap.hourly, slot_minutes=snap.slot_minutes),
+            "trend": svg.trend_chart(snap.hourly, slot_minutes=snap.slot_minutes, alerts=snap.alerts),
             "matrix": geo_vs_control(doc["destinations"]),
+            "geo_picture": svg.geo_control_diagram(doc["destinations"]),
             "entity_ids": ids,
             "bar": svg.bar_width,
         },
@@ -242,8 +244,10 @@ def analysis_report(visit: Visit) -> Response:
     fmt = visit.request.path_params["fmt"]
     if fmt not in ("html", "pdf"):
         raise HTTPException(404)
-    doc = visit.config.reader.snapshot().doc
-    html = render_analysis_html(doc, locale=visit.lang)
+    snap = visit.config.reader.snapshot()
+    html = render_analysis_html(
+        snap.doc, locale=visit.lang, hourly=snap.hourly, slot_minutes=snap.slot_minutes
+    )
     if fmt == "pdf":
         body, media = html_to_pdf(html), "application/pdf"
     else:

@@ -179,3 +179,11 @@ def _build_snapshot(view: ReadOnlyWorkspace) -> Snapshot:
         slot_minutes=slot,
         run=run,
     )
+
+
+def report_series(path: Path, doc: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """The time chart's series for a report of ``doc`` written right after an analysis of the
+    workspace at ``path``: bytes per slot and controlling jurisdiction, and the slot width."""
+    slot = slot_minutes(doc["period"]["first_seen"], doc["period"]["last_seen"])
+    with store.open_readonly(path) as view:
+        return store.hourly(view, UNKNOWN_JURISDICTION, slot), slot

@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -65,7 +65,10 @@ def when(value: Any) -> str:
 @lru_cache(maxsize=8)
 def environment(lang: str) -> Environment:
     env = Environment(
-        loader=PackageLoader("derisk.web", "templates"),
+        # the report's templates too: its SVG pictures (_charts.html.j2) are the dashboard's
+        loader=ChoiceLoader(
+            [PackageLoader("derisk.web", "templates"), PackageLoader("derisk.report", "templates")]
+        ),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"],

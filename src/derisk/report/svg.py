@@ -1,0 +1,266 @@
+"""Geometry for the server-rendered SVG charts (no JavaScript, no external tiles).
+
+Functions return plain shapes (numbers and labels); templates draw them, so every label passes
+through Jinja2's autoescape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from derisk.kinds import SEVERITIES
+from derisk.safetext import visible
+
+#: Longest node label a picture prints (the full label is in the node's tooltip).
+LABEL_CHARS: Final = 46
+
+#: Colours by jurisdiction class: compelling third country, EU/EEA, other.
+PALETTE: Final = ("#b42318", "#175cd3", "#027a48", "#b54708", "#6941c6", "#c11574", "#0e7090", "#667085")
+
+
+@dataclass(frozen=True)
+class Node:
+    column: int
+    key: str
+    label: str
+    x: float
+    y: float
+    height: float
+    value: int
+    href: str | None = None
+
+    @property
+    def short(self) -> str:
+        """The label as a picture shows it: printable, one line, at most :data:`LABEL_CHARS` characters."""
+        text = visible(self.label, 1000)
+        return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Band:
+    path: str
+    width: float
+    colour: str
+    title: str
+    value: int = 0
+    differs: bool = False
+
+
+def flow_diagram(
+    rows: list[dict[str, Any]],
+    *,
+    links: dict[str, str],
+    width: float = 900,
+    height: float = 360,
+    max_nodes: int = 12,
+) -> dict[str, Any]:
+    """System → controller → jurisdiction, band widths proportional to bytes sent.
+
+    ``rows`` carry ``system``, ``controller``, ``jurisdiction`` and ``bytes_out`` (the analysis
+    document's ``systems`` list). Small nodes beyond ``max_nodes`` per column are merged as "other".
+    """
+    keyed = [(_keys(r), int(r["bytes_out"] or 0)) for r in rows]
+    return _bands(keyed, links=links, width=width, height=height, max_nodes=max_nodes)
+
+
+def geo_control_diagram(
+    destinations: list[dict[str, Any]], *, width: float = 900, height: float = 300, max_nodes: int = 12
+) -> dict[str, Any]:
+    """Where the servers stand (left, measured geolocation) → where their controllers sit (right).
+
+    A band whose two ends differ is ``differs``: geolocation alone would have named the wrong state.
+    """
+    keyed = [
+        ((str(d.get("geo_country") or "ZZ"), str(d.get("jurisdiction") or "ZZ")), int(d["bytes_out"] or 0))
+        for d in destinations
+    ]
+    return _bands(keyed, links={}, width=width, height=height, max_nodes=max_nodes)
+
+
+def _bands(
+    keyed: Sequence[tuple[Sequence[str], int]],
+    *,
+    links: dict[str, str],
+    width: float,
+    height: float,
+    max_nodes: int,
+) -> dict[str, Any]:
+    """Columns of nodes joined by bands (a Sankey diagram); the last column's key colours the bands."""
+    total = sum(v for _, v in keyed)
+    ncols = len(keyed[0][0]) if keyed else 0
+    if total <= 0 or ncols < 2:
+        return {"nodes": [], "bands": [], "width": width, "height": height, "node_w": 14.0}
+    cols: list[dict[str, int]] = [defaultdict(int) for _ in range(ncols)]
+    for ks, v in keyed:
+        for i, k in enumerate(ks):
+            cols[i][k] += v
+    keep = [set(sorted(c, key=lambda k, c=c: -c[k])[:max_nodes]) for c in cols]  # type: ignore[misc]
+    merged: list[dict[str, int]] = [defaultdict(int) for _ in range(ncols)]
+    pairs: list[dict[tuple[str, str], int]] = [defaultdict(int) for _ in range(ncols - 1)]
+    last_of: dict[tuple[int, str], str] = {}
+    for raw, v in keyed:
+        kept = [k if k in keep[i] else "…" for i, k in enumerate(raw)]
+        for i in range(ncols):
+            merged[i][kept[i]] += v
+            last_of[(i, kept[i])] = kept[-1]
+        for i in range(ncols - 1):
+            pairs[i][(kept[i], kept[i + 1])] += v
+    gap, node_w, pad, min_h = 6.0, 14.0, 24.0, 13.0
+    xs = [pad + i * (width - 2 * pad - node_w) / (ncols - 1) for i in range(ncols)]
+    nodes: dict[tuple[int, str], Node] = {}
+    colours = _colours(merged[-1])
+    most = max(len(c) for c in merged)
+    scale = max(1.0, height - gap * (most - 1) - min_h * most) / total
+    bottom = 0.0
+    for i in range(ncols):
+        items = sorted(merged[i].items(), key=lambda kv: (-kv[1], kv[0]))
+        y = 0.0
+        for key, value in items:
+            h = max(min_h, value * scale)
+            href = links.get(f"{i}:{key}")
+            nodes[(i, key)] = Node(i, key, key, xs[i], y, h, value, href)
+            y += h + gap
+        bottom = max(bottom, y - gap)
+    bands: list[Band] = []
+    for stage in range(ncols - 1):
+        out_off: dict[str, float] = defaultdict(float)
+        in_off: dict[str, float] = defaultdict(float)
+        for (a, b), v in sorted(pairs[stage].items(), key=lambda kv: (-kv[1], kv[0])):
+            na, nb = nodes[(stage, a)], nodes[(stage + 1, b)]
+            w = max(1.0, v * scale)
+            y0 = na.y + out_off[a] + w / 2
+            y1 = nb.y + in_off[b] + w / 2
+            out_off[a] += w
+            in_off[b] += w
+            x0, x1 = na.x + node_w, nb.x
+            mid = (x0 + x1) / 2
+            path = f"M{x0:.1f},{y0:.1f} C{mid:.1f},{y0:.1f} {mid:.1f},{y1:.1f} {x1:.1f},{y1:.1f}"
+            last = last_of.get((stage + 1, b), "ZZ")
+            differs = ncols == 2 and a != b and "ZZ" not in (a, b) and "…" not in (a, b)
+            bands.append(Band(path, w, colours.get(last, PALETTE[-1]), f"{a} → {b}", v, differs))
+    return {
+        "nodes": list(nodes.values()), "bands": bands, "width": width, "height": bottom, "node_w": node_w,
+        "columns": ncols,
+    }  # fmt: skip
+
+
+def _keys(r: dict[str, Any]) -> tuple[str, str, str]:
+    return (str(r.get("system") or "?"), str(r.get("controller") or "?"), str(r.get("jurisdiction") or "ZZ"))
+
+
+def _colours(by_jurisdiction: dict[str, int]) -> dict[str, str]:
+    ordered = sorted(by_jurisdiction, key=lambda k: -by_jurisdiction[k])
+    return {
+        k: PALETTE[i % (len(PALETTE) - 1)] if k not in ("ZZ", "…") else PALETTE[-1]
+        for i, k in enumerate(ordered)
+    }
+
+
+def trend_chart(
+    rows: list[dict[str, Any]],
+    *,
+    slot_minutes: int = 60,
+    width: float = 900,
+    height: float = 220,
+    max_series: int = 6,
+    alerts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Bytes sent per hour (a rate, sampled every ``slot_minutes``), one polyline per controlling
+    jurisdiction (the largest ``max_series``); missing slots count as zero. ``alerts`` (documents with
+    ``first_seen``, ``severity``, ``kind``) become marks on the time axis, one per slot, coloured by the
+    most severe alert that started in it."""
+    if not rows:
+        return {"series": [], "width": width, "height": height, "ticks": [], "marks": []}
+    rate = 60 / slot_minutes
+    first, last = min(r["hour"] for r in rows), max(r["hour"] for r in rows)
+    step_td = dt.timedelta(minutes=slot_minutes)
+    hours = [first + i * step_td for i in range(int((last - first) / step_td) + 1)][:2000]
+    per: dict[str, dict[dt.datetime, int]] = defaultdict(dict)
+    totals: dict[str, int] = defaultdict(int)
+    for r in rows:
+        per[r["jurisdiction"]][r["hour"]] = round(int(r["bytes_out"] or 0) * rate)
+        totals[r["jurisdiction"]] += int(r["bytes_out"] or 0)  # bytes over the whole period
+    top = sorted(totals, key=lambda k: (-totals[k], k))[:max_series]
+    peak = max((v for j in top for v in per[j].values()), default=1) or 1
+    left, bottom, top_pad = 60.0, 24.0, 8.0
+    plot_w, plot_h = width - left - 10, height - bottom - top_pad
+    step = plot_w / max(1, len(hours) - 1)
+    colours = _colours(totals)
+    series = []
+    for j in top:
+        pts = []
+        for i, h in enumerate(hours):
+            v = per[j].get(h, 0)
+            pts.append(f"{left + i * step:.1f},{top_pad + plot_h - plot_h * v / peak:.1f}")
+        series.append({"jurisdiction": j, "points": " ".join(pts), "colour": colours[j], "total": totals[j]})
+    every = max(1, len(hours) // 8)
+    ticks = [
+        {
+            "x": left + i * step,
+            "label": h.strftime("%d %H:%M") if isinstance(h, dt.datetime) else str(h),
+            "end": i == len(hours) - 1 and i > 0,
+        }
+        for i, h in enumerate(hours)
+        if i % every == 0
+    ]
+    marks = _alert_marks(alerts or [], first, step_td, len(hours), left, step)
+    return {
+        "series": series, "ticks": ticks, "width": width, "height": height, "peak": peak,
+        "left": left, "plot_h": plot_h, "top": top_pad, "single": len(hours) == 1, "marks": marks,
+    }  # fmt: skip
+
+
+def _when(value: Any, like: dt.datetime) -> dt.datetime | None:
+    """An alert's time as a datetime comparable with ``like`` (aware or naive UTC, as the chart's)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, dt.datetime):
+        return None
+    if like.tzinfo is None and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    if like.tzinfo is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _alert_marks(
+    alerts: list[dict[str, Any]], first: Any, step_td: dt.timedelta, slots: int, left: float, step: float
+) -> list[dict[str, Any]]:
+    if not isinstance(first, dt.datetime):
+        return []
+    per_slot: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for a in alerts:
+        when = _when(a.get("first_seen"), first)
+        if when is None:
+            continue
+        index = int((when - first) / step_td)
+        if 0 <= index < slots:
+            per_slot[index].append(a)
+    marks = []
+    for index, group in sorted(per_slot.items()):
+        worst = max(group, key=lambda a: _rank(a.get("severity")))
+        kinds = sorted({str(a.get("kind")) for a in group})
+        marks.append(
+            {
+                "x": round(left + index * step, 1),
+                "severity": worst.get("severity") if worst.get("severity") in SEVERITIES else "low",
+                "count": len(group),
+                "kinds": kinds,
+            }
+        )
+    return marks
+
+
+def _rank(severity: Any) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+
+
+def bar_width(part: int | float, whole: int | float, full: float = 160) -> float:
+    return round(full * part / whole, 1) if whole else 0.0

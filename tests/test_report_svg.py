@@ -1,0 +1,62 @@
+"""The SVG pictures' geometry (derisk.report.svg) and their markup (_charts.html.j2) on hostile labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from derisk.report import svg
+from derisk.report.html import environment
+
+T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
+
+
+def _rows(naive: bool) -> list[dict[str, object]]:
+    hours = [T0 + dt.timedelta(hours=i) for i in range(4)]
+    return [
+        {"hour": h.replace(tzinfo=None) if naive else h, "jurisdiction": j, "bytes_out": 1000 * (i + 1)}
+        for i, h in enumerate(hours)
+        for j in ("CN", "US")
+    ]
+
+
+def test_alert_marks_one_per_slot_with_the_worst_severity() -> None:
+    alerts: list[dict[str, Any]] = [
+        {"first_seen": "2026-11-02T09:10:00Z", "severity": "medium", "kind": "beacon"},
+        {"first_seen": "2026-11-02T09:50:00+00:00", "severity": "critical", "kind": "upload"},
+        {"first_seen": "2026-11-02T11:00:00Z", "severity": "low", "kind": "new-destination"},
+        {"first_seen": "2026-11-03T11:00:00Z", "severity": "high", "kind": "beacon"},  # after the chart
+        {"first_seen": "not a time", "severity": "high", "kind": "beacon"},
+        {"first_seen": None, "severity": "high", "kind": "beacon"},
+    ]
+    for naive in (False, True):
+        chart = svg.trend_chart(_rows(naive), alerts=alerts)
+        marks = chart["marks"]
+        assert [(m["severity"], m["count"], m["kinds"]) for m in marks] == [
+            ("critical", 2, ["beacon", "upload"]),
+            ("low", 1, ["new-destination"]),
+        ]
+        assert marks[0]["x"] < marks[1]["x"]
+
+
+def test_geo_control_bands_mark_where_standing_and_control_differ() -> None:
+    dests: list[dict[str, Any]] = [
+        {"geo_country": "DE", "jurisdiction": "CN", "bytes_out": 500},
+        {"geo_country": "DE", "jurisdiction": "DE", "bytes_out": 300},
+        {"geo_country": None, "jurisdiction": "US", "bytes_out": 100},
+    ]
+    picture = svg.geo_control_diagram(dests)
+    differs = {b.title: b.differs for b in picture["bands"]}
+    assert differs == {"DE → CN": True, "DE → DE": False, "ZZ → US": False}
+    assert svg.geo_control_diagram([])["nodes"] == []
+
+
+def test_hostile_names_are_escaped_and_shortened_in_the_pictures() -> None:
+    hostile = '<script>alert(1)</script>"\u202e' + "x" * 300
+    node = svg.Node(0, hostile, hostile, 0, 0, 10, 1)
+    assert len(node.short) == svg.LABEL_CHARS and "\u202e" not in node.short
+    systems = [{"system": hostile, "controller": hostile, "jurisdiction": "CN", "bytes_out": 10}]
+    macro = environment("en").get_template("_charts.html.j2").module.flow_diagram  # type: ignore[attr-defined]
+    html = str(macro(svg.flow_diagram(systems, links={}), "label"))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "\u202e" not in html
