@@ -23,7 +23,7 @@ from derisk.store.alert_flows import alert_flows
 from derisk.store.alerts import load_alerts
 from derisk.store.workspace import Workspace
 from schema_check import assert_valid
-from test_deliver_support import FAST, HOSTILE, alert, dead_letters, settled, wait_for
+from test_deliver_support import FAST, HOSTILE, alert, certificate, dead_letters, settled, wait_for
 from web_helpers import build_workspace
 
 
@@ -219,8 +219,12 @@ def test_every_problem_is_reported_at_once_and_good_options_parse(tmp_path: Path
     with pytest.raises(UsageError) as err:
         from_options(ecs_file="/nonexistent-d3/a", syslog="smtp://x", webhook="https://x/h")
     assert "(3 problems)" in str(err.value)
-    ca = tmp_path / "ca.pem"
-    ca.write_text("not read until a connection is made")
+    bogus = tmp_path / "bogus.pem"
+    bogus.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    with pytest.raises(UsageError) as err:
+        from_options(syslog=f"tls://siem.example?ca={bogus}")
+    assert "holds no usable PEM certificate" in str(err.value) and "\n" not in str(err.value)
+    ca, _ = certificate(tmp_path)
     cfg = from_options(
         ecs_file=tmp_path / "a.ndjson",
         syslog=f"tls://siem.example:6514?ca={ca}&facility=security&sd-id=derisk@99999",

@@ -18,7 +18,7 @@ import pytest
 from derisk.deliver import Deliverer, DeliveryConfig, SyslogTarget
 from derisk.deliver.syslog import BOM, format_message, frame
 from derisk.safetext import visible
-from test_deliver_support import FAST, HOSTILE, alert, dead_letters, settled, wait_for
+from test_deliver_support import FAST, HOSTILE, alert, certificate, dead_letters, settled, wait_for
 
 HEADER = re.compile(rb"^<(\d{1,3})>1 (\S{1,64}) ([!-~]{1,255}) ([!-~]{1,48}) ([!-~]{1,128}) ([!-~]{1,32}) ")
 
@@ -217,43 +217,8 @@ def test_tcp_frames_reach_a_real_listener_and_a_closed_connection_is_reopened(tm
     assert d.status()["syslog"]["delivered"] == 3
 
 
-def _certificate(tmp_path: Path) -> tuple[Path, Path]:
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "derisk test syslog")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
-
-
 def test_tls_delivers_to_a_server_whose_certificate_chains_to_the_ca_file(tmp_path: Path) -> None:
-    cert_file, key_file = _certificate(tmp_path)
+    cert_file, key_file = certificate(tmp_path)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert_file, key_file)
     server = StreamListener(ctx)
@@ -269,9 +234,9 @@ def test_tls_delivers_to_a_server_whose_certificate_chains_to_the_ca_file(tmp_pa
 
 
 def test_tls_refuses_a_server_the_ca_file_does_not_vouch_for(tmp_path: Path) -> None:
-    cert_file, key_file = _certificate(tmp_path)
+    cert_file, key_file = certificate(tmp_path)
     (tmp_path / "other").mkdir()
-    other, _ = _certificate(tmp_path / "other")
+    other, _ = certificate(tmp_path / "other")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert_file, key_file)
     server = StreamListener(ctx)

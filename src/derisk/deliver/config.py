@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -140,6 +141,10 @@ def parse_syslog(url: str, problems: list[Problem]) -> SyslogTarget | None:
         ca = Path(query["ca"][-1])
         if not ca.is_file():
             problems.append(Problem(where, f"CA file {str(ca)[:200]!r} does not exist"))
+        else:
+            problem = check_ca_file(ca)
+            if problem:
+                problems.append(Problem(where, problem))
     facility = FACILITIES["local0"]
     if "facility" in query:
         name = query["facility"][-1]
@@ -164,6 +169,15 @@ def parse_syslog(url: str, problems: list[Problem]) -> SyslogTarget | None:
         sd_id=sd_id,
         max_bytes=2048 if parts.scheme == "udp" else 8192,
     )
+
+
+def check_ca_file(ca: Path) -> str | None:
+    """Why ``ca`` cannot serve as the CA bundle of a TLS connection, or None when it can."""
+    try:
+        ssl.create_default_context(cafile=str(ca))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        return f"CA file {str(ca)[:200]!r} holds no usable PEM certificate ({str(exc)[:120]})"
+    return None
 
 
 def read_secret(env_name: str) -> bytes:

@@ -28,8 +28,9 @@ from datetime import UTC, datetime
 from typing import Final
 
 from derisk.deliver.base import DeliveryFailed, Item, describe
-from derisk.deliver.config import SyslogTarget
+from derisk.deliver.config import SyslogTarget, check_ca_file
 from derisk.detect.alert import Alert
+from derisk.errors import UsageError
 from derisk.safetext import visible
 
 #: alert severity -> RFC 5424 severity (2 critical, 3 error, 4 warning, 5 notice).
@@ -132,6 +133,8 @@ class SyslogSink:
         self._lock = threading.Lock()
         self._context: ssl.SSLContext | None = None
         if target.transport == "tls":
+            if target.ca_file is not None and (problem := check_ca_file(target.ca_file)):
+                raise UsageError(problem, source="--syslog")
             ctx = ssl.create_default_context(cafile=str(target.ca_file) if target.ca_file else None)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             self._context = ctx
