@@ -10,6 +10,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -226,9 +227,13 @@ def test_tls_delivers_to_a_server_whose_certificate_chains_to_the_ca_file(tmp_pa
     try:
         d.submit([alert(1, destination=HOSTILE[0])])
         wait_for(lambda: len(server.messages) == 1)
+        time.sleep(0.2)  # the server's TLS 1.3 session tickets are waiting on the connection now
+        d.submit([alert(2), alert(3)])
+        wait_for(lambda: len(server.messages) == 3)
     finally:
         d.close(2)
         server.close()
+    assert server.connections == 1  # one connection for all: the tickets are not taken for a close
     _header, sd, _ = parse_5424(server.messages[0])
     assert sd["derisk@32473"]["destination"] == visible(HOSTILE[0], 256)
 

@@ -157,14 +157,26 @@ class SyslogSink:
             raise
 
     def _stale(self, sock: socket.socket) -> bool:
-        """A syslog receiver never writes: anything readable on a stream means it closed or reset."""
+        """Whether the receiver has closed or reset the connection. A syslog receiver sends no data,
+        so a readable socket means end of stream, a reset, or TLS records such as the session
+        tickets a TLS 1.3 server sends after the handshake (read and dropped here)."""
         if self.target.transport == "udp":
             return False
         try:
             readable, _, _ = select.select([sock], [], [], 0)
+            if not readable:
+                return False
+            sock.setblocking(False)
+            try:
+                if isinstance(sock, ssl.SSLSocket):
+                    return sock.recv(4096) == b""
+                return sock.recv(1, socket.MSG_PEEK) == b""
+            finally:
+                sock.settimeout(self.timeout)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False  # only TLS housekeeping was waiting
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
     def send(self, item: Item) -> None:
         message = format_message(item.alert, self.target)
