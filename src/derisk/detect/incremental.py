@@ -117,6 +117,28 @@ def _strings(arr: pa.ChunkedArray, rows: I64) -> list[str]:
     return [str(v) for v in pc.unique(taken).drop_null().to_pylist()]
 
 
+class Interner:
+    """A dense integer per distinct string (-1 for null), kept across batches."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def code(self, value: str) -> int:
+        if value not in self.index:
+            self.index[value] = len(self.names)
+            self.names.append(value)
+        return self.index[value]
+
+    def codes(self, arr: pa.ChunkedArray) -> I64:
+        codes, uniq = key_codes(arr)
+        mapped = np.array([self.code(u) for u in uniq] + [-1], dtype=np.int64)
+        return np.asarray(mapped[codes], dtype=np.int64)  # -1 picks the trailing -1
+
+    def known(self, values: set[str]) -> I64:
+        return np.array([self.index[v] for v in values if v in self.index], dtype=np.int64)
+
+
 class DetectionState:
     """The current alerts of a workspace and the aggregates that keep them current."""
 
@@ -128,6 +150,11 @@ class DetectionState:
         self.b_start: F64 = np.zeros(0)
         self.b_seq: I64 = np.zeros(0, dtype=np.int64)
         self.b_ok: dict[str, B] = {k: np.zeros(0, dtype=bool) for k in ("beacon", "long", "upload")}
+        # per buffer row: codes of its internal host, sender (system or host) and host x address pair
+        self.keys = {k: Interner() for k in ("host", "who", "pair", "hname", "dest")}
+        self.b_out: I64 = np.zeros(0, dtype=np.int64)
+        self.b_in: I64 = np.zeros(0, dtype=np.int64)
+        self.b_key: dict[str, I64] = {k: np.zeros(0, dtype=np.int64) for k in self.keys}
         self.fold_until: float | None = None
         self.up_closed: dict[str, float] = {}  # who \x1f dest \x1f slot -> bytes out
         self.up_base: dict[str, float] = {}  # who -> most sent to one destination in one closed slot
@@ -246,7 +273,7 @@ class DetectionState:
         crossing = np.flatnonzero((self.b_start >= cut_old) & (self.b_start < cut))
         # beacons: hosts with new flows in the window, or flows leaving it
         b_rows = np.r_[new_rows[self.b_ok["beacon"][new_rows] & (self.b_start[new_rows] >= cut)], crossing]
-        self._beacons(_strings(self.buf.column("src_ip"), b_rows), config, laws)
+        self._beacons(b_rows, cut, config, laws)
         self._uploads(t, times.start, ok["upload"], new_rows, crossing, cut_old, cut, window, config, laws)
         pairs = self._pairs(new_rows[self.b_ok["long"][new_rows]])
         pairs |= self._evict(config, laws)
@@ -314,14 +341,31 @@ class DetectionState:
         self.buf = pa.concat_tables([self.buf, rows]) if self.buf.num_rows else rows
         self.b_start = np.r_[self.b_start, start]
         self.b_seq = np.r_[self.b_seq, seq]
+        src = pc.cast(plain_col(rows, "src_ip"), pa.string())
+        arrays = {
+            "host": src,
+            "who": prefixed(rows, "system", "src_ip", ("s:", "i:")),
+            "pair": pc.binary_join_element_wise(src, pc.cast(plain_col(rows, "dst_ip"), pa.string()), "\x1f"),
+            "dest": prefixed(rows, "dst_domain", "dst_ip", ("d:", "a:")),
+            "hname": pc.binary_join_element_wise(
+                src, pc.cast(plain_col(rows, "server_name"), pa.string()), "\x1f"
+            ),
+        }
+        for k, arr in arrays.items():
+            self.b_key[k] = np.r_[self.b_key[k], self.keys[k].codes(arr)]
+        self.b_out = np.r_[self.b_out, ints(rows, "bytes_out")]
+        self.b_in = np.r_[self.b_in, ints(rows, "bytes_in")]
         for k in self.b_ok:
             self.b_ok[k] = np.r_[self.b_ok[k], ok[k]]
-        if self.buf.column(0).num_chunks > 64:
+        if self.buf.column(0).num_chunks > 8:
             self.buf = self.buf.unify_dictionaries().combine_chunks()
 
     def _keep_rows(self, keep: B) -> None:
         self.buf = self.buf.filter(pa.array(keep))
         self.b_start, self.b_seq = self.b_start[keep], self.b_seq[keep]
+        for k in self.b_key:
+            self.b_key[k] = self.b_key[k][keep]
+        self.b_out, self.b_in = self.b_out[keep], self.b_in[keep]
         for k in self.b_ok:
             self.b_ok[k] = self.b_ok[k][keep]
 
@@ -329,19 +373,34 @@ class DetectionState:
         return self.buf.take(pa.array(rows, pa.int64()))
 
     # -- beacons -------------------------------------------------------------------------------
-    def _beacons(self, hosts: list[str], config: DetectionConfig, laws: LawsFor) -> None:
-        if not hosts:
+    def _beacons(self, seeds: I64, cut: float, config: DetectionConfig, laws: LawsFor) -> None:
+        """Score again the host x server name and host x address pairs of the ``seeds`` rows, with
+        every pair that shares window rows with them (a name pair claims its rows from the address
+        pairs), so each pair scored sees all of its rows."""
+        if len(seeds) == 0:
             return
-        cut = self.frame[1] - config.get("beacon", "window_hours") * 3600.0 if self.frame else 0.0
-        rows = np.flatnonzero(
-            _is_in(self.buf.column("src_ip"), hosts) & self.b_ok["beacon"] & (self.b_start >= cut)
-        )
-        found: dict[str, list[Alert]] = {h: [] for h in hosts}
+        ips, names = self.b_key["pair"], self.b_key["hname"]
+        eligible = self.b_ok["beacon"] & (self.b_start >= cut)
+        want_ip, want_name = np.unique(ips[seeds]), np.unique(names[seeds])
+        while True:  # closure over shared rows; a few rounds at most
+            mask = eligible & (np.isin(ips, want_ip) | np.isin(names, want_name[want_name >= 0]))
+            more_ip, more_name = (
+                np.unique(np.r_[want_ip, ips[mask]]),
+                np.unique(np.r_[want_name, names[mask]]),
+            )
+            if len(more_ip) == len(want_ip) and len(more_name) == len(want_name):
+                break
+            want_ip, want_name = more_ip, more_name
+        keys = [f"a\x1f{self.keys['pair'].names[c]}" for c in want_ip.tolist() if c >= 0]
+        keys += [f"n\x1f{self.keys['hname'].names[c]}" for c in want_name.tolist() if c >= 0]
+        found: dict[str, list[Alert]] = {k: [] for k in keys}
+        rows = np.flatnonzero(mask)
         if len(rows):
             for a in detect_beacons(self._sub(rows), config, laws, frame=self.frame):
-                found.setdefault(a.src_ip or "", []).append(a)
-        for h, alerts in found.items():
-            self.beacon.set_alerts(h, alerts)
+                tag = "n" if a.evidence.get("key") == "server_name" else "a"
+                found.setdefault(f"{tag}\x1f{a.src_ip}\x1f{a.destination}", []).append(a)
+        for k, alerts in found.items():
+            self.beacon.set_alerts(k, alerts)
 
     # -- uploads -------------------------------------------------------------------------------
     def _uploads(
@@ -368,8 +427,7 @@ class DetectionState:
             self.up_t0 = first if self.up_t0 is None else min(self.up_t0, first)
         if (self.up_t0 is not None and self.up_t0 < cut) != defined_before:
             # the baseline period began: every sender in the window reads differently
-            buf_who = prefixed(self.buf, "system", "src_ip", ("s:", "i:"))
-            touched |= set(_strings(buf_who, np.flatnonzero(self.b_ok["upload"] & (self.b_start >= cut))))
+            touched |= self._names("who", np.flatnonzero(self.b_ok["upload"] & (self.b_start >= cut)))
         # late flows, before slots already closed, go to the closed sums at once
         fold_new = math.floor(cut / window) * window
         if self.fold_until is not None:
@@ -388,33 +446,48 @@ class DetectionState:
                 window,
             )
             self.fold_until = fold_new
-        buf_who = prefixed(self.buf, "system", "src_ip", ("s:", "i:"))
         up_new = new_rows[self.b_ok["upload"][new_rows]]
-        touched |= set(_strings(buf_who, np.r_[up_new, crossing[self.b_ok["upload"][crossing]]]))
+        touched |= self._names("who", np.r_[up_new, crossing[self.b_ok["upload"][crossing]]])
         if not touched:
             return
-        rows = np.flatnonzero(
-            _is_in(buf_who, sorted(touched)) & self.b_ok["upload"] & (self.b_start >= fold_new)
-        )
-        sub = self._sub(rows)
-        s = self.b_start[rows]
-        wk, wnames = key_codes(prefixed(sub, "system", "src_ip", ("s:", "i:")))
-        dk, _ = key_codes(prefixed(sub, "dst_domain", "dst_ip", ("d:", "a:")))
-        baseline = np.array([self.up_base.get(w, 0.0) for w in wnames] or [0.0])
-        part = np.flatnonzero((s < cut) & (wk >= 0) & (dk >= 0))
-        if len(part):  # the slot the cut falls in, up to the cut: per (who, destination)
-            out_b = ints(sub, "bytes_out").astype(np.float64)[part]
-            o = np.lexsort((dk[part], wk[part]))
-            pw, pd = wk[part][o], dk[part][o]
-            seg = segments(pw * (int(dk.max()) + 1) + pd)
-            sums = seg.sum(out_b[o])
-            np.maximum.at(baseline, pw[seg.starts], sums)
+        rows = np.flatnonzero(self._in("who", touched) & self.b_ok["upload"] & (self.b_start >= fold_new))
         found: dict[str, list[Alert]] = {w: [] for w in touched}
-        alerts = upload_alerts(
-            sub, config, laws, s, s >= cut, wk, dk, baseline, self.up_t0 is not None and self.up_t0 < cut
-        )
-        for a in alerts:
-            found.setdefault(f"s:{a.system}" if a.system else f"i:{a.src_ip}", []).append(a)
+        wk, dk, s = self.b_key["who"][rows], self.b_key["dest"][rows], self.b_start[rows]
+        keyed = (wk >= 0) & (dk >= 0)
+        rows, wk, dk, s = rows[keyed], wk[keyed], dk[keyed], s[keyed]
+        names = self.keys["who"].names
+        baseline = np.zeros(len(names) + 1)
+        for w in np.unique(wk).tolist():  # touched senders
+            baseline[w] = self.up_base.get(names[w], 0.0)
+        out_b, in_b = self.b_out[rows].astype(np.float64), self.b_in[rows].astype(np.float64)
+        pair = wk * (int(dk.max()) + 1 if len(dk) else 1) + dk
+        part = s < cut
+        if part.any():  # the slot the cut falls in, up to the cut: per (who, destination)
+            sums = np.bincount(np.unique(pair[part], return_inverse=True)[1], weights=out_b[part])
+            owner = np.zeros(len(sums), dtype=np.int64)
+            owner[np.unique(pair[part], return_inverse=True)[1]] = wk[part]
+            np.maximum.at(baseline, owner, sums)
+        # senders that can alert at all: a (sender, destination) or a sender's total passes the test
+        win = ~part
+        min_bytes = config.get("upload", "min_bytes_out")
+        ratio, factor = config.get("upload", "min_ratio"), config.get("upload", "baseline_factor")
+        cand: set[int] = set()
+        for keys in (pair, wk):
+            u, inv = np.unique(keys[win], return_inverse=True)
+            o_sum = np.bincount(inv, weights=out_b[win])
+            i_sum = np.bincount(inv, weights=in_b[win])
+            who_of = np.zeros(len(u), dtype=np.int64)
+            who_of[inv] = wk[win]
+            ok = (o_sum >= min_bytes) & (o_sum >= ratio * i_sum) & (o_sum >= factor * baseline[who_of])
+            cand |= set(who_of[ok].tolist())
+        if cand:
+            pick = np.isin(wk, np.array(sorted(cand), dtype=np.int64))
+            sub = self._sub(rows[pick])
+            defined = self.up_t0 is not None and self.up_t0 < cut
+            for a in upload_alerts(
+                sub, config, laws, s[pick], ~part[pick], wk[pick], dk[pick], baseline, defined
+            ):
+                found.setdefault(f"s:{a.system}" if a.system else f"i:{a.src_ip}", []).append(a)
         for w, got in found.items():
             self.upload.set_alerts(w, got)
 
@@ -437,24 +510,19 @@ class DetectionState:
         return touched
 
     # -- long connections ----------------------------------------------------------------------
+    def _names(self, key: str, rows: I64) -> set[str]:
+        """The distinct keys (``host``, ``who`` or ``pair``) of these buffer rows."""
+        names = self.keys[key].names
+        return {names[c] for c in np.unique(self.b_key[key][rows]).tolist() if c >= 0}
+
+    def _in(self, key: str, values: set[str]) -> B:
+        return np.isin(self.b_key[key], self.keys[key].known(values))
+
     def _pairs(self, rows: I64) -> set[str]:
-        if len(rows) == 0:
-            return set()
-        sub = self._sub(rows)
-        keys = pc.binary_join_element_wise(
-            pc.cast(plain_col(sub, "src_ip"), pa.string()),
-            pc.cast(plain_col(sub, "dst_ip"), pa.string()),
-            "\x1f",
-        )
-        return {str(v) for v in pc.unique(keys).drop_null().to_pylist()}
+        return self._names("pair", rows)
 
     def _pair_mask(self, pairs: set[str]) -> B:
-        keys = pc.binary_join_element_wise(
-            pc.cast(plain_col(self.buf, "src_ip"), pa.string()),
-            pc.cast(plain_col(self.buf, "dst_ip"), pa.string()),
-            "\x1f",
-        )
-        return _is_in(keys, sorted(pairs)) & self.b_ok["long"]
+        return self._in("pair", pairs) & self.b_ok["long"]
 
     def _long(self, pairs: set[str], config: DetectionConfig, laws: LawsFor) -> None:
         if not pairs:

@@ -62,6 +62,8 @@ def grouped(codes: I64, start: F64, seq: I64, rows: I64) -> tuple[I64, Any]:
 
 def merge_first(old: list[Entry], new: list[Entry], cap: int = MAX_FLOW_IDS) -> list[Entry]:
     """The ``cap`` earliest entries of both lists (each already in order)."""
+    if not new or (len(old) >= cap and (new[0][0], new[0][1]) > (old[-1][0], old[-1][1])):
+        return old  # the usual case in a stream: nothing earlier than what is kept
     return list(heapq.merge(old, new, key=lambda e: (e[0], e[1])))[:cap]
 
 
@@ -347,19 +349,20 @@ class NewDestinations(Keyed):
             ]
             ids_rows = np.concatenate(firsts)
             fids = _texts(t, "flow_id", ids_rows)
-            infos = rows_info(t, order[seg.starts])
             src = _texts(t, "src_ip", order)
             pos = 0
+            earlier: list[tuple[str, int]] = []  # keys whose first flow is in this batch
             for j, c in enumerate(seg.codes.tolist()):  # loop over touched keys
                 k = names[c]
                 a, n = int(seg.starts[j]), int(seg.lengths[j])
                 r = order[a : a + n]
                 agg = self.aggs.setdefault(
-                    k, {"first": None, "first_seq": 0, "last": -np.inf, "bytes": 0, "flows": 0, "ids": [], "info": None, "hosts": []}
+                    k, {"first": None, "first_seq": 0, "last": -np.inf, "bytes": 0, "flows": 0, "ids": [], "info": None, "hosts": {}}
                 )  # fmt: skip
                 f0, q0 = float(start[r[0]]), int(seq[r[0]])
                 if agg["first"] is None or (f0, q0) < (agg["first"], agg["first_seq"]):
-                    agg["first"], agg["first_seq"], agg["info"] = f0, q0, infos[j]
+                    agg["first"], agg["first_seq"] = f0, q0
+                    earlier.append((k, int(r[0])))
                 agg["last"] = max(agg["last"], float(start[r].max()))
                 agg["bytes"] += int(total[j])
                 agg["flows"] += n
@@ -367,14 +370,15 @@ class NewDestinations(Keyed):
                 new = [[float(start[x]), int(seq[x]), fids[pos + i]] for i, x in enumerate(r[:m].tolist())]
                 pos += m
                 agg["ids"] = merge_first(agg["ids"], new)
-                hosts = set(agg["hosts"])
-                hosts.update(NULL if s is None else str(s) for s in src[a : a + n])
-                agg["hosts"] = sorted(hosts)
+                agg["hosts"].update(dict.fromkeys(NULL if s is None else str(s) for s in src[a : a + n]))
                 _, owner, _ = k.split("\x1f", 2)
                 ok_key = owner if scope == "destination" else k
                 self.by_owner.setdefault(ok_key, set()).add(k)
                 touched.add(ok_key)
                 self.dirty.add(k)
+            infos = rows_info(t, np.array([e[1] for e in earlier], dtype=np.int64))
+            for (k, _), info in zip(earlier, infos, strict=True):
+                self.aggs[k]["info"] = info
         return touched
 
     def owners(self) -> set[str]:
