@@ -108,6 +108,7 @@ class Watcher:
         self._state: Any = None
         self._index: Any = None
         self._retained_at = 0.0
+        self._started = 0.0
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> Totals:
@@ -181,6 +182,7 @@ class Watcher:
     # -- one batch ----------------------------------------------------------------------------
     def _batch(self) -> int:
         ws = self._open()
+        self._started = time.monotonic()
         changed: list[Any] = []
         with ws.transaction() as con:
             ctx = Context(con, self.options.batch_bytes, self.options.window)
@@ -274,6 +276,7 @@ class Watcher:
                 "alerts": t.alerts,
                 "lag_seconds": lag,
                 "sources": ",".join(sorted({c.input_id for c in chunks if c.rows})),
+                "seconds": time.monotonic() - self._started,
             },
         )
 

@@ -11,7 +11,8 @@ after SIGTERM or ``kill -9`` resumes exactly where the last committed batch ende
 * ``watch_zeek_ssl`` / ``_http`` / ``_dns``: records of Zeek's companion logs, kept for a window so
   that a conn.log record read in a later batch is still joined with them (server name, JA4, agent).
 * ``watch_eve_events``: Suricata application events (tls, http, quic, dns) kept the same way.
-* ``watch_batches``: one row per committed batch (flows, bytes, lag), for the status and the tests.
+* ``watch_batches``: one row per committed batch (flows, bytes, lag, seconds it took before its commit),
+  for the status, the tests and the benchmark.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ _DDL: Final = (
     "CREATE TABLE IF NOT EXISTS watch_eve_events (seq BIGINT, horizon TIMESTAMPTZ, line VARCHAR)",
     """CREATE TABLE IF NOT EXISTS watch_batches (
         batch BIGINT PRIMARY KEY, committed_at TIMESTAMPTZ, flows BIGINT, bytes_out BIGINT,
-        bytes_in BIGINT, alerts BIGINT, lag_seconds DOUBLE, sources VARCHAR)""",
+        bytes_in BIGINT, alerts BIGINT, lag_seconds DOUBLE, sources VARCHAR, seconds DOUBLE)""",
 )
 
 
@@ -283,7 +284,7 @@ def record_batch(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> int:
     """Log a committed batch; returns its number (1 for the first batch of the workspace)."""
     number = int(con.execute("SELECT coalesce(max(batch), 0) + 1 FROM watch_batches").fetchall()[0][0])
     con.execute(
-        "INSERT INTO watch_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO watch_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             number,
             dt.datetime.now(dt.UTC),
@@ -293,6 +294,7 @@ def record_batch(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> int:
             row.get("alerts", 0),
             row.get("lag_seconds"),
             row.get("sources", ""),
+            row.get("seconds"),
         ],
     )
     return number

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Benchmark: ``derisk watch`` replaying Zeek logs as fast as it can, against one ``derisk analyze``.
+
+It writes a conn.log of ``--lines`` records with the project's generator (not timed), installs the
+IP data fixture, then runs in child processes, alternating, ``--repeat`` times:
+
+* ``derisk analyze DIR`` into a new workspace (the baseline);
+* ``derisk watch --zeek-dir DIR --exit-when-idle 1 --hold-workspace`` into a new workspace, in
+  batches of ``--batch-size`` bytes of log.
+
+Each child reports its wall time and peak RSS (VmHWM). The watch's idle wait before it exits
+(``--exit-when-idle`` plus one batch interval) is taken off its time. The ratio is the baseline's
+time over the watch's: throughput of watch relative to analyze (issue 15 asks for at least 0.8).
+The batches' own durations (``watch_batches.seconds``) show whether a batch costs more as the
+history grows: the median seconds per 1,000 flows of the first and of the last quarter of batches.
+Results are printed and written to ``docs/benchmarks.md`` under ``## Watch replay`` (only that
+section is replaced). Run from the repository root:
+
+    .venv/bin/python scripts/bench_watch.py [--lines 1000000] [--batch-size 16M] [--repeat 3] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Watch replay"
+IDLE_S = 1.0
+BATCH_S = 0.2
+
+_CHILD = """
+import json, sys, time
+from derisk.cli import main
+start = time.perf_counter()
+code = main(sys.argv[1:])
+wall = time.perf_counter() - start
+peak = 0
+with open("/proc/self/status") as fh:
+    for line in fh:
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1])
+print(json.dumps({"code": code, "wall": wall, "peak_kib": peak}))
+"""
+
+
+def _child(args: list[str], env: dict[str, str]) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"child failed: {' '.join(args)}\n{done.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["code"] != 0:
+        raise SystemExit(f"derisk exited {result['code']}: {' '.join(args)}\n{done.stderr[-2000:]}")
+    return result
+
+
+def _batches(workspace: Path) -> list[tuple[int, float]]:
+    import duckdb
+
+    con = duckdb.connect(str(workspace / "derisk.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT flows, seconds FROM watch_batches ORDER BY batch").fetchall()
+    finally:
+        con.close()
+    return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def _per_k(rows: list[tuple[int, float]]) -> float:
+    return statistics.median(seconds / flows * 1000 for flows, seconds in rows if flows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", default="16M")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true")
+    opts = parser.parse_args()
+
+    from derisk.enrich.update import update
+    from derisk.gen.zeek_bench import write_bench_conn_log
+
+    with tempfile.TemporaryDirectory(prefix="derisk-bench-watch-") as tmp:
+        base = Path(tmp)
+        data = base / "data"
+        update(data, source=ROOT / "tests" / "fixtures" / "ip-location-db")
+        logs = base / "zeek"
+        logs.mkdir()
+        write_bench_conn_log(logs / "conn.log", opts.lines)
+        size = (logs / "conn.log").stat().st_size
+        env = {**os.environ, "DERISK_DATA_DIR": str(data)}
+        analyze, watch, per_batch = [], [], []
+        for n in range(opts.repeat):
+            ws_a, ws_w = base / f"a{n}", base / f"w{n}"
+            analyze.append(_child(["analyze", str(logs), "--workspace", str(ws_a), "-q"], env))
+            result = _child(
+                ["watch", "--zeek-dir", str(logs), "--workspace", str(ws_w), "--batch-size", opts.batch_size,
+                 "--batch-seconds", str(BATCH_S), "--exit-when-idle", str(IDLE_S), "--hold-workspace", "-q"],
+                env,
+            )  # fmt: skip
+            result["wall"] -= IDLE_S + BATCH_S
+            watch.append(result)
+            per_batch.append(_batches(ws_w))
+            print(
+                f"run {n + 1}: analyze {analyze[-1]['wall']:.1f} s, watch {watch[-1]['wall']:.1f} s",
+                flush=True,
+            )
+    a_wall = statistics.median(r["wall"] for r in analyze)
+    w_wall = statistics.median(r["wall"] for r in watch)
+    rows = per_batch[-1]
+    quarter = max(1, len(rows) // 4)
+    first, last = _per_k(rows[:quarter]), _per_k(rows[-quarter:])
+    text = "\n".join(
+        [
+            SECTION,
+            "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d} on {platform.machine()}, {os.cpu_count()} cores shared with"
+            " other work (expect noise), Python " + platform.python_version() + ".",
+            f"One TSV conn.log of {opts.lines:,} lines ({size / 1e6:,.0f} MB) from `derisk.gen.zeek_bench`;"
+            f" median of {opts.repeat} alternating runs; `derisk watch` in batches of {opts.batch_size}"
+            " with `--hold-workspace`, its idle wait before exiting taken off.",
+            "",
+            "| run | wall s | lines/s | peak RSS MiB |",
+            "|---|---:|---:|---:|",
+            f"| `derisk analyze` (baseline) | {a_wall:,.1f} | {opts.lines / a_wall:,.0f} |"
+            f" {max(r['peak_kib'] for r in analyze) / 1024:,.0f} |",
+            f"| `derisk watch` replay | {w_wall:,.1f} | {opts.lines / w_wall:,.0f} |"
+            f" {max(r['peak_kib'] for r in watch) / 1024:,.0f} |",
+            "",
+            f"Throughput of watch relative to analyze: **{a_wall / w_wall:.2f}×** (issue 15's target: ≥ 0.8×).",
+            f"Batches: {len(rows)}; median seconds per 1,000 flows in the first quarter of batches"
+            f" {first:.3f}, in the last quarter {last:.3f} (history grows from 0 to {opts.lines:,} flows"
+            " between them: equal values mean a batch's cost does not depend on the history).",
+            "",
+            "Command: `.venv/bin/python scripts/bench_watch.py "
+            + f"--lines {opts.lines} --batch-size {opts.batch_size} --repeat {opts.repeat}`",
+            "",
+        ]
+    )
+    print(text)
+    if not opts.no_write:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from mdsection import replace_section
+
+        replace_section(DOCS, text)
+
+
+if __name__ == "__main__":
+    main()
