@@ -280,3 +280,30 @@ def test_a_receiver_that_is_down_is_retried_then_dead_lettered_and_others_go_on(
     finally:
         d.close(2)
         server.close()
+
+
+def test_a_receiver_that_stops_reading_does_not_hold_close(tmp_path: Path) -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True).start()
+    cfg = config(tmp_path, "tcp", server.getsockname()[1], max_bytes=8192)
+    d = Deliverer(DeliveryConfig(**{**cfg.__dict__, "timeout": 30.0}), tmp_path / "state")
+    alerts = [alert(n, destination=HOSTILE[1] + str(n)) for n in range(600)]  # ~5 MB of messages
+    try:
+        d.submit(alerts)
+        wait_for(lambda: d.status()["syslog"]["delivered"] > 0)  # written until the buffers are full
+        started = time.monotonic()
+        d.close(1.0)
+        took = time.monotonic() - started
+    finally:
+        for conn in held:
+            conn.close()
+        server.close()
+    assert took < 5, f"close(1.0) took {took:.1f} s with a 30 s send timeout"
+    status = d.status()["syslog"]
+    assert status["delivered"] + status["dead_lettered"] == len(alerts) and status["dead_lettered"] > 0
+    letters = dead_letters(tmp_path / "dead", "syslog")
+    assert len(letters) == status["dead_lettered"]
+    assert {x["alert"]["alert_id"] for x in letters} <= {a.alert_id for a in alerts}
+    assert any(x["reason"].startswith("close timed out") for x in letters)
