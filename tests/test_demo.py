@@ -120,3 +120,11 @@ def test_demo_report_has_its_pictures(demo: Path) -> None:
         "alerts marked on the time axis"
     )
     assert re.search(r'stroke-dasharray="6 3"><title>DE → CN: [^<]+\(stands in one country', html)
+
+
+def test_the_showcase_carries_no_hostile_test_strings(demo: Path) -> None:
+    """The hostile strings that exercise escaping belong to the tests' scenario, not to the showcase."""
+    for name in ("analysis.json", "report.html"):
+        text = (demo / name).read_text(encoding="utf-8")
+        assert "&lt;script" not in text and "<script>alert" not in text, name
+        assert "alert(" not in text and "\\u001b" not in text and "x1b[2J" not in text, name

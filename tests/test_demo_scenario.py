@@ -40,7 +40,7 @@ def book(ipdata_dir: Path) -> SampledAddressBook:
 def demo(
     book: SampledAddressBook, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Scenario, Ledger, pa.Table]:
-    scenario = build_scenario(book, start=START)
+    scenario = build_scenario(book, start=START, hostile=True)
     path = tmp_path_factory.mktemp("demo") / "demo.pcap"
     ledger = scenario.write(path)
     table = pa.Table.from_batches(list(read_pcap(path)), schema=INGEST_SCHEMA)

@@ -38,7 +38,7 @@ def analysed(tmp_path_factory: pytest.TempPathFactory, ipdata_dir: Path) -> Path
     """The demo scenario's capture through the real `derisk analyze`: a workspace with alerts."""
     root = tmp_path_factory.mktemp("siem")
     book = SampledAddressBook(load_ipdata(ipdata_dir))
-    scenario = build_scenario(book, start=START, hours=1.0)
+    scenario = build_scenario(book, start=START, hours=1.0, hostile=True)
     capture = root / "capture.pcap"
     write_capture(scenario.conversations, capture)
     site = root / "site.yaml"

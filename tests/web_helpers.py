@@ -40,7 +40,7 @@ REPO: Final = Path(__file__).resolve().parent.parent
 def build_workspace(root: Path, ipdata_dir: Path, *, hours: float = 1.0) -> Path:
     """Capture → ``derisk analyze`` → workspace with accounts, ``site.yaml`` and ``cases/``."""
     book = SampledAddressBook(load_ipdata(ipdata_dir))
-    scenario = build_scenario(book, start=START, hours=hours)
+    scenario = build_scenario(book, start=START, hours=hours, hostile=True)
     cdn = book.address(13335, None, 3)
     extra = [
         Conversation("tcp", "10.40.50.23", cdn, START.replace(minute=30), 41000, 443, tls=TlsHello(HOSTILE_HOST)),

@@ -12,8 +12,9 @@ European regional airport, see ``shared/seed``), the site has
   server name comes from the DNS answer, and TLS snapshot uploads);
 * office workstations using US clouds, one of which sends a burst of DNS queries for many random
   subdomains of one domain, the pattern of DNS tunnelling;
-* a few hostile strings (markup in a server name, control characters and quotes in a user agent, a
-  very long DNS name) so that every output's escaping is exercised.
+* with ``hostile=True`` (the tests, not the showcase), a few hostile strings (markup in a server
+  name, control characters and quotes in a user agent, a very long DNS name) so that every output's
+  escaping is exercised.
 
 Addresses come from an :class:`AddressBook` (the lead's adapter over the installed IP data), so that
 attribution of the demo is genuine. Everything is deterministic: the same book, start and length
@@ -368,14 +369,21 @@ def _tunnel(plan: _Plan) -> None:
         )
 
 
-def build_scenario(addresses: AddressBook, *, start: datetime, hours: float = 6) -> Scenario:
-    """The demo site's conversations over ``hours`` from ``start`` (timezone-aware)."""
+def build_scenario(
+    addresses: AddressBook, *, start: datetime, hours: float = 6, hostile: bool = False
+) -> Scenario:
+    """The demo site's conversations over ``hours`` from ``start`` (timezone-aware).
+
+    ``hostile`` adds the conversations that carry hostile strings (markup in a server name, control
+    characters in a user agent): the tests' check that every output escapes them. The showcase
+    (`derisk demo`) leaves them out."""
     if start.tzinfo is None:
         raise ValueError("the demo start time must be timezone-aware (UTC)")
     if not 0.25 <= hours <= 48:
         raise ValueError(f"the demo covers between 0.25 and 48 hours, not {hours}")
     plan = _Plan(addresses, start, hours)
-    for part in (_warehouse, _customs, _airline, _cameras, _office, _hostile, _tunnel):
+    parts = (_warehouse, _customs, _airline, _cameras, _office, *((_hostile,) if hostile else ()), _tunnel)
+    for part in parts:
         part(plan)
     conversations = tuple(sorted(plan.conversations, key=lambda c: (c.start, c.client_ip, c.client_port)))
     checkin_address, _ = plan.server("wms-checkin")
