@@ -198,6 +198,7 @@ def test_a_cut_delivered_log_only_makes_an_alert_go_out_again(tmp_path: Path) ->
         ({"syslog": "tcp://siem?facility=kern"}, "facility 'kern' unknown"),
         ({"syslog": 'tcp://siem?sd-id=a"b'}, "is not NAME@ENTERPRISE-NUMBER"),
         ({"syslog": "tcp://siem?retry=3"}, "unknown option 'retry'"),
+        ({"syslog": "tcp://siem?bom=maybe"}, "bom must be on or off, not 'maybe'"),
         ({"webhook": "ftp://soc/hook", "webhook_secret_env": "X"}, "expected http:// or https://HOST/PATH"),
         ({"webhook": "https://soc/hook"}, "--webhook-secret-env: required with --webhook"),
         (
@@ -237,9 +238,14 @@ def test_every_problem_is_reported_at_once_and_good_options_parse(tmp_path: Path
         ca,
     )
     assert cfg.syslog.sd_id == "derisk@99999" and cfg.syslog.max_bytes == 8192
-    udp = from_options(syslog="udp://[2001:db8::1]")
-    assert udp.syslog is not None and (udp.syslog.host, udp.syslog.port, udp.syslog.max_bytes) == (
-        "2001:db8::1",
-        514,
-        2048,
+    udp = from_options(syslog="udp://[2001:db8::1]?bom=off")
+    assert (
+        udp.syslog is not None
+        and not udp.syslog.bom
+        and (udp.syslog.host, udp.syslog.port, udp.syslog.max_bytes)
+        == (
+            "2001:db8::1",
+            514,
+            2048,
+        )
     )

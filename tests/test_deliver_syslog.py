@@ -158,6 +158,10 @@ def test_a_message_reads_back_field_for_field() -> None:
     assert params["alert_id"] == a.alert_id and params["destination"] == "cn-1.example.com"
     assert params["jurisdiction"] == "CN" and params["laws"] == "National Intelligence Law art. 7 [A]"
     assert msg.startswith(BOM) and msg[len(BOM) :].decode("utf-8") == a.sentence
+    _, _, bare = parse_5424(
+        format_message(a, SyslogTarget("udp", "h", 514, bom=False), hostname="h", procid=1)
+    )
+    assert bare.decode("utf-8") == a.sentence
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)

@@ -8,7 +8,7 @@
 ``--syslog URL``
     ``udp://HOST[:514]``, ``tcp://HOST[:514]`` (octet-counted, RFC 6587) or ``tls://HOST[:6514]``
     (RFC 5425); query options ``ca=FILE`` (tls only: the CA bundle the server's certificate must
-    chain to), ``facility=local0`` and ``sd-id=NAME@PEN``.
+    chain to), ``facility=local0``, ``sd-id=NAME@PEN`` and ``bom=off`` (no byte-order mark before MSG).
 ``--webhook URL``
     POST each alert as JSON to an ``http://`` or ``https://`` URL, signed with HMAC-SHA256.
 ``--webhook-secret-env NAME``

@@ -70,7 +70,8 @@ class SyslogTarget:
     sd_id: str = DEFAULT_SD_ID
     #: Largest message sent, in octets (RFC 5426 asks receivers to take 2048 over UDP; RFC 5425 8192).
     max_bytes: int = 2048
-    #: Put the UTF-8 byte-order mark before MSG, as RFC 5424 section 6.4 asks for UTF-8 text.
+    #: Put the UTF-8 byte-order mark before MSG, as RFC 5424 section 6.4 asks for UTF-8 text (off:
+    #: MSG is MSG-ANY, for receivers that show the mark as garbage).
     bom: bool = True
 
 
@@ -112,8 +113,8 @@ class DeliveryConfig:
 
 
 def parse_syslog(url: str, problems: list[Problem]) -> SyslogTarget | None:
-    """``udp://HOST[:PORT]``, ``tcp://…`` or ``tls://…[?ca=FILE]``, with optional ``facility=local0``
-    and ``sd-id=NAME@PEN`` query values."""
+    """``udp://HOST[:PORT]``, ``tcp://…`` or ``tls://…[?ca=FILE]``, with optional ``facility=local0``,
+    ``sd-id=NAME@PEN`` and ``bom=off`` query values."""
     where = "--syslog"
     try:
         parts = urlsplit(url)
@@ -131,9 +132,12 @@ def parse_syslog(url: str, problems: list[Problem]) -> SyslogTarget | None:
     if parts.path not in ("", "/") or parts.username or parts.fragment:
         problems.append(Problem(where, f"{url[:200]!r}: only a host, a port and query options are allowed"))
     query = parse_qs(parts.query, keep_blank_values=True)
-    known = {"ca", "facility", "sd-id"}
+    known = {"ca", "facility", "sd-id", "bom"}
     for key in sorted(set(query) - known):
-        problems.append(Problem(where, f"unknown option {key[:40]!r} (known: ca, facility, sd-id)"))
+        problems.append(Problem(where, f"unknown option {key[:40]!r} (known: bom, ca, facility, sd-id)"))
+    bom = query.get("bom", ["on"])[-1]
+    if bom not in ("on", "off"):
+        problems.append(Problem(where, f"bom must be on or off, not {bom[:20]!r}"))
     ca: Path | None = None
     if "ca" in query:
         if parts.scheme != "tls":
@@ -168,6 +172,7 @@ def parse_syslog(url: str, problems: list[Problem]) -> SyslogTarget | None:
         facility=facility,
         sd_id=sd_id,
         max_bytes=2048 if parts.scheme == "udp" else 8192,
+        bom=bom != "off",
     )
 
 
