@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from derisk.cli.live import watch_cmd
+from derisk.store.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "examples" / "derisk-watch.service"
@@ -74,3 +75,24 @@ def test_json_logs_and_a_good_check(tmp_path: Path, data_env: Path) -> None:
     for line in logged:
         record = json.loads(line)
         assert set(record) == {"ts", "level", "logger", "message"}
+
+
+def test_alerts_are_delivered_to_an_ecs_file(tmp_path: Path, data_env: Path) -> None:
+    from test_watch_support import ZeekWriter, hourly_logs
+
+    logs = tmp_path / "zeek"
+    ZeekWriter(logs, hourly_logs(tmp_path / "staging", data_env)).finish()
+    ecs = tmp_path / "alerts.ndjson"
+    done = subprocess.run(
+        [sys.executable, "-m", "derisk", "watch", "--workspace", str(tmp_path / "ws"), "--zeek-dir", str(logs),
+         "--exit-when-idle", "1", "--batch-seconds", "0.1", "--batch-size", "8k", "--ecs-file", str(ecs), "-q"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    docs = [json.loads(line) for line in ecs.read_text().splitlines()]
+    delivered = {doc["event"]["id"] for doc in docs}
+    with Workspace.open(tmp_path / "ws", create=False, read_only=True) as ws:
+        current = {row[0] for row in ws.query("SELECT alert_id FROM alerts")}
+    assert current, "the scenario should raise alerts"
+    assert current <= delivered  # every current alert went out as it was raised
+    assert all(doc["event"]["kind"] == "alert" and doc["event"]["module"] == "derisk" for doc in docs)

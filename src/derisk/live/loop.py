@@ -204,7 +204,7 @@ class Watcher:
         for source in self.sources:
             source.commit()
         if changed and self.deliverer is not None:
-            self.deliverer.submit(changed)
+            self.deliverer.submit(changed, self._flows_of(ws, changed))
             self.totals.alerts_delivered += len(changed)
         self.totals.pending_bytes = sum(int(s.status().get("pending_bytes", 0)) for s in self.sources)
         self._write_status()
@@ -213,6 +213,18 @@ class Watcher:
         if not self.options.hold_workspace:
             self._close()
         return flows.num_rows if flows is not None else 0
+
+    @staticmethod
+    def _flows_of(ws: Workspace, alerts: list[Any]) -> Any:
+        """The flow summaries that make the delivered ECS documents those of ``derisk alerts --ecs``;
+        None (the alerts alone) if they cannot be read: delivery must not wait for them."""
+        from derisk.store.alert_flows import alert_flows
+
+        try:
+            return alert_flows(ws, alerts)
+        except (DeriskError, duckdb.Error) as exc:
+            log.warning("alerts delivered without their flow summaries (%s)", exc)
+            return None
 
     def _store(self, con: duckdb.DuckDBPyConnection, chunk: Chunk) -> pa.Table:
         """Store a chunk's flows; returns them as stored (without attribution)."""
