@@ -60,3 +60,18 @@ def test_hostile_names_are_escaped_and_shortened_in_the_pictures() -> None:
     html = str(macro(svg.flow_diagram(systems, links={}), "label"))
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "\u202e" not in html
+
+
+def test_timing_plot_of_a_steady_beacon_is_flat() -> None:
+    flows = [
+        {"first_seen": (T0 + dt.timedelta(seconds=60 * i + (i % 3))).isoformat(), "bytes_out": 200 + i}
+        for i in range(30)
+    ]
+    flows.insert(5, {"first_seen": "garbage", "bytes_out": 1})  # unreadable times are left out
+    plot = svg.timing_plot(flows)
+    assert len(plot["points"]) == 29 and len(plot["bars"]) == 30
+    assert 58 <= plot["median"] <= 62
+    ys = [p["y"] for p in plot["points"]]
+    assert max(ys) - min(ys) < 5, "a steady rhythm draws a flat line on the log scale"
+    assert all(b["y"] <= b["base"] for b in plot["bars"])
+    assert svg.timing_plot(flows[:2])["points"] == []

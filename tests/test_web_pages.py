@@ -270,3 +270,21 @@ def test_report_command_writes_the_analysis_in_a_language(tmp_path: Path, ws: Pa
     assert main(["report", "-w", str(ws)]) == 2
     assert main(["report", "-w", str(ws), "--lang", "es", "--html", str(html)]) == 2
     assert main(["report", "-w", str(tmp_path / "none"), "--html", str(html)]) == 6
+
+
+def test_beacon_alert_shows_its_timing_and_evidence_as_lists(client: TestClient) -> None:
+    """A beacon's page plots the rhythm of its flows (intervals and sizes, a text alternative) and
+    shows evidence values as values: lists as lists, never a Python repr; the explanation is whole."""
+    listing = client.get("/alerts?kind=beacon").text
+    beacons = [u for u in links(listing, "/alerts/beacon") if "?" not in u]
+    assert beacons, "the demo raises beacon alerts"
+    page = client.get(beacons[0]).text
+    assert 'aria-label="Timing of the flows behind this alert"' in page
+    assert page.count("<circle ") >= 5 and "median interval" in page
+    assert "[&#39;" not in page and "['" not in page, "no Python list repr in the evidence"
+    assert "…[truncated]" not in page.split('<p class="lead', 1)[1].split("</p>", 1)[0]
+    non_beacon = [
+        u for u in links(client.get("/alerts").text, "/alerts/") if "beacon" not in u and "?" not in u
+    ]
+    if non_beacon:
+        assert "Timing of the flows behind this alert" not in client.get(non_beacon[0]).text

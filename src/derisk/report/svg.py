@@ -7,9 +7,11 @@ through Jinja2's autoescape.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Final
 
 from derisk.kinds import SEVERITIES
@@ -264,3 +266,56 @@ def _rank(severity: Any) -> int:
 
 def bar_width(part: int | float, whole: int | float, full: float = 160) -> float:
     return round(full * part / whole, 1) if whole else 0.0
+
+
+def timing_plot(flows: list[dict[str, Any]], *, width: float = 900, height: float = 220) -> dict[str, Any]:
+    """A beacon's rhythm from the flows behind it (oldest first): each flow is a point at its start
+    time, its height the interval since the flow before (log scale: a steady beacon is a flat line),
+    and a bar below it for the bytes it sent. The median interval is drawn as a dashed line."""
+    times: list[tuple[dt.datetime, int]] = []
+    for f in flows:
+        when = f.get("first_seen")
+        if isinstance(when, str):
+            try:
+                when = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+        if isinstance(when, dt.datetime):
+            times.append((when if when.tzinfo else when.replace(tzinfo=dt.UTC), int(f.get("bytes_out") or 0)))
+    times.sort(key=lambda t: t[0])
+    if len(times) < 3:
+        return {"points": [], "bars": [], "width": width, "height": height}
+    gaps = [(b[0] - a[0]).total_seconds() for a, b in pairwise(times)]
+    first, span = times[0][0], max(1e-9, (times[-1][0] - times[0][0]).total_seconds())
+    left, right, top = 64.0, 10.0, 8.0
+    plot_w = width - left - right
+    interval_h, bar_h, gap_h = (height - top - 40) * 0.65, (height - top - 40) * 0.35, 16.0
+    median = sorted(gaps)[len(gaps) // 2]
+    # the axis spans at least a decade either side of the median: a steady rhythm draws a flat line
+    lo = max(0.001, min(min((g for g in gaps if g > 0), default=0.001), median / 10))
+    hi = max(max(gaps), median * 10, 2 * lo)
+    scale_lo, scale_hi = math.log10(lo), math.log10(hi)
+
+    def y_of(seconds: float) -> float:
+        value = math.log10(max(seconds, lo))
+        return top + interval_h - interval_h * (value - scale_lo) / max(1e-9, scale_hi - scale_lo)
+
+    def x_of(when: dt.datetime) -> float:
+        return left + plot_w * (when - first).total_seconds() / span
+
+    points = [
+        {"x": round(x_of(times[i + 1][0]), 1), "y": round(y_of(g), 1), "seconds": round(g, 3)}
+        for i, g in enumerate(gaps)
+    ]
+    most = max(b for _, b in times) or 1
+    base = top + interval_h + gap_h + bar_h
+    bars = [
+        {"x": round(x_of(t), 1), "y": round(base - bar_h * b / most, 1), "bytes": b, "base": round(base, 1)}
+        for t, b in times
+    ]
+    return {
+        "points": points, "bars": bars, "width": width, "height": height, "left": left, "top": top,
+        "median_y": round(y_of(median), 1), "median": round(median, 3), "lo": round(lo, 3), "hi": round(hi, 3),
+        "axis_y": round(top + interval_h, 1), "base": round(base, 1), "most": most, "count": len(times),
+        "first": first.strftime("%Y-%m-%d %H:%M:%S UTC"), "last": times[-1][0].strftime("%H:%M:%S"),
+    }  # fmt: skip

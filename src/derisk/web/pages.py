@@ -158,6 +158,7 @@ def alert(visit: Visit) -> Page:
             "flows": flows,
             "entity_ids": snap.entity_ids,
             "dest": snap.destination(str(found.get("dst_ip"))),
+            "timing": svg.timing_plot(flows) if found.get("kind") == "beacon" else None,
         },
         f"alert-{alert_id.replace(':', '-')}",
         csv_rows=flows,
