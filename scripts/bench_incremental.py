@@ -118,7 +118,8 @@ def child(mode: str, history: int, per_day: int, batch: int, batches: int) -> di
         out["alerts"] = len(detect(table, cfg, laws_for=laws).alerts)
         out["seconds"] = time.process_time() - t
     else:
-        from derisk.detect.incremental import DetectionState, compact
+        from derisk.detect.incremental import DetectionState
+        from derisk.detect.incremental_rows import compact
 
         state = DetectionState()
         t = time.process_time()

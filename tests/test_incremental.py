@@ -57,7 +57,7 @@ def _feed(
             insert_flows(con, batch)
             replace_attribution(con, attribution)
             if i in reload_at:
-                state = DetectionState.load(con)
+                state = DetectionState.load(con, cached=False)
             state.update(con, batch.select(_COLS), cfg, laws_for=harness_laws)
             state.save(con)
     return state
@@ -97,7 +97,7 @@ def test_random_batches_give_the_alerts_of_one_analysis(
     with Workspace.open(tmp_path / "ws") as ws:
         state = _feed(ws, flows, cuts, cfg, reload_at)
         with ws.transaction() as con:
-            reloaded = DetectionState.load(con)
+            reloaded = DetectionState.load(con, cached=False)
     assert _docs(state.current_alerts()) == expected
     assert _docs(reloaded.current_alerts()) == expected
 
@@ -188,7 +188,30 @@ def test_retention_keeps_the_aggregates(tmp_path: Path, labelled: tuple[pa.Table
                 insert_flows(con, batch)
                 replace_attribution(con, attribution)
                 if i == 1:
-                    state = DetectionState.load(con)  # a restart after retention
+                    state = DetectionState.load(con, cached=False)  # a restart after retention
                 state.update(con, batch.select(_COLS), cfg, laws_for=harness_laws)
                 state.save(con)
     assert _docs(state.current_alerts()) == expected
+
+
+def test_load_reuses_the_saved_state_and_reads_again_after_a_rollback(
+    tmp_path: Path, labelled: tuple[pa.Table, DetectionConfig]
+) -> None:
+    flows, cfg = labelled
+    first, second = flows.slice(0, 30_000), flows.slice(30_000, 30_000)
+    attribution = _attribution(flows)
+    with Workspace.open(tmp_path / "ws") as ws:
+        state = _feed(ws, first, [10_000], cfg)
+        kept = _docs(state.current_alerts())
+        with ws.transaction() as con:
+            assert DetectionState.load(con) is state  # saved last by this process: no read
+        with pytest.raises(RuntimeError), ws.transaction() as con:
+            insert_flows(con, second)
+            replace_attribution(con, attribution)
+            state.update(con, second.select(_COLS), cfg, laws_for=harness_laws)
+            state.save(con)
+            raise RuntimeError("the batch fails before its commit")
+        with ws.transaction() as con:
+            again = DetectionState.load(con)
+        assert again is not state
+        assert _docs(again.current_alerts()) == kept

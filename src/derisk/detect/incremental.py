@@ -34,109 +34,49 @@ aggregates, so later alerts are the same.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
-from typing import Any, Final
+import uuid
+from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from derisk.detect import COLUMNS, default_laws_for, merge_hosts
+from derisk.detect import default_laws_for, merge_hosts
 from derisk.detect.alert import Alert, LawsFor
-from derisk.detect.allowlist import allow_masks
 from derisk.detect.beacon import detect_beacons
 from derisk.detect.config import DetectionConfig
-from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDestinations, key_codes, prefixed
+from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDestinations, prefixed
+from derisk.detect.incremental_rows import (
+    COLS,
+    SCHEMA,
+    Interner,
+    cached_laws,
+    compact,
+    config_key_of,
+    duration_of,
+    flow_count,
+    plain_col,
+    row_flags,
+    strings_at,
+)
 from derisk.detect.longconn import detect_long_connections, five_tuple, stitch_records
-from derisk.detect.segments import F64, I64, B, Times, column, flow_times, ints, mask_eq, segments
+from derisk.detect.segments import F64, I64, B, flow_times, ints, segments
 from derisk.detect.upload import baseline_slots, upload_alerts
 from derisk.errors import StoreError
-from derisk.flows import FLOW_SCHEMA
 from derisk.store.alerts import read_flows_compact_con
 
 log = logging.getLogger(__name__)
-
-_COLS: Final = [c for c in COLUMNS if c in FLOW_SCHEMA.names]
-_SCHEMA: Final = pa.schema([FLOW_SCHEMA.field(c) for c in _COLS])
-_KINDS: Final = {
-    "beacon": ("beacon", "strobe"),
-    "long": ("long-connection",),
-    "upload": ("upload",),
-    "dns": ("dns-tunnel",),
-    "new": ("new-destination",),
-    "compelled": ("compelled-transfer",),
-}
 
 
 def _order(alerts: list[Alert]) -> list[Alert]:
     return sorted(alerts, key=lambda a: (-a.severity_rank, -a.score, a.kind, a.destination, a.src_ip or ""))
 
 
-def compact(table: pa.Table) -> pa.Table:
-    """The detection columns of ``table`` in the flow schema, strings dictionary-encoded (flow ids
-    excepted), missing columns null."""
-    arrays = []
-    for f in _SCHEMA:
-        col = (
-            table.column(f.name)
-            if f.name in table.column_names
-            else pa.chunked_array([pa.nulls(table.num_rows, f.type)])
-        )
-        if pa.types.is_dictionary(col.type):
-            col = pc.cast(col, col.type.value_type)
-        col = col.cast(f.type)
-        if pa.types.is_string(f.type) and f.name != "flow_id":
-            col = pc.dictionary_encode(col)
-        arrays.append(col)
-    return pa.table(arrays, names=_SCHEMA.names)
-
-
-def _config_key(config: DetectionConfig) -> str:
-    entries = [[e.matcher, e.value, list(e.kinds)] for e in config.allowlist]
-    return json.dumps([config.thresholds, entries], sort_keys=True)
-
-
-def _is_in(arr: pa.ChunkedArray, values: list[str]) -> B:
-    if not values:
-        return np.zeros(len(arr), dtype=bool)
-    plain = pc.cast(arr, arr.type.value_type) if pa.types.is_dictionary(arr.type) else arr
-    test = pc.is_in(pc.cast(plain, pa.string()), value_set=pa.array(values, pa.string()))
-    return np.asarray(pc.fill_null(test, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _strings(arr: pa.ChunkedArray, rows: I64) -> list[str]:
-    """The distinct non-null values of ``arr`` at ``rows``."""
-    if len(rows) == 0:
-        return []
-    taken = pc.take(arr, pa.array(rows, pa.int64()))
-    if pa.types.is_dictionary(taken.type):
-        taken = pc.cast(taken, taken.type.value_type)
-    return [str(v) for v in pc.unique(taken).drop_null().to_pylist()]
-
-
-class Interner:
-    """A dense integer per distinct string (-1 for null), kept across batches."""
-
-    def __init__(self) -> None:
-        self.index: dict[str, int] = {}
-        self.names: list[str] = []
-
-    def code(self, value: str) -> int:
-        if value not in self.index:
-            self.index[value] = len(self.names)
-            self.names.append(value)
-        return self.index[value]
-
-    def codes(self, arr: pa.ChunkedArray) -> I64:
-        codes, uniq = key_codes(arr)
-        mapped = np.array([self.code(u) for u in uniq] + [-1], dtype=np.int64)
-        return np.asarray(mapped[codes], dtype=np.int64)  # -1 picks the trailing -1
-
-    def known(self, values: set[str]) -> I64:
-        return np.array([self.index[v] for v in values if v in self.index], dtype=np.int64)
+#: The state this process saved last (see :meth:`DetectionState.load`).
+_LAST: dict[str, DetectionState] = {}
 
 
 class DetectionState:
@@ -146,7 +86,7 @@ class DetectionState:
         self.seq = 0
         self.frame: tuple[float, float] | None = None
         self.config_key: str | None = None
-        self.buf = compact(_SCHEMA.empty_table())
+        self.buf = compact(SCHEMA.empty_table())
         self.b_start: F64 = np.zeros(0)
         self.b_seq: I64 = np.zeros(0, dtype=np.int64)
         self.b_ok: dict[str, B] = {k: np.zeros(0, dtype=bool) for k in ("beacon", "long", "upload")}
@@ -169,15 +109,25 @@ class DetectionState:
         self.new = NewDestinations()
         self._current: dict[str, Alert] = {}
         self._full = True  # never saved: write everything
+        self.state_id = uuid.uuid4().hex
+        self.generation = 0
         self.hold_from: float | None = None  # the oldest start the buffer held when saved
         self.reload_pending = False  # the buffer is to be read back from the workspace
 
     # -- the interface watch calls -------------------------------------------------------------
     @classmethod
-    def load(cls, con: duckdb.DuckDBPyConnection) -> DetectionState:
-        """The stored state, or an empty one when none was stored yet."""
-        from derisk.detect.incremental_store import load_into
+    def load(cls, con: duckdb.DuckDBPyConnection, *, cached: bool = True) -> DetectionState:
+        """The stored state, or an empty one when none was stored yet.
 
+        When this process saved that very state last (same state id and generation, so every change
+        since was committed), the object in memory is returned instead of being read again: watch
+        may reopen the workspace for every batch at the cost of one key lookup. ``cached=False``
+        always reads."""
+        from derisk.detect.incremental_store import load_into, stored_version
+
+        last = _LAST.get("state")
+        if cached and last is not None and stored_version(con) == (last.state_id, last.generation):
+            return last
         state = cls()
         load_into(state, con)
         return state
@@ -192,9 +142,10 @@ class DetectionState:
     ) -> list[Alert]:
         """Take in one batch (already stored and attributed in ``con``'s transaction); returns the
         alerts that are new or changed by it, most severe first."""
-        laws = _cached(laws_for or default_laws_for())
-        key = _config_key(config)
-        stored = _flow_count(con)
+        self.generation += 1  # changed in memory: no longer what was stored
+        laws = cached_laws(laws_for or default_laws_for())
+        key = config_key_of(config)
+        stored = flow_count(con)
         if (self.config_key is not None and key != self.config_key) or (
             self.seq == 0 and stored > batch.num_rows
         ):
@@ -203,7 +154,7 @@ class DetectionState:
             before = self._current
             fresh = DetectionState()
             fresh.config_key = key
-            fresh._ingest(compact(read_flows_compact_con(con, _COLS)), config, laws)
+            fresh._ingest(compact(read_flows_compact_con(con, COLS)), config, laws)
             self.__dict__.update(fresh.__dict__)
             return self._changed(before)
         self.config_key = key
@@ -221,7 +172,9 @@ class DetectionState:
         """Store what changed since the last save, in the transaction ``con`` holds."""
         from derisk.detect.incremental_store import save_from
 
+        self.generation += 1
         save_from(self, con)
+        _LAST["state"] = self
 
     def retain(self, con: duckdb.DuckDBPyConnection, before: dt.datetime) -> None:
         """Delete the flows that started before ``before`` (in the caller's transaction); the state keeps
@@ -243,7 +196,7 @@ class DetectionState:
         alerts = [a for g in groups for a in g.all_alerts()]
         for pair in set(self.long_live.alerts) | set(self.long_final.alerts):
             cands = self.long_live.alerts.get(pair, []) + self.long_final.alerts.get(pair, [])
-            alerts.append(max(cands, key=_duration))
+            alerts.append(max(cands, key=duration_of))
         fresh = {a.alert_id: a for a in merge_hosts(alerts)}
         self._current = fresh
         changed = [a for k, a in fresh.items() if k not in before or before[k].to_json() != a.to_json()]
@@ -255,7 +208,7 @@ class DetectionState:
             return
         seq = np.arange(self.seq, self.seq + n, dtype=np.int64)
         self.seq += n
-        times, ok_out, held, ok, keep = _flags(t, config)
+        times, ok_out, held, ok, keep = row_flags(t, config)
         old_frame = self.frame
         if ok_out.any():
             lo, hi = float(times.start[ok_out].min()), float(times.start[ok_out].max())
@@ -328,10 +281,10 @@ class DetectionState:
         if self.hold_from is None:
             return
         where = f"first_seen >= to_timestamp({float(self.hold_from) - 1.0!r})"
-        t = compact(read_flows_compact_con(con, _COLS, where=where))
+        t = compact(read_flows_compact_con(con, COLS, where=where))
         ids = batch.column("flow_id") if "flow_id" in batch.column_names else pa.array([], pa.string())
         t = t.take(pa.array(held_rows(t, ids), pa.int64()))
-        times, _, held, ok, _ = _flags(t, config)
+        times, _, held, ok, _ = row_flags(t, config)
         seq = np.arange(self.seq - t.num_rows, self.seq, dtype=np.int64)
         self._append(
             t.filter(pa.array(held)), times.start[held], seq[held], {k: v[held] for k, v in ok.items()}
@@ -494,7 +447,7 @@ class DetectionState:
     def _fold(self, who: Any, dest: Any, out_b: I64, start: F64, rows: I64, window: float) -> set[str]:
         if len(rows) == 0:
             return set()
-        w, d = _strings_at(who, rows), _strings_at(dest, rows)
+        w, d = strings_at(who, rows), strings_at(dest, rows)
         slots = baseline_slots(start[rows], window).tolist()
         touched = set()
         for wi, di, sl, b in zip(w, d, slots, out_b[rows].tolist(), strict=True):  # rows of closed slots
@@ -560,68 +513,9 @@ class DetectionState:
                 for a in detect_long_connections(sub.take(pa.array(closed_rows, pa.int64())), config, laws):
                     p = f"{a.src_ip}\x1f{a.target.dst_ip}"
                     prev = self.long_final.alerts.get(p, [])
-                    if not prev or _duration(a) > _duration(prev[0]):
+                    if not prev or duration_of(a) > duration_of(prev[0]):
                         self.long_final.set_alerts(p, [a])
                 drop[rows[closed_rows]] = True
         if drop.any():
             self._keep_rows(~drop)
         return pairs
-
-
-def _flags(t: pa.Table, config: DetectionConfig) -> tuple[Times, B, B, dict[str, B], dict[str, B]]:
-    """Flow times, valid outbound rows, rows the buffer holds, which of those each window detection
-    reads, and per detection the rows the allow-list leaves in."""
-    n = t.num_rows
-    times = flow_times(t, None)
-    direction = column(t, "direction")
-    outbound = mask_eq(direction, "outbound")
-    ok_out = outbound & times.valid
-    masks, _ = allow_masks(t, config.allowlist)
-    keep = {}
-    for name, kinds in _KINDS.items():
-        m = np.ones(n, dtype=bool)
-        for i, e in enumerate(config.allowlist):
-            if any(e.applies_to(k) for k in kinds):
-                m &= ~masks[i]
-        keep[name] = m
-    held = times.valid & (outbound | mask_eq(direction, "inbound"))
-    ok = {
-        "beacon": ok_out & keep["beacon"],
-        "long": held & keep["long"] & (five_tuple(t) >= 0),
-        "upload": ok_out & keep["upload"],
-    }
-    return times, ok_out, held, ok, keep
-
-
-def plain_col(table: pa.Table, name: str) -> pa.ChunkedArray:
-    col = column(table, name)
-    return pc.cast(col, col.type.value_type) if pa.types.is_dictionary(col.type) else col
-
-
-def _strings_at(arr: Any, rows: I64) -> list[str | None]:
-    taken = pc.take(arr, pa.array(rows, pa.int64()))
-    return [None if v is None else str(v) for v in taken.to_pylist()]
-
-
-def _duration(a: Alert) -> float:
-    if a.first_seen is None or a.last_seen is None:
-        return 0.0
-    return (a.last_seen - a.first_seen).total_seconds()
-
-
-def _flow_count(con: duckdb.DuckDBPyConnection) -> int:
-    try:
-        return int(con.execute("SELECT count(*) FROM flows").fetchall()[0][0])
-    except duckdb.Error as exc:
-        raise StoreError(f"could not count flows: {exc}") from None
-
-
-def _cached(laws: LawsFor) -> LawsFor:
-    cache: dict[str, list[Any]] = {}
-
-    def cached(jurisdiction: str) -> list[Any]:
-        if jurisdiction not in cache:
-            cache[jurisdiction] = list(laws(jurisdiction))
-        return cache[jurisdiction]
-
-    return cached

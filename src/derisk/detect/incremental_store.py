@@ -56,6 +56,8 @@ def save_from(state: DetectionState, con: duckdb.DuckDBPyConnection) -> None:
     full = state._full
     docs: list[tuple[str, str]] = []
     meta = {
+        "state_id": state.state_id,
+        "generation": state.generation,
         "seq": state.seq,
         "frame": list(state.frame) if state.frame else None,
         "config_key": state.config_key,
@@ -122,7 +124,18 @@ def load_into(state: DetectionState, con: duckdb.DuckDBPyConnection) -> None:
     state._changed({})
 
 
+def stored_version(con: duckdb.DuckDBPyConnection) -> tuple[str, int] | None:
+    """(state id, generation) of the stored state; None when there is none."""
+    doc = detect_state.read_doc(con, "meta")
+    if doc is None:
+        return None
+    meta = json.loads(doc)
+    return str(meta.get("state_id")), int(meta.get("generation") or 0)
+
+
 def _meta(state: DetectionState, meta: dict[str, Any]) -> None:
+    state.state_id = str(meta.get("state_id") or state.state_id)
+    state.generation = int(meta.get("generation") or 0)
     state.seq = int(meta["seq"])
     frame = meta.get("frame")
     state.frame = (float(frame[0]), float(frame[1])) if frame else None

@@ -42,6 +42,17 @@ def read_docs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         raise StoreError(f"could not read the detection state: {exc}") from None
 
 
+def read_doc(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
+    """The document stored under ``key`` (a primary-key lookup), or None."""
+    if not _exists(con, "detect_state_keys"):
+        return None
+    try:
+        rows = con.execute("SELECT doc FROM detect_state_keys WHERE key = ?", [key]).fetchall()
+    except duckdb.Error as exc:
+        raise StoreError(f"could not read the detection state: {exc}") from None
+    return str(rows[0][0]) if rows else None
+
+
 def read_names(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, float, float]]:
     """The DNS names stored, in the order they were first seen."""
     if not _exists(con, "detect_state_names"):

@@ -1,0 +1,138 @@
+"""Helpers of :mod:`derisk.detect.incremental`: the compact row form the buffer keeps, integer keys
+for its rows, the per-detection flags of a batch's rows, small conversions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from derisk.detect import COLUMNS
+from derisk.detect.alert import Alert, LawsFor
+from derisk.detect.allowlist import allow_masks
+from derisk.detect.config import DetectionConfig
+from derisk.detect.incremental_keys import key_codes
+from derisk.detect.longconn import five_tuple
+from derisk.detect.segments import I64, B, Times, column, flow_times, mask_eq
+from derisk.errors import StoreError
+from derisk.flows import FLOW_SCHEMA
+
+COLS: Final = [c for c in COLUMNS if c in FLOW_SCHEMA.names]
+SCHEMA: Final = pa.schema([FLOW_SCHEMA.field(c) for c in COLS])
+KINDS: Final = {
+    "beacon": ("beacon", "strobe"),
+    "long": ("long-connection",),
+    "upload": ("upload",),
+    "dns": ("dns-tunnel",),
+    "new": ("new-destination",),
+    "compelled": ("compelled-transfer",),
+}
+
+
+def compact(table: pa.Table) -> pa.Table:
+    """The detection columns of ``table`` in the flow schema, strings dictionary-encoded (flow ids
+    excepted), missing columns null."""
+    arrays = []
+    for f in SCHEMA:
+        col = (
+            table.column(f.name)
+            if f.name in table.column_names
+            else pa.chunked_array([pa.nulls(table.num_rows, f.type)])
+        )
+        if pa.types.is_dictionary(col.type):
+            col = pc.cast(col, col.type.value_type)
+        col = col.cast(f.type)
+        if pa.types.is_string(f.type) and f.name != "flow_id":
+            col = pc.dictionary_encode(col)
+        arrays.append(col)
+    return pa.table(arrays, names=SCHEMA.names)
+
+
+def config_key_of(config: DetectionConfig) -> str:
+    entries = [[e.matcher, e.value, list(e.kinds)] for e in config.allowlist]
+    return json.dumps([config.thresholds, entries], sort_keys=True)
+
+
+class Interner:
+    """A dense integer per distinct string (-1 for null), kept across batches."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def code(self, value: str) -> int:
+        if value not in self.index:
+            self.index[value] = len(self.names)
+            self.names.append(value)
+        return self.index[value]
+
+    def codes(self, arr: pa.ChunkedArray) -> I64:
+        codes, uniq = key_codes(arr)
+        mapped = np.array([self.code(u) for u in uniq] + [-1], dtype=np.int64)
+        return np.asarray(mapped[codes], dtype=np.int64)  # -1 picks the trailing -1
+
+    def known(self, values: set[str]) -> I64:
+        return np.array([self.index[v] for v in values if v in self.index], dtype=np.int64)
+
+
+def row_flags(t: pa.Table, config: DetectionConfig) -> tuple[Times, B, B, dict[str, B], dict[str, B]]:
+    """Flow times, valid outbound rows, rows the buffer holds, which of those each window detection
+    reads, and per detection the rows the allow-list leaves in."""
+    n = t.num_rows
+    times = flow_times(t, None)
+    direction = column(t, "direction")
+    outbound = mask_eq(direction, "outbound")
+    ok_out = outbound & times.valid
+    masks, _ = allow_masks(t, config.allowlist)
+    keep = {}
+    for name, kinds in KINDS.items():
+        m = np.ones(n, dtype=bool)
+        for i, e in enumerate(config.allowlist):
+            if any(e.applies_to(k) for k in kinds):
+                m &= ~masks[i]
+        keep[name] = m
+    held = times.valid & (outbound | mask_eq(direction, "inbound"))
+    ok = {
+        "beacon": ok_out & keep["beacon"],
+        "long": held & keep["long"] & (five_tuple(t) >= 0),
+        "upload": ok_out & keep["upload"],
+    }
+    return times, ok_out, held, ok, keep
+
+
+def plain_col(table: pa.Table, name: str) -> pa.ChunkedArray:
+    col = column(table, name)
+    return pc.cast(col, col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
+def strings_at(arr: Any, rows: I64) -> list[str | None]:
+    taken = pc.take(arr, pa.array(rows, pa.int64()))
+    return [None if v is None else str(v) for v in taken.to_pylist()]
+
+
+def duration_of(a: Alert) -> float:
+    if a.first_seen is None or a.last_seen is None:
+        return 0.0
+    return (a.last_seen - a.first_seen).total_seconds()
+
+
+def flow_count(con: duckdb.DuckDBPyConnection) -> int:
+    try:
+        return int(con.execute("SELECT count(*) FROM flows").fetchall()[0][0])
+    except duckdb.Error as exc:
+        raise StoreError(f"could not count flows: {exc}") from None
+
+
+def cached_laws(laws: LawsFor) -> LawsFor:
+    cache: dict[str, list[Any]] = {}
+
+    def cached(jurisdiction: str) -> list[Any]:
+        if jurisdiction not in cache:
+            cache[jurisdiction] = list(laws(jurisdiction))
+        return cache[jurisdiction]
+
+    return cached
