@@ -10,6 +10,7 @@ and ``derisk analyze DATASET`` read. docs/spark.md has the deployment, settings 
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,14 @@ from derisk.site import Site
 
 
 def _first_line(exc: BaseException) -> str:
+    """The line that says what went wrong: a Python worker's exception line, else the first line."""
     text = str(exc).strip()
+    if "Traceback (most recent call last)" in text:
+        raised = [
+            ln.strip() for ln in text.splitlines() if re.match(r"^\s*[A-Za-z_.]+(Error|Exception): ", ln)
+        ]
+        if raised:
+            return raised[-1][:300]
     for line in text.splitlines():
         line = line.strip()
         if line:

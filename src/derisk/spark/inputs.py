@@ -45,13 +45,17 @@ def spark_schema(schema: pa.Schema) -> Any:
 
 
 def _zeek_batches(
-    specs: list[Any], site: Site, data_root: str | None, batches: Iterator[pa.RecordBatch]
+    specs: list[Any], site: Site, data_root: str | None, joined: bool, batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
-    """Executor side: each row names an input; its flows come out as stored rows."""
+    """Executor side: each row names an input; its flows come out as stored rows. With ``joined``
+    the network columns are left empty here and filled by the range join afterwards."""
     from derisk.enrich.ipdata import load_ipdata
     from derisk.pipeline import prepare
+    from derisk.spark.enrich import NoNetwork
 
-    ipdata = load_ipdata(Path(data_root) if data_root else None)
+    ipdata: Any = load_ipdata(Path(data_root) if data_root else None)
+    if joined:
+        ipdata = NoNetwork(ipdata.manifest)
     for batch in batches:
         for index in batch.column("spec").to_pylist():
             spec = specs[index]
@@ -88,16 +92,23 @@ def read_inputs(spark: Any, paths: list[Path], site: Site, data_root: Path | Non
     ipdata_version = None
     if specs:
         from derisk.enrich.ipdata import load_ipdata
+        from derisk.spark.enrich import enrich, range_tables
 
-        ipdata_version = load_ipdata(data_root).manifest.version  # DataError before any job
+        ipdata = load_ipdata(data_root)  # DataError before any job
+        ipdata_version = ipdata.manifest.version
+        ranges = range_tables(ipdata)
         site_digest = site.digest()
         root = str(data_root) if data_root else None
         index = spark.createDataFrame([(i,) for i in range(len(specs))], "spec int").repartition(len(specs))
+        joined = ranges is not None
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            return _zeek_batches(specs, site, root, batches)
+            return _zeek_batches(specs, site, root, joined, batches)
 
-        frames.append(index.mapInArrow(run, spark_schema(STORED_SCHEMA)))
+        parsed = index.mapInArrow(run, spark_schema(STORED_SCHEMA))
+        frames.append(
+            enrich(spark, parsed, ranges).select(*STORED_SCHEMA.names) if ranges is not None else parsed
+        )
         now = dt.datetime.now(dt.UTC)
         for spec in specs:
             records.append(
