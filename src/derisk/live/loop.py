@@ -107,7 +107,7 @@ class Watcher:
         self._ws: Workspace | None = None
         self._state: Any = None
         self._index: Any = None
-        self._retained_at = 0.0
+        self._retained_at: float | None = None
         self._started = 0.0
 
     # -- the loop -----------------------------------------------------------------------------
@@ -294,10 +294,16 @@ class Watcher:
 
     def _retain(self, con: duckdb.DuckDBPyConnection) -> None:
         """``--retain``: age out old flows at most once an hour (the detection state keeps aggregates)."""
-        if self.options.retain is None or time.monotonic() - self._retained_at < 3600:
+        if self.options.retain is None or (
+            self._retained_at is not None and time.monotonic() - self._retained_at < 3600
+        ):
             return
         self._retained_at = time.monotonic()
-        self._state.retain(con, dt.datetime.now(dt.UTC) - self.options.retain)
+        before = con.execute("SELECT count(*) FROM flows").fetchall()[0][0]
+        cut = dt.datetime.now(dt.UTC) - self.options.retain
+        self._state.retain(con, cut)
+        after = con.execute("SELECT count(*) FROM flows").fetchall()[0][0]
+        log.info("retention: %d flows that started before %s deleted", before - after, cut.isoformat())
 
     # -- status -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
