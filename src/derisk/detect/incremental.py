@@ -4,13 +4,17 @@
 inside each batch's transaction after the batch's flows were stored and attributed, and saved in that
 same transaction, so a restart resumes with the state of exactly the committed flows.
 
-A batch costs O(batch + window + touched keys), not O(history):
+A batch costs O(batch + touched keys), not O(history): the flows of the keys it touches are scored
+again, plus a few vectorised passes over the integer arrays of the buffer (O(window), a few
+milliseconds). No sketch is needed: every statistic is kept exactly.
 
 * **Window detections** (beacons and strobes, uploads, long connections) read a buffer of recent flows
   held in memory: the last ``beacon.window_hours`` (the beacon and upload window), the upload slot the
-  window's start falls in, and the records of long connections still open. Only the hosts (beacons),
-  senders (uploads) and host × address pairs (long connections) a batch touches, or whose flows leave
-  the window, are scored again, by the batch detections themselves on their part of the buffer.
+  window's start falls in, and the records of long connections still open. Only the host × server
+  name and host × address pairs (beacons, with the pairs sharing flows with them), the senders whose
+  window sums can pass the upload test, and the host × address pairs (long connections) that a batch
+  touches, or whose flows leave the window, are scored again, by the batch detections themselves on
+  their part of the buffer.
 * **History detections** keep exact per-key aggregates (:mod:`derisk.detect.incremental_keys`):
   compelled transfers, DNS-tunnel statistics, first sightings for new destinations; upload baselines
   keep the bytes per (sender, destination, slot) of closed slots.
@@ -24,10 +28,12 @@ data in random batch splits), within these limits, each stated where it applies:
   costs O(keys) for that batch; a change of thresholds or allow-list rebuilds the state from the
   workspace's flows (exact only while no flow was aged out by :meth:`DetectionState.retain`);
 * attribution is taken as the batch carried it; ties in time between two flows of one key are broken
-  by arrival order, as the batch analysis breaks them by table order.
+  by arrival order, as the batch analysis breaks them by table order, so a batch must list its flows
+  in the order they were stored; when a system has more new destinations than
+  ``max_per_system``, equal byte counts are ranked by first sighting.
 
 On :meth:`~DetectionState.load` the buffer is read back from the workspace (flows from the oldest one
-it held): one scan at start-up. :meth:`~DetectionState.retain` deletes older flows and keeps the
+it held): one scan at start-up; the state this process saved last is reused without reading. :meth:`~DetectionState.retain` deletes older flows and keeps the
 aggregates, so later alerts are the same.
 """
 
