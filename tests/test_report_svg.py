@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
+from derisk.cli import main
 from derisk.report import svg
 from derisk.report.html import environment
 
@@ -75,3 +77,22 @@ def test_timing_plot_of_a_steady_beacon_is_flat() -> None:
     assert max(ys) - min(ys) < 5, "a steady rhythm draws a flat line on the log scale"
     assert all(b["y"] <= b["base"] for b in plot["bars"])
     assert svg.timing_plot(flows[:2])["points"] == []
+
+
+def test_screening_memo_draws_the_deadlines_with_today_marked(tmp_path: Path) -> None:
+    """The memo of the Liège example deal: one bar per dated phase, today's line, and the phases whose
+    start date is unknown listed apart, not drawn at a made-up date."""
+    out = tmp_path / "memo.html"
+    deal = Path(__file__).parent.parent / "examples" / "deals" / "liege-cargo.yaml"
+    assert main(["screen", str(deal), "--html", str(out), "--today", "2025-04-01", "-q"]) == 0
+    html = out.read_text(encoding="utf-8")
+    picture = html.split('<svg class="timeline"', 1)[1].split("</svg>", 1)[0]
+    assert 'role="img" aria-label="Deadlines"' in picture
+    assert picture.count("<rect ") >= 1 and "as of 2025-04-01" in picture
+    doc_rows = svg.deadline_timeline(
+        [{"regime": "X", "deadlines": [{"phase": "p", "start": "2025-01-01", "ends": "2025-02-01"},
+                                       {"phase": "q", "start": None, "ends": None}]}],
+        "2025-03-01",
+    )  # fmt: skip
+    assert [r["label"] for r in doc_rows["rows"]] == ["X: p"] and doc_rows["undated"] == ["X: q"]
+    assert doc_rows["today"]["x"] == doc_rows["width"] - 16, "today beyond the last end widens the axis"

@@ -165,6 +165,7 @@ def test_full_report_in_each_language(client: TestClient) -> None:
 def test_screening_case_upload_and_plan(client: TestClient) -> None:
     memo = client.get("/screening/liege-cargo.yaml").text
     assert "Notification required" in memo and "Belgium" in memo
+    assert '<svg class="timeline"' in memo and 'aria-label="Deadlines"' in memo, "the deadline timeline"
     token = csrf_of(client.get("/screening").text)
     deal = (Path(__file__).parent.parent / "examples" / "deals" / "nl-gas-storage.yaml").read_bytes()
     r = client.post("/screening", data={"csrf": token}, files={"deal": ("nl-gas-storage.yaml", deal)})
@@ -288,3 +289,15 @@ def test_beacon_alert_shows_its_timing_and_evidence_as_lists(client: TestClient)
     ]
     if non_beacon:
         assert "Timing of the flows behind this alert" not in client.get(non_beacon[0]).text
+
+
+def test_entity_page_draws_its_control_chain(client: TestClient) -> None:
+    """The Liège hub's operator: a picture from it up to its ultimate controller, each box a link to
+    that entity's page, each arrow carrying its confidence tag, with a text alternative."""
+    page = client.get("/entities/cainiao-liege-ehub").text
+    assert 'class="chain-picture"' in page and 'aria-label="Control chain"' in page
+    picture = page.split('class="chain-picture"', 1)[1].split("</svg>", 1)[0]
+    assert "Alibaba Group Holding Limited" in picture
+    assert picture.count("<rect ") >= 3, "the entity, at least one owner, the ultimate controller"
+    assert re.findall(r'<a href="(/entities/[^"]+)">', picture)[0] == "/entities/cainiao-liege-ehub"
+    assert re.search(r"\[(?:V|S|U)\]", picture)

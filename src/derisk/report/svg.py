@@ -6,6 +6,7 @@ through Jinja2's autoescape.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from collections import defaultdict
@@ -318,4 +319,113 @@ def timing_plot(flows: list[dict[str, Any]], *, width: float = 900, height: floa
         "median_y": round(y_of(median), 1), "median": round(median, 3), "lo": round(lo, 3), "hi": round(hi, 3),
         "axis_y": round(top + interval_h, 1), "base": round(base, 1), "most": most, "count": len(times),
         "first": first.strftime("%Y-%m-%d %H:%M:%S UTC"), "last": times[-1][0].strftime("%H:%M:%S"),
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChainBox:
+    x: float
+    y: float
+    w: float
+    h: float
+    label: str
+    country: str | None
+    href: str | None
+    state: bool
+
+    @property
+    def short(self) -> str:
+        text = visible(self.label, 1000)
+        limit = max(8, int(self.w / 7))
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def chain_diagram(
+    steps: Sequence[tuple[dict[str, Any], dict[str, Any], str, str]], *, width: float = 900, box_h: float = 54
+) -> dict[str, Any]:
+    """A control chain drawn left to right: the entity, then each owner up to the ultimate controller.
+
+    ``steps`` are (asset, owner, what the link says, confidence) from the entity upwards; an asset or
+    owner is a mapping with ``label``, ``country``, ``href`` and ``state`` (a state body)."""
+    if not steps:
+        return {"boxes": [], "arrows": [], "width": width, "height": 0}
+    chain = [steps[0][0]] + [owner for _, owner, _, _ in steps]
+    n = len(chain)
+    gap = 46.0
+    w = min(220.0, (width - gap * (n - 1)) / n)
+    boxes = [
+        ChainBox(
+            i * (w + gap),
+            4.0,
+            w,
+            box_h,
+            str(c["label"]),
+            c.get("country"),
+            c.get("href"),
+            bool(c.get("state")),
+        )
+        for i, c in enumerate(chain)
+    ]
+    arrows = [
+        {
+            "x1": round(a.x + a.w, 1), "x2": round(b.x, 1), "y": round(a.y + box_h / 2, 1),
+            "says": visible(says, 200), "confidence": confidence,
+        }
+        for (a, b), (_, _, says, confidence) in zip(pairwise(boxes), steps, strict=True)
+    ]  # fmt: skip
+    return {"boxes": boxes, "arrows": arrows, "width": width, "height": box_h + 8, "gap": gap}
+
+
+def deadline_timeline(
+    regimes: list[dict[str, Any]], as_of: str | None, *, width: float = 900, row_h: float = 22
+) -> dict[str, Any]:
+    """The screening deadlines whose start and end are known, one bar per phase on a date axis, with
+    today (``as_of``) marked; phases without dates are listed apart (``undated``), never drawn."""
+    dated: list[tuple[str, str, dt.date, dt.date, bool, str]] = []
+    undated: list[str] = []
+    for r in regimes:
+        for d in r.get("deadlines") or []:
+            label = f"{r.get('regime')}: {d.get('phase')}"
+            try:
+                start = dt.date.fromisoformat(str(d.get("start")))
+                ends = dt.date.fromisoformat(str(d.get("ends")))
+            except ValueError:
+                undated.append(label)
+                continue
+            dated.append(
+                (label, str(r.get("regime")), start, ends, bool(d.get("passed")), str(d.get("confidence")))
+            )
+    today = None
+    if as_of:
+        with contextlib.suppress(ValueError):
+            today = dt.date.fromisoformat(as_of[:10])
+    if not dated:
+        return {"rows": [], "undated": undated, "width": width, "height": 0}
+    lo = min(x[2] for x in dated)
+    hi = max(x[3] for x in dated)
+    if today is not None:
+        lo, hi = min(lo, today), max(hi, today)
+    days = max(1, (hi - lo).days)
+    left, right, top = 260.0, 16.0, 6.0
+    plot_w = width - left - right
+
+    def x_of(day: dt.date) -> float:
+        return round(left + plot_w * (day - lo).days / days, 1)
+
+    rows = [
+        {
+            "label": visible(label, 60), "x0": x_of(s), "x1": max(x_of(e), x_of(s) + 2), "y": top + i * row_h,
+            "start": s.isoformat(), "ends": e.isoformat(), "passed": passed, "confidence": conf, "regime": regime,
+        }
+        for i, (label, regime, s, e, passed, conf) in enumerate(sorted(dated, key=lambda x: (x[2], x[3], x[0])))
+    ]  # fmt: skip
+    height = top + len(rows) * row_h + 24
+    ticks = [
+        {"x": x_of(lo), "label": lo.isoformat(), "end": False},
+        {"x": x_of(hi), "label": hi.isoformat(), "end": True},
+    ]
+    marker = {"x": x_of(today), "label": today.isoformat()} if today is not None else None
+    return {
+        "rows": rows, "undated": undated, "width": width, "height": height, "left": left, "row_h": row_h,
+        "ticks": ticks, "today": marker, "axis_y": height - 20,
     }  # fmt: skip

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from derisk.errors import DeriskError, InputError
+from derisk.report import svg
 from derisk.web.render import render
 from derisk.web.session_views import Page, Visit, check_csrf, client, guarded, visit_of
 
@@ -84,7 +85,12 @@ def screening_case(visit: Visit) -> Page:
         doc = screen_raw(_parse(path.read_bytes(), name), name, visit.config.workspace)
         with _lock:
             _memo_cache[key] = doc
-    return Page("memo.html.j2", {"doc": doc, "name": name, "uploaded": False}, f"screening-{name}")
+    timeline = svg.deadline_timeline(doc["regimes"], doc.get("as_of"))
+    return Page(
+        "memo.html.j2",
+        {"doc": doc, "name": name, "uploaded": False, "timeline": timeline},
+        f"screening-{name}",
+    )
 
 
 async def screening_upload(request: Request) -> Response:
@@ -114,7 +120,10 @@ async def screening_upload(request: Request) -> Response:
         files = [p.name for p in _case_files(visit)]
         ctx = visit.context(files=files, cases_dir=str(visit.config.cases_dir), error=exc.one_line())
         return render(request, "screening.html.j2", ctx, status=400)
-    return render(request, "memo.html.j2", visit.context(doc=doc, name=name, uploaded=True))
+    timeline = svg.deadline_timeline(doc["regimes"], doc.get("as_of"))
+    return render(
+        request, "memo.html.j2", visit.context(doc=doc, name=name, uploaded=True, timeline=timeline)
+    )
 
 
 def site_plan(workspace: Path, site_file: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from typing import Any, Final
+from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -165,6 +166,15 @@ def alert(visit: Visit) -> Page:
     )
 
 
+def _chain_box(e: Any) -> dict[str, Any]:
+    return {"label": e.name, "country": e.jurisdiction or e.country, "href": f"/entities/{quote(e.id, safe='')}",
+            "state": e.is_state}  # fmt: skip
+
+
+def _chain_step(step: Any) -> tuple[dict[str, Any], dict[str, Any], str, str]:
+    return _chain_box(step.asset), _chain_box(step.owner), f"{step.owner.name}: {step.reason}", step.confidence
+
+
 @guarded()
 def entity(visit: Visit) -> Page:
     entity_id = visit.request.path_params["entity_id"]
@@ -201,6 +211,7 @@ def entity(visit: Visit) -> Page:
             "children": children,
             "evidence": evidence,
             "listed": listed,
+            "chain": svg.chain_diagram([_chain_step(step) for step in res.path]),
         },
         f"entity-{entity_id}",
     )
