@@ -273,3 +273,28 @@ def test_retain_ages_out_flows_and_keeps_the_alerts(tmp_path: Path, data_env: Pa
     deleted = [int(m) for m in re.findall(r"retention: ([0-9]+) flows that started before", done.stderr)]
     assert deleted and sum(deleted) == summary(kept)["ids"][0] - left  # it ran, and says what it did
     assert summary(aged)["alerts"] == summary(kept)["alerts"]
+
+
+def test_from_end_reads_only_what_is_written_after_the_first_start(tmp_path: Path, data_env: Path) -> None:
+    hours = hourly_logs(tmp_path / "staging", data_env)
+    logs = tmp_path / "zeek"
+    writer = ZeekWriter(logs, hours)
+    writer.advance(0.5)
+    workspace = tmp_path / "ws"
+    first = run_watch(workspace, "--zeek-dir", str(logs), "--from-end", *ONCE)
+    assert first.returncode == 0, first.stderr
+    with Workspace.open(workspace, create=False, read_only=True) as ws:
+        assert ws.flow_count() == 0
+        already = ws.query('SELECT sum("offset") FROM watch_positions')[0][0]
+    assert already > 0  # positioned at the end of what was there
+    writer.advance(0.3)
+    again = run_watch(workspace, "--zeek-dir", str(logs), "--from-end", *ONCE)
+    assert again.returncode == 0, again.stderr
+    with Workspace.open(workspace, create=False, read_only=True) as ws:
+        got = ws.flow_count()
+    conn = hours[0]["conn"]
+    half = conn[: int(len(conn) * 0.5)]
+    more = conn[: int(len(conn) * 0.8)]
+    lines = more[more.rfind(b"\n", 0, len(half)) + 1 : more.rfind(b"\n") + 1] if b"\n" in half else b""
+    records = [line for line in lines.split(b"\n") if line and not line.startswith(b"#")]
+    assert got == len(records)

@@ -149,7 +149,8 @@ class Watcher:
         self.totals.failed_batches += 1
         self.totals.last_error = " ".join(str(exc).split())[:300] or type(exc).__name__
         log.error("batch not committed, tried again: %s", self.totals.last_error)
-        self._close()  # reopened (and the state reloaded) for the next try
+        self._state = None  # reloaded, with every source's positions, when the next try opens
+        self._close()
         self._write_status()
 
     def _close(self) -> None:
@@ -166,11 +167,12 @@ class Watcher:
 
         ws = Workspace.open(self.options.workspace, create=True)
         try:
-            with ws.transaction() as con:
-                checkpoints.ensure(con)
-                for source in self.sources:
-                    source.restore(con)
-                self._state = DetectionState.load(con)
+            if self._state is None:  # first open, or after a failed batch: state as committed
+                with ws.transaction() as con:
+                    checkpoints.ensure(con)
+                    for source in self.sources:
+                        source.restore(con)
+                    self._state = DetectionState.load(con)
             if self._index is None:
                 self._index = load_index(ws)
         except BaseException:

@@ -70,6 +70,16 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+def skip_to_end(follower: Follower, con: duckdb.DuckDBPyConnection) -> None:
+    """Position every file of a first start at the end of its complete lines (``--from-end``)."""
+    while True:
+        pieces = follower.poll(64 << 20)
+        follower.commit()
+        if not pieces:
+            break
+    checkpoints.save_positions(con, follower.positions.values())
+
+
 # -- Zeek ----------------------------------------------------------------------------------------
 
 _LOG_NAME: Final = re.compile(r"^(conn|dns|ssl|quic|http)(\.([^/]+))?\.(log|json)(\.gz)?$")
@@ -134,12 +144,7 @@ class ZeekSource:
 
     def _skip_to_end(self, con: duckdb.DuckDBPyConnection) -> None:
         """First start with ``--from-end``: what the logs hold now is not read, only what follows."""
-        while True:
-            pieces = self.follower.poll(64 << 20)
-            if not pieces:
-                break
-        checkpoints.save_positions(con, self.follower.staged())
-        self.follower.commit()
+        skip_to_end(self.follower, con)
 
     def collect(self, ctx: Context) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -250,10 +255,7 @@ class EveSource:
         positions = checkpoints.load_positions(con, self.name)
         self.follower.restore(positions)
         if self.from_end and not positions:
-            while self.follower.poll(64 << 20):
-                pass
-            checkpoints.save_positions(con, self.follower.staged())
-            self.follower.commit()
+            skip_to_end(self.follower, con)
 
     def collect(self, ctx: Context) -> list[Chunk]:
         from derisk.ingest.eve import read_eve
