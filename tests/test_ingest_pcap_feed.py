@@ -162,6 +162,34 @@ def test_one_feed_writes_one_stream_to_both_readers(
         assert b"".join(got["scan"]) == whole
 
 
+def test_a_feed_whose_readers_stop_reading_stops_when_told(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    """The meter stopped early (the caller closed the iterator): both pipes full, nobody reading;
+    stop() drains them and the feed's thread ends instead of blocking for ever."""
+    source, _ = golden["pcap"]
+    path = tmp_path / "capture.pcap.gz"
+    data = source.read_bytes()
+    path.write_bytes(gzip.compress(data[:24] + data[24:] * 40))  # more than both pipes hold
+    feed = Feed(path, probe(path), ethernet=True)
+    meter, scan = tmp_path / "meter", tmp_path / "scan"
+    os.mkfifo(meter)
+    os.mkfifo(scan)
+    feed.start(meter, scan)
+    readers = [os.open(meter, os.O_RDONLY), os.open(scan, os.O_RDONLY)]
+    try:
+        for fd in readers:
+            assert os.read(fd, 1024)
+        time.sleep(0.5)  # the feed fills both pipes and waits
+        started = time.monotonic()
+        feed.stop()
+        assert time.monotonic() - started < 10
+        assert not any(t.name == "derisk-feed" and t.is_alive() for t in threading.enumerate())
+    finally:
+        for fd in readers:
+            os.close(fd)
+
+
 def test_compressed_non_capture_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt.xz"
     path.write_bytes(lzma.compress(b"hello, not a capture\n" * 10))
