@@ -115,7 +115,10 @@ class SinkWorker:
         dead-letter the rest, including an alert still in flight (it may have arrived too)."""
         self.begin_close()
         self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
+        if not self._thread.is_alive() and not self.queue.empty():  # never expected: say so, lose nothing
+            log.error("%s: the worker ended with %d alerts queued", self.name, self.queue.qsize())
+            self._abandoned = True
+        if self._abandoned or self._thread.is_alive():
             with self._lock:
                 self._abandoned = True
                 stuck = self._in_flight
@@ -142,6 +145,9 @@ class SinkWorker:
             with self._lock:
                 if self._abandoned:
                     break
+                # offer() queues nothing once closing is set (under this lock), so an empty queue
+                # seen after closing was set stays empty: only then may the worker end.
+                closed = self._closing.is_set()
                 try:
                     item: Item | None = self.queue.get_nowait()
                 except queue.Empty:
@@ -149,7 +155,7 @@ class SinkWorker:
                 self._in_flight = item
             if item is None:
                 self._flush()
-                if self._closing.is_set():
+                if closed:
                     return
                 self._wakeup.wait(0.2)
                 self._wakeup.clear()
