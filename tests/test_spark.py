@@ -229,3 +229,45 @@ def test_bad_datasets_and_inputs_publish_nothing(
     )
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+@pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
+def test_the_range_join_finds_what_the_local_lookup_finds(
+    spark: Any, ipdata_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bucketed and wide ranges alike (a span limit of 2 buckets makes many ranges wide)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from derisk.enrich.ipdata import load_ipdata
+    from derisk.spark import enrich as spark_enrich
+
+    monkeypatch.setattr(spark_enrich, "MAX_SPAN", 2)
+    ipdata = load_ipdata(ipdata_dir)
+    tables = spark_enrich.range_tables(ipdata)
+    assert tables is not None
+    assert all(narrow.num_rows and wide.num_rows for narrow, wide in tables.values())
+    rng = np.random.default_rng(3)
+    known = [a for asn in (45102, 20940, 35916) for a in ipdata.sample_addresses(asn, None, 4)]
+    ips = [".".join(str(o) for o in octets) for octets in rng.integers(0, 256, (400, 4))]
+    ips += [*known, "2001:db8::1", "::ffff:8.8.8.8", "fe80::1", "not an address", "10.1.0.5"]
+    flows = spark.createDataFrame(
+        pa.table(
+            {
+                "flow_id": [str(i) for i in range(len(ips))],
+                "dst_ip": ips,
+                "dst_asn": pa.nulls(len(ips), pa.int64()),
+            }
+        )
+    )
+    got = {r["dst_ip"]: r for r in spark_enrich.enrich(spark, flows, tables).toArrow().to_pylist()}
+    expected = ipdata.lookup(pa.array(ips)).to_pylist()
+    assert sum(1 for e in expected if e["asn"] is not None) >= len(known)
+    for e in expected:
+        row = got[e["ip"]]
+        assert (row["dst_asn"], row["dst_as_org"], row["dst_as_country"], row["dst_geo_country"]) == (
+            e["asn"],
+            e["as_org"],
+            e["as_country"],
+            e["geo_country"],
+        ), e["ip"]
