@@ -77,6 +77,11 @@ def test_site_document_contract(tmp_path: Path) -> None:
     assert first["after"]["hhi"] < first["before"]["hhi"]
     assert doc["laws"]["CN"][0]["citation"]
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    bars = html.split('<svg class="plan-bars"', 1)[1].split("</svg>", 1)[0]
+    steps = len(doc["plan"]["steps"])
+    assert bars.count("<rect ") == 2 * 4 * steps, "before and after, four measures, every step"
+    first = doc["plan"]["steps"][0]
+    assert f"Risk score before: {round(first['before']['risk_score'], 3)}" in bars
     assert "<script" not in html and "http://" not in html.replace("http-equiv", "")
 
 

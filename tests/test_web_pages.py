@@ -174,6 +174,11 @@ def test_screening_case_upload_and_plan(client: TestClient) -> None:
     assert r.status_code == 400 and "bad.yaml" in r.text
     plan = client.get("/plan").text
     assert "Dependency register and de-risking plan" in plan and "Alibaba" in plan
+    bars = plan.split('<svg class="plan-bars"', 1)[1].split("</svg>", 1)[0]
+    assert 'aria-label="Each step\'s measures before and after it"' in bars
+    assert bars.count("<rect ") % 2 == 0 and bars.count("<rect ") >= 8, (
+        "a before and an after bar per measure"
+    )
 
 
 @pytest.mark.parametrize(

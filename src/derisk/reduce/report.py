@@ -20,6 +20,8 @@ from derisk.reduce.plan import Plan, build_plan
 from derisk.reduce.register import ROLE_LABELS, Register
 from derisk.reduce.trade import TradeResult
 from derisk.reduce.traffic import TrafficReport, compare
+from derisk.report.formatting import install_filters
+from derisk.report.svg import plan_bars
 from derisk.safetext import finalize
 
 SCHEMA: Final = "derisk.reduce/1"
@@ -183,13 +185,21 @@ def trade_document(result: TradeResult) -> dict[str, Any]:
 
 
 _ENV: Final = jinja2.Environment(
-    loader=jinja2.PackageLoader("derisk.reduce", "templates"),
+    # the report's templates too, for the before/after bars of the plan (_charts.html.j2)
+    loader=jinja2.ChoiceLoader(
+        [
+            jinja2.PackageLoader("derisk.reduce", "templates"),
+            jinja2.PackageLoader("derisk.report", "templates"),
+        ]
+    ),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
     finalize=finalize,
+    extensions=["jinja2.ext.i18n"],
 )
+_ENV.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # this page is in English
 
 
 def _pct(value: float | None) -> str:
@@ -203,6 +213,8 @@ def _num(value: float | None, digits: int = 3) -> str:
 _ENV.filters["pct"] = _pct
 _ENV.filters["num"] = _num
 _ENV.globals["role_label"] = ROLE_LABELS
+_ENV.globals["plan_bars"] = plan_bars
+install_filters(_ENV)
 
 
 def render_html(document: dict[str, Any]) -> str:

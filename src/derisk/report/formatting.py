@@ -42,3 +42,20 @@ def share(part: int | float, whole: int | float) -> str:
 def law_citation(law: dict[str, Any]) -> str:
     article = f", {law['article']}" if law.get("article") else ""
     return f"{law['law']}{article} [{law.get('confidence', 'U')}]"
+
+
+def bound_text(text: object, limit: int = 200) -> str | None:
+    """The ``bound`` filter: any value as text, cut at ``limit`` characters with the cut marked."""
+    from derisk.safetext import bound
+
+    return bound(None if text is None else str(text), limit)
+
+
+def install_filters(env: Any, locale: str = "en") -> None:
+    """The filters every page and report template uses (and the SVG pictures' macros need):
+    ``bytes``, ``country`` (in ``locale``), ``law``, ``bound``; and the global ``share``."""
+    env.filters["bytes"] = human_bytes
+    env.filters["country"] = lambda code: country_name(code, locale)
+    env.filters["law"] = law_citation
+    env.filters["bound"] = bound_text
+    env.globals["share"] = share

@@ -9,8 +9,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from derisk.report import svg
-from derisk.report.formatting import country_name, human_bytes, law_citation, share
-from derisk.safetext import bound, finalize
+from derisk.report.formatting import install_filters
+from derisk.safetext import finalize
 
 _ENVIRONMENTS: dict[str, Environment] = {}
 
@@ -37,11 +37,7 @@ def environment(locale: str = "en", translations: gettext.NullTranslations | Non
     else:
         cache = False
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
-    env.filters["bytes"] = human_bytes
-    env.filters["country"] = lambda code: country_name(code, locale)
-    env.filters["law"] = law_citation
-    env.filters["bound"] = lambda text, n=200: bound(None if text is None else str(text), n)
-    env.globals["share"] = share
+    install_filters(env, locale)
     if cache:
         _ENVIRONMENTS[locale] = env
     return env

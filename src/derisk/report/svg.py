@@ -429,3 +429,47 @@ def deadline_timeline(
         "rows": rows, "undated": undated, "width": width, "height": height, "left": left, "row_h": row_h,
         "ticks": ticks, "today": marker, "axis_y": height - 20,
     }  # fmt: skip
+
+
+#: The plan's measures drawn before and after each step, with their upper bound (None: the largest seen).
+PLAN_MEASURES: Final = (
+    ("risk_score", None),
+    ("third_country_dependency", 1.0),
+    ("third_country_edge_share", 1.0),
+    ("hhi", 1.0),
+)
+
+
+def plan_bars(steps: list[dict[str, Any]], *, width: float = 900, row_h: float = 34) -> dict[str, Any]:
+    """Before/after bars for each plan step: per measure of :data:`PLAN_MEASURES`, a grey bar for the
+    value before the step and a blue one after it (shares on 0–1, the risk score on 0–its largest)."""
+    if not steps:
+        return {"rows": [], "columns": [], "width": width, "height": 0}
+    left, top, pad = 40.0, 22.0, 18.0
+    col_w = (width - left) / len(PLAN_MEASURES)
+    bounds = {}
+    for key, bound_ in PLAN_MEASURES:
+        seen = [float((s.get(side) or {}).get(key) or 0) for s in steps for side in ("before", "after")]
+        bounds[key] = bound_ if bound_ is not None else max(max(seen), 1e-9)
+    columns = [{"key": key, "x": round(left + j * col_w, 1)} for j, (key, _) in enumerate(PLAN_MEASURES)]
+    rows = []
+    for i, s in enumerate(steps):
+        y = top + i * row_h
+        cells = []
+        for j, (key, _) in enumerate(PLAN_MEASURES):
+            before = float((s.get("before") or {}).get(key) or 0)
+            after = float((s.get("after") or {}).get(key) or 0)
+            full = col_w - pad
+            cells.append({
+                "key": key, "x": round(left + j * col_w, 1), "before": round(before, 3), "after": round(after, 3),
+                "before_w": round(full * min(1.0, before / bounds[key]), 1),
+                "after_w": round(full * min(1.0, after / bounds[key]), 1),
+            })  # fmt: skip
+        rows.append({"rank": s.get("rank"), "y": round(y, 1), "cells": cells})
+    return {
+        "rows": rows,
+        "columns": columns,
+        "width": width,
+        "height": top + len(steps) * row_h + 4,
+        "row_h": row_h,
+    }

@@ -15,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from derisk import __version__
-from derisk.report.formatting import human_bytes
-from derisk.safetext import bound, visible
+from derisk.report.formatting import install_filters
+from derisk.safetext import visible
 from derisk.screen.deal import Party, country_name
 from derisk.screen.engine import CONVENTIONS, DISCLAIMER, RegimeResult, Screening, fmt_date
 from derisk.screen.risk import RiskFactor
@@ -116,7 +116,10 @@ def question(screening: Screening) -> str:
 _ENV: Final = jinja2.Environment(
     # the report's templates too, for the deadline timeline picture (_charts.html.j2)
     loader=jinja2.ChoiceLoader(
-        [jinja2.PackageLoader("derisk.screen", "templates"), jinja2.PackageLoader("derisk.report", "templates")]
+        [
+            jinja2.PackageLoader("derisk.screen", "templates"),
+            jinja2.PackageLoader("derisk.report", "templates"),
+        ]
     ),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
@@ -125,9 +128,7 @@ _ENV: Final = jinja2.Environment(
     extensions=["jinja2.ext.i18n"],
 )
 _ENV.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # the memo is in English
-_ENV.filters["bytes"] = human_bytes
-_ENV.filters["country"] = country_name
-_ENV.filters["bound"] = lambda text, n=200: bound(None if text is None else str(text), n)
+install_filters(_ENV)
 
 
 def render_html(doc: dict[str, Any]) -> str:

@@ -152,7 +152,11 @@ def plan(visit: Visit) -> Page:
 
     site_file = visit.config.site_file
     if site_file is None or not site_file.is_file():
-        return Page("plan.html.j2", {"doc": None, "site_file": str(site_file or ""), "error": None}, "plan")
+        return Page(
+            "plan.html.j2",
+            {"doc": None, "site_file": str(site_file or ""), "error": None, "bars": None},
+            "plan",
+        )
     st = site_file.stat()
     key = (str(site_file), st.st_mtime_ns, st.st_size, fingerprint(visit.config.workspace))
     doc = _plan_cache.get(key)
@@ -168,7 +172,10 @@ def plan(visit: Visit) -> Page:
             with _lock:
                 _plan_cache.clear()
                 _plan_cache[key] = doc
-    return Page("plan.html.j2", {"doc": doc, "site_file": site_file.name, "error": error}, "plan")
+    bars = svg.plan_bars(doc["plan"]["steps"]) if doc and doc.get("plan") else None
+    return Page(
+        "plan.html.j2", {"doc": doc, "site_file": site_file.name, "error": error, "bars": bars}, "plan"
+    )
 
 
 @guarded("admin")

@@ -172,7 +172,12 @@ def _chain_box(e: Any) -> dict[str, Any]:
 
 
 def _chain_step(step: Any) -> tuple[dict[str, Any], dict[str, Any], str, str]:
-    return _chain_box(step.asset), _chain_box(step.owner), f"{step.owner.name}: {step.reason}", step.confidence
+    return (
+        _chain_box(step.asset),
+        _chain_box(step.owner),
+        f"{step.owner.name}: {step.reason}",
+        step.confidence,
+    )
 
 
 @guarded()

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from derisk import __version__, i18n
-from derisk.report.formatting import country_name, human_bytes, law_citation, share
-from derisk.safetext import bound, finalize, visible
+from derisk.report.formatting import install_filters
+from derisk.safetext import finalize, visible
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,10 @@ def environment(lang: str) -> Environment:
         finalize=finalize,
     )
     env.install_gettext_translations(i18n.gettext_for(lang), newstyle=True)  # type: ignore[attr-defined]
-    env.filters["bytes"] = human_bytes
-    env.filters["country"] = lambda code: country_name(code, lang)
-    env.filters["law"] = law_citation
+    install_filters(env, lang)
     env.filters["shown"] = shown
     env.filters["when"] = when
-    env.filters["bound"] = lambda text, n=200: bound(None if text is None else str(text), n)
     env.filters["q"] = lambda text: quote(str(text), safe="")
-    env.globals["share"] = share
     env.globals["version"] = __version__
     env.globals["languages"] = i18n.NATIVE_NAMES
     env.globals["known_labels"] = frozenset(SEVERITIES + ROLE_NAMES)
