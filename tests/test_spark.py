@@ -133,6 +133,7 @@ def test_spark_equals_duckdb_on_the_demo_hub(demo_dataset: dict[str, Path], spar
     on_spark = _json(
         ["analyze", "--engine", "spark", "--master", MASTER, str(ds), *common], root / "spark.json"
     )
+    assert on_spark["run"]["dataset"] is None  # no --out: the results folder was temporary
     kinds = {a["kind"] for a in duck["alerts"]}
     assert {"beacon", "dns-tunnel", "compelled-transfer"} <= kinds
     assert duck["evidence"], "the demo's seed article travels with the dataset"

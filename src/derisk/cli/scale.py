@@ -85,7 +85,10 @@ def analyse_spark(
     with tempfile.TemporaryDirectory(prefix="derisk-spark-") as tmp:
         dest = out if out is not None else Path(tmp) / "results"
         analyse(inputs, site, dest, master=master, data_root=data_dir, graph_workspace=workspace)
-        return analyse_dataset(dest, site, data_dir, engine="spark")
+        doc = analyse_dataset(dest, site, data_dir, engine="spark")
+        if out is None:  # the temporary folder is gone once the document is returned
+            doc["run"]["dataset"] = None
+        return doc
 
 
 def analyse_dataset(
