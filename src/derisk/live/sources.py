@@ -131,6 +131,8 @@ class ZeekSource:
         self.ranges = ZeekRanges()
         self.from_end = from_end
         self.horizon: dt.datetime | None = None
+        #: Whether the workspace keeps companion records (if not, conn ranges need no lookup).
+        self.kept = False
         self._staged_horizon: dt.datetime | None = None
         self.flows = 0
 
@@ -139,6 +141,10 @@ class ZeekSource:
         self.follower.restore(positions)
         rows = con.execute("SELECT max(horizon) FROM watch_zeek_dns").fetchall()
         self.horizon = rows[0][0] if rows and rows[0][0] is not None else None
+        self.kept = any(
+            con.execute(f"SELECT 1 FROM watch_zeek_{kind} LIMIT 1").fetchall()
+            for kind in ("ssl", "http", "dns")
+        )
         if self.from_end and not positions:
             self._skip_to_end(con)
 
@@ -155,8 +161,9 @@ class ZeekSource:
                 if table is not None:
                     stamp = horizon or dt.datetime.now(dt.UTC)
                     checkpoints.add_companions(ctx.con, _COMPANION_TABLE[piece.kind], table, stamp)
+                    self.kept = True
                 continue
-            flows = self.ranges.conn(piece, ctx.con)
+            flows = self.ranges.conn(piece, ctx.con, lookup=self.kept)
             rows = sum(b.num_rows for b in flows)
             if rows:
                 newest = max(pc.max(b.column("first_seen")).as_py() for b in flows)

@@ -2,9 +2,9 @@
 applied to a range of complete lines instead of a whole file.
 
 Each followed file is opened once with :func:`derisk.ingest.zeek_log.open_log` (its TSV header or
-first JSON record decides the columns); a range of its lines is parsed by the same
-:meth:`ZeekLog.parse` and converted by the same :func:`derisk.ingest.zeek_convert.to_flows` as
-``derisk analyze`` uses. Companion records (ssl, quic, http, dns) are kept in the workspace
+first JSON record decides the columns); a range of its lines is read by :meth:`ZeekLog.parse` and
+converted by :func:`derisk.ingest.zeek_convert.to_flows`, which the Zeek reader exposes for
+followers: the same reading and conversion as ``derisk analyze`` applies to a whole log. Companion records (ssl, quic, http, dns) are kept in the workspace
 (:mod:`derisk.store.checkpoints`) and joined to conn records through the batch reader's own
 :class:`~derisk.ingest.zeek_join.Companions`, given the kept records that share a uid with the
 range's conn records or answered one of their responder addresses.
@@ -107,8 +107,11 @@ class ZeekRanges:
             columns[name] = values
         return pa.table(columns)
 
-    def conn(self, piece: Piece, con: duckdb.DuckDBPyConnection) -> list[pa.RecordBatch]:
-        """The flows of a range of conn records, joined with the kept companion records."""
+    def conn(
+        self, piece: Piece, con: duckdb.DuckDBPyConnection, *, lookup: bool = True
+    ) -> list[pa.RecordBatch]:
+        """The flows of a range of conn records, joined with the kept companion records (none are
+        looked up when ``lookup`` is False: the workspace keeps none)."""
         if not has_records(piece.data):
             return []
         zlog = self._log(piece)
@@ -116,7 +119,10 @@ class ZeekRanges:
         if table is None or table.num_rows == 0:
             return []
         table = table.combine_chunks()
-        kept = checkpoints.companions_for(con, column(table, "uid"), column(table, "id.resp_h"))
+        kept: dict[str, pa.Table | None] = {"ssl": None, "http": None, "dns": None}
+        if lookup:
+            uids, addresses = column(table, "uid"), column(table, "id.resp_h")
+            kept = checkpoints.companions_for(con, uids, addresses)
         companions = Companions(ssl=kept["ssl"], http=kept["http"], dns=kept["dns"])
         out: list[pa.RecordBatch] = []
         try:
