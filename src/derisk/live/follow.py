@@ -308,7 +308,8 @@ class Follower:
             pos.size_seen = size
             if pos.compressed and eof:
                 pos.finished = True
-            self._staged[pos.key] = pos
+            if pos != self.positions.get(pos.key):  # unchanged positions are not written again
+                self._staged[pos.key] = pos
             if not pos.compressed:
                 pending += max(0, size - pos.offset)
             if data:
