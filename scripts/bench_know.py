@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import random
 import resource
@@ -353,12 +354,13 @@ def write(results: dict[str, object], args: argparse.Namespace) -> None:
         "`attribute` over the distinct keys of the flows; the GLEIF records carry no AS or domain",
         "hints, so they are never materialised for attribution. The flows' 10,000 synthetic ASes",
         'belong to 10,000 of the 20,000 AS2Org organisations. "looked up per AS seen" is the',
-        "default (`load_graph` joins the records named like a known entity in one DuckDB join; ",
+        "default (`load_graph` joins the records named like a known entity in one DuckDB join;",
         "`attribute` looks up the records holding the ASes and domains of its keys in one join on",
         '`kg_hints` and resolves only those); "all read eagerly" is `load_graph(ws,',
         "lazy_registry=False)`, which reads and resolves every record (the same answers, tested in",
         "tests/test_know_lazy_registry.py). Wall times are from a shared 2-core machine (other jobs",
-        "running), so compare the ratios of one run.",
+        "running), so compare the ratios of one run; the 1-minute load average was "
+        f"{LOAD[0]:.1f} at the start and {os.getloadavg()[0]:.1f} at the end of this run.",
         "",
         "Against the targets, this run: " + "; ".join(_verdicts(results)) + ".",
         "",
@@ -386,6 +388,8 @@ def _verdicts(results: dict[str, object]) -> list[str]:
             out.append(f"search p95 {value['p95_ms']} ms ({'met' if ok else 'not met'})")
     return out
 
+
+LOAD = os.getloadavg()
 
 if __name__ == "__main__":
     started = time.perf_counter()
