@@ -606,9 +606,11 @@ def test_segments_end_at_line_ends_and_cover_the_file(tmp_path: Path, compress: 
     assert offsets[-1] == path.stat().st_size
 
 
+@pytest.mark.parametrize("hashed", [False, True], ids=["duckdb-join", "sorted-hashes"])
 @pytest.mark.parametrize("lengths", [(17,), (3, 17, 18, 70)], ids=["zeek-like", "mixed"])
-def test_uid_join_agrees_with_arrow_index_in(lengths: tuple[int, ...]) -> None:
-    """DuckDB's join by uid (derisk.store.zeekjoin) finds what Arrow's index_in finds, in batch order."""
+def test_uid_join_agrees_with_arrow_index_in(lengths: tuple[int, ...], hashed: bool) -> None:
+    """The join by uid (derisk.store.zeekjoin: DuckDB's join, or the search of sorted hashes when the
+    batch carries DuckDB's hash(uid)) finds what Arrow's index_in finds, in batch order."""
     import random
 
     from derisk.store.zeekjoin import UidJoin
@@ -625,8 +627,16 @@ def test_uid_join_agrees_with_arrow_index_in(lengths: tuple[int, ...]) -> None:
     uids = pa.array(known)
     names = pa.array([f"s{i}.example" for i in range(len(known))])
     join = UidJoin([pa.table({"uid": uids, "seq": pa.array(range(len(known))), "sni": names})])
+    hashes = None
+    if hashed:
+        from derisk.store.zeekread import private_connection
+
+        con = private_connection()
+        con.register("probe", pa.table({"uid": probe}))
+        hashes = con.sql("SELECT hash(uid) AS h FROM probe").to_arrow_table().column("h").combine_chunks()
+        con.close()
     try:
-        found = join.join(probe)
+        found = join.join(probe, hashes)
     finally:
         join.close()
     expected = names.take(pa.compute.index_in(probe, value_set=uids))

@@ -64,7 +64,7 @@ class UidJoin:
         self._lock = threading.Lock()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._sorted: pa.Table | None = None  # by_uid ordered by hash(uid), when the hashes are distinct
-        self._hashes = np.zeros(0, dtype=np.uint64)
+        self._hashes = np.zeros(0, dtype=np.int64)
         rows = [self._normalised(part) for part in parts if part.num_rows]
         if not rows:
             return
@@ -78,14 +78,17 @@ class UidJoin:
                 "CREATE TABLE by_uid AS SELECT hash(uid) AS h, uid, coalesce(sni, host) AS server_name, "
                 "CASE WHEN sni IS NOT NULL THEN 'sni' WHEN host IS NOT NULL THEN 'http-host' END "
                 "AS server_name_source, ja4, user_agent, dns_query "
-                f"FROM (SELECT uid, {first} FROM _rows WHERE uid IS NOT NULL GROUP BY uid) ORDER BY h"
+                f"FROM (SELECT uid, {first} FROM _rows WHERE uid IS NOT NULL GROUP BY uid)"
             )
-            sorted_rows = self._con.sql("SELECT * FROM by_uid ORDER BY h").to_arrow_table().combine_chunks()
+            reduced = self._con.sql("SELECT * FROM by_uid").to_arrow_table().combine_chunks()
         finally:
             self._con.unregister("_rows")
-        hashes = sorted_rows.column("h").to_numpy()
+        # The hashes as int64 (the same bits, ordered as int64: the batches' hashes are viewed alike).
+        signed = reduced.column("h").to_numpy().view(np.int64)
+        order = np.argsort(signed, kind="stable")
+        hashes = signed[order]
         if len(hashes) and not np.any(hashes[1:] == hashes[:-1]):  # else two uids share a hash
-            self._sorted = sorted_rows
+            self._sorted = reduced.take(pa.array(order))
             self._hashes = hashes
 
     @staticmethod
@@ -125,8 +128,10 @@ class UidJoin:
     def _lookup(self, uid: pa.Array, hashes: pa.Array) -> dict[str, pa.Array]:
         """The join by a binary search of the sorted hashes (the uids found are compared)."""
         assert self._sorted is not None
-        wanted = hashes.to_numpy(zero_copy_only=False)
-        index = np.minimum(np.searchsorted(self._hashes, wanted), len(self._hashes) - 1)
+        wanted = hashes.to_numpy(zero_copy_only=False).view(np.int64)
+        order = np.argsort(wanted)  # sorted needles: a search that walks the hashes in order
+        index = np.empty(len(wanted), dtype=np.int64)
+        index[order] = np.minimum(np.searchsorted(self._hashes, wanted[order]), len(self._hashes) - 1)
         found = self._hashes[index] == wanted
         if not found.any():
             return {name: pa.nulls(len(uid), pa.string()) for name in COLUMNS}
