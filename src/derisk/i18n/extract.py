@@ -3,22 +3,27 @@
 ``messages()`` extracts every msgid with Babel's extractors: the ``_()`` calls in the dashboard's
 and the reports' Jinja2 templates, ``_()``/``N_()`` marks in the dashboard's Python code, and the
 fixed English texts of the analysis document (method, limits, disclaimer) that the report passes
-through ``_()``. ``python -m derisk.i18n.extract`` adds missing msgids to each ``.po`` file (empty,
-to be translated) and reports how many are untranslated.
+through ``_()``. ``data_messages()`` does the same for the second domain, ``derisk-data``
+(:mod:`derisk.i18n.data`): the data strings of the shipped YAML files (laws, mitigations, sectors)
+and the sentence templates code marks with ``T_()``. ``python -m derisk.i18n.extract`` adds missing
+msgids to each ``.po`` file of both domains (empty, to be translated) and reports how many are
+untranslated.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
+from typing import Final
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import write_po
 
 from derisk.i18n import DOMAIN, LANGUAGES, catalog
+from derisk.i18n.data import DATA_DOMAIN, data_catalog
 
 _PACKAGES = ("derisk.web", "derisk.report")
 _METHOD_MAP = [("**/templates/**.j2", "jinja2"), ("**.py", "python")]
@@ -49,6 +54,55 @@ def messages() -> dict[str, list[str]]:
     return found
 
 
+#: Packages whose Python code marks data sentence templates with ``T_()`` (detect/ may join).
+DATA_PACKAGES: Final = ("derisk.screen", "derisk.reduce", "derisk.detect")
+#: The fields of the shipped data files that are sentences or labels a reader sees. Article numbers,
+#: citations, sources, URLs and dates are not among them: they are never translated.
+LAW_FIELDS: Final = ("law", "obligation", "bound", "summary")
+MITIGATION_FIELDS: Final = ("title", "reduces", "evidence")
+SECTOR_FIELDS: Final = ("label", "note")
+
+
+def _yaml_strings() -> dict[str, list[str]]:
+    from derisk.data import read_yaml, read_yaml_folder
+
+    found: dict[str, list[str]] = {}
+
+    def add(value: object, where: str) -> None:
+        if isinstance(value, str) and value.strip():
+            found.setdefault(value, []).append(where)
+
+    for name, doc in sorted(read_yaml_folder("laws").items()):
+        for index, law in enumerate((doc or {}).get("laws") or []):
+            for key in LAW_FIELDS:
+                add(law.get(key), f"data/laws/{name}:laws[{index}].{key}")
+    for item in read_yaml("mitigations.yaml").get("mitigations") or []:
+        for key in MITIGATION_FIELDS:
+            add(item.get(key), f"data/mitigations.yaml:{item.get('id')}.{key}")
+    for item in read_yaml("sectors.yaml").get("sectors") or []:
+        for key in SECTOR_FIELDS:
+            add(item.get(key), f"data/sectors.yaml:{item.get('id')}.{key}")
+    return found
+
+
+def data_messages() -> dict[str, list[str]]:
+    """msgid → places, for the ``derisk-data`` domain: YAML data strings and ``T_()`` templates."""
+    found = _yaml_strings()
+    for package in DATA_PACKAGES:
+        try:
+            root = Path(str(resources.files(package)))
+        except ModuleNotFoundError:  # pragma: no cover - a package that is not there yet
+            continue
+        for filename, lineno, message, _comments, _context in extract_from_dir(
+            str(root), [("**.py", "python")], keywords={"T_": None}
+        ):
+            if isinstance(message, tuple):
+                message = message[0]
+            if message:
+                found.setdefault(message, []).append(f"{package}:{filename}:{lineno}")
+    return found
+
+
 def untranslated(cat: Catalog, wanted: Iterable[str]) -> list[str]:
     """msgids of ``wanted`` that ``cat`` lacks, leaves empty or marks fuzzy."""
     out = []
@@ -67,14 +121,22 @@ def obsolete(cat: Catalog, wanted: Iterable[str]) -> list[str]:
 
 def update(locale_dir: Path) -> dict[str, int]:
     """Add missing msgids to every catalogue under ``locale_dir``; returns untranslated counts."""
-    wanted = messages()
+    counts = _update(locale_dir, DOMAIN, messages(), catalog)
+    for lang, missing in _update(locale_dir, DATA_DOMAIN, data_messages(), data_catalog).items():
+        counts[f"{lang} ({DATA_DOMAIN})"] = missing
+    return counts
+
+
+def _update(
+    locale_dir: Path, domain: str, wanted: dict[str, list[str]], read: Callable[[str], Catalog]
+) -> dict[str, int]:
     counts = {}
     for lang in LANGUAGES[1:]:
-        path = locale_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-        old = catalog(lang) if path.exists() else Catalog(locale=lang, domain=DOMAIN)
+        path = locale_dir / lang / "LC_MESSAGES" / f"{domain}.po"
+        old = read(lang) if path.exists() else Catalog(locale=lang, domain=domain)
         new = Catalog(
             locale=lang,
-            domain=DOMAIN,
+            domain=domain,
             project="derisk",
             version=old.version if old.version != "VERSION" else None,
             language_team=old.language_team,

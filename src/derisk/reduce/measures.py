@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from derisk.i18n.data import T_, fill
 from derisk.reduce.jurisdictions import EuMembers, eu_members
 from derisk.reduce.register import ROLE_LABELS, Register, Slot, Supplier
 
@@ -62,15 +63,34 @@ class SinglePoint:
     third_country: bool
 
     def sentence(self) -> str:
-        who = f"{self.supplier}"
         if self.controller and self.controller != self.supplier:
-            who += f" (controlled by {self.controller}, {self.jurisdiction})"
+            who = fill(
+                T_("{supplier} (controlled by {controller}, {jurisdiction})"),
+                supplier=self.supplier,
+                controller=self.controller,
+                jurisdiction=self.jurisdiction,
+            )
         elif self.jurisdiction:
-            who += f" ({self.jurisdiction})"
-        funcs = ", ".join(self.functions)
-        tail = " Continuity is secured (escrow or guarantees)." if self.mitigated else ""
-        role = ROLE_LABELS[self.role]
-        return f"{who} is the only {role} of {self.system}, which {funcs} cannot do without.{tail}"
+            who = f"{self.supplier} ({self.jurisdiction})"
+        else:
+            who = self.supplier
+        template = (
+            T_(
+                "{who_sentence} is the only {role_label} of {system}, which {functions} cannot do "
+                "without. Continuity is secured (escrow or guarantees)."
+            )
+            if self.mitigated
+            else T_(
+                "{who_sentence} is the only {role_label} of {system}, which {functions} cannot do without."
+            )
+        )
+        return fill(
+            template,
+            who_sentence=who,
+            role_label=ROLE_LABELS[self.role],
+            system=self.system,
+            functions=", ".join(self.functions),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from derisk.i18n.data import T_, fill
 from derisk.reduce.catalogue import Catalogue, Mitigation, load_catalogue
 from derisk.reduce.jurisdictions import EU_PLACEHOLDER, EuMembers, eu_members
 from derisk.reduce.measures import DIGITS, Measures, function_parts, measure
@@ -35,7 +36,7 @@ EU_PROVIDER: Final = "EU-controlled provider (to be chosen)"
 MAX_STEPS: Final = 20
 _EPS: Final = 1e-12
 
-RANKING_RULE: Final = (
+RANKING_RULE: Final = T_(
     "Greedy: at each step, the candidate with the largest fall of the plan score 2*(D+T) + (E+S) per cost "
     "weight (D: third-country dependency share of functions; T: third-country edge share; E: third-country "
     "exposure share; S: unmitigated third-country single-point share), then the larger fall of D+T, then the "
@@ -225,7 +226,12 @@ def _sentence(c: Candidate, register: Register) -> str:
             if s.jurisdiction != EU_PLACEHOLDER
         )
         parts.append(f"{ROLE_LABELS[role]} {names or 'none named'}")
-    return f"{c.mitigation.title} for {c.system} ({'; '.join(parts)})."
+    return fill(
+        T_("{mitigation_label} for {system} ({suppliers})."),
+        mitigation_label=c.mitigation.title,
+        system=c.system,
+        suppliers="; ".join(parts),
+    )
 
 
 def build_plan(
@@ -252,12 +258,25 @@ def build_plan(
             after = measure(changed, eu, {**base_parts, **function_parts(changed, affected, eu)})
             gain = plan_score(current_m) - plan_score(after)
             if gain <= _EPS:
-                reason = (
-                    "No effect on the measured figures: " + c.mitigation.reduces
-                    if c.mitigation.effect == "none"
-                    else "No effect on the measured figures while other suppliers keep the system exposed."
+                step = _sentence(c, current)
+                no_effect.append(
+                    Considered(
+                        c,
+                        fill(
+                            T_("{step_sentence} No effect on the measured figures: {reduces_label}"),
+                            step_sentence=step,
+                            reduces_label=c.mitigation.reduces,
+                        )
+                        if c.mitigation.effect == "none"
+                        else fill(
+                            T_(
+                                "{step_sentence} No effect on the measured figures while other "
+                                "suppliers keep the system exposed."
+                            ),
+                            step_sentence=step,
+                        ),
+                    )
                 )
-                no_effect.append(Considered(c, f"{_sentence(c, current)} {reason}"))
                 continue
             dep = dependency_risk(current_m) - dependency_risk(after)
             w = c.mitigation.cost.weight

@@ -29,16 +29,17 @@ from functools import cached_property
 from typing import Any, Final
 
 from derisk.errors import ConfigError, Problem, raise_problems
+from derisk.i18n.data import T_
 from derisk.reduce.findings import Finding
 from derisk.site import Site
 
 #: Supplier roles of a system, in report order, with the words a report uses for them.
 ROLES: Final = ("vendor", "hardware", "hosting", "support")
 ROLE_LABELS: Final = {
-    "vendor": "software vendor",
-    "hardware": "hardware maker",
-    "hosting": "hosting/cloud provider",
-    "support": "support/update channel",
+    "vendor": T_("software vendor"),
+    "hardware": T_("hardware maker"),
+    "hosting": T_("hosting/cloud provider"),
+    "support": T_("support/update channel"),
 }
 FUNCTION_KEYS: Final = {"name", "description", "systems"}
 _MAX_NAME: Final = 200

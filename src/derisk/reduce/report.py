@@ -13,6 +13,7 @@ import jinja2
 import pyarrow as pa
 
 from derisk import __version__
+from derisk.i18n.data import T_, fill
 from derisk.reduce.findings import Finding, sort_findings
 from derisk.reduce.jurisdictions import EuMembers, eu_members
 from derisk.reduce.measures import Measures, measure
@@ -25,7 +26,7 @@ from derisk.report.svg import plan_bars
 from derisk.safetext import finalize
 
 SCHEMA: Final = "derisk.reduce/1"
-DISCLAIMER: Final = (
+DISCLAIMER: Final = T_(
     "Decision support, not legal advice. Legal statements come from derisk's curated facts and keep their "
     "confidence tags: [V] seen in a source, [S] consistent across secondary sources, [U] unverified."
 )
@@ -61,9 +62,13 @@ def _function_findings(register: Register, m: Measures, eu: EuMembers) -> list[F
                 kind="third-country-dependency",
                 severity="high",
                 subject=fm.name,
-                sentence=(
-                    f"The function {fm.name!r} cannot run without suppliers controlled from "
-                    f"{', '.join(third)}: {'; '.join(parts)}."
+                sentence=fill(
+                    T_(
+                        "The function {function} cannot run without suppliers controlled from {where}: {suppliers}."
+                    ),
+                    function=repr(fm.name),
+                    where=", ".join(third),
+                    suppliers="; ".join(parts),
                 ),
                 evidence={"function": fm.name, "jurisdictions": third, "systems": list(fm.systems)},
             )

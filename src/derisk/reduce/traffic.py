@@ -14,6 +14,7 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from derisk.i18n.data import T_, fill
 from derisk.reduce.findings import Finding
 from derisk.reduce.jurisdictions import EuMembers, eu_members
 from derisk.reduce.register import ROLE_LABELS, Register, Supplier
@@ -82,11 +83,19 @@ class Confirmation:
     orgs: tuple[str, ...] = ()
 
     def sentence(self) -> str:
-        where = ", ".join(self.orgs) or "destinations"
-        return (
-            f"{self.system} sent {human_bytes(self.bytes_out)} in {self.flows} flows to {where}, "
-            f"controlled by {self.controller} ({self.jurisdiction or 'jurisdiction unknown'}), "
-            f"confirming its {ROLE_LABELS[self.role]} {self.supplier}."
+        return fill(
+            T_(
+                "{system} sent {size} in {flows} flows to {where}, controlled by {controller} "
+                "({jurisdiction}), confirming its {role_label} {supplier}."
+            ),
+            system=self.system,
+            size=human_bytes(self.bytes_out),
+            flows=self.flows,
+            where=", ".join(self.orgs) or "destinations",
+            controller=self.controller,
+            jurisdiction=self.jurisdiction or "jurisdiction unknown",
+            role_label=ROLE_LABELS[self.role],
+            supplier=self.supplier,
         )
 
     def to_json(self) -> dict[str, Any]:

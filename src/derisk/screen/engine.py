@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
+from derisk.i18n.data import T_
 from derisk.screen import deadlines as dl
 from derisk.screen.catalogue import Catalogue, Fact, Regime
 from derisk.screen.deal import Deal, Party, country_name
@@ -22,21 +23,21 @@ from derisk.screen.variables import VARIABLES, Subject, subjects
 
 RANK: Final = {"not-required": 0, "unclear": 1, "required": 2}
 HEADLINES: Final = {
-    "required": "Notification required",
-    "not-required": "No notification required",
-    "unclear": "Unclear: not decided by the reviewed facts",
+    "required": T_("Notification required"),
+    "not-required": T_("No notification required"),
+    "unclear": T_("Unclear: not decided by the reviewed facts"),
 }
 EU_HEADLINES: Final = {
-    "required": "The deal enters the EU cooperation mechanism",
-    "not-required": "No step in the EU cooperation mechanism expected",
-    "unclear": "Unclear whether the EU cooperation mechanism is engaged",
+    "required": T_("The deal enters the EU cooperation mechanism"),
+    "not-required": T_("No step in the EU cooperation mechanism expected"),
+    "unclear": T_("Unclear whether the EU cooperation mechanism is engaged"),
 }
-DISCLAIMER: Final = (
+DISCLAIMER: Final = T_(
     "Decision support, not legal advice. derisk applies cited, confidence-tagged facts ([V] seen in a source, "
     "[S] consistent across secondary sources, [U] unverified) to the facts in the deal file; it does not replace "
     "a lawyer's review of the primary texts or contact with the screening authorities."
 )
-CONVENTIONS: Final = (
+CONVENTIONS: Final = T_(
     "Deadlines: a period of N days ends on the N-th counted day after its start; working days are Monday to "
     "Friday minus the member state's public holidays (the holidays package: Belgium, France and the Netherlands "
     "as a whole, Germany's nationwide holidays only, no federal state assumed); a calendar period that ends on a "

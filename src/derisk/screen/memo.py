@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from derisk import __version__
+from derisk.i18n.data import T_, fill
 from derisk.report.formatting import install_filters
 from derisk.safetext import visible
 from derisk.screen.deal import Party, country_name
@@ -104,12 +105,39 @@ def document(screening: Screening, factors: list[RiskFactor]) -> dict[str, Any]:
 def question(screening: Screening) -> str:
     d = screening.deal
     t, s = d.target, d.stake
-    control = (" and control" if s.control_after else "") if s.control_after is not None else ""
-    step = f" (from {s.before_pct:g}%)" if s.before_pct else ""
-    return (
-        f"Must the acquisition by {screening.investor.label} of {s.after_pct:g}% of the voting rights{step}"
-        f"{control} of {t.name} ({country_name(t.country)}), signed on {fmt_date(d.signing)} with closing "
-        f"planned on {fmt_date(d.closing)}, be notified for foreign-investment screening, where, and by when?"
+    if s.before_pct and s.control_after:
+        template = T_(
+            "Must the acquisition by {investor} of {after_pct}% of the voting rights (from {before_pct}%) "
+            "and control of {target} ({country}), signed on {signing} with closing planned on {closing}, "
+            "be notified for foreign-investment screening, where, and by when?"
+        )
+    elif s.before_pct:
+        template = T_(
+            "Must the acquisition by {investor} of {after_pct}% of the voting rights (from {before_pct}%) "
+            "of {target} ({country}), signed on {signing} with closing planned on {closing}, be notified "
+            "for foreign-investment screening, where, and by when?"
+        )
+    elif s.control_after:
+        template = T_(
+            "Must the acquisition by {investor} of {after_pct}% of the voting rights and control of "
+            "{target} ({country}), signed on {signing} with closing planned on {closing}, be notified for "
+            "foreign-investment screening, where, and by when?"
+        )
+    else:
+        template = T_(
+            "Must the acquisition by {investor} of {after_pct}% of the voting rights of {target} "
+            "({country}), signed on {signing} with closing planned on {closing}, be notified for "
+            "foreign-investment screening, where, and by when?"
+        )
+    return fill(
+        template,
+        investor=screening.investor.label,
+        after_pct=f"{s.after_pct:g}",
+        before_pct=f"{s.before_pct:g}" if s.before_pct else "",
+        target=t.name,
+        country=country_name(t.country),
+        signing=fmt_date(d.signing),
+        closing=fmt_date(d.closing),
     )
 
 
