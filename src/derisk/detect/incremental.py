@@ -72,6 +72,7 @@ from derisk.detect.longconn import detect_long_connections, five_tuple, stitch_r
 from derisk.detect.segments import F64, I64, B, flow_times, ints, segments
 from derisk.detect.upload import baseline_slots, upload_alerts
 from derisk.errors import StoreError
+from derisk.safetext import bound
 from derisk.store.alerts import read_flows_compact_con
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,12 @@ log = logging.getLogger(__name__)
 
 def _order(alerts: list[Alert]) -> list[Alert]:
     return sorted(alerts, key=lambda a: (-a.severity_rank, -a.score, a.kind, a.destination, a.src_ip or ""))
+
+
+def _pair_key(tag: str, pair: str) -> str:
+    """The key of a beacon pair as its alert names it (the destination cut as alerts cut it)."""
+    host, _, dest = pair.partition("\x1f")
+    return f"{tag}\x1f{host}\x1f{bound(dest, 253)}"
 
 
 #: The state this process saved last (see :meth:`DetectionState.load`).
@@ -350,8 +357,8 @@ class DetectionState:
             if len(more_ip) == len(want_ip) and len(more_name) == len(want_name):
                 break
             want_ip, want_name = more_ip, more_name
-        keys = [f"a\x1f{self.keys['pair'].names[c]}" for c in want_ip.tolist() if c >= 0]
-        keys += [f"n\x1f{self.keys['hname'].names[c]}" for c in want_name.tolist() if c >= 0]
+        keys = [_pair_key("a", self.keys["pair"].names[c]) for c in want_ip.tolist() if c >= 0]
+        keys += [_pair_key("n", self.keys["hname"].names[c]) for c in want_name.tolist() if c >= 0]
         found: dict[str, list[Alert]] = {k: [] for k in keys}
         rows = np.flatnonzero(mask)
         if len(rows):
