@@ -233,6 +233,7 @@ class Feed:
         verbatim = endian == "<" and factor == 1_000
         outer = linktypes.OUTER_TAGS
         fix = linktypes.fix_ethernet
+        out_record = _OUT_RECORD.pack
         report, guard = self.report, self.guard_time
         # Fast path: a run of records copied as they are (native link type, little-endian microsecond
         # pcap, time within the window around the clock) is written as one slice of the buffer.
@@ -276,9 +277,28 @@ class Feed:
                     writer.add(buf[run:pos])
                     report.written += in_run
                     in_run = 0
+                tagged = ethernet and buf[pos + 28 : pos + 30] in outer
+                if (convert is not None or tagged) and low <= ts <= high:
+                    # A frame to convert, its time within the window: written here, as _frame and
+                    # _timed would write it, without their calls (the common case of a converted capture).
+                    frame = buf[pos + 16 : stop]
+                    out = (fix if tagged else convert)(frame)  # type: ignore[misc]
+                    if out is None:
+                        report.unusable += 1
+                    else:
+                        if out is not frame:
+                            report.converted += 1
+                            wire = max(wire + len(out) - captured, len(out))
+                        writer.add(out_record(ts // 1_000_000, ts % 1_000_000, len(out), wire) + out)
+                        report.written += 1
+                        if guard and ts > clock:
+                            clock = ts
+                            low, high = clock - JUMP_US, min(clock + JUMP_US, future)
+                    pos = run = stop
+                    continue
                 if guard:
                     self._clock = clock
-                if ethernet and buf[pos + 28 : pos + 30] in outer:
+                if tagged:
                     self._frame(writer, ts, buf[pos + 16 : stop], wire, fix)
                 elif convert is not None or not verbatim:
                     self._frame(writer, ts, buf[pos + 16 : stop], wire, convert)

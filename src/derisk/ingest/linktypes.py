@@ -74,12 +74,12 @@ def fix_ethernet(frame: bytes) -> bytes:
     return frame
 
 
-def _sll2(frame: bytes) -> bytes | None:
-    return _ethernet(struct.unpack_from(">H", frame, 0)[0], frame[20:]) if len(frame) >= 20 else None
+def _sll2(frame: bytes) -> bytes | None:  # the EtherType is copied as it is: no unpacking
+    return _ZERO_MACS + frame[:2] + frame[20:] if len(frame) >= 20 else None
 
 
 def _sll(frame: bytes) -> bytes | None:
-    return _ethernet(struct.unpack_from(">H", frame, 14)[0], frame[16:]) if len(frame) >= 16 else None
+    return _ZERO_MACS + frame[14:16] + frame[16:] if len(frame) >= 16 else None
 
 
 def _null(frame: bytes) -> bytes | None:
@@ -124,7 +124,7 @@ def _ppp(frame: bytes) -> bytes | None:
 
 
 def _chdlc(frame: bytes) -> bytes | None:
-    return _ethernet(struct.unpack_from(">H", frame, 2)[0], frame[4:]) if len(frame) >= 4 else None
+    return _ZERO_MACS + frame[2:] if len(frame) >= 4 else None
 
 
 def _nflog(frame: bytes) -> bytes | None:
