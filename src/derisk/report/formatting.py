@@ -7,6 +7,8 @@ from typing import Any
 
 from babel import Locale, UnknownLocaleError
 
+from derisk.i18n.data import install as install_data_filters
+
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
 
@@ -53,9 +55,11 @@ def bound_text(text: object, limit: int = 200) -> str | None:
 
 def install_filters(env: Any, locale: str = "en") -> None:
     """The filters every page and report template uses (and the SVG pictures' macros need):
-    ``bytes``, ``country`` (in ``locale``), ``law``, ``bound``; and the global ``share``."""
+    ``bytes``, ``country`` (in ``locale``), ``law``, ``bound``, the data filters ``dt``, ``ds`` and
+    ``dlaw`` (:mod:`derisk.i18n.data`); and the global ``share``."""
     env.filters["bytes"] = human_bytes
     env.filters["country"] = lambda code: country_name(code, locale)
     env.filters["law"] = law_citation
     env.filters["bound"] = bound_text
     env.globals["share"] = share
+    install_data_filters(env, locale)  # dt, ds, dlaw: data strings and sentences in ``locale``
