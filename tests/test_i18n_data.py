@@ -1,0 +1,214 @@
+"""Sentences from data in four languages: every data string (laws, mitigations, sectors) and every
+sentence template code marks with ``T_()`` has a French, Dutch and German translation that keeps the
+tags, placeholders, article numbers, citations and quotes; the report, the screening memo and the
+dashboard's law table show them instead of the English."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.catalog import Catalog
+from markupsafe import escape
+
+from derisk.cli import main
+from derisk.enrich.ipdata import load_ipdata
+from derisk.gen.zeek import Session, build_logs, write_logs
+from derisk.i18n import data
+from derisk.i18n.extract import data_messages, obsolete, untranslated
+from derisk.know.laws import laws_for
+from derisk.report.html import render_analysis_html
+from derisk.screen.run import screen_file
+from derisk.web.render import environment as web_environment
+
+LANGS = ("fr", "nl", "de")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "deals"
+#: Things a translation must carry over unchanged: confidence tags, placeholders, article numbers,
+#: citations of statutes and regulations, URLs, quoted passages.
+KEPT = (
+    r"\[[VSU]\]",
+    r"\{[a-z_]+\}",
+    r"Art\. \d+",
+    r"\d+ U\.S\.C\. §\s?\d+",
+    r"\((?:EU|UE)\) \d{4}/\d+",
+    r"\d+-FZ",
+    r"https?://\S+",
+    r"(?<=\")[^\"]{12,}(?=\")|(?<=« )[^»]{12,}(?= »)|(?<=„)[^“]{12,}(?=“)",  # quoted passages
+)
+
+
+@pytest.fixture(scope="module")
+def wanted() -> dict[str, list[str]]:
+    return data_messages()
+
+
+def _kept(text: str) -> list[str]:
+    out: list[str] = []
+    for pattern in KEPT:
+        out.extend(m.replace("(UE)", "(EU)") for m in re.findall(pattern, text))
+    return sorted(out)
+
+
+def test_extraction_finds_laws_mitigations_sectors_and_templates(wanted: dict[str, list[str]]) -> None:
+    assert "National Intelligence Law" in wanted  # a law title
+    assert any(w.startswith("data/laws/cn.yaml") for w in wanted["National Intelligence Law"])
+    assert "general cooperation duty" in wanted  # an obligation
+    assert "Move hosting to an EU-controlled provider" in wanted  # a mitigation title
+    assert "Sea and inland ports" in wanted  # a sector label
+    assert "{mitigation_label} for {system} ({suppliers})." in wanted  # reduce/plan.py
+    assert "Notification required" in wanted  # screen/engine.py
+    assert any(text.startswith("Must the acquisition by {investor}") for text in wanted)  # screen/memo.py
+    # every summary of the legal base is there
+    for law in laws_for("CN") + laws_for("US") + laws_for("BE", include_safeguards=True):
+        assert law.summary in wanted and law.law in wanted and law.bound in wanted
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_data_catalogue_has_every_string_and_template_and_no_stale_ones(
+    lang: str, wanted: dict[str, list[str]]
+) -> None:
+    cat = data.data_catalog(lang)
+    missing = untranslated(cat, wanted)
+    assert not missing, f"{lang}: untranslated data strings: {missing[:10]} (python -m derisk.i18n.extract)"
+    assert not obsolete(cat, wanted), f"{lang}: data strings no longer used"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_translations_keep_tags_placeholders_articles_citations_and_quotes(
+    lang: str, wanted: dict[str, list[str]]
+) -> None:
+    cat = data.data_catalog(lang)
+    for msgid in wanted:
+        text = str(cat.get(msgid).string)  # type: ignore[union-attr]
+        assert _kept(msgid) == _kept(text), f"{lang}: {msgid!r} -> {text!r}"
+        assert text != "" and "\n" not in text
+
+
+def test_an_untranslated_data_template_is_reported() -> None:
+    cat = Catalog(locale="de")
+    cat.add("Notification required", "Anmeldung erforderlich")
+    cat.add("{system} sent {size}", "")
+    assert untranslated(cat, ["Notification required", "{system} sent {size}"]) == ["{system} sent {size}"]
+
+
+def test_a_filled_template_is_translated_and_its_values_are_not() -> None:
+    template = "{who_sentence} is the only {role_label} of {system}, which {functions} cannot do without."
+    english = data.fill(
+        template,
+        who_sentence=data.fill(
+            "{supplier} (controlled by {controller}, {jurisdiction})",
+            supplier="<b>Hik</b>",
+            controller="National Intelligence Law",  # a value that happens to be a data string
+            jurisdiction="CN",
+        ),
+        role_label="hardware maker",
+        system="cameras",
+        functions="Security",
+    )
+    french = data.sentence("fr", english)
+    assert french == (
+        "<b>Hik</b> (contrôlé par National Intelligence Law, CN) est le seul fabricant de matériel de "
+        "cameras, dont Security ne peut se passer."
+    )
+    assert (
+        data.sentence("fr", "A sentence nobody wrote a template for.")
+        == "A sentence nobody wrote a template for."
+    )
+    assert data.sentence("en", english) == english
+    assert data.sentence("de", None) is None
+
+
+def test_law_titles_keep_their_recorded_name_beside_the_translation() -> None:
+    assert data.law_title("fr", "National Intelligence Law") == (
+        "Loi sur le renseignement national (National Intelligence Law)"
+    )
+    assert data.law_title("de", "CLOUD Act") == "CLOUD Act"  # the official name is English
+    assert data.law_title("en", "National Intelligence Law") == "National Intelligence Law"
+
+
+# Known English data sentences and their translations, per language.
+LAW_SUMMARY = (
+    "All organisations and citizens shall support, assist and cooperate with national intelligence work "
+    "and keep its secrets."
+)
+SUMMARY_IN = {
+    "fr": "Toutes les organisations et tous les citoyens soutiennent",
+    "nl": "Alle organisaties en burgers moeten het nationale inlichtingenwerk steunen",
+    "de": "Alle Organisationen und Bürger unterstützen die nationale Nachrichtendienstarbeit",
+}
+TITLE_IN = {
+    "fr": "Loi sur le renseignement national (National Intelligence Law)",
+    "nl": "Wet op de nationale inlichtingen (National Intelligence Law)",
+    "de": "Nationales Nachrichtendienstgesetz (National Intelligence Law)",
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_dashboard_law_table_shows_translated_laws(lang: str) -> None:
+    env = web_environment(lang)
+    template = env.from_string('{% from "_macros.html.j2" import laws_table %}{{ laws_table(laws) }}')
+    html = template.render(laws=[law.to_json() for law in laws_for("CN")])
+    assert LAW_SUMMARY not in html and SUMMARY_IN[lang] in html
+    assert TITLE_IN[lang] in html
+    assert "Art. 7" in html and "[V]" in html and "China Law Translate" in html  # never translated
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_dashboard_memo_shows_translated_question_and_answers(lang: str) -> None:
+    from derisk.report.svg import deadline_timeline
+
+    doc = screen_file(EXAMPLES / "liege-cargo.yaml", today=dt.date(2025, 3, 1))
+    html = web_environment(lang).get_template("memo.html.j2").render(
+        doc=doc, name="case.yaml", uploaded=True, timeline=deadline_timeline(doc["regimes"], doc["as_of"]),
+        lang=lang, user=None, csrf="t", export=False, path="/screening/x", workspace="ws",
+        here=lambda **changes: "?", inline_css=lambda: "",
+    )  # fmt: skip
+    assert doc["question"].startswith("Must the acquisition by")
+    assert "Must the acquisition by" not in html
+    assert doc["disclaimer"] not in html and escape(data.sentence(lang, doc["disclaimer"])) in html
+    headlines = {r["headline"] for r in doc["regimes"]}
+    for headline in headlines:
+        assert f">{headline}<" not in html and escape(data.sentence(lang, headline)) in html
+
+
+@pytest.fixture(scope="module")
+def report_doc(tmp_path_factory: pytest.TempPathFactory, ipdata_dir: Path) -> dict[str, Any]:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DERISK_DATA_DIR", str(ipdata_dir))
+    try:
+        tmp = tmp_path_factory.mktemp("report")
+        akamai = load_ipdata(ipdata_dir).sample_addresses(20940, None, 1)[0]
+        sessions = [
+            Session(
+                "10.1.0.5", akamai, 1_793_000_000.0, 40_000, 2_000, name="www.tiktok.com", name_via="sni"
+            ),
+        ]
+        logs, _ = build_logs(sessions, seed=11)
+        write_logs(tmp / "zeek", logs, fmt="tsv")
+        site = tmp / "site.yaml"
+        site.write_text(
+            "site: test\ninternal_networks: [10.1.0.0/24]\nsystems:\n  - {name: hmi, hosts: [10.1.0.5/32]}\n",
+            encoding="utf-8",
+        )
+        out = tmp / "a.json"
+        args = ["analyze", str(tmp / "zeek"), "-w", str(tmp / "ws"), "--json", str(out), "-q"]
+        assert main([*args, "--site", str(site)]) == 0
+        doc: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        return doc
+    finally:
+        mp.undo()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_report_shows_translated_laws(lang: str, report_doc: dict[str, Any]) -> None:
+    english = render_analysis_html(report_doc)
+    assert LAW_SUMMARY in english and "National Intelligence Law" in english  # the traffic reached CN
+    html = render_analysis_html(report_doc, locale=lang)
+    assert LAW_SUMMARY not in html and SUMMARY_IN[lang] in html and TITLE_IN[lang] in html
+    assert "Art. 7" in html and "[V]" in html
+    # the document itself stays English
+    assert LAW_SUMMARY in json.dumps(report_doc, ensure_ascii=False)
