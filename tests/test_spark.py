@@ -272,3 +272,27 @@ def test_the_range_join_finds_what_the_local_lookup_finds(
             e["as_country"],
             e["geo_country"],
         ), e["ip"]
+
+
+def test_a_bad_line_found_by_an_executor_is_the_local_paths_error(
+    generated: dict[str, Path], tmp_path: Path, spark: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The driver only recognises a Zeek directory; its lines are read on the executors."""
+    bad = tmp_path / "zeek"
+    bad.mkdir()
+    lines = (generated["zeek"] / "conn.log").read_text(encoding="utf-8").splitlines()
+    first = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    lines[first] = "\t".join(["notatime", *lines[first].split("\t")[1:]])
+    (bad / "conn.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    common = [str(bad), "--data-dir", str(generated["data"]), "-q"]
+    capsys.readouterr()
+    assert main(["analyze", *common, "-w", str(tmp_path / "ws")]) == 3
+    local = capsys.readouterr().err
+    out = tmp_path / "out"
+    assert main(["analyze", "--engine", "spark", "--master", MASTER, "--out", str(out), *common]) == 3
+    assert (
+        capsys.readouterr().err
+        == local
+        == (f"derisk: error: {bad / 'conn.log'}: line {first + 1}: ts is not a timestamp: 'notatime'\n")
+    )
+    assert not out.exists()

@@ -36,8 +36,17 @@ def _first_line(exc: BaseException) -> str:
 
 
 def job_error(exc: BaseException, dest: Path) -> DeriskError:
-    """A failed Spark job as one line: a damaged input file, else the job's own first line."""
+    """A failed Spark job as one line: derisk's own error raised in a Python worker (a bad line in a
+    Zeek log: the local path's message and exit code), a damaged input file, else the job's own line."""
+    from derisk import errors
+
     text = str(exc)
+    raised = re.findall(r"derisk\.errors\.(\w+): (.+)", text)
+    if raised:
+        name, message = raised[-1]
+        kind = getattr(errors, name, None)
+        if isinstance(kind, type) and issubclass(kind, DeriskError):
+            return kind(message.strip()[:2000])
     lowered = text.lower()
     if any(word in lowered for word in ("parquet", "footer", "magic number", "corrupt")):
         return InputError(f"Spark could not read an input ({_first_line(exc)})")
