@@ -1,8 +1,8 @@
 """derisk on Apache Spark: the one adapter to Spark (``derisk analyze --engine spark``).
 
 Nothing here is imported until a Spark analysis runs, and only this package imports pyspark. The
-analysis reads Zeek log directories and Parquet datasets, parses, orients and enriches the flows with
-the local path's functions on the executors, attributes them through the control graph (resolved
+analysis reads Zeek log directories and Parquet datasets, parses and orients the flows with the
+local path's functions on the executors, enriches them by a bucketed range join, attributes them through the control graph (resolved
 once per distinct key, broadcast back), runs every detection as grouped Arrow functions calling the
 local detectors, and writes a Parquet dataset (:mod:`derisk.store.parquet`) that ``derisk load``
 and ``derisk analyze DATASET`` read. docs/spark.md has the deployment, settings and sizing.

@@ -1,8 +1,10 @@
 """Inputs of a Spark analysis as one DataFrame of stored flows (:data:`derisk.flows.STORED_SCHEMA`).
 
-* A Zeek log directory is parsed, oriented to the site, enriched (AS, geolocation, domain) and
-  numbered by the executors, one task per directory, with the very functions the local path runs
-  (:func:`derisk.pipeline.prepare`): the flows and their ids come out the same.
+* A Zeek log directory is parsed, oriented to the site, given its registrable domains and numbered
+  by the executors, one task per directory, with the very functions the local path runs
+  (:func:`derisk.pipeline.prepare`): the flows and their ids come out the same. Their AS, AS
+  country and geolocation then come from the bucketed range join of :mod:`derisk.spark.enrich`
+  (with a MaxMind database, from the lookup inside ``prepare``).
 * A Parquet dataset (``derisk export parquet``, or an earlier Spark run) is read as it is: its flows
   are already oriented and enriched; attribution and detection run again on them.
 """
