@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 STATUS_SCHEMA: Final = "derisk.watch-status/1"
 #: Pause after a failed batch: doubles from the first to the last value.
 BACKOFF_S: Final = (1.0, 60.0)
+#: A workspace another command holds is tried again every LOCK_PAUSE_S, LOCK_WAITS times in a row,
+#: before it counts as a failed batch.
+LOCK_PAUSE_S: Final = 0.5
+LOCK_WAITS: Final = 120
 
 
 @dataclass
@@ -75,6 +79,7 @@ class Totals:
     alerts: int = 0
     alerts_delivered: int = 0
     failed_batches: int = 0
+    locked_waits: int = 0
     last_batch_at: str | None = None
     last_error: str | None = None
     data_lag_seconds: float | None = None
@@ -114,14 +119,24 @@ class Watcher:
     def run(self, stop: threading.Event) -> Totals:
         idle_since = time.monotonic()
         backoff = BACKOFF_S[0]
+        lock_waits = 0
         try:
             while True:
                 stopping = stop.is_set()
                 started = time.monotonic()
                 try:
                     stored = self._batch()
-                    backoff = BACKOFF_S[0]
+                    backoff, lock_waits = BACKOFF_S[0], 0
                 except (StoreError, duckdb.Error, OSError) as exc:
+                    if self._in_use(exc) and lock_waits < LOCK_WAITS:
+                        # another command (the dashboard, derisk alerts) reads the workspace for a
+                        # moment: try again shortly, without the growing pause of a failure
+                        lock_waits += 1
+                        self.totals.locked_waits += 1
+                        log.info("workspace in use by another command; the batch waits")
+                        time.sleep(LOCK_PAUSE_S)
+                        continue
+                    lock_waits = 0
                     self._failed(exc)
                     if stopping:
                         raise StoreError(f"the last batch could not be committed ({exc})") from None
@@ -142,6 +157,10 @@ class Watcher:
         finally:
             self._close()
         return self.totals
+
+    def _in_use(self, exc: BaseException) -> bool:
+        """The workspace could not be opened because another process holds it (nothing was read)."""
+        return isinstance(exc, StoreError) and self._ws is None and "locked" in exc.message
 
     def _failed(self, exc: BaseException) -> None:
         for source in self.sources:
