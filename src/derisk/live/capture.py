@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
-import pyarrow as pa
 
 from derisk.errors import InputError
 from derisk.flows import batch_from_columns, input_id_for
@@ -281,5 +280,3 @@ class NetflowSource:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-
-__all__ = ["InterfaceSource", "NetflowSource", "can_capture", "interface_exists", "pa"]
