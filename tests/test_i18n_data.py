@@ -31,7 +31,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "deals"
 #: citations of statutes and regulations, URLs, quoted passages.
 KEPT = (
     r"\[[VSU]\]",
-    r"\{[a-z_]+\}",
+    r"\{[$@]?[A-Za-z_][A-Za-z0-9_.\-]*\}",
+    r"§\s?\d+[a-z]?(?:\(\d+\))?",
+    r"\b[RL]\d{3}-\d+",
     r"Art\. \d+",
     r"\d+ U\.S\.C\. §\s?\d+",
     r"\((?:EU|UE)\) \d{4}/\d+",
@@ -170,6 +172,11 @@ def test_dashboard_memo_shows_translated_question_and_answers(lang: str) -> None
     assert doc["question"].startswith("Must the acquisition by")
     assert "Must the acquisition by" not in html
     assert doc["disclaimer"] not in html and escape(data.sentence(lang, doc["disclaimer"])) in html
+    reasons = [x["sentence"] for r in doc["regimes"] for x in r["reasons"]]
+    translated = [
+        x for x in reasons if escape(data.sentence(lang, x)) in html and data.sentence(lang, x) != x
+    ]
+    assert len(translated) >= len(reasons) * 0.8, set(reasons) - set(translated)  # rule sentences
     headlines = {r["headline"] for r in doc["regimes"]}
     for headline in headlines:
         assert f">{headline}<" not in html and escape(data.sentence(lang, headline)) in html

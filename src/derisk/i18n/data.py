@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from babel.messages.catalog import Catalog
 
 DATA_DOMAIN: Final = "derisk-data"
-PLACEHOLDER: Final = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+#: ``{name}`` in code templates; ``{$variable.path}`` and ``{@fact-id}`` in the screening regimes' rule
+#: sentences (``data/regimes/*.yaml``, filled by :mod:`derisk.screen.rules`).
+PLACEHOLDER: Final = re.compile(r"\{([$@]?[A-Za-z_][A-Za-z0-9_.\-]*)\}")
 
 
 def T_(template: str) -> str:
@@ -72,18 +74,27 @@ def data_catalog(lang: str) -> Catalog:
 class _Template:
     pattern: re.Pattern[str]
     target: str
-    names: tuple[str, ...]
+    groups: dict[str, str]
 
 
-def _pattern(template: str) -> re.Pattern[str]:
+def _pattern(template: str) -> tuple[re.Pattern[str], dict[str, str]]:
+    """A regular expression matching ``template`` filled in, and its group names → placeholders."""
     parts: list[str] = []
+    groups: dict[str, str] = {}
     pos = 0
     for m in PLACEHOLDER.finditer(template):
         parts.append(re.escape(template[pos : m.start()]))
-        parts.append(f"(?P<{m.group(1)}>.+?)")
+        name = m.group(1)
+        group = next((g for g, n in groups.items() if n == name), None)
+        if group is None:
+            group = f"p{len(groups)}"
+            groups[group] = name
+            parts.append(f"(?P<{group}>.+?)")
+        else:  # the same value again
+            parts.append(f"(?P={group})")
         pos = m.end()
     parts.append(re.escape(template[pos:]))
-    return re.compile("".join(parts), re.DOTALL)
+    return re.compile("".join(parts), re.DOTALL), groups
 
 
 @dataclass(frozen=True)
@@ -103,10 +114,10 @@ def _table(lang: str) -> _Table:
             continue
         msgid, text = str(message.id), str(message.string)
         exact[msgid] = text
-        keys = tuple(names(msgid))
-        if keys:
+        if PLACEHOLDER.search(msgid):
             literal = len(PLACEHOLDER.sub("", msgid))
-            found.append((literal, _Template(_pattern(msgid), text, keys)))
+            pattern, groups = _pattern(msgid)
+            found.append((literal, _Template(pattern, text, groups)))
     # the most specific template (most literal text) wins when two match
     ordered = tuple(t for _, t in sorted(found, key=lambda item: -item[0]))
     return _Table(exact, ordered)
@@ -137,7 +148,10 @@ def sentence(lang: str, english: Any) -> Any:
         m = template.pattern.fullmatch(english)
         if m is None:
             continue
-        values = {key: _value(lang, key, value) for key, value in m.groupdict().items()}
+        values = {
+            template.groups[group]: _value(lang, template.groups[group], value)
+            for group, value in m.groupdict().items()
+        }
         return fill(template.target, **values)
     return english
 

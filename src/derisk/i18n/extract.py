@@ -61,6 +61,9 @@ DATA_PACKAGES: Final = ("derisk.screen", "derisk.reduce", "derisk.detect")
 LAW_FIELDS: Final = ("law", "obligation", "bound", "summary")
 MITIGATION_FIELDS: Final = ("title", "reduces", "evidence")
 SECTOR_FIELDS: Final = ("label", "note")
+#: The screening regimes' rule sentences (templates with ``{$variable}`` and ``{@fact}``).
+RULE_FIELDS: Final = ("ask", "say")
+TERM_FIELDS: Final = ("if_true", "if_false")
 
 
 def _yaml_strings() -> dict[str, list[str]]:
@@ -82,6 +85,14 @@ def _yaml_strings() -> dict[str, list[str]]:
     for item in read_yaml("sectors.yaml").get("sectors") or []:
         for key in SECTOR_FIELDS:
             add(item.get(key), f"data/sectors.yaml:{item.get('id')}.{key}")
+    for name, doc in sorted(read_yaml_folder("regimes").items()):
+        terms = (doc or {}).get("terms") or {}
+        for term_id, term in terms.items() if isinstance(terms, dict) else enumerate(terms):
+            for key in TERM_FIELDS:
+                add(term.get(key), f"data/regimes/{name}:terms.{term_id}.{key}")
+        for rule in (doc or {}).get("rules") or []:
+            for key in RULE_FIELDS:
+                add(rule.get(key), f"data/regimes/{name}:rules.{rule.get('id')}.{key}")
     return found
 
 

@@ -23,6 +23,8 @@ from datetime import date
 from enum import Enum
 from typing import Any, Final, Literal
 
+from derisk.i18n.data import T_, fill
+
 Value = bool | float | date | str | frozenset[str] | None
 Outcome = Literal["required", "not-required", "unclear"]
 OUTCOMES: Final[tuple[str, ...]] = ("required", "not-required", "unclear")
@@ -443,15 +445,20 @@ def run(rules: Sequence[Rule], env: Env, fmt: Callable[[str, Value], str]) -> De
             if any(p.rule.kind != rule.kind for p in pending):
                 # The open questions above could change the answer: this rule only says what happens if
                 # they are all answered "no".
-                steps[-1] = Step(
-                    rule, "fallback", f"If the open questions are answered no: {step.sentence}", trace
+                said = fill(
+                    T_("If the open questions are answered no: {said_sentence}"), said_sentence=step.sentence
                 )
+                steps[-1] = Step(rule, "fallback", said, trace)
                 return Decision("unclear", tuple(steps), None)
             outcome: Outcome = rule.kind  # type: ignore[assignment]
             return Decision(outcome, tuple(steps), step)
         missing = "; ".join(trace.unknown) or "an input"
         question = rule.ask.render(env, fmt) if rule.ask else f"whether rule {rule.id} applies"
-        sentence = f"Cannot tell {question.rstrip('.')}: not known: {missing}."
+        sentence = fill(
+            T_("Cannot tell {question_sentence}: not known: {missing}."),
+            question_sentence=question.rstrip("."),
+            missing=missing,
+        )
         step = Step(rule, "unknown", sentence, trace)
         steps.append(step)
         if rule.kind != "note":
