@@ -64,6 +64,9 @@ SECTOR_FIELDS: Final = ("label", "note")
 #: The screening regimes' rule sentences (templates with ``{$variable}`` and ``{@fact}``).
 RULE_FIELDS: Final = ("ask", "say")
 TERM_FIELDS: Final = ("if_true", "if_false")
+#: A regime's deadline texts; its title, authority, instrument, standstill, advice, penalties and notes
+#: are translated too (their sources and confidence tags are not).
+DEADLINE_FIELDS: Final = ("phase", "note", "conditional")
 
 
 def _yaml_strings() -> dict[str, list[str]]:
@@ -86,6 +89,18 @@ def _yaml_strings() -> dict[str, list[str]]:
         for key in SECTOR_FIELDS:
             add(item.get(key), f"data/sectors.yaml:{item.get('id')}.{key}")
     for name, doc in sorted(read_yaml_folder("regimes").items()):
+        doc = doc or {}
+        add(doc.get("title"), f"data/regimes/{name}:title")
+        for key in ("authority", "instrument", "standstill"):
+            add((doc.get(key) or {}).get("text"), f"data/regimes/{name}:{key}.text")
+        for outcome, advice in (doc.get("advice") or {}).items():
+            add((advice or {}).get("text"), f"data/regimes/{name}:advice.{outcome}.text")
+        for key in ("penalties", "notes"):
+            for index, item in enumerate(doc.get(key) or []):
+                add(item.get("text"), f"data/regimes/{name}:{key}[{index}].text")
+        for item in doc.get("deadlines") or []:
+            for key in DEADLINE_FIELDS:
+                add(item.get(key), f"data/regimes/{name}:deadlines.{item.get('id')}.{key}")
         terms = (doc or {}).get("terms") or {}
         for term_id, term in terms.items() if isinstance(terms, dict) else enumerate(terms):
             for key in TERM_FIELDS:
