@@ -25,3 +25,9 @@ data_dir_option = click.option(
 json_option = click.option(
     "--json", "json_dest", metavar="FILE|-", help="Write the JSON document here (- for stdout)."
 )
+pdf_option = click.option(
+    "--pdf",
+    "pdf_dest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the report as PDF here (the HTML report, printed with WeasyPrint).",
+)

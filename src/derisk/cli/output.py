@@ -66,3 +66,17 @@ def emit_json(doc: Any, dest: str | None) -> None:
 def status_console(json_dest: str | None) -> Console:
     """Where human-readable output goes: stderr when stdout carries JSON."""
     return err_console if json_dest == "-" else console
+
+
+def write_pages(html: str, html_dest: Path | None, pdf_dest: Path | None) -> list[Path]:
+    """Write an HTML report and/or its PDF; returns the files written."""
+    written = []
+    if html_dest is not None:
+        write_atomic(html_dest, html)
+        written.append(html_dest)
+    if pdf_dest is not None:
+        from derisk.web.pdf import html_to_pdf
+
+        write_atomic(pdf_dest, html_to_pdf(html))
+        written.append(pdf_dest)
+    return written

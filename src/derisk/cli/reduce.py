@@ -10,17 +10,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from derisk.cli.output import emit_json, status_console, write_atomic
+from derisk.cli.options import pdf_option
+from derisk.cli.output import emit_json, status_console, write_pages
 from derisk.errors import UsageError
 from derisk.safetext import visible
 
 
-def _emit(doc: dict[str, Any], json_out: str | None, html_out: Path | None) -> None:
-    from derisk.reduce.report import render_html
-
+def _emit(doc: dict[str, Any], json_out: str | None, html_out: Path | None, pdf_out: Path | None) -> None:
     emit_json(doc, json_out)
-    if html_out is not None:
-        write_atomic(html_out, render_html(doc))
+    if html_out is not None or pdf_out is not None:
+        from derisk.reduce.report import render_html
+
+        write_pages(render_html(doc), html_out, pdf_out)
 
 
 def _t(value: object, limit: int = 80) -> Text:
@@ -208,6 +209,7 @@ def _trade_summary(doc: dict[str, Any], console: Console) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write a self-contained HTML report.",
 )
+@pdf_option
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
 @click.pass_context
 def reduce_command(
@@ -226,6 +228,7 @@ def reduce_command(
     ratio_threshold: float,
     json_out: str | None,
     html_out: Path | None,
+    pdf_dest: Path | None,
     quiet: bool,
 ) -> None:
     """Dependency register and de-risking plan of SITE_FILE, or product dependencies with --trade FILE.
@@ -268,7 +271,7 @@ def reduce_command(
             params=params,
         )
         summary = _trade_summary
-    _emit(doc, json_out, html_out)
+    _emit(doc, json_out, html_out, pdf_dest)
     if not quiet:
         summary(doc, status_console(json_out))
 

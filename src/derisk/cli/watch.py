@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from derisk.cli.options import data_dir_option, json_option, workspace_option
-from derisk.cli.output import emit_json, status_console, write_atomic
+from derisk.cli.options import data_dir_option, json_option, pdf_option, workspace_option
+from derisk.cli.output import emit_json, status_console, write_pages
 from derisk.i18n import LANGUAGES
 from derisk.safetext import visible
 
@@ -91,6 +91,7 @@ def analyse(
 @click.option(
     "--html", "html_dest", type=click.Path(path_type=Path, dir_okay=False), help="Write the HTML report here."
 )
+@pdf_option
 @click.option(
     "--top",
     default=10,
@@ -130,6 +131,7 @@ def analyze_cmd(
     data_dir: Path | None,
     json_dest: str | None,
     html_dest: Path | None,
+    pdf_dest: Path | None,
     top: int,
     lang: str,
     quiet: bool,
@@ -163,13 +165,13 @@ def analyze_cmd(
     else:
         result, doc = analyse(list(inputs), site, workspace, data_dir, console, quiet=quiet, strict=strict)
         skipped = result.skipped
-        if html_dest is not None:
+        if html_dest is not None or pdf_dest is not None:
             from derisk.web.readonly import report_series
 
             hourly, slot = report_series(workspace, doc)
             series = {"hourly": hourly, "slot_minutes": slot}
-    if html_dest is not None:
-        write_atomic(html_dest, render_analysis_html(doc, locale=lang, **series))
+    if html_dest is not None or pdf_dest is not None:
+        write_pages(render_analysis_html(doc, locale=lang, **series), html_dest, pdf_dest)
     emit_json(doc, json_dest)
     if not quiet:
         for input_id, flows in skipped.items():
@@ -177,8 +179,9 @@ def analyze_cmd(
                 f"[dim]{visible(input_id)}: already in the workspace ({flows:,} flows), not ingested again[/]"
             )
         console.print(render_analysis(doc, top=top))
-        if html_dest is not None:
-            console.print(f"HTML report: {visible(str(html_dest), 200)}")
+        for dest, kind in ((html_dest, "HTML"), (pdf_dest, "PDF")):
+            if dest is not None:
+                console.print(f"{kind} report: {visible(str(dest), 200)}")
 
 
 @click.command("inputs")
