@@ -88,6 +88,9 @@ def _pair_key(tag: str, pair: str) -> str:
     return f"{tag}\x1f{host}\x1f{bound(dest, 253)}"
 
 
+#: Closed upload slots whose per-(sender, destination) sums are kept for flows arriving late.
+KEEP_SLOTS = 2
+
 #: The state this process saved last (see :meth:`DetectionState.load`).
 _LAST: dict[str, DetectionState] = {}
 
@@ -113,6 +116,8 @@ class DetectionState:
         self.up_base: dict[str, float] = {}  # who -> most sent to one destination in one closed slot
         self.up_t0: float | None = None
         self.up_dirty: set[str] = set()
+        self.up_base_dirty: set[str] = set()
+        self.up_forgotten: set[str] = set()  # closed-slot sums dropped since the last save
         self.beacon = Keyed()
         self.upload = Keyed()
         self.long_live = Keyed()
@@ -212,7 +217,12 @@ class DetectionState:
             alerts.append(max(cands, key=duration_of))
         fresh = {a.alert_id: a for a in merge_hosts(alerts)}
         self._current = fresh
-        changed = [a for k, a in fresh.items() if k not in before or before[k].to_json() != a.to_json()]
+        # an alert object not re-scored is the same object as before: only new objects are compared
+        changed = [
+            a
+            for k, a in fresh.items()
+            if k not in before or (before[k] is not a and before[k].to_json() != a.to_json())
+        ]
         return _order(changed)
 
     def _ingest(self, t: pa.Table, config: DetectionConfig, laws: LawsFor) -> None:
@@ -412,6 +422,7 @@ class DetectionState:
                 window,
             )
             self.fold_until = fold_new
+            self._forget_slots(baseline_slots(np.array([fold_new]), window)[0] - KEEP_SLOTS)
         up_new = new_rows[self.b_ok["upload"][new_rows]]
         touched |= self._names("who", np.r_[up_new, crossing[self.b_ok["upload"][crossing]]])
         if not touched:
@@ -457,6 +468,16 @@ class DetectionState:
         for w, got in found.items():
             self.upload.set_alerts(w, got)
 
+    def _forget_slots(self, before: int) -> None:
+        """Drop the per-(sender, destination) sums of slots before ``before``: their maxima stay in
+        ``up_base``; only a flow arriving later than :data:`KEEP_SLOTS` window-lengths would have
+        needed them (it then counts from zero for its slot, a lower baseline)."""
+        old = [k for k in self.up_closed if int(k.rsplit("\x1f", 1)[1]) < before]
+        for k in old:  # slots closed long ago (once per window-length)
+            del self.up_closed[k]
+        self.up_forgotten.update(old)
+        self.up_dirty.difference_update(old)
+
     def _fold(self, who: Any, dest: Any, out_b: I64, start: F64, rows: I64, window: float) -> set[str]:
         if len(rows) == 0:
             return set()
@@ -472,6 +493,7 @@ class DetectionState:
             self.up_dirty.add(k)
             if total > self.up_base.get(wi, 0.0):
                 self.up_base[wi] = total
+                self.up_base_dirty.add(wi)
             touched.add(wi)
         return touched
 

@@ -74,6 +74,11 @@ def save_from(state: DetectionState, con: duckdb.DuckDBPyConnection) -> None:
     for k in state.up_closed if full else state.up_dirty:
         docs.append((f"uc{SEP}{k}", json.dumps(state.up_closed[k])))
     state.up_dirty.clear()
+    for w in state.up_base if full else state.up_base_dirty:
+        docs.append((f"ub{SEP}{w}", json.dumps(state.up_base[w])))
+    state.up_base_dirty.clear()
+    gone = [f"uc{SEP}{k}" for k in state.up_forgotten]
+    state.up_forgotten = set()
     connected = sorted(state.dns.connected) if full else state.dns.connected_new
     docs.extend((f"dc{SEP}{d}", "1") for d in connected)
     state.dns.connected_new = []
@@ -82,7 +87,7 @@ def save_from(state: DetectionState, con: duckdb.DuckDBPyConnection) -> None:
     else:
         names = list(state.dns.new_names)
     state.dns.new_names = []
-    detect_state.write(con, docs, names, clear=full)
+    detect_state.write(con, docs, names, clear=full, delete=[] if full else gone)
     state._full = False
 
 
@@ -104,6 +109,8 @@ def load_into(state: DetectionState, con: duckdb.DuckDBPyConnection) -> None:
             state.up_closed[k] = float(json.loads(doc))
             who = k.split(SEP, 1)[0]
             state.up_base[who] = max(state.up_base.get(who, 0.0), state.up_closed[k])
+        elif tag == "ub":
+            state.up_base[k] = max(state.up_base.get(k, 0.0), float(json.loads(doc)))
         elif tag == "dc":
             state.dns.connected.add(k)
         elif tag in by_tag:

@@ -70,9 +70,10 @@ def write(
     names: list[tuple[str, str, float, float]],
     *,
     clear: bool = False,
+    delete: list[str] | None = None,
 ) -> None:
-    """Replace the documents of these keys and append these names (after deleting everything when
-    ``clear``), in the transaction ``con`` holds."""
+    """Replace the documents of these keys, delete those of ``delete``, and append these names (after
+    deleting everything when ``clear``), in the transaction ``con`` holds."""
     keys, values = [], []
     for k, d in docs:
         keys.append(k)
@@ -83,6 +84,10 @@ def write(
         if clear:
             for table in _TABLES:
                 con.execute(f"DELETE FROM {table}")
+        if delete:
+            gone = pa.table({"key": pa.array(delete, pa.string())})
+            with registered(con, "_derisk_gone", gone):
+                con.execute("DELETE FROM detect_state_keys WHERE key IN (SELECT key FROM _derisk_gone)")
         if keys:
             table = pa.table({"key": pa.array(keys, pa.string()), "doc": pa.array(values, pa.string())})
             with registered(con, "_derisk_state", table):
