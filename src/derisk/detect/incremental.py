@@ -24,6 +24,8 @@ data in random batch splits), within these limits, each stated where it applies:
 
 * a long connection's record that arrives more than a window-length after the newest flow start is
   stitched only to the records still held (exact for exporters that write a record when it ends);
+  an upload that arrives more than :data:`KEEP_SLOTS` window-lengths late adds to a fresh sum for its
+  slot, so that slot's share of the baseline can be lower than a batch analysis finds;
 * an earlier baseline start (flows older than every flow seen) re-scores every key, which is exact but
   costs O(keys) for that batch; a change of thresholds or allow-list rebuilds the state from the
   workspace's flows (exact only while no flow was aged out by :meth:`DetectionState.retain`);
