@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from derisk.errors import NotFoundError
+from derisk.i18n.data import T_, fill
 from derisk.know.graph import Entity, Graph, find_entities
 from derisk.know.laws import laws_for
 from derisk.know.resolve import Resolution, resolve_controller
@@ -44,7 +45,7 @@ EXPOSURE_COLUMNS: Final = [
     "first_seen",
     "last_seen",
 ]
-ART_4_2_A: Final = (
+ART_4_2_A: Final = T_(
     "Regulation (EU) 2019/452 Art. 4(2)(a): whether the investor is directly or indirectly controlled by the "
     "government of a third country, including state bodies or armed forces, through ownership or significant "
     "funding [V]."
@@ -183,32 +184,51 @@ def state_control(investor: Party, resolutions: Sequence[Resolution], eu: frozen
             )
         )
         finding = "state-controlled"
-        sentence = f"The investor is controlled by a state body of a third country ({who}). {ART_4_2_A}"
+        sentence = fill(
+            T_("The investor is controlled by a state body of a third country ({who}). {art_sentence}"),
+            who=who,
+            art_sentence=ART_4_2_A,
+        )
     elif side:
         finding = "state-stake"
         names = ", ".join(
             f"{p.label} ({p.country}, {p.stake_pct if p.stake_pct is not None else '?'}%)" for p in side
         )
-        sentence = (
-            f"State bodies hold stakes without control in the chain ({names}); Art. 4(2)(a) also names "
-            f"significant funding. {ART_4_2_A}"
+        sentence = fill(
+            T_(
+                "State bodies hold stakes without control in the chain ({names}); Art. 4(2)(a) also names "
+                "significant funding. {art_sentence}"
+            ),
+            names=names,
+            art_sentence=ART_4_2_A,
         )
     elif any(r.state_influence for r in resolutions):
         finding = "state-stake"
-        sentence = f"The Know graph records state stakes without control above the investor. {ART_4_2_A}"
+        sentence = fill(
+            T_("The Know graph records state stakes without control above the investor. {art_sentence}"),
+            art_sentence=ART_4_2_A,
+        )
     else:
         finding = "no-state-control-found"
-        basis = "the Know graph" if resolutions else "the chain in the deal file"
-        sentence = (
-            f"No control by a state body is found in {basis}: {_chain(investor)}. This is a finding on "
-            f"the evidence given, not a proof of independence. {ART_4_2_A}"
+        sentence = fill(
+            T_(
+                "No control by a state body is found in the Know graph: {chain}. This is a finding on the "
+                "evidence given, not a proof of independence. {art_sentence}"
+            )
+            if resolutions
+            else T_(
+                "No control by a state body is found in the chain in the deal file: {chain}. This is a "
+                "finding on the evidence given, not a proof of independence. {art_sentence}"
+            ),
+            chain=_chain(investor),
+            art_sentence=ART_4_2_A,
         )
     if not resolutions:
         evidence.append(f"Deal file chain: {_chain(investor)}")
         confidence = "U"
     return RiskFactor(
         "state-control",
-        "Control by a third-country government (Art. 4(2)(a))",
+        T_("Control by a third-country government (Art. 4(2)(a))"),
         finding,
         sentence,
         tuple(evidence),
@@ -244,17 +264,24 @@ def third_country_law(
             )
     names = ", ".join(country_name(c) for c in jurisdictions)
     if evidence:
-        sentence = (
-            f"Control over the investor is exercised from or incorporated in {names}; the Know legal base "
-            f"lists {len(evidence)} laws there that oblige organisations to cooperate with the state or "
-            "restrict data transfers. Screening authorities weigh such laws when the target holds "
-            "sensitive data (cf. Art. 4(1), access to sensitive information)."
+        sentence = fill(
+            T_(
+                "Control over the investor is exercised from or incorporated in {names}; the Know legal base "
+                "lists {count} laws there that oblige organisations to cooperate with the state or "
+                "restrict data transfers. Screening authorities weigh such laws when the target holds "
+                "sensitive data (cf. Art. 4(1), access to sensitive information)."
+            ),
+            names=names,
+            count=len(evidence),
         )
     else:
-        sentence = f"Control is exercised from {names}; the Know legal base has no laws recorded for it."
+        sentence = fill(
+            T_("Control is exercised from {names}; the Know legal base has no laws recorded for it."),
+            names=names,
+        )
     return RiskFactor(
         "third-country-law",
-        "Laws of the controlling jurisdiction",
+        T_("Laws of the controlling jurisdiction"),
         "laws-found" if evidence else "none-recorded",
         sentence,
         tuple(evidence),
@@ -281,10 +308,15 @@ def sector_factors(deal: Deal, catalogue: Catalogue) -> RiskFactor | None:
     )
     return RiskFactor(
         "art-4-1-sectors",
-        "Sensitive activities of the target (Art. 4(1))",
+        T_("Sensitive activities of the target (Art. 4(1))"),
         "touched",
-        f"The target's activities touch {len(hits)} of the Art. 4(1) factors member states and the "
-        "Commission may consider (outline seen, exact wording unverified).",
+        fill(
+            T_(
+                "The target's activities touch {count} of the Art. 4(1) factors member states and the "
+                "Commission may consider (outline seen, exact wording unverified)."
+            ),
+            count=len(hits),
+        ),
         evidence,
         f"{REGULATION}, Art. 4(1)",
         "V",
@@ -294,10 +326,12 @@ def sector_factors(deal: Deal, catalogue: Catalogue) -> RiskFactor | None:
 def not_assessed() -> RiskFactor:
     return RiskFactor(
         "art-4-2-bc",
-        "Prior involvement and risk of illegal activity (Art. 4(2)(b), (c))",
+        T_("Prior involvement and risk of illegal activity (Art. 4(2)(b), (c))"),
         "not-assessed",
-        "derisk holds no data on the investor's prior involvement in activities affecting security or public order "
-        "(b) or on a serious risk of illegal or criminal activity (c); these factors are not assessed.",
+        T_(
+            "derisk holds no data on the investor's prior involvement in activities affecting security or public order "
+            "(b) or on a serious risk of illegal or criminal activity (c); these factors are not assessed."
+        ),
         (),
         f"{REGULATION}, Art. 4(2)(b), (c)",
         "V",
@@ -320,14 +354,20 @@ def exposure_from_flows(
         ),
     )
     hit = flows.filter(pc.fill_null(mask, False))
-    title = "Measured exposure of the target to the investor's group"
+    title = T_("Measured exposure of the target to the investor's group")
     if hit.num_rows == 0:
         return RiskFactor(
             "measured-exposure",
             title,
             "none-measured",
-            f"No flow in the workspace {workspace} goes to an organisation under the investor's "
-            f"controller ({', '.join(names) or 'unknown'}); absence in one capture is not proof.",
+            fill(
+                T_(
+                    "No flow in the workspace {workspace} goes to an organisation under the investor's "
+                    "controller ({controllers}); absence in one capture is not proof."
+                ),
+                workspace=workspace,
+                controllers=", ".join(names) or "unknown",
+            ),
             (f"{flows.num_rows} flows examined",),
             f"Watch workspace {workspace}",
             "V",
@@ -360,8 +400,17 @@ def exposure_from_flows(
         "measured-exposure",
         title,
         "exposure-measured",
-        f"The target's systems already exchange data with organisations under {controllers}: {sent:,} bytes "
-        f"sent and {received:,} received in {hit.num_rows} flows measured in the workspace {workspace}.",
+        fill(
+            T_(
+                "The target's systems already exchange data with organisations under {controllers}: {sent} bytes "
+                "sent and {received} received in {flows} flows measured in the workspace {workspace}."
+            ),
+            controllers=controllers,
+            sent=f"{sent:,}",
+            received=f"{received:,}",
+            flows=hit.num_rows,
+            workspace=workspace,
+        ),
         tuple(evidence),
         f"Watch workspace {workspace} (flows as of the last analyze)",
         "V",
