@@ -128,6 +128,9 @@ def test_the_demo_documents_and_the_workspace_commands(
     assert [(u["name"], u["role"]) for u in users["users"]] == [("ana", "analyst")]
     assert "hash" not in json.dumps(users)
     report = assert_file_valid(_json(tmp_path, "report", "report", "-w", str(ws)), "analysis")
+    assert main(["export", "parquet", str(tmp_path / "pq"), "-w", str(ws)]) == 0
+    manifest = assert_file_valid(tmp_path / "pq" / "manifest.json", "parquet")
+    assert manifest["rows"]["flows"] == analysis["totals"]["flows"]
     assert report["totals"] == analysis["totals"], "the report's document is the workspace's analysis"
     assert_valid(as_json_data(yaml.safe_load((demo / "site.yaml").read_text(encoding="utf-8"))), "site")
 
