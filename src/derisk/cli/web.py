@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from derisk.cli.options import json_option, workspace_option
-from derisk.cli.output import emit_json
+from derisk.cli.options import json_option, pdf_option, workspace_option
+from derisk.cli.output import emit_json, write_pages
 from derisk.errors import ConfigError, StoreError, UsageError
 from derisk.safetext import visible
 
@@ -35,9 +35,7 @@ def register(group: click.Group) -> None:
 @click.option(
     "--html", "html_dest", type=click.Path(path_type=Path, dir_okay=False), help="Write the HTML report here."
 )
-@click.option(
-    "--pdf", "pdf_dest", type=click.Path(path_type=Path, dir_okay=False), help="Write the PDF report here."
-)
+@pdf_option
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="Do not name the files written.")
 def report_command(
@@ -53,9 +51,7 @@ def report_command(
     The same report as `derisk analyze --html`, for the whole workspace, in English, French, Dutch
     or German; the PDF is made with WeasyPrint. Decision support, not legal advice.
     """
-    from derisk.cli.output import write_atomic
     from derisk.report.html import render_analysis_html
-    from derisk.web.pdf import html_to_pdf
     from derisk.web.readonly import WorkspaceReader
 
     if html_dest is None and pdf_dest is None and json_dest is None:
@@ -67,10 +63,7 @@ def report_command(
     if html_dest is None and pdf_dest is None:
         return
     html = render_analysis_html(doc, locale=lang, hourly=snap.hourly, slot_minutes=snap.slot_minutes)
-    for dest, content in ((html_dest, html), (pdf_dest, None)):
-        if dest is None:
-            continue
-        write_atomic(dest, html_to_pdf(html) if content is None else content)
+    for dest in write_pages(html, html_dest, pdf_dest):
         if not quiet:
             click.echo(f"report: {visible(str(dest), 300)}", err=True)
 
