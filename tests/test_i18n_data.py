@@ -22,6 +22,7 @@ from derisk.i18n import data
 from derisk.i18n.extract import data_messages, obsolete, untranslated
 from derisk.know.laws import laws_for
 from derisk.report.html import render_analysis_html
+from derisk.screen.memo import render_html as render_memo
 from derisk.screen.run import screen_file
 from derisk.web.render import environment as web_environment
 
@@ -222,3 +223,22 @@ def test_report_shows_translated_laws(lang: str, report_doc: dict[str, Any]) -> 
     assert "Art. 7" in html and "[V]" in html
     # the document itself stays English
     assert LAW_SUMMARY in json.dumps(report_doc, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_exported_memo_is_written_in_the_language(lang: str, tmp_path: Path) -> None:
+    deal = EXAMPLES / "liege-cargo.yaml"
+    out = tmp_path / "memo.html"
+    args = ["screen", str(deal), "--today", "2025-03-01", "--html", str(out), "--lang", lang, "-q"]
+    assert main(args) == 0
+    html = out.read_text(encoding="utf-8")
+    doc = screen_file(deal, today=dt.date(2025, 3, 1))
+    english = render_memo(doc)
+    assert '<html lang="en">' in english and "Foreign-investment screening memo" in english
+    assert f'<html lang="{lang}">' in html and "Foreign-investment screening memo" not in html
+    own = [f for f in doc["risk_factors"] if not f["factor"].startswith("supplier:")]
+    sentences = [doc["question"], doc["disclaimer"], doc["conventions"], *(f["sentence"] for f in own)]
+    sentences += [x["sentence"] for r in doc["regimes"] for x in r["reasons"]]
+    for text in sentences:
+        assert escape(text) not in html and escape(data.sentence(lang, text)) in html, text
+    assert "[V]" in html and "[U]" in html

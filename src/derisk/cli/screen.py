@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from derisk.cli.output import emit_json, status_console, write_atomic
+from derisk.i18n import LANGUAGES
 
 
 def register(group: click.Group) -> None:
@@ -39,6 +40,13 @@ def register(group: click.Group) -> None:
     default=None,
     help="The date to reason from (YYYY-MM-DD) [default: today]; makes results reproducible.",
 )
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="Language of the HTML memo (the JSON document and the terminal stay English).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No terminal summary.")
 def screen_command(
     deal_file: Path,
@@ -46,6 +54,7 @@ def screen_command(
     json_dest: str | None,
     html_dest: Path | None,
     today: dt.datetime | None,
+    lang: str,
     quiet: bool,
 ) -> None:
     """Screen DEAL_FILE (YAML or JSON) under the Belgian, EU, German, French and Dutch regimes.
@@ -62,6 +71,6 @@ def screen_command(
     doc = screen_raw(raw, str(deal_file), workspace=workspace, today=today.date() if today else None)
     emit_json(doc, json_dest)
     if html_dest is not None:
-        write_atomic(html_dest, render_html(doc))
+        write_atomic(html_dest, render_html(doc, lang))
     if not quiet:
         print_summary(status_console(json_dest), doc)

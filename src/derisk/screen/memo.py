@@ -7,6 +7,7 @@ untrusted text: autoescape covers HTML, :func:`derisk.safetext.visible` covers t
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Final
 
 import jinja2
@@ -15,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from derisk import __version__
+from derisk.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
 from derisk.i18n.data import T_, fill
 from derisk.report.formatting import install_filters
 from derisk.safetext import visible
@@ -141,30 +143,37 @@ def question(screening: Screening) -> str:
     )
 
 
-_ENV: Final = jinja2.Environment(
-    # the report's templates too, for the deadline timeline picture (_charts.html.j2)
-    loader=jinja2.ChoiceLoader(
-        [
-            jinja2.PackageLoader("derisk.screen", "templates"),
-            jinja2.PackageLoader("derisk.report", "templates"),
-        ]
-    ),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    extensions=["jinja2.ext.i18n"],
-)
-_ENV.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # the memo is in English
-install_filters(_ENV)
+@lru_cache(maxsize=4)
+def _environment(lang: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        # the report's templates too, for the deadline timeline picture (_charts.html.j2)
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader("derisk.screen", "templates"),
+                jinja2.PackageLoader("derisk.report", "templates"),
+            ]
+        ),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(gettext_for(lang), newstyle=True)  # type: ignore[attr-defined]
+    install_filters(env, lang)  # with the data filters: the document's English sentences in ``lang``
+    return env
 
 
-def render_html(doc: dict[str, Any]) -> str:
-    """The memo for a lawyer: question, short answers, reasons with rule and source, deadlines, evidence."""
+def render_html(doc: dict[str, Any], lang: str = DEFAULT_LANGUAGE) -> str:
+    """The memo for a lawyer: question, short answers, reasons with rule and source, deadlines, evidence.
+
+    In ``lang`` (en, fr, nl, de): the page's texts through the message catalogue, the document's
+    data sentences through the data catalogue (:mod:`derisk.i18n.data`); the document stays English."""
     from derisk.report.svg import deadline_timeline
 
+    lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
     timeline = deadline_timeline(doc["regimes"], doc.get("as_of"))
-    return _ENV.get_template("memo.html.j2").render(doc=doc, timeline=timeline)
+    return _environment(lang).get_template("memo.html.j2").render(doc=doc, timeline=timeline, lang=lang)
 
 
 def print_summary(console: Console, doc: dict[str, Any]) -> None:
