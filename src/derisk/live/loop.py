@@ -117,7 +117,7 @@ class Watcher:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> Totals:
-        idle_since = time.monotonic()
+        idle_since: float | None = None
         backoff = BACKOFF_S[0]
         lock_waits = 0
         try:
@@ -144,7 +144,7 @@ class Watcher:
                     backoff = min(backoff * 2, BACKOFF_S[1])
                     continue
                 busy = any(source.busy() for source in self.sources)
-                if stored or busy:
+                if stored or busy or idle_since is None:  # idleness counts from the first batch on
                     idle_since = time.monotonic()
                 if stopping:
                     break
