@@ -242,3 +242,32 @@ def test_exported_memo_is_written_in_the_language(lang: str, tmp_path: Path) -> 
     for text in sentences:
         assert escape(text) not in html and escape(data.sentence(lang, text)) in html, text
     assert "[V]" in html and "[U]" in html
+
+
+@pytest.fixture(scope="module")
+def reduce_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("reduce") / "reduce.json"
+    site = Path(__file__).resolve().parents[1] / "examples" / "sites" / "liege-hub.yaml"
+    assert main(["reduce", str(site), "--json", str(out), "-q"]) == 0
+    doc: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return doc
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_dashboard_plan_shows_translated_findings_and_steps(lang: str, reduce_doc: dict[str, Any]) -> None:
+    from derisk.report.svg import plan_bars
+
+    html = web_environment(lang).get_template("plan.html.j2").render(
+        doc=reduce_doc, site_file="site.yaml", error=None, bars=plan_bars(reduce_doc["plan"]["steps"]),
+        lang=lang, user=None, csrf="t", export=False, path="/plan", workspace="ws", here=lambda **changes: "?",
+    )  # fmt: skip
+    steps = reduce_doc["plan"]["steps"]
+    sentences = [f["sentence"] for f in reduce_doc["findings"]] + [s["sentence"] for s in steps]
+    sentences += [s["reduces"] for s in steps] + [
+        reduce_doc["plan"]["ranking_rule"],
+        reduce_doc["disclaimer"],
+    ]
+    assert steps and len(sentences) > 5
+    for english in sentences:
+        translated = data.sentence(lang, english)
+        assert translated != english and escape(translated) in html and escape(english) not in html, english

@@ -29,7 +29,7 @@ from functools import cached_property
 from typing import Any, Final
 
 from derisk.errors import ConfigError, Problem, raise_problems
-from derisk.i18n.data import T_
+from derisk.i18n.data import T_, fill
 from derisk.reduce.findings import Finding
 from derisk.site import Site
 
@@ -274,9 +274,12 @@ def build_register(site: Site, resolver: Resolver, *, source: str = "site file")
                     kind="system-outside-register",
                     severity="info",
                     subject=system.name,
-                    sentence=(
-                        f"System {system.name!r} is in the site file but no critical function lists it, so its "
-                        "suppliers are not measured; add it to a function if something critical needs it."
+                    sentence=fill(
+                        T_(
+                            "System {system} is in the site file but no critical function lists it, so its "
+                            "suppliers are not measured; add it to a function if something critical needs it."
+                        ),
+                        system=repr(system.name),
                     ),
                     evidence={"system": system.name},
                 )
@@ -301,10 +304,13 @@ def build_register(site: Site, resolver: Resolver, *, source: str = "site file")
                     kind="system-without-suppliers",
                     severity="medium",
                     subject=system.name,
-                    sentence=(
-                        f"System {system.name!r} serves critical functions but the register names none "
-                        "of its suppliers (vendor, hardware, hosting, support): its dependencies cannot "
-                        "be measured."
+                    sentence=fill(
+                        T_(
+                            "System {system} serves critical functions but the register names none "
+                            "of its suppliers (vendor, hardware, hosting, support): its dependencies cannot "
+                            "be measured."
+                        ),
+                        system=repr(system.name),
                     ),
                     evidence={"system": system.name},
                 )
@@ -321,10 +327,14 @@ def build_register(site: Site, resolver: Resolver, *, source: str = "site file")
                     kind="unknown-supplier",
                     severity="medium",
                     subject=name,
-                    sentence=(
-                        f"Supplier {name!r} ({'; '.join(where)}) is not in the control graph, so its "
-                        "controller and jurisdiction are unknown; add it to the graph (derisk entity "
-                        "import, with --workspace) rather than guess."
+                    sentence=fill(
+                        T_(
+                            "Supplier {supplier} ({where}) is not in the control graph, so its "
+                            "controller and jurisdiction are unknown; add it to the graph (derisk entity "
+                            "import, with --workspace) rather than guess."
+                        ),
+                        supplier=repr(name),
+                        where="; ".join(where),
                     ),
                     evidence={"supplier": name, "used_by": where},
                 )
@@ -335,9 +345,12 @@ def build_register(site: Site, resolver: Resolver, *, source: str = "site file")
                     kind="ambiguous-supplier",
                     severity="medium",
                     subject=name,
-                    sentence=(
-                        f"{res.sentence}; name the supplier as in the control graph so that it can be "
-                        "resolved (not guessed)."
+                    sentence=fill(
+                        T_(
+                            "{resolution}; name the supplier as in the control graph so that it can be "
+                            "resolved (not guessed)."
+                        ),
+                        resolution=res.sentence,
                     ),
                     evidence={"supplier": name, "candidates": list(res.candidates)},
                 )
@@ -348,9 +361,13 @@ def build_register(site: Site, resolver: Resolver, *, source: str = "site file")
                     kind="unresolved-controller",
                     severity="low",
                     subject=name,
-                    sentence=(
-                        f"Supplier {name!r} is in the control graph as {res.entity_name!r}, but no "
-                        "controlling jurisdiction could be resolved for it."
+                    sentence=fill(
+                        T_(
+                            "Supplier {supplier} is in the control graph as {entity}, but no "
+                            "controlling jurisdiction could be resolved for it."
+                        ),
+                        supplier=repr(name),
+                        entity=repr(res.entity_name),
                     ),
                     evidence={"supplier": name, "entity_id": res.entity_id},
                 )

@@ -206,10 +206,13 @@ def compare(
                         kind="system-without-traffic",
                         severity="low",
                         subject=system,
-                        sentence=(
-                            f"The workspace holds no flows from {system}: its declared dependencies "
-                            "cannot be checked against traffic (check its hosts in the site file, or "
-                            "capture where it runs)."
+                        sentence=fill(
+                            T_(
+                                "The workspace holds no flows from {system}: its declared dependencies "
+                                "cannot be checked against traffic (check its hosts in the site file, or "
+                                "capture where it runs)."
+                            ),
+                            system=system,
                         ),
                         evidence={"system": system},
                     )
@@ -240,12 +243,18 @@ def compare(
                             kind="declared-without-traffic",
                             severity="info" if slot.role == "hardware" else "low",
                             subject=f"{system}/{slot.role}",
-                            sentence=(
-                                f"{system} declares {sup.name} as its {ROLE_LABELS[slot.role]} "
-                                f"(controlled by {sup.controller_name}, "
-                                f"{sup.jurisdiction or 'jurisdiction unknown'}), but the workspace shows no "
-                                "traffic from it to that controller: check that the dependency is still real "
-                                "or that the capture covers it."
+                            sentence=fill(
+                                T_(
+                                    "{system} declares {supplier} as its {role_label} (controlled by "
+                                    "{controller}, {jurisdiction}), but the workspace shows no traffic from it "
+                                    "to that controller: check that the dependency is still real or that the "
+                                    "capture covers it."
+                                ),
+                                system=system,
+                                supplier=sup.name,
+                                role_label=ROLE_LABELS[slot.role],
+                                controller=sup.controller_name,
+                                jurisdiction=sup.jurisdiction or "jurisdiction unknown",
                             ),
                             evidence={"system": system, "role": slot.role, "supplier": sup.name},
                         )
@@ -258,9 +267,14 @@ def compare(
                     kind="unattributed-traffic",
                     severity="low",
                     subject=system,
-                    sentence=(
-                        f"{system} sent {human_bytes(sent)} in {flows} flows to destinations with no attributed "
-                        "controller: they cannot be compared with the register (see derisk analyze)."
+                    sentence=fill(
+                        T_(
+                            "{system} sent {size} in {flows} flows to destinations with no attributed "
+                            "controller: they cannot be compared with the register (see derisk analyze)."
+                        ),
+                        system=system,
+                        size=human_bytes(sent),
+                        flows=flows,
                     ),
                     evidence={"system": system, "flows": flows, "bytes_out": sent},
                 )
@@ -280,10 +294,16 @@ def compare(
                     kind="undeclared-traffic",
                     severity=severity,
                     subject=f"{system}->{g.org or g.controller}",
-                    sentence=(
-                        f"{system} sent {human_bytes(g.bytes_out)} in {g.flows} flows to {g.destination()}, "
-                        f"which the register does not list among {system}'s suppliers: declare the "
-                        "dependency or stop the traffic."
+                    sentence=fill(
+                        T_(
+                            "{system} sent {size} in {flows} flows to {destination}, which the register "
+                            "does not list among {system}'s suppliers: declare the dependency or stop the "
+                            "traffic."
+                        ),
+                        system=system,
+                        size=human_bytes(g.bytes_out),
+                        flows=g.flows,
+                        destination=g.destination(),
                     ),
                     evidence=g.to_json(),
                 )
