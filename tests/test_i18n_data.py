@@ -271,3 +271,23 @@ def test_dashboard_plan_shows_translated_findings_and_steps(lang: str, reduce_do
     for english in sentences:
         translated = data.sentence(lang, english)
         assert translated != english and escape(translated) in html and escape(english) not in html, english
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_reduce_report_is_written_in_the_language(
+    lang: str, tmp_path: Path, reduce_doc: dict[str, Any]
+) -> None:
+    site = Path(__file__).resolve().parents[1] / "examples" / "sites" / "liege-hub.yaml"
+    out = tmp_path / "reduce.html"
+    assert main(["reduce", str(site), "--html", str(out), "--lang", lang, "-q"]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert f'<html lang="{lang}">' in html
+    assert "Suppliers and controllers" not in html and "De-risking plan" not in html
+    steps = reduce_doc["plan"]["steps"]
+    sentences = [f["sentence"] for f in reduce_doc["findings"]] + [s["sentence"] for s in steps]
+    sentences += [s["reduces"] for s in steps] + [
+        reduce_doc["plan"]["ranking_rule"],
+        reduce_doc["disclaimer"],
+    ]
+    for english in sentences:
+        assert escape(english) not in html and escape(data.sentence(lang, english)) in html, english

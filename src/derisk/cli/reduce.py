@@ -13,15 +13,18 @@ from rich.text import Text
 from derisk.cli.options import pdf_option
 from derisk.cli.output import emit_json, status_console, write_pages
 from derisk.errors import UsageError
+from derisk.i18n import LANGUAGES
 from derisk.safetext import visible
 
 
-def _emit(doc: dict[str, Any], json_out: str | None, html_out: Path | None, pdf_out: Path | None) -> None:
+def _emit(
+    doc: dict[str, Any], json_out: str | None, html_out: Path | None, pdf_out: Path | None, lang: str = "en"
+) -> None:
     emit_json(doc, json_out)
     if html_out is not None or pdf_out is not None:
         from derisk.reduce.report import render_html
 
-        write_pages(render_html(doc), html_out, pdf_out)
+        write_pages(render_html(doc, lang), html_out, pdf_out)
 
 
 def _t(value: object, limit: int = 80) -> Text:
@@ -210,6 +213,13 @@ def _trade_summary(doc: dict[str, Any], console: Console) -> None:
     help="Write a self-contained HTML report.",
 )
 @pdf_option
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="Language of the HTML/PDF report (the JSON document and the terminal stay English).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
 @click.pass_context
 def reduce_command(
@@ -229,6 +239,7 @@ def reduce_command(
     json_out: str | None,
     html_out: Path | None,
     pdf_dest: Path | None,
+    lang: str,
     quiet: bool,
 ) -> None:
     """Dependency register and de-risking plan of SITE_FILE, or product dependencies with --trade FILE.
@@ -271,7 +282,7 @@ def reduce_command(
             params=params,
         )
         summary = _trade_summary
-    _emit(doc, json_out, html_out, pdf_dest)
+    _emit(doc, json_out, html_out, pdf_dest, lang)
     if not quiet:
         summary(doc, status_console(json_out))
 

@@ -25,7 +25,7 @@ from babel.messages.pofile import write_po
 from derisk.i18n import DOMAIN, LANGUAGES, catalog
 from derisk.i18n.data import DATA_DOMAIN, data_catalog
 
-_PACKAGES = ("derisk.web", "derisk.report", "derisk.screen")
+_PACKAGES = ("derisk.web", "derisk.report", "derisk.screen", "derisk.reduce")
 _METHOD_MAP = [("**/templates/**.j2", "jinja2"), ("**.py", "python")]
 _OPTIONS = {"**/templates/**.j2": {"extensions": "jinja2.ext.i18n", "trimmed": "false"}}
 _EXTRACTORS = {"jinja2": "jinja2.ext:babel_extract", "python": "babel.messages.extract:extract_python"}

@@ -7,12 +7,14 @@ Jinja2 autoescape, so every name that came from a site file, a graph or the netw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import jinja2
 import pyarrow as pa
 
 from derisk import __version__
+from derisk.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
 from derisk.i18n.data import T_, fill
 from derisk.reduce.findings import Finding, sort_findings
 from derisk.reduce.jurisdictions import EuMembers, eu_members
@@ -189,24 +191,6 @@ def trade_document(result: TradeResult) -> dict[str, Any]:
     }
 
 
-_ENV: Final = jinja2.Environment(
-    # the report's templates too, for the before/after bars of the plan (_charts.html.j2)
-    loader=jinja2.ChoiceLoader(
-        [
-            jinja2.PackageLoader("derisk.reduce", "templates"),
-            jinja2.PackageLoader("derisk.report", "templates"),
-        ]
-    ),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    finalize=finalize,
-    extensions=["jinja2.ext.i18n"],
-)
-_ENV.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # this page is in English
-
-
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
 
@@ -215,13 +199,35 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-_ENV.filters["pct"] = _pct
-_ENV.filters["num"] = _num
-_ENV.globals["role_label"] = ROLE_LABELS
-_ENV.globals["plan_bars"] = plan_bars
-install_filters(_ENV)
+@lru_cache(maxsize=4)
+def _environment(lang: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        # the report's templates too, for the before/after bars of the plan (_charts.html.j2)
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader("derisk.reduce", "templates"),
+                jinja2.PackageLoader("derisk.report", "templates"),
+            ]
+        ),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=finalize,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(gettext_for(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["pct"] = _pct
+    env.filters["num"] = _num
+    env.globals["role_label"] = ROLE_LABELS
+    env.globals["plan_bars"] = plan_bars
+    install_filters(env, lang)  # with the data filters: the document's English sentences in ``lang``
+    return env
 
 
-def render_html(document: dict[str, Any]) -> str:
-    """A self-contained HTML page (inline CSS, no scripts, no external resources) of a document."""
-    return _ENV.get_template("reduce.html.j2").render(doc=document)
+def render_html(document: dict[str, Any], lang: str = DEFAULT_LANGUAGE) -> str:
+    """A self-contained HTML page (inline CSS, no scripts, no external resources) of a document, in
+    ``lang`` (en, fr, nl, de): page texts through the message catalogue, the document's sentences
+    through the data catalogue (:mod:`derisk.i18n.data`); the document itself stays English."""
+    lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+    return _environment(lang).get_template("reduce.html.j2").render(doc=document, lang=lang)
