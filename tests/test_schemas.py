@@ -104,12 +104,27 @@ def test_the_demo_documents_and_the_workspace_commands(
                 "a quoted passage",
                 "-w",
                 str(ws),
+                "--json",
+                str(tmp_path / "added.json"),
             ]
         )
         == 0
     )
+    added = assert_file_valid(tmp_path / "added.json", "evidence")
     evidence = assert_file_valid(_json(tmp_path, "evidence", "evidence", "list", "-w", str(ws)))
-    assert evidence["evidence"]
+    assert added["evidence"][0]["id"] in {e["id"] for e in evidence["evidence"]}
+    imported = assert_file_valid(
+        _json(
+            tmp_path,
+            "import",
+            "entity",
+            "import",
+            str(FIXTURES / "know" / "gleif-lei2-sample.csv"),
+            "-w",
+            str(ws),
+        )
+    )
+    assert imported["entities"] > 0 and imported["format"].startswith("gleif")
     entity = assert_file_valid(_json(tmp_path, "entity", "entity", "show", "Hikvision", "-w", str(ws)))
     assert entity["entity"]["id"] == "hikvision"
     # an entity whose controller is unknown: "controller" is null

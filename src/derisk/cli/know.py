@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 SCHEMA: Final = "derisk.entity/1"
 IMPORT_FORMATS: Final = ("ftm", "gleif-lei", "gleif-rr", "as2org", "peeringdb", "wikidata")
 EVIDENCE_SCHEMA: Final = "derisk.evidence/1"
+IMPORT_SCHEMA: Final = "derisk.import/1"
 LIST_SCHEMA: Final = "derisk.entities/1"
 
 
@@ -307,7 +308,8 @@ def register(group: click.Group) -> None:
         help="Format of FILE (default: detected from its content).",
     )
     @workspace_option
-    def import_(file: Path, fmt: str | None, workspace: Path) -> None:
+    @json_option
+    def import_(file: Path, fmt: str | None, workspace: Path, json_dest: str | None) -> None:
         """Import open data into the workspace's control graph.
 
         Formats: FollowTheMoney JSON lines (OpenSanctions), GLEIF golden copy CSV (Level 1 LEI and
@@ -321,9 +323,24 @@ def register(group: click.Group) -> None:
 
         with Workspace.open(workspace) as ws:
             report = import_file(ws, file, fmt)
+        emit_json(
+            {
+                "schema": IMPORT_SCHEMA,
+                "file": str(file),
+                "workspace": str(workspace),
+                "format": report.format,
+                "import_id": report.import_id,
+                "entities": report.entities,
+                "nodes": report.nodes,
+                "links": report.links,
+                "problems": [{"where": p.where, "what": p.what} for p in report.warnings],
+            },
+            json_dest,
+        )
         click.echo(
             f"imported {report.entities} entities ({report.nodes} organisations, bodies or people, "
-            f"{report.links} links) from {visible(str(file))} ({report.format}) into {visible(str(workspace))}"
+            f"{report.links} links) from {visible(str(file))} ({report.format}) into {visible(str(workspace))}",
+            err=json_dest == "-",
         )
         if report.warnings:
             click.echo(
@@ -373,6 +390,7 @@ def register_evidence(group: click.Group) -> None:
     @click.option("--language", default="en", show_default=True, help="ISO 639 code of the text.")
     @click.option("--quote", required=True, help="The passage that supports the point, quoted.")
     @workspace_option
+    @json_option
     def add(
         entities: tuple[str, ...],
         url: str,
@@ -382,6 +400,7 @@ def register_evidence(group: click.Group) -> None:
         language: str,
         quote: str,
         workspace: Path,
+        json_dest: str | None,
     ) -> None:
         """Attach a cited article or report to entities (stored as FtM Article and Documentation)."""
         from derisk.know import evidence as ev
@@ -405,7 +424,8 @@ def register_evidence(group: click.Group) -> None:
                 ids.append(chosen.id)
             stored = ev.add(ws, ev.Evidence("", url, title, publisher, date, language, quote, tuple(ids)))
         names = ", ".join(visible(graph.entities[i].name) for i in ids)
-        click.echo(f"evidence {stored.id} attached to {names}")
+        emit_json({"schema": EVIDENCE_SCHEMA, "evidence": [stored.to_json()]}, json_dest)
+        click.echo(f"evidence {stored.id} attached to {names}", err=json_dest == "-")
 
     @evidence.command("list")
     @json_option

@@ -31,6 +31,7 @@ SCHEMAS: Final[dict[str, str]] = {
     "webhook": "the body of each webhook POST of derisk watch --webhook",
     "dead-letter": "a line of a dead-letter file (derisk watch --dead-letter)",
     "users": "derisk users list --json",
+    "import": "derisk entity import --json",
     "parquet": "manifest.json of a Parquet flow dataset (derisk export parquet, --engine spark --out)",
     "site": "the site file (--site, derisk reduce SITE)",
     "deal": "the deal file (derisk screen DEAL)",
