@@ -291,3 +291,13 @@ def test_reduce_report_is_written_in_the_language(
     ]
     for english in sentences:
         assert escape(english) not in html and escape(data.sentence(lang, english)) in html, english
+
+
+def test_a_data_string_cut_short_is_translated_and_cut_the_same_way() -> None:
+    cut = "Comments or opinion on an investment that wa…[truncated]"  # as the timeline picture cuts it
+    out = data.text_cut("de", cut)
+    assert out.startswith("Kommentare oder Stellungnahme") and out.endswith("…[truncated]")
+    assert len(out) == len(cut)
+    ambiguous = "Ex officio review of a deal that was not not…[truncated]"  # two phases start so
+    assert data.text_cut("de", ambiguous) == ambiguous
+    assert data.text_cut("de", "Gas storage") == "Gasspeicherung"

@@ -130,6 +130,20 @@ def text(lang: str, english: Any) -> Any:
     return _table(lang).exact.get(english, english)
 
 
+def text_cut(lang: str, english: Any) -> Any:
+    """Like :func:`text`, also for a data string a renderer cut short (``…[truncated]``): the one
+    data string it starts with is translated and cut to the same length, with the same mark."""
+    from derisk.safetext import TRUNCATION_MARK
+
+    if not isinstance(english, str) or not english.endswith(TRUNCATION_MARK):
+        return text(lang, english)
+    stem = english[: -len(TRUNCATION_MARK)]
+    found = [msgid for msgid in _table(lang).exact if msgid.startswith(stem)] if stem else []
+    if len(found) != 1:
+        return english
+    return _table(lang).exact[found[0]][: len(stem)] + TRUNCATION_MARK
+
+
 def law_title(lang: str, title: Any) -> Any:
     """A law's title in ``lang`` with the recorded (official-language or English) name beside it."""
     translated = text(lang, title)
@@ -165,7 +179,8 @@ def _value(lang: str, key: str, value: str) -> str:
 
 
 def install(env: Any, lang: str) -> None:
-    """Jinja2 filters: ``dt`` (data string), ``ds`` (data sentence), ``dlaw`` (law title)."""
-    env.filters["dt"] = lambda value: text(lang, value)
+    """Jinja2 filters: ``dt`` (data string, also one cut short), ``ds`` (data sentence), ``dlaw``
+    (law title)."""
+    env.filters["dt"] = lambda value: text_cut(lang, value)
     env.filters["ds"] = lambda value: sentence(lang, value)
     env.filters["dlaw"] = lambda value: law_title(lang, value)
