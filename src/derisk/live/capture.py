@@ -279,4 +279,3 @@ class NetflowSource:
         self.collector.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
