@@ -128,3 +128,20 @@ def test_the_showcase_carries_no_hostile_test_strings(demo: Path) -> None:
         text = (demo / name).read_text(encoding="utf-8")
         assert "&lt;script" not in text and "<script>alert" not in text, name
         assert "alert(" not in text and "\\u001b" not in text and "x1b[2J" not in text, name
+
+
+def test_terminal_summary_wraps_alert_explanations_instead_of_cutting_them(demo: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from derisk.report.terminal import render_analysis
+
+    doc = json.loads((demo / "analysis.json").read_text(encoding="utf-8"))
+    longest = max(doc["alerts"][:10], key=lambda a: len(a["sentence"]))
+    assert len(longest["sentence"]) > 90
+    buffer = io.StringIO()
+    Console(file=buffer, width=120, highlight=False, soft_wrap=False).print(render_analysis(doc, top=10))
+    flat = "".join(buffer.getvalue().split())
+    assert "".join(longest["sentence"].split()) in flat, "the whole sentence, wrapped below the table"
+    assert "…[truncated]" not in buffer.getvalue().split("Alerts (", 1)[1]

@@ -18,7 +18,9 @@ from derisk.safetext import visible
 
 
 def _t(value: Any, limit: int = 60) -> Text:
-    return Text(visible(None if value is None else str(value), limit))
+    """A table cell: printable and one line; a long value ends in "…" (the full text is in the JSON)."""
+    text = visible(None if value is None else str(value), 100_000)
+    return Text(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 #: How the terminal names the bases of the infrastructure layer.
@@ -175,17 +177,22 @@ def render_analysis(doc: dict[str, Any], *, top: int = 10) -> RenderableType:
 
     if doc.get("alerts"):
         alerts = Table(title=f"Alerts ({len(doc['alerts'])})", title_justify="left")
-        for col in ("Severity", "Kind", "System", "Destination", "Controller", "What"):
+        for col in ("#", "Severity", "Kind", "System", "Destination"):
             alerts.add_column(col)
-        for alert in doc["alerts"][:top]:
+        alerts.add_column("Controller", overflow="fold")
+        shown = doc["alerts"][:top]
+        for number, alert in enumerate(shown, 1):
             alerts.add_row(
+                str(number),
                 _t(alert.get("severity")),
                 _t(alert.get("kind")),
                 _t(alert.get("system") or alert.get("src_ip")),
-                _t(alert.get("destination"), 40),
-                _t(alert.get("controller") or "unknown", 30),
-                _t(alert.get("sentence"), 90),
+                _t(alert.get("destination"), 60),
+                _t(alert.get("controller") or "unknown", 300),
             )
         parts.append(alerts)
+        # each explanation whole, as a paragraph the terminal wraps (a table column would cut or squeeze it)
+        for number, alert in enumerate(shown, 1):
+            parts.append(Text(f"{number}. ") + _t(alert.get("sentence"), 4000))
     parts.append(Text(doc["disclaimer"], style="dim"))
     return Group(*parts)
