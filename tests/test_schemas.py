@@ -257,3 +257,19 @@ def test_deal_schema_sectors_are_the_controlled_vocabulary() -> None:
     shipped = yaml.safe_load((ROOT / "src" / "derisk" / "data" / "sectors.yaml").read_text(encoding="utf-8"))
     enum = load_schema("deal")["properties"]["target"]["properties"]["sectors"]["items"]["enum"]
     assert enum == [s["id"] for s in shipped["sectors"]]
+
+
+def test_watch_status_file(tmp_path: Path, env: Path) -> None:
+    """`derisk watch --status-file` on a followed Zeek folder writes a valid derisk.watch-status/1."""
+    import subprocess
+    import sys
+
+    logs = tmp_path / "logs"
+    shutil.copytree(FIXTURES / "zeek" / "pop3", logs)
+    status = tmp_path / "status.json"
+    argv = [sys.executable, "-m", "derisk", "watch", "--zeek-dir", str(logs), "-w", str(tmp_path / "ws")]
+    argv += ["--exit-when-idle", "1", "--status-file", str(status), "-q"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr
+    doc = assert_file_valid(status, "watch-status")
+    assert doc["flows"] > 0 and doc["batches"] >= 1

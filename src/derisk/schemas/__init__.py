@@ -32,6 +32,7 @@ SCHEMAS: Final[dict[str, str]] = {
     "dead-letter": "a line of a dead-letter file (derisk watch --dead-letter)",
     "users": "derisk users list --json",
     "import": "derisk entity import --json",
+    "watch-status": "derisk watch --status-file (rewritten after every batch)",
     "parquet": "manifest.json of a Parquet flow dataset (derisk export parquet, --engine spark --out)",
     "site": "the site file (--site, derisk reduce SITE)",
     "deal": "the deal file (derisk screen DEAL)",
