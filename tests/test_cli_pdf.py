@@ -37,3 +37,11 @@ def test_pdf_into_a_missing_folder_is_one_line(tmp_path: Path, capsys: pytest.Ca
     assert main(["reduce", "--trade-sample", "-q", "--pdf", str(tmp_path / "no" / "x.pdf")]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "output folder does not exist" in err
+
+
+def test_screen_writes_its_memo_as_pdf(tmp_path: Path) -> None:
+    pdf = tmp_path / "memo.pdf"
+    deal = Path(__file__).parent.parent / "examples" / "deals" / "liege-cargo.yaml"
+    assert main(["screen", str(deal), "--today", "2025-04-01", "-q", "--pdf", str(pdf), "--lang", "fr"]) == 0
+    text = _text(pdf)
+    assert "Note de filtrage des investissements" in text and "pas un avis juridique" in text

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from derisk.cli.output import emit_json, status_console, write_atomic
+from derisk.cli.options import pdf_option
+from derisk.cli.output import emit_json, status_console, write_pages
 from derisk.i18n import LANGUAGES
 
 
@@ -40,6 +41,7 @@ def register(group: click.Group) -> None:
     default=None,
     help="The date to reason from (YYYY-MM-DD) [default: today]; makes results reproducible.",
 )
+@pdf_option
 @click.option(
     "--lang",
     type=click.Choice(LANGUAGES),
@@ -53,6 +55,7 @@ def screen_command(
     workspace: Path | None,
     json_dest: str | None,
     html_dest: Path | None,
+    pdf_dest: Path | None,
     today: dt.datetime | None,
     lang: str,
     quiet: bool,
@@ -70,7 +73,7 @@ def screen_command(
 
     doc = screen_raw(raw, str(deal_file), workspace=workspace, today=today.date() if today else None)
     emit_json(doc, json_dest)
-    if html_dest is not None:
-        write_atomic(html_dest, render_html(doc, lang))
+    if html_dest is not None or pdf_dest is not None:
+        write_pages(render_html(doc, lang), html_dest, pdf_dest)
     if not quiet:
         print_summary(status_console(json_dest), doc)
