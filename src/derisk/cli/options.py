@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from derisk.i18n import LANGUAGES
 from derisk.store import DEFAULT_WORKSPACE
 
 workspace_option = click.option(
@@ -30,4 +31,11 @@ pdf_option = click.option(
     "pdf_dest",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the report as PDF here (the HTML report, printed with WeasyPrint).",
+)
+lang_option = click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="Language of the HTML/PDF output (JSON documents and the terminal stay English).",
 )

@@ -10,10 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from derisk.cli.options import pdf_option
+from derisk.cli.options import lang_option, pdf_option
 from derisk.cli.output import emit_json, status_console, write_pages
 from derisk.errors import UsageError
-from derisk.i18n import LANGUAGES
 from derisk.safetext import visible
 
 
@@ -213,13 +212,7 @@ def _trade_summary(doc: dict[str, Any], console: Console) -> None:
     help="Write a self-contained HTML report.",
 )
 @pdf_option
-@click.option(
-    "--lang",
-    type=click.Choice(LANGUAGES),
-    default="en",
-    show_default=True,
-    help="Language of the HTML/PDF report (the JSON document and the terminal stay English).",
-)
+@lang_option
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
 @click.pass_context
 def reduce_command(

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from derisk.cli.options import pdf_option
+from derisk.cli.options import lang_option, pdf_option
 from derisk.cli.output import emit_json, status_console, write_pages
-from derisk.i18n import LANGUAGES
 
 
 def register(group: click.Group) -> None:
@@ -42,13 +41,7 @@ def register(group: click.Group) -> None:
     help="The date to reason from (YYYY-MM-DD) [default: today]; makes results reproducible.",
 )
 @pdf_option
-@click.option(
-    "--lang",
-    type=click.Choice(LANGUAGES),
-    default="en",
-    show_default=True,
-    help="Language of the HTML memo (the JSON document and the terminal stay English).",
-)
+@lang_option
 @click.option("--quiet", "-q", is_flag=True, help="No terminal summary.")
 def screen_command(
     deal_file: Path,

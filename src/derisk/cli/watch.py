@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from derisk.cli.options import data_dir_option, json_option, pdf_option, workspace_option
+from derisk.cli.options import data_dir_option, json_option, lang_option, pdf_option, workspace_option
 from derisk.cli.output import emit_json, status_console, write_pages
-from derisk.i18n import LANGUAGES
 from derisk.safetext import visible
 
 if TYPE_CHECKING:  # the library is imported when a command runs, so that --help stays instant
@@ -99,13 +98,7 @@ def analyse(
     type=click.IntRange(1, 1000),
     help="Destinations shown in the terminal.",
 )
-@click.option(
-    "--lang",
-    type=click.Choice(LANGUAGES),
-    default="en",
-    show_default=True,
-    help="Language of the HTML report.",
-)
+@lang_option
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
 @click.option(
     "--strict", is_flag=True, help="Refuse a capture cut short (exit 3) instead of reading it up to the cut."

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from derisk.cli.options import json_option, pdf_option, workspace_option
+from derisk.cli.options import json_option, lang_option, pdf_option, workspace_option
 from derisk.cli.output import emit_json, write_pages
 from derisk.errors import ConfigError, StoreError, UsageError
 from derisk.safetext import visible
@@ -25,13 +25,7 @@ def register(group: click.Group) -> None:
 
 @click.command("report")
 @workspace_option
-@click.option(
-    "--lang",
-    type=click.Choice(["en", "fr", "nl", "de"]),
-    default="en",
-    show_default=True,
-    help="Language of the report.",
-)
+@lang_option
 @click.option(
     "--html", "html_dest", type=click.Path(path_type=Path, dir_okay=False), help="Write the HTML report here."
 )

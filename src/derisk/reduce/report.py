@@ -14,7 +14,7 @@ import jinja2
 import pyarrow as pa
 
 from derisk import __version__
-from derisk.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
+from derisk.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from derisk.i18n.data import T_, fill
 from derisk.reduce.findings import Finding, sort_findings
 from derisk.reduce.jurisdictions import EuMembers, eu_members
@@ -23,9 +23,8 @@ from derisk.reduce.plan import Plan, build_plan
 from derisk.reduce.register import ROLE_LABELS, Register
 from derisk.reduce.trade import TradeResult
 from derisk.reduce.traffic import TrafficReport, compare
-from derisk.report.formatting import install_filters
+from derisk.report.pages import page_environment
 from derisk.report.svg import plan_bars
-from derisk.safetext import finalize
 
 SCHEMA: Final = "derisk.reduce/1"
 DISCLAIMER: Final = T_(
@@ -201,27 +200,11 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 @lru_cache(maxsize=4)
 def _environment(lang: str) -> jinja2.Environment:
-    env = jinja2.Environment(
-        # the report's templates too, for the before/after bars of the plan (_charts.html.j2)
-        loader=jinja2.ChoiceLoader(
-            [
-                jinja2.PackageLoader("derisk.reduce", "templates"),
-                jinja2.PackageLoader("derisk.report", "templates"),
-            ]
-        ),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        finalize=finalize,
-        extensions=["jinja2.ext.i18n"],
-    )
-    env.install_gettext_translations(gettext_for(lang), newstyle=True)  # type: ignore[attr-defined]
+    env = page_environment("derisk.reduce", lang)
     env.filters["pct"] = _pct
     env.filters["num"] = _num
     env.globals["role_label"] = ROLE_LABELS
     env.globals["plan_bars"] = plan_bars
-    install_filters(env, lang)  # with the data filters: the document's English sentences in ``lang``
     return env
 
 

@@ -6,11 +6,10 @@ import gettext
 from collections import defaultdict
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 
 from derisk.report import svg
-from derisk.report.formatting import install_filters
-from derisk.safetext import finalize
+from derisk.report.pages import page_environment
 
 _ENVIRONMENTS: dict[str, Environment] = {}
 
@@ -18,28 +17,10 @@ _ENVIRONMENTS: dict[str, Environment] = {}
 def environment(locale: str = "en", translations: gettext.NullTranslations | None = None) -> Environment:
     """A Jinja2 environment for ``derisk.report`` templates in one language."""
     env = _ENVIRONMENTS.get(locale) if translations is None else None
-    if env is not None:
-        return env
-    env = Environment(
-        loader=PackageLoader("derisk.report", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
-        trim_blocks=True,
-        lstrip_blocks=True,
-        finalize=finalize,
-    )
-    if translations is None:
-        from derisk.i18n import gettext_for
-
-        translations = gettext_for(locale)
-        cache = True
-    else:
-        cache = False
-    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
-    install_filters(env, locale)
-    if cache:
-        _ENVIRONMENTS[locale] = env
+    if env is None:
+        env = page_environment("derisk.report", locale, translations)
+        if translations is None:
+            _ENVIRONMENTS[locale] = env
     return env
 
 

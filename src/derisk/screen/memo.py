@@ -16,9 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from derisk import __version__
-from derisk.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
+from derisk.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from derisk.i18n.data import T_, fill
-from derisk.report.formatting import install_filters
+from derisk.report.pages import page_environment
 from derisk.safetext import visible
 from derisk.screen.deal import Party, country_name
 from derisk.screen.engine import CONVENTIONS, DISCLAIMER, RegimeResult, Screening, fmt_date
@@ -145,23 +145,7 @@ def question(screening: Screening) -> str:
 
 @lru_cache(maxsize=4)
 def _environment(lang: str) -> jinja2.Environment:
-    env = jinja2.Environment(
-        # the report's templates too, for the deadline timeline picture (_charts.html.j2)
-        loader=jinja2.ChoiceLoader(
-            [
-                jinja2.PackageLoader("derisk.screen", "templates"),
-                jinja2.PackageLoader("derisk.report", "templates"),
-            ]
-        ),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        extensions=["jinja2.ext.i18n"],
-    )
-    env.install_gettext_translations(gettext_for(lang), newstyle=True)  # type: ignore[attr-defined]
-    install_filters(env, lang)  # with the data filters: the document's English sentences in ``lang``
-    return env
+    return page_environment("derisk.screen", lang)
 
 
 def render_html(doc: dict[str, Any], lang: str = DEFAULT_LANGUAGE) -> str:

@@ -9,14 +9,14 @@ from importlib import resources
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
-from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from derisk import __version__, i18n
-from derisk.report.formatting import install_filters
-from derisk.safetext import finalize, visible
+from derisk.report.pages import page_environment
+from derisk.safetext import visible
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +64,7 @@ def when(value: Any) -> str:
 
 @lru_cache(maxsize=8)
 def environment(lang: str) -> Environment:
-    env = Environment(
-        # the report's templates too: its SVG pictures (_charts.html.j2) are the dashboard's
-        loader=ChoiceLoader(
-            [PackageLoader("derisk.web", "templates"), PackageLoader("derisk.report", "templates")]
-        ),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
-        trim_blocks=True,
-        lstrip_blocks=True,
-        finalize=finalize,
-    )
-    env.install_gettext_translations(i18n.gettext_for(lang), newstyle=True)  # type: ignore[attr-defined]
-    install_filters(env, lang)
+    env = page_environment("derisk.web", lang)
     env.filters["shown"] = shown
     env.filters["when"] = when
     env.filters["q"] = lambda text: quote(str(text), safe="")
