@@ -24,7 +24,8 @@ data in random batch splits), within these limits, each stated where it applies:
 
 * a long connection's record that arrives more than a window-length after the newest flow start is
   stitched only to the records still held (exact for exporters that write a record when it ends);
-  an upload that arrives more than :data:`KEEP_SLOTS` window-lengths late adds to a fresh sum for its
+  an upload that arrives more than
+  :data:`~derisk.detect.incremental_upload.KEEP_SLOTS` window-lengths late adds to a fresh sum for its
   slot, so that slot's share of the baseline can be lower than a batch analysis finds;
 * an earlier baseline start (flows older than every flow seen) re-scores every key, which is exact but
   costs O(keys) for that batch; a change of thresholds or allow-list rebuilds the state from the
@@ -45,7 +46,6 @@ import datetime as dt
 import logging
 import math
 import uuid
-from typing import Any
 
 import duckdb
 import numpy as np
@@ -68,11 +68,10 @@ from derisk.detect.incremental_rows import (
     flow_count,
     plain_col,
     row_flags,
-    strings_at,
 )
+from derisk.detect.incremental_upload import score_uploads
 from derisk.detect.longconn import detect_long_connections, five_tuple, stitch_records
 from derisk.detect.segments import F64, I64, B, flow_times, ints, segments
-from derisk.detect.upload import baseline_slots, upload_alerts
 from derisk.errors import StoreError
 from derisk.safetext import bound
 from derisk.store.alerts import read_flows_compact_con
@@ -89,9 +88,6 @@ def _pair_key(tag: str, pair: str) -> str:
     host, _, dest = pair.partition("\x1f")
     return f"{tag}\x1f{host}\x1f{bound(dest, 253)}"
 
-
-#: Closed upload slots whose per-(sender, destination) sums are kept for flows arriving late.
-KEEP_SLOTS = 2
 
 #: The state this process saved last (see :meth:`DetectionState.load`).
 _LAST: dict[str, DetectionState] = {}
@@ -252,7 +248,9 @@ class DetectionState:
         # beacons: hosts with new flows in the window, or flows leaving it
         b_rows = np.r_[new_rows[self.b_ok["beacon"][new_rows] & (self.b_start[new_rows] >= cut)], crossing]
         self._beacons(b_rows, cut, config, laws)
-        self._uploads(t, times.start, ok["upload"], new_rows, crossing, cut_old, cut, window, config, laws)
+        score_uploads(
+            self, t, times.start, ok["upload"], new_rows, crossing, (cut_old, cut, window), config, laws
+        )
         pairs = self._pairs(new_rows[self.b_ok["long"][new_rows]])
         pairs |= self._evict(config, laws)
         self._long(pairs, config, laws)
@@ -381,124 +379,6 @@ class DetectionState:
             self.beacon.set_alerts(k, alerts)
 
     # -- uploads -------------------------------------------------------------------------------
-    def _uploads(
-        self,
-        t: pa.Table,
-        start: F64,
-        ok: B,
-        new_rows: I64,
-        crossing: I64,
-        cut_old: float,
-        cut: float,
-        window: float,
-        config: DetectionConfig,
-        laws: LawsFor,
-    ) -> None:
-        who_t, dest_t = (
-            prefixed(t, "system", "src_ip", ("s:", "i:")),
-            prefixed(t, "dst_domain", "dst_ip", ("d:", "a:")),
-        )
-        touched: set[str] = set()
-        defined_before = self.up_t0 is not None and self.up_t0 < cut_old
-        if ok.any():
-            first = float(start[ok].min())
-            self.up_t0 = first if self.up_t0 is None else min(self.up_t0, first)
-        if (self.up_t0 is not None and self.up_t0 < cut) != defined_before:
-            # the baseline period began: every sender in the window reads differently
-            touched |= self._names("who", np.flatnonzero(self.b_ok["upload"] & (self.b_start >= cut)))
-        # late flows, before slots already closed, go to the closed sums at once
-        fold_new = math.floor(cut / window) * window
-        if self.fold_until is not None:
-            late = np.flatnonzero(ok & (start < self.fold_until))
-            touched |= self._fold(who_t, dest_t, ints(t, "bytes_out"), start, late, window)
-        old = self.fold_until if self.fold_until is not None else -math.inf
-        if fold_new > old:
-            rows = np.flatnonzero(self.b_ok["upload"] & (self.b_start >= old) & (self.b_start < fold_new))
-            sub = self._sub(rows)
-            touched |= self._fold(
-                prefixed(sub, "system", "src_ip", ("s:", "i:")),
-                prefixed(sub, "dst_domain", "dst_ip", ("d:", "a:")),
-                ints(sub, "bytes_out"),
-                self.b_start[rows],
-                np.arange(len(rows)),
-                window,
-            )
-            self.fold_until = fold_new
-            self._forget_slots(baseline_slots(np.array([fold_new]), window)[0] - KEEP_SLOTS)
-        up_new = new_rows[self.b_ok["upload"][new_rows]]
-        touched |= self._names("who", np.r_[up_new, crossing[self.b_ok["upload"][crossing]]])
-        if not touched:
-            return
-        rows = np.flatnonzero(self._in("who", touched) & self.b_ok["upload"] & (self.b_start >= fold_new))
-        found: dict[str, list[Alert]] = {w: [] for w in touched}
-        wk, dk, s = self.b_key["who"][rows], self.b_key["dest"][rows], self.b_start[rows]
-        keyed = (wk >= 0) & (dk >= 0)
-        rows, wk, dk, s = rows[keyed], wk[keyed], dk[keyed], s[keyed]
-        names = self.keys["who"].names
-        baseline = np.zeros(len(names) + 1)
-        for w in np.unique(wk).tolist():  # touched senders
-            baseline[w] = self.up_base.get(names[w], 0.0)
-        out_b, in_b = self.b_out[rows].astype(np.float64), self.b_in[rows].astype(np.float64)
-        pair = wk * (int(dk.max()) + 1 if len(dk) else 1) + dk
-        part = s < cut
-        if part.any():  # the slot the cut falls in, up to the cut: per (who, destination)
-            sums = np.bincount(np.unique(pair[part], return_inverse=True)[1], weights=out_b[part])
-            owner = np.zeros(len(sums), dtype=np.int64)
-            owner[np.unique(pair[part], return_inverse=True)[1]] = wk[part]
-            np.maximum.at(baseline, owner, sums)
-        # senders that can alert at all: a (sender, destination) or a sender's total passes the test
-        win = ~part
-        min_bytes = config.get("upload", "min_bytes_out")
-        ratio, factor = config.get("upload", "min_ratio"), config.get("upload", "baseline_factor")
-        cand: set[int] = set()
-        for keys in (pair, wk):
-            u, inv = np.unique(keys[win], return_inverse=True)
-            o_sum = np.bincount(inv, weights=out_b[win])
-            i_sum = np.bincount(inv, weights=in_b[win])
-            who_of = np.zeros(len(u), dtype=np.int64)
-            who_of[inv] = wk[win]
-            ok = (o_sum >= min_bytes) & (o_sum >= ratio * i_sum) & (o_sum >= factor * baseline[who_of])
-            cand |= set(who_of[ok].tolist())
-        if cand:
-            pick = np.isin(wk, np.array(sorted(cand), dtype=np.int64))
-            sub = self._sub(rows[pick])
-            defined = self.up_t0 is not None and self.up_t0 < cut
-            for a in upload_alerts(
-                sub, config, laws, s[pick], ~part[pick], wk[pick], dk[pick], baseline, defined
-            ):
-                found.setdefault(f"s:{a.system}" if a.system else f"i:{a.src_ip}", []).append(a)
-        for w, got in found.items():
-            self.upload.set_alerts(w, got)
-
-    def _forget_slots(self, before: int) -> None:
-        """Drop the per-(sender, destination) sums of slots before ``before``: their maxima stay in
-        ``up_base``; only a flow arriving later than :data:`KEEP_SLOTS` window-lengths would have
-        needed them (it then counts from zero for its slot, a lower baseline)."""
-        old = [k for k in self.up_closed if int(k.rsplit("\x1f", 1)[1]) < before]
-        for k in old:  # slots closed long ago (once per window-length)
-            del self.up_closed[k]
-        self.up_forgotten.update(old)
-        self.up_dirty.difference_update(old)
-
-    def _fold(self, who: Any, dest: Any, out_b: I64, start: F64, rows: I64, window: float) -> set[str]:
-        if len(rows) == 0:
-            return set()
-        w, d = strings_at(who, rows), strings_at(dest, rows)
-        slots = baseline_slots(start[rows], window).tolist()
-        touched = set()
-        for wi, di, sl, b in zip(w, d, slots, out_b[rows].tolist(), strict=True):  # rows of closed slots
-            if wi is None or di is None:
-                continue
-            k = f"{wi}\x1f{di}\x1f{sl}"
-            total = self.up_closed.get(k, 0.0) + float(b)
-            self.up_closed[k] = total
-            self.up_dirty.add(k)
-            if total > self.up_base.get(wi, 0.0):
-                self.up_base[wi] = total
-                self.up_base_dirty.add(wi)
-            touched.add(wi)
-        return touched
-
     # -- long connections ----------------------------------------------------------------------
     def _names(self, key: str, rows: I64) -> set[str]:
         """The distinct keys (``host``, ``who`` or ``pair``) of these buffer rows."""

@@ -1,0 +1,149 @@
+"""Uploads in :mod:`derisk.detect.incremental`: closed-slot sums for the baselines, and the senders
+scored again per batch (only those whose window sums can pass the test reach
+:func:`~derisk.detect.upload.upload_alerts`)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from derisk.detect.alert import Alert, LawsFor
+from derisk.detect.config import DetectionConfig
+from derisk.detect.incremental_keys import prefixed
+from derisk.detect.incremental_rows import strings_at
+from derisk.detect.segments import F64, I64, B, ints
+from derisk.detect.upload import baseline_slots, upload_alerts
+
+if TYPE_CHECKING:
+    from derisk.detect.incremental import DetectionState
+
+#: Closed upload slots whose per-(sender, destination) sums are kept for flows arriving late.
+KEEP_SLOTS = 2
+
+
+def score_uploads(
+    self: DetectionState,
+    t: pa.Table,
+    start: F64,
+    ok: B,
+    new_rows: I64,
+    crossing: I64,
+    cuts: tuple[float, float, float],
+    config: DetectionConfig,
+    laws: LawsFor,
+) -> None:
+    """Fold flows into closed upload slots and score again the senders whose window or baseline
+    changed (``cuts``: the window's start before and after this batch, and its length)."""
+    cut_old, cut, window = cuts
+    who_t, dest_t = (
+        prefixed(t, "system", "src_ip", ("s:", "i:")),
+        prefixed(t, "dst_domain", "dst_ip", ("d:", "a:")),
+    )
+    touched: set[str] = set()
+    defined_before = self.up_t0 is not None and self.up_t0 < cut_old
+    if ok.any():
+        first = float(start[ok].min())
+        self.up_t0 = first if self.up_t0 is None else min(self.up_t0, first)
+    if (self.up_t0 is not None and self.up_t0 < cut) != defined_before:
+        # the baseline period began: every sender in the window reads differently
+        touched |= self._names("who", np.flatnonzero(self.b_ok["upload"] & (self.b_start >= cut)))
+    # late flows, before slots already closed, go to the closed sums at once
+    fold_new = math.floor(cut / window) * window
+    if self.fold_until is not None:
+        late = np.flatnonzero(ok & (start < self.fold_until))
+        touched |= fold(self, who_t, dest_t, ints(t, "bytes_out"), start, late, window)
+    old = self.fold_until if self.fold_until is not None else -math.inf
+    if fold_new > old:
+        rows = np.flatnonzero(self.b_ok["upload"] & (self.b_start >= old) & (self.b_start < fold_new))
+        sub = self._sub(rows)
+        touched |= fold(
+            self,
+            prefixed(sub, "system", "src_ip", ("s:", "i:")),
+            prefixed(sub, "dst_domain", "dst_ip", ("d:", "a:")),
+            ints(sub, "bytes_out"),
+            self.b_start[rows],
+            np.arange(len(rows)),
+            window,
+        )
+        self.fold_until = fold_new
+        forget_slots(self, baseline_slots(np.array([fold_new]), window)[0] - KEEP_SLOTS)
+    up_new = new_rows[self.b_ok["upload"][new_rows]]
+    touched |= self._names("who", np.r_[up_new, crossing[self.b_ok["upload"][crossing]]])
+    if not touched:
+        return
+    rows = np.flatnonzero(self._in("who", touched) & self.b_ok["upload"] & (self.b_start >= fold_new))
+    found: dict[str, list[Alert]] = {w: [] for w in touched}
+    wk, dk, s = self.b_key["who"][rows], self.b_key["dest"][rows], self.b_start[rows]
+    keyed = (wk >= 0) & (dk >= 0)
+    rows, wk, dk, s = rows[keyed], wk[keyed], dk[keyed], s[keyed]
+    names = self.keys["who"].names
+    baseline = np.zeros(len(names) + 1)
+    for w in np.unique(wk).tolist():  # touched senders
+        baseline[w] = self.up_base.get(names[w], 0.0)
+    out_b, in_b = self.b_out[rows].astype(np.float64), self.b_in[rows].astype(np.float64)
+    pair = wk * (int(dk.max()) + 1 if len(dk) else 1) + dk
+    part = s < cut
+    if part.any():  # the slot the cut falls in, up to the cut: per (who, destination)
+        sums = np.bincount(np.unique(pair[part], return_inverse=True)[1], weights=out_b[part])
+        owner = np.zeros(len(sums), dtype=np.int64)
+        owner[np.unique(pair[part], return_inverse=True)[1]] = wk[part]
+        np.maximum.at(baseline, owner, sums)
+    # senders that can alert at all: a (sender, destination) or a sender's total passes the test
+    win = ~part
+    min_bytes = config.get("upload", "min_bytes_out")
+    ratio, factor = config.get("upload", "min_ratio"), config.get("upload", "baseline_factor")
+    cand: set[int] = set()
+    for keys in (pair, wk):
+        u, inv = np.unique(keys[win], return_inverse=True)
+        o_sum = np.bincount(inv, weights=out_b[win])
+        i_sum = np.bincount(inv, weights=in_b[win])
+        who_of = np.zeros(len(u), dtype=np.int64)
+        who_of[inv] = wk[win]
+        ok = (o_sum >= min_bytes) & (o_sum >= ratio * i_sum) & (o_sum >= factor * baseline[who_of])
+        cand |= set(who_of[ok].tolist())
+    if cand:
+        pick = np.isin(wk, np.array(sorted(cand), dtype=np.int64))
+        sub = self._sub(rows[pick])
+        defined = self.up_t0 is not None and self.up_t0 < cut
+        for a in upload_alerts(
+            sub, config, laws, s[pick], ~part[pick], wk[pick], dk[pick], baseline, defined
+        ):
+            found.setdefault(f"s:{a.system}" if a.system else f"i:{a.src_ip}", []).append(a)
+    for w, got in found.items():
+        self.upload.set_alerts(w, got)
+
+
+def forget_slots(self: DetectionState, before: int) -> None:
+    """Drop the per-(sender, destination) sums of slots before ``before``: their maxima stay in
+    ``up_base``; only a flow arriving later than :data:`KEEP_SLOTS` window-lengths would have
+    needed them (it then counts from zero for its slot, a lower baseline)."""
+    old = [k for k in self.up_closed if int(k.rsplit("\x1f", 1)[1]) < before]
+    for k in old:  # slots closed long ago (once per window-length)
+        del self.up_closed[k]
+    self.up_forgotten.update(old)
+    self.up_dirty.difference_update(old)
+
+
+def fold(
+    self: DetectionState, who: Any, dest: Any, out_b: I64, start: F64, rows: I64, window: float
+) -> set[str]:
+    if len(rows) == 0:
+        return set()
+    w, d = strings_at(who, rows), strings_at(dest, rows)
+    slots = baseline_slots(start[rows], window).tolist()
+    touched = set()
+    for wi, di, sl, b in zip(w, d, slots, out_b[rows].tolist(), strict=True):  # rows of closed slots
+        if wi is None or di is None:
+            continue
+        k = f"{wi}\x1f{di}\x1f{sl}"
+        total = self.up_closed.get(k, 0.0) + float(b)
+        self.up_closed[k] = total
+        self.up_dirty.add(k)
+        if total > self.up_base.get(wi, 0.0):
+            self.up_base[wi] = total
+            self.up_base_dirty.add(wi)
+        touched.add(wi)
+    return touched
