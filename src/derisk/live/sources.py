@@ -159,7 +159,9 @@ class ZeekSource:
             if piece.kind != "conn":
                 table = self.ranges.companion(piece)
                 if table is not None:
-                    stamp = horizon or dt.datetime.now(dt.UTC)
+                    # stamped in data time (never the wall clock: a restart takes the newest stamp as
+                    # the horizon, and a wall-clock one would prune every record the window still needs)
+                    stamp = horizon or _newest(table) or dt.datetime.now(dt.UTC)
                     checkpoints.add_companions(ctx.con, _COMPANION_TABLE[piece.kind], table, stamp)
                     self.kept = True
                 continue
@@ -245,6 +247,16 @@ def _event_time(line: bytes) -> dt.datetime | None:
         return None
 
 
+def _newest(table: pa.Table) -> dt.datetime | None:
+    """The newest ``ts`` of companion records, as an aware datetime (None if there is none)."""
+    if "ts" not in table.column_names:
+        return None
+    newest = pc.max(table.column("ts")).as_py()
+    if not isinstance(newest, dt.datetime):
+        return None
+    return newest if newest.tzinfo is not None else newest.replace(tzinfo=dt.UTC)
+
+
 class EveSource:
     """Follows a Suricata EVE log. Application events (tls, http, quic, dns) are kept for the window
     so that a ``flow`` event read in a later batch is still given its server name; each batch is
@@ -257,6 +269,8 @@ class EveSource:
         self.follower = Follower(self.name, "eve", lambda: eve_candidates(path))
         self.from_end = from_end
         self.bad = 0
+        #: The newest event time read so far (data time), the window's reference.
+        self.horizon: dt.datetime | None = None
 
     def restore(self, con: duckdb.DuckDBPyConnection) -> None:
         positions = checkpoints.load_positions(con, self.name)
@@ -288,9 +302,13 @@ class EveSource:
                             "%s: lines from byte %d not read: %s", piece.path, piece.start, exc.message
                         )
             times = [t for t in (_event_time(line) for line in kept[-1:] + lines[-2:]) if t is not None]
-            horizon = max(times) if times else dt.datetime.now(dt.UTC)
-            checkpoints.add_eve_events(ctx.con, [k.decode("utf-8", "replace") for k in kept], horizon)
-            checkpoints.prune_companions(ctx.con, horizon - ctx.window)
+            # data time only: a piece without a readable time keeps the last horizon and prunes nothing
+            horizon = max(times) if times else self.horizon
+            stamp = horizon or dt.datetime.now(dt.UTC)
+            checkpoints.add_eve_events(ctx.con, [k.decode("utf-8", "replace") for k in kept], stamp)
+            if horizon is not None:
+                checkpoints.prune_companions(ctx.con, horizon - ctx.window)
+                self.horizon = horizon
             pos = piece.position
             chunks.append(
                 Chunk(pos.input_id, "eve", str(piece.path), pos.key, pos.size_seen, pos.ordinal, flows)
