@@ -112,6 +112,12 @@ def test_non_utf8_and_huge_files_refused(tmp_path: Path) -> None:
     assert proc.returncode == 4 and "not a configuration file" in proc.stderr
 
 
+def test_deeply_nested_file_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "derisk.toml").write_text("[analyze]\na=" + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    proc = run(tmp_path, {})
+    assert proc.returncode == 4 and "nested too deeply" in proc.stderr and proc.stderr.count("\n") == 1
+
+
 def test_missing_file_named_by_derisk_config(tmp_path: Path) -> None:
     proc = run(tmp_path, {"DERISK_CONFIG": str(tmp_path / "absent.toml")})
     assert proc.returncode == 4 and "no such configuration file" in proc.stderr

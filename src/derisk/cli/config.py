@@ -74,6 +74,8 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"not UTF-8 (byte {exc.start})", source=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", source=str(path)) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError("nested too deeply; not a configuration file", source=str(path)) from None
 
 
 def _options(command: click.Command) -> dict[str, click.Option]:
