@@ -20,13 +20,29 @@ from datetime import date
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import yaml
 
 from derisk.errors import DataError, Problem, raise_problems
 from derisk.screen.catalogue import Catalogue, Cited, Fact, Regime, Sector, SectorList
 from derisk.screen.deadlines import DeadlineSpec
+from derisk.screen.regime_keys import (
+    ANCHORS,
+    CITED_KEYS,
+    CONFIDENCES,
+    DEADLINE_KEYS,
+    FACT_KEYS,
+    GROUP_KEYS,
+    LIST_KEYS,
+    PENDING_KEYS,
+    REGIME_KEYS,
+    REGIME_ORDER,
+    RULE_KEYS,
+    SECTOR_KEYS,
+    TERM_KEYS,
+    UNITS,
+)
 from derisk.screen.rules import (
     OUTCOMES,
     RULE_KINDS,
@@ -41,69 +57,6 @@ from derisk.screen.rules import (
 )
 from derisk.screen.sources import LOADING, Pending, parse_sources, registry, resolve_source
 from derisk.screen.variables import VARIABLES
-
-CONFIDENCES: Final = ("V", "S", "U")
-REGIME_ORDER: Final = ("BE", "EU", "DE", "FR", "NL")
-UNITS: Final = ("percent", "eur", "days", "months", "years", "date", "flag", "text")
-ANCHORS: Final = ("notification", "closing", "member-state-notification", "complete-documents")
-REGIME_KEYS: Final = {
-    "regime",
-    "name",
-    "title",
-    "scope",
-    "scope_countries",
-    "authority",
-    "instrument",
-    "facts",
-    "lists",
-    "country_groups",
-    "thresholds",
-    "terms",
-    "rules",
-    "deadlines",
-    "standstill",
-    "penalties",
-    "notes",
-    "advice",
-    "sources",
-    "holidays",
-    "rolls",
-    "pending",
-}
-PENDING_KEYS: Final = {
-    "id",
-    "title",
-    "status",
-    "agreed",
-    "applies_from",
-    "changes",
-    "deadlines",
-    "source",
-    "confidence",
-}
-CITED_KEYS: Final = {"text", "source", "confidence"}
-FACT_KEYS: Final = {"value", "unit", "text", "source", "confidence"}
-LIST_KEYS: Final = {"label", "source", "confidence"}
-GROUP_KEYS: Final = {"label", "members", "source", "confidence"}
-TERM_KEYS: Final = {"when", "if_true", "if_false"}
-RULE_KEYS: Final = {"id", "when", "then", "say", "ask", "source", "confidence", "threshold"}
-DEADLINE_KEYS: Final = {
-    "id",
-    "phase",
-    "days",
-    "months",
-    "years",
-    "kind",
-    "start",
-    "conditional",
-    "note",
-    "stops",
-    "source",
-    "confidence",
-    "when_rules",
-    "unless_rules",
-}
-SECTOR_KEYS: Final = {"id", "label", "lists", "possibly", "note"}
 
 
 def data_dir() -> Path:
