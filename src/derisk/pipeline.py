@@ -24,7 +24,7 @@ import pyarrow as pa
 from derisk import interrupts
 from derisk.enrich.attribution import attribute
 from derisk.enrich.ipdata import IpData, load_ipdata
-from derisk.enrich.network import enrich_batch, with_ordinals
+from derisk.enrich.network import Enricher, enrich_batch, with_ordinals
 from derisk.errors import DeriskError, InputError
 from derisk.flows import INGEST_SCHEMA, rebatch
 from derisk.ingest import InputSpec, read_input, resolve_inputs
@@ -63,10 +63,19 @@ def _check_batch(batch: pa.RecordBatch, spec: InputSpec) -> pa.RecordBatch:
     return batch
 
 
-def prepare_flows(batch: pa.RecordBatch, site: Site, ipdata: IpData, first_ordinal: int) -> pa.RecordBatch:
+def prepare_flows(
+    batch: pa.RecordBatch,
+    site: Site,
+    ipdata: IpData,
+    first_ordinal: int,
+    enricher: Enricher | None = None,
+) -> pa.RecordBatch:
     """Orient, enrich and number one batch of ingested flows, ready for :func:`store.insert_stream`
-    (the per-batch step of :func:`prepare`; ``derisk watch`` calls it for each batch it reads)."""
-    return with_ordinals(enrich_batch(site.orient(batch), ipdata), first_ordinal)
+    (the per-batch step of :func:`prepare`; ``derisk watch`` calls it for each batch it reads).
+    ``enricher`` (over ``ipdata``) remembers the lookups of earlier batches of the same input."""
+    oriented = site.orient(batch)
+    enriched = enricher(oriented) if enricher is not None else enrich_batch(oriented, ipdata)
+    return with_ordinals(enriched, first_ordinal)
 
 
 def attribute_new(con: Any, flows: pa.Table, index: Any) -> int:
@@ -98,9 +107,10 @@ def prepare(
             progress(spec, prepared, read)
 
     reader = read_input(spec, progress=advance)
+    enricher = Enricher(ipdata)
     try:
         for batch in rebatch(reader):
-            yield prepare_flows(_check_batch(batch, spec), site, ipdata, prepared)
+            yield prepare_flows(_check_batch(batch, spec), site, ipdata, prepared, enricher)
             prepared += batch.num_rows
             advance(0)
     finally:

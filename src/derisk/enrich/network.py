@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Final
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -10,25 +14,88 @@ from derisk.enrich.domains import registrable_domains
 from derisk.enrich.ipdata import IpData
 from derisk.flows import contiguous
 
+#: Distinct addresses (and server names) an :class:`Enricher` remembers before it starts afresh:
+#: bounds its memory whatever the input's size.
+MEMO_LIMIT: Final = 100_000
+
+_NAMES_DST: Final = pa.array(["outbound", "external"])
+
+
+class _Memo:
+    """Values computed per distinct key, kept across batches: a key seen before is not computed again.
+
+    ``compute`` maps an array of distinct, non-null keys to a table with one row per key, in order
+    (elementwise: a key's row does not depend on the other keys), so remembered rows are the rows
+    it would compute again.
+    """
+
+    def __init__(self, compute: Callable[[pa.Array], pa.Table], limit: int) -> None:
+        self._compute = compute
+        self._limit = limit
+        self._rows: dict[object, int] = {}
+        self._values: pa.Table | None = None
+
+    def rows(self, keys: pa.Array) -> pa.Table:
+        """One row per key of ``keys`` (distinct, non-null), in order."""
+        texts = keys.to_pylist()
+        found = [self._rows.get(k, -1) for k in texts]
+        missing = [i for i, row in enumerate(found) if row < 0]
+        if missing:
+            if len(self._rows) + len(missing) > self._limit:
+                self._rows, self._values = {}, None
+                found, missing = [-1] * len(texts), list(range(len(texts)))
+            new = self._compute(keys.take(pa.array(missing, pa.int64())))
+            base = 0 if self._values is None else self._values.num_rows
+            for offset, i in enumerate(missing):
+                self._rows[texts[i]] = found[i] = base + offset
+            combined = new if self._values is None else pa.concat_tables([self._values, new])
+            self._values = combined.combine_chunks()
+        if self._values is None:
+            return self._compute(keys)
+        return self._values.take(pa.array(found, pa.int64()))
+
+
+class Enricher:
+    """:func:`enrich_batch` for the batches of one input, remembering the addresses and server names
+    of earlier batches (an input's batches share most of them), up to :data:`MEMO_LIMIT` of each."""
+
+    def __init__(self, ipdata: IpData, limit: int = MEMO_LIMIT) -> None:
+        self._addresses = _Memo(partial(_address_table, ipdata), limit)
+        self._domains = _Memo(_domain_table, limit)
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Add the ``dst_*`` network columns; one lookup per address not seen in an earlier batch."""
+        encoded = contiguous(batch.column("dst_ip")).dictionary_encode()
+        found = self._addresses.rows(encoded.dictionary)
+        rows = encoded.indices
+        columns = {name: batch.column(name) for name in batch.schema.names}
+        columns["dst_asn"] = pc.take(found.column("asn"), rows)
+        columns["dst_as_org"] = pc.take(found.column("as_org"), rows)
+        columns["dst_as_country"] = pc.take(found.column("as_country"), rows)
+        columns["dst_geo_country"] = pc.take(found.column("geo_country"), rows)
+        # A server name describes the responder; after orientation that is dst unless an outside
+        # party opened the flow to one of our servers.
+        names_dst = pc.is_in(batch.column("direction"), value_set=_NAMES_DST)
+        names = pc.if_else(names_dst, batch.column("server_name"), pa.scalar(None, pa.string()))
+        named = contiguous(names).dictionary_encode()
+        domains = self._domains.rows(named.dictionary).column("domain")
+        columns["dst_domain"] = pc.take(domains, named.indices)
+        return pa.RecordBatch.from_pydict({k: contiguous(v) for k, v in columns.items()})
+
+
+def _address_table(ipdata: IpData, addresses: pa.Array) -> pa.Table:
+    """``ipdata``'s row for each address, in the order of ``addresses``."""
+    found = ipdata.lookup(addresses)
+    return found.take(pc.index_in(addresses, value_set=found.column("ip")))
+
+
+def _domain_table(names: pa.Array) -> pa.Table:
+    return pa.table({"domain": registrable_domains(names)})
+
 
 def enrich_batch(batch: pa.RecordBatch, ipdata: IpData) -> pa.RecordBatch:
     """Add the ``dst_*`` network columns; one lookup per distinct address in the batch."""
-    dst = batch.column("dst_ip")
-    encoded = contiguous(dst).dictionary_encode()
-    found = ipdata.lookup(encoded.dictionary)
-    # The row of ``found`` for each distinct address, then for each flow.
-    rows = pc.take(pc.index_in(encoded.dictionary, value_set=found.column("ip")), encoded.indices)
-    columns = {name: batch.column(name) for name in batch.schema.names}
-    columns["dst_asn"] = pc.take(found.column("asn"), rows)
-    columns["dst_as_org"] = pc.take(found.column("as_org"), rows)
-    columns["dst_as_country"] = pc.take(found.column("as_country"), rows)
-    columns["dst_geo_country"] = pc.take(found.column("geo_country"), rows)
-    # A server name describes the responder; after orientation that is dst unless an outside
-    # party opened the flow to one of our servers.
-    names_dst = pc.is_in(batch.column("direction"), value_set=pa.array(["outbound", "external"]))
-    names = pc.if_else(names_dst, batch.column("server_name"), pa.scalar(None, pa.string()))
-    columns["dst_domain"] = registrable_domains(names)
-    return pa.RecordBatch.from_pydict({k: contiguous(v) for k, v in columns.items()})
+    return Enricher(ipdata)(batch)
 
 
 def with_ordinals(batch: pa.RecordBatch, first_ordinal: int) -> pa.RecordBatch:
