@@ -1,17 +1,67 @@
-"""The hook ``derisk analyze`` calls: detect over the workspace's flows and store the alerts."""
+"""The hook ``derisk analyze`` calls: detect over the workspace's flows and store the alerts.
+
+Up to :data:`BUCKET_ROWS` flows are read whole and handed to :func:`derisk.detect.detect`. Beyond
+that the detections run bucket by bucket, so memory is bounded by a bucket, not by the workspace:
+
+* DuckDB computes the clock (the *frame*: first and last outbound start, as
+  :func:`derisk.detect.segments.outbound_frame` does) over every flow, and cuts the flows into
+  buckets by a hash of the system (else the internal host): the grouping the local path already
+  uses for the detections that look at one system at a time, which run on each bucket as it is read;
+* the two detections that compare across systems get, from the same pass, only the flows their
+  answer depends on: DNS tunnels the flows with a DNS query (and the names connected to directly,
+  the only thing the other flows tell them); new organisations and jurisdictions the first outbound
+  start and bytes of each organisation and jurisdiction, then, in a second read, only the flows of
+  those first seen after the baseline.
+
+The allow-list is applied to each bucket as to the whole table (a flow's masks depend on the flow
+alone), and the result is the same as :func:`derisk.detect.detect` on the whole table (tested).
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
 
-from derisk.detect import COLUMNS, config_for_site, detect
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from derisk.detect import (
+    COLUMNS,
+    DETECTORS,
+    DetectionResult,
+    config_for_site,
+    default_laws_for,
+    detect,
+    merge_hosts,
+)
 from derisk.detect.alert import Alert, LawsFor, with_listings
+from derisk.detect.allowlist import Suppression, allow_masks
+from derisk.detect.config import DetectionConfig
+from derisk.detect.dnstunnel import detect_dns_tunnels
+from derisk.detect.newdest import detect_new_destinations, single_input
+from derisk.detect.segments import Frame, column, flow_times, ints, mask_eq, plain
+from derisk.errors import StoreError
 from derisk.flows import FLOW_SCHEMA
-from derisk.store.alerts import read_flows_compact, replace_alerts
+from derisk.store.alerts import read_flows_compact_con, replace_alerts
+from derisk.store.sqltext import literal
 from derisk.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+#: Flows read at once at most (about 1 GB of detection memory); larger workspaces go by buckets.
+BUCKET_ROWS: Final = 4_000_000
+#: The new-destination scopes that compare across systems, and the column each groups by.
+SITE_SCOPES: Final = (("organisation", "dst_org"), ("jurisdiction", "dst_jurisdiction"))
+_BUCKET_KEY: Final = "coalesce(system, src_ip)"
+
+
+def detection_columns() -> list[str]:
+    return [c for c in COLUMNS if c in FLOW_SCHEMA.names]
 
 
 def detect_in_workspace(
@@ -21,13 +71,251 @@ def detect_in_workspace(
     alerts, inside the transaction the caller holds. ``input_ids`` is informational: detections always
     look at every flow of the workspace, for beacons and baselines need the whole history."""
     config = config_for_site(site)
-    columns = [c for c in COLUMNS if c in FLOW_SCHEMA.names]
-    flows = read_flows_compact(ws, columns)
-    result = detect(flows, config, laws_for=laws_for)
+    result = detect_flows(ws.con, config, laws_for=laws_for, source=str(ws.path))
     alerts = _with_listings(ws, result.alerts)
     replace_alerts(ws, alerts, result.suppressed, con=ws.con)
     log.info("%d alerts from %d flows (inputs: %s)", len(alerts), result.flows, ", ".join(input_ids or []))
     return alerts
+
+
+def detect_flows(
+    con: duckdb.DuckDBPyConnection,
+    config: DetectionConfig,
+    *,
+    laws_for: LawsFor | None = None,
+    now: datetime | None = None,
+    bucket_rows: int = BUCKET_ROWS,
+    source: str | None = None,
+) -> DetectionResult:
+    """Every detection over ``flows_attributed`` on ``con``: whole up to ``bucket_rows`` flows,
+    bucket by bucket beyond (the same result, in bounded memory)."""
+    columns = detection_columns()
+    try:
+        total = int(con.execute("SELECT count(*) FROM flows_attributed").fetchall()[0][0])
+    except duckdb.Error as exc:
+        raise StoreError(f"could not count flows: {exc}", source=source) from None
+    if total <= bucket_rows:
+        flows = read_flows_compact_con(con, columns, source=source)
+        return detect(flows, config, laws_for=laws_for, now=now)
+    return _by_buckets(
+        con, config, laws_for or default_laws_for(), now, math.ceil(total / bucket_rows), source
+    )
+
+
+def sql_frame(con: duckdb.DuckDBPyConnection, now: datetime | None) -> Frame | None:
+    """:func:`derisk.detect.segments.outbound_frame` over ``flows_attributed``, in DuckDB."""
+    limit = (now or datetime.now(UTC)).timestamp() + 86_400.0
+    row = con.execute(
+        "WITH t AS (SELECT epoch_us(first_seen) / 1e6 AS s FROM flows_attributed "
+        "WHERE direction = 'outbound' AND first_seen IS NOT NULL) "
+        "SELECT min(s), max(s) FROM t WHERE s >= 0 AND s <= ?",
+        [limit],
+    ).fetchall()[0]
+    if row[0] is None:
+        return None
+    return float(row[0]), float(row[1])
+
+
+def _kept(table: pa.Table, masks: list[Any], config: DetectionConfig, kinds: tuple[str, ...]) -> pa.Table:
+    keep = np.ones(table.num_rows, dtype=bool)
+    for i, entry in enumerate(config.allowlist):
+        if any(entry.applies_to(k) for k in kinds):
+            keep &= ~masks[i]
+    return table if keep.all() else table.filter(pa.array(keep))
+
+
+@dataclass
+class Pass:
+    """What one pass over the buckets gathers for the detections that compare across systems."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    suppressed: list[int] = field(default_factory=list)
+    missing: int = 0
+    future: int = 0
+    reversed: int = 0
+    dns_rows: list[pa.Table] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+    #: per scope: value → [first outbound start, bytes]
+    firsts: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    #: input prefixes of the flow ids the new-destination view holds (up to two), whether it holds
+    #: any id, and whether any id is not ``input#ordinal``: :func:`single_input` over every bucket.
+    inputs: list[str | None] = field(default_factory=list)
+    any_ids: bool = False
+    odd_ids: bool = False
+
+
+def _note_inputs(acc: Pass, view: pa.Table) -> None:
+    """Gather what :func:`derisk.detect.newdest.single_input` needs, bucket by bucket."""
+    ids = column(view, "flow_id")
+    if len(ids) == 0 or ids.null_count == len(ids):
+        return
+    acc.any_ids = True
+    parts = pc.split_pattern(pc.cast(plain(ids), pa.string()), "#", max_splits=1)
+    if not pc.all(pc.equal(pc.list_value_length(parts), 2)).as_py():
+        acc.odd_ids = True
+    for prefix in pc.unique(pc.list_element(parts, 0)).to_pylist():
+        if prefix not in acc.inputs and len(acc.inputs) < 2:
+            acc.inputs.append(prefix)
+
+
+def _bucket(
+    acc: Pass,
+    table: pa.Table,
+    config: DetectionConfig,
+    laws: LawsFor,
+    frame: Frame | None,
+    now: datetime | None,
+) -> None:
+    masks, suppressed = allow_masks(table, config.allowlist)
+    acc.suppressed = [
+        a + s.flows for a, s in zip(acc.suppressed or [0] * len(suppressed), suppressed, strict=True)
+    ]
+    times = flow_times(table, now)
+    acc.missing += times.missing
+    acc.future += times.future
+    acc.reversed += times.reversed
+    for kinds, detector, partitionable in DETECTORS:
+        if partitionable:
+            acc.alerts.extend(
+                detector(_kept(table, masks, config, kinds), config, laws, now=now, frame=frame)
+            )
+    dns = _kept(table, masks, config, ("dns-tunnel",))
+    has_query = pc.is_valid(column(dns, "dns_query"))
+    acc.dns_rows.append(dns.filter(has_query))
+    for name in ("server_name", "dst_domain"):
+        acc.names.update(str(v) for v in pc.unique(plain(column(dns, name))).drop_null().to_pylist())
+    view = _kept(table, masks, config, ("new-destination",))
+    _note_inputs(acc, view)
+    vt = flow_times(view, now)
+    ok = mask_eq(column(view, "direction"), "outbound") & vt.valid
+    size = (ints(view, "bytes_out") + ints(view, "bytes_in")).astype(np.float64)
+    for scope, col in SITE_SCOPES:
+        values = plain(column(view, col)).filter(pa.array(ok))
+        part = (
+            pa.table({"k": values, "s": vt.start[ok], "b": size[ok]})
+            .group_by("k")
+            .aggregate([("s", "min"), ("b", "sum")])
+        )
+        seen = acc.firsts.setdefault(scope, {})
+        for key, first, total in zip(
+            *(part.column(c).to_pylist() for c in ("k", "s_min", "b_sum")), strict=True
+        ):
+            if key is None:
+                continue
+            if key in seen:
+                seen[key][0] = min(seen[key][0], first)
+                seen[key][1] += total
+            else:
+                seen[key] = [first, total]
+
+
+def _dns_table(acc: Pass, schema: pa.Schema) -> pa.Table:
+    """The flows with a DNS query and one row per name connected to directly (its server name)."""
+    names = sorted(acc.names)
+    filler = {}
+    for f in schema:
+        if f.name == "server_name":
+            arr = pa.array(names, pa.string())
+            filler[f.name] = arr.dictionary_encode() if pa.types.is_dictionary(f.type) else arr
+        else:
+            filler[f.name] = pa.nulls(len(names), f.type)
+    return pa.concat_tables([*acc.dns_rows, pa.table(filler, schema=schema)])
+
+
+def _site_scope(
+    con: duckdb.DuckDBPyConnection,
+    acc: Pass,
+    config: DetectionConfig,
+    laws: LawsFor,
+    frame: Frame,
+    now: datetime | None,
+    scope: str,
+    col: str,
+    source: str | None,
+) -> list[Alert]:
+    """New organisations or jurisdictions: read only the flows of those first seen after the baseline."""
+    baseline_end = frame[0] + config.get("new_destination", "baseline_hours") * 3600.0
+    min_bytes = config.get("new_destination", "min_bytes")
+    new = sorted(
+        k
+        for k, (first, total) in acc.firsts.get(scope, {}).items()
+        if first >= baseline_end and total >= min_bytes
+    )
+    if not new:
+        return []
+    where = f'"{col}" IN ({", ".join(literal(k) for k in new)})'
+    table = read_flows_compact_con(con, detection_columns(), where=where, source=source)
+    masks, _ = allow_masks(table, config.allowlist)
+    view = _kept(table, masks, config, ("new-destination",))
+    if single_input(view):
+        # the whole view is from two inputs or more (checked by the caller): one flow id of the
+        # other input, on a row no scope counts, keeps the detector from taking it as one input
+        own = pc.list_element(
+            pc.split_pattern(pc.cast(plain(column(view, "flow_id")), pa.string()), "#", max_splits=1), 0
+        )[0].as_py()
+        other = next(p for p in acc.inputs if p != own)
+        filler = {f.name: pa.nulls(1, f.type) for f in view.schema}
+        filler["flow_id"] = pa.array([f"{other}#0"], pa.string()).cast(view.schema.field("flow_id").type)
+        view = pa.concat_tables([view, pa.table(filler, schema=view.schema)])
+    return detect_new_destinations(view, config, laws, now=now, frame=frame, scopes=(scope,))
+
+
+def _by_buckets(
+    con: duckdb.DuckDBPyConnection,
+    config: DetectionConfig,
+    laws: LawsFor,
+    now: datetime | None,
+    buckets: int,
+    source: str | None,
+) -> DetectionResult:
+    cache: dict[str, list[Any]] = {}
+
+    def cached(jurisdiction: str) -> list[Any]:
+        if jurisdiction not in cache:
+            cache[jurisdiction] = list(laws(jurisdiction))
+        return cache[jurisdiction]
+
+    try:
+        frame = sql_frame(con, now)
+    except duckdb.Error as exc:
+        raise StoreError(f"could not read flows: {exc}", source=source) from None
+    acc = Pass()
+    columns = detection_columns()
+    flows = 0
+    schema = None
+    for b in range(buckets):  # loop over buckets (few), each analysed vectorised
+        where = f"hash({_BUCKET_KEY}) % {buckets} = {b}"
+        table = read_flows_compact_con(con, columns, where=where, source=source)
+        flows += table.num_rows
+        schema = table.schema
+        _bucket(acc, table, config, cached, frame, now)
+        del table
+        log.info("detections: bucket %d of %d done (%d flows so far)", b + 1, buckets, flows)
+    alerts = acc.alerts
+    if schema is not None:
+        alerts += detect_dns_tunnels(_dns_table(acc, schema), config, cached, now=now, frame=frame)
+    acc.dns_rows.clear()
+    one_input = acc.any_ids and not acc.odd_ids and len(acc.inputs) == 1
+    if frame is not None and not one_input:
+        for scope, col in SITE_SCOPES:
+            alerts += _site_scope(con, acc, config, cached, frame, now, scope, col, source)
+    alerts = merge_hosts(alerts)
+    alerts.sort(key=lambda a: (-a.severity_rank, -a.score, a.kind, a.destination, a.src_ip or ""))
+    if acc.missing or acc.future:
+        log.warning(
+            "%d flows without a start time and %d with a start time in the future were left out of time-based detections",
+            acc.missing,
+            acc.future,
+        )
+    counts = acc.suppressed or [0] * len(config.allowlist)
+    return DetectionResult(
+        alerts=alerts,
+        suppressed=[Suppression(e, n) for e, n in zip(config.allowlist, counts, strict=True)],
+        flows=flows,
+        skipped_missing_time=acc.missing,
+        skipped_future_time=acc.future,
+        reversed_times=acc.reversed,
+    )
 
 
 def _with_listings(ws: Workspace, alerts: list[Alert]) -> list[Alert]:

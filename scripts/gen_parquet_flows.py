@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Write a large derisk Parquet flow dataset (``derisk.parquet/1``) cheaply, for the scale benchmarks.
+
+Parsing 100 M Zeek lines takes hours on this machine; the scale benchmarks measure the analysis,
+not the parsing, so their inputs are written straight as a dataset:
+
+1. a *seed*: the labelled generator's two days of attributed traffic
+   (:func:`derisk.gen.labelled.generate`, about 246,000 flows with beacons, long connections, DNS
+   tunnels, uploads and new destinations among browsing), so the detections have work to do;
+2. the seed is tiled by DuckDB into ``--flows`` rows: copy *k* is shifted *back* by *k* times the
+   seed's time span (nothing lands in the future), gets its own input (``gen-K``; one input per ``--per-input`` copies) and flow ids
+   ``gen-K#ORDINAL``, and is written Hive-partitioned (``site=…/day=…``, zstd) with a manifest and
+   an ``inputs.parquet`` that counts each input's flows.
+
+Run from the repository root:
+
+    .venv/bin/python scripts/gen_parquet_flows.py --flows 10000000 OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def seed_dataset(work: Path) -> Path:
+    """The labelled generator's two days of traffic (:func:`derisk.gen.labelled.generate`: browsing,
+    beacons, long connections, DNS tunnels, uploads, new destinations, attributed) as a seed dataset."""
+    import pyarrow.parquet as pq
+
+    from derisk.gen.labelled import generate
+    from derisk.store import parquet
+
+    seed = work / "seed"
+    (seed / "flows").mkdir(parents=True)
+    pq.write_table(generate().flows, seed / "flows" / "seed.parquet")
+    parquet.write_manifest(seed, parquet.new_manifest("generated", {}, engine="generator"))
+    return seed
+
+
+def tile(seed: Path, dest: Path, flows: int, per_input: int, memory: str) -> dict[str, object]:
+    """Tile the seed dataset's flows into ``dest`` until it holds ``flows`` rows."""
+    import duckdb
+
+    from derisk.flows import FLOW_SCHEMA
+    from derisk.store import parquet
+    from derisk.store.sqltext import ident, literal
+
+    con = duckdb.connect(config={"memory_limit": memory, "preserve_insertion_order": False})
+    scan = f"read_parquet({literal(str(seed / 'flows' / '**' / '*.parquet'))}, hive_partitioning = true)"
+    con.execute(
+        f"CREATE TEMP TABLE seed AS SELECT *, row_number() OVER (ORDER BY first_seen, flow_id) - 1 AS _ord FROM {scan}"
+    )
+    n_seed, t0, t1 = con.execute(
+        "SELECT count(*), epoch_us(min(first_seen)), epoch_us(max(coalesce(last_seen, first_seen))) FROM seed"
+    ).fetchone()  # type: ignore[misc]
+    span = int(t1 - t0) + 1_000_000
+    copies = -(-flows // n_seed)
+    site = json.loads((seed / "manifest.json").read_text())["site"]
+    part = literal(parquet.partition_value(site))
+    shifted = {"first_seen", "last_seen"}
+    cols = []
+    for name in FLOW_SCHEMA.names:
+        if name in shifted:
+            cols.append(f"{ident(name)} - to_microseconds(k * {span}::BIGINT) AS {ident(name)}")
+        elif name == "flow_id":
+            cols.append(f"'gen-' || (k // {per_input}) || '#' || (k * {n_seed} + _ord) AS flow_id")
+        elif name == "input_id":
+            cols.append(f"'gen-' || (k // {per_input}) AS input_id")
+        else:
+            cols.append(ident(name))
+    day = "coalesce(strftime(timezone('UTC', first_seen), '%Y-%m-%d'), 'unknown')"
+    body = f"SELECT {', '.join(cols)} FROM seed, range({copies}) AS r(k) WHERE k * {n_seed} + _ord < {flows}"
+    with parquet.publishing(dest) as tmp:
+        con.execute(
+            f"COPY (SELECT *, {part} AS site, {day} AS day FROM ({body})) TO {literal(str(tmp / 'flows'))} "
+            "(FORMAT parquet, PARTITION_BY (site, day), COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
+        )
+        out = f"read_parquet({literal(str(tmp / 'flows' / '**' / '*.parquet'))}, hive_partitioning = true)"
+        con.execute(
+            f"COPY (SELECT input_id, 'generated:' || input_id AS path, 'zeek' AS format, input_id AS digest, "
+            "0::BIGINT AS size_bytes, NULL::VARCHAR AS site_digest, any_value(ipdata_version) AS ipdata_version, "
+            f"count(*)::BIGINT AS flow_count, now() AS ingested_at FROM {out} GROUP BY input_id ORDER BY input_id) "
+            f"TO {literal(str(tmp / 'inputs.parquet'))} (FORMAT parquet)"
+        )
+        total = con.execute(f"SELECT count(*) FROM {out}").fetchone()[0]  # type: ignore[index]
+        inputs = con.execute(
+            f"SELECT count(*) FROM read_parquet({literal(str(tmp / 'inputs.parquet'))})"
+        ).fetchone()[0]  # type: ignore[index]
+        manifest = parquet.new_manifest(
+            site,
+            {"flows": int(total), "alerts": 0, "inputs": int(inputs)},
+            engine="generator",
+            extra={"knowledge": [], "generator": {"seed_flows": int(n_seed), "copies": int(copies)}},
+        )
+        parquet.write_manifest(tmp, manifest)
+    return manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dest", type=Path, help="the dataset folder to write (must not exist)")
+    parser.add_argument("--flows", type=int, default=10_000_000)
+    parser.add_argument("--per-input", type=int, default=1, help="seed copies per input")
+    parser.add_argument("--seed", type=Path, help="reuse this seed dataset instead of making one")
+    parser.add_argument("--save-seed", type=Path, help="also keep the seed dataset made here at this path")
+    parser.add_argument("--memory", default="2GB", help="DuckDB memory limit while tiling")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="gen-parquet-", dir=args.dest.parent) as tmp:
+        seed = args.seed or seed_dataset(Path(tmp))
+        seeded = time.perf_counter()
+        manifest = tile(seed, args.dest, args.flows, args.per_input, args.memory)
+        if args.seed is None and args.save_seed is not None:
+            shutil.copytree(seed, args.save_seed)
+    print(
+        json.dumps(
+            {
+                "flows": manifest["rows"],
+                "seed_seconds": round(seeded - start, 1),
+                "tile_seconds": round(time.perf_counter() - seeded, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
