@@ -19,7 +19,7 @@ from derisk.cli import main
 from derisk.enrich.ipdata import load_ipdata
 from derisk.gen.zeek import Session, build_logs, write_logs
 from derisk.i18n import data
-from derisk.i18n.extract import data_messages, obsolete, untranslated
+from derisk.i18n.extract import data_messages, obsolete, phrase_messages, untranslated
 from derisk.know.laws import laws_for
 from derisk.report.html import render_analysis_html
 from derisk.screen.memo import render_html as render_memo
@@ -49,6 +49,11 @@ def wanted() -> dict[str, list[str]]:
     return data_messages()
 
 
+@pytest.fixture(scope="module")
+def phrases() -> dict[str, list[str]]:
+    return phrase_messages()
+
+
 def _kept(text: str) -> list[str]:
     out: list[str] = []
     for pattern in KEPT:
@@ -72,21 +77,30 @@ def test_extraction_finds_laws_mitigations_sectors_and_templates(wanted: dict[st
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_data_catalogue_has_every_string_and_template_and_no_stale_ones(
-    lang: str, wanted: dict[str, list[str]]
+    lang: str, wanted: dict[str, list[str]], phrases: dict[str, list[str]]
 ) -> None:
     cat = data.data_catalog(lang)
     missing = untranslated(cat, wanted)
     assert not missing, f"{lang}: untranslated data strings: {missing[:10]} (python -m derisk.i18n.extract)"
-    assert not obsolete(cat, wanted), f"{lang}: data strings no longer used"
+    # the alert explanations' phrase templates (P_() in derisk.detect), under their own context
+    missing = untranslated(cat, phrases, context=data.PHRASE_CONTEXT)
+    assert not missing, (
+        f"{lang}: untranslated phrase templates: {missing[:10]} (python -m derisk.i18n.extract)"
+    )
+    assert not obsolete(cat, wanted, phrases), f"{lang}: data strings no longer used"
 
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_translations_keep_tags_placeholders_articles_citations_and_quotes(
-    lang: str, wanted: dict[str, list[str]]
+    lang: str, wanted: dict[str, list[str]], phrases: dict[str, list[str]]
 ) -> None:
     cat = data.data_catalog(lang)
     for msgid in wanted:
         text = str(cat.get(msgid).string)  # type: ignore[union-attr]
+        assert _kept(msgid) == _kept(text), f"{lang}: {msgid!r} -> {text!r}"
+        assert text != "" and "\n" not in text
+    for msgid in phrases:
+        text = str(cat.get(msgid, context=data.PHRASE_CONTEXT).string)  # type: ignore[union-attr]
         assert _kept(msgid) == _kept(text), f"{lang}: {msgid!r} -> {text!r}"
         assert text != "" and "\n" not in text
 
@@ -96,6 +110,23 @@ def test_an_untranslated_data_template_is_reported() -> None:
     cat.add("Notification required", "Anmeldung erforderlich")
     cat.add("{system} sent {size}", "")
     assert untranslated(cat, ["Notification required", "{system} sent {size}"]) == ["{system} sent {size}"]
+
+
+def test_an_untranslated_or_stale_phrase_template_is_reported(phrases: dict[str, list[str]]) -> None:
+    # every detection's explanation is among the phrases extracted from derisk.detect
+    for part in ("beacons to {dest} every", "held one connection to {dest}", "unique DNS names under {domain}",
+                 "and received {received}", "talked for the first time to {dest}", "over {hours} h to {controller}",
+                 "opened {connections} connections", "The endpoint is controlled by {controller}"):  # fmt: skip
+        assert any(part in msgid for msgid in phrases), part
+    cat = Catalog(locale="fr")
+    cat.add("System {system}", "Le système {system}", context=data.PHRASE_CONTEXT)
+    cat.add("Host {src_ip}", "", context=data.PHRASE_CONTEXT)
+    cat.add("Old {thing}", "Vieux {thing}", context=data.PHRASE_CONTEXT)
+    wanted = ["System {system}", "Host {src_ip}"]
+    assert untranslated(cat, wanted, context=data.PHRASE_CONTEXT) == ["Host {src_ip}"]
+    # the same msgid without the context is not the phrase
+    assert untranslated(cat, ["System {system}"]) == ["System {system}"]
+    assert obsolete(cat, [], wanted) == ["Old {thing}"]
 
 
 def test_a_filled_template_is_translated_and_its_values_are_not() -> None:

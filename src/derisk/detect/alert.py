@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
+from derisk.detect.explain import Phrase, explanation, sentence_of, summary_text
+from derisk.i18n.data import T_
 from derisk.kinds import SEVERITIES as SEVERITIES
 from derisk.safetext import bound
 
@@ -170,6 +172,10 @@ class Alert:
     alert_id: str = field(default="")
     #: Listed entities (sanctions, watch lists) of the destination's control chain.
     listings: tuple[ListingRef, ...] = ()
+    #: ``summary`` as a data sentence template and its values (None: written as plain text).
+    summary_phrase: Phrase | None = None
+    #: A destination that is no address but a count ("3 new destinations"), as a template.
+    destination_phrase: Phrase | None = None
 
     # -- convenience ---------------------------------------------------------------------------
     @property
@@ -202,6 +208,7 @@ class Alert:
 
     def to_json(self) -> dict[str, Any]:
         t = self.target
+        parts = explanation(self)
         return {
             "alert_id": self.alert_id,
             "kind": self.kind,
@@ -224,7 +231,8 @@ class Alert:
             "flow_ids": list(self.flow_ids),
             "summary": self.summary,
             "evidence": self.evidence,
-            "sentence": self.sentence,
+            "sentence": sentence_of(parts),
+            "explanation": [p.to_json() for p in parts],
         }
 
     @classmethod
@@ -268,7 +276,18 @@ class Alert:
             last_seen=ts(doc.get("last_seen")),
             alert_id=str(doc.get("alert_id") or ""),
             listings=tuple(ListingRef.from_json(x) for x in doc.get("listings") or [] if isinstance(x, dict)),
+            summary_phrase=_part(doc, "summary"),
+            destination_phrase=_part(doc, "destination"),
         )
+
+
+def _part(doc: dict[str, Any], name: str) -> Phrase | None:
+    """The ``name`` part of a stored alert's ``explanation`` (None for an alert stored without one)."""
+    parts = doc.get("explanation")
+    for item in parts if isinstance(parts, list) else ():
+        if isinstance(item, dict) and item.get("part") == name:
+            return Phrase.from_json(item)
+    return None
 
 
 def base_severity(score: float) -> int:
@@ -284,7 +303,7 @@ def make_alert(
     kind: str,
     score: float,
     target: Target,
-    summary: str,
+    summary: str | Phrase,
     evidence: dict[str, Any],
     laws_for: LawsFor,
     *,
@@ -293,8 +312,13 @@ def make_alert(
     first_seen: datetime | None = None,
     last_seen: datetime | None = None,
     floor: int = 0,
+    destination: Phrase | None = None,
 ) -> Alert:
-    """Build an alert: attach the compelling laws, weigh severity by them, give it a stable id."""
+    """Build an alert: attach the compelling laws, weigh severity by them, give it a stable id.
+    ``summary`` is best a :class:`Phrase` (a ``T_()`` template with ``{dest}`` and its values), so
+    renderers can translate it; ``destination`` the template of a destination that is a count."""
+    summary_phrase = summary if isinstance(summary, Phrase) else None
+    summary = summary_text(summary) if isinstance(summary, Phrase) else summary
     score = min(max(float(score), 0.0), 1.0)
     laws = compelling_laws(laws_for, target.jurisdiction)
     level = max(base_severity(score), floor)
@@ -303,7 +327,7 @@ def make_alert(
         if target.jurisdiction_basis not in (None, "registry"):
             evidence = {
                 **evidence,
-                "jurisdiction_note": "controlling jurisdiction inferred from AS registration",
+                "jurisdiction_note": T_("controlling jurisdiction inferred from AS registration"),
             }
     level = min(level, len(SEVERITIES) - 1)
     target = Target(
@@ -332,60 +356,15 @@ def make_alert(
         first_seen=first_seen,
         last_seen=last_seen,
         alert_id=alert_id,
+        summary_phrase=summary_phrase,
+        destination_phrase=replace(destination, part="destination") if destination else None,
     )
 
 
-def _who(alert: Alert) -> str:
-    t = alert.target
-    others = int(alert.evidence.get("host_count", 1) or 1) - 1
-    if t.system and t.src_ip and others > 0:
-        return f"System {t.system} ({t.src_ip} and {others} other host{'s' if others > 1 else ''})"
-    if t.system and t.src_ip:
-        return f"System {t.system} ({t.src_ip})"
-    if t.system:
-        return f"System {t.system}"
-    if t.src_ip:
-        return f"Host {t.src_ip}"
-    return "The site"
-
-
-def _where(alert: Alert) -> str:
-    t = alert.target
-    dest = t.destination
-    if t.server_name and t.dst_ip and t.server_name != dest:
-        dest = f"{dest} ({t.server_name})"
-    elif t.dst_ip and t.server_name and t.dst_ip != dest:
-        dest = f"{dest} ({t.dst_ip})"
-    return dest
-
-
 def alert_sentence(alert: Alert) -> str:
-    """The one-paragraph sentence a report shows for an alert (plain text; renderers escape it)."""
-    t = alert.target
-    text = f"{_who(alert)} {alert.summary}"
-    if "{dest}" in text:
-        text = text.replace("{dest}", _where(alert))
-    text += f" (score {alert.score:.2f}, severity {alert.severity})."
-    if t.controller:
-        basis = f", {t.jurisdiction_basis}" if t.jurisdiction_basis else ""
-        juris = f" (jurisdiction {t.jurisdiction}{basis})" if t.jurisdiction else ""
-        if t.organisation and t.organisation != t.controller:
-            text += f" The endpoint belongs to {t.organisation}, controlled by {t.controller}{juris}."
-        else:
-            text += f" The endpoint is controlled by {t.controller}{juris}."
-    elif t.jurisdiction:
-        text += f" Controlling jurisdiction: {t.jurisdiction} ({t.jurisdiction_basis or 'basis unknown'})."
-    else:
-        text += " Its controller is unknown."
-    if alert.listings:
-        named = [x.short() for x in alert.listings[:3]]
-        more = f" and {len(alert.listings) - 3} more" if len(alert.listings) > 3 else ""
-        text += " Listed in its control chain: " + "; ".join(named) + more + "."
-    if alert.laws:
-        labels = "; ".join(law.label() for law in alert.laws[:4])
-        more = f" and {len(alert.laws) - 4} more" if len(alert.laws) > 4 else ""
-        text += f" Laws there can compel cooperation: {labels}{more}. Decision support, not legal advice."
-    return text
+    """The one-paragraph sentence a report shows for an alert (plain text; renderers escape it): the
+    English texts of its :func:`~derisk.detect.explain.explanation` joined."""
+    return sentence_of(explanation(alert))
 
 
 def with_listings(
@@ -399,8 +378,6 @@ def with_listings(
     ``listed(entity_id)``: the :class:`derisk.know.risk.Listing` items of that entity's chain
     (both injected, so detect needs neither the store nor the control graph).
     """
-    from dataclasses import replace
-
     out = []
     for alert in alerts:
         refs: dict[str, ListingRef] = {}

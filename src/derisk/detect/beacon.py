@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from derisk.detect.alert import Alert, LawsFor, make_alert
 from derisk.detect.config import DetectionConfig
+from derisk.detect.explain import phrase
 from derisk.detect.longconn import continuation_rows
 from derisk.detect.rita import _median_range, statistical_core
 from derisk.detect.segments import (
@@ -48,6 +49,7 @@ from derisk.detect.segments import (
     segments,
 )
 from derisk.detect.targets import flow_ids_for, rows_info, target_from
+from derisk.i18n.data import P_
 
 ON_BEAT = 0.25  # phase error up to which a gap counts as a beat
 
@@ -251,7 +253,11 @@ def detect_beacons(
             if res.strobe[i]:
                 n = int(res.seg.lengths[i])
                 score = min(1.0, 0.8 + 0.2 * n / (2 * cfg.get("beacon", "strobe_connections")))
-                summary = f"opened {n:,} connections to {{dest}} in {span_h:.1f} h (a strobe)"
+                summary = phrase(
+                    P_("opened {connections} connections to {dest} in {hours} h (a strobe)"),
+                    connections=f"{n:,}",
+                    hours=f"{span_h:.1f}",
+                )
                 alerts.append(
                     make_alert(
                         "strobe",
@@ -284,10 +290,17 @@ def detect_beacons(
                 "pause_share": round(float(res.pause_share[i]), 3),
                 "confidence": round(float(res.confidence[i]), 3),
             }
-            summary = (
-                f"beacons to {{dest}} every {_fmt_period(float(res.period[i]))} "
-                f"(±{float(res.jitter[i]):.1f} s): {int(res.beats[i]) + 1:,} check-ins over {span_h:.1f} h"
-                f", active {float(res.active[i]) / 3600.0:.1f} h, {skipped:.0%} of beats skipped"
+            summary = phrase(
+                P_(
+                    "beacons to {dest} every {period} (±{jitter} s): {check_ins} check-ins over {hours} h, "
+                    "active {active} h, {skipped} of beats skipped"
+                ),
+                period=_fmt_period(float(res.period[i])),
+                jitter=f"{float(res.jitter[i]):.1f}",
+                check_ins=f"{int(res.beats[i]) + 1:,}",
+                hours=f"{span_h:.1f}",
+                active=f"{float(res.active[i]) / 3600.0:.1f}",
+                skipped=f"{skipped:.0%}",
             )
             alerts.append(
                 make_alert(

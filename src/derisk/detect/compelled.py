@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from derisk.detect.alert import Alert, LawsFor, compelling_laws, make_alert
 from derisk.detect.config import DetectionConfig
+from derisk.detect.explain import phrase
 from derisk.detect.segments import (
     as_datetime,
     coalesce_codes,
@@ -30,6 +31,7 @@ from derisk.detect.segments import (
 )
 from derisk.detect.targets import flow_ids_for, rows_info, target_from
 from derisk.detect.upload import _fmt_bytes
+from derisk.i18n.data import P_
 
 
 def detect_compelled(
@@ -126,10 +128,27 @@ def compelled_alert(
         "min_bytes_out": int(min_bytes),
         "min_hours": min_hours,
     }
-    summary = (
-        f"sent {_fmt_bytes(float(sent))} over {float(hours):.1f} h to {ctrl} "
-        f"({len(dests)} address{'es' if len(dests) > 1 else ''}"
-        f"{', e.g. ' + str(names[0]) if names else ''})"
+    many = len(dests) > 1
+    if names:
+        template = (
+            P_("sent {sent} over {hours} h to {controller} ({addresses} addresses, e.g. {example})")
+            if many
+            else P_("sent {sent} over {hours} h to {controller} ({addresses} address, e.g. {example})")
+        )
+    else:
+        template = (
+            P_("sent {sent} over {hours} h to {controller} ({addresses} addresses)")
+            if many
+            else P_("sent {sent} over {hours} h to {controller} ({addresses} address)")
+        )
+    values = {"example": str(names[0])} if names else {}
+    summary = phrase(
+        template,
+        sent=_fmt_bytes(float(sent)),
+        hours=f"{float(hours):.1f}",
+        controller=ctrl,
+        addresses=len(dests),
+        **values,
     )
     return make_alert(
         "compelled-transfer",

@@ -23,9 +23,11 @@ import pyarrow.compute as pc
 
 from derisk.detect.alert import Alert, LawsFor, Target, make_alert
 from derisk.detect.config import DetectionConfig
+from derisk.detect.explain import phrase
 from derisk.detect.segments import F64, as_datetime, column, flow_times, plain, segments
 from derisk.detect.targets import flow_ids_for
 from derisk.enrich.domains import registrable_clean
+from derisk.i18n.data import P_
 
 CONNECTED_FACTOR = 0.5
 
@@ -178,10 +180,18 @@ def tunnel_alert(domain: str, score: float, st: TunnelStats, flow_ids: list[str]
         "hosts": [{"src_ip": h, "queries": c} for h, c in hosts[:10]],
         "host_count": len(hosts),
     }
-    never = "" if st.connected else ", a domain never connected to directly"
-    summary = (
-        f"sent {st.unique:,} unique DNS names under {domain} (median {st.median_len:.0f} characters, "
-        f"{st.mean_h:.1f} bits per character{never})"
+    template = (
+        P_(
+            "sent {names} unique DNS names under {domain} (median {chars} characters, {bits} bits per character)"
+        )
+        if st.connected
+        else P_(
+            "sent {names} unique DNS names under {domain} (median {chars} characters, {bits} bits per character, "
+            "a domain never connected to directly)"
+        )
+    )
+    summary = phrase(
+        template, names=f"{st.unique:,}", domain=domain, chars=f"{st.median_len:.0f}", bits=f"{st.mean_h:.1f}"
     )
     target = Target(src_ip=top, system=st.system, destination=domain)
     return make_alert(

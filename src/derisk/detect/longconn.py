@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from derisk.detect.alert import Alert, LawsFor, make_alert
 from derisk.detect.config import DetectionConfig
+from derisk.detect.explain import phrase
 from derisk.detect.segments import (
     F64,
     I64,
@@ -29,6 +30,7 @@ from derisk.detect.segments import (
     segments,
 )
 from derisk.detect.targets import flow_ids_for, rows_info, target_from
+from derisk.i18n.data import P_
 
 FULL_SCORE_HOURS = 12.0
 
@@ -135,9 +137,15 @@ def detect_long_connections(
             "min_hours": min_hours,
         }
         first = float(conn_first[k])
-        summary = f"held one connection to {{dest}} open for {hours:.1f} h"
-        if cseg.lengths[k] > 1:
-            summary += f" ({int(cseg.lengths[k])} flow records stitched)"
+        summary = (
+            phrase(
+                P_("held one connection to {dest} open for {hours} h ({records} flow records stitched)"),
+                hours=f"{hours:.1f}",
+                records=int(cseg.lengths[k]),
+            )
+            if cseg.lengths[k] > 1
+            else phrase(P_("held one connection to {dest} open for {hours} h"), hours=f"{hours:.1f}")
+        )
         alerts.append(
             make_alert(
                 "long-connection",

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from derisk.detect.alert import Alert, LawsFor, make_alert
 from derisk.detect.config import DetectionConfig
+from derisk.detect.explain import Phrase, phrase
 from derisk.detect.segments import (
     F64,
     I64,
@@ -47,6 +48,60 @@ from derisk.detect.segments import (
     segments,
 )
 from derisk.detect.targets import flow_ids_for, rows_info, target_from
+from derisk.i18n.data import P_
+
+#: The summary per (what it saw, one flow, one host): written out whole, so each is one template to translate.
+_NEW_TEMPLATES: dict[tuple[str, bool, bool], str] = {
+    ("talked for the first time to {dest}", True, True): P_(
+        "talked for the first time to {dest} after the baseline period ({flows} flow, {hosts} host)"
+    ),
+    ("talked for the first time to {dest}", False, True): P_(
+        "talked for the first time to {dest} after the baseline period ({flows} flows, {hosts} host)"
+    ),
+    ("talked for the first time to {dest}", False, False): P_(
+        "talked for the first time to {dest} after the baseline period ({flows} flows, {hosts} hosts)"
+    ),
+    ("talked for the first time to {dest}", True, False): P_(
+        "talked for the first time to {dest} after the baseline period ({flows} flows, {hosts} hosts)"
+    ),
+    ("talked to {count} destinations for the first time (the largest: {largest})", True, True): P_(
+        "talked to {count} destinations for the first time (the largest: {largest}) after the baseline period ({flows} flow, {hosts} host)"
+    ),
+    ("talked to {count} destinations for the first time (the largest: {largest})", False, True): P_(
+        "talked to {count} destinations for the first time (the largest: {largest}) after the baseline period ({flows} flows, {hosts} host)"
+    ),
+    ("talked to {count} destinations for the first time (the largest: {largest})", False, False): P_(
+        "talked to {count} destinations for the first time (the largest: {largest}) after the baseline period ({flows} flows, {hosts} hosts)"
+    ),
+    ("talked to {count} destinations for the first time (the largest: {largest})", True, False): P_(
+        "talked to {count} destinations for the first time (the largest: {largest}) after the baseline period ({flows} flows, {hosts} hosts)"
+    ),
+    ("was the first to reach organisation {organisation}", True, True): P_(
+        "was the first to reach organisation {organisation} after the baseline period ({flows} flow, {hosts} host)"
+    ),
+    ("was the first to reach organisation {organisation}", False, True): P_(
+        "was the first to reach organisation {organisation} after the baseline period ({flows} flows, {hosts} host)"
+    ),
+    ("was the first to reach organisation {organisation}", False, False): P_(
+        "was the first to reach organisation {organisation} after the baseline period ({flows} flows, {hosts} hosts)"
+    ),
+    ("was the first to reach organisation {organisation}", True, False): P_(
+        "was the first to reach organisation {organisation} after the baseline period ({flows} flows, {hosts} hosts)"
+    ),
+    ("was the first to send traffic under jurisdiction {jurisdiction}", True, True): P_(
+        "was the first to send traffic under jurisdiction {jurisdiction} after the baseline period ({flows} flow, {hosts} host)"
+    ),
+    ("was the first to send traffic under jurisdiction {jurisdiction}", False, True): P_(
+        "was the first to send traffic under jurisdiction {jurisdiction} after the baseline period ({flows} flows, {hosts} host)"
+    ),
+    ("was the first to send traffic under jurisdiction {jurisdiction}", False, False): P_(
+        "was the first to send traffic under jurisdiction {jurisdiction} after the baseline period ({flows} flows, {hosts} hosts)"
+    ),
+    ("was the first to send traffic under jurisdiction {jurisdiction}", True, False): P_(
+        "was the first to send traffic under jurisdiction {jurisdiction} after the baseline period ({flows} flows, {hosts} hosts)"
+    ),
+}
+
 
 SCORES = {"destination": 0.7, "organisation": 0.8, "jurisdiction": 0.9}
 EXAMPLES = 10
@@ -191,34 +246,41 @@ def new_alert(
         "flows_since": seen.flows,
         "bytes_since": seen.bytes,
     }
+    where: Phrase | None = None
     if scope in ("destination", "destinations"):
         target = target_from(info, str(first_value(info, "dst_domain", "dst_ip")))
-        what = "talked for the first time to {dest}"
+        what, values = "talked for the first time to {dest}", {}
         if scope == "destinations":
             evidence["new_destinations"] = count
             evidence["examples"] = examples
             largest = str(first_value(info, "dst_domain", "dst_ip"))
-            what = f"talked to {count:,} destinations for the first time (the largest: {largest})"
-            target = replace(target, destination=f"{count} new destinations")
+            what = "talked to {count} destinations for the first time (the largest: {largest})"
+            values = {"count": f"{count:,}", "largest": largest}
+            where = phrase(P_("{count} new destinations"), count=count)
+            target = replace(target, destination=where.text())
     elif scope == "organisation":
         target = target_from(info, str(info.get("dst_org")))
-        what = f"was the first to reach organisation {info.get('dst_org')}"
+        what, values = (
+            "was the first to reach organisation {organisation}",
+            {"organisation": str(info.get("dst_org"))},
+        )
     else:
         target = target_from(info, str(info.get("dst_jurisdiction")))
-        what = f"was the first to send traffic under jurisdiction {info.get('dst_jurisdiction')}"
+        what = "was the first to send traffic under jurisdiction {jurisdiction}"
+        values = {"jurisdiction": str(info.get("dst_jurisdiction"))}
     evidence["hosts"] = seen.hosts
     kind_scope = "destination" if scope == "destinations" else scope
-    plural = "host" if seen.hosts == 1 else "hosts"
     n = seen.flows
     return make_alert(
         "new-destination",
         SCORES[kind_scope],
         target,
-        f"{what} after the baseline period ({n:,} flow{'' if n == 1 else 's'}, {seen.hosts} {plural})",
+        phrase(_NEW_TEMPLATES[(what, n == 1, seen.hosts == 1)], flows=f"{n:,}", hosts=seen.hosts, **values),
         evidence,
         laws_for,
         flow_ids=flow_ids,
         flow_count=n,
         first_seen=as_datetime(seen.first),
         last_seen=as_datetime(seen.last),
+        destination=where,
     )

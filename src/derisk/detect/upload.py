@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from derisk.detect.alert import Alert, LawsFor, Target, make_alert
 from derisk.detect.config import DetectionConfig
+from derisk.detect.explain import Phrase, phrase
 from derisk.detect.segments import (
     F64,
     I64,
@@ -41,6 +42,7 @@ from derisk.detect.segments import (
     segments,
 )
 from derisk.detect.targets import flow_ids_for, rows_info, target_from
+from derisk.i18n.data import P_
 
 
 def upload_score(out: float, inb: float, baseline: float, min_bytes: float) -> float:
@@ -178,12 +180,12 @@ def upload_alerts(
             o, inb, b = float(out_sum[i]), float(in_sum[i]), float(base[i])
             target = target_from(info, str(first_value(info, "dst_domain", "dst_ip")))
             dests = 1
+            where: Phrase | None = None
         else:
             o, inb, b = float(w_out[i]), float(w_in[i]), float(w_base[i])
             dests = len(np.unique(dest[r]))
-            target = Target(
-                src_ip=info.get("src_ip"), system=info.get("system"), destination=f"{dests} destinations"
-            )
+            where = phrase(P_("{count} destinations"), count=dests)
+            target = Target(src_ip=info.get("src_ip"), system=info.get("system"), destination=where.text())
         if not info.get("system"):
             target = Target(**{**target.__dict__, "system": None})
         evidence = {
@@ -196,13 +198,24 @@ def upload_alerts(
             "destinations": dests,
             "window_hours": window / 3600.0,
         }
-        per = f"{window / 3600.0:g} h"
-        base_txt = (
-            f", against a baseline of {_fmt_bytes(b)} (the most it sent to one destination in {per} before)"
+        summary = (
+            phrase(
+                P_(
+                    "sent {sent} to {dest} and received {received}, against a baseline of {baseline} "
+                    "(the most it sent to one destination in {window} h before)"
+                ),
+                sent=_fmt_bytes(o),
+                received=_fmt_bytes(inb),
+                baseline=_fmt_bytes(b),
+                window=f"{window / 3600.0:g}",
+            )
             if baseline_defined
-            else ", with no baseline period in the data"
+            else phrase(
+                P_("sent {sent} to {dest} and received {received}, with no baseline period in the data"),
+                sent=_fmt_bytes(o),
+                received=_fmt_bytes(inb),
+            )
         )
-        summary = f"sent {_fmt_bytes(o)} to {{dest}} and received {_fmt_bytes(inb)}{base_txt}"
         starts = start[r]
         alerts.append(
             make_alert(
@@ -216,6 +229,7 @@ def upload_alerts(
                 flow_count=len(r),
                 first_seen=as_datetime(starts.min()),
                 last_seen=as_datetime(starts.max()),
+                destination=where,
             )
         )
     return alerts

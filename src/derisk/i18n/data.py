@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from babel.messages.catalog import Catalog
 
 DATA_DOMAIN: Final = "derisk-data"
+#: The ``msgctxt`` of phrase templates (:func:`P_`): filled from stored values, never matched against text.
+PHRASE_CONTEXT: Final = "phrase"
 #: ``{name}`` in code templates; ``{$variable.path}`` and ``{@fact-id}`` in the screening regimes' rule
 #: sentences (``data/regimes/*.yaml``, filled by :mod:`derisk.screen.rules`).
 PLACEHOLDER: Final = re.compile(r"\{([$@]?[A-Za-z_][A-Za-z0-9_.\-]*)\}")
@@ -43,6 +45,16 @@ PLACEHOLDER: Final = re.compile(r"\{([$@]?[A-Za-z_][A-Za-z0-9_.\-]*)\}")
 
 def T_(template: str) -> str:
     """Marks a sentence template (``{name}`` placeholders) for extraction; returns it unchanged."""
+    return template
+
+
+def P_(template: str) -> str:
+    """Marks a phrase template for extraction (context :data:`PHRASE_CONTEXT`); returns it unchanged.
+
+    Unlike a :func:`T_` template, whose translation is found by matching a finished sentence against
+    it, a phrase is stored with its values (an alert's ``explanation``) and translated by
+    :func:`phrase` alone: a short phrase such as ``"System {system}"`` would otherwise match any
+    sentence that starts with "System "."""
     return template
 
 
@@ -101,18 +113,23 @@ def _pattern(template: str) -> tuple[re.Pattern[str], dict[str, str]]:
 class _Table:
     exact: dict[str, str]
     templates: tuple[_Template, ...]
+    phrases: dict[str, str]
 
 
 @lru_cache(maxsize=8)
 def _table(lang: str) -> _Table:
     if lang not in LANGUAGES or lang == DEFAULT_LANGUAGE:
-        return _Table({}, ())
+        return _Table({}, (), {})
     exact: dict[str, str] = {}
+    phrases: dict[str, str] = {}
     found: list[tuple[int, _Template]] = []
     for message in data_catalog(lang):
         if not message.id or not message.string or message.fuzzy:
             continue
         msgid, text = str(message.id), str(message.string)
+        if message.context == PHRASE_CONTEXT:
+            phrases[msgid] = text
+            continue
         exact[msgid] = text
         if PLACEHOLDER.search(msgid):
             literal = len(PLACEHOLDER.sub("", msgid))
@@ -120,7 +137,7 @@ def _table(lang: str) -> _Table:
             found.append((literal, _Template(pattern, text, groups)))
     # the most specific template (most literal text) wins when two match
     ordered = tuple(t for _, t in sorted(found, key=lambda item: -item[0]))
-    return _Table(exact, ordered)
+    return _Table(exact, ordered, phrases)
 
 
 def text(lang: str, english: Any) -> Any:
@@ -178,9 +195,93 @@ def _value(lang: str, key: str, value: str) -> str:
     return value
 
 
+def phrase(lang: str, part: Any) -> str | None:
+    """One stored template with its values (``{"template": ..., "fields": {...}}``, as
+    :class:`derisk.detect.explain.Phrase` writes it) in ``lang``: the template's translation filled
+    with the values. Values are put in after translation and never scanned for placeholders (they are
+    names from traffic; the page escapes them). A ``*_label`` value is a fixed word, translated by exact
+    lookup. None when ``part`` is no valid phrase (a missing value, a template that is no text)."""
+    if not isinstance(part, dict) or not isinstance(part.get("template"), str):
+        return None
+    template: str = part["template"]
+    fields = part.get("fields")
+    if fields is None:  # a literal sentence, no template
+        return template
+    if not isinstance(fields, dict):
+        return None
+    values = {str(k): str(v) for k, v in fields.items()}
+    if any(name not in values for name in names(template)):
+        return None
+    target = _table(lang).phrases.get(template, template)
+    if sorted(set(names(target))) != sorted(set(names(template))):
+        target = template  # a translation that lost or invented a placeholder is not used
+    return fill(target, **{k: _phrase_value(lang, k, v) for k, v in values.items()})
+
+
+#: A number as explanations write it (``1,234``, ``5.0``, ``7%``), maybe with a unit of time or size.
+_NUMBER: Final = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(%| (?:s|min|h|B|kB|MB|GB|TB|PB))?")
+
+
+#: Values that are names (from traffic, the site file or the registry), never read as numbers.
+_NAME_FIELDS: Final = frozenset(
+    {"system", "src_ip", "dest", "domain", "controller", "organisation", "example", "largest", "listed",
+     "laws", "jurisdiction"}
+)  # fmt: skip
+
+
+def _phrase_value(lang: str, key: str, value: str) -> str:
+    """A phrase's value in ``lang``: a ``*_label`` translated, a number written the way ``lang``
+    writes numbers (``5,0 min``, ``1 234``), anything else (names above all) as it is."""
+    if key.endswith("_label"):
+        return str(text(lang, value))
+    m = None if key in _NAME_FIELDS else _NUMBER.fullmatch(value)
+    if m is None or lang == DEFAULT_LANGUAGE:
+        return value
+    from decimal import Decimal
+
+    from babel.numbers import format_decimal, format_percent
+
+    whole, decimals, unit = m.group(1).replace(",", ""), m.group(2) or "", m.group(3) or ""
+    number = Decimal(f"{whole}.{decimals}" if decimals else whole)
+    pattern = "#,##0" + ("." + "0" * len(decimals) if decimals else "")
+    if unit == "%":
+        return str(format_percent(number / 100, format=pattern + "%", locale=lang))
+    return str(format_decimal(number, format=pattern, locale=lang)) + unit
+
+
+def explained(lang: str, doc: Any) -> Any:
+    """An alert's sentence in ``lang`` (``doc`` a ``derisk.alerts/1`` alert): its ``explanation``
+    parts translated and joined; an alert stored without parts keeps its English ``sentence``."""
+    if not isinstance(doc, dict):
+        doc = doc.to_json() if hasattr(doc, "to_json") else {}
+    english = doc.get("sentence")
+    parts = doc.get("explanation")
+    if lang == DEFAULT_LANGUAGE or not isinstance(parts, list) or not parts:
+        return english
+    shown = [phrase(lang, p) for p in parts if not (isinstance(p, dict) and p.get("part") == "destination")]
+    if any(s is None for s in shown):
+        return english
+    return " ".join(s for s in shown if s is not None)
+
+
+def destination(lang: str, doc: Any) -> Any:
+    """An alert's destination in ``lang``: an address or name as it is, a count ("3 new destinations")
+    translated from its stored template."""
+    if not isinstance(doc, dict):
+        doc = doc.to_json() if hasattr(doc, "to_json") else {}
+    for part in doc.get("explanation") or ():
+        if isinstance(part, dict) and part.get("part") == "destination":
+            found = phrase(lang, part)
+            if found is not None:
+                return found
+    return doc.get("destination")
+
+
 def install(env: Any, lang: str) -> None:
     """Jinja2 filters: ``dt`` (data string, also one cut short), ``ds`` (data sentence), ``dlaw``
-    (law title)."""
+    (law title), ``dalert`` (an alert's sentence) and ``ddest`` (an alert's destination)."""
     env.filters["dt"] = lambda value: text_cut(lang, value)
     env.filters["ds"] = lambda value: sentence(lang, value)
     env.filters["dlaw"] = lambda value: law_title(lang, value)
+    env.filters["dalert"] = lambda value: explained(lang, value)
+    env.filters["ddest"] = lambda value: destination(lang, value)

@@ -23,7 +23,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import write_po
 
 from derisk.i18n import DOMAIN, LANGUAGES, catalog
-from derisk.i18n.data import DATA_DOMAIN, data_catalog
+from derisk.i18n.data import DATA_DOMAIN, PHRASE_CONTEXT, data_catalog
 
 _PACKAGES = ("derisk.web", "derisk.report", "derisk.screen", "derisk.reduce")
 _METHOD_MAP = [("**/templates/**.j2", "jinja2"), ("**.py", "python")]
@@ -129,32 +129,56 @@ def data_messages() -> dict[str, list[str]]:
     return found
 
 
-def untranslated(cat: Catalog, wanted: Iterable[str]) -> list[str]:
-    """msgids of ``wanted`` that ``cat`` lacks, leaves empty or marks fuzzy."""
+def phrase_messages() -> dict[str, list[str]]:
+    """msgid → places of the phrase templates code marks with ``P_()`` (an alert's explanation parts),
+    kept in the ``derisk-data`` catalogue under the context :data:`~derisk.i18n.data.PHRASE_CONTEXT`."""
+    found: dict[str, list[str]] = {}
+    for package in DATA_PACKAGES:
+        root = Path(str(resources.files(package)))
+        for filename, lineno, message, _comments, _context in extract_from_dir(
+            str(root), [("**.py", "python")], keywords={"P_": None}
+        ):
+            if isinstance(message, tuple):
+                message = message[0]
+            if message:
+                found.setdefault(message, []).append(f"{package}:{filename}:{lineno}")
+    return found
+
+
+def untranslated(cat: Catalog, wanted: Iterable[str], context: str | None = None) -> list[str]:
+    """msgids of ``wanted`` (in ``context``) that ``cat`` lacks, leaves empty or marks fuzzy."""
     out = []
     for msgid in sorted(wanted):
-        message = cat.get(msgid)
+        message = cat.get(msgid, context=context)
         if message is None or not message.string or message.fuzzy:
             out.append(msgid)
     return out
 
 
-def obsolete(cat: Catalog, wanted: Iterable[str]) -> list[str]:
-    """msgids in ``cat`` that no template or code uses any more."""
-    keep = set(wanted)
-    return sorted(str(m.id) for m in cat if m.id and m.id not in keep)
+def obsolete(cat: Catalog, wanted: Iterable[str], phrases: Iterable[str] = ()) -> list[str]:
+    """msgids in ``cat`` that no template or code uses any more (``phrases``: the phrase templates in use,
+    for messages of the phrase context)."""
+    keep, keep_phrases = set(wanted), set(phrases)
+    return sorted(
+        str(m.id) for m in cat if m.id and m.id not in (keep_phrases if m.context == PHRASE_CONTEXT else keep)
+    )
 
 
 def update(locale_dir: Path) -> dict[str, int]:
     """Add missing msgids to every catalogue under ``locale_dir``; returns untranslated counts."""
     counts = _update(locale_dir, DOMAIN, messages(), catalog)
-    for lang, missing in _update(locale_dir, DATA_DOMAIN, data_messages(), data_catalog).items():
+    data = _update(locale_dir, DATA_DOMAIN, data_messages(), data_catalog, phrase_messages())
+    for lang, missing in data.items():
         counts[f"{lang} ({DATA_DOMAIN})"] = missing
     return counts
 
 
 def _update(
-    locale_dir: Path, domain: str, wanted: dict[str, list[str]], read: Callable[[str], Catalog]
+    locale_dir: Path,
+    domain: str,
+    wanted: dict[str, list[str]],
+    read: Callable[[str], Catalog],
+    phrases: dict[str, list[str]] | None = None,
 ) -> dict[str, int]:
     counts = {}
     for lang in LANGUAGES[1:]:
@@ -171,6 +195,9 @@ def _update(
         for msgid in sorted(wanted):
             prev = old.get(msgid)
             new.add(msgid, prev.string if prev is not None else "", locations=[])
+        for msgid in sorted(phrases or {}):
+            prev = old.get(msgid, context=PHRASE_CONTEXT)
+            new.add(msgid, prev.string if prev is not None else "", locations=[], context=PHRASE_CONTEXT)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as fh:
             write_po(fh, new, width=0, omit_header=False, sort_output=True)

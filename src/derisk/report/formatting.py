@@ -3,13 +3,72 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from babel import Locale, UnknownLocaleError
 
 from derisk.i18n.data import install as install_data_filters
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+
+
+def N_(text: str) -> str:
+    """Marks an interface text for extraction (``derisk.po``); translated where it is shown."""
+    return text
+
+
+#: What each key of an alert's ``evidence`` (``derisk.alerts/1``) means, for the alert page; the key
+#: itself stays visible (as the cell's title) since the JSON documents use it.
+EVIDENCE_LABELS: Final = {
+    "key": N_("grouped by"),
+    "connections": N_("connections"),
+    "span_hours": N_("time span (h)"),
+    "window_hours": N_("window analysed (h)"),
+    "bytes_out_median": N_("median bytes sent per connection"),
+    "period_seconds": N_("period (s)"),
+    "jitter_seconds": N_("jitter (s)"),
+    "check_ins": N_("check-ins"),
+    "expected_beats": N_("beats expected"),
+    "skipped_share": N_("share of beats skipped"),
+    "pauses": N_("pauses"),
+    "active_hours": N_("active (h)"),
+    "timing_score": N_("timing score"),
+    "regularity_score": N_("regularity score"),
+    "size_score": N_("size score"),
+    "pause_share": N_("share of time paused"),
+    "confidence": N_("confidence"),
+    "duration_hours": N_("duration (h)"),
+    "records_stitched": N_("flow records stitched"),
+    "min_hours": N_("threshold (h)"),
+    "domain": N_("domain"),
+    "unique_names": N_("unique names"),
+    "queries": N_("queries"),
+    "median_label_chars": N_("median name length (characters)"),
+    "entropy_bits_per_char": N_("entropy (bits per character)"),
+    "connected_directly": N_("connected to directly"),
+    "hosts": N_("hosts"),
+    "host_count": N_("host count"),
+    "src_ip": N_("internal address"),
+    "scope": N_("scope"),
+    "bytes_out": N_("bytes sent"),
+    "bytes_in": N_("bytes received"),
+    "ratio_out_in": N_("sent / received"),
+    "baseline_bytes_out": N_("baseline: bytes sent"),
+    "baseline_defined": N_("baseline period in the data"),
+    "destinations": N_("destinations"),
+    "baseline_end": N_("baseline ends"),
+    "flows_since": N_("flows since"),
+    "bytes_since": N_("bytes since"),
+    "new_destinations": N_("new destinations"),
+    "examples": N_("examples"),
+    "hours": N_("hours"),
+    "destination_count": N_("destination count"),
+    "server_names": N_("server names"),
+    "min_bytes_out": N_("threshold (bytes sent)"),
+    "jurisdiction_note": N_("note on the jurisdiction"),
+}
+#: Evidence keys whose values are fixed words (translated with the data catalogue), not names.
+EVIDENCE_WORDS: Final = frozenset({"key", "scope", "jurisdiction_note"})
 
 
 def human_bytes(value: int | float | None) -> str:
@@ -62,4 +121,6 @@ def install_filters(env: Any, locale: str = "en") -> None:
     env.filters["law"] = law_citation
     env.filters["bound"] = bound_text
     env.globals["share"] = share
+    env.globals["evidence_labels"] = EVIDENCE_LABELS
+    env.globals["evidence_words"] = EVIDENCE_WORDS
     install_data_filters(env, locale)  # dt, ds, dlaw: data strings and sentences in ``locale``
