@@ -64,10 +64,13 @@ from derisk.detect.incremental_rows import (
     cached_laws,
     compact,
     config_key_of,
+    distinct,
     duration_of,
+    flags,
     flow_count,
     plain_col,
     row_flags,
+    trim_dictionaries,
 )
 from derisk.detect.incremental_upload import score_uploads
 from derisk.detect.longconn import detect_long_connections, five_tuple, stitch_records
@@ -251,9 +254,10 @@ class DetectionState:
         score_uploads(
             self, t, times.start, ok["upload"], new_rows, crossing, (cut_old, cut, window), config, laws
         )
-        pairs = self._pairs(new_rows[self.b_ok["long"][new_rows]])
-        pairs |= self._evict(config, laws)
+        pairs = self._codes("pair", new_rows[self.b_ok["long"][new_rows]])
+        pairs = np.union1d(pairs, self._evict(config, laws)).astype(np.int64)
         self._long(pairs, config, laws)
+        self._compact_keys()
 
     def _history(
         self,
@@ -334,7 +338,7 @@ class DetectionState:
         for k in self.b_ok:
             self.b_ok[k] = np.r_[self.b_ok[k], ok[k]]
         if self.buf.column(0).num_chunks > 8:
-            self.buf = self.buf.unify_dictionaries().combine_chunks()
+            self.buf = trim_dictionaries(self.buf)
 
     def _keep_rows(self, keep: B) -> None:
         self.buf = self.buf.filter(pa.array(keep))
@@ -357,24 +361,41 @@ class DetectionState:
             return
         ips, names = self.b_key["pair"], self.b_key["hname"]
         eligible = self.b_ok["beacon"] & (self.b_start >= cut)
-        want_ip, want_name = np.unique(ips[seeds]), np.unique(names[seeds])
+        in_ip = flags(len(self.keys["pair"].names), ips[seeds])
+        in_name = flags(len(self.keys["hname"].names), names[seeds])
+        count = (int(in_ip.sum()), int(in_name.sum()))
         while True:  # closure over shared rows; a few rounds at most
-            mask = eligible & (np.isin(ips, want_ip) | np.isin(names, want_name[want_name >= 0]))
-            more_ip, more_name = (
-                np.unique(np.r_[want_ip, ips[mask]]),
-                np.unique(np.r_[want_name, names[mask]]),
-            )
-            if len(more_ip) == len(want_ip) and len(more_name) == len(want_name):
+            mask = eligible & (in_ip[ips] | in_name[names])
+            in_ip[ips[mask]] = True
+            in_name[names[mask]] = True
+            in_ip[-1] = in_name[-1] = False
+            more = (int(in_ip.sum()), int(in_name.sum()))
+            if more == count:
                 break
-            want_ip, want_name = more_ip, more_name
-        keys = [_pair_key("a", self.keys["pair"].names[c]) for c in want_ip.tolist() if c >= 0]
-        keys += [_pair_key("n", self.keys["hname"].names[c]) for c in want_name.tolist() if c >= 0]
-        found: dict[str, list[Alert]] = {k: [] for k in keys}
+            count = more
+        want_ip, want_name = np.flatnonzero(in_ip), np.flatnonzero(in_name)
+        found: dict[str, list[Alert]] = {}
         rows = np.flatnonzero(mask)
         if len(rows):
             for a in detect_beacons(self._sub(rows), config, laws, frame=self.frame):
                 tag = "n" if a.evidence.get("key") == "server_name" else "a"
                 found.setdefault(f"{tag}\x1f{a.src_ip}\x1f{a.destination}", []).append(a)
+        # the pairs scored that alerted before and do not now: withdrawn (the many pairs scored that
+        # never alerted are not named at all, so a batch costs no string per pair)
+        wanted = {"a": set(want_ip.tolist()), "n": set(want_name.tolist())}
+        cut_keys: set[str] | None = None
+        for k in [k for k in self.beacon.alerts if k not in found]:  # the current beacon alerts
+            tag, host, dest = k.split("\x1f", 2)
+            interner = self.keys["pair" if tag == "a" else "hname"]
+            if len(dest) < 253:  # not cut to fit an alert: its pair is named exactly
+                hit = interner.index.get(f"{host}\x1f{dest}", -1) in wanted[tag]
+            else:
+                if cut_keys is None:
+                    cut_keys = {_pair_key("a", self.keys["pair"].names[c]) for c in wanted["a"] if c >= 0}
+                    cut_keys |= {_pair_key("n", self.keys["hname"].names[c]) for c in wanted["n"] if c >= 0}
+                hit = k in cut_keys
+            if hit:
+                self.beacon.set_alerts(k, [])
         for k, alerts in found.items():
             self.beacon.set_alerts(k, alerts)
 
@@ -383,42 +404,54 @@ class DetectionState:
     def _names(self, key: str, rows: I64) -> set[str]:
         """The distinct keys (``host``, ``who`` or ``pair``) of these buffer rows."""
         names = self.keys[key].names
-        return {names[c] for c in np.unique(self.b_key[key][rows]).tolist() if c >= 0}
+        return {names[c] for c in distinct(self.b_key[key][rows]).tolist()}
 
     def _in(self, key: str, values: set[str]) -> B:
         return np.isin(self.b_key[key], self.keys[key].known(values))
 
-    def _pairs(self, rows: I64) -> set[str]:
-        return self._names("pair", rows)
+    def _codes(self, key: str, rows: I64) -> I64:
+        """The distinct codes of ``key`` (``pair``, ...) of these buffer rows, nulls left out."""
+        return distinct(self.b_key[key][rows])
 
-    def _pair_mask(self, pairs: set[str]) -> B:
-        return self._in("pair", pairs) & self.b_ok["long"]
+    def _pair_mask(self, pairs: I64) -> B:
+        return flags(len(self.keys["pair"].names), pairs)[self.b_key["pair"]] & self.b_ok["long"]
 
-    def _long(self, pairs: set[str], config: DetectionConfig, laws: LawsFor) -> None:
-        if not pairs:
+    def _long(self, pairs: I64, config: DetectionConfig, laws: LawsFor) -> None:
+        """Score again the long connections of these host x address pairs (codes)."""
+        if len(pairs) == 0:
             return
         rows = np.flatnonzero(self._pair_mask(pairs))
-        found: dict[str, list[Alert]] = {p: [] for p in pairs}
+        found: dict[str, list[Alert]] = {}
         if len(rows):
             for a in detect_long_connections(self._sub(rows), config, laws):
                 found.setdefault(f"{a.src_ip}\x1f{a.target.dst_ip}", []).append(a)
+        wanted, index = set(pairs.tolist()), self.keys["pair"].index
+        for p in [p for p in self.long_live.alerts if p not in found]:  # current live alerts
+            if index.get(p, -1) in wanted:
+                self.long_live.set_alerts(p, [])
         for p, got in found.items():
             self.long_live.set_alerts(p, got)
 
-    def _evict(self, config: DetectionConfig, laws: LawsFor) -> set[str]:
-        """Drop the rows no detection needs any more; returns the pairs whose live connections changed.
-        Closed long connections are kept as the best of their pair (``long_final``)."""
+    def _compact_keys(self) -> None:
+        """Forget the key strings no buffer row uses any more (their codes renumbered), so the
+        interners hold the window's keys, not every key ever seen."""
+        for k, interner in self.keys.items():
+            self.b_key[k] = interner.compact(self.b_key[k])
+
+    def _evict(self, config: DetectionConfig, laws: LawsFor) -> I64:
+        """Drop the rows no detection needs any more; returns the pairs (codes) whose live connections
+        changed. Closed long connections are kept as the best of their pair (``long_final``)."""
+        pairs = np.zeros(0, dtype=np.int64)
         if self.fold_until is None:
-            return set()
+            return pairs
         old = self.b_start < self.fold_until
         if not old.any():
-            return set()
+            return pairs
         stitch = config.get("long_connection", "stitch_gap_seconds")
         drop = old & ~self.b_ok["long"]
-        pairs: set[str] = set()
         cand = np.flatnonzero(old & self.b_ok["long"])
         if len(cand):
-            pairs = self._pairs(cand)
+            pairs = self._codes("pair", cand)
             rows = np.flatnonzero(self._pair_mask(pairs))
             sub = self._sub(rows)
             times = flow_times(sub, None)

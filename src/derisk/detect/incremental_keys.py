@@ -86,11 +86,13 @@ class Keyed:
         return [a for v in self.alerts.values() for a in v]
 
     def set_alerts(self, key: str, found: list[Alert]) -> None:
-        self.dirty_alerts.add(key)
+        """Replace the alerts of ``key``; a key that had none and still has none is not marked changed
+        (a batch re-scores far more keys than alert, and the save writes only changed keys)."""
         if found:
             self.alerts[key] = found
-        else:
-            self.alerts.pop(key, None)
+        elif self.alerts.pop(key, None) is None:
+            return
+        self.dirty_alerts.add(key)
 
 
 @dataclass

@@ -52,6 +52,47 @@ def compact(table: pa.Table) -> pa.Table:
     return pa.table(arrays, names=SCHEMA.names)
 
 
+def distinct(codes: I64) -> I64:
+    """The distinct codes (dense, from 0) among ``codes``, sorted, -1 (null) left out: one counting
+    pass instead of a sort or a hash."""
+    valid = codes[codes >= 0]
+    return np.flatnonzero(np.bincount(valid)) if len(valid) else np.zeros(0, dtype=np.int64)
+
+
+def flags(size: int, codes: I64) -> B:
+    """A membership table over the codes ``0 .. size - 1`` with ``codes`` set; its extra last slot,
+    which code -1 (null) indexes, stays False: ``flags(n, want)[codes]`` is ``isin(codes, want)``
+    for codes without nulls in ``want``."""
+    table = np.zeros(size + 1, dtype=bool)
+    table[codes] = True
+    table[-1] = False
+    return table
+
+
+def trim_dictionaries(table: pa.Table) -> pa.Table:
+    """``table`` in one chunk, each dictionary column's dictionary cut to the values its rows use
+    (filtering keeps a dictionary whole, and unifying merges them, so without this the buffer's
+    dictionaries would hold every value ever seen)."""
+    table = table.unify_dictionaries().combine_chunks()
+    cols = []
+    for col in table.columns:
+        if pa.types.is_dictionary(col.type) and col.num_chunks == 1:
+            arr = col.chunk(0)
+            idx = np.asarray(pc.fill_null(arr.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            valid = np.asarray(arr.indices.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            used = np.unique(idx[valid])
+            if 2 * len(used) < len(arr.dictionary):
+                remap = np.zeros(len(arr.dictionary), dtype=np.int32)
+                remap[used] = np.arange(len(used), dtype=np.int32)
+                new_idx = pa.array(remap[np.where(valid, idx, 0)], pa.int32(), mask=~valid)
+                arr = pa.DictionaryArray.from_arrays(
+                    new_idx.cast(arr.type.index_type), arr.dictionary.take(pa.array(used, pa.int64()))
+                )
+            col = pa.chunked_array([arr], col.type)
+        cols.append(col)
+    return pa.table(cols, schema=table.schema)
+
+
 def config_key_of(config: DetectionConfig) -> str:
     entries = [[e.matcher, e.value, list(e.kinds)] for e in config.allowlist]
     return json.dumps([config.thresholds, entries], sort_keys=True)
@@ -64,16 +105,30 @@ class Interner:
         self.index: dict[str, int] = {}
         self.names: list[str] = []
 
-    def code(self, value: str) -> int:
-        if value not in self.index:
-            self.index[value] = len(self.names)
-            self.names.append(value)
-        return self.index[value]
-
     def codes(self, arr: pa.ChunkedArray) -> I64:
         codes, uniq = key_codes(arr)
-        mapped = np.array([self.code(u) for u in uniq] + [-1], dtype=np.int64)
-        return np.asarray(mapped[codes], dtype=np.int64)  # -1 picks the trailing -1
+        missing = [u for u, c in zip(uniq, map(self.index.get, uniq), strict=True) if c is None]
+        if missing:
+            self.index.update(
+                zip(missing, range(len(self.names), len(self.names) + len(missing)), strict=True)
+            )
+            self.names.extend(missing)
+        mapped = np.fromiter(map(self.index.__getitem__, uniq), dtype=np.int64, count=len(uniq))
+        return np.asarray(np.r_[mapped, -1][codes], dtype=np.int64)  # -1 picks the trailing -1
+
+    def compact(self, codes: I64) -> I64:
+        """Keep only the strings of ``codes`` (when fewer than half of those held are still used);
+        returns ``codes`` renumbered."""
+        if len(self.names) <= 2 * len(codes) + 4096:  # bounded by the buffer's rows: nothing to do
+            return codes
+        live = distinct(codes)
+        if len(self.names) <= 2 * len(live) + 4096:
+            return codes
+        self.names = [self.names[c] for c in live.tolist()]
+        self.index = dict(zip(self.names, range(len(self.names)), strict=True))
+        remap = np.full(int(live[-1]) + 2 if len(live) else 1, -1, dtype=np.int64)
+        remap[live] = np.arange(len(live), dtype=np.int64)
+        return np.asarray(remap[codes], dtype=np.int64)  # -1 picks the trailing -1
 
     def known(self, values: set[str]) -> I64:
         return np.array([self.index[v] for v in values if v in self.index], dtype=np.int64)

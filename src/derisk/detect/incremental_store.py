@@ -30,12 +30,19 @@ def _alerts_doc(alerts: list[Alert]) -> str:
     return json.dumps([a.to_json() for a in alerts], ensure_ascii=False)
 
 
-def _keyed_docs(part: Keyed, agg_tag: str, alert_tag: str, full: bool) -> Iterator[tuple[str, str]]:
+def _keyed_docs(
+    part: Keyed, agg_tag: str, alert_tag: str, full: bool, gone: list[str]
+) -> Iterator[tuple[str, str]]:
+    """The documents of the keys changed since the last save; keys whose alerts were all withdrawn
+    are added to ``gone`` (deleted, not stored empty)."""
     for k in part.aggs if full else part.dirty:
         if k in part.aggs:
             yield f"{agg_tag}{SEP}{k}", json.dumps(part.aggs[k], ensure_ascii=False)
     for k in part.alerts if full else part.dirty_alerts:
-        yield f"{alert_tag}{SEP}{k}", _alerts_doc(part.alerts.get(k, []))
+        if k in part.alerts:
+            yield f"{alert_tag}{SEP}{k}", _alerts_doc(part.alerts[k])
+        else:
+            gone.append(f"{alert_tag}{SEP}{k}")
     part.dirty.clear()
     part.dirty_alerts.clear()
 
@@ -69,15 +76,16 @@ def save_from(state: DetectionState, con: duckdb.DuckDBPyConnection) -> None:
         "new_any": state.new.any_ids,
     }
     docs.append(("meta", json.dumps(meta)))
+    gone: list[str] = []
     for part, agg_tag, alert_tag in parts(state).values():
-        docs.extend(_keyed_docs(part, agg_tag, alert_tag, full))
+        docs.extend(_keyed_docs(part, agg_tag, alert_tag, full, gone))
     for k in state.up_closed if full else state.up_dirty:
         docs.append((f"uc{SEP}{k}", json.dumps(state.up_closed[k])))
     state.up_dirty.clear()
     for w in state.up_base if full else state.up_base_dirty:
         docs.append((f"ub{SEP}{w}", json.dumps(state.up_base[w])))
     state.up_base_dirty.clear()
-    gone = [f"uc{SEP}{k}" for k in state.up_forgotten]
+    gone.extend(f"uc{SEP}{k}" for k in state.up_forgotten)
     state.up_forgotten = set()
     connected = sorted(state.dns.connected) if full else state.dns.connected_new
     docs.extend((f"dc{SEP}{d}", "1") for d in connected)
