@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -126,10 +127,12 @@ def _kept(table: pa.Table, masks: list[Any], config: DetectionConfig, kinds: tup
 
 @dataclass
 class Pass:
-    """What one pass over the buckets gathers for the detections that compare across systems."""
+    """What a pass over buckets gathers: the alerts of the detections that look at one system at a
+    time, and for the others the flows or sums their answer depends on. Buckets' passes merge."""
 
     alerts: list[Alert] = field(default_factory=list)
     suppressed: list[int] = field(default_factory=list)
+    flows: int = 0
     missing: int = 0
     future: int = 0
     reversed: int = 0
@@ -142,6 +145,30 @@ class Pass:
     inputs: list[str | None] = field(default_factory=list)
     any_ids: bool = False
     odd_ids: bool = False
+
+    def merge(self, other: Pass) -> None:
+        self.alerts.extend(other.alerts)
+        mine = self.suppressed or [0] * len(other.suppressed)
+        self.suppressed = [a + b for a, b in zip(mine, other.suppressed, strict=True)] or mine
+        self.flows += other.flows
+        self.missing += other.missing
+        self.future += other.future
+        self.reversed += other.reversed
+        self.dns_rows.extend(t for t in other.dns_rows if t.num_rows)
+        self.names |= other.names
+        for scope, seen in other.firsts.items():
+            into = self.firsts.setdefault(scope, {})
+            for key, (first, total) in seen.items():
+                if key in into:
+                    into[key][0] = min(into[key][0], first)
+                    into[key][1] += total
+                else:
+                    into[key] = [first, total]
+        for prefix in other.inputs:
+            if prefix not in self.inputs and len(self.inputs) < 2:
+                self.inputs.append(prefix)
+        self.any_ids |= other.any_ids
+        self.odd_ids |= other.odd_ids
 
 
 def _note_inputs(acc: Pass, view: pa.Table) -> None:
@@ -158,30 +185,32 @@ def _note_inputs(acc: Pass, view: pa.Table) -> None:
             acc.inputs.append(prefix)
 
 
-def _bucket(
-    acc: Pass,
-    table: pa.Table,
-    config: DetectionConfig,
-    laws: LawsFor,
-    frame: Frame | None,
-    now: datetime | None,
-) -> None:
+def _compact(table: pa.Table) -> pa.Table:
+    """String columns dictionary-encoded (as :func:`read_flows_compact_con` reads them)."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_string(f.type) and f.name != "flow_id":
+            table = table.set_column(i, f.name, pc.dictionary_encode(table.column(i)))
+    return table
+
+
+def bucket_pass(
+    table: pa.Table, config: DetectionConfig, laws: LawsFor, frame: Frame | None, now: datetime | None
+) -> Pass:
+    """One bucket (every flow of each of its systems, else internal hosts): the partitionable
+    detections run on it, the rest is gathered for :func:`finish`."""
+    acc = Pass(flows=table.num_rows)
+    table = table.select([c for c in COLUMNS if c in table.column_names])
     masks, suppressed = allow_masks(table, config.allowlist)
-    acc.suppressed = [
-        a + s.flows for a, s in zip(acc.suppressed or [0] * len(suppressed), suppressed, strict=True)
-    ]
+    acc.suppressed = [s.flows for s in suppressed]
     times = flow_times(table, now)
-    acc.missing += times.missing
-    acc.future += times.future
-    acc.reversed += times.reversed
+    acc.missing, acc.future, acc.reversed = times.missing, times.future, times.reversed
     for kinds, detector, partitionable in DETECTORS:
         if partitionable:
             acc.alerts.extend(
                 detector(_kept(table, masks, config, kinds), config, laws, now=now, frame=frame)
             )
     dns = _kept(table, masks, config, ("dns-tunnel",))
-    has_query = pc.is_valid(column(dns, "dns_query"))
-    acc.dns_rows.append(dns.filter(has_query))
+    acc.dns_rows.append(_compact(dns.filter(pc.is_valid(column(dns, "dns_query")))))
     for name in ("server_name", "dst_domain"):
         acc.names.update(str(v) for v in pc.unique(plain(column(dns, name))).drop_null().to_pylist())
     view = _kept(table, masks, config, ("new-destination",))
@@ -190,7 +219,7 @@ def _bucket(
     ok = mask_eq(column(view, "direction"), "outbound") & vt.valid
     size = (ints(view, "bytes_out") + ints(view, "bytes_in")).astype(np.float64)
     for scope, col in SITE_SCOPES:
-        values = plain(column(view, col)).filter(pa.array(ok))
+        values = pc.cast(plain(column(view, col)), pa.string()).filter(pa.array(ok))
         part = (
             pa.table({"k": values, "s": vt.start[ok], "b": size[ok]})
             .group_by("k")
@@ -200,17 +229,17 @@ def _bucket(
         for key, first, total in zip(
             *(part.column(c).to_pylist() for c in ("k", "s_min", "b_sum")), strict=True
         ):
-            if key is None:
-                continue
-            if key in seen:
-                seen[key][0] = min(seen[key][0], first)
-                seen[key][1] += total
-            else:
+            if key is not None:
                 seen[key] = [first, total]
+    return acc
 
 
-def _dns_table(acc: Pass, schema: pa.Schema) -> pa.Table:
-    """The flows with a DNS query and one row per name connected to directly (its server name)."""
+def _dns_table(acc: Pass) -> pa.Table | None:
+    """The flows with a DNS query and one row per name connected to directly (as its server name):
+    all :func:`detect_dns_tunnels` reads of the other flows are those names."""
+    if not acc.dns_rows:
+        return None
+    schema = acc.dns_rows[0].schema
     names = sorted(acc.names)
     filler = {}
     for f in schema:
@@ -222,8 +251,12 @@ def _dns_table(acc: Pass, schema: pa.Schema) -> pa.Table:
     return pa.concat_tables([*acc.dns_rows, pa.table(filler, schema=schema)])
 
 
+#: Reads the flows (detection columns) whose ``column`` is one of ``values``.
+KeyReader = Callable[[str, list[str]], pa.Table]
+
+
 def _site_scope(
-    con: duckdb.DuckDBPyConnection,
+    read: KeyReader,
     acc: Pass,
     config: DetectionConfig,
     laws: LawsFor,
@@ -231,28 +264,22 @@ def _site_scope(
     now: datetime | None,
     scope: str,
     col: str,
-    source: str | None,
 ) -> list[Alert]:
     """New organisations or jurisdictions: read only the flows of those first seen after the baseline."""
     baseline_end = frame[0] + config.get("new_destination", "baseline_hours") * 3600.0
     min_bytes = config.get("new_destination", "min_bytes")
-    new = sorted(
-        k
-        for k, (first, total) in acc.firsts.get(scope, {}).items()
-        if first >= baseline_end and total >= min_bytes
-    )
+    seen = acc.firsts.get(scope, {})
+    new = sorted(k for k, (first, total) in seen.items() if first >= baseline_end and total >= min_bytes)
     if not new:
         return []
-    where = f'"{col}" IN ({", ".join(literal(k) for k in new)})'
-    table = read_flows_compact_con(con, detection_columns(), where=where, source=source)
+    table = read(col, new).select([c for c in COLUMNS if c in FLOW_SCHEMA.names])
     masks, _ = allow_masks(table, config.allowlist)
     view = _kept(table, masks, config, ("new-destination",))
     if single_input(view):
-        # the whole view is from two inputs or more (checked by the caller): one flow id of the
-        # other input, on a row no scope counts, keeps the detector from taking it as one input
-        own = pc.list_element(
-            pc.split_pattern(pc.cast(plain(column(view, "flow_id")), pa.string()), "#", max_splits=1), 0
-        )[0].as_py()
+        # every flow is from two inputs or more (the caller checked): one flow id of another input,
+        # on a row no scope counts, keeps the detector from taking these flows as one input's
+        ids = pc.split_pattern(pc.cast(plain(column(view, "flow_id")), pa.string()), "#", max_splits=1)
+        own = pc.list_element(ids, 0)[0].as_py()
         other = next(p for p in acc.inputs if p != own)
         filler = {f.name: pa.nulls(1, f.type) for f in view.schema}
         filler["flow_id"] = pa.array([f"{other}#0"], pa.string()).cast(view.schema.field("flow_id").type)
@@ -260,45 +287,24 @@ def _site_scope(
     return detect_new_destinations(view, config, laws, now=now, frame=frame, scopes=(scope,))
 
 
-def _by_buckets(
-    con: duckdb.DuckDBPyConnection,
+def finish(
+    acc: Pass,
+    read: KeyReader,
     config: DetectionConfig,
     laws: LawsFor,
+    frame: Frame | None,
     now: datetime | None,
-    buckets: int,
-    source: str | None,
 ) -> DetectionResult:
-    cache: dict[str, list[Any]] = {}
-
-    def cached(jurisdiction: str) -> list[Any]:
-        if jurisdiction not in cache:
-            cache[jurisdiction] = list(laws(jurisdiction))
-        return cache[jurisdiction]
-
-    try:
-        frame = sql_frame(con, now)
-    except duckdb.Error as exc:
-        raise StoreError(f"could not read flows: {exc}", source=source) from None
-    acc = Pass()
-    columns = detection_columns()
-    flows = 0
-    schema = None
-    for b in range(buckets):  # loop over buckets (few), each analysed vectorised
-        where = f"hash({_BUCKET_KEY}) % {buckets} = {b}"
-        table = read_flows_compact_con(con, columns, where=where, source=source)
-        flows += table.num_rows
-        schema = table.schema
-        _bucket(acc, table, config, cached, frame, now)
-        del table
-        log.info("detections: bucket %d of %d done (%d flows so far)", b + 1, buckets, flows)
-    alerts = acc.alerts
-    if schema is not None:
-        alerts += detect_dns_tunnels(_dns_table(acc, schema), config, cached, now=now, frame=frame)
+    """The detections that compare across systems, from a merged :class:`Pass`; every alert."""
+    alerts = list(acc.alerts)
+    dns = _dns_table(acc)
+    if dns is not None:
+        alerts += detect_dns_tunnels(dns, config, laws, now=now, frame=frame)
     acc.dns_rows.clear()
     one_input = acc.any_ids and not acc.odd_ids and len(acc.inputs) == 1
     if frame is not None and not one_input:
         for scope, col in SITE_SCOPES:
-            alerts += _site_scope(con, acc, config, cached, frame, now, scope, col, source)
+            alerts += _site_scope(read, acc, config, laws, frame, now, scope, col)
     alerts = merge_hosts(alerts)
     alerts.sort(key=lambda a: (-a.severity_rank, -a.score, a.kind, a.destination, a.src_ip or ""))
     if acc.missing or acc.future:
@@ -311,11 +317,51 @@ def _by_buckets(
     return DetectionResult(
         alerts=alerts,
         suppressed=[Suppression(e, n) for e, n in zip(config.allowlist, counts, strict=True)],
-        flows=flows,
+        flows=acc.flows,
         skipped_missing_time=acc.missing,
         skipped_future_time=acc.future,
         reversed_times=acc.reversed,
     )
+
+
+def cached_laws(laws: LawsFor) -> LawsFor:
+    cache: dict[str, list[Any]] = {}
+
+    def cached(jurisdiction: str) -> list[Any]:
+        if jurisdiction not in cache:
+            cache[jurisdiction] = list(laws(jurisdiction))
+        return cache[jurisdiction]
+
+    return cached
+
+
+def _by_buckets(
+    con: duckdb.DuckDBPyConnection,
+    config: DetectionConfig,
+    laws: LawsFor,
+    now: datetime | None,
+    buckets: int,
+    source: str | None,
+) -> DetectionResult:
+    laws = cached_laws(laws)
+    try:
+        frame = sql_frame(con, now)
+    except duckdb.Error as exc:
+        raise StoreError(f"could not read flows: {exc}", source=source) from None
+    acc = Pass()
+    columns = detection_columns()
+    for b in range(buckets):  # loop over buckets (few), each analysed vectorised
+        where = f"hash({_BUCKET_KEY}) % {buckets} = {b}"
+        table = read_flows_compact_con(con, columns, where=where, source=source)
+        acc.merge(bucket_pass(table, config, laws, frame, now))
+        del table
+        log.info("detections: bucket %d of %d done (%d flows so far)", b + 1, buckets, acc.flows)
+
+    def read(col: str, values: list[str]) -> pa.Table:
+        where = f'"{col}" IN ({", ".join(literal(v) for v in values)})'
+        return read_flows_compact_con(con, columns, where=where, source=source)
+
+    return finish(acc, read, config, laws, frame, now)
 
 
 def _with_listings(ws: Workspace, alerts: list[Alert]) -> list[Alert]:
