@@ -56,15 +56,14 @@ from derisk.detect import default_laws_for, merge_hosts
 from derisk.detect.alert import Alert, LawsFor
 from derisk.detect.beacon import detect_beacons
 from derisk.detect.config import DetectionConfig
+from derisk.detect.incremental_interners import Interner, PairInterner, distinct
 from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDestinations, prefixed
 from derisk.detect.incremental_rows import (
     COLS,
     SCHEMA,
-    Interner,
     cached_laws,
     compact,
     config_key_of,
-    distinct,
     duration_of,
     flags,
     flow_count,
@@ -108,7 +107,8 @@ class DetectionState:
         self.b_seq: I64 = np.zeros(0, dtype=np.int64)
         self.b_ok: dict[str, B] = {k: np.zeros(0, dtype=bool) for k in ("beacon", "long", "upload")}
         # per buffer row: codes of its internal host, sender (system or host) and host x address pair
-        self.keys = {k: Interner() for k in ("host", "who", "pair", "hname", "dest")}
+        self.keys: dict[str, Interner | PairInterner] = {k: Interner() for k in ("host", "who", "dest")}
+        self.keys |= {k: PairInterner() for k in ("pair", "hname")}  # host x address, host x name
         self.b_out: I64 = np.zeros(0, dtype=np.int64)
         self.b_in: I64 = np.zeros(0, dtype=np.int64)
         self.b_key: dict[str, I64] = {k: np.zeros(0, dtype=np.int64) for k in self.keys}
@@ -325,20 +325,29 @@ class DetectionState:
         arrays = {
             "host": src,
             "who": prefixed(rows, "system", "src_ip", ("s:", "i:")),
-            "pair": pc.binary_join_element_wise(src, pc.cast(plain_col(rows, "dst_ip"), pa.string()), "\x1f"),
             "dest": prefixed(rows, "dst_domain", "dst_ip", ("d:", "a:")),
-            "hname": pc.binary_join_element_wise(
-                src, pc.cast(plain_col(rows, "server_name"), pa.string()), "\x1f"
-            ),
         }
         for k, arr in arrays.items():
-            self.b_key[k] = np.r_[self.b_key[k], self.keys[k].codes(arr)]
+            self.b_key[k] = np.r_[self.b_key[k], self._interner(k).codes(arr)]
+        for k, right in (("pair", "dst_ip"), ("hname", "server_name")):
+            codes = self._pairs(k).codes(src, pc.cast(plain_col(rows, right), pa.string()))
+            self.b_key[k] = np.r_[self.b_key[k], codes]
         self.b_out = np.r_[self.b_out, ints(rows, "bytes_out")]
         self.b_in = np.r_[self.b_in, ints(rows, "bytes_in")]
         for k in self.b_ok:
             self.b_ok[k] = np.r_[self.b_ok[k], ok[k]]
         if self.buf.column(0).num_chunks > 8:
             self.buf = trim_dictionaries(self.buf)
+
+    def _interner(self, key: str) -> Interner:
+        interner = self.keys[key]
+        assert isinstance(interner, Interner)
+        return interner
+
+    def _pairs(self, key: str) -> PairInterner:
+        interner = self.keys[key]
+        assert isinstance(interner, PairInterner)
+        return interner
 
     def _keep_rows(self, keep: B) -> None:
         self.buf = self.buf.filter(pa.array(keep))
@@ -361,8 +370,8 @@ class DetectionState:
             return
         ips, names = self.b_key["pair"], self.b_key["hname"]
         eligible = self.b_ok["beacon"] & (self.b_start >= cut)
-        in_ip = flags(len(self.keys["pair"].names), ips[seeds])
-        in_name = flags(len(self.keys["hname"].names), names[seeds])
+        in_ip = flags(len(self.keys["pair"]), ips[seeds])
+        in_name = flags(len(self.keys["hname"]), names[seeds])
         count = (int(in_ip.sum()), int(in_name.sum()))
         while True:  # closure over shared rows; a few rounds at most
             mask = eligible & (in_ip[ips] | in_name[names])
@@ -386,13 +395,13 @@ class DetectionState:
         cut_keys: set[str] | None = None
         for k in [k for k in self.beacon.alerts if k not in found]:  # the current beacon alerts
             tag, host, dest = k.split("\x1f", 2)
-            interner = self.keys["pair" if tag == "a" else "hname"]
+            interner = self._pairs("pair" if tag == "a" else "hname")
             if len(dest) < 253:  # not cut to fit an alert: its pair is named exactly
-                hit = interner.index.get(f"{host}\x1f{dest}", -1) in wanted[tag]
+                hit = interner.code_of(f"{host}\x1f{dest}") in wanted[tag]
             else:
                 if cut_keys is None:
-                    cut_keys = {_pair_key("a", self.keys["pair"].names[c]) for c in wanted["a"] if c >= 0}
-                    cut_keys |= {_pair_key("n", self.keys["hname"].names[c]) for c in wanted["n"] if c >= 0}
+                    cut_keys = {_pair_key("a", self._pairs("pair").name(c)) for c in wanted["a"]}
+                    cut_keys |= {_pair_key("n", self._pairs("hname").name(c)) for c in wanted["n"]}
                 hit = k in cut_keys
             if hit:
                 self.beacon.set_alerts(k, [])
@@ -403,18 +412,18 @@ class DetectionState:
     # -- long connections ----------------------------------------------------------------------
     def _names(self, key: str, rows: I64) -> set[str]:
         """The distinct keys (``host``, ``who`` or ``pair``) of these buffer rows."""
-        names = self.keys[key].names
+        names = self._interner(key).names
         return {names[c] for c in distinct(self.b_key[key][rows]).tolist()}
 
     def _in(self, key: str, values: set[str]) -> B:
-        return np.isin(self.b_key[key], self.keys[key].known(values))
+        return np.isin(self.b_key[key], self._interner(key).known(values))
 
     def _codes(self, key: str, rows: I64) -> I64:
         """The distinct codes of ``key`` (``pair``, ...) of these buffer rows, nulls left out."""
         return distinct(self.b_key[key][rows])
 
     def _pair_mask(self, pairs: I64) -> B:
-        return flags(len(self.keys["pair"].names), pairs)[self.b_key["pair"]] & self.b_ok["long"]
+        return flags(len(self.keys["pair"]), pairs)[self.b_key["pair"]] & self.b_ok["long"]
 
     def _long(self, pairs: I64, config: DetectionConfig, laws: LawsFor) -> None:
         """Score again the long connections of these host x address pairs (codes)."""
@@ -425,9 +434,9 @@ class DetectionState:
         if len(rows):
             for a in detect_long_connections(self._sub(rows), config, laws):
                 found.setdefault(f"{a.src_ip}\x1f{a.target.dst_ip}", []).append(a)
-        wanted, index = set(pairs.tolist()), self.keys["pair"].index
+        wanted, interner = set(pairs.tolist()), self._pairs("pair")
         for p in [p for p in self.long_live.alerts if p not in found]:  # current live alerts
-            if index.get(p, -1) in wanted:
+            if interner.code_of(p) in wanted:
                 self.long_live.set_alerts(p, [])
         for p, got in found.items():
             self.long_live.set_alerts(p, got)

@@ -15,7 +15,6 @@ from derisk.detect import COLUMNS
 from derisk.detect.alert import Alert, LawsFor
 from derisk.detect.allowlist import allow_masks
 from derisk.detect.config import DetectionConfig
-from derisk.detect.incremental_keys import key_codes
 from derisk.detect.longconn import five_tuple
 from derisk.detect.segments import I64, B, Times, column, flow_times, mask_eq
 from derisk.errors import StoreError
@@ -52,13 +51,6 @@ def compact(table: pa.Table) -> pa.Table:
     return pa.table(arrays, names=SCHEMA.names)
 
 
-def distinct(codes: I64) -> I64:
-    """The distinct codes (dense, from 0) among ``codes``, sorted, -1 (null) left out: one counting
-    pass instead of a sort or a hash."""
-    valid = codes[codes >= 0]
-    return np.flatnonzero(np.bincount(valid)) if len(valid) else np.zeros(0, dtype=np.int64)
-
-
 def flags(size: int, codes: I64) -> B:
     """A membership table over the codes ``0 .. size - 1`` with ``codes`` set; its extra last slot,
     which code -1 (null) indexes, stays False: ``flags(n, want)[codes]`` is ``isin(codes, want)``
@@ -80,7 +72,7 @@ def trim_dictionaries(table: pa.Table) -> pa.Table:
             arr = col.chunk(0)
             idx = np.asarray(pc.fill_null(arr.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
             valid = np.asarray(arr.indices.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-            used = np.unique(idx[valid])
+            used = np.flatnonzero(np.bincount(idx[valid], minlength=len(arr.dictionary)))
             if 2 * len(used) < len(arr.dictionary):
                 remap = np.zeros(len(arr.dictionary), dtype=np.int32)
                 remap[used] = np.arange(len(used), dtype=np.int32)
@@ -96,42 +88,6 @@ def trim_dictionaries(table: pa.Table) -> pa.Table:
 def config_key_of(config: DetectionConfig) -> str:
     entries = [[e.matcher, e.value, list(e.kinds)] for e in config.allowlist]
     return json.dumps([config.thresholds, entries], sort_keys=True)
-
-
-class Interner:
-    """A dense integer per distinct string (-1 for null), kept across batches."""
-
-    def __init__(self) -> None:
-        self.index: dict[str, int] = {}
-        self.names: list[str] = []
-
-    def codes(self, arr: pa.ChunkedArray) -> I64:
-        codes, uniq = key_codes(arr)
-        missing = [u for u, c in zip(uniq, map(self.index.get, uniq), strict=True) if c is None]
-        if missing:
-            self.index.update(
-                zip(missing, range(len(self.names), len(self.names) + len(missing)), strict=True)
-            )
-            self.names.extend(missing)
-        mapped = np.fromiter(map(self.index.__getitem__, uniq), dtype=np.int64, count=len(uniq))
-        return np.asarray(np.r_[mapped, -1][codes], dtype=np.int64)  # -1 picks the trailing -1
-
-    def compact(self, codes: I64) -> I64:
-        """Keep only the strings of ``codes`` (when fewer than half of those held are still used);
-        returns ``codes`` renumbered."""
-        if len(self.names) <= 2 * len(codes) + 4096:  # bounded by the buffer's rows: nothing to do
-            return codes
-        live = distinct(codes)
-        if len(self.names) <= 2 * len(live) + 4096:
-            return codes
-        self.names = [self.names[c] for c in live.tolist()]
-        self.index = dict(zip(self.names, range(len(self.names)), strict=True))
-        remap = np.full(int(live[-1]) + 2 if len(live) else 1, -1, dtype=np.int64)
-        remap[live] = np.arange(len(live), dtype=np.int64)
-        return np.asarray(remap[codes], dtype=np.int64)  # -1 picks the trailing -1
-
-    def known(self, values: set[str]) -> I64:
-        return np.array([self.index[v] for v in values if v in self.index], dtype=np.int64)
 
 
 def row_flags(t: pa.Table, config: DetectionConfig) -> tuple[Times, B, B, dict[str, B], dict[str, B]]:

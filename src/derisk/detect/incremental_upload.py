@@ -79,7 +79,7 @@ def score_uploads(
     wk, dk, s = self.b_key["who"][rows], self.b_key["dest"][rows], self.b_start[rows]
     keyed = (wk >= 0) & (dk >= 0)
     rows, wk, dk, s = rows[keyed], wk[keyed], dk[keyed], s[keyed]
-    names = self.keys["who"].names
+    names = self._interner("who").names
     baseline = np.zeros(len(names) + 1)
     for w in np.unique(wk).tolist():  # touched senders
         baseline[w] = self.up_base.get(names[w], 0.0)
@@ -87,9 +87,10 @@ def score_uploads(
     pair = wk * (int(dk.max()) + 1 if len(dk) else 1) + dk
     part = s < cut
     if part.any():  # the slot the cut falls in, up to the cut: per (who, destination)
-        sums = np.bincount(np.unique(pair[part], return_inverse=True)[1], weights=out_b[part])
+        inv = np.unique(pair[part], return_inverse=True)[1]
+        sums = np.bincount(inv, weights=out_b[part])
         owner = np.zeros(len(sums), dtype=np.int64)
-        owner[np.unique(pair[part], return_inverse=True)[1]] = wk[part]
+        owner[inv] = wk[part]
         np.maximum.at(baseline, owner, sums)
     # senders that can alert at all: a (sender, destination) or a sender's total passes the test
     win = ~part

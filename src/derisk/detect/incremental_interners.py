@@ -1,0 +1,140 @@
+"""Integer keys for the rows of :mod:`derisk.detect.incremental`'s buffer of recent flows.
+
+:class:`Interner` gives a dense code per distinct string; :class:`PairInterner` a dense code per
+distinct pair of strings (host x address, host x server name) without building the joined string
+per row: the pair's two codes are combined into one integer, and the joined name is made only when
+a key is named (an alert's key). Both forget the keys no buffer row uses any more
+(:meth:`~Interner.compact`), so they hold the window's keys, not every key ever seen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from derisk.detect.incremental_keys import key_codes
+from derisk.detect.segments import I64
+
+SEP = "\x1f"
+_SHIFT = 32
+
+
+def distinct(codes: I64) -> I64:
+    """The distinct codes (dense, from 0) among ``codes``, sorted, -1 (null) left out: one counting
+    pass instead of a sort or a hash."""
+    valid = codes[codes >= 0]
+    return np.flatnonzero(np.bincount(valid)) if len(valid) else np.zeros(0, dtype=np.int64)
+
+
+def _renumber(live: I64, codes: I64) -> I64:
+    """``codes`` renumbered so that ``live`` (sorted) becomes 0, 1, …; -1 stays -1."""
+    remap = np.full(int(live[-1]) + 2 if len(live) else 1, -1, dtype=np.int64)
+    remap[live] = np.arange(len(live), dtype=np.int64)
+    return np.asarray(remap[codes], dtype=np.int64)  # -1 picks the trailing -1
+
+
+def _worth_compacting(held: int, codes: I64) -> I64 | None:
+    """The live codes when fewer than half of the ``held`` keys are still used, else None."""
+    if held <= 2 * len(codes) + 4096:  # bounded by the buffer's rows: nothing to do
+        return None
+    live = distinct(codes)
+    return live if held > 2 * len(live) + 4096 else None
+
+
+class Interner:
+    """A dense integer per distinct string (-1 for null), kept across batches."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def name(self, code: int) -> str:
+        return self.names[code]
+
+    def code_of(self, value: str) -> int:
+        """The code of ``value``, -1 when it is not held."""
+        return self.index.get(value, -1)
+
+    def codes(self, arr: pa.ChunkedArray | pa.Array) -> I64:
+        codes, uniq = key_codes(arr)
+        missing = [u for u, c in zip(uniq, map(self.index.get, uniq), strict=True) if c is None]
+        if missing:
+            first = len(self.names)
+            self.index.update(zip(missing, range(first, first + len(missing)), strict=True))
+            self.names.extend(missing)
+        mapped = np.fromiter(map(self.index.__getitem__, uniq), dtype=np.int64, count=len(uniq))
+        return np.asarray(np.r_[mapped, -1][codes], dtype=np.int64)  # -1 picks the trailing -1
+
+    def compact(self, codes: I64) -> I64:
+        """Keep only the strings of ``codes`` (when fewer than half of those held are still used);
+        returns ``codes`` renumbered."""
+        live = _worth_compacting(len(self.names), codes)
+        if live is None:
+            return codes
+        self.names = [self.names[c] for c in live.tolist()]
+        self.index = dict(zip(self.names, range(len(self.names)), strict=True))
+        return _renumber(live, codes)
+
+    def known(self, values: set[str]) -> I64:
+        return np.array([self.index[v] for v in values if v in self.index], dtype=np.int64)
+
+
+class PairInterner:
+    """A dense integer per distinct pair of strings (-1 when either is null), kept across batches;
+    the name of a pair is its two strings joined by ``\\x1f``."""
+
+    def __init__(self) -> None:
+        self.left, self.right = Interner(), Interner()
+        self.index: dict[int, int] = {}  # left code << 32 | right code -> pair code
+        self.left_of = np.zeros(0, dtype=np.int64)
+        self.right_of = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.left_of)
+
+    def name(self, code: int) -> str:
+        return f"{self.left.names[self.left_of[code]]}{SEP}{self.right.names[self.right_of[code]]}"
+
+    def code_of(self, name: str) -> int:
+        """The code of the pair named ``name`` (``left\\x1fright``), -1 when it is not held."""
+        left, sep, right = name.partition(SEP)
+        lc, rc = self.left.code_of(left), self.right.code_of(right)
+        if not sep or lc < 0 or rc < 0:
+            return -1
+        return self.index.get(lc << _SHIFT | rc, -1)
+
+    def codes(self, left: pa.ChunkedArray | pa.Array, right: pa.ChunkedArray | pa.Array) -> I64:
+        lc, rc = self.left.codes(left), self.right.codes(right)
+        ok = (lc >= 0) & (rc >= 0)
+        combined = np.where(ok, lc << _SHIFT | rc, -1)
+        uniq, inverse = np.unique(combined, return_inverse=True)
+        got = list(map(self.index.get, uniq.tolist()))
+        fresh = [
+            (int(u), i)
+            for i, (u, c) in enumerate(zip(uniq.tolist(), got, strict=True))
+            if c is None and u >= 0
+        ]
+        if fresh:
+            first = len(self.left_of)
+            for n, (u, _) in enumerate(fresh):  # pairs new to the buffer
+                self.index[u] = first + n
+            keys = np.array([u for u, _ in fresh], dtype=np.int64)
+            self.left_of = np.r_[self.left_of, keys >> _SHIFT]
+            self.right_of = np.r_[self.right_of, keys & ((1 << _SHIFT) - 1)]
+        mapped = np.fromiter((self.index.get(u, -1) for u in uniq.tolist()), dtype=np.int64, count=len(uniq))
+        return np.asarray(mapped[inverse.reshape(-1)], dtype=np.int64)
+
+    def compact(self, codes: I64) -> I64:
+        """Keep only the pairs of ``codes`` (when fewer than half of those held are still used), and
+        only the strings those pairs use; returns ``codes`` renumbered."""
+        live = _worth_compacting(len(self.left_of), codes)
+        if live is None:
+            return codes
+        self.left_of = self.left.compact(self.left_of[live])
+        self.right_of = self.right.compact(self.right_of[live])
+        keys = (self.left_of << _SHIFT | self.right_of).tolist()
+        self.index = dict(zip(keys, range(len(keys)), strict=True))
+        return _renumber(live, codes)
