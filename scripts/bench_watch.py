@@ -10,7 +10,8 @@ IP data fixture, then runs in child processes, alternating, ``--repeat`` times:
 
 then, once, the delay in real time from a conn.log line written to its flow committed.
 
-Each child reports its wall time and peak RSS (VmHWM). The watch's idle wait before it exits
+Each child reports its wall time, its CPU time (user + system, every thread; less disturbed than the
+wall time by other work on a shared machine) and peak RSS (VmHWM). The watch's idle wait before it exits
 (``--exit-when-idle`` plus one batch interval) is taken off its time. The ratio is the baseline's
 time over the watch's: throughput of watch relative to analyze (issue 15 asks for at least 0.8).
 The batches' own durations (``watch_batches.seconds``) show whether a batch costs more as the
@@ -42,17 +43,18 @@ IDLE_S = 1.0
 BATCH_S = 0.2
 
 _CHILD = """
-import json, sys, time
+import json, resource, sys, time
 from derisk.cli import main
 start = time.perf_counter()
 code = main(sys.argv[1:])
 wall = time.perf_counter() - start
+use = resource.getrusage(resource.RUSAGE_SELF)
 peak = 0
 with open("/proc/self/status") as fh:
     for line in fh:
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1])
-print(json.dumps({"code": code, "wall": wall, "peak_kib": peak}))
+print(json.dumps({"code": code, "wall": wall, "cpu": use.ru_utime + use.ru_stime, "peak_kib": peak}))
 """
 
 
@@ -151,6 +153,7 @@ def main() -> None:
         size = (logs / "conn.log").stat().st_size
         env = {**os.environ, "DERISK_DATA_DIR": str(data)}
         analyze, watch, per_batch = [], [], []
+        load_start = os.getloadavg()
         for n in range(opts.repeat):
             ws_a, ws_w = base / f"a{n}", base / f"w{n}"
             analyze.append(_child(["analyze", str(logs), "--workspace", str(ws_a), "-q"], env))
@@ -163,13 +166,18 @@ def main() -> None:
             watch.append(result)
             per_batch.append(_batches(ws_w))
             print(
-                f"run {n + 1}: analyze {analyze[-1]['wall']:.1f} s, watch {watch[-1]['wall']:.1f} s",
+                f"run {n + 1}: analyze {analyze[-1]['wall']:.1f} s ({analyze[-1]['cpu']:.1f} CPU s),"
+                f" watch {watch[-1]['wall']:.1f} s ({watch[-1]['cpu']:.1f} CPU s), load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
+        load_end = os.getloadavg()
         delays = sorted(_latency(base, env))
     p50, p95 = statistics.median(delays), delays[int(0.95 * (len(delays) - 1))]
     a_wall = statistics.median(r["wall"] for r in analyze)
     w_wall = statistics.median(r["wall"] for r in watch)
+    runs = ", ".join(f"{a['wall']:.1f} / {w['wall']:.1f}" for a, w in zip(analyze, watch, strict=True))
+    a_cpu = statistics.median(r["cpu"] for r in analyze)
+    w_cpu = statistics.median(r["cpu"] for r in watch)
     rows = per_batch[-1]
     quarter = max(1, len(rows) // 4)
     first, last = _per_k(rows[:quarter]), _per_k(rows[-quarter:])
@@ -178,19 +186,22 @@ def main() -> None:
             SECTION,
             "",
             f"Measured {datetime.now(UTC):%Y-%m-%d} on {platform.machine()}, {os.cpu_count()} cores shared with"
-            " other work (expect noise), Python " + platform.python_version() + ".",
+            f" other work (load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end: expect"
+            " noise), Python " + platform.python_version() + ".",
             f"One TSV conn.log of {opts.lines:,} lines ({size / 1e6:,.0f} MB) from `derisk.gen.zeek_bench`;"
             f" median of {opts.repeat} alternating runs; `derisk watch` in batches of {opts.batch_size}"
             " with `--hold-workspace`, its idle wait before exiting taken off.",
             "",
-            "| run | wall s | lines/s | peak RSS MiB |",
-            "|---|---:|---:|---:|",
-            f"| `derisk analyze` (baseline) | {a_wall:,.1f} | {opts.lines / a_wall:,.0f} |"
+            "| run | wall s | CPU s | lines/s (wall) | peak RSS MiB |",
+            "|---|---:|---:|---:|---:|",
+            f"| `derisk analyze` (baseline) | {a_wall:,.1f} | {a_cpu:,.1f} | {opts.lines / a_wall:,.0f} |"
             f" {max(r['peak_kib'] for r in analyze) / 1024:,.0f} |",
-            f"| `derisk watch` replay | {w_wall:,.1f} | {opts.lines / w_wall:,.0f} |"
+            f"| `derisk watch` replay | {w_wall:,.1f} | {w_cpu:,.1f} | {opts.lines / w_wall:,.0f} |"
             f" {max(r['peak_kib'] for r in watch) / 1024:,.0f} |",
             "",
-            f"Throughput of watch relative to analyze: **{a_wall / w_wall:.2f}×** (issue 15's target: ≥ 0.8×).",
+            f"Throughput of watch relative to analyze: **{a_wall / w_wall:.2f}×** in wall time,"
+            f" {a_cpu / w_cpu:.2f}× in CPU time (issue 15's target: ≥ 0.8×). Per run (analyze / watch, wall s):"
+            f" {runs}.",
             f"Batches: {len(rows)}; median seconds per 1,000 flows in the first quarter of batches"
             f" {first:.3f}, in the last quarter {last:.3f} (history grows from 0 to {opts.lines:,} flows"
             " between them: equal values mean a batch's cost does not depend on the history).",
