@@ -14,7 +14,7 @@ from derisk.detect.runner import detect_flows
 from derisk.gen.labelled import generate, harness_laws
 
 
-def _two_inputs(flows: pa.Table) -> pa.Table:
+def two_inputs(flows: pa.Table) -> pa.Table:
     """The labelled flows as two inputs (a day each), so new organisations count."""
     day2 = pc.greater_equal(
         flows.column("first_seen"),
@@ -32,7 +32,7 @@ def _two_inputs(flows: pa.Table) -> pa.Table:
 @pytest.mark.parametrize("allow", [True, False])
 def test_buckets_equal_one_pass(allow: bool) -> None:
     data = generate(7)
-    flows = _two_inputs(data.flows)
+    flows = two_inputs(data.flows)
     cfg = load_config(None, data.allowlist if allow else None)
     whole = detect(flows, cfg, laws_for=harness_laws)
     con = duckdb.connect()

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -296,3 +297,36 @@ def test_a_bad_line_found_by_an_executor_is_the_local_paths_error(
         == (f"derisk: error: {bad / 'conn.log'}: line {first + 1}: ts is not a timestamp: 'notatime'\n")
     )
     assert not out.exists()
+
+
+def test_spark_detections_equal_the_local_ones_on_labelled_traffic(spark: Any) -> None:
+    """Every detection kind (new organisations and jurisdictions, read again on the driver, and the
+    allow-list too) on Spark partitions gives what one pass over the whole table gives."""
+    from derisk.detect import detect
+    from derisk.detect.config import load_config
+    from derisk.gen.labelled import generate
+    from derisk.spark.detect import run_detections
+    from derisk.spark.inputs import spark_schema
+    from test_parquet_buckets import two_inputs
+
+    data = generate(7)
+    flows = two_inputs(data.flows)
+    cfg = load_config(None, data.allowlist)
+    whole = detect(flows, cfg)
+    with warnings.catch_warnings():  # as derisk.spark.analyse: PySpark 4.3 on pandas 3
+        warnings.filterwarnings(
+            "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        frame = spark.createDataFrame(flows, schema=spark_schema(flows.schema)).repartition(3)
+        alerts, suppressed = run_detections(frame, cfg)
+    scopes = {a.to_json()["evidence"].get("scope") for a in whole.alerts if a.kind == "new-destination"}
+    assert {"organisation", "jurisdiction"} <= scopes
+    assert {"beacon", "dns-tunnel", "upload", "long-connection", "compelled-transfer"} <= {
+        a.kind for a in whole.alerts
+    }
+
+    def docs(found: list[Any]) -> list[str]:
+        return sorted(json.dumps(a.to_json(), sort_keys=True) for a in found)
+
+    assert docs(alerts) == docs(whole.alerts)
+    assert [s.flows for s in suppressed] == [s.flows for s in whole.suppressed]

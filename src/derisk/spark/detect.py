@@ -1,35 +1,34 @@
-"""The detections on Spark: grouped Arrow functions that call the local path's detectors.
+"""The detections on Spark: the local path's bucket pass on every partition, the rest on the driver.
 
-The local path (:func:`derisk.detect.detect`) cuts a large flow table by system (else internal
-host) for the detections that look at one system at a time, and cuts every window and baseline from
-the whole table's clock. Here the same cut is a Spark ``groupBy``: each group is handed, as an Arrow
-table, to the very detector functions of :data:`derisk.detect.DETECTORS`, with the clock (the
-*frame*) computed once over all flows. The detections that compare across systems (DNS tunnels per
-domain, new organisations and jurisdictions per site) see every flow in one group. The allow-list
-masks, the host merge and the final order are those of :mod:`derisk.detect` too.
+The local path cuts a large flow table into buckets by system (else internal host) and runs each
+bucket through :func:`derisk.detect.runner.bucket_pass`: the detections that look at one system at
+a time run there; for those that compare across systems (DNS tunnels per domain, new organisations
+and jurisdictions per site) the pass keeps only the flows and sums their answer depends on. Here a
+bucket is a Spark partition (``repartition`` by the same key), the clock (the *frame*) is computed
+once over all flows, and the driver merges the partitions' passes and finishes with
+:func:`derisk.detect.runner.finish`: the very detector functions, allow-list masks, host merge and
+order of :mod:`derisk.detect`, so the alerts are the local path's.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any, Final
 
-import numpy as np
 import pyarrow as pa
 
-from derisk.detect import COLUMNS, DETECTORS, merge_hosts
+from derisk.detect import COLUMNS
 from derisk.detect.alert import Alert
-from derisk.detect.allowlist import Suppression, allow_masks
+from derisk.detect.allowlist import Suppression
 from derisk.detect.config import DetectionConfig
 from derisk.detect.segments import Frame, outbound_frame
 from derisk.flows import FLOW_SCHEMA
 
-#: What a group function returns: each alert as its JSON document, and the allow-list counts.
-RESULT_SCHEMA: Final = pa.schema(
-    [pa.field("kind", pa.string()), pa.field("entry", pa.int32()), pa.field("doc", pa.string())]
-)
-#: The grouping key of the detections that look at one system (or internal host) at a time.
-PART_KEY: Final = "_derisk_part"
+#: What a partition returns: what its bucket pass gathered (alerts, sums, the flows kept), pickled.
+STATE_SCHEMA: Final = pa.schema([pa.field("state", pa.binary())])
+#: Flows a partition holds at most, about (the bucket size of the local path).
+BUCKET_ROWS: Final = 1_000_000
 
 
 def detection_columns() -> list[str]:
@@ -58,67 +57,56 @@ def global_frame(flows: Any) -> Frame | None:
     return float(row["lo"]), float(row["hi"])
 
 
-def _run(table: pa.Table, config: DetectionConfig, frame: Frame | None, partitionable: bool) -> pa.Table:
-    """Run the detectors of one kind of group on ``table``, as :func:`derisk.detect.detect` does."""
-    import json
+def _bucket(
+    config: DetectionConfig, frame: Frame | None, batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """Executor side: one partition (every flow of each of its systems) through the local path's
+    :func:`derisk.detect.runner.bucket_pass`; what it gathered, pickled, as one row."""
+    import pickle
 
     from derisk.detect import default_laws_for
+    from derisk.detect.runner import bucket_pass, cached_laws
 
-    laws = default_laws_for()
-    table = table.select([c for c in COLUMNS if c in table.column_names])
-    masks, suppressed = allow_masks(table, config.allowlist)
-    kinds: list[str] = []
-    docs: list[str] = []
-    entries: list[int] = []
-    for kind_group, detector, part in DETECTORS:
-        if part != partitionable:
-            continue
-        keep = np.ones(table.num_rows, dtype=bool)
-        for i, entry in enumerate(config.allowlist):
-            if any(entry.applies_to(k) for k in kind_group):
-                keep &= ~masks[i]
-        view = table if keep.all() else table.filter(pa.array(keep))
-        for alert in detector(view, config, laws, now=None, frame=frame):
-            kinds.append(alert.kind)
-            docs.append(json.dumps(alert.to_json(), ensure_ascii=False))
-            entries.append(-1)
-    if partitionable:  # the allow-list counts: once per flow, so from the partitioned groups only
-        for i, s in enumerate(suppressed):
-            kinds.append("")
-            entries.append(i)
-            docs.append(str(s.flows))
-    return pa.table(
-        {"kind": kinds, "entry": pa.array(entries, pa.int32()), "doc": docs}, schema=RESULT_SCHEMA
-    )
+    parts = [b for b in batches if b.num_rows]
+    if not parts:
+        return
+    table = pa.Table.from_batches(parts)
+    found = bucket_pass(table, config, cached_laws(default_laws_for()), frame, None)
+    yield pa.RecordBatch.from_pydict({"state": [pickle.dumps(found)]}, schema=STATE_SCHEMA)
 
 
 def run_detections(flows: Any, config: DetectionConfig) -> tuple[list[Alert], list[Suppression]]:
-    """Every alert over ``flows`` (a DataFrame of :data:`FLOW_SCHEMA`), most severe first."""
-    import json
+    """Every alert over ``flows`` (a DataFrame of :data:`FLOW_SCHEMA`), most severe first.
+
+    The flows are repartitioned by system (else internal host), about :data:`BUCKET_ROWS` a
+    partition, and each partition runs the bucket pass of the local path; the driver merges what the
+    partitions gathered and runs the detections that compare across systems on the few flows they
+    need (:func:`derisk.detect.runner.finish`), reading the flows of new organisations again."""
+    import pickle
 
     from pyspark.sql import functions as F
+
+    from derisk.detect import default_laws_for
+    from derisk.detect.runner import Pass, cached_laws, finish
 
     frame = global_frame(flows)
     columns = detection_columns()
     selected = flows.select(*columns)
-    part_key = F.coalesce(F.col("system"), F.col("src_ip"))
-    schema = "kind string, entry int, doc string"
+    total = selected.count()
+    spark = flows.sparkSession
+    parts = max(int(spark.conf.get("spark.sql.shuffle.partitions")), math.ceil(total / BUCKET_ROWS))
+    bucketed = selected.repartition(parts, F.coalesce(F.col("system"), F.col("src_ip")))
 
-    def per_system(table: pa.Table) -> pa.Table:
-        return _run(table.drop_columns([PART_KEY]), config, frame, True)
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return _bucket(config, frame, batches)
 
-    def whole(table: pa.Table) -> pa.Table:
-        return _run(table.drop_columns([PART_KEY]), config, frame, False)
+    states = bucketed.mapInArrow(run, "state binary").toArrow()
+    acc = Pass()
+    for state in states.column("state").to_pylist():
+        acc.merge(pickle.loads(state))  # noqa: S301 - written by this job's executors, never read from input
 
-    by_system = selected.withColumn(PART_KEY, part_key).groupBy(PART_KEY).applyInArrow(per_system, schema)
-    across = selected.withColumn(PART_KEY, F.lit(0)).groupBy(PART_KEY).applyInArrow(whole, schema)
-    rows = by_system.unionByName(across).collect()
-    alerts = [Alert.from_json(json.loads(r["doc"])) for r in rows if r["entry"] == -1]
-    counts = [0] * len(config.allowlist)
-    for r in rows:
-        if r["entry"] >= 0:
-            counts[r["entry"]] += int(r["doc"])
-    suppressed = [Suppression(entry, n) for entry, n in zip(config.allowlist, counts, strict=True)]
-    alerts = merge_hosts(alerts)
-    alerts.sort(key=lambda a: (-a.severity_rank, -a.score, a.kind, a.destination, a.src_ip or ""))
-    return alerts, suppressed
+    def read(col: str, values: list[str]) -> pa.Table:
+        return flows.where(F.col(col).isin(values)).select(*columns).toArrow()
+
+    result = finish(acc, read, config, cached_laws(default_laws_for()), frame, None)
+    return result.alerts, result.suppressed
