@@ -67,6 +67,9 @@ ALERT_COLUMNS: Final = (
     "doc",
 )
 _ATTR_KEYS: Final = ("dst_asn", "dst_domain", "dst_as_country")
+#: DuckDB's memory limit over a dataset. The document's list aggregates (systems and server names
+#: per destination or jurisdiction) cannot spill, and a workspace's 512 MB ran out on 10 M flows.
+DATASET_MEMORY: Final = "2GB"
 
 
 def partition_value(text: str | None) -> str:
@@ -324,6 +327,7 @@ def open_dataset(folder: Path) -> Iterator[tuple[Workspace, dict[str, Any]]]:
             raise InputError(f"cannot be read as a dataset ({exc})", source=str(folder)) from None
         with Workspace.open(Path(tmp), create=False, read_only=True) as ws:
             try:
+                ws.con.execute(f"SET memory_limit = {literal(DATASET_MEMORY)}")
                 yield ws, manifest
             except duckdb.Error as exc:
                 raise InputError(
