@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import itertools
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -91,44 +90,33 @@ def attribute_new(con: Any, flows: pa.Table, index: Any) -> int:
     return int(keys.num_rows)
 
 
-def _read_batches(spec: InputSpec, advance: Callable[[int], None]) -> Iterator[pa.RecordBatch]:
-    """The input's batches as read (grouped by :func:`rebatch`); the reader is closed by the thread
-    that iterates it, as a generator must be."""
-    reader = read_input(spec, progress=advance)
-    try:
-        yield from rebatch(reader)
-    finally:
-        close = getattr(reader, "close", None)
-        if close is not None:
-            close()
-
-
 def prepare(
     spec: InputSpec, site: Site, ipdata: IpData, progress: Progress | None
 ) -> Iterator[pa.RecordBatch]:
     """Ingest one input: read it and prepare its batches for the store (oriented, enriched, numbered).
 
     :func:`run` calls it in a :class:`~derisk.readahead.ReadAhead` worker thread; it never touches
-    the workspace (the benchmark also times it alone). The input is read a batch ahead in a thread of
-    its own, so that reading (DuckDB's parse and the reader's conversion, or the meter's consumer)
-    and orienting and enriching the batch before overlap on two cores.
+    the workspace (the benchmark also times it alone).
     """
     prepared = read = 0
-    lock = threading.Lock()  # the two threads count; progress is told by one at a time
 
-    def advance(n: int, rows: int = 0) -> None:
-        nonlocal read, prepared
-        with lock:
-            read += n
-            prepared += rows
-            if progress is not None:
-                progress(spec, prepared, read)
+    def advance(n: int) -> None:
+        nonlocal read
+        read += n
+        if progress is not None:
+            progress(spec, prepared, read)
 
+    reader = read_input(spec, progress=advance)
     enricher = Enricher(ipdata)
-    with ReadAhead(partial(_read_batches, spec, advance), name=f"derisk-parse-{spec.format}") as batches:
-        for batch in batches:
+    try:
+        for batch in rebatch(reader):
             yield prepare_flows(_check_batch(batch, spec), site, ipdata, prepared, enricher)
-            advance(0, batch.num_rows)
+            prepared += batch.num_rows
+            advance(0)
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
 
 
 def _read_ahead(
