@@ -222,6 +222,10 @@ def phrase(lang: str, part: Any) -> str | None:
 _NUMBER: Final = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(%| (?:s|min|h|B|kB|MB|GB|TB|PB))?")
 
 
+#: A law's title at the start of a citation in a list of them ("National Intelligence Law Art. 7 [V];
+#: Cybersecurity Law Art. 28 ... [S]"): translated as :func:`law_title` does, the article kept.
+_CITED: Final = re.compile(r"(?:^|(?<=; ))([^;\[\]]+?)(?= (?:Art\.|art\.|§|\[))")
+
 #: Values that are names (from traffic, the site file or the registry), never read as numbers.
 _NAME_FIELDS: Final = frozenset(
     {"system", "src_ip", "dest", "domain", "controller", "organisation", "example", "largest", "listed",
@@ -234,6 +238,8 @@ def _phrase_value(lang: str, key: str, value: str) -> str:
     writes numbers (``5,0 min``, ``1 234``), anything else (names above all) as it is."""
     if key.endswith("_label"):
         return str(text(lang, value))
+    if key == "laws":
+        return _CITED.sub(lambda c: str(law_title(lang, c.group(1))), value)
     m = None if key in _NAME_FIELDS else _NUMBER.fullmatch(value)
     if m is None or lang == DEFAULT_LANGUAGE:
         return value

@@ -111,9 +111,20 @@ def _yaml_strings() -> dict[str, list[str]]:
     return found
 
 
+def _know_texts() -> dict[str, list[str]]:
+    """Know's supplier-risk factor titles (the EU 5G toolbox's factors), shown on entity pages and in
+    the screening memo; Know's sentences themselves are not templates yet and stay English."""
+    from derisk.know.risk import FACTORS
+
+    return {title: [f"derisk.know.risk:FACTORS.{key}"] for key, title in FACTORS.items()}
+
+
 def data_messages() -> dict[str, list[str]]:
-    """msgid → places, for the ``derisk-data`` domain: YAML data strings and ``T_()`` templates."""
+    """msgid → places, for the ``derisk-data`` domain: YAML data strings, Know's factor titles and
+    ``T_()`` templates."""
     found = _yaml_strings()
+    for msgid, places in _know_texts().items():
+        found.setdefault(msgid, []).extend(places)
     for package in DATA_PACKAGES:
         try:
             root = Path(str(resources.files(package)))

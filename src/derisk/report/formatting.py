@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from babel import Locale, UnknownLocaleError
+from babel.numbers import format_decimal
 
 from derisk.i18n.data import install as install_data_filters
 
@@ -49,6 +50,8 @@ EVIDENCE_LABELS: Final = {
     "hosts": N_("hosts"),
     "host_count": N_("host count"),
     "src_ip": N_("internal address"),
+    "host_scores": N_("score per host"),
+    "score": N_("score"),
     "scope": N_("scope"),
     "bytes_out": N_("bytes sent"),
     "bytes_in": N_("bytes received"),
@@ -67,20 +70,34 @@ EVIDENCE_LABELS: Final = {
     "min_bytes_out": N_("threshold (bytes sent)"),
     "jurisdiction_note": N_("note on the jurisdiction"),
 }
+#: What a risk factor (Know's supplier factors, Screen's deal factors) found: fixed words.
+FINDINGS: Final = (N_("present"), N_("not found"), N_("disputed"), N_("indirect"), N_("unknown"))
 #: Evidence keys whose values are fixed words (translated with the data catalogue), not names.
 EVIDENCE_WORDS: Final = frozenset({"key", "scope", "jurisdiction_note"})
 
 
-def human_bytes(value: int | float | None) -> str:
-    """Decimal units, as network tools show them: 1 kB = 1000 B."""
+def human_bytes(value: int | float | None, locale: str = "en") -> str:
+    """Decimal units, as network tools show them: 1 kB = 1000 B; the number as ``locale`` writes it."""
     if value is None:
         return "–"
     size = float(value)
     for unit in _UNITS:
         if abs(size) < 1000 or unit == _UNITS[-1]:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            break
         size /= 1000
-    return f"{size:.1f} PB"
+    if locale == "en":
+        return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    return f"{format_decimal(size, format='0' if unit == 'B' else '0.0', locale=locale)} {unit}"
+
+
+def number(value: int | float | None, locale: str = "en") -> str:
+    """A measured number (an alert's evidence) as ``locale`` writes it: whole numbers grouped,
+    fractions with up to three decimals."""
+    if value is None:
+        return "–"
+    if isinstance(value, int):
+        return str(format_decimal(value, format="#,##0", locale=locale))
+    return str(format_decimal(value, format="#,##0.0##", locale=locale))
 
 
 @lru_cache(maxsize=4096)
@@ -116,11 +133,13 @@ def install_filters(env: Any, locale: str = "en") -> None:
     """The filters every page and report template uses (and the SVG pictures' macros need):
     ``bytes``, ``country`` (in ``locale``), ``law``, ``bound``, the data filters ``dt``, ``ds`` and
     ``dlaw`` (:mod:`derisk.i18n.data`); and the global ``share``."""
-    env.filters["bytes"] = human_bytes
+    env.filters["bytes"] = lambda value: human_bytes(value, locale)
+    env.filters["num"] = lambda value: number(value, locale)
     env.filters["country"] = lambda code: country_name(code, locale)
     env.filters["law"] = law_citation
     env.filters["bound"] = bound_text
     env.globals["share"] = share
     env.globals["evidence_labels"] = EVIDENCE_LABELS
     env.globals["evidence_words"] = EVIDENCE_WORDS
+    env.globals["finding_words"] = frozenset(FINDINGS)
     install_data_filters(env, locale)  # dt, ds, dlaw: data strings and sentences in ``locale``
