@@ -172,7 +172,10 @@ class AttributionIndex:
         return countries
 
     def match_domain(self, registrable_domain: str) -> Match | None:
-        """Exact registrable domain, else the closest indexed parent (``a.b.zte.com.cn`` → ``zte.com.cn``)."""
+        """Exact registrable domain, else the closest indexed parent (``a.b.zte.com.cn`` →
+        ``zte.com.cn``), else the brand top-level domain (``tether.edge.apple`` → ``apple``: only
+        entities that operate a TLD as its registry index a one-label name, see ``tlds`` in
+        :mod:`derisk.know.curated`)."""
         name = registrable_domain.strip().lower().rstrip(".")
         while name:
             found = self.by_domain.get(name)
@@ -180,7 +183,7 @@ class AttributionIndex:
                 return found
             _, _, name = name.partition(".")
             if "." not in name:
-                return None
+                return self.by_domain.get(name) if name else None
         return None
 
     def asn_table(self) -> pa.Table:
