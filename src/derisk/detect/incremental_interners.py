@@ -84,13 +84,16 @@ class Interner:
 
 class PairInterner:
     """A dense integer per distinct pair of strings (-1 when either is null), kept across batches;
-    the name of a pair is its two strings joined by ``\\x1f``."""
+    the name of a pair is its two strings joined by ``\\x1f``. The pairs are found by a binary
+    search over their combined codes (two sorted integer arrays), not a Python dict: 16 bytes a pair,
+    and a batch's pairs are looked up in one vectorised pass."""
 
     def __init__(self) -> None:
         self.left, self.right = Interner(), Interner()
-        self.index: dict[int, int] = {}  # left code << 32 | right code -> pair code
         self.left_of = np.zeros(0, dtype=np.int64)
         self.right_of = np.zeros(0, dtype=np.int64)
+        self._sorted = np.zeros(0, dtype=np.int64)  # combined codes (left << 32 | right), sorted
+        self._code = np.zeros(0, dtype=np.int64)  # the pair code of each sorted entry
 
     def __len__(self) -> int:
         return len(self.left_of)
@@ -104,27 +107,35 @@ class PairInterner:
         lc, rc = self.left.code_of(left), self.right.code_of(right)
         if not sep or lc < 0 or rc < 0:
             return -1
-        return self.index.get(lc << _SHIFT | rc, -1)
+        return int(self._lookup(np.array([lc << _SHIFT | rc], dtype=np.int64))[0])
+
+    def _lookup(self, keys: I64) -> I64:
+        """The pair code of each combined code, -1 when not held."""
+        if len(self._sorted) == 0:
+            return np.full(len(keys), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
+        return np.where(self._sorted[pos] == keys, self._code[pos], -1)
+
+    def _index(self) -> None:
+        keys = self.left_of << _SHIFT | self.right_of
+        self._code = np.argsort(keys, kind="stable").astype(np.int64)
+        self._sorted = keys[self._code]
 
     def codes(self, left: pa.ChunkedArray | pa.Array, right: pa.ChunkedArray | pa.Array) -> I64:
         lc, rc = self.left.codes(left), self.right.codes(right)
-        ok = (lc >= 0) & (rc >= 0)
-        combined = np.where(ok, lc << _SHIFT | rc, -1)
+        combined = np.where((lc >= 0) & (rc >= 0), lc << _SHIFT | rc, -1)
         uniq, inverse = np.unique(combined, return_inverse=True)
-        got = list(map(self.index.get, uniq.tolist()))
-        fresh = [
-            (int(u), i)
-            for i, (u, c) in enumerate(zip(uniq.tolist(), got, strict=True))
-            if c is None and u >= 0
-        ]
-        if fresh:
+        mapped = np.full(len(uniq), -1, dtype=np.int64)
+        valid = uniq >= 0
+        mapped[valid] = self._lookup(uniq[valid])
+        fresh = valid & (mapped < 0)
+        if fresh.any():  # pairs new to the buffer: appended, and the sorted index rebuilt
+            keys = uniq[fresh]
             first = len(self.left_of)
-            for n, (u, _) in enumerate(fresh):  # pairs new to the buffer
-                self.index[u] = first + n
-            keys = np.array([u for u, _ in fresh], dtype=np.int64)
+            mapped[fresh] = np.arange(first, first + len(keys), dtype=np.int64)
             self.left_of = np.r_[self.left_of, keys >> _SHIFT]
             self.right_of = np.r_[self.right_of, keys & ((1 << _SHIFT) - 1)]
-        mapped = np.fromiter((self.index.get(u, -1) for u in uniq.tolist()), dtype=np.int64, count=len(uniq))
+            self._index()
         return np.asarray(mapped[inverse.reshape(-1)], dtype=np.int64)
 
     def compact(self, codes: I64) -> I64:
@@ -135,6 +146,5 @@ class PairInterner:
             return codes
         self.left_of = self.left.compact(self.left_of[live])
         self.right_of = self.right.compact(self.right_of[live])
-        keys = (self.left_of << _SHIFT | self.right_of).tolist()
-        self.index = dict(zip(keys, range(len(keys)), strict=True))
+        self._index()
         return _renumber(live, codes)

@@ -61,6 +61,9 @@ def flags(size: int, codes: I64) -> B:
     return table
 
 
+_TRIM_FROM: Final = 65_536
+
+
 def trim_dictionaries(table: pa.Table) -> pa.Table:
     """``table`` in one chunk, each dictionary column's dictionary cut to the values its rows use
     (filtering keeps a dictionary whole, and unifying merges them, so without this the buffer's
@@ -68,8 +71,9 @@ def trim_dictionaries(table: pa.Table) -> pa.Table:
     table = table.unify_dictionaries().combine_chunks()
     cols = []
     for col in table.columns:
-        if pa.types.is_dictionary(col.type) and col.num_chunks == 1:
-            arr = col.chunk(0)
+        arr = col.chunk(0) if col.num_chunks == 1 else None
+        # a small dictionary costs little whatever it holds: counted only past _TRIM_FROM values
+        if arr is not None and pa.types.is_dictionary(arr.type) and len(arr.dictionary) > _TRIM_FROM:
             idx = np.asarray(pc.fill_null(arr.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
             valid = np.asarray(arr.indices.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
             used = np.flatnonzero(np.bincount(idx[valid], minlength=len(arr.dictionary)))
