@@ -129,13 +129,16 @@ class PairInterner:
         valid = uniq >= 0
         mapped[valid] = self._lookup(uniq[valid])
         fresh = valid & (mapped < 0)
-        if fresh.any():  # pairs new to the buffer: appended, and the sorted index rebuilt
-            keys = uniq[fresh]
+        if fresh.any():  # pairs new to the buffer: appended, and inserted in the sorted index
+            keys = uniq[fresh]  # sorted, as np.unique returns them
             first = len(self.left_of)
-            mapped[fresh] = np.arange(first, first + len(keys), dtype=np.int64)
+            new = np.arange(first, first + len(keys), dtype=np.int64)
+            mapped[fresh] = new
             self.left_of = np.r_[self.left_of, keys >> _SHIFT]
             self.right_of = np.r_[self.right_of, keys & ((1 << _SHIFT) - 1)]
-            self._index()
+            at = np.searchsorted(self._sorted, keys)
+            self._sorted = np.insert(self._sorted, at, keys)
+            self._code = np.insert(self._code, at, new)
         return np.asarray(mapped[inverse.reshape(-1)], dtype=np.int64)
 
     def compact(self, codes: I64) -> I64:
