@@ -4,9 +4,9 @@
 Parsing 100 M Zeek lines takes hours on this machine; the scale benchmarks measure the analysis,
 not the parsing, so their inputs are written straight as a dataset:
 
-1. a *seed*: the labelled generator's two days of attributed traffic
-   (:func:`derisk.gen.labelled.generate`, about 246,000 flows with beacons, long connections, DNS
-   tunnels, uploads and new destinations among browsing), so the detections have work to do;
+1. a *seed*: the labelled generator's two days of traffic (:func:`derisk.gen.labelled.generate`,
+   about 246,000 flows with beacons, long connections, DNS tunnels, uploads and new destinations
+   among browsing, so the detections have work to do), attributed by derisk's curated control graph;
 2. the seed is tiled by DuckDB into ``--flows`` rows: copy *k* is shifted *back* by *k* times the
    seed's time span (nothing lands in the future), gets its own input (``gen-K``; one input per ``--per-input`` copies) and flow ids
    ``gen-K#ORDINAL``, and is written Hive-partitioned (``site=…/day=…``, zstd) with a manifest and
@@ -26,7 +26,38 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def attributed(flows: pa.Table) -> pa.Table:
+    """``flows`` attributed by derisk's own curated control graph, as ``derisk analyze`` (and the
+    Spark engine, which attributes a dataset's flows again) would: per distinct (AS, domain,
+    AS country) key of the outbound and inbound flows, joined null-safe onto every flow."""
+    import duckdb
+
+    from derisk.enrich.attribution import attribute
+    from derisk.flows import ATTRIBUTION_FIELDS, FLOW_SCHEMA
+    from derisk.know.attribution import load_index
+    from derisk.store.workspace import ATTRIBUTION_TABLE_SCHEMA
+
+    con = duckdb.connect()
+    con.register("f", flows)
+    keys = con.sql(
+        "SELECT dst_asn, dst_domain, dst_as_country, first(dst_as_org ORDER BY dst_as_org) "
+        "FILTER (WHERE dst_as_org IS NOT NULL) AS dst_as_org FROM f "
+        "WHERE direction IN ('outbound', 'inbound') GROUP BY ALL ORDER BY ALL"
+    ).to_arrow_table()
+    table = attribute(keys, load_index(None)).select(ATTRIBUTION_TABLE_SCHEMA.names)
+    con.register("a", table.cast(ATTRIBUTION_TABLE_SCHEMA))
+    attr = {f.name for f in ATTRIBUTION_FIELDS}
+    cols = ", ".join(f'a."{n}"' if n in attr else f'f."{n}"' for n in FLOW_SCHEMA.names)
+    on = " AND ".join(
+        f'f."{k}" IS NOT DISTINCT FROM a."{k}"' for k in ("dst_asn", "dst_domain", "dst_as_country")
+    )
+    out = con.sql(f"SELECT {cols} FROM f LEFT JOIN a ON {on} ORDER BY f.flow_id").to_arrow_table()
+    return out.cast(FLOW_SCHEMA)
 
 
 def seed_dataset(work: Path) -> Path:
@@ -39,7 +70,7 @@ def seed_dataset(work: Path) -> Path:
 
     seed = work / "seed"
     (seed / "flows").mkdir(parents=True)
-    pq.write_table(generate().flows, seed / "flows" / "seed.parquet")
+    pq.write_table(attributed(generate().flows), seed / "flows" / "seed.parquet")
     parquet.write_manifest(seed, parquet.new_manifest("generated", {}, engine="generator"))
     return seed
 
