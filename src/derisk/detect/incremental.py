@@ -255,7 +255,7 @@ class DetectionState:
             self, t, times.start, ok["upload"], new_rows, crossing, (cut_old, cut, window), config, laws
         )
         pairs = self._codes("pair", new_rows[self.b_ok["long"][new_rows]])
-        pairs = np.union1d(pairs, self._evict(config, laws)).astype(np.int64)
+        pairs = distinct(np.r_[pairs, self._evict(config, laws)])
         self._long(pairs, config, laws)
         self._compact_keys()
 
