@@ -6,7 +6,10 @@ same transaction, so a restart resumes with the state of exactly the committed f
 
 A batch costs O(batch + touched keys), not O(history): the flows of the keys it touches are scored
 again, plus a few vectorised passes over the integer arrays of the buffer (O(window), a few
-milliseconds). No sketch is needed: every statistic is kept exactly.
+milliseconds). No sketch is needed: every statistic is kept exactly. Keys of buffer rows are integer
+codes (:mod:`derisk.detect.incremental_interners`; a pair is two codes, not a joined string) that are
+forgotten with the rows that used them, and the save writes only the aggregates and alert lists the
+batch changed (a key scored again that did not alert before or after is not written).
 
 * **Window detections** (beacons and strobes, uploads, long connections) read a buffer of recent flows
   held in memory: the last ``beacon.window_hours`` (the beacon and upload window), the upload slot the
