@@ -109,7 +109,8 @@ def child(engine: str, directory: Path, data: Path) -> dict[str, object]:
         with open_dataset(directory) as (ws, _):
             found = detect_flows(ws.con, config_for_site(site), source=str(directory))
             result["detect_seconds"] = time.perf_counter() - start
-            alerts = [a.to_json() for a in found.alerts]
+            unique = {a.alert_id: a for a in reversed(found.alerts)}  # one per id, the first, as stored
+            alerts = [a.to_json() for a in found.alerts if unique.get(a.alert_id) is a]
             doc = build_document(ws, site, input_ids=None, run={}, alerts=alerts)
         result.update(seconds=time.perf_counter() - start, cpu=_cpu() - cpu)
     elif engine == "duckdb":
