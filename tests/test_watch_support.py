@@ -66,9 +66,12 @@ def hourly_logs(staging: Path, data_dir: Path, hours: int = 3) -> list[dict[str,
 
 @dataclass
 class ZeekWriter:
-    """Writes hourly logs into ``target`` piece by piece (pieces cut anywhere, mid-line too), the
-    companions a little ahead of conn.log as Zeek's writers are; rotates each hour's logs to
-    ``KIND.STAMP.log`` and gzips every other rotated hour, as an archiver would."""
+    """Writes hourly logs into ``target`` piece by piece (pieces cut anywhere, mid-line too), each
+    companion a quarter of its bytes ahead of conn.log; rotates each hour's logs to
+    ``KIND.STAMP.log`` and gzips every other rotated hour, as an archiver would. The generator's
+    conn.log is in session order, not time order, so ahead in bytes is not ahead in time: up to 14
+    conn records of an hour reach the disk before the ssl records that name their server, as
+    separately buffered writers can do; the watcher must hold them (:mod:`derisk.live.zeekhold`)."""
 
     target: Path
     hours: list[dict[str, bytes]]

@@ -146,6 +146,14 @@ def status_line(totals: Any, status: dict[str, Any]) -> str:
     metavar="DURATION",
     help="How long Zeek companion records and EVE events wait for their flow.",
 )
+@click.option(
+    "--companion-wait",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="How long a Zeek conn record waits for its ssl/http/dns records, which Zeek may write later.",
+)
 @click.option("--retain", metavar="DURATION", help="Delete flows older than this (e.g. 90d); alerts stay.")
 @click.option(
     "--pcap-settle",
@@ -223,6 +231,7 @@ def watch_cmd(**opts: Any) -> None:
         idle_timeout=opts["idle_timeout"],
         active_timeout=opts["active_timeout"],
         batch_seconds=opts["batch_seconds"],
+        companion_wait=opts["companion_wait"],
     )
     window = parse_duration(opts["window"], "--window")
     retain = parse_duration(opts["retain"], "--retain") if opts["retain"] else None

@@ -196,6 +196,12 @@ class InterfaceSource:
     def busy(self) -> bool:
         return False
 
+    def waiting(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        return None
+
     def status(self) -> dict[str, Any]:
         return {"up": self.up, "flows": self.flows, "queued": len(self.items.queue),
                 "failures": self.failures, "last_error": self.last_error}  # fmt: skip
@@ -268,6 +274,12 @@ class NetflowSource:
 
     def busy(self) -> bool:
         return False
+
+    def waiting(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        return None
 
     def status(self) -> dict[str, Any]:
         stats = self.collector.stats

@@ -157,6 +157,20 @@ class Follower:
                 self._drop(key)  # archived and read to its end: no handle kept
         self._staged, self._gone = {}, []
 
+    def rewind(self, piece: Piece, offset: int) -> None:
+        """Read ``piece``'s file again from ``offset`` (a line start within the piece) next time:
+        the lines from there on were handed back unused (:mod:`derisk.live.zeekhold`)."""
+        pos = piece.position
+        if not piece.start <= offset <= pos.offset:
+            raise ValueError(f"offset {offset} outside the piece read from {piece.start} to {pos.offset}")
+        pos.offset = offset
+        pos.finished = False
+        self._drop(pos.key)  # reopened and sought at the next poll
+        if pos == self.positions.get(pos.key):
+            self._staged.pop(pos.key, None)
+        else:
+            self._staged[pos.key] = pos
+
     def abort(self) -> None:
         self._staged, self._gone = {}, []
         self._close_all()  # offsets went back: reopen at the committed positions

@@ -150,6 +150,11 @@ class Watcher:
                     break
                 idle_for = self.options.exit_when_idle
                 if idle_for is not None and time.monotonic() - idle_since >= idle_for:
+                    if any(source.waiting() for source in self.sources):
+                        # records held for companions that did not come: the logs are complete
+                        for source in self.sources:
+                            source.flush()
+                        continue
                     log.info("no new data for %.1f s; stopping", idle_for)
                     break
                 if not busy:

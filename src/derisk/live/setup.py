@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Final
 
 from derisk.errors import ConfigError, DeriskError, UsageError
-from derisk.live.sources import EveSource, PcapDirSource, Source, ZeekSource
+from derisk.live.ringdir import PcapDirSource
+from derisk.live.sources import EveSource, Source, ZeekSource
 
 _DURATION: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*$")
 _UNIT_S: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -54,6 +55,8 @@ class WatchConfig:
     idle_timeout: int = 30
     active_timeout: int = 300
     batch_seconds: float = 5.0
+    #: Seconds a conn.log record waits for its ssl/http/dns records (:mod:`derisk.live.zeekhold`).
+    companion_wait: float = 2.0
 
 
 def _readable_dir(path: Path, option: str, problems: list[str]) -> None:
@@ -151,7 +154,9 @@ def build_sources(config: WatchConfig) -> list[Source]:
     from derisk.live.capture import InterfaceSource, NetflowSource
 
     sources: list[Source] = []
-    sources += [ZeekSource(path, from_end=config.from_end) for path in config.zeek_dirs]
+    sources += [
+        ZeekSource(path, from_end=config.from_end, wait_s=config.companion_wait) for path in config.zeek_dirs
+    ]
     sources += [EveSource(path, from_end=config.from_end) for path in config.eve_files]
     sources += [PcapDirSource(path, settle_s=config.pcap_settle) for path in config.pcap_dirs]
     sources += [

@@ -1,5 +1,6 @@
-"""What ``derisk watch`` reads from: followed Zeek logs, a followed Suricata EVE log, a folder of ring
-captures. (Live capture and NetFlow, which arrive on their own, are in :mod:`derisk.live.capture`.)
+"""What ``derisk watch`` reads from: followed Zeek logs and a followed Suricata EVE log. (A folder of
+ring captures is in :mod:`derisk.live.ringdir`; live capture and NetFlow, which arrive on their own,
+in :mod:`derisk.live.capture`.)
 
 Every source works the same way inside a batch's transaction: :meth:`collect` reads what is new,
 stores its own state (read positions, companion records) through ``con`` and hands back
@@ -14,8 +15,7 @@ import logging
 import os
 import re
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -23,11 +23,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from derisk.errors import DeriskError, InputError
-from derisk.live.follow import Candidate, Follower
+from derisk.errors import InputError
+from derisk.ingest.zeek_log import column
+from derisk.live.follow import Candidate, Follower, Piece
+from derisk.live.zeekhold import DEFAULT_WAIT_S, CompanionClock, record_starts
 from derisk.live.zeekrange import ZeekRanges
 from derisk.store import checkpoints
-from derisk.store.checkpoints import Position
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Source(Protocol):
     def abort(self) -> None: ...
     def status(self) -> dict[str, Any]: ...
     def busy(self) -> bool: ...
+    def waiting(self) -> bool: ...
+    def flush(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -121,25 +124,42 @@ def zeek_candidates(root: Path) -> list[Candidate]:
     return [cand for _, cand in sorted(found, key=lambda item: item[0])]
 
 
-class ZeekSource:
-    """Follows a Zeek log folder (see :func:`zeek_candidates`)."""
+def is_current(path: Path) -> bool:
+    """Whether a Zeek log is one being written (``conn.log``), not rotated or archived."""
+    match = _LOG_NAME.match(path.name)
+    return match is not None and match.group(3) is None and not _DAY_DIR.match(path.parent.name)
 
-    def __init__(self, root: Path, *, from_end: bool = False) -> None:
+
+class ZeekSource:
+    """Follows a Zeek log folder (see :func:`zeek_candidates`); conn records of the current logs
+    wait for their companions (:mod:`derisk.live.zeekhold`)."""
+
+    def __init__(self, root: Path, *, from_end: bool = False, wait_s: float = DEFAULT_WAIT_S) -> None:
         self.root = root
         self.name = f"zeek:{root}"
-        self.follower = Follower(self.name, "zeek", lambda: zeek_candidates(root))
+        self.follower = Follower(self.name, "zeek", self._discover)
         self.ranges = ZeekRanges()
+        self.clock = CompanionClock(self.name, wait_s)
         self.from_end = from_end
         self.horizon: dt.datetime | None = None
         #: Whether the workspace keeps companion records (if not, conn ranges need no lookup).
         self.kept = False
         self._staged_horizon: dt.datetime | None = None
+        self._listed: list[Candidate] = []
         self.flows = 0
+
+    def _discover(self) -> list[Candidate]:
+        self._listed = zeek_candidates(self.root)
+        return self._listed
 
     def restore(self, con: duckdb.DuckDBPyConnection) -> None:
         positions = checkpoints.load_positions(con, self.name)
         self.follower.restore(positions)
-        rows = con.execute("SELECT max(horizon) FROM watch_zeek_dns").fetchall()
+        self.clock.restore(con)
+        rows = con.execute(
+            "SELECT max(h) FROM (SELECT max(horizon) AS h FROM watch_zeek_dns UNION ALL"
+            " SELECT max(horizon) FROM watch_zeek_ssl UNION ALL SELECT max(horizon) FROM watch_zeek_http)"
+        ).fetchall()
         self.horizon = rows[0][0] if rows and rows[0][0] is not None else None
         self.kept = any(
             con.execute(f"SELECT 1 FROM watch_zeek_{kind} LIMIT 1").fetchall()
@@ -155,6 +175,7 @@ class ZeekSource:
     def collect(self, ctx: Context) -> list[Chunk]:
         chunks: list[Chunk] = []
         horizon = self.horizon
+        self.clock.new_batch()
         for piece in self.follower.poll(ctx.budget):
             if piece.kind != "conn":
                 table = self.ranges.companion(piece)
@@ -164,8 +185,10 @@ class ZeekSource:
                     stamp = horizon or _newest(table) or dt.datetime.now(dt.UTC)
                     checkpoints.add_companions(ctx.con, _COMPANION_TABLE[piece.kind], table, stamp)
                     self.kept = True
+                    if is_current(piece.path):
+                        self.clock.saw(piece.kind, piece.position.key, table)
                 continue
-            flows = self.ranges.conn(piece, ctx.con, lookup=self.kept)
+            flows = self._conn(piece, ctx)
             rows = sum(b.num_rows for b in flows)
             if rows:
                 newest = max(pc.max(b.column("first_seen")).as_py() for b in flows)
@@ -175,6 +198,7 @@ class ZeekSource:
                 Chunk(pos.input_id, "zeek", str(piece.path), pos.key, pos.size_seen, pos.ordinal, flows)
             )
             pos.ordinal += rows
+        self.clock.save(ctx.con)
         checkpoints.save_positions(ctx.con, self.follower.staged())
         checkpoints.forget_positions(ctx.con, self.name, self.follower.gone())
         if horizon is not None:
@@ -182,17 +206,43 @@ class ZeekSource:
         self._staged_horizon = horizon
         return chunks
 
+    def _conn(self, piece: Piece, ctx: Context) -> list[pa.RecordBatch]:
+        """A range of conn records as flows; records of the current conn.log whose companions may
+        not have been written yet are handed back to the follower, to be read again."""
+        read = self.ranges.records(piece)
+        if read is None:
+            return []
+        zlog, table = read
+        if is_current(piece.path):
+            kinds = {c.kind for c in self._listed if c.kind != "conn" and is_current(c.path)}
+            starts = record_starts(piece.data)
+            if len(starts) == table.num_rows:  # else a bad line was skipped: lines and rows differ
+                keep = self.clock.release(piece.position.key, column(table, "ts"), kinds)
+                if keep < table.num_rows:
+                    self.follower.rewind(piece, piece.start + starts[keep])
+                    table = table.slice(0, keep)
+        return self.ranges.conn(piece, zlog, table, ctx.con, lookup=self.kept)
+
     def commit(self) -> None:
         for key in self.follower.gone():
             self.ranges.forget(key)
         self.follower.commit()
+        self.clock.commit()
         self.horizon = self._staged_horizon
 
     def abort(self) -> None:
         self.follower.abort()
+        self.clock.abort()
 
     def busy(self) -> bool:
-        return self.follower.more
+        # held records are read again after the usual pause, not at once
+        return self.follower.more and not self.clock.held
+
+    def waiting(self) -> bool:
+        return self.clock.held > 0
+
+    def flush(self) -> None:
+        self.clock.flushing = True
 
     def status(self) -> dict[str, Any]:
         c = self.follower.counters
@@ -204,6 +254,8 @@ class ZeekSource:
             "bytes_lost": c.bytes_lost,
             "read_errors": c.read_errors,
             "bad_lines": self.ranges.bad_lines,
+            "held_for_companions": self.clock.held,
+            "released_after_wait": self.clock.released_by_wait,
         }
 
     def close(self) -> None:
@@ -327,6 +379,12 @@ class EveSource:
     def busy(self) -> bool:
         return self.follower.more
 
+    def waiting(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        return None
+
     def status(self) -> dict[str, Any]:
         c = self.follower.counters
         return {"files": c.files, "pending_bytes": c.pending_bytes, "truncated": c.truncated,
@@ -334,113 +392,3 @@ class EveSource:
 
     def close(self) -> None:
         self.follower.close()
-
-
-# -- ring captures ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Seen:
-    stamp: tuple[int, int, int, int]
-    digest: str
-
-
-@dataclass
-class PcapDirSource:
-    """A folder that ``tcpdump -G/-W/-C`` writes ring files into: each closed file is read once.
-
-    A file counts as closed once a newer file exists in the folder, or it has not changed for
-    ``settle_s`` seconds. Each is one input, identified by its content's SHA-256 as ``derisk
-    analyze`` identifies it, so a file is never stored twice, whoever read it first.
-    """
-
-    folder: Path
-    settle_s: float = 60.0
-    name: str = ""
-    done: dict[str, _Seen] = field(default_factory=dict)
-    failed: int = 0
-    files: int = 0
-    _staged: list[Position] = field(default_factory=list)
-    _digests: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.name = f"pcap:{self.folder}"
-
-    def restore(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._digests = set(checkpoints.load_positions(con, self.name))
-
-    def _closed(self) -> list[tuple[Path, os.stat_result]]:
-        try:
-            entries = [
-                (p, p.stat()) for p in self.folder.iterdir() if p.is_file() and not p.name.startswith(".")
-            ]
-        except OSError as exc:
-            log.warning("%s: cannot list the folder (%s)", self.folder, exc.strerror)
-            return []
-        entries.sort(key=lambda e: (e[1].st_mtime_ns, e[0].name))
-        newest = entries[-1][1].st_mtime_ns if entries else 0
-        now = time.time_ns()
-        self.files = len(entries)
-        return [
-            (p, st)
-            for p, st in entries
-            if st.st_mtime_ns < newest or now - st.st_mtime_ns >= self.settle_s * 1e9
-        ]
-
-    def collect(self, ctx: Context) -> list[Chunk]:
-        from derisk.ingest import read_input, resolve_inputs
-
-        chunks: list[Chunk] = []
-        used = 0
-        for path, st in self._closed():
-            stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-            seen = self.done.get(str(path))
-            if seen is not None and seen.stamp == stamp:
-                continue
-            if used >= ctx.budget:
-                break
-            try:
-                spec = resolve_inputs([path])[0]
-                digest = spec.digest
-            except (DeriskError, OSError) as exc:
-                self.failed += 1
-                log.warning("%s: skipped: %s", path, exc)
-                self.done[str(path)] = _Seen(stamp, "")
-                continue
-            self.done[str(path)] = _Seen(stamp, digest)
-            if (
-                digest in self._digests
-                or ctx.con.execute("SELECT 1 FROM inputs WHERE input_id = ?", [spec.input_id]).fetchall()
-            ):
-                continue
-            try:
-                flows = list(read_input(spec))
-            except (DeriskError, OSError, ValueError, pa.ArrowException) as exc:
-                self.failed += 1
-                log.warning("%s: skipped, it cannot be read: %s", path, exc)
-                flows = []
-            used += st.st_size
-            chunks.append(Chunk(spec.input_id, spec.format, str(path), digest, st.st_size, 0, flows))
-            rows = sum(b.num_rows for b in flows)
-            self._staged.append(Position(self.name, digest, str(path), st.st_dev, st.st_ino, 0, "", False,
-                                         st.st_size, st.st_size, rows, spec.input_id, True))  # fmt: skip
-        checkpoints.save_positions(ctx.con, self._staged)
-        return chunks
-
-    def commit(self) -> None:
-        self._digests.update(p.key for p in self._staged)
-        self._staged = []
-
-    def abort(self) -> None:
-        for pos in self._staged:
-            self.done.pop(pos.path, None)
-        self._staged = []
-
-    def busy(self) -> bool:
-        return False
-
-    def status(self) -> dict[str, Any]:
-        return {"files": self.files, "read": len(self._digests), "failed": self.failed}
-
-    def close(self) -> None:
-        return None

@@ -32,11 +32,14 @@ from derisk.store import checkpoints
 
 log = logging.getLogger(__name__)
 
+#: ``ts`` is read from every companion too: it stamps kept records in data time and tells how far a
+#: companion log has been read (:mod:`derisk.live.zeekhold`).
+_TS: Final = {"ts": "time"}
 _SPECS: Final = {
     "conn": (zeek.CONN_REQUIRED, zeek.CONN_OPTIONAL, frozenset(zeek.CONN_REQUIRED)),
-    "ssl": (zeek.SSL_REQUIRED, zeek.SSL_OPTIONAL, frozenset({"uid", "ts"})),
-    "quic": (zeek.SSL_REQUIRED, zeek.SSL_OPTIONAL, frozenset({"uid", "ts"})),
-    "http": (zeek.HTTP_REQUIRED, zeek.HTTP_OPTIONAL, frozenset({"uid", "ts"})),
+    "ssl": (zeek.SSL_REQUIRED, {**zeek.SSL_OPTIONAL, **_TS}, frozenset({"uid", "ts"})),
+    "quic": (zeek.SSL_REQUIRED, {**zeek.SSL_OPTIONAL, **_TS}, frozenset({"uid", "ts"})),
+    "http": (zeek.HTTP_REQUIRED, {**zeek.HTTP_OPTIONAL, **_TS}, frozenset({"uid", "ts"})),
     "dns": (zeek.DNS_REQUIRED, zeek.DNS_OPTIONAL, frozenset({"uid", "ts"})),
 }
 _TEXT: Final = frozenset({"server_name", "ja4", "host", "user_agent", "query"})
@@ -107,18 +110,29 @@ class ZeekRanges:
             columns[name] = values
         return pa.table(columns)
 
-    def conn(
-        self, piece: Piece, con: duckdb.DuckDBPyConnection, *, lookup: bool = True
-    ) -> list[pa.RecordBatch]:
-        """The flows of a range of conn records, joined with the kept companion records (none are
-        looked up when ``lookup`` is False: the workspace keeps none)."""
+    def records(self, piece: Piece) -> tuple[ZeekLog, pa.Table] | None:
+        """A range of conn records as read (Zeek's names, ``ts`` in µs), before any join."""
         if not has_records(piece.data):
-            return []
+            return None
         zlog = self._log(piece)
         table = self._parse(piece, zlog)
         if table is None or table.num_rows == 0:
+            return None
+        return zlog, table.combine_chunks()
+
+    def conn(
+        self,
+        piece: Piece,
+        zlog: ZeekLog,
+        table: pa.Table,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        lookup: bool = True,
+    ) -> list[pa.RecordBatch]:
+        """The flows of conn records (from :meth:`records`), joined with the kept companion records
+        (none are looked up when ``lookup`` is False: the workspace keeps none)."""
+        if table.num_rows == 0:
             return []
-        table = table.combine_chunks()
         kept: dict[str, pa.Table | None] = {"ssl": None, "http": None, "dns": None}
         if lookup:
             uids, addresses = column(table, "uid"), column(table, "id.resp_h")

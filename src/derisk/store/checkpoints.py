@@ -10,6 +10,9 @@ after SIGTERM or ``kill -9`` resumes exactly where the last committed batch ende
   id its flows are stored under.
 * ``watch_zeek_ssl`` / ``_http`` / ``_dns``: records of Zeek's companion logs, kept for a window so
   that a conn.log record read in a later batch is still joined with them (server name, JA4, agent).
+* ``watch_zeek_marks``: per companion log of the current period, the newest record start read, so
+  that conn records are held until their companions can have been read
+  (:mod:`derisk.live.zeekhold`).
 * ``watch_eve_events``: Suricata application events (tls, http, quic, dns) kept the same way.
 * ``watch_batches``: one row per committed batch (flows, bytes, lag, seconds it took before its commit),
   for the status, the tests and the benchmark.
@@ -55,6 +58,8 @@ _DDL: Final = (
         seq BIGINT, horizon TIMESTAMPTZ, ts TIMESTAMPTZ, uid VARCHAR, query VARCHAR, "id.orig_h" VARCHAR,
         qtype_name VARCHAR, answers VARCHAR[])""",
     "CREATE TABLE IF NOT EXISTS watch_eve_events (seq BIGINT, horizon TIMESTAMPTZ, line VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS watch_zeek_marks (
+        source VARCHAR, kind VARCHAR, key VARCHAR, ts_us BIGINT, PRIMARY KEY (source, kind))""",
     """CREATE TABLE IF NOT EXISTS watch_batches (
         batch BIGINT PRIMARY KEY, committed_at TIMESTAMPTZ, flows BIGINT, bytes_out BIGINT,
         bytes_in BIGINT, alerts BIGINT, lag_seconds DOUBLE, sources VARCHAR, seconds DOUBLE)""",
@@ -142,6 +147,19 @@ def save_positions(con: duckdb.DuckDBPyConnection, positions: Iterable[Position]
             f"INSERT OR REPLACE INTO watch_positions ({_POSITION_COLUMNS}, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
+        )
+
+
+def load_marks(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, tuple[str, int]]:
+    rows = con.execute("SELECT kind, key, ts_us FROM watch_zeek_marks WHERE source = ?", [source]).fetchall()
+    return {str(kind): (str(key), int(ts)) for kind, key, ts in rows}
+
+
+def save_marks(con: duckdb.DuckDBPyConnection, source: str, marks: dict[str, tuple[str, int]]) -> None:
+    if marks:
+        con.executemany(
+            "INSERT OR REPLACE INTO watch_zeek_marks VALUES (?, ?, ?, ?)",
+            [[source, kind, key, ts] for kind, (key, ts) in marks.items()],
         )
 
 
