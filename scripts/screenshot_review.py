@@ -118,11 +118,13 @@ _SVG: Final = re.compile(r"<svg\b([^>]*)>(.*?)</svg>", re.DOTALL)
 
 
 def pictures(html: str) -> list[str]:
-    """The class of each picture of the page: an ``<svg role="img">`` that has a ``<title>``."""
+    """The class of each picture of the page: an ``<svg role="img">`` whose first child is a ``<title>``
+    with text (the parts' own titles inside do not count)."""
     found = []
     for m in _SVG.finditer(html):
         attrs, body = m.group(1), m.group(2)
-        if 'role="img"' not in attrs or "<title>" not in body:
+        title = re.match(r"\s*<title>([^<]*)</title>", body)  # its own title, first: the text alternative
+        if 'role="img"' not in attrs or title is None or not title.group(1).strip():
             continue
         cls = re.search(r'class="([^"]*)"', attrs)
         found.append(cls.group(1) if cls else "")

@@ -113,6 +113,22 @@ def country_name(code: str | None, locale: str = "en") -> str:
     return f"{name} ({code})" if name else code
 
 
+def fit(text: object, width: float) -> str:
+    """``text`` cut to about ``width`` characters with "…" (a label in a picture; the whole text is in
+    the picture's title)."""
+    value = "" if text is None else str(text)
+    limit = max(4, int(width))
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def phase_label(label: object, locale: str = "en") -> str:
+    """A deadline's label, ``"BE: Verification phase"``, with the phase (a data string) in ``locale``."""
+    from derisk.i18n.data import text
+
+    regime, sep, phase = str(label).partition(": ")
+    return f"{regime}{sep}{text(locale, phase)}" if sep else str(text(locale, regime))
+
+
 def share(part: int | float, whole: int | float) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "–"
 
@@ -135,6 +151,8 @@ def install_filters(env: Any, locale: str = "en") -> None:
     ``dlaw`` (:mod:`derisk.i18n.data`); and the global ``share``."""
     env.filters["bytes"] = lambda value: human_bytes(value, locale)
     env.filters["num"] = lambda value: number(value, locale)
+    env.filters["fit"] = fit
+    env.filters["phase"] = lambda label: phase_label(label, locale)
     env.filters["country"] = lambda code: country_name(code, locale)
     env.filters["law"] = law_citation
     env.filters["bound"] = bound_text

@@ -414,7 +414,7 @@ def deadline_timeline(
 
     rows = [
         {
-            "label": visible(label, 60), "x0": x_of(s), "x1": max(x_of(e), x_of(s) + 2), "y": top + i * row_h,
+            "label": visible(label, 300), "x0": x_of(s), "x1": max(x_of(e), x_of(s) + 2), "y": top + i * row_h,
             "start": s.isoformat(), "ends": e.isoformat(), "passed": passed, "confidence": conf, "regime": regime,
         }
         for i, (label, regime, s, e, passed, conf) in enumerate(sorted(dated, key=lambda x: (x[2], x[3], x[0])))
