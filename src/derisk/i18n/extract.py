@@ -116,7 +116,15 @@ def _know_texts() -> dict[str, list[str]]:
     the screening memo; Know's sentences themselves are not templates yet and stay English."""
     from derisk.know.risk import FACTORS
 
-    return {title: [f"derisk.know.risk:FACTORS.{key}"] for key, title in FACTORS.items()}
+    found = {title: [f"derisk.know.risk:FACTORS.{key}"] for key, title in FACTORS.items()}
+    # how an endpoint's organisation and jurisdiction were attributed (derisk.enrich), shown beside them
+    for basis in ATTRIBUTION_BASES:
+        found.setdefault(basis, []).append("derisk.enrich.attribution:basis")
+    return found
+
+
+#: The attribution bases pages show (``dst_*_basis`` values of :mod:`derisk.enrich.attribution`).
+ATTRIBUTION_BASES: Final = ("registry", "as-registration", "as-org", "domain", "unknown")
 
 
 def data_messages() -> dict[str, list[str]]:
