@@ -134,8 +134,13 @@ def empty_ingest_batch() -> pa.RecordBatch:
 
 
 def contiguous(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """A column as one array (a batch's columns are; a table's may be chunked)."""
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    """A column as one array (a batch's columns are; a table's may be chunked).
+
+    A column of one chunk is that chunk, not a copy (``combine_chunks`` copies even then).
+    """
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def batch_from_columns(columns: dict[str, list[object]]) -> pa.RecordBatch:
