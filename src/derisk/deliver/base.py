@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from derisk.detect.alert import Alert
 from derisk.store.alert_flows import AlertFlows
@@ -60,9 +60,16 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+#: Keys of an alert's JSON form that restate others (``explanation``: the sentence's translatable
+#: templates with the values the other keys hold); left out of the digest, so that a version that
+#: adds such a key does not deliver every alert again.
+_RESTATED: Final = frozenset({"explanation"})
+
+
 def content_digest(alert: Alert) -> str:
     """SHA-256 of the alert's JSON form: equal digests, equal content (deduplication key)."""
-    text = json.dumps(alert.to_json(), sort_keys=True, ensure_ascii=True, default=str)
+    doc = {k: v for k, v in alert.to_json().items() if k not in _RESTATED}
+    text = json.dumps(doc, sort_keys=True, ensure_ascii=True, default=str)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 

@@ -32,7 +32,7 @@ from derisk.errors import InputError
 from derisk.flows import batch_from_columns, input_id_for
 from derisk.ingest import pcap
 from derisk.ingest.meterwatch import MeterWatch
-from derisk.live.sources import Chunk, Context
+from derisk.live.sources import Chunk, Context, Source
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class _Queued:
         self.taken = []
 
 
-class InterfaceSource:
+class InterfaceSource(Source):
     """Live metering of one interface through NFStream, with an optional BPF filter."""
 
     def __init__(
@@ -193,15 +193,6 @@ class InterfaceSource:
     def abort(self) -> None:
         return None  # what was taken stays taken and goes into the next batch
 
-    def busy(self) -> bool:
-        return False
-
-    def waiting(self) -> bool:
-        return False
-
-    def flush(self) -> None:
-        return None
-
     def status(self) -> dict[str, Any]:
         return {"up": self.up, "flows": self.flows, "queued": len(self.items.queue),
                 "failures": self.failures, "last_error": self.last_error}  # fmt: skip
@@ -222,7 +213,7 @@ def _interrupt(flows: Any, message: str) -> None:
         MeterWatch._stop(channel, message)
 
 
-class NetflowSource:
+class NetflowSource(Source):
     """NetFlow v5/v9 and IPFIX on UDP through :class:`derisk.ingest.collector.Collector`; each batch of
     datagrams is one input (the SHA-256 of its datagrams, as ``derisk collect`` names it)."""
 
@@ -270,15 +261,6 @@ class NetflowSource:
         self.items.commit()
 
     def abort(self) -> None:
-        return None
-
-    def busy(self) -> bool:
-        return False
-
-    def waiting(self) -> bool:
-        return False
-
-    def flush(self) -> None:
         return None
 
     def status(self) -> dict[str, Any]:

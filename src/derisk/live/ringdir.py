@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from derisk.errors import DeriskError
-from derisk.live.sources import Chunk, Context
+from derisk.live.sources import Chunk, Context, Source
 from derisk.store import checkpoints
 from derisk.store.checkpoints import Position
 
@@ -28,7 +28,7 @@ class _Seen:
 
 
 @dataclass
-class PcapDirSource:
+class PcapDirSource(Source):
     """A folder that ``tcpdump -G/-W/-C`` writes ring files into: each closed file is read once.
 
     A file counts as closed once a newer file exists in the folder, or it has not changed for
@@ -117,15 +117,6 @@ class PcapDirSource:
         for pos in self._staged:
             self.done.pop(pos.path, None)
         self._staged = []
-
-    def busy(self) -> bool:
-        return False
-
-    def waiting(self) -> bool:
-        return False
-
-    def flush(self) -> None:
-        return None
 
     def status(self) -> dict[str, Any]:
         return {"files": self.files, "read": len(self._digests), "failed": self.failed}

@@ -67,10 +67,20 @@ class Source(Protocol):
     def commit(self) -> None: ...
     def abort(self) -> None: ...
     def status(self) -> dict[str, Any]: ...
-    def busy(self) -> bool: ...
-    def waiting(self) -> bool: ...
-    def flush(self) -> None: ...
     def close(self) -> None: ...
+
+    # Defaults for sources that subclass the protocol (live capture, NetFlow, ring captures):
+    def busy(self) -> bool:
+        """More is waiting now: the next batch starts without the pause."""
+        return False
+
+    def waiting(self) -> bool:
+        """Records are held back for a moment (for companions): not idleness."""
+        return False
+
+    def flush(self) -> None:
+        """The run ends: release what is held."""
+        return None
 
 
 def skip_to_end(follower: Follower, con: duckdb.DuckDBPyConnection) -> None:
@@ -130,7 +140,7 @@ def is_current(path: Path) -> bool:
     return match is not None and match.group(3) is None and not _DAY_DIR.match(path.parent.name)
 
 
-class ZeekSource:
+class ZeekSource(Source):
     """Follows a Zeek log folder (see :func:`zeek_candidates`); conn records of the current logs
     wait for their companions (:mod:`derisk.live.zeekhold`)."""
 
@@ -309,7 +319,7 @@ def _newest(table: pa.Table) -> dt.datetime | None:
     return newest if newest.tzinfo is not None else newest.replace(tzinfo=dt.UTC)
 
 
-class EveSource:
+class EveSource(Source):
     """Follows a Suricata EVE log. Application events (tls, http, quic, dns) are kept for the window
     so that a ``flow`` event read in a later batch is still given its server name; each batch is
     read by the batch reader (:func:`derisk.ingest.eve.read_eve`) over the kept events and the new
@@ -378,12 +388,6 @@ class EveSource:
 
     def busy(self) -> bool:
         return self.follower.more
-
-    def waiting(self) -> bool:
-        return False
-
-    def flush(self) -> None:
-        return None
 
     def status(self) -> dict[str, Any]:
         c = self.follower.counters
