@@ -19,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from derisk.store.spill import spill_directory
+
 #: What :meth:`AnswerIndex.add` takes.
 ANSWER_SCHEMA: Final = pa.schema(
     [
@@ -96,6 +98,7 @@ class AnswerIndex:
                 config: dict[str, str | bool | int | float | list[str]] = {
                     "autoinstall_known_extensions": False,
                     "autoload_known_extensions": False,
+                    "temp_directory": spill_directory(),
                     "threads": 2,
                 }
                 self._con = duckdb.connect(":memory:", config=config)

@@ -26,6 +26,7 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 
+from derisk.store.spill import spill_directory
 from derisk.store.sqltext import ident, literal
 
 #: Threads DuckDB may use for one read.
@@ -78,6 +79,7 @@ def connect() -> duckdb.DuckDBPyConnection:
         config={
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
+            "temp_directory": spill_directory(),
             "threads": max(1, min(MAX_THREADS, pa.cpu_count())),
         },
     )

@@ -49,6 +49,7 @@ import duckdb
 import pyarrow as pa
 
 from derisk.safetext import MAX_FIELD_CHARS
+from derisk.store.spill import spill_directory
 from derisk.store.sqltext import ident, literal
 
 #: Threads DuckDB may use for one read (it parallelises the CSV and JSON scans).
@@ -302,6 +303,7 @@ def private_connection() -> duckdb.DuckDBPyConnection:
     config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
+        "temp_directory": spill_directory(),
         "threads": max(1, min(MAX_THREADS, pa.cpu_count())),
     }
     con = duckdb.connect(":memory:", config=config)
