@@ -188,6 +188,8 @@ def sentence(lang: str, english: Any) -> Any:
 
 
 def _value(lang: str, key: str, value: str) -> str:
+    if _LONG_DATE.fullmatch(value) or _ISO_DATE.fullmatch(value):
+        return str(day(lang, value))
     if key.endswith("_label"):
         return str(text(lang, value))
     if key.endswith("_sentence"):
@@ -229,7 +231,8 @@ _CITED: Final = re.compile(r"(?:^|(?<=; ))([^;\[\]]+?)(?= (?:Art\.|art\.|§|\[))
 #: Values that are names (from traffic, the site file or the registry), never read as numbers.
 _NAME_FIELDS: Final = frozenset(
     {"system", "src_ip", "dest", "domain", "controller", "organisation", "example", "largest", "listed",
-     "laws", "jurisdiction"}
+     "laws", "jurisdiction", "name", "names", "owner", "asset", "chain", "loops", "state", "where",
+     "country", "group", "cite", "reason", "oversight", "confidence"}
 )  # fmt: skip
 
 
@@ -238,6 +241,8 @@ def _phrase_value(lang: str, key: str, value: str) -> str:
     writes numbers (``5,0 min``, ``1 234``), anything else (names above all) as it is."""
     if key.endswith("_label"):
         return str(text(lang, value))
+    if key.endswith("_sentence"):
+        return str(sentence(lang, value))
     if key == "laws":
         return _CITED.sub(lambda c: str(law_title(lang, c.group(1))), value)
     m = None if key in _NAME_FIELDS else _NUMBER.fullmatch(value)
@@ -283,11 +288,77 @@ def destination(lang: str, doc: Any) -> Any:
     return doc.get("destination")
 
 
+def parts(lang: str, found: Any, sep: str = " ") -> str | None:
+    """Sentence parts (``(template, values)`` pairs, as :mod:`derisk.know.explain` builds them, or
+    ``{"template": ..., "fields": ...}`` as documents store them) in ``lang``, filled and joined by
+    ``sep``; None when any part is no valid phrase (the caller then shows the English sentence)."""
+    if not found:
+        return None
+    shown: list[str] = []
+    for item in found:
+        doc = item if isinstance(item, dict) else {"template": item[0], "fields": dict(item[1])}
+        filled = phrase(lang, doc)
+        if filled is None:
+            return None
+        shown.append(filled)
+    return sep.join(shown)
+
+
+def factor(lang: str, doc: Any) -> Any:
+    """A supplier-risk factor's sentence in ``lang`` (a :class:`derisk.know.risk.RiskFactor` or its
+    JSON): its stored parts translated, else its English ``sentence`` matched as a data sentence."""
+    stored = doc.get("explanation") if isinstance(doc, dict) else getattr(doc, "parts", None)
+    english = doc.get("sentence") if isinstance(doc, dict) else getattr(doc, "sentence", None)
+    if lang == DEFAULT_LANGUAGE:
+        return english
+    translated = parts(lang, stored) if isinstance(stored, list | tuple) else None
+    return translated if translated is not None else sentence(lang, english)
+
+
+#: A date as the English pages write it: ``2026-03-15`` or ``15 March 2026``.
+_ISO_DATE: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_LONG_DATE: Final = re.compile(
+    r"(\d{1,2}) (January|February|March|April|May|June|July|August|September|October|November|December) "
+    r"(\d{4})"
+)
+_MONTHS: Final = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+    "November", "December",
+)  # fmt: skip
+
+
+def day(lang: str, value: Any) -> Any:
+    """A date (ISO ``2026-03-15`` or English ``15 March 2026``) written the way ``lang`` writes dates
+    (Babel's long format: ``15 mars 2026``, ``15. März 2026``); anything else, and English, unchanged."""
+    if lang == DEFAULT_LANGUAGE or not isinstance(value, str):
+        return value
+    import datetime
+
+    from babel.dates import format_date
+
+    iso, long = _ISO_DATE.fullmatch(value), _LONG_DATE.fullmatch(value)
+    try:
+        if iso is not None:
+            when = datetime.date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
+        elif long is not None:
+            month = _MONTHS.index(long.group(2)) + 1
+            when = datetime.date(int(long.group(3)), month, int(long.group(1)))
+        else:
+            return value
+    except ValueError:
+        return value
+    return str(format_date(when, format="long", locale=lang))
+
+
 def install(env: Any, lang: str) -> None:
     """Jinja2 filters: ``dt`` (data string, also one cut short), ``ds`` (data sentence), ``dlaw``
-    (law title), ``dalert`` (an alert's sentence) and ``ddest`` (an alert's destination)."""
+    (law title), ``dalert`` (an alert's sentence), ``ddest`` (an alert's destination), ``dparts``
+    (sentence parts), ``dfactor`` (a risk factor's sentence) and ``ddate`` (a date)."""
     env.filters["dt"] = lambda value: text_cut(lang, value)
     env.filters["ds"] = lambda value: sentence(lang, value)
     env.filters["dlaw"] = lambda value: law_title(lang, value)
     env.filters["dalert"] = lambda value: explained(lang, value)
     env.filters["ddest"] = lambda value: destination(lang, value)
+    env.filters["dparts"] = lambda value, sep=" ": parts(lang, value, sep)
+    env.filters["dfactor"] = lambda value: factor(lang, value)
+    env.filters["ddate"] = lambda value: day(lang, value)

@@ -55,7 +55,7 @@ def messages() -> dict[str, list[str]]:
 
 
 #: Packages whose Python code marks data sentence templates with ``T_()`` (detect/ may join).
-DATA_PACKAGES: Final = ("derisk.screen", "derisk.reduce", "derisk.detect")
+DATA_PACKAGES: Final = ("derisk.screen", "derisk.reduce", "derisk.detect", "derisk.know")
 #: The fields of the shipped data files that are sentences or labels a reader sees. Article numbers,
 #: citations, sources, URLs and dates are not among them: they are never translated.
 LAW_FIELDS: Final = ("law", "obligation", "bound", "summary")

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Final, Literal
 
+from derisk.i18n.data import P_, T_, fill
+
 if TYPE_CHECKING:
     from derisk.know.graphdb import GraphDatabase
 
@@ -114,30 +116,44 @@ class Link:
 
     def describe(self) -> str:
         """A short phrase: what this link says, for paths and sentences."""
-        parts: list[str] = []
+        text = ", ".join(fill(template, **values) for template, values in self.describe_parts())
+        return f"{text} {DISPUTED}" if self.disputed else text
+
+    def describe_parts(self) -> list[tuple[str, dict[str, str]]]:
+        """:meth:`describe` as phrase templates and their values (joined by ", "; the mark
+        :data:`DISPUTED` not included), for pages that translate it."""
+        parts: list[tuple[str, dict[str, str]]] = []
         if self.kind == "directorship":
-            return "director of"
+            return [(P_("director of"), {})]
         if self.share is not None:
-            parts.append(f"{_pct(self.share)} of shares")
+            parts.append((P_("{share} of shares"), {"share": _pct(self.share)}))
         if self.voting is not None:
-            parts.append(f"{_pct(self.voting)} of voting rights")
+            parts.append((P_("{voting} of voting rights"), {"voting": _pct(self.voting)}))
         if self.kind == "control":
-            mech = self.control_type or "control"
-            parts.insert(0, f"controls ({mech})")
+            if self.control_type:
+                parts.insert(
+                    0, (P_("controls ({mechanism_sentence})"), {"mechanism_sentence": self.control_type})
+                )
+            else:
+                parts.insert(0, (P_("controls (control)"), {}))
         elif self.kind == "state":
-            parts.insert(0, f"state {self.control_type or 'ownership or supervision'}")
+            if self.control_type:
+                parts.insert(0, (P_("state {mechanism_sentence}"), {"mechanism_sentence": self.control_type}))
+            else:
+                parts.insert(0, (P_("state ownership or supervision"), {}))
         elif not parts:
             parts.append(
-                "owns (share not published)"
+                (P_("owns (share not published)"), {})
                 if self.controlling is None
-                else "owns a controlling stake"
+                else (P_("owns a controlling stake"), {})
                 if self.controlling
-                else "owns a non-controlling stake"
+                else (P_("owns a non-controlling stake"), {})
             )
-        text = ", ".join(parts)
-        if self.disputed:
-            text += " (disputed)"
-        return text
+        return parts
+
+
+#: What :meth:`Link.describe` adds to a disputed link.
+DISPUTED: Final = T_("(disputed)")
 
 
 def _pct(value: float) -> str:

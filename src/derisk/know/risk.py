@@ -16,19 +16,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from derisk import countries
+from derisk.i18n.data import P_, T_
+from derisk.know.explain import Part, part, text
 from derisk.know.graph import Entity, Graph
-from derisk.know.laws import DISCLAIMER, Law, laws_for, safeguards_for
+from derisk.know.laws import Law, laws_for, safeguards_for
 from derisk.know.resolve import Resolution, resolve_controller
 
 if TYPE_CHECKING:
     from derisk.know.graphdb import GraphDatabase
 
 FACTORS: Final = {
-    "government-link": "Link between the supplier and a third-country government",
-    "legislation": "The controlling country's legislation and its checks and balances",
-    "ownership": "The supplier's corporate ownership",
-    "pressure": "The third country's ability to exert pressure",
-    "supply-continuity": "Supply continuity",
+    "government-link": T_("Link between the supplier and a third-country government"),
+    "legislation": T_("The controlling country's legislation and its checks and balances"),
+    "ownership": T_("The supplier's corporate ownership"),
+    "pressure": T_("The third country's ability to exert pressure"),
+    "supply-continuity": T_("Supply continuity"),
 }
 #: Findings, from most to least concerning.
 FINDINGS: Final = ("present", "disputed", "indirect", "not found", "unknown")
@@ -42,6 +44,9 @@ class RiskFactor:
     evidence: tuple[str, ...]
     sentence: str
     laws: tuple[Law, ...] = field(default=())
+    #: The sentence as phrase templates with their values (what a page translates); ``sentence`` is
+    #: their English text.
+    parts: tuple[Part, ...] = field(default=(), compare=False)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -50,7 +55,14 @@ class RiskFactor:
             "finding": self.finding,
             "evidence": list(self.evidence),
             "sentence": self.sentence,
+            "explanation": [{"template": t, "fields": dict(v)} for t, v in self.parts],
         }
+
+
+def _factor(
+    key: str, finding: str, evidence: tuple[str, ...], parts: list[Part], laws: tuple[Law, ...] = ()
+) -> RiskFactor:
+    return RiskFactor(key, FACTORS[key], finding, evidence, text(parts), laws, tuple(parts))
 
 
 def eu_members() -> frozenset[str]:
@@ -78,92 +90,114 @@ def supplier_risk(graph: Graph, entity_id: str, *, as_of: str | None = None) -> 
     ]
 
 
-def _where(res: Resolution) -> str:
-    return res.jurisdiction or "an unknown jurisdiction"
+_UNKNOWN: Final = P_("The controlling jurisdiction is unknown.")
 
 
 def _government_link(res: Resolution) -> RiskFactor:
     key = "government-link"
     evidence: list[str] = []
     third = third_country(res.jurisdiction)
+    name = res.entity.name
     if res.state_controlled:
         evidence.extend(step.sentence() for step in res.path)
         finding = "present" if third else "not found"
-        who = f"the state of {res.state}"
-        text = f"{res.entity.name} is controlled by {who}" + (
-            ", a third country." if third else ", an EU member state; this factor concerns third countries."
+        template = (
+            P_("{name} is controlled by the state of {state}, a third country.")
+            if third
+            else P_(
+                "{name} is controlled by the state of {state}, an EU member state; this factor concerns "
+                "third countries."
+            )
         )
+        parts = [part(template, name=name, state=res.state)]
     elif res.disputed:
         evidence.extend(step.sentence() for step in res.disputed)
         finding = "disputed"
-        text = f"A link between {res.entity.name}'s owners and the state is alleged but disputed."
+        parts = [part(P_("A link between {name}'s owners and the state is alleged but disputed."), name=name)]
     elif res.state_influence:
         evidence.extend(step.sentence() for step in res.state_influence)
         finding = "indirect" if third else "not found"
-        text = f"State bodies hold stakes without control in {res.entity.name}'s ownership chain."
+        parts = [part(P_("State bodies hold stakes without control in {name}'s ownership chain."), name=name)]
     else:
         finding = "not found"
-        text = f"No state ownership or control of {res.entity.name} is recorded in the control graph."
-    return RiskFactor(key, FACTORS[key], finding, tuple(evidence), text)
+        parts = [
+            part(P_("No state ownership or control of {name} is recorded in the control graph."), name=name)
+        ]
+    return _factor(key, finding, tuple(evidence), parts)
 
 
 def _legislation(res: Resolution, compulsion: list[Law]) -> RiskFactor:
     key = "legislation"
-    where = _where(res)
     if res.jurisdiction is None:
-        return RiskFactor(key, FACTORS[key], "unknown", (), "The controlling jurisdiction is unknown.")
+        return _factor(key, "unknown", (), [part(_UNKNOWN)])
+    where = res.jurisdiction
     if not compulsion:
         safeguards = safeguards_for(res.jurisdiction)
         evidence = tuple(law.sentence() for law in safeguards)
-        text = f"No law compelling cooperation or data access is recorded for {where}."
+        parts = [
+            part(P_("No law compelling cooperation or data access is recorded for {where}."), where=where)
+        ]
         if not third_country(res.jurisdiction):
-            text += " EU law and its safeguards apply there."
-        return RiskFactor(key, FACTORS[key], "not found", evidence, text, tuple(safeguards))
+            parts.append(part(P_("EU law and its safeguards apply there.")))
+        return _factor(key, "not found", evidence, parts, tuple(safeguards))
     cites = "; ".join(law.citation() for law in compulsion)
     oversight = [law for law in compulsion if law.judicial_oversight]
-    text = f"Control is exercised from {where}, whose laws compel cooperation or data access: {cites}."
-    if oversight:
-        text += (
-            " Recorded oversight: "
-            + "; ".join(f"{law.law}: {law.judicial_oversight}" for law in oversight)
-            + "."
+    parts = [
+        part(
+            P_("Control is exercised from {where}, whose laws compel cooperation or data access: {laws}."),
+            where=where,
+            laws=cites,
         )
+    ]
+    if oversight:
+        recorded = "; ".join(f"{law.law}: {law.judicial_oversight}" for law in oversight)
+        parts.append(part(P_("Recorded oversight: {oversight}."), oversight=recorded))
     else:
-        text += " No judicial oversight of these duties is recorded in the legal base."
-    text += f" {DISCLAIMER}"
+        parts.append(part(P_("No judicial oversight of these duties is recorded in the legal base.")))
+    parts.append(part(P_("Decision support, not legal advice.")))  # laws.DISCLAIMER
     evidence = tuple(law.sentence() for law in compulsion)
-    return RiskFactor(key, FACTORS[key], "present", evidence, text, tuple(compulsion))
+    return _factor(key, "present", evidence, parts, tuple(compulsion))
 
 
 def _ownership(res: Resolution) -> RiskFactor:
     key = "ownership"
     evidence = [step.sentence() for step in res.path]
     chain = " → ".join(res.chain())
-    notes: list[str] = []
+    notes: list[Part] = []
     incorporated = res.controller.country if res.controller else None
     if res.controller and incorporated and res.jurisdiction and incorporated != res.jurisdiction:
         notes.append(
-            f"{res.controller.name} is incorporated in {incorporated} but control is exercised from "
-            f"{res.jurisdiction}"
+            part(
+                P_("{controller} is incorporated in {country} but control is exercised from {where}."),
+                controller=res.controller.name,
+                country=incorporated,
+                where=res.jurisdiction,
+            )
         )
     vie = [
         step for step in res.path if step.link.kind == "control" and "VIE" in (step.link.control_type or "")
     ]
     if vie:
         notes.append(
-            "control rests on contracts (VIE structure), not on shares: "
-            + ", ".join(step.asset.name for step in vie)
+            part(
+                P_("Control rests on contracts (VIE structure), not on shares: {names}."),
+                names=", ".join(step.asset.name for step in vie),
+            )
         )
     if res.cycles:
-        notes.append("the ownership contains a cycle")
+        notes.append(part(P_("The ownership contains a cycle.")))
     if res.joint:
-        notes.append("control is joint")
-    text = f"Ownership chain: {chain}; weakest link [{res.confidence}]."
-    if notes:
-        joined = "; ".join(notes)
-        text += " " + joined[:1].upper() + joined[1:] + "."
+        notes.append(part(P_("Control is joint.")))
+    parts = [
+        part(
+            P_("Ownership chain: {chain}; weakest link [{confidence}]."),
+            chain=chain,
+            confidence=res.confidence,
+        ),
+        *notes,
+    ]
     finding = "present" if res.path or res.joint else "not found"
-    return RiskFactor(key, FACTORS[key], finding, tuple(evidence), text)
+    return _factor(key, finding, tuple(evidence), parts)
 
 
 def _pressure(res: Resolution, compulsion: list[Law]) -> RiskFactor:
@@ -171,24 +205,43 @@ def _pressure(res: Resolution, compulsion: list[Law]) -> RiskFactor:
     general = [law for law in compulsion if "cooperation" in law.obligation or "assistance" in law.obligation]
     third = third_country(res.jurisdiction)
     evidence = tuple(law.sentence() for law in general)
+    name = res.entity.name
     if third and (general or res.state_controlled):
-        reasons = []
-        if res.state_controlled:
-            reasons.append(f"the state of {res.state} controls the entity")
-        if general:
-            reasons.append(
-                "its laws impose duties to cooperate or assist: "
-                + "; ".join(law.citation() for law in general)
+        where = res.jurisdiction
+        laws = "; ".join(law.citation() for law in general)
+        if res.state_controlled and general:
+            first = part(
+                P_(
+                    "{where} can exert pressure on {name}: the state of {state} controls the entity; and its "
+                    "laws impose duties to cooperate or assist: {laws}."
+                ),
+                where=where,
+                name=name,
+                state=res.state,
+                laws=laws,
             )
-        text = (
-            f"{res.jurisdiction} can exert pressure on {res.entity.name}: " + "; and ".join(reasons) + "."
-            " Where its products are made is not recorded in the control graph."
-        )
-        return RiskFactor(key, FACTORS[key], "present", evidence, text, tuple(general))
+        elif res.state_controlled:
+            first = part(
+                P_("{where} can exert pressure on {name}: the state of {state} controls the entity."),
+                where=where,
+                name=name,
+                state=res.state,
+            )
+        else:
+            first = part(
+                P_(
+                    "{where} can exert pressure on {name}: its laws impose duties to cooperate or assist: {laws}."
+                ),
+                where=where,
+                name=name,
+                laws=laws,
+            )
+        parts = [first, part(P_("Where its products are made is not recorded in the control graph."))]
+        return _factor(key, "present", evidence, parts, tuple(general))
     if third is None:
-        return RiskFactor(key, FACTORS[key], "unknown", (), "The controlling jurisdiction is unknown.")
-    text = f"No recorded legal or ownership lever lets a third country press {res.entity.name}."
-    return RiskFactor(key, FACTORS[key], "not found", evidence, text)
+        return _factor(key, "unknown", (), [part(_UNKNOWN)])
+    parts = [part(P_("No recorded legal or ownership lever lets a third country press {name}."), name=name)]
+    return _factor(key, "not found", evidence, parts)
 
 
 def _continuity(graph: Graph, res: Resolution) -> RiskFactor:
@@ -197,17 +250,20 @@ def _continuity(graph: Graph, res: Resolution) -> RiskFactor:
     assessments = graph.assessments_for(group)
     if assessments:
         evidence = tuple(f"{a.says} [{a.confidence}] ({a.source.cite()})" for a in assessments)
-        text = (
-            f"Published assessments of {group}: "
-            + " ".join(a.says for a in assessments)
-            + " Plan for replacing the supplier (multi-vendor strategy, 5G Toolbox)."
+        parts = [part(P_("Published assessments of {group}:"), group=group)]
+        parts.extend(part(P_("{says_sentence}"), says_sentence=a.says) for a in assessments)
+        parts.append(part(P_("Plan for replacing the supplier (multi-vendor strategy, 5G Toolbox).")))
+        return _factor(key, "present", evidence, parts)
+    parts = [
+        part(
+            P_(
+                "derisk has no data on {name}'s supply continuity; check lock-in and alternatives (NIS2 Art. 22 "
+                "names systemic supply disruption from lock-in)."
+            ),
+            name=res.entity.name,
         )
-        return RiskFactor(key, FACTORS[key], "present", evidence, text)
-    text = (
-        f"derisk has no data on {res.entity.name}'s supply continuity; check lock-in and alternatives "
-        "(NIS2 Art. 22 names systemic supply disruption from lock-in)."
-    )
-    return RiskFactor(key, FACTORS[key], "unknown", (), text)
+    ]
+    return _factor(key, "unknown", (), parts)
 
 
 @dataclass(frozen=True)

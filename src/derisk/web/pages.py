@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from derisk.know.explain import resolution_parts
 from derisk.know.laws import laws_for
 from derisk.know.resolve import resolve_controller
 from derisk.know.risk import supplier_risk
@@ -209,6 +210,7 @@ def entity(visit: Visit) -> Page:
         {
             "e": graph.entities[entity_id],
             "res": res,
+            "res_parts": resolution_parts(res),
             "laws": _law_rows(res.jurisdiction),
             "risk": risk,
             "dests": dests,
