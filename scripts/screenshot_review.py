@@ -19,7 +19,8 @@ memo, the plan and the full report (HTML and PDF). Each page is checked for
 With Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright) each page is saved as
 ``OUT/<lang>-<page>.png`` (full page), the report also in print layout (``<lang>-report-print.png``,
 what WeasyPrint lays out for the PDF); the PDF goes to ``OUT/<lang>-report.pdf`` and its text is
-checked with pypdf. Findings go to ``OUT/findings.json`` and the terminal; the exit code is 1 when a
+checked with pypdf and, when poppler's ``pdftoppm`` is installed, its pages are rendered to
+``OUT/<lang>-report-<n>.png``. Findings go to ``OUT/findings.json`` and the terminal; the exit code is 1 when a
 check failed. ``tests/test_screenshot_review.py`` runs the same checks.
 """
 
@@ -181,6 +182,38 @@ def data_sentences(english_html: str, lang: str) -> list[str]:
     return out
 
 
+def know_sentences(path: str, lang: str) -> list[str]:
+    """The English text of each part of Know's own sentences about the entity at ``path`` (who controls
+    it, its supplier-risk factors, its control chain's link phrases) that has a translation in
+    ``lang``, computed over the shipped control graph as the entity page does. Empty for an entity the
+    shipped graph does not hold (an imported one)."""
+    from urllib.parse import unquote
+
+    from derisk.i18n import data
+    from derisk.know.curated import load_curated
+    from derisk.know.explain import Part, resolution_parts
+    from derisk.know.resolve import resolve_controller
+    from derisk.know.risk import supplier_risk
+
+    entity_id = unquote(path.rstrip("/").rsplit("/", 1)[-1])
+    graph = load_curated()
+    if entity_id not in graph.entities:
+        return []
+    res = resolve_controller(graph, entity_id)
+    parts: list[Part] = list(resolution_parts(res))
+    for factor in supplier_risk(graph, entity_id):
+        parts.extend(factor.parts)
+    for step in res.path:
+        parts.extend(step.link.describe_parts())
+    out = []
+    for template, values in parts:
+        english = data.fill(template, **values)
+        shown = data.phrase(lang, {"template": template, "fields": values})
+        if shown != english and len(english.split()) >= MIN_WORDS:
+            out.append(english)
+    return out
+
+
 def english_leaks(html: str, known: list[str]) -> list[str]:
     """The known English sentences shown in ``html``."""
     text = visible_text(html)
@@ -237,6 +270,8 @@ def review_html(
             if lang == "en":
                 continue
             known = alert_sentences(alerts, lang) + data_sentences(pages["en"].get(page, ""), lang)
+            if page == "entity":
+                known += know_sentences(path, lang)
             findings += [Finding(page, lang, "english", f"English data sentence: {s[:160]}")
                          for s in english_leaks(html, known)]  # fmt: skip
     return findings, pages, paths
@@ -260,6 +295,27 @@ def pdf_findings(pdf: bytes, lang: str, alerts: list[dict[str, Any]]) -> list[Fi
                     Finding("report-pdf", lang, "english", f"English data sentence: {sentence[:160]}")
                 )
     return found
+
+
+def pdf_pictures(pdf: Path, dpi: int = 60) -> list[Finding]:
+    """The PDF's pages as PNG files beside it (``<name>-1.png``, ...) with poppler's ``pdftoppm``, to
+    look at what WeasyPrint laid out; nothing (and no finding) when pdftoppm is not installed
+    (``scripts/system-deps`` installs poppler-utils)."""
+    import shutil
+
+    tool = shutil.which("pdftoppm")
+    if tool is None:
+        return []
+    done = subprocess.run(
+        [tool, "-png", "-r", str(dpi), str(pdf), str(pdf.with_suffix(""))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        return [Finding("report-pdf", pdf.stem[:2], "pdf", f"pdftoppm failed: {done.stderr.strip()[:200]}")]
+    return []
 
 
 # -- the workspace, the server and the browser ---------------------------------------------------
@@ -423,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             pdf = raw(f"/report/analysis.pdf?lang={lang}")
             (out / f"{lang}-report.pdf").write_bytes(pdf)
             findings += pdf_findings(pdf, lang, alerts)
+            findings += pdf_pictures(out / f"{lang}-report.pdf")
             if lang != "en":
                 for name, html in pages.get(lang, {}).items():
                     found = suspects(pages["en"].get(name, ""), html)

@@ -107,6 +107,38 @@ def test_the_checks_catch_an_english_sentence_and_a_missing_picture(
     assert review.missing_pictures("alert", french_alert.replace('role="img"', "")) == ["trend"]
 
 
+def test_know_sentences_of_the_entity_page_are_checked(reviewed: tuple[Any, ...]) -> None:
+    """Know's own sentences (who controls the entity, its risk factors, its chain's links) are among
+    the known English sentences: shown on the English entity page, absent from the others, and found
+    when one slips back in."""
+    _, pages, paths = reviewed
+    for lang in ("fr", "nl", "de"):
+        known = review.know_sentences(paths["entity"], lang)
+        assert len(known) >= 5, (lang, known)
+        assert any("controlled" in s or "Ownership chain" in s for s in known)
+        assert review.english_leaks(pages["en"]["entity"], known)
+        assert review.english_leaks(pages[lang]["entity"], known) == []
+        leaked = pages[lang]["entity"].replace("</main>", f"<p>{known[0]}</p></main>")
+        assert review.english_leaks(leaked, known) == [known[0]]
+
+
+def test_the_memo_writes_dates_in_the_page_language(reviewed: tuple[Any, ...]) -> None:
+    """The memo's own dates (as of, the question's signing and closing, deadlines) in the page's
+    language; a date inside a law's name ("Cooperation Agreement of 30 November 2022") stays."""
+    _, pages, _ = reviewed
+    months = "January|February|March|April|May|June|July|August|September|October|November|December"
+    english_date = re.compile(rf"\b\d{{1,2}} ({months}) \d{{4}}\b|\b20\d\d-\d\d-\d\d\b")
+
+    def own_dates(html: str) -> str:
+        lead = re.findall(r'<p class="(?:lead|sub mono)">(.*?)</p>', html, re.DOTALL)
+        cells = re.findall(r"<td>([^<]*)</td>", html)
+        return " ".join(lead + cells)
+
+    assert english_date.search(own_dates(pages["en"]["memo"]))  # the English memo does write them
+    for lang in ("fr", "nl", "de"):
+        assert not english_date.search(own_dates(pages[lang]["memo"])), lang
+
+
 @pytest.mark.parametrize("lang", review.LANGS)
 def test_the_report_pdf_has_pages_and_its_language(
     lang: str, client: TestClient, alerts: list[dict[str, Any]]

@@ -34,7 +34,7 @@ _BASIS: Final = {
 
 #: Sentences that :mod:`derisk.know.resolve` writes as notes and path reasons (plain English there),
 #: marked here so the catalogue translates them when a page shows them (matched as templates).
-NOTES: Final = (T_("bodies of the state {state} hold {total}% together"),)
+NOTES: Final = (T_("bodies of the state {state} hold {total}% together"), T_("no source"))
 
 
 def part(template: str, **values: object) -> Part:

@@ -20,7 +20,7 @@ from derisk.i18n.data import P_, T_
 from derisk.know.explain import Part, part, text
 from derisk.know.graph import Entity, Graph
 from derisk.know.laws import Law, laws_for, safeguards_for
-from derisk.know.resolve import Resolution, resolve_controller
+from derisk.know.resolve import PathStep, Resolution, resolve_controller
 
 if TYPE_CHECKING:
     from derisk.know.graphdb import GraphDatabase
@@ -47,6 +47,9 @@ class RiskFactor:
     #: The sentence as phrase templates with their values (what a page translates); ``sentence`` is
     #: their English text.
     parts: tuple[Part, ...] = field(default=(), compare=False)
+    #: The control-chain steps ``evidence`` describes (one each), for pages that translate their
+    #: phrases; empty when the evidence is laws or assessments.
+    steps: tuple[PathStep, ...] = field(default=(), compare=False)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -60,9 +63,14 @@ class RiskFactor:
 
 
 def _factor(
-    key: str, finding: str, evidence: tuple[str, ...], parts: list[Part], laws: tuple[Law, ...] = ()
+    key: str,
+    finding: str,
+    evidence: tuple[str, ...],
+    parts: list[Part],
+    laws: tuple[Law, ...] = (),
+    steps: tuple[PathStep, ...] = (),
 ) -> RiskFactor:
-    return RiskFactor(key, FACTORS[key], finding, evidence, text(parts), laws, tuple(parts))
+    return RiskFactor(key, FACTORS[key], finding, evidence, text(parts), laws, tuple(parts), steps)
 
 
 def eu_members() -> frozenset[str]:
@@ -95,11 +103,11 @@ _UNKNOWN: Final = P_("The controlling jurisdiction is unknown.")
 
 def _government_link(res: Resolution) -> RiskFactor:
     key = "government-link"
-    evidence: list[str] = []
+    steps: tuple[PathStep, ...] = ()
     third = third_country(res.jurisdiction)
     name = res.entity.name
     if res.state_controlled:
-        evidence.extend(step.sentence() for step in res.path)
+        steps = res.path
         finding = "present" if third else "not found"
         template = (
             P_("{name} is controlled by the state of {state}, a third country.")
@@ -111,11 +119,11 @@ def _government_link(res: Resolution) -> RiskFactor:
         )
         parts = [part(template, name=name, state=res.state)]
     elif res.disputed:
-        evidence.extend(step.sentence() for step in res.disputed)
+        steps = res.disputed
         finding = "disputed"
         parts = [part(P_("A link between {name}'s owners and the state is alleged but disputed."), name=name)]
     elif res.state_influence:
-        evidence.extend(step.sentence() for step in res.state_influence)
+        steps = res.state_influence
         finding = "indirect" if third else "not found"
         parts = [part(P_("State bodies hold stakes without control in {name}'s ownership chain."), name=name)]
     else:
@@ -123,7 +131,7 @@ def _government_link(res: Resolution) -> RiskFactor:
         parts = [
             part(P_("No state ownership or control of {name} is recorded in the control graph."), name=name)
         ]
-    return _factor(key, finding, tuple(evidence), parts)
+    return _factor(key, finding, tuple(step.sentence() for step in steps), parts, steps=steps)
 
 
 def _legislation(res: Resolution, compulsion: list[Law]) -> RiskFactor:
@@ -161,7 +169,6 @@ def _legislation(res: Resolution, compulsion: list[Law]) -> RiskFactor:
 
 def _ownership(res: Resolution) -> RiskFactor:
     key = "ownership"
-    evidence = [step.sentence() for step in res.path]
     chain = " → ".join(res.chain())
     notes: list[Part] = []
     incorporated = res.controller.country if res.controller else None
@@ -197,7 +204,7 @@ def _ownership(res: Resolution) -> RiskFactor:
         *notes,
     ]
     finding = "present" if res.path or res.joint else "not found"
-    return _factor(key, finding, tuple(evidence), parts)
+    return _factor(key, finding, tuple(step.sentence() for step in res.path), parts, steps=res.path)
 
 
 def _pressure(res: Resolution, compulsion: list[Law]) -> RiskFactor:

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from derisk.know.explain import resolution_parts
+from derisk.know.graph import DISPUTED
 from derisk.know.laws import laws_for
 from derisk.know.resolve import resolve_controller
 from derisk.know.risk import supplier_risk
@@ -172,13 +173,28 @@ def _chain_box(e: Any) -> dict[str, Any]:
             "state": e.is_state}  # fmt: skip
 
 
-def _chain_step(step: Any) -> tuple[dict[str, Any], dict[str, Any], str, str]:
+def _chain_step(step: Any, lang: str) -> tuple[dict[str, Any], dict[str, Any], str, str]:
     return (
         _chain_box(step.asset),
         _chain_box(step.owner),
-        f"{step.owner.name}: {step.reason}",
+        f"{step.owner.name}: {_reason(step, lang)}",
         step.confidence,
     )
+
+
+def _reason(step: Any, lang: str) -> str:
+    """A path step's reason in ``lang``: the link's phrase translated from its parts, a summary or
+    note after it matched as a data sentence (names stay as they are; the picture escapes them)."""
+    from derisk.i18n import data
+
+    said, reason = step.link.describe(), str(step.reason)
+    if lang == "en" or not (reason == said or reason.startswith(said + "; ")):
+        return str(data.sentence(lang, reason))
+    shown = data.parts(lang, step.link.describe_parts(), ", ") or said
+    if step.link.disputed:
+        shown += " " + str(data.text(lang, DISPUTED))
+    rest = reason[len(said) + 2 :]
+    return f"{shown}; {data.sentence(lang, rest)}" if rest else shown
 
 
 @guarded()
@@ -218,7 +234,7 @@ def entity(visit: Visit) -> Page:
             "children": children,
             "evidence": evidence,
             "listed": listed,
-            "chain": svg.chain_diagram([_chain_step(step) for step in res.path]),
+            "chain": svg.chain_diagram([_chain_step(step, visit.lang) for step in res.path]),
         },
         f"entity-{entity_id}",
     )
