@@ -101,3 +101,10 @@ def test_dates_in_the_page_language() -> None:
     )
     shown = data.sentence("de", question)
     assert "2. März 2026" in shown and "30. Juni 2026" in shown and "March" not in shown
+
+
+def test_timestamps_in_the_page_language() -> None:
+    shown = str(data.moment("de", "2026-11-02T06:00:01.927000Z")).replace("\u202f", " ")
+    assert shown == "02.11.2026, 06:00:01 UTC"
+    assert data.moment("en", "2026-11-02T06:00:01Z") == "2026-11-02T06:00:01Z"
+    assert data.moment("fr", "not a time") == "not a time"

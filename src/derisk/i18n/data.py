@@ -350,10 +350,30 @@ def day(lang: str, value: Any) -> Any:
     return str(format_date(when, format="long", locale=lang))
 
 
+def moment(lang: str, value: Any) -> Any:
+    """An ISO timestamp (``2026-11-02T06:00:01.927000Z``, as documents keep them) written the way
+    ``lang`` writes a date and time, in UTC (``2 nov. 2026, 06:00:01 UTC``); anything else, and
+    English, unchanged."""
+    if lang == DEFAULT_LANGUAGE or not isinstance(value, str) or "T" not in value:
+        return value
+    import datetime
+
+    from babel.dates import format_datetime
+
+    try:
+        when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    shown = format_datetime(when, format="medium", tzinfo=datetime.UTC, locale=lang)
+    return f"{shown} UTC"
+
+
 def install(env: Any, lang: str) -> None:
     """Jinja2 filters: ``dt`` (data string, also one cut short), ``ds`` (data sentence), ``dlaw``
     (law title), ``dalert`` (an alert's sentence), ``ddest`` (an alert's destination), ``dparts``
-    (sentence parts), ``dfactor`` (a risk factor's sentence) and ``ddate`` (a date)."""
+    (sentence parts), ``dfactor`` (a risk factor's sentence), ``ddate`` (a date) and ``dtime`` (a timestamp)."""
     env.filters["dt"] = lambda value: text_cut(lang, value)
     env.filters["ds"] = lambda value: sentence(lang, value)
     env.filters["dlaw"] = lambda value: law_title(lang, value)
@@ -362,3 +382,4 @@ def install(env: Any, lang: str) -> None:
     env.filters["dparts"] = lambda value, sep=" ": parts(lang, value, sep)
     env.filters["dfactor"] = lambda value: factor(lang, value)
     env.filters["ddate"] = lambda value: day(lang, value)
+    env.filters["dtime"] = lambda value: moment(lang, value)
