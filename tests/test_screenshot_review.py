@@ -123,7 +123,7 @@ def test_know_sentences_of_the_entity_page_are_checked(reviewed: tuple[Any, ...]
 
 
 def test_the_memo_writes_dates_in_the_page_language(reviewed: tuple[Any, ...]) -> None:
-    """The memo's own dates (as of, the question's signing and closing, deadlines) in the page's
+    """The memo's own dates (as of, the question's signing and closing, deadlines, the timeline's axis) in the page's
     language; a date inside a law's name ("Cooperation Agreement of 30 November 2022") stays."""
     _, pages, _ = reviewed
     months = "January|February|March|April|May|June|July|August|September|October|November|December"
@@ -132,7 +132,8 @@ def test_the_memo_writes_dates_in_the_page_language(reviewed: tuple[Any, ...]) -
     def own_dates(html: str) -> str:
         lead = re.findall(r'<p class="(?:lead|sub mono)">(.*?)</p>', html, re.DOTALL)
         cells = re.findall(r"<td>([^<]*)</td>", html)
-        return " ".join(lead + cells)
+        timeline = re.findall(r"<text[^>]*>([^<]*)</text>", html)  # the deadline picture's axis
+        return " ".join(lead + cells + timeline)
 
     assert english_date.search(own_dates(pages["en"]["memo"]))  # the English memo does write them
     for lang in ("fr", "nl", "de"):
