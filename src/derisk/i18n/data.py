@@ -226,7 +226,7 @@ _NUMBER: Final = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(%| (?:s|min|h
 
 #: A law's title at the start of a citation in a list of them ("National Intelligence Law Art. 7 [V];
 #: Cybersecurity Law Art. 28 ... [S]"): translated as :func:`law_title` does, the article kept.
-_CITED: Final = re.compile(r"(?:^|(?<=; ))([^;\[\]]+?)(?= (?:Art\.|art\.|§|\[))")
+_CITED: Final = re.compile(r"(?:^|(?<=; ))([^;\[\]]+?)(?= (?:Art\.|art\.|Arts\.|believed Arts?\.|§|\[))")
 
 #: Values that are names (from traffic, the site file or the registry), never read as numbers.
 _NAME_FIELDS: Final = frozenset(

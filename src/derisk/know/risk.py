@@ -195,14 +195,22 @@ def _ownership(res: Resolution) -> RiskFactor:
         notes.append(part(P_("The ownership contains a cycle.")))
     if res.joint:
         notes.append(part(P_("Control is joint.")))
-    parts = [
-        part(
+    names = res.chain()
+    if res.jurisdiction and names and names[-1] == f"control exercised from {res.jurisdiction}":
+        # the chain's last step (written by resolve) is a phrase, not a name: its own template
+        first = part(
+            P_("Ownership chain: {chain} → control exercised from {where}; weakest link [{confidence}]."),
+            chain=" → ".join(names[:-1]),
+            where=res.jurisdiction,
+            confidence=res.confidence,
+        )
+    else:
+        first = part(
             P_("Ownership chain: {chain}; weakest link [{confidence}]."),
             chain=chain,
             confidence=res.confidence,
-        ),
-        *notes,
-    ]
+        )
+    parts = [first, *notes]
     finding = "present" if res.path or res.joint else "not found"
     return _factor(key, finding, tuple(step.sentence() for step in res.path), parts, steps=res.path)
 
