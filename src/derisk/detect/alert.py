@@ -282,11 +282,13 @@ class Alert:
 
 
 def _part(doc: dict[str, Any], name: str) -> Phrase | None:
-    """The ``name`` part of a stored alert's ``explanation`` (None for an alert stored without one)."""
+    """The ``name`` part of a stored alert's ``explanation`` as a template (None for an alert stored
+    without one, and for a literal part: that is the alert's plain text, which it keeps anyway)."""
     parts = doc.get("explanation")
     for item in parts if isinstance(parts, list) else ():
         if isinstance(item, dict) and item.get("part") == name:
-            return Phrase.from_json(item)
+            found = Phrase.from_json(item)
+            return found if found is not None and found.fields is not None else None
     return None
 
 
