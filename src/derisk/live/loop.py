@@ -210,22 +210,30 @@ class Watcher:
         ws = self._open()
         self._started = time.monotonic()
         changed: list[Any] = []
+        stored: dict[str, Any] = {}
         with ws.transaction() as con:
             ctx = Context(con, self.options.batch_bytes, self.options.window)
             chunks: list[Chunk] = []
             for source in self.sources:
                 chunks.extend(source.collect(ctx))
+            sources = sorted({c.input_id for c in chunks if c.rows})
             tables = [self._store(con, chunk) for chunk in chunks]
+            del chunks  # their flows are stored: only one copy of the batch stays in memory
             tables = [t for t in tables if t.num_rows]
             flows = pa.concat_tables(tables) if tables else None
+            del tables
             if flows is not None:
                 attribute_new(con, flows, self._index)
-                changed = self._state.update(con, self._attributed(con, flows), self.config)
+                attributed = self._attributed(con, flows)
+                stored = self._count(flows, sources)
+                del flows
+                changed = self._state.update(con, attributed, self.config)
+                del attributed
                 self._state.save(con)
                 from derisk.store.alerts import replace_alerts
 
                 replace_alerts(ws, self._state.current_alerts(), (), con=con)
-                self._count(con, flows, chunks)
+                self._record(con, stored)
             self._retain(con)
         for source in self.sources:
             source.commit()
@@ -234,11 +242,11 @@ class Watcher:
             self.totals.alerts_delivered += len(changed)
         self.totals.pending_bytes = sum(int(s.status().get("pending_bytes", 0)) for s in self.sources)
         self._write_status()
-        if self.on_batch is not None and (flows is not None or changed):
+        if self.on_batch is not None and (stored or changed):
             self.on_batch(self.totals, self.status())
         if not self.options.hold_workspace:
             self._close()
-        return flows.num_rows if flows is not None else 0
+        return int(stored["flows"]) if stored else 0
 
     @staticmethod
     def _flows_of(ws: Workspace, alerts: list[Any]) -> Any:
@@ -292,7 +300,8 @@ class Watcher:
             ).to_arrow_table()
         return table.select(FLOW_SCHEMA.names).cast(FLOW_SCHEMA)
 
-    def _count(self, con: duckdb.DuckDBPyConnection, flows: pa.Table, chunks: list[Chunk]) -> None:
+    def _count(self, flows: pa.Table, sources: list[str]) -> dict[str, Any]:
+        """Count a batch's flows into the totals; returns its ``watch_batches`` row (without alerts)."""
         t = self.totals
         out = int(pc.sum(flows["bytes_out"]).as_py() or 0)
         into = int(pc.sum(flows["bytes_in"]).as_py() or 0)
@@ -302,21 +311,16 @@ class Watcher:
         t.flows += flows.num_rows
         t.bytes_out += out
         t.bytes_in += into
-        t.alerts = len(self._state.current_alerts())
         t.data_lag_seconds = lag
         t.last_batch_at = dt.datetime.now(dt.UTC).isoformat()
-        checkpoints.record_batch(
-            con,
-            {
-                "flows": flows.num_rows,
-                "bytes_out": out,
-                "bytes_in": into,
-                "alerts": t.alerts,
-                "lag_seconds": lag,
-                "sources": ",".join(sorted({c.input_id for c in chunks if c.rows})),
-                "seconds": time.monotonic() - self._started,
-            },
-        )
+        return {"flows": flows.num_rows, "bytes_out": out, "bytes_in": into, "lag_seconds": lag,
+                "sources": ",".join(sources)}  # fmt: skip
+
+    def _record(self, con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+        """Log the batch in ``watch_batches``, with the alerts after its update."""
+        self.totals.alerts = len(self._state.current_alerts())
+        row = {**row, "alerts": self.totals.alerts, "seconds": time.monotonic() - self._started}
+        checkpoints.record_batch(con, row)
 
     def _retain(self, con: duckdb.DuckDBPyConnection) -> None:
         """``--retain``: age out old flows at most once an hour (the detection state keeps aggregates)."""

@@ -225,12 +225,14 @@ class ZeekSource(Source):
         zlog, table = read
         if is_current(piece.path):
             kinds = {c.kind for c in self._listed if c.kind != "conn" and is_current(c.path)}
-            starts = record_starts(piece.data)
-            if len(starts) == table.num_rows:  # else a bad line was skipped: lines and rows differ
-                keep = self.clock.release(piece.position.key, column(table, "ts"), kinds)
-                if keep < table.num_rows:
+            keep = self.clock.release(piece.position.key, column(table, "ts"), kinds)
+            if keep < table.num_rows:
+                starts = record_starts(piece.data)
+                if len(starts) == table.num_rows:  # else a bad line was skipped: lines and rows differ
                     self.follower.rewind(piece, piece.start + starts[keep])
                     table = table.slice(0, keep)
+                else:
+                    self.clock.cancel_hold(table.num_rows - keep)
         return self.ranges.conn(piece, zlog, table, ctx.con, lookup=self.kept)
 
     def commit(self) -> None:

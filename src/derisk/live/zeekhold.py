@@ -118,3 +118,8 @@ class CompanionClock:
 
     def new_batch(self) -> None:
         self.held = 0
+
+    def cancel_hold(self, count: int) -> None:
+        """``count`` records :meth:`release` held go after all: the range's lines cannot be told
+        apart (a bad line was skipped)."""
+        self.held -= count
