@@ -27,6 +27,18 @@ MAX_FLOW_IDS: Final = 20
 LawsFor = Callable[[str], Sequence[Any]]
 
 
+def cached_laws(laws: LawsFor) -> LawsFor:
+    """``laws`` asked once per jurisdiction (a run asks for the same few many times)."""
+    cache: dict[str, list[Any]] = {}
+
+    def cached(jurisdiction: str) -> list[Any]:
+        if jurisdiction not in cache:
+            cache[jurisdiction] = list(laws(jurisdiction))
+        return cache[jurisdiction]
+
+    return cached
+
+
 @dataclass(frozen=True)
 class LawRef:
     """The part of a law an alert shows; taken from :class:`derisk.know.laws.Law`."""

@@ -56,7 +56,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from derisk.detect import default_laws_for, merge_hosts
-from derisk.detect.alert import Alert, LawsFor
+from derisk.detect.alert import Alert, LawsFor, cached_laws
 from derisk.detect.beacon import detect_beacons
 from derisk.detect.config import DetectionConfig
 from derisk.detect.incremental_interners import Interner, PairInterner, distinct
@@ -64,7 +64,6 @@ from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDest
 from derisk.detect.incremental_rows import (
     COLS,
     SCHEMA,
-    cached_laws,
     compact,
     config_key_of,
     duration_of,

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from derisk.detect import COLUMNS
-from derisk.detect.alert import Alert, LawsFor
+from derisk.detect.alert import Alert
 from derisk.detect.allowlist import allow_masks
 from derisk.detect.config import DetectionConfig
 from derisk.detect.longconn import five_tuple
@@ -140,14 +140,3 @@ def flow_count(con: duckdb.DuckDBPyConnection) -> int:
         return int(con.execute("SELECT count(*) FROM flows").fetchall()[0][0])
     except duckdb.Error as exc:
         raise StoreError(f"could not count flows: {exc}") from None
-
-
-def cached_laws(laws: LawsFor) -> LawsFor:
-    cache: dict[str, list[Any]] = {}
-
-    def cached(jurisdiction: str) -> list[Any]:
-        if jurisdiction not in cache:
-            cache[jurisdiction] = list(laws(jurisdiction))
-        return cache[jurisdiction]
-
-    return cached

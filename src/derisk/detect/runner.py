@@ -40,7 +40,7 @@ from derisk.detect import (
     detect,
     merge_hosts,
 )
-from derisk.detect.alert import Alert, LawsFor, with_listings
+from derisk.detect.alert import Alert, LawsFor, cached_laws, with_listings
 from derisk.detect.allowlist import Suppression, allow_masks
 from derisk.detect.config import DetectionConfig
 from derisk.detect.dnstunnel import detect_dns_tunnels
@@ -322,17 +322,6 @@ def finish(
         skipped_future_time=acc.future,
         reversed_times=acc.reversed,
     )
-
-
-def cached_laws(laws: LawsFor) -> LawsFor:
-    cache: dict[str, list[Any]] = {}
-
-    def cached(jurisdiction: str) -> list[Any]:
-        if jurisdiction not in cache:
-            cache[jurisdiction] = list(laws(jurisdiction))
-        return cache[jurisdiction]
-
-    return cached
 
 
 def _by_buckets(

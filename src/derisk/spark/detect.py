@@ -65,7 +65,8 @@ def _bucket(
     import pickle
 
     from derisk.detect import default_laws_for
-    from derisk.detect.runner import bucket_pass, cached_laws
+    from derisk.detect.alert import cached_laws
+    from derisk.detect.runner import bucket_pass
 
     parts = [b for b in batches if b.num_rows]
     if not parts:
@@ -87,7 +88,8 @@ def run_detections(flows: Any, config: DetectionConfig) -> tuple[list[Alert], li
     from pyspark.sql import functions as F
 
     from derisk.detect import default_laws_for
-    from derisk.detect.runner import Pass, cached_laws, finish
+    from derisk.detect.alert import cached_laws
+    from derisk.detect.runner import Pass, finish
 
     frame = global_frame(flows)
     columns = detection_columns()
