@@ -132,9 +132,9 @@ class WebhookSink:
             retry_after = _retry_after(response.getheader("Retry-After"))
             response.read(MAX_RESPONSE)
         except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else describe(exc)
-            if expired.is_set():
-                reason = f"no answer within {self.timeout:g} s"
+            # the socket's own timeout and the timer measure the same limit; whichever fires first
+            timed_out = expired.is_set() or isinstance(exc, TimeoutError)
+            reason = f"no answer within {self.timeout:g} s" if timed_out else describe(exc)
             raise DeliveryFailed(f"POST {self._shown}: {reason}") from None
         finally:
             timer.cancel()
