@@ -12,6 +12,7 @@ order of :mod:`derisk.detect`, so the alerts are the local path's.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterator
 from typing import Any, Final
@@ -22,7 +23,7 @@ from derisk.detect import COLUMNS
 from derisk.detect.alert import Alert
 from derisk.detect.allowlist import Suppression
 from derisk.detect.config import DetectionConfig
-from derisk.detect.segments import Frame, outbound_frame
+from derisk.detect.segments import Frame
 from derisk.flows import FLOW_SCHEMA
 
 #: What a partition returns: what its bucket pass gathered (alerts, sums, the flows kept), pickled.
@@ -35,23 +36,22 @@ def detection_columns() -> list[str]:
     return [c for c in COLUMNS if c in FLOW_SCHEMA.names]
 
 
-def _frame_parts(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Executor side: the frame (first and last outbound start) of each partition's flows."""
-    tables = [pa.Table.from_batches([b]) for b in batches]
-    frame = outbound_frame(pa.concat_tables(tables), None) if tables else None
-    lo, hi = frame if frame is not None else (None, None)
-    yield pa.RecordBatch.from_pydict(
-        {"lo": [lo], "hi": [hi]}, schema=pa.schema([("lo", pa.float64()), ("hi", pa.float64())])
-    )
-
-
-def global_frame(flows: Any) -> Frame | None:
-    """The frame over every flow: the earliest and latest start of the outbound flows, as the local
-    path computes it (:func:`derisk.detect.segments.outbound_frame`, partition by partition)."""
+def global_frame(flows: Any, now: dt.datetime | None = None) -> Frame | None:
+    """The frame over every flow: the earliest and latest start of the outbound flows with a usable
+    start, in Spark SQL, as :func:`derisk.detect.runner.sql_frame` computes it in DuckDB (and
+    :func:`derisk.detect.segments.outbound_frame` over a table): seconds as a double, starts before
+    1970 or more than a day after ``now`` left out."""
     from pyspark.sql import functions as F
 
-    parts = flows.select(*detection_columns()).mapInArrow(_frame_parts, "lo double, hi double")
-    row = parts.agg(F.min("lo").alias("lo"), F.max("hi").alias("hi")).collect()[0]
+    limit = (now or dt.datetime.now(dt.UTC)).timestamp() + 86_400.0
+    start = F.unix_micros(F.col("first_seen")).cast("double") / F.lit(1e6)
+    row = (
+        flows.where((F.col("direction") == "outbound") & F.col("first_seen").isNotNull())
+        .select(start.alias("s"))
+        .where((F.col("s") >= 0) & (F.col("s") <= limit))
+        .agg(F.min("s").alias("lo"), F.max("s").alias("hi"))
+        .collect()[0]
+    )
     if row["lo"] is None:
         return None
     return float(row["lo"]), float(row["hi"])
@@ -102,10 +102,10 @@ def run_detections(flows: Any, config: DetectionConfig) -> tuple[list[Alert], li
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         return _bucket(config, frame, batches)
 
-    states = bucketed.mapInArrow(run, "state binary").toArrow()
     acc = Pass()
-    for state in states.column("state").to_pylist():
-        acc.merge(pickle.loads(state))  # noqa: S301 - written by this job's executors, never read from input
+    # one partition's pass at a time through the driver, not all of them at once
+    for row in bucketed.mapInArrow(run, "state binary").toLocalIterator(prefetchPartitions=True):
+        acc.merge(pickle.loads(row["state"]))  # noqa: S301 - written by this job's executors, never read from input
 
     def read(col: str, values: list[str]) -> pa.Table:
         return flows.where(F.col(col).isin(values)).select(*columns).toArrow()

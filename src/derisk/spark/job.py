@@ -207,21 +207,22 @@ def analyse(
         registry_version = index.version
         knowledge = parquet.copy_knowledge(graph_ws, tmp) if graph_ws is not None else []
         flows = attribute_flows(spark, read.flows, index)
-        flows = flows.persist()
-        try:
-            site_part = parquet.partition_value(site.name)
-            day = F.coalesce(F.date_format(F.col("first_seen"), "yyyy-MM-dd"), F.lit("unknown"))
-            (
-                flows.withColumn("site", F.lit(site_part))
-                .withColumn("day", day)
-                .write.partitionBy(*parquet.PARTITIONS)
-                .option("compression", "zstd")
-                .parquet(str(tmp / parquet.FLOWS))
-            )
-            _tidy(tmp / parquet.FLOWS)
-            alerts, suppressed = run_detections(flows, config)
-        finally:
-            flows.unpersist()
+        site_part = parquet.partition_value(site.name)
+        day = F.coalesce(F.date_format(F.col("first_seen"), "yyyy-MM-dd"), F.lit("unknown"))
+        (
+            flows.withColumn("site", F.lit(site_part))
+            .withColumn("day", day)
+            .write.partitionBy(*parquet.PARTITIONS)
+            .option("compression", "zstd")
+            .parquet(str(tmp / parquet.FLOWS))
+        )
+        _tidy(tmp / parquet.FLOWS)
+        # The detections read the attributed flows back from what was just written, instead of
+        # caching them in the executors' memory (or parsing and attributing them again).
+        folder = tmp / parquet.FLOWS
+        if any(folder.rglob("*.parquet")):
+            flows = spark.read.schema(flows.schema).option("basePath", str(folder)).parquet(str(folder))
+        alerts, suppressed = run_detections(flows.select(*FLOW_SCHEMA.names), config)
         rows = _alert_rows(alerts)
         _write_alerts(tmp, rows, site_part)
         counts = parquet.flow_counts(tmp)

@@ -34,7 +34,37 @@ SETTINGS: Final[dict[str, str]] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.ui.enabled": "false",
     "spark.sql.shuffle.partitions": "8",
+    # Memory (docs/spark.md, Memory sizing). In local mode the driver's JVM also runs the executors:
+    # its heap holds the partitioned write's sort and the shuffle by system, never the flows (they
+    # are not cached, and the driver collects only attribution keys and each partition's pass, one
+    # partition at a time). The JVM's resident size is about 0.5 GB above its heap.
+    "spark.driver.memory": "1200m",
+    "spark.driver.maxResultSize": "512m",
+    # Input splits of at most 64 MB of Parquet (about 1 M flows): the write's sort of one split
+    # fits in memory instead of spilling many files and merging them back.
+    "spark.sql.files.maxPartitionBytes": "64m",
+    # Arrow batches to and from the Python workers: 100,000 rows (10,000 by default) make a tenth
+    # of the transfers; one batch of the detections' columns is about 30 MB.
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
 }
+#: Environment variable with settings that replace or add to :data:`SETTINGS` for the sessions
+#: derisk starts: ``key=value`` pairs separated by spaces, e.g. ``spark.driver.memory=4g``.
+CONF_VARIABLE: Final = "DERISK_SPARK_CONF"
+
+
+def settings(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """:data:`SETTINGS` with the overrides of ``$DERISK_SPARK_CONF``; ConfigError on a malformed pair."""
+    environ = dict(os.environ) if environ is None else environ
+    out = dict(SETTINGS)
+    for pair in environ.get(CONF_VARIABLE, "").split():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("spark.") or not value:
+            raise ConfigError(
+                f"{CONF_VARIABLE}: {pair!r} is not a Spark setting (expected spark.KEY=VALUE, "
+                "separated by spaces)"
+            )
+        out[key] = value
+    return out
 
 
 def java_command() -> str:
@@ -109,6 +139,7 @@ def session(master: str | None = None, *, app: str = "derisk") -> Any:
         if master is not None and running != master:
             log.warning("a Spark session on %s is running already; using it instead of %s", running, master)
         return active
+    chosen = settings()  # ConfigError before a JVM starts
     if not submitted:
         java_command()
     if master is not None:
@@ -121,7 +152,7 @@ def session(master: str | None = None, *, app: str = "derisk") -> Any:
         builder = builder.master(master)
     log_config = _log_config()
     builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={log_config}")
-    for key, value in SETTINGS.items():
+    for key, value in chosen.items():
         builder = builder.config(key, value)
     try:
         return builder.getOrCreate()
