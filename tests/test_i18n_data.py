@@ -90,6 +90,37 @@ def test_data_catalogue_has_every_string_and_template_and_no_stale_ones(
     assert not obsolete(cat, wanted, phrases), f"{lang}: data strings no longer used"
 
 
+def _group_and_memo_texts() -> list[str]:
+    """The data sentences of the curated groups as Know loads them (not as the extractor finds them):
+    each link's summary and control type, each published assessment; the kinds of entity (FtM schema
+    labels); and the templates the screening memo writes the investor chain with."""
+    from derisk.know.curated import load_curated
+    from derisk.know.graph import NODE_SCHEMATA
+    from derisk.screen.variables import CHAIN_PARTY, CONTROLLED_BY
+
+    graph = load_curated()
+    texts = {t for link in graph.links for t in (link.summary, link.control_type) if t}
+    texts |= {a.says for a in graph.assessments}
+    texts |= {data.schema_label(schema) for schema in NODE_SCHEMATA}
+    texts |= {*CHAIN_PARTY.values(), CONTROLLED_BY}
+    return sorted(texts)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_curated_groups_control_types_and_memo_parts_are_translated(
+    lang: str, wanted: dict[str, list[str]]
+) -> None:
+    texts = _group_and_memo_texts()
+    summaries = [t for t in texts if any(".summary" in w for w in wanted.get(t, ()))]
+    assert len(summaries) > 80 and "VIE contractual arrangements" in texts and "Public body" in texts
+    assert not [t for t in texts if t not in wanted], "curated texts the extractor does not find"
+    missing = untranslated(data.data_catalog(lang), texts)
+    assert not missing, f"{lang}: untranslated curated or memo sentences: {missing[:10]}"
+    for english in texts:  # each is shown translated (an identical "translation" counts as none)
+        if (lang, english) not in {("de", "Person"), ("nl", "operator")}:  # the same word there
+            assert data.sentence(lang, english) != english, (lang, english)
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_translations_keep_tags_placeholders_articles_citations_and_quotes(
     lang: str, wanted: dict[str, list[str]], phrases: dict[str, list[str]]
@@ -256,6 +287,38 @@ def test_report_shows_translated_laws(lang: str, report_doc: dict[str, Any]) -> 
     assert LAW_SUMMARY in json.dumps(report_doc, ensure_ascii=False)
 
 
+#: The English words of the investor chain (:func:`derisk.screen.variables.chain_text`).
+CHAIN_WORDS = ("← controlled by", "run from", "state body")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_investor_chain_is_translated_with_names_kept(lang: str) -> None:
+    from derisk.screen.deal import Party
+    from derisk.screen.variables import chain_text
+
+    def party(name: str, country: str, kind: str = "company", **kw: Any) -> Party:
+        base = {"where": "test", "name": name, "entity": None, "country": country, "kind": kind,
+                "stake_pct": None, "controls": True, "main_activity_country": None, "owners": ()}  # fmt: skip
+        return Party(**{**base, **kw})
+
+    hostile = "<b>A ← controlled by B</b> {name} (run from X)"
+    state = party("SASAC", "CN", "state", stake_pct=100.0)
+    middle = party(hostile, "HK", stake_pct=60.0, main_activity_country="CN", owners=(state,))
+    investor = party("Inv S.à r.l.", "KY", main_activity_country="CN", owners=(middle,))
+    english = chain_text(investor)
+    assert english == (
+        f"Inv S.à r.l. (KY, run from CN) ← controlled by {hostile} (60%, HK, run from CN) "
+        "← controlled by SASAC (100%, CN, state body)"
+    )
+    shown = data.sentence(lang, english)
+    assert shown.startswith("Inv S.à r.l. (KY, ") and "SASAC (100%, CN, " in shown and "{name}" in shown
+    outside = shown.replace("<b>A ", "").replace(" B</b> {name} (run from X)", "")  # the name aside
+    assert not any(w in outside for w in CHAIN_WORDS), shown
+    # inside a regime's rule sentence (the regime's template wins, the chain in it is translated too)
+    said = data.sentence(lang, f"The investor chain reaches outside the EU: {english}.")
+    assert said.endswith(f"{shown}.") and "The investor chain" not in said
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_exported_memo_is_written_in_the_language(lang: str, tmp_path: Path) -> None:
     deal = EXAMPLES / "liege-cargo.yaml"
@@ -273,6 +336,19 @@ def test_exported_memo_is_written_in_the_language(lang: str, tmp_path: Path) -> 
     for text in sentences:
         assert escape(text) not in html and escape(data.sentence(lang, text)) in html, text
     assert "[V]" in html and "[U]" in html
+    # the investor chain (Alibaba Group Holding Limited, KY, run from CN) in the deal table and reasons
+    assert "run from CN" in doc["investor_chain"] and "Alibaba Group Holding Limited" in html
+    assert not any(escape(w) in html for w in CHAIN_WORDS), [w for w in CHAIN_WORDS if escape(w) in html]
+
+
+@pytest.mark.parametrize("lang", ("en", *LANGS))
+def test_entity_kind_is_translated(lang: str) -> None:
+    shown = (
+        web_environment(lang).from_string("{{ 'PublicBody' | dschema }}|{{ 'Company' | dschema }}").render()
+    )
+    expected = {"en": "Public body|Company", "fr": "Organisme public|Société", "nl": "Overheidsinstantie|Bedrijf",
+                "de": "Öffentliche Stelle|Unternehmen"}  # fmt: skip
+    assert shown == expected[lang]
 
 
 @pytest.fixture(scope="module")

@@ -114,6 +114,12 @@ class _Table:
     exact: dict[str, str]
     templates: tuple[_Template, ...]
     phrases: dict[str, str]
+    #: The literal text of each *joiner*, a template that is two sentences and words between them
+    #: (``{party_sentence} ← controlled by {chain_sentence}``): a plain value never spans one.
+    joints: tuple[str, ...] = ()
+
+
+_JOINER: Final = re.compile(r"\{[A-Za-z_]+_sentence\}(?P<joint>[^{}]+)\{[A-Za-z_]+_sentence\}")
 
 
 @lru_cache(maxsize=8)
@@ -122,6 +128,7 @@ def _table(lang: str) -> _Table:
         return _Table({}, (), {})
     exact: dict[str, str] = {}
     phrases: dict[str, str] = {}
+    joints: list[str] = []
     found: list[tuple[int, _Template]] = []
     for message in data_catalog(lang):
         if not message.id or not message.string or message.fuzzy:
@@ -131,13 +138,16 @@ def _table(lang: str) -> _Table:
             phrases[msgid] = text
             continue
         exact[msgid] = text
+        joiner = _JOINER.fullmatch(msgid)
+        if joiner is not None:
+            joints.append(joiner.group("joint"))
         if PLACEHOLDER.search(msgid):
             literal = len(PLACEHOLDER.sub("", msgid))
             pattern, groups = _pattern(msgid)
             found.append((literal, _Template(pattern, text, groups)))
     # the most specific template (most literal text) wins when two match
     ordered = tuple(t for _, t in sorted(found, key=lambda item: -item[0]))
-    return _Table(exact, ordered, phrases)
+    return _Table(exact, ordered, phrases, tuple(joints))
 
 
 def text(lang: str, english: Any) -> Any:
@@ -177,7 +187,7 @@ def sentence(lang: str, english: Any) -> Any:
         return found
     for template in table.templates:
         m = template.pattern.fullmatch(english)
-        if m is None:
+        if m is None or _spans_joint(table, template, m):
             continue
         values = {
             template.groups[group]: _value(lang, template.groups[group], value)
@@ -187,12 +197,34 @@ def sentence(lang: str, english: Any) -> Any:
     return english
 
 
+#: Placeholders whose value is itself a sentence built from ``T_`` templates, translated like
+#: ``*_sentence``: the investor chain of :mod:`derisk.screen.variables`, as the screening regimes' rule
+#: sentences (``$investor.chain_text``) and Screen's risk factors (``chain``) put it in.
+SENTENCE_VALUES: Final = frozenset({"$investor.chain_text", "chain"})
+
+
+def _sentence_value(key: str) -> bool:
+    return key.endswith("_sentence") or key in SENTENCE_VALUES
+
+
+def _spans_joint(table: _Table, template: _Template, m: re.Match[str]) -> bool:
+    """Whether ``m`` read a joiner's words as part of a plain value: ``{name} ({country}, run from {run})``
+    matching a whole investor chain, its name running over "← controlled by". The joiner is the
+    sentence's structure, so that match is not the one meant (the joiner's own is, further down)."""
+    return any(
+        joint in value
+        for group, value in m.groupdict().items()
+        if not _sentence_value(template.groups[group])
+        for joint in table.joints
+    )
+
+
 def _value(lang: str, key: str, value: str) -> str:
     if _LONG_DATE.fullmatch(value) or _ISO_DATE.fullmatch(value):
         return str(day(lang, value))
     if key.endswith("_label"):
         return str(text(lang, value))
-    if key.endswith("_sentence"):
+    if _sentence_value(key):
         return str(sentence(lang, value))
     return value
 
@@ -370,10 +402,22 @@ def moment(lang: str, value: Any) -> Any:
     return f"{shown} UTC"
 
 
+def schema_label(schema: Any) -> Any:
+    """The English label FollowTheMoney gives an entity's schema (``PublicBody`` → ``Public body``): the
+    kind of entity a page shows beside its name; an unknown schema as it is."""
+    if not isinstance(schema, str) or not schema:
+        return schema
+    from followthemoney import model
+
+    found = model.get(schema)
+    return str(found.label) if found is not None else schema
+
+
 def install(env: Any, lang: str) -> None:
     """Jinja2 filters: ``dt`` (data string, also one cut short), ``ds`` (data sentence), ``dlaw``
     (law title), ``dalert`` (an alert's sentence), ``ddest`` (an alert's destination), ``dparts``
-    (sentence parts), ``dfactor`` (a risk factor's sentence), ``ddate`` (a date) and ``dtime`` (a timestamp)."""
+    (sentence parts), ``dfactor`` (a risk factor's sentence), ``ddate`` (a date), ``dtime`` (a timestamp)
+    and ``dschema`` (the kind of an entity, from its FtM schema)."""
     env.filters["dt"] = lambda value: text_cut(lang, value)
     env.filters["ds"] = lambda value: sentence(lang, value)
     env.filters["dlaw"] = lambda value: law_title(lang, value)
@@ -383,3 +427,4 @@ def install(env: Any, lang: str) -> None:
     env.filters["dfactor"] = lambda value: factor(lang, value)
     env.filters["ddate"] = lambda value: day(lang, value)
     env.filters["dtime"] = lambda value: moment(lang, value)
+    env.filters["dschema"] = lambda value: text(lang, schema_label(value))

@@ -23,7 +23,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import write_po
 
 from derisk.i18n import DOMAIN, LANGUAGES, catalog
-from derisk.i18n.data import DATA_DOMAIN, PHRASE_CONTEXT, data_catalog
+from derisk.i18n.data import DATA_DOMAIN, PHRASE_CONTEXT, data_catalog, schema_label
 
 _PACKAGES = ("derisk.web", "derisk.report", "derisk.screen", "derisk.reduce")
 _METHOD_MAP = [("**/templates/**.j2", "jinja2"), ("**.py", "python")]
@@ -67,6 +67,12 @@ TERM_FIELDS: Final = ("if_true", "if_false")
 #: A regime's deadline texts; its title, authority, instrument, standstill, advice, penalties and notes
 #: are translated too (their sources and confidence tags are not).
 DEADLINE_FIELDS: Final = ("phase", "note", "conditional")
+#: A corporate group's links (``data/groups/*.yaml``): what the source says about a link (``summary``)
+#: and how control is exercised (``control_type``), shown in the control chain of entity pages, reports
+#: and memos; and the published assessments of a group (``says``), a supplier-risk factor's evidence.
+#: Names, aliases, sources and their quotes are not among them.
+GROUP_LINK_FIELDS: Final = ("summary", "control_type")
+GROUP_ASSESSMENT_FIELDS: Final = ("says",)
 
 
 def _yaml_strings() -> dict[str, list[str]]:
@@ -108,15 +114,27 @@ def _yaml_strings() -> dict[str, list[str]]:
         for rule in (doc or {}).get("rules") or []:
             for key in RULE_FIELDS:
                 add(rule.get(key), f"data/regimes/{name}:rules.{rule.get('id')}.{key}")
+    for name, doc in sorted(read_yaml_folder("groups").items()):
+        for index, link in enumerate((doc or {}).get("links") or []):
+            for key in GROUP_LINK_FIELDS:
+                add(link.get(key), f"data/groups/{name}:links[{index}].{key}")
+        for index, item in enumerate((doc or {}).get("assessments") or []):
+            for key in GROUP_ASSESSMENT_FIELDS:
+                add(item.get(key), f"data/groups/{name}:assessments[{index}].{key}")
     return found
 
 
 def _know_texts() -> dict[str, list[str]]:
     """Know's supplier-risk factor titles (the EU 5G toolbox's factors), shown on entity pages and in
-    the screening memo; Know's sentences themselves are not templates yet and stay English."""
+    the screening memo, and the kinds of entity (FtM schema labels); Know's sentences are phrase
+    templates (:func:`phrase_messages`)."""
+    from derisk.know.graph import NODE_SCHEMATA
     from derisk.know.risk import FACTORS
 
     found = {title: [f"derisk.know.risk:FACTORS.{key}"] for key, title in FACTORS.items()}
+    # the kind of an entity (its FollowTheMoney schema, by FtM's English label), shown beside its name
+    for schema in NODE_SCHEMATA:
+        found.setdefault(schema_label(schema), []).append(f"followthemoney:schema.{schema}.label")
     # how an endpoint's organisation and jurisdiction were attributed (derisk.enrich), shown beside them
     for basis in ATTRIBUTION_BASES:
         found.setdefault(basis, []).append("derisk.enrich.attribution:basis")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
+from derisk.i18n.data import T_, fill
 from derisk.screen.deal import Deal, Party
 from derisk.screen.rules import T, Value
 
@@ -125,23 +126,50 @@ def significant(share: float | None, ctl: bool) -> bool:
     return ctl or share is None or share > UBO_PCT
 
 
-def _where(party: Party) -> str:
+#: How one party of the investor chain is written: its name, then the stake its owner holds (when the
+#: deal file gives one), its country, where it is run from when that differs, and whether it is a state
+#: body. Only the forms with words in them are templates (``T_``): a page translates the chain by
+#: matching them (:func:`derisk.i18n.data.sentence`); the others are names, figures and codes.
+CHAIN_PARTY: Final = {
+    (False, True, False): T_("{name} ({country}, run from {run})"),
+    (True, True, False): T_("{name} ({share}, {country}, run from {run})"),
+    (False, False, True): T_("{name} ({country}, state body)"),
+    (True, False, True): T_("{name} ({share}, {country}, state body)"),
+    (False, True, True): T_("{name} ({country}, run from {run}, state body)"),
+    (True, True, True): T_("{name} ({share}, {country}, run from {run}, state body)"),
+}
+#: One link of the chain: a party, then the chain of those who control it (each ``*_sentence`` value is
+#: translated in turn, so a chain of any length is).
+CONTROLLED_BY: Final = T_("{party_sentence} ← controlled by {chain_sentence}")
+
+
+def _party_text(party: Party, share: float | None, state: bool) -> str:
     run = party.main_activity_country
-    return f"{party.country or '?'}, run from {run}" if run and run != party.country else party.country or "?"
+    runs = bool(run and run != party.country)
+    values = {"name": party.label, "share": f"{share:g}%" if share is not None else "",
+              "country": party.country or "?", "run": run or ""}  # fmt: skip
+    template = CHAIN_PARTY.get((share is not None, runs, state))
+    if template is None:  # no words to translate: name (share, country)
+        figures = f"{values['share']}, " if share is not None else ""
+        return f"{party.label} ({figures}{values['country']})"
+    return fill(template, **values)
 
 
 def chain_text(party: Party) -> str:
-    parts = [f"{party.label} ({_where(party)})"]
+    """The investor and the chain of those who control it, in English (documents keep it; pages
+    translate it through the ``T_`` templates above)."""
+    parts = [_party_text(party, None, False)]
     current = party
     while True:
         ctl = [o for o in current.owners if controls(o)]
         if not ctl:
             break
         current = ctl[0]
-        share = f"{current.stake_pct:g}%, " if current.stake_pct is not None else ""
-        state = ", state body" if current.kind == "state" else ""
-        parts.append(f"{current.label} ({share}{_where(current)}{state})")
-    return " ← controlled by ".join(parts)
+        parts.append(_party_text(current, current.stake_pct, current.kind == "state"))
+    text = parts[-1]
+    for head in reversed(parts[:-1]):
+        text = fill(CONTROLLED_BY, party_sentence=head, chain_sentence=text)
+    return text
 
 
 def investor_variables(investor: Party) -> dict[str, Value]:
