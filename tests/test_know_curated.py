@@ -181,6 +181,7 @@ def test_safeguards_are_separate_from_compelling_laws() -> None:
 def test_broken_group_file_is_a_data_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import derisk.know.curated as curated
 
+    monkeypatch.setenv("DERISK_CACHE_DIR", "off")  # the compiled copy of the intact files is not read
     broken = copy.deepcopy(GROUPS)
     broken["alibaba.yaml"]["entities"][0]["colour"] = "red"
     monkeypatch.setattr(curated, "read_group_files", lambda: broken)

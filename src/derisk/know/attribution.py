@@ -243,4 +243,8 @@ def build_index(graph: Graph) -> AttributionIndex:
 
 def load_index(workspace: Workspace | None = None) -> AttributionIndex:
     """The index over the curated graph plus the entities imported into ``workspace``."""
-    return build_index(load_graph(workspace))
+    from derisk.know.compiled import remembered
+
+    graph = load_graph(workspace)
+    compiled = remembered(graph)  # the curated graph alone: its index was compiled with it
+    return compiled.index() if compiled is not None else build_index(graph)

@@ -419,7 +419,16 @@ def read_group_files() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def load_curated() -> Graph:
-    """The curated graph (cached: the shipped files do not change while derisk runs)."""
+    """The curated graph (cached: the shipped files do not change while derisk runs), read from the
+    compiled copy of an earlier run when its files and code are the same (:mod:`derisk.know.compiled`),
+    else built by :func:`build_curated`."""
+    from derisk.know.compiled import load
+
+    return load(build_curated)
+
+
+def build_curated() -> Graph:
+    """The curated graph built from the shipped group files, every problem reported at once."""
     files = read_group_files()
     entities, links, assessments, problems = _read_all(files)
     raise_problems(problems, source="derisk/data/groups", kind=DataError, summary="curated registry invalid")

@@ -1,0 +1,345 @@
+"""A cache of the compiled curated control graph and its attribution index.
+
+Parsing and checking the shipped group files (:func:`derisk.know.curated.build_curated`) and
+resolving the controller of every entity that carries AS numbers or domains
+(:func:`derisk.know.attribution.build_index`) cost most of a second with ten thousand entities,
+whatever the size of the input an analysis reads. Both results depend only on the shipped files and
+on the code that compiles them, so the first run writes them to one JSON file and later runs read it
+back (about five times faster).
+
+Where: ``$DERISK_CACHE_DIR``, else ``$XDG_CACHE_HOME/derisk``, else ``~/.cache/derisk``; the file is
+``curated-graph.json``. ``DERISK_CACHE_DIR=off`` turns the cache off.
+
+What makes it safe to read (JSON only: nothing in it is executed):
+
+* **the key**: a SHA-256 of the derisk version, of every file of ``derisk/data/groups`` (name and
+  bytes) and of the source of the modules that compile them; a file with another key is stale and
+  is replaced;
+* **the digest**: a SHA-256 of the payload written in the header; a file cut or altered after it
+  was written is rebuilt;
+* **the owner**: the file must belong to the user running derisk and be writable by no one else
+  (checked on the opened file), the folder likewise when derisk creates it, so a file that another
+  user placed in a shared cache folder is never read;
+* **the round trip**: before writing, the encoded graph and index are decoded again and compared
+  with what was built; anything that would not come back equal is not cached.
+
+The file is written to a temporary name in the same folder and renamed over the old one, so a
+reader sees the old file or the new one, never half of one. Any problem with the cache (no home,
+a read-only folder, a foreign or corrupt file) only means the graph is built as without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import logging
+import os
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from derisk import __version__
+from derisk.know.graph import Assessment, Entity, Graph, Link, Source
+
+if TYPE_CHECKING:
+    from derisk.know.attribution import AttributionIndex, Match
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+FORMAT: Final = "derisk-compiled-graph/1"
+FILE_NAME: Final = "curated-graph.json"
+#: Besides ``derisk/know/*.py``, the modules and data whose content decides what the compiled graph
+#: and index hold (all in the key).
+_CODE: Final = (
+    ("derisk", "countries.py"),
+    ("derisk.data", "eu-members.yaml"),
+    ("derisk.data", "__init__.py"),
+    ("derisk.i18n", "data.py"),
+)
+
+_ENTITY_FIELDS: Final = tuple(f.name for f in fields(Entity))
+_LINK_FIELDS: Final = tuple(f.name for f in fields(Link))
+_SOURCE_FIELDS: Final = tuple(f.name for f in fields(Source))
+_ENTITY_TUPLES: Final = frozenset({"aliases", "asns", "domains", "topics", "datasets", "sanctions"})
+
+
+def cache_dir() -> Path | None:
+    """The cache folder, or None when the cache is off (``DERISK_CACHE_DIR=off``) or there is no home."""
+    env = os.environ.get("DERISK_CACHE_DIR")
+    if env:
+        return None if env == "off" else Path(env)
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no home directory to be found
+            return None
+    return Path(base) / "derisk"
+
+
+def cache_key() -> str:
+    """SHA-256 of the derisk version, the shipped group files and the code that compiles them."""
+    digest = hashlib.sha256(f"{FORMAT}\0{__version__}\0".encode())
+    groups = resources.files("derisk.data").joinpath("groups")
+    for name in sorted(entry.name for entry in groups.iterdir()):
+        digest.update(b"groups/" + name.encode() + b"\0")
+        digest.update(groups.joinpath(name).read_bytes())
+    know = resources.files("derisk.know")
+    code = [("derisk.know", n) for n in sorted(e.name for e in know.iterdir() if e.name.endswith(".py"))]
+    for package, name in [*code, *_CODE]:
+        digest.update(f"{package}/{name}\0".encode())
+        digest.update(resources.files(package).joinpath(name).read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The curated graph and the content of its attribution index."""
+
+    graph: Graph
+    by_asn: dict[int, Match]
+    by_domain: dict[str, Match]
+    conflicts: tuple[str, ...]
+
+    def index(self) -> AttributionIndex:
+        """A fresh :class:`~derisk.know.attribution.AttributionIndex` (its lookups copied, its lazy
+        caches empty), equal to what ``build_index(self.graph)`` returns."""
+        from derisk.know.attribution import AttributionIndex
+
+        return AttributionIndex(
+            version=self.graph.version,
+            by_asn=dict(self.by_asn),
+            by_domain=dict(self.by_domain),
+            conflicts=list(self.conflicts),
+            graph=self.graph,
+        )
+
+
+_lock = threading.Lock()
+_current: Compiled | None = None
+
+
+def remembered(graph: Graph) -> Compiled | None:
+    """The compiled index of ``graph`` when ``graph`` is the curated graph this process loaded."""
+    found = _current
+    return found if found is not None and found.graph is graph else None
+
+
+def load(build: Callable[[], Graph]) -> Graph:
+    """The curated graph from the cache, else ``build()`` (its index built too, both cached)."""
+    global _current
+    from derisk.know.attribution import build_index
+
+    with _lock:
+        folder = cache_dir()
+        key = cache_key() if folder is not None else ""
+        found = _read(folder / FILE_NAME, key) if folder is not None else None
+        if found is None:
+            graph = build()
+            index = build_index(graph)
+            found = Compiled(graph, index.by_asn, index.by_domain, tuple(index.conflicts))
+            if folder is not None:
+                _write(folder, key, found)
+        _current = found
+        return found.graph
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def _owned_by_me(info: os.stat_result) -> bool:
+    """A regular file of this user that no one else may write."""
+    getuid = getattr(os, "geteuid", None)
+    mine = getuid is None or info.st_uid == getuid()
+    return stat.S_ISREG(info.st_mode) and mine and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _read(path: Path, key: str) -> Compiled | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            if not _owned_by_me(os.fstat(fh.fileno())):
+                log.warning("%s: not read: not a file of this user, or writable by others", path)
+                return None
+            data = fh.read()
+    except OSError as exc:
+        log.debug("%s: not read: %s", path, exc)
+        return None
+    header_line, _, payload = data.partition(b"\n")
+    try:
+        header = json.loads(header_line)
+        if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("key") != key:
+            return None  # another version, other data: stale, rebuilt
+        if header.get("sha256") != hashlib.sha256(payload).hexdigest():
+            log.warning("%s: corrupt (its digest does not match); rebuilding it", path)
+            return None
+        with _collector_paused():
+            return _decode(json.loads(payload))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        log.warning("%s: unreadable (%s); rebuilding it", path, exc)
+        return None
+
+
+def _make(cls: type[_T], values: dict[str, Any]) -> _T:
+    """An instance of the frozen data class ``cls`` with exactly these field values, made as
+    :func:`copy.copy` makes one (``__init__`` with its frozen ``__setattr__`` costs three times as
+    much, which counts with twenty thousand objects); the field names were checked before."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(values)
+    return obj
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: the payload makes a hundred thousand containers, none
+    of them garbage, and the collections their number triggers would double the time to read it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decode(doc: dict[str, Any]) -> Compiled:
+    from derisk.know.attribution import Match
+
+    match_fields = _match_fields()
+    if (
+        doc["entity_fields"] != list(_ENTITY_FIELDS)
+        or doc["link_fields"] != list(_LINK_FIELDS)
+        or doc["source_fields"] != list(_SOURCE_FIELDS)
+        or doc["match_fields"] != list(match_fields)
+    ):
+        raise ValueError("written for other data classes")
+    sources = [_make(Source, dict(zip(_SOURCE_FIELDS, row, strict=True))) for row in doc["sources"]]
+    entities: dict[str, Entity] = {}
+    for row in doc["entities"]:
+        values = dict(zip(_ENTITY_FIELDS, row, strict=True))
+        for name in _ENTITY_TUPLES:
+            values[name] = tuple(values[name])
+        values["sources"] = tuple([sources[i] for i in values["sources"]])
+        entities[values["id"]] = _make(Entity, values)
+    links = []
+    for row in doc["links"]:
+        values = dict(zip(_LINK_FIELDS, row, strict=True))
+        values["source"] = None if values["source"] is None else sources[values["source"]]
+        links.append(_make(Link, values))
+    assessments = tuple(Assessment(g, says, sources[s], c) for g, says, s, c in doc["assessments"])
+    graph = Graph(entities=entities, links=tuple(links), assessments=assessments)
+    graph.fingerprint = str(doc["fingerprint"])
+    matches = []
+    for row in doc["matches"]:
+        values = dict(zip(match_fields, row, strict=True))
+        values["path"], values["joint"] = tuple(values["path"]), tuple(values["joint"])
+        matches.append(_make(Match, values))
+    return Compiled(
+        graph=graph,
+        by_asn={int(asn): matches[i] for asn, i in doc["by_asn"]},
+        by_domain={str(domain): matches[i] for domain, i in doc["by_domain"]},
+        conflicts=tuple(str(c) for c in doc["conflicts"]),
+    )
+
+
+def _match_fields() -> tuple[str, ...]:
+    from derisk.know.attribution import Match
+
+    return tuple(f.name for f in fields(Match))
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+def _encode(compiled: Compiled) -> dict[str, Any]:
+    graph = compiled.graph
+    source_ids: dict[Source, int] = {}
+
+    def ref(source: Source) -> int:
+        return source_ids.setdefault(source, len(source_ids))
+
+    entities = []
+    for entity in graph.entities.values():
+        row: list[Any] = []
+        for name in _ENTITY_FIELDS:
+            value = getattr(entity, name)
+            row.append([ref(s) for s in value] if name == "sources" else value)
+        entities.append(row)
+    links = []
+    for link in graph.links:
+        links.append(
+            [
+                (None if link.source is None else ref(link.source))
+                if name == "source"
+                else getattr(link, name)
+                for name in _LINK_FIELDS
+            ]
+        )
+    assessments = [[a.group, a.says, ref(a.source), a.confidence] for a in graph.assessments]
+    match_ids: dict[Match, int] = {}
+    for match in [*compiled.by_asn.values(), *compiled.by_domain.values()]:
+        match_ids.setdefault(match, len(match_ids))
+    return {
+        "entity_fields": _ENTITY_FIELDS,
+        "link_fields": _LINK_FIELDS,
+        "source_fields": _SOURCE_FIELDS,
+        "match_fields": _match_fields(),
+        "fingerprint": graph.version,
+        "sources": [[getattr(s, n) for n in _SOURCE_FIELDS] for s in source_ids],
+        "entities": entities,
+        "links": links,
+        "assessments": assessments,
+        "matches": [[getattr(m, n) for n in _match_fields()] for m in match_ids],
+        "by_asn": [[asn, match_ids[m]] for asn, m in compiled.by_asn.items()],
+        "by_domain": [[domain, match_ids[m]] for domain, m in compiled.by_domain.items()],
+        "conflicts": list(compiled.conflicts),
+    }
+
+
+def _same(a: Compiled, b: Compiled) -> bool:
+    return (
+        a.graph == b.graph
+        and a.graph.version == b.graph.version
+        and list(a.graph.entities) == list(b.graph.entities)
+        and list(a.by_asn.items()) == list(b.by_asn.items())
+        and list(a.by_domain.items()) == list(b.by_domain.items())
+        and a.conflicts == b.conflicts
+    )
+
+
+def _write(folder: Path, key: str, compiled: Compiled) -> None:
+    """Write the cache file atomically; any failure only leaves the cache as it was."""
+    try:
+        payload = json.dumps(_encode(compiled), ensure_ascii=False, separators=(",", ":")).encode()
+        if not _same(_decode(json.loads(payload)), compiled):
+            log.warning("the curated graph does not survive a JSON round trip; not cached")
+            return
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        log.warning("the curated graph cannot be cached (%s)", exc)
+        return
+    header = json.dumps({"format": FORMAT, "key": key, "sha256": hashlib.sha256(payload).hexdigest()})
+    temp: str | None = None
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".curated-graph-", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(header.encode() + b"\n" + payload)
+        Path(temp).replace(folder / FILE_NAME)
+        temp = None
+    except OSError as exc:
+        log.debug("%s: the compiled graph is not cached: %s", folder, exc)
+    finally:
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                Path(temp).unlink()
