@@ -408,3 +408,16 @@ def test_a_data_string_cut_short_is_translated_and_cut_the_same_way() -> None:
     ambiguous = "Ex officio review of a deal that was not not…[truncated]"  # two phases start so
     assert data.text_cut("de", ambiguous) == ambiguous
     assert data.text_cut("de", "Gas storage") == "Gasspeicherung"
+
+
+def test_a_cited_data_string_is_translated_with_its_tag_and_source_kept() -> None:
+    # a published assessment as a supplier-risk factor's evidence: the data string, its tag, its source
+    says = (
+        "Equipment of ZTE Corporation is on the US FCC Covered List (deemed an unacceptable risk to US "
+        "national security)"
+    )
+    cite = " [S] (FCC, Covered List (2024), https://www.fcc.gov/supplychain/coveredlist)"
+    shown = data.sentence("de", says + cite)
+    assert shown == data.text("de", says) + cite and shown.startswith("Ausrüstung der ZTE Corporation")
+    unknown = "Something nobody recorded [S] (a source)"
+    assert data.sentence("de", unknown) == unknown

@@ -177,14 +177,24 @@ def law_title(lang: str, title: Any) -> Any:
     return translated if translated == title else f"{translated} ({title})"
 
 
+#: A data string cited as evidence: its confidence tag and its source after it ("Equipment of ... is on
+#: the US FCC Covered List [S] (FCC, 2024)", as Know writes a published assessment).
+_CITED_EVIDENCE: Final = re.compile(r"(?P<said>.+?)(?P<cite> \[[VSU]\] \(.+\))", re.DOTALL)
+
+
 def sentence(lang: str, english: Any) -> Any:
-    """A data sentence in ``lang``: exact translation, else a filled template, else ``english``."""
+    """A data sentence in ``lang``: exact translation, else a filled template, else ``english``. A data
+    string followed by its confidence tag and source (:data:`_CITED_EVIDENCE`) is translated and the
+    tag and source are kept."""
     if not isinstance(english, str) or not english:
         return english
     table = _table(lang)
     found = table.exact.get(english)
     if found is not None:
         return found
+    cited = _CITED_EVIDENCE.fullmatch(english)
+    if cited is not None and cited.group("said") in table.exact:
+        return table.exact[cited.group("said")] + cited.group("cite")
     for template in table.templates:
         m = template.pattern.fullmatch(english)
         if m is None or _spans_joint(table, template, m):
