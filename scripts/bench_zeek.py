@@ -133,9 +133,12 @@ def child(kind: str, directory: Path, pipeline: str | None, data: Path | None) -
         shutil.rmtree(target.parent, ignore_errors=True)
     elif kind == "ingest-attribute":
         import pyarrow as pa
+        import pyarrow.acero  # the group-by below (the workspace's stand-in) needs it
 
         import derisk.enrich.attribution
+        import derisk.ingest.zeek
         import derisk.know.attribution
+        import derisk.know.curated
         import derisk.pipeline  # noqa: F401 - imports are not timed, as in the other kinds
         from derisk.site import default_site
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
+from derisk import ipaddrs
 from derisk.errors import ConfigError, InputError
 from derisk.flows import batch_from_columns
 from derisk.site import load_site, parse_site
@@ -104,6 +106,73 @@ def test_orientation_puts_the_site_on_the_src_side(tmp_path: Path) -> None:
     assert rows[1]["src_ip"] == "10.2.0.5" and rows[1]["dst_ip"] == "203.0.113.9"
     assert (rows[1]["bytes_out"], rows[1]["bytes_in"], rows[1]["packets_out"]) == (900, 7, 4)
     assert [r["system"] for r in rows] == ["wms", "cctv", "wms", None]
+
+
+def test_orientation_follows_the_rule_for_every_pair_of_addresses(tmp_path: Path) -> None:
+    """The vectorised orientation against the rule applied to one flow at a time (``classify`` and
+    ``not_destination`` of each address): internal, system, external, multicast, broadcast
+    (limited and directed), link-local, unspecified, IPv6, IPv4-mapped, junk and empty text."""
+    site = load_site(write(tmp_path, GOOD))
+    addresses = [
+        "10.1.0.5",
+        "10.2.0.5",
+        "10.9.9.9",
+        "203.0.113.9",
+        "224.0.0.251",
+        "255.255.255.255",
+        "10.255.255.255",
+        "169.254.1.1",
+        "0.0.0.0",
+        "2001:db8:2::7",
+        "2001:db8::1",
+        "2a00::1",
+        "fe80::1",
+        "ff02::fb",
+        "::ffff:10.1.0.9",
+        "not an address",
+        "",
+    ]
+    pairs = [(a, b) for a in addresses for b in addresses]
+    n = len(pairs)
+    batch = batch_from_columns(
+        {
+            "src_ip": [a for a, _ in pairs],
+            "dst_ip": [b for _, b in pairs],
+            "src_port": list(range(n)),
+            "dst_port": list(range(n, 2 * n)),
+            "bytes_out": list(range(n)),
+            "bytes_in": list(range(10_000, 10_000 + n)),
+            "packets_out": list(range(n)),
+            "packets_in": list(range(20_000, 20_000 + n)),
+        }
+    )
+    rows = site.orient(batch).to_pylist()
+
+    def scoped(address: str) -> bool:
+        return bool(ipaddrs.not_destination(ipaddrs.parse(pa.array([address])), site.broadcasts)[0])
+
+    for i, ((a, b), row) in enumerate(zip(pairs, rows, strict=True)):
+        (a_int, a_sys), (b_int, b_sys) = site.classify(a), site.classify(b)
+        swap = not a_int and b_int
+        if scoped(a) or scoped(b):
+            direction = "local-scope"
+        elif a_int:
+            direction = "internal" if b_int else "outbound"
+        else:
+            direction = "inbound" if b_int else "external"
+        assert row["direction"] == direction, (a, b)
+        expected = (b, a, n + i, i, 10_000 + i, i) if swap else (a, b, i, n + i, i, 10_000 + i)
+        got = (
+            row["src_ip"],
+            row["dst_ip"],
+            row["src_port"],
+            row["dst_port"],
+            row["bytes_out"],
+            row["bytes_in"],
+        )
+        assert got == expected, (a, b)
+        assert row["system"] == (b_sys if swap else a_sys), (a, b)
+    assert {r["direction"] for r in rows} == {"local-scope", "internal", "outbound", "inbound", "external"}
 
 
 def test_digest_changes_with_systems_not_with_names_order(tmp_path: Path) -> None:

@@ -93,38 +93,41 @@ class Site:
         encoded = pa.concat_arrays(
             [contiguous(batch.column("src_ip")), contiguous(batch.column("dst_ip"))]
         ).dictionary_encode()
+        distinct = len(encoded.dictionary)
         parsed = ipaddrs.parse(encoded.dictionary)
         internal, systems = self._label(encoded.dictionary, parsed)
-        src_code, dst_code = encoded.indices.slice(0, n), encoded.indices.slice(n)
-        src_int = pc.fill_null(pc.take(internal, src_code), False)
-        dst_int = pc.fill_null(pc.take(internal, dst_code), False)
-        swap = pc.and_(pc.invert(src_int), dst_int)
+        # Per distinct address, with one more entry at the end for a missing address (code
+        # ``distinct``): not internal, no system; a flow missing either address is not local-scope.
+        codes = np.asarray(pc.fill_null(encoded.indices, distinct).to_numpy(zero_copy_only=False))
+        src_code, dst_code = codes[:n], codes[n:]
+        is_internal = np.append(np.asarray(internal.to_numpy(zero_copy_only=False), dtype=bool), False)
+        src_int, dst_int = is_internal[src_code], is_internal[dst_code]
+        swap = ~src_int & dst_int
         # Multicast, broadcast (incl. directed broadcast of internal networks), link-local and
         # unspecified addresses are not destinations: such flows are kept apart as "local-scope".
-        scoped = pa.array(ipaddrs.not_destination(parsed, self.broadcasts))
-        local = pc.or_(pc.take(scoped, src_code), pc.take(scoped, dst_code))
-        direction = pc.case_when(
-            pc.make_struct(local, pc.and_(src_int, pc.invert(dst_int)), swap, pc.and_(src_int, dst_int)),
-            "local-scope",
-            "outbound",
-            "inbound",
-            "internal",
-            "external",
-        )
-
-        def pick(a: str, b: str) -> pa.Array:
-            return pc.if_else(swap, batch.column(b), batch.column(a))
+        scoped = np.append(ipaddrs.not_destination(parsed, self.broadcasts), False)
+        local = (scoped[src_code] | scoped[dst_code]) & (src_code < distinct) & (dst_code < distinct)
+        kind = np.select(
+            [local, src_int & ~dst_int, swap, src_int & dst_int], [0, 1, 2, 3], default=4
+        ).astype(np.int8)
+        direction = _DIRECTIONS.take(pa.array(kind))
 
         columns = {name: batch.column(name) for name in batch.schema.names}
-        for a, b in (
-            ("src_ip", "dst_ip"),
-            ("src_port", "dst_port"),
-            ("bytes_out", "bytes_in"),
-            ("packets_out", "packets_in"),
-        ):
-            columns[a], columns[b] = pick(a, b), pick(b, a)
+        if swap.any():
+            flip = pa.array(swap)
+            for a, b in (
+                ("src_ip", "dst_ip"),
+                ("src_port", "dst_port"),
+                ("bytes_out", "bytes_in"),
+                ("packets_out", "packets_in"),
+            ):
+                columns[a], columns[b] = (
+                    pc.if_else(flip, batch.column(b), batch.column(a)),
+                    pc.if_else(flip, batch.column(a), batch.column(b)),
+                )
         columns["direction"] = direction
-        columns["system"] = pc.take(systems, pc.if_else(swap, dst_code, src_code))
+        labels = pa.concat_arrays([systems, pa.nulls(1, pa.string())])
+        columns["system"] = labels.take(pa.array(np.where(swap, dst_code, src_code)))
         return pa.RecordBatch.from_pydict(columns)
 
     def _label(
@@ -159,6 +162,10 @@ class Site:
             "systems": sorted([s.name, sorted(str(n) for n in s.networks)] for s in self.systems),
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: The values of ``direction``, in the order :meth:`Site.orient` decides them.
+_DIRECTIONS: Final = pa.array(["local-scope", "outbound", "inbound", "internal", "external"], pa.string())
 
 
 def default_site() -> Site:
