@@ -421,3 +421,28 @@ def test_a_cited_data_string_is_translated_with_its_tag_and_source_kept() -> Non
     assert shown == data.text("de", says) + cite and shown.startswith("Ausrüstung der ZTE Corporation")
     unknown = "Something nobody recorded [S] (a source)"
     assert data.sentence("de", unknown) == unknown
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_worded_article_references_and_fact_units_are_translated(lang: str) -> None:
+    cited = (
+        "National Intelligence Law Art. 7 [V]; Cybersecurity Law Art. 28 (2017 numbering; number in the "
+        "2026 text [U]) [V]; Counter-Espionage Law (revised) believed Arts. 8 and 41 [U] [V]"
+    )
+    shown = data.citations(lang, cited)
+    assert "numbering" not in shown and "believed" not in shown and TITLE_IN[lang] in shown
+    assert "Art. 7 [V]" in shown and "Art. 28 (" in shown and "Arts. 8 " in shown  # numbers kept
+    assert data.citations("en", cited) == cited
+    assert data.worded_article("believed Arts. 8 and 41 [U]") and not data.worded_article("Arts. 8 and 41")
+    assert not data.worded_article("50 U.S.C. § 1881a") and not data.worded_article("Art. 7")
+    # a fact's value inside a regime's rule sentence: "15 days [S]"
+    rule = "The investor chain reaches outside the EU: A (CN)."
+    assert data.sentence(lang, rule) != rule
+    said = data.sentence(
+        lang,
+        "A mandatory screening applies in BE; the screening member state notifies the other member states "
+        "and the Commission (Art. 6(1)), which opens the cooperation mechanism: requests for information "
+        "within 15 days [S], comments by other member states and an opinion of the Commission within 35 days "
+        "[S] of notification.",
+    )
+    assert "days" not in said and "15 " in said and "35 " in said and said.count("[S]") == 2, said

@@ -229,11 +229,27 @@ def _spans_joint(table: _Table, template: _Template, m: re.Match[str]) -> bool:
     )
 
 
+#: How a screening regime's fact with a unit of time reads inside a rule sentence ("15 days [S]", as
+#: :func:`derisk.screen.engine.fmt_fact` writes it): the number and tag kept, the unit translated.
+_FACT_UNITS: Final = {
+    "days": P_("{number} days"),
+    "months": P_("{number} months"),
+    "years": P_("{number} years"),
+}
+_FACT_VALUE: Final = re.compile(r"(?P<number>\d[\d,.]*) (?P<unit>days|months|years)(?P<tag> \[[VSU]\])?")
+
+
 def _value(lang: str, key: str, value: str) -> str:
     if _LONG_DATE.fullmatch(value) or _ISO_DATE.fullmatch(value):
         return str(day(lang, value))
+    fact = _FACT_VALUE.fullmatch(value) if key.startswith("@") else None
+    if fact is not None:
+        part = {"template": _FACT_UNITS[fact.group("unit")], "fields": {"number": fact.group("number")}}
+        return f"{phrase(lang, part)}{fact.group('tag') or ''}"
     if key.endswith("_label"):
         return str(text(lang, value))
+    if key == "laws":
+        return str(citations(lang, value))
     if _sentence_value(key):
         return str(sentence(lang, value))
     return value
@@ -270,6 +286,43 @@ _NUMBER: Final = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(%| (?:s|min|h
 #: Cybersecurity Law Art. 28 ... [S]"): translated as :func:`law_title` does, the article kept.
 _CITED: Final = re.compile(r"(?:^|(?<=; ))([^;\[\]]+?)(?= (?:Art\.|art\.|Arts\.|believed Arts?\.|§|\[))")
 
+
+def worded_article(article: Any) -> bool:
+    """Whether a law's article reference says more than numbers ("Art. 28 (2017 numbering; number in the
+    2026 text [U])", "believed Arts. 8 and 41 [U]"): such a reference is a data string, translated; a
+    bare "Art. 7" or "§ 2713" is not."""
+    if not isinstance(article, str):
+        return False
+    return re.search(r"[A-Za-z]{3,}", re.sub(r"\b(?:Arts?|and|U\.S\.C)\b", "", article)) is not None
+
+
+@lru_cache(maxsize=1)
+def _worded_articles() -> tuple[str, ...]:
+    """The shipped laws' worded article references (:func:`worded_article`), longest first."""
+    from derisk.data import read_yaml_folder
+
+    found = {
+        str(law.get("article"))
+        for doc in read_yaml_folder("laws").values()
+        for law in (doc or {}).get("laws") or []
+        if worded_article(law.get("article"))
+    }
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def citations(lang: str, value: Any) -> Any:
+    """A list of cited laws ("National Intelligence Law Art. 7 [V]; Cybersecurity Law Art. 28 (2017
+    numbering; ...) [V]") in ``lang``: each law's title as :func:`law_title` writes it, and each worded
+    article reference translated; numbers, tags and the rest as they are."""
+    if lang == DEFAULT_LANGUAGE or not isinstance(value, str):
+        return value
+    shown = _CITED.sub(lambda c: str(law_title(lang, c.group(1))), value)
+    for article in _worded_articles():
+        if article in shown:
+            shown = shown.replace(article, str(text(lang, article)))
+    return shown
+
+
 #: Values that are names (from traffic, the site file or the registry), never read as numbers.
 _NAME_FIELDS: Final = frozenset(
     {"system", "src_ip", "dest", "domain", "controller", "organisation", "example", "largest", "listed",
@@ -286,7 +339,7 @@ def _phrase_value(lang: str, key: str, value: str) -> str:
     if key.endswith("_sentence"):
         return str(sentence(lang, value))
     if key == "laws":
-        return _CITED.sub(lambda c: str(law_title(lang, c.group(1))), value)
+        return str(citations(lang, value))
     m = None if key in _NAME_FIELDS else _NUMBER.fullmatch(value)
     if m is None or lang == DEFAULT_LANGUAGE:
         return value

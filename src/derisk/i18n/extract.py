@@ -23,7 +23,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import write_po
 
 from derisk.i18n import DOMAIN, LANGUAGES, catalog
-from derisk.i18n.data import DATA_DOMAIN, PHRASE_CONTEXT, data_catalog, schema_label
+from derisk.i18n.data import DATA_DOMAIN, PHRASE_CONTEXT, data_catalog, schema_label, worded_article
 
 _PACKAGES = ("derisk.web", "derisk.report", "derisk.screen", "derisk.reduce")
 _METHOD_MAP = [("**/templates/**.j2", "jinja2"), ("**.py", "python")]
@@ -54,10 +54,12 @@ def messages() -> dict[str, list[str]]:
     return found
 
 
-#: Packages whose Python code marks data sentence templates with ``T_()`` (detect/ may join).
-DATA_PACKAGES: Final = ("derisk.screen", "derisk.reduce", "derisk.detect", "derisk.know")
+#: Packages whose Python code marks data sentence templates with ``T_()`` and phrases with ``P_()``
+#: (derisk.i18n: the units of a screening fact's value).
+DATA_PACKAGES: Final = ("derisk.screen", "derisk.reduce", "derisk.detect", "derisk.know", "derisk.i18n")
 #: The fields of the shipped data files that are sentences or labels a reader sees. Article numbers,
-#: citations, sources, URLs and dates are not among them: they are never translated.
+#: citations, sources, URLs and dates are not among them: they are never translated (an article
+#: reference with words in it, "believed Arts. 8 and 41 [U]", is: see :func:`worded_article`).
 LAW_FIELDS: Final = ("law", "obligation", "bound", "summary")
 MITIGATION_FIELDS: Final = ("title", "reduces", "evidence")
 SECTOR_FIELDS: Final = ("label", "note")
@@ -88,6 +90,8 @@ def _yaml_strings() -> dict[str, list[str]]:
         for index, law in enumerate((doc or {}).get("laws") or []):
             for key in LAW_FIELDS:
                 add(law.get(key), f"data/laws/{name}:laws[{index}].{key}")
+            if worded_article(law.get("article")):
+                add(law.get("article"), f"data/laws/{name}:laws[{index}].article")
     for item in read_yaml("mitigations.yaml").get("mitigations") or []:
         for key in MITIGATION_FIELDS:
             add(item.get(key), f"data/mitigations.yaml:{item.get('id')}.{key}")
