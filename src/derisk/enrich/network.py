@@ -26,33 +26,37 @@ class _Memo:
 
     ``compute`` maps an array of distinct, non-null keys to a table with one row per key, in order
     (elementwise: a key's row does not depend on the other keys), so remembered rows are the rows
-    it would compute again.
+    it would compute again. The keys asked for are looked up among the remembered ones with one
+    hash pass in Arrow (``index_in``), not one Python call per key.
     """
 
     def __init__(self, compute: Callable[[pa.Array], pa.Table], limit: int) -> None:
         self._compute = compute
         self._limit = limit
-        self._rows: dict[object, int] = {}
+        self._keys: pa.Array | None = None
         self._values: pa.Table | None = None
 
     def rows(self, keys: pa.Array) -> pa.Table:
         """One row per key of ``keys`` (distinct, non-null), in order."""
-        texts = keys.to_pylist()
-        found = [self._rows.get(k, -1) for k in texts]
-        missing = [i for i, row in enumerate(found) if row < 0]
-        if missing:
-            if len(self._rows) + len(missing) > self._limit:
-                self._rows, self._values = {}, None
-                found, missing = [-1] * len(texts), list(range(len(texts)))
-            new = self._compute(keys.take(pa.array(missing, pa.int64())))
-            base = 0 if self._values is None else self._values.num_rows
-            for offset, i in enumerate(missing):
-                self._rows[texts[i]] = found[i] = base + offset
-            combined = new if self._values is None else pa.concat_tables([self._values, new])
-            self._values = combined.combine_chunks()
-        if self._values is None:
-            return self._compute(keys)
-        return self._values.take(pa.array(found, pa.int64()))
+        if self._keys is None or self._values is None:
+            found = pa.nulls(len(keys), pa.int32())
+        else:
+            found = pc.index_in(keys, value_set=self._keys)
+        missing = np.flatnonzero(np.asarray(pc.is_null(found).to_numpy(zero_copy_only=False), dtype=bool))
+        if len(missing) == 0:
+            assert self._values is not None or len(keys) == 0
+            return self._compute(keys) if self._values is None else self._values.take(found)
+        remembered = 0 if self._keys is None else len(self._keys)
+        if remembered + len(missing) > self._limit or self._keys is None or self._values is None:
+            # Start afresh (bounded memory): remember only this batch's keys.
+            self._keys, self._values = keys, self._compute(keys).combine_chunks()
+            return self._values
+        fresh = keys.take(pa.array(missing, pa.int64()))
+        self._keys = pa.concat_arrays([self._keys, fresh])
+        self._values = pa.concat_tables([self._values, self._compute(fresh)]).combine_chunks()
+        rows = np.asarray(pc.fill_null(found, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        rows[missing] = np.arange(remembered, remembered + len(missing), dtype=np.int64)
+        return self._values.take(pa.array(rows))
 
 
 class Enricher:
