@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from derisk.errors import InputError
-from derisk.ingest import linktypes
+from derisk.ingest import feed_block, linktypes
 from derisk.ingest.decompress import decompress_errors, open_capture
 from derisk.ingest.feed_writer import Outputs, Writer
 from derisk.ingest.probe import PCAP_MAGICS, PCAPNG_SHB, Probe
@@ -86,6 +86,8 @@ class Feed:
         self._now_us = int(time.time() * 1_000_000)
         self._clock: int | None = None
         self._held: tuple[int, bytes] | None = None
+        #: Whether buffers may go through :mod:`.feed_block` (tests compare with the walk alone).
+        self.block = True
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -238,6 +240,8 @@ class Feed:
         # Fast path: a run of records copied as they are (native link type, little-endian microsecond
         # pcap, time within the window around the clock) is written as one slice of the buffer.
         fast = verbatim and convert is None
+        # Faster still: whole buffers at once, for the link types feed_block converts.
+        block = verbatim and linktype in feed_block.BLOCK_LINKTYPES and self.block
         future = self._now_us + FUTURE_US
         buf, pos, base, eof, records = b"", 0, 24, False, 0
         while not self._stop.is_set():
@@ -248,6 +252,18 @@ class Feed:
                 else:
                     eof = True
             end = len(buf)
+            if block and self._held is None:  # the common case, column-wise (see feed_block)
+                made = feed_block.convert(
+                    buf, pos, end, linktype, limit=MAX_RECORD, clock=self._clock,
+                    window=(JUMP_US, future) if guard else None,
+                )  # fmt: skip
+                if made is not None:
+                    if made.data:
+                        writer.add(made.data)
+                    records += made.records
+                    report.written += made.records
+                    report.converted += made.converted
+                    self._clock, pos = made.clock, made.end
             run, in_run = pos, 0
             clock = self._clock
             if not guard:

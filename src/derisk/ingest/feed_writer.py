@@ -101,7 +101,7 @@ class Writer:
 
     def __init__(self, outputs: Outputs) -> None:
         self.outputs, self.size = outputs, 0
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | memoryview] = []
         if len(outputs.fds) == 1:  # one reader: blocking writes, as simple as it gets
             fd = outputs.fds[0]
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
@@ -109,7 +109,7 @@ class Writer:
     def header(self, linktype: int) -> None:
         self.add(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype))
 
-    def add(self, data: bytes) -> None:
+    def add(self, data: bytes | memoryview) -> None:
         self.parts.append(data)
         self.size += len(data)
         if self.size >= self.SIZE:
