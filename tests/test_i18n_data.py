@@ -339,6 +339,9 @@ def test_exported_memo_is_written_in_the_language(lang: str, tmp_path: Path) -> 
     # the investor chain (Alibaba Group Holding Limited, KY, run from CN) in the deal table and reasons
     assert "run from CN" in doc["investor_chain"] and "Alibaba Group Holding Limited" in html
     assert not any(escape(w) in html for w in CHAIN_WORDS), [w for w in CHAIN_WORDS if escape(w) in html]
+    # the target's sector (a data label) inside the regimes' rule sentences ("The target (...) is active")
+    assert "(Airport logistics and cargo handling)" not in html
+    assert f"({escape(data.text(lang, 'Airport logistics and cargo handling'))})" in html
 
 
 @pytest.mark.parametrize("lang", ("en", *LANGS))

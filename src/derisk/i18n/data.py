@@ -213,6 +213,11 @@ def sentence(lang: str, english: Any) -> Any:
 SENTENCE_VALUES: Final = frozenset({"$investor.chain_text", "chain"})
 
 
+#: Placeholders whose value is data labels joined by "; " (the target's sectors, as
+#: :mod:`derisk.screen.variables` writes ``$target.sectors``), each label translated.
+LABEL_LISTS: Final = frozenset({"$target.sectors"})
+
+
 def _sentence_value(key: str) -> bool:
     return key.endswith("_sentence") or key in SENTENCE_VALUES
 
@@ -248,6 +253,8 @@ def _value(lang: str, key: str, value: str) -> str:
         return f"{phrase(lang, part)}{fact.group('tag') or ''}"
     if key.endswith("_label"):
         return str(text(lang, value))
+    if key in LABEL_LISTS:
+        return "; ".join(str(text(lang, label)) for label in value.split("; "))
     if key == "laws":
         return str(citations(lang, value))
     if _sentence_value(key):

@@ -138,6 +138,10 @@ CHAIN_PARTY: Final = {
     (False, True, True): T_("{name} ({country}, run from {run}, state body)"),
     (True, True, True): T_("{name} ({share}, {country}, run from {run}, state body)"),
 }
+#: How the target's sectors are joined in ``$target.sectors`` (pages translate each label), and what it
+#: says when the deal file gives none.
+SECTOR_JOIN: Final = "; "
+NO_SECTOR: Final = T_("no sector given")
 #: One link of the chain: a party, then the chain of those who control it (each ``*_sentence`` value is
 #: translated in turn, so a chain of any length is).
 CONTROLLED_BY: Final = T_("{party_sentence} ← controlled by {chain_sentence}")
@@ -218,7 +222,8 @@ def subjects(
     t, s = deal.target, deal.stake
 
     def shown(sectors: tuple[str, ...]) -> str:
-        return "; ".join((labels or {}).get(x, x) for x in sectors) or "no sector given"
+        # the sectors' labels (data strings of sectors.yaml), joined as pages split them to translate
+        return SECTOR_JOIN.join((labels or {}).get(x, x) for x in sectors) or NO_SECTOR
 
     common: dict[str, Value] = {
         **investor_variables(investor),
