@@ -23,12 +23,23 @@ CAPTURE = ROOT / "tests" / "fixtures" / "eval" / "ndpi-facebook.pcap"
 TRUTH = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth.yaml"
 HELDOUT = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout.yaml"
 HELDOUT2 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout2.yaml"
+HELDOUT3 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout3.yaml"
+HELDOUT4 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout4.yaml"
 #: The repositories (and commits) the shipped truth files take their captures from.
 REPOSITORIES = {
     "https://github.com/ntop/nDPI",
     "https://github.com/zeek/zeek",
     "https://github.com/chrissanders/packets",
     "https://github.com/OISF/suricata-verify",
+    "https://github.com/arkime/arkime",
+    "https://github.com/secdev/scapy",
+    "https://github.com/the-tcpdump-group/tcpdump",
+    "https://github.com/FoxIO-LLC/ja4",
+    "https://github.com/seladb/PcapPlusPlus",
+    "https://github.com/cisco/mercury",
+    "https://github.com/CESNET/ipfixprobe",
+    "https://github.com/cisco/joy",
+    "https://github.com/kbandla/dpkt",
 }
 BLOB = "153d497a36e508c2a55b33dac4f3df76e2c58985"  # git rev-parse HEAD:tests/cfgs/default/pcap/facebook.pcap
 
@@ -133,7 +144,7 @@ def test_command_line_writes_json_and_rejects_a_missing_directory(tmp_path: Path
 
 @pytest.mark.parametrize(
     ("path", "captures_at_least", "judged_at_least"),
-    [(TRUTH, 40, 150), (HELDOUT, 20, 30), (HELDOUT2, 70, 75)],
+    [(TRUTH, 40, 150), (HELDOUT, 20, 30), (HELDOUT2, 70, 75), (HELDOUT3, 20, 35), (HELDOUT4, 35, 60)],
 )
 def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, judged_at_least: int) -> None:
     doc = ev.load_truth(path)
@@ -150,3 +161,14 @@ def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, 
         layer = dest[dest["expected"]["layer"]]
         assert layer["controller"] == dest["expected"]["controller"]
         assert layer["why"]
+
+
+def test_held_out_sets_share_no_capture() -> None:
+    """Each held-out set is new traffic: no capture (by content) is in two truth files."""
+    seen: dict[str, Path] = {}
+    for path in (TRUTH, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4):
+        for capture in ev.load_truth(path)["captures"]:
+            assert capture["blob"] not in seen, (
+                f"{capture['file']} is in {seen.get(capture['blob'])} and {path}"
+            )
+            seen[capture["blob"]] = path
