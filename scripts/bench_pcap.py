@@ -146,7 +146,8 @@ def child(mode: str, path: Path) -> None:
 
         with path.open("rb") as fh:
             kind = compression(fh.read(8))
-        with open_capture(path, kind) as source:
+        # as the feed reads: igzip for gzip when installed
+        with open_capture(path, kind, stream=True) as source:
             while source.read1(1 << 20):
                 pass
     elif mode == "analyze" and analyze is not None:
@@ -377,8 +378,10 @@ def variants(args: argparse.Namespace) -> None:
         runs: dict[str, list[dict[str, Any]]] = {label: [] for label in files}
         meters: dict[str, list[dict[str, Any]]] = {"bare": [], "bare-2-meters": []}
         alone: dict[str, list[dict[str, Any]]] = {label: [] for label in compressed}
+        loads: list[float] = []
         for run in range(args.repeat):
             for label, path in files.items():
+                loads.append(os.getloadavg()[0])
                 runs[label].append(measure("read_pcap", path))
                 print(f"  run {run + 1} {label:28s} {runs[label][-1]['seconds']:.2f} s", flush=True)
             for mode, results in meters.items():
@@ -390,7 +393,7 @@ def variants(args: argparse.Namespace) -> None:
                     f"  run {run + 1} {label + ' alone':28s} {alone[label][-1]['seconds']:.2f} s", flush=True
                 )
         sizes = {label: path.stat().st_size for label, path in files.items()}
-    text = _variants_section(packets, sizes, runs, meters, alone, args)
+    text = _variants_section(packets, sizes, runs, meters, alone, args, loads)
     print()
     print(text)
     if not args.no_write:
@@ -405,14 +408,15 @@ def _variants_section(
     meters: dict[str, list[dict[str, Any]]],
     alone: dict[str, list[dict[str, Any]]],
     args: argparse.Namespace,
+    loads: list[float],
 ) -> str:
     repeat = args.repeat
     base = runs["Ethernet, uncompressed"]
     lines = [
         VARIANTS_SECTION,
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores (load average "
-        f"{os.getloadavg()[0]:.1f} when the report was written) by `scripts/bench_pcap.py --variants "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores (1-minute load average "
+        f"{min(loads):.1f}-{max(loads):.1f} at the start of the runs) by `scripts/bench_pcap.py --variants "
         f"--packets {args.packets} --repeat {repeat}`: derisk read_pcap on one generated capture "
         f"of {packets:,} packets, as Ethernet, re-framed in five link types or tags, and compressed; {repeat} runs "
         "each, alternating, each in a fresh process. Throughput is relative to the same capture as "
@@ -421,26 +425,27 @@ def _variants_section(
         "the DNS pass's. *Same flows* compares a digest of every flow (5-tuple, first packet, bytes and packets "
         "each way, server name) with the Ethernet file's.",
         "",
-        "| input | file MB | wall s, median (best) | throughput vs Ethernet, median (best) | CPU s, median | flows "
-        "| same flows |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| input | file MB | wall s, median (best) | throughput vs Ethernet, median (best) | CPU s, median "
+        "| CPU ratio vs Ethernet, median | flows | same flows |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     plain = {r["digest"] for r in base}
     for label, mine in runs.items():
         ratio = statistics.median(b["seconds"] / r["seconds"] for b, r in zip(base, mine, strict=True))
         best = min(b["seconds"] for b in base) / min(r["seconds"] for r in mine)
         same = "yes" if {r["digest"] for r in mine} == plain and len(plain) == 1 else "NO"
+        cpu_ratio = statistics.median(b["cpu"] / r["cpu"] for b, r in zip(base, mine, strict=True))
         lines.append(
             f"| {label} | {sizes[label] / 1e6:.1f} | {statistics.median(r['seconds'] for r in mine):.2f} "
             f"({min(r['seconds'] for r in mine):.2f}) | {ratio:.2f}× ({best:.2f}×) "
-            f"| {statistics.median(r['cpu'] for r in mine):.2f} | {sorted({r['flows'] for r in mine})[0]:,} "
-            f"| {same} |"
+            f"| {statistics.median(r['cpu'] for r in mine):.2f} | {cpu_ratio:.2f}× "
+            f"| {sorted({r['flows'] for r in mine})[0]:,} | {same} |"
         )
     ethernet_s = statistics.median(r["seconds"] for r in base)
     lines += [
         "",
-        "The decompressor alone (Python's gzip, bz2 and lzma modules, the zstandard package; read as the feed "
-        "reads, nothing else done): when it is slower than the Ethernet file's whole read, that is the ceiling "
+        "The decompressor alone (igzip for gzip when installed, else Python's gzip module; Python's bz2 and lzma "
+        "modules, the zstandard package; read as the feed reads, nothing else done): when it is slower than the Ethernet file's whole read, that is the ceiling "
         "of the compressed capture's throughput.",
         "",
         "| input | decompress alone s, median (best) | decompressed MB/s | ceiling vs Ethernet | CPU s, median |",

@@ -135,7 +135,7 @@ class Feed:
             outputs.close()
             return
         try:
-            with open_capture(self.path, self.probe.compression) as source:
+            with open_capture(self.path, self.probe.compression, stream=True) as source:
                 self._pump(source, Writer(outputs))
         except InputError as exc:
             self.report.error = exc
