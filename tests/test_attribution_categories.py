@@ -90,3 +90,32 @@ def test_media_and_adtech_groups_resolve_to_their_parents() -> None:
         assert (found.controller_name, found.jurisdiction) == expected, domain
     bbc = index.match_as_org("BBC", "GB")
     assert bbc is not None and bbc.jurisdiction == "GB"
+
+
+def test_third_batch_of_categories_resolves_to_controllers() -> None:
+    """Carriers of Latin America and Korea, US government networks, Opera, Wix, research bodies, SaaS."""
+    index = load_index(None)
+    by_asn = {
+        6535: ("Carlos Slim Helú", "MX"),  # Telmex Chile, América Móvil
+        17858: ("LG Corp.", "KR"),  # LG Powercomm, now LG Uplus
+        9318: ("SK Inc.", "KR"),  # SK Broadband, through SK Telecom
+        4766: ("KT Corporation", "KR"),
+        721: ("United States of America", "US"),  # DoD Network Information Center
+        39832: ("Zhou Yahui", "CN"),  # Opera, through Kunlun Tech
+    }
+    for asn, expected in by_asn.items():
+        found = index.match_asn(asn)
+        assert found is not None, asn
+        assert (found.controller_name, found.jurisdiction) == expected, asn
+    by_domain = {
+        "static.wixstatic.com": ("Wix.com Ltd.", "IL"),
+        "www.iit.cnr.it": ("Consiglio Nazionale delle Ricerche", "IT"),
+        "api.segment.io": ("Twilio Inc.", "US"),
+        "c.disquscdn.com": ("Zeta Global Holdings Corp.", "US"),
+    }
+    for domain, expected in by_domain.items():
+        found = index.match_domain(domain)
+        assert found is not None, domain
+        assert (found.controller_name, found.jurisdiction) == expected, domain
+    # An unrelated company whose name begins like a new alias ("Claro") stays unknown.
+    assert index.match_as_org("Claroty LTD", "IL") is None
