@@ -53,8 +53,9 @@ def duck_flows(batch: pa.RecordBatch, log: ZeekLog, companions: Companions) -> p
         "source_ref": uid,
         "conn_state": state if plain else labels(state, log),
     }
+    columns = [arrays[f.name] if f.name in arrays else batch.column(f.name) for f in INGEST_SCHEMA]
     return pa.RecordBatch.from_arrays(
-        [(arrays[f.name] if f.name in arrays else batch.column(f.name)).cast(f.type) for f in INGEST_SCHEMA],
+        [c if c.type == f.type else c.cast(f.type) for c, f in zip(columns, INGEST_SCHEMA, strict=True)],
         schema=INGEST_SCHEMA,
     )
 
