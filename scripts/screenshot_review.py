@@ -11,9 +11,10 @@ memo, the plan and the full report (HTML and PDF). Each page is checked for
 
 * **pictures**: every picture the page should carry is there, as an ``<svg role="img">`` with a
   ``<title>`` (the text alternative);
-* **English data sentences** in a French, Dutch or German page: each alert's explanation parts, and
+* **English data sentences** in a French, Dutch or German page: each alert's explanation parts,
   every text of the English page that the data catalogue translates (law summaries, plan steps,
-  memo reasons...), must not appear in English;
+  memo reasons...), and every data string of the catalogue (the curated groups' link summaries,
+  control types and assessments among them), also inside a longer text, must not appear in English;
 * **overflow** (in the browser): a page wider than the window.
 
 With Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright) each page is saved as
@@ -182,6 +183,27 @@ def data_sentences(english_html: str, lang: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=4)
+def catalogue_sentences(lang: str) -> tuple[str, ...]:
+    """Every data string of the catalogue (law summaries, regime texts, plan steps, the curated groups'
+    link summaries, control types and assessments...) of :data:`MIN_WORDS` words or more whose
+    translation into ``lang`` differs from it: wherever a page shows one, even inside a longer text
+    (a control chain's step, a risk factor's evidence), it must be shown translated. Law titles are left
+    out (shown beside their translation on purpose), and templates (matched on whole texts above)."""
+    from derisk.i18n import data
+
+    titles = law_titles()
+    out = []
+    for message in data.data_catalog(lang):
+        english, shown = str(message.id or ""), str(message.string or "")
+        if not english or message.context or not shown or shown == english or message.fuzzy:
+            continue
+        if english in titles or len(english.split()) < MIN_WORDS or data.PLACEHOLDER.search(english):
+            continue
+        out.append(english)
+    return tuple(out)
+
+
 def know_sentences(path: str, lang: str) -> list[str]:
     """The English text of each part of Know's own sentences about the entity at ``path`` (who controls
     it, its supplier-risk factors, its control chain's link phrases) that has a translation in
@@ -227,6 +249,27 @@ def suspects(english_html: str, html: str, *, words: int = 8) -> list[str]:
     return sorted({b for b in blocks(english_html) if len(b.split()) >= words and b in text})
 
 
+#: Words that mark English prose and are rare in French, Dutch and German prose ("is", "of", "was" are
+#: Dutch or German words too, so they are not among them).
+ENGLISH_WORDS: Final = frozenset({
+    "the", "and", "by", "from", "with", "not", "which", "this", "that", "its", "has", "have", "were", "been",
+    "shares", "controlled", "owned", "held", "are", "into", "through", "under", "whose", "would", "should",
+    "because",
+})  # fmt: skip
+
+
+def english_like(html: str, *, least: int = 4) -> list[str]:
+    """For the person reviewing: texts of a French, Dutch or German page with ``least`` English words or
+    more, whatever the catalogue knows (names, sources' own words and citations are expected among
+    them; anything else is English the catalogue does not translate yet)."""
+    out = set()
+    for block in blocks(html):
+        words = re.findall(r"[a-z]+", block.lower())
+        if sum(w in ENGLISH_WORDS for w in words) >= least:
+            out.add(block[:300])
+    return sorted(out)
+
+
 # -- the pages -------------------------------------------------------------------------------------
 def page_paths(get: Get) -> dict[str, str]:
     """Each page to review and its path, found by following the English pages' links."""
@@ -270,6 +313,7 @@ def review_html(
             if lang == "en":
                 continue
             known = alert_sentences(alerts, lang) + data_sentences(pages["en"].get(page, ""), lang)
+            known += catalogue_sentences(lang)
             if page == "entity":
                 known += know_sentences(path, lang)
             findings += [Finding(page, lang, "english", f"English data sentence: {s[:160]}")
@@ -288,7 +332,7 @@ def pdf_findings(pdf: bytes, lang: str, alerts: list[dict[str, Any]]) -> list[Fi
     if len(reader.pages) < 2:
         found.append(Finding("report-pdf", lang, "pdf", f"only {len(reader.pages)} page(s)"))
     if lang != "en":
-        for sentence in alert_sentences(alerts, lang):
+        for sentence in [*alert_sentences(alerts, lang), *catalogue_sentences(lang)]:
             # PDF text breaks lines anywhere: compare without spaces
             if sentence.replace(" ", "") in text.replace(" ", ""):
                 found.append(
@@ -475,22 +519,28 @@ def main(argv: list[str] | None = None) -> int:
         get, raw = http_get(url)
         findings, pages, paths = review_html(get, alerts, langs)
         notes: dict[str, list[str]] = {}
+        english: dict[str, list[str]] = {}
         for lang in langs:
             pdf = raw(f"/report/analysis.pdf?lang={lang}")
             (out / f"{lang}-report.pdf").write_bytes(pdf)
             findings += pdf_findings(pdf, lang, alerts)
             findings += pdf_pictures(out / f"{lang}-report.pdf")
-            if lang != "en":
-                for name, html in pages.get(lang, {}).items():
+            for name, html in pages.get(lang, {}).items():
+                (out / f"{lang}-{name}.html").write_text(html, encoding="utf-8")
+                if lang != "en":
                     found = suspects(pages["en"].get(name, ""), html)
                     if found:
                         notes[f"{lang}-{name}"] = found
+                    found = english_like(html)
+                    if found:
+                        english[f"{lang}-{name}"] = found
         if not args.no_browser:
             if CHROMIUM.exists():
                 findings += screenshots(url, paths, pages, langs, out)
             else:
                 findings.append(Finding("-", "-", "status", f"{CHROMIUM} missing: no screenshots"))
-    result = {"paths": paths, "findings": [asdict(f) for f in findings], "same_as_english": notes}
+    result = {"paths": paths, "findings": [asdict(f) for f in findings], "same_as_english": notes,
+              "english_like": english}  # fmt: skip
     (out / "findings.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     for f in findings:
         sys.stdout.write(f"{f.lang:2} {f.page:10} {f.check:8} {f.detail}\n")

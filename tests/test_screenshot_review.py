@@ -122,6 +122,26 @@ def test_know_sentences_of_the_entity_page_are_checked(reviewed: tuple[Any, ...]
         assert review.english_leaks(leaked, known) == [known[0]]
 
 
+def test_curated_sentences_are_checked_also_inside_longer_texts(reviewed: tuple[Any, ...]) -> None:
+    """Every data string of the catalogue (a curated link's summary, a control type, a published
+    assessment, a law summary...) counts as a known English sentence wherever it is shown: the entity
+    page of the beacon's operator (Hikvision) shows its link summaries inside the control chain's steps
+    in English only; English prose the catalogue does not know is listed for the person reviewing."""
+    _, pages, _ = reviewed
+    summary = "Largest and controlling shareholder (38.88%); Wikipedia states the controlling shares"
+    for lang in ("fr", "nl", "de"):
+        known = review.catalogue_sentences(lang)
+        assert any(s.startswith(summary) for s in known) and "VIE contractual arrangements" not in known
+        shown = review.english_leaks(pages["en"]["entity"], list(known))
+        assert any(s.startswith(summary) for s in shown), shown  # inside "A ← B: 38.88% of shares; ..."
+        assert review.english_leaks(pages[lang]["entity"], list(known)) == []
+        prose = "The holding company is controlled by the state through a trust that has not been named."
+        leaked = pages[lang]["entity"].replace("</main>", f"<p>{prose}</p></main>")
+        assert prose in review.english_like(leaked) and prose not in review.english_like(
+            pages[lang]["entity"]
+        )
+
+
 def test_the_memo_writes_dates_in_the_page_language(reviewed: tuple[Any, ...]) -> None:
     """The memo's own dates (as of, the question's signing and closing, deadlines, the timeline's axis) in the page's
     language; a date inside a law's name ("Cooperation Agreement of 30 November 2022") stays."""
