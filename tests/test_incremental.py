@@ -45,10 +45,11 @@ def _feed(
     cuts: list[int],
     cfg: DetectionConfig,
     reload_at: frozenset[int] | set[int] = frozenset(),
+    catching_up: frozenset[int] | set[int] = frozenset(),
 ) -> DetectionState:
     """Store ``flows`` batch by batch (cut at ``cuts``), each batch one transaction in which the state
     is updated and saved, as ``derisk watch`` does; at the batches in ``reload_at`` the state is loaded
-    back from the workspace first (a restart)."""
+    back from the workspace first (a restart); the batches in ``catching_up`` may put off scoring."""
     attribution = _attribution(flows)
     state = DetectionState()
     for i, (lo, hi) in enumerate(itertools.pairwise([0, *cuts, flows.num_rows])):
@@ -58,7 +59,7 @@ def _feed(
             replace_attribution(con, attribution)
             if i in reload_at:
                 state = DetectionState.load(con, cached=False)
-            state.update(con, batch.select(_COLS), cfg, laws_for=harness_laws)
+            state.update(con, batch.select(_COLS), cfg, laws_for=harness_laws, catching_up=i in catching_up)
             state.save(con)
     return state
 
@@ -98,6 +99,43 @@ def test_random_batches_give_the_alerts_of_one_analysis(
         state = _feed(ws, flows, cuts, cfg, reload_at)
         with ws.transaction() as con:
             reloaded = DetectionState.load(con, cached=False)
+    assert _docs(state.current_alerts()) == expected
+    assert _docs(reloaded.current_alerts()) == expected
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_scoring_put_off_while_catching_up_gives_the_same_alerts(
+    tmp_path: Path,
+    labelled: tuple[pa.Table, DetectionConfig],
+    expected: list[dict[str, object]],
+    seed: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches taken in while catching up (window scoring put off until enough rows wait), restarts
+    while scoring waits, then one scoring at the end (``score``, after a last restart with nothing
+    new to read): the alerts of one analysis."""
+    import derisk.detect.incremental as incremental
+
+    flows, cfg = labelled
+    monkeypatch.setattr(incremental, "DEFER_ROWS", 2_000)
+    rng = np.random.default_rng(seed)
+    parts = int(rng.integers(10, 40))
+    cuts = sorted(rng.choice(np.arange(1, flows.num_rows), size=parts - 1, replace=False).tolist())
+    catching = {i for i in range(parts) if rng.random() < 0.8}
+    reload_at = {int(r) for r in rng.integers(1, parts, 3)}
+    deferred = 0
+    with Workspace.open(tmp_path / "ws") as ws:
+        state = _feed(ws, flows, cuts, cfg, reload_at, catching | {parts - 1})
+        assert state.pending  # the last batch was taken in while catching up: its scoring waits
+        with ws.transaction() as con:
+            state = DetectionState.load(con, cached=False)  # a restart with nothing new to read
+            assert state.pending
+            changed = state.score(con, cfg, laws_for=harness_laws)
+            state.save(con)
+            deferred = len(changed)
+        with ws.transaction() as con:
+            reloaded = DetectionState.load(con, cached=False)
+    assert deferred and not state.pending
     assert _docs(state.current_alerts()) == expected
     assert _docs(reloaded.current_alerts()) == expected
 

@@ -11,6 +11,14 @@ codes (:mod:`derisk.detect.incremental_interners`; a pair is two codes, not a jo
 forgotten with the rows that used them, and the save writes only the aggregates and alert lists the
 batch changed (a key scored again that did not alert before or after is not written).
 
+While watch catches up (a replay, a backlog: more is waiting to be read at once), the window
+detections are put off until as many rows wait as were scored before (at least
+:data:`DEFER_ROWS`): where every batch touches most of the window, scoring it per batch would cost
+O(window) each time, O(n²/batch) for a replay; put off, the window is scored a few times (the rows
+waiting double), and the scoring equals one batch over everything that waited. What waits is saved
+with the state (the frame and upload baseline start at the last scoring, the senders whose closed
+sums changed); after a restart every buffer row read back is scored again, which is exact.
+
 * **Window detections** (beacons and strobes, uploads, long connections) read a buffer of recent flows
   held in memory: the last ``beacon.window_hours`` (the beacon and upload window), the upload slot the
   window's start falls in, and the records of long connections still open. Only the host × server
@@ -61,6 +69,7 @@ from derisk.detect.beacon import detect_beacons
 from derisk.detect.config import DetectionConfig
 from derisk.detect.incremental_interners import Interner, PairInterner, distinct
 from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDestinations, prefixed
+from derisk.detect.incremental_long import evict, score_long
 from derisk.detect.incremental_rows import (
     COLS,
     SCHEMA,
@@ -73,9 +82,8 @@ from derisk.detect.incremental_rows import (
     row_flags,
     trim_dictionaries,
 )
-from derisk.detect.incremental_upload import score_uploads
-from derisk.detect.longconn import detect_long_connections, five_tuple, stitch_records
-from derisk.detect.segments import F64, I64, B, flow_times, ints, segments
+from derisk.detect.incremental_upload import score_uploads, take_uploads
+from derisk.detect.segments import F64, I64, B, ints
 from derisk.errors import StoreError
 from derisk.safetext import bound
 from derisk.store.alerts import read_flows_compact_con
@@ -92,6 +100,9 @@ def _pair_key(tag: str, pair: str) -> str:
     host, _, dest = pair.partition("\x1f")
     return f"{tag}\x1f{host}\x1f{bound(dest, 253)}"
 
+
+#: Rows taken in at least before the window detections are scored while catching up.
+DEFER_ROWS = 200_000
 
 #: The state this process saved last (see :meth:`DetectionState.load`).
 _LAST: dict[str, DetectionState] = {}
@@ -134,6 +145,12 @@ class DetectionState:
         self.generation = 0
         self.hold_from: float | None = None  # the oldest start the buffer held when saved
         self.reload_pending = False  # the buffer is to be read back from the workspace
+        # window scoring put off while catching up (see update): the buffer rows from pend_seq on,
+        # the frame and the upload baseline start at the last scoring, senders whose sums changed
+        self.pend_seq: int | None = None
+        self.pend_frame: tuple[float, float] | None = None
+        self.pend_up_t0: float | None = None
+        self.pend_who: set[str] = set()
 
     # -- the interface watch calls -------------------------------------------------------------
     @classmethod
@@ -160,9 +177,16 @@ class DetectionState:
         config: DetectionConfig,
         *,
         laws_for: LawsFor | None = None,
+        catching_up: bool = False,
     ) -> list[Alert]:
         """Take in one batch (already stored and attributed in ``con``'s transaction); returns the
-        alerts that are new or changed by it, most severe first."""
+        alerts that are new or changed by it, most severe first.
+
+        ``catching_up`` (more data is waiting to be read at once): the window detections may be put
+        off until the rows taken in since they were last scored are as many as those scored before
+        (at least :data:`DEFER_ROWS`), so a replay scores the window a few times, not once per batch;
+        the history detections are updated all the same. The next update without ``catching_up``,
+        or :meth:`score`, scores what waits: the alerts are then those of one batch over all of it."""
         self.generation += 1  # changed in memory: no longer what was stored
         laws = cached_laws(laws_for or default_laws_for())
         key = config_key_of(config)
@@ -175,14 +199,33 @@ class DetectionState:
             before = self._current
             fresh = DetectionState()
             fresh.config_key = key
-            fresh._ingest(compact(read_flows_compact_con(con, COLS)), config, laws)
+            fresh._ingest(compact(read_flows_compact_con(con, COLS)), config, laws, False)
             self.__dict__.update(fresh.__dict__)
             return self._changed(before)
         self.config_key = key
         before = self._current
         if self.reload_pending:
             self._reload(con, batch, config)
-        self._ingest(compact(batch), config, laws)
+        self._ingest(compact(batch), config, laws, catching_up)
+        return self._changed(before)
+
+    @property
+    def pending(self) -> bool:
+        """Whether window scoring was put off (:meth:`update` with ``catching_up``)."""
+        return self.pend_seq is not None
+
+    def score(
+        self, con: duckdb.DuckDBPyConnection, config: DetectionConfig, *, laws_for: LawsFor | None = None
+    ) -> list[Alert]:
+        """Score what :meth:`update` put off (in ``con``'s transaction); returns the alerts new or
+        changed by it."""
+        if self.pend_seq is None or self.frame is None or self.config_key != config_key_of(config):
+            return []  # nothing waits, or new settings (the next update rebuilds the state)
+        self.generation += 1
+        before = self._current
+        if self.reload_pending:
+            self._reload(con, SCHEMA.empty_table(), config)
+        self._score(config, cached_laws(laws_for or default_laws_for()))
         return self._changed(before)
 
     def current_alerts(self) -> list[Alert]:
@@ -228,7 +271,7 @@ class DetectionState:
         ]
         return _order(changed)
 
-    def _ingest(self, t: pa.Table, config: DetectionConfig, laws: LawsFor) -> None:
+    def _ingest(self, t: pa.Table, config: DetectionConfig, laws: LawsFor, defer: bool = False) -> None:
         n = t.num_rows
         if n == 0:
             return
@@ -242,23 +285,32 @@ class DetectionState:
         self._history(t, times.start, times.end, times.valid, seq, ok_out, keep, config, laws, old_frame)
         if self.frame is None:
             return
-        window = config.get("beacon", "window_hours") * 3600.0
-        cut_old = old_frame[1] - window if old_frame else -math.inf
-        cut = self.frame[1] - window
+        if self.pend_seq is None:  # the first rows since the last scoring
+            self.pend_seq, self.pend_frame, self.pend_up_t0 = int(seq[0]), old_frame, self.up_t0
         self._append(
             t.filter(pa.array(held)), times.start[held], seq[held], {k: v[held] for k, v in ok.items()}
         )
-        new_rows = np.arange(len(self.b_start) - int(held.sum()), len(self.b_start))
+        take_uploads(self, t, times.start, ok["upload"], config.get("beacon", "window_hours") * 3600.0)
+        waiting = len(self.b_seq) - int(np.searchsorted(self.b_seq, self.pend_seq))
+        if not defer or waiting >= max(DEFER_ROWS, len(self.b_seq) - waiting):
+            self._score(config, laws)
+
+    def _score(self, config: DetectionConfig, laws: LawsFor) -> None:
+        """Score the window detections for the buffer rows taken in since they were last scored."""
+        assert self.frame is not None and self.pend_seq is not None
+        window = config.get("beacon", "window_hours") * 3600.0
+        cut_old = self.pend_frame[1] - window if self.pend_frame else -math.inf
+        cut = self.frame[1] - window
+        new_rows = np.arange(int(np.searchsorted(self.b_seq, self.pend_seq)), len(self.b_seq))
         crossing = np.flatnonzero((self.b_start >= cut_old) & (self.b_start < cut))
         # beacons: hosts with new flows in the window, or flows leaving it
         b_rows = np.r_[new_rows[self.b_ok["beacon"][new_rows] & (self.b_start[new_rows] >= cut)], crossing]
         self._beacons(b_rows, cut, config, laws)
-        score_uploads(
-            self, t, times.start, ok["upload"], new_rows, crossing, (cut_old, cut, window), config, laws
-        )
+        score_uploads(self, new_rows, crossing, (cut_old, cut, window), config, laws)
         pairs = self._codes("pair", new_rows[self.b_ok["long"][new_rows]])
-        pairs = distinct(np.r_[pairs, self._evict(config, laws)])
-        self._long(pairs, config, laws)
+        self.pend_seq, self.pend_frame, self.pend_up_t0, self.pend_who = None, None, None, set()
+        pairs = distinct(np.r_[pairs, evict(self, config, laws)])
+        score_long(self, pairs, config, laws)
         self._compact_keys()
 
     def _history(
@@ -304,17 +356,19 @@ class DetectionState:
     # -- the buffer ----------------------------------------------------------------------------
     def _reload(self, con: duckdb.DuckDBPyConnection, batch: pa.Table, config: DetectionConfig) -> None:
         """Read the buffer back from the workspace's flows after a load (the batch's own flows left out)."""
-        from derisk.detect.incremental_store import held_rows
+        from derisk.detect.incremental_store import arrival_order, held_rows
 
         self.reload_pending = False
         if self.hold_from is None:
             return
         where = f"first_seen >= to_timestamp({float(self.hold_from) - 1.0!r})"
-        t = compact(read_flows_compact_con(con, COLS, where=where))
+        t = arrival_order(con, compact(read_flows_compact_con(con, COLS, where=where)), where)
         ids = batch.column("flow_id") if "flow_id" in batch.column_names else pa.array([], pa.string())
         t = t.take(pa.array(held_rows(t, ids), pa.int64()))
         times, _, held, ok, _ = row_flags(t, config)
         seq = np.arange(self.seq - t.num_rows, self.seq, dtype=np.int64)
+        if self.pend_seq is not None:  # scoring was put off: every row read back is scored again
+            self.pend_seq = int(self.seq - t.num_rows)
         self._append(
             t.filter(pa.array(held)), times.start[held], seq[held], {k: v[held] for k, v in ok.items()}
         )
@@ -410,8 +464,7 @@ class DetectionState:
         for k, alerts in found.items():
             self.beacon.set_alerts(k, alerts)
 
-    # -- uploads -------------------------------------------------------------------------------
-    # -- long connections ----------------------------------------------------------------------
+    # -- keys ----------------------------------------------------------------------------------
     def _names(self, key: str, rows: I64) -> set[str]:
         """The distinct keys (``host``, ``who`` or ``pair``) of these buffer rows."""
         names = self._interner(key).names
@@ -427,56 +480,8 @@ class DetectionState:
     def _pair_mask(self, pairs: I64) -> B:
         return flags(len(self.keys["pair"]), pairs)[self.b_key["pair"]] & self.b_ok["long"]
 
-    def _long(self, pairs: I64, config: DetectionConfig, laws: LawsFor) -> None:
-        """Score again the long connections of these host x address pairs (codes)."""
-        if len(pairs) == 0:
-            return
-        rows = np.flatnonzero(self._pair_mask(pairs))
-        found: dict[str, list[Alert]] = {}
-        if len(rows):
-            for a in detect_long_connections(self._sub(rows), config, laws):
-                found.setdefault(f"{a.src_ip}\x1f{a.target.dst_ip}", []).append(a)
-        wanted, interner = set(pairs.tolist()), self._pairs("pair")
-        for p in [p for p in self.long_live.alerts if p not in found]:  # current live alerts
-            if interner.code_of(p) in wanted:
-                self.long_live.set_alerts(p, [])
-        for p, got in found.items():
-            self.long_live.set_alerts(p, got)
-
     def _compact_keys(self) -> None:
         """Forget the key strings no buffer row uses any more (their codes renumbered), so the
         interners hold the window's keys, not every key ever seen."""
         for k, interner in self.keys.items():
             self.b_key[k] = interner.compact(self.b_key[k])
-
-    def _evict(self, config: DetectionConfig, laws: LawsFor) -> I64:
-        """Drop the rows no detection needs any more; returns the pairs (codes) whose live connections
-        changed. Closed long connections are kept as the best of their pair (``long_final``)."""
-        pairs = np.zeros(0, dtype=np.int64)
-        if self.fold_until is None:
-            return pairs
-        old = self.b_start < self.fold_until
-        if not old.any():
-            return pairs
-        stitch = config.get("long_connection", "stitch_gap_seconds")
-        drop = old & ~self.b_ok["long"]
-        cand = np.flatnonzero(old & self.b_ok["long"])
-        if len(cand):
-            pairs = self._codes("pair", cand)
-            rows = np.flatnonzero(self._pair_mask(pairs))
-            sub = self._sub(rows)
-            times = flow_times(sub, None)
-            order, conn = stitch_records(five_tuple(sub), times.start, times.end, stitch)
-            seg = segments(conn)
-            run_end = seg.max(times.end[order])
-            closed_rows = order[(run_end < self.fold_until - stitch)[seg.index()]]
-            if len(closed_rows):
-                for a in detect_long_connections(sub.take(pa.array(closed_rows, pa.int64())), config, laws):
-                    p = f"{a.src_ip}\x1f{a.target.dst_ip}"
-                    prev = self.long_final.alerts.get(p, [])
-                    if not prev or duration_of(a) > duration_of(prev[0]):
-                        self.long_final.set_alerts(p, [a])
-                drop[rows[closed_rows]] = True
-        if drop.any():
-            self._keep_rows(~drop)
-        return pairs

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from derisk.detect.alert import Alert
 from derisk.detect.incremental_keys import Keyed
+from derisk.errors import StoreError
 from derisk.store import detect_state
 
 if TYPE_CHECKING:
@@ -74,6 +75,13 @@ def save_from(state: DetectionState, con: duckdb.DuckDBPyConnection) -> None:
         "new_inputs": state.new.inputs,
         "new_odd": state.new.odd_ids,
         "new_any": state.new.any_ids,
+        "pending": None
+        if state.pend_seq is None
+        else {
+            "frame": list(state.pend_frame) if state.pend_frame else None,
+            "up_t0": state.pend_up_t0,
+            "who": sorted(state.pend_who),
+        },
     }
     docs.append(("meta", json.dumps(meta)))
     gone: list[str] = []
@@ -161,6 +169,13 @@ def _meta(state: DetectionState, meta: dict[str, Any]) -> None:
     state.new.inputs = list(meta.get("new_inputs") or [])
     state.new.odd_ids = bool(meta.get("new_odd"))
     state.new.any_ids = bool(meta.get("new_any"))
+    pending = meta.get("pending")
+    if pending is not None:  # window scoring was put off: the buffer read back is scored again
+        frame = pending.get("frame")
+        state.pend_seq = state.seq
+        state.pend_frame = (float(frame[0]), float(frame[1])) if frame else None
+        state.pend_up_t0 = pending.get("up_t0")
+        state.pend_who = set(pending.get("who") or [])
 
 
 def held_rows(table: pa.Table, exclude_ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -170,3 +185,21 @@ def held_rows(table: pa.Table, exclude_ids: pa.ChunkedArray | pa.Array) -> np.nd
         return np.arange(table.num_rows)
     inside = pc.fill_null(pc.is_in(ids, value_set=pc.unique(exclude_ids).drop_null()), False)
     return np.flatnonzero(~np.asarray(inside.to_numpy(zero_copy_only=False), dtype=bool))
+
+
+def arrival_order(con: duckdb.DuckDBPyConnection, table: pa.Table, where: str) -> pa.Table:
+    """``table`` (flows read back under ``where``) in the order the flows were stored: the buffer
+    keeps arrival order, which breaks ties (and lists an alert's flows) as a batch analysis does;
+    a read through the attribution join need not keep it."""
+    try:
+        stored = con.sql(f"SELECT flow_id FROM flows WHERE {where} ORDER BY rowid").to_arrow_table()[
+            "flow_id"
+        ]
+    except duckdb.Error as exc:
+        raise StoreError(f"could not read flow ids: {exc}") from None
+    if len(stored) != table.num_rows or pc.count_distinct(stored).as_py() != len(stored):
+        return table  # ids not unique: the order as read
+    at = pc.index_in(stored, value_set=table.column("flow_id").combine_chunks())
+    if at.null_count:
+        return table
+    return table.take(at)

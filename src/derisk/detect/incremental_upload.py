@@ -24,37 +24,40 @@ if TYPE_CHECKING:
 KEEP_SLOTS = 2
 
 
+def take_uploads(self: DetectionState, t: pa.Table, start: F64, ok: B, window: float) -> None:
+    """What a batch changes at once, scored or not: the start of the baseline period, and late flows
+    (before slots already closed) folded into the closed sums; their senders wait in ``pend_who``."""
+    if ok.any():
+        first = float(start[ok].min())
+        self.up_t0 = first if self.up_t0 is None else min(self.up_t0, first)
+    if self.fold_until is not None:
+        late = np.flatnonzero(ok & (start < self.fold_until))
+        if len(late):
+            who_t, dest_t = (
+                prefixed(t, "system", "src_ip", ("s:", "i:")),
+                prefixed(t, "dst_domain", "dst_ip", ("d:", "a:")),
+            )
+            self.pend_who |= fold(self, who_t, dest_t, ints(t, "bytes_out"), start, late, window)
+
+
 def score_uploads(
     self: DetectionState,
-    t: pa.Table,
-    start: F64,
-    ok: B,
     new_rows: I64,
     crossing: I64,
     cuts: tuple[float, float, float],
     config: DetectionConfig,
     laws: LawsFor,
 ) -> None:
-    """Fold flows into closed upload slots and score again the senders whose window or baseline
-    changed (``cuts``: the window's start before and after this batch, and its length)."""
+    """Fold the buffer's flows into closed upload slots and score again the senders whose window or
+    baseline changed since the last scoring (``new_rows``: the buffer rows taken in since; ``cuts``:
+    the window's start then and now, and its length)."""
     cut_old, cut, window = cuts
-    who_t, dest_t = (
-        prefixed(t, "system", "src_ip", ("s:", "i:")),
-        prefixed(t, "dst_domain", "dst_ip", ("d:", "a:")),
-    )
-    touched: set[str] = set()
-    defined_before = self.up_t0 is not None and self.up_t0 < cut_old
-    if ok.any():
-        first = float(start[ok].min())
-        self.up_t0 = first if self.up_t0 is None else min(self.up_t0, first)
+    touched: set[str] = set(self.pend_who)
+    defined_before = self.pend_up_t0 is not None and self.pend_up_t0 < cut_old
     if (self.up_t0 is not None and self.up_t0 < cut) != defined_before:
         # the baseline period began: every sender in the window reads differently
         touched |= self._names("who", np.flatnonzero(self.b_ok["upload"] & (self.b_start >= cut)))
-    # late flows, before slots already closed, go to the closed sums at once
     fold_new = math.floor(cut / window) * window
-    if self.fold_until is not None:
-        late = np.flatnonzero(ok & (start < self.fold_until))
-        touched |= fold(self, who_t, dest_t, ints(t, "bytes_out"), start, late, window)
     old = self.fold_until if self.fold_until is not None else -math.inf
     if fold_new > old:
         rows = np.flatnonzero(self.b_ok["upload"] & (self.b_start >= old) & (self.b_start < fold_new))

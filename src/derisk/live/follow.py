@@ -133,6 +133,7 @@ class Follower:
         self._open: dict[str, _Open] = {}
         #: The last poll stopped at its byte budget with lines left to read.
         self.more = False
+        self._filled = False  # the last poll's reads got all they asked for
 
     # -- state ------------------------------------------------------------------------------
     def restore(self, positions: dict[str, Position]) -> None:
@@ -303,6 +304,7 @@ class Follower:
         pieces: list[Piece] = []
         budget = max_bytes
         pending = 0
+        self._filled = False
         for cand, pos in self._identify(found):
             size = next(st.st_size for c, st in found if c is cand)
             if pos.finished and pos.size_seen == size:
@@ -333,7 +335,9 @@ class Follower:
                 self._drop(pos.key)  # nothing new: reopened (and sought) when it grows
         self.counters.files = len(found)
         self.counters.pending_bytes = pending
-        self.more = budget <= 0  # stopped by the budget: more is waiting, no pause before the next batch
+        # stopped by the budget (the budget spent, or a read that got all it asked for, its partial
+        # last line carried): more is waiting, no pause before the next batch
+        self.more = budget <= 0 or self._filled
         return pieces
 
     def _read(self, path: Path, pos: Position, budget: int) -> tuple[bytes, bool]:
@@ -353,7 +357,10 @@ class Follower:
             else:
                 handle.seek(pos.offset)
             opened = self._open[pos.key] = _Open(handle, pos.offset)
-        chunk = opened.carry + opened.handle.read(max(budget - len(opened.carry), 512))
+        want = max(budget - len(opened.carry), 512)
+        got = opened.handle.read(want)
+        self._filled = self._filled or len(got) == want
+        chunk = opened.carry + got
         eof = len(chunk) == len(opened.carry) or (pos.compressed and not opened.handle.peek(1))  # type: ignore[attr-defined]
         end = chunk.rfind(b"\n") + 1
         if end == 0 and len(chunk) > MAX_LINE:

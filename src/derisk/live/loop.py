@@ -125,7 +125,7 @@ class Watcher:
                 stopping = stop.is_set()
                 started = time.monotonic()
                 try:
-                    stored = self._batch()
+                    stored = self._batch(stopping)
                     backoff, lock_waits = BACKOFF_S[0], 0
                 except (StoreError, duckdb.Error, OSError) as exc:
                     if self._in_use(exc) and lock_waits < LOCK_WAITS:
@@ -206,7 +206,7 @@ class Watcher:
         return ws
 
     # -- one batch ----------------------------------------------------------------------------
-    def _batch(self) -> int:
+    def _batch(self, stopping: bool = False) -> int:
         ws = self._open()
         self._started = time.monotonic()
         changed: list[Any] = []
@@ -217,6 +217,9 @@ class Watcher:
             for source in self.sources:
                 chunks.extend(source.collect(ctx))
             sources = sorted({c.input_id for c in chunks if c.rows})
+            # more to read at once (a replay, a backlog): the window detections may wait (see
+            # DetectionState.update); never when stopping, so a stop leaves current alerts
+            catching_up = not stopping and any(source.busy() for source in self.sources)
             tables = [self._store(con, chunk) for chunk in chunks]
             del chunks  # their flows are stored: only one copy of the batch stays in memory
             tables = [t for t in tables if t.num_rows]
@@ -227,13 +230,13 @@ class Watcher:
                 attributed = self._attributed(con, flows)
                 stored = self._count(flows, sources)
                 del flows
-                changed = self._state.update(con, attributed, self.config)
+                changed = self._state.update(con, attributed, self.config, catching_up=catching_up)
                 del attributed
-                self._state.save(con)
-                from derisk.store.alerts import replace_alerts
-
-                replace_alerts(ws, self._state.current_alerts(), (), con=con)
+                self._save(ws, con)
                 self._record(con, stored)
+            elif self._state.pending and not catching_up:  # caught up: score what waited
+                changed = self._state.score(con, self.config)
+                self._save(ws, con)
             self._retain(con)
         for source in self.sources:
             source.commit()
@@ -247,6 +250,12 @@ class Watcher:
         if not self.options.hold_workspace:
             self._close()
         return int(stored["flows"]) if stored else 0
+
+    def _save(self, ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
+        from derisk.store.alerts import replace_alerts
+
+        self._state.save(con)
+        replace_alerts(ws, self._state.current_alerts(), (), con=con)
 
     @staticmethod
     def _flows_of(ws: Workspace, alerts: list[Any]) -> Any:
