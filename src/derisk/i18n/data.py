@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from derisk.errors import DataError
 from derisk.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from derisk.i18n.dates import day, is_date, moment
 
 if TYPE_CHECKING:
     from babel.messages.catalog import Catalog
@@ -245,7 +246,7 @@ _FACT_VALUE: Final = re.compile(r"(?P<number>\d[\d,.]*) (?P<unit>days|months|yea
 
 
 def _value(lang: str, key: str, value: str) -> str:
-    if _LONG_DATE.fullmatch(value) or _ISO_DATE.fullmatch(value):
+    if is_date(value):
         return str(day(lang, value))
     fact = _FACT_VALUE.fullmatch(value) if key.startswith("@") else None
     if fact is not None:
@@ -415,61 +416,6 @@ def factor(lang: str, doc: Any) -> Any:
         return english
     translated = parts(lang, stored) if isinstance(stored, list | tuple) else None
     return translated if translated is not None else sentence(lang, english)
-
-
-#: A date as the English pages write it: ``2026-03-15`` or ``15 March 2026``.
-_ISO_DATE: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_LONG_DATE: Final = re.compile(
-    r"(\d{1,2}) (January|February|March|April|May|June|July|August|September|October|November|December) "
-    r"(\d{4})"
-)
-_MONTHS: Final = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-    "November", "December",
-)  # fmt: skip
-
-
-def day(lang: str, value: Any) -> Any:
-    """A date (ISO ``2026-03-15`` or English ``15 March 2026``) written the way ``lang`` writes dates
-    (Babel's long format: ``15 mars 2026``, ``15. März 2026``); anything else, and English, unchanged."""
-    if lang == DEFAULT_LANGUAGE or not isinstance(value, str):
-        return value
-    import datetime
-
-    from babel.dates import format_date
-
-    iso, long = _ISO_DATE.fullmatch(value), _LONG_DATE.fullmatch(value)
-    try:
-        if iso is not None:
-            when = datetime.date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
-        elif long is not None:
-            month = _MONTHS.index(long.group(2)) + 1
-            when = datetime.date(int(long.group(3)), month, int(long.group(1)))
-        else:
-            return value
-    except ValueError:
-        return value
-    return str(format_date(when, format="long", locale=lang))
-
-
-def moment(lang: str, value: Any) -> Any:
-    """An ISO timestamp (``2026-11-02T06:00:01.927000Z``, as documents keep them) written the way
-    ``lang`` writes a date and time, in UTC (``2 nov. 2026, 06:00:01 UTC``); anything else, and
-    English, unchanged."""
-    if lang == DEFAULT_LANGUAGE or not isinstance(value, str) or "T" not in value:
-        return value
-    import datetime
-
-    from babel.dates import format_datetime
-
-    try:
-        when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    shown = format_datetime(when, format="medium", tzinfo=datetime.UTC, locale=lang)
-    return f"{shown} UTC"
 
 
 def schema_label(schema: Any) -> Any:
