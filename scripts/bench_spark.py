@@ -94,8 +94,13 @@ def _cpu() -> float:
 
 
 def child(engine: str, directory: Path, data: Path) -> dict[str, object]:
+    import logging
+
     from derisk.site import default_site
 
+    # progress on standard error (kept by measure() only on failure): each phase with its time, so
+    # a run stopped early still says how far it got
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     site = default_site()
     scratch = Path(tempfile.mkdtemp(prefix=f"bench-spark-{engine}-", dir=directory.parent))
     result: dict[str, object] = {"engine": engine}
@@ -109,6 +114,12 @@ def child(engine: str, directory: Path, data: Path) -> dict[str, object]:
         with open_dataset(directory) as (ws, _):
             found = detect_flows(ws.con, config_for_site(site), source=str(directory))
             result["detect_seconds"] = time.perf_counter() - start
+            print(
+                f"detections done: {result['detect_seconds']:.1f} s wall, {_cpu() - cpu:.1f} s processor, "
+                f"peak {_status_kib('self') / 1024:,.0f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
             unique = {a.alert_id: a for a in reversed(found.alerts)}  # one per id, the first, as stored
             alerts = [a.to_json() for a in found.alerts if unique.get(a.alert_id) is a]
             doc = build_document(ws, site, input_ids=None, run={}, alerts=alerts)
@@ -172,7 +183,7 @@ def _mib(kib: object) -> str:
 def scale(args: argparse.Namespace) -> None:
     """Parquet datasets written by scripts/gen_parquet_flows.py (not timed), each engine on each."""
     sys.path.insert(0, str(ROOT / "scripts"))
-    from gen_parquet_flows import seed_dataset, tile
+    from gen_parquet_flows import seed_dataset, tile_arrow
     from mdsection import replace_section
 
     from derisk.enrich.update import update
@@ -188,7 +199,7 @@ def scale(args: argparse.Namespace) -> None:
     for size in [int(s) for s in args.sizes.split(",")]:
         ds = work / f"ds-{size}"
         if not ds.exists():
-            tile(seed, ds, size, 1, "2GB")
+            tile_arrow(seed, ds, size, 1)
         results = {e: measure(e, ds, data) for e in engines}
         print(json.dumps({"size": size, **results}), flush=True)
         if len(results) == 2:
