@@ -13,8 +13,9 @@ memo, the plan and the full report (HTML and PDF). Each page is checked for
   ``<title>`` (the text alternative);
 * **English data sentences** in a French, Dutch or German page: each alert's explanation parts,
   every text of the English page that the data catalogue translates (law summaries, plan steps,
-  memo reasons...), and every data string of the catalogue (the curated groups' link summaries,
-  control types and assessments among them), also inside a longer text, must not appear in English;
+  memo reasons...), every data string of the catalogue (the curated groups' link summaries,
+  control types and assessments among them), also inside a longer text, and the English words of
+  every template (" ← controlled by ") must not appear in English;
 * **overflow** (in the browser): a page wider than the window.
 
 With Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright) each page is saved as
@@ -204,6 +205,26 @@ def catalogue_sentences(lang: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=4)
+def template_words(lang: str) -> tuple[str, ...]:
+    """The English words between the placeholders of every sentence template and phrase of the catalogue
+    (" ← controlled by ", "whose laws compel cooperation or data access"), three words or more, that
+    their translation into ``lang`` does not keep: a value shown inside an English template (an investor
+    chain, a Know sentence) leaves them on the page. Quoted sources could, in principle, contain one."""
+    from derisk.i18n import data
+
+    out = set()
+    for message in data.data_catalog(lang):
+        english, shown = str(message.id or ""), str(message.string or "")
+        if not shown or message.fuzzy or not data.PLACEHOLDER.search(english):
+            continue
+        for literal in data.PLACEHOLDER.split(english)[::2]:
+            words = literal.strip(" ,;:.()[]")
+            if len(words.split()) >= 3 and words not in shown:
+                out.add(words)
+    return tuple(sorted(out))
+
+
 def know_sentences(path: str, lang: str) -> list[str]:
     """The English text of each part of Know's own sentences about the entity at ``path`` (who controls
     it, its supplier-risk factors, its control chain's link phrases) that has a translation in
@@ -313,7 +334,7 @@ def review_html(
             if lang == "en":
                 continue
             known = alert_sentences(alerts, lang) + data_sentences(pages["en"].get(page, ""), lang)
-            known += catalogue_sentences(lang)
+            known += catalogue_sentences(lang) + template_words(lang)
             if page == "entity":
                 known += know_sentences(path, lang)
             findings += [Finding(page, lang, "english", f"English data sentence: {s[:160]}")

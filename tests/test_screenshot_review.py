@@ -135,6 +135,12 @@ def test_curated_sentences_are_checked_also_inside_longer_texts(reviewed: tuple[
         shown = review.english_leaks(pages["en"]["entity"], list(known))
         assert any(s.startswith(summary) for s in shown), shown  # inside "A ← B: 38.88% of shares; ..."
         assert review.english_leaks(pages[lang]["entity"], list(known)) == []
+        # a template's English words: the memo's investor chain ("... (CN) ← controlled by ... (KY, run from CN)")
+        words = list(review.template_words(lang))
+        assert "← controlled by" in words and "← controlled by" in review.english_leaks(
+            pages["en"]["memo"], words
+        )
+        assert "← controlled by" not in review.english_leaks(pages[lang]["memo"], words)
         prose = "The holding company is controlled by the state through a trust that has not been named."
         leaked = pages[lang]["entity"].replace("</main>", f"<p>{prose}</p></main>")
         assert prose in review.english_like(leaked) and prose not in review.english_like(
