@@ -82,7 +82,8 @@ class ToolReader(BufferedIOBase):
         return data
 
     def read1(self, size: int = -1, /) -> bytes:
-        data = self._out.read1(size)
+        """Up to ``size`` bytes, waiting for as many as the pipe will give (a pipe gives 64 KiB at a time)."""
+        data = self._out.read(size) if size > 0 else self._out.read1(size)
         if not data:
             self._ended()
         return data

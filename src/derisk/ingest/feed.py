@@ -88,6 +88,7 @@ class Feed:
         self._held: tuple[int, bytes] | None = None
         #: Whether buffers may go through :mod:`.feed_block` (tests compare with the walk alone).
         self.block = True
+        self._ended = False
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -212,12 +213,25 @@ class Feed:
             self.report.written += 1
 
     def _read(self, source: BufferedIOBase) -> bytes:
-        """The next piece of the (decompressed) capture; b"" at its end, also when a compressed stream is cut."""
-        try:
-            return source.read1(_CHUNK)
-        except EOFError:
-            self.report.cut_what = f"the {self.probe.compression or 'file'} stream ends early"
+        """The next piece of the (decompressed) capture, about :data:`_CHUNK` bytes (a decompressor
+        gives a few dozen KiB at a time; the walk and feed_block are cheaper per byte on whole
+        pieces); b"" at its end, also when a compressed stream is cut."""
+        if self._ended:
             return b""
+        parts: list[bytes] = []
+        size = 0
+        try:
+            while size < _CHUNK:
+                piece = source.read1(_CHUNK - size)
+                if not piece:
+                    self._ended = True
+                    break
+                parts.append(piece)
+                size += len(piece)
+        except EOFError:  # what came before the cut is still written
+            self.report.cut_what = f"the {self.probe.compression or 'file'} stream ends early"
+            self._ended = True
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _pcap(self, source: BufferedIOBase, writer: Writer) -> None:
         head = source.read(24)
