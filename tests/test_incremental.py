@@ -113,11 +113,13 @@ def test_scoring_put_off_while_catching_up_gives_the_same_alerts(
 ) -> None:
     """Batches taken in while catching up (window scoring put off until enough rows wait), restarts
     while scoring waits, then one scoring at the end (``score``, after a last restart with nothing
-    new to read): the alerts of one analysis."""
+    new to read), the window scored in groups of hosts: the alerts of one analysis."""
     import derisk.detect.incremental as incremental
+    import derisk.detect.incremental_rows as rows
 
     flows, cfg = labelled
     monkeypatch.setattr(incremental, "DEFER_ROWS", 2_000)
+    monkeypatch.setattr(rows, "SCORE_ROWS", 3_000)
     rng = np.random.default_rng(seed)
     parts = int(rng.integers(10, 40))
     cuts = sorted(rng.choice(np.arange(1, flows.num_rows), size=parts - 1, replace=False).tolist())
@@ -138,6 +140,24 @@ def test_scoring_put_off_while_catching_up_gives_the_same_alerts(
     assert deferred and not state.pending
     assert _docs(state.current_alerts()) == expected
     assert _docs(reloaded.current_alerts()) == expected
+
+
+def test_host_groups_cut_between_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import derisk.detect.incremental_rows as rows
+
+    monkeypatch.setattr(rows, "SCORE_ROWS", 10)
+    hosts = np.random.default_rng(3).integers(-1, 6, 40)
+    hosts = np.r_[hosts, np.full(12, 7)]
+    groups = rows.host_groups(hosts)
+    joined = np.concatenate(groups)
+    assert sorted(joined.tolist()) == list(range(len(hosts)))  # every row once
+    for g in groups:
+        assert (np.diff(g) > 0).all()  # in the original order
+        assert len(g) <= 10 or len(set(hosts[g].tolist())) == 1
+    owner = {int(h): i for i, g in enumerate(groups) for h in hosts[g].tolist()}
+    assert all(owner[int(h)] == i for i, g in enumerate(groups) for h in hosts[g].tolist())
+    assert len(groups) > 1
+    assert [len(g) for g in rows.host_groups(hosts[:10])] == [10]
 
 
 def _zeek_logs(folder: Path) -> None:

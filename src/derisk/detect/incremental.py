@@ -78,6 +78,7 @@ from derisk.detect.incremental_rows import (
     duration_of,
     flags,
     flow_count,
+    host_groups,
     plain_col,
     row_flags,
     trim_dictionaries,
@@ -441,8 +442,8 @@ class DetectionState:
         want_ip, want_name = np.flatnonzero(in_ip), np.flatnonzero(in_name)
         found: dict[str, list[Alert]] = {}
         rows = np.flatnonzero(mask)
-        if len(rows):
-            for a in detect_beacons(self._sub(rows), config, laws, frame=self.frame):
+        for group in host_groups(self.b_key["host"][rows]) if len(rows) else []:
+            for a in detect_beacons(self._sub(rows[group]), config, laws, frame=self.frame):
                 tag = "n" if a.evidence.get("key") == "server_name" else "a"
                 found.setdefault(f"{tag}\x1f{a.src_ip}\x1f{a.destination}", []).append(a)
         # the pairs scored that alerted before and do not now: withdrawn (the many pairs scored that

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from derisk.detect.alert import Alert, LawsFor
 from derisk.detect.config import DetectionConfig
-from derisk.detect.incremental_rows import duration_of
+from derisk.detect.incremental_rows import duration_of, host_groups
 from derisk.detect.longconn import detect_long_connections, five_tuple, stitch_records
 from derisk.detect.segments import I64, flow_times, segments
 
@@ -25,8 +25,8 @@ def score_long(self: DetectionState, pairs: I64, config: DetectionConfig, laws: 
         return
     rows = np.flatnonzero(self._pair_mask(pairs))
     found: dict[str, list[Alert]] = {}
-    if len(rows):
-        for a in detect_long_connections(self._sub(rows), config, laws):
+    for group in host_groups(self.b_key["host"][rows]) if len(rows) else []:
+        for a in detect_long_connections(self._sub(rows[group]), config, laws):
             found.setdefault(f"{a.src_ip}\x1f{a.target.dst_ip}", []).append(a)
     wanted, interner = set(pairs.tolist()), self._pairs("pair")
     for p in [p for p in self.long_live.alerts if p not in found]:  # current live alerts

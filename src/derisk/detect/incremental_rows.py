@@ -61,6 +61,30 @@ def flags(size: int, codes: I64) -> B:
     return table
 
 
+#: Rows of the buffer scored in one call of a batch detection at most (whole hosts; a host with more
+#: is scored alone): bounds the copy and the arrays a scoring of the whole window would make at once.
+SCORE_ROWS = 250_000
+
+
+def host_groups(hosts: I64) -> list[I64]:
+    """Positions into ``hosts`` (a host code per row) cut into groups of whole hosts of at most
+    :data:`SCORE_ROWS` rows (a larger host is a group alone), each in its original order: the window
+    detections score host x destination pairs and never compare two hosts, so scoring each group
+    apart gives what scoring them together gives."""
+    if len(hosts) <= SCORE_ROWS:
+        return [np.arange(len(hosts))]
+    order = np.argsort(hosts, kind="stable")
+    ordered = hosts[order]
+    bounds = np.r_[np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]), len(hosts)]
+    groups, begin = [], 0
+    for prev, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if end - begin > SCORE_ROWS and prev > begin:
+            groups.append(np.sort(order[begin:prev]))
+            begin = prev
+    groups.append(np.sort(order[begin:]))
+    return groups
+
+
 _TRIM_FROM: Final = 65_536
 
 
