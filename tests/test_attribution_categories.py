@@ -119,3 +119,26 @@ def test_third_batch_of_categories_resolves_to_controllers() -> None:
         assert (found.controller_name, found.jurisdiction) == expected, domain
     # An unrelated company whose name begins like a new alias ("Claro") stays unknown.
     assert index.match_as_org("Claroty LTD", "IL") is None
+
+
+def test_carriers_of_asia_pacific_india_turkey_and_africa() -> None:
+    """State-owned carriers resolve to their state, the others to their group, each in its country."""
+    index = load_index(None)
+    cases = {
+        9829: ("Republic of India", "IN", True),  # BSNL
+        9121: ("Republic of Türkiye", "TR", True),  # Türk Telekom
+        7552: ("Socialist Republic of Viet Nam", "VN", True),  # Viettel
+        7713: ("Republic of Indonesia", "ID", True),  # Telkom Indonesia
+        4804: ("Republic of Singapore", "SG", True),  # Optus, through Singtel and Temasek
+        55836: ("Mukesh Ambani", "IN", False),  # Reliance Jio
+        37978: ("Telstra Group Limited", "AU", False),
+        12091: ("MTN Group Limited", "ZA", False),
+    }
+    for asn, (controller, jurisdiction, state) in cases.items():
+        found = index.match_asn(asn)
+        assert found is not None, asn
+        assert (found.controller_name, found.jurisdiction, found.state_controlled) == (
+            controller,
+            jurisdiction,
+            state,
+        )
