@@ -27,6 +27,7 @@ HEAVY = (
     "rapidfuzz",
     "starlette",
     "uvicorn",
+    "rich",  # the terminal renderer: imported when something is shown
 )
 
 PROBE = f"""

@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.text import Text
 
 from derisk.cli.options import data_dir_option, json_option
 from derisk.cli.output import dumps, emit_json, status_console, write_atomic
 from derisk.cli.watch import analyse
 from derisk.errors import DataError, UsageError
 from derisk.safetext import visible
+
+if TYPE_CHECKING:  # rich is imported when something is shown, so that --help stays quick
+    from rich.text import Text
 
 #: A fixed start so that the demo capture is the same on every machine with the same IP data.
 DEMO_START = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
@@ -38,6 +40,8 @@ def _prepare(out: Path) -> None:
 
 def _story(doc: dict[str, Any]) -> Text:
     """The one-minute story for a security officer, from the analysis itself (not scripted)."""
+    from rich.text import Text
+
     from derisk.report.formatting import human_bytes
 
     text = Text()
@@ -196,6 +200,8 @@ def _screen_demo_deal(workspace: Path) -> dict[str, Any]:
 
 
 def _screening_story(doc: dict[str, Any]) -> Text:
+    from rich.text import Text
+
     text = Text()
     for regime in doc["regimes"]:
         reason = regime["reasons"][0] if regime["reasons"] else {}
@@ -226,6 +232,8 @@ def _with_register(site: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reduce_story(doc: dict[str, Any]) -> Text:
+    from rich.text import Text
+
     text = Text()
     shares = doc["shares"]["dependency"]
     parts = ", ".join(f"{cc} {100 * v:.0f}%" for cc, v in sorted(shares.items(), key=lambda kv: -kv[1]))

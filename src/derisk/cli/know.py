@@ -6,9 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from derisk.cli.options import json_option, workspace_option
 from derisk.cli.output import emit_json, status_console, write_atomic
@@ -16,7 +13,10 @@ from derisk.errors import NotFoundError, StoreError
 from derisk.safetext import visible
 from derisk.store import DB_FILE
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich is imported when something is shown, so that --help stays quick
+    from rich.console import Console
+    from rich.text import Text
+
     from derisk.store.workspace import Workspace
 
 SCHEMA: Final = "derisk.entity/1"
@@ -28,6 +28,8 @@ LIST_SCHEMA: Final = "derisk.entities/1"
 
 def _t(value: object, limit: int = 100) -> Text:
     """A terminal cell shown literally (no rich markup), control characters escaped."""
+    from rich.text import Text
+
     return Text(visible(None if value is None else str(value), limit))
 
 
@@ -112,6 +114,9 @@ def entity_document(graph: Any, entity_id: str, evidence: list[Any] | None = Non
 
 
 def _print_entity(doc: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     ent = doc["entity"]
     console.print(Text(f"{visible(ent['name'])} ({visible(ent['id'])}, {ent['schema']})", style="bold"))
     console.print(
@@ -252,6 +257,8 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def list_(ctx: click.Context, json_dest: str | None, origin: str, workspace: Path) -> None:
         """List the entities of the control graph with their controller and jurisdiction."""
+        from rich.table import Table
+
         from derisk.know.graph import load_graph
         from derisk.know.resolve import resolve_controller
 
@@ -433,6 +440,8 @@ def register_evidence(group: click.Group) -> None:
     @click.pass_context
     def list_(ctx: click.Context, json_dest: str | None, workspace: Path) -> None:
         """List the evidence stored in the workspace."""
+        from rich.table import Table
+
         from derisk.know import evidence as ev
 
         ws = _open_existing(workspace, _explicit(ctx))

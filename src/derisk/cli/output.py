@@ -8,18 +8,41 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from derisk.errors import InputError
+
+if TYPE_CHECKING:  # rich is imported when something is shown, so that --help and --version stay quick
+    from rich.console import Console
 
 #: Terminal output goes to stderr when a JSON document goes to stdout, so the two never mix.
 #: Tables need room: when output is not a terminal (a file, a pipe, CI) use 140 columns unless
 #: $COLUMNS says otherwise, instead of rich's 80.
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140
-console = Console(highlight=False, soft_wrap=False, width=_WIDTH)
-err_console = Console(stderr=True, highlight=False, width=_WIDTH)
+_consoles: dict[bool, Console] = {}
+
+
+def _console(stderr: bool) -> Console:
+    """The process's console for standard output or standard error, made on first use."""
+    found = _consoles.get(stderr)
+    if found is None:
+        from rich.console import Console
+
+        found = _consoles[stderr] = (
+            Console(stderr=True, highlight=False, width=_WIDTH)
+            if stderr
+            else Console(highlight=False, soft_wrap=False, width=_WIDTH)
+        )
+    return found
+
+
+def __getattr__(name: str) -> Console:
+    """``console`` and ``err_console``, the two consoles, made when first asked for."""
+    if name == "console":
+        return _console(False)
+    if name == "err_console":
+        return _console(True)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _default(value: Any) -> Any:
@@ -65,7 +88,7 @@ def emit_json(doc: Any, dest: str | None) -> None:
 
 def status_console(json_dest: str | None) -> Console:
     """Where human-readable output goes: stderr when stdout carries JSON."""
-    return err_console if json_dest == "-" else console
+    return _console(json_dest == "-")
 
 
 def write_pages(html: str, html_dest: Path | None, pdf_dest: Path | None) -> list[Path]:

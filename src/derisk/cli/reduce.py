@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from derisk.cli.options import lang_option, pdf_option
 from derisk.cli.output import emit_json, status_console, write_pages
 from derisk.errors import UsageError
 from derisk.safetext import visible
+
+if TYPE_CHECKING:  # rich is imported when something is shown, so that --help stays quick
+    from rich.console import Console
+    from rich.text import Text
 
 
 def _emit(
@@ -28,6 +29,8 @@ def _emit(
 
 def _t(value: object, limit: int = 80) -> Text:
     """A table cell that rich shows literally (no markup), with control characters escaped."""
+    from rich.text import Text
+
     return Text(visible(None if value is None else str(value), limit))
 
 
@@ -36,6 +39,9 @@ def _pct(value: float | None) -> str:
 
 
 def _site_summary(doc: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     m = doc["measures"]
     console.print(Text(f"derisk reduce: {visible(doc['site'] or doc['source'])}", style="bold"))
     console.print(Text(doc["disclaimer"], style="dim"))
@@ -93,6 +99,9 @@ def _site_summary(doc: dict[str, Any], console: Console) -> None:
 
 
 def _trade_summary(doc: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     t = doc["trade"]
     console.print(
         Text(f"derisk reduce --trade: {visible(t['source'], 200)} (year {t['year']})", style="bold")
