@@ -141,8 +141,6 @@ def analyze_cmd(
     Zeek log directories or Parquet datasets, analysed on Apache Spark (docs/spark.md).
     """
     from derisk.cli import scale
-    from derisk.report.html import render_analysis_html
-    from derisk.report.terminal import render_analysis
     from derisk.site import load_site
 
     site = load_site(site_file)
@@ -164,9 +162,13 @@ def analyze_cmd(
             hourly, slot = report_series(workspace, doc)
             series = {"hourly": hourly, "slot_minutes": slot}
     if html_dest is not None or pdf_dest is not None:
+        from derisk.report.html import render_analysis_html  # only when a page is asked for
+
         write_pages(render_analysis_html(doc, locale=lang, **series), html_dest, pdf_dest)
     emit_json(doc, json_dest)
     if not quiet:
+        from derisk.report.terminal import render_analysis
+
         for input_id, flows in skipped.items():
             console.print(
                 f"[dim]{visible(input_id)}: already in the workspace ({flows:,} flows), not ingested again[/]"
