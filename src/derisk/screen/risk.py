@@ -64,9 +64,11 @@ class RiskFactor:
     evidence: tuple[str, ...]
     source: str
     confidence: str
+    #: The sentence as phrase templates and values (Know's supplier factors), for pages to translate.
+    parts: tuple[tuple[str, dict[str, str]], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "factor": self.factor,
             "title": self.title,
             "finding": self.finding,
@@ -75,6 +77,9 @@ class RiskFactor:
             "source": self.source,
             "confidence": self.confidence,
         }
+        if self.parts:
+            doc["explanation"] = [{"template": t, "fields": dict(v)} for t, v in self.parts]
+        return doc
 
 
 @dataclass
@@ -454,12 +459,13 @@ def supplier_factors(graph: Graph, resolution: Resolution) -> list[RiskFactor]:
     return [
         RiskFactor(
             f"supplier:{f.factor}",
-            f"{f.title} (investor as supplier-risk profile)",
+            fill(T_("{factor_label} (investor as supplier-risk profile)"), factor_label=f.title),
             f.finding,
             f.sentence,
             f.evidence,
             f"Know graph and legal base: {resolution.entity.name} (EU 5G coordinated risk assessment factors)",
             resolution.confidence,
+            tuple(f.parts),
         )
         for f in supplier_risk(graph, resolution.entity.id)
     ]
