@@ -146,6 +146,7 @@ class DetectionState:
         self.generation = 0
         self.hold_from: float | None = None  # the oldest start the buffer held when saved
         self.reload_pending = False  # the buffer is to be read back from the workspace
+        self._appended = 0  # rows appended to the buffer since its dictionaries were last trimmed
         # window scoring put off while catching up (see update): the buffer rows from pend_seq on,
         # the frame and the upload baseline start at the last scoring, senders whose sums changed
         self.pend_seq: int | None = None
@@ -393,8 +394,13 @@ class DetectionState:
         self.b_in = np.r_[self.b_in, ints(rows, "bytes_in")]
         for k in self.b_ok:
             self.b_ok[k] = np.r_[self.b_ok[k], ok[k]]
-        if self.buf.column(0).num_chunks > 8:
+        # one chunk again, dictionaries trimmed: O(buffer), so only once the rows added since the last
+        # time are half the buffer (a replay's appends stay O(n)), or the chunks are many
+        self._appended += rows.num_rows
+        chunks = self.buf.column(0).num_chunks
+        if chunks > 8 and (chunks > 256 or 2 * self._appended >= self.buf.num_rows):
             self.buf = trim_dictionaries(self.buf)
+            self._appended = 0
 
     def _interner(self, key: str) -> Interner:
         interner = self.keys[key]
