@@ -219,6 +219,11 @@ SENTENCE_VALUES: Final = frozenset({"$investor.chain_text", "chain"})
 LABEL_LISTS: Final = frozenset({"$target.sectors"})
 
 
+#: Placeholders of ``T_`` templates whose value is a number (Screen's byte and flow counts): written
+#: the way the page's language writes numbers.
+NUMBER_VALUES: Final = frozenset({"count", "sent", "received", "flows"})
+
+
 def _sentence_value(key: str) -> bool:
     return key.endswith("_sentence") or key in SENTENCE_VALUES
 
@@ -256,6 +261,11 @@ def _value(lang: str, key: str, value: str) -> str:
         return str(text(lang, value))
     if key in LABEL_LISTS:
         return "; ".join(str(text(lang, label)) for label in value.split("; "))
+    if key.endswith("_labels"):
+        exact = text(lang, value)
+        return str(exact) if exact != value else ", ".join(str(text(lang, x)) for x in value.split(", "))
+    if key in NUMBER_VALUES:
+        return localised_number(lang, value)
     if key == "laws":
         return str(citations(lang, value))
     if _sentence_value(key):
@@ -348,7 +358,13 @@ def _phrase_value(lang: str, key: str, value: str) -> str:
         return str(sentence(lang, value))
     if key == "laws":
         return str(citations(lang, value))
-    m = None if key in _NAME_FIELDS else _NUMBER.fullmatch(value)
+    return value if key in _NAME_FIELDS else localised_number(lang, value)
+
+
+def localised_number(lang: str, value: str) -> str:
+    """A number as English text writes it (``1,234``, ``5.0``, ``87.4%``, ``5.0 min``) the way ``lang``
+    writes it (``1 234``, ``5,0``, ``87,4 %``); anything else, and English, as it is."""
+    m = _NUMBER.fullmatch(value)
     if m is None or lang == DEFAULT_LANGUAGE:
         return value
     from decimal import Decimal

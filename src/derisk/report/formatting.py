@@ -9,6 +9,7 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import format_decimal
 
 from derisk.i18n.data import install as install_data_filters
+from derisk.screen.findings import FINDING_LABELS
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
@@ -160,4 +161,5 @@ def install_filters(env: Any, locale: str = "en") -> None:
     env.globals["evidence_labels"] = EVIDENCE_LABELS
     env.globals["evidence_words"] = EVIDENCE_WORDS
     env.globals["finding_words"] = frozenset(FINDINGS)
+    env.globals["screen_findings"] = FINDING_LABELS
     install_data_filters(env, locale)  # dt, ds, dlaw: data strings and sentences in ``locale``

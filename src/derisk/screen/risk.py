@@ -175,9 +175,14 @@ def state_control(investor: Party, resolutions: Sequence[Resolution], eu: frozen
     states = [p for p in ctl if p.kind == "state"]
     side = [p for p in walk(investor) if p.kind == "state" and p not in states]
     for r in resolutions:
-        evidence.append(f"Know graph: {r.sentence}")
-        evidence.extend(f"Know graph path: {s.sentence()}" for s in r.path)
-        evidence.extend(f"Know graph, state stake without control: {s.sentence()}" for s in r.state_influence)
+        evidence.append(fill(T_("Know graph: {resolution_sentence}"), resolution_sentence=r.sentence))
+        evidence.extend(
+            fill(T_("Know graph path: {step_sentence}"), step_sentence=s.sentence()) for s in r.path
+        )
+        evidence.extend(
+            fill(T_("Know graph, state stake without control: {step_sentence}"), step_sentence=s.sentence())
+            for s in r.state_influence
+        )
     third = [p for p in states if p.country and p.country not in eu]
     graph_state = [r for r in resolutions if r.state_controlled and r.state and r.state not in eu]
     confidence = min((r.confidence for r in resolutions), default="S", key="VSU".index)
@@ -229,7 +234,7 @@ def state_control(investor: Party, resolutions: Sequence[Resolution], eu: frozen
             art_sentence=ART_4_2_A,
         )
     if not resolutions:
-        evidence.append(f"Deal file chain: {_chain(investor)}")
+        evidence.append(fill(T_("Deal file chain: {chain}"), chain=_chain(investor)))
         confidence = "U"
     return RiskFactor(
         "state-control",
@@ -308,7 +313,12 @@ def sector_factors(deal: Deal, catalogue: Catalogue) -> RiskFactor | None:
     if not hits:
         return None
     evidence = tuple(
-        f"{eu.lists[lid].label} [{eu.lists[lid].confidence}]: {', '.join(labels)}"
+        fill(
+            T_("{list_label} [{confidence}]: {sector_labels}"),
+            list_label=eu.lists[lid].label,
+            confidence=eu.lists[lid].confidence,
+            sector_labels=", ".join(labels),
+        )
         for lid, labels in hits.items()
     )
     return RiskFactor(
@@ -373,7 +383,7 @@ def exposure_from_flows(
                 workspace=workspace,
                 controllers=", ".join(names) or "unknown",
             ),
-            (f"{flows.num_rows} flows examined",),
+            (fill(T_("{count} flows examined"), count=f"{flows.num_rows}"),),
             f"Watch workspace {workspace}",
             "V",
         )
@@ -393,10 +403,25 @@ def exposure_from_flows(
     evidence = []
     for row in grouped.to_pylist()[:10]:
         evidence.append(
-            f"system {row['system'] or 'unlabelled'} → {row['dst_org'] or 'unknown organisation'} (control "
-            f"exercised from {row['dst_jurisdiction'] or 'unknown'}): {row['bytes_out_sum'] or 0:,} bytes sent, "
-            f"{row['bytes_in_sum'] or 0:,} received, {row['bytes_out_count']} flow{'' if row['bytes_out_count'] == 1 else 's'}, "
-            f"{_ts(row['first_seen_min'])} to {_ts(row['last_seen_max'])}"
+            fill(
+                T_(
+                    "system {system} → {organisation} (control exercised from {jurisdiction}): {sent} bytes "
+                    "sent, {received} received, {count} flow, {start} to {end}"
+                )
+                if row["bytes_out_count"] == 1
+                else T_(
+                    "system {system} → {organisation} (control exercised from {jurisdiction}): {sent} bytes "
+                    "sent, {received} received, {count} flows, {start} to {end}"
+                ),
+                system=row["system"] or "unlabelled",
+                organisation=row["dst_org"] or "unknown organisation",
+                jurisdiction=row["dst_jurisdiction"] or "unknown",
+                sent=f"{row['bytes_out_sum'] or 0:,}",
+                received=f"{row['bytes_in_sum'] or 0:,}",
+                count=f"{row['bytes_out_count']}",
+                start=_ts(row["first_seen_min"]),
+                end=_ts(row["last_seen_max"]),
+            )
         )
     sent = pc.sum(hit["bytes_out"]).as_py() or 0
     received = pc.sum(hit["bytes_in"]).as_py() or 0
