@@ -449,3 +449,13 @@ def test_worded_article_references_and_fact_units_are_translated(lang: str) -> N
         "[S] of notification.",
     )
     assert "days" not in said and "15 " in said and "35 " in said and said.count("[S]") == 2, said
+
+
+def test_percentages_and_decimals_on_pages_follow_the_page_language() -> None:
+    from derisk.report.formatting import decimal, percent, share
+
+    assert (share(874, 1000), percent(38.88), decimal(0.1234, 3)) == ("87.4%", "38.88%", "0.123")
+    for lang in ("fr", "nl", "de"):
+        shown = (share(874, 1000, lang), percent(38.88, lang), decimal(0.1234, 3, lang))
+        assert not any("." in s for s in shown), (lang, shown)
+        assert shown[0].startswith("87,4") and shown[1].startswith("38,88")

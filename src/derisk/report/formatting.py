@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from babel import Locale, UnknownLocaleError
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 
 from derisk.i18n.data import install as install_data_filters
 from derisk.screen.findings import FINDING_LABELS
@@ -130,8 +130,43 @@ def phase_label(label: object, locale: str = "en") -> str:
     return f"{regime}{sep}{text(locale, phase)}" if sep else str(text(locale, regime))
 
 
-def share(part: int | float, whole: int | float) -> str:
-    return f"{100.0 * part / whole:.1f}%" if whole else "–"
+def share(part: int | float, whole: int | float, locale: str = "en") -> str:
+    """``part`` as a percentage of ``whole`` with one decimal, as ``locale`` writes it (``87.4%``,
+    ``87,4 %``)."""
+    if not whole:
+        return "–"
+    if locale == "en":
+        return f"{100.0 * part / whole:.1f}%"
+    return str(format_percent(round(part / whole, 3), format=_percent_pattern(locale, ".0"), locale=locale))
+
+
+def percent(value: int | float | None, locale: str = "en") -> str:
+    """A percentage given as a number (a stake: ``38.88`` → ``38.88%``, ``38,88 %``); ``–`` for None."""
+    if value is None:
+        return "–"
+    if locale == "en":
+        return f"{value:g}%"
+    from decimal import Decimal
+
+    return str(
+        format_percent(Decimal(f"{value:g}") / 100, format=_percent_pattern(locale, ".###"), locale=locale)
+    )
+
+
+@lru_cache(maxsize=8)
+def _percent_pattern(locale: str, decimals: str) -> str:
+    """``locale``'s percent pattern (``#,##0 %`` in French) with ``decimals`` after the units."""
+    pattern = str(Locale.parse(locale).percent_formats[None].pattern)
+    return pattern.replace("0", "0" + decimals, 1) if pattern.count("0") == 1 else pattern
+
+
+def decimal(value: int | float | None, digits: int, locale: str = "en") -> str:
+    """A number with ``digits`` decimals (an index such as the HHI) as ``locale`` writes it."""
+    if value is None:
+        return "–"
+    if locale == "en":
+        return f"{value:.{digits}f}"
+    return str(format_decimal(value, format="0." + "0" * digits, locale=locale))
 
 
 def law_citation(law: dict[str, Any]) -> str:
@@ -157,7 +192,9 @@ def install_filters(env: Any, locale: str = "en") -> None:
     env.filters["country"] = lambda code: country_name(code, locale)
     env.filters["law"] = law_citation
     env.filters["bound"] = bound_text
-    env.globals["share"] = share
+    env.globals["share"] = lambda part, whole: share(part, whole, locale)
+    env.filters["pct"] = lambda value: percent(value, locale)
+    env.filters["dec"] = lambda value, digits=1: decimal(value, digits, locale)
     env.globals["evidence_labels"] = EVIDENCE_LABELS
     env.globals["evidence_words"] = EVIDENCE_WORDS
     env.globals["finding_words"] = frozenset(FINDINGS)
