@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from derisk.enrich.domains import EXTRACT, registrable_clean, registrable_domain, registrable_domains
+from derisk.enrich.domains import extractor, registrable_clean, registrable_domain, registrable_domains
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def _reference(name: str) -> str | None:
     cleaned = name.strip().rstrip(".").lower()
     if len(cleaned) > 253 or any(c.isspace() or ord(c) < 0x21 for c in cleaned):
         return None
-    parts = EXTRACT(cleaned)
+    parts = extractor()(cleaned)
     return f"{parts.domain}.{parts.suffix}" if parts.domain and parts.suffix else None
 
 
@@ -55,7 +55,7 @@ def test_the_subdomain_shortcut_agrees_with_tldextract_on_every_rule() -> None:
     """Names built from each rule of the bundled list (the rule itself, one and two labels more,
     wildcards filled in, exceptions) get the same registrable domain as tldextract gives."""
     names: set[str] = set()
-    for rule in EXTRACT.tlds:
+    for rule in extractor().tlds:
         base = rule.lstrip("!").replace("*", "w1")
         names.update({base, f"a.{base}", f"b-2.a.{base}", f"c.b-2.a.{base}"})
         if not base.isascii():  # the same in punycode, as names arrive in SNI and DNS
@@ -85,6 +85,6 @@ def test_names_of_thousands_of_labels_do_not_exhaust_the_stack() -> None:
     """DNS query names reach the detections unchecked; a hostile one of 5,000 labels is answered
     like any other, as tldextract answers it."""
     name = "a." * 5_000 + "example.com"
-    parts = EXTRACT(name)
+    parts = extractor()(name)
     assert registrable_clean(name) == f"{parts.domain}.{parts.suffix}" == "example.com"
     assert registrable_domain(name) is None  # longer than any DNS name

@@ -15,23 +15,51 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import tldextract
 
 from derisk.flows import contiguous
 
-#: The one public-suffix splitter of derisk (building one parses the bundled list: about 30 ms).
-EXTRACT: Final = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False)
+if TYPE_CHECKING:
+    import tldextract
+
 _MAX_NAME = 253
 _BLANK_OR_CONTROL: Final = re.compile(r"[\x00-\x20\s]")
 _PLAIN_HOST: Final = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)+")
-_RULES: Final = frozenset(EXTRACT.tlds)
-_WILDCARD_BASES: Final = frozenset(rule[2:] for rule in _RULES if rule.startswith("*."))
-_RULES_ARRAY: Final = pa.array(sorted(_RULES), pa.string())
-_WILDCARD_ARRAY: Final = pa.array(sorted(_WILDCARD_BASES), pa.string())
+
+
+class _Suffixes(NamedTuple):
+    """The bundled list, parsed once on first use (about 0.3 CPU s, which a run without server
+    names, or ``--help``, should not pay)."""
+
+    extract: tldextract.TLDExtract
+    rules: frozenset[str]
+    wildcard_bases: frozenset[str]
+    rules_array: pa.Array
+    wildcard_array: pa.Array
+
+
+@lru_cache(maxsize=1)
+def _suffixes() -> _Suffixes:
+    import tldextract  # 0.16 CPU s to import: only runs with server names pay it
+
+    extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False)
+    rules = frozenset(extract.tlds)
+    wildcards = frozenset(rule[2:] for rule in rules if rule.startswith("*."))
+    return _Suffixes(
+        extract,
+        rules,
+        wildcards,
+        pa.array(sorted(rules), pa.string()),
+        pa.array(sorted(wildcards), pa.string()),
+    )
+
+
+def extractor() -> tldextract.TLDExtract:
+    """The one public-suffix splitter of derisk (ICANN section, bundled list, no network)."""
+    return _suffixes().extract
 
 
 @lru_cache(maxsize=200_000)
@@ -52,7 +80,7 @@ def registrable_clean(candidate: str) -> str | None:
         above = registrable_clean(parent)
         if above is not None:
             return above
-    parts = EXTRACT(candidate)
+    parts = _suffixes().extract(candidate)
     if not parts.suffix or not parts.domain:
         return None
     return f"{parts.domain}.{parts.suffix}"
@@ -60,12 +88,13 @@ def registrable_clean(candidate: str) -> str | None:
 
 def _inherits_suffix(name: str, parent: str) -> bool:
     """Whether ``name`` has its parent's public suffix (see the module's description)."""
+    psl = _suffixes()
     return (
         len(name) <= _MAX_NAME  # a DNS name's length: bounds the recursion over parents
         and "xn--" not in name
         and _PLAIN_HOST.fullmatch(name) is not None
-        and name not in _RULES
-        and parent not in _WILDCARD_BASES  # exception rules (``!name``) sit under a wildcard too
+        and name not in psl.rules
+        and parent not in psl.wildcard_bases  # exception rules (``!name``) sit under a wildcard too
     )
 
 
@@ -76,6 +105,7 @@ def registrable_domains(names: pa.Array | pa.ChunkedArray) -> pa.Array:
     many subdomains of few domains) are resolved per distinct parent with Arrow kernels; only the
     parents, and the other names, go through Python one by one.
     """
+    psl = _suffixes()
     encoded = contiguous(names).dictionary_encode()
     uniques = encoded.dictionary
     canonical = pc.and_(
@@ -85,7 +115,9 @@ def registrable_domains(names: pa.Array | pa.ChunkedArray) -> pa.Array:
     parents = pc.replace_substring_regex(uniques, r"^[^.]*\.", "", max_replacements=1)
     inherits = pc.and_(
         pc.and_(canonical, pc.invert(pc.match_substring(uniques, "xn--"))),
-        pc.and_(pc.invert(pc.is_in(uniques, _RULES_ARRAY)), pc.invert(pc.is_in(parents, _WILDCARD_ARRAY))),
+        pc.and_(
+            pc.invert(pc.is_in(uniques, psl.rules_array)), pc.invert(pc.is_in(parents, psl.wildcard_array))
+        ),
     )
     wanted = pc.unique(pc.filter(parents, inherits))
     resolved = pa.array([registrable_clean(p) for p in wanted.to_pylist()], pa.string())

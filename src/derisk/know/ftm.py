@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
-from derisk.enrich.domains import EXTRACT
+from derisk.enrich.domains import extractor
 from derisk.errors import Problem
 from derisk.know.graph import Entity, Graph, Link, Source, build_graph
 
@@ -339,7 +339,7 @@ def _cycles(graph: Graph, lines: dict[str, int]) -> list[Problem]:
 
 # -- reading into the graph -----------------------------------------------------------------------
 def _domain(url: str) -> str | None:
-    parts = EXTRACT(url)
+    parts = extractor()(url)
     return parts.top_domain_under_public_suffix or None
 
 

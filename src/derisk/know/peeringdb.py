@@ -79,7 +79,7 @@ def _text(value: Any) -> str:
 
 
 def read(path: Path, problems: list[Problem]) -> Iterator[dict[str, pa.Table]]:
-    from derisk.enrich.domains import EXTRACT
+    from derisk.enrich.domains import extractor
 
     data = _load(path)
     if not isinstance(data, dict) or ("org" not in data and "net" not in data):
@@ -100,7 +100,7 @@ def read(path: Path, problems: list[Problem]) -> Iterator[dict[str, pa.Table]]:
         hints["value"].append(value)
 
     def domain(url: str) -> str | None:
-        return EXTRACT(url).top_domain_under_public_suffix or None if url else None
+        return extractor()(url).top_domain_under_public_suffix or None if url else None
 
     orgs = _objects(data, "org", problems)
     for index, org in enumerate(orgs):
