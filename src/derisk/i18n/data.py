@@ -219,6 +219,11 @@ SENTENCE_VALUES: Final = frozenset({"$investor.chain_text", "chain"})
 LABEL_LISTS: Final = frozenset({"$target.sectors"})
 
 
+#: Placeholders whose value is sentences ending in ")" joined by "; " (the plan's supplier lists, as
+#: :mod:`derisk.reduce.report` writes them), each translated.
+SENTENCE_LISTS: Final = frozenset({"suppliers"})
+
+
 #: Placeholders of ``T_`` templates whose value is a number (Screen's byte and flow counts): written
 #: the way the page's language writes numbers.
 NUMBER_VALUES: Final = frozenset({"count", "sent", "received", "flows"})
@@ -264,6 +269,8 @@ def _value(lang: str, key: str, value: str) -> str:
     if key.endswith("_labels"):
         exact = text(lang, value)
         return str(exact) if exact != value else ", ".join(str(text(lang, x)) for x in value.split(", "))
+    if key in SENTENCE_LISTS:
+        return "; ".join(str(sentence(lang, part)) for part in re.split(r"(?<=\)); ", value))
     if key in NUMBER_VALUES:
         return localised_number(lang, value)
     if key == "laws":

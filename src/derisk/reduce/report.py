@@ -32,6 +32,17 @@ DISCLAIMER: Final = T_(
     "confidence tags: [V] seen in a source, [S] consistent across secondary sources, [U] unverified."
 )
 
+#: A supplier in a third-country dependency finding, by (controller named, state-controlled): the
+#: role a data string, so pages translate each supplier of the list (names kept).
+_SUPPLIER: Final = {
+    (False, False): T_("{name} ({role_label} of {system}, {jurisdiction})"),
+    (True, False): T_("{name} ({role_label} of {system}; controller {controller}, {jurisdiction})"),
+    (False, True): T_("{name} ({role_label} of {system}, {jurisdiction}, state-controlled)"),
+    (True, True): T_(
+        "{name} ({role_label} of {system}; controller {controller}, {jurisdiction}, state-controlled)"
+    ),
+}
+
 
 @dataclass(frozen=True)
 class SiteResult:
@@ -53,10 +64,17 @@ def _function_findings(register: Register, m: Measures, eu: EuMembers) -> list[F
             for slot in register.slots_of(system):
                 for s in slot.suppliers:
                     if s.jurisdiction in third:
-                        ctrl = f"; controller {s.controller_name}" if s.controller_name != s.name else ""
-                        state = ", state-controlled" if s.resolved and s.resolved.state_controlled else ""
+                        ctrl = s.controller_name != s.name
+                        state = bool(s.resolved and s.resolved.state_controlled)
                         parts.append(
-                            f"{s.name} ({ROLE_LABELS[slot.role]} of {system}{ctrl}, {s.jurisdiction}{state})"
+                            fill(
+                                _SUPPLIER[ctrl, state],
+                                name=s.name,
+                                role_label=ROLE_LABELS[slot.role],
+                                system=system,
+                                controller=s.controller_name,
+                                jurisdiction=s.jurisdiction,
+                            )
                         )
         out.append(
             Finding(
