@@ -36,6 +36,7 @@ from derisk import __version__
 from derisk.errors import InputError, StoreError, UsageError
 from derisk.flows import ATTRIBUTION_FIELDS, FLOW_SCHEMA, STORED_SCHEMA
 from derisk.store import DB_FILE
+from derisk.store.spill import spill_directory
 from derisk.store.sqltext import ident, literal
 from derisk.store.workspace import ENGINE_SETTINGS, SCHEMA_VERSION, Workspace, sql_columns
 
@@ -194,10 +195,17 @@ def export_workspace(workspace: Path, dest: Path) -> dict[str, Any]:
 
 def flow_counts(folder: Path) -> dict[str, int]:
     """Flows per input id in the dataset being written at ``folder``."""
+    # A private connection, not DuckDB's default one, which would spill into ``.tmp`` of the
+    # current directory (see derisk.store.spill).
+    config: dict[str, str | bool | int | float | list[str]] = {
+        **ENGINE_SETTINGS,
+        "temp_directory": spill_directory(),
+    }
     try:
-        rows = duckdb.execute(
-            f"SELECT input_id, count(*) FROM {_scan(folder, FLOWS)} GROUP BY ALL"
-        ).fetchall()
+        with duckdb.connect(":memory:", config=config) as con:
+            rows = con.execute(
+                f"SELECT input_id, count(*) FROM {_scan(folder, FLOWS)} GROUP BY ALL"
+            ).fetchall()
     except duckdb.Error as exc:
         raise StoreError(f"cannot count the flows written ({exc})", source=str(folder)) from None
     return {str(k): int(n) for k, n in rows}
