@@ -459,3 +459,21 @@ def test_percentages_and_decimals_on_pages_follow_the_page_language() -> None:
         shown = (share(874, 1000, lang), percent(38.88, lang), decimal(0.1234, 3, lang))
         assert not any("." in s for s in shown), (lang, shown)
         assert shown[0].startswith("87,4") and shown[1].startswith("38,88")
+
+
+def test_a_label_placeholder_reads_only_data_strings() -> None:
+    """A source citation with " of " and commas in brackets is not a supplier sentence; a plan step
+    whose mitigation title itself holds " for " is still translated whole."""
+    from derisk.i18n.data import sentence
+
+    cite = (
+        "United States Code, 18 U.S.C. § 2713 (Required preservation and disclosure of communications and "
+        "records), Office of the Law Revision Counsel (not read by derisk's reviewers)"
+    )
+    assert sentence("fr", cite) == cite
+    step = (
+        "Egress controls and allow-lists for the supplier's software and devices for wms (software vendor "
+        "Cainiao (CN))."
+    )
+    shown = sentence("fr", step)
+    assert "Egress" not in shown and shown.endswith("pour wms (software vendor Cainiao (CN)).")

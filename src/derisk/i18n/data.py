@@ -198,6 +198,8 @@ def sentence(lang: str, english: Any) -> Any:
         return table.exact[cited.group("said")] + cited.group("cite")
     for template in table.templates:
         m = template.pattern.fullmatch(english)
+        if m is not None and _stray_label(table, template, m):
+            m = _labelled(lang, template.pattern.pattern, tuple(template.groups.items())).fullmatch(english)
         if m is None or _spans_joint(table, template, m):
             continue
         values = {
@@ -243,6 +245,29 @@ def _spans_joint(table: _Table, template: _Template, m: re.Match[str]) -> bool:
         if not _sentence_value(template.groups[group])
         for joint in table.joints
     )
+
+
+def _stray_label(table: _Table, template: _Template, m: re.Match[str]) -> bool:
+    """Whether ``m`` read a ``*_label`` placeholder as text that is no data string: a label is a fixed
+    word of the catalogue, so a template such as ``{name} ({role_label} of {system}, {jurisdiction})``
+    does not match a citation that merely has " of " and commas in brackets."""
+    return any(
+        template.groups[group].endswith("_label") and value not in table.exact
+        for group, value in m.groupdict().items()
+    )
+
+
+@lru_cache(maxsize=64)
+def _labelled(lang: str, pattern: str, groups: tuple[tuple[str, str], ...]) -> re.Pattern[str]:
+    """A template's ``pattern`` with each ``*_label`` placeholder matching only the catalogue's data
+    strings (tried when the first match read a label that is no data string)."""
+    table = _table(lang)
+    words = sorted(table.exact, key=len, reverse=True)
+    choice = "(?:" + "|".join(re.escape(w) for w in words) + ")"
+    for group, key in groups:
+        if key.endswith("_label"):
+            pattern = pattern.replace(f"(?P<{group}>.+?)", f"(?P<{group}>{choice})")
+    return re.compile(pattern, re.DOTALL)
 
 
 #: How a screening regime's fact with a unit of time reads inside a rule sentence ("15 days [S]", as

@@ -111,6 +111,8 @@ def _yaml_strings() -> dict[str, list[str]]:
         for item in doc.get("deadlines") or []:
             for key in DEADLINE_FIELDS:
                 add(item.get(key), f"data/regimes/{name}:deadlines.{item.get('id')}.{key}")
+        for list_id, item in (doc.get("lists") or {}).items():
+            add((item or {}).get("label"), f"data/regimes/{name}:lists.{list_id}.label")
         terms = (doc or {}).get("terms") or {}
         for term_id, term in terms.items() if isinstance(terms, dict) else enumerate(terms):
             for key in TERM_FIELDS:
