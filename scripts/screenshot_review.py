@@ -291,6 +291,18 @@ def english_like(html: str, *, least: int = 4) -> list[str]:
     return sorted(out)
 
 
+#: A number written the English way: a decimal point before a percent sign ("87.4%"), or thousands
+#: grouped with commas ("3,514,671"; one group, "1,234", may be a French or German decimal).
+ENGLISH_NUMBER: Final = re.compile(r"(?<![\w.,])(?:\d+\.\d+ ?%|\d{1,3}(?:,\d{3}){2,}(?![\d.,]*\d))")
+
+
+def english_numbers(html: str) -> list[str]:
+    """For the person reviewing: the numbers a French, Dutch or German page writes the English way,
+    each with the text around it (inside names and sources' own words they are expected)."""
+    text = re.sub(r"\s+", " ", visible_text(html))
+    return sorted({text[max(0, m.start() - 50) : m.end() + 15] for m in ENGLISH_NUMBER.finditer(text)})
+
+
 # -- the pages -------------------------------------------------------------------------------------
 def page_paths(get: Get) -> dict[str, str]:
     """Each page to review and its path, found by following the English pages' links."""
@@ -541,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         findings, pages, paths = review_html(get, alerts, langs)
         notes: dict[str, list[str]] = {}
         english: dict[str, list[str]] = {}
+        numbers: dict[str, list[str]] = {}
         for lang in langs:
             pdf = raw(f"/report/analysis.pdf?lang={lang}")
             (out / f"{lang}-report.pdf").write_bytes(pdf)
@@ -555,13 +568,16 @@ def main(argv: list[str] | None = None) -> int:
                     found = english_like(html)
                     if found:
                         english[f"{lang}-{name}"] = found
+                    found = english_numbers(html)
+                    if found:
+                        numbers[f"{lang}-{name}"] = found
         if not args.no_browser:
             if CHROMIUM.exists():
                 findings += screenshots(url, paths, pages, langs, out)
             else:
                 findings.append(Finding("-", "-", "status", f"{CHROMIUM} missing: no screenshots"))
     result = {"paths": paths, "findings": [asdict(f) for f in findings], "same_as_english": notes,
-              "english_like": english}  # fmt: skip
+              "english_like": english, "english_numbers": numbers}  # fmt: skip
     (out / "findings.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     for f in findings:
         sys.stdout.write(f"{f.lang:2} {f.page:10} {f.check:8} {f.detail}\n")

@@ -192,3 +192,19 @@ def test_screenshots_of_every_page_in_every_language(
             shot = tmp_path / f"{lang}-{page}.png"
             assert shot.stat().st_size > 20_000, shot  # a page, not a blank
         assert (tmp_path / f"{lang}-report-print.png").exists()
+
+
+def test_plan_and_memo_words_and_numbers_in_the_page_language(reviewed: tuple[Any, ...]) -> None:
+    """The plan's shares and supplier roles, the memo's finding labels and the overview's shares in
+    the page's language (the fourth pass): no "60.0%", no "software vendor of", no raw finding code."""
+    from derisk.reduce.register import ROLE_LABELS
+    from derisk.screen.findings import FINDING_LABELS
+
+    _, pages, _ = reviewed
+    assert review.english_numbers(pages["en"]["plan"]) and "of Warehouse" in pages["en"]["plan"]
+    for lang in ("fr", "nl", "de"):
+        plan, memo = review.visible_text(pages[lang]["plan"]), review.visible_text(pages[lang]["memo"])
+        assert not review.english_numbers(pages[lang]["plan"]), lang
+        assert not [n for n in review.english_numbers(pages[lang]["overview"]) if "%" in n], lang
+        assert not any(f"{label} of " in plan for label in ROLE_LABELS.values()), lang
+        assert not any(code in memo for code in FINDING_LABELS), lang
