@@ -208,3 +208,12 @@ def test_plan_and_memo_words_and_numbers_in_the_page_language(reviewed: tuple[An
         assert not [n for n in review.english_numbers(pages[lang]["overview"]) if "%" in n], lang
         assert not any(f"{label} of " in plan for label in ROLE_LABELS.values()), lang
         assert not any(code in memo for code in FINDING_LABELS), lang
+
+
+def test_plan_roles_are_labels_in_the_page_language(reviewed: tuple[Any, ...]) -> None:
+    """The plan's Role column shows the role's label ("software vendor", "éditeur de logiciel"), not
+    the register's code ("vendor")."""
+    _, pages, _ = reviewed
+    assert "<td>vendor</td>" not in pages["en"]["plan"] and "<td>software vendor</td>" in pages["en"]["plan"]
+    assert "<td>éditeur de logiciel</td>" in pages["fr"]["plan"]
+    assert "<td>Softwarehersteller</td>" in pages["de"]["plan"]

@@ -160,6 +160,15 @@ def _percent_pattern(locale: str, decimals: str) -> str:
     return pattern.replace("0", "0" + decimals, 1) if pattern.count("0") == 1 else pattern
 
 
+def role_label(code: Any, locale: str = "en") -> Any:
+    """A supplier's role in a dependency register (``vendor``) as its label in ``locale`` ("software
+    vendor", "éditeur de logiciel"); an unknown code as it is."""
+    from derisk.i18n.data import text
+    from derisk.reduce.register import ROLE_LABELS
+
+    return text(locale, ROLE_LABELS[code]) if code in ROLE_LABELS else code
+
+
 def decimal(value: int | float | None, digits: int, locale: str = "en") -> str:
     """A number with ``digits`` decimals (an index such as the HHI) as ``locale`` writes it."""
     if value is None:
@@ -193,6 +202,7 @@ def install_filters(env: Any, locale: str = "en") -> None:
     env.filters["law"] = law_citation
     env.filters["bound"] = bound_text
     env.globals["share"] = lambda part, whole: share(part, whole, locale)
+    env.filters["drole"] = lambda code: role_label(code, locale)
     env.filters["pct"] = lambda value: percent(value, locale)
     env.filters["dec"] = lambda value, digits=1: decimal(value, digits, locale)
     env.globals["evidence_labels"] = EVIDENCE_LABELS
