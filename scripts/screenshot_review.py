@@ -504,7 +504,11 @@ def screenshots(
                             continue
                         page.set_content(pages[lang][name])
                     else:
-                        page.goto(f"{url}{path}?lang={lang}")
+                        response = page.goto(f"{url}{path}?lang={lang}")
+                        if response is not None and response.status != 200:  # what the PNG shows
+                            findings.append(
+                                Finding(name, lang, "status", f"HTTP {response.status} in the browser")
+                            )
                     page.wait_for_load_state()
                     page.screenshot(path=str(out / f"{lang}-{name}.png"), full_page=True)
                     wide = page.evaluate(
