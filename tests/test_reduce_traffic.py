@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from derisk.flows import FLOW_SCHEMA
+from derisk.i18n.data import sentence
 from derisk.reduce.register import Resolved, build_register, table_resolver
 from derisk.reduce.traffic import compare
 from derisk.site import parse_site
@@ -117,3 +119,19 @@ def test_empty_workspace_gives_only_system_findings() -> None:
     assert report.confirmations == ()
     assert sorted(f.subject for f in report.findings) == ["cctv", "spare", "wms"]
     assert {f.kind for f in report.findings} == {"system-without-traffic"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"), [("fr", "contrôlé par"), ("nl", "gecontroleerd door"), ("de", "kontrolliert von")]
+)
+def test_undeclared_traffic_reads_in_the_page_language_names_kept(lang: str, words: str) -> None:
+    """The destination's control ("controlled by …") and the size are in the page's language, as the
+    plan page shows the finding; the names stay as they are."""
+    table = flows([out("cctv", "chinatelecom", "China Telecom", "sasac", "SASAC", "CN", 27_800)])
+    finding = next(f for f in compare(register(), table).findings if f.kind == "undeclared-traffic")
+    assert "China Telecom (controlled by SASAC, CN)" in finding.sentence
+    assert "27.8 kB" in finding.sentence
+    shown = sentence(lang, finding.sentence)
+    assert f"China Telecom ({words} SASAC, CN)" in shown
+    assert "27,8 kB" in shown
+    assert "controlled by" not in shown and " sent " not in shown

@@ -226,9 +226,9 @@ LABEL_LISTS: Final = frozenset({"$target.sectors"})
 SENTENCE_LISTS: Final = frozenset({"suppliers"})
 
 
-#: Placeholders of ``T_`` templates whose value is a number (Screen's byte and flow counts): written
-#: the way the page's language writes numbers.
-NUMBER_VALUES: Final = frozenset({"count", "sent", "received", "flows"})
+#: Placeholders of ``T_`` templates whose value is a number (Screen's byte and flow counts, the plan's
+#: sizes such as ``27.8 kB``): written the way the page's language writes numbers.
+NUMBER_VALUES: Final = frozenset({"count", "sent", "received", "flows", "size"})
 
 
 def _sentence_value(key: str) -> bool:

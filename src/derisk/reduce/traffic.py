@@ -63,8 +63,11 @@ class TrafficGroup:
     def destination(self) -> str:
         """The destination organisation and, when different, who controls it."""
         if self.org and self.controller and self.org != self.controller:
-            return (
-                f"{self.org} (controlled by {self.controller}, {self.jurisdiction or 'jurisdiction unknown'})"
+            return fill(
+                T_("{supplier} (controlled by {controller}, {jurisdiction})"),
+                supplier=self.org,
+                controller=self.controller,
+                jurisdiction=self.jurisdiction or "jurisdiction unknown",
             )
         return f"{self.controller or self.org} ({self.jurisdiction or 'jurisdiction unknown'})"
 
@@ -296,14 +299,14 @@ def compare(
                     subject=f"{system}->{g.org or g.controller}",
                     sentence=fill(
                         T_(
-                            "{system} sent {size} in {flows} flows to {destination}, which the register "
+                            "{system} sent {size} in {flows} flows to {destination_sentence}, which the register "
                             "does not list among {system}'s suppliers: declare the dependency or stop the "
                             "traffic."
                         ),
                         system=system,
                         size=human_bytes(g.bytes_out),
                         flows=g.flows,
-                        destination=g.destination(),
+                        destination_sentence=g.destination(),
                     ),
                     evidence=g.to_json(),
                 )
