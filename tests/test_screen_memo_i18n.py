@@ -77,3 +77,22 @@ def test_sector_and_exposure_evidence_match_their_templates() -> None:
         "System scanner → Alibaba Cloud (Kontrolle ausgeübt aus CN): 3.514.671 Bytes gesendet"
     )
     assert "3,514,671" in exposure.sentence and "3,514,671" not in sentence("fr", exposure.sentence)
+
+
+@pytest.mark.parametrize("lang", ["fr", "nl", "de"])
+def test_know_sentences_inside_memo_evidence_are_translated(tmp_path: Path, lang: str) -> None:
+    """Know's resolution and path-step sentences quoted in the memo's evidence read in the page's
+    language (read back phrase by phrase), names kept; the document keeps English."""
+    doc_path = tmp_path / "memo.json"
+    deal = DEALS / "liege-cargo.yaml"
+    assert main(["screen", str(deal), "--today", "2025-03-01", "--json", str(doc_path), "-q"]) == 0
+    doc = json.loads(doc_path.read_text(encoding="utf-8"))
+    evidence = [e for f in doc["risk_factors"] for e in f["evidence"]]
+    know = [e for e in evidence if e.startswith(("Know graph: ", "Know graph path: "))]
+    assert any(e.startswith("Know graph: ") for e in know) and any("path" in e for e in know)
+    english_words = ("ultimately controlled by", "Control is exercised from", "weakest link", " controls ")
+    for line in know:
+        shown = sentence(lang, line)
+        assert shown != line
+        assert not any(words in shown for words in english_words), shown
+        assert "Alibaba" in shown

@@ -110,6 +110,16 @@ def _pattern(template: str) -> tuple[re.Pattern[str], dict[str, str]]:
     return re.compile("".join(parts), re.DOTALL), groups
 
 
+def template_pattern(template: str) -> tuple[re.Pattern[str], dict[str, str]]:
+    """The regular expression that reads ``template`` filled back into its values (group → name)."""
+    return _pattern(template)
+
+
+def phrase_templates(lang: str) -> tuple[str, ...]:
+    """The phrase templates (``P_``) the catalogue of ``lang`` translates."""
+    return tuple(_table(lang).phrases)
+
+
 @dataclass(frozen=True)
 class _Table:
     exact: dict[str, str]
@@ -207,7 +217,9 @@ def sentence(lang: str, english: Any) -> Any:
             for group, value in m.groupdict().items()
         }
         return fill(template.target, **values)
-    return english
+    from derisk.i18n.joined import joined_sentence  # it reads this module's tables
+
+    return joined_sentence(lang, english) or english
 
 
 #: Placeholders whose value is itself a sentence built from ``T_`` templates, translated like
@@ -300,6 +312,10 @@ def _value(lang: str, key: str, value: str) -> str:
         return localised_number(lang, value)
     if key == "laws":
         return str(citations(lang, value))
+    if key == "reason_sentence":  # a path step's link: its phrases and its summary
+        from derisk.i18n.joined import link_reason
+
+        return link_reason(lang, value)
     if _sentence_value(key):
         return str(sentence(lang, value))
     return value

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Final
 
+from derisk.i18n.data import T_, fill
 from derisk.know.graph import CONFIDENCES, Entity, Graph, Link
 
 MAX_PATHS: Final = 10_000
@@ -46,7 +47,14 @@ class PathStep:
 
     def sentence(self) -> str:
         cite = self.link.source.cite() if self.link.source else "no source"
-        return f"{self.owner.name} → {self.asset.name}: {self.reason} [{self.confidence}] ({cite})"
+        return fill(
+            T_("{owner} → {asset}: {reason_sentence} [{confidence}] ({cite})"),
+            owner=self.owner.name,
+            asset=self.asset.name,
+            reason_sentence=self.reason,
+            confidence=self.confidence,
+            cite=cite,
+        )
 
     def to_json(self) -> dict[str, object]:
         src = self.link.source
