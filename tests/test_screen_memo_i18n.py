@@ -96,3 +96,16 @@ def test_know_sentences_inside_memo_evidence_are_translated(tmp_path: Path, lang
         assert shown != line
         assert not any(words in shown for words in english_words), shown
         assert "Alibaba" in shown
+
+
+@pytest.mark.parametrize(
+    ("lang", "eu"), [("fr", "Union européenne"), ("nl", "Europese Unie"), ("de", "Europäische Union")]
+)
+def test_regime_names_are_in_the_page_language(tmp_path: Path, lang: str, eu: str) -> None:
+    page = tmp_path / "memo.html"
+    deal = DEALS / "liege-cargo.yaml"
+    assert (
+        main(["screen", str(deal), "--today", "2025-03-01", "--html", str(page), "--lang", lang, "-q"]) == 0
+    )
+    shown = _text(page.read_text(encoding="utf-8"))
+    assert eu in shown and "European Union:" not in shown

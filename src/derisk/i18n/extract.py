@@ -100,6 +100,7 @@ def _yaml_strings() -> dict[str, list[str]]:
             add(item.get(key), f"data/sectors.yaml:{item.get('id')}.{key}")
     for name, doc in sorted(read_yaml_folder("regimes").items()):
         doc = doc or {}
+        add(doc.get("name"), f"data/regimes/{name}:name")
         add(doc.get("title"), f"data/regimes/{name}:title")
         for key in ("authority", "instrument", "standstill"):
             add((doc.get(key) or {}).get("text"), f"data/regimes/{name}:{key}.text")
