@@ -46,3 +46,23 @@ def test_english_supplier_list_unchanged() -> None:
         "Cainiao (Liège); Hub (support/update channel of Warehouse management; controller Alibaba Group Holding "
         "Limited, CN, state-controlled)."
     )
+
+
+@pytest.mark.parametrize("lang", ["fr", "nl", "de"])
+def test_unknown_supplier_lists_each_system_role_in_the_language(lang: str) -> None:
+    """The unknown-supplier finding's systems keep their names; each role label is translated."""
+    from derisk.reduce.register import build_register
+    from derisk.site import parse_site
+    from test_reduce_measures import site_doc
+
+    doc = site_doc(
+        [{"name": "cctv (old)", "hardware": "Nobody Knows Ltd", "vendor": "Nobody Knows Ltd"}],
+        [{"name": "video", "systems": ["cctv (old)"]}],
+    )
+    register = build_register(parse_site(doc, "t"), lambda name: None)
+    finding = next(f for f in register.findings if f.kind == "unknown-supplier")
+    labels = [ROLE_LABELS["hardware"], ROLE_LABELS["vendor"]]
+    assert all(f"cctv (old) ({label})" in finding.sentence for label in labels)
+    shown = sentence(lang, finding.sentence)
+    assert shown != finding.sentence and "cctv (old) (" in shown and "Nobody Knows Ltd" in shown
+    assert not any(label in shown for label in labels)

@@ -238,6 +238,12 @@ LABEL_LISTS: Final = frozenset({"$target.sectors"})
 SENTENCE_LISTS: Final = frozenset({"suppliers"})
 
 
+#: Placeholders whose value is systems each with a role label in brackets, joined by "; " (the plan's
+#: unknown-supplier finding: ``cctv (hardware maker); wms (software vendor)``), each label translated.
+ROLE_LISTS: Final = frozenset({"where_roles"})
+_WITH_ROLE: Final = re.compile(r"(?P<system>.+) \((?P<label>[^()]+)\)")
+
+
 #: Placeholders of ``T_`` templates whose value is a number (Screen's byte and flow counts, the plan's
 #: sizes such as ``27.8 kB``): written the way the page's language writes numbers.
 NUMBER_VALUES: Final = frozenset({"count", "sent", "received", "flows", "size"})
@@ -306,6 +312,8 @@ def _value(lang: str, key: str, value: str) -> str:
     if key.endswith("_labels"):
         exact = text(lang, value)
         return str(exact) if exact != value else ", ".join(str(text(lang, x)) for x in value.split(", "))
+    if key in ROLE_LISTS:
+        return "; ".join(_role_item(lang, item) for item in value.split("; "))
     if key in SENTENCE_LISTS:
         return "; ".join(str(sentence(lang, part)) for part in re.split(r"(?<=\)); ", value))
     if key in NUMBER_VALUES:
@@ -319,6 +327,11 @@ def _value(lang: str, key: str, value: str) -> str:
     if _sentence_value(key):
         return str(sentence(lang, value))
     return value
+
+
+def _role_item(lang: str, item: str) -> str:
+    m = _WITH_ROLE.fullmatch(item)
+    return item if m is None else f"{m.group('system')} ({text(lang, m.group('label'))})"
 
 
 def phrase(lang: str, part: Any) -> str | None:

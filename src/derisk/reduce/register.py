@@ -329,12 +329,12 @@ def build_register(site: Site, resolver: Resolver, *, source: str = "site file")
                     subject=name,
                     sentence=fill(
                         T_(
-                            "Supplier {supplier} ({where}) is not in the control graph, so its "
+                            "Supplier {supplier} ({where_roles}) is not in the control graph, so its "
                             "controller and jurisdiction are unknown; add it to the graph (derisk entity "
                             "import, with --workspace) rather than guess."
                         ),
                         supplier=repr(name),
-                        where="; ".join(where),
+                        where_roles="; ".join(where),
                     ),
                     evidence={"supplier": name, "used_by": where},
                 )
