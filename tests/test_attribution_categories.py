@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import pytest
 
 from derisk.know.attribution import load_index
 from derisk.know.curated import check_groups, read_group_files
+
+
+def _expect(match: Callable[[Any], Any], cases: Mapping[Any, tuple[str, str]]) -> None:
+    """Each key matches an entry whose controller and jurisdiction are the expected ones."""
+    for key, expected in cases.items():
+        found = match(key)
+        assert found is not None, key
+        assert (found.controller_name, found.jurisdiction) == expected, key
 
 
 def _doc(**entity: object) -> dict[str, object]:
@@ -84,10 +95,7 @@ def test_media_and_adtech_groups_resolve_to_their_parents() -> None:
         "wsj.com": ("News Corp", "US"),
         "criteo.net": ("Criteo S.A.", "FR"),
     }
-    for domain, expected in cases.items():
-        found = index.match_domain(domain)
-        assert found is not None, domain
-        assert (found.controller_name, found.jurisdiction) == expected, domain
+    _expect(index.match_domain, cases)
     bbc = index.match_as_org("BBC", "GB")
     assert bbc is not None and bbc.jurisdiction == "GB"
 
@@ -103,20 +111,14 @@ def test_third_batch_of_categories_resolves_to_controllers() -> None:
         721: ("United States of America", "US"),  # DoD Network Information Center
         39832: ("Zhou Yahui", "CN"),  # Opera, through Kunlun Tech
     }
-    for asn, expected in by_asn.items():
-        found = index.match_asn(asn)
-        assert found is not None, asn
-        assert (found.controller_name, found.jurisdiction) == expected, asn
+    _expect(index.match_asn, by_asn)
     by_domain = {
         "static.wixstatic.com": ("Wix.com Ltd.", "IL"),
         "www.iit.cnr.it": ("Consiglio Nazionale delle Ricerche", "IT"),
         "api.segment.io": ("Twilio Inc.", "US"),
         "c.disquscdn.com": ("Zeta Global Holdings Corp.", "US"),
     }
-    for domain, expected in by_domain.items():
-        found = index.match_domain(domain)
-        assert found is not None, domain
-        assert (found.controller_name, found.jurisdiction) == expected, domain
+    _expect(index.match_domain, by_domain)
     # An unrelated company whose name begins like a new alias ("Claro") stays unknown.
     assert index.match_as_org("Claroty LTD", "IL") is None
 
