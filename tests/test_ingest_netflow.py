@@ -374,7 +374,7 @@ def test_messages_of_nfdump_on_standard_error_fail_the_input(
 ) -> None:
     good = b"1772438400.000,0.000,17,10.0.0.1,5000,8.8.8.8,53,1,75,0,0,0.0.0.0,0\n"
     _fake_nfdump(tmp_path, monkeypatch, good, "Corrupt data block\n")
-    with pytest.raises(InputError, match=r"nfdump could not read it \(Corrupt data block\)"):
+    with pytest.raises(InputError, match=r"not a readable nfdump file \(nfdump: Corrupt data block\)"):
         read_all(NETFLOW / "v9")
 
 

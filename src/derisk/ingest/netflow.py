@@ -267,7 +267,9 @@ def _printed(
             errors.seek(0)
             text = errors.read(1 << 16)
             if code != 0 or text.strip():
-                raise InputError(f"nfdump could not read it ({_first_line(text)})", source=str(path))
+                raise InputError(
+                    f"not a readable nfdump file (nfdump: {_first_line(text)})", source=str(path)
+                )
         finally:
             if proc.poll() is None:
                 proc.kill()
