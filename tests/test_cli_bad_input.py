@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import os
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -143,6 +144,13 @@ def gzip_corrupt(tmp: Path) -> Path:
     return out
 
 
+def gzip_header_over_random_bytes(tmp: Path) -> Path:
+    """A valid gzip header followed by bytes that are no deflate stream (zlib.error, not OSError)."""
+    out = tmp / "capture.pcap.gz"
+    out.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + random.Random(7).randbytes(5000))
+    return out
+
+
 def missing_path(tmp: Path) -> Path:
     return tmp / "does-not-exist.pcap"
 
@@ -174,6 +182,7 @@ CASES: list[tuple[str, Callable[[Path], Path], int, str]] = [
     ("zeek with wrong #fields", zeek_wrong_fields, 3, "id.orig_h"),
     ("zeek with ragged lines", zeek_ragged, 3, "line 5"),
     ("corrupt gzip", gzip_corrupt, 3, ""),
+    ("gzip header over random bytes", gzip_header_over_random_bytes, 3, "corrupt gzip"),
     ("missing path", missing_path, 3, "no such file"),
     ("unreadable path", unreadable, 3, "permission denied"),
     ("symlink loop", symlink_loop, 3, "loop.pcap"),

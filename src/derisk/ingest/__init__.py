@@ -75,10 +75,12 @@ def _head(path: Path, n: int = 4096) -> bytes:
 def _text_head(path: Path) -> bytes:
     head = _head(path)
     if head[:2] == b"\x1f\x8b":
+        from derisk.ingest.decompress import decompress_errors
+
         try:
             with gzip.open(path, "rb") as fh:
                 return fh.read(4096)
-        except (OSError, EOFError) as exc:
+        except decompress_errors() as exc:  # zlib.error too: a gzip header over random bytes
             raise InputError(f"corrupt gzip file ({exc})", source=str(path)) from None
     return head
 
