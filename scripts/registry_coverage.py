@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How much of the Internet's address space the curated registry attributes, by AS number.
 
-    .venv/bin/python scripts/registry_coverage.py [--data-dir DIR] [--groups FILE ...]
+    .venv/bin/python scripts/registry_coverage.py [--data-dir DIR] [--groups FILE ...] [--top N]
 
 Reads the ASN ranges installed by ``derisk data update`` (``<data dir>/ipdata/asn.arrow``,
 ip-location-db's ``@ip-location-db/asn``) and reports, for IPv4 and IPv6, the share of ranges and
@@ -10,6 +10,11 @@ attached through its registered organisation name by the AS-name matcher
 (:mod:`derisk.know.orgnames`, clear matches only). ``--groups`` restricts the registry to the named
 group files (for example the global-infrastructure half listed in ``tests/test_know_registry.py``);
 ``states.yaml`` is always kept so ownership chains resolve.
+
+``--top N`` also lists the N AS numbers holding the most IPv4 addresses that the registry does not
+attribute (neither listed nor matched by name), each with its registered organisation name, its
+registration country (``<data dir>/ipdata/ascc.arrow``, the country most of its addresses are
+registered in) and its address count: the work list for curating by address space.
 
 This is a coverage figure, not an accuracy figure: whether the attributed controller is right is
 what ``tests/test_know_registry.py`` and ``scripts/eval_attribution.py`` check.
@@ -52,11 +57,78 @@ def _ipv4_sizes(table: pa.Table) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, 
     return is_v4, np.where(is_v4, last - first + 1, 0)
 
 
+def _v4_ints(column: pa.ChunkedArray) -> np.ndarray[Any, Any]:
+    """The IPv4 part of 16-byte keys as integers (meaningful only for IPv4 rows)."""
+    raw = np.frombuffer(column.combine_chunks().buffers()[1], dtype=np.uint8).reshape(-1, 16)
+    return raw[:, 12:].copy().view(">u4").ravel().astype(np.int64)
+
+
+def _registration_countries(path: Path, starts: np.ndarray[Any, Any]) -> list[str]:
+    """The registration country of each IPv4 address in ``starts`` ("" when not registered)."""
+    if not path.exists():
+        return [""] * len(starts)
+    table = _ranges(path)
+    raw = np.frombuffer(table.column("start").combine_chunks().buffers()[1], dtype=np.uint8).reshape(-1, 16)
+    v4 = np.logical_not(raw[:, :12].any(axis=1))
+    first = _v4_ints(table.column("start"))[v4]
+    last = _v4_ints(table.column("end"))[v4]
+    countries = np.array(table.column("country").to_pylist(), dtype=object)[v4]
+    order = np.argsort(first, kind="stable")
+    first, last, countries = first[order], last[order], countries[order]
+    row = np.searchsorted(first, starts, side="right") - 1
+    found = (row >= 0) & (last[np.clip(row, 0, None)] >= starts)
+    return [str(countries[r] or "") if ok else "" for r, ok in zip(row, found, strict=True)]
+
+
+def _top_unattributed(
+    table: pa.Table,
+    attributed: np.ndarray[Any, Any],
+    is_v4: np.ndarray[Any, Any],
+    sizes: np.ndarray[Any, Any],
+    ascc: Path,
+    top: int,
+) -> list[tuple[int, str, str, int]]:
+    """(AS number, registered name, registration country, IPv4 addresses) of the ``top`` AS numbers
+    holding the most IPv4 addresses the registry does not attribute, most addresses first."""
+    rows = np.flatnonzero(~attributed & is_v4)
+    asns = table.column("asn").to_numpy()[rows]
+    totals: dict[int, int] = {}
+    for asn, size in zip(asns.tolist(), sizes[rows].tolist(), strict=True):
+        totals[asn] = totals.get(asn, 0) + size
+    chosen = sorted(totals, key=lambda a: (-totals[a], a))[:top]
+    keep = rows[np.isin(asns, np.array(chosen, dtype=np.int64))]
+    orgs = table.column("org").take(pa.array(keep)).to_pylist()
+    countries = _registration_countries(ascc, _v4_ints(table.column("start"))[keep])
+    names: dict[int, dict[str, int]] = {}
+    places: dict[int, dict[str, int]] = {}
+    for asn, org, country, size in zip(
+        table.column("asn").to_numpy()[keep].tolist(), orgs, countries, sizes[keep].tolist(), strict=True
+    ):
+        names.setdefault(asn, {})[org or ""] = names.get(asn, {}).get(org or "", 0) + size
+        places.setdefault(asn, {})[country] = places.get(asn, {}).get(country, 0) + size
+    return [
+        (
+            asn,
+            max(names[asn], key=lambda n: names[asn][n]),
+            max(places[asn], key=lambda c: places[asn][c]),
+            totals[asn],
+        )
+        for asn in chosen
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument(
         "--groups", nargs="*", default=None, help="group file names to keep (e.g. akamai.yaml)"
+    )
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also list the N AS numbers holding the most IPv4 addresses the registry does not attribute",
     )
     args = parser.parse_args(argv)
 
@@ -102,6 +174,18 @@ def main(argv: list[str] | None = None) -> int:
             f"IPv4 addresses {share:.1%}, IPv6 ranges {v6:,}/{int((~is_v4).sum()):,} "
             f"({v6 / max(int((~is_v4).sum()), 1):.1%})"
         )
+    if args.top > 0:
+        ascc = path.with_name("ascc.arrow")
+        attributed = listed | named
+        print(f"\ntop {args.top} AS numbers by IPv4 addresses not attributed (of {total_v4:,}):")
+        print(f"{'rank':>4}  {'AS':>10}  {'cc':<2}  {'IPv4 addresses':>14}  {'share':>6}  registered name")
+        for rank, (asn, org, country, count) in enumerate(
+            _top_unattributed(table, attributed, is_v4, sizes, ascc, args.top), start=1
+        ):
+            print(
+                f"{rank:>4}  {'AS' + str(asn):>10}  {country or '--':<2}  {count:>14,}  "
+                f"{count / total_v4:>6.2%}  {org}"
+            )
     return 0
 
 
