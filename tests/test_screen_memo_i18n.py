@@ -12,8 +12,9 @@ import pytest
 
 from derisk.cli import main
 from derisk.i18n.data import sentence
+from derisk.screen.exposure import exposure_from_flows
 from derisk.screen.findings import FINDING_LABELS
-from derisk.screen.risk import exposure_from_flows, sector_factors
+from derisk.screen.risk import sector_factors
 
 ROOT = Path(__file__).parent.parent
 DEALS = ROOT / "examples" / "deals"

@@ -22,7 +22,7 @@ from derisk.report.pages import page_environment
 from derisk.safetext import visible
 from derisk.screen.deal import Party, country_name
 from derisk.screen.engine import CONVENTIONS, DISCLAIMER, RegimeResult, Screening, fmt_date
-from derisk.screen.risk import RiskFactor
+from derisk.screen.factor import RiskFactor
 from derisk.screen.variables import chain_text
 
 SCHEMA: Final = "derisk.screening/1"

@@ -17,10 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import Final
 
 from derisk.errors import NotFoundError
 from derisk.i18n.data import T_, fill
@@ -29,57 +26,17 @@ from derisk.know.laws import laws_for
 from derisk.know.resolve import Resolution, resolve_controller
 from derisk.screen.catalogue import Catalogue
 from derisk.screen.deal import Deal, Party, country_name
+from derisk.screen.exposure import measured_exposure
+from derisk.screen.factor import REGULATION, RiskFactor
 from derisk.screen.variables import control_chain, walk
 
 log = logging.getLogger(__name__)
 MATCH_SCORE: Final = 90.0
-EXPOSURE_COLUMNS: Final = [
-    "system",
-    "dst_org",
-    "dst_org_id",
-    "dst_controller",
-    "dst_controller_id",
-    "dst_jurisdiction",
-    "bytes_out",
-    "bytes_in",
-    "first_seen",
-    "last_seen",
-]
 ART_4_2_A: Final = T_(
     "Regulation (EU) 2019/452 Art. 4(2)(a): whether the investor is directly or indirectly controlled by the "
     "government of a third country, including state bodies or armed forces, through ownership or significant "
     "funding [V]."
 )
-
-#: The EU regulation the risk factors cite (its EUR-Lex ELI; the Art. 4 outline is [V], wording [U]).
-REGULATION: Final = "Regulation (EU) 2019/452 (en; https://eur-lex.europa.eu/eli/reg/2019/452/oj; not read by derisk's reviewers)"
-
-
-@dataclass(frozen=True)
-class RiskFactor:
-    factor: str
-    title: str
-    finding: str
-    sentence: str
-    evidence: tuple[str, ...]
-    source: str
-    confidence: str
-    #: The sentence as phrase templates and values (Know's supplier factors), for pages to translate.
-    parts: tuple[tuple[str, dict[str, str]], ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "factor": self.factor,
-            "title": self.title,
-            "finding": self.finding,
-            "sentence": self.sentence,
-            "evidence": list(self.evidence),
-            "source": self.source,
-            "confidence": self.confidence,
-        }
-        if self.parts:
-            doc["explanation"] = [{"template": t, "fields": dict(v)} for t, v in self.parts]
-        return doc
 
 
 @dataclass
@@ -351,112 +308,6 @@ def not_assessed() -> RiskFactor:
         f"{REGULATION}, Art. 4(2)(b), (c)",
         "V",
     )
-
-
-def exposure_from_flows(
-    flows: pa.Table, controller_ids: Sequence[str], names: Sequence[str], workspace: str
-) -> RiskFactor:
-    """Bytes the site sent to organisations whose controller is the investor's (by graph id or name)."""
-    ids = pa.array(sorted(set(controller_ids)), type=pa.string())
-    lowered = pa.array(sorted({n.casefold() for n in names}), type=pa.string())
-    mask = pc.or_kleene(
-        pc.or_kleene(
-            pc.is_in(flows["dst_controller_id"], value_set=ids), pc.is_in(flows["dst_org_id"], value_set=ids)
-        ),
-        pc.or_kleene(
-            pc.is_in(pc.utf8_lower(flows["dst_controller"]), value_set=lowered),
-            pc.is_in(pc.utf8_lower(flows["dst_org"]), value_set=lowered),
-        ),
-    )
-    hit = flows.filter(pc.fill_null(mask, False))
-    title = T_("Measured exposure of the target to the investor's group")
-    if hit.num_rows == 0:
-        return RiskFactor(
-            "measured-exposure",
-            title,
-            "none-measured",
-            fill(
-                T_(
-                    "No flow in the workspace {workspace} goes to an organisation under the investor's "
-                    "controller ({controllers}); absence in one capture is not proof."
-                ),
-                workspace=workspace,
-                controllers=", ".join(names) or "unknown",
-            ),
-            (fill(T_("{count} flows examined"), count=f"{flows.num_rows}"),),
-            f"Watch workspace {workspace}",
-            "V",
-        )
-    grouped = (
-        hit.group_by(["system", "dst_org", "dst_jurisdiction"], use_threads=False)
-        .aggregate(
-            [
-                ("bytes_out", "sum"),
-                ("bytes_in", "sum"),
-                ("bytes_out", "count"),
-                ("first_seen", "min"),
-                ("last_seen", "max"),
-            ]
-        )
-        .sort_by([("bytes_out_sum", "descending")])
-    )
-    evidence = []
-    for row in grouped.to_pylist()[:10]:
-        evidence.append(
-            fill(
-                T_(
-                    "system {system} → {organisation} (control exercised from {jurisdiction}): {sent} bytes "
-                    "sent, {received} received, {count} flow, {start} to {end}"
-                )
-                if row["bytes_out_count"] == 1
-                else T_(
-                    "system {system} → {organisation} (control exercised from {jurisdiction}): {sent} bytes "
-                    "sent, {received} received, {count} flows, {start} to {end}"
-                ),
-                system=row["system"] or "unlabelled",
-                organisation=row["dst_org"] or "unknown organisation",
-                jurisdiction=row["dst_jurisdiction"] or "unknown",
-                sent=f"{row['bytes_out_sum'] or 0:,}",
-                received=f"{row['bytes_in_sum'] or 0:,}",
-                count=f"{row['bytes_out_count']}",
-                start=_ts(row["first_seen_min"]),
-                end=_ts(row["last_seen_max"]),
-            )
-        )
-    sent = pc.sum(hit["bytes_out"]).as_py() or 0
-    received = pc.sum(hit["bytes_in"]).as_py() or 0
-    controllers = ", ".join(sorted({c for c in hit["dst_controller"].to_pylist() if c})) or "the investor"
-    return RiskFactor(
-        "measured-exposure",
-        title,
-        "exposure-measured",
-        fill(
-            T_(
-                "The target's systems already exchange data with organisations under {controllers}: {sent} bytes "
-                "sent and {received} received in {flows} flows measured in the workspace {workspace}."
-            ),
-            controllers=controllers,
-            sent=f"{sent:,}",
-            received=f"{received:,}",
-            flows=hit.num_rows,
-            workspace=workspace,
-        ),
-        tuple(evidence),
-        f"Watch workspace {workspace} (flows as of the last analyze)",
-        "V",
-    )
-
-
-def _ts(value: Any) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else "?"
-
-
-def measured_exposure(workspace: Path, controller_ids: Sequence[str], names: Sequence[str]) -> RiskFactor:
-    from derisk.store.workspace import Workspace
-
-    with Workspace.open(workspace, create=False, read_only=True) as ws:
-        flows = ws.read_flows(EXPOSURE_COLUMNS)
-    return exposure_from_flows(flows, controller_ids, names, str(workspace))
 
 
 def controller_keys(resolved: Resolved) -> tuple[list[str], list[str]]:
