@@ -162,6 +162,7 @@ INFRASTRUCTURE_FILES = frozenset(
         # registry by address space (docs/evaluation.md, "Registry by address space (2026-12-07)")
         "carrier-subsidiaries",
         "carriers-middle-east",
+        "carriers-europe",
     ]
 )
 #: Private-use and documentation AS numbers (RFC 6996, RFC 5398) and AS_TRANS (RFC 6793).
