@@ -15,7 +15,7 @@ from derisk.detect.compelled import compelled_alert
 from derisk.detect.config import DetectionConfig
 from derisk.detect.dnstunnel import TunnelStats, tunnel_alert
 from derisk.detect.newdest import NewSeen, new_alert
-from derisk.i18n import data
+from derisk.i18n import data, filters
 from derisk.know.laws import laws_for
 from derisk.web.render import environment as web_environment
 
@@ -77,7 +77,7 @@ def test_english_sentence_is_the_parts_joined_and_survives_storage() -> None:
 def test_explanations_are_translated_and_values_are_not(lang: str) -> None:
     for alert in (_tunnel(), _tunnel(connected=True), _compelled(), _new_destinations()):
         doc = alert.to_json()
-        shown = data.explained(lang, doc)
+        shown = filters.explained(lang, doc)
         assert shown != doc["sentence"]
         for part in doc["explanation"]:
             if part["part"] == "destination":
@@ -91,24 +91,24 @@ def test_explanations_are_translated_and_values_are_not(lang: str) -> None:
             if name and alert.kind != "new-destination":
                 assert name in shown
     # numbers are written the way the language writes them
-    assert "4,6" in data.explained(lang, _tunnel().to_json())
-    assert data.destination(lang, _new_destinations().to_json()) != "12 new destinations"
-    assert data.destination(lang, _tunnel().to_json()) == "telemetry-sync.net"
+    assert "4,6" in filters.explained(lang, _tunnel().to_json())
+    assert filters.destination(lang, _new_destinations().to_json()) != "12 new destinations"
+    assert filters.destination(lang, _tunnel().to_json()) == "telemetry-sync.net"
 
 
 def test_a_stored_alert_without_parts_or_with_a_broken_part_stays_english() -> None:
     doc = _compelled().to_json()
     old = {k: v for k, v in doc.items() if k != "explanation"}
-    assert data.explained("fr", old) == doc["sentence"]
+    assert filters.explained("fr", old) == doc["sentence"]
     broken = {
         **doc,
         "explanation": [*doc["explanation"][:1], {"part": "summary", "template": "sent {x}", "fields": {}}],
     }
-    assert data.explained("fr", broken) == doc["sentence"]
+    assert filters.explained("fr", broken) == doc["sentence"]
     # read back without its parts, the alert writes the same English sentence, as a literal part
     again = Alert.from_json(old)
     assert again.sentence == doc["sentence"]
-    assert data.explained("de", again.to_json()).startswith(
+    assert filters.explained("de", again.to_json()).startswith(
         "System Warehouse management (10.40.10.11) sent 7.0 MB"
     )
 
@@ -117,14 +117,14 @@ def test_a_stored_alert_without_parts_or_with_a_broken_part_stays_english() -> N
 def test_hostile_names_stay_names_and_are_escaped_after_translation(lang: str) -> None:
     alert = _compelled(HOSTILE)
     doc = alert.to_json()
-    shown = data.explained(lang, doc)
+    shown = filters.explained(lang, doc)
     assert HOSTILE in shown  # inserted once, its "{score}" not filled
     html = web_environment(lang).from_string("<p>{{ a | dalert }}</p><h1>{{ a | ddest }}</h1>").render(a=doc)
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;{score}.evil.example" in html
     # a value that looks like a template placeholder or a data string is left alone
     target = Target("10.0.0.1", "{system}", "{dest}", controller="National Intelligence Law")
     odd = make_alert("upload", 0.9, target, data.fill("sent {x}", x="{dest}"), {}, _laws).to_json()
-    assert "National Intelligence Law" in data.explained(lang, odd)
+    assert "National Intelligence Law" in filters.explained(lang, odd)
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -18,7 +18,7 @@ from markupsafe import escape
 from derisk.cli import main
 from derisk.enrich.ipdata import load_ipdata
 from derisk.gen.zeek import Session, build_logs, write_logs
-from derisk.i18n import data
+from derisk.i18n import data, filters
 from derisk.i18n.extract import data_messages, obsolete, phrase_messages, untranslated
 from derisk.know.laws import laws_for
 from derisk.report.html import render_analysis_html
@@ -101,7 +101,7 @@ def _group_and_memo_texts() -> list[str]:
     graph = load_curated()
     texts = {t for link in graph.links for t in (link.summary, link.control_type) if t}
     texts |= {a.says for a in graph.assessments}
-    texts |= {data.schema_label(schema) for schema in NODE_SCHEMATA}
+    texts |= {filters.schema_label(schema) for schema in NODE_SCHEMATA}
     texts |= {*CHAIN_PARTY.values(), CONTROLLED_BY}
     return sorted(texts)
 

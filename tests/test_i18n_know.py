@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from derisk.i18n import data
+from derisk.i18n import data, dates, filters
 from derisk.know.curated import load_curated
 from derisk.know.explain import resolution_parts, resolution_sentence, text
 from derisk.know.graph import Graph, Link
@@ -35,14 +35,14 @@ def test_resolution_and_factors_are_translated_with_names_kept(lang: str) -> Non
     res = resolve_controller(g, "vendor")
     parts = resolution_parts(res)
     assert text(parts) == res.sentence  # the English sentence is the parts filled
-    shown = data.parts(lang, parts)
+    shown = filters.parts(lang, parts)
     assert shown is not None and shown != res.sentence
     assert HOSTILE in shown  # a name is never translated and never read as a placeholder
     for factor in supplier_risk(g, "vendor"):
         doc = factor.to_json()
         assert doc["sentence"] == factor.sentence  # documents keep the English sentence
-        translated = data.factor(lang, doc)
-        assert translated == data.factor(lang, factor)
+        translated = filters.factor(lang, doc)
+        assert translated == filters.factor(lang, factor)
         assert translated != factor.sentence, (lang, factor.sentence)
         english_words = ("is controlled by", "Ownership chain", "can exert pressure", "has no data on")
         assert not any(w in translated for w in english_words), translated
@@ -53,7 +53,7 @@ def test_english_sentences_are_unchanged() -> None:
     by = {f.factor: f for f in supplier_risk(g, "vendor")}
     assert by["government-link"].sentence == f"{HOSTILE} is controlled by the state of CN, a third country."
     assert by["pressure"].sentence.startswith(f"CN can exert pressure on {HOSTILE}: the state of CN controls")
-    assert data.factor("en", by["ownership"]) == by["ownership"].sentence
+    assert filters.factor("en", by["ownership"]) == by["ownership"].sentence
     res = resolve_controller(g, "vendor")
     assert resolution_sentence(res) == res.sentence
 
@@ -65,9 +65,9 @@ def test_curated_groups_translate_in_every_language() -> None:
             continue
         res = resolve_controller(curated, entity_id)
         for lang in ("fr", "nl", "de"):
-            assert data.parts(lang, resolution_parts(res)) not in (None, res.sentence)
+            assert filters.parts(lang, resolution_parts(res)) not in (None, res.sentence)
             for factor in supplier_risk(curated, entity_id):
-                assert data.factor(lang, factor) != factor.sentence
+                assert filters.factor(lang, factor) != factor.sentence
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_curated_groups_translate_in_every_language() -> None:
     ],
 )
 def test_link_phrases(link: Link, fr: str) -> None:
-    shown = str(data.parts("fr", link.describe_parts(), ", "))
+    shown = str(filters.parts("fr", link.describe_parts(), ", "))
     assert shown.replace("\u202f", " ").replace("\xa0", " ") == fr  # Babel's no-break spaces
 
 
@@ -104,7 +104,7 @@ def test_dates_in_the_page_language() -> None:
 
 
 def test_timestamps_in_the_page_language() -> None:
-    shown = str(data.moment("de", "2026-11-02T06:00:01.927000Z")).replace("\u202f", " ")
+    shown = str(dates.moment("de", "2026-11-02T06:00:01.927000Z")).replace("\u202f", " ")
     assert shown == "02.11.2026, 06:00:01 UTC"
-    assert data.moment("en", "2026-11-02T06:00:01Z") == "2026-11-02T06:00:01Z"
-    assert data.moment("fr", "not a time") == "not a time"
+    assert dates.moment("en", "2026-11-02T06:00:01Z") == "2026-11-02T06:00:01Z"
+    assert dates.moment("fr", "not a time") == "not a time"

@@ -4,7 +4,7 @@ Every part of the sentence (who, what the detection saw, score and severity, who
 listings, laws) is a :class:`Phrase`: an English template marked with ``P_()`` and the values that fill
 it. The alert's ``sentence`` (the English text the ``derisk.*/1`` documents keep) is the parts filled and
 joined by spaces; the documents also carry the parts themselves (``explanation``), so a renderer can
-fill the template's translation from the ``derisk-data`` catalogue (:func:`derisk.i18n.data.explained`)
+fill the template's translation from the ``derisk-data`` catalogue (:func:`derisk.i18n.filters.explained`)
 without reading values back out of a sentence. Values are names from traffic, sizes and counts: they
 are never translated (except a value whose name ends in ``_label``, a fixed word such as a severity)
 and renderers escape them like any network text.

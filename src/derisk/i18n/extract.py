@@ -23,7 +23,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import write_po
 
 from derisk.i18n import DOMAIN, LANGUAGES, catalog
-from derisk.i18n.data import DATA_DOMAIN, PHRASE_CONTEXT, data_catalog, schema_label, worded_article
+from derisk.i18n.data import DATA_DOMAIN, PHRASE_CONTEXT, data_catalog, worded_article
+from derisk.i18n.filters import schema_label
 
 _PACKAGES = ("derisk.web", "derisk.report", "derisk.screen", "derisk.reduce")
 _METHOD_MAP = [("**/templates/**.j2", "jinja2"), ("**.py", "python")]

@@ -3,7 +3,7 @@
 Each sentence is built from parts: an English phrase template marked with ``P_()`` and the named
 values that fill it (:data:`Part`). The English sentence (what the ``derisk.*/1`` documents and the
 CLI keep) is the parts filled and joined; a page fills each template's translation from the
-``derisk-data`` catalogue instead (:func:`derisk.i18n.data.parts`). Values are names (entities,
+``derisk-data`` catalogue instead (:func:`derisk.i18n.filters.parts`). Values are names (entities,
 jurisdictions, chains), tags and citations: never translated, except a value whose name ends in
 ``_label`` (a fixed phrase such as the basis of a jurisdiction), and escaped by the page like any
 other data.

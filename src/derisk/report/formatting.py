@@ -8,7 +8,7 @@ from typing import Any, Final
 from babel import Locale, UnknownLocaleError
 from babel.numbers import format_decimal, format_percent
 
-from derisk.i18n.data import install as install_data_filters
+from derisk.i18n.filters import install as install_data_filters
 from derisk.screen.findings import FINDING_LABELS
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")

@@ -185,12 +185,12 @@ def _chain_step(step: Any, lang: str) -> tuple[dict[str, Any], dict[str, Any], s
 def _reason(step: Any, lang: str) -> str:
     """A path step's reason in ``lang``: the link's phrase translated from its parts, a summary or
     note after it matched as a data sentence (names stay as they are; the picture escapes them)."""
-    from derisk.i18n import data
+    from derisk.i18n import data, filters
 
     said, reason = step.link.describe(), str(step.reason)
     if lang == "en" or not (reason == said or reason.startswith(said + "; ")):
         return str(data.sentence(lang, reason))
-    shown = data.parts(lang, step.link.describe_parts(), ", ") or said
+    shown = filters.parts(lang, step.link.describe_parts(), ", ") or said
     if step.link.disputed:
         shown += " " + str(data.text(lang, DISPUTED))
     rest = reason[len(said) + 2 :]
