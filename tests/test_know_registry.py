@@ -163,6 +163,7 @@ INFRASTRUCTURE_FILES = frozenset(
         "carrier-subsidiaries",
         "carriers-middle-east",
         "carriers-europe",
+        "public-networks",
     ]
 )
 #: Private-use and documentation AS numbers (RFC 6996, RFC 5398) and AS_TRANS (RFC 6793).
