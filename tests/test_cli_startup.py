@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,62 @@ def test_every_command_help_loads_no_engine() -> None:
             if result["heavy"]:
                 heavy[" ".join(args)] = result["heavy"]
     assert heavy == {}
+
+
+ANALYZE_PROBE = """
+import contextlib, io, json, sys
+from derisk.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    code = main(sys.argv[1:])
+doc = json.loads(out.getvalue())
+print(json.dumps({"code": code, "pandas": "pandas" in sys.modules, "flows": doc["totals"]["flows"]}))
+"""
+
+
+def test_analysis_of_a_capture_imports_no_pandas(tmp_path: Path) -> None:
+    """pyarrow and NFStream would import pandas (0.25-0.45 CPU s) for nothing an analysis uses."""
+    golden = Path(__file__).parent / "fixtures" / "pcap" / "golden.pcap"
+    args = [golden, "--workspace", tmp_path / "ws", "--json", "-", "-q"]
+    out = subprocess.run(
+        [sys.executable, "-c", ANALYZE_PROBE, "analyze", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0
+    assert result["pandas"] is False
+    assert result["flows"] > 0
+
+
+def test_pandas_held_back_only_inside_the_block() -> None:
+    code = """
+import sys
+from derisk.cli.startup import pandas_deferred
+with pandas_deferred():
+    try:
+        import pandas
+    except ModuleNotFoundError:
+        held = True
+    else:
+        held = False
+import pandas
+print(held, pandas.DataFrame({"a": [1]}).shape)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["True", "(1,", "1)"]
+
+
+def test_nfstream_gets_pandas_when_it_asks() -> None:
+    """NFStream is imported with pandas deferred; its to_pandas path still finds the real pandas."""
+    code = """
+import sys
+from derisk.ingest.pcap import _load_nfstream
+nfstream = _load_nfstream()
+before = "pandas" in sys.modules
+frame = sys.modules["nfstream.streamer"].pd.DataFrame({"a": [1]})
+print(before, "pandas" in sys.modules, type(frame).__module__.split(".")[0])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["False", "True", "pandas"]

@@ -24,42 +24,20 @@ def analyse(
     site: Site,
     workspace: Path,
     data_dir: Path | None,
-    console: Console,
+    console: Console | None,
     *,
     quiet: bool = False,
     strict: bool = False,
 ) -> tuple[RunResult, dict[str, Any]]:
-    """Run the pipeline with a progress display and build the analysis document."""
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
+    """Run the pipeline, with a progress display on a terminal, and build the analysis document."""
     from derisk.analysis import build_document
     from derisk.pipeline import run
     from derisk.store.workspace import Workspace
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(bar_width=None),
-        TextColumn("{task.fields[flows]:,} flows"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=quiet or not console.is_terminal,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(spec: InputSpec, flows: int, read: int) -> None:
-            if spec.input_id not in tasks:
-                # Zeek readers report bytes of the logs, so the bar has an end; captures report packets.
-                total = spec.size_bytes if spec.format in ("zeek", "eve") else None
-                tasks[spec.input_id] = bar.add_task(visible(spec.path.name, 50), total=total, flows=0)
-            task = tasks[spec.input_id]
-            if spec.format in ("zeek", "eve"):
-                bar.update(task, completed=min(read, spec.size_bytes), flows=flows)
-            else:
-                bar.update(task, flows=flows)
-
-        result = run(workspace, inputs, site, data_root=data_dir, progress=progress, strict=strict)
+    if quiet or console is None or not console.is_terminal:  # no display: rich's progress not loaded
+        result = run(workspace, inputs, site, data_root=data_dir, strict=strict)
+    else:
+        result = _run_with_progress(inputs, site, workspace, data_dir, console, strict=strict)
     with Workspace.open(workspace, create=False, read_only=True) as ws:
         doc = build_document(
             ws,
@@ -79,6 +57,38 @@ def analyse(
             data_root=data_dir,
         )
     return result, doc
+
+
+def _run_with_progress(
+    inputs: list[Path], site: Site, workspace: Path, data_dir: Path | None, console: Console, *, strict: bool
+) -> RunResult:
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from derisk.pipeline import run
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.fields[flows]:,} flows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(spec: InputSpec, flows: int, read: int) -> None:
+            if spec.input_id not in tasks:
+                # Zeek readers report bytes of the logs, so the bar has an end; captures report packets.
+                total = spec.size_bytes if spec.format in ("zeek", "eve") else None
+                tasks[spec.input_id] = bar.add_task(visible(spec.path.name, 50), total=total, flows=0)
+            task = tasks[spec.input_id]
+            if spec.format in ("zeek", "eve"):
+                bar.update(task, completed=min(read, spec.size_bytes), flows=flows)
+            else:
+                bar.update(task, flows=flows)
+
+        return run(workspace, inputs, site, data_root=data_dir, progress=progress, strict=strict)
 
 
 @click.command("analyze")
@@ -140,21 +150,58 @@ def analyze_cmd(
     attributed again (after a change to the control graph, say). With --engine spark, INPUTS are
     Zeek log directories or Parquet datasets, analysed on Apache Spark (docs/spark.md).
     """
+    from derisk.cli.startup import pandas_deferred
+
+    on_spark = engine == "spark" or master is not None or out_dir is not None
+    with pandas_deferred(active=not on_spark):  # pandas: 0.25-0.45 CPU s of imports that no step uses
+        _analyze(
+            list(inputs),
+            site_file,
+            workspace,
+            data_dir,
+            json_dest,
+            html_dest,
+            pdf_dest,
+            top,
+            lang,
+            quiet,
+            strict,
+            on_spark=on_spark,
+            master=master,
+            out_dir=out_dir,
+        )
+
+
+def _analyze(
+    inputs: list[Path],
+    site_file: Path | None,
+    workspace: Path,
+    data_dir: Path | None,
+    json_dest: str | None,
+    html_dest: Path | None,
+    pdf_dest: Path | None,
+    top: int,
+    lang: str,
+    quiet: bool,
+    strict: bool,
+    *,
+    on_spark: bool,
+    master: str | None,
+    out_dir: Path | None,
+) -> None:
     from derisk.cli import scale
     from derisk.site import load_site
 
     site = load_site(site_file)
-    console = status_console(json_dest)
     skipped: dict[str, int] = {}
     series: dict[str, Any] = {}
-    if engine == "spark" or master is not None or out_dir is not None:
-        doc = scale.analyse_spark(
-            list(inputs), site, data_dir, master=master, out=out_dir, workspace=workspace
-        )
+    if on_spark:
+        doc = scale.analyse_spark(inputs, site, data_dir, master=master, out=out_dir, workspace=workspace)
     elif any(scale.is_dataset(p) for p in inputs):
-        doc = scale.analyse_dataset(scale.one_dataset(list(inputs)), site, data_dir)
+        doc = scale.analyse_dataset(scale.one_dataset(inputs), site, data_dir)
     else:
-        result, doc = analyse(list(inputs), site, workspace, data_dir, console, quiet=quiet, strict=strict)
+        console = None if quiet else status_console(json_dest)
+        result, doc = analyse(inputs, site, workspace, data_dir, console, quiet=quiet, strict=strict)
         skipped = result.skipped
         if html_dest is not None or pdf_dest is not None:
             from derisk.web.readonly import report_series
@@ -169,6 +216,7 @@ def analyze_cmd(
     if not quiet:
         from derisk.report.terminal import render_analysis
 
+        console = status_console(json_dest)
         for input_id, flows in skipped.items():
             console.print(
                 f"[dim]{visible(input_id)}: already in the workspace ({flows:,} flows), not ingested again[/]"

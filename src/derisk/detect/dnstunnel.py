@@ -78,6 +78,9 @@ def detect_dns_tunnels(
         return []
     names = pc.utf8_lower(plain(pc.take(queries, pa.array(rows, pa.int64()))))
     uniq = pc.unique(names)
+    min_unique = cfg.get("dns_tunnel", "min_unique_names")
+    if len(uniq) < min_unique:  # no domain can have that many distinct names: the suffix list not needed
+        return []
     uniq_list = [str(x) for x in uniq.to_pylist()]
     domains = registrable(uniq_list)
     dom_codes_u = np.array([-1 if d is None else 0 for d in domains], dtype=np.int64)
@@ -85,7 +88,6 @@ def detect_dns_tunnels(
     dom_index = {d: i for i, d in enumerate(dom_names)}
     dom_codes_u = np.array([dom_index[d] if d else -1 for d in domains], dtype=np.int64)
     counts_u = np.bincount(dom_codes_u[dom_codes_u >= 0], minlength=len(dom_names))
-    min_unique = cfg.get("dns_tunnel", "min_unique_names")
     candidates = np.flatnonzero(counts_u >= min_unique)
     if len(candidates) == 0:
         return []

@@ -105,9 +105,11 @@ def registrable_domains(names: pa.Array | pa.ChunkedArray) -> pa.Array:
     many subdomains of few domains) are resolved per distinct parent with Arrow kernels; only the
     parents, and the other names, go through Python one by one.
     """
-    psl = _suffixes()
     encoded = contiguous(names).dictionary_encode()
     uniques = encoded.dictionary
+    if len(uniques) == 0:  # no name at all: the suffix list is not needed
+        return pa.nulls(len(encoded), pa.string())
+    psl = _suffixes()
     canonical = pc.and_(
         pc.match_substring_regex(uniques, f"^{_PLAIN_HOST.pattern}$"),
         pc.less_equal(pc.utf8_length(uniques), _MAX_NAME),

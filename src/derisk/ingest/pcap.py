@@ -23,11 +23,15 @@ Only this module and the watchdog import nfstream.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import logging
 import os
 import stat
+import sys
 import tempfile
+import threading
+import types
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -86,13 +90,33 @@ def _fail(path: Path, what: str) -> InputError:
     return InputError(what, source=str(path))
 
 
-def _load_nfstream() -> Any:
-    """Import NFStream on first use: it takes a while (pandas) and ``derisk --help`` needs none of it.
+class _DeferredPandas(types.ModuleType):
+    """What NFStream's streamer module gets for ``import pandas``: pandas itself is imported on the
+    first attribute asked for (only its ``to_pandas`` would ask; derisk reads flows one by one)."""
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module("pandas"), name)
+
+
+_nfstream_lock = threading.Lock()
+
+
+def _load_nfstream() -> Any:
+    """Import NFStream on first use: ``derisk --help`` needs none of it.
+
+    NFStream's package imports pandas at its top for ``to_pandas`` alone (0.25-0.45 CPU s); unless
+    pandas is loaded already, NFStream is imported with a stand-in that imports pandas when used.
     Its meter processes are forked: :func:`derisk.children.install` makes each end with its parent.
     """
-    import nfstream
-
+    with _nfstream_lock:
+        if "nfstream" not in sys.modules and "pandas" not in sys.modules:
+            sys.modules["pandas"] = _DeferredPandas("pandas")
+            try:
+                import nfstream
+            finally:
+                if isinstance(sys.modules.get("pandas"), _DeferredPandas):
+                    del sys.modules["pandas"]
+        import nfstream
     children.install()
     return nfstream
 
@@ -132,9 +156,9 @@ def _streamer(path: Path, **options: Any) -> Any:
 
 
 def _dns_plugin() -> Any:
-    from nfstream import NFPlugin
+    plugin_base = _load_nfstream().NFPlugin
 
-    class DnsMessages(NFPlugin):  # type: ignore[misc]
+    class DnsMessages(plugin_base):  # type: ignore[misc,valid-type]
         """Records the DNS messages of a flow's packets (the fallback DNS pass)."""
 
         def on_init(self, packet: Any, flow: Any) -> None:

@@ -12,9 +12,6 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
-from normality import ascii_text
-from rapidfuzz import fuzz, process
-
 if TYPE_CHECKING:
     from derisk.know.graph import Entity, Graph
     from derisk.know.graphdb import GraphDatabase
@@ -62,6 +59,8 @@ SHORT_KEY: Final = 2
 @lru_cache(maxsize=65536)
 def comparable(name: str) -> str:
     """Lower-case ASCII words without company-form words."""
+    from normality import ascii_text  # imported on first use: 0.1 CPU s that an analysis rarely needs
+
     text = ascii_text(name) or name
     words = [w for w in _NON_WORD.split(text.lower()) if w and w not in _FORMS]
     return " ".join(words)
@@ -123,6 +122,8 @@ def find_entities(
     for entity_id in (name, name.lower()):
         if entity_id in graph.entities or entity_id in owners:
             best[entity_id] = 100.0
+    from rapidfuzz import fuzz, process  # imported on first search, not by every analysis
+
     # A key of one or two letters ("ly" for LY Corp) matches only itself: partial scoring would
     # find it inside any name.
     fuzzy = [c if len(c) > SHORT_KEY else "" for c in choices]

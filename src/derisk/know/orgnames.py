@@ -35,8 +35,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from rapidfuzz import fuzz, process
-
 from derisk.know.names import _FORMS, _NON_WORD, CLEAR_LEAD, comparable
 
 #: Words of registry handles that say nothing about who holds the AS.
@@ -187,6 +185,8 @@ class OrgNameIndex:
         pool = keys[low:high]
         if not pool:
             return [], 0.0
+        from rapidfuzz import fuzz, process  # imported on the first AS name that needs it
+
         scored = process.extract(
             wanted, pool, scorer=fuzz.token_sort_ratio, limit=8, score_cutoff=VARIANT_SCORE
         )
