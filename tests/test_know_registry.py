@@ -164,6 +164,7 @@ INFRASTRUCTURE_FILES = frozenset(
         "carriers-middle-east",
         "carriers-europe",
         "public-networks",
+        "enterprise-networks",
     ]
 )
 #: Private-use and documentation AS numbers (RFC 6996, RFC 5398) and AS_TRANS (RFC 6793).
