@@ -248,6 +248,37 @@ def test_mixed_link_types_in_one_pcapng(tmp_path: Path, ethernet: tuple[Path, ob
     assert _sorted(_table(path)).equals(expected)
 
 
+@pytest.mark.parametrize("late", [False, True])
+def test_interfaces_with_different_snapshot_lengths_in_one_pcapng(
+    tmp_path: Path, ethernet: tuple[Path, object, pa.Table], late: bool
+) -> None:
+    """``dumpcap -i A -i B`` writes one interface block per interface, each with its snapshot length;
+    libpcap refuses a second one that differs from the first, even with the same link type. ``late``:
+    the second interface is described after 64 KiB of packets (a capture that gained an interface)."""
+    source, _, expected = ethernet
+    path = tmp_path / "snaplens.pcapng"
+    with source.open("rb") as fh, path.open("wb") as out:
+        writer = dpkt.pcapng.Writer(out, linktype=1, snaplen=65535)
+        second = bytes(dpkt.pcapng.InterfaceDescriptionBlockLE(linktype=1, snaplen=262144))
+        if not late:
+            out.write(second)
+        for n, (ts, buf) in enumerate(dpkt.pcap.Reader(fh)):
+            if late and n % 2 and second:
+                if out.tell() < 70_000:
+                    n -= 1  # interface 0 until 64 KiB are written
+                else:
+                    out.write(second)
+                    second = b""
+            units = round(ts * 1_000_000)
+            block = dpkt.pcapng.EnhancedPacketBlockLE(
+                iface_id=(n % 2) if not second else 0, ts_high=units >> 32, ts_low=units & 0xFFFFFFFF,
+                caplen=len(buf), pkt_len=len(buf), pkt_data=buf,
+            )  # fmt: skip
+            out.write(bytes(block))
+        del writer
+    assert _sorted(_table(path)).equals(expected)
+
+
 def test_unsupported_link_type_is_a_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "radiotap.pcap"
     with path.open("wb") as out:

@@ -23,6 +23,7 @@ Only this module and the watchdog import nfstream.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import importlib.util
 import logging
@@ -305,7 +306,7 @@ def read_pcap(
                 feeds.append(feed)
                 feed.start(meter_pipe)
                 bpf = _dns_filter(found.linktype, found.mpls)
-                scanning = pool.submit(scan, path, found.fmt, strict=strict, bpf=bpf)
+                scanning = pool.submit(_scan_file, path, found, strict, bpf, Path(pipes))
             else:  # libpcap reads the same decompressed, converted stream as the meter, from a second pipe
                 scan_pipe = _pipe(Path(pipes) / "scan")
                 out = _tee_linktype(found)
@@ -359,6 +360,34 @@ def _tee_linktype(found: Probe) -> int:
     ):
         return found.linktype
     return 1
+
+
+#: How libpcap refuses a pcapng interface unlike its first one (in link type or snapshot length).
+_UNLIKE_INTERFACE: Final = "different from the"
+
+
+def _scan_file(
+    path: Path, found: Probe, strict: bool, bpf: str, pipes: Path
+) -> tuple[AnswerMap, LongQueries]:
+    """The libpcap pass over the file itself. A pcapng that describes an interface unlike its first
+    one beyond the probe's first 64 KiB (libpcap refuses it) is scanned again from a feed that writes
+    every frame as Ethernet, as the meter reads it."""
+    try:
+        return scan(path, found.fmt, strict=strict, bpf=bpf)
+    except InputError as exc:
+        if found.fmt != "pcapng" or _UNLIKE_INTERFACE not in str(exc):
+            raise
+    feed = Feed(path, dataclasses.replace(found, rewrite=True), ethernet=True)
+    pipe = _pipe(pipes / "rescan")
+    feed.start(pipe)
+    try:
+        answers = scan(pipe, "pcap", strict=strict, name=path, bpf=_dns_filter(1, found.mpls))
+        report = feed.join()
+        if report.error is not None:
+            raise report.error
+        return answers
+    finally:
+        feed.stop()
 
 
 def _scan_fed(feed: Feed, pipe: Path, path: Path, strict: bool, bpf: str) -> tuple[AnswerMap, LongQueries]:

@@ -36,7 +36,8 @@ class Probe:
     #: An Ethernet frame among the first records carries MPLS (the DNS pass's filter depends on it).
     mpls: bool = False
     #: The first records need rewriting before libpcap can filter them: an Ethernet outer tag NFStream
-    #: does not skip (QinQ, VN-Tag), or a pcapng whose interfaces differ in link type.
+    #: does not skip (QinQ, VN-Tag), or a pcapng with several interfaces (libpcap refuses interfaces
+    #: that differ from the first in link type or snapshot length, as ``dumpcap -i A -i B`` writes them).
     rewrite: bool = False
 
 
@@ -109,17 +110,20 @@ def _tags_ahead(head: bytes) -> tuple[bool, bool]:
     return mpls, outer
 
 
-def _interfaces(head: bytes) -> list[int]:
-    """The link types of the interfaces a pcapng describes in its first bytes."""
-    offset, endian, found = 0, "<", []
+def _interfaces(head: bytes) -> list[tuple[int, int]]:
+    """The distinct (link type, snapshot length) pairs of the interfaces a pcapng describes in its
+    first bytes, in order."""
+    offset, endian = 0, "<"
+    found: list[tuple[int, int]] = []
     while offset + 12 <= len(head):
         if head[offset : offset + 4] == PCAPNG_SHB:
             endian = "<" if head[offset + 8 : offset + 12] == b"\x4d\x3c\x2b\x1a" else ">"
         kind, length = struct.unpack_from(endian + "II", head, offset)
-        if kind == 1 and offset + 10 <= len(head):
+        if kind == 1 and offset + 16 <= len(head):
             linktype = int(struct.unpack_from(endian + "H", head, offset + 8)[0])
-            if linktype not in found:
-                found.append(linktype)
+            snaplen = int(struct.unpack_from(endian + "I", head, offset + 12)[0])
+            if (linktype, snaplen) not in found:
+                found.append((linktype, snaplen))
         if length < 12 or length % 4:
             break
         offset += length
@@ -128,4 +132,4 @@ def _interfaces(head: bytes) -> list[int]:
 
 def _first_interface(path: Path, head: bytes) -> int:
     found = _interfaces(head)
-    return found[0] if found else 1  # no interface in the first 64 KiB: libpcap will say what is wrong
+    return found[0][0] if found else 1  # no interface in the first 64 KiB: libpcap will say what is wrong
