@@ -389,6 +389,25 @@ def test_a_wild_packet_in_a_pcapng_redates_nothing(
     assert notes["wild_timestamps"] == 1
 
 
+def test_a_pcapng_date_past_the_pcap_range_is_left_out(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    """pcapng's 64-bit timestamps reach past 2106, where a pcap record's 32-bit seconds end (a wrong
+    ``if_tsresol`` gives such dates, as in a PcapPlusPlus example): counted in the future, no crash."""
+    source, expected = golden["pcapng"]
+    path = tmp_path / "far.pcapng"
+    with source.open("rb") as fh, path.open("wb") as out:
+        writer = dpkt.pcapng.Writer(out)
+        for n, (ts, buf) in enumerate(dpkt.pcapng.Reader(fh)):
+            writer.writepkt(buf, ts=ts)
+            if n in (10, 40):
+                writer.writepkt(buf, ts=float(1 << 40))
+    notes: dict[str, object] = {}
+    assert _table(path, notes).equals(expected)
+    assert notes["wild_timestamps"] == 2
+    assert "2 packets left out for their timestamps (2 in the future" in str(notes["warnings"])
+
+
 # ---- through the command line ----------------------------------------------------------------------
 
 

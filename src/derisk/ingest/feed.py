@@ -43,6 +43,9 @@ JUMP_US: Final = 3600 * 1_000_000
 #: A packet dated this far (µs) after the wall clock is in the future.
 FUTURE_US: Final = 86400 * 1_000_000
 
+#: The last time (µs) a classic pcap record can carry (32-bit seconds); pcapng's 64-bit units go further.
+LAST_PCAP_US: Final = (1 << 32) * 1_000_000 - 1
+
 _CHUNK: Final = 1 << 20
 _OUT_RECORD = struct.Struct("<IIII")
 
@@ -205,6 +208,9 @@ class Feed:
                 self.report.converted += 1
                 wire = max(wire + len(out) - len(frame), len(out))
                 frame = out
+        if ts > LAST_PCAP_US:  # a pcapng date past 2106 (as a wrong if_tsresol makes): in the future
+            self.report.future += 1
+            return
         record = _OUT_RECORD.pack(ts // 1_000_000, ts % 1_000_000, len(frame), wire) + frame
         if self.guard_time:
             self._timed(writer, ts, record)
