@@ -165,6 +165,7 @@ INFRASTRUCTURE_FILES = frozenset(
         "carriers-europe",
         "public-networks",
         "enterprise-networks",
+        "carriers-americas",
     ]
 )
 #: Private-use and documentation AS numbers (RFC 6996, RFC 5398) and AS_TRANS (RFC 6793).
