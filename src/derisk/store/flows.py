@@ -239,20 +239,22 @@ def destinations(ws: Workspace, input_ids: list[str] | None, name_cap: int = 20)
     sql = f"""
         SELECT dst_ip AS ip, any_value(dst_asn) AS asn, any_value(dst_as_org) AS as_org,
                any_value(dst_as_country) AS as_country, any_value(dst_geo_country) AS geo_country,
-               list_sort(list_distinct(list(server_name) FILTER (WHERE server_name IS NOT NULL)))[1:{name_cap}]
+               list_sort(list(DISTINCT server_name) FILTER (WHERE server_name IS NOT NULL))[1:{name_cap}]
                    AS server_names,
-               list_sort(list_distinct(list(server_name_source) FILTER (WHERE server_name IS NOT NULL)))
+               list_sort(list(DISTINCT server_name_source)
+                   FILTER (WHERE server_name IS NOT NULL AND server_name_source IS NOT NULL))
                    AS server_name_sources,
-               list_sort(list_distinct(list(dst_domain) FILTER (WHERE dst_domain IS NOT NULL))) AS domains,
+               list_sort(list(DISTINCT dst_domain) FILTER (WHERE dst_domain IS NOT NULL)) AS domains,
                mode(dst_org) AS organisation, mode(dst_org_id) AS organisation_id,
                mode(dst_org_basis) AS organisation_basis,
                mode(dst_controller) AS controller, mode(dst_controller_id) AS controller_id,
                mode(dst_jurisdiction) AS jurisdiction,
                coalesce(mode(dst_jurisdiction_basis), 'unknown') AS jurisdiction_basis,
                mode(attribution_path) AS attribution_path,
-               list_sort(list_distinct(list(application) FILTER (WHERE application IS NOT NULL))) AS applications,
+               list_sort(list(DISTINCT application) FILTER (WHERE application IS NOT NULL)) AS applications,
                count(*) AS flows, sum(coalesce(bytes_out, 0)) AS bytes_out, sum(coalesce(bytes_in, 0)) AS bytes_in,
-               list_sort(list_distinct(list(coalesce(system, src_ip)))) AS systems,
+               list_sort(list(DISTINCT coalesce(system, src_ip)) FILTER (WHERE coalesce(system, src_ip) IS NOT NULL))
+                   AS systems,
                min(first_seen) AS first_seen, max(last_seen) AS last_seen
         FROM flows_attributed
         WHERE {EXPOSED} AND {where}
@@ -267,12 +269,13 @@ def exposure(ws: Workspace, input_ids: list[str] | None, unknown: str) -> list[d
     where, params = _scope(input_ids)
     sql = f"""
         SELECT coalesce(dst_jurisdiction, ?) AS jurisdiction,
-               list_sort(list_distinct(list(dst_controller) FILTER (WHERE dst_controller IS NOT NULL)))
+               list_sort(list(DISTINCT dst_controller) FILTER (WHERE dst_controller IS NOT NULL))
                    AS controllers,
-               list_sort(list_distinct(list(dst_jurisdiction_basis))) AS bases,
+               list_sort(list(DISTINCT dst_jurisdiction_basis) FILTER (WHERE dst_jurisdiction_basis IS NOT NULL))
+                   AS bases,
                count(*) AS flows, sum(coalesce(bytes_out, 0)) AS bytes_out, sum(coalesce(bytes_in, 0)) AS bytes_in,
                count(DISTINCT dst_ip) AS destinations,
-               list_sort(list_distinct(list(system) FILTER (WHERE system IS NOT NULL))) AS systems
+               list_sort(list(DISTINCT system) FILTER (WHERE system IS NOT NULL)) AS systems
         FROM flows_attributed
         WHERE {EXPOSED} AND {where}
         GROUP BY ALL ORDER BY bytes_out DESC, jurisdiction
@@ -286,11 +289,11 @@ def by_controller(ws: Workspace, input_ids: list[str] | None) -> list[dict[str, 
         SELECT coalesce(dst_controller, dst_org, dst_as_org) AS controller,
                dst_controller IS NOT NULL AS resolved,
                mode(dst_jurisdiction) AS jurisdiction, mode(dst_jurisdiction_basis) AS jurisdiction_basis,
-               list_sort(list_distinct(list(dst_geo_country) FILTER (WHERE dst_geo_country IS NOT NULL)))
+               list_sort(list(DISTINCT dst_geo_country) FILTER (WHERE dst_geo_country IS NOT NULL))
                    AS geo_countries,
                count(*) AS flows, sum(coalesce(bytes_out, 0)) AS bytes_out, sum(coalesce(bytes_in, 0)) AS bytes_in,
                count(DISTINCT dst_ip) AS destinations,
-               list_sort(list_distinct(list(system) FILTER (WHERE system IS NOT NULL))) AS systems
+               list_sort(list(DISTINCT system) FILTER (WHERE system IS NOT NULL)) AS systems
         FROM flows_attributed
         WHERE {EXPOSED} AND {where}
         GROUP BY ALL ORDER BY bytes_out DESC, controller NULLS LAST

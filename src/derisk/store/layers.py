@@ -43,7 +43,7 @@ def combined_layers(ws: Workspace, input_ids: list[str] | None, unknown: str) ->
     where, params = _scope(input_ids)
     sql = f"""
         SELECT coalesce(dst_jurisdiction, ?) AS jurisdiction,
-               list_sort(list_distinct(list({_COMBINED_LAYER}))) AS layers
+               list_sort(list(DISTINCT {_COMBINED_LAYER})) AS layers
         FROM flows_attributed WHERE {_EXTERNAL} AND {where} GROUP BY ALL
     """
     return {r["jurisdiction"]: r["layers"] for r in _rows(ws, sql, [unknown, *params])}
@@ -59,34 +59,33 @@ def exposure_by_layer(ws: Workspace, input_ids: list[str] | None) -> list[dict[s
     where, params = _scope(input_ids)
     sql = f"""
         WITH base AS (
-            SELECT flow_id, dst_ip, coalesce(bytes_out, 0) AS bytes_out, coalesce(bytes_in, 0) AS bytes_in,
+            SELECT dst_ip, coalesce(bytes_out, 0) AS bytes_out, coalesce(bytes_in, 0) AS bytes_in,
                    dst_service_jurisdiction, dst_service_controller, dst_infra_jurisdiction,
                    dst_infra_controller, dst_infra_basis
             FROM flows_attributed WHERE {_EXTERNAL} AND {where}
         ), reach AS (
-            SELECT flow_id, dst_ip, bytes_out, bytes_in, 'service' AS layer,
+            SELECT dst_ip, bytes_out, bytes_in, 'service' AS layer,
                    dst_service_jurisdiction AS jurisdiction, dst_service_controller AS controller,
-                   'domain' AS basis
+                   'domain' AS basis, FALSE AS counted
             FROM base WHERE dst_service_jurisdiction IS NOT NULL
             UNION ALL
-            SELECT flow_id, dst_ip, bytes_out, bytes_in,
+            SELECT dst_ip, bytes_out, bytes_in,
                    CASE WHEN dst_infra_basis = 'as-registration' THEN 'registration-guess'
                         ELSE 'infrastructure' END,
-                   dst_infra_jurisdiction, dst_infra_controller, dst_infra_basis
+                   dst_infra_jurisdiction, dst_infra_controller, dst_infra_basis,
+                   dst_infra_jurisdiction = dst_service_jurisdiction IS TRUE
             FROM base WHERE dst_infra_jurisdiction IS NOT NULL
-        ), per_flow AS (
-            SELECT jurisdiction, flow_id, any_value(dst_ip) AS dst_ip, any_value(bytes_out) AS bytes_out,
-                   any_value(bytes_in) AS bytes_in
-            FROM reach GROUP BY jurisdiction, flow_id
         ), either AS (
+            -- each flow once per jurisdiction: its infrastructure row is left out where its service
+            -- is reached from the same jurisdiction (no grouping by flow, which grows with the flows)
             SELECT jurisdiction, count(*) AS flows, sum(bytes_out) AS bytes_out, sum(bytes_in) AS bytes_in,
                    count(DISTINCT dst_ip) AS destinations
-            FROM per_flow GROUP BY jurisdiction
+            FROM reach WHERE NOT counted GROUP BY jurisdiction
         ), layered AS (
             SELECT jurisdiction, layer,
-                   list_sort(list_distinct(list(controller) FILTER (WHERE controller IS NOT NULL)))
+                   list_sort(list(DISTINCT controller) FILTER (WHERE controller IS NOT NULL))
                        AS controllers,
-                   list_sort(list_distinct(list(basis))) AS bases,
+                   list_sort(list(DISTINCT basis) FILTER (WHERE basis IS NOT NULL)) AS bases,
                    count(*) AS flows, sum(bytes_out) AS bytes_out, sum(bytes_in) AS bytes_in,
                    count(DISTINCT dst_ip) AS destinations
             FROM reach GROUP BY jurisdiction, layer
