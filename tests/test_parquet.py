@@ -17,6 +17,7 @@ from derisk import __version__
 from derisk.cli import main
 from derisk.enrich.ipdata import load_ipdata
 from derisk.gen.zeek import Session, build_logs, write_logs
+from derisk.store.parquet import open_dataset
 
 T0 = 1_780_012_800.0  # 2026-05-29 00:00 UTC
 SITE = (
@@ -202,3 +203,29 @@ def test_export_never_overwrites_and_publishes_nothing_on_failure(
     # a workspace that is not there: nothing published, no temporary folder left behind
     assert main(["export", "parquet", str(tmp_path / "new"), "-w", str(tmp_path / "none")]) == 6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_the_dataset_memory_limit_comes_from_the_environment(
+    exported: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = exported["root"]
+    common = ["--site", str(exported["site"]), "--data-dir", str(exported["data"])]
+    reference = json.loads((root / "ws.json").read_text(encoding="utf-8"))
+    with open_dataset(exported["ds"]) as (ws, _):
+        assert ws.query("SELECT current_setting('memory_limit')")[0][0] == "1.8 GiB"  # 2 GB
+    monkeypatch.setenv("DERISK_DATASET_MEMORY", "256MB")
+    with open_dataset(exported["ds"]) as (ws, _):
+        assert ws.query("SELECT current_setting('memory_limit')")[0][0] == "244.1 MiB"
+    # the same document under a small limit: the document's queries aggregate distinct values
+    small = analyse_json(["analyze", str(exported["ds"]), *common], tmp_path / "small.json")
+    assert traffic(small) == traffic(reference)
+    monkeypatch.setenv("DERISK_DATASET_MEMORY", "lots")
+    capsys.readouterr()
+    assert main(["analyze", str(exported["ds"]), *common, "-q"]) == 4
+    assert capsys.readouterr().err == (
+        "derisk: error: DERISK_DATASET_MEMORY: 'lots' is not a memory size "
+        "(expected a number and a unit: 512MB, 4GB, 1.5GiB)\n"
+    )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -33,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from derisk import __version__
-from derisk.errors import InputError, StoreError, UsageError
+from derisk.errors import ConfigError, InputError, StoreError, UsageError
 from derisk.flows import ATTRIBUTION_FIELDS, FLOW_SCHEMA, STORED_SCHEMA
 from derisk.store import DB_FILE
 from derisk.store.spill import spill_directory
@@ -68,9 +69,27 @@ ALERT_COLUMNS: Final = (
     "doc",
 )
 _ATTR_KEYS: Final = ("dst_asn", "dst_domain", "dst_as_country")
-#: DuckDB's memory limit over a dataset. The document's list aggregates (systems and server names
-#: per destination or jurisdiction) cannot spill, and a workspace's 512 MB ran out on 10 M flows.
+#: DuckDB's memory limit over a dataset, unless ``$DERISK_DATASET_MEMORY`` gives another. The
+#: document's queries aggregate distinct values and spill beyond it (into the dataset's private
+#: temporary folder); the detections' cut into buckets writes through it.
 DATASET_MEMORY: Final = "2GB"
+MEMORY_VARIABLE: Final = "DERISK_DATASET_MEMORY"
+_MEMORY_SIZE: Final = re.compile(r"[0-9]+(\.[0-9]+)? ?([KMGT]i?B)", re.IGNORECASE)
+
+
+def dataset_memory(environ: dict[str, str] | None = None) -> str:
+    """DuckDB's memory limit over a dataset: ``$DERISK_DATASET_MEMORY`` (``512MB``, ``4GB``, ``1.5GiB``)
+    or :data:`DATASET_MEMORY`; ConfigError on a value DuckDB would not take as a size."""
+    environ = dict(os.environ) if environ is None else environ
+    value = environ.get(MEMORY_VARIABLE, "").strip()
+    if not value:
+        return DATASET_MEMORY
+    if not _MEMORY_SIZE.fullmatch(value):
+        raise ConfigError(
+            f"{MEMORY_VARIABLE}: {value!r} is not a memory size (expected a number and a unit: "
+            "512MB, 4GB, 1.5GiB)"
+        )
+    return value
 
 
 def partition_value(text: str | None) -> str:
@@ -321,6 +340,7 @@ def open_dataset(folder: Path) -> Iterator[tuple[Workspace, dict[str, Any]]]:
     larger than memory is read as it is. The views live in a temporary database removed afterwards.
     """
     manifest = check_dataset(folder)
+    memory = dataset_memory()
     with tempfile.TemporaryDirectory(prefix="derisk-dataset-") as tmp:
         db = Path(tmp) / DB_FILE
         try:
@@ -335,7 +355,7 @@ def open_dataset(folder: Path) -> Iterator[tuple[Workspace, dict[str, Any]]]:
             raise InputError(f"cannot be read as a dataset ({exc})", source=str(folder)) from None
         with Workspace.open(Path(tmp), create=False, read_only=True) as ws:
             try:
-                ws.con.execute(f"SET memory_limit = {literal(DATASET_MEMORY)}")
+                ws.con.execute(f"SET memory_limit = {literal(memory)}")
                 yield ws, manifest
             except duckdb.Error as exc:
                 raise InputError(
