@@ -8,6 +8,8 @@ measures each engine in a child process of its own, from the log directory to th
 
 * ``duckdb``: :func:`derisk.pipeline.run` into a new workspace (ingest, attribution, detections),
   then :func:`derisk.analysis.build_document`;
+* ``duckdb-document`` (``--child`` only): the document alone over a Parquet dataset, with the
+  dataset's stored alerts and no detections;
 * ``spark``: a SparkSession on local[2] (its start timed apart), then
   :func:`derisk.spark.analyse` into a Parquet dataset and the document built from that dataset.
 
@@ -122,7 +124,25 @@ def child(engine: str, directory: Path, data: Path) -> dict[str, object]:
             )
             unique = {a.alert_id: a for a in reversed(found.alerts)}  # one per id, the first, as stored
             alerts = [a.to_json() for a in found.alerts if unique.get(a.alert_id) is a]
+            result["detect_cpu"] = _cpu() - cpu
+            result["detect_peak_kib"] = _status_kib("self")
             doc = build_document(ws, site, input_ids=None, run={}, alerts=alerts)
+        result.update(seconds=time.perf_counter() - start, cpu=_cpu() - cpu)
+        print(
+            f"document done: {result['seconds']:.1f} s wall, {result['cpu']:.1f} s processor in all, "
+            f"peak {_status_kib('self') / 1024:,.0f} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
+    elif engine == "duckdb-document":
+        # the document alone over a dataset (its stored alerts), without the detections: what the
+        # document's queries cost at a size where the whole path takes long
+        from derisk.analysis import build_document
+        from derisk.store.parquet import open_dataset, stored_alerts
+
+        cpu, start = _cpu(), time.perf_counter()
+        with open_dataset(directory) as (ws, _):
+            doc = build_document(ws, site, input_ids=None, run={}, alerts=stored_alerts(ws))
         result.update(seconds=time.perf_counter() - start, cpu=_cpu() - cpu)
     elif engine == "duckdb":
         from derisk.analysis import build_document
