@@ -142,6 +142,26 @@ def test_scoring_put_off_while_catching_up_gives_the_same_alerts(
     assert _docs(reloaded.current_alerts()) == expected
 
 
+def test_window_files_cut_to_their_live_rows_give_the_same_alerts(
+    tmp_path: Path, labelled: tuple[pa.Table, DetectionConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every part's file written again as soon as it holds a dropped row (a two-hour window, so rows
+    leave it during the feed): the rows read back are still the buffer's, and the alerts those of one
+    analysis."""
+    import derisk.detect.incremental as incremental
+
+    flows, cfg = labelled
+    cfg = cfg.with_values("beacon", window_hours=2.0)
+    want = _docs(detect(flows, cfg, laws_for=harness_laws).alerts)
+    monkeypatch.setattr(incremental, "REWRITE_ROWS", 0)
+    cuts = np.linspace(0, flows.num_rows, 30, dtype=np.int64)[1:-1].tolist()
+    with Workspace.open(tmp_path / "ws") as ws:
+        state = _feed(ws, flows, cuts, cfg)
+    assert want and _docs(state.current_alerts()) == want
+    assert int(state.rows.written.sum()) < state.seq  # dropped rows were cut from the files
+    assert int(state.rows.written.sum()) <= 2 * len(state.b_seq)
+
+
 def test_host_groups_cut_between_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
     import derisk.detect.incremental_rows as rows
 

@@ -57,9 +57,11 @@ import datetime as dt
 import logging
 import math
 import uuid
+from collections.abc import Iterator
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -68,7 +70,7 @@ from derisk.detect.alert import Alert, LawsFor, cached_laws
 from derisk.detect.beacon import detect_beacons
 from derisk.detect.config import DetectionConfig
 from derisk.detect.incremental_interners import Interner, PairInterner, distinct
-from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDestinations, prefixed
+from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDestinations, key_codes, prefixed
 from derisk.detect.incremental_long import evict, score_long
 from derisk.detect.incremental_rows import (
     COLS,
@@ -81,13 +83,13 @@ from derisk.detect.incremental_rows import (
     host_groups,
     plain_col,
     row_flags,
-    trim_dictionaries,
 )
 from derisk.detect.incremental_upload import score_uploads, take_uploads
 from derisk.detect.segments import F64, I64, B, ints
 from derisk.errors import StoreError
 from derisk.safetext import bound
 from derisk.store.alerts import read_flows_compact_con
+from derisk.store.detect_state import WindowRows, window_part
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,9 @@ def _pair_key(tag: str, pair: str) -> str:
 #: Rows taken in at least before the window detections are scored while catching up.
 DEFER_ROWS = 200_000
 
+#: Dropped rows a part's file may hold beyond twice its live rows before it is written again.
+REWRITE_ROWS = 50_000
+
 #: The state this process saved last (see :meth:`DetectionState.load`).
 _LAST: dict[str, DetectionState] = {}
 
@@ -116,7 +121,8 @@ class DetectionState:
         self.seq = 0
         self.frame: tuple[float, float] | None = None
         self.config_key: str | None = None
-        self.buf = compact(SCHEMA.empty_table())
+        self.rows = WindowRows()  # the buffer's rows themselves, on disk by part
+        self.b_part: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
         self.b_start: F64 = np.zeros(0)
         self.b_seq: I64 = np.zeros(0, dtype=np.int64)
         self.b_ok: dict[str, B] = {k: np.zeros(0, dtype=bool) for k in ("beacon", "long", "upload")}
@@ -146,7 +152,6 @@ class DetectionState:
         self.generation = 0
         self.hold_from: float | None = None  # the oldest start the buffer held when saved
         self.reload_pending = False  # the buffer is to be read back from the workspace
-        self._appended = 0  # rows appended to the buffer since its dictionaries were last trimmed
         # window scoring put off while catching up (see update): the buffer rows from pend_seq on,
         # the frame and the upload baseline start at the last scoring, senders whose sums changed
         self.pend_seq: int | None = None
@@ -376,10 +381,13 @@ class DetectionState:
         )
 
     def _append(self, rows: pa.Table, start: F64, seq: I64, ok: dict[str, B]) -> None:
-        self.buf = pa.concat_tables([self.buf, rows]) if self.buf.num_rows else rows
+        src = pc.cast(plain_col(rows, "src_ip"), pa.string())
+        host_codes, hosts = key_codes(src)
+        part = np.r_[window_part(hosts), np.int8(0)][host_codes]
+        self.rows.append(rows, seq, part)
+        self.b_part = np.r_[self.b_part, part].astype(np.int8)
         self.b_start = np.r_[self.b_start, start]
         self.b_seq = np.r_[self.b_seq, seq]
-        src = pc.cast(plain_col(rows, "src_ip"), pa.string())
         arrays = {
             "host": src,
             "who": prefixed(rows, "system", "src_ip", ("s:", "i:")),
@@ -394,13 +402,6 @@ class DetectionState:
         self.b_in = np.r_[self.b_in, ints(rows, "bytes_in")]
         for k in self.b_ok:
             self.b_ok[k] = np.r_[self.b_ok[k], ok[k]]
-        # one chunk again, dictionaries trimmed: O(buffer), so only once the rows added since the last
-        # time are half the buffer (a replay's appends stay O(n)), or the chunks are many
-        self._appended += rows.num_rows
-        chunks = self.buf.column(0).num_chunks
-        if chunks > 8 and (chunks > 256 or 2 * self._appended >= self.buf.num_rows):
-            self.buf = trim_dictionaries(self.buf)
-            self._appended = 0
 
     def _interner(self, key: str) -> Interner:
         interner = self.keys[key]
@@ -413,16 +414,45 @@ class DetectionState:
         return interner
 
     def _keep_rows(self, keep: B) -> None:
-        self.buf = self.buf.filter(pa.array(keep))
+        self.b_part = self.b_part[keep]
         self.b_start, self.b_seq = self.b_start[keep], self.b_seq[keep]
         for k in self.b_key:
             self.b_key[k] = self.b_key[k][keep]
         self.b_out, self.b_in = self.b_out[keep], self.b_in[keep]
         for k in self.b_ok:
             self.b_ok[k] = self.b_ok[k][keep]
+        # a part's file is written again once its dropped rows outnumber its live ones
+        live = np.bincount(self.b_part, minlength=len(self.rows.written))
+        for p in np.flatnonzero(self.rows.written > 2 * live + REWRITE_ROWS).tolist():
+            self.rows.rewrite(p, self.b_seq[self.b_part == p])
 
     def _sub(self, rows: I64) -> pa.Table:
-        return self.buf.take(pa.array(rows, pa.int64()))
+        """The buffer rows ``rows`` (rising) read back, in that order."""
+        if len(rows) == 0:
+            return compact(SCHEMA.empty_table())
+        parts = self.b_part[rows]
+        pieces, where = [], []
+        for p in np.unique(parts).tolist():
+            sel = np.flatnonzero(parts == p)
+            pieces.append(self.rows.take(p, self.b_seq[rows[sel]]))
+            where.append(sel)
+        table = pa.concat_tables(pieces)
+        if len(pieces) > 1:
+            table = table.take(pa.array(np.argsort(np.concatenate(where), kind="stable"), pa.int64()))
+        return compact(table)
+
+    def _groups(self, rows: I64) -> Iterator[tuple[I64, pa.Table]]:
+        """The buffer rows ``rows`` (rising) read back in groups of whole hosts, one part at a time
+        (cut by :func:`host_groups` when larger), each group in buffer order with its positions."""
+        if len(rows) == 0:
+            return
+        parts = self.b_part[rows]
+        for p in np.unique(parts).tolist():
+            in_part = rows[parts == p]
+            table = self.rows.take(p, self.b_seq[in_part])
+            for group in host_groups(self.b_key["host"][in_part]):
+                sub = table if len(group) == len(in_part) else table.take(pa.array(group, pa.int64()))
+                yield in_part[group], compact(sub)
 
     # -- beacons -------------------------------------------------------------------------------
     def _beacons(self, seeds: I64, cut: float, config: DetectionConfig, laws: LawsFor) -> None:
@@ -447,9 +477,8 @@ class DetectionState:
             count = more
         want_ip, want_name = np.flatnonzero(in_ip), np.flatnonzero(in_name)
         found: dict[str, list[Alert]] = {}
-        rows = np.flatnonzero(mask)
-        for group in host_groups(self.b_key["host"][rows]) if len(rows) else []:
-            for a in detect_beacons(self._sub(rows[group]), config, laws, frame=self.frame):
+        for _, sub in self._groups(np.flatnonzero(mask)):
+            for a in detect_beacons(sub, config, laws, frame=self.frame):
                 tag = "n" if a.evidence.get("key") == "server_name" else "a"
                 found.setdefault(f"{tag}\x1f{a.src_ip}\x1f{a.destination}", []).append(a)
         # the pairs scored that alerted before and do not now: withdrawn (the many pairs scored that

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from derisk.detect.alert import Alert, LawsFor
 from derisk.detect.config import DetectionConfig
-from derisk.detect.incremental_rows import duration_of, host_groups
+from derisk.detect.incremental_rows import duration_of
 from derisk.detect.longconn import detect_long_connections, five_tuple, stitch_records
 from derisk.detect.segments import I64, flow_times, segments
 
@@ -23,10 +23,9 @@ def score_long(self: DetectionState, pairs: I64, config: DetectionConfig, laws: 
     """Score again the long connections of these host x address pairs (codes)."""
     if len(pairs) == 0:
         return
-    rows = np.flatnonzero(self._pair_mask(pairs))
     found: dict[str, list[Alert]] = {}
-    for group in host_groups(self.b_key["host"][rows]) if len(rows) else []:
-        for a in detect_long_connections(self._sub(rows[group]), config, laws):
+    for _, sub in self._groups(np.flatnonzero(self._pair_mask(pairs))):
+        for a in detect_long_connections(sub, config, laws):
             found.setdefault(f"{a.src_ip}\x1f{a.target.dst_ip}", []).append(a)
     wanted, interner = set(pairs.tolist()), self._pairs("pair")
     for p in [p for p in self.long_live.alerts if p not in found]:  # current live alerts
@@ -50,20 +49,21 @@ def evict(self: DetectionState, config: DetectionConfig, laws: LawsFor) -> I64:
     cand = np.flatnonzero(old & self.b_ok["long"])
     if len(cand):
         pairs = self._codes("pair", cand)
-        rows = np.flatnonzero(self._pair_mask(pairs))
-        sub = self._sub(rows)
-        times = flow_times(sub, None)
-        order, conn = stitch_records(five_tuple(sub), times.start, times.end, stitch)
-        seg = segments(conn)
-        run_end = seg.max(times.end[order])
-        closed_rows = order[(run_end < self.fold_until - stitch)[seg.index()]]
-        if len(closed_rows):
-            for a in detect_long_connections(sub.take(pa.array(closed_rows, pa.int64())), config, laws):
-                p = f"{a.src_ip}\x1f{a.target.dst_ip}"
-                prev = self.long_final.alerts.get(p, [])
-                if not prev or duration_of(a) > duration_of(prev[0]):
-                    self.long_final.set_alerts(p, [a])
-            drop[rows[closed_rows]] = True
+        # whole hosts at a time: a connection's records share its host
+        for rows, sub in self._groups(np.flatnonzero(self._pair_mask(pairs))):
+            times = flow_times(sub, None)
+            order, conn = stitch_records(five_tuple(sub), times.start, times.end, stitch)
+            seg = segments(conn)
+            run_end = seg.max(times.end[order])
+            closed_rows = order[(run_end < self.fold_until - stitch)[seg.index()]]
+            if len(closed_rows):
+                closed = sub.take(pa.array(closed_rows, pa.int64()))
+                for a in detect_long_connections(closed, config, laws):
+                    p = f"{a.src_ip}\x1f{a.target.dst_ip}"
+                    prev = self.long_final.alerts.get(p, [])
+                    if not prev or duration_of(a) > duration_of(prev[0]):
+                        self.long_final.set_alerts(p, [a])
+                drop[rows[closed_rows]] = True
     if drop.any():
         self._keep_rows(~drop)
     return pairs

@@ -61,16 +61,16 @@ def score_uploads(
     old = self.fold_until if self.fold_until is not None else -math.inf
     if fold_new > old:
         rows = np.flatnonzero(self.b_ok["upload"] & (self.b_start >= old) & (self.b_start < fold_new))
-        sub = self._sub(rows)
-        touched |= fold(
-            self,
-            prefixed(sub, "system", "src_ip", ("s:", "i:")),
-            prefixed(sub, "dst_domain", "dst_ip", ("d:", "a:")),
-            ints(sub, "bytes_out"),
-            self.b_start[rows],
-            np.arange(len(rows)),
-            window,
-        )
+        for pos, sub in self._groups(rows):  # one part of the window at a time
+            touched |= fold(
+                self,
+                prefixed(sub, "system", "src_ip", ("s:", "i:")),
+                prefixed(sub, "dst_domain", "dst_ip", ("d:", "a:")),
+                ints(sub, "bytes_out"),
+                self.b_start[pos],
+                np.arange(len(pos)),
+                window,
+            )
         self.fold_until = fold_new
         forget_slots(self, baseline_slots(np.array([fold_new]), window)[0] - KEEP_SLOTS)
     up_new = new_rows[self.b_ok["upload"][new_rows]]

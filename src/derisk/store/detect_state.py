@@ -5,15 +5,27 @@ between the batches of ``derisk watch``, written in the batch's own transaction.
 counters under ``meta``), replaced key by key when it changed (``INSERT OR REPLACE`` on the primary
 key, so a batch writes what it touched, not the whole state); ``detect_state_names`` holds the
 distinct DNS query names per registrable domain, appended as new ones are seen.
+
+:class:`WindowRows` keeps the rows of the detection window out of memory, in files of a private
+temporary folder (not in the workspace: they are read back from its flows after a restart).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+import weakref
+import zlib
 from collections.abc import Iterable
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from derisk.errors import StoreError
 from derisk.store.workspace import registered
@@ -106,3 +118,120 @@ def write(
                 con.execute("INSERT INTO detect_state_names SELECT * FROM _derisk_names")
     except duckdb.Error as exc:
         raise StoreError(f"could not store the detection state: {exc}") from None
+
+
+#: Files the window's rows are spread over, by a hash of the host (each file holds whole hosts).
+WINDOW_PARTS: Final = 32
+_WINDOW_PREFIX: Final = "derisk-window-"
+
+
+def window_part(hosts: list[str]) -> np.ndarray:
+    """The file (0 .. :data:`WINDOW_PARTS` - 1) of each host: a hash of its address that does not
+    change between runs, so every row of one host goes to one file."""
+    return np.array([zlib.crc32(h.encode()) % WINDOW_PARTS for h in hosts], dtype=np.int8)
+
+
+def _sweep_stale() -> None:
+    """Remove the window folders of processes that no longer run (a ``kill -9`` leaves its folder)."""
+    root = Path(tempfile.gettempdir())
+    for path in root.glob(f"{_WINDOW_PREFIX}*"):
+        pid = path.name[len(_WINDOW_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _close(writers: dict[int, Any], folder: str | None) -> None:
+    for sink, writer in writers.values():
+        with contextlib.suppress(OSError, pa.ArrowException):
+            writer.close()
+            sink.close()
+    writers.clear()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class WindowRows:
+    """The rows of the detection window kept on disk, not in memory: one Arrow IPC stream per part
+    (:func:`window_part` of the host) in a private temporary folder, each row under its sequence
+    number. The state keeps only integer arrays per row (start, sequence number, key codes, bytes,
+    part); a scoring reads back one part at a time (whole hosts), so memory holds one part's rows,
+    not the window's. Rows dropped from the window stay in their file until its dead rows outnumber
+    the live ones (:meth:`rewrite`). The folder is not state: after a restart the window is read back
+    from the workspace's flows; it is removed when the state is garbage-collected or the process
+    exits, and by the next process after a ``kill -9``."""
+
+    def __init__(self) -> None:
+        self._folder: str | None = None
+        self._writers: dict[int, tuple[pa.NativeFile, pa.ipc.RecordBatchStreamWriter]] = {}
+        self.written = np.zeros(WINDOW_PARTS, dtype=np.int64)  # rows per file, live or dropped
+        self._done = weakref.finalize(self, _close, self._writers, None)
+
+    def _path(self, part: int) -> Path:
+        if self._folder is None:
+            _sweep_stale()
+            self._folder = tempfile.mkdtemp(prefix=f"{_WINDOW_PREFIX}{os.getpid()}-")
+            self._done.detach()
+            self._done = weakref.finalize(self, _close, self._writers, self._folder)
+        return Path(self._folder) / f"part-{part}.arrows"
+
+    def append(self, rows: pa.Table, seq: np.ndarray, part: np.ndarray) -> None:
+        """Write ``rows`` (sequence numbers ``seq``, rising; parts ``part``) to their files."""
+        if rows.num_rows == 0:
+            return
+        cols = [pc.cast(c, c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in rows.columns]
+        plain = pa.table([pa.array(seq, pa.int64()), *cols], names=["_seq", *rows.column_names])
+        order = np.argsort(part, kind="stable")
+        bounds = np.flatnonzero(np.r_[True, part[order][1:] != part[order][:-1], True])
+        try:
+            for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+                p = int(part[order[lo]])
+                if p not in self._writers:
+                    sink = pa.OSFile(str(self._path(p)), "wb")
+                    self._writers[p] = (sink, pa.ipc.new_stream(sink, plain.schema))
+                self._writers[p][1].write_table(plain.take(pa.array(order[lo:hi], pa.int64())))
+                self.written[p] += hi - lo
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"could not write the detection window's rows: {exc}") from None
+
+    def _read(self, part: int) -> pa.Table:
+        try:
+            return pa.ipc.open_stream(pa.OSFile(str(self._path(part)))).read_all()
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"could not read the detection window's rows: {exc}") from None
+
+    def take(self, part: int, seq: np.ndarray) -> pa.Table:
+        """The rows of ``part`` with these sequence numbers (rising), in that order, without the
+        sequence number."""
+        if part not in self._writers or len(seq) == 0:
+            return pa.table({})
+        table = self._read(part)
+        held = np.asarray(table.column("_seq").to_numpy(), dtype=np.int64)
+        at = np.searchsorted(held, seq)
+        if np.any(at >= len(held)) or np.any(held[np.minimum(at, len(held) - 1)] != seq):
+            raise StoreError("the detection window's rows on disk miss rows the state holds")
+        return table.take(pa.array(at, pa.int64())).drop_columns(["_seq"])
+
+    def rewrite(self, part: int, live: np.ndarray) -> None:
+        """Keep in ``part``'s file only the rows with these sequence numbers (rising)."""
+        if part not in self._writers:
+            return
+        kept = self.take(part, live)
+        sink, writer = self._writers.pop(part)
+        try:
+            writer.close()
+            sink.close()
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"could not rewrite the detection window's rows: {exc}") from None
+        self.written[part] = 0
+        if kept.num_rows:
+            self.append(kept, live, np.full(len(live), part, dtype=np.int8))
+
+    def close(self) -> None:
+        """Remove the folder now (also done when the state is garbage-collected)."""
+        self._done()
