@@ -166,6 +166,7 @@ INFRASTRUCTURE_FILES = frozenset(
         "public-networks",
         "enterprise-networks",
         "carriers-americas",
+        "carriers-asia-pacific",
     ]
 )
 #: Private-use and documentation AS numbers (RFC 6996, RFC 5398) and AS_TRANS (RFC 6793).
