@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How much of the Internet's address space the curated registry attributes, by AS number.
 
-    .venv/bin/python scripts/registry_coverage.py [--data-dir DIR] [--groups FILE ...] [--top N]
+    .venv/bin/python scripts/registry_coverage.py [--data-dir DIR] [--groups FILE ...] [--top N] [--country CC ...]
 
 Reads the ASN ranges installed by ``derisk data update`` (``<data dir>/ipdata/asn.arrow``,
 ip-location-db's ``@ip-location-db/asn``) and reports, for IPv4 and IPv6, the share of ranges and
@@ -14,7 +14,9 @@ group files (for example the global-infrastructure half listed in ``tests/test_k
 ``--top N`` also lists the N AS numbers holding the most IPv4 addresses that the registry does not
 attribute (neither listed nor matched by name), each with its registered organisation name, its
 registration country (``<data dir>/ipdata/ascc.arrow``, the country most of its addresses are
-registered in) and its address count: the work list for curating by address space.
+registered in) and its address count: the work list for curating by address space. ``--country``
+restricts that list to ranges registered in the given countries (for example the largest unattributed
+networks of each EU country, to find its carriers).
 
 This is a coverage figure, not an accuracy figure: whether the attributed controller is right is
 what ``tests/test_know_registry.py`` and ``scripts/eval_attribution.py`` check.
@@ -77,7 +79,8 @@ def _registration_countries(path: Path, starts: np.ndarray[Any, Any]) -> list[st
     first, last, countries = first[order], last[order], countries[order]
     row = np.searchsorted(first, starts, side="right") - 1
     found = (row >= 0) & (last[np.clip(row, 0, None)] >= starts)
-    return [str(countries[r] or "") if ok else "" for r, ok in zip(row, found, strict=True)]
+    codes = np.where(found, countries[np.clip(row, 0, None)], "")
+    return [str(code or "") for code in codes.tolist()]
 
 
 def _top_unattributed(
@@ -87,10 +90,15 @@ def _top_unattributed(
     sizes: np.ndarray[Any, Any],
     ascc: Path,
     top: int,
+    countries: frozenset[str] = frozenset(),
 ) -> list[tuple[int, str, str, int]]:
     """(AS number, registered name, registration country, IPv4 addresses) of the ``top`` AS numbers
-    holding the most IPv4 addresses the registry does not attribute, most addresses first."""
+    holding the most IPv4 addresses the registry does not attribute, most addresses first; with
+    ``countries``, only ranges registered in one of them count."""
     rows = np.flatnonzero(~attributed & is_v4)
+    if countries:
+        where = np.array(_registration_countries(ascc, _v4_ints(table.column("start"))[rows]), dtype=object)
+        rows = rows[np.isin(where, np.array(sorted(countries), dtype=object))]
     asns = table.column("asn").to_numpy()[rows]
     totals: dict[int, int] = {}
     for asn, size in zip(asns.tolist(), sizes[rows].tolist(), strict=True):
@@ -98,11 +106,11 @@ def _top_unattributed(
     chosen = sorted(totals, key=lambda a: (-totals[a], a))[:top]
     keep = rows[np.isin(asns, np.array(chosen, dtype=np.int64))]
     orgs = table.column("org").take(pa.array(keep)).to_pylist()
-    countries = _registration_countries(ascc, _v4_ints(table.column("start"))[keep])
+    registered = _registration_countries(ascc, _v4_ints(table.column("start"))[keep])
     names: dict[int, dict[str, int]] = {}
     places: dict[int, dict[str, int]] = {}
     for asn, org, country, size in zip(
-        table.column("asn").to_numpy()[keep].tolist(), orgs, countries, sizes[keep].tolist(), strict=True
+        table.column("asn").to_numpy()[keep].tolist(), orgs, registered, sizes[keep].tolist(), strict=True
     ):
         names.setdefault(asn, {})[org or ""] = names.get(asn, {}).get(org or "", 0) + size
         places.setdefault(asn, {})[country] = places.get(asn, {}).get(country, 0) + size
@@ -129,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         metavar="N",
         help="also list the N AS numbers holding the most IPv4 addresses the registry does not attribute",
+    )
+    parser.add_argument(
+        "--country",
+        nargs="*",
+        default=[],
+        metavar="CC",
+        help="with --top: only ranges registered in these countries (ISO codes)",
     )
     args = parser.parse_args(argv)
 
@@ -177,10 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.top > 0:
         ascc = path.with_name("ascc.arrow")
         attributed = listed | named
-        print(f"\ntop {args.top} AS numbers by IPv4 addresses not attributed (of {total_v4:,}):")
+        countries = frozenset(code.upper() for code in args.country)
+        scope = f" registered in {', '.join(sorted(countries))}" if countries else ""
+        print(f"\ntop {args.top} AS numbers by IPv4 addresses not attributed{scope} (of {total_v4:,}):")
         print(f"{'rank':>4}  {'AS':>10}  {'cc':<2}  {'IPv4 addresses':>14}  {'share':>6}  registered name")
         for rank, (asn, org, country, count) in enumerate(
-            _top_unattributed(table, attributed, is_v4, sizes, ascc, args.top), start=1
+            _top_unattributed(table, attributed, is_v4, sizes, ascc, args.top, countries), start=1
         ):
             print(
                 f"{rank:>4}  {'AS' + str(asn):>10}  {country or '--':<2}  {count:>14,}  "
