@@ -646,6 +646,68 @@ def test_uid_join_agrees_with_arrow_index_in(lengths: tuple[int, ...], hashed: b
     ]
 
 
+@pytest.mark.parametrize("hashed", [False, True], ids=["duckdb-join", "bucketed-hashes"])
+def test_uid_join_keeps_each_columns_first_value_in_logged_order(hashed: bool) -> None:
+    """The reduction by uid (NumPy over DuckDB's hashes) gives, per uid and per column, the first
+    value set in ``seq`` order, whatever the parts' order, as a plain Python reading does."""
+    import random
+
+    from derisk.store.zeekjoin import COLUMNS, UidJoin
+    from derisk.store.zeekread import private_connection
+
+    rng = random.Random(11)
+    uids = [f"C{i:05d}x" for i in range(400)]
+    seqs = rng.sample(range(10_000), 3_000)  # not in order: the parts are not in logged order
+    parts, rows = [], []
+    for columns, chunk in ((("sni", "ja4"), seqs[:1_200]), (("host", "user_agent"), seqs[1_200:2_400]),
+                           (("dns_query",), seqs[2_400:])):  # fmt: skip
+        part: dict[str, list[object]] = {"uid": [], "seq": [], **{c: [] for c in columns}}
+        for seq in chunk:
+            uid = rng.choice([*uids, None]) if rng.random() < 0.02 else rng.choice(uids)
+            part["uid"].append(uid)
+            part["seq"].append(seq)
+            row = {"uid": uid, "seq": seq}
+            for column in columns:
+                value = None if rng.random() < 0.4 else f"{column}-{seq}"
+                part[column].append(value)
+                row[column] = value
+            rows.append(row)
+        parts.append(pa.table(part))
+    expected: dict[str, dict[str, object]] = {}
+    for row in sorted(rows, key=lambda r: int(str(r["seq"]))):
+        if row["uid"] is None:
+            continue
+        first = expected.setdefault(str(row["uid"]), {})
+        for column in ("sni", "ja4", "host", "user_agent", "dns_query"):
+            if row.get(column) is not None:
+                first.setdefault(column, row[column])
+    probe = pa.array([*uids, "Cmissing", *uids[:50]])
+    hashes = None
+    if hashed:
+        con = private_connection()
+        con.register("probe", pa.table({"uid": probe}))
+        hashes = con.sql("SELECT hash(uid) AS h FROM probe").to_arrow_table().column("h").combine_chunks()
+        con.close()
+    join = UidJoin(parts)
+    try:
+        found = join.join(probe, hashes)
+    finally:
+        join.close()
+    assert tuple(found) == COLUMNS
+    for i, uid in enumerate(probe.to_pylist()):
+        first = expected.get(uid, {})
+        name = first.get("sni", first.get("host"))
+        source = "sni" if "sni" in first else "http-host" if "host" in first else None
+        got = {column: found[column][i].as_py() for column in COLUMNS}
+        assert got == {
+            "server_name": name,
+            "server_name_source": source,
+            "ja4": first.get("ja4"),
+            "user_agent": first.get("user_agent"),
+            "dns_query": first.get("dns_query"),
+        }, uid
+
+
 def test_quic_server_name_counts_as_sni(tmp_path: Path) -> None:
     write(
         tmp_path / "conn.log",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -47,7 +48,7 @@ class Enrichment:
 
 
 def _sequenced(table: pa.Table, start: int) -> pa.Table:
-    return table.append_column("seq", pa.array(range(start, start + table.num_rows), pa.int64()))
+    return table.append_column("seq", pa.array(np.arange(start, start + table.num_rows, dtype=np.int64)))
 
 
 class Companions:
