@@ -167,6 +167,7 @@ INFRASTRUCTURE_FILES = frozenset(
         "enterprise-networks",
         "carriers-americas",
         "carriers-asia-pacific",
+        "carriers-national",
     ]
 )
 #: Private-use and documentation AS numbers (RFC 6996, RFC 5398) and AS_TRANS (RFC 6793).
