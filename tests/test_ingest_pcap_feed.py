@@ -430,12 +430,12 @@ def test_command_line_exit_codes_and_workspace(
         before = w.flow_count()
     capsys.readouterr()
 
-    radiotap = tmp_path / "radiotap.pcap"
-    radiotap.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127))
+    frame_relay = tmp_path / "frame-relay.pcap"
+    frame_relay.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 107))
     cut = tmp_path / "cut.pcap.gz"
     cut.write_bytes(gzip.compress(source.read_bytes()[:-9]))
     for argv, code in (
-        ([str(radiotap)], 3),
+        ([str(frame_relay)], 3),
         (["--strict", str(cut)], 3),
     ):
         assert main(["analyze", *argv, "-w", str(ws), "-q"]) == code

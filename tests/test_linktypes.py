@@ -62,6 +62,25 @@ def _etag(eth: bytes, ip: bytes, ethertype: int) -> bytes:  # 802.1BR: EtherType
     return eth[:12] + b"\x89\x3f\x10\x00\x00\xd3\x00\x00" + struct.pack(">H", ethertype) + ip
 
 
+def _dot11(ip: bytes, ethertype: int, qos: bool = False) -> bytes:
+    """An unprotected 802.11 data frame from the distribution system (QoS data when ``qos``)."""
+    control = b"\x88\x02" if qos else b"\x08\x02"
+    addresses = b"\x02\x00\x00\x00\x00\x01" + b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x03"
+    header = control + b"\x00\x00" + addresses + b"\x10\x00" + (b"\x00\x00" if qos else b"")
+    return header + b"\xaa\xaa\x03\x00\x00\x00" + struct.pack(">H", ethertype) + ip
+
+
+def _radiotap(eth: bytes, ip: bytes, ethertype: int) -> bytes:
+    """Radiotap with TSFT and Flags (FCS at the end), then a QoS data frame and its 4-byte FCS."""
+    header = struct.pack("<BBHIQB", 0, 0, 17, 0b11, 0, 0x10)
+    return header + _dot11(ip, ethertype, qos=True) + b"\xde\xad\xbe\xef"
+
+
+def _pktap(eth: bytes, ip: bytes, ethertype: int) -> bytes:
+    """Apple's PKTAP header (108 bytes, little-endian: length, next type, inner link type, interface)."""
+    return struct.pack("<III24s", 108, 1, 1, b"en0").ljust(108, b"\0") + eth
+
+
 def _family(ethertype: int, order: str) -> bytes:
     return struct.pack(order + "I", 30 if ethertype == 0x86DD else 2)
 
@@ -90,6 +109,11 @@ TWINS: dict[str, tuple[int, Reframe]] = {
         lambda eth, ip, et: eth[:12] + struct.pack(">HHHHH", 0x88A8, 20, 0x8100, 10, et) + ip,
     ),
     "mpls": (1, lambda eth, ip, et: eth[:12] + struct.pack(">HI", 0x8847, (16 << 12) | (1 << 8) | 64) + ip),
+    "ieee802.11": (105, lambda eth, ip, et: _dot11(ip, et)),
+    "radiotap": (127, _radiotap),
+    "ppi-802.11": (192, lambda eth, ip, et: struct.pack("<BBHI", 0, 0, 8, 105) + _dot11(ip, et, qos=True)),
+    "pktap": (258, _pktap),
+    "ppp-cisco-hdlc": (9, lambda eth, ip, et: b"\x0f\x00" + struct.pack(">H", et) + ip),
 }
 
 
@@ -136,6 +160,9 @@ def _bare_flows(path: Path) -> int:
     return sum(1 for _ in nfstream.NFStreamer(source=str(path), **NFSTREAM_OPTIONS))
 
 
+READ_BUT_CONVERTED = frozenset({"radiotap", "ppp-cisco-hdlc"})
+
+
 @pytest.mark.parametrize("kind", sorted(TWINS))
 def test_which_link_types_nfstream_reads_itself(
     tmp_path: Path, ethernet: tuple[Path, object, pa.Table], kind: str
@@ -148,6 +175,9 @@ def test_which_link_types_nfstream_reads_itself(
     path = tmp_path / f"{kind}.pcap"
     _reframe(source, path, linktype, reframe)
     converted = linktype not in linktypes.NATIVE or kind in ("vn-tag", "e-tag", "qinq-802.1ad")
+    # NFStream meters these itself, but derisk converts the whole link type for its DNS pass (which
+    # decodes Ethernet) and for the frames of the type NFStream does not read (PPP proper).
+    converted = converted and kind not in READ_BUT_CONVERTED
     assert _bare_flows(path) == (0 if converted else len(ledger)), kind  # type: ignore[arg-type]
 
 
@@ -280,13 +310,13 @@ def test_interfaces_with_different_snapshot_lengths_in_one_pcapng(
 
 
 def test_unsupported_link_type_is_a_one_line_error(tmp_path: Path) -> None:
-    path = tmp_path / "radiotap.pcap"
+    path = tmp_path / "frame-relay.pcap"
     with path.open("wb") as out:
-        writer = dpkt.pcap.Writer(out, linktype=127)
-        writer.writepkt(b"\x00\x00\x08\x00\x00\x00\x00\x00" + b"\x80" * 40, ts=1_700_000_000)
+        writer = dpkt.pcap.Writer(out, linktype=107)
+        writer.writepkt(b"\x18\x41\x03\xcc" + b"\x45" * 40, ts=1_700_000_000)
     with pytest.raises(InputError) as caught:
         list(read_pcap(path))
-    assert str(caught.value).startswith(f"{path}: unsupported link type: IEEE 802.11 radiotap (127)")
+    assert str(caught.value).startswith(f"{path}: unsupported link type: link type 107")
     assert caught.value.exit_code == 3
 
 

@@ -6,7 +6,10 @@ packet of Linux cooked v2 (the default of ``tcpdump -i any`` since libpcap 1.10)
 OpenBSD loopback and raw IP under link type 14, and Ethernet frames with an 802.1ad (QinQ) outer
 tag, a VN-Tag or an 802.1BR E-Tag. For those, :func:`converter` gives a function that rewrites one frame into an
 Ethernet frame with zero MAC addresses and the frame's own EtherType, in front of the same network
-layer: derisk counts bytes at the IP layer, so the flows are those of the Ethernet twin.
+layer: derisk counts bytes at the IP layer, so the flows are those of the Ethernet twin. IEEE 802.11
+(bare, under radiotap or PPI) and Apple's PKTAP are read the same way (:mod:`derisk.ingest.wrapped`):
+unprotected data frames give their IP packets; encrypted and management frames give none. A PPP
+link whose frames are in Cisco HDLC framing (as some routers write it) is read as Cisco HDLC.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from typing import Final
+
+from derisk.ingest import wrapped
 
 #: Link types (libpcap LINKTYPE numbers) NFStream's engine reads as they are.
 NATIVE: Final = frozenset({1, 0, 12, 50, 101, 104, 113, 228, 229})
@@ -31,11 +36,13 @@ NAMES: Final[dict[int, str]] = {
     105: "IEEE 802.11",
     108: "OpenBSD loopback",
     113: "Linux cooked capture v1 (SLL)",
+    149: "USER2 (Apple PKTAP)",
     127: "IEEE 802.11 radiotap",
     192: "PPI",
     228: "raw IPv4",
     229: "raw IPv6",
     239: "NFLOG",
+    258: "Apple PKTAP",
     276: "Linux cooked capture v2 (SLL2)",
 }
 
@@ -109,6 +116,8 @@ def _raw(frame: bytes) -> bytes | None:
 
 
 def _ppp(frame: bytes) -> bytes | None:
+    if frame[:1] in (b"\x0f", b"\x8f") and frame[1:2] == b"\x00":  # Cisco HDLC framing under link type PPP
+        return _chdlc(frame)
     if frame[:2] == b"\xff\x03":  # address and control fields
         frame = frame[2:]
     if not frame:
@@ -159,9 +168,25 @@ def _ppi(frame: bytes) -> bytes | None:
     return convert(body) if convert is not None else None
 
 
+def _carried(found: tuple[int, bytes] | None) -> bytes | None:
+    return _ethernet(*found) if found is not None else None
+
+
+def _pktap(frame: bytes) -> bytes | None:
+    found = wrapped.pktap(frame)
+    if found is None or found[0] in (149, 258):
+        return None
+    convert = to_ethernet(found[0])
+    return convert(found[1]) if convert is not None else None
+
+
 _CONVERTERS: Final[dict[int, Frame]] = {
     9: _ppp,
     14: _raw,
+    105: lambda frame: _carried(wrapped.ieee80211(frame)),
+    127: lambda frame: _carried(wrapped.radiotap(frame)),
+    149: _pktap,
+    258: _pktap,
     108: _loop,
     192: _ppi,
     239: _nflog,

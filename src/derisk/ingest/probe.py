@@ -86,7 +86,7 @@ def probe(path: Path) -> Probe:
         )
     if not linktypes.supported(linktype):
         raise _fail(path, f"unsupported link type: {linktypes.name(linktype)}; derisk meters IP traffic "
-                    "captured on Ethernet, Linux cooked, raw IP, loopback, PPP, NFLOG or PPI links")  # fmt: skip
+                    "captured on Ethernet, Linux cooked, raw IP, loopback, PPP, NFLOG, PPI, PKTAP or 802.11 links")  # fmt: skip
     if fmt == "pcapng":
         return Probe(kind, fmt, linktype, rewrite=len(_interfaces(head)) > 1)
     mpls, outer = _tags_ahead(head) if linktype == 1 else (False, False)
