@@ -151,6 +151,16 @@ def gzip_header_over_random_bytes(tmp: Path) -> Path:
     return out
 
 
+def git_lfs_pointer(tmp: Path) -> Path:
+    """What a clone without Git LFS holds in place of a capture (as in public capture collections)."""
+    out = tmp / "plc.pcap"
+    out.write_text(
+        "version https://git-lfs.github.com/spec/v1\n"
+        "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 1281\n"
+    )
+    return out
+
+
 def missing_path(tmp: Path) -> Path:
     return tmp / "does-not-exist.pcap"
 
@@ -183,6 +193,7 @@ CASES: list[tuple[str, Callable[[Path], Path], int, str]] = [
     ("zeek with ragged lines", zeek_ragged, 3, "line 5"),
     ("corrupt gzip", gzip_corrupt, 3, ""),
     ("gzip header over random bytes", gzip_header_over_random_bytes, 3, "corrupt gzip"),
+    ("git lfs pointer", git_lfs_pointer, 3, "git lfs pull"),
     ("missing path", missing_path, 3, "no such file"),
     ("unreadable path", unreadable, 3, "permission denied"),
     ("symlink loop", symlink_loop, 3, "loop.pcap"),

@@ -118,6 +118,10 @@ def sniff(path: Path) -> str:
         return "zeek"
     if head[:2] == b"\x1f\x8b":
         raise InputError("compressed file that is neither a capture nor a Zeek log", source=str(path))
+    if text.startswith(b"version https://git-lfs"):
+        raise InputError(
+            "a Git LFS pointer, not the file itself (it comes with `git lfs pull`)", source=str(path)
+        )
     raise InputError("not a capture (pcap/pcapng), a Zeek log or Suricata EVE JSON", source=str(path))
 
 
