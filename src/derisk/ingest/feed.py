@@ -91,6 +91,9 @@ class Feed:
         self._held: tuple[int, bytes] | None = None
         #: Whether buffers may go through :mod:`.feed_block` (tests compare with the walk alone).
         self.block = True
+        #: Whether the second pipe gets, from the buffers :mod:`.feed_block` converts, only the
+        #: records a DNS pass's BPF filter may take (:func:`.feed_block.dns_candidates`) instead of all.
+        self.dns_only = False
         self._ended = False
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -275,11 +278,11 @@ class Feed:
             if block and self._held is None:  # the common case, column-wise (see feed_block)
                 made = feed_block.convert(
                     buf, pos, end, linktype, limit=MAX_RECORD, clock=self._clock,
-                    window=(JUMP_US, future) if guard else None,
+                    window=(JUMP_US, future) if guard else None, dns=writer.tee and self.dns_only,
                 )  # fmt: skip
                 if made is not None:
-                    if made.data:
-                        writer.add(made.data)
+                    if made.data:  # the DNS pass's pipe gets only what its filter may take
+                        writer.add(made.data, made.dns)
                     records += made.records
                     report.written += made.records
                     report.converted += made.converted

@@ -52,6 +52,8 @@ class Block:
     records: int
     converted: int
     clock: int | None
+    #: With ``dns``: the output records a DNS pass's BPF filter might take (see :func:`dns_candidates`).
+    dns: bytes | memoryview | None = None
 
 
 def _starts(buf: bytes, pos: int, end: int, limit: int) -> tuple[list[int], int] | None:
@@ -98,12 +100,14 @@ def convert(
     limit: int,
     clock: int | None,
     window: tuple[int, int] | None,
+    dns: bool = False,
 ) -> Block | None:
     """Convert the complete little-endian microsecond pcap records of ``buf[pos:end]`` of
     ``linktype`` into Ethernet (or pass Ethernet as it is); None when the walk must take them.
 
     ``window``: (jump, future) in µs when wild timestamps are left out (any packet outside it
-    declines the buffer), None when every packet is kept.
+    declines the buffer), None when every packet is kept. ``dns``: also pick the output records
+    a DNS pass needs (:attr:`Block.dns`).
     """
     found = _starts(buf, pos, end, limit)
     if found is None:
@@ -132,7 +136,9 @@ def convert(
     prefix[:, :16] = np.stack([sec, frac, new_cap, new_wire], axis=1).astype("<u4").view(np.uint8)
     rows = np.flatnonzero(converted)
     if not len(rows):  # nothing to change: the records as they are, not even copied
-        return Block(memoryview(buf)[pos:stop_at], stop_at, n, 0, clock)
+        whole = memoryview(buf)[pos:stop_at]
+        picked = _picked(whole, dns_candidates(data, st, stop), st - pos, stop - pos) if dns else None
+        return Block(whole, stop_at, n, 0, clock, picked)
     begin = tail - prefix.shape[1]
     # unconverted records (untagged Ethernet) keep their bytes, header included
     keep = ~converted
@@ -144,7 +150,61 @@ def convert(
     firsts = (begin[np.concatenate(([0], cuts))] - pos).tolist()
     lasts = (stop[np.concatenate((cuts - 1, [n - 1]))] - pos).tolist()
     view = memoryview(work.data)
-    return Block(b"".join(map(view.__getitem__, map(slice, firsts, lasts))), stop_at, n, len(rows), clock)
+    out = b"".join(map(view.__getitem__, map(slice, firsts, lasts)))
+    picked = None
+    if dns:
+        picked = _picked(view, dns_candidates(work, begin - pos, stop - pos), begin - pos, stop - pos)
+    return Block(out, stop_at, n, len(rows), clock, picked)
+
+
+#: Transport protocols whose ports libpcap's ``port`` primitive reads (TCP, UDP, SCTP).
+_PORTED: Final = np.array([6, 17, 132], np.int64)
+_DNS_PORT: Final = 53
+
+
+def dns_candidates(out: npt.NDArray[np.uint8], begin: Ints, stop: Ints) -> npt.NDArray[np.bool_]:
+    """Which output records (Ethernet, record ``i`` at ``out[begin[i]:stop[i]]``) the DNS pass's
+    BPF filter might take: all but those it cannot, an untagged IPv4 or IPv6 frame whose whole
+    transport header start is captured and that is either no TCP/UDP/SCTP datagram (IPv4) or one
+    with neither port 53. Tagged frames, MPLS, IPv6 extension headers, short frames: kept, for the
+    filter to decide as before, so the DNS pass finds exactly what it found in the whole stream.
+    """
+    last = len(out) - 1
+    frame = begin + 16
+    cap = stop - frame
+
+    def byte(at: Ints) -> Ints:
+        return out[np.minimum(at, last)].astype(np.int64)
+
+    def u16(at: Ints) -> Ints:
+        return byte(at) << 8 | byte(at + 1)
+
+    ethertype = np.where(cap >= 14, u16(frame + 12), -1)
+    ip = frame + 14
+    first = byte(ip)
+    # IPv4: the header length from its first byte, as the filter computes the transport offset
+    ihl = (first & 0x0F) * 4
+    v4 = (ethertype == 0x0800) & (cap >= 34) & (first >> 4 == 4) & (ihl >= 20)
+    l4_v4 = ip + ihl
+    proto = byte(ip + 9)
+    ported_v4 = np.isin(proto, _PORTED)
+    # IPv6: only a transport header right after the fixed header has ports for the filter
+    v6 = (ethertype == 0x86DD) & (cap >= 58)
+    l4_v6 = ip + 40
+    ported_v6 = np.isin(byte(ip + 6), _PORTED)
+    l4 = np.where(v4, l4_v4, l4_v6)
+    captured = l4 + 4 <= stop
+    no_dns = (u16(l4) != _DNS_PORT) & (u16(l4 + 2) != _DNS_PORT)
+    skip_v4 = v4 & (~ported_v4 | (captured & no_dns))
+    skip_v6 = v6 & ported_v6 & captured & no_dns
+    keep: npt.NDArray[np.bool_] = ~(skip_v4 | skip_v6)
+    return keep
+
+
+def _picked(view: memoryview, keep: npt.NDArray[np.bool_], begin: Ints, stop: Ints) -> bytes:
+    """The records of ``view`` that ``keep`` marks, in order."""
+    rows = np.flatnonzero(keep)
+    return b"".join(map(view.__getitem__, map(slice, begin[rows].tolist(), stop[rows].tolist())))
 
 
 def _layout(data: npt.NDArray[np.uint8], linktype: int, frame: Ints, cap: Ints) -> Layout | None:

@@ -95,13 +95,20 @@ class Outputs:
 
 
 class Writer:
-    """Collects output records and writes them to every open pipe in large pieces."""
+    """Collects output records and writes them to every open pipe in large pieces.
+
+    With two pipes (a tee), the second reader is the DNS pass: :meth:`add` may give it only the
+    records its filter can take (``dns``), so it reads a few DNS packets instead of the whole stream.
+    """
 
     SIZE: Final = 1 << 18
 
     def __init__(self, outputs: Outputs) -> None:
         self.outputs, self.size = outputs, 0
         self.parts: list[bytes | memoryview] = []
+        self.dns_parts: list[bytes | memoryview] = []
+        #: Whether a second pipe (the DNS pass's) is written.
+        self.tee = len(outputs.fds) > 1
         if len(outputs.fds) == 1:  # one reader: blocking writes, as simple as it gets
             fd = outputs.fds[0]
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
@@ -109,8 +116,11 @@ class Writer:
     def header(self, linktype: int) -> None:
         self.add(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype))
 
-    def add(self, data: bytes | memoryview) -> None:
+    def add(self, data: bytes | memoryview, dns: bytes | memoryview | None = None) -> None:
+        """Write ``data`` (whole records) to the meter; to the DNS pass too, or ``dns`` in its place."""
         self.parts.append(data)
+        if self.tee:
+            self.dns_parts.append(data if dns is None else dns)
         self.size += len(data)
         if self.size >= self.SIZE:
             self.flush()
@@ -124,12 +134,16 @@ class Writer:
             while view:
                 view = view[os.write(fds[0], view) :]
             return
-        self._tee(data)
+        dns = b"".join(self.dns_parts)
+        self.dns_parts = []
+        self._tee([data, dns])
 
-    def _tee(self, data: bytes) -> None:
-        """Write ``data`` to every pipe whose reader has not been released, as each has room."""
+    def _tee(self, datas: list[bytes]) -> None:
+        """Write ``datas[i]`` to pipe ``i`` while its reader has not been released, as each has room."""
         outputs = self.outputs
-        left = {i: memoryview(data) for i in range(len(outputs.fds)) if not outputs.released(i)}
+        left = {
+            i: memoryview(datas[i]) for i in range(len(outputs.fds)) if not outputs.released(i) and datas[i]
+        }
         poller = select.poll()
         for i in left:
             poller.register(outputs.fds[i], select.POLLOUT)

@@ -311,6 +311,7 @@ def read_pcap(
                 scan_pipe = _pipe(Path(pipes) / "scan")
                 out = _tee_linktype(found)
                 feed = Feed(path, found, ethernet=out == 1)
+                feed.dns_only = True  # the DNS pass's pipe: the few records its filter may take
                 feeds.append(feed)
                 feed.start(meter_pipe, scan_pipe)
                 scanning = pool.submit(_scan_fed, feed, scan_pipe, path, strict, _dns_filter(out, found.mpls))
