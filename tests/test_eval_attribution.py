@@ -25,6 +25,7 @@ HELDOUT = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout.yaml
 HELDOUT2 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout2.yaml"
 HELDOUT3 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout3.yaml"
 HELDOUT4 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout4.yaml"
+HELDOUT5 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout5.yaml"
 #: The repositories (and commits) the shipped truth files take their captures from.
 REPOSITORIES = {
     "https://github.com/ntop/nDPI",
@@ -40,6 +41,21 @@ REPOSITORIES = {
     "https://github.com/CESNET/ipfixprobe",
     "https://github.com/cisco/joy",
     "https://github.com/kbandla/dpkt",
+    "https://github.com/NotYuSheng/TracePcap",
+    "https://github.com/appneta/tcpreplay",
+    "https://github.com/brimdata/brimcap",
+    "https://github.com/corelight/zeek-agenttesla-detector",
+    "https://github.com/cuckoosandbox/cuckoo",
+    "https://github.com/dotpcap/packetnet",
+    "https://github.com/emanuele-f/PCAPdroid",
+    "https://github.com/markofu/pcaps",
+    "https://github.com/mike01/pypacker",
+    "https://github.com/nfstream/nfstream",
+    "https://github.com/packetfu/packetfu",
+    "https://github.com/rusticata/pcap-parser",
+    "https://github.com/sbousseaden/PCAP-ATTACK",
+    "https://github.com/simsong/tcpflow",
+    "https://github.com/stratosphereips/StratosphereLinuxIPS",
 }
 BLOB = "153d497a36e508c2a55b33dac4f3df76e2c58985"  # git rev-parse HEAD:tests/cfgs/default/pcap/facebook.pcap
 
@@ -144,7 +160,14 @@ def test_command_line_writes_json_and_rejects_a_missing_directory(tmp_path: Path
 
 @pytest.mark.parametrize(
     ("path", "captures_at_least", "judged_at_least"),
-    [(TRUTH, 40, 150), (HELDOUT, 20, 30), (HELDOUT2, 70, 75), (HELDOUT3, 20, 35), (HELDOUT4, 35, 60)],
+    [
+        (TRUTH, 40, 150),
+        (HELDOUT, 20, 30),
+        (HELDOUT2, 70, 75),
+        (HELDOUT3, 20, 35),
+        (HELDOUT4, 35, 60),
+        (HELDOUT5, 25, 60),
+    ],
 )
 def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, judged_at_least: int) -> None:
     doc = ev.load_truth(path)
@@ -166,7 +189,7 @@ def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, 
 def test_held_out_sets_share_no_capture() -> None:
     """Each held-out set is new traffic: no capture (by content) is in two truth files."""
     seen: dict[str, Path] = {}
-    for path in (TRUTH, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4):
+    for path in (TRUTH, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5):
         for capture in ev.load_truth(path)["captures"]:
             assert capture["blob"] not in seen, (
                 f"{capture['file']} is in {seen.get(capture['blob'])} and {path}"
