@@ -63,20 +63,28 @@ _STAGES = (
 
 _STAGE_CODE = """
 import importlib, sys, time
-from derisk.cli.startup import pandas_deferred
 
-def load(name):  # as an analysis does: pandas held back, NFStream through its loader
+def load(name):  # as an analysis does: NFStream through its loader
     if name == "nfstream":
         from derisk.ingest.pcap import _load_nfstream
         _load_nfstream()
     else:
         importlib.import_module(name)
 
-with pandas_deferred():
-    for name in sys.argv[1:-1]:
+done, target = sys.argv[1:-1], sys.argv[-1]
+if target == "derisk.cli":  # the first stage, before anything else
+    start = time.process_time()
+    load(target)
+    print(time.process_time() - start)
+    sys.exit(0)
+load("derisk.cli")
+from derisk.cli.startup import pandas_deferred
+
+with pandas_deferred():  # pandas held back, as derisk analyze holds it back
+    for name in done:
         load(name)
     start = time.process_time()
-    load(sys.argv[-1])
+    load(target)
     print(time.process_time() - start)
 """
 
