@@ -214,7 +214,12 @@ def _stream(
         check = pool.submit(zeekread.check_gzip, log.path) if log.gzip else None
         while True:
             batches = zeekread.read_conn(
-                log.source(), rows=BATCH_ROWS, database=companions.database, tolerant=tolerant, skip=yielded
+                log.source(),
+                rows=BATCH_ROWS,
+                database=companions.database,
+                tolerant=tolerant,
+                skip=yielded,
+                uid_hash=companions.joins_by_uid,
             )
             try:
                 for batch in batches:

@@ -161,6 +161,14 @@ class Companions:
         columns = self._by_uid.join(uid, uid_hash)
         name = columns["server_name"]
         if len(self._answers) and name.null_count:
+            if name.null_count == len(name):  # no row named by its companions (the usual batch)
+                answered = self._answers.names(orig_h, resp_h, ts.cast(pa.int64()))
+                if answered.null_count < len(answered):
+                    columns["server_name_source"] = pc.if_else(
+                        pc.is_valid(answered), pa.scalar("dns-answer"), pa.scalar(None, pa.string())
+                    )
+                    columns["server_name"] = answered
+                return Enrichment(**columns)
             if name.null_count * 2 >= len(name):  # most rows unnamed: look up all, keep where unnamed
                 found = self._answers.names(orig_h, resp_h, ts.cast(pa.int64()))
                 answered = pc.if_else(pc.is_null(name), found, pa.scalar(None, pa.string()))
@@ -178,6 +186,11 @@ class Companions:
                 )
                 columns["server_name"] = pc.coalesce(name, answered)
         return Enrichment(**columns)
+
+    @property
+    def joins_by_uid(self) -> bool:
+        """Whether any companion row has a uid (else the conn batches' uids need no hash)."""
+        return self._by_uid.has_rows
 
     @property
     def database(self) -> Database | None:

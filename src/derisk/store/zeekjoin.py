@@ -189,6 +189,11 @@ class UidJoin:
                 self._con.unregister("_reduced")
             self._table = True
 
+    @property
+    def has_rows(self) -> bool:
+        """Whether any companion row was given (else every join finds nothing)."""
+        return self._con is not None
+
     @staticmethod
     def _normalised(part: pa.Table) -> pa.Table:
         n = part.num_rows

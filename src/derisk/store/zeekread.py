@@ -245,14 +245,17 @@ def _plain_text(has: Mapping[str, str]) -> str:
     return " AND ".join(checks) or "true"
 
 
-def conn_query(source: LogSource, *, tolerant: bool = False, rejects: str | None = None) -> str:
+def conn_query(
+    source: LogSource, *, tolerant: bool = False, rejects: str | None = None, uid_hash: bool = True
+) -> str:
     """The ``SELECT`` reading one conn log into :func:`read_conn`'s columns."""
     inner = relation(source, tolerant=tolerant, rejects=rejects)
-    return _conversion(inner, source.columns, _microseconds(source, ident("ts")))
+    return _conversion(inner, source.columns, _microseconds(source, ident("ts")), uid_hash)
 
 
-def _conversion(inner: str, has: Mapping[str, str], first: str) -> str:
-    """The ``SELECT`` turning conn records with Zeek's names (``inner``) into flow columns."""
+def _conversion(inner: str, has: Mapping[str, str], first: str, uid_hash: bool = True) -> str:
+    """The ``SELECT`` turning conn records with Zeek's names (``inner``) into flow columns
+    (``uid_hash`` null unless asked for)."""
     orig_h, proto = ident("id.orig_h"), ident("proto")
     # Zeek writes the names in lower case; others are compared in lower case.
     protocol = (
@@ -292,7 +295,7 @@ def _conversion(inner: str, has: Mapping[str, str], first: str) -> str:
             {ident("uid")} AS uid,
             {optional("conn_state", "VARCHAR")} AS conn_state,
             {_attempt(has)} AS is_attempt,
-            hash({ident("uid")}) AS uid_hash,
+            {f"hash({ident('uid')})" if uid_hash else "CAST(NULL AS UBIGINT)"} AS uid_hash,
             {_plain_text(has)} AS plain_text
         FROM log
     """
@@ -320,13 +323,15 @@ def read_conn(
     database: duckdb.DuckDBPyConnection | None = None,
     tolerant: bool = False,
     skip: int = 0,
+    uid_hash: bool = True,
 ) -> Generator[pa.RecordBatch, None, None]:
     """Stream a conn log's records as Arrow batches of at most ``rows`` rows, in file order.
 
     ``database``: a private in-memory connection to read through (a cursor of it is used and
     closed), saving the cost of opening one. ``tolerant``: the tolerant TSV options (see the
     module's description; also chosen when :meth:`LogSource.needs_tolerant`). ``skip``: rows to
-    leave out at the start (those a failed fast read yielded already).
+    leave out at the start (those a failed fast read yielded already). ``uid_hash``: whether to
+    compute ``uid_hash`` (null otherwise: no companion log to join by uid).
 
     Batches have the columns ``first_us``/``last_us`` (int64 microseconds since the epoch),
     ``src_ip``, ``src_port``, ``dst_ip``, ``dst_port``, ``protocol``, ``bytes_out``, ``bytes_in``,
@@ -336,14 +341,19 @@ def read_conn(
     iterating or before.
     """
     with _without_glob(source) as readable:
-        yield from _read_conn(readable, rows, database, tolerant or source.needs_tolerant(), skip)
+        yield from _read_conn(readable, rows, database, tolerant or source.needs_tolerant(), skip, uid_hash)
 
 
 def _read_conn(
-    source: LogSource, rows: int, database: duckdb.DuckDBPyConnection | None, tolerant: bool, skip: int
+    source: LogSource,
+    rows: int,
+    database: duckdb.DuckDBPyConnection | None,
+    tolerant: bool,
+    skip: int,
+    uid_hash: bool,
 ) -> Generator[pa.RecordBatch, None, None]:
     rejects = f"_zeek_rejects_{next(_names)}" if tolerant else None
-    query = conn_query(source, tolerant=tolerant, rejects=rejects)
+    query = conn_query(source, tolerant=tolerant, rejects=rejects, uid_hash=uid_hash)
     if skip:
         query = f"SELECT * FROM ({query}) OFFSET {int(skip)}"
     try:
