@@ -446,3 +446,44 @@ def test_listed_domains_need_a_defined_source_and_valid_domains() -> None:
     entity["listed_domains"] = ["g.example"]
     _, _, problems = check_groups({"g.yaml": document})
     assert [p.what for p in problems] == ["listed_domains must map a source key to a list of domains"]
+
+
+@pytest.mark.parametrize(
+    ("asn", "controller", "jurisdiction"),
+    [
+        # registry by address space (docs/evaluation.md, "Registry by address space (2026-12-07)")
+        (8447, "Carlos Slim Helú", "MX"),  # A1 Telekom Austria, an AS of a group already curated
+        (26615, "Telecom Italia S.p.A.", "IT"),  # TIM Brasil through TIM Brasil Serviços e Participações
+        (25019, "Kingdom of Saudi Arabia", "SA"),  # stc through the Public Investment Fund
+        (6713, "United Arab Emirates", "AE"),  # Maroc Telecom through e& (53%)
+        (16135, "Republic of Türkiye", "TR"),  # Turkcell: the wealth fund's 26.2% is controlling by statute
+        (2119, "Kingdom of Norway", "NO"),
+        (203665, "United Kingdom of Great Britain and Northern Ireland", "GB"),
+        (209502, "French Republic", "FR"),  # EDF after the 2023 squeeze-out
+        (5650, "Verizon Communications Inc.", "US"),  # Frontier, acquired January 2026
+        (1540, "United States of America", "US"),  # the Army's USAISC through the Department of Defense
+        (24921, "Republic of Latvia", "LV"),  # LMT: 28% directly plus 23% through state-controlled Tet
+    ],
+)
+def test_address_space_additions_attribute_to_their_controller(
+    asn: int, controller: str, jurisdiction: str
+) -> None:
+    match = INDEX.match_asn(asn)
+    assert match is not None
+    assert (match.controller_name, match.jurisdiction) == (controller, jurisdiction)
+
+
+@pytest.mark.parametrize(
+    ("asn", "jurisdiction"),
+    [
+        (12479, "ES"),  # MasOrange: Orange and the KKR/Cinven/Providence funds at 50% each
+        (9824, "JP"),  # JCOM: KDDI and Sumitomo Corporation at 50% each
+        (7545, "AU"),  # TPG Telecom: Vodafone and CK Hutchison at 25.05% each
+        (7303, "AR"),  # Telecom Argentina: CVH and Fintech at 40% each
+        (58224, "IR"),  # TCI: the Mobin consortium's 50%-plus-one stake is disputed
+    ],
+)
+def test_shared_or_disputed_control_names_the_company_itself(asn: int, jurisdiction: str) -> None:
+    match = INDEX.match_asn(asn)
+    assert match is not None
+    assert (match.controller_name, match.jurisdiction) == (match.org_name, jurisdiction)
