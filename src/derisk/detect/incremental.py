@@ -93,6 +93,8 @@ from derisk.store.detect_state import WindowRows, window_part
 
 log = logging.getLogger(__name__)
 
+I32 = npt.NDArray[np.int32]
+
 
 def _order(alerts: list[Alert]) -> list[Alert]:
     return sorted(alerts, key=lambda a: (-a.severity_rank, -a.score, a.kind, a.destination, a.src_ip or ""))
@@ -131,7 +133,8 @@ class DetectionState:
         self.keys |= {k: PairInterner() for k in ("pair", "hname")}  # host x address, host x name
         self.b_out: I64 = np.zeros(0, dtype=np.int64)
         self.b_in: I64 = np.zeros(0, dtype=np.int64)
-        self.b_key: dict[str, I64] = {k: np.zeros(0, dtype=np.int64) for k in self.keys}
+        # codes as int32 (dense, below the buffer's rows): 20 bytes a row for the five keys
+        self.b_key: dict[str, I32] = {k: np.zeros(0, dtype=np.int32) for k in self.keys}
         self.fold_until: float | None = None
         self.up_closed: dict[str, float] = {}  # who \x1f dest \x1f slot -> bytes out
         self.up_base: dict[str, float] = {}  # who -> most sent to one destination in one closed slot
@@ -394,10 +397,10 @@ class DetectionState:
             "dest": prefixed(rows, "dst_domain", "dst_ip", ("d:", "a:")),
         }
         for k, arr in arrays.items():
-            self.b_key[k] = np.r_[self.b_key[k], self._interner(k).codes(arr)]
+            self.b_key[k] = np.concatenate([self.b_key[k], self._interner(k).codes(arr).astype(np.int32)])
         for k, right in (("pair", "dst_ip"), ("hname", "server_name")):
             codes = self._pairs(k).codes(src, pc.cast(plain_col(rows, right), pa.string()))
-            self.b_key[k] = np.r_[self.b_key[k], codes]
+            self.b_key[k] = np.concatenate([self.b_key[k], codes.astype(np.int32)])
         self.b_out = np.r_[self.b_out, ints(rows, "bytes_out")]
         self.b_in = np.r_[self.b_in, ints(rows, "bytes_in")]
         for k in self.b_ok:
@@ -439,7 +442,7 @@ class DetectionState:
         table = pa.concat_tables(pieces)
         if len(pieces) > 1:
             table = table.take(pa.array(np.argsort(np.concatenate(where), kind="stable"), pa.int64()))
-        return compact(table)
+        return table
 
     def _groups(self, rows: I64) -> Iterator[tuple[I64, pa.Table]]:
         """The buffer rows ``rows`` (rising) read back in groups of whole hosts, one part at a time
@@ -450,9 +453,9 @@ class DetectionState:
         for p in np.unique(parts).tolist():
             in_part = rows[parts == p]
             table = self.rows.take(p, self.b_seq[in_part])
-            for group in host_groups(self.b_key["host"][in_part]):
+            for group in host_groups(self.b_key["host"][in_part].astype(np.int64)):
                 sub = table if len(group) == len(in_part) else table.take(pa.array(group, pa.int64()))
-                yield in_part[group], compact(sub)
+                yield in_part[group], sub
 
     # -- beacons -------------------------------------------------------------------------------
     def _beacons(self, seeds: I64, cut: float, config: DetectionConfig, laws: LawsFor) -> None:
@@ -463,8 +466,8 @@ class DetectionState:
             return
         ips, names = self.b_key["pair"], self.b_key["hname"]
         eligible = self.b_ok["beacon"] & (self.b_start >= cut)
-        in_ip = flags(len(self.keys["pair"]), ips[seeds])
-        in_name = flags(len(self.keys["hname"]), names[seeds])
+        in_ip = flags(len(self.keys["pair"]), ips[seeds].astype(np.int64))
+        in_name = flags(len(self.keys["hname"]), names[seeds].astype(np.int64))
         count = (int(in_ip.sum()), int(in_name.sum()))
         while True:  # closure over shared rows; a few rounds at most
             mask = eligible & (in_ip[ips] | in_name[names])
@@ -504,14 +507,14 @@ class DetectionState:
     def _names(self, key: str, rows: I64) -> set[str]:
         """The distinct keys (``host``, ``who`` or ``pair``) of these buffer rows."""
         names = self._interner(key).names
-        return {names[c] for c in distinct(self.b_key[key][rows]).tolist()}
+        return {names[c] for c in distinct(self.b_key[key][rows].astype(np.int64)).tolist()}
 
     def _in(self, key: str, values: set[str]) -> B:
         return np.isin(self.b_key[key], self._interner(key).known(values))
 
     def _codes(self, key: str, rows: I64) -> I64:
         """The distinct codes of ``key`` (``pair``, ...) of these buffer rows, nulls left out."""
-        return distinct(self.b_key[key][rows])
+        return distinct(self.b_key[key][rows].astype(np.int64))
 
     def _pair_mask(self, pairs: I64) -> B:
         return flags(len(self.keys["pair"]), pairs)[self.b_key["pair"]] & self.b_ok["long"]
@@ -520,4 +523,4 @@ class DetectionState:
         """Forget the key strings no buffer row uses any more (their codes renumbered), so the
         interners hold the window's keys, not every key ever seen."""
         for k, interner in self.keys.items():
-            self.b_key[k] = interner.compact(self.b_key[k])
+            self.b_key[k] = interner.compact(self.b_key[k].astype(np.int64)).astype(np.int32)

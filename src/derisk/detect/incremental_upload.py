@@ -79,7 +79,8 @@ def score_uploads(
         return
     rows = np.flatnonzero(self._in("who", touched) & self.b_ok["upload"] & (self.b_start >= fold_new))
     found: dict[str, list[Alert]] = {w: [] for w in touched}
-    wk, dk, s = self.b_key["who"][rows], self.b_key["dest"][rows], self.b_start[rows]
+    wk, dk = self.b_key["who"][rows].astype(np.int64), self.b_key["dest"][rows].astype(np.int64)
+    s = self.b_start[rows]
     keyed = (wk >= 0) & (dk >= 0)
     rows, wk, dk, s = rows[keyed], wk[keyed], dk[keyed], s[keyed]
     names = self._interner("who").names

@@ -146,6 +146,32 @@ def _sweep_stale() -> None:
             continue
 
 
+def _trimmed(table: pa.Table) -> pa.Table:
+    """``table`` (one chunk), each dictionary larger than its rows cut to the values they use (a part
+    takes a slice of a batch, whose dictionaries would otherwise be written whole to every part's
+    file: a dictionary is kept at most as long as the rows)."""
+    cols = []
+    for col in table.columns:
+        arr = col.chunk(0) if col.num_chunks == 1 else None
+        if isinstance(arr, pa.DictionaryArray) and len(arr.dictionary) > len(arr):
+            valid = np.asarray(arr.indices.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            idx = np.asarray(pc.fill_null(arr.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            used, inverse = np.unique(idx[valid], return_inverse=True)
+            new_idx = np.zeros(len(idx), dtype=np.int32)
+            new_idx[valid] = inverse
+            col = pa.chunked_array(
+                [
+                    pa.DictionaryArray.from_arrays(
+                        pa.array(new_idx, arr.type.index_type, mask=~valid),
+                        arr.dictionary.take(pa.array(used, pa.int64())),
+                    )
+                ],
+                col.type,
+            )
+        cols.append(col)
+    return pa.table(cols, schema=table.schema)
+
+
 def _close(writers: dict[int, Any], folder: str | None) -> None:
     for sink, writer in writers.values():
         with contextlib.suppress(OSError, pa.ArrowException):
@@ -184,17 +210,17 @@ class WindowRows:
         """Write ``rows`` (sequence numbers ``seq``, rising; parts ``part``) to their files."""
         if rows.num_rows == 0:
             return
-        cols = [pc.cast(c, c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in rows.columns]
-        plain = pa.table([pa.array(seq, pa.int64()), *cols], names=["_seq", *rows.column_names])
+        table = pa.table([pa.array(seq, pa.int64()), *rows.columns], names=["_seq", *rows.column_names])
         order = np.argsort(part, kind="stable")
         bounds = np.flatnonzero(np.r_[True, part[order][1:] != part[order][:-1], True])
+        table = table.take(pa.array(order, pa.int64())).combine_chunks()  # by part, then in order
         try:
             for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
                 p = int(part[order[lo]])
                 if p not in self._writers:
                     sink = pa.OSFile(str(self._path(p)), "wb")
-                    self._writers[p] = (sink, pa.ipc.new_stream(sink, plain.schema))
-                self._writers[p][1].write_table(plain.take(pa.array(order[lo:hi], pa.int64())))
+                    self._writers[p] = (sink, pa.ipc.new_stream(sink, table.schema))
+                self._writers[p][1].write_table(_trimmed(table.slice(lo, hi - lo)))
                 self.written[p] += hi - lo
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"could not write the detection window's rows: {exc}") from None
@@ -221,7 +247,7 @@ class WindowRows:
         """Keep in ``part``'s file only the rows with these sequence numbers (rising)."""
         if part not in self._writers:
             return
-        kept = self.take(part, live)
+        kept = self.take(part, live).combine_chunks()
         sink, writer = self._writers.pop(part)
         try:
             writer.close()
