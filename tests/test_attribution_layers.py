@@ -291,6 +291,32 @@ def test_two_layers_exposure_scope_and_basis_end_to_end(tmp_path: Path, data_env
     assert not [a for a in doc["alerts"] if a["kind"] == "new-destination"]
 
 
+def test_an_address_with_two_answers_shows_one_whole_the_one_with_most_bytes(
+    tmp_path: Path, data_env: Path
+) -> None:
+    """One flow to an Akamai edge names only the CDN, another (more bytes) TikTok: the combined answer is
+    the TikTok one whole, as both layers choose, never an organisation of one flow beside the
+    controller of the other."""
+    akamai = load_ipdata(data_env).sample_addresses(20940, None, 1)[0]
+    sessions = [
+        Session(
+            "10.1.0.5", akamai, T0, 120, 80, name="e1234.a.akamaiedge.net", name_via="sni", service="ssl"
+        ),
+        Session(
+            "10.1.0.5", akamai, T0 + 10, 19_000, 2_000, name="www.tiktok.com", name_via="sni", service="ssl"
+        ),
+    ]
+    doc = _analyze(tmp_path, sessions, site=SITE)
+    (edge,) = doc["destinations"]
+    service = edge["service"]
+    assert (edge["organisation"], edge["controller"], edge["jurisdiction"]) == (
+        service["organisation"],
+        service["controller"],
+        service["jurisdiction"],
+    )
+    assert edge["jurisdiction"] == "CN" and service["basis"] == "domain"
+
+
 def test_terminal_names_the_guess_and_never_an_operator_as_controller(
     tmp_path: Path, data_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

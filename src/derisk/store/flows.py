@@ -233,35 +233,62 @@ def totals(ws: Workspace, input_ids: list[str] | None) -> dict[str, int]:
     }
 
 
+#: The attribution columns of one destination's answer, taken together from the same flows.
+_ANSWER: Final = (
+    "dst_org", "dst_org_id", "dst_org_basis", "dst_controller", "dst_controller_id", "dst_jurisdiction",
+    "dst_jurisdiction_basis", "attribution_path",
+)  # fmt: skip
+
+
 def destinations(ws: Workspace, input_ids: list[str] | None, name_cap: int = 20) -> list[dict[str, Any]]:
-    """One row per external address talking with the site, most bytes sent first."""
-    where, params = _scope(input_ids)
-    sql = f"""
-        SELECT dst_ip AS ip, any_value(dst_asn) AS asn, any_value(dst_as_org) AS as_org,
-               any_value(dst_as_country) AS as_country, any_value(dst_geo_country) AS geo_country,
-               list_sort(list(DISTINCT server_name) FILTER (WHERE server_name IS NOT NULL))[1:{name_cap}]
-                   AS server_names,
-               list_sort(list(DISTINCT server_name_source)
-                   FILTER (WHERE server_name IS NOT NULL AND server_name_source IS NOT NULL))
-                   AS server_name_sources,
-               list_sort(list(DISTINCT dst_domain) FILTER (WHERE dst_domain IS NOT NULL)) AS domains,
-               mode(dst_org) AS organisation, mode(dst_org_id) AS organisation_id,
-               mode(dst_org_basis) AS organisation_basis,
-               mode(dst_controller) AS controller, mode(dst_controller_id) AS controller_id,
-               mode(dst_jurisdiction) AS jurisdiction,
-               coalesce(mode(dst_jurisdiction_basis), 'unknown') AS jurisdiction_basis,
-               mode(attribution_path) AS attribution_path,
-               list_sort(list(DISTINCT application) FILTER (WHERE application IS NOT NULL)) AS applications,
-               count(*) AS flows, sum(coalesce(bytes_out, 0)) AS bytes_out, sum(coalesce(bytes_in, 0)) AS bytes_in,
-               list_sort(list(DISTINCT coalesce(system, src_ip)) FILTER (WHERE coalesce(system, src_ip) IS NOT NULL))
-                   AS systems,
-               min(first_seen) AS first_seen, max(last_seen) AS last_seen
-        FROM flows_attributed
-        WHERE {EXPOSED} AND {where}
-        GROUP BY dst_ip
-        ORDER BY bytes_out DESC, flows DESC, ip
+    """One row per external address talking with the site, most bytes sent first.
+
+    An address whose flows carry different attributions (an Akamai alias on one flow, Apple's
+    server name on another) shows one of them whole, chosen as the two layers choose theirs
+    (:func:`derisk.store.layers.destination_layers`): most flows, then most bytes sent, then the
+    first in column order. A choice per column could mix the organisation of one flow with the
+    controller of another.
     """
-    return _rows(ws.query_arrow(sql, params))
+    where, params = _scope(input_ids)
+    answer = ", ".join(_ANSWER)
+    order = ", ".join(f"{c} NULLS LAST" for c in _ANSWER)
+    sql = f"""
+        WITH answers AS (
+            SELECT dst_ip, {answer}, count(*) AS n, sum(coalesce(bytes_out, 0)) AS b
+            FROM flows_attributed WHERE {EXPOSED} AND {where} GROUP BY ALL
+        ), chosen AS (
+            SELECT * FROM answers
+            QUALIFY row_number() OVER (PARTITION BY dst_ip ORDER BY n DESC, b DESC, {order}) = 1
+        ), totals AS (
+            SELECT dst_ip, any_value(dst_asn) AS asn, any_value(dst_as_org) AS as_org,
+                   any_value(dst_as_country) AS as_country, any_value(dst_geo_country) AS geo_country,
+                   list_sort(list(DISTINCT server_name) FILTER (WHERE server_name IS NOT NULL))[1:{name_cap}]
+                       AS server_names,
+                   list_sort(list(DISTINCT server_name_source)
+                       FILTER (WHERE server_name IS NOT NULL AND server_name_source IS NOT NULL))
+                       AS server_name_sources,
+                   list_sort(list(DISTINCT dst_domain) FILTER (WHERE dst_domain IS NOT NULL)) AS domains,
+                   list_sort(list(DISTINCT application) FILTER (WHERE application IS NOT NULL)) AS applications,
+                   count(*) AS flows, sum(coalesce(bytes_out, 0)) AS bytes_out,
+                   sum(coalesce(bytes_in, 0)) AS bytes_in,
+                   list_sort(list(DISTINCT coalesce(system, src_ip))
+                       FILTER (WHERE coalesce(system, src_ip) IS NOT NULL)) AS systems,
+                   min(first_seen) AS first_seen, max(last_seen) AS last_seen
+            FROM flows_attributed
+            WHERE {EXPOSED} AND {where}
+            GROUP BY dst_ip
+        )
+        SELECT t.dst_ip AS ip, t.asn, t.as_org, t.as_country, t.geo_country, t.server_names,
+               t.server_name_sources, t.domains,
+               c.dst_org AS organisation, c.dst_org_id AS organisation_id, c.dst_org_basis AS organisation_basis,
+               c.dst_controller AS controller, c.dst_controller_id AS controller_id,
+               c.dst_jurisdiction AS jurisdiction, coalesce(c.dst_jurisdiction_basis, 'unknown') AS jurisdiction_basis,
+               c.attribution_path AS attribution_path,
+               t.applications, t.flows, t.bytes_out, t.bytes_in, t.systems, t.first_seen, t.last_seen
+        FROM totals t JOIN chosen c ON c.dst_ip = t.dst_ip
+        ORDER BY t.bytes_out DESC, t.flows DESC, ip
+    """
+    return _rows(ws.query_arrow(sql, params * 2))
 
 
 def exposure(ws: Workspace, input_ids: list[str] | None, unknown: str) -> list[dict[str, Any]]:
