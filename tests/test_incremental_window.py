@@ -70,6 +70,25 @@ def test_rows_come_back_by_part_in_order_and_a_part_can_be_cut(
     assert not folders[0].exists()
 
 
+def test_a_part_keeps_only_the_dictionary_values_its_rows_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    names = pa.array([f"n{k}.example" for k in range(1_000)])
+    rows = _rows(40, 0)
+    picked = pa.DictionaryArray.from_arrays(pa.array(np.arange(0, 400, 10), pa.int32()), names)
+    rows = rows.set_column(rows.schema.get_field_index("server_name"), "server_name", picked)
+    store = WindowRows()
+    parts = _parts(rows)
+    store.append(rows, np.arange(40), parts)
+    for p in np.unique(parts).tolist():
+        seq = np.flatnonzero(parts == p)
+        got = store.take(p, seq).column("server_name")
+        assert got.to_pylist() == [f"n{10 * k}.example" for k in seq.tolist()]
+        assert sum(len(c.dictionary) for c in got.chunks) == len(seq)  # not the 1,000 values
+    store.close()
+
+
 def test_a_dead_process_folder_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     done = subprocess.run(
