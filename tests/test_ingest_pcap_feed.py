@@ -294,6 +294,27 @@ def test_a_packet_far_behind_redates_nothing(
     assert notes["wild_timestamps"] == 1
 
 
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_a_wild_first_packet_redates_nothing(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]], fmt: str
+) -> None:
+    """A file that starts with a packet of another day (two captures joined, as in a public test file):
+    the first packet is the wild one, not every packet after it."""
+    source, expected = golden[fmt]
+    path = tmp_path / f"first.{fmt}"
+    later = datetime(2031, 1, 1, tzinfo=UTC).timestamp() - 86400 * 365 * 2  # after the capture, not future
+    with source.open("rb") as fh, path.open("wb") as out:
+        reader = dpkt.pcap.Reader(fh) if fmt == "pcap" else dpkt.pcapng.Reader(fh)
+        writer = dpkt.pcap.Writer(out) if fmt == "pcap" else dpkt.pcapng.Writer(out)
+        for n, (ts, buf) in enumerate(reader):
+            if n == 0:
+                writer.writepkt(buf, ts=later)
+            writer.writepkt(buf, ts=ts)
+    notes: dict[str, object] = {}
+    assert _table(path, notes).equals(expected)
+    assert notes["wild_timestamps"] == 1
+
+
 def test_a_real_gap_is_kept(tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]) -> None:
     """Every packet from the middle on two hours later: a gap in the capture, not a wild packet."""
     source, expected = golden["pcap"]

@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from io import BufferedIOBase
+from itertools import pairwise
 from pathlib import Path
 from typing import Final
 
@@ -40,6 +41,8 @@ from derisk.ingest.probe import PCAP_MAGICS, PCAPNG_SHB, Probe
 MAX_RECORD: Final = 1 << 20
 #: A packet this far (µs) ahead of or behind the packets around it is taken for a wild timestamp.
 JUMP_US: Final = 3600 * 1_000_000
+#: How many first records may pass before two agree on the time; then the first one sets the clock.
+START_LOOKAHEAD: Final = 8
 #: A packet dated this far (µs) after the wall clock is in the future.
 FUTURE_US: Final = 86400 * 1_000_000
 
@@ -89,6 +92,8 @@ class Feed:
         self._now_us = int(time.time() * 1_000_000)
         self._clock: int | None = None
         self._held: tuple[int, bytes] | None = None
+        #: The first records, held until two of them agree on the time (see :meth:`_settle`).
+        self._start: list[tuple[int, bytes]] | None = [] if guard_time else None
         #: Whether buffers may go through :mod:`.feed_block` (tests compare with the walk alone).
         self.block = True
         #: Whether the second pipe gets, from the buffers :mod:`.feed_block` converts, only the
@@ -164,16 +169,37 @@ class Feed:
             self._pcap(source, writer)
         else:
             self._pcapng(source, writer)
+        if self._start:
+            self._settle(writer, final=True)
         if self._held is not None:  # a jump at the very end: nothing after it says it is wild
             writer.add(self._held[1])
             self.report.written += 1
         writer.flush()
+
+    def _settle(self, writer: Writer, *, final: bool) -> None:
+        """Set the first clock from the capture's first records: the first time the next record
+        confirms (within :data:`JUMP_US`), so that a wild first packet (a file that starts with a
+        packet of another day) does not become the clock and send every packet after it "far
+        behind"; without two that agree among the first :data:`START_LOOKAHEAD` records, or at
+        the end of the file, the first time. The held records then go through :meth:`_timed`."""
+        start = self._start or []
+        agreed = next((a for (a, _), (b, _) in pairwise(start) if abs(b - a) <= JUMP_US), None)
+        if agreed is None and not final and len(start) < START_LOOKAHEAD:
+            return
+        self._start = None
+        self._clock = start[0][0] if agreed is None else agreed
+        for ts, record in start:
+            self._timed(writer, ts, record)
 
     def _timed(self, writer: Writer, ts: int, record: bytes) -> None:
         """Write one output record unless its time is wild (see the module's docstring)."""
         report = self.report
         if ts > self._now_us + FUTURE_US:
             report.future += 1
+            return
+        if self._clock is None and self._start is not None:
+            self._start.append((ts, record))
+            self._settle(writer, final=False)
             return
         clock = self._clock
         if self._held is not None:
