@@ -47,6 +47,10 @@ TCPDUMP = ("the-tcpdump-group/tcpdump", "39b50f76672bca4af7d7eb52604c5b692c6b6b2
 SURICATA = ("OISF/suricata-verify", "10a45e4bad6d29d0f1239d93119ea24e1bbdab19", "MIT")
 NDPI = ("ntop/nDPI", "3b1286ab03b0c9223ac208a01868d8c1f6c0ae00", "LGPL-3.0")
 _NDPI = "tests/cfgs/default/pcap/"
+LIBPCAP = ("the-tcpdump-group/libpcap", "f26ae497fce4cda04355806101dd8d3e851d5672", "BSD-3-Clause")
+PACKETNET = ("dotpcap/packetnet", "26f495129d8f33ddabd88fffc71727e38473b794", "MPL-2.0")
+NFSTREAM = ("nfstream/nfstream", "3ee463887326f6b7884555934bb0587372b00d6c", "LGPL-3.0")
+PCAPPLUSPLUS = ("seladb/PcapPlusPlus", "200853b3a0b5ea2c443d6bee1a67f9c9c67b8f1b", "Unlicense")
 
 #: name here, repository, path there, what the file is.
 CAPTURES: list[tuple[str, tuple[str, str, str], str, str]] = [
@@ -75,6 +79,12 @@ CAPTURES: list[tuple[str, tuple[str, str, str], str, str]] = [
     ("tcpdump-ppp_ip_udp_dns.pcap", TCPDUMP, "tests/ppp_ip_udp_dns.pcap", "PPP in HDLC framing"),
     ("tcpdump-HDLC.pcap", TCPDUMP, "tests/HDLC.pcap", "Cisco HDLC"),
     ("suricata-decode-chdlc-01.pcap", SURICATA, "tests/decode-chdlc-01/hdlc-http_1tx.pcap", "Cisco HDLC"),
+    ("packetnet-80211_unencrypted_data_frame.pcap", PACKETNET, "Test/CaptureFiles/80211_unencrypted_data_frame.pcap", "IEEE 802.11 with radiotap"),
+    ("packetnet-80211_qos_data_frame_ipv4_tcp.pcap", PACKETNET, "Test/CaptureFiles/80211_qos_data_frame_ipv4_tcp.pcap", "IEEE 802.11 with radiotap, QoS data"),
+    ("libpcap-http_PPI.pcap", LIBPCAP, "tests/filter/http_PPI.pcap", "PPI, IEEE 802.11"),
+    ("tcpdump-LINKTYPE_USER2_PKTAP.pcap", TCPDUMP, "tests/LINKTYPE_USER2_PKTAP.pcap", "Apple PKTAP (USER2)"),
+    ("nfstream-BGP_Cisco_hdlc_slarp.pcap", NFSTREAM, "tests/pcaps/BGP_Cisco_hdlc_slarp.pcap", "PPP, Cisco HDLC framing"),
+    ("pcapplusplus-many_interfaces-1.pcapng", PCAPPLUSPLUS, "Tests/Pcap++Test/PcapExamples/many_interfaces-1.pcapng", "pcapng, 11 interfaces (Ethernet, BSD loopback)"),
     ("ndpi-facebook.pcap", NDPI, _NDPI + "facebook.pcap", "Ethernet"),
     ("ndpi-1kxun.pcap", NDPI, _NDPI + "1kxun.pcap", "Ethernet"),
     ("ndpi-teams.pcap", NDPI, _NDPI + "teams.pcap", "Ethernet"),
