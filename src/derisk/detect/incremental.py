@@ -19,9 +19,12 @@ waiting double), and the scoring equals one batch over everything that waited. W
 with the state (the frame and upload baseline start at the last scoring, the senders whose closed
 sums changed); after a restart every buffer row read back is scored again, which is exact.
 
-* **Window detections** (beacons and strobes, uploads, long connections) read a buffer of recent flows
-  held in memory: the last ``beacon.window_hours`` (the beacon and upload window), the upload slot the
-  window's start falls in, and the records of long connections still open. Only the host × server
+* **Window detections** (beacons and strobes, uploads, long connections) read a buffer of recent flows:
+  the last ``beacon.window_hours`` (the beacon and upload window), the upload slot the window's start
+  falls in, and the records of long connections still open. The rows themselves are on disk
+  (:class:`~derisk.store.detect_state.WindowRows`, one file per part of the hosts); memory holds per
+  row only its start, sequence number, five int32 key codes, bytes and flags (about 57 bytes), and a
+  scoring reads back one part (whole hosts) at a time. Only the host × server
   name and host × address pairs (beacons, with the pairs sharing flows with them), the senders whose
   window sums can pass the upload test, and the host × address pairs (long connections) that a batch
   touches, or whose flows leave the window, are scored again, by the batch detections themselves on
@@ -67,8 +70,8 @@ import pyarrow.compute as pc
 
 from derisk.detect import default_laws_for, merge_hosts
 from derisk.detect.alert import Alert, LawsFor, cached_laws
-from derisk.detect.beacon import detect_beacons
 from derisk.detect.config import DetectionConfig
+from derisk.detect.incremental_beacon import score_beacons
 from derisk.detect.incremental_interners import Interner, PairInterner, distinct
 from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDestinations, key_codes, prefixed
 from derisk.detect.incremental_long import evict, score_long
@@ -87,7 +90,6 @@ from derisk.detect.incremental_rows import (
 from derisk.detect.incremental_upload import score_uploads, take_uploads
 from derisk.detect.segments import F64, I64, B, ints
 from derisk.errors import StoreError
-from derisk.safetext import bound
 from derisk.store.alerts import read_flows_compact_con
 from derisk.store.detect_state import WindowRows, window_part
 
@@ -98,12 +100,6 @@ I32 = npt.NDArray[np.int32]
 
 def _order(alerts: list[Alert]) -> list[Alert]:
     return sorted(alerts, key=lambda a: (-a.severity_rank, -a.score, a.kind, a.destination, a.src_ip or ""))
-
-
-def _pair_key(tag: str, pair: str) -> str:
-    """The key of a beacon pair as its alert names it (the destination cut as alerts cut it)."""
-    host, _, dest = pair.partition("\x1f")
-    return f"{tag}\x1f{host}\x1f{bound(dest, 253)}"
 
 
 #: Rows taken in at least before the window detections are scored while catching up.
@@ -315,7 +311,7 @@ class DetectionState:
         crossing = np.flatnonzero((self.b_start >= cut_old) & (self.b_start < cut))
         # beacons: hosts with new flows in the window, or flows leaving it
         b_rows = np.r_[new_rows[self.b_ok["beacon"][new_rows] & (self.b_start[new_rows] >= cut)], crossing]
-        self._beacons(b_rows, cut, config, laws)
+        score_beacons(self, b_rows, cut, config, laws)
         score_uploads(self, new_rows, crossing, (cut_old, cut, window), config, laws)
         pairs = self._codes("pair", new_rows[self.b_ok["long"][new_rows]])
         self.pend_seq, self.pend_frame, self.pend_up_t0, self.pend_who = None, None, None, set()
@@ -456,52 +452,6 @@ class DetectionState:
             for group in host_groups(self.b_key["host"][in_part].astype(np.int64)):
                 sub = table if len(group) == len(in_part) else table.take(pa.array(group, pa.int64()))
                 yield in_part[group], sub
-
-    # -- beacons -------------------------------------------------------------------------------
-    def _beacons(self, seeds: I64, cut: float, config: DetectionConfig, laws: LawsFor) -> None:
-        """Score again the host x server name and host x address pairs of the ``seeds`` rows, with
-        every pair that shares window rows with them (a name pair claims its rows from the address
-        pairs), so each pair scored sees all of its rows."""
-        if len(seeds) == 0:
-            return
-        ips, names = self.b_key["pair"], self.b_key["hname"]
-        eligible = self.b_ok["beacon"] & (self.b_start >= cut)
-        in_ip = flags(len(self.keys["pair"]), ips[seeds].astype(np.int64))
-        in_name = flags(len(self.keys["hname"]), names[seeds].astype(np.int64))
-        count = (int(in_ip.sum()), int(in_name.sum()))
-        while True:  # closure over shared rows; a few rounds at most
-            mask = eligible & (in_ip[ips] | in_name[names])
-            in_ip[ips[mask]] = True
-            in_name[names[mask]] = True
-            in_ip[-1] = in_name[-1] = False
-            more = (int(in_ip.sum()), int(in_name.sum()))
-            if more == count:
-                break
-            count = more
-        want_ip, want_name = np.flatnonzero(in_ip), np.flatnonzero(in_name)
-        found: dict[str, list[Alert]] = {}
-        for _, sub in self._groups(np.flatnonzero(mask)):
-            for a in detect_beacons(sub, config, laws, frame=self.frame):
-                tag = "n" if a.evidence.get("key") == "server_name" else "a"
-                found.setdefault(f"{tag}\x1f{a.src_ip}\x1f{a.destination}", []).append(a)
-        # the pairs scored that alerted before and do not now: withdrawn (the many pairs scored that
-        # never alerted are not named at all, so a batch costs no string per pair)
-        wanted = {"a": set(want_ip.tolist()), "n": set(want_name.tolist())}
-        cut_keys: set[str] | None = None
-        for k in [k for k in self.beacon.alerts if k not in found]:  # the current beacon alerts
-            tag, host, dest = k.split("\x1f", 2)
-            interner = self._pairs("pair" if tag == "a" else "hname")
-            if len(dest) < 253:  # not cut to fit an alert: its pair is named exactly
-                hit = interner.code_of(f"{host}\x1f{dest}") in wanted[tag]
-            else:
-                if cut_keys is None:
-                    cut_keys = {_pair_key("a", self._pairs("pair").name(c)) for c in wanted["a"]}
-                    cut_keys |= {_pair_key("n", self._pairs("hname").name(c)) for c in wanted["n"]}
-                hit = k in cut_keys
-            if hit:
-                self.beacon.set_alerts(k, [])
-        for k, alerts in found.items():
-            self.beacon.set_alerts(k, alerts)
 
     # -- keys ----------------------------------------------------------------------------------
     def _names(self, key: str, rows: I64) -> set[str]:

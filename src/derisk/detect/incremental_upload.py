@@ -13,7 +13,7 @@ import pyarrow as pa
 from derisk.detect.alert import Alert, LawsFor
 from derisk.detect.config import DetectionConfig
 from derisk.detect.incremental_keys import prefixed
-from derisk.detect.incremental_rows import strings_at
+from derisk.detect.incremental_rows import host_groups, strings_at
 from derisk.detect.segments import F64, I64, B, ints
 from derisk.detect.upload import baseline_slots, upload_alerts
 
@@ -87,6 +87,28 @@ def score_uploads(
     baseline = np.zeros(len(names) + 1)
     for w in np.unique(wk).tolist():  # touched senders
         baseline[w] = self.up_base.get(names[w], 0.0)
+    # whole senders at a time, at most SCORE_ROWS rows (a sender's sums and alerts read only its
+    # rows): the arrays of a scoring and the rows read back follow a group, not the window
+    defined = self.up_t0 is not None and self.up_t0 < cut
+    for g in host_groups(wk) if len(wk) else []:
+        for a in _senders(self, (rows[g], wk[g], dk[g], s[g]), baseline, cut, defined, config, laws):
+            found.setdefault(f"s:{a.system}" if a.system else f"i:{a.src_ip}", []).append(a)
+    for w, got in found.items():
+        self.upload.set_alerts(w, got)
+
+
+def _senders(
+    self: DetectionState,
+    group: tuple[I64, I64, I64, F64],
+    baseline: F64,
+    cut: float,
+    defined: bool,
+    config: DetectionConfig,
+    laws: LawsFor,
+) -> list[Alert]:
+    """The upload alerts of one group of whole senders (buffer rows, sender and destination codes,
+    starts); ``baseline`` (per sender code) takes in the part of the slot the cut falls in."""
+    rows, wk, dk, s = group
     out_b, in_b = self.b_out[rows].astype(np.float64), self.b_in[rows].astype(np.float64)
     pair = wk * (int(dk.max()) + 1 if len(dk) else 1) + dk
     part = s < cut
@@ -109,16 +131,11 @@ def score_uploads(
         who_of[inv] = wk[win]
         ok = (o_sum >= min_bytes) & (o_sum >= ratio * i_sum) & (o_sum >= factor * baseline[who_of])
         cand |= set(who_of[ok].tolist())
-    if cand:
-        pick = np.isin(wk, np.array(sorted(cand), dtype=np.int64))
-        sub = self._sub(rows[pick])
-        defined = self.up_t0 is not None and self.up_t0 < cut
-        for a in upload_alerts(
-            sub, config, laws, s[pick], ~part[pick], wk[pick], dk[pick], baseline, defined
-        ):
-            found.setdefault(f"s:{a.system}" if a.system else f"i:{a.src_ip}", []).append(a)
-    for w, got in found.items():
-        self.upload.set_alerts(w, got)
+    if not cand:
+        return []
+    at = np.flatnonzero(np.isin(wk, np.array(sorted(cand), dtype=np.int64)))
+    sub = self._sub(rows[at])
+    return upload_alerts(sub, config, laws, s[at], ~part[at], wk[at], dk[at], baseline, defined)
 
 
 def forget_slots(self: DetectionState, before: int) -> None:
