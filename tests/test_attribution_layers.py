@@ -317,6 +317,22 @@ def test_an_address_with_two_answers_shows_one_whole_the_one_with_most_bytes(
     assert edge["jurisdiction"] == "CN" and service["basis"] == "domain"
 
 
+def test_a_name_derisk_does_not_know_leaves_the_other_flows_answer_standing(
+    tmp_path: Path, data_env: Path
+) -> None:
+    """More bytes under a name no registry entry holds, fewer under TikTok's: the address shows the
+    TikTok answer whole rather than no controller."""
+    akamai = load_ipdata(data_env).sample_addresses(20940, None, 1)[0]
+    sessions = [
+        Session("10.1.0.5", akamai, T0, 30_000, 500, name="cdn.vendor-nobody-knows.com", name_via="sni"),
+        Session(
+            "10.1.0.5", akamai, T0 + 10, 2_000, 800, name="www.tiktok.com", name_via="sni", service="ssl"
+        ),
+    ]
+    (edge,) = _analyze(tmp_path, sessions, site=SITE)["destinations"]
+    assert edge["controller"] is not None and edge["jurisdiction"] == "CN"
+
+
 def test_terminal_names_the_guess_and_never_an_operator_as_controller(
     tmp_path: Path, data_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -244,10 +244,11 @@ def destinations(ws: Workspace, input_ids: list[str] | None, name_cap: int = 20)
     """One row per external address talking with the site, most bytes sent first.
 
     An address whose flows carry different attributions (an Akamai alias on one flow, Apple's
-    server name on another) shows one of them whole, chosen as the two layers choose theirs
-    (:func:`derisk.store.layers.destination_layers`): most flows, then most bytes sent, then the
-    first in column order. A choice per column could mix the organisation of one flow with the
-    controller of another.
+    server name on another) shows one of them whole: an answer that names a controller before one
+    that does not (a name derisk does not know on one flow leaves the other flows' answer standing),
+    then as the two layers choose theirs (:func:`derisk.store.layers.destination_layers`): most
+    flows, then most bytes sent, then the first in column order. A choice per column could mix the
+    organisation of one flow with the controller of another.
     """
     where, params = _scope(input_ids)
     answer = ", ".join(_ANSWER)
@@ -258,7 +259,10 @@ def destinations(ws: Workspace, input_ids: list[str] | None, name_cap: int = 20)
             FROM flows_attributed WHERE {EXPOSED} AND {where} GROUP BY ALL
         ), chosen AS (
             SELECT * FROM answers
-            QUALIFY row_number() OVER (PARTITION BY dst_ip ORDER BY n DESC, b DESC, {order}) = 1
+            QUALIFY row_number() OVER (
+                PARTITION BY dst_ip
+                ORDER BY dst_controller IS NULL, dst_jurisdiction IS NULL, n DESC, b DESC, {order}
+            ) = 1
         ), totals AS (
             SELECT dst_ip, any_value(dst_asn) AS asn, any_value(dst_as_org) AS as_org,
                    any_value(dst_as_country) AS as_country, any_value(dst_geo_country) AS geo_country,
