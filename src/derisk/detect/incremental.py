@@ -68,7 +68,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from derisk.detect import default_laws_for, merge_hosts
+from derisk.detect import default_laws_for, incremental_rows, merge_hosts
 from derisk.detect.alert import Alert, LawsFor, cached_laws
 from derisk.detect.config import DetectionConfig
 from derisk.detect.incremental_beacon import score_beacons
@@ -441,17 +441,30 @@ class DetectionState:
         return table
 
     def _groups(self, rows: I64) -> Iterator[tuple[I64, pa.Table]]:
-        """The buffer rows ``rows`` (rising) read back in groups of whole hosts, one part at a time
-        (cut by :func:`host_groups` when larger), each group in buffer order with its positions."""
+        """The buffer rows ``rows`` (rising) read back in groups of whole hosts with their positions:
+        parts read one at a time and joined while a group stays within ``SCORE_ROWS`` rows (a
+        detector call has a fixed cost, so small parts are scored together), a larger part cut by
+        :func:`host_groups`; each host's rows in buffer order."""
         if len(rows) == 0:
             return
+        limit = incremental_rows.SCORE_ROWS
         parts = self.b_part[rows]
+        held: list[tuple[I64, pa.Table]] = []
+        count = 0
         for p in np.unique(parts).tolist():
             in_part = rows[parts == p]
+            if held and count + len(in_part) > limit:
+                yield np.concatenate([h[0] for h in held]), pa.concat_tables([h[1] for h in held])
+                held, count = [], 0
             table = self.rows.take(p, self.b_seq[in_part])
+            if len(in_part) <= limit:
+                held.append((in_part, table))
+                count += len(in_part)
+                continue
             for group in host_groups(self.b_key["host"][in_part].astype(np.int64)):
-                sub = table if len(group) == len(in_part) else table.take(pa.array(group, pa.int64()))
-                yield in_part[group], sub
+                yield in_part[group], table.take(pa.array(group, pa.int64()))
+        if held:
+            yield np.concatenate([h[0] for h in held]), pa.concat_tables([h[1] for h in held])
 
     # -- keys ----------------------------------------------------------------------------------
     def _names(self, key: str, rows: I64) -> set[str]:
