@@ -14,7 +14,8 @@ def _installed_version() -> str:
     """
     for entry in sys.path:
         try:
-            names = os.listdir(entry or ".")
+            with os.scandir(entry or ".") as found:
+                names = [item.name for item in found]
         except OSError:
             continue
         for name in names:
