@@ -66,8 +66,8 @@ import importlib, sys, time
 
 def load(name):  # as an analysis does: NFStream through its loader
     if name == "nfstream":
-        from derisk.ingest.pcap import _load_nfstream
-        _load_nfstream()
+        from derisk.ingest.nfstream_engine import load_nfstream
+        load_nfstream()
     else:
         importlib.import_module(name)
 

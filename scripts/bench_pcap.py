@@ -118,7 +118,8 @@ def child(mode: str, path: Path) -> None:
         return
     import nfstream  # both modes start timing with NFStream (and pandas under it) already imported
 
-    from derisk.ingest.pcap import NFSTREAM_OPTIONS, read_pcap
+    from derisk.ingest.nfstream_engine import NFSTREAM_OPTIONS
+    from derisk.ingest.pcap import read_pcap
 
     flows = 0
     scratch, analyze = _analyze_setup() if mode == "analyze" else (None, None)

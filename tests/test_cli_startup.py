@@ -118,8 +118,8 @@ def test_nfstream_gets_pandas_when_it_asks() -> None:
     """NFStream is imported with pandas deferred; its to_pandas path still finds the real pandas."""
     code = """
 import sys
-from derisk.ingest.pcap import _load_nfstream
-nfstream = _load_nfstream()
+from derisk.ingest.nfstream_engine import load_nfstream
+nfstream = load_nfstream()
 before = "pandas" in sys.modules
 frame = sys.modules["nfstream.streamer"].pd.DataFrame({"a": [1]})
 print(before, "pandas" in sys.modules, type(frame).__module__.split(".")[0])

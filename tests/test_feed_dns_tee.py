@@ -14,7 +14,8 @@ import pytest
 
 from derisk.ingest import feed_block
 from derisk.ingest.dnsanswers import _BpfProgram, _PacketHeader
-from derisk.ingest.pcap import DNS_FILTER_MPLS, DNS_FILTER_VLAN, _libpcap
+from derisk.ingest.nfstream_engine import libpcap
+from derisk.ingest.pcap import DNS_FILTER_MPLS, DNS_FILTER_VLAN
 
 MAC = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02"
 
@@ -107,7 +108,7 @@ def _bpf_takes(library: str, bpf: str, frames: list[bytes]) -> list[bool]:
 
 @pytest.mark.parametrize("bpf", [DNS_FILTER_VLAN, DNS_FILTER_MPLS])
 def test_every_frame_the_filter_takes_is_kept(bpf: str) -> None:
-    library = _libpcap()
+    library = libpcap()
     if library is None:
         pytest.skip("NFStream's engine does not export libpcap here")
     named = _frames()

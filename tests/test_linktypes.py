@@ -23,7 +23,8 @@ from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA
 from derisk.gen.packets import write_capture
 from derisk.ingest import linktypes
-from derisk.ingest.pcap import NFSTREAM_OPTIONS, read_pcap
+from derisk.ingest.nfstream_engine import NFSTREAM_OPTIONS
+from derisk.ingest.pcap import read_pcap
 from golden import conversations
 from test_ingest_pcap import assert_matches_ledger
 

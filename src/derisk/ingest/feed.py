@@ -35,6 +35,7 @@ from derisk.errors import InputError
 from derisk.ingest import feed_block, linktypes
 from derisk.ingest.decompress import decompress_errors, open_capture
 from derisk.ingest.feed_writer import Outputs, Writer
+from derisk.ingest.framing import timestamp_resolution
 from derisk.ingest.probe import PCAP_MAGICS, PCAPNG_SHB, Probe
 
 #: Larger than any record; a record that claims more is corruption, not a frame.
@@ -432,7 +433,7 @@ class Feed:
                     interfaces = []
                 elif kind == 1:
                     linktype = struct.unpack_from(endian + "H", buf, pos + 8)[0]
-                    num, den = _resolution(buf[pos + 16 : stop - 4], endian)
+                    num, den = timestamp_resolution(buf[pos + 16 : stop - 4], endian)
                     report.linktypes.add(linktype)
                     interface = (linktype, num, den, None)
                     interfaces.append(
@@ -469,7 +470,7 @@ class Feed:
         linktype, num, den, _ = interface
         if linktype == out:
             return linktype, num, den, linktypes.fix_ethernet if out == 1 else None
-        return linktype, num, den, linktypes.to_ethernet(linktype) if out == 1 else _unusable
+        return linktype, num, den, linktypes.to_ethernet(linktype) if out == 1 else linktypes.unusable
 
     def _packet(
         self,
@@ -496,24 +497,3 @@ class Feed:
         _, num, den, convert = interfaces[index]
         ts = (self._clock or 0) if units is None else units * num // den
         self._frame(writer, ts, buf[data : data + captured], wire, convert)
-
-
-def _unusable(_frame: bytes) -> None:
-    """Frames of a second link type that the output's link type cannot carry."""
-    return None
-
-
-def _resolution(options: bytes, endian: str) -> tuple[int, int]:
-    """(numerator, denominator) that turn an interface's timestamp units into microseconds."""
-    offset = 0
-    while offset + 4 <= len(options):
-        code, length = struct.unpack_from(endian + "HH", options, offset)
-        if code == 0:
-            break
-        if code == 9 and length >= 1:
-            value = options[offset + 4]
-            if value & 0x80:
-                return 1_000_000, 1 << (value & 0x7F)
-            return 1_000_000, 10**value
-        offset += 4 + ((length + 3) & ~3)
-    return 1, 1

@@ -158,3 +158,20 @@ def _walk_pcapng(path: Path, data: _Window) -> int:
         blocks += 1
         offset += length
     return packets
+
+
+def timestamp_resolution(options: bytes, endian: str) -> tuple[int, int]:
+    """(numerator, denominator) that turn a pcapng interface's timestamp units into microseconds, from
+    the options of its interface description block (``if_tsresol``, code 9; microseconds without it)."""
+    offset = 0
+    while offset + 4 <= len(options):
+        code, length = struct.unpack_from(endian + "HH", options, offset)
+        if code == 0:
+            break
+        if code == 9 and length >= 1:
+            value = options[offset + 4]
+            if value & 0x80:
+                return 1_000_000, 1 << (value & 0x7F)
+            return 1_000_000, 10**value
+        offset += 4 + ((length + 3) & ~3)
+    return 1, 1

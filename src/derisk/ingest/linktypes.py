@@ -227,3 +227,8 @@ def to_ethernet(linktype: int) -> Frame | None:
 def supported(linktype: int) -> bool:
     """Whether derisk can meter captures of this link type (as they are or converted)."""
     return linktype in NATIVE or linktype in _CONVERTERS
+
+
+def unusable(_frame: bytes) -> None:
+    """A converter for frames of a second link type that the output's link type cannot carry."""
+    return None

@@ -17,22 +17,16 @@ NFStream meters flows and nDPI labels them; derisk does not meter packets itself
    rest of the pipeline works on them while the meter runs; a watchdog
    (:mod:`derisk.ingest.meterwatch`) turns a crashed meter into an error.
 
-Only this module and the watchdog import nfstream.
+Only :mod:`derisk.ingest.nfstream_engine` and the watchdog import nfstream.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
-import importlib.util
 import logging
 import os
-import stat
-import sys
 import tempfile
-import threading
-import types
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -41,7 +35,6 @@ from typing import Any, Final
 import dpkt
 import pyarrow as pa
 
-from derisk import children
 from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA, MIN_BATCH_ROWS, batch_from_columns
 from derisk.ingest import linktypes
@@ -49,23 +42,16 @@ from derisk.ingest.dnsanswers import AnswerMap, LongQueries, decode_ip, note, sc
 from derisk.ingest.feed import Feed, FeedReport
 from derisk.ingest.framing import CaptureInfo, capture_format, inspect_capture, os_error
 from derisk.ingest.meterwatch import MeterWatch
+from derisk.ingest.nfstream_engine import NFSTREAM_OPTIONS
+from derisk.ingest.nfstream_engine import libpcap as _libpcap
+from derisk.ingest.nfstream_engine import load_nfstream as _load_nfstream
+from derisk.ingest.nfstream_engine import streamer as _streamer
 from derisk.ingest.probe import Probe, probe
 from derisk.safetext import bound
 
-__all__ = ["NFSTREAM_OPTIONS", "CaptureInfo", "capture_format", "inspect_capture", "read_pcap", "scan"]
+__all__ = ["CaptureInfo", "capture_format", "inspect_capture", "read_pcap", "scan"]
 
 log = logging.getLogger(__name__)
-
-#: NFStream options shared by the meter and the benchmark's bare run, so the two measure the same work.
-NFSTREAM_OPTIONS: Final[dict[str, Any]] = {
-    "decode_tunnels": True,
-    "idle_timeout": 120,
-    "active_timeout": 1800,
-    "accounting_mode": 1,  # IP layer: the IP total length of each packet
-    "n_dissections": 20,
-    "statistical_analysis": False,
-    "splt_analysis": 0,
-}
 
 #: BPF filter of the DNS pass.
 DNS_FILTER: Final = "port 53"
@@ -89,71 +75,6 @@ _PORTED = {6, 17, 132}  # TCP, UDP, SCTP: the protocols whose flows have ports
 
 def _fail(path: Path, what: str) -> InputError:
     return InputError(what, source=str(path))
-
-
-class _DeferredPandas(types.ModuleType):
-    """What NFStream's streamer module gets for ``import pandas``: pandas itself is imported on the
-    first attribute asked for (only its ``to_pandas`` would ask; derisk reads flows one by one)."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(importlib.import_module("pandas"), name)
-
-
-_nfstream_lock = threading.Lock()
-
-
-def _load_nfstream() -> Any:
-    """Import NFStream on first use: ``derisk --help`` needs none of it.
-
-    NFStream's package imports pandas at its top for ``to_pandas`` alone (0.25-0.45 CPU s); unless
-    pandas is loaded already, NFStream is imported with a stand-in that imports pandas when used.
-    Its meter processes are forked: :func:`derisk.children.install` makes each end with its parent.
-    """
-    with _nfstream_lock:
-        if "nfstream" not in sys.modules and "pandas" not in sys.modules:
-            sys.modules["pandas"] = _DeferredPandas("pandas")
-            try:
-                import nfstream
-            finally:
-                if isinstance(sys.modules.get("pandas"), _DeferredPandas):
-                    del sys.modules["pandas"]
-        import nfstream
-    children.install()
-    return nfstream
-
-
-_PIPE_STREAMER: Any = None
-
-
-def _pipe_streamer() -> Any:
-    """NFStreamer that also takes a named pipe as a capture file (NFStream checks ``isfile``)."""
-    global _PIPE_STREAMER
-    if _PIPE_STREAMER is None:
-        nfstream = _load_nfstream()
-        from nfstream.utils import NFMode
-
-        base = nfstream.NFStreamer
-
-        class PipeStreamer(base):  # type: ignore[misc,valid-type]
-            @property
-            def source(self) -> Any:
-                return self._source
-
-            @source.setter
-            def source(self, value: Any) -> None:
-                path = Path(os.fspath(value))
-                if not stat.S_ISFIFO(path.stat().st_mode):
-                    raise ValueError(f"{path} is not a named pipe")
-                self._mode, self._source = NFMode.SINGLE_FILE, str(path)
-
-        _PIPE_STREAMER = PipeStreamer
-    return _PIPE_STREAMER
-
-
-def _streamer(path: Path, **options: Any) -> Any:
-    if stat.S_ISFIFO(path.stat().st_mode):
-        return _pipe_streamer()(source=str(path), **options)
-    return _load_nfstream().NFStreamer(source=str(path), **options)
 
 
 def _dns_plugin() -> Any:
@@ -190,12 +111,6 @@ def dns_pass(path: Path) -> tuple[AnswerMap, LongQueries]:
                 answers.add(time_ms, name, address)
         queries.merge(flow_queries)
     return answers, queries
-
-
-def _libpcap() -> str | None:
-    """The shared library with libpcap that NFStream ships (its engine exports libpcap's functions)."""
-    spec = importlib.util.find_spec("_lib_engine")
-    return spec.origin if spec is not None and spec.origin else None
 
 
 def scan(

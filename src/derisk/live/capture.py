@@ -10,7 +10,7 @@ stops (documented in ``docs/watch.md``).
 Live metering needs the capture capability (``CAP_NET_RAW``; ``setcap cap_net_raw,cap_net_admin+eip``
 on the interpreter, or ``AmbientCapabilities=CAP_NET_RAW`` in the systemd unit). An interface that
 is missing or goes away is reported, counted and tried again with a growing pause; it never stops
-the watch. NFStream is reached through :mod:`derisk.ingest.pcap` (its adapter) and the meter
+the watch. NFStream is reached through :mod:`derisk.ingest.nfstream_engine` (its adapter) and the meter
 watchdog (:mod:`derisk.ingest.meterwatch`), which also stops a running streamer.
 """
 
@@ -30,7 +30,7 @@ import duckdb
 
 from derisk.errors import InputError
 from derisk.flows import batch_from_columns, input_id_for
-from derisk.ingest import pcap
+from derisk.ingest import nfstream_engine, pcap
 from derisk.ingest.meterwatch import MeterWatch
 from derisk.live.sources import Chunk, Context, Source
 
@@ -150,9 +150,9 @@ class InterfaceSource(Source):
     def _meter(self) -> None:
         if not interface_exists(self.interface):
             raise InputError("no such network interface", source=self.interface)
-        nfstream = pcap._load_nfstream()
+        nfstream = nfstream_engine.load_nfstream()
         options = {
-            **pcap.NFSTREAM_OPTIONS,
+            **nfstream_engine.NFSTREAM_OPTIONS,
             "idle_timeout": self.idle_timeout,
             "active_timeout": self.active_timeout,
         }
