@@ -52,8 +52,9 @@ CLEAR_LEAD: Final = 8.0
 MIN_SCORE: Final = 60.0
 #: Below this, a best candidate is only "the nearest name", not a match.
 MATCH_SCORE: Final = 80.0
-#: Keys this short are matched exactly, never fuzzily.
-SHORT_KEY: Final = 2
+#: Keys this short are matched exactly, never fuzzily: partial scoring finds a three-letter acronym
+#: inside any longer name ("STE", Syrian Telecom's, inside "Zzyzx Nonexistent Holdings").
+SHORT_KEY: Final = 3
 
 
 @lru_cache(maxsize=65536)
@@ -124,8 +125,8 @@ def find_entities(
             best[entity_id] = 100.0
     from rapidfuzz import fuzz, process  # imported on first search, not by every analysis
 
-    # A key of one or two letters ("ly" for LY Corp) matches only itself: partial scoring would
-    # find it inside any name.
+    # A key of up to three letters ("ly" for LY Corp, "ste") matches only itself: partial scoring
+    # would find it inside any name.
     fuzzy = [c if len(c) > SHORT_KEY else "" for c in choices]
     for index, choice in enumerate(choices):
         if choice == wanted:
