@@ -17,7 +17,7 @@ from derisk import __version__
 from derisk.cli import main
 from derisk.enrich.ipdata import load_ipdata
 from derisk.gen.zeek import Session, build_logs, write_logs
-from derisk.store.parquet import open_dataset
+from derisk.store.parquet import SPARK_DRIVER_MEMORY, open_dataset
 
 T0 = 1_780_012_800.0  # 2026-05-29 00:00 UTC
 SITE = (
@@ -216,9 +216,14 @@ def test_the_dataset_memory_limit_comes_from_the_environment(
     reference = json.loads((root / "ws.json").read_text(encoding="utf-8"))
     with open_dataset(exported["ds"]) as (ws, _):
         assert ws.query("SELECT current_setting('memory_limit')")[0][0] == "1.8 GiB"  # 2 GB
+    # the Spark driver's document: half, so the driver stays under 2 GB beside its JVM
+    with open_dataset(exported["ds"], memory_default=SPARK_DRIVER_MEMORY) as (ws, _):
+        assert ws.query("SELECT current_setting('memory_limit')")[0][0] == "953.6 MiB"  # 1 GB
     monkeypatch.setenv("DERISK_DATASET_MEMORY", "256MB")
     with open_dataset(exported["ds"]) as (ws, _):
         assert ws.query("SELECT current_setting('memory_limit')")[0][0] == "244.1 MiB"
+    with open_dataset(exported["ds"], memory_default=SPARK_DRIVER_MEMORY) as (ws, _):
+        assert ws.query("SELECT current_setting('memory_limit')")[0][0] == "244.1 MiB"  # the variable wins
     # the same document under a small limit: the document's queries aggregate distinct values
     small = analyse_json(["analyze", str(exported["ds"]), *common], tmp_path / "small.json")
     assert traffic(small) == traffic(reference)

@@ -96,9 +96,10 @@ def analyse_dataset(
 ) -> dict[str, Any]:
     """``derisk.analysis/1`` of a Parquet dataset, read in place by DuckDB (nothing copied)."""
     from derisk.analysis import build_document
-    from derisk.store.parquet import open_dataset, stored_alerts
+    from derisk.store.parquet import DATASET_MEMORY, SPARK_DRIVER_MEMORY, open_dataset, stored_alerts
 
-    with open_dataset(folder) as (ws, manifest):
+    limit = SPARK_DRIVER_MEMORY if engine == "spark" else DATASET_MEMORY
+    with open_dataset(folder, memory_default=limit) as (ws, manifest):
         return build_document(
             ws,
             site,

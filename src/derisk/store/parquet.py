@@ -73,17 +73,21 @@ _ATTR_KEYS: Final = ("dst_asn", "dst_domain", "dst_as_country")
 #: document's queries aggregate distinct values and spill beyond it (into the dataset's private
 #: temporary folder); the detections' cut into buckets writes through it.
 DATASET_MEMORY: Final = "2GB"
+#: The same limit in the Spark driver's process, which shares the machine with the JVM (driver and,
+#: in local mode, executors) and builds the document after the job: half, so that the driver stays
+#: under 2 GB resident at any size (issue 16); ``$DERISK_DATASET_MEMORY`` overrides it too.
+SPARK_DRIVER_MEMORY: Final = "1GB"
 MEMORY_VARIABLE: Final = "DERISK_DATASET_MEMORY"
 _MEMORY_SIZE: Final = re.compile(r"[0-9]+(\.[0-9]+)? ?([KMGT]i?B)", re.IGNORECASE)
 
 
-def dataset_memory(environ: dict[str, str] | None = None) -> str:
+def dataset_memory(environ: dict[str, str] | None = None, *, default: str = DATASET_MEMORY) -> str:
     """DuckDB's memory limit over a dataset: ``$DERISK_DATASET_MEMORY`` (``512MB``, ``4GB``, ``1.5GiB``)
-    or :data:`DATASET_MEMORY`; ConfigError on a value DuckDB would not take as a size."""
+    or ``default``; ConfigError on a value DuckDB would not take as a size."""
     environ = dict(os.environ) if environ is None else environ
     value = environ.get(MEMORY_VARIABLE, "").strip()
     if not value:
-        return DATASET_MEMORY
+        return default
     if not _MEMORY_SIZE.fullmatch(value):
         raise ConfigError(
             f"{MEMORY_VARIABLE}: {value!r} is not a memory size (expected a number and a unit: "
@@ -333,14 +337,17 @@ def _views(con: duckdb.DuckDBPyConnection, folder: Path, manifest: dict[str, Any
 
 
 @contextlib.contextmanager
-def open_dataset(folder: Path) -> Iterator[tuple[Workspace, dict[str, Any]]]:
+def open_dataset(
+    folder: Path, *, memory_default: str = DATASET_MEMORY
+) -> Iterator[tuple[Workspace, dict[str, Any]]]:
     """The dataset as a read-only workspace whose tables are views over its Parquet files.
 
     Nothing is copied: the analysis queries run on the Parquet files through DuckDB, so a dataset
     larger than memory is read as it is. The views live in a temporary database removed afterwards.
+    DuckDB's memory limit is ``$DERISK_DATASET_MEMORY`` or ``memory_default``.
     """
     manifest = check_dataset(folder)
-    memory = dataset_memory()
+    memory = dataset_memory(default=memory_default)
     with tempfile.TemporaryDirectory(prefix="derisk-dataset-") as tmp:
         db = Path(tmp) / DB_FILE
         try:
