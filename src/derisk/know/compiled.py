@@ -15,16 +15,20 @@ What makes it safe to read (JSON only: nothing in it is executed):
 * **the key**: a SHA-256 of the derisk version, of every file of ``derisk/data/groups`` (name and
   bytes) and of the source of the modules that compile them; a file with another key is stale and
   is replaced;
-* **the digest**: a SHA-256 of the payload written in the header; a file cut or altered after it
-  was written is rebuilt;
+* **the digests**: a SHA-256 of each of the payload's two sections written in the header; a file
+  cut or altered after it was written is rebuilt;
 * **the owner**: the file must belong to the user running derisk and be writable by no one else
   (checked on the opened file), the folder likewise when derisk creates it, so a file that another
   user placed in a shared cache folder is never read;
 * **the round trip**: before writing, the encoded graph and index are decoded again and compared
   with what was built; anything that would not come back equal is not cached.
 
-The file is written to a temporary name in the same folder and renamed over the old one, so a
-reader sees the old file or the new one, never half of one. Any problem with the cache (no home,
+The payload has two sections, one JSON document a line: the attribution index (with the sources
+and assessments) and the graph's entities and links. A run reads the first; the second is decoded
+(and its digest checked) the first time something asks for the graph's entities or links (an AS
+organisation name to match, ``entity show``, an imported graph to merge): most analyses never do,
+and it is half of the file (0.06 CPU s). The file is written to a temporary name in the same folder
+and renamed over the old one, so a reader sees the old file or the new one, never half of one. Any problem with the cache (no home,
 a read-only folder, a foreign or corrupt file) only means the graph is built as without it.
 """
 
@@ -54,7 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-FORMAT: Final = "derisk-compiled-graph/1"
+FORMAT: Final = "derisk-compiled-graph/2"
 FILE_NAME: Final = "curated-graph.json"
 #: Besides ``derisk/know/*.py``, the modules and data whose content decides what the compiled graph
 #: and index hold (all in the key).
@@ -141,7 +145,7 @@ def load(build: Callable[[], Graph]) -> Graph:
     with _lock:
         folder = cache_dir()
         key = cache_key() if folder is not None else ""
-        found = _read(folder / FILE_NAME, key) if folder is not None else None
+        found = _read(folder / FILE_NAME, key, build) if folder is not None else None
         if found is None:
             graph = build()
             index = build_index(graph)
@@ -162,7 +166,7 @@ def _owned_by_me(info: os.stat_result) -> bool:
     return stat.S_ISREG(info.st_mode) and mine and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def _read(path: Path, key: str) -> Compiled | None:
+def _read(path: Path, key: str, build: Callable[[], Graph]) -> Compiled | None:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
@@ -172,20 +176,31 @@ def _read(path: Path, key: str) -> Compiled | None:
             if not _owned_by_me(os.fstat(fh.fileno())):
                 log.warning("%s: not read: not a file of this user, or writable by others", path)
                 return None
-            data = fh.read()
+            header_line, index_part, graph_part = fh.readline(), fh.readline(), fh.read()
     except OSError as exc:
         log.debug("%s: not read: %s", path, exc)
         return None
-    header_line, _, payload = data.partition(b"\n")
     try:
         header = json.loads(header_line)
         if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("key") != key:
             return None  # another version, other data: stale, rebuilt
-        if header.get("sha256") != hashlib.sha256(payload).hexdigest():
-            log.warning("%s: corrupt (its digest does not match); rebuilding it", path)
+        index = memoryview(index_part)[:-1]  # without its newline (not copied)
+        if (
+            not index_part.endswith(b"\n")
+            or header.get("index_sha256") != hashlib.sha256(index).hexdigest()
+            or header.get("graph_bytes") != len(graph_part)
+        ):
+            log.warning("%s: corrupt (its digest or length does not match); rebuilding it", path)
             return None
         with _collector_paused():
-            return _decode(json.loads(payload))
+            doc = json.loads(index_part)
+            sources, assessments = _decode_sources(doc)
+            graph = _LazyGraph.pending(
+                _Pending(path, graph_part, str(header["graph_sha256"]), sources, build),
+                assessments,
+                str(doc["fingerprint"]),
+            )
+            return _decode_index(doc, graph)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         log.warning("%s: unreadable (%s); rebuilding it", path, exc)
         return None
@@ -213,18 +228,42 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _decode(doc: dict[str, Any]) -> Compiled:
-    from derisk.know.attribution import Match
-
-    match_fields = _match_fields()
+def _decode_sources(doc: dict[str, Any]) -> tuple[list[Source], tuple[Assessment, ...]]:
+    """The index section's sources (the graph section refers to them by number) and assessments,
+    once its data classes are checked to be those it was written for."""
     if (
         doc["entity_fields"] != list(_ENTITY_FIELDS)
         or doc["link_fields"] != list(_LINK_FIELDS)
         or doc["source_fields"] != list(_SOURCE_FIELDS)
-        or doc["match_fields"] != list(match_fields)
+        or doc["match_fields"] != list(_match_fields())
     ):
         raise ValueError("written for other data classes")
     sources = [_make(Source, dict(zip(_SOURCE_FIELDS, row, strict=True))) for row in doc["sources"]]
+    assessments = tuple(Assessment(g, says, sources[s], c) for g, says, s, c in doc["assessments"])
+    return sources, assessments
+
+
+def _decode_index(doc: dict[str, Any], graph: Graph) -> Compiled:
+    from derisk.know.attribution import Match
+
+    match_fields = _match_fields()
+    new = object.__new__
+    matches = []
+    for row in doc["matches"]:  # as _make makes them, without a dict per row (ten thousand of them)
+        match = new(Match)
+        values = match.__dict__
+        values.update(zip(match_fields, row, strict=True))
+        values["path"], values["joint"] = tuple(values["path"]), tuple(values["joint"])
+        matches.append(match)
+    return Compiled(
+        graph=graph,
+        by_asn={int(asn): matches[i] for asn, i in doc["by_asn"]},
+        by_domain={str(domain): matches[i] for domain, i in doc["by_domain"]},
+        conflicts=tuple(str(c) for c in doc["conflicts"]),
+    )
+
+
+def _decode_graph(doc: dict[str, Any], sources: list[Source]) -> tuple[dict[str, Entity], tuple[Link, ...]]:
     entities: dict[str, Entity] = {}
     for row in doc["entities"]:
         values = dict(zip(_ENTITY_FIELDS, row, strict=True))
@@ -237,20 +276,7 @@ def _decode(doc: dict[str, Any]) -> Compiled:
         values = dict(zip(_LINK_FIELDS, row, strict=True))
         values["source"] = None if values["source"] is None else sources[values["source"]]
         links.append(_make(Link, values))
-    assessments = tuple(Assessment(g, says, sources[s], c) for g, says, s, c in doc["assessments"])
-    graph = Graph(entities=entities, links=tuple(links), assessments=assessments)
-    graph.fingerprint = str(doc["fingerprint"])
-    matches = []
-    for row in doc["matches"]:
-        values = dict(zip(match_fields, row, strict=True))
-        values["path"], values["joint"] = tuple(values["path"]), tuple(values["joint"])
-        matches.append(_make(Match, values))
-    return Compiled(
-        graph=graph,
-        by_asn={int(asn): matches[i] for asn, i in doc["by_asn"]},
-        by_domain={str(domain): matches[i] for domain, i in doc["by_domain"]},
-        conflicts=tuple(str(c) for c in doc["conflicts"]),
-    )
+    return entities, tuple(links)
 
 
 def _match_fields() -> tuple[str, ...]:
@@ -259,10 +285,81 @@ def _match_fields() -> tuple[str, ...]:
     return tuple(f.name for f in fields(Match))
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """The graph section of a cache file, not decoded yet, and how to build the graph instead."""
+
+    path: Path
+    payload: bytes
+    sha256: str
+    sources: list[Source]
+    build: Callable[[], Graph]
+
+
+#: Fields of :class:`_LazyGraph` decoded on first use (the others are read with the index).
+_LAZY: Final = frozenset({"entities", "links"})
+_COMPARED: Final = tuple(f.name for f in fields(Graph) if f.compare)
+_decoding = threading.Lock()
+
+
+class _LazyGraph(Graph):
+    """The curated graph read from the cache: a :class:`~derisk.know.graph.Graph` whose entities and
+    links are decoded from the cache file's graph section when first asked for (equal, in every
+    use, to the graph that section holds; if it turns out damaged, the graph is built instead)."""
+
+    @classmethod
+    def pending(cls, pending: _Pending, assessments: tuple[Assessment, ...], fingerprint: str) -> Graph:
+        graph = object.__new__(cls)  # no __init__: the lazy fields stay unset until first asked for
+        graph.__dict__.update(
+            _pending=pending, assessments=assessments, fingerprint=fingerprint, registry=None,
+            registry_claimed=(frozenset(), frozenset()), registry_joined=frozenset(),
+        )  # fmt: skip
+        return graph
+
+    def __getattr__(self, name: str) -> Any:  # called only for attributes not set yet
+        if name not in _LAZY:
+            raise AttributeError(name)
+        with _decoding:
+            pending = self.__dict__.pop("_pending", None)
+            if pending is not None:
+                entities, links = _materialise(pending)
+                self.__dict__.setdefault("entities", entities)
+                self.__dict__.setdefault("links", links)
+        return self.__dict__[name]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _COMPARED)
+
+    __hash__ = None  # type: ignore[assignment]  # as Graph's: mutable
+
+    def __getstate__(self) -> dict[str, Any]:  # pickle and copy: everything decoded
+        for name in _LAZY:
+            getattr(self, name)
+        return dict(self.__dict__)
+
+
+def _materialise(pending: _Pending) -> tuple[dict[str, Entity], tuple[Link, ...]]:
+    """The entities and links of a cache file's graph section, else of a built graph."""
+    try:
+        if hashlib.sha256(pending.payload).hexdigest() != pending.sha256:
+            raise ValueError("its digest does not match")
+        with _collector_paused():
+            return _decode_graph(json.loads(pending.payload), pending.sources)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        log.warning("%s: graph section unreadable (%s); building the graph", pending.path, exc)
+        with contextlib.suppress(OSError):
+            pending.path.unlink()  # the next run writes it again
+        built = pending.build()
+        return dict(built.entities), tuple(built.links)
+
+
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def _encode(compiled: Compiled) -> dict[str, Any]:
+def _encode(compiled: Compiled) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The index section and the graph section."""
     graph = compiled.graph
     source_ids: dict[Source, int] = {}
 
@@ -290,21 +387,30 @@ def _encode(compiled: Compiled) -> dict[str, Any]:
     match_ids: dict[Match, int] = {}
     for match in [*compiled.by_asn.values(), *compiled.by_domain.values()]:
         match_ids.setdefault(match, len(match_ids))
-    return {
+    index = {
         "entity_fields": _ENTITY_FIELDS,
         "link_fields": _LINK_FIELDS,
         "source_fields": _SOURCE_FIELDS,
         "match_fields": _match_fields(),
         "fingerprint": graph.version,
         "sources": [[getattr(s, n) for n in _SOURCE_FIELDS] for s in source_ids],
-        "entities": entities,
-        "links": links,
         "assessments": assessments,
         "matches": [[getattr(m, n) for n in _match_fields()] for m in match_ids],
         "by_asn": [[asn, match_ids[m]] for asn, m in compiled.by_asn.items()],
         "by_domain": [[domain, match_ids[m]] for domain, m in compiled.by_domain.items()],
         "conflicts": list(compiled.conflicts),
     }
+    return index, {"entities": entities, "links": links}
+
+
+def _decode(index_payload: bytes, graph_payload: bytes) -> Compiled:
+    """Both sections decoded at once (the round trip before writing)."""
+    doc = json.loads(index_payload)
+    sources, assessments = _decode_sources(doc)
+    entities, links = _decode_graph(json.loads(graph_payload), sources)
+    graph = Graph(entities=entities, links=links, assessments=assessments)
+    graph.fingerprint = str(doc["fingerprint"])
+    return _decode_index(doc, graph)
 
 
 def _same(a: Compiled, b: Compiled) -> bool:
@@ -318,23 +424,34 @@ def _same(a: Compiled, b: Compiled) -> bool:
     )
 
 
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()  # one line: no newline
+
+
 def _write(folder: Path, key: str, compiled: Compiled) -> None:
     """Write the cache file atomically; any failure only leaves the cache as it was."""
     try:
-        payload = json.dumps(_encode(compiled), ensure_ascii=False, separators=(",", ":")).encode()
-        if not _same(_decode(json.loads(payload)), compiled):
+        index_doc, graph_doc = _encode(compiled)
+        index, graph = _dumps(index_doc), _dumps(graph_doc)
+        if not _same(_decode(index, graph), compiled):
             log.warning("the curated graph does not survive a JSON round trip; not cached")
             return
     except (TypeError, ValueError, KeyError, IndexError) as exc:
         log.warning("the curated graph cannot be cached (%s)", exc)
         return
-    header = json.dumps({"format": FORMAT, "key": key, "sha256": hashlib.sha256(payload).hexdigest()})
+    header = {
+        "format": FORMAT,
+        "key": key,
+        "index_sha256": hashlib.sha256(index).hexdigest(),
+        "graph_sha256": hashlib.sha256(graph).hexdigest(),
+        "graph_bytes": len(graph),
+    }
     temp: str | None = None
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=".curated-graph-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(header.encode() + b"\n" + payload)
+            fh.write(json.dumps(header).encode() + b"\n" + index + b"\n" + graph)
         Path(temp).replace(folder / FILE_NAME)
         temp = None
     except OSError as exc:
