@@ -8,13 +8,17 @@ that no rule matches on its own (it is not a rule and not covered by a wildcard 
 exception rules ``!name`` only occur under wildcards) has the public suffix of its parent, so when the parent has a registrable domain the
 name has the same one. The shortcut is taken only for plain host names (ASCII letters, digits,
 ``-`` and ``_``, no empty label, no punycode label, whose rules the list spells in Unicode); every
-other name goes to tldextract as it is. A test checks the two ways agree on every rule of the list.
+other name goes to tldextract as it is. A plain name's public suffix is found by the walk
+tldextract makes over the same rules, read from its bundled list without importing it; tldextract
+is imported only for the other names. Tests check the ways agree on every rule of the list.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 import pyarrow as pa
@@ -28,38 +32,76 @@ if TYPE_CHECKING:
 _MAX_NAME = 253
 _BLANK_OR_CONTROL: Final = re.compile(r"[\x00-\x20\s]")
 _PLAIN_HOST: Final = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)+")
+_PLAIN_LABELS: Final = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 
 
 class _Suffixes(NamedTuple):
-    """The bundled list, parsed once on first use (about 0.3 CPU s, which a run without server
-    names, or ``--help``, should not pay)."""
+    """The ICANN rules of tldextract's bundled list, read once on first use (5 ms; tldextract
+    itself, 0.12 CPU s to import and 0.06 to parse its list, only for names not plain)."""
 
-    extract: tldextract.TLDExtract
     rules: frozenset[str]
+    #: Every rule and every trailing part of one (``uk`` of ``co.uk``): the nodes of tldextract's trie.
+    nodes: frozenset[str]
     wildcard_bases: frozenset[str]
     rules_array: pa.Array
     wildcard_array: pa.Array
 
 
+#: How tldextract picks the rules out of the list's text (``suffix_list.PUBLIC_SUFFIX_RE``).
+_RULE: Final = re.compile(r"^(?P<suffix>[.*!]*\w[\S]*)", re.UNICODE | re.MULTILINE)
+_PRIVATE_START: Final = "// ===BEGIN PRIVATE DOMAINS==="
+
+
+def _snapshot() -> str:
+    """The text of the list tldextract bundles (``.tld_set_snapshot``), found without importing it."""
+    spec = importlib.util.find_spec("tldextract")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("tldextract is not installed", name="tldextract")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return (folder / ".tld_set_snapshot").read_text(encoding="utf-8")
+
+
 @lru_cache(maxsize=1)
 def _suffixes() -> _Suffixes:
-    import tldextract  # 0.16 CPU s to import: only runs with server names pay it
-
-    extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False)
-    rules = frozenset(extract.tlds)
+    public, _, _ = _snapshot().partition(_PRIVATE_START)
+    rules = frozenset(match.group("suffix") for match in _RULE.finditer(public))
+    nodes = frozenset(rule.split(".", i)[-1] for rule in rules for i in range(rule.count(".") + 1))
     wildcards = frozenset(rule[2:] for rule in rules if rule.startswith("*."))
     return _Suffixes(
-        extract,
         rules,
+        nodes,
         wildcards,
         pa.array(sorted(rules), pa.string()),
         pa.array(sorted(wildcards), pa.string()),
     )
 
 
+@lru_cache(maxsize=1)
 def extractor() -> tldextract.TLDExtract:
     """The one public-suffix splitter of derisk (ICANN section, bundled list, no network)."""
-    return _suffixes().extract
+    import tldextract  # 0.12 CPU s to import: only what needs more than plain host names pays it
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False)
+
+
+def _plain_suffix_index(labels: list[str], psl: _Suffixes) -> int | None:
+    """Where the public suffix of a plain host name's ``labels`` starts, as tldextract's trie walk
+    (``_PublicSuffixListTLDExtractor.suffix_index``) finds it, over the same rules; None: no suffix.
+    Plain names (see the module's description) need neither its punycode decoding nor its URL
+    parsing; a test checks that both agree on names built from every rule of the list."""
+    found = len(labels)
+    matched = ""  # the labels matched so far, joined: a node of the trie ("" is its root)
+    for i in range(len(labels) - 1, -1, -1):
+        node = f"{labels[i]}.{matched}" if matched else labels[i]
+        if node in psl.nodes:
+            matched = node
+            if node in psl.rules:
+                found = i
+            continue
+        if (f"*.{matched}" if matched else "*") in psl.nodes:
+            return i + 1 if f"!{node}" in psl.nodes else i
+        break
+    return None if found == len(labels) else found
 
 
 @lru_cache(maxsize=200_000)
@@ -80,19 +122,27 @@ def registrable_clean(candidate: str) -> str | None:
         above = registrable_clean(parent)
         if above is not None:
             return above
-    parts = _suffixes().extract(candidate)
+    if _plain(candidate):
+        labels = candidate.split(".")
+        start = _plain_suffix_index(labels, _suffixes())
+        return None if not start else ".".join(labels[start - 1 :])
+    parts = extractor()(candidate)
     if not parts.suffix or not parts.domain:
         return None
     return f"{parts.domain}.{parts.suffix}"
+
+
+def _plain(name: str) -> bool:
+    """A plain host name (or label): ASCII letters, digits, ``-`` and ``_``, no empty label, no
+    punycode."""
+    return len(name) <= _MAX_NAME and "xn--" not in name and _PLAIN_LABELS.fullmatch(name) is not None
 
 
 def _inherits_suffix(name: str, parent: str) -> bool:
     """Whether ``name`` has its parent's public suffix (see the module's description)."""
     psl = _suffixes()
     return (
-        len(name) <= _MAX_NAME  # a DNS name's length: bounds the recursion over parents
-        and "xn--" not in name
-        and _PLAIN_HOST.fullmatch(name) is not None
+        _plain(name)  # a DNS name's length (in it) bounds the recursion over parents
         and name not in psl.rules
         and parent not in psl.wildcard_bases  # exception rules (``!name``) sit under a wildcard too
     )
