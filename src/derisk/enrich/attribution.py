@@ -7,7 +7,10 @@ Every destination is attributed on two layers, each through the control graph (:
   registration country, marked ``as-registration`` and ``guess`` so that nobody mistakes an
   inference for a finding;
 * the **service**, whose name the traffic carries (SNI, HTTP Host, DNS answer): the graph entity of
-  the registrable domain.
+  the registrable domain; for a name the graph does not list, the general rules of
+  :mod:`derisk.enrich.service_rules` (a group's brand under another public suffix, or the
+  operator's own name, each only when the same flow's infrastructure corroborates it), with their
+  own basis (``brand-domain``, ``operator-domain``) and the confidence ``inferred``.
 
 The combined columns (``dst_org`` … ``dst_jurisdiction_basis``) keep their meaning: the service when
 the graph knows it, else the infrastructure operator; the AS operator stays visible as
@@ -31,6 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from derisk.enrich.service_rules import BRAND_BASIS, OPERATOR_BASIS, ServiceRules
 from derisk.flows import ATTRIBUTION_FIELDS, GUESS_CONFIDENCE
 from derisk.know.attribution import AttributionIndex, Match, match_from
 from derisk.know.resolve import resolve_controller
@@ -81,7 +85,9 @@ def _row(
 
     # The combined view: the service when the graph knows it, else the infrastructure operator.
     chosen, chosen_basis = (
-        (service_match, "domain") if service_match is not None else (infra_match, infra_basis)
+        (service_match, service_basis or "domain")
+        if service_match is not None
+        else (infra_match, infra_basis)
     )
     if chosen is not None:
         # A name the graph does not know (nest.com on Amazon's servers): the operator's jurisdiction
@@ -205,6 +211,19 @@ def prefetch(
             index._by_org_name.clear()
 
 
+def _inferred_service(
+    rules: ServiceRules, domain: str, infra: Match | None, as_org: str | None
+) -> tuple[Match | None, str]:
+    """A name the graph does not list: the rules of :mod:`derisk.enrich.service_rules`, else unknown."""
+    found = rules.brand(domain, infra)
+    if found is not None:
+        return found, BRAND_BASIS
+    found = rules.operator(domain, infra, as_org)
+    if found is not None:
+        return found, OPERATOR_BASIS
+    return None, "unknown"
+
+
 def attribute(keys: pa.Table, index: AttributionIndex) -> pa.Table:
     """One attribution row per distinct key (``dst_asn``, ``dst_domain``, ``dst_as_country``)."""
     if index.graph is not None and index.graph.registry is not None:
@@ -221,7 +240,11 @@ def attribute(keys: pa.Table, index: AttributionIndex) -> pa.Table:
             }
             prefetch(index, as_orgs=unmatched)
     infra_cache: dict[tuple[Any, Any, Any], tuple[Match | None, str]] = {}
-    service_cache: dict[str, tuple[Match | None, str]] = {}
+    service_cache: dict[str, Match | None] = {}
+    inferred_cache: dict[tuple[str, Any, Any], tuple[Match | None, str]] = {}
+    rules = index.__dict__.get("_service_rules")
+    if not isinstance(rules, ServiceRules):  # kept with the index: its caches serve later batches
+        rules = index.__dict__["_service_rules"] = ServiceRules(index)
     rows = []
     for key in keys.to_pylist():
         ikey = (key.get("dst_asn"), key.get("dst_as_org"), key.get("dst_as_country"))
@@ -231,11 +254,16 @@ def attribute(keys: pa.Table, index: AttributionIndex) -> pa.Table:
         domain = key.get("dst_domain")
         service: tuple[Match | None, str | None] = (None, None)
         if domain:
-            cached = service_cache.get(domain)
-            if cached is None:
-                found = index.match_domain(domain)
-                cached = service_cache[domain] = (found, "domain" if found is not None else "unknown")
-            service = cached
+            if domain not in service_cache:
+                service_cache[domain] = index.match_domain(domain)
+            found = service_cache[domain]
+            if found is not None:
+                service = (found, "domain")
+            else:
+                rkey = (domain, infra[0].org_id if infra[0] is not None else None, key.get("dst_as_org"))
+                if rkey not in inferred_cache:
+                    inferred_cache[rkey] = _inferred_service(rules, domain, infra[0], key.get("dst_as_org"))
+                service = inferred_cache[rkey]
         rows.append(_row(key, infra, service, index.version))
     schema = pa.schema(
         [

@@ -18,7 +18,7 @@ _EXTERNAL: Final = EXPOSED
 
 #: Which layer the combined attribution (``dst_jurisdiction``) of a flow comes from.
 _COMBINED_LAYER: Final = """CASE
-    WHEN dst_service_basis = 'domain' THEN 'service'
+    WHEN dst_service_basis IS NOT NULL AND dst_service_basis <> 'unknown' THEN 'service'
     WHEN dst_infra_basis IN ('asn', 'as-org-name') THEN 'infrastructure'
     WHEN dst_infra_basis = 'as-registration' THEN 'registration-guess'
     ELSE 'unknown' END"""
@@ -60,13 +60,13 @@ def exposure_by_layer(ws: Workspace, input_ids: list[str] | None) -> list[dict[s
     sql = f"""
         WITH base AS (
             SELECT dst_ip, coalesce(bytes_out, 0) AS bytes_out, coalesce(bytes_in, 0) AS bytes_in,
-                   dst_service_jurisdiction, dst_service_controller, dst_infra_jurisdiction,
+                   dst_service_jurisdiction, dst_service_controller, dst_service_basis, dst_infra_jurisdiction,
                    dst_infra_controller, dst_infra_basis
             FROM flows_attributed WHERE {_EXTERNAL} AND {where}
         ), reach AS (
             SELECT dst_ip, bytes_out, bytes_in, 'service' AS layer,
                    dst_service_jurisdiction AS jurisdiction, dst_service_controller AS controller,
-                   'domain' AS basis, FALSE AS counted
+                   dst_service_basis AS basis, FALSE AS counted
             FROM base WHERE dst_service_jurisdiction IS NOT NULL
             UNION ALL
             SELECT dst_ip, bytes_out, bytes_in,
