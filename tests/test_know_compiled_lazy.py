@@ -4,6 +4,8 @@ for; what it then gives equals the built graph, and a damaged section is built i
 from __future__ import annotations
 
 import copy
+import dataclasses
+import operator
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,7 +52,7 @@ def test_graph_section_decoded_on_first_use(cache: Path) -> None:
     assert "entities" not in graph.__dict__
     assert graph.links == BUILT.links  # one attribute decodes both
     assert "entities" in graph.__dict__
-    assert graph == BUILT and BUILT == graph and list(graph.entities) == list(BUILT.entities)
+    assert graph == BUILT and operator.eq(BUILT, graph) and list(graph.entities) == list(BUILT.entities)
     assert graph.parents(next(iter(BUILT.links)).asset_id) == BUILT.parents(next(iter(BUILT.links)).asset_id)
     assert builds.count == 1
 
@@ -68,10 +70,10 @@ def test_copies_and_pickles_decode_first(cache: Path) -> None:
 def test_damaged_graph_section_is_built_instead(cache: Path) -> None:
     builds = Builds()
     compiled.load(builds)
-    header, index, graph_part = cache.read_bytes().split(b"\n")
+    header, index, graph_part, matches = cache.read_bytes().split(b"\n", 3)
     damaged = graph_part.replace(b'"Company"', b'"Compan_"', 1)
     assert damaged != graph_part and len(damaged) == len(graph_part)
-    cache.write_bytes(b"\n".join([header, index, damaged]))
+    cache.write_bytes(b"\n".join([header, index, damaged, matches]))
     graph = compiled.load(builds)
     assert builds.count == 1  # the index section is intact: read
     assert graph.entities == BUILT.entities and graph.links == BUILT.links
@@ -86,3 +88,22 @@ def test_cut_file_is_rebuilt_at_once(cache: Path) -> None:
     cache.write_bytes(cache.read_bytes()[:-100])
     graph = compiled.load(builds)
     assert builds.count == 2 and graph == BUILT
+
+
+def test_matches_decoded_when_first_read_and_equal_to_built(cache: Path) -> None:
+    builds = Builds()
+    compiled.load(builds)
+    found = compiled.remembered(compiled.load(builds))
+    assert found is not None
+    asn, built = next(iter(INDEX.by_asn.items()))
+    match = found.by_asn[asn]
+    assert "_row" in match.__dict__ and "org_id" not in match.__dict__
+    assert match.org_id == built.org_id and "_row" not in match.__dict__
+    assert match == built and operator.eq(built, match) and hash(match) == hash(built)
+    assert repr(match) == repr(built) and match.to_json() == built.to_json()
+    assert {match: 1}[built] == 1
+    other = next(m for m in found.by_domain.values() if m != built)
+    assert other != built and isinstance(other.path, tuple)
+    for copier in (copy.copy, copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))):
+        assert copier(found.by_domain[next(iter(INDEX.by_domain))]) == next(iter(INDEX.by_domain.values()))
+    assert dataclasses.replace(match, confidence="U").confidence == "U"

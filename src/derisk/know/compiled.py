@@ -15,19 +15,18 @@ What makes it safe to read (JSON only: nothing in it is executed):
 * **the key**: a SHA-256 of the derisk version, of every file of ``derisk/data/groups`` (name and
   bytes) and of the source of the modules that compile them; a file with another key is stale and
   is replaced;
-* **the digests**: a SHA-256 of each of the payload's two sections written in the header; a file
-  cut or altered after it was written is rebuilt;
+* **the digests**: a SHA-256 of each section, in the header; a file cut or altered is rebuilt;
 * **the owner**: the file must belong to the user running derisk and be writable by no one else
   (checked on the opened file), the folder likewise when derisk creates it, so a file that another
   user placed in a shared cache folder is never read;
 * **the round trip**: before writing, the encoded graph and index are decoded again and compared
   with what was built; anything that would not come back equal is not cached.
 
-The payload has two sections, one JSON document a line: the attribution index (with the sources
-and assessments) and the graph's entities and links. A run reads the first; the second is decoded
+The payload has three sections: the attribution index (with the sources and assessments) and the
+graph's entities and links, one JSON document a line, then the index's matches, one JSON line each. A run reads the first; the second is decoded
 (and its digest checked) the first time something asks for the graph's entities or links (an AS
-organisation name to match, ``entity show``, an imported graph to merge): most analyses never do,
-and it is half of the file (0.06 CPU s). The file is written to a temporary name in the same folder
+organisation name to match, ``entity show``, an imported graph to merge): most analyses never do.
+A match is decoded when first read. The file is written to a temporary name in the same folder
 and renamed over the old one, so a reader sees the old file or the new one, never half of one. Any problem with the cache (no home,
 a read-only folder, a foreign or corrupt file) only means the graph is built as without it.
 """
@@ -50,10 +49,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from derisk import __version__
+from derisk.errors import DataError
+from derisk.know.attribution import Match
 from derisk.know.graph import Assessment, Entity, Graph, Link, Source
 
 if TYPE_CHECKING:
-    from derisk.know.attribution import AttributionIndex, Match
+    from derisk.know.attribution import AttributionIndex
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -176,7 +177,8 @@ def _read(path: Path, key: str, build: Callable[[], Graph]) -> Compiled | None:
             if not _owned_by_me(os.fstat(fh.fileno())):
                 log.warning("%s: not read: not a file of this user, or writable by others", path)
                 return None
-            header_line, index_part, graph_part = fh.readline(), fh.readline(), fh.read()
+            header_line, index_part, graph_part = fh.readline(), fh.readline(), fh.readline()
+            matches_part = fh.read()
     except OSError as exc:
         log.debug("%s: not read: %s", path, exc)
         return None
@@ -184,11 +186,13 @@ def _read(path: Path, key: str, build: Callable[[], Graph]) -> Compiled | None:
         header = json.loads(header_line)
         if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("key") != key:
             return None  # another version, other data: stale, rebuilt
-        index = memoryview(index_part)[:-1]  # without its newline (not copied)
+        rows = matches_part.split(b"\n")
         if (
             not index_part.endswith(b"\n")
-            or header.get("index_sha256") != hashlib.sha256(index).hexdigest()
+            or header.get("index_sha256") != _digest(index_part)
             or header.get("graph_bytes") != len(graph_part)
+            or header.get("matches_sha256") != hashlib.sha256(matches_part).hexdigest()
+            or header.get("match_count") != len(rows)
         ):
             log.warning("%s: corrupt (its digest or length does not match); rebuilding it", path)
             return None
@@ -200,16 +204,20 @@ def _read(path: Path, key: str, build: Callable[[], Graph]) -> Compiled | None:
                 assessments,
                 str(doc["fingerprint"]),
             )
-            return _decode_index(doc, graph)
+            return _decode_index(doc, graph, rows)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         log.warning("%s: unreadable (%s); rebuilding it", path, exc)
         return None
 
 
+def _digest(line: bytes) -> str:
+    """SHA-256 of a section's line without its newline (not copied)."""
+    return hashlib.sha256(memoryview(line)[:-1] if line.endswith(b"\n") else line).hexdigest()
+
+
 def _make(cls: type[_T], values: dict[str, Any]) -> _T:
-    """An instance of the frozen data class ``cls`` with exactly these field values, made as
-    :func:`copy.copy` makes one (``__init__`` with its frozen ``__setattr__`` costs three times as
-    much, which counts with twenty thousand objects); the field names were checked before."""
+    """An instance of the frozen data class ``cls`` with these field values (checked before), made
+    as :func:`copy.copy` makes one (``__init__`` costs three times as much)."""
     obj = object.__new__(cls)
     obj.__dict__.update(values)
     return obj
@@ -235,7 +243,7 @@ def _decode_sources(doc: dict[str, Any]) -> tuple[list[Source], tuple[Assessment
         doc["entity_fields"] != list(_ENTITY_FIELDS)
         or doc["link_fields"] != list(_LINK_FIELDS)
         or doc["source_fields"] != list(_SOURCE_FIELDS)
-        or doc["match_fields"] != list(_match_fields())
+        or doc["match_fields"] != list(_MATCH_FIELDS)
     ):
         raise ValueError("written for other data classes")
     sources = [_make(Source, dict(zip(_SOURCE_FIELDS, row, strict=True))) for row in doc["sources"]]
@@ -243,17 +251,12 @@ def _decode_sources(doc: dict[str, Any]) -> tuple[list[Source], tuple[Assessment
     return sources, assessments
 
 
-def _decode_index(doc: dict[str, Any], graph: Graph) -> Compiled:
-    from derisk.know.attribution import Match
-
-    match_fields = _match_fields()
+def _decode_index(doc: dict[str, Any], graph: Graph, rows: list[bytes]) -> Compiled:
     new = object.__new__
     matches = []
-    for row in doc["matches"]:  # as _make makes them, without a dict per row (ten thousand of them)
-        match = new(Match)
-        values = match.__dict__
-        values.update(zip(match_fields, row, strict=True))
-        values["path"], values["joint"] = tuple(values["path"]), tuple(values["joint"])
+    for row in rows:  # a line of JSON each, decoded when the match is first read
+        match = new(_LazyMatch)
+        match.__dict__["_row"] = row
         matches.append(match)
     return Compiled(
         graph=graph,
@@ -261,6 +264,47 @@ def _decode_index(doc: dict[str, Any], graph: Graph) -> Compiled:
         by_domain={str(domain): matches[i] for domain, i in doc["by_domain"]},
         conflicts=tuple(str(c) for c in doc["conflicts"]),
     )
+
+
+_MATCH_FIELDS: Final = tuple(f.name for f in fields(Match))
+_MATCH_FIELD_SET: Final = frozenset(_MATCH_FIELDS)
+
+
+class _LazyMatch(Match):
+    """A :class:`~derisk.know.attribution.Match` read from the cache, its fields decoded from its
+    JSON text when one is first read: an analysis reads the few matches of the ASes and domains it
+    saw, of ten thousand (decoding them all was 0.06 CPU s). Equal to, and hashed as, the
+    :class:`Match` of the same fields."""
+
+    def __getattr__(self, name: str) -> Any:  # called only for fields not decoded yet
+        row = self.__dict__.get("_row")
+        if name not in _MATCH_FIELD_SET or row is None:
+            raise AttributeError(name)
+        try:
+            values = dict(zip(_MATCH_FIELDS, json.loads(row), strict=True))
+            values["path"], values["joint"] = tuple(values["path"]), tuple(values["joint"])
+        except (ValueError, TypeError, KeyError) as exc:  # the section's digest matched: not ours
+            raise DataError(f"damaged cache file; delete it ({exc})", source=FILE_NAME) from None
+        self.__dict__.update(values)
+        self.__dict__.pop("_row", None)
+        return values[name]
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _MATCH_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Match):
+            return NotImplemented
+        return self._fields() == tuple(getattr(other, name) for name in _MATCH_FIELDS)
+
+    def __hash__(self) -> int:
+        return hash(self._fields())  # as the data class hashes a Match: its fields in order
+
+    def __repr__(self) -> str:
+        return repr(Match(*self._fields()))
+
+    def __getstate__(self) -> dict[str, Any]:  # pickle and copy: every field decoded
+        return dict(zip(_MATCH_FIELDS, self._fields(), strict=True))
 
 
 def _decode_graph(doc: dict[str, Any], sources: list[Source]) -> tuple[dict[str, Entity], tuple[Link, ...]]:
@@ -277,12 +321,6 @@ def _decode_graph(doc: dict[str, Any], sources: list[Source]) -> tuple[dict[str,
         values["source"] = None if values["source"] is None else sources[values["source"]]
         links.append(_make(Link, values))
     return entities, tuple(links)
-
-
-def _match_fields() -> tuple[str, ...]:
-    from derisk.know.attribution import Match
-
-    return tuple(f.name for f in fields(Match))
 
 
 @dataclass(frozen=True)
@@ -310,11 +348,8 @@ class _LazyGraph(Graph):
     @classmethod
     def pending(cls, pending: _Pending, assessments: tuple[Assessment, ...], fingerprint: str) -> Graph:
         graph = object.__new__(cls)  # no __init__: the lazy fields stay unset until first asked for
-        graph.__dict__.update(
-            _pending=pending, assessments=assessments, fingerprint=fingerprint, registry=None,
-            registry_claimed=(frozenset(), frozenset()), registry_joined=frozenset(),
-        )  # fmt: skip
-        return graph
+        graph.__dict__.update(_pending=pending, assessments=assessments, fingerprint=fingerprint)
+        return graph  # registry, registry_claimed, registry_joined: the class's defaults
 
     def __getattr__(self, name: str) -> Any:  # called only for attributes not set yet
         if name not in _LAZY:
@@ -343,7 +378,7 @@ class _LazyGraph(Graph):
 def _materialise(pending: _Pending) -> tuple[dict[str, Entity], tuple[Link, ...]]:
     """The entities and links of a cache file's graph section, else of a built graph."""
     try:
-        if hashlib.sha256(pending.payload).hexdigest() != pending.sha256:
+        if _digest(pending.payload) != pending.sha256:
             raise ValueError("its digest does not match")
         with _collector_paused():
             return _decode_graph(json.loads(pending.payload), pending.sources)
@@ -358,8 +393,8 @@ def _materialise(pending: _Pending) -> tuple[dict[str, Entity], tuple[Link, ...]
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def _encode(compiled: Compiled) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The index section and the graph section."""
+def _encode(compiled: Compiled) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """The index section, the graph section and the matches (one JSON line each)."""
     graph = compiled.graph
     source_ids: dict[Source, int] = {}
 
@@ -391,26 +426,26 @@ def _encode(compiled: Compiled) -> tuple[dict[str, Any], dict[str, Any]]:
         "entity_fields": _ENTITY_FIELDS,
         "link_fields": _LINK_FIELDS,
         "source_fields": _SOURCE_FIELDS,
-        "match_fields": _match_fields(),
+        "match_fields": _MATCH_FIELDS,
         "fingerprint": graph.version,
         "sources": [[getattr(s, n) for n in _SOURCE_FIELDS] for s in source_ids],
         "assessments": assessments,
-        "matches": [[getattr(m, n) for n in _match_fields()] for m in match_ids],
         "by_asn": [[asn, match_ids[m]] for asn, m in compiled.by_asn.items()],
         "by_domain": [[domain, match_ids[m]] for domain, m in compiled.by_domain.items()],
         "conflicts": list(compiled.conflicts),
     }
-    return index, {"entities": entities, "links": links}
+    lines = [_dumps([getattr(m, n) for n in _MATCH_FIELDS]) for m in match_ids]
+    return index, {"entities": entities, "links": links}, b"\n".join(lines)
 
 
-def _decode(index_payload: bytes, graph_payload: bytes) -> Compiled:
-    """Both sections decoded at once (the round trip before writing)."""
+def _decode(index_payload: bytes, graph_payload: bytes, matches: bytes) -> Compiled:
+    """Every section decoded (the round trip before writing)."""
     doc = json.loads(index_payload)
     sources, assessments = _decode_sources(doc)
     entities, links = _decode_graph(json.loads(graph_payload), sources)
     graph = Graph(entities=entities, links=links, assessments=assessments)
     graph.fingerprint = str(doc["fingerprint"])
-    return _decode_index(doc, graph)
+    return _decode_index(doc, graph, matches.split(b"\n"))
 
 
 def _same(a: Compiled, b: Compiled) -> bool:
@@ -424,16 +459,16 @@ def _same(a: Compiled, b: Compiled) -> bool:
     )
 
 
-def _dumps(doc: dict[str, Any]) -> bytes:
+def _dumps(doc: Any) -> bytes:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()  # one line: no newline
 
 
 def _write(folder: Path, key: str, compiled: Compiled) -> None:
     """Write the cache file atomically; any failure only leaves the cache as it was."""
     try:
-        index_doc, graph_doc = _encode(compiled)
+        index_doc, graph_doc, matches = _encode(compiled)
         index, graph = _dumps(index_doc), _dumps(graph_doc)
-        if not _same(_decode(index, graph), compiled):
+        if not _same(_decode(index, graph, matches), compiled):
             log.warning("the curated graph does not survive a JSON round trip; not cached")
             return
     except (TypeError, ValueError, KeyError, IndexError) as exc:
@@ -444,14 +479,16 @@ def _write(folder: Path, key: str, compiled: Compiled) -> None:
         "key": key,
         "index_sha256": hashlib.sha256(index).hexdigest(),
         "graph_sha256": hashlib.sha256(graph).hexdigest(),
-        "graph_bytes": len(graph),
+        "graph_bytes": len(graph) + 1,
+        "matches_sha256": hashlib.sha256(matches).hexdigest(),
+        "match_count": matches.count(b"\n") + 1,
     }
     temp: str | None = None
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=".curated-graph-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(json.dumps(header).encode() + b"\n" + index + b"\n" + graph)
+            fh.write(b"\n".join([json.dumps(header).encode(), index, graph, matches]))
         Path(temp).replace(folder / FILE_NAME)
         temp = None
     except OSError as exc:
