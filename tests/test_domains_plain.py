@@ -9,7 +9,7 @@ import sys
 import pyarrow as pa
 
 from derisk.enrich import domains
-from derisk.enrich.domains import extractor, registrable_clean, registrable_domains
+from derisk.enrich.domains import extractor, registrable_clean, registrable_domains, split_name
 
 
 def test_the_rules_are_those_tldextract_uses() -> None:
@@ -46,3 +46,14 @@ def test_plain_names_need_no_tldextract() -> None:
         "assert 'tldextract' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_split_name_is_tldextracts_split() -> None:
+    names: set[str] = {"com", "localhost", "a.b.example.co.uk", "www.ck", "a.www.ck", "x.ck", "a.x.ck"}
+    for rule in extractor().tlds:
+        base = rule.lstrip("!").replace("*", "w1")
+        names.update({base, f"a.{base}", f"b-2.a.{base}"})
+    names.update({"1.2.3.4", "xn--p1ai", "a.xn--p1ai", "a..b.com", "Mixed.Case.COM", "a.b:80"})
+    for name in sorted(names):
+        parts = extractor()(name)
+        assert split_name(name) == (parts.subdomain, parts.domain, parts.suffix), name
