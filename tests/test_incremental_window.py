@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from derisk import scratch
 from derisk.detect.incremental_rows import compact
 from derisk.errors import StoreError
 from derisk.store.detect_state import WINDOW_PARTS, WindowRows, window_part
@@ -94,10 +95,10 @@ def test_a_dead_process_folder_is_removed(tmp_path: Path, monkeypatch: pytest.Mo
     done = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    dead = tmp_path / f"derisk-window-{int(done.stdout)}-old"
+    dead = tmp_path / f"derisk-window-{int(done.stdout)}.{scratch.namespace()}-old"
     dead.mkdir()
     (dead / "part-0.arrows").write_bytes(b"left by kill -9")
-    alive = tmp_path / "derisk-window-1-init"  # pid 1 runs
+    alive = tmp_path / f"derisk-window-1.{scratch.namespace()}-init"  # pid 1 runs
     alive.mkdir()
     store = WindowRows()
     rows = _rows(5, 0)

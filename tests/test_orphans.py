@@ -18,6 +18,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from derisk import scratch as derisk_scratch
 from derisk.gen.packets import write_capture
 from golden import conversations
 
@@ -104,11 +106,14 @@ def _contents(workspaces: list[Path]) -> dict[str, object]:
     return summary
 
 
-def _analyze(argv: list[str], data_dir: str) -> None:
-    """The body of a trial: ``derisk analyze`` as a shell would start it (Ctrl-C at its default)."""
+def _analyze(argv: list[str], data_dir: str, temporary: str) -> None:
+    """The body of a trial: ``derisk analyze`` as a shell would start it (Ctrl-C at its default), with
+    a temporary directory of its own, so that what it leaves there is seen."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ["DERISK_DATA_DIR"] = data_dir
+    os.environ["TMPDIR"] = temporary
+    tempfile.tempdir = temporary
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
@@ -139,7 +144,10 @@ def _trial(n: int, sig: signal.Signals, capture: Path, template: Path, scratch: 
     """One kill; returns what went wrong ("" when nothing did)."""
     ws = scratch / f"ws-{sig.name}-{n}"
     shutil.copytree(template, ws)
-    trial = FORKS.Process(target=_analyze, args=(["analyze", str(capture), "-w", str(ws), "-q"], data_dir))
+    temporary = scratch / f"tmp-{sig.name}-{n}"
+    temporary.mkdir()
+    argv = ["analyze", str(capture), "-w", str(ws), "-q"]
+    trial = FORKS.Process(target=_analyze, args=(argv, data_dir, str(temporary)))
     trial.start()
     assert trial.pid is not None
     parent = psutil.Process(trial.pid)
@@ -166,6 +174,11 @@ def _trial(n: int, sig: signal.Signals, capture: Path, template: Path, scratch: 
     expected = {signal.SIGKILL: -9, signal.SIGTERM: -15, signal.SIGINT: 130}[sig]
     if trial.exitcode != expected:
         problems.append(f"exit {trial.exitcode}, expected {expected}")
+    # Ctrl-C cleans up before its fast exit; what a kill leaves, the next derisk process sweeps
+    if sig != signal.SIGINT:
+        derisk_scratch.sweep_stale(temporary)
+    if left := sorted(p.name for p in temporary.iterdir() if p.name.startswith("derisk-")):
+        problems.append(f"scratch left behind: {left}")
     return f"trial {n} ({sig.name}): {'; '.join(problems)}" if problems else ""
 
 

@@ -59,6 +59,12 @@ for _name in COMMAND_MODULES:
 
 
 def _fail(message: str, code: int) -> int:
+    if code == EXIT_INTERRUPTED:
+        # the process may end with os._exit (derisk.console), which runs no clean-up: a generator
+        # holding a scratch folder (named pipes, a spill) is not closed before it
+        from derisk import scratch
+
+        scratch.remove_own()
     click.echo(f"derisk: error: {visible(message, 2000)}", err=True)
     return code
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from derisk import scratch
 from derisk.cli.options import workspace_option
 from derisk.cli.output import status_console
 from derisk.safetext import visible
@@ -74,7 +75,6 @@ def analyse_spark(
     """Analyse ``inputs`` on Spark into a Parquet dataset (``out``, else a temporary folder) and
     build its ``derisk.analysis/1`` document from that dataset; the control graph (imported entities)
     is the dataset's, else that of ``workspace`` when it exists."""
-    import tempfile
 
     from derisk.errors import UsageError
 
@@ -82,7 +82,7 @@ def analyse_spark(
         raise UsageError("--engine spark needs INPUTS (Zeek log directories or Parquet datasets)")
     from derisk.spark import analyse
 
-    with tempfile.TemporaryDirectory(prefix="derisk-spark-") as tmp:
+    with scratch.directory("spark") as tmp:
         dest = out if out is not None else Path(tmp) / "results"
         analyse(inputs, site, dest, master=master, data_root=data_dir, graph_workspace=workspace)
         doc = analyse_dataset(dest, site, data_dir, engine="spark")

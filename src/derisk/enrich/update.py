@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 
-from derisk import ipaddrs
+from derisk import ipaddrs, scratch
 from derisk.enrich import registry as registry_client
 from derisk.enrich.datadir import (
     IPDATA_DIR,
@@ -320,7 +320,7 @@ def update(
     asks for another, checked against the registry only). From ``source``, tarballs the lock names
     are checked against it; ``require_lock`` refuses anything else (the command line's default)."""
     base = data_dir(root)
-    with _only_writer(base), tempfile.TemporaryDirectory(prefix="derisk-update-") as tmp:
+    with _only_writer(base), scratch.directory("update") as tmp:
         if source:
             packages = local_packages(source, Path(tmp), require_lock=require_lock, lock=lock)
         else:

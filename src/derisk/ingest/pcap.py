@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any, Final
 import dpkt
 import pyarrow as pa
 
+from derisk import scratch
 from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA, MIN_BATCH_ROWS, batch_from_columns
 from derisk.ingest import linktypes
@@ -211,7 +211,7 @@ def read_pcap(
     # The libpcap pass (framing check, DNS answers) runs beside the meter, which works in its own
     # process; names are filled in when a batch is built, so no batch leaves before the file is checked.
     with (
-        tempfile.TemporaryDirectory(prefix="derisk-feed-") as pipes,
+        scratch.directory("feed") as pipes,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="derisk-dns") as pool,
     ):
         try:

@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -23,6 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from derisk import scratch
 from derisk.errors import InputError
 from derisk.ingest.zeek_log import column
 from derisk.live.follow import Candidate, Follower, Piece
@@ -352,7 +352,7 @@ class EveSource(Source):
             has_flows = any(any(tag in line for tag in _FLOW_EVENTS) for line in lines)
             flows: list[pa.RecordBatch] = []
             if has_flows:
-                with tempfile.TemporaryDirectory(prefix="derisk-eve-") as tmp:
+                with scratch.directory("eve") as tmp:
                     file = Path(tmp) / "eve.json"
                     with file.open("wb") as fh:
                         for event in checkpoints.eve_events(ctx.con):

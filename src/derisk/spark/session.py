@@ -12,11 +12,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from derisk import scratch
 from derisk.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ appender.console.layout.pattern = spark: %p %c{1}: %m%n
 
 
 def _log_config() -> str:
-    handle, name = tempfile.mkstemp(prefix="derisk-log4j2-", suffix=".properties")
+    handle, name = scratch.make_file("log4j2", ".properties")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         out.write(LOG4J2)
     return name

@@ -13,9 +13,6 @@ temporary folder (not in the workspace: they are read back from its flows after 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 import weakref
 import zlib
 from collections.abc import Iterable
@@ -27,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from derisk import scratch
 from derisk.errors import StoreError
 from derisk.store.workspace import registered
 
@@ -122,28 +120,12 @@ def write(
 
 #: Files the window's rows are spread over, by a hash of the host (each file holds whole hosts).
 WINDOW_PARTS: Final = 32
-_WINDOW_PREFIX: Final = "derisk-window-"
 
 
 def window_part(hosts: list[str]) -> np.ndarray:
     """The file (0 .. :data:`WINDOW_PARTS` - 1) of each host: a hash of its address that does not
     change between runs, so every row of one host goes to one file."""
     return np.array([zlib.crc32(h.encode()) % WINDOW_PARTS for h in hosts], dtype=np.int8)
-
-
-def _sweep_stale() -> None:
-    """Remove the window folders of processes that no longer run (a ``kill -9`` leaves its folder)."""
-    root = Path(tempfile.gettempdir())
-    for path in root.glob(f"{_WINDOW_PREFIX}*"):
-        pid = path.name[len(_WINDOW_PREFIX) :].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            continue
 
 
 def _trimmed(table: pa.Table) -> pa.Table:
@@ -179,7 +161,7 @@ def _close(writers: dict[int, Any], folder: str | None) -> None:
             sink.close()
     writers.clear()
     if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
+        scratch.remove(folder)
 
 
 class WindowRows:
@@ -200,8 +182,7 @@ class WindowRows:
 
     def _path(self, part: int) -> Path:
         if self._folder is None:
-            _sweep_stale()
-            self._folder = tempfile.mkdtemp(prefix=f"{_WINDOW_PREFIX}{os.getpid()}-")
+            self._folder = scratch.make_dir("window")
             self._done.detach()
             self._done = weakref.finalize(self, _close, self._writers, self._folder)
         return Path(self._folder) / f"part-{part}.arrows"

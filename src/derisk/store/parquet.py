@@ -33,7 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from derisk import __version__
+from derisk import __version__, scratch
 from derisk.errors import ConfigError, InputError, StoreError, UsageError
 from derisk.flows import ATTRIBUTION_FIELDS, FLOW_SCHEMA, STORED_SCHEMA
 from derisk.store import DB_FILE
@@ -348,7 +348,7 @@ def open_dataset(
     """
     manifest = check_dataset(folder)
     memory = dataset_memory(default=memory_default)
-    with tempfile.TemporaryDirectory(prefix="derisk-dataset-") as tmp:
+    with scratch.directory("dataset") as tmp:
         db = Path(tmp) / DB_FILE
         try:
             con = duckdb.connect(str(db), config=dict(ENGINE_SETTINGS))

@@ -37,7 +37,6 @@ import contextlib
 import dataclasses
 import gzip
 import itertools
-import tempfile
 import zlib
 from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -48,6 +47,7 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 
+from derisk import scratch
 from derisk.safetext import MAX_FIELD_CHARS
 from derisk.store.spill import spill_directory
 from derisk.store.sqltext import ident, literal
@@ -144,7 +144,7 @@ def _without_glob(source: LogSource) -> Iterator[LogSource]:
     if not any(char in location for char in _GLOB):
         yield source
         return
-    with tempfile.TemporaryDirectory(prefix="derisk-zeek-") as folder:
+    with scratch.directory("zeek") as folder:
         link = Path(folder) / "log"
         link.symlink_to(location)
         if any(char in str(link) for char in _GLOB):
