@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,17 +160,24 @@ def analyze_cmd(
             site_file,
             workspace,
             data_dir,
-            json_dest,
-            html_dest,
-            pdf_dest,
-            top,
-            lang,
-            quiet,
-            strict,
+            _Outputs(json_dest, html_dest, pdf_dest, top, lang, quiet),
+            strict=strict,
             on_spark=on_spark,
             master=master,
             out_dir=out_dir,
         )
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Where ``analyze`` writes its document, pages and terminal summary."""
+
+    json_dest: str | None
+    html_dest: Path | None
+    pdf_dest: Path | None
+    top: int
+    lang: str
+    quiet: bool
 
 
 def _analyze(
@@ -177,19 +185,17 @@ def _analyze(
     site_file: Path | None,
     workspace: Path,
     data_dir: Path | None,
-    json_dest: str | None,
-    html_dest: Path | None,
-    pdf_dest: Path | None,
-    top: int,
-    lang: str,
-    quiet: bool,
-    strict: bool,
+    outputs: _Outputs,
     *,
+    strict: bool,
     on_spark: bool,
     master: str | None,
     out_dir: Path | None,
 ) -> None:
     from derisk.cli import scale
+
+    json_dest, html_dest, pdf_dest = outputs.json_dest, outputs.html_dest, outputs.pdf_dest
+    quiet = outputs.quiet
     from derisk.site import load_site
 
     site = load_site(site_file)
@@ -211,7 +217,7 @@ def _analyze(
     if html_dest is not None or pdf_dest is not None:
         from derisk.report.html import render_analysis_html  # only when a page is asked for
 
-        write_pages(render_analysis_html(doc, locale=lang, **series), html_dest, pdf_dest)
+        write_pages(render_analysis_html(doc, locale=outputs.lang, **series), html_dest, pdf_dest)
     emit_json(doc, json_dest)
     if not quiet:
         from derisk.report.terminal import render_analysis
@@ -221,7 +227,7 @@ def _analyze(
             console.print(
                 f"[dim]{visible(input_id)}: already in the workspace ({flows:,} flows), not ingested again[/]"
             )
-        console.print(render_analysis(doc, top=top))
+        console.print(render_analysis(doc, top=outputs.top))
         for dest, kind in ((html_dest, "HTML"), (pdf_dest, "PDF")):
             if dest is not None:
                 console.print(f"{kind} report: {visible(str(dest), 200)}")
