@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from derisk import scratch
 from derisk.errors import InputError
 from derisk.flows import TS
 from derisk.ingest import zeek_json, zeek_tsv
@@ -56,7 +56,7 @@ class ZeekLog:
         For a reader that follows a growing log: the lines go through a private temporary file.
         """
         payload = data.to_pybytes() if isinstance(data, pa.Buffer) else data
-        handle, name = tempfile.mkstemp(prefix="derisk-zeek-", suffix=".log")
+        handle, name = scratch.make_file("zeek", ".log")
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(payload)
@@ -64,7 +64,7 @@ class ZeekLog:
         except zeekread.ZeekReadError as exc:
             raise InputError(f"lines cannot be read ({exc})", source=self.display) from None
         finally:
-            Path(name).unlink()
+            scratch.remove(name)
 
     def read(self, database: zeekread.Database | None = None) -> pa.Table:
         """The whole log read by DuckDB (a companion log): Zeek's names, ``ts`` in int64 µs."""
