@@ -78,7 +78,7 @@ def test_a_brand_under_another_suffix_on_its_own_group_s_network_end_to_end(
     # the combined answer is the service, and says on which basis
     assert (served["controller"], served["organisation_basis"]) == ("Alphabet Inc.", BRAND_BASIS)
     assert served["jurisdiction_basis"] == "registry"
-    assert served["attribution_path"][0].startswith(f"{brand}: the label 'google'")
+    assert served["attribution_path"][0].startswith(f"{brand}: the brand 'google' of Google LLC (google.")
     bases = {
         b["basis"]: b for b in json.loads((tmp_path / "a.json").read_text())["attribution_bases"]["service"]
     }

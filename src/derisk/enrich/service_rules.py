@@ -86,13 +86,14 @@ class ServiceRules:
             self._heads, self._stamp = heads, len(self.index.by_domain)
         return self._heads
 
-    def holders(self, label: str) -> list[Match]:
-        """The matches of the graph's registrable domains of ``label`` (one per entity, by domain)."""
-        found: list[Match] = []
+    def holders(self, label: str) -> list[tuple[str, Match]]:
+        """The graph's registrable domains of ``label`` and their matches (the first domain of each
+        entity, in name order)."""
+        found: list[tuple[str, Match]] = []
         for domain in sorted(self._by_head().get(label, [])):
             match = self.index.by_domain[domain]
-            if domain_label(domain) == label and all(m.org_id != match.org_id for m in found):
-                found.append(match)
+            if domain_label(domain) == label and all(m.org_id != match.org_id for _, m in found):
+                found.append((domain, match))
         return found
 
     def _entity_names(self, entity_id: str | None) -> frozenset[str]:
@@ -119,13 +120,13 @@ class ServiceRules:
         label = domain_label(domain)
         if label is None or infra is None:
             return None
-        same = [m for m in self.holders(label) if _same_group(m, infra) and label in self.names_of(m)]
-        if len({m.controller_id or m.org_id for m in same}) != 1:
+        same = [(d, m) for d, m in self.holders(label) if _same_group(m, infra) and label in self.names_of(m)]
+        if len({m.controller_id or m.org_id for _, m in same}) != 1:
             return None
-        chosen = next((m for m in same if m.org_id == infra.org_id), same[0])
+        known, chosen = next(((d, m) for d, m in same if m.org_id == infra.org_id), same[0])
         note = (
-            f"{domain}: the label {label!r} is a brand of {chosen.org_name} (a domain of the same label in "
-            f"the graph), served by the same group ({infra.org_name}) (inferred)"
+            f"{domain}: the brand {label!r} of {chosen.org_name} ({known} in the graph), served from the"
+            f" network of {infra.org_name}, the same group (inferred)"
         )
         return _inferred(chosen, note)
 
@@ -134,7 +135,7 @@ class ServiceRules:
         label = domain_label(domain)
         if label is None or infra is None or label not in self.names_of(infra, as_org):
             return None
-        note = f"{domain}: the label {label!r} names the server's operator {infra.org_name} (inferred)"
+        note = f"{domain}: the label {label!r} names the server's operator, {infra.org_name} (inferred)"
         return _inferred(infra, note)
 
 
