@@ -107,3 +107,14 @@ def test_matches_decoded_when_first_read_and_equal_to_built(cache: Path) -> None
     for copier in (copy.copy, copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))):
         assert copier(found.by_domain[next(iter(INDEX.by_domain))]) == next(iter(INDEX.by_domain.values()))
     assert dataclasses.replace(match, confidence="U").confidence == "U"
+
+
+@pytest.mark.parametrize("first", ["state_controlled", "sentence", "group", "joint", "origin", "state"])
+def test_a_field_with_a_default_read_first_is_the_decoded_value(cache: Path, first: str) -> None:
+    builds = Builds()
+    compiled.load(builds)
+    found = compiled.remembered(compiled.load(builds))
+    assert found is not None
+    for asn, built in INDEX.by_asn.items():
+        assert getattr(found.by_asn[asn], first) == getattr(built, first), asn
+    assert list(found.by_domain.items()) == list(INDEX.by_domain.items())

@@ -22,13 +22,12 @@ What makes it safe to read (JSON only: nothing in it is executed):
 * **the round trip**: before writing, the encoded graph and index are decoded again and compared
   with what was built; anything that would not come back equal is not cached.
 
-The payload has three sections: the attribution index (with the sources and assessments) and the
-graph's entities and links, one JSON document a line, then the index's matches, one JSON line each. A run reads the first; the second is decoded
-(and its digest checked) the first time something asks for the graph's entities or links (an AS
-organisation name to match, ``entity show``, an imported graph to merge): most analyses never do.
-A match is decoded when first read. The file is written to a temporary name in the same folder
-and renamed over the old one, so a reader sees the old file or the new one, never half of one. Any problem with the cache (no home,
-a read-only folder, a foreign or corrupt file) only means the graph is built as without it.
+Three sections: the attribution index (with sources and assessments) and the graph's entities and
+links, a JSON line each, then the index's matches, a JSON line each. The graph is decoded (its digest
+checked) when something first asks for its entities or links (an AS name to match, ``entity show``,
+an imported graph to merge), a match when first read: most analyses read a few. The file is written
+under a temporary name and renamed, so a reader sees the old file or the new one. Any problem with
+the cache (no home, a read-only folder, a foreign or corrupt file) means the graph is built instead.
 """
 
 from __future__ import annotations
@@ -216,8 +215,7 @@ def _digest(line: bytes) -> str:
 
 
 def _make(cls: type[_T], values: dict[str, Any]) -> _T:
-    """An instance of the frozen data class ``cls`` with these field values (checked before), made
-    as :func:`copy.copy` makes one (``__init__`` costs three times as much)."""
+    """``cls(**values)`` (fields checked before) as :func:`copy.copy` makes it: 3x cheaper."""
     obj = object.__new__(cls)
     obj.__dict__.update(values)
     return obj
@@ -270,24 +268,34 @@ _MATCH_FIELDS: Final = tuple(f.name for f in fields(Match))
 _MATCH_FIELD_SET: Final = frozenset(_MATCH_FIELDS)
 
 
+class _Decoded:
+    """A field of :class:`_LazyMatch`, decoded on first read (then the instance's value comes first:
+    not a data descriptor); on every field, so none yields its default in :class:`Match` instead."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, match: _LazyMatch | None, owner: type | None = None) -> Any:
+        if match is None:
+            return self
+        values = match.__dict__
+        row = values.get("_row")
+        if row is not None and self.name not in values:
+            try:
+                decoded = dict(zip(_MATCH_FIELDS, json.loads(row), strict=True))
+                decoded["path"], decoded["joint"] = tuple(decoded["path"]), tuple(decoded["joint"])
+            except (ValueError, TypeError, KeyError) as exc:  # the section's digest matched: not ours
+                raise DataError(f"damaged cache file; delete it ({exc})", source=FILE_NAME) from None
+            values.update(decoded)  # whole, before the text goes: another thread sees one or the other
+            values.pop("_row", None)
+        return values[self.name]
+
+
 class _LazyMatch(Match):
     """A :class:`~derisk.know.attribution.Match` read from the cache, its fields decoded from its
     JSON text when one is first read: an analysis reads the few matches of the ASes and domains it
     saw, of ten thousand (decoding them all was 0.06 CPU s). Equal to, and hashed as, the
     :class:`Match` of the same fields."""
-
-    def __getattr__(self, name: str) -> Any:  # called only for fields not decoded yet
-        row = self.__dict__.get("_row")
-        if name not in _MATCH_FIELD_SET or row is None:
-            raise AttributeError(name)
-        try:
-            values = dict(zip(_MATCH_FIELDS, json.loads(row), strict=True))
-            values["path"], values["joint"] = tuple(values["path"]), tuple(values["joint"])
-        except (ValueError, TypeError, KeyError) as exc:  # the section's digest matched: not ours
-            raise DataError(f"damaged cache file; delete it ({exc})", source=FILE_NAME) from None
-        self.__dict__.update(values)
-        self.__dict__.pop("_row", None)
-        return values[name]
 
     def _fields(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in _MATCH_FIELDS)
@@ -305,6 +313,10 @@ class _LazyMatch(Match):
 
     def __getstate__(self) -> dict[str, Any]:  # pickle and copy: every field decoded
         return dict(zip(_MATCH_FIELDS, self._fields(), strict=True))
+
+
+for _name in _MATCH_FIELDS:
+    setattr(_LazyMatch, _name, _Decoded(_name))
 
 
 def _decode_graph(doc: dict[str, Any], sources: list[Source]) -> tuple[dict[str, Entity], tuple[Link, ...]]:
@@ -334,8 +346,7 @@ class _Pending:
     build: Callable[[], Graph]
 
 
-#: Fields of :class:`_LazyGraph` decoded on first use (the others are read with the index).
-_LAZY: Final = frozenset({"entities", "links"})
+_LAZY: Final = frozenset({"entities", "links"})  # of _LazyGraph: decoded on first use
 _COMPARED: Final = tuple(f.name for f in fields(Graph) if f.compare)
 _decoding = threading.Lock()
 
@@ -401,23 +412,14 @@ def _encode(compiled: Compiled) -> tuple[dict[str, Any], dict[str, Any], bytes]:
     def ref(source: Source) -> int:
         return source_ids.setdefault(source, len(source_ids))
 
-    entities = []
-    for entity in graph.entities.values():
-        row: list[Any] = []
-        for name in _ENTITY_FIELDS:
-            value = getattr(entity, name)
-            row.append([ref(s) for s in value] if name == "sources" else value)
-        entities.append(row)
-    links = []
-    for link in graph.links:
-        links.append(
-            [
-                (None if link.source is None else ref(link.source))
-                if name == "source"
-                else getattr(link, name)
-                for name in _LINK_FIELDS
-            ]
-        )
+    def value(obj: Entity | Link, name: str) -> Any:  # sources by their number
+        found = getattr(obj, name)
+        if name == "sources":
+            return [ref(s) for s in found]
+        return (None if found is None else ref(found)) if name == "source" else found
+
+    entities = [[value(e, n) for n in _ENTITY_FIELDS] for e in graph.entities.values()]
+    links = [[value(link, n) for n in _LINK_FIELDS] for link in graph.links]
     assessments = [[a.group, a.says, ref(a.source), a.confidence] for a in graph.assessments]
     match_ids: dict[Match, int] = {}
     for match in [*compiled.by_asn.values(), *compiled.by_domain.values()]:
@@ -449,14 +451,10 @@ def _decode(index_payload: bytes, graph_payload: bytes, matches: bytes) -> Compi
 
 
 def _same(a: Compiled, b: Compiled) -> bool:
-    return (
-        a.graph == b.graph
-        and a.graph.version == b.graph.version
-        and list(a.graph.entities) == list(b.graph.entities)
-        and list(a.by_asn.items()) == list(b.by_asn.items())
-        and list(a.by_domain.items()) == list(b.by_domain.items())
-        and a.conflicts == b.conflicts
-    )
+    same_graph = a.graph == b.graph and a.graph.version == b.graph.version
+    same_order = list(a.graph.entities) == list(b.graph.entities) and a.conflicts == b.conflicts
+    same_index = list(a.by_asn.items()) == list(b.by_asn.items())
+    return same_graph and same_order and same_index and list(a.by_domain.items()) == list(b.by_domain.items())
 
 
 def _dumps(doc: Any) -> bytes:
