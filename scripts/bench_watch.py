@@ -10,6 +10,9 @@ IP data fixture, then runs in child processes, alternating, ``--repeat`` times:
 
 then, once, the delay in real time from a conn.log line written to its flow committed.
 
+With ``DERISK_BENCH_RSS_TRACE=FILE`` each child appends to FILE.analyze or FILE.watch, every half second, its CPU time, resident
+MiB and where its main thread is (the innermost derisk frames): where memory goes, by phase.
+
 Each child reports its wall time, its CPU time (user + system, every thread; less disturbed than the
 wall time by other work on a shared machine) and peak RSS (VmHWM). The watch's idle wait before it exits
 (``--exit-when-idle`` plus one batch interval) is taken off its time. The ratio is the baseline's
@@ -43,8 +46,25 @@ IDLE_S = 1.0
 BATCH_S = 0.2
 
 _CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, threading, time
 from derisk.cli import main
+trace = os.environ.get("DERISK_BENCH_RSS_TRACE")
+if trace:  # sample resident memory and where the main thread is, every half second
+    def _sample(main_id=threading.get_ident()):
+        with open(f"{trace}.{sys.argv[1]}", "a") as out:
+            while True:
+                time.sleep(0.5)
+                with open("/proc/self/statm") as fh:
+                    rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+                frame, where = sys._current_frames().get(main_id), []
+                while frame is not None and len(where) < 4:
+                    name = frame.f_code.co_filename
+                    if "derisk" in name:
+                        where.append(f"{name.rsplit('/', 1)[-1]}:{frame.f_code.co_name}:{frame.f_lineno}")
+                    frame = frame.f_back
+                out.write(f"{time.process_time():.1f} {rss} {' < '.join(where)}\\n")
+                out.flush()
+    threading.Thread(target=_sample, daemon=True).start()
 start = time.perf_counter()
 code = main(sys.argv[1:])
 wall = time.perf_counter() - start
