@@ -473,7 +473,9 @@ class DetectionState:
         return {names[c] for c in distinct(self.b_key[key][rows].astype(np.int64)).tolist()}
 
     def _in(self, key: str, values: set[str]) -> B:
-        return np.isin(self.b_key[key], self._interner(key).known(values))
+        """Which buffer rows have one of ``values`` as their ``key``: a lookup per row in a table of
+        the codes (one byte a row; ``np.isin`` may sort the window's codes)."""
+        return flags(len(self.keys[key]), self._interner(key).known(values))[self.b_key[key]]
 
     def _codes(self, key: str, rows: I64) -> I64:
         """The distinct codes of ``key`` (``pair``, ...) of these buffer rows, nulls left out."""
@@ -486,4 +488,6 @@ class DetectionState:
         """Forget the key strings no buffer row uses any more (their codes renumbered), so the
         interners hold the window's keys, not every key ever seen."""
         for k, interner in self.keys.items():
+            if len(interner) <= 2 * len(self.b_key[k]) + 4096:  # as ``compact`` decides, without a copy
+                continue
             self.b_key[k] = interner.compact(self.b_key[k].astype(np.int64)).astype(np.int32)
