@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from derisk.detect import incremental_rows
+from derisk.detect.incremental_rows import grown
 from derisk.detect.incremental_upload import sender_groups
 
 
@@ -38,3 +39,24 @@ def test_sender_groups_hold_whole_senders_within_the_limit(
 def test_sender_groups_of_nothing() -> None:
     who = np.array([-1, 3, 2], dtype=np.int32)
     assert list(sender_groups(who, np.array([True, False, False]), 5)) == []
+
+
+def test_grown_appends_in_place_and_keeps_earlier_views() -> None:
+    arr = np.zeros(0, dtype=np.int32)
+    want: list[int] = []
+    views = []
+    bases = set()
+    for n in range(1, 400):
+        add = np.arange(n, dtype=np.int64) * 3 + n  # cast to the array's type, as the buffer's codes
+        arr = grown(arr, add)
+        want.extend(add.tolist())
+        views.append((arr, list(want)))
+        bases.add(arr.base.__array_interface__["data"][0] if arr.base is not None else None)
+        assert arr.dtype == np.int32
+        assert arr.tolist() == want
+    # a view taken earlier still reads what it read then
+    assert all(v.tolist() == w for v, w in views[::37])
+    assert len(bases) < 40  # mostly written in place, not a new array per append
+    # a filtered copy (as dropping rows makes) grows into a new array
+    kept = arr[arr % 2 == 0]
+    assert grown(kept, np.array([7])).tolist() == [*kept.tolist(), 7]

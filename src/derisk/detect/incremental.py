@@ -83,6 +83,7 @@ from derisk.detect.incremental_rows import (
     duration_of,
     flags,
     flow_count,
+    grown,
     host_groups,
     plain_col,
     row_flags,
@@ -384,23 +385,24 @@ class DetectionState:
         host_codes, hosts = key_codes(src)
         part = np.r_[window_part(hosts), np.int8(0)][host_codes]
         self.rows.append(rows, seq, part)
-        self.b_part = np.r_[self.b_part, part].astype(np.int8)
-        self.b_start = np.r_[self.b_start, start]
-        self.b_seq = np.r_[self.b_seq, seq]
+        # appended in place while the arrays have room (grown): not a copy of the window a batch
+        self.b_part = grown(self.b_part, part)
+        self.b_start = grown(self.b_start, start)
+        self.b_seq = grown(self.b_seq, seq)
         arrays = {
             "host": src,
             "who": prefixed(rows, "system", "src_ip", ("s:", "i:")),
             "dest": prefixed(rows, "dst_domain", "dst_ip", ("d:", "a:")),
         }
         for k, arr in arrays.items():
-            self.b_key[k] = np.concatenate([self.b_key[k], self._interner(k).codes(arr).astype(np.int32)])
+            self.b_key[k] = grown(self.b_key[k], self._interner(k).codes(arr))
         for k, right in (("pair", "dst_ip"), ("hname", "server_name")):
             codes = self._pairs(k).codes(src, pc.cast(plain_col(rows, right), pa.string()))
-            self.b_key[k] = np.concatenate([self.b_key[k], codes.astype(np.int32)])
-        self.b_out = np.r_[self.b_out, ints(rows, "bytes_out")]
-        self.b_in = np.r_[self.b_in, ints(rows, "bytes_in")]
+            self.b_key[k] = grown(self.b_key[k], codes)
+        self.b_out = grown(self.b_out, ints(rows, "bytes_out"))
+        self.b_in = grown(self.b_in, ints(rows, "bytes_in"))
         for k in self.b_ok:
-            self.b_ok[k] = np.r_[self.b_ok[k], ok[k]]
+            self.b_ok[k] = grown(self.b_ok[k], ok[k])
 
     def _interner(self, key: str) -> Interner:
         interner = self.keys[key]
