@@ -118,7 +118,7 @@ INFRA_BASES: Final = ("asn", "as-org-name", "as-registration", "unknown")
 
 #: Values of ``dst_service_basis`` (null when the flow carries no server name): the registrable
 #: domain is in the control graph; a name is carried but the graph does not know it.
-SERVICE_BASES: Final = ("domain", "unknown")
+SERVICE_BASES: Final = ("domain", "brand-domain", "operator-domain", "unknown")
 
 #: Value of ``dst_infra_confidence`` for the AS registration country (other values are the control
 #: graph's V/S/U tags).

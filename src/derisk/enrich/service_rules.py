@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from derisk.enrich.domains import extractor
+from derisk.enrich.domains import split_name
 from derisk.know.attribution import AttributionIndex, Match
 from derisk.know.orgnames import reduce_name
 
@@ -58,7 +58,7 @@ def name_key(name: str) -> str:
 
 def domain_label(domain: str) -> str | None:
     """The compacted label of a registrable domain (``google.co.uk`` → ``google``), else None."""
-    parts = extractor()(domain)
+    parts = split_name(domain)
     if not parts.suffix or not parts.domain or parts.subdomain:
         return None
     label = compact(parts.domain)

@@ -150,7 +150,15 @@ def _know_texts() -> dict[str, list[str]]:
 
 
 #: The attribution bases pages show (``dst_*_basis`` values of :mod:`derisk.enrich.attribution`).
-ATTRIBUTION_BASES: Final = ("registry", "as-registration", "as-org", "domain", "unknown")
+ATTRIBUTION_BASES: Final = (
+    "registry",
+    "as-registration",
+    "as-org",
+    "domain",
+    "brand-domain",
+    "operator-domain",
+    "unknown",
+)
 
 
 def data_messages() -> dict[str, list[str]]:
