@@ -333,6 +333,23 @@ def test_a_name_derisk_does_not_know_leaves_the_other_flows_answer_standing(
     assert edge["controller"] is not None and edge["jurisdiction"] == "CN"
 
 
+def test_a_name_on_one_flow_outranks_the_bare_operator_of_another(tmp_path: Path, data_env: Path) -> None:
+    """A connection split in two (replies tagged on another VLAN): the half that carries the server
+    name names a service no registry entry holds, the reply half carries no name and, with more flows
+    and bytes, answers the cloud operator (Alibaba). The address must not name the cloud as the
+    service's controller: it keeps the operator's jurisdiction and names no controller."""
+    alibaba = load_ipdata(data_env).sample_addresses(45102, None, 1)[0]
+    sessions = [
+        Session("10.1.0.7", alibaba, T0, 900, 0, name="plug.lock-vendor-nobody-knows.cn", name_via="sni"),
+        Session("10.1.0.7", alibaba, T0 + 1, 20_000, 0),
+        Session("10.1.0.7", alibaba, T0 + 2, 20_000, 0),
+    ]
+    (dest,) = _analyze(tmp_path, sessions, site=SITE)["destinations"]
+    assert dest["infrastructure"]["controller"] is not None  # the operator is known
+    assert dest["controller"] is None and dest["service"]["basis"] == "unknown"
+    assert dest["jurisdiction"] == dest["infrastructure"]["jurisdiction"]
+
+
 def test_terminal_names_the_guess_and_never_an_operator_as_controller(
     tmp_path: Path, data_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

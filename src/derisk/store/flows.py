@@ -244,10 +244,15 @@ def destinations(ws: Workspace, input_ids: list[str] | None, name_cap: int = 20)
     """One row per external address talking with the site, most bytes sent first.
 
     An address whose flows carry different attributions (an Akamai alias on one flow, Apple's
-    server name on another) shows one of them whole: an answer that names a controller before one
-    that does not (a name derisk does not know on one flow leaves the other flows' answer standing),
-    then as the two layers choose theirs (:func:`derisk.store.layers.destination_layers`): most
-    flows, then most bytes sent, then the first in column order. A choice per column could mix the
+    server name on another) shows one of them whole, chosen in this order: flows that carry a server
+    name and whose answer names a controller; flows that carry a name derisk does not know (their
+    answer names the operator's jurisdiction but no controller); flows without any name (their
+    answer is the operator's); then as the two layers choose theirs
+    (:func:`derisk.store.layers.destination_layers`): most flows, then most bytes sent, then the
+    first in column order. A name derisk knows on one flow so leaves another flow's unknown name
+    aside, and a name on one flow outranks the bare operator of another: the reply half of a
+    connection split in two (replies on another VLAN) carries no name, and its operator (a cloud)
+    is not the controller of the service the other half names. A choice per column could mix the
     organisation of one flow with the controller of another.
     """
     where, params = _scope(input_ids)
@@ -255,13 +260,16 @@ def destinations(ws: Workspace, input_ids: list[str] | None, name_cap: int = 20)
     order = ", ".join(f"{c} NULLS LAST" for c in _ANSWER)
     sql = f"""
         WITH answers AS (
-            SELECT dst_ip, {answer}, count(*) AS n, sum(coalesce(bytes_out, 0)) AS b
+            SELECT dst_ip, {answer}, count(*) AS n, sum(coalesce(bytes_out, 0)) AS b,
+                   bool_or(server_name IS NOT NULL) AS named
             FROM flows_attributed WHERE {EXPOSED} AND {where} GROUP BY ALL
         ), chosen AS (
             SELECT * FROM answers
             QUALIFY row_number() OVER (
                 PARTITION BY dst_ip
-                ORDER BY dst_controller IS NULL, dst_jurisdiction IS NULL, n DESC, b DESC, {order}
+                ORDER BY CASE WHEN named AND dst_controller IS NOT NULL THEN 0 WHEN named THEN 1
+                              WHEN dst_controller IS NOT NULL THEN 2 ELSE 3 END,
+                         dst_jurisdiction IS NULL, n DESC, b DESC, {order}
             ) = 1
         ), totals AS (
             SELECT dst_ip, any_value(dst_asn) AS asn, any_value(dst_as_org) AS as_org,

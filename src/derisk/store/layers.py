@@ -136,9 +136,10 @@ def bases(ws: Workspace, input_ids: list[str] | None) -> dict[str, list[dict[str
 def destination_layers(ws: Workspace, input_ids: list[str] | None) -> dict[str, dict[str, Any]]:
     """Per external address: its infrastructure and service attribution.
 
-    An address can carry several names (several services): the attribution of most flows is
-    shown, then of most bytes, then the first in column order, so the choice never depends on
-    the order flows are stored in.
+    An address can carry several names (several services): the attribution of flows that carry a
+    name comes first (a flow without one has no service to show: the reply half of a connection
+    split in two carries none), then of most flows, then of most bytes, then the first in column
+    order, so the choice never depends on the order flows are stored in.
     """
     where, params = _scope(input_ids)
     cols = [f"dst_{p}_{part}" for p in ("infra", "service") for part in _LAYER_PARTS]
@@ -150,7 +151,9 @@ def destination_layers(ws: Workspace, input_ids: list[str] | None) -> dict[str, 
             FROM flows_attributed WHERE {_EXTERNAL} AND {where} GROUP BY ALL
         )
         SELECT dst_ip AS ip, {listed} FROM grouped
-        QUALIFY row_number() OVER (PARTITION BY dst_ip ORDER BY n DESC, b DESC, {order}) = 1
+        QUALIFY row_number() OVER (
+            PARTITION BY dst_ip ORDER BY dst_service_basis IS NULL, n DESC, b DESC, {order}
+        ) = 1
     """
     out: dict[str, dict[str, Any]] = {}
     for row in _rows(ws, sql, params):
