@@ -26,6 +26,7 @@ HELDOUT2 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout2.ya
 HELDOUT3 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout3.yaml"
 HELDOUT4 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout4.yaml"
 HELDOUT5 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout5.yaml"
+HELDOUT6 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout6.yaml"
 #: The repositories (and commits) the shipped truth files take their captures from.
 REPOSITORIES = {
     "https://github.com/ntop/nDPI",
@@ -56,6 +57,16 @@ REPOSITORIES = {
     "https://github.com/sbousseaden/PCAP-ATTACK",
     "https://github.com/simsong/tcpflow",
     "https://github.com/stratosphereips/StratosphereLinuxIPS",
+    "https://github.com/ACandeias/IntrusionDetection",
+    "https://github.com/AlexeyVasilev/PcapFlowLab",
+    "https://github.com/SuperCowPowers/chains",
+    "https://github.com/aucad/sensor-data",
+    "https://github.com/corelight/zeek-quic",
+    "https://github.com/elcabezzonn/Pcaps",
+    "https://github.com/lwerdna/filesamples",
+    "https://github.com/markfvl/Pcaphunt",
+    "https://github.com/mmguero-dev/Malcolm-PCAP",
+    "https://github.com/tj-oconnor/IoT-Dataset",
 }
 BLOB = "153d497a36e508c2a55b33dac4f3df76e2c58985"  # git rev-parse HEAD:tests/cfgs/default/pcap/facebook.pcap
 
@@ -167,6 +178,7 @@ def test_command_line_writes_json_and_rejects_a_missing_directory(tmp_path: Path
         (HELDOUT3, 20, 35),
         (HELDOUT4, 35, 60),
         (HELDOUT5, 25, 60),
+        (HELDOUT6, 70, 130),
     ],
 )
 def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, judged_at_least: int) -> None:
@@ -189,7 +201,7 @@ def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, 
 def test_held_out_sets_share_no_capture() -> None:
     """Each held-out set is new traffic: no capture (by content) is in two truth files."""
     seen: dict[str, Path] = {}
-    for path in (TRUTH, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5):
+    for path in (TRUTH, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6):
         for capture in ev.load_truth(path)["captures"]:
             assert capture["blob"] not in seen, (
                 f"{capture['file']} is in {seen.get(capture['blob'])} and {path}"
