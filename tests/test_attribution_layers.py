@@ -340,11 +340,16 @@ def test_a_name_on_one_flow_outranks_the_bare_operator_of_another(tmp_path: Path
     service's controller: it keeps the operator's jurisdiction and names no controller."""
     alibaba = load_ipdata(data_env).sample_addresses(45102, None, 1)[0]
     sessions = [
-        Session("10.1.0.7", alibaba, T0, 900, 0, name="plug.lock-vendor-nobody-knows.cn", name_via="sni"),
+        Session(
+            "10.1.0.7", alibaba, T0, 900, 0, name="plug.lock-vendor-nobody-knows.cn", name_via="dns-answer"
+        ),
         Session("10.1.0.7", alibaba, T0 + 1, 20_000, 0),
         Session("10.1.0.7", alibaba, T0 + 2, 20_000, 0),
+        # the reply half seen as a connection from the server: inbound, the DNS answer's name on it
+        Session(alibaba, "10.1.0.7", T0 + 3, 30_000, 0),
     ]
-    (dest,) = _analyze(tmp_path, sessions, site=SITE)["destinations"]
+    (dest,) = [d for d in _analyze(tmp_path, sessions, site=SITE)["destinations"] if d["ip"] == alibaba]
+    assert dest["flows"] == 4 and dest["server_names"] == ["plug.lock-vendor-nobody-knows.cn"]
     assert dest["infrastructure"]["controller"] is not None  # the operator is known
     assert dest["controller"] is None and dest["service"]["basis"] == "unknown"
     assert dest["jurisdiction"] == dest["infrastructure"]["jurisdiction"]
@@ -465,3 +470,69 @@ def test_an_unknown_name_on_a_known_operator_names_no_controller() -> None:
     assert row["dst_infra_controller"] == "Akamai Technologies, Inc."  # the layer keeps its own
     assert row["dst_service_basis"] == "unknown" or row["dst_service_controller"] is None
     assert row["attribution_path"].startswith("service nest.com not identified")
+
+
+def _tag_replies(capture: Path, server: str, vlan: int) -> None:
+    """Rewrite a little-endian Ethernet pcap so that frames sent by ``server`` carry an 802.1Q tag,
+    as a SPAN port that tags one direction only delivers them."""
+    import ipaddress
+    import struct
+
+    data = capture.read_bytes()
+    out, offset, source = [data[:24]], 24, ipaddress.ip_address(server).packed
+    while offset + 16 <= len(data):
+        head = data[offset : offset + 16]
+        captured = struct.unpack_from("<I", head, 8)[0]
+        frame = data[offset + 16 : offset + 16 + captured]
+        if frame[12:14] == b"\x08\x00" and frame[26:30] == source:
+            frame = frame[:12] + struct.pack(">HH", 0x8100, vlan) + frame[12:]
+            wire = struct.unpack_from("<I", head, 12)[0] + 4
+            head = head[:8] + struct.pack("<II", len(frame), wire)
+        out.append(head + frame)
+        offset += 16 + captured
+    capture.write_bytes(b"".join(out))
+
+
+def test_replies_on_another_vlan_do_not_name_the_cloud_as_controller(tmp_path: Path, data_env: Path) -> None:
+    """The sixth held-out set's one wrong answer, rebuilt: a device looks up a service derisk does not
+    know, on Alibaba Cloud, and the replies come tagged on VLAN 100, so each connection is metered as
+    two one-way flows. The reply half carries the DNS answer's name but no service attribution and
+    answers the cloud operator; the Controller column must not name Alibaba for the service."""
+    from datetime import UTC, datetime, timedelta
+
+    from derisk.gen.model import Conversation, DnsLookup
+    from derisk.gen.packets import write_capture
+
+    alibaba = load_ipdata(data_env).sample_addresses(45102, None, 1)[0]
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    name = "plug.lock-vendor-nobody-knows.cn"
+    talks = [
+        Conversation("udp", "10.1.0.7", "10.1.0.53", start, 40000, 53, dns=DnsLookup(name, "A", (alibaba,)))
+    ]
+    for n in range(4):  # no SNI: the name comes from the DNS answer, as on the smart-lock hub
+        talks.append(
+            Conversation("tcp", "10.1.0.7", alibaba, start + timedelta(seconds=1 + n), 41000 + n, 443)
+        )
+    capture = tmp_path / "hub.pcap"
+    write_capture(talks, capture)
+    _tag_replies(capture, alibaba, 100)
+    out = tmp_path / "hub.json"
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE, encoding="utf-8")
+    args = [
+        "analyze",
+        str(capture),
+        "-w",
+        str(tmp_path / "ws"),
+        "--site",
+        str(site),
+        "--json",
+        str(out),
+        "-q",
+    ]
+    assert main(args) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    (dest,) = [d for d in doc["destinations"] if d["ip"] == alibaba]
+    assert dest["server_names"] == [name]
+    assert dest["infrastructure"]["controller"] is not None  # the operator is known
+    assert dest["controller"] is None and dest["service"]["basis"] == "unknown"

@@ -245,9 +245,10 @@ def destinations(ws: Workspace, input_ids: list[str] | None, name_cap: int = 20)
 
     An address whose flows carry different attributions (an Akamai alias on one flow, Apple's
     server name on another) shows one of them whole, chosen in this order: flows that carry a server
-    name and whose answer names a controller; flows that carry a name derisk does not know (their
-    answer names the operator's jurisdiction but no controller); flows without any name (their
-    answer is the operator's); then as the two layers choose theirs
+    name the service layer was asked about (``dst_service_basis`` set) and whose answer names a
+    controller; flows whose name derisk does not know (their answer names the operator's
+    jurisdiction but no controller); flows without such a name (their answer is the operator's:
+    an inbound half may carry a DNS answer's name without a service attribution); then as the two layers choose theirs
     (:func:`derisk.store.layers.destination_layers`): most flows, then most bytes sent, then the
     first in column order. A name derisk knows on one flow so leaves another flow's unknown name
     aside, and a name on one flow outranks the bare operator of another: the reply half of a
@@ -261,7 +262,7 @@ def destinations(ws: Workspace, input_ids: list[str] | None, name_cap: int = 20)
     sql = f"""
         WITH answers AS (
             SELECT dst_ip, {answer}, count(*) AS n, sum(coalesce(bytes_out, 0)) AS b,
-                   bool_or(server_name IS NOT NULL) AS named
+                   bool_or(dst_service_basis IS NOT NULL) AS named
             FROM flows_attributed WHERE {EXPOSED} AND {where} GROUP BY ALL
         ), chosen AS (
             SELECT * FROM answers
