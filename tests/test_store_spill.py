@@ -26,6 +26,17 @@ def test_private_databases_spill_into_the_process_folder() -> None:
     assert '"temp_directory": spill_directory()' in source
 
 
+def test_a_removed_spill_folder_is_made_again() -> None:
+    """Ctrl-C removes the process's scratch (derisk.scratch.remove_own) before the fast exit; a
+    program that runs the command line in-process goes on, and its next database must spill again."""
+    import shutil
+
+    first = spill_directory()
+    shutil.rmtree(first)
+    again = spill_directory()
+    assert again != first and Path(again).is_dir() and (os.stat(again).st_mode & 0o777) == 0o700
+
+
 def test_a_large_sort_leaves_nothing_in_the_working_directory(tmp_path: Path) -> None:
     script = (
         "from derisk.store.zeekread import private_connection\n"

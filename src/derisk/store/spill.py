@@ -11,6 +11,7 @@ beside itself, as DuckDB does for a file.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from derisk import scratch
 
@@ -19,9 +20,11 @@ _folder: str | None = None
 
 
 def spill_directory() -> str:
-    """The process's private spill folder (made on first use)."""
+    """The process's private spill folder (made on first use, and again if it was removed: Ctrl-C
+    removes the process's scratch before the command line's fast exit, and a program that calls
+    the command line in-process goes on)."""
     global _folder
     with _lock:
-        if _folder is None:
+        if _folder is None or not Path(_folder).is_dir():
             _folder = scratch.make_dir("spill")
         return _folder
