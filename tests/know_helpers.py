@@ -45,3 +45,10 @@ def own(owner: str, asset: str, share: float | None = None, **kw: object) -> Lin
 
 def graph(entities: list[Entity], links: list[Link]) -> Graph:
     return build_graph(entities, links)
+
+
+def company(
+    ident: str, name: str, *, country: str = "US", aliases: tuple[str, ...] = (), **kw: object
+) -> Entity:
+    """A company under its real-looking name (the attribution tests match names and aliases)."""
+    return Entity(ident, "Company", name, aliases=aliases, country=country, sources=(SRC,), **kw)  # type: ignore[arg-type]

@@ -19,42 +19,26 @@ from derisk.enrich.ipdata import load_ipdata
 from derisk.flows import FLOW_SCHEMA, GUESS_CONFIDENCE, INFRA_BASES, SERVICE_BASES
 from derisk.gen.zeek import Session, build_logs, write_logs
 from derisk.know.attribution import build_index
-from derisk.know.graph import Entity, Link, Source, build_graph
+from derisk.know.graph import build_graph
 from derisk.know.orgnames import OrgNameIndex, reduce_name
+from know_helpers import company, own
 
 T0 = 1_793_000_000.0
-SRC = Source("s", "https://example.org/registry", "test statement", accessed="2026-12-06")
-
-
-def _company(eid: str, name: str, *, country: str = "US", aliases: tuple[str, ...] = (), **kw: Any) -> Entity:
-    return Entity(eid, "Company", name, aliases=aliases, country=country, sources=(SRC,), **kw)
-
-
-def _owns(owner: str, asset: str) -> Link:
-    return Link(
-        id=f"{owner}-{asset}",
-        kind="ownership",
-        owner_id=owner,
-        asset_id=asset,
-        share=100.0,
-        source=SRC,
-        confidence="V",
-    )
 
 
 def _graph() -> Any:
     return build_graph(
         [
-            _company("msft", "Microsoft Corporation", asns=(8075,), domains=("microsoft.com",)),
-            _company("apple", "Apple Inc."),
-            _company("ct", "China Telecom Corporation Limited", country="CN", aliases=("China Telecom",)),
-            _company("akamai", "Akamai Technologies, Inc.", asns=(20940,)),
-            _company("bd", "ByteDance Ltd.", country="KY", control_jurisdiction="CN"),
-            _company("tt", "TikTok Pte. Ltd.", country="SG", domains=("tiktok.com",)),
-            _company("acme-us", "Acme Networks", aliases=()),
-            _company("acme-de", "Acme Networks GmbH", country="DE"),
+            company("msft", "Microsoft Corporation", asns=(8075,), domains=("microsoft.com",)),
+            company("apple", "Apple Inc."),
+            company("ct", "China Telecom Corporation Limited", country="CN", aliases=("China Telecom",)),
+            company("akamai", "Akamai Technologies, Inc.", asns=(20940,)),
+            company("bd", "ByteDance Ltd.", country="KY", control_jurisdiction="CN"),
+            company("tt", "TikTok Pte. Ltd.", country="SG", domains=("tiktok.com",)),
+            company("acme-us", "Acme Networks", aliases=()),
+            company("acme-de", "Acme Networks GmbH", country="DE"),
         ],
-        [_owns("bd", "tt")],
+        [own("bd", "tt", 100.0)],
     )
 
 

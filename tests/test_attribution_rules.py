@@ -21,10 +21,10 @@ from derisk.enrich.ipdata import load_ipdata
 from derisk.enrich.service_rules import BRAND_BASIS, INFERRED_CONFIDENCE, OPERATOR_BASIS
 from derisk.gen.zeek import Session, build_logs, write_logs
 from derisk.know.attribution import AttributionIndex, build_index, load_index
-from derisk.know.graph import Entity, Link, Source, build_graph
+from derisk.know.graph import build_graph
+from know_helpers import company, own
 
 T0 = 1_793_000_000.0
-SRC = Source("s", "https://example.org/registry", "test statement", accessed="2026-12-07")
 SITE = "site: test\ninternal_networks: [10.1.0.0/24]\nsystems:\n  - {name: hmi, hosts: [10.1.0.5/32]}\n"
 #: Country suffixes a test may put a brand under; the first the curated registry does not list is used,
 #: so the test keeps testing the rule when the registry grows.
@@ -133,43 +133,27 @@ def test_the_operator_s_own_service_but_never_a_customer_s_on_a_cdn_end_to_end(
 # -- the rules' edges, on a graph built for the test --------------------------------------------
 
 
-def _company(eid: str, name: str, *, country: str = "US", aliases: tuple[str, ...] = (), **kw: Any) -> Entity:
-    return Entity(eid, "Company", name, aliases=aliases, country=country, sources=(SRC,), **kw)
-
-
-def _owns(owner: str, asset: str) -> Link:
-    return Link(
-        id=f"{owner}-{asset}",
-        kind="ownership",
-        owner_id=owner,
-        asset_id=asset,
-        share=100.0,
-        source=SRC,
-        confidence="V",
-    )
-
-
 def _index() -> AttributionIndex:
     return build_index(
         build_graph(
             [
-                _company(
+                company(
                     "meta",
                     "Meta Platforms, Inc.",
                     aliases=("Facebook",),
                     asns=(32934,),
                     domains=("facebook.com",),
                 ),
-                _company("insta", "Instagram, LLC", aliases=("Instagram",), domains=("instagram.com",)),
-                _company(
+                company("insta", "Instagram, LLC", aliases=("Instagram",), domains=("instagram.com",)),
+                company(
                     "goog",
                     "Google LLC",
                     aliases=("Google",),
                     asns=(15169,),
                     domains=("google.com", "run.app"),
                 ),
-                _company("akamai", "Akamai Technologies, Inc.", aliases=("Akamai",), asns=(20940,)),
-                _company(
+                company("akamai", "Akamai Technologies, Inc.", aliases=("Akamai",), asns=(20940,)),
+                company(
                     "orange-fr",
                     "Orange S.A.",
                     country="FR",
@@ -177,13 +161,13 @@ def _index() -> AttributionIndex:
                     asns=(3215,),
                     domains=("orange.fr",),
                 ),
-                _company(
+                company(
                     "orange-pl", "Orange Polska", country="PL", aliases=("Orange",), domains=("orange.pl",)
                 ),
-                _company("bt", "BT Group plc", country="GB", aliases=("BT",), asns=(2856,)),
-                _company("ing", "ING Bank N.V.", country="NL", asns=(15625,)),
+                company("bt", "BT Group plc", country="GB", aliases=("BT",), asns=(2856,)),
+                company("ing", "ING Bank N.V.", country="NL", asns=(15625,)),
             ],
-            [_owns("meta", "insta")],
+            [own("meta", "insta", 100.0)],
         )
     )
 
