@@ -23,9 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from derisk.know.attribution import build_index
-from derisk.know.curated import check_groups, read_group_files
-from derisk.know.graph import build_graph
+from registry_coverage import curated_index
 
 
 def read_domains(path: Path, top: int) -> list[str]:
@@ -59,16 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     if not domains:
         print(f"{args.file}: no domains", file=sys.stderr)
         return 3
-    files = read_group_files()
-    if args.groups:
-        keep = {*args.groups, "states.yaml"}
-        files = {name: doc for name, doc in files.items() if name in keep}
-    entities, links, problems = check_groups(files)
-    if problems:
-        print(f"registry invalid: {problems[0]}", file=sys.stderr)
+    try:
+        files, graph, index = curated_index(args.groups)
+    except ValueError as exc:
+        print(f"registry invalid: {exc}", file=sys.stderr)
         return 5
-    graph = build_graph(entities, links)
-    index = build_index(graph)
 
     attributed = known = 0
     missing: list[str] = []
@@ -82,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             missing.append(domain)
     total = len(domains)
-    print(
-        f"registry: {len(files)} group files, {len(graph.entities)} entities, {len(index.by_domain)} domains"
-    )
+    print(f"registry: {files} group files, {len(graph.entities)} entities, {len(index.by_domain)} domains")
     print(
         f"{args.file.name}: {total} domains; attributed to a controller {attributed} ({attributed / total:.1%}); "
         f"organisation only {known}; unknown {total - attributed - known}"

@@ -35,9 +35,9 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from derisk.enrich.datadir import data_dir
-from derisk.know.attribution import build_index
+from derisk.know.attribution import AttributionIndex, build_index
 from derisk.know.curated import check_groups, read_group_files
-from derisk.know.graph import build_graph
+from derisk.know.graph import Graph, build_graph
 from derisk.know.names import MATCH_SCORE
 from derisk.know.orgnames import OrgNameIndex
 
@@ -125,6 +125,20 @@ def _top_unattributed(
     ]
 
 
+def curated_index(groups: list[str] | None) -> tuple[int, Graph, AttributionIndex]:
+    """The curated registry's number of group files read, graph and attribution index (only the
+    files named in ``groups``, with the states, when given); ValueError naming its first problem."""
+    files = read_group_files()
+    if groups:
+        keep = {*groups, "states.yaml"}
+        files = {name: doc for name, doc in files.items() if name in keep}
+    entities, links, problems = check_groups(files)
+    if problems:
+        raise ValueError(problems[0])
+    graph = build_graph(entities, links)
+    return len(files), graph, build_index(graph)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=None)
@@ -151,16 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     if not path.exists():
         print(f"{path}: no ASN data; run `derisk data update` first", file=sys.stderr)
         return 5
-    files = read_group_files()
-    if args.groups:
-        keep = {*args.groups, "states.yaml"}
-        files = {name: doc for name, doc in files.items() if name in keep}
-    entities, links, problems = check_groups(files)
-    if problems:
-        print(f"registry invalid: {problems[0]}", file=sys.stderr)
+    try:
+        files, graph, index = curated_index(args.groups)
+    except ValueError as exc:
+        print(f"registry invalid: {exc}", file=sys.stderr)
         return 5
-    graph = build_graph(entities, links)
-    index = build_index(graph)
     names = OrgNameIndex.build((e.id, e.name, e.aliases) for e in graph.entities.values())
 
     table = _ranges(path)
@@ -177,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
     is_v4, sizes = _ipv4_sizes(table)
     total_v4 = int(sizes.sum())
-    print(
-        f"registry: {len(files)} group files, {len(graph.entities)} entities, {len(index.by_asn)} AS numbers"
-    )
+    print(f"registry: {files} group files, {len(graph.entities)} entities, {len(index.by_asn)} AS numbers")
     for label, mask in (("listed AS numbers", listed), ("+ AS-name matches", listed | named)):
         v4 = int((mask & is_v4).sum())
         v6 = int((mask & ~is_v4).sum())
