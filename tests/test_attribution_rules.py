@@ -212,6 +212,10 @@ def _rows(keys: list[tuple[int, str]], index: AttributionIndex) -> list[dict[str
         (20940, "akamai.kp", OPERATOR_BASIS, "Akamai Technologies, Inc."),
         (20940, "akamai-cdn.kp", "unknown", None),
         (20940, "akamia.kp", "unknown", None),
+        # attacker-controlled text: hidden characters do not make a look-alike read as the brand
+        (15169, "goo\x00gle.it", "unknown", None),
+        (15169, "g\u200boogle.it", "unknown", None),
+        (20940, "aka\x00mai.kp", "unknown", None),
     ],
 )
 def test_rule_edges(asn: int, domain: str, basis: str, controller: str | None) -> None:

@@ -44,6 +44,7 @@ MIN_LABEL: Final = 3
 #: capture, so their domains would make a brand depend on the other names of the same capture.
 _REGISTRY_PREFIXES: Final = ("as2org-", "peeringdb-org-")
 _NOT_ALNUM: Final = re.compile(r"[^a-z0-9]+")
+_HOST_LABEL: Final = re.compile(r"[A-Za-z0-9-]+")
 
 
 def compact(text: str) -> str:
@@ -57,9 +58,15 @@ def name_key(name: str) -> str:
 
 
 def domain_label(domain: str) -> str | None:
-    """The compacted label of a registrable domain (``google.co.uk`` → ``google``), else None."""
+    """The compacted label of a registrable domain (``google.co.uk`` → ``google``), else None.
+
+    Only a host-name label (ASCII letters, digits, hyphens) has one: a server name is attacker-
+    controlled text, and compacting ``goo\x00gle`` or ``g\u200boogle`` would make a look-alike
+    read as the brand."""
     parts = split_name(domain)
     if not parts.suffix or not parts.domain or parts.subdomain:
+        return None
+    if not _HOST_LABEL.fullmatch(parts.domain):
         return None
     label = compact(parts.domain)
     return label if len(label) >= MIN_LABEL else None
