@@ -27,6 +27,7 @@ HELDOUT3 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout3.ya
 HELDOUT4 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout4.yaml"
 HELDOUT5 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout5.yaml"
 HELDOUT6 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout6.yaml"
+HELDOUT7 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout7.yaml"
 #: The repositories (and commits) the shipped truth files take their captures from.
 REPOSITORIES = {
     "https://github.com/ntop/nDPI",
@@ -67,6 +68,40 @@ REPOSITORIES = {
     "https://github.com/markfvl/Pcaphunt",
     "https://github.com/mmguero-dev/Malcolm-PCAP",
     "https://github.com/tj-oconnor/IoT-Dataset",
+    "https://github.com/0xsrushti/Wireshark-Network-Traffic-Analysis",
+    "https://github.com/1-basil/APKsherlock",
+    "https://github.com/abhinav8377/Internship_Task_05",
+    "https://github.com/adarbachar/sniffing-project",
+    "https://github.com/Ahmed1337/Wireshark",
+    "https://github.com/aktersabina122/OIBSIP_Cybersecurity_Task8",
+    "https://github.com/AnjaliJayakanthan/network-traffic-analysis",
+    "https://github.com/athul1810/WirePlot",
+    "https://github.com/bishaltm567/OIBSIP",
+    "https://github.com/chidurasucheer/OASIS-Cybersecurity-Internship",
+    "https://github.com/Dadusingh98/Elevate-Labs-Cyber_Internship_Task_5",
+    "https://github.com/DatTran789/CkPrograming",
+    "https://github.com/Harishwar006/cyber-security-internship-task-5",
+    "https://github.com/jo4dan/Network-Traffic-Packet-Analysis",
+    "https://github.com/KarunaVashisht/CyberSecurityTask5",
+    "https://github.com/KolaSailaja/SecuirtyAnalyst-Task8-OasisInfobyte",
+    "https://github.com/KristovZander/Task5-Wireshark",
+    "https://github.com/kumar13mustd/Traffic-Analysis-in-Wireshark",
+    "https://github.com/Lakjaya-hub/Network-Monitoring-Capture-The-Generated-Network-Traffic-Using-TCPDUMP",
+    "https://github.com/Madiba-Research/QuicMitm",
+    "https://github.com/ManojMandal01/Capture_Network_Traffic_with_Wireshark",
+    "https://github.com/nyxlayer01/Network-traffic-analysis-wireshark",
+    "https://github.com/Rajesh-code-droid/Task8_Wireshark_Network_Traffic_Analysis",
+    "https://github.com/RanDomGuY84/Task-8-Capture-Network-Traffic-with-Wireshark-OIBSIP",
+    "https://github.com/Ritesh332/Task5",
+    "https://github.com/Rushil0241/Internship-Task-5",
+    "https://github.com/Sakshi-Maliye/Network-Analysis",
+    "https://github.com/Sar-as902/Task-5-Network-Traffic-Analysis",
+    "https://github.com/saroj34/Packet-capture-in-wireshark",
+    "https://github.com/shivdutt28/Task5",
+    "https://github.com/Shrushtikesur/Network-Traffic-Analysis",
+    "https://github.com/Shruti29044/Network-Traffic-Analyzer",
+    "https://github.com/Tasmia12/Task4-Capture-Network-Traffic-with-Wireshark",
+    "https://github.com/Vikalp1234087/OIBSIP_CyberSecurity_Task2",
 }
 BLOB = "153d497a36e508c2a55b33dac4f3df76e2c58985"  # git rev-parse HEAD:tests/cfgs/default/pcap/facebook.pcap
 
@@ -179,6 +214,7 @@ def test_command_line_writes_json_and_rejects_a_missing_directory(tmp_path: Path
         (HELDOUT4, 35, 60),
         (HELDOUT5, 25, 60),
         (HELDOUT6, 70, 130),
+        (HELDOUT7, 40, 160),
     ],
 )
 def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, judged_at_least: int) -> None:
@@ -201,7 +237,7 @@ def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, 
 def test_held_out_sets_share_no_capture() -> None:
     """Each held-out set is new traffic: no capture (by content) is in two truth files."""
     seen: dict[str, Path] = {}
-    for path in (TRUTH, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6):
+    for path in (TRUTH, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7):
         for capture in ev.load_truth(path)["captures"]:
             assert capture["blob"] not in seen, (
                 f"{capture['file']} is in {seen.get(capture['blob'])} and {path}"
