@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from derisk import ipaddrs
+from derisk import site as site_module
 from derisk.errors import ConfigError, InputError
 from derisk.flows import batch_from_columns
 from derisk.site import load_site, parse_site
@@ -173,6 +175,29 @@ def test_orientation_follows_the_rule_for_every_pair_of_addresses(tmp_path: Path
         assert got == expected, (a, b)
         assert row["system"] == (b_sys if swap else a_sys), (a, b)
     assert {r["direction"] for r in rows} == {"local-scope", "internal", "outbound", "inbound", "external"}
+
+
+def test_orientation_of_later_batches_uses_the_addresses_seen_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site remembers the labels of addresses from earlier batches: batches sharing some
+    addresses and bringing new ones are oriented as by a site that never saw another batch, also
+    when the remembered addresses pass the limit and it starts afresh."""
+    monkeypatch.setattr(site_module, "SEEN_LIMIT", 6)
+    site = load_site(write(tmp_path, GOOD))
+    pool = ["10.1.0.5", "10.2.0.5", "203.0.113.9", "224.0.0.251", "2001:db8:2::7", "8.8.8.8", "10.9.9.9"]
+    pool += ["junk", "10.1.0.7", "fe80::1", "198.51.100.3", "10.255.255.255", "2a00::1", "0.0.0.0"]
+    remembered = []
+    for start in range(0, 12):
+        src: list[object] = [pool[(start + i) % len(pool)] for i in range(2)]
+        dst: list[object] = [pool[(start + 7 + i) % len(pool)] for i in range(2)]
+        batch = batch_from_columns({"src_ip": src, "dst_ip": dst, "bytes_out": [1, 2], "bytes_in": [3, 4]})
+        assert site.orient(batch).equals(load_site(write(tmp_path, GOOD)).orient(batch)), start
+        assert site._seen is not None
+        remembered.append(len(site._seen.addresses))
+    assert max(remembered) <= 6  # bounded (a batch here has four distinct addresses)
+    grew = [b > a for a, b in itertools.pairwise(remembered)]
+    assert any(grew) and not all(grew)  # remembered new addresses, and started afresh
 
 
 def test_digest_changes_with_systems_not_with_names_order(tmp_path: Path) -> None:

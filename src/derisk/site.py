@@ -76,6 +76,12 @@ class Site:
     systems: tuple[System, ...]
     sections: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    #: Labels of the addresses seen by :meth:`orient` (an input's batches share most of them).
+    _seen: _Labels | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (for Spark's workers) without the addresses seen."""
+        return {**self.__dict__, "_seen": None}
 
     def classify(self, ip: str) -> tuple[bool, str | None]:
         """(is internal, system name) for one address; unparsable addresses are external."""
@@ -94,18 +100,17 @@ class Site:
             [contiguous(batch.column("src_ip")), contiguous(batch.column("dst_ip"))]
         ).dictionary_encode()
         distinct = len(encoded.dictionary)
-        parsed = ipaddrs.parse(encoded.dictionary)
-        internal, systems = self._label(encoded.dictionary, parsed)
+        labels = self._labels(encoded.dictionary)
         # Per distinct address, with one more entry at the end for a missing address (code
         # ``distinct``): not internal, no system; a flow missing either address is not local-scope.
         codes = np.asarray(pc.fill_null(encoded.indices, distinct).to_numpy(zero_copy_only=False))
         src_code, dst_code = codes[:n], codes[n:]
-        is_internal = np.append(np.asarray(internal.to_numpy(zero_copy_only=False), dtype=bool), False)
+        is_internal = np.append(labels.internal, False)
         src_int, dst_int = is_internal[src_code], is_internal[dst_code]
         swap = ~src_int & dst_int
         # Multicast, broadcast (incl. directed broadcast of internal networks), link-local and
         # unspecified addresses are not destinations: such flows are kept apart as "local-scope".
-        scoped = np.append(ipaddrs.not_destination(parsed, self.broadcasts), False)
+        scoped = np.append(labels.scoped, False)
         local = (scoped[src_code] | scoped[dst_code]) & (src_code < distinct) & (dst_code < distinct)
         kind = np.select(
             [local, src_int & ~dst_int, swap, src_int & dst_int], [0, 1, 2, 3], default=4
@@ -126,9 +131,43 @@ class Site:
                     pc.if_else(flip, batch.column(a), batch.column(b)),
                 )
         columns["direction"] = direction
-        labels = pa.concat_arrays([systems, pa.nulls(1, pa.string())])
-        columns["system"] = labels.take(pa.array(np.where(swap, dst_code, src_code)))
+        systems = pa.concat_arrays([labels.systems, pa.nulls(1, pa.string())])
+        columns["system"] = systems.take(pa.array(np.where(swap, dst_code, src_code)))
         return pa.RecordBatch.from_pydict(columns)
+
+    def _labels(self, distinct: pa.Array) -> _Labels:
+        """The labels of distinct addresses; those of addresses seen in earlier batches are
+        remembered (up to :data:`SEEN_LIMIT`), so only new ones are parsed and compared."""
+        seen = self._seen
+        if seen is None:
+            found = self._compute_labels(distinct)
+        else:
+            where = pc.index_in(distinct, value_set=seen.addresses)
+            if where.null_count == 0:
+                return seen.take(where, distinct)
+            missing = pc.indices_nonzero(pc.is_null(where))
+            if len(seen.addresses) + len(missing) > SEEN_LIMIT:  # start afresh: bounded memory
+                found = self._compute_labels(distinct)
+            else:
+                fresh = self._compute_labels(distinct.take(missing))
+                known = len(seen.addresses)
+                seen = seen.extended(fresh)
+                self._seen = seen
+                rows = np.asarray(pc.fill_null(where, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+                rows[missing.to_numpy()] = np.arange(known, known + len(fresh.addresses), dtype=np.int64)
+                return seen.take(pa.array(rows), distinct)
+        self._seen = found  # replaced whole, never changed in place: other threads may hold it
+        return found
+
+    def _compute_labels(self, distinct: pa.Array) -> _Labels:
+        parsed = ipaddrs.parse(distinct)
+        internal, systems = self._label(distinct, parsed)
+        return _Labels(
+            distinct,
+            np.asarray(internal.to_numpy(zero_copy_only=False), dtype=bool),
+            systems,
+            ipaddrs.not_destination(parsed, self.broadcasts),
+        )
 
     def _label(
         self, addresses: pa.Array, parsed: ipaddrs.ParsedAddresses | None = None
@@ -162,6 +201,34 @@ class Site:
             "systems": sorted([s.name, sorted(str(n) for n in s.networks)] for s in self.systems),
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: Distinct addresses whose labels a :class:`Site` remembers across batches before it starts afresh.
+SEEN_LIMIT: Final = 100_000
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """Per distinct address: whether it is internal, its system (null: none), whether it is not a
+    destination (multicast, broadcast, link-local, unspecified)."""
+
+    addresses: pa.Array
+    internal: np.ndarray[Any, np.dtype[np.bool_]]
+    systems: pa.Array
+    scoped: np.ndarray[Any, np.dtype[np.bool_]]
+
+    def take(self, rows: pa.Array, addresses: pa.Array) -> _Labels:
+        """The labels of ``addresses``, which are these labels' addresses at ``rows`` (no nulls)."""
+        index = rows.to_numpy(zero_copy_only=False)
+        return _Labels(addresses, self.internal[index], self.systems.take(rows), self.scoped[index])
+
+    def extended(self, more: _Labels) -> _Labels:
+        return _Labels(
+            pa.concat_arrays([self.addresses, more.addresses]),
+            np.concatenate([self.internal, more.internal]),
+            pa.concat_arrays([self.systems, more.systems]),
+            np.concatenate([self.scoped, more.scoped]),
+        )
 
 
 #: The values of ``direction``, in the order :meth:`Site.orient` decides them.
