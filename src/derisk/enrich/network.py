@@ -19,6 +19,8 @@ from derisk.flows import contiguous
 MEMO_LIMIT: Final = 100_000
 
 _NAMES_DST: Final = pa.array(["outbound", "external"])
+#: What an address's row of the IP data gives a flow (as ``dst_`` + the name).
+_ADDRESS_COLUMNS: Final = ("asn", "as_org", "as_country", "geo_country")
 
 
 class _Memo:
@@ -35,6 +37,19 @@ class _Memo:
         self._limit = limit
         self._keys: pa.Array | None = None
         self._values: pa.Table | None = None
+
+    def per_row(self, values: pa.Array) -> pa.Table:
+        """One row per value of ``values`` (any, repeated, null: a row of nulls), in order.
+
+        The values are looked up among the remembered keys directly (one hash pass over the
+        column, no dictionary of it first); only those not remembered are made distinct and computed.
+        """
+        if self._keys is not None and self._values is not None:
+            found = pc.index_in(values, value_set=self._keys)
+            if found.null_count == values.null_count:  # every value remembered (the usual batch)
+                return self._values.take(found)
+        encoded = values.dictionary_encode()
+        return self.rows(encoded.dictionary).take(encoded.indices)
 
     def rows(self, keys: pa.Array) -> pa.Table:
         """One row per key of ``keys`` (distinct, non-null), in order."""
@@ -69,28 +84,25 @@ class Enricher:
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Add the ``dst_*`` network columns; one lookup per address not seen in an earlier batch."""
-        encoded = contiguous(batch.column("dst_ip")).dictionary_encode()
-        found = self._addresses.rows(encoded.dictionary)
-        rows = encoded.indices
+        found = self._addresses.per_row(contiguous(batch.column("dst_ip")))
         columns = {name: batch.column(name) for name in batch.schema.names}
-        columns["dst_asn"] = pc.take(found.column("asn"), rows)
-        columns["dst_as_org"] = pc.take(found.column("as_org"), rows)
-        columns["dst_as_country"] = pc.take(found.column("as_country"), rows)
-        columns["dst_geo_country"] = pc.take(found.column("geo_country"), rows)
+        columns["dst_asn"] = found.column("asn")
+        columns["dst_as_org"] = found.column("as_org")
+        columns["dst_as_country"] = found.column("as_country")
+        columns["dst_geo_country"] = found.column("geo_country")
         # A server name describes the responder; after orientation that is dst unless an outside
         # party opened the flow to one of our servers.
         names_dst = pc.is_in(batch.column("direction"), value_set=_NAMES_DST)
         names = pc.if_else(names_dst, batch.column("server_name"), pa.scalar(None, pa.string()))
-        named = contiguous(names).dictionary_encode()
-        domains = self._domains.rows(named.dictionary).column("domain")
-        columns["dst_domain"] = pc.take(domains, named.indices)
+        columns["dst_domain"] = self._domains.per_row(contiguous(names)).column("domain")
         return pa.RecordBatch.from_pydict({k: contiguous(v) for k, v in columns.items()})
 
 
 def _address_table(ipdata: IpData, addresses: pa.Array) -> pa.Table:
-    """``ipdata``'s row for each address, in the order of ``addresses``."""
+    """``ipdata``'s row for each address, in the order of ``addresses`` (without the address)."""
     found = ipdata.lookup(addresses)
-    return found.take(pc.index_in(addresses, value_set=found.column("ip")))
+    columns = found.select(_ADDRESS_COLUMNS)
+    return columns.take(pc.index_in(addresses, value_set=found.column("ip")))
 
 
 def _domain_table(names: pa.Array) -> pa.Table:
