@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from derisk.detect.alert import Alert, LawsFor, Target, make_alert
+from derisk.detect.alert import MAX_FLOW_IDS, Alert, LawsFor, Target, make_alert
 from derisk.detect.config import DetectionConfig
 from derisk.detect.explain import phrase
 from derisk.detect.segments import F64, as_datetime, column, flow_times, plain, segments
@@ -35,6 +35,15 @@ CONNECTED_FACTOR = 0.5
 def registrable(names: list[str]) -> list[str | None]:
     """Registrable domain (``example.co.uk``) of each name, or None (an IP, a bare suffix, junk)."""
     return [registrable_clean(name.rstrip(".").lower()) for name in names]  # over distinct names
+
+
+def query_domains(flows: pa.Table) -> pa.Array:
+    """The registrable domain of each flow's DNS query (null without one): what
+    :func:`detect_dns_tunnels` groups by, so the flows of one domain can be scored apart from the rest."""
+    names = pc.utf8_lower(plain(column(flows, "dns_query")))
+    uniq = pc.unique(names).drop_null()
+    domains = pa.array(registrable([str(x) for x in uniq.to_pylist()]), pa.string())
+    return pc.take(domains, pc.index_in(names, value_set=uniq))
 
 
 def entropy_bits(strings: list[str]) -> tuple[F64, F64]:
@@ -127,7 +136,7 @@ def detect_dns_tunnels(
     src_col = column(flows, "src_ip")
     alerts = []
     row_lists = [rows[row_dom == d] for d, *_ in hits]
-    ids = flow_ids_for(flows, row_lists)
+    ids = flow_ids_for(flows, [_earliest(flows, r, times.valid, times.start) for r in row_lists])
     for (d, n, score, mlen, mh, is_connected), r, fids in zip(hits, row_lists, ids, strict=True):
         hosts = [
             (x["values"], x["counts"])
@@ -139,6 +148,22 @@ def detect_dns_tunnels(
         stats = TunnelStats(n, mlen, mh, is_connected, len(r), hosts, _main_system(flows, r), first, last)
         alerts.append(tunnel_alert(dom_names[d], score, stats, fids, laws_for))
     return alerts
+
+
+def _earliest(flows: pa.Table, rows: np.ndarray, valid: np.ndarray, start: F64) -> np.ndarray:
+    """The :data:`MAX_FLOW_IDS` rows an alert lists: the earliest queries first (then by flow id;
+    without a start time last), so the same flows are named whatever order the table is in (one
+    table on DuckDB, partitions of it on Spark)."""
+    if len(rows) == 0 or "flow_id" not in flows.column_names:
+        return rows
+    when = np.where(valid[rows], start[rows], np.inf)
+    ids = pc.cast(plain(pc.take(column(flows, "flow_id"), pa.array(rows, pa.int64()))), pa.string())
+    order = pc.select_k_unstable(
+        pa.table({"s": when, "i": ids}),
+        k=min(MAX_FLOW_IDS, len(rows)),
+        sort_keys=[("s", "ascending"), ("i", "ascending")],
+    )
+    return np.asarray(rows)[np.asarray(order.to_numpy(zero_copy_only=False), dtype=np.int64)]
 
 
 def tunnel_score(

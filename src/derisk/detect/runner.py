@@ -200,10 +200,18 @@ def _compact(table: pa.Table) -> pa.Table:
 
 
 def bucket_pass(
-    table: pa.Table, config: DetectionConfig, laws: LawsFor, frame: Frame | None, now: datetime | None
+    table: pa.Table,
+    config: DetectionConfig,
+    laws: LawsFor,
+    frame: Frame | None,
+    now: datetime | None,
+    *,
+    keep_dns: bool = True,
 ) -> Pass:
     """One bucket (every flow of each of its systems, else internal hosts): the partitionable
-    detections run on it, the rest is gathered for :func:`finish`."""
+    detections run on it, the rest is gathered for :func:`finish`. Without ``keep_dns`` the flows
+    with a DNS query are not kept (the caller scores DNS tunnels by domain itself, with
+    :func:`dns_tunnel_rows` and :attr:`Pass.names`)."""
     acc = Pass(flows=table.num_rows)
     table = table.select([c for c in COLUMNS if c in table.column_names])
     masks, suppressed = allow_masks(table, config.allowlist)
@@ -216,7 +224,8 @@ def bucket_pass(
                 detector(_kept(table, masks, config, kinds), config, laws, now=now, frame=frame)
             )
     dns = _kept(table, masks, config, ("dns-tunnel",))
-    acc.dns_rows.append(_compact(dns.filter(pc.is_valid(column(dns, "dns_query")))))
+    if keep_dns:
+        acc.dns_rows.append(_compact(dns.filter(pc.is_valid(column(dns, "dns_query")))))
     for name in ("server_name", "dst_domain"):
         acc.names.update(str(v) for v in pc.unique(plain(column(dns, name))).drop_null().to_pylist())
     view = _kept(table, masks, config, ("new-destination",))
@@ -238,6 +247,13 @@ def bucket_pass(
             if key is not None:
                 seen[key] = [first, total]
     return acc
+
+
+def dns_tunnel_rows(table: pa.Table, config: DetectionConfig) -> pa.Table:
+    """The flows of ``table`` :func:`detect_dns_tunnels` reads: those with a DNS query, allow-list applied."""
+    masks, _ = allow_masks(table, config.allowlist)
+    dns = _kept(table, masks, config, ("dns-tunnel",))
+    return dns.filter(pc.is_valid(column(dns, "dns_query")))
 
 
 def _dns_table(acc: Pass) -> pa.Table | None:

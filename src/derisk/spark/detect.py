@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from derisk.detect import COLUMNS
 from derisk.detect.alert import Alert
@@ -30,6 +31,8 @@ from derisk.flows import FLOW_SCHEMA
 STATE_SCHEMA: Final = pa.schema([pa.field("state", pa.binary())])
 #: Flows a partition holds at most, about (the bucket size of the local path).
 BUCKET_ROWS: Final = 1_000_000
+#: The column the DNS flows are partitioned by: the registrable domain of their query.
+DNS_KEY: Final = "_dns_domain"
 
 
 def detection_columns() -> list[str]:
@@ -72,7 +75,48 @@ def _bucket(
     if not parts:
         return
     table = pa.Table.from_batches(parts)
-    found = bucket_pass(table, config, cached_laws(default_laws_for()), frame, None)
+    found = bucket_pass(table, config, cached_laws(default_laws_for()), frame, None, keep_dns=False)
+    yield pa.RecordBatch.from_pydict({"state": [pickle.dumps(found)]}, schema=STATE_SCHEMA)
+
+
+def _dns_keyed(config: DetectionConfig, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Executor side: the flows the DNS-tunnel detection reads (a query, allow-list applied), each
+    with the registrable domain of its query; flows whose query has none never count."""
+    from derisk.detect.dnstunnel import query_domains
+    from derisk.detect.runner import dns_tunnel_rows
+
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        rows = dns_tunnel_rows(pa.Table.from_batches([batch]), config)
+        keyed = rows.append_column(DNS_KEY, query_domains(rows))
+        yield from keyed.filter(pc.is_valid(keyed.column(DNS_KEY))).to_batches()
+
+
+def _dns_domains(
+    config: DetectionConfig, frame: Frame | None, connected: frozenset[str], batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """Executor side: every DNS flow of each of this partition's domains through the local path's
+    :func:`derisk.detect.dnstunnel.detect_dns_tunnels`, with one row per domain of theirs connected
+    to directly (as its server name) anywhere on the site; the alerts, pickled, as one row."""
+    import pickle
+
+    from derisk.detect import default_laws_for
+    from derisk.detect.alert import cached_laws
+    from derisk.detect.dnstunnel import detect_dns_tunnels
+
+    parts = [b for b in batches if b.num_rows]
+    if not parts:
+        return
+    table = pa.Table.from_batches(parts)
+    mine = sorted(connected.intersection(str(d) for d in pc.unique(table.column(DNS_KEY)).to_pylist()))
+    table = table.drop_columns([DNS_KEY])
+    filler = {
+        f.name: pa.array(mine, f.type) if f.name == "server_name" else pa.nulls(len(mine), f.type)
+        for f in table.schema
+    }
+    table = pa.concat_tables([table, pa.table(filler, schema=table.schema)])
+    found = detect_dns_tunnels(table, config, cached_laws(default_laws_for()), now=None, frame=frame)
     yield pa.RecordBatch.from_pydict({"state": [pickle.dumps(found)]}, schema=STATE_SCHEMA)
 
 
@@ -106,9 +150,39 @@ def run_detections(flows: Any, config: DetectionConfig) -> tuple[list[Alert], li
     # one partition's pass at a time through the driver, not all of them at once
     for row in bucketed.mapInArrow(run, "state binary").toLocalIterator(prefetchPartitions=True):
         acc.merge(pickle.loads(row["state"]))  # noqa: S301 - written by this job's executors, never read from input
+    acc.alerts += _dns_tunnels(selected, config, frame, acc.names, parts)
 
     def read(col: str, values: list[str]) -> pa.Table:
         return flows.where(F.col(col).isin(values)).select(*columns).toArrow()
 
     result = finish(acc, read, config, cached_laws(default_laws_for()), frame, None)
     return result.alerts, result.suppressed
+
+
+def _dns_tunnels(
+    selected: Any, config: DetectionConfig, frame: Frame | None, names: set[str], parts: int
+) -> list[Alert]:
+    """DNS tunnels on executors, one partition per set of domains: the DNS flows repartitioned by
+    the registrable domain of their query (the detection's group), so neither the driver nor one
+    partition's state carries every DNS flow of the site. ``names`` are the server names and
+    attributed domains of every flow the bucket passes saw (the domains connected to directly)."""
+    import pickle
+
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    from derisk.detect.dnstunnel import registrable
+
+    connected = frozenset(d for d in registrable(sorted(names)) if d)
+    schema = StructType([*selected.schema.fields, StructField(DNS_KEY, StringType(), True)])
+
+    def key(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return _dns_keyed(config, batches)
+
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return _dns_domains(config, frame, connected, batches)
+
+    keyed = selected.where(selected["dns_query"].isNotNull()).mapInArrow(key, schema)
+    alerts: list[Alert] = []
+    for row in keyed.repartition(parts, DNS_KEY).mapInArrow(score, "state binary").toLocalIterator():
+        alerts += pickle.loads(row["state"])  # noqa: S301 - written by this job's executors, never read from input
+    return alerts
