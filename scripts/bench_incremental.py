@@ -133,7 +133,7 @@ def child(mode: str, history: int, per_day: int, batch: int, batches: int) -> di
             state._ingest(compact(stream.take(min(CHUNK, history - off))), cfg, laws)
         state._changed({})
         out["load_s"] = time.process_time() - t
-        out["buffer_rows"] = len(state.b_seq)
+        out["buffer_rows"] = state.buffer_rows
         out["rss_after_history_mb"] = _rss_mb()
         with tempfile.TemporaryDirectory(prefix="derisk-bench-incr-") as tmp:
             con = duckdb.connect(f"{tmp}/state.duckdb")

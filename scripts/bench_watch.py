@@ -186,8 +186,10 @@ def main() -> None:
             watch.append(result)
             per_batch.append(_batches(ws_w))
             print(
-                f"run {n + 1}: analyze {analyze[-1]['wall']:.1f} s ({analyze[-1]['cpu']:.1f} CPU s),"
-                f" watch {watch[-1]['wall']:.1f} s ({watch[-1]['cpu']:.1f} CPU s), load {os.getloadavg()[0]:.1f}",
+                f"run {n + 1}: analyze {analyze[-1]['wall']:.1f} s ({analyze[-1]['cpu']:.1f} CPU s,"
+                f" peak {analyze[-1]['peak_kib'] / 1024:,.0f} MiB), watch {watch[-1]['wall']:.1f} s"
+                f" ({watch[-1]['cpu']:.1f} CPU s, peak {watch[-1]['peak_kib'] / 1024:,.0f} MiB),"
+                f" load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
         load_end = os.getloadavg()

@@ -1,4 +1,4 @@
-"""The groups of whole senders an upload scoring of the detection window is cut into."""
+"""The groups of whole senders an upload scoring of the detection window is cut into, and the\nper-row records appended in place."""
 
 from __future__ import annotations
 
@@ -7,38 +7,29 @@ import pytest
 
 from derisk.detect import incremental_rows
 from derisk.detect.incremental_rows import grown
-from derisk.detect.incremental_upload import sender_groups
+from derisk.detect.incremental_upload import count_groups
 
 
 @pytest.mark.parametrize("limit", [1, 7, 50, 10_000])
-def test_sender_groups_hold_whole_senders_within_the_limit(
+def test_count_groups_hold_whole_senders_within_the_limit(
     monkeypatch: pytest.MonkeyPatch, limit: int
 ) -> None:
     monkeypatch.setattr(incremental_rows, "SCORE_ROWS", limit)
     rng = np.random.default_rng(limit)
-    size = 40
-    # skewed senders (one much larger than the limit at small limits), some rows without a sender
-    who = np.where(rng.random(3_000) < 0.05, -1, rng.zipf(1.6, 3_000) % size).astype(np.int32)
-    sel = rng.random(3_000) < 0.7
-    groups = list(sender_groups(who, sel, size))
-    rows = np.concatenate(groups)
-    # every selected row with a sender, once
-    assert np.array_equal(np.sort(rows), np.flatnonzero(sel & (who >= 0)))
-    seen: set[int] = set()
+    count = rng.zipf(1.6, 40).astype(np.int64) * 30  # skewed: some senders above small limits
+    senders = rng.permutation(40)[:30].astype(np.int64)
+    groups = list(count_groups(senders, count))
+    # every sender once, in the order given
+    assert np.concatenate(groups).tolist() == senders.tolist()
     for g in groups:
         assert len(g) > 0
-        assert np.all(np.diff(g) > 0)  # rising: buffer order within the group
-        senders = set(who[g].tolist())
-        assert not senders & seen  # a sender's rows all in one group
-        seen |= senders
-        assert len(g) <= limit or len(senders) == 1  # only a sender alone may pass the limit
-    if limit >= 3_000:
+        assert int(count[g].sum()) <= limit or len(g) == 1  # only a sender alone may pass the limit
+    if limit >= int(count[senders].sum()):
         assert len(groups) == 1
 
 
-def test_sender_groups_of_nothing() -> None:
-    who = np.array([-1, 3, 2], dtype=np.int32)
-    assert list(sender_groups(who, np.array([True, False, False]), 5)) == []
+def test_count_groups_of_nothing() -> None:
+    assert list(count_groups(np.zeros(0, dtype=np.int64), np.zeros(3, dtype=np.int64))) == []
 
 
 def test_grown_appends_in_place_and_keeps_earlier_views() -> None:

@@ -120,7 +120,7 @@ def test_state_and_its_save_stay_within_the_window(tmp_path: Path) -> None:
         con.execute("COMMIT")
         keys = [k for (k,) in con.execute("SELECT key FROM detect_state_keys").fetchall()]
         stored_beacon.append(sum(k.startswith("b\x1f") for k in keys))
-        rows = len(state.b_seq)
+        rows = state.buffer_rows
         assert len(state.keys["pair"]) <= 2 * rows + 4096
         assert len(state._pairs("pair").right) <= 2 * rows + 4096
     assert len(state.keys["pair"]) < 40 * per // 4  # most of the 36,000 pairs were forgotten

@@ -22,9 +22,10 @@ sums changed); after a restart every buffer row read back is scored again, which
 * **Window detections** (beacons and strobes, uploads, long connections) read a buffer of recent flows:
   the last ``beacon.window_hours`` (the beacon and upload window), the upload slot the window's start
   falls in, and the records of long connections still open. The rows themselves are on disk
-  (:class:`~derisk.store.detect_state.WindowRows`, one file per part of the hosts); memory holds per
-  row only its start, sequence number, five int32 key codes, bytes and flags (about 57 bytes), and a
-  scoring reads back one part (whole hosts) at a time. Only the host × server
+  (:class:`~derisk.store.detect_state.WindowRows`, one file per part of the hosts), and so are their
+  per-row integers (start, sequence number, five key codes, bytes and flags, 53 bytes a row:
+  :class:`~derisk.detect.incremental_arrays.PartArrays`, a small window cached in memory); a
+  scoring works through one part (whole hosts) at a time, so memory follows a part, not the window. Only the host × server
   name and host × address pairs (beacons, with the pairs sharing flows with them), the senders whose
   window sums can pass the upload test, and the host × address pairs (long connections) that a batch
   touches, or whose flows leave the window, are scored again, by the batch detections themselves on
@@ -60,19 +61,19 @@ import datetime as dt
 import logging
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import duckdb
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from derisk.detect import default_laws_for, incremental_rows, merge_hosts
 from derisk.detect.alert import Alert, LawsFor, cached_laws
 from derisk.detect.config import DetectionConfig
+from derisk.detect.incremental_arrays import PartArrays, Recs, ok_of, records
 from derisk.detect.incremental_beacon import score_beacons
-from derisk.detect.incremental_interners import Interner, PairInterner, distinct
+from derisk.detect.incremental_interners import Interner, PairInterner, distinct, renumber
 from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDestinations, key_codes, prefixed
 from derisk.detect.incremental_long import evict, score_long
 from derisk.detect.incremental_rows import (
@@ -81,9 +82,7 @@ from derisk.detect.incremental_rows import (
     compact,
     config_key_of,
     duration_of,
-    flags,
     flow_count,
-    grown,
     host_groups,
     plain_col,
     row_flags,
@@ -92,11 +91,12 @@ from derisk.detect.incremental_upload import score_uploads, take_uploads
 from derisk.detect.segments import F64, I64, B, ints
 from derisk.errors import StoreError
 from derisk.store.alerts import read_flows_compact_con
-from derisk.store.detect_state import WindowRows, window_part
+from derisk.store.detect_state import WINDOW_PARTS, WindowRows, window_part
 
 log = logging.getLogger(__name__)
 
-I32 = npt.NDArray[np.int32]
+#: Rows of one part of the buffer: the part, its records, positions into them.
+Piece = tuple[int, Recs, I64]
 
 
 def _order(alerts: list[Alert]) -> list[Alert]:
@@ -121,17 +121,11 @@ class DetectionState:
         self.frame: tuple[float, float] | None = None
         self.config_key: str | None = None
         self.rows = WindowRows()  # the buffer's rows themselves, on disk by part
-        self.b_part: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
-        self.b_start: F64 = np.zeros(0)
-        self.b_seq: I64 = np.zeros(0, dtype=np.int64)
-        self.b_ok: dict[str, B] = {k: np.zeros(0, dtype=bool) for k in ("beacon", "long", "upload")}
-        # per buffer row: codes of its internal host, sender (system or host) and host x address pair
+        # per buffer row, on disk by part as well: start, sequence number, bytes, flags and the codes
+        # of its internal host, sender (system or host), destination and its two pairs
+        self.win = PartArrays(WINDOW_PARTS)
         self.keys: dict[str, Interner | PairInterner] = {k: Interner() for k in ("host", "who", "dest")}
         self.keys |= {k: PairInterner() for k in ("pair", "hname")}  # host x address, host x name
-        self.b_out: I64 = np.zeros(0, dtype=np.int64)
-        self.b_in: I64 = np.zeros(0, dtype=np.int64)
-        # codes as int32 (dense, below the buffer's rows): 20 bytes a row for the five keys
-        self.b_key: dict[str, I32] = {k: np.zeros(0, dtype=np.int32) for k in self.keys}
         self.fold_until: float | None = None
         self.up_closed: dict[str, float] = {}  # who \x1f dest \x1f slot -> bytes out
         self.up_base: dict[str, float] = {}  # who -> most sent to one destination in one closed slot
@@ -158,6 +152,7 @@ class DetectionState:
         self.pend_frame: tuple[float, float] | None = None
         self.pend_up_t0: float | None = None
         self.pend_who: set[str] = set()
+        self.n_new = 0  # buffer rows from pend_seq on
 
     # -- the interface watch calls -------------------------------------------------------------
     @classmethod
@@ -254,8 +249,9 @@ class DetectionState:
         if before.tzinfo is None:
             raise ValueError("retain needs an aware datetime (UTC)")
         cut = before.timestamp()
-        if len(self.b_start):
-            cut = min(cut, float(self.b_start.min()))
+        oldest = self.win.min_start()
+        if oldest is not None:
+            cut = min(cut, oldest)
         try:
             con.execute("DELETE FROM flows WHERE first_seen < ?", [dt.datetime.fromtimestamp(cut, tz=dt.UTC)])
         except duckdb.Error as exc:
@@ -298,8 +294,7 @@ class DetectionState:
             t.filter(pa.array(held)), times.start[held], seq[held], {k: v[held] for k, v in ok.items()}
         )
         take_uploads(self, t, times.start, ok["upload"], config.get("beacon", "window_hours") * 3600.0)
-        waiting = len(self.b_seq) - int(np.searchsorted(self.b_seq, self.pend_seq))
-        if not defer or waiting >= max(DEFER_ROWS, len(self.b_seq) - waiting):
+        if not defer or self.n_new >= max(DEFER_ROWS, len(self.win) - self.n_new):
             self._score(config, laws)
 
     def _score(self, config: DetectionConfig, laws: LawsFor) -> None:
@@ -308,14 +303,17 @@ class DetectionState:
         window = config.get("beacon", "window_hours") * 3600.0
         cut_old = self.pend_frame[1] - window if self.pend_frame else -math.inf
         cut = self.frame[1] - window
-        new_rows = np.arange(int(np.searchsorted(self.b_seq, self.pend_seq)), len(self.b_seq))
-        crossing = np.flatnonzero((self.b_start >= cut_old) & (self.b_start < cut))
-        # beacons: hosts with new flows in the window, or flows leaving it
-        b_rows = np.r_[new_rows[self.b_ok["beacon"][new_rows] & (self.b_start[new_rows] >= cut)], crossing]
-        score_beacons(self, b_rows, cut, config, laws)
-        score_uploads(self, new_rows, crossing, (cut_old, cut, window), config, laws)
-        pairs = self._codes("pair", new_rows[self.b_ok["long"][new_rows]])
+        pend = self.pend_seq
+        score_beacons(self, pend, (cut_old, cut), config, laws)
+        score_uploads(self, pend, (cut_old, cut, window), config, laws)
+        # long connections: the pairs of the new rows, with those whose records leave the buffer
+        new_pairs = [np.zeros(0, dtype=np.int64)]
+        for _, rec in self.win:
+            new = rec[self.new_from(rec, pend) :]
+            new_pairs.append(new["pair"][ok_of(new, "long")].astype(np.int64))
+        pairs = distinct(np.concatenate(new_pairs))
         self.pend_seq, self.pend_frame, self.pend_up_t0, self.pend_who = None, None, None, set()
+        self.n_new = 0
         pairs = distinct(np.r_[pairs, evict(self, config, laws)])
         score_long(self, pairs, config, laws)
         self._compact_keys()
@@ -381,28 +379,32 @@ class DetectionState:
         )
 
     def _append(self, rows: pa.Table, start: F64, seq: I64, ok: dict[str, B]) -> None:
+        if rows.num_rows == 0:
+            return
         src = pc.cast(plain_col(rows, "src_ip"), pa.string())
         host_codes, hosts = key_codes(src)
         part = np.r_[window_part(hosts), np.int8(0)][host_codes]
         self.rows.append(rows, seq, part)
-        # appended in place while the arrays have room (grown): not a copy of the window a batch
-        self.b_part = grown(self.b_part, part)
-        self.b_start = grown(self.b_start, start)
-        self.b_seq = grown(self.b_seq, seq)
         arrays = {
             "host": src,
             "who": prefixed(rows, "system", "src_ip", ("s:", "i:")),
             "dest": prefixed(rows, "dst_domain", "dst_ip", ("d:", "a:")),
         }
-        for k, arr in arrays.items():
-            self.b_key[k] = grown(self.b_key[k], self._interner(k).codes(arr))
+        codes = {k: self._interner(k).codes(arr) for k, arr in arrays.items()}
         for k, right in (("pair", "dst_ip"), ("hname", "server_name")):
-            codes = self._pairs(k).codes(src, pc.cast(plain_col(rows, right), pa.string()))
-            self.b_key[k] = grown(self.b_key[k], codes)
-        self.b_out = grown(self.b_out, ints(rows, "bytes_out"))
-        self.b_in = grown(self.b_in, ints(rows, "bytes_in"))
-        for k in self.b_ok:
-            self.b_ok[k] = grown(self.b_ok[k], ok[k])
+            codes[k] = self._pairs(k).codes(src, pc.cast(plain_col(rows, right), pa.string()))
+        rec = records(start, seq, ints(rows, "bytes_out"), ints(rows, "bytes_in"), codes, ok)
+        if self.pend_seq is not None:
+            self.n_new += int(np.count_nonzero(seq >= self.pend_seq))
+        order = np.argsort(part, kind="stable")
+        bounds = np.flatnonzero(np.r_[True, part[order][1:] != part[order][:-1], True])
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            self.win.append(int(part[order[lo]]), rec[order[lo:hi]])
+
+    @staticmethod
+    def new_from(rec: Recs, pend: int | None) -> int:
+        """Where the rows taken in since the last scoring begin in a part's records."""
+        return len(rec) if pend is None else int(np.searchsorted(rec["seq"], pend))
 
     def _interner(self, key: str) -> Interner:
         interner = self.keys[key]
@@ -414,82 +416,59 @@ class DetectionState:
         assert isinstance(interner, PairInterner)
         return interner
 
-    def _keep_rows(self, keep: B) -> None:
-        self.b_part = self.b_part[keep]
-        self.b_start, self.b_seq = self.b_start[keep], self.b_seq[keep]
-        for k in self.b_key:
-            self.b_key[k] = self.b_key[k][keep]
-        self.b_out, self.b_in = self.b_out[keep], self.b_in[keep]
-        for k in self.b_ok:
-            self.b_ok[k] = self.b_ok[k][keep]
+    @property
+    def buffer_rows(self) -> int:
+        """Rows the buffer holds."""
+        return len(self.win)
+
+    def keep_rows(self, part: int, rec: Recs, keep: B) -> None:
+        """Keep only the ``keep`` rows of ``part`` (whose records are ``rec``)."""
+        self.win.put(part, rec[keep])
         # a part's file is written again once its dropped rows outnumber its live ones
-        live = np.bincount(self.b_part, minlength=len(self.rows.written))
-        for p in np.flatnonzero(self.rows.written > 2 * live + REWRITE_ROWS).tolist():
-            self.rows.rewrite(p, self.b_seq[self.b_part == p])
+        live = int(np.count_nonzero(keep))
+        if self.rows.written[part] > 2 * live + REWRITE_ROWS:
+            self.rows.rewrite(part, rec["seq"][keep])
 
-    def _sub(self, rows: I64) -> pa.Table:
-        """The buffer rows ``rows`` (rising) read back, in that order."""
-        if len(rows) == 0:
-            return compact(SCHEMA.empty_table())
-        parts = self.b_part[rows]
-        pieces, where = [], []
-        for p in np.unique(parts).tolist():
-            sel = np.flatnonzero(parts == p)
-            pieces.append(self.rows.take(p, self.b_seq[rows[sel]]))
-            where.append(sel)
-        table = pa.concat_tables(pieces)
-        if len(pieces) > 1:
-            table = table.take(pa.array(np.argsort(np.concatenate(where), kind="stable"), pa.int64()))
-        return table
-
-    def _groups(self, rows: I64) -> Iterator[tuple[I64, pa.Table]]:
-        """The buffer rows ``rows`` (rising) read back in groups of whole hosts with their positions:
+    def tables(self, picks: Iterable[tuple[int, Recs, I64]]) -> Iterator[tuple[list[Piece], pa.Table]]:
+        """The rows picked (per part: its records and positions into them, rising) read back in
+        groups of whole hosts, with the (part, records, positions) each group holds in its order:
         parts read one at a time and joined while a group stays within ``SCORE_ROWS`` rows (a
         detector call has a fixed cost, so small parts are scored together), a larger part cut by
         :func:`host_groups`; each host's rows in buffer order."""
-        if len(rows) == 0:
-            return
         limit = incremental_rows.SCORE_ROWS
-        parts = self.b_part[rows]
-        held: list[tuple[I64, pa.Table]] = []
+        held: list[tuple[Piece, pa.Table]] = []
         count = 0
-        for p in np.unique(parts).tolist():
-            in_part = rows[parts == p]
-            if held and count + len(in_part) > limit:
-                yield np.concatenate([h[0] for h in held]), pa.concat_tables([h[1] for h in held])
-                held, count = [], 0
-            table = self.rows.take(p, self.b_seq[in_part])
-            if len(in_part) <= limit:
-                held.append((in_part, table))
-                count += len(in_part)
+        for part, rec, pos in picks:
+            if len(pos) == 0:
                 continue
-            for group in host_groups(self.b_key["host"][in_part].astype(np.int64)):
-                yield in_part[group], table.take(pa.array(group, pa.int64()))
+            if held and count + len(pos) > limit:
+                yield [h[0] for h in held], pa.concat_tables([h[1] for h in held])
+                held, count = [], 0
+            table = self.rows.take(part, rec["seq"][pos])
+            if len(pos) <= limit:
+                held.append(((part, rec, pos), table))
+                count += len(pos)
+                continue
+            for group in host_groups(rec["host"][pos].astype(np.int64)):
+                yield [(part, rec, pos[group])], table.take(pa.array(group, pa.int64()))
         if held:
-            yield np.concatenate([h[0] for h in held]), pa.concat_tables([h[1] for h in held])
+            yield [h[0] for h in held], pa.concat_tables([h[1] for h in held])
 
     # -- keys ----------------------------------------------------------------------------------
-    def _names(self, key: str, rows: I64) -> set[str]:
-        """The distinct keys (``host``, ``who`` or ``pair``) of these buffer rows."""
-        names = self._interner(key).names
-        return {names[c] for c in distinct(self.b_key[key][rows].astype(np.int64)).tolist()}
-
-    def _in(self, key: str, values: set[str]) -> B:
-        """Which buffer rows have one of ``values`` as their ``key``: a lookup per row in a table of
-        the codes (one byte a row; ``np.isin`` may sort the window's codes)."""
-        return flags(len(self.keys[key]), self._interner(key).known(values))[self.b_key[key]]
-
-    def _codes(self, key: str, rows: I64) -> I64:
-        """The distinct codes of ``key`` (``pair``, ...) of these buffer rows, nulls left out."""
-        return distinct(self.b_key[key][rows].astype(np.int64))
-
-    def _pair_mask(self, pairs: I64) -> B:
-        return flags(len(self.keys["pair"]), pairs)[self.b_key["pair"]] & self.b_ok["long"]
-
     def _compact_keys(self) -> None:
         """Forget the key strings no buffer row uses any more (their codes renumbered), so the
         interners hold the window's keys, not every key ever seen."""
         for k, interner in self.keys.items():
-            if len(interner) <= 2 * len(self.b_key[k]) + 4096:  # as ``compact`` decides, without a copy
+            if len(interner) <= 2 * len(self.win) + 4096:  # bounded by the buffer's rows
                 continue
-            self.b_key[k] = interner.compact(self.b_key[k].astype(np.int64)).astype(np.int32)
+            used = np.zeros(len(interner) + 1, dtype=bool)
+            for _, rec in self.win:
+                used[rec[k]] = True
+            live = np.flatnonzero(used[:-1])
+            if len(interner) <= 2 * len(live) + 4096:
+                continue
+            interner.keep(live)
+            for p in self.win.parts():
+                rec = np.array(self.win.get(p))
+                rec[k] = renumber(live, rec[k].astype(np.int64))
+                self.win.put(p, rec)

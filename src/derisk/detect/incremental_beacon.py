@@ -3,6 +3,7 @@ scored again, with every pair that shares window rows with them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,12 +11,11 @@ import numpy as np
 from derisk.detect.alert import Alert, LawsFor
 from derisk.detect.beacon import detect_beacons
 from derisk.detect.config import DetectionConfig
-from derisk.detect.incremental_rows import flags
-from derisk.detect.segments import I64
+from derisk.detect.incremental_arrays import ok_of
 from derisk.safetext import bound
 
 if TYPE_CHECKING:
-    from derisk.detect.incremental import DetectionState
+    from derisk.detect.incremental import DetectionState, Piece
 
 
 def _pair_key(tag: str, pair: str) -> str:
@@ -25,33 +25,51 @@ def _pair_key(tag: str, pair: str) -> str:
 
 
 def score_beacons(
-    self: DetectionState, seeds: I64, cut: float, config: DetectionConfig, laws: LawsFor
+    self: DetectionState, pend: int | None, cuts: tuple[float, float], config: DetectionConfig, laws: LawsFor
 ) -> None:
-    """Score again the host x server name and host x address pairs of the ``seeds`` rows, with
-    every pair that shares window rows with them (a name pair claims its rows from the address
-    pairs), so each pair scored sees all of its rows."""
-    if len(seeds) == 0:
-        return
-    ips, names = self.b_key["pair"], self.b_key["hname"]
-    eligible = self.b_ok["beacon"] & (self.b_start >= cut)
-    in_ip = flags(len(self.keys["pair"]), ips[seeds].astype(np.int64))
-    in_name = flags(len(self.keys["hname"]), names[seeds].astype(np.int64))
-    count = (int(in_ip.sum()), int(in_name.sum()))
-    while True:  # closure over shared rows; a few rounds at most
-        mask = eligible & (in_ip[ips] | in_name[names])
-        in_ip[ips[mask]] = True
-        in_name[names[mask]] = True
-        in_ip[-1] = in_name[-1] = False
-        more = (int(in_ip.sum()), int(in_name.sum()))
-        if more == count:
-            break
-        count = more
-    want_ip, want_name = np.flatnonzero(in_ip), np.flatnonzero(in_name)
+    """Score again the host x server name and host x address pairs of the rows taken in since the
+    last scoring (from sequence number ``pend``) and of the rows leaving the window (starts between
+    ``cuts``: the window's start then and now), with every pair that shares window rows with them (a
+    name pair claims its rows from the address pairs), so each pair scored sees all of its rows.
+    A pair's rows are its host's, so the closure is found one part of the buffer at a time."""
+    cut_old, cut = cuts
+    in_ip = np.zeros(len(self.keys["pair"]) + 1, dtype=bool)  # the last slot: code -1 (null)
+    in_name = np.zeros(len(self.keys["hname"]) + 1, dtype=bool)
+    seeded = False
+
+    def picks() -> Iterator[Piece]:
+        nonlocal seeded
+        for part, rec in self.win:
+            start, ips, names = rec["start"], rec["pair"], rec["hname"]
+            eligible = ok_of(rec, "beacon") & (start >= cut)
+            seeds = (start >= cut_old) & (start < cut)  # hosts with flows leaving the window
+            seeds[self.new_from(rec, pend) :] |= eligible[self.new_from(rec, pend) :]  # or new ones
+            if not seeds.any():
+                continue
+            seeded = True
+            in_ip[ips[seeds]] = True
+            in_name[names[seeds]] = True
+            in_ip[-1] = in_name[-1] = False
+            count = (int(in_ip.sum()), int(in_name.sum()))
+            while True:  # closure over shared rows; a few rounds at most
+                mask = eligible & (in_ip[ips] | in_name[names])
+                in_ip[ips[mask]] = True
+                in_name[names[mask]] = True
+                in_ip[-1] = in_name[-1] = False
+                more = (int(in_ip.sum()), int(in_name.sum()))
+                if more == count:
+                    break
+                count = more
+            yield part, rec, np.flatnonzero(mask)
+
     found: dict[str, list[Alert]] = {}
-    for _, sub in self._groups(np.flatnonzero(mask)):
+    for _, sub in self.tables(picks()):
         for a in detect_beacons(sub, config, laws, frame=self.frame):
             tag = "n" if a.evidence.get("key") == "server_name" else "a"
             found.setdefault(f"{tag}\x1f{a.src_ip}\x1f{a.destination}", []).append(a)
+    if not seeded:
+        return
+    want_ip, want_name = np.flatnonzero(in_ip), np.flatnonzero(in_name)
     # the pairs scored that alerted before and do not now: withdrawn (the many pairs scored that
     # never alerted are not named at all, so a batch costs no string per pair)
     wanted = {"a": set(want_ip.tolist()), "n": set(want_name.tolist())}

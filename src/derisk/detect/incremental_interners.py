@@ -26,7 +26,7 @@ def distinct(codes: I64) -> I64:
     return np.flatnonzero(np.bincount(valid)) if len(valid) else np.zeros(0, dtype=np.int64)
 
 
-def _renumber(live: I64, codes: I64) -> I64:
+def renumber(live: I64, codes: I64) -> I64:
     """``codes`` renumbered so that ``live`` (sorted) becomes 0, 1, …; -1 stays -1."""
     remap = np.full(int(live[-1]) + 2 if len(live) else 1, -1, dtype=np.int64)
     remap[live] = np.arange(len(live), dtype=np.int64)
@@ -74,9 +74,13 @@ class Interner:
         live = _worth_compacting(len(self.names), codes)
         if live is None:
             return codes
+        self.keep(live)
+        return renumber(live, codes)
+
+    def keep(self, live: I64) -> None:
+        """Keep only the strings of the codes ``live`` (sorted), renumbered 0, 1, … in that order."""
         self.names = [self.names[c] for c in live.tolist()]
         self.index = dict(zip(self.names, range(len(self.names)), strict=True))
-        return _renumber(live, codes)
 
     def known(self, values: set[str]) -> I64:
         return np.array([self.index[v] for v in values if v in self.index], dtype=np.int64)
@@ -147,7 +151,12 @@ class PairInterner:
         live = _worth_compacting(len(self.left_of), codes)
         if live is None:
             return codes
+        self.keep(live)
+        return renumber(live, codes)
+
+    def keep(self, live: I64) -> None:
+        """Keep only the pairs of the codes ``live`` (sorted), renumbered 0, 1, … in that order, and
+        only the strings those pairs use."""
         self.left_of = self.left.compact(self.left_of[live])
         self.right_of = self.right.compact(self.right_of[live])
         self._index()
-        return _renumber(live, codes)

@@ -4,6 +4,7 @@ their pair)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,20 +12,24 @@ import pyarrow as pa
 
 from derisk.detect.alert import Alert, LawsFor
 from derisk.detect.config import DetectionConfig
-from derisk.detect.incremental_rows import duration_of
+from derisk.detect.incremental_arrays import ok_of
+from derisk.detect.incremental_interners import distinct
+from derisk.detect.incremental_rows import duration_of, flags
 from derisk.detect.longconn import detect_long_connections, five_tuple, stitch_records
 from derisk.detect.segments import I64, flow_times, segments
 
 if TYPE_CHECKING:
-    from derisk.detect.incremental import DetectionState
+    from derisk.detect.incremental import DetectionState, Piece
 
 
 def score_long(self: DetectionState, pairs: I64, config: DetectionConfig, laws: LawsFor) -> None:
     """Score again the long connections of these host x address pairs (codes)."""
     if len(pairs) == 0:
         return
+    wanted_at = flags(len(self.keys["pair"]), pairs)
+    picks = ((p, rec, np.flatnonzero(wanted_at[rec["pair"]] & ok_of(rec, "long"))) for p, rec in self.win)
     found: dict[str, list[Alert]] = {}
-    for _, sub in self._groups(np.flatnonzero(self._pair_mask(pairs))):
+    for _, sub in self.tables(picks):
         for a in detect_long_connections(sub, config, laws):
             found.setdefault(f"{a.src_ip}\x1f{a.target.dst_ip}", []).append(a)
     wanted, interner = set(pairs.tolist()), self._pairs("pair")
@@ -38,32 +43,48 @@ def score_long(self: DetectionState, pairs: I64, config: DetectionConfig, laws: 
 def evict(self: DetectionState, config: DetectionConfig, laws: LawsFor) -> I64:
     """Drop the rows no detection needs any more; returns the pairs (codes) whose live connections
     changed. Closed long connections are kept as the best of their pair (``long_final``)."""
-    pairs = np.zeros(0, dtype=np.int64)
-    if self.fold_until is None:
-        return pairs
-    old = self.b_start < self.fold_until
-    if not old.any():
-        return pairs
+    until = self.fold_until
+    if until is None:
+        return np.zeros(0, dtype=np.int64)
     stitch = config.get("long_connection", "stitch_gap_seconds")
-    drop = old & ~self.b_ok["long"]
-    cand = np.flatnonzero(old & self.b_ok["long"])
-    if len(cand):
-        pairs = self._codes("pair", cand)
-        # whole hosts at a time: a connection's records share its host
-        for rows, sub in self._groups(np.flatnonzero(self._pair_mask(pairs))):
-            times = flow_times(sub, None)
-            order, conn = stitch_records(five_tuple(sub), times.start, times.end, stitch)
-            seg = segments(conn)
-            run_end = seg.max(times.end[order])
-            closed_rows = order[(run_end < self.fold_until - stitch)[seg.index()]]
-            if len(closed_rows):
-                closed = sub.take(pa.array(closed_rows, pa.int64()))
-                for a in detect_long_connections(closed, config, laws):
-                    p = f"{a.src_ip}\x1f{a.target.dst_ip}"
-                    prev = self.long_final.alerts.get(p, [])
-                    if not prev or duration_of(a) > duration_of(prev[0]):
-                        self.long_final.set_alerts(p, [a])
-                drop[rows[closed_rows]] = True
-    if drop.any():
-        self._keep_rows(~drop)
-    return pairs
+    olds = [p for p in self.win.parts() if self.win.oldest[p] < until]
+    changed: list[I64] = [np.zeros(0, dtype=np.int64)]
+    closed_at: dict[int, list[I64]] = {p: [] for p in olds}
+
+    def picks() -> Iterator[Piece]:
+        for p in olds:
+            rec = self.win.get(p)
+            long_ok = ok_of(rec, "long")
+            cand = np.flatnonzero((rec["start"] < until) & long_ok)
+            if len(cand):
+                pairs = distinct(rec["pair"][cand].astype(np.int64))
+                changed.append(pairs)
+                yield p, rec, np.flatnonzero(flags(len(self.keys["pair"]), pairs)[rec["pair"]] & long_ok)
+
+    # whole hosts at a time: a connection's records share its host
+    for pieces, sub in self.tables(picks()):
+        times = flow_times(sub, None)
+        order, conn = stitch_records(five_tuple(sub), times.start, times.end, stitch)
+        seg = segments(conn)
+        run_end = seg.max(times.end[order])
+        closed_rows = order[(run_end < until - stitch)[seg.index()]]
+        if len(closed_rows):
+            closed = sub.take(pa.array(closed_rows, pa.int64()))
+            for a in detect_long_connections(closed, config, laws):
+                p = f"{a.src_ip}\x1f{a.target.dst_ip}"
+                prev = self.long_final.alerts.get(p, [])
+                if not prev or duration_of(a) > duration_of(prev[0]):
+                    self.long_final.set_alerts(p, [a])
+            # the table's rows are the pieces' positions one after another
+            part_of = np.concatenate([np.full(len(pos), p) for p, _, pos in pieces])
+            pos_of = np.concatenate([pos for _, _, pos in pieces])
+            for part in np.unique(part_of[closed_rows]).tolist():
+                closed_at[part].append(pos_of[closed_rows][part_of[closed_rows] == part])
+    for part in olds:
+        rec = self.win.get(part)
+        drop = (rec["start"] < until) & ~ok_of(rec, "long")
+        for pos in closed_at[part]:
+            drop[pos] = True
+        if drop.any():
+            self.keep_rows(part, rec, ~drop)
+    return distinct(np.concatenate(changed))

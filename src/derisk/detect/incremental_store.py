@@ -71,7 +71,7 @@ def save_from(state: DetectionState, con: duckdb.DuckDBPyConnection) -> None:
         "config_key": state.config_key,
         "fold_until": state.fold_until,
         "up_t0": state.up_t0,
-        "hold_from": float(state.b_start.min()) if len(state.b_start) else state.hold_from,
+        "hold_from": state.win.min_start() if len(state.win) else state.hold_from,
         "new_inputs": state.new.inputs,
         "new_odd": state.new.odd_ids,
         "new_any": state.new.any_ids,
