@@ -61,3 +61,19 @@ def test_the_folder_goes_with_the_object() -> None:
     assert folder.is_dir()
     win.close()
     assert not folder.exists()
+
+
+def test_the_cache_stays_within_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts appended to batch by batch (cached ones grown in place) never hold more memory than
+    :data:`~derisk.detect.incremental_arrays.CACHE_BYTES`; the records still come back whole."""
+    monkeypatch.setattr(arrays, "CACHE_BYTES", 40_000)
+    win = PartArrays(3)
+    whole = _recs(0, 6_000)
+    for lo in range(0, 6_000, 300):
+        for p in range(3):
+            batch = whole[lo : lo + 300]
+            win.append(p, batch[batch["seq"] % 3 == p])
+            win.get((p + 1) % 3)  # read back (and cached) between appends
+            assert win.cached_bytes() <= 40_000
+    for p, rec in win:
+        assert rec.tobytes() == whole[whole["seq"] % 3 == p].tobytes()

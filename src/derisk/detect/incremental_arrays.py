@@ -77,6 +77,12 @@ def ok_of(rec: Recs, kind: str) -> npt.NDArray[np.bool_]:
     return np.asarray((rec["ok"] & OK_BITS[kind]) != 0, dtype=bool)
 
 
+def _size(rec: Recs) -> int:
+    """Bytes ``rec`` holds: the whole array it is the start of, when it is one (:func:`grown`)."""
+    base = rec.base
+    return base.nbytes if isinstance(base, np.ndarray) else rec.nbytes
+
+
 def _remove(folder: list[str]) -> None:
     for f in folder:
         scratch.remove(f)
@@ -111,14 +117,16 @@ class PartArrays:
     def _cached(self, part: int, rec: Recs) -> None:
         """Keep ``rec`` in memory as the most recently used part, within :data:`CACHE_BYTES`."""
         self._cache.pop(part, None)
-        if rec.nbytes > CACHE_BYTES:
-            return
-        held = sum(r.nbytes for r in self._cache.values())
-        for p in list(self._cache):  # least recently used first
-            if held + rec.nbytes <= CACHE_BYTES:
-                break
-            held -= self._cache.pop(p).nbytes
         self._cache[part] = rec
+        held = sum(_size(r) for r in self._cache.values())
+        for p in list(self._cache):  # least recently used first, the newest last
+            if held <= CACHE_BYTES:
+                break
+            held -= _size(self._cache.pop(p))
+
+    def cached_bytes(self) -> int:
+        """Memory the cached parts hold (with the room of arrays appended in place)."""
+        return sum(_size(r) for r in self._cache.values())
 
     def get(self, part: int) -> Recs:
         """The records of ``part`` in sequence order (read only: change them with :meth:`put`)."""
@@ -152,8 +160,8 @@ class PartArrays:
                 rec.tofile(f)
         except OSError as exc:
             raise StoreError(f"could not write the detection window's keys: {exc}") from None
-        if part in self._cache:
-            self._cache[part] = grown(self._cache.pop(part), rec)
+        if part in self._cache:  # appended in place while its array has room
+            self._cached(part, grown(self._cache[part], rec))
         self.count[part] += len(rec)
         self.oldest[part] = min(float(self.oldest[part]), float(rec["start"].min()))
 
