@@ -47,6 +47,7 @@ from derisk.ingest.nfstream_engine import libpcap as _libpcap
 from derisk.ingest.nfstream_engine import load_nfstream as _load_nfstream
 from derisk.ingest.nfstream_engine import streamer as _streamer
 from derisk.ingest.probe import Probe, probe
+from derisk.ingest.vlan_halves import HalfJoiner
 from derisk.safetext import bound
 
 __all__ = ["CaptureInfo", "capture_format", "inspect_capture", "read_pcap", "scan"]
@@ -230,8 +231,9 @@ def read_pcap(
                 feeds.append(feed)
                 feed.start(meter_pipe, scan_pipe)
                 scanning = pool.submit(_scan_fed, feed, scan_pipe, path, strict, _dns_filter(out, found.mpls))
-            yield from _meter(path, meter_pipe, scanning, progress)
-            _conclude(path, found, feed.join(), strict, notes)
+            joiner = HalfJoiner(NFSTREAM_OPTIONS["idle_timeout"])
+            yield from _meter(path, meter_pipe, scanning, progress, joiner)
+            _conclude(path, found, feed.join(), strict, notes, joiner.joined)
         finally:
             for running in feeds:
                 running.stop()
@@ -325,7 +327,7 @@ def _cut_text(report: FeedReport) -> str:
 
 
 def _conclude(
-    path: Path, found: Probe, report: FeedReport, strict: bool, notes: dict[str, Any] | None
+    path: Path, found: Probe, report: FeedReport, strict: bool, notes: dict[str, Any] | None, joined: int
 ) -> None:
     """Errors and warnings from what the feed met, once the meter has read everything."""
     if report.error is not None:
@@ -346,6 +348,10 @@ def _conclude(
         warnings.append(f"{report.unusable:,} frames without an IP packet left out")
     for warning in warnings:
         log.warning("%s: %s", path, warning)
+    if joined:
+        log.info(
+            "%s: %d one-way halves tagged on different VLANs joined into %d flows", path, joined, joined // 2
+        )
     if notes is not None:
         notes.update(
             link_type=linktypes.name(found.linktype),
@@ -354,6 +360,7 @@ def _conclude(
             converted=report.converted,
             wild_timestamps=report.wild,
             cut_at_byte=report.cut_at,
+            vlan_halves_joined=joined,
             warnings=warnings,
         )
 
@@ -389,20 +396,29 @@ def _checked(path: Path, source: Path, scanning: Future[tuple[AnswerMap, LongQue
         raise
 
 
+def _batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
+    for batch in table.to_batches(max_chunksize=MIN_BATCH_ROWS):
+        if batch.num_rows:
+            yield batch
+
+
 def _meter(
     path: Path,
     pipe: Path,
     scanning: Future[tuple[AnswerMap, LongQueries]],
     progress: Callable[[int], None] | None,
+    joiner: HalfJoiner,
 ) -> Iterator[pa.RecordBatch]:
+    """The meter's flows in batches; halves of one connection split by VLAN tags joined (``joiner``)."""
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+    vlans: list[int] = []
     #: Rows whose name depends on the scan: (row, src, dst, sport, dport, proto, first ms).
     pending: list[tuple[int, str, str, int, int, int, int]] = []
     pending_packets = rows = flows = 0
 
-    def batch() -> pa.RecordBatch:
+    def batch() -> Iterator[pa.RecordBatch]:
         _resolve_names(columns, pending, scanning.result())
-        return batch_from_columns(columns)
+        yield from _batches(joiner.push(batch_from_columns(columns), vlans))
 
     for flow in _checked(path, pipe, scanning):
         server_name, source, dns_query = _names(flow)
@@ -431,6 +447,7 @@ def _meter(
         columns["ja4"].append(_text(flow.client_fingerprint))
         columns["user_agent"].append(_text(flow.user_agent))
         columns["dns_query"].append(dns_query)
+        vlans.append(flow.vlan_id or 0)
         pending_packets += flow.bidirectional_packets
         rows += 1
         flows += 1
@@ -438,13 +455,14 @@ def _meter(
             progress(pending_packets)
             pending_packets = 0
         if rows == MIN_BATCH_ROWS:
-            yield batch()
+            yield from batch()
             columns = {name: [] for name in _COLUMNS}
-            pending = []
+            pending, vlans = [], []
             rows = 0
     scanning.result()  # the file's check decides even when it held no flow
     if rows:
-        yield batch()
+        yield from batch()
+    yield from _batches(joiner.finish())
     if flows == 0:
         log.warning("%s: the capture holds no IP flows", path)
     if progress is not None and pending_packets:

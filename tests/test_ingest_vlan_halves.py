@@ -1,0 +1,260 @@
+"""Connections whose two directions are tagged on different VLANs: NFStream meters each direction as a
+one-way flow (it keys flows by VLAN id); derisk joins the two halves back into the flow the same
+capture without tags gives. Captures are written by the generator and re-tagged with dpkt, frame by
+frame, as a SPAN port that tags one direction delivers them; the untagged twin is the tagged file
+with its tags taken out again."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dpkt
+import pyarrow as pa
+import pytest
+
+from derisk.flows import INGEST_SCHEMA
+from derisk.gen.model import Conversation, DnsLookup, Exchange, HttpRequest, TlsHello
+from derisk.gen.packets import write_capture
+from derisk.ingest.pcap import read_pcap
+from derisk.ingest.vlan_halves import HalfJoiner
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+CLIENT, SERVER, RESOLVER = "10.1.0.7", "47.88.1.20", "10.1.0.53"
+
+Frame = tuple[float, bytes]
+
+
+def _frames(path: Path) -> list[Frame]:
+    with path.open("rb") as fh:
+        return [(ts, bytes(buf)) for ts, buf in dpkt.pcap.Reader(fh)]
+
+
+def _write(path: Path, frames: list[Frame]) -> None:
+    with path.open("wb") as fh:
+        writer = dpkt.pcap.Writer(fh, snaplen=65535, linktype=dpkt.pcap.DLT_EN10MB)
+        for ts, frame in frames:
+            writer.writepkt(frame, ts=ts)
+
+
+def _sender(frame: bytes) -> str:
+    offset = 16 if frame[12:14] == b"\x81\x00" else 12
+    return ".".join(str(b) for b in frame[offset + 14 : offset + 18])
+
+
+def _tag(frame: bytes, vlan: int) -> bytes:
+    return frame[:12] + struct.pack(">HH", 0x8100, vlan) + frame[12:]
+
+
+def _strip(frames: list[Frame]) -> list[Frame]:
+    return [(ts, f[:12] + f[16:] if f[12:14] == b"\x81\x00" else f) for ts, f in frames]
+
+
+def _retag(frames: list[Frame], vlan_of: Callable[[str], int]) -> list[Frame]:
+    """Tag each frame with the VLAN ``vlan_of`` gives its sender (0: untagged)."""
+    out = []
+    for ts, frame in frames:
+        vlan = vlan_of(_sender(frame))
+        out.append((ts, _tag(frame, vlan) if vlan else frame))
+    return out
+
+
+def _talks() -> list[Conversation]:
+    """A lookup, TLS with SNI, plain HTTP, a TCP exchange without a name and a UDP exchange, all to one
+    server; the lock hub's shape."""
+    at = START
+    return [
+        Conversation("udp", CLIENT, RESOLVER, at, 40000, 53, dns=DnsLookup("plug.vendor.cn", "A", (SERVER,))),
+        Conversation(
+            "tcp", CLIENT, SERVER, at + timedelta(seconds=1), 41000, 443, tls=TlsHello("plug.vendor.cn")
+        ),
+        Conversation(
+            "tcp", CLIENT, SERVER, at + timedelta(seconds=2), 41001, 80, http=HttpRequest("plug.vendor.cn")
+        ),
+        Conversation(
+            "tcp",
+            CLIENT,
+            SERVER,
+            at + timedelta(seconds=3),
+            41002,
+            8883,
+            exchanges=(Exchange("c2s", 300), Exchange("s2c", 4000), Exchange("c2s", 120)),
+        ),
+        Conversation(
+            "udp",
+            CLIENT,
+            SERVER,
+            at + timedelta(seconds=4),
+            41003,
+            9999,
+            exchanges=(Exchange("c2s", 64), Exchange("s2c", 900), Exchange("c2s", 64)),
+        ),
+    ]
+
+
+def _read(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    notes: dict[str, Any] = {}
+    batches = list(read_pcap(path, notes=notes))
+    for batch in batches:
+        assert batch.schema == INGEST_SCHEMA
+    rows = pa.Table.from_batches(batches, schema=INGEST_SCHEMA).to_pylist()
+    return sorted(rows, key=lambda r: (r["first_seen"], r["src_ip"], r["src_port"] or 0)), notes
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> list[Frame]:
+    capture = tmp_path / "written.pcap"
+    write_capture(_talks(), capture)
+    return _frames(capture)
+
+
+@pytest.mark.parametrize(
+    ("label", "vlan_of"),
+    [
+        ("replies on VLAN 100", lambda ip: 100 if ip == SERVER else 0),
+        ("requests on VLAN 100", lambda ip: 0 if ip == SERVER else 100),
+        ("requests on 10, replies on 20", lambda ip: 20 if ip == SERVER else 10),
+    ],
+)
+def test_halves_split_by_vlan_give_the_flows_of_the_untagged_twin(
+    tmp_path: Path, plain: list[Frame], label: str, vlan_of: Callable[[str], int]
+) -> None:
+    tagged = tmp_path / "tagged.pcap"
+    _write(tagged, _retag(plain, vlan_of))
+    twin = tmp_path / "twin.pcap"
+    _write(twin, _strip(_frames(tagged)))
+    got, notes = _read(tagged)
+    want, twin_notes = _read(twin)
+    assert twin_notes["vlan_halves_joined"] == 0
+    assert len(want) == 5
+    assert got == want, label  # count, both directions' bytes and packets, opener, names, application
+    assert notes["vlan_halves_joined"] == (8 if vlan_of(RESOLVER) == vlan_of(CLIENT) else 10)
+    https = next(r for r in got if r["dst_port"] == 443)
+    assert (https["src_ip"], https["server_name"], https["server_name_source"]) == (
+        CLIENT,
+        "plug.vendor.cn",
+        "sni",
+    )
+    assert https["bytes_in"] > 0 and https["packets_in"] > 0
+
+
+def test_one_tagged_capture_without_the_join_is_split(tmp_path: Path, plain: list[Frame]) -> None:
+    """The case the join exists for: the meter alone gives one-way halves, the server's half opened by the server."""
+    from derisk.ingest.nfstream_engine import NFSTREAM_OPTIONS, streamer
+
+    tagged = tmp_path / "tagged.pcap"
+    _write(tagged, _retag(plain, lambda ip: 100 if ip == SERVER else 0))
+    raw = list(streamer(tagged, **NFSTREAM_OPTIONS))
+    assert len(raw) == 9  # the lookup whole, four connections in two halves each
+    assert sum(1 for f in raw if f.src_ip == SERVER and f.dst2src_packets == 0) == 4
+    got, _ = _read(tagged)
+    assert len(got) == 5 and not [r for r in got if r["src_ip"] == SERVER]
+
+
+def test_two_way_flows_on_two_vlans_are_not_joined(tmp_path: Path, plain: list[Frame]) -> None:
+    """The same connection seen whole on two VLANs (two SPAN sessions): two two-way flows, both kept."""
+    again = [(ts + 0.0001, _tag(frame, 200)) for ts, frame in plain]
+    both = sorted(plain + again, key=lambda f: f[0])
+    capture = tmp_path / "twice.pcap"
+    _write(capture, both)
+    got, notes = _read(capture)
+    assert notes["vlan_halves_joined"] == 0
+    assert len(got) == 10 and all(r["packets_in"] > 0 for r in got)
+
+
+def test_a_half_with_two_candidates_is_left_alone(tmp_path: Path, plain: list[Frame]) -> None:
+    """Replies seen twice, on VLAN 100 and VLAN 200: each request half has two reply halves to choose
+    from; nothing is joined for those connections (the lookup is whole anyway)."""
+    requests = [(ts, f) for ts, f in plain if _sender(f) != SERVER]
+    replies = [(ts, f) for ts, f in plain if _sender(f) == SERVER]
+    doubled = (
+        requests
+        + [(ts, _tag(f, 100)) for ts, f in replies]
+        + [(ts + 0.0001, _tag(f, 200)) for ts, f in replies]
+    )
+    capture = tmp_path / "doubled.pcap"
+    _write(capture, sorted(doubled, key=lambda f: f[0]))
+    got, notes = _read(capture)
+    assert notes["vlan_halves_joined"] == 0
+    assert len(got) == 1 + 4 * 3
+    assert sum(1 for r in got if r["src_ip"] == SERVER) == 8
+
+
+# The joiner on its own, across batches.
+
+_US = 1_000_000
+
+
+def _flow(
+    first_s: int, last_s: int, src: str, sport: int, dst: str, dport: int, out: int, back: int = 0
+) -> dict[str, Any]:
+    return {
+        "first_seen": datetime.fromtimestamp(first_s, UTC),
+        "last_seen": datetime.fromtimestamp(last_s, UTC),
+        "src_ip": src,
+        "src_port": sport,
+        "dst_ip": dst,
+        "dst_port": dport,
+        "protocol": 6,
+        "bytes_out": out,
+        "bytes_in": back,
+        "packets_out": 1 + out // 1000,
+        "packets_in": 1 + back // 1000 if back else 0,
+    }
+
+
+def _batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist(rows, schema=INGEST_SCHEMA)
+
+
+T = 1_772_442_000
+
+
+def test_a_pair_straddling_batches_is_joined_and_a_lone_half_released_by_time() -> None:
+    joiner = HalfJoiner(120)
+    request = _flow(T, T + 5, CLIENT, 41000, SERVER, 443, 700)
+    lone = _flow(T, T + 1, CLIENT, 41500, SERVER, 443, 60)
+    out = joiner.push(_batch([request, lone]), [0, 0])
+    assert out.num_rows == 0 and joiner.held == 2
+    reply = _flow(T + 1, T + 6, SERVER, 443, CLIENT, 41000, 9000)
+    whole = _flow(T + 2, T + 9, CLIENT, 41001, SERVER, 443, 100, 200)
+    out = joiner.push(_batch([reply, whole]), [100, 0])
+    assert out.to_pylist() == [_full(whole)] and joiner.held == 3  # nothing decided before two idle timeouts
+    later = _flow(T + 300, T + 301, CLIENT, 42000, SERVER, 443, 100, 100)
+    out = joiner.push(_batch([later]), [0]).to_pylist()
+    assert joiner.held == 0 and joiner.joined == 2
+    joined = next(r for r in out if r["src_port"] == 41000)
+    assert (joined["bytes_out"], joined["bytes_in"], joined["packets_in"]) == (700, 9000, 10)
+    assert (joined["first_seen"], joined["last_seen"]) == (request["first_seen"], reply["last_seen"])
+    assert next(r for r in out if r["src_port"] == 41500) == _full(lone)
+    assert joiner.finish().num_rows == 0
+
+
+def _full(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: row.get(name) for name in INGEST_SCHEMA.names}
+
+
+def test_halves_far_apart_in_time_or_on_one_vlan_are_not_joined() -> None:
+    joiner = HalfJoiner(120)
+    request = _flow(T, T + 5, CLIENT, 41000, SERVER, 443, 700)
+    late_reply = _flow(T + 200, T + 201, SERVER, 443, CLIENT, 41000, 9000)
+    same_vlan = _flow(T + 1, T + 2, SERVER, 443, CLIENT, 41000, 50)
+    out = joiner.push(_batch([request, late_reply]), [0, 100])
+    out = pa.concat_tables([out, joiner.finish()])
+    assert out.num_rows == 2 and joiner.joined == 0
+    joiner = HalfJoiner(120)
+    out = pa.concat_tables([joiner.push(_batch([request, same_vlan]), [7, 7]), joiner.finish()])
+    assert out.num_rows == 2 and joiner.joined == 0
+
+
+def test_the_reply_starts_first_then_it_opens() -> None:
+    """A capture that saw the reply half's first packet first (it began mid-connection): the opener is
+    whichever half came first, as NFStream's src is."""
+    joiner = HalfJoiner(120)
+    a = _flow(T + 2, T + 5, CLIENT, 41000, SERVER, 443, 700)
+    b = _flow(T + 1, T + 6, SERVER, 443, CLIENT, 41000, 9000)
+    (row,) = pa.concat_tables([joiner.push(_batch([a, b]), [0, 100]), joiner.finish()]).to_pylist()
+    assert (row["src_ip"], row["bytes_out"], row["bytes_in"]) == (SERVER, 9000, 700)
