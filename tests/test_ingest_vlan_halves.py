@@ -258,3 +258,62 @@ def test_the_reply_starts_first_then_it_opens() -> None:
     b = _flow(T + 1, T + 6, SERVER, 443, CLIENT, 41000, 9000)
     (row,) = pa.concat_tables([joiner.push(_batch([a, b]), [0, 100]), joiner.finish()]).to_pylist()
     assert (row["src_ip"], row["bytes_out"], row["bytes_in"]) == (SERVER, 9000, 700)
+
+
+_FLOWS = (
+    "SELECT direction, src_ip, src_port, dst_ip, dst_port, protocol, bytes_out, bytes_in, packets_out, packets_in,"
+    " server_name FROM flows ORDER BY first_seen, src_port"
+)
+
+
+def test_the_lock_hub_with_replies_on_vlan_100_analyzes_as_its_untagged_twin(
+    tmp_path: Path, data_env: Path
+) -> None:
+    """Issue 11's held-out case end to end: the stored flows (count, direction, bytes both ways) and the
+    destination the report shows are those of the same capture without tags."""
+    import json
+
+    from derisk.cli import main
+    from derisk.enrich.ipdata import load_ipdata
+    from derisk.store.workspace import Workspace
+
+    alibaba = load_ipdata(data_env).sample_addresses(45102, None, 1)[0]
+    talks = [
+        Conversation(
+            "udp", CLIENT, RESOLVER, START, 40000, 53, dns=DnsLookup("plug.lock-vendor.cn", "A", (alibaba,))
+        )
+    ]
+    talks += [
+        Conversation("tcp", CLIENT, alibaba, START + timedelta(seconds=1 + n), 41000 + n, 443)
+        for n in range(4)
+    ]
+    written = tmp_path / "written.pcap"
+    write_capture(talks, written)
+    tagged = tmp_path / "tagged.pcap"
+    _write(tagged, _retag(_frames(written), lambda ip: 100 if ip == alibaba else 0))
+    twin = tmp_path / "twin.pcap"
+    _write(twin, _strip(_frames(tagged)))
+    site = tmp_path / "site.yaml"
+    site.write_text("site: test\ninternal_networks: [10.1.0.0/24]\n", encoding="utf-8")
+    seen = []
+    for capture in (tagged, twin):
+        ws, out = tmp_path / f"ws-{capture.stem}", tmp_path / f"{capture.stem}.json"
+        args = ["analyze", str(capture), "-w", str(ws), "--site", str(site), "--json", str(out), "-q"]
+        assert main(args) == 0
+        with Workspace.open(ws, create=False, read_only=True) as w:
+            flows = w.query(_FLOWS)
+        doc = json.loads(out.read_text(encoding="utf-8"))
+        (dest,) = [d for d in doc["destinations"] if d["ip"] == alibaba]
+        (notes,) = doc["run"]["input_notes"].values()
+        seen.append(
+            (
+                flows,
+                {k: dest[k] for k in sorted(dest) if "bytes" in k or k in ("flows", "server_names")},
+                notes,
+            )
+        )
+    (flows, dest, notes), (twin_flows, twin_dest, twin_notes) = seen
+    assert len(flows) == 5 and flows == twin_flows
+    assert {f[0] for f in flows} == {"internal", "outbound"}
+    assert dest == twin_dest and dest
+    assert (notes["vlan_halves_joined"], twin_notes["vlan_halves_joined"]) == (8, 0)
