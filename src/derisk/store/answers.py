@@ -12,6 +12,7 @@ depend on DuckDB's scheduling.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Final
 
 import duckdb
@@ -31,17 +32,15 @@ ANSWER_SCHEMA: Final = pa.schema(
     ]
 )
 
-#: Lookup tables, rebuilt when answers were added: per (client, address, time) and per (address,
-#: time) the latest answer given; and the addresses all of whose answers name one name, with the
-#: time of the first (for them the rule reduces to "answered before the flow": a hash join).
+#: Lookup tables for the addresses that answered more than one name (built when a flow to one of
+#: them is first looked up): per (client, address, time) and per (address, time) the latest answer
+#: given. The addresses all of whose answers name one name are indexed in Arrow instead
+#: (:func:`_single_names`; for them the rule reduces to "answered before the flow": a hash lookup).
 _INDEX: Final = (
     "CREATE OR REPLACE TABLE own AS "
     "SELECT client, address, ts, arg_max(name, seq) AS name FROM _answers GROUP BY ALL",
     "CREATE OR REPLACE TABLE anyone AS "
     "SELECT address, ts, arg_max(name, seq) AS name FROM _answers GROUP BY ALL",
-    "CREATE OR REPLACE TABLE single AS "
-    "SELECT address, min(ts) AS first, min(name) AS name FROM _answers GROUP BY address "
-    "HAVING count(DISTINCT name) = 1",
 )
 #: Flows to the other answered addresses: the latest answer at or before the flow, own client first.
 _MIXED: Final = """
@@ -53,6 +52,50 @@ _MIXED: Final = """
 """
 
 
+_SEQUENCED: Final = ANSWER_SCHEMA.append(pa.field("seq", pa.int64()))
+
+
+@dataclass(frozen=True)
+class _Single:
+    """The addresses all of whose answers name one name: that name and the first answer's time."""
+
+    address: pa.Array
+    first: pa.Array  # int64 µs, null when no answer of the address has a time
+    name: pa.Array
+
+
+def _single_names(answers: pa.Table) -> tuple[_Single, pa.Array]:
+    """The answers' addresses with one distinct name (the name, the earliest time), and the other
+    addresses (none null). What ``GROUP BY address HAVING count(DISTINCT name) = 1`` with
+    ``min(ts)`` and ``min(name)`` gives (unset names and times ignored, a null address its own
+    group), computed with NumPy over dictionary codes instead of in DuckDB."""
+    encoded = pc.dictionary_encode(answers.column("address").combine_chunks(), null_encoding="encode")
+    addresses = encoded.dictionary
+    group = encoded.indices.to_numpy()
+    groups = len(addresses)
+    named = pc.dictionary_encode(answers.column("name").combine_chunks())
+    code = pc.fill_null(named.indices, -1).to_numpy()
+    has_name = code >= 0
+    low = np.full(groups, np.iinfo(np.int64).max, dtype=np.int64)
+    high = np.full(groups, -1, dtype=np.int64)
+    np.minimum.at(low, group[has_name], code[has_name])
+    np.maximum.at(high, group[has_name], code[has_name])
+    one = (high >= 0) & (low == high)
+    ts = answers.column("ts").combine_chunks()
+    has_ts = ts.is_valid().to_numpy(zero_copy_only=False)
+    first = np.full(groups, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, group[has_ts], pc.fill_null(ts, 0).to_numpy()[has_ts])
+    timed = np.zeros(groups, dtype=bool)
+    timed[group[has_ts]] = True
+    where = np.flatnonzero(one)
+    single = _Single(
+        address=addresses.take(pa.array(where)).cast(pa.string()),
+        first=pa.array(first[where], pa.int64(), mask=~timed[where]),
+        name=named.dictionary.take(pa.array(low[where])).cast(pa.string()),
+    )
+    return single, addresses.filter(pa.array(~one)).drop_null().cast(pa.string())
+
+
 class AnswerIndex:
     """DNS answers collected as a log is read, and the names they give flows.
 
@@ -61,12 +104,16 @@ class AnswerIndex:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
-        """``con``: a private in-memory connection to share (its owner closes it), else one is opened."""
+        """``con``: a private in-memory connection to share (its owner closes it), else one is opened
+        when a flow first needs the lookup tables."""
         self._parts: list[pa.Table] = []
         self._count = 0
         self._con: duckdb.DuckDBPyConnection | None = con.cursor() if con is not None else None
-        self._indexed = 0  # answers in the lookup tables
-        self._single = pa.table({"address": [], "first": [], "name": []})  # addresses with one name
+        self._indexed = 0  # answers in the index
+        self._generation = 0  # of the index, rebuilt when answers were added or forgotten
+        self._tables = -1  # the generation the DuckDB lookup tables were built for
+        self._answers = _SEQUENCED.empty_table()
+        self._single = _Single(pa.array([], pa.string()), pa.array([], pa.int64()), pa.array([], pa.string()))
         self._mixed = pa.array([], pa.string())  # the other answered addresses
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -79,7 +126,7 @@ class AnswerIndex:
         """Answers in :data:`ANSWER_SCHEMA`, in the order they were given."""
         if answers.num_rows == 0:
             return
-        seq = pa.array(range(self._count, self._count + answers.num_rows), pa.int64())
+        seq = pa.array(np.arange(self._count, self._count + answers.num_rows, dtype=np.int64))
         self._parts.append(answers.select(ANSWER_SCHEMA.names).cast(ANSWER_SCHEMA).append_column("seq", seq))
         self._count += answers.num_rows
 
@@ -90,9 +137,21 @@ class AnswerIndex:
         kept = pa.concat_tables(self._parts).slice(0, count) if count else None
         self._parts = [kept.combine_chunks()] if kept is not None else []
         self._count = count
-        self._indexed = -1  # rebuild the lookup tables at the next use
+        self._indexed = -1  # rebuild the index at the next use
 
-    def _index(self) -> duckdb.DuckDBPyConnection:
+    def _index(self) -> None:
+        """The addresses with one name indexed in Arrow, the others listed (no DuckDB work)."""
+        with self._lock:
+            if self._indexed != self._count:
+                answers = pa.concat_tables(self._parts).combine_chunks()
+                self._parts = [answers]
+                self._answers = answers
+                self._single, self._mixed = _single_names(answers)
+                self._indexed = self._count
+                self._generation += 1
+
+    def _database(self) -> duckdb.DuckDBPyConnection:
+        """The connection with the lookup tables of the addresses that answered several names."""
         with self._lock:
             if self._con is None:
                 config: dict[str, str | bool | int | float | list[str]] = {
@@ -103,21 +162,14 @@ class AnswerIndex:
                 }
                 self._con = duckdb.connect(":memory:", config=config)
                 self._con.execute("SET enable_progress_bar = false")
-            if self._indexed != self._count:
-                answers = pa.concat_tables(self._parts).combine_chunks()
-                self._parts = [answers]
-                self._con.register("_answers", answers)
+            if self._tables != self._generation:
+                self._con.register("_answers", self._answers)
                 try:
                     for statement in _INDEX:
                         self._con.execute(statement)
                 finally:
                     self._con.unregister("_answers")
-                single = self._con.sql("SELECT address, first, name FROM single").to_arrow_table()
-                self._single = single.combine_chunks()
-                every = pc.unique(answers.column("address").combine_chunks()).drop_null()
-                known = self._single.column("address").combine_chunks().cast(pa.string())
-                self._mixed = every.filter(pc.invert(pc.is_in(every, value_set=known)))
-                self._indexed = self._count
+                self._tables = self._generation
             return self._con
 
     def names(self, client: pa.Array, address: pa.Array, ts: pa.Array) -> pa.Array:
@@ -125,17 +177,16 @@ class AnswerIndex:
         n = len(address)
         if self._count == 0 or n == 0:
             return pa.nulls(n, pa.string())
-        con = self._index()
+        self._index()
         address = address.cast(pa.string())
         ts = ts.cast(pa.int64())
         # Addresses that only ever answered one name: that name, if the flow started at or after
         # the first answer (Arrow's hash lookup; the rule reduces to this for them).
         single = self._single
-        index = pc.index_in(address, value_set=single.column("address").combine_chunks().cast(pa.string()))
-        first = single.column("first").combine_chunks().take(index)
+        index = pc.index_in(address, value_set=single.address)
         names = pc.if_else(
-            pc.fill_null(pc.greater_equal(ts, first), False),
-            single.column("name").combine_chunks().take(index),
+            pc.fill_null(pc.greater_equal(ts, single.first.take(index)), False),
+            single.name.take(index),
             pa.scalar(None, pa.string()),
         )
         if len(self._mixed) == 0:
@@ -151,7 +202,7 @@ class AnswerIndex:
                 "ts": ts.filter(wanted),
             }
         )
-        cursor = self._cursor(con)
+        cursor = self._cursor(self._database())
         cursor.register("_flows", flows)
         try:
             named = cursor.sql(_MIXED).to_arrow_table()
@@ -181,3 +232,4 @@ class AnswerIndex:
             self._con.close()
             self._con = None
         self._parts = []
+        self._answers = self._answers.slice(0, 0)
