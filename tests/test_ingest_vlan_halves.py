@@ -317,3 +317,21 @@ def test_the_lock_hub_with_replies_on_vlan_100_analyzes_as_its_untagged_twin(
     assert {f[0] for f in flows} == {"internal", "outbound"}
     assert dest == twin_dest and dest
     assert (notes["vlan_halves_joined"], twin_notes["vlan_halves_joined"]) == (8, 0)
+
+
+def test_held_halves_are_bounded_in_number_too() -> None:
+    """A flood of one-way flows within one idle timeout: no more than the cap is held, and a pair
+    among them is still joined when both halves are among the oldest decided."""
+    joiner = HalfJoiner(120, cap=100)
+    request = _flow(T, T + 1, CLIENT, 41000, SERVER, 443, 700)
+    reply = _flow(T, T + 1, SERVER, 443, CLIENT, 41000, 9000)
+    out = [joiner.push(_batch([request, reply]), [0, 100])]
+    flood = [
+        _flow(T + 2 + n // 10, T + 2 + n // 10, f"10.1.1.{n % 250}", 50000 + n, SERVER, 53, 80)
+        for n in range(300)
+    ]
+    for start in range(0, 300, 50):
+        out.append(joiner.push(_batch(flood[start : start + 50]), [0] * 50))
+        assert joiner.held <= 100 + 50
+    rows = pa.concat_tables([*out, joiner.finish()]).to_pylist()
+    assert len(rows) == 301 and joiner.joined == 2

@@ -23,8 +23,10 @@ Flows arrive in batches, and the two halves of a connection may come in differen
 held, by capture time rather than by count: the *watermark* is the latest ``last_seen`` the meter
 has handed out. NFStream hands out a flow one idle timeout after its last packet, so a half is
 decided once the watermark is two idle timeouts past its last packet (and past its candidate's);
-a half still waiting on an undecided candidate four idle timeouts later goes out alone. The join
-itself is an Arrow hash join of the held halves against themselves, reversed.
+a half still waiting on an undecided candidate four idle timeouts later goes out alone. Memory is
+bounded by time and by count: beyond :data:`HELD_CAP` halves (a flood of one-way flows), the oldest
+are decided at once. The join itself is an Arrow hash join of the held halves against themselves,
+reversed.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ _REVERSED: Final = {"dst_ip": "src_ip", "dst_port": "src_port", "src_ip": "dst_i
 #: Text columns taken from the opener when it has a value, else from the reply half.
 _EITHER: Final = ("ja4", "user_agent", "dns_query", "source_ref", "conn_state")
 _UNKNOWN_APP: Final = "Unknown"  # nDPI's label for a flow it could not classify
+#: At most this many halves are held (about 40 MB); beyond it the oldest are decided at once.
+HELD_CAP: Final = 262_144
 
 
 def _ints(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -57,8 +61,9 @@ class HalfJoiner:
     ``joined`` counts the halves joined (two per connection).
     """
 
-    def __init__(self, idle_timeout_s: int) -> None:
+    def __init__(self, idle_timeout_s: int, *, cap: int = HELD_CAP) -> None:
         self._idle = idle_timeout_s * 1_000_000
+        self._cap = cap
         self._held: list[pa.Table] = []
         self._next_id = 0
         self._watermark: int | None = None
@@ -115,6 +120,9 @@ class HalfJoiner:
             mark = self._watermark if self._watermark is not None else int(last.max())
             ready = last < mark - 2 * self._idle
             forced = last < mark - 4 * self._idle
+            if held.num_rows > self._cap:  # a flood of one-way flows: the oldest go on, joined or not
+                cut = np.partition(last, held.num_rows - self._cap)[held.num_rows - self._cap]
+                ready, forced = ready | (last < cut), forced | (last < cut)
         if not ready.any():
             return empty
         count, partner = self._candidates(held)
