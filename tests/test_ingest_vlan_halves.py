@@ -271,11 +271,10 @@ def test_the_lock_hub_with_replies_on_vlan_100_analyzes_as_its_untagged_twin(
 ) -> None:
     """Issue 11's held-out case end to end: the stored flows (count, direction, bytes both ways) and the
     destination the report shows are those of the same capture without tags."""
-    import json
-
     from derisk.cli import main
     from derisk.enrich.ipdata import load_ipdata
     from derisk.store.workspace import Workspace
+    from schema_check import assert_file_valid
 
     alibaba = load_ipdata(data_env).sample_addresses(45102, None, 1)[0]
     talks = [
@@ -302,7 +301,7 @@ def test_the_lock_hub_with_replies_on_vlan_100_analyzes_as_its_untagged_twin(
         assert main(args) == 0
         with Workspace.open(ws, create=False, read_only=True) as w:
             flows = w.query(_FLOWS)
-        doc = json.loads(out.read_text(encoding="utf-8"))
+        doc = assert_file_valid(out, "analysis")  # the new note fits derisk.analysis/1
         (dest,) = [d for d in doc["destinations"] if d["ip"] == alibaba]
         (notes,) = doc["run"]["input_notes"].values()
         seen.append(
