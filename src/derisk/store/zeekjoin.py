@@ -90,9 +90,11 @@ class UidJoin:
             return
         self._sorted = reduced
         self._hashes = reduced.column("h").to_numpy()
-        # Buckets by the top bits (about two per hash): a lookup reads a bucket's few hashes
-        # instead of searching them all (a binary search per uid cost more than the reading).
-        self._bits = min(_MAX_BUCKET_BITS, max(1, len(self._hashes).bit_length() + 1))
+        # Buckets by the top bits (four to eight per hash): a lookup reads a bucket's few hashes
+        # instead of searching them all (a binary search per uid cost more than the reading), and
+        # most uids of a batch fall in an empty bucket (two to four buckets per hash cost 2.5-3x
+        # more per batch: 0.045 against 0.016 thread CPU s per 1 M lines with 13.5 k uids).
+        self._bits = min(_MAX_BUCKET_BITS, max(1, len(self._hashes).bit_length() + 2))
         counts = np.bincount(self._bucket(self._hashes), minlength=1 << self._bits)
         self._starts = np.concatenate(([0], np.cumsum(counts)))
         self._empty = frozenset(
