@@ -51,6 +51,10 @@ BACKOFF_S: Final = (1.0, 60.0)
 #: before it counts as a failed batch.
 LOCK_PAUSE_S: Final = 0.5
 LOCK_WAITS: Final = 120
+#: DuckDB's buffer pool while watching (the workspace's default is 512 MB): it keeps the flows table's
+#: written pages up to its limit, about 36 MB per million flows, which a replay's hours of history
+#: would fill; a batch's own work needs far less, and DuckDB spills beyond the limit.
+DUCKDB_MEMORY: Final = "256MB"
 
 
 @dataclass
@@ -191,6 +195,7 @@ class Watcher:
 
         ws = Workspace.open(self.options.workspace, create=True)
         try:
+            ws.con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
             if self._state is None:  # first open, or after a failed batch: state as committed
                 with ws.transaction() as con:
                     checkpoints.ensure(con)
