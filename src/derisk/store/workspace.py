@@ -8,6 +8,7 @@ workspace that did not exist before a failed first write is removed again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -63,25 +64,28 @@ ATTRIBUTION_TABLE_SCHEMA: Final = pa.schema(
     ]
 )
 
-_DDL: Final = [
+_CREATE: Final = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     """CREATE TABLE IF NOT EXISTS inputs (
         input_id VARCHAR PRIMARY KEY, path VARCHAR, format VARCHAR, digest VARCHAR, size_bytes BIGINT,
         site_digest VARCHAR, ipdata_version VARCHAR, flow_count BIGINT, ingested_at TIMESTAMPTZ)""",
     f"CREATE TABLE IF NOT EXISTS flows ({sql_columns(STORED_SCHEMA)})",
-    # Columns added after schema version 1 was first written (inserts name their columns).
+    f"CREATE TABLE IF NOT EXISTS attribution ({sql_columns(ATTRIBUTION_TABLE_SCHEMA)})",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, site VARCHAR, site_digest VARCHAR,
+        ipdata_version VARCHAR, registry_version VARCHAR, inputs VARCHAR)""",
+]
+#: Columns added after schema version 1 was first written (inserts name their columns): a workspace
+#: created by an older derisk gains them; a new one has them from its CREATE TABLE.
+_UPGRADE: Final = [
     "ALTER TABLE flows ADD COLUMN IF NOT EXISTS conn_state VARCHAR",
     "ALTER TABLE flows ADD COLUMN IF NOT EXISTS is_attempt BOOLEAN",
-    f"CREATE TABLE IF NOT EXISTS attribution ({sql_columns(ATTRIBUTION_TABLE_SCHEMA)})",
     # The attribution table is rebuilt at every analysis; an older one gains the layer columns
     # (appended in the order of ATTRIBUTION_FIELDS, so positional inserts stay right).
     *(
         f'ALTER TABLE attribution ADD COLUMN IF NOT EXISTS "{f.name}" {_ARROW_TO_SQL[f.type]}'
         for f in ATTRIBUTION_FIELDS
     ),
-    """CREATE TABLE IF NOT EXISTS runs (
-        run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, site VARCHAR, site_digest VARCHAR,
-        ipdata_version VARCHAR, registry_version VARCHAR, inputs VARCHAR)""",
 ]
 
 # The canonical flow table as analyses see it: stored flows with the current attribution.
@@ -163,7 +167,8 @@ class Workspace:
         if path.exists() and not path.is_dir():
             raise StoreError("is not a directory (a workspace is a directory)", source=str(path))
         created = False
-        if not db.exists():
+        new = not db.exists()
+        if new:
             if not create or read_only:
                 raise StoreError(
                     "no workspace here (run `derisk analyze` to create one, or pass --workspace)",
@@ -194,20 +199,30 @@ class Workspace:
             _keep_private(path, db)
         ws = cls(path, con, read_only=read_only, created=created)
         if not read_only:
-            ws._migrate()
+            ws._migrate(new)
         else:
             ws._check_version()
         return ws
 
-    def _migrate(self) -> None:
+    def _migrate(self, new: bool = False) -> None:
+        """Create the tables (``new``: the database file did not exist, so no older table needs
+        upgrading), in one transaction: one commit to the write-ahead log instead of one per
+        statement."""
+        statements = [*_CREATE, *([] if new else _UPGRADE), _FLOWS_VIEW]
         try:
-            for ddl in _DDL:
-                self.con.execute(ddl)
-            self.con.execute(_FLOWS_VIEW)
-            self.con.execute(
-                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
-                [str(SCHEMA_VERSION)],
-            )
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                for ddl in statements:
+                    self.con.execute(ddl)
+                self.con.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                    [str(SCHEMA_VERSION)],
+                )
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):  # an interrupted statement aborts it already
+                    self.con.execute("ROLLBACK")
+                raise
+            self.con.execute("COMMIT")
         except duckdb.Error as exc:
             raise StoreError(f"cannot prepare workspace: {exc}", source=str(self.path)) from None
         self._check_version()
