@@ -27,6 +27,8 @@ PCAP_MAGICS: Final = {
     b"\xa1\xb2\xc3\xd4": "pcap",
     b"\x4d\x3c\xb2\xa1": "pcap",
     b"\xa1\xb2\x3c\x4d": "pcap",
+    b"\x34\xcd\xb2\xa1": "pcap",  # modified pcap (derisk.ingest.modified_pcap)
+    b"\xa1\xb2\xcd\x34": "pcap",
     b"\x0a\x0d\x0d\x0a": "pcapng",
 }
 #: nfdump files: magic 0xA50C, layout 1 (nfdump 1.6) or 2 (1.7); see derisk.ingest.netflow.

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Final
 
 from derisk.errors import InputError
-from derisk.ingest import feed_block, linktypes
-from derisk.ingest.decompress import decompress_errors, open_capture
+from derisk.ingest import feed_block, linktypes, modified_pcap
+from derisk.ingest.decompress import decompress_errors
 from derisk.ingest.feed_writer import Outputs, Writer
 from derisk.ingest.framing import timestamp_resolution
 from derisk.ingest.probe import PCAP_MAGICS, PCAPNG_SHB, Probe
@@ -148,7 +148,7 @@ class Feed:
             outputs.close()
             return
         try:
-            with open_capture(self.path, self.probe.compression, stream=True) as source:
+            with modified_pcap.opened(self.path, self.probe, self.report) as source:
                 self._pump(source, Writer(outputs))
         except InputError as exc:
             self.report.error = exc

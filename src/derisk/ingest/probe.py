@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from derisk.errors import InputError
-from derisk.ingest import linktypes
+from derisk.ingest import linktypes, modified_pcap
 from derisk.ingest.decompress import compression, decompress_errors, open_capture
 
 #: pcap magic numbers: (byte order, factor that turns the fraction of a second into nanoseconds).
@@ -39,6 +39,8 @@ class Probe:
     #: does not skip (QinQ, VN-Tag), or a pcapng with several interfaces (libpcap refuses interfaces
     #: that differ from the first in link type or snapshot length, as ``dumpcap -i A -i B`` writes them).
     rewrite: bool = False
+    #: A modified pcap (:mod:`.modified_pcap`): its record header size (24 or 28); 0 for any other.
+    modified: int = 0
 
 
 def _fail(path: Path, what: str) -> InputError:
@@ -70,6 +72,8 @@ def probe(path: Path) -> Probe:
     except decompress_errors() as exc:
         raise _fail(path, f"corrupt {kind} stream: {' '.join(str(exc).split())[:160]}") from None
     what = f"{kind}-compressed file" if kind else "file"
+    modified = modified_pcap.layout(path, head)  # read as a classic pcap, its records rewritten
+    head = modified_pcap.standard_head(head, modified)
     if head[:4] in PCAP_MAGICS:
         if len(head) < 24:
             raise _fail(path, f"truncated pcap: the file header needs 24 bytes, the {what} has {len(head)}")
@@ -90,7 +94,7 @@ def probe(path: Path) -> Probe:
     if fmt == "pcapng":
         return Probe(kind, fmt, linktype, rewrite=len(_interfaces(head)) > 1)
     mpls, outer = _tags_ahead(head) if linktype == 1 else (False, False)
-    return Probe(kind, fmt, linktype, mpls=mpls, rewrite=outer)
+    return Probe(kind, fmt, linktype, mpls=mpls, rewrite=outer or modified > 0, modified=modified)
 
 
 def _tags_ahead(head: bytes) -> tuple[bool, bool]:
