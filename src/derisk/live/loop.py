@@ -53,8 +53,9 @@ LOCK_PAUSE_S: Final = 0.5
 LOCK_WAITS: Final = 120
 #: DuckDB's buffer pool while watching (the workspace's default is 512 MB): it keeps the flows table's
 #: written pages up to its limit, about 36 MB per million flows, which a replay's hours of history
-#: would fill; a batch's own work needs far less, and DuckDB spills beyond the limit.
-DUCKDB_MEMORY: Final = "256MB"
+#: would fill; a batch's own work (a 16 MB batch of log: about 35 MB) needs far less, and DuckDB
+#: spills beyond the limit.
+DUCKDB_MEMORY: Final = "128MB"
 
 
 @dataclass
