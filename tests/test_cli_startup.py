@@ -55,10 +55,14 @@ def test_top_level_loads_no_engine(args: tuple[str, ...]) -> None:
 
 
 def test_every_command_help_loads_no_engine() -> None:
+    import click
+
     from derisk.cli import cli
 
+    ctx = click.Context(cli)
     heavy: dict[str, object] = {}
-    for name, command in cli.commands.items():
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
         subcommands = getattr(command, "commands", None) or {None: None}
         for sub in subcommands:
             args = [name, *([sub] if sub else []), "--help"]
@@ -67,6 +71,33 @@ def test_every_command_help_loads_no_engine() -> None:
             if result["heavy"]:
                 heavy[" ".join(args)] = result["heavy"]
     assert heavy == {}
+
+
+def test_command_table_matches_what_the_modules_register() -> None:
+    """derisk.cli imports a command's module when the command is looked up: its table of which
+    module registers which command must say what each module's ``register`` adds."""
+    import importlib
+
+    import click
+
+    from derisk.cli import COMMANDS
+
+    for module, names in COMMANDS.items():
+        group = click.Group()
+        importlib.import_module(module).register(group)
+        assert tuple(group.commands) == names, module
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    code = """
+import sys
+from derisk.cli import cli, COMMAND_MODULES
+import click
+cli.get_command(click.Context(cli), "schema")
+print(sorted(m for m in COMMAND_MODULES if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "['derisk.cli.schema']"
 
 
 ANALYZE_PROBE = """
