@@ -125,6 +125,16 @@ def test_a_compressed_twin(tmp_path: Path, classic: dict[str, tuple[bytes, pa.Ta
     assert _table(path, notes).equals(expected)
     assert notes["compression"] == "gzip"
     assert resolve_inputs([path])[0].format == "pcap"
+    packed = path.read_bytes()
+    path.write_bytes(packed[: len(packed) * 3 // 4])  # the gzip stream ends early
+    cut: dict[str, object] = {}
+    assert 0 < len(_table(path, cut)) <= len(expected)
+    twin = modified(data, 28, ">")
+    assert cut["cut_at_byte"] in {
+        start for start, _ in _records(twin, 28, ">")
+    }  # a record's start in the file
+    with pytest.raises(InputError, match="refused with --strict"):
+        _table(path, strict=True)
 
 
 @pytest.mark.parametrize(("size", "endian"), LAYOUTS)
