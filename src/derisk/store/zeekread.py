@@ -316,6 +316,17 @@ def private_connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _connection(database: duckdb.DuckDBPyConnection | None) -> duckdb.DuckDBPyConnection:
+    """A cursor of ``database`` (in UTC: a cursor does not inherit its session settings), else a
+    new private connection."""
+    if database is None:
+        return private_connection()
+    con = database.cursor()
+    with contextlib.suppress(duckdb.Error):  # without ICU, DuckDB's time zone is UTC already
+        con.execute("SET TimeZone = 'UTC'")  # ISO 8601 times without an offset are UTC
+    return con
+
+
 def read_conn(
     source: LogSource,
     *,
@@ -357,7 +368,7 @@ def _read_conn(
     if skip:
         query = f"SELECT * FROM ({query}) OFFSET {int(skip)}"
     try:
-        con = database.cursor() if database is not None else private_connection()
+        con = _connection(database)
     except duckdb.Error as exc:
         raise _error(exc) from None
     try:
@@ -402,7 +413,7 @@ def _read_table(source: LogSource, database: duckdb.DuckDBPyConnection | None) -
         for name in source.columns
     )
     try:
-        con = database.cursor() if database is not None else private_connection()
+        con = _connection(database)
     except duckdb.Error as exc:
         raise _error(exc) from None
     try:
@@ -423,7 +434,7 @@ def convert_records(
     """conn records already read (:func:`read_table`'s columns: Zeek's names, ``ts`` in int64 µs)
     converted by the same ``SELECT`` as :func:`read_conn`, in the same order."""
     try:
-        con = database.cursor() if database is not None else private_connection()
+        con = _connection(database)
     except duckdb.Error as exc:
         raise _error(exc) from None
     try:
@@ -446,8 +457,7 @@ def _check_rejects(con: duckdb.DuckDBPyConnection, rejects: str) -> None:
             f"SELECT line, error_message FROM {ident(rejects)} "
             "WHERE NOT starts_with(coalesce(csv_line, ''), '#') ORDER BY line LIMIT 1"
         ).fetchone()
-        con.execute(f"DROP TABLE IF EXISTS {ident(rejects)}")
-        con.execute(f"DROP TABLE IF EXISTS {ident(rejects + '_scan')}")
+        con.execute(f"DROP TABLE IF EXISTS {ident(rejects)}; DROP TABLE IF EXISTS {ident(rejects + '_scan')}")
     except duckdb.Error as exc:
         raise _error(exc) from None
     if bad is not None:
@@ -486,5 +496,4 @@ def _error(exc: BaseException) -> ZeekReadError:
 
 
 def _first_line(text: str) -> str:
-    text = text.strip()
-    return text.splitlines()[0] if text else ""
+    return text.strip().splitlines()[0] if text.strip() else ""
