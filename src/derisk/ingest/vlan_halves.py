@@ -141,6 +141,10 @@ class HalfJoiner:
 
     def _candidates(self, held: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """For each held half (by row): how many candidates it has, and its candidate's row when one."""
+        span = pc.min_max(held["_vlan"])
+        if span["min"].as_py() == span["max"].as_py():  # one VLAN (or none): no half has a partner
+            none = np.zeros(held.num_rows, dtype=np.int64)
+            return none, none.copy()
         left = held.select([*_KEY, "_id", "_vlan", "first_seen", "last_seen"])
         right = held.select([*_KEY, "_id", "_vlan", "first_seen", "last_seen"]).rename_columns(
             [_REVERSED.get(name, name) for name in _KEY] + ["b_id", "b_vlan", "b_first", "b_last"]
