@@ -161,8 +161,8 @@ def _not_destinations(ws: Workspace, input_ids: list[str] | None, site: Site) ->
 PUBLIC_TRAFFIC_NOTICE: Final = 0.5
 
 
-def _notices(ws: Workspace, input_ids: list[str] | None, site: Site) -> list[dict[str, str]]:
-    notices = []
+def _notices(ws: Workspace, input_ids: list[str] | None, site: Site) -> list[dict[str, Any]]:
+    notices: list[dict[str, Any]] = []
     public, total = layers.public_share(ws, input_ids)
     if site.path is None and total and public / total > PUBLIC_TRAFFIC_NOTICE:
         notices.append(
@@ -172,6 +172,19 @@ def _notices(ws: Workspace, input_ids: list[str] | None, site: Site) -> list[dic
                     f"{public / total:.0%} of the bytes were exchanged between two public addresses, "
                     "so derisk could not tell which side is the site: give a site file with "
                     "internal_networks (the site's public ranges too) and analyse again."
+                ),
+            }
+        )
+    guessed = _guessed_side(ws, input_ids, site)
+    if guessed:
+        notices.append(
+            {
+                "code": "site-side-guessed",
+                "addresses": guessed,
+                "text": (
+                    f"No site file was given: derisk took {', '.join(guessed)} as the site's side of "
+                    "the flows between two public addresses (the address, or IPv6 /64, taking part in "
+                    "most of them: the capturing host). Give a site file with internal_networks to be sure."
                 ),
             }
         )
@@ -187,6 +200,37 @@ def _notices(ws: Workspace, input_ids: list[str] | None, site: Site) -> list[dic
             }
         )
     return notices
+
+
+def _guessed_side(ws: Workspace, input_ids: list[str] | None, site: Site) -> list[str]:
+    """The public addresses (IPv6: their /64) that orientation took as the site's without a site
+    file (:mod:`derisk.site_side`), up to three, most bytes first."""
+    import ipaddress
+
+    from derisk.site import default_site
+
+    if site.path is not None:
+        return []
+    # the inputs oriented without a site file; ``site`` may be one rebuilt from a stored run
+    default = default_site()
+    rows = layers.site_addresses(ws, input_ids, default.digest())
+    if not rows:
+        return []
+    private = default.internal([ip for ip, _ in rows])
+    out: list[str] = []
+    for (ip, _), inside in zip(rows, private, strict=True):
+        if inside:
+            continue
+        try:
+            addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            continue
+        text = str(ipaddress.ip_network(f"{addr}/64", strict=False)) if addr.version == 6 else str(addr)
+        if text not in out:
+            out.append(text)
+        if len(out) == 3:
+            break
+    return out
 
 
 def _evidence(ws: Workspace, dests: list[dict[str, Any]]) -> list[dict[str, Any]]:

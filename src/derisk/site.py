@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from derisk import ipaddrs, yamlguard
 from derisk.errors import ConfigError, InputError, Problem, raise_problems
 from derisk.flows import contiguous
+from derisk.site_side import SideGuess
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -76,12 +77,23 @@ class Site:
     systems: tuple[System, ...]
     sections: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    #: Whether :meth:`orient` takes the capturing host's side in flows between two public addresses
+    #: (:mod:`derisk.site_side`): only without a site file.
+    infer_side: bool = False
     #: Labels of the addresses seen by :meth:`orient` (an input's batches share most of them).
     _seen: _Labels | None = field(default=None, init=False, repr=False, compare=False)
+    #: What :meth:`orient` counted and chose for ``infer_side``.
+    side: SideGuess = field(default_factory=SideGuess, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled (for Spark's workers) without the addresses seen."""
-        return {**self.__dict__, "_seen": None}
+        """Pickled (for Spark's workers) without the addresses seen, and without guessing the site's
+        side: each worker would guess from its own partitions."""
+        return {**self.__dict__, "_seen": None, "infer_side": False, "side": SideGuess()}
+
+    def internal(self, addresses: list[str]) -> list[bool]:
+        """Whether each address is in the internal networks or a system (unparsable: no)."""
+        inside, _ = self._label(pa.array(addresses, pa.string()))
+        return [bool(x) for x in inside.to_pylist()]
 
     def classify(self, ip: str) -> tuple[bool, str | None]:
         """(is internal, system name) for one address; unparsable addresses are external."""
@@ -115,6 +127,14 @@ class Site:
         kind = np.select(
             [local, src_int & ~dst_int, swap, src_int & dst_int], [0, 1, 2, 3], default=4
         ).astype(np.int8)
+        if self.infer_side and (kind == 4).any():
+            ext = kind == 4
+            side = np.append(self.side.site_side(encoded.dictionary, src_code[ext], dst_code[ext]), False)
+            s_side, d_side = side[src_code] & ext, side[dst_code] & ext
+            kind[s_side & ~d_side] = 1
+            kind[d_side & ~s_side] = 2
+            kind[s_side & d_side] = 3
+            swap = swap | (d_side & ~s_side)
         direction = _DIRECTIONS.take(pa.array(kind))
 
         columns = {name: batch.column(name) for name in batch.schema.names}
@@ -236,7 +256,9 @@ _DIRECTIONS: Final = pa.array(["local-scope", "outbound", "inbound", "internal",
 
 
 def default_site() -> Site:
-    return Site(name=None, internal_networks=_nets(DEFAULT_INTERNAL), systems=())
+    """Private, shared and link-local ranges as the site; in flows between two public addresses,
+    the capturing host's side guessed (:mod:`derisk.site_side`)."""
+    return Site(name=None, internal_networks=_nets(DEFAULT_INTERNAL), systems=(), infer_side=True)
 
 
 def _nets(values: Iterable[str]) -> tuple[IPNetwork, ...]:

@@ -194,3 +194,19 @@ def public_share(ws: Workspace, input_ids: list[str] | None) -> tuple[int, int]:
         params,
     )[0]
     return int(row[0]), int(row[1])
+
+
+def site_addresses(
+    ws: Workspace, input_ids: list[str] | None, site_digest: str, limit: int = 2_000
+) -> list[tuple[str, int]]:
+    """(address, bytes) of the site's side of oriented flows (their ``src_ip``), most bytes first,
+    of the inputs oriented with the site of ``site_digest``."""
+    where, params = _scope(input_ids)
+    rows = ws.query(
+        "SELECT src_ip, sum(coalesce(bytes_out, 0) + coalesce(bytes_in, 0)) AS b FROM flows"
+        f" WHERE {where} AND direction IN ('outbound', 'inbound') AND src_ip IS NOT NULL"
+        " AND input_id IN (SELECT input_id FROM inputs WHERE site_digest = ?)"
+        " GROUP BY src_ip ORDER BY b DESC, src_ip LIMIT ?",
+        [*params, site_digest, limit],
+    )
+    return [(str(r[0]), int(r[1])) for r in rows]

@@ -1,0 +1,99 @@
+"""The site's side of flows between two public addresses, when no site file says which are the site's.
+
+Without a site file, derisk takes the private, shared and link-local ranges as the site. A capture
+made on a host with a public address (a campus on public IPv4 space, a cloud server) or over IPv6
+(every IPv6 host has a global address) then has no internal side at all, and its traffic would be
+left out as "external". Most captures are taken on one host, so one address (one /64 for IPv6,
+where a host rotates temporary addresses inside its prefix) takes part in most of those flows: the
+*capturing host*. :class:`SideGuess` counts, per address family, in how many flows between two
+public addresses each address (IPv6: each /64) takes part; the first one found in more than half of
+them, and in more than any other, is taken as the site's (per family, once: the choice is never
+revoked, so later batches are oriented as earlier ones were). A tie (one peer only) decides nothing.
+
+This is a guess from the traffic, not a fact about the site: the analysis says which addresses it
+took and how to make it certain (a site file with ``internal_networks``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+
+from derisk import ipaddrs
+
+NDArray = np.ndarray[Any, Any]
+
+#: Distinct prefixes counted per family before counting stops (bounded memory on transit traffic).
+MAX_KEYS: Final = 100_000
+#: Bytes of a 16-byte address key kept for the prefix an address is counted under.
+_PREFIX_BYTES: Final = {4: 16, 6: 8}
+
+
+def prefix_keys(parsed: ipaddrs.ParsedAddresses) -> NDArray:
+    """The 16-byte key of each address's counted prefix: the address for IPv4, its /64 for IPv6."""
+    raw = np.ascontiguousarray(parsed.keys).view(np.uint8).reshape(-1, 16).copy()
+    raw[parsed.family == 6, 8:] = 0
+    out: NDArray = raw.view("S16").ravel()
+    return out
+
+
+@dataclass
+class SideGuess:
+    """Counts of flows between two public addresses per prefix, and the prefix chosen per family."""
+
+    counts: dict[int, dict[bytes, int]] = field(default_factory=lambda: {4: {}, 6: {}})
+    totals: dict[int, int] = field(default_factory=lambda: {4: 0, 6: 0})
+    chosen: dict[int, bytes] = field(default_factory=dict)
+
+    def site_side(self, addresses: pa.Array, src: NDArray, dst: NDArray) -> NDArray:
+        """Per address of ``addresses`` (distinct), whether it is on the site's side, after counting
+        the flows between them given as code pairs ``src``/``dst`` (flows between two public
+        addresses, none of them known to be the site's)."""
+        parsed = ipaddrs.parse(addresses)
+        keys = prefix_keys(parsed)
+        for family in (4, 6):
+            if family in self.chosen:
+                continue
+            on = (parsed.family[src] == family) & (parsed.family[dst] == family)
+            if on.any():
+                self._count(family, keys[src[on]], keys[dst[on]])
+        side = np.zeros(len(addresses), dtype=bool)
+        for family, key in self.chosen.items():
+            side |= (parsed.family == family) & (keys == key)
+        return side
+
+    def _count(self, family: int, a: NDArray, b: NDArray) -> None:
+        # each flow counts once per prefix it touches (both ends in one /64 count once)
+        both = np.concatenate([a, b[b != a]])
+        uniq, n = np.unique(both, return_counts=True)
+        counts = self.counts[family]
+        for key, c in zip(uniq.tolist(), n.tolist(), strict=True):
+            if key in counts:
+                counts[key] += c
+            elif len(counts) < MAX_KEYS:
+                counts[key] = c
+        self.totals[family] += len(a)
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:2]
+        if not ranked:
+            return
+        top, first = ranked[0]
+        second = ranked[1][1] if len(ranked) > 1 else 0
+        if first * 2 > self.totals[family] and first > second:
+            self.chosen[family] = top
+            self.counts[family] = {}
+
+    def described(self) -> list[str]:
+        """The chosen prefixes as text (``203.0.113.7``, ``2001:db8:1:2::/64``)."""
+        import ipaddress
+
+        out = []
+        for family, key in sorted(self.chosen.items()):
+            raw = key.ljust(16, b"\0")  # NumPy drops a key's trailing zero bytes
+            if family == 4:
+                out.append(str(ipaddress.IPv4Address(raw[12:])))
+            else:
+                out.append(str(ipaddress.IPv6Network((raw, 64))))
+        return out
