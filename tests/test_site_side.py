@@ -99,9 +99,7 @@ def test_analysis_attributes_a_public_host_and_names_the_guess(tmp_path: Path, d
     (notice,) = [n for n in doc["notices"] if n["code"] == "site-side-guessed"]
     assert notice["addresses"] == [HOST] and HOST in notice["text"]
     assert "internal-networks-needed" not in [n["code"] for n in doc["notices"]]
-    with_site = _analyze(
-        tmp_path / "s", sessions, site="internal_networks: [10.0.0.0/8]\n", name="with-site"
-    )
+    with_site = _analyze(tmp_path / "s", sessions, site="internal_networks: [10.0.0.0/8]\n", name="with-site")
     assert with_site["destinations"] == []
     assert "site-side-guessed" not in [n["code"] for n in with_site["notices"]]
 
@@ -123,3 +121,28 @@ def test_a_report_later_names_the_guess_only_where_one_was_made(tmp_path: Path, 
         notices = json.loads(out.read_text(encoding="utf-8"))["notices"]
         found = [n["addresses"] for n in notices if n["code"] == "site-side-guessed"]
         assert found == ([expected] if expected else [])
+
+
+def test_missing_and_junk_addresses_are_never_the_site() -> None:
+    pairs: list[tuple[str, str]] = [(HOST, "203.0.113.1"), (HOST, "203.0.113.2"), ("not-an-ip", HOST)]
+    batch = _batch(pairs)
+    columns = batch.to_pydict()
+    columns["src_ip"].append(None)
+    columns["dst_ip"].append("203.0.113.3")
+    for name in ("src_port", "dst_port", "bytes_out", "bytes_in", "packets_out", "packets_in"):
+        columns[name].append(columns[name][0])
+    got = default_site().orient(pa.RecordBatch.from_pydict(columns)).to_pydict()
+    assert got["direction"] == ["outbound", "outbound", "inbound", "external"]
+    assert got["src_ip"][:3] == [HOST] * 3
+
+
+def test_counting_stops_where_no_host_stands_out() -> None:
+    from derisk.site_side import MAX_UNDECIDED, SideGuess
+
+    guess = SideGuess()
+    guess.totals[4] = MAX_UNDECIDED  # as after that many flows of many hosts
+    addresses = pa.array([HOST, "203.0.113.1", "203.0.113.2"])
+    import numpy as np
+
+    side = guess.site_side(addresses, np.array([0, 0]), np.array([1, 2]))
+    assert not side.any() and guess.counts[4] == {}

@@ -128,7 +128,7 @@ class Site:
             [local, src_int & ~dst_int, swap, src_int & dst_int], [0, 1, 2, 3], default=4
         ).astype(np.int8)
         if self.infer_side and (kind == 4).any():
-            ext = kind == 4
+            ext = (kind == 4) & (src_code < distinct) & (dst_code < distinct)
             side = np.append(self.side.site_side(encoded.dictionary, src_code[ext], dst_code[ext]), False)
             s_side, d_side = side[src_code] & ext, side[dst_code] & ext
             kind[s_side & ~d_side] = 1

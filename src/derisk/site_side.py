@@ -28,8 +28,9 @@ NDArray = np.ndarray[Any, Any]
 
 #: Distinct prefixes counted per family before counting stops (bounded memory on transit traffic).
 MAX_KEYS: Final = 100_000
-#: Bytes of a 16-byte address key kept for the prefix an address is counted under.
-_PREFIX_BYTES: Final = {4: 16, 6: 8}
+#: Flows between two public addresses counted per family without finding the capturing host, after
+#: which counting stops (traffic of many hosts, such as a transit link's: nothing to find).
+MAX_UNDECIDED: Final = 2_000_000
 
 
 def prefix_keys(parsed: ipaddrs.ParsedAddresses) -> NDArray:
@@ -52,17 +53,20 @@ class SideGuess:
         """Per address of ``addresses`` (distinct), whether it is on the site's side, after counting
         the flows between them given as code pairs ``src``/``dst`` (flows between two public
         addresses, none of them known to be the site's)."""
-        parsed = ipaddrs.parse(addresses)
+        # only the addresses of these flows: codes renumbered into them
+        needed, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
+        parsed = ipaddrs.parse(addresses.take(pa.array(needed, pa.int64())))
         keys = prefix_keys(parsed)
+        a, b = inverse[: len(src)], inverse[len(src) :]
         for family in (4, 6):
-            if family in self.chosen:
+            if family in self.chosen or self.totals[family] >= MAX_UNDECIDED:
                 continue
-            on = (parsed.family[src] == family) & (parsed.family[dst] == family)
+            on = (parsed.family[a] == family) & (parsed.family[b] == family)
             if on.any():
-                self._count(family, keys[src[on]], keys[dst[on]])
+                self._count(family, keys[a[on]], keys[b[on]])
         side = np.zeros(len(addresses), dtype=bool)
         for family, key in self.chosen.items():
-            side |= (parsed.family == family) & (keys == key)
+            side[needed] |= (parsed.family == family) & (keys == key)
         return side
 
     def _count(self, family: int, a: NDArray, b: NDArray) -> None:
