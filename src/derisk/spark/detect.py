@@ -7,7 +7,9 @@ and jurisdictions per site) the pass keeps only the flows and sums their answer 
 bucket is a Spark partition (``repartition`` by the same key), the clock (the *frame*) is computed
 once over all flows, and the driver merges the partitions' passes and finishes with
 :func:`derisk.detect.runner.finish`: the very detector functions, allow-list masks, host merge and
-order of :mod:`derisk.detect`, so the alerts are the local path's.
+order of :mod:`derisk.detect`, so the alerts are the local path's. DNS tunnels are scored on the
+executors instead, the DNS flows repartitioned by the registrable domain of their query (the
+detection's group), so that no partition's state carries a large system's DNS flows to the driver.
 """
 
 from __future__ import annotations
