@@ -28,6 +28,7 @@ HELDOUT4 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout4.ya
 HELDOUT5 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout5.yaml"
 HELDOUT6 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout6.yaml"
 HELDOUT7 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout7.yaml"
+HELDOUT8 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout8.yaml"
 #: The repositories (and commits) the shipped truth files take their captures from.
 REPOSITORIES = {
     "https://github.com/ntop/nDPI",
@@ -114,6 +115,35 @@ REPOSITORIES = {
     "https://github.com/Shruti29044/Network-Traffic-Analyzer",
     "https://github.com/Tasmia12/Task4-Capture-Network-Traffic-with-Wireshark",
     "https://github.com/Vikalp1234087/OIBSIP_CyberSecurity_Task2",
+    "https://github.com/03-SQL-Comcave-DD/Wireshark-learning",
+    "https://github.com/13usmanali/Computer-Networks-assignment-1",
+    "https://github.com/aashishayanthakur/network",
+    "https://github.com/allenvox/networks",
+    "https://github.com/alselavrov-star/dz_8_py",
+    "https://github.com/Choi-Jiwon-38/2022-ComputerNetwork",
+    "https://github.com/eTac01/Wireshark-Traffic-Analysis",
+    "https://github.com/FARIZRAFI/wireshark",
+    "https://github.com/hanaluthfiah/Tugas-Pengantar-Telekomunikasi",
+    "https://github.com/IamNejoo/Criptografia_tarea_1",
+    "https://github.com/Jahnavipohar08/network-traffic-analysis-wireshark",
+    "https://github.com/lei1738/kry",
+    "https://github.com/Logards/TP-Reseaux",
+    "https://github.com/Mikhalkevich-N/DZ_8",
+    "https://github.com/nedonator/sbt-networks",
+    "https://github.com/pmarcais/packet_trace",
+    "https://github.com/PragguCodes/week-5",
+    "https://github.com/quan13012004/DATN",
+    "https://github.com/rajatgolechha3319/COL334-1",
+    "https://github.com/Raphh1/B2-reseau",
+    "https://github.com/rohithuor/WiresharkPacketAnalysis",
+    "https://github.com/RoyhanJordy29/js-Wireshark-Pengantar_Telekomunikasi",
+    "https://github.com/SaherMuhamed/network-geo-tracking",
+    "https://github.com/skhae9/pengantar-telekomunikasi",
+    "https://github.com/sm9614/pktsniffer",
+    "https://github.com/SodiumChloride-byte/Wireshark-Packet-Analysis",
+    "https://github.com/szaki33/PKS-Cvicenie04-HTTP",
+    "https://github.com/tapia1013/urkle",
+    "https://github.com/zbatter01/4240FinalProject",
 }
 BLOB = "153d497a36e508c2a55b33dac4f3df76e2c58985"  # git rev-parse HEAD:tests/cfgs/default/pcap/facebook.pcap
 
@@ -227,6 +257,7 @@ def test_command_line_writes_json_and_rejects_a_missing_directory(tmp_path: Path
         (HELDOUT5, 25, 60),
         (HELDOUT6, 70, 130),
         (HELDOUT7, 80, 260),
+        (HELDOUT8, 40, 130),
     ],
 )
 def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, judged_at_least: int) -> None:
@@ -249,7 +280,7 @@ def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, 
 def test_held_out_sets_share_no_capture() -> None:
     """Each held-out set is new traffic: no capture (by content) is in two truth files."""
     seen: dict[str, Path] = {}
-    for path in (TRUTH, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7):
+    for path in (TRUTH, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8):
         for capture in ev.load_truth(path)["captures"]:
             assert capture["blob"] not in seen, (
                 f"{capture['file']} is in {seen.get(capture['blob'])} and {path}"
