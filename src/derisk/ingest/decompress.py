@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import tempfile
 import zlib
+from collections.abc import Callable
 from io import BufferedIOBase
 from pathlib import Path
 from typing import IO, Final, cast
@@ -59,9 +60,20 @@ _ENDS_EARLY: Final = ("does not contain a complete", "unexpected end of file")
 
 
 class ToolReader(BufferedIOBase):
-    """The standard output of a decompressor reading ``path``; its exit status checked at the end."""
+    """The standard output of a decompressor reading ``path``; its exit status checked at the end.
 
-    def __init__(self, command: list[str], path: Path) -> None:
+    A stream that ends early is finished by ``finish`` (Python's own decompressor of the format)
+    from the byte the tool had given: how much a tool writes out before it reports the early end
+    depends on its threads' timing, Python's module gives every whole block before the cut, so
+    the flows kept and the offset of the cut are the same run after run and with or without the tool.
+    """
+
+    def __init__(
+        self, command: list[str], path: Path, finish: Callable[[], BufferedIOBase] | None = None
+    ) -> None:
+        self._finish = finish
+        self._rest: BufferedIOBase | None = None
+        self._given = 0
         self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._name = str(path.absolute())  # never taken for an option
         try:
@@ -78,16 +90,26 @@ class ToolReader(BufferedIOBase):
         return True
 
     def read(self, size: int | None = -1, /) -> bytes:
+        if self._rest is not None:
+            return self._rest.read(-1 if size is None else size)
         data = self._out.read(-1 if size is None else size)
+        self._given += len(data)
         if size is None or size < 0 or len(data) < size:
             self._ended()
+            if self._rest is not None:
+                data += self._rest.read(-1 if size is None or size < 0 else size - len(data))
         return data
 
     def read1(self, size: int = -1, /) -> bytes:
         """Up to ``size`` bytes, waiting for as many as the pipe will give (a pipe gives 64 KiB at a time)."""
+        if self._rest is not None:
+            return self._rest.read(size)
         data = self._out.read(size) if size > 0 else self._out.read1(size)
+        self._given += len(data)
         if not data:
             self._ended()
+            if self._rest is not None:
+                return self._rest.read(size)
         return data
 
     def _ended(self) -> None:
@@ -98,9 +120,22 @@ class ToolReader(BufferedIOBase):
         said = self._errors.read(4096).decode("utf-8", "replace")
         said = said.replace(f'"{self._name}": ', "").replace(self._name, "")  # lbzip2 quotes it
         text = " ".join(said.split()) or f"exit status {code}"
-        if any(sign in text for sign in _ENDS_EARLY):
+        if not any(sign in text for sign in _ENDS_EARLY):
+            raise OSError(text)
+        if self._finish is None:
             raise EOFError(text)
-        raise OSError(text)
+        rest = self._finish()
+        try:
+            left = self._given
+            while left:  # what the tool gave already; an early end before it is the same early end
+                skipped = rest.read(min(left, 1 << 20))
+                if not skipped:
+                    raise EOFError(text)
+                left -= len(skipped)
+        except BaseException:
+            rest.close()
+            raise
+        self._rest = rest
 
     def close(self) -> None:
         if not self.closed:
@@ -109,6 +144,8 @@ class ToolReader(BufferedIOBase):
             self._proc.wait()
             self._out.close()
             self._errors.close()
+            if self._rest is not None:
+                self._rest.close()
         super().close()
 
 
@@ -131,7 +168,7 @@ def open_capture(path: Path, kind: str | None, *, stream: bool = False) -> Buffe
         return path.open("rb")
     command = tool(kind) if stream else None
     if command is not None:
-        return ToolReader(command, path)
+        return ToolReader(command, path, lambda: open_capture(path, kind))
     if kind == "gzip":
         return gzip.open(path, "rb")
     if kind == "bzip2":
