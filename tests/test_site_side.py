@@ -146,3 +146,15 @@ def test_counting_stops_where_no_host_stands_out() -> None:
 
     side = guess.site_side(addresses, np.array([0, 0]), np.array([1, 2]))
     assert not side.any() and guess.counts[4] == {}
+
+
+def test_an_ipv4_mapped_host_is_named_as_ipv4(tmp_path: Path, data_env: Path) -> None:
+    data = load_ipdata(data_env)
+    google = data.sample_addresses(15169, None, 2)
+    sessions = [
+        Session(f"::ffff:{HOST}", google[0], T0, 9_000, 1_000),
+        Session(HOST, google[1], T0 + 1, 9_000, 1_000),
+    ]
+    doc = _analyze(tmp_path, sessions, site=None)
+    (notice,) = [n for n in doc["notices"] if n["code"] == "site-side-guessed"]
+    assert notice["addresses"] == [HOST]

@@ -225,6 +225,8 @@ def _guessed_side(ws: Workspace, input_ids: list[str] | None, site: Site) -> lis
             addr = ipaddress.ip_address(ip.split("%", 1)[0])
         except ValueError:
             continue
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped  # as orientation counted it (derisk.ipaddrs)
         text = str(ipaddress.ip_network(f"{addr}/64", strict=False)) if addr.version == 6 else str(addr)
         if text not in out:
             out.append(text)

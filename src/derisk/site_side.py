@@ -16,6 +16,7 @@ took and how to make it certain (a site file with ``internal_networks``).
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -80,7 +81,7 @@ class SideGuess:
             elif len(counts) < MAX_KEYS:
                 counts[key] = c
         self.totals[family] += len(a)
-        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:2]
+        ranked = heapq.nlargest(2, counts.items(), key=lambda kv: kv[1])
         if not ranked:
             return
         top, first = ranked[0]
