@@ -23,6 +23,7 @@ Results are printed and written to ``docs/benchmarks.md`` under ``## Watch repla
 section is replaced). Run from the repository root:
 
     .venv/bin/python scripts/bench_watch.py [--lines 1000000] [--batch-size 16M] [--repeat 3] [--no-write]
+        [--logs DIR]
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def _batches(workspace: Path) -> list[tuple[int, float]]:
     return [(int(r[0]), float(r[1])) for r in rows]
 
 
+def _lines(path: Path) -> int:
+    """Records in a TSV conn.log (-1 when there is none)."""
+    if not path.exists():
+        return -1
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if not line.startswith(b"#"))
+
+
 def _per_k(rows: list[tuple[int, float]]) -> float:
     return statistics.median(seconds / flows * 1000 for flows, seconds in rows if flows)
 
@@ -158,6 +167,12 @@ def main() -> None:
     parser.add_argument("--batch-size", default="16M")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        help="a folder for the generated conn.log, kept between runs: written there once (the generator"
+        " is seeded, so a log of the same --lines is the same), reused when its line count matches",
+    )
     opts = parser.parse_args()
 
     from derisk.enrich.update import update
@@ -167,9 +182,10 @@ def main() -> None:
         base = Path(tmp)
         data = base / "data"
         update(data, source=ROOT / "tests" / "fixtures" / "ip-location-db")
-        logs = base / "zeek"
-        logs.mkdir()
-        write_bench_conn_log(logs / "conn.log", opts.lines)
+        logs = opts.logs or base / "zeek"
+        logs.mkdir(parents=True, exist_ok=True)
+        if not (opts.logs and _lines(logs / "conn.log") == opts.lines):
+            write_bench_conn_log(logs / "conn.log", opts.lines)
         size = (logs / "conn.log").stat().st_size
         env = {**os.environ, "DERISK_DATA_DIR": str(data)}
         analyze, watch, per_batch = [], [], []
