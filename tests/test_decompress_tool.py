@@ -1,12 +1,13 @@
 """Compressed captures through an external tool (derisk.ingest.decompress.ToolReader: ISA-L's igzip
-for gzip, lbzip2 for bzip2) read as through Python's own module: the same flows, the same cut offset
+for gzip, lbzip2 for bzip2, xz for xz) read as through Python's own module: the same flows, the same cut offset
 and warning, a one-line error for a corrupt stream. Each tool's tests are skipped where it is not
-installed (scripts/system-deps installs both)."""
+installed (scripts/system-deps installs them)."""
 
 from __future__ import annotations
 
 import bz2
 import gzip
+import lzma
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -24,10 +25,16 @@ from golden import conversations
 KEYS = ("first_seen", "src_ip", "src_port", "dst_ip", "dst_port", "protocol")
 
 #: compression, its tool, suffix, compress (bzip2 at level 1: 100 kB blocks, so a cut or a damaged
-#: byte falls after whole blocks; a bzip2 block gives nothing until it is whole)
+#: byte falls after whole blocks; a bzip2 block gives nothing until it is whole; xz with a 64 KiB
+#: window, shorter than the capture repeated in "long", so each copy costs its own bytes in the stream)
 METHODS: dict[str, tuple[str, str, Callable[[bytes], bytes]]] = {
     "gzip": ("igzip", "gz", gzip.compress),
     "bzip2": ("lbzip2", "bz2", lambda data: bz2.compress(data, 1)),
+    "xz": (
+        "xz",
+        "xz",
+        lambda data: lzma.compress(data, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 16}]),
+    ),
 }
 
 
@@ -100,7 +107,7 @@ def test_a_cut_stream_is_cut_at_the_same_byte(
 
 def test_a_corrupt_stream_is_a_one_line_error(method: str, tmp_path: Path, captures: dict[str, Path]) -> None:
     data = bytearray(captures["long"].read_bytes())
-    # gzip: the CRC in the trailer; bzip2: a byte inside a later block
+    # gzip: the CRC in the trailer; bzip2 and xz: a byte inside a later block
     data[-6 if method == "gzip" else len(data) * 3 // 4] ^= 0xFF
     path = tmp_path / f"crc.pcap.{METHODS[method][1]}"
     path.write_bytes(bytes(data))

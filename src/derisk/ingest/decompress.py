@@ -8,8 +8,9 @@ they work, so a reader thread decompressing beside the meter costs little of the
 A whole capture read by the feed (``stream=True``) goes through a faster command-line decompressor
 where one is installed: gzip through ISA-L's ``igzip`` (Debian package ``isal``), about five times
 less CPU than zlib here (0.07-0.10 against 0.42-0.54 CPU s for 117 MB; docs/benchmarks.md), bzip2
-through ``lbzip2`` (Debian package ``lbzip2``), read from its standard output. A stream that ends
-early raises :class:`EOFError` and a corrupt one :class:`OSError`, as Python's modules do.
+through ``lbzip2`` (Debian package ``lbzip2``) and xz through ``xz`` (Debian ``xz-utils``), read from
+their standard output: each decompresses in its own process, on the core the meter leaves. A stream
+that ends early raises :class:`EOFError` and a corrupt one :class:`OSError`, as Python's modules do.
 """
 
 from __future__ import annotations
@@ -53,10 +54,15 @@ def compression(head: bytes) -> str | None:
 
 #: Command-line decompressors by format, used for whole streams when installed: (program, arguments).
 #: lbzip2 on one thread (Debian ``lbzip2``): 10-25 % less CPU than libbz2 for bzip2 -9 captures, and
-#: in its own process beside the meter (on two threads it cost more CPU and no less time here).
-TOOLS: dict[str, tuple[str, ...]] = {"gzip": ("igzip", "-d", "-c"), "bzip2": ("lbzip2", "-n1", "-d", "-c")}
-#: What igzip and lbzip2 say about a stream that ends early.
-_ENDS_EARLY: Final = ("does not contain a complete", "unexpected end of file")
+#: in its own process beside the meter (on two threads it cost more CPU and no less time here). xz
+#: (liblzma, the decoder Python's lzma module wraps) in its own process instead of a thread of ours.
+TOOLS: dict[str, tuple[str, ...]] = {
+    "gzip": ("igzip", "-d", "-c"),
+    "bzip2": ("lbzip2", "-n1", "-d", "-c"),
+    "xz": ("xz", "-d", "-c", "-T1"),
+}
+#: What igzip, lbzip2 and xz say about a stream that ends early.
+_ENDS_EARLY: Final = ("does not contain a complete", "unexpected end of file", "Unexpected end of input")
 
 
 class ToolReader(BufferedIOBase):
@@ -76,6 +82,7 @@ class ToolReader(BufferedIOBase):
         self._given = 0
         self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._name = str(path.absolute())  # never taken for an option
+        self._program = command[0]
         try:
             self._proc = subprocess.Popen(
                 [*command, self._name], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._errors
@@ -118,7 +125,9 @@ class ToolReader(BufferedIOBase):
             return
         self._errors.seek(0)
         said = self._errors.read(4096).decode("utf-8", "replace")
-        said = said.replace(f'"{self._name}": ', "").replace(self._name, "")  # lbzip2 quotes it
+        for named in (f'"{self._name}": ', f"{self._name}: ", self._name):  # lbzip2 quotes it, xz does not
+            said = said.replace(named, "")
+        said = said.replace(self._program, Path(self._program).name)  # xz names itself by its path
         text = " ".join(said.split()) or f"exit status {code}"
         if not any(sign in text for sign in _ENDS_EARLY):
             raise OSError(text)
