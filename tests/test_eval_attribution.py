@@ -29,6 +29,7 @@ HELDOUT5 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout5.ya
 HELDOUT6 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout6.yaml"
 HELDOUT7 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout7.yaml"
 HELDOUT8 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout8.yaml"
+HELDOUT9 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout9.yaml"
 #: The repositories (and commits) the shipped truth files take their captures from.
 REPOSITORIES = {
     "https://github.com/ntop/nDPI",
@@ -144,6 +145,38 @@ REPOSITORIES = {
     "https://github.com/szaki33/PKS-Cvicenie04-HTTP",
     "https://github.com/tapia1013/urkle",
     "https://github.com/zbatter01/4240FinalProject",
+    "https://github.com/AdamVII/tp-1",
+    "https://github.com/AfsheenaMusthafa/packet-capture",
+    "https://github.com/AleMore1111/TP-admin",
+    "https://github.com/amalnathtk93-bit/task-5",
+    "https://github.com/AugustoCiuffoletti/lab_traces",
+    "https://github.com/Bluetheo/Tp",
+    "https://github.com/Bouacida/Tp1",
+    "https://github.com/BroccoliSnivy/Internship_Task_5",
+    "https://github.com/eff4ctt/ynov",
+    "https://github.com/EshaaSumesh/Elevate-Labs-Task-5",
+    "https://github.com/Figuy/VictoriaB1",
+    "https://github.com/Grupo-10-lab2-redes/Laboratorio-2",
+    "https://github.com/habafatom/prmiertp",
+    "https://github.com/IL2-RUS/NetWorks",
+    "https://github.com/Jk-kor/tpreseau1",
+    "https://github.com/jl16994/Computer-Networking---Wireshark-Lab-DNS",
+    "https://github.com/kerik228337/xxx",
+    "https://github.com/mark1234720/GIUNet",
+    "https://github.com/Maryem125/pfe",
+    "https://github.com/MaryShiko/Wireshark-network-Analysis",
+    "https://github.com/navy356/CN",
+    "https://github.com/Oviya003/COMPUTER-NETWORKS",
+    "https://github.com/raphcvrt/tp-Reseau",
+    "https://github.com/rizztoy/networking-assignment-5",
+    "https://github.com/Sana1610/redes-lab-02",
+    "https://github.com/ShoutingTable/C_Emanuel",
+    "https://github.com/Slo-J42/Task-5",
+    "https://github.com/spacelab-ccny-teaching/sse-lab-wireshark",
+    "https://github.com/Titou-cyber/R-seau",
+    "https://github.com/uliaxe/reseau-B2",
+    "https://github.com/VishnuMatli/Task-5",
+    "https://github.com/WaliMuhammadAhmad/Networking-Packet-Traces",
 }
 BLOB = "153d497a36e508c2a55b33dac4f3df76e2c58985"  # git rev-parse HEAD:tests/cfgs/default/pcap/facebook.pcap
 
@@ -258,6 +291,7 @@ def test_command_line_writes_json_and_rejects_a_missing_directory(tmp_path: Path
         (HELDOUT6, 70, 130),
         (HELDOUT7, 80, 260),
         (HELDOUT8, 40, 130),
+        (HELDOUT9, 55, 140),
     ],
 )
 def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, judged_at_least: int) -> None:
@@ -280,7 +314,18 @@ def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, 
 def test_held_out_sets_share_no_capture() -> None:
     """Each held-out set is new traffic: no capture (by content) is in two truth files."""
     seen: dict[str, Path] = {}
-    for path in (TRUTH, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8):
+    for path in (
+        TRUTH,
+        HELDOUT,
+        HELDOUT2,
+        HELDOUT3,
+        HELDOUT4,
+        HELDOUT5,
+        HELDOUT6,
+        HELDOUT7,
+        HELDOUT8,
+        HELDOUT9,
+    ):
         for capture in ev.load_truth(path)["captures"]:
             assert capture["blob"] not in seen, (
                 f"{capture['file']} is in {seen.get(capture['blob'])} and {path}"
