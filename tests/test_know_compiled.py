@@ -158,3 +158,43 @@ def test_key_changes_with_the_version(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compiled, "__version__", "0.0.0+other")
     assert compiled.cache_key() != key
     assert os.sep not in key and len(key) == 64
+
+
+def test_a_matching_stamp_spares_hashing_the_files(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    builds = Builds()
+    compiled.load(builds)
+    header = _header(cache)
+    assert header["stamp"] == compiled.file_stamp(compiled.cache_key(), compiled._identities())
+
+    def unexpected() -> str:
+        raise AssertionError("the key was computed although the stamp matched")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(compiled, "cache_key", unexpected)
+        _same_as_built(compiled.load(builds))
+    assert builds.count == 1
+
+
+def test_files_changed_since_the_stamp_are_hashed_again(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    builds = Builds()
+    compiled.load(builds)
+    real = compiled._identities()
+    assert real is not None  # every file the key reads, in its order
+    assert [line.split("\0")[0] for line in real.split("\n")] == [label for label, _ in compiled._key_files()]
+    hashed = []
+
+    def counted() -> str:
+        hashed.append(1)
+        return key
+
+    key = compiled.cache_key()
+    with monkeypatch.context() as patch:  # a file rewritten with the same bytes: its change time moved
+        patch.setattr(compiled, "_identities", lambda: real.replace(",", ";", 1))
+        patch.setattr(compiled, "cache_key", counted)
+        _same_as_built(compiled.load(builds))
+    assert hashed == [1] and builds.count == 1  # the same content: read, after hashing the files
+    with monkeypatch.context() as patch:  # other content: the key differs, the graph is rebuilt
+        patch.setattr(compiled, "_identities", lambda: real.replace(",", ";", 1))
+        patch.setattr(compiled, "cache_key", lambda: "1" * 64)
+        compiled.load(builds)
+    assert builds.count == 2 and _header(cache)["key"] == "1" * 64
