@@ -108,15 +108,19 @@ class ToolReader(BufferedIOBase):
         return data
 
     def read1(self, size: int = -1, /) -> bytes:
-        """Up to ``size`` bytes, waiting for as many as the pipe will give (a pipe gives 64 KiB at a time)."""
+        """Up to ``size`` bytes, waiting for as many as the pipe will give (a pipe gives 64 KiB at a time).
+
+        After an early end, the rest comes from Python's module by ``read1`` as well: its ``read``
+        drops what it had decompressed of a request when the stream ends inside it, so the bytes
+        before the cut would depend on the sizes asked (the flows kept on the tool's timing)."""
         if self._rest is not None:
-            return self._rest.read(size)
+            return self._rest.read1(size)
         data = self._out.read(size) if size > 0 else self._out.read1(size)
         self._given += len(data)
         if not data:
             self._ended()
             if self._rest is not None:
-                return self._rest.read(size)
+                return self._rest.read1(size)
         return data
 
     def _ended(self) -> None:
@@ -137,7 +141,7 @@ class ToolReader(BufferedIOBase):
         try:
             left = self._given
             while left:  # what the tool gave already; an early end before it is the same early end
-                skipped = rest.read(min(left, 1 << 20))
+                skipped = rest.read1(min(left, 1 << 20))
                 if not skipped:
                     raise EOFError(text)
                 left -= len(skipped)
