@@ -145,6 +145,113 @@ def registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> It
             log.debug("could not unregister %s (transaction aborted)", name)
 
 
+#: DuckDB's write-ahead log and the files of a checkpoint in progress, beside the database file.
+_LOG_SUFFIXES: Final = (".wal", ".wal.checkpoint", ".wal.recovery")
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+    """Run the schema statements and record the schema version, in one transaction: one commit to
+    the write-ahead log instead of one per statement."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for ddl in statements:
+            con.execute(ddl)
+        con.execute(
+            "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+            [str(SCHEMA_VERSION)],
+        )
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # an interrupted statement aborts it already
+            con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def _remove_database_files(db: Path) -> None:
+    for file in (db, *(db.with_name(db.name + suffix) for suffix in _LOG_SUFFIXES)):
+        file.unlink(missing_ok=True)
+
+
+def _create_database(db: Path) -> None:
+    """Make a new workspace database all at once.
+
+    It is built and checkpointed under a temporary name in the workspace folder, then linked to its
+    name, which fails if another process made one first (theirs is kept). A process killed while
+    creating leaves only a temporary file, removed by the next creation, never a half-written
+    database that every later open would refuse.
+    """
+    for stale in db.parent.glob(f".{db.name}.creating-*"):
+        if not _alive(stale.name.rpartition("-")[2]):
+            _remove_database_files(stale)
+    building = db.with_name(f".{db.name}.creating-{os.getpid()}")
+    _remove_database_files(building)
+    try:
+        con = duckdb.connect(str(building), config=dict(ENGINE_SETTINGS))
+        try:
+            _prepare(con, [*_CREATE, _FLOWS_VIEW])
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        building.chmod(0o600)
+        with contextlib.suppress(FileExistsError):  # made by another process meanwhile: use theirs
+            os.link(building, db)
+    except OSError as exc:
+        raise StoreError(f"cannot create workspace: {exc.strerror}", source=str(db.parent)) from None
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot create workspace: {_first_line(exc)}", source=str(db.parent)) from None
+    finally:
+        _remove_database_files(building)
+
+
+def _alive(pid: str) -> bool:
+    """Whether the process numbered ``pid`` (a temporary file's suffix) still runs."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    """DuckDB's message, one line (it may carry a stack trace after it)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _connect(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the database; for a read-only open, finish a recovery a crash left undone first.
+
+    After a writer was killed (``kill -9``, power loss) its last commits are in the write-ahead log.
+    A read-write open replays the log into the database; a read-only open replays it in memory, and
+    DuckDB's read-only replay fails on some logs its read-write replay takes. Then, when no process
+    holds the database (a writer's lock would have refused the read-only open already), the log is
+    replayed once by a read-write open, as the next writer would, and the read-only open tried again.
+    """
+    try:
+        return duckdb.connect(str(db), read_only=read_only, config=dict(ENGINE_SETTINGS))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreError("locked by another derisk process", source=str(db)) from None
+        problem: BaseException = exc
+    except duckdb.Error as exc:
+        problem = exc
+    logs = [db.with_name(db.name + suffix) for suffix in _LOG_SUFFIXES]
+    if read_only and any(log_file.exists() for log_file in logs):
+        log.info("%s: replaying the write-ahead log a crash left (%s)", db, _first_line(problem))
+        try:
+            duckdb.connect(str(db), config=dict(ENGINE_SETTINGS)).close()
+            return duckdb.connect(str(db), read_only=True, config=dict(ENGINE_SETTINGS))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError("locked by another derisk process", source=str(db)) from None
+            problem = exc
+        except duckdb.Error as exc:
+            problem = exc
+    raise StoreError(f"not a usable workspace database ({_first_line(problem)})", source=str(db))
+
+
 class Workspace:
     """An open workspace. Use as a context manager, or call :meth:`close`."""
 
@@ -180,49 +287,26 @@ class Workspace:
                 path.mkdir(mode=0o700, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create workspace: {exc.strerror}", source=str(path)) from None
+            _create_database(db)
         if not read_only:
             _keep_private(path, db)
-        try:
-            con = duckdb.connect(str(db), read_only=read_only, config=dict(ENGINE_SETTINGS))
-        except duckdb.IOException as exc:
-            reason = "locked by another derisk process" if "lock" in str(exc).lower() else "cannot open"
-            raise StoreError(reason, source=str(db)) from None
-        except duckdb.Error as exc:
-            raise StoreError(
-                f"not a usable workspace database ({type(exc).__name__})", source=str(db)
-            ) from None
+        con = _connect(db, read_only=read_only)
         try:
             con.execute("SET enable_progress_bar = false")  # a session setting, not a connect option
         except duckdb.Error:
             log.debug("this DuckDB has no progress-bar setting")
-        if not read_only:
-            _keep_private(path, db)
         ws = cls(path, con, read_only=read_only, created=created)
         if not read_only:
-            ws._migrate(new)
+            ws._migrate()
         else:
             ws._check_version()
         return ws
 
-    def _migrate(self, new: bool = False) -> None:
-        """Create the tables (``new``: the database file did not exist, so no older table needs
-        upgrading), in one transaction: one commit to the write-ahead log instead of one per
-        statement."""
-        statements = [*_CREATE, *([] if new else _UPGRADE), _FLOWS_VIEW]
+    def _migrate(self) -> None:
+        """Bring the tables of a workspace made by an older derisk up to date (a no-op on a current
+        one), in one transaction."""
         try:
-            self.con.execute("BEGIN TRANSACTION")
-            try:
-                for ddl in statements:
-                    self.con.execute(ddl)
-                self.con.execute(
-                    "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
-                    [str(SCHEMA_VERSION)],
-                )
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):  # an interrupted statement aborts it already
-                    self.con.execute("ROLLBACK")
-                raise
-            self.con.execute("COMMIT")
+            _prepare(self.con, [*_CREATE, *_UPGRADE, _FLOWS_VIEW])
         except duckdb.Error as exc:
             raise StoreError(f"cannot prepare workspace: {exc}", source=str(self.path)) from None
         self._check_version()
