@@ -16,6 +16,7 @@ import pytest
 from derisk import scratch
 from derisk.detect.incremental_rows import compact
 from derisk.errors import StoreError
+from derisk.store import detect_state
 from derisk.store.detect_state import WINDOW_PARTS, WindowRows, window_part
 
 
@@ -69,6 +70,41 @@ def test_rows_come_back_by_part_in_order_and_a_part_can_be_cut(
     assert len(folders) == 1
     store.close()
     assert not folders[0].exists()
+
+
+def test_a_part_is_read_one_bounded_batch_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``take`` keeps only the rows asked for from each record batch of a file (the file is never
+    held whole), a rewritten part is written in batches of at most ``_BATCH_ROWS`` rows, and a row
+    asked for that the file lacks is an error wherever it falls."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(detect_state, "_BATCH_ROWS", 8)
+    store = WindowRows()
+    tables = [_rows(37, 37 * k) for k in range(6)]
+    for k, t in enumerate(tables):
+        store.append(t, np.arange(37 * k, 37 * (k + 1)), _parts(t))
+    every = pa.concat_tables(tables).combine_chunks()
+    parts = _parts(every)
+    p = int(np.bincount(parts).argmax())
+    mine = np.flatnonzero(parts == p)
+    rng = np.random.default_rng(7)
+    for size in (1, 5, len(mine) // 2, len(mine)):
+        seq = np.sort(rng.choice(mine, size=size, replace=False))
+        assert compact(store.take(p, seq)).to_pylist() == every.take(pa.array(seq)).to_pylist()
+    live = mine[mine % 3 != 0]
+    store.rewrite(p, live)
+    path = next(tmp_path.glob("derisk-window-*")) / f"part-{p}.arrows"
+    with pa.OSFile(str(path)) as f:
+        sizes = [b.num_rows for b in pa.ipc.open_stream(f)]
+    assert sum(sizes) == len(live) and max(sizes) <= 8 and len(sizes) > 1
+    assert compact(store.take(p, live)).to_pylist() == every.take(pa.array(live)).to_pylist()
+    dropped = mine[mine % 3 == 0]
+    assert len(dropped) >= 3
+    for gone in (dropped[0], dropped[len(dropped) // 2], dropped[-1]):  # first, middle, last batch
+        with pytest.raises(StoreError, match="miss rows"):
+            store.take(p, np.sort(np.r_[live[:3], gone]))
+    with pytest.raises(StoreError, match="miss rows"):
+        store.take(p, np.r_[live, live[-1] + 10_000])  # past the file's end
+    store.close()
 
 
 def test_a_part_keeps_only_the_dictionary_values_its_rows_use(

@@ -118,8 +118,14 @@ def write(
         raise StoreError(f"could not store the detection state: {exc}") from None
 
 
-#: Files the window's rows are spread over, by a hash of the host (each file holds whole hosts).
-WINDOW_PARTS: Final = 32
+#: Files the window's rows are spread over, by a hash of the host (each file holds whole hosts). A
+#: scoring holds one part's rows at a time: at 20 M window rows a part is about 310,000 rows (64
+#: parts; with 32 a 20 M-row scoring peaked above 1 GB).
+WINDOW_PARTS: Final = 64
+
+
+#: Rows of one record batch of a window file at most.
+_BATCH_ROWS: Final = 32_768
 
 
 def window_part(hosts: list[str]) -> np.ndarray:
@@ -201,28 +207,46 @@ class WindowRows:
                 if p not in self._writers:
                     sink = pa.OSFile(str(self._path(p)), "wb")
                     self._writers[p] = (sink, pa.ipc.new_stream(sink, table.schema))
-                self._writers[p][1].write_table(_trimmed(table.slice(lo, hi - lo)))
+                # in record batches of at most _BATCH_ROWS rows (a rewritten part is one table), so
+                # that :meth:`take` reads a bounded batch at a time
+                for at in range(lo, hi, _BATCH_ROWS):
+                    piece = table.slice(at, min(hi, at + _BATCH_ROWS) - at)
+                    self._writers[p][1].write_table(_trimmed(piece))
                 self.written[p] += hi - lo
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"could not write the detection window's rows: {exc}") from None
 
-    def _read(self, part: int) -> pa.Table:
-        try:
-            return pa.ipc.open_stream(pa.OSFile(str(self._path(part)))).read_all()
-        except (OSError, pa.ArrowException) as exc:
-            raise StoreError(f"could not read the detection window's rows: {exc}") from None
-
     def take(self, part: int, seq: np.ndarray) -> pa.Table:
         """The rows of ``part`` with these sequence numbers (rising), in that order, without the
-        sequence number."""
+        sequence number. The file is read one record batch at a time (its rows are in rising
+        sequence order) and only the rows asked for are kept: memory holds what is taken and one
+        batch, not the whole file besides (at 20 M window rows a part's file is about 100 MB)."""
         if part not in self._writers or len(seq) == 0:
             return pa.table({})
-        table = self._read(part)
-        held = np.asarray(table.column("_seq").to_numpy(), dtype=np.int64)
-        at = np.searchsorted(held, seq)
-        if np.any(at >= len(held)) or np.any(held[np.minimum(at, len(held) - 1)] != seq):
+        picked: list[pa.RecordBatch] = []
+        found = 0
+        try:
+            with pa.OSFile(str(self._path(part))) as f:
+                reader = pa.ipc.open_stream(f)
+                schema = reader.schema
+                for batch in reader:
+                    if found == len(seq):
+                        break
+                    held = np.asarray(batch.column(0).to_numpy(), dtype=np.int64)
+                    upto = int(np.searchsorted(seq, held[-1], "right")) if len(held) else found
+                    if upto == found:
+                        continue
+                    want = seq[found:upto]
+                    at = np.searchsorted(held, want)
+                    if np.any(at >= len(held)) or np.any(held[np.minimum(at, len(held) - 1)] != want):
+                        break  # a row asked for is not where it must be: reported below
+                    picked.append(batch.take(pa.array(at, pa.int64())))
+                    found = upto
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"could not read the detection window's rows: {exc}") from None
+        if found != len(seq):
             raise StoreError("the detection window's rows on disk miss rows the state holds")
-        return table.take(pa.array(at, pa.int64())).drop_columns(["_seq"])
+        return pa.Table.from_batches(picked, schema).drop_columns(["_seq"])
 
     def rewrite(self, part: int, live: np.ndarray) -> None:
         """Keep in ``part``'s file only the rows with these sequence numbers (rising)."""
