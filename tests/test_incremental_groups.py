@@ -51,3 +51,28 @@ def test_grown_appends_in_place_and_keeps_earlier_views() -> None:
     # a filtered copy (as dropping rows makes) grows into a new array
     kept = arr[arr % 2 == 0]
     assert grown(kept, np.array([7])).tolist() == [*kept.tolist(), 7]
+
+
+def test_compact_returns_a_table_it_made_as_it_is() -> None:
+    """``watch`` compacts a batch before the detections (so the batch's full columns can go before
+    the window is scored): compacting it again is the same table, not a second copy."""
+    import pyarrow as pa
+
+    from derisk.detect.incremental_rows import SCHEMA, compact
+
+    full = pa.table(
+        {
+            "flow_id": ["a#0", "a#1", "a#2"],
+            "src_ip": ["10.0.0.1", "10.0.0.2", "10.0.0.1"],
+            "dst_ip": ["198.51.100.1", None, "198.51.100.1"],
+            "bytes_out": pa.array([1, 2, 3], pa.int64()),
+            "note": ["not a detection column", "x", "y"],
+        }
+    )
+    once = compact(full)
+    assert once.column_names == SCHEMA.names
+    assert pa.types.is_dictionary(once.schema.field("src_ip").type)
+    assert compact(once) is once
+    assert compact(once.filter(pa.array([True, False, True]))).to_pylist() == once.take([0, 2]).to_pylist()
+    plain = pa.table({c: once.column(c) for c in once.column_names})  # same values, not marked
+    assert compact(plain) is not plain and compact(plain).to_pylist() == once.to_pylist()

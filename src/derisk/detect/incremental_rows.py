@@ -33,9 +33,17 @@ KINDS: Final = {
 }
 
 
+#: Schema metadata of a table :func:`compact` made (what it returns unchanged).
+_COMPACT: Final = {b"derisk": b"compact"}
+
+
 def compact(table: pa.Table) -> pa.Table:
     """The detection columns of ``table`` in the flow schema, strings dictionary-encoded (flow ids
-    excepted), missing columns null."""
+    excepted), missing columns null; a table it made already is returned as it is (``watch``
+    compacts a batch before its detections, so the batch's full columns are not held while the
+    window is scored)."""
+    if table.schema.metadata == _COMPACT:
+        return table
     arrays = []
     for f in SCHEMA:
         col = (
@@ -49,7 +57,7 @@ def compact(table: pa.Table) -> pa.Table:
         if pa.types.is_string(f.type) and f.name != "flow_id":
             col = pc.dictionary_encode(col)
         arrays.append(col)
-    return pa.table(arrays, names=SCHEMA.names)
+    return pa.table(arrays, names=SCHEMA.names, metadata=_COMPACT)
 
 
 def flags(size: int, codes: I64) -> B:

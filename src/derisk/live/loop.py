@@ -213,6 +213,8 @@ class Watcher:
 
     # -- one batch ----------------------------------------------------------------------------
     def _batch(self, stopping: bool = False) -> int:
+        from derisk.detect.incremental_rows import compact
+
         ws = self._open()
         self._started = time.monotonic()
         changed: list[Any] = []
@@ -233,7 +235,9 @@ class Watcher:
             del tables
             if flows is not None:
                 attribute_new(con, flows, self._index)
-                attributed = self._attributed(con, flows)
+                # only the detection columns are kept while the window is scored (the flows in
+                # full, about 100 MB a 16M batch, are let go first)
+                attributed = compact(self._attributed(con, flows))
                 stored = self._count(flows, sources)
                 del flows
                 changed = self._state.update(con, attributed, self.config, catching_up=catching_up)
