@@ -147,7 +147,7 @@ def child(mode: str, path: Path) -> None:
 
         with path.open("rb") as fh:
             kind = compression(fh.read(8))
-        # as the feed reads: igzip for gzip and lbzip2 for bzip2 when installed
+        # as the feed reads: igzip for gzip, lbzip2 for bzip2 and xz for xz when installed
         with open_capture(path, kind, stream=True) as source:
             while source.read1(1 << 20):
                 pass
@@ -445,8 +445,8 @@ def _variants_section(
     ethernet_s = statistics.median(r["seconds"] for r in base)
     lines += [
         "",
-        "The decompressor alone (igzip for gzip and lbzip2 for bzip2 when installed, else Python's gzip and bz2 "
-        "modules; Python's lzma module, the zstandard package; read as the feed reads, nothing else done): when it is slower than the Ethernet file's whole read, that is the ceiling "
+        "The decompressor alone (igzip for gzip, lbzip2 for bzip2 and xz for xz when installed, else Python's gzip, bz2 "
+        "and lzma modules; the zstandard package; read as the feed reads, nothing else done): when it is slower than the Ethernet file's whole read, that is the ceiling "
         "of the compressed capture's throughput.",
         "",
         "| input | decompress alone s, median (best) | decompressed MB/s | ceiling vs Ethernet | CPU s, median |",
