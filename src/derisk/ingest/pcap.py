@@ -41,6 +41,7 @@ from derisk.ingest import linktypes
 from derisk.ingest.dnsanswers import AnswerMap, LongQueries, decode_ip, note, scan_capture
 from derisk.ingest.feed import Feed, FeedReport
 from derisk.ingest.framing import CaptureInfo, capture_format, inspect_capture, os_error
+from derisk.ingest.initiator import by_opener
 from derisk.ingest.meterwatch import MeterWatch
 from derisk.ingest.nfstream_engine import NFSTREAM_OPTIONS
 from derisk.ingest.nfstream_engine import libpcap as _libpcap
@@ -418,7 +419,7 @@ def _meter(
 
     def batch() -> Iterator[pa.RecordBatch]:
         _resolve_names(columns, pending, scanning.result())
-        yield from _batches(joiner.push(batch_from_columns(columns), vlans))
+        yield from map(by_opener, _batches(joiner.push(batch_from_columns(columns), vlans)))
 
     for flow in _checked(path, pipe, scanning):
         server_name, source, dns_query = _names(flow)
@@ -462,7 +463,7 @@ def _meter(
     scanning.result()  # the file's check decides even when it held no flow
     if rows:
         yield from batch()
-    yield from _batches(joiner.finish())
+    yield from map(by_opener, _batches(joiner.finish()))
     if flows == 0:
         log.warning("%s: the capture holds no IP flows", path)
     if progress is not None and pending_packets:
