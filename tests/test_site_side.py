@@ -3,8 +3,8 @@
 Public captures are often taken on a host with a public address (a campus on public IPv4 space) or
 over IPv6, where every host has a global address: with only the private ranges as the site, such
 traffic has no site side and was left out. The guess (:mod:`derisk.site_side`) takes the address
-(IPv6: the /64) found in more than half of those flows and in more than any other; a tie decides
-nothing, a site file turns the guess off, the choice holds for later batches, and the analysis
+(IPv6: the /64) found in more than half of those flows and in more than any other (on a tie, the one
+that opened more of them), a site file turns the guess off, the choice holds for later batches, and the analysis
 names the addresses it took.
 """
 
@@ -64,10 +64,21 @@ def test_ipv6_temporary_addresses_of_one_64_are_one_site() -> None:
     assert got["direction"] == ["outbound"] * 3
 
 
-def test_a_tie_decides_nothing() -> None:
-    # one peer: both ends take part in every flow; nothing tells which is the capturing host
+def test_a_tie_goes_to_the_side_that_opened_more_and_a_tie_there_decides_nothing() -> None:
+    # one peer: both ends take part in every flow; the capturing host is normally the client
+    got = _oriented([("2001:db8:a:b::1", "2606:4700::1")])
+    assert got["direction"] == ["outbound"] and got["src_ip"] == ["2001:db8:a:b::1"]
+    got = _oriented([("203.0.113.1", HOST), (HOST, "203.0.113.1"), ("203.0.113.1", HOST)])
+    assert got["direction"] == ["outbound", "inbound", "outbound"]
+    assert got["src_ip"] == ["203.0.113.1"] * 3
+    # each opened as many: nothing tells which is the capturing host
     got = _oriented([(HOST, "203.0.113.1"), ("203.0.113.1", HOST)])
     assert got["direction"] == ["external", "external"]
+    # two tied in more than half of the flows, beside a flow of others: the one that opened more
+    got = _oriented(
+        [(HOST, "203.0.113.1"), ("203.0.113.1", HOST), (HOST, "203.0.113.1"), ("192.0.2.9", "192.0.2.10")]
+    )
+    assert got["direction"] == ["outbound", "inbound", "outbound", "external"]
 
 
 def test_private_and_site_file_traffic_is_not_guessed() -> None:

@@ -8,7 +8,9 @@ where a host rotates temporary addresses inside its prefix) takes part in most o
 *capturing host*. :class:`SideGuess` counts, per address family, in how many flows between two
 public addresses each address (IPv6: each /64) takes part; the first one found in more than half of
 them, and in more than any other, is taken as the site's (per family, once: the choice is never
-revoked, so later batches are oriented as earlier ones were). A tie (one peer only) decides nothing.
+revoked, so later batches are oriented as earlier ones were). On a tie (a host that talked to one
+peer only) the one of the two that opened more of the flows is taken, as the capturing host is
+normally the client; a tie there too decides nothing.
 
 This is a guess from the traffic, not a fact about the site: the analysis says which addresses it
 took and how to make it certain (a site file with ``internal_networks``).
@@ -47,6 +49,8 @@ class SideGuess:
     """Counts of flows between two public addresses per prefix, and the prefix chosen per family."""
 
     counts: dict[int, dict[bytes, int]] = field(default_factory=lambda: {4: {}, 6: {}})
+    #: Per family, the flows each prefix opened (was the source of).
+    opened: dict[int, dict[bytes, int]] = field(default_factory=lambda: {4: {}, 6: {}})
     totals: dict[int, int] = field(default_factory=lambda: {4: 0, 6: 0})
     chosen: dict[int, bytes] = field(default_factory=dict)
 
@@ -73,22 +77,26 @@ class SideGuess:
     def _count(self, family: int, a: NDArray, b: NDArray) -> None:
         # each flow counts once per prefix it touches (both ends in one /64 count once)
         both = np.concatenate([a, b[b != a]])
-        uniq, n = np.unique(both, return_counts=True)
-        counts = self.counts[family]
-        for key, c in zip(uniq.tolist(), n.tolist(), strict=True):
-            if key in counts:
-                counts[key] += c
-            elif len(counts) < MAX_KEYS:
-                counts[key] = c
+        counts, opened = self.counts[family], self.opened[family]
+        _add(counts, *np.unique(both, return_counts=True))
+        _add(opened, *np.unique(a, return_counts=True))
         self.totals[family] += len(a)
-        ranked = heapq.nlargest(2, counts.items(), key=lambda kv: kv[1])
+        ranked = heapq.nlargest(3, counts.items(), key=lambda kv: kv[1])
         if not ranked:
             return
         top, first = ranked[0]
         second = ranked[1][1] if len(ranked) > 1 else 0
-        if first * 2 > self.totals[family] and first > second:
-            self.chosen[family] = top
-            self.counts[family] = {}
+        if first * 2 <= self.totals[family]:
+            return
+        if first == second and (len(ranked) < 3 or ranked[2][1] < first):  # two tied: who opened more
+            one, other = opened.get(top, 0), opened.get(ranked[1][0], 0)
+            if one == other:
+                return
+            top = top if one > other else ranked[1][0]
+        elif first == second:
+            return
+        self.chosen[family] = top
+        self.counts[family], self.opened[family] = {}, {}
 
     def described(self) -> list[str]:
         """The chosen prefixes as text (``203.0.113.7``, ``2001:db8:1:2::/64``)."""
@@ -102,3 +110,12 @@ class SideGuess:
             else:
                 out.append(str(ipaddress.IPv6Network((raw, 64))))
         return out
+
+
+def _add(counts: dict[bytes, int], keys: NDArray, n: NDArray) -> None:
+    """Add ``n`` to the counts of ``keys``; new keys only while fewer than :data:`MAX_KEYS` are kept."""
+    for key, c in zip(keys.tolist(), n.tolist(), strict=True):
+        if key in counts:
+            counts[key] += c
+        elif len(counts) < MAX_KEYS:
+            counts[key] = c
