@@ -246,7 +246,9 @@ class WindowRows:
             raise StoreError(f"could not read the detection window's rows: {exc}") from None
         if found != len(seq):
             raise StoreError("the detection window's rows on disk miss rows the state holds")
-        return pa.Table.from_batches(picked, schema).drop_columns(["_seq"])
+        # one chunk, its dictionaries unified once: the scoring cuts host groups from it, and a
+        # take from a table of many chunks unifies them again at every take (about ten times dearer)
+        return pa.Table.from_batches(picked, schema).drop_columns(["_seq"]).combine_chunks()
 
     def rewrite(self, part: int, live: np.ndarray) -> None:
         """Keep in ``part``'s file only the rows with these sequence numbers (rising)."""
