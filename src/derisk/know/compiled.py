@@ -197,12 +197,14 @@ def load(build: Callable[[], Graph]) -> Graph:
         folder = cache_dir()
         found = _read(folder / FILE_NAME, build) if folder is not None else None
         if found is None:
+            # The files' identity, then their key, then the graph: a file written in between makes
+            # the stamp or the key differ from what the graph was built from, never the reverse.
+            identities = _identities() if folder is not None else None
+            key = cache_key() if folder is not None else ""
             graph = build()
             index = build_index(graph)
             found = Compiled(graph, index.by_asn, index.by_domain, tuple(index.conflicts))
             if folder is not None:
-                identities = _identities()  # before the key: a file written in between changes them
-                key = cache_key()
                 _write(folder, key, file_stamp(key, identities), found)
         _current = found
         return found.graph
