@@ -66,12 +66,17 @@ def _norm(text: str) -> str:
     return re.sub(r"[^0-9a-z]+", " ", text.casefold()).strip()
 
 
-def controller_matches(answer: str | None, accepted: list[str] | None) -> bool:
-    """True when the answered controller is one of the accepted names (case and punctuation aside)."""
+def controller_matches(answer: str | None, accepted: list[str] | None, also: tuple[str, ...] = ()) -> bool:
+    """True when the answered controller is one of the accepted names (case and punctuation aside).
+
+    ``also`` are the other names the registry gives the answered entity (its name and aliases): a
+    judge who wrote "CERIST" and an answer "Centre de Recherche sur l'Information Scientifique et
+    Technique" name one organisation when the registry lists the one as the other's alias.
+    """
     if not answer or not accepted:
         return False
-    said = f" {_norm(answer)} "
-    return any(f" {_norm(name)} " in said for name in accepted if _norm(name))
+    said = [f" {_norm(name)} " for name in (answer, *also) if _norm(name)]
+    return any(f" {_norm(name)} " in text for name in accepted if _norm(name) for text in said)
 
 
 @dataclass
@@ -79,6 +84,8 @@ class Answer:
     controller: str | None
     jurisdiction: str | None
     basis: str | None
+    #: The registry's names of the answered controller entity (its name and aliases), if known.
+    names: tuple[str, ...] = ()
 
 
 def classify(answer: Answer | None, expected: dict[str, Any]) -> str:
@@ -86,21 +93,44 @@ def classify(answer: Answer | None, expected: dict[str, Any]) -> str:
     if answer is None or not answer.controller or answer.basis in GUESS_BASES:
         return "unknown"
     if answer.jurisdiction == expected.get("jurisdiction") and controller_matches(
-        answer.controller, expected.get("controller")
+        answer.controller, expected.get("controller"), answer.names
     ):
         return "right"
     return "wrong"
 
 
-def _layer(dest: dict[str, Any], name: str) -> Answer | None:
+#: Entity id -> the registry's names for it (name and aliases); see :func:`registry_names`.
+Names = dict[str, tuple[str, ...]]
+
+
+def registry_names() -> Names:
+    """The curated registry's names per entity id, from the derisk being evaluated (PYTHONPATH)."""
+    from derisk.know.curated import load_curated
+
+    return {e.id: (e.name, *e.aliases) for e in load_curated().entities.values()}
+
+
+def _layer(dest: dict[str, Any], name: str, names: Names | None = None) -> Answer | None:
     part = dest.get(name)
     if not isinstance(part, dict):
         return None
-    return Answer(part.get("controller"), part.get("jurisdiction"), part.get("basis"))
+    known = (names or {}).get(str(part.get("controller_id")), ())
+    return Answer(part.get("controller"), part.get("jurisdiction"), part.get("basis"), known)
 
 
-def _combined(dest: dict[str, Any]) -> Answer:
-    return Answer(dest.get("controller"), dest.get("jurisdiction"), dest.get("jurisdiction_basis"))
+def _combined(dest: dict[str, Any], names: Names | None = None) -> Answer:
+    """The Controller column's answer; its entity is the layer's whose controller it shows."""
+    known: tuple[str, ...] = ()
+    for layer in ("service", "infrastructure"):
+        part = dest.get(layer)
+        if (
+            isinstance(part, dict)
+            and part.get("controller")
+            and part.get("controller") == dest.get("controller")
+        ):
+            known = (names or {}).get(str(part.get("controller_id")), ())
+            break
+    return Answer(dest.get("controller"), dest.get("jurisdiction"), dest.get("jurisdiction_basis"), known)
 
 
 def _is_external(ip: str) -> bool:
@@ -136,8 +166,11 @@ class Score:
         return 100.0 * self.bytes_graph.get(key, 0) / base if base else 0.0
 
 
-def score_analysis(doc: dict[str, Any], capture: dict[str, Any], score: Score) -> None:
-    """Score one analysis document against one capture's judged destinations."""
+def score_analysis(
+    doc: dict[str, Any], capture: dict[str, Any], score: Score, names: Names | None = None
+) -> None:
+    """Score one analysis document against one capture's judged destinations (``names``: the
+    registry's names per entity id, so an answer is right under any of its entity's names)."""
     by_ip = {d["ip"]: d for d in doc.get("destinations") or []}
     for dest in by_ip.values():
         if not _is_external(str(dest.get("ip"))):
@@ -163,14 +196,14 @@ def score_analysis(doc: dict[str, Any], capture: dict[str, Any], score: Score) -
             score.not_judged += 1
             continue
         dest = by_ip.get(judged["ip"])
-        answer = _combined(dest) if dest is not None else None
+        answer = _combined(dest, names) if dest is not None else None
         outcome = classify(answer, judged["expected"])
         score.count("combined", outcome)
         score.count(f"group {capture.get('group') or '-'}", outcome)
         layers: dict[str, str] = {}
         wanted = judged["expected"].get("layer")
         if dest is not None and isinstance(dest.get(wanted), dict):
-            score.count("expected layer", classify(_layer(dest, wanted), judged["expected"]))
+            score.count("expected layer", classify(_layer(dest, wanted, names), judged["expected"]))
         else:
             score.count("expected layer", outcome)
         for name in ("infrastructure", "service"):
@@ -179,7 +212,7 @@ def score_analysis(doc: dict[str, Any], capture: dict[str, Any], score: Score) -
                 continue
             if not isinstance(dest.get(name), dict):
                 continue
-            layers[name] = classify(_layer(dest, name), truth)
+            layers[name] = classify(_layer(dest, name, names), truth)
             score.count(name, layers[name])
         if outcome != "right":
             score.cases.append(
@@ -228,6 +261,7 @@ def evaluate(
     workdir: Path,
     data_dir: Path | None,
     analyses: Path | None = None,
+    names: Names | None = None,
 ) -> tuple[Score, list[str]]:
     score, problems = Score(), []
     for capture in truth["captures"]:
@@ -251,7 +285,7 @@ def evaluate(
             problems.append(str(exc))
             continue
         score.captures += 1
-        score_analysis(doc, capture, score)
+        score_analysis(doc, capture, score, names)
     return score, problems
 
 
@@ -318,15 +352,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--analyses", type=Path, default=None, help="score the analyses kept by an earlier --keep run instead"
     )
+    parser.add_argument(
+        "--exact-names",
+        action="store_true",
+        help="accept only the answered controller's own display name, not the registry's aliases for it",
+    )
     args = parser.parse_args(argv)
     try:
         truth = load_truth(args.truth)
+        names = None if args.exact_names else registry_names()
         if not args.capture_dir.is_dir():
             raise EvalError(f"{args.capture_dir}: not a directory")
         with tempfile.TemporaryDirectory(prefix="derisk-eval-") as tmp:
             workdir = args.keep or Path(tmp)
             workdir.mkdir(parents=True, exist_ok=True)
-            score, problems = evaluate(args.capture_dir, truth, workdir, args.data_dir, args.analyses)
+            score, problems = evaluate(args.capture_dir, truth, workdir, args.data_dir, args.analyses, names)
     except EvalError as exc:
         print(f"eval_attribution: {exc}", file=sys.stderr)
         return 3

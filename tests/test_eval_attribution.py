@@ -237,6 +237,24 @@ def test_classify(answer: tuple[str | None, str, str], outcome: str) -> None:
     assert ev.classify(ev.Answer(*answer), expected) == outcome
 
 
+def test_an_answer_is_right_under_any_of_its_entitys_registry_names() -> None:
+    names = ev.registry_names()
+    cerist = {"controller": ["CERIST"], "jurisdiction": "DZ"}
+    full = "Centre de Recherche sur l'Information Scientifique et Technique"
+    entity = next(i for i, known in names.items() if known[0] == full)
+    assert "CERIST" in names[entity]  # the registry's alias, not a list written here
+    assert ev.classify(ev.Answer(full, "DZ", "asn"), cerist) == "wrong"  # by display name alone
+    assert ev.classify(ev.Answer(full, "DZ", "asn", names[entity]), cerist) == "right"
+    assert ev.classify(ev.Answer(full, "FR", "asn", names[entity]), cerist) == "wrong"  # jurisdiction still
+    dest = {
+        "controller": full, "jurisdiction": "DZ", "jurisdiction_basis": "registry",
+        "infrastructure": {"controller": full, "controller_id": entity, "jurisdiction": "DZ", "basis": "asn"},
+        "service": {"controller": None, "controller_id": None},
+    }  # fmt: skip
+    assert ev.classify(ev._combined(dest, names), cerist) == "right"
+    assert ev.classify(ev._combined(dest, {}), cerist) == "wrong"
+
+
 def test_scores_a_real_capture(tmp_path: Path, ipdata_dir: Path) -> None:
     captures = tmp_path / "captures"
     captures.mkdir()
