@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from derisk.know import compiled
+from derisk.know import cachekey, compiled
 from derisk.know.attribution import build_index, load_index
 from derisk.know.curated import build_curated
 from derisk.know.graph import Graph
@@ -128,7 +128,7 @@ def test_stale_key_is_rebuilt(cache: Path) -> None:
     doc["key"] = "0" * 64  # as if written by another version or for other group files
     cache.write_bytes(json.dumps(doc).encode() + b"\n" + payload)
     _same_as_built(compiled.load(builds))
-    assert builds.count == 2 and _header(cache)["key"] == compiled.cache_key()
+    assert builds.count == 2 and _header(cache)["key"] == cachekey.cache_key()
 
 
 def test_cache_off_and_unwritable_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,10 +153,10 @@ def test_default_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_key_changes_with_the_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    key = compiled.cache_key()
-    assert key == compiled.cache_key()
-    monkeypatch.setattr(compiled, "__version__", "0.0.0+other")
-    assert compiled.cache_key() != key
+    key = cachekey.cache_key()
+    assert key == cachekey.cache_key()
+    monkeypatch.setattr(cachekey, "__version__", "0.0.0+other")
+    assert cachekey.cache_key() != key
     assert os.sep not in key and len(key) == 64
 
 
@@ -164,7 +164,7 @@ def test_a_matching_stamp_spares_hashing_the_files(cache: Path, monkeypatch: pyt
     builds = Builds()
     compiled.load(builds)
     header = _header(cache)
-    assert header["stamp"] == compiled.file_stamp(compiled.cache_key(), compiled._identities())
+    assert header["stamp"] == cachekey.file_stamp(cachekey.cache_key(), cachekey._identities())
 
     def unexpected() -> str:
         raise AssertionError("the key was computed although the stamp matched")
@@ -178,16 +178,16 @@ def test_a_matching_stamp_spares_hashing_the_files(cache: Path, monkeypatch: pyt
 def test_files_changed_since_the_stamp_are_hashed_again(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     builds = Builds()
     compiled.load(builds)
-    real = compiled._identities()
+    real = cachekey._identities()
     assert real is not None  # every file the key reads, in its order
-    assert [line.split("\0")[0] for line in real.split("\n")] == [label for label, _ in compiled._key_files()]
+    assert [line.split("\0")[0] for line in real.split("\n")] == [label for label, _ in cachekey._key_files()]
     hashed = []
 
     def counted() -> str:
         hashed.append(1)
         return key
 
-    key = compiled.cache_key()
+    key = cachekey.cache_key()
     with monkeypatch.context() as patch:  # a file rewritten with the same bytes: its change time moved
         patch.setattr(compiled, "_identities", lambda: real.replace(",", ";", 1))
         patch.setattr(compiled, "cache_key", counted)

@@ -46,13 +46,12 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from derisk import __version__
 from derisk.errors import DataError
 from derisk.know.attribution import Match
+from derisk.know.cachekey import FORMAT, _identities, cache_key, file_stamp
 from derisk.know.graph import Assessment, Entity, Graph, Link, Source
 
 if TYPE_CHECKING:
@@ -61,16 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-FORMAT: Final = "derisk-compiled-graph/2"
 FILE_NAME: Final = "curated-graph.json"
-#: Besides ``derisk/know/*.py``, the modules and data whose content decides what the compiled graph
-#: and index hold (all in the key).
-_CODE: Final = (
-    ("derisk", "countries.py"),
-    ("derisk.data", "eu-members.yaml"),
-    ("derisk.data", "__init__.py"),
-    ("derisk.i18n", "data.py"),
-)
 
 _ENTITY_FIELDS: Final = tuple(f.name for f in fields(Entity))
 _LINK_FIELDS: Final = tuple(f.name for f in fields(Link))
@@ -90,69 +80,6 @@ def cache_dir() -> Path | None:
         except RuntimeError:  # no home directory to be found
             return None
     return Path(base) / "derisk"
-
-
-def _key_files() -> list[tuple[str, Any]]:
-    """What the key covers besides the version, in order: (label, resource) of every group file and
-    of the compiling code."""
-    groups = resources.files("derisk.data").joinpath("groups")
-    out = [
-        (f"groups/{name}", groups.joinpath(name)) for name in sorted(entry.name for entry in groups.iterdir())
-    ]
-    know = resources.files("derisk.know")
-    code = [("derisk.know", n) for n in sorted(e.name for e in know.iterdir() if e.name.endswith(".py"))]
-    out += [
-        (f"{package}/{name}", resources.files(package).joinpath(name)) for package, name in [*code, *_CODE]
-    ]
-    return out
-
-
-def cache_key() -> str:
-    """SHA-256 of the derisk version, the shipped group files and the code that compiles them."""
-    digest = hashlib.sha256(f"{FORMAT}\0{__version__}\0".encode())
-    for label, resource in _key_files():
-        digest.update(label.encode() + b"\0")
-        digest.update(resource.read_bytes())
-    return digest.hexdigest()
-
-
-def _identities() -> str | None:
-    """The identity of the files :func:`cache_key` reads (device, inode, size, modification and
-    change times in nanoseconds), or None when they are not plain files (a zip import). Listed with
-    ``os.scandir`` (a third of the cost of the resource objects :func:`cache_key` reads through)."""
-    groups = resources.files("derisk.data").joinpath("groups")
-    know = resources.files("derisk.know")
-    if not isinstance(groups, Path) or not isinstance(know, Path):
-        return None
-    parts = []
-    try:
-        with os.scandir(groups) as listing:
-            found = sorted((f"groups/{e.name}", e.path) for e in listing)
-        with os.scandir(know) as listing:
-            found += sorted((f"derisk.know/{e.name}", e.path) for e in listing if e.name.endswith(".py"))
-        for package, name in _CODE:
-            where = resources.files(package).joinpath(name)
-            if not isinstance(where, Path):
-                return None
-            found.append((f"{package}/{name}", str(where)))
-        for label, path in found:
-            info = os.stat(path)  # noqa: PTH116 (a path string from scandir: no Path object per file)
-            parts.append(
-                f"{label}\0{info.st_dev},{info.st_ino},{info.st_size},{info.st_mtime_ns},{info.st_ctime_ns}"
-            )
-    except OSError:
-        return None
-    return "\n".join(parts)
-
-
-def file_stamp(key: str, identities: str | None) -> str | None:
-    """SHA-256 of ``key`` and of the files' :func:`_identities` taken before ``key`` was computed:
-    equal only while none of them was written, replaced or renamed since (a write sets the change
-    time, which no tool sets back). Checking it stats the files instead of reading and hashing them
-    (about 0.002 against 0.011-0.017 CPU s)."""
-    if identities is None:
-        return None
-    return hashlib.sha256(f"{FORMAT}\0{__version__}\0{key}\0{identities}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
