@@ -198,6 +198,22 @@ def test_pairing_takes_the_first_sender_as_opener() -> None:
     assert got == [("10.0.0.1", 50000, "9.9.9.9", 443, 100, 900)]
 
 
+def test_a_pair_whose_server_record_came_first_is_the_clients() -> None:
+    # a connection older than the exporter's cache entry: the server's record starts first
+    got = _pair(
+        [_rec("9.9.9.9", 8883, "10.0.0.1", 50000, 10, 900), _rec("10.0.0.1", 50000, "9.9.9.9", 8883, 20, 100)]
+    )
+    assert got == [("10.0.0.1", 50000, "9.9.9.9", 8883, 100, 900)]
+    # two client ports: the first sender stays the opener
+    got = _pair(
+        [
+            _rec("9.9.9.9", 40000, "10.0.0.1", 50000, 10, 900),
+            _rec("10.0.0.1", 50000, "9.9.9.9", 40000, 20, 100),
+        ]
+    )
+    assert got == [("9.9.9.9", 40000, "10.0.0.1", 50000, 900, 100)]
+
+
 def test_a_lone_answer_is_oriented_from_its_client() -> None:
     got = _pair(
         [_rec("9.9.9.9", 443, "10.0.0.1", 50000, 20, 900), _rec("10.0.0.2", 50001, "9.9.9.9", 8443, 30, 70)]

@@ -7,7 +7,10 @@ opened by the side whose first packet came first (on a tie, the side with the hi
 client's ephemeral port). A record left alone (its other direction was not exported, or fell in
 another batch) is one flow on its own; when its source port is below 1024 and its destination port
 is not, it is taken as a server's answer: the flow is oriented from the other end and its counts go
-to ``bytes_in``. Biflow records (IPFIX reverse counters) are already one flow each. Only records
+to ``bytes_in``. Biflow records (IPFIX reverse counters) are already one flow each. Last, as for
+captures (:mod:`derisk.ingest.initiator`), a flow from a server port (the System Ports and listed
+User Ports) to a client port is turned round: a pair whose server record came first (a connection
+older than the exporter's cache entry, split by its active timeout) is the client's. Only records
 of the same exporter (``source_ref``) are paired: two routers on one path export the same packets.
 
 Vectorised with numpy over each batch: one sort by connection, direction and first packet, ranks
@@ -24,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from derisk.flows import INGEST_SCHEMA, TS, contiguous
+from derisk.ingest.initiator import by_opener
 
 #: One NetFlow record as readers hand it to :class:`Pairer` (times in epoch microseconds).
 RECORD_SCHEMA: Final = pa.schema(
@@ -156,7 +160,7 @@ class Pairer:
         """The flows of ``records`` (a table of :data:`RECORD_SCHEMA`) as ``INGEST_SCHEMA`` batches."""
         if records.num_rows == 0:
             return
-        yield from pair_records(records).combine_chunks().to_batches()
+        yield from map(by_opener, pair_records(records).combine_chunks().to_batches())
 
     def close(self) -> None:
         """Nothing to release (kept so that readers can treat pairers alike)."""
