@@ -138,6 +138,7 @@ def test_as_numbers_attribute_to_the_organisation(
 @pytest.mark.parametrize(
     ("domain", "controller", "jurisdiction"),
     [
+        ("example.com", "Internet Corporation for Assigned Names and Numbers", "US"),
         ("nic.cz", "CZ.NIC, z.s.p.o.", "CZ"),
         ("nkn.in", "National Informatics Centre", "IN"),
         ("ripe.net", "Réseaux IP Européens Network Coordination Centre", "NL"),
