@@ -48,6 +48,9 @@ Format of ``derisk/data/groups/<group>.yaml`` (every key checked; unknown keys a
       - says: "The Commission considers ... materially higher-risk suppliers"
         source: eu-5g-2023
         confidence: V
+    listed_domains:                # optional: more domains for entities defined in other files, each
+      microsoft-corp:              # list as a cited public list has it (a generated file such as
+        v2fly-azure: [azure.cn]    # domain-lists.json); a domain any entity already has is left out
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Final
@@ -75,7 +79,7 @@ from derisk.know.graph import (
     build_graph,
 )
 
-FILE_KEYS: Final = {"group", "sources", "entities", "links", "assessments"}
+FILE_KEYS: Final = {"group", "sources", "entities", "links", "assessments", "listed_domains"}
 ASSESSMENT_KEYS: Final = {"says", "source", "confidence"}
 SOURCE_KEYS: Final = {"url", "says", "date", "accessed", "verified", "publisher"}
 ENTITY_KEYS: Final = {
@@ -178,6 +182,8 @@ class _FileReader:
         self.entities: list[Entity] = []
         self.links: list[Link] = []
         self.assessments: list[Assessment] = []
+        #: Domains this file lists for entities of other files: (where, entity id, source, domains).
+        self.extra_domains: list[tuple[str, str, Source, list[str]]] = []
         self.group = ""
         if not isinstance(data, dict):
             self.problem("", "expected a mapping with keys group, sources, entities, links")
@@ -192,6 +198,7 @@ class _FileReader:
             self.link(f"links[{index}]", value)
         for index, value in enumerate(data.get("assessments") or []):
             self.assessment(f"assessments[{index}]", value)
+        self.listed_domains(data.get("listed_domains"))
 
     def problem(self, where: str, what: str) -> None:
         self.problems.append(Problem(f"{self.name}{': ' + where if where else ''}", what))
@@ -309,6 +316,26 @@ class _FileReader:
             )
         )
 
+    def listed_domains(self, data: Any) -> None:
+        """The file-level ``listed_domains``: entity id -> source key -> domains."""
+        if data is None:
+            return
+        if not isinstance(data, dict):
+            self.problem("listed_domains", "expected a mapping of entity id to source key to domains")
+            return
+        for ident, lists in data.items():
+            where = f"listed_domains.{ident}"
+            if not isinstance(lists, dict):
+                self.problem(where, "expected a mapping of source key to a list of domains")
+                continue
+            for key, values in lists.items():
+                source = self.sources.get(str(key))
+                if source is None:
+                    self.problem(where, f"source {key!r} is not defined under sources")
+                    continue
+                found = self.domains(f"{where}.{key}", values)
+                self.extra_domains.append((where, str(ident), source, found))
+
     def domains(self, where: str, values: Any) -> list[str]:
         """The valid registrable domains of one list (each invalid one is a problem)."""
         if values is not None and not isinstance(values, list):
@@ -380,11 +407,15 @@ def _read_all(files: dict[str, Any]) -> tuple[list[Entity], list[Link], list[Ass
     entities: list[Entity] = []
     links: list[Link] = []
     assessments: list[Assessment] = []
+    extra: list[tuple[str, str, Source, list[str]]] = []
     for name in sorted(files):
         reader = _FileReader(name, files[name], problems)
         entities.extend(reader.entities)
         links.extend(reader.links)
         assessments.extend(reader.assessments)
+        extra.extend((f"{name}: {where}", i, src, ds) for where, i, src, ds in reader.extra_domains)
+    if extra:
+        entities = _add_listed_domains(entities, extra, problems)
     seen: dict[str, str] = {}
     for entity in entities:
         if entity.id in seen:
@@ -401,6 +432,29 @@ def _read_all(files: dict[str, Any]) -> tuple[list[Entity], list[Link], list[Ass
             problems.append(Problem(link.id, f"link {link.owner_id} -> {link.asset_id} defined twice"))
         link_ids.add(link.id)
     return entities, links, assessments, problems
+
+
+def _add_listed_domains(
+    entities: list[Entity], extra: list[tuple[str, str, Source, list[str]]], problems: list[Problem]
+) -> list[Entity]:
+    """Entities with the domains other files list for them (file-level ``listed_domains``). A domain
+    that any entity already has (as written in its own file, or listed earlier) is left out: a
+    generated list never overrides the curated registry, and no domain gets two owners."""
+    claimed = {domain for entity in entities for domain in entity.domains}
+    position = {entity.id: i for i, entity in enumerate(entities)}
+    out = list(entities)
+    for where, ident, source, domains in extra:
+        if ident not in position:
+            problems.append(Problem(where, f"entity {ident!r} is not defined in any group file"))
+            continue
+        fresh = [d for d in dict.fromkeys(domains) if d not in claimed]
+        if not fresh:
+            continue
+        claimed.update(fresh)
+        entity = out[position[ident]]
+        sources = entity.sources if source in entity.sources else (*entity.sources, source)
+        out[position[ident]] = replace(entity, domains=(*entity.domains, *fresh), sources=sources)
+    return out
 
 
 def read_group_files() -> dict[str, Any]:
