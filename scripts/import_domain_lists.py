@@ -292,6 +292,24 @@ EXCLUDED_DOMAINS: Final[dict[str, str]] = {
     ),
     "philanthropy.xin": "the holder is not plainly Alibaba",
     **dict.fromkeys(_names("atos.net myatos.net certificat2.com"), "Atos and others' names, not Entrust's"),
+    # doubtful in the hand review of a random sample (2026-12-07)
+    **dict.fromkeys(
+        _names("applecentar.co.rs applecentar.rs"), "an Apple reseller's name, not plainly Apple's"
+    ),
+    **dict.fromkeys(
+        _names("nubia.cn nubia.com redmagic.com"), "Nubia: ZTE's stake is not plainly a controlling one"
+    ),
+    **dict.fromkeys(
+        _names(
+            "lenovoimage.cn lenovoimage.com lenovoprinter.com lenovoprinter.com.cn lenovoprinter.net "
+            "thinkprinter.cn thinkprinter.com.cn thinkprinter.net"
+        ),
+        "Lenovo-branded printers are a licensee's (Lenovo Image), not plainly Lenovo's",
+    ),
+    "cpedge.com": "the holder is not plainly VMware (Broadcom)",
+    **dict.fromkeys(
+        _names("hpprinterdrivers.com hpprinterinstalls.com"), "printer-support names, not plainly HP's"
+    ),
 }
 
 #: Domains a mapped list names that belong to another curated entity (reviewed by hand).
