@@ -358,9 +358,9 @@ def test_public_to_public_traffic_without_a_site_file_asks_for_internal_networks
 ) -> None:
     data = load_ipdata(data_env)
     a, b = data.sample_addresses(15169, None, 2)
-    doc = _analyze(
-        tmp_path, [Session(a, b, T0, 90_000, 10_000), Session("10.0.0.9", b, T0, 100, 100)], site=None
-    )
+    # each opened one of the two public flows: the capturing host's side cannot be guessed
+    public = [Session(a, b, T0, 90_000, 10_000), Session(b, a, T0 + 5, 90_000, 10_000)]
+    doc = _analyze(tmp_path, [*public, Session("10.0.0.9", b, T0, 100, 100)], site=None)
     assert "internal-networks-needed" in [n["code"] for n in doc["notices"]]
     with_site = _analyze(
         tmp_path / "s", [Session(a, b, T0, 90_000, 10_000)], site="internal_networks: [10.0.0.0/8]\n"
