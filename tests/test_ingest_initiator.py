@@ -16,6 +16,7 @@ import dpkt
 import pyarrow as pa
 import pytest
 
+from capture_frames import Frame, read_frames, write_frames
 from derisk.errors import DataError
 from derisk.flows import INGEST_SCHEMA
 from derisk.gen.model import Conversation, Exchange, HttpRequest, TlsHello
@@ -25,7 +26,6 @@ from derisk.ingest.pcap import read_pcap
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CLIENT, SERVER, OUTSIDER = "10.1.0.7", "47.88.1.20", "198.51.100.9"
-Frame = tuple[float, bytes]
 
 
 def _talks() -> list[Conversation]:
@@ -63,18 +63,6 @@ def _talks() -> list[Conversation]:
             exchanges=(Exchange("c2s", 48), Exchange("s2c", 48)),
         ),
     ]
-
-
-def _frames(path: Path) -> list[Frame]:
-    with path.open("rb") as fh:
-        return [(ts, bytes(buf)) for ts, buf in dpkt.pcap.Reader(fh)]
-
-
-def _write(path: Path, frames: list[Frame]) -> None:
-    with path.open("wb") as fh:
-        writer = dpkt.pcap.Writer(fh, snaplen=65535, linktype=dpkt.pcap.DLT_EN10MB)
-        for ts, frame in frames:
-            writer.writepkt(frame, ts=ts)
 
 
 def _ports(frame: bytes) -> tuple[int, int, bool]:
@@ -119,11 +107,11 @@ def whole(tmp_path: Path) -> Path:
 def test_connections_caught_after_their_opening_read_as_their_uncut_twins(
     tmp_path: Path, whole: Path
 ) -> None:
-    frames = _frames(whole)
+    frames = read_frames(whole)
     cut = tmp_path / "cut.pcap"
-    _write(cut, _cut_openings(frames, {51000, 51001, 51002}))
-    assert len(_frames(cut)) < len(frames)
-    first = {(_ports(f)[0], _ports(f)[1]) for _, f in _frames(cut)[:1]}
+    write_frames(cut, _cut_openings(frames, {51000, 51001, 51002}))
+    assert len(read_frames(cut)) < len(frames)
+    first = {(_ports(f)[0], _ports(f)[1]) for _, f in read_frames(cut)[:1]}
     assert first == {(443, 51000)}  # the cut capture does begin with the server's packet
     expected = _read(whole)
     got = _read(cut)

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import dpkt
 import pyarrow as pa
 import pytest
 
+from capture_frames import Frame, read_frames, write_frames
 from derisk.flows import INGEST_SCHEMA
 from derisk.gen.model import Conversation, DnsLookup, Exchange, HttpRequest, TlsHello
 from derisk.gen.packets import write_capture
@@ -24,20 +24,6 @@ from derisk.ingest.vlan_halves import HalfJoiner
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CLIENT, SERVER, RESOLVER = "10.1.0.7", "47.88.1.20", "10.1.0.53"
-
-Frame = tuple[float, bytes]
-
-
-def _frames(path: Path) -> list[Frame]:
-    with path.open("rb") as fh:
-        return [(ts, bytes(buf)) for ts, buf in dpkt.pcap.Reader(fh)]
-
-
-def _write(path: Path, frames: list[Frame]) -> None:
-    with path.open("wb") as fh:
-        writer = dpkt.pcap.Writer(fh, snaplen=65535, linktype=dpkt.pcap.DLT_EN10MB)
-        for ts, frame in frames:
-            writer.writepkt(frame, ts=ts)
 
 
 def _sender(frame: bytes) -> str:
@@ -108,7 +94,7 @@ def _read(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 def plain(tmp_path: Path) -> list[Frame]:
     capture = tmp_path / "written.pcap"
     write_capture(_talks(), capture)
-    return _frames(capture)
+    return read_frames(capture)
 
 
 @pytest.mark.parametrize(
@@ -123,9 +109,9 @@ def test_halves_split_by_vlan_give_the_flows_of_the_untagged_twin(
     tmp_path: Path, plain: list[Frame], label: str, vlan_of: Callable[[str], int]
 ) -> None:
     tagged = tmp_path / "tagged.pcap"
-    _write(tagged, _retag(plain, vlan_of))
+    write_frames(tagged, _retag(plain, vlan_of))
     twin = tmp_path / "twin.pcap"
-    _write(twin, _strip(_frames(tagged)))
+    write_frames(twin, _strip(read_frames(tagged)))
     got, notes = _read(tagged)
     want, twin_notes = _read(twin)
     assert twin_notes["vlan_halves_joined"] == 0
@@ -146,7 +132,7 @@ def test_one_tagged_capture_without_the_join_is_split(tmp_path: Path, plain: lis
     from derisk.ingest.nfstream_engine import NFSTREAM_OPTIONS, streamer
 
     tagged = tmp_path / "tagged.pcap"
-    _write(tagged, _retag(plain, lambda ip: 100 if ip == SERVER else 0))
+    write_frames(tagged, _retag(plain, lambda ip: 100 if ip == SERVER else 0))
     raw = list(streamer(tagged, **NFSTREAM_OPTIONS))
     assert len(raw) == 9  # the lookup whole, four connections in two halves each
     assert sum(1 for f in raw if f.src_ip == SERVER and f.dst2src_packets == 0) == 4
@@ -159,7 +145,7 @@ def test_two_way_flows_on_two_vlans_are_not_joined(tmp_path: Path, plain: list[F
     again = [(ts + 0.0001, _tag(frame, 200)) for ts, frame in plain]
     both = sorted(plain + again, key=lambda f: f[0])
     capture = tmp_path / "twice.pcap"
-    _write(capture, both)
+    write_frames(capture, both)
     got, notes = _read(capture)
     assert notes["vlan_halves_joined"] == 0
     assert len(got) == 10 and all(r["packets_in"] > 0 for r in got)
@@ -176,19 +162,19 @@ def test_a_half_with_two_candidates_is_left_alone(tmp_path: Path, plain: list[Fr
         + [(ts + 0.0001, _tag(f, 200)) for ts, f in replies]
     )
     capture = tmp_path / "doubled.pcap"
-    _write(capture, sorted(doubled, key=lambda f: f[0]))
+    write_frames(capture, sorted(doubled, key=lambda f: f[0]))
     got, notes = _read(capture)
     assert notes["vlan_halves_joined"] == 0
     assert len(got) == 1 + 4 * 3
     # the 8 reply halves (4 connections, 2 tags): only the server sent in them; those from a server
     # port to the client's are read from the client's side (caught after their opening)
-    replies = [
+    halves = [
         r
         for r in got
         if (r["src_ip"], r["packets_in"]) == (SERVER, 0) or (r["dst_ip"], r["packets_out"]) == (SERVER, 0)
     ]
-    assert len(replies) == 8
-    assert sum(1 for r in replies if r["src_ip"] == SERVER) == 2  # UDP 9999 → 41003: no server port
+    assert len(halves) == 8
+    assert sum(1 for r in halves if r["src_ip"] == SERVER) == 2  # UDP 9999 → 41003: no server port
 
 
 # The joiner on its own, across batches.
@@ -297,9 +283,9 @@ def test_the_lock_hub_with_replies_on_vlan_100_analyzes_as_its_untagged_twin(
     written = tmp_path / "written.pcap"
     write_capture(talks, written)
     tagged = tmp_path / "tagged.pcap"
-    _write(tagged, _retag(_frames(written), lambda ip: 100 if ip == alibaba else 0))
+    write_frames(tagged, _retag(read_frames(written), lambda ip: 100 if ip == alibaba else 0))
     twin = tmp_path / "twin.pcap"
-    _write(twin, _strip(_frames(tagged)))
+    write_frames(twin, _strip(read_frames(tagged)))
     site = tmp_path / "site.yaml"
     site.write_text("site: test\ninternal_networks: [10.1.0.0/24]\n", encoding="utf-8")
     seen = []
