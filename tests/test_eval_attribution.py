@@ -30,6 +30,7 @@ HELDOUT6 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout6.ya
 HELDOUT7 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout7.yaml"
 HELDOUT8 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout8.yaml"
 HELDOUT9 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout9.yaml"
+HELDOUT10 = ROOT / "tests" / "fixtures" / "eval" / "attribution-truth-heldout10.yaml"
 #: The repositories (and commits) the shipped truth files take their captures from.
 REPOSITORIES = {
     "https://github.com/ntop/nDPI",
@@ -177,6 +178,43 @@ REPOSITORIES = {
     "https://github.com/uliaxe/reseau-B2",
     "https://github.com/VishnuMatli/Task-5",
     "https://github.com/WaliMuhammadAhmad/Networking-Packet-Traces",
+    "https://github.com/Akhilasamatham/wifi",
+    "https://github.com/Amay0001/Elevate-Lab-internship-task5",
+    "https://github.com/BasheerHusahm/Network",
+    "https://github.com/bhavesh7reddy/IP-Address-Analyser",
+    "https://github.com/danyGhassan/r-seauB2",
+    "https://github.com/elh313/compnet",
+    "https://github.com/g09s2665/interestingTraffic",
+    "https://github.com/itblockz/DataCom",
+    "https://github.com/jfrancososa/IG-UnderTheLens",
+    "https://github.com/Konsta7/ReitittimenTietoturvakuvaus",
+    "https://github.com/Krapulita/Informes",
+    "https://github.com/leaf-0/netwok-log",
+    "https://github.com/mardhekarpraful/CyberSecurity-Internship-Task5",
+    "https://github.com/myqcxy/junior",
+    "https://github.com/Om-Kumar-coder/Elevate_Labs_Task5",
+    "https://github.com/ParthMatta-9921/Task-5",
+    "https://github.com/Prachi-Sharnagat/NetworkTrafficAnalysis",
+    "https://github.com/PriyaSKulkarni/Wireshark",
+    "https://github.com/Rakesh-2k4/task-5-network-traffic",
+    "https://github.com/RiverUp/networkTR",
+    "https://github.com/sagythepigy/elevatelabs_task5",
+    "https://github.com/saikowshik07/Computer-networks",
+    "https://github.com/Saisrikanthbandaru/COMPUTER-NETWORKS-LAB",
+    "https://github.com/sakthi3009/cyber-security-task",
+    "https://github.com/Sanjuhm/packet_capture_task",
+    "https://github.com/sayconesta/Wireshark_labs",
+    "https://github.com/sineeshs/OIBSIP_cybersecurity_taskno8",
+    "https://github.com/subhashinivellaturi/Network-Traffic",
+    "https://github.com/syed-nooruddin-y/Capture-and-analysis",
+    "https://github.com/Toxic12l/Wireshark-Packet-Analyser",
+    "https://github.com/twothreetwofive/Android-X-Ray",
+    "https://github.com/vims-141/CYBER-SECURITY-TASKS",
+    "https://github.com/WayytWang/network-learn",
+    "https://github.com/wenjie01/wireshark_labs",
+    "https://github.com/YihengYe/ECE158A-HW1",
+    "https://github.com/Zack2017io/Task5",
+    "https://github.com/zumodeus/ELO322",
 }
 BLOB = "153d497a36e508c2a55b33dac4f3df76e2c58985"  # git rev-parse HEAD:tests/cfgs/default/pcap/facebook.pcap
 
@@ -310,6 +348,7 @@ def test_command_line_writes_json_and_rejects_a_missing_directory(tmp_path: Path
         (HELDOUT7, 80, 260),
         (HELDOUT8, 40, 130),
         (HELDOUT9, 55, 140),
+        (HELDOUT10, 60, 230),
     ],
 )
 def test_shipped_truth_files_are_consistent(path: Path, captures_at_least: int, judged_at_least: int) -> None:
@@ -343,6 +382,7 @@ def test_held_out_sets_share_no_capture() -> None:
         HELDOUT7,
         HELDOUT8,
         HELDOUT9,
+        HELDOUT10,
     ):
         for capture in ev.load_truth(path)["captures"]:
             assert capture["blob"] not in seen, (
