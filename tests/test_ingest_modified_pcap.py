@@ -117,6 +117,21 @@ def test_files_written_by_editcap(
     assert _table(path).equals(classic["golden.pcap"][1])
 
 
+@pytest.mark.skipif(shutil.which("editcap") is None, reason="Wireshark's editcap")
+@pytest.mark.parametrize(("kind", "size"), [("nokiapcap", 20), ("rh6_1pcap", 24)])
+def test_classic_magic_variants_written_by_editcap(
+    tmp_path: Path, classic: dict[str, tuple[bytes, pa.Table]], kind: str, size: int
+) -> None:
+    """Nokia IPSO's and Red Hat 6.1's captures keep the classic magic; libpcap refuses them as corrupt."""
+    for source in SOURCES:
+        path = tmp_path / f"{kind}-{source.name}"
+        subprocess.run(["editcap", "-F", kind, str(source), str(path)], check=True, capture_output=True)
+        assert path.read_bytes()[:4] == b"\xd4\xc3\xb2\xa1"  # nothing in the file header tells them apart
+        assert probe(path).modified == size
+        assert _table(path).equals(classic[source.name][1])
+        assert probe(source).modified == 0  # a classic capture is never guessed at
+
+
 def test_a_compressed_twin(tmp_path: Path, classic: dict[str, tuple[bytes, pa.Table]]) -> None:
     data, expected = classic["golden.pcap"]
     path = tmp_path / "twin.pcap.gz"

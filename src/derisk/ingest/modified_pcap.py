@@ -18,9 +18,16 @@ times within a day of the first). libpcap, so NFStream's meter, reads neither re
 header and every record header to the classic little-endian 16 bytes as the capture is read,
 chunk by chunk (compressed files too: it reads the decompressed stream).
 
-The variants that use the classic magic (wiretap's ``ss990417`` of Red Hat 6.1, with 24-byte
-headers, and Nokia IPSO's, with 4 more bytes) are not read: telling them from a classic pcap takes
-a guess on every capture, and libpcap refuses them as corrupt (exit 3), so none is misread.
+Two variants keep the classic magic (microsecond, either byte order): Nokia IPSO's tcpdump, whose
+record headers carry 4 more bytes (20 in all; capinfos: "Nokia tcpdump - pcap"), and wiretap's
+``ss990417`` of Red Hat 6.1, with 24-byte headers ("RedHat 6.1 tcpdump - pcap"). libpcap reads them
+as a classic pcap, runs into the extra bytes and refuses the file as corrupt. So only when the
+first records do not make sense as classic ones (a record longer than the snapshot length, a
+microsecond fraction of a second or more, captured longer than original, times days apart) are
+the two layouts tried, with the checks that do not depend on the extra fields; exactly one that
+reads the first records cleanly is taken and converted as above; otherwise the file is left to
+libpcap, which refuses it as corrupt (exit 3). A classic capture whose first records are sound is
+never guessed at.
 """
 
 from __future__ import annotations
@@ -43,6 +50,11 @@ if TYPE_CHECKING:
 MAGICS: Final = {b"\x34\xcd\xb2\xa1": "<", b"\xa1\xb2\xcd\x34": ">"}
 #: Record header sizes of the two layouts, in the order wiretap tries them (ties go to the first).
 LAYOUTS: Final = (24, 28)
+#: The classic microsecond magic in each byte order, whose variants (:data:`CLASSIC_LAYOUTS`) are
+#: tried only when the first records fail as classic ones.
+CLASSIC_MAGICS: Final = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">"}
+#: Record header sizes of the classic magic's variants: Nokia IPSO (20), Red Hat 6.1's ss990417 (24).
+CLASSIC_LAYOUTS: Final = (20, 24)
 #: How many first records decide the layout (wiretap reads three).
 TRIED: Final = 3
 #: Larger than any record (as in the feed); a record that claims more is corruption, not a frame.
@@ -52,6 +64,8 @@ SPREAD_S: Final = 86400
 #: The protocol field's values (wiretap's list): EtherTypes, Linux's ETH_P_ LOOP, ECHO, PUP, 0 to 0x17.
 _LINUX_PROTOCOLS: Final = frozenset({0x0060, 0x0200, 0x0400, *range(0x18)})
 
+#: The byte order of every magic whose records :class:`Standard` converts.
+_ENDIAN: Final = {**MAGICS, **CLASSIC_MAGICS}
 _CHUNK: Final = 1 << 20
 _CLASSIC_HEADER: Final = struct.Struct("<IHHiIII")
 _CLASSIC_RECORD: Final = struct.Struct("<IIII")
@@ -83,9 +97,43 @@ def _problems(head: bytes, endian: str, size: int) -> tuple[int, int]:
     return bad, -records
 
 
+def _plain_problems(head: bytes, endian: str, size: int) -> tuple[int, int]:
+    """As :func:`_problems`, for ``size``-byte record headers whose bytes after the classic 16 are
+    unknown: only lengths and times are checked."""
+    snaplen = struct.unpack_from(endian + "I", head, 16)[0]
+    fields = struct.Struct(endian + "IIII")
+    offset, bad, records, first = 24, 0, 0, None
+    while records < TRIED and offset + size <= len(head):
+        sec, usec, captured, wire = fields.unpack_from(head, offset)
+        first = sec if first is None else first
+        bad += (usec >= 1_000_000) + (captured > wire) + (wire > 128 << 20) + (abs(sec - first) > SPREAD_S)
+        bad += 0 < snaplen < captured
+        if captured > MAX_RECORD:
+            return bad + 1, -records
+        offset += size + captured
+        if offset > len(head):
+            break
+        records += 1
+    return bad, -records
+
+
+def _classic_variant(head: bytes) -> int:
+    """The record header size of a Nokia or ss990417 capture whose first bytes are ``head``; 0 for a
+    classic capture (its first records sound) or when no one variant reads them cleanly."""
+    endian = CLASSIC_MAGICS[head[:4]]
+    if _plain_problems(head, endian, 16)[0] == 0:
+        return 0
+    scores = {size: _plain_problems(head, endian, size) for size in CLASSIC_LAYOUTS}
+    clean = [size for size, (bad, read) in scores.items() if bad == 0 and read < 0]
+    return clean[0] if len(clean) == 1 else 0
+
+
 def layout(path: Path, head: bytes) -> int:
-    """The record header size (24 or 28) of a modified pcap whose first bytes are ``head``; 0 for
-    anything else. Raises :class:`InputError` when the first records make sense under neither."""
+    """The record header size of a capture whose first bytes are ``head`` and whose records are not
+    classic: 24 or 28 for a modified pcap, 20 or 24 for a classic-magic variant; 0 for anything else.
+    Raises :class:`InputError` when a modified pcap's first records make sense under neither."""
+    if head[:4] in CLASSIC_MAGICS and len(head) >= 24:
+        return _classic_variant(head)
     endian = MAGICS.get(head[:4])
     if endian is None:
         return 0
@@ -108,7 +156,7 @@ def standard_head(head: bytes, size: int) -> bytes:
     (unchanged when ``size`` is 0)."""
     if not size:
         return head
-    endian = MAGICS[head[:4]]
+    endian = _ENDIAN[head[:4]]
     if len(head) < 24:
         return b"\xd4\xc3\xb2\xa1" + head[4:]
     converter = _Converter(endian, size, Path("-"))
@@ -151,7 +199,7 @@ class _Converter:
 
 
 class Standard(BufferedIOBase):
-    """A modified pcap stream read as a classic little-endian microsecond pcap, converted as it is read.
+    """A modified pcap (or a classic-magic variant) stream read as a classic little-endian microsecond pcap, converted as it is read.
 
     Holds at most one chunk of input and its conversion. A last record cut short becomes one byte
     (the reader sees a record cut where it starts); a source that ends early (a cut compressed stream,
@@ -205,7 +253,7 @@ class Standard(BufferedIOBase):
         out: list[bytes | memoryview] = []
         pos = 0
         if self._converter is None and (len(raw) >= 24 or not piece):
-            endian = MAGICS.get(raw[:4])
+            endian = _ENDIAN.get(raw[:4])
             if endian is None or len(raw) < 24:
                 raise _fail(self._path, "truncated pcap: the file header needs 24 bytes")
             self._converter = _Converter(endian, self._size, self._path)

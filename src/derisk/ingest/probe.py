@@ -39,7 +39,8 @@ class Probe:
     #: does not skip (QinQ, VN-Tag), or a pcapng with several interfaces (libpcap refuses interfaces
     #: that differ from the first in link type or snapshot length, as ``dumpcap -i A -i B`` writes them).
     rewrite: bool = False
-    #: A modified pcap (:mod:`.modified_pcap`): its record header size (24 or 28); 0 for any other.
+    #: A modified pcap or a classic-magic variant (:mod:`.modified_pcap`): its record header size
+    #: (20, 24 or 28); 0 for a classic pcap.
     modified: int = 0
 
 
