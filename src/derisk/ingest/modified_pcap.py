@@ -75,39 +75,24 @@ def _fail(path: Path, what: str) -> InputError:
     return InputError(what, source=str(path))
 
 
-def _problems(head: bytes, endian: str, size: int) -> tuple[int, int]:
+def _problems(head: bytes, endian: str, size: int, *, linux_fields: bool = True) -> tuple[int, int]:
     """(problems, -records read) of the first :data:`TRIED` records of ``head`` read with ``size``-byte
     record headers: lower is better. A record that runs past the end of ``head`` ends the reading
-    without a problem (a capture cut there, or one that goes on beyond the probe's bytes)."""
+    without a problem (a capture cut there, or one that goes on beyond the probe's bytes). Lengths and
+    times are checked; with ``linux_fields`` also the modified layouts' ifindex, protocol and packet
+    type (without it the bytes after the classic 16 are unknown, as in the classic-magic variants)."""
     snaplen = struct.unpack_from(endian + "I", head, 16)[0]
-    fields = struct.Struct(endian + "IIIIIHB")
+    classic, extra = struct.Struct(endian + "IIII"), struct.Struct(endian + "IHB")
     offset, bad, records, first = 24, 0, 0, None
     while records < TRIED and offset + size <= len(head):
-        sec, usec, captured, wire, ifindex, protocol, kind = fields.unpack_from(head, offset)
-        first = sec if first is None else first
-        bad += (usec >= 1_000_000) + (captured > wire) + (wire > 128 << 20) + (abs(sec - first) > SPREAD_S)
-        bad += (0 < snaplen < captured) + (ifindex > 10_000) + (kind > 4)
-        bad += protocol < 0x0600 and protocol not in _LINUX_PROTOCOLS
-        if captured > MAX_RECORD:
-            return bad + 1, -records
-        offset += size + captured
-        if offset > len(head):
-            break
-        records += 1
-    return bad, -records
-
-
-def _plain_problems(head: bytes, endian: str, size: int) -> tuple[int, int]:
-    """As :func:`_problems`, for ``size``-byte record headers whose bytes after the classic 16 are
-    unknown: only lengths and times are checked."""
-    snaplen = struct.unpack_from(endian + "I", head, 16)[0]
-    fields = struct.Struct(endian + "IIII")
-    offset, bad, records, first = 24, 0, 0, None
-    while records < TRIED and offset + size <= len(head):
-        sec, usec, captured, wire = fields.unpack_from(head, offset)
+        sec, usec, captured, wire = classic.unpack_from(head, offset)
         first = sec if first is None else first
         bad += (usec >= 1_000_000) + (captured > wire) + (wire > 128 << 20) + (abs(sec - first) > SPREAD_S)
         bad += 0 < snaplen < captured
+        if linux_fields:
+            ifindex, protocol, kind = extra.unpack_from(head, offset + 16)
+            bad += (ifindex > 10_000) + (kind > 4)
+            bad += protocol < 0x0600 and protocol not in _LINUX_PROTOCOLS
         if captured > MAX_RECORD:
             return bad + 1, -records
         offset += size + captured
@@ -121,9 +106,9 @@ def _classic_variant(head: bytes) -> int:
     """The record header size of a Nokia or ss990417 capture whose first bytes are ``head``; 0 for a
     classic capture (its first records sound) or when no one variant reads them cleanly."""
     endian = CLASSIC_MAGICS[head[:4]]
-    if _plain_problems(head, endian, 16)[0] == 0:
+    if _problems(head, endian, 16, linux_fields=False)[0] == 0:
         return 0
-    scores = {size: _plain_problems(head, endian, size) for size in CLASSIC_LAYOUTS}
+    scores = {size: _problems(head, endian, size, linux_fields=False) for size in CLASSIC_LAYOUTS}
     clean = [size for size, (bad, read) in scores.items() if bad == 0 and read < 0]
     return clean[0] if len(clean) == 1 else 0
 
