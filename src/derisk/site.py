@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -106,6 +106,11 @@ class Site:
         Adds ``direction`` and ``system`` and swaps endpoints where the external side opened the
         flow, so that ``src`` is the internal endpoint whenever there is exactly one.
         """
+        return self.orient_coded(batch).batch
+
+    def orient_coded(self, batch: pa.RecordBatch) -> Oriented:
+        """:meth:`orient`, with what it found per row for the enrichment of ``dst`` (which then
+        needs no second hash pass over the addresses; see :class:`Oriented`)."""
         n = batch.num_rows
         # One hash pass over both endpoints: a code per endpoint into the distinct addresses.
         encoded = pa.concat_arrays(
@@ -151,9 +156,17 @@ class Site:
                     pc.if_else(flip, batch.column(a), batch.column(b)),
                 )
         columns["direction"] = direction
-        systems = pa.concat_arrays([labels.systems, pa.nulls(1, pa.string())])
-        columns["system"] = systems.take(pa.array(np.where(swap, dst_code, src_code)))
-        return pa.RecordBatch.from_pydict(columns)
+        if self.systems:
+            systems = pa.concat_arrays([labels.systems, pa.nulls(1, pa.string())])
+            columns["system"] = systems.take(pa.array(np.where(swap, dst_code, src_code)))
+        else:  # no system to label: a column of nulls, without a take
+            columns["system"] = pa.nulls(n, pa.string())
+        return Oriented(
+            pa.RecordBatch.from_pydict(columns),
+            encoded.dictionary,
+            np.where(swap, src_code, dst_code),
+            (kind == 1) | (kind == 4),
+        )
 
     def _labels(self, distinct: pa.Array) -> _Labels:
         """The labels of distinct addresses; those of addresses seen in earlier batches are
@@ -221,6 +234,18 @@ class Site:
             "systems": sorted([s.name, sorted(str(n) for n in s.networks)] for s in self.systems),
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Oriented(NamedTuple):
+    """An oriented batch (:meth:`Site.orient_coded`) and, per row, what orientation found out."""
+
+    batch: pa.RecordBatch
+    #: The distinct addresses of the batch's two endpoints (no null).
+    addresses: pa.Array
+    #: Per row, the position of the oriented ``dst`` in ``addresses`` (``len(addresses)``: unset).
+    dst_codes: np.ndarray[Any, np.dtype[np.integer[Any]]]
+    #: Per row, whether ``direction`` is ``outbound`` or ``external`` (a server name then names dst).
+    names_dst: np.ndarray[Any, np.dtype[np.bool_]]
 
 
 #: Distinct addresses whose labels a :class:`Site` remembers across batches before it starts afresh.

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from derisk.enrich.domains import registrable_domains
 from derisk.enrich.ipdata import IpData
 from derisk.flows import contiguous
+from derisk.site import Oriented
 
 #: Distinct addresses (and server names) an :class:`Enricher` remembers before it starts afresh:
 #: bounds its memory whatever the input's size.
@@ -85,14 +86,31 @@ class Enricher:
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Add the ``dst_*`` network columns; one lookup per address not seen in an earlier batch."""
         found = self._addresses.per_row(contiguous(batch.column("dst_ip")))
+        # A server name describes the responder; after orientation that is dst unless an outside
+        # party opened the flow to one of our servers.
+        return self._with(batch, found, pc.is_in(batch.column("direction"), value_set=_NAMES_DST))
+
+    def coded(self, oriented: Oriented) -> pa.RecordBatch:
+        """:meth:`__call__` on a batch :meth:`derisk.site.Site.orient_coded` oriented, with what
+        orientation found: the addresses are looked up by its codes (the batch's distinct ``dst``
+        addresses, not every row's) and the rows whose server name names ``dst`` are its."""
+        codes, addresses = oriented.dst_codes, oriented.addresses
+        present = np.zeros(len(addresses) + 1, dtype=bool)
+        present[codes] = True
+        wanted = np.flatnonzero(present[:-1])  # the distinct dst addresses, in dictionary order
+        rank = np.cumsum(present) - 1  # an address's row among them
+        keys = addresses.take(pa.array(wanted, pa.int64())) if len(wanted) < len(addresses) else addresses
+        missing = codes >= len(addresses)
+        rows = pa.array(rank[codes], pa.int64(), mask=missing if missing.any() else None)
+        found = self._addresses.rows(keys).take(rows)
+        return self._with(oriented.batch, found, pa.array(oriented.names_dst, pa.bool_()))
+
+    def _with(self, batch: pa.RecordBatch, found: pa.Table, names_dst: pa.Array) -> pa.RecordBatch:
         columns = {name: batch.column(name) for name in batch.schema.names}
         columns["dst_asn"] = found.column("asn")
         columns["dst_as_org"] = found.column("as_org")
         columns["dst_as_country"] = found.column("as_country")
         columns["dst_geo_country"] = found.column("geo_country")
-        # A server name describes the responder; after orientation that is dst unless an outside
-        # party opened the flow to one of our servers.
-        names_dst = pc.is_in(batch.column("direction"), value_set=_NAMES_DST)
         names = pc.if_else(names_dst, batch.column("server_name"), pa.scalar(None, pa.string()))
         columns["dst_domain"] = self._domains.per_row(contiguous(names)).column("domain")
         return pa.RecordBatch.from_pydict({k: contiguous(v) for k, v in columns.items()})
