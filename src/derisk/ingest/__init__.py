@@ -118,13 +118,22 @@ def sniff(path: Path) -> str:
         return "eve"  # Suricata's EVE JSON (docs/ingest-eve.md)
     if text.startswith(b"#separator") or text.startswith(b"#fields") or text.startswith(b"{"):
         return "zeek"
+    from derisk.ingest import wiretap
+
+    foreign = wiretap.identify(path)  # ERF, NetMon, snoop, nettl, ... (gzip-compressed too)
+    if foreign is not None:
+        return foreign
     if head[:2] == b"\x1f\x8b":
         raise InputError("compressed file that is neither a capture nor a Zeek log", source=str(path))
     if text.startswith(b"version https://git-lfs"):
         raise InputError(
             "a Git LFS pointer, not the file itself (it comes with `git lfs pull`)", source=str(path)
         )
-    raise InputError("not a capture (pcap/pcapng), a Zeek log or Suricata EVE JSON", source=str(path))
+    raise InputError(
+        "not a capture (pcap, pcapng or a format Wireshark's editcap converts), a Zeek log, "
+        "Suricata EVE JSON or an nfdump file",
+        source=str(path),
+    )
 
 
 def _zeek_kind(name: str) -> str | None:
@@ -162,6 +171,8 @@ def resolve_inputs(paths: list[Path], *, strict: bool = False) -> list[InputSpec
             if any(EVE_NAME.match(entry.name) for entry in entries):  # Suricata's eve.json, rotated
                 specs.append(_spec(path, "eve", eve_files(path)))
                 continue
+            from derisk.ingest import wiretap
+
             captures = []
             netflow = []
             for entry in entries:
@@ -169,7 +180,7 @@ def resolve_inputs(paths: list[Path], *, strict: bool = False) -> list[InputSpec
                     fmt = sniff(entry)
                 except InputError:
                     continue
-                if fmt in ("pcap", "pcapng"):
+                if fmt in ("pcap", "pcapng") or fmt in wiretap.FORMATS:
                     captures.append(_spec(entry, fmt, [entry]))
                 elif fmt == "nfcapd" and ".current." not in entry.name:  # not one nfcapd is writing
                     netflow.append(entry)
@@ -202,7 +213,9 @@ def resolve_inputs(paths: list[Path], *, strict: bool = False) -> list[InputSpec
 
 def read_input(spec: InputSpec, progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
     """Stream one input as batches of :data:`derisk.flows.INGEST_SCHEMA`."""
-    if spec.format in ("pcap", "pcapng"):
+    from derisk.ingest import wiretap
+
+    if spec.format in ("pcap", "pcapng") or spec.format in wiretap.FORMATS:
         from derisk.ingest.pcap import read_pcap
 
         return read_pcap(spec.path, progress=progress, strict=spec.strict, notes=spec.notes)

@@ -28,6 +28,8 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import IO, Final, cast
 
+from derisk.ingest import wiretap
+
 #: Compression formats by their magic bytes.
 MAGICS: Final[dict[bytes, str]] = {
     b"\x1f\x8b": "gzip",
@@ -62,7 +64,13 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "xz": ("xz", "-d", "-c", "-T1"),
 }
 #: What igzip, lbzip2 and xz say about a stream that ends early.
-_ENDS_EARLY: Final = ("does not contain a complete", "unexpected end of file", "Unexpected end of input")
+#: editcap (:mod:`.wiretap`) says a capture is cut short on its standard error and still exits 0.
+_ENDS_EARLY: Final = (
+    "does not contain a complete",
+    "unexpected end of file",
+    "Unexpected end of input",
+    "appears to have been cut short",
+)
 
 
 class ToolReader(BufferedIOBase):
@@ -75,7 +83,11 @@ class ToolReader(BufferedIOBase):
     """
 
     def __init__(
-        self, command: list[str], path: Path, finish: Callable[[], BufferedIOBase] | None = None
+        self,
+        command: list[str],
+        path: Path,
+        finish: Callable[[], BufferedIOBase] | None = None,
+        tail: tuple[str, ...] = (),
     ) -> None:
         self._finish = finish
         self._rest: BufferedIOBase | None = None
@@ -85,7 +97,10 @@ class ToolReader(BufferedIOBase):
         self._program = command[0]
         try:
             self._proc = subprocess.Popen(
-                [*command, self._name], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._errors
+                [*command, self._name, *tail],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._errors,
             )
         except BaseException:
             self._errors.close()
@@ -125,11 +140,16 @@ class ToolReader(BufferedIOBase):
 
     def _ended(self) -> None:
         code = self._proc.wait()
-        if code == 0:
-            return
         self._errors.seek(0)
         said = self._errors.read(4096).decode("utf-8", "replace")
-        for named in (f'"{self._name}": ', f"{self._name}: ", self._name):  # lbzip2 quotes it, xz does not
+        if code == 0 and not any(sign in said for sign in _ENDS_EARLY):
+            return
+        for named in (
+            f'"{self._name}": ',
+            f"{self._name}: ",
+            f'"{self._name}"',
+            self._name,
+        ):  # lbzip2 and editcap quote it
             said = said.replace(named, "")
         said = said.replace(self._program, Path(self._program).name)  # xz names itself by its path
         text = " ".join(said.split()) or f"exit status {code}"
@@ -179,6 +199,8 @@ def open_capture(path: Path, kind: str | None, *, stream: bool = False) -> Buffe
     """
     if kind is None:
         return path.open("rb")
+    if wiretap.converts(kind):  # another tool's capture format, converted to pcapng as it is read
+        return ToolReader(wiretap.command(kind), path, tail=("-",))
     command = tool(kind) if stream else None
     if command is not None:
         return ToolReader(command, path, lambda: open_capture(path, kind))

@@ -39,6 +39,7 @@ NAMES: Final[dict[int, str]] = {
     149: "USER2 (Apple PKTAP)",
     127: "IEEE 802.11 radiotap",
     192: "PPI",
+    197: "Endace ERF",
     228: "raw IPv4",
     229: "raw IPv6",
     239: "NFLOG",
@@ -168,6 +169,41 @@ def _ppi(frame: bytes) -> bytes | None:
     return convert(body) if convert is not None else None
 
 
+#: ERF record types (wiretap/erf_record.h, and Endace's ERF specification) by how their payload starts:
+#: Ethernet after two bytes of offset and padding; Packet over SONET in HDLC framing, some after a
+#: four-byte multichannel header; IPv4 or IPv6 at once. Other types (ATM, InfiniBand, metadata,
+#: padding) carry no IP packet derisk meters.
+_ERF_ETHERNET: Final = frozenset({2, 11, 16, 20})
+_ERF_POS: Final = frozenset({1, 10, 15, 19})
+_ERF_MC_HDLC: Final = frozenset({5, 17})
+_ERF_IP: Final = frozenset({22, 23})
+
+
+def _erf(frame: bytes) -> bytes | None:
+    """Endace ERF (link type 197): a 16-byte record header, extension headers while the type's top
+    bit (then each extension's) says another follows, then the record type's payload."""
+    if len(frame) < 16:
+        return None
+    kind = frame[8]
+    offset, more = 16, bool(kind & 0x80)
+    while more:
+        if len(frame) < offset + 8:
+            return None
+        more = bool(frame[offset] & 0x80)
+        offset += 8
+    kind &= 0x7F
+    body = frame[offset:]
+    if kind in _ERF_ETHERNET:
+        return fix_ethernet(body[2:]) if len(body) >= 16 else None
+    if kind in _ERF_IP:
+        return _raw(body)
+    if kind in _ERF_MC_HDLC:
+        body = body[4:]
+    if kind in _ERF_POS or kind in _ERF_MC_HDLC:
+        return _ppp(body) if len(body) >= 4 else None
+    return None
+
+
 def _carried(found: tuple[int, bytes] | None) -> bytes | None:
     return _ethernet(*found) if found is not None else None
 
@@ -189,6 +225,7 @@ _CONVERTERS: Final[dict[int, Frame]] = {
     258: _pktap,
     108: _loop,
     192: _ppi,
+    197: _erf,
     239: _nflog,
     276: _sll2,
 }

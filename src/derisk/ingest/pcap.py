@@ -37,7 +37,7 @@ import pyarrow as pa
 from derisk import scratch
 from derisk.errors import InputError
 from derisk.flows import INGEST_SCHEMA, MIN_BATCH_ROWS, batch_from_columns
-from derisk.ingest import linktypes
+from derisk.ingest import linktypes, wiretap
 from derisk.ingest.dnsanswers import AnswerMap, LongQueries, decode_ip, note, scan_capture
 from derisk.ingest.feed import Feed, FeedReport
 from derisk.ingest.framing import CaptureInfo, capture_format, inspect_capture, os_error
@@ -353,10 +353,13 @@ def _conclude(
         log.info(
             "%s: %d one-way halves tagged on different VLANs joined into %d flows", path, joined, joined // 2
         )
+    converted = found.compression is not None and wiretap.converts(found.compression)
     if notes is not None:
         notes.update(
             link_type=linktypes.name(found.linktype),
-            compression=found.compression,
+            compression=None if converted else found.compression,
+            # the file's own format: pcap, pcapng, or wiretap's name of a format editcap converted
+            file_format=wiretap.base(found.compression) if converted and found.compression else found.fmt,
             packets=report.records,
             converted=report.converted,
             wild_timestamps=report.wild,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from derisk.errors import InputError
-from derisk.ingest import linktypes, modified_pcap
+from derisk.ingest import linktypes, modified_pcap, wiretap
 from derisk.ingest.decompress import compression, decompress_errors, open_capture
 
 #: pcap magic numbers: (byte order, factor that turns the fraction of a second into nanoseconds).
@@ -48,15 +48,38 @@ def _fail(path: Path, what: str) -> InputError:
     return InputError(what, source=str(path))
 
 
+def _said(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:160]
+
+
 def _head(path: Path, kind: str | None, n: int = 65536) -> bytes:
     with open_capture(path, kind) as fh:
         out = b""
         while len(out) < n:
-            piece = fh.read(n - len(out))
+            try:
+                piece = fh.read1(n - len(out))
+            except EOFError:  # a stream cut inside its first bytes: what came before is its head
+                if not out:
+                    raise
+                break
             if not piece:
                 break
             out += piece
         return out
+
+
+def _converted(path: Path, kind: str) -> tuple[str, bytes]:
+    """The way editcap converts ``kind`` and the first bytes of the pcapng it writes."""
+    try:
+        try:
+            return kind, _head(path, kind)
+        except OSError as exc:
+            if kind not in wiretap.RETYPED or wiretap.UNWRITABLE not in str(exc):
+                raise
+        kind += wiretap.AS_ETHERNET
+        return kind, _head(path, kind)
+    except decompress_errors() as exc:
+        raise _fail(path, f"{wiretap.describe(kind)} file editcap cannot convert: {_said(exc)}") from None
 
 
 def probe(path: Path) -> Probe:
@@ -71,8 +94,15 @@ def probe(path: Path) -> Probe:
     try:
         head = _head(path, kind)
     except decompress_errors() as exc:
-        raise _fail(path, f"corrupt {kind} stream: {' '.join(str(exc).split())[:160]}") from None
-    what = f"{kind}-compressed file" if kind else "file"
+        raise _fail(path, f"corrupt {kind} stream: {_said(exc)}") from None
+    if head[:4] not in PCAP_MAGICS and head[:4] != PCAPNG_SHB and kind in (None, "gzip"):
+        foreign = wiretap.identify(path)  # another tool's format (ERF, NetMon, snoop, ...), gzip or not
+        if foreign is not None:
+            kind, head = _converted(path, foreign)
+    if kind is not None and wiretap.converts(kind):
+        what = f"{wiretap.describe(kind)} file, converted by editcap,"
+    else:
+        what = f"{kind}-compressed file" if kind else "file"
     modified = modified_pcap.layout(path, head)  # read as a classic pcap, its records rewritten
     head = modified_pcap.standard_head(head, modified)
     if head[:4] in PCAP_MAGICS:
