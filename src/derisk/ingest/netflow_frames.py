@@ -44,14 +44,30 @@ def _need(data: bytes, offset: int, n: int) -> None:
         raise Malformed("shorter than its headers say")
 
 
+#: IPFIX's enterprise bit on a field's type: a four-byte enterprise number follows the specifier.
+ENTERPRISE_BIT: Final = 0x8000
+#: RFC 5103's enterprise number for reverse information elements (a biflow's other direction).
+REVERSE_PEN: Final = 29305
+
+
+def field_key(ftype: int, pen: int) -> int:
+    """A field's key in a :class:`Template`: IANA's number, or an enterprise-specific element's
+    number above 2**16 with its enterprise number (no IANA number reaches 2**15)."""
+    return ftype if not pen else (pen << 16) | (ftype & 0x7FFF)
+
+
 def _check_fields(data: bytes, offset: int, count: int, ipfix: bool) -> int:
-    """Check ``count`` field specifiers from ``offset``; return the offset after them."""
+    """Check ``count`` field specifiers from ``offset``; return the offset after them.
+
+    Enterprise-specific IPFIX fields (vendors' own, RFC 5103's reverse counters) are taken: their
+    bytes are skipped by length unless derisk reads them (:mod:`.netflow_layout`)."""
     for _ in range(count):
         _need(data, offset, 4)
         ftype, flen = struct.unpack_from("!HH", data, offset)
         offset += 4
-        if ipfix and ftype & 0x8000:
-            raise Malformed("enterprise-specific field (not read by derisk)")
+        if ipfix and ftype & ENTERPRISE_BIT:
+            _need(data, offset, 4)
+            offset += 4
         if flen == 0 or flen == 0xFFFF:
             raise Malformed("field of length 0 or of variable length (not read by derisk)")
         if (ftype in _V4_FIELDS and flen != 4) or (ftype in _V6_FIELDS and flen != 16):
@@ -59,8 +75,20 @@ def _check_fields(data: bytes, offset: int, count: int, ipfix: bool) -> int:
     return offset
 
 
-def _fields(data: bytes, offset: int, count: int) -> tuple[tuple[int, int], ...]:
-    return tuple(struct.unpack_from("!HH", data, offset + 4 * i) for i in range(count))
+def _fields(
+    data: bytes, offset: int, count: int, ipfix: bool = False
+) -> tuple[tuple[tuple[int, int], ...], int]:
+    """The (key, length) of ``count`` checked field specifiers from ``offset``, and the offset after them."""
+    out = []
+    for _ in range(count):
+        ftype, flen = struct.unpack_from("!HH", data, offset)
+        offset += 4
+        pen = 0
+        if ipfix and ftype & ENTERPRISE_BIT:
+            pen = struct.unpack_from("!I", data, offset)[0]
+            offset += 4
+        out.append((field_key(ftype, pen), flen))
+    return tuple(out), offset
 
 
 def check_v9(data: bytes) -> None:
@@ -143,13 +171,13 @@ def v9_sets(data: bytes) -> Iterator[Template | DataSet]:
         if set_id == 0:
             while end - inner >= 4:
                 template_id, count = struct.unpack_from("!HH", data, inner)
-                yield Template(template_id, _fields(data, inner + 4, count))
-                inner += 4 + 4 * count
+                fields, inner = _fields(data, inner + 4, count)
+                yield Template(template_id, fields)
         elif set_id == 1:
             if end - inner >= 6:
                 template_id, scope_len, option_len = struct.unpack_from("!HHH", data, inner)
                 count = (scope_len + option_len) // 4
-                yield Template(template_id, _fields(data, inner + 6, count), True, scope_len // 4)
+                yield Template(template_id, _fields(data, inner + 6, count)[0], True, scope_len // 4)
         else:
             yield DataSet(set_id, inner, end)
         offset = end
@@ -167,10 +195,11 @@ def ipfix_sets(data: bytes) -> Iterator[Template | DataSet | int]:
                 head = 6 if set_id == 3 else 4
                 if count == 0:
                     yield template_id
+                    inner += head
                 else:
                     scopes = struct.unpack_from("!H", data, inner + 4)[0] if set_id == 3 else 0
-                    yield Template(template_id, _fields(data, inner + head, count), set_id == 3, scopes)
-                inner += head + 4 * count
+                    fields, inner = _fields(data, inner + head, count, ipfix=True)
+                    yield Template(template_id, fields, set_id == 3, scopes)
         else:
             yield DataSet(set_id, inner, end)
         offset = end

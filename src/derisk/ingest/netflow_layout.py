@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from derisk.ingest.netflow_frames import DataSet, Template
+from derisk.ingest.netflow_frames import REVERSE_PEN, DataSet, Template, field_key
 from derisk.ingest.netflow_pairs import RECORD_SCHEMA
 
 Array = npt.NDArray[np.generic]
@@ -33,6 +33,10 @@ _FIRST_REL, _LAST_REL = 22, 21  # v9's switched times (milliseconds of the expor
 _START_MS, _START_S, _END_MS, _END_S = 152, 150, 153, 151
 _PACKETS: Final = {9: (2,), 10: (2, 86)}  # IPFIX: packetDeltaCount, else packetTotalCount
 _OCTETS: Final = {9: (1,), 10: (1, 85)}
+#: RFC 5103's reverse counters of an IPFIX biflow record (the responder's direction).
+_REV_PACKETS: Final = (field_key(2, REVERSE_PEN), field_key(86, REVERSE_PEN))
+_REV_OCTETS: Final = (field_key(1, REVERSE_PEN), field_key(85, REVERSE_PEN))
+_REVERSE: Final = {9: (), 10: (*_REV_PACKETS, *_REV_OCTETS)}
 _V5: Final = np.dtype(
     {
         "names": ["src", "dst", "packets", "octets", "first", "last", "sport", "dport", "proto"],
@@ -74,6 +78,8 @@ class _Columns:
     protocol: Int64s
     packets: Int64s
     octets: Int64s
+    rev_packets: Int64s
+    rev_octets: Int64s
 
 
 def _int64(values: Array) -> Int64s:
@@ -114,7 +120,7 @@ class Layout:
             return
         self.src6, self.dst6 = self.src[1] == 16, self.dst[1] == 16
         fields: dict[str, tuple[int, int]] = {"src": self.src, "dst": self.dst}
-        for ftype in (_PROTO, _SPORT, _DPORT, *_PACKETS[version], *_OCTETS[version]):
+        for ftype in (_PROTO, _SPORT, _DPORT, *_PACKETS[version], *_OCTETS[version], *_REVERSE[version]):
             if ftype in where:
                 fields.setdefault(_ROLE[version].get(ftype, str(ftype)), where[ftype])
         self.first = self._pick(fields, "first", _FIRST_REL if version == 9 else None, _START_MS, _START_S)
@@ -182,6 +188,7 @@ class Layout:
             last = first if self.version == 9 else now_ms
         protocol = column("protocol")
         packets, octets = column("packets"), column("octets")
+        rev_packets, rev_octets = column("rev_packets"), column("rev_octets")
         return _Columns(
             first,
             last,
@@ -192,6 +199,8 @@ class Layout:
             zeros if protocol is None else protocol,
             zeros if packets is None else packets,
             zeros if octets is None else octets,
+            zeros if rev_packets is None else rev_packets,
+            zeros if rev_octets is None else rev_octets,
         )
 
 
@@ -206,6 +215,10 @@ _ROLE: Final = {
         86: "packets",
         1: "octets",
         85: "octets",
+        _REV_PACKETS[0]: "rev_packets",
+        _REV_PACKETS[1]: "rev_packets",
+        _REV_OCTETS[0]: "rev_octets",
+        _REV_OCTETS[1]: "rev_octets",
     },
 }
 
@@ -229,6 +242,8 @@ class V5Layout(Layout):
             rec["proto"].astype(np.int64),
             rec["packets"].astype(np.int64),
             rec["octets"].astype(np.int64),
+            np.zeros(len(rec), np.int64),
+            np.zeros(len(rec), np.int64),
         )
 
 
@@ -294,7 +309,9 @@ def to_table(chunks: list[Chunk]) -> pa.Table:
     counts = np.array([c.count for c in chunks], np.int64)
     starts = np.cumsum(counts) - counts
     n = int(counts.sum())
-    first, last, protocol, packets, octets = (np.zeros(n, np.int64) for _ in range(5))
+    first, last, protocol, packets, octets, rev_packets, rev_octets = (
+        np.zeros(n, np.int64) for _ in range(7)
+    )
     ports = {"sport": np.zeros(n, np.int64), "dport": np.zeros(n, np.int64)}
     absent = {"sport": np.zeros(n, bool), "dport": np.zeros(n, bool)}
     src, dst = Addresses(n), Addresses(n)
@@ -315,6 +332,7 @@ def to_table(chunks: list[Chunk]) -> pa.Table:
         cols = layout.columns(b"".join(chunks[i].data for i in members), now_ms, uptime)
         first[at], last[at], protocol[at] = cols.first_ms, cols.last_ms, cols.protocol
         packets[at], octets[at] = cols.packets * rate, cols.octets * rate
+        rev_packets[at], rev_octets[at] = cols.rev_packets * rate, cols.rev_octets * rate
         src.put(at, cols.src, layout.src6)
         dst.put(at, cols.dst, layout.dst6)
         for name, values in (("sport", cols.sport), ("dport", cols.dport)):
@@ -333,8 +351,8 @@ def to_table(chunks: list[Chunk]) -> pa.Table:
         pa.array(protocol.astype(np.int16)),
         pa.array(packets),
         pa.array(octets),
-        pa.array(np.zeros(n, np.int64)),
-        pa.array(np.zeros(n, np.int64)),
+        pa.array(rev_packets),
+        pa.array(rev_octets),
         pc.take(pa.array(names, pa.string()), pa.array(exporter)),
     ]
     return pa.Table.from_arrays(columns, schema=RECORD_SCHEMA)
