@@ -88,7 +88,7 @@ def _text_head(path: Path) -> bytes:
 
 
 def _compressed_head(path: Path, head: bytes) -> bytes:
-    """The first bytes of a zstd, xz or bzip2 file once decompressed (b"" for anything else)."""
+    """The first 64 bytes of a zstd, xz or bzip2 file once decompressed (b"" for anything else)."""
     from derisk.ingest.decompress import compression, decompress_errors, open_capture
 
     kind = compression(head)
@@ -96,7 +96,7 @@ def _compressed_head(path: Path, head: bytes) -> bytes:
         return b""
     try:
         with open_capture(path, kind) as fh:
-            return fh.read(4)
+            return fh.read(64)
     except decompress_errors() as exc:
         raise InputError(f"corrupt {kind} stream ({exc})", source=str(path)) from None
 
@@ -110,9 +110,15 @@ def sniff(path: Path) -> str:
         return PCAP_MAGICS[head[:4]]
     if head[:4] in NFCAPD_MAGICS:
         return "nfcapd"  # written by nfdump's nfcapd (docs/ingest-netflow.md)
+    from derisk.ingest.ipfix_file import is_ipfix_file
+
+    if is_ipfix_file(head):
+        return "ipfix"  # IPFIX messages one after another, RFC 5655 (docs/ingest-netflow.md)
     inner = _text_head(path) if head[:2] == b"\x1f\x8b" else _compressed_head(path, head)
     if inner[:4] in PCAP_MAGICS:  # a compressed capture, read streamed (derisk.ingest.decompress)
         return PCAP_MAGICS[inner[:4]]
+    if is_ipfix_file(inner):
+        return "ipfix"
     text = _text_head(path).lstrip()
     if text.startswith(b"{") and b'"event_type"' in text.split(b"\n", 1)[0]:
         return "eve"  # Suricata's EVE JSON (docs/ingest-eve.md)
@@ -131,7 +137,7 @@ def sniff(path: Path) -> str:
         )
     raise InputError(
         "not a capture (pcap, pcapng or a format Wireshark's editcap converts), a Zeek log, "
-        "Suricata EVE JSON or an nfdump file",
+        "Suricata EVE JSON, an nfdump file or an IPFIX file",
         source=str(path),
     )
 
@@ -180,7 +186,7 @@ def resolve_inputs(paths: list[Path], *, strict: bool = False) -> list[InputSpec
                     fmt = sniff(entry)
                 except InputError:
                     continue
-                if fmt in ("pcap", "pcapng") or fmt in wiretap.FORMATS:
+                if fmt in ("pcap", "pcapng", "ipfix") or fmt in wiretap.FORMATS:
                     captures.append(_spec(entry, fmt, [entry]))
                 elif fmt == "nfcapd" and ".current." not in entry.name:  # not one nfcapd is writing
                     netflow.append(entry)
@@ -219,6 +225,10 @@ def read_input(spec: InputSpec, progress: Progress | None = None) -> Iterator[pa
         from derisk.ingest.pcap import read_pcap
 
         return read_pcap(spec.path, progress=progress, strict=spec.strict, notes=spec.notes)
+    if spec.format == "ipfix":
+        from derisk.ingest.ipfix_file import read_ipfix_file
+
+        return read_ipfix_file(spec.path, progress=progress, strict=spec.strict, notes=spec.notes)
     if spec.format == "nfcapd":
         from derisk.ingest.netflow import read_nfcapd
 
