@@ -162,13 +162,31 @@ class Biflow:
     vendor: int = 0  # a 2-byte vendor-specific value the collector must skip
 
 
-def ipfix_biflow(flows: list[Biflow], *, export_secs: int, domain: int = 1, template_id: int = 300) -> bytes:
+def _varlen(value: bytes) -> bytes:
+    """A variable-length element's value with its length: one byte, or 255 and two bytes (RFC 7011, 7)."""
+    return (bytes([len(value)]) if len(value) < 255 else b"\xff" + struct.pack("!H", len(value))) + value
+
+
+def ipfix_biflow(
+    flows: list[Biflow],
+    *,
+    export_secs: int,
+    domain: int = 1,
+    template_id: int = 300,
+    names: list[bytes] | None = None,
+) -> bytes:
     """An IPFIX message with a biflow template (RFC 5103): the standard fields, a vendor-specific
-    element, then reverse packetDeltaCount and octetDeltaCount (enterprise bit and number), and data."""
+    element, then reverse packetDeltaCount and octetDeltaCount (enterprise bit and number), and data.
+    With ``names``, each record also carries a variable-length applicationDescription (94) after
+    the vendor element, the record's entry of ``names``."""
     specs = b"".join(struct.pack("!HH", t, n) for t, n in _IPFIX_FIELDS)
     specs += struct.pack("!HHI", 0x8000 | 81, 2, VENDOR_PEN)
+    extra = 3
+    if names is not None:
+        specs += struct.pack("!HH", 94, 0xFFFF)
+        extra += 1
     specs += struct.pack("!HHI", 0x8000 | 2, 8, REVERSE_PEN) + struct.pack("!HHI", 0x8000 | 1, 8, REVERSE_PEN)
-    body = struct.pack("!HH", template_id, len(_IPFIX_FIELDS) + 3) + specs
+    body = struct.pack("!HH", template_id, len(_IPFIX_FIELDS) + extra) + specs
     sets = struct.pack("!HH", 2, 4 + len(body)) + body
     data = b"".join(
         _ip4(f.rec.src)
@@ -183,8 +201,10 @@ def ipfix_biflow(flows: list[Biflow], *, export_secs: int, domain: int = 1, temp
             f.rec.first_ms,
             f.rec.last_ms,
         )
-        + struct.pack("!HQQ", f.vendor, f.rev_packets, f.rev_octets)
-        for f in flows
+        + struct.pack("!H", f.vendor)
+        + (b"" if names is None else _varlen(names[i]))
+        + struct.pack("!QQ", f.rev_packets, f.rev_octets)
+        for i, f in enumerate(flows)
     )
     sets += struct.pack("!HH", template_id, 4 + len(data)) + data
     return struct.pack("!HHIII", 10, 16 + len(sets), export_secs, 0, domain) + sets

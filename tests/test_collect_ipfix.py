@@ -77,4 +77,36 @@ def test_enterprise_field_cut_inside_its_number_is_malformed() -> None:
     cut = struct.pack("!HH", 2, len(cut)) + cut[4:]
     rows, decoder = _flows(struct.pack("!HHIII", 10, 16 + len(cut), T0, 0, 1) + cut)
     assert rows == [] and decoder.stats.malformed == 1
-    assert "template longer than its set" in decoder.stats.examples[0] or "shorter" in decoder.stats.examples[0]
+    assert (
+        "template longer than its set" in decoder.stats.examples[0] or "shorter" in decoder.stats.examples[0]
+    )
+
+
+def test_variable_length_elements_are_cut_out_of_each_record() -> None:
+    """nProbe and YAF templates carry strings and lists of variable length: each record's length
+    then differs, with a one-byte length, or 255 and a two-byte length for 255 bytes and more."""
+    flows = [
+        Biflow(
+            Rec("10.0.0.2", "47.254.129.10", 50000, 443, 6, 12, 1_500, T0 * 1000, T0 * 1000 + 900), 20, 48_000
+        ),
+        Biflow(Rec("10.0.0.3", "8.8.8.8", 40000, 53, 17, 1, 70, T0 * 1000 + 5, T0 * 1000 + 6), 1, 120),
+        Biflow(Rec("10.0.0.4", "9.9.9.9", 40001, 853, 6, 5, 700, T0 * 1000 + 7, T0 * 1000 + 8), 4, 900),
+    ]
+    names = [b"", b"dns" * 3, b"<script>" * 40]  # 0, 9 and 320 bytes
+    rows, decoder = _flows(ipfix_biflow(flows, export_secs=T0, names=names))
+    assert decoder.stats.malformed == 0 and decoder.stats.records == 3
+    assert {r["dst_ip"]: (r["bytes_out"], r["bytes_in"], r["dst_port"]) for r in rows} == {
+        "47.254.129.10": (1_500, 48_000, 443),
+        "8.8.8.8": (70, 120, 53),
+        "9.9.9.9": (700, 900, 853),
+    }
+
+
+def test_variable_length_element_running_past_its_set_is_malformed() -> None:
+    flows = [Biflow(Rec("10.0.0.2", "1.1.1.1", 50000, 443, 6, 1, 60, T0 * 1000, T0 * 1000), 1, 60)]
+    message = ipfix_biflow(flows, export_secs=T0, names=[b"x" * 40])
+    at = message.index(b"x" * 40) - 1
+    lying = message[:at] + b"\xfe" + message[at + 1 :]  # says 254 bytes, the set has 40
+    rows, decoder = _flows(lying)
+    assert rows == [] and decoder.stats.malformed == 1
+    assert "runs past its set" in decoder.stats.examples[0]

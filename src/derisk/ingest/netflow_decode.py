@@ -189,10 +189,10 @@ class Decoder:
         for data_set in data_sets:
             layout = exporter.templates[data_set.template_id]
             if layout.is_flow:
-                count = (data_set.end - data_set.start) // layout.length
-                if layout.reads and count:
-                    end = data_set.start + count * layout.length
-                    chunks.append(Chunk(layout, data[data_set.start : end], count, now_ms, uptime, name))
+                if layout.reads:
+                    records, count = layout.records(data, data_set)
+                    if count:
+                        chunks.append(Chunk(layout, records, count, now_ms, uptime, name))
             else:
                 for values in layout.option_values(data, data_set):
                     self._option(key, exporter, values)

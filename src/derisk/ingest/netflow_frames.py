@@ -36,7 +36,47 @@ class Template:
 
     @property
     def record_length(self) -> int:
-        return sum(length for _, length in self.fields)
+        """The length of a record, or of its fixed-length fields when it has variable-length ones."""
+        return sum(length for _, length in self.fields if length != VARIABLE)
+
+    @property
+    def variable(self) -> bool:
+        return any(length == VARIABLE for _, length in self.fields)
+
+
+def compact(template: Template, data: bytes, start: int, end: int) -> tuple[bytes, int]:
+    """The records of a data set whose template has variable-length elements, with those elements
+    cut out (each record then has the template's fixed fields only, in order), and their count.
+
+    A variable-length element carries its length in one byte, or in the two bytes after a 255
+    (RFC 7011, section 7). Padding at the end of a set (shorter than a record can be) is left.
+    """
+    out = bytearray()
+    count, offset = 0, start
+    least = template.record_length + sum(1 for _, length in template.fields if length == VARIABLE)
+    while end - offset >= max(least, 1):
+        for _, length in template.fields:
+            if length == VARIABLE:
+                _need_to(end, offset, 1)
+                size = data[offset]
+                offset += 1
+                if size == 255:
+                    _need_to(end, offset, 2)
+                    size = struct.unpack_from("!H", data, offset)[0]
+                    offset += 2
+                _need_to(end, offset, size)
+                offset += size
+            else:
+                _need_to(end, offset, length)
+                out += data[offset : offset + length]
+                offset += length
+        count += 1
+    return bytes(out), count
+
+
+def _need_to(end: int, offset: int, n: int) -> None:
+    if offset + n > end:
+        raise Malformed("variable-length element runs past its set")
 
 
 def _need(data: bytes, offset: int, n: int) -> None:
@@ -44,6 +84,8 @@ def _need(data: bytes, offset: int, n: int) -> None:
         raise Malformed("shorter than its headers say")
 
 
+#: The length of an IPFIX variable-length element in a template (RFC 7011, section 7).
+VARIABLE: Final = 0xFFFF
 #: IPFIX's enterprise bit on a field's type: a four-byte enterprise number follows the specifier.
 ENTERPRISE_BIT: Final = 0x8000
 #: RFC 5103's enterprise number for reverse information elements (a biflow's other direction).
@@ -68,8 +110,10 @@ def _check_fields(data: bytes, offset: int, count: int, ipfix: bool) -> int:
         if ipfix and ftype & ENTERPRISE_BIT:
             _need(data, offset, 4)
             offset += 4
-        if flen == 0 or flen == 0xFFFF:
-            raise Malformed("field of length 0 or of variable length (not read by derisk)")
+        if flen == 0 or (flen == VARIABLE and not ipfix):
+            raise Malformed("field of length 0, or of variable length in NetFlow v9")
+        if flen == VARIABLE and (ftype in _V4_FIELDS or ftype in _V6_FIELDS):
+            raise Malformed(f"address field {ftype} of variable length")
         if (ftype in _V4_FIELDS and flen != 4) or (ftype in _V6_FIELDS and flen != 16):
             raise Malformed(f"address field {ftype} of {flen} bytes")
     return offset

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from derisk.ingest.netflow_frames import REVERSE_PEN, DataSet, Template, field_key
+from derisk.ingest.netflow_frames import REVERSE_PEN, VARIABLE, DataSet, Template, compact, field_key
 from derisk.ingest.netflow_pairs import RECORD_SCHEMA
 
 Array = npt.NDArray[np.generic]
@@ -104,14 +104,20 @@ class Layout:
         self.length = template.record_length
         self.options = template.options
         self.version = version
+        # IPFIX variable-length elements are cut out of each record before decoding
+        # (netflow_frames.compact): offsets here are those of the fixed fields, in order
+        self.template = template
+        self.variable = template.variable
+        fixed = tuple((ftype, flen) for ftype, flen in template.fields if flen != VARIABLE)
+        scopes = sum(1 for _, flen in template.fields[: template.scopes] if flen != VARIABLE)
         where: dict[int, tuple[int, int]] = {}
         offset = 0
-        for ftype, flen in template.fields:
+        for ftype, flen in fixed:
             where[ftype] = (offset, flen)  # a repeated field: the last one counts
             offset += flen
         self.where = where
-        self.option_fields = template.fields[template.scopes if version == 9 else 0 :]
-        self.option_start = sum(flen for _, flen in template.fields[: template.scopes]) if version == 9 else 0
+        self.option_fields = fixed[scopes if version == 9 else 0 :]
+        self.option_start = sum(flen for _, flen in fixed[:scopes]) if version == 9 else 0
         self.src, self.dst = where.get(_SRC4) or where.get(_SRC6), where.get(_DST4) or where.get(_DST6)
         # IPFIX: a record without a source address is an options record, whatever its template
         self.is_flow = not self.options if version == 9 else self.src is not None
@@ -152,9 +158,19 @@ class Layout:
                 return kind
         return None
 
+    def records(self, data: bytes, data_set: DataSet) -> tuple[bytes, int]:
+        """A data set's records as fixed-length bytes (variable-length elements cut out), and their count."""
+        if self.variable:
+            return compact(self.template, data, data_set.start, data_set.end)
+        count = (data_set.end - data_set.start) // self.length if self.length else 0
+        return data[data_set.start : data_set.start + count * self.length], count
+
     def option_values(self, data: bytes, data_set: DataSet) -> list[dict[int, int]]:
-        out = []
-        for start in range(data_set.start, data_set.end - self.length + 1, self.length):
+        out: list[dict[int, int]] = []
+        if not self.length:
+            return out
+        data, count = self.records(data, data_set)
+        for start in range(0, count * self.length, self.length):
             offset, values = start + self.option_start, {}
             for ftype, flen in self.option_fields:
                 values[ftype] = int.from_bytes(data[offset : offset + flen], "big")
