@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -173,10 +173,15 @@ def _answers(values: pa.Array, log: ZeekLog) -> pa.Array:
     return values
 
 
-def load_companions(zeek_input: ZeekInput) -> Companions:
-    """Read the ssl, quic, http and dns logs of an input whole (they are small next to conn.log)."""
+def load_companions(zeek_input: ZeekInput, database: Database | None = None) -> Companions:
+    """Read the ssl, quic, http and dns logs of an input whole (they are small next to conn.log).
+
+    ``database``: the input's DuckDB database (from :func:`derisk.store.zeekjoin.connect`), which the
+    companions then own and close (the caller closes it if this raises); by default one is opened."""
     tables: dict[str, pa.Table | None] = {}
-    database = connect()  # the input's DuckDB database: its reads and joins (opening one costs ~0.1 s)
+    own = database is None
+    # The input's DuckDB database: its reads and joins (opening one costs 0.02-0.1 CPU s).
+    database = database if database is not None else connect()
     try:
         for kind in ("ssl", "http", "dns"):
             paths = zeek_input.companions.get(kind, [])
@@ -190,12 +195,70 @@ def load_companions(zeek_input: ZeekInput) -> Companions:
             tables[kind] = pa.concat_tables(parts, promote_options="permissive") if parts else None
         return Companions(ssl=tables["ssl"], http=tables["http"], dns=tables["dns"], database=database)
     except BaseException:
-        database.close()
+        if own:
+            database.close()
         raise
 
 
+class _Started:
+    """A conn log's :func:`~derisk.store.zeekread.read_conn` whose first batch is read on a thread
+    from the start, so that DuckDB reads it while the caller does other work (the companions)."""
+
+    def __init__(self, log: ZeekLog, database: Database, uid_hash: bool) -> None:
+        # The read's own cursor of the database, made here: the thread then touches nothing shared.
+        self._cursor = database.cursor()
+        self._batches = zeekread.read_conn(
+            log.source(), rows=BATCH_ROWS, database=self._cursor, uid_hash=uid_hash
+        )
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="zeekfirst")
+        self._first: Future[pa.RecordBatch | None] | None = self._pool.submit(next, self._batches, None)
+
+    def __iter__(self) -> _Started:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        if self._first is not None:
+            first, self._first = self._first, None
+            batch = first.result()
+            if batch is None:
+                raise StopIteration
+            return batch
+        return next(self._batches)
+
+    def close(self) -> None:
+        """Wait for the first batch (never two threads in the generator), then close the read."""
+        if self._first is not None:
+            wait([self._first])
+            self._first = None
+        self._pool.shutdown()
+        self._batches.close()
+        self._cursor.close()
+
+
+class _Reading:
+    """:func:`read_zeek`'s batches; closing them closes the reads and the companions' database even
+    when no batch was asked for (a generator not started runs no ``finally`` on close)."""
+
+    def __init__(self, batches: Generator[pa.RecordBatch, None, None], cleanup: Callable[[], None]) -> None:
+        self._batches = batches
+        self._cleanup = cleanup
+
+    def __iter__(self) -> _Reading:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        return next(self._batches)
+
+    def close(self) -> None:
+        self._batches.close()
+        self._cleanup()
+
+
 def _stream(
-    log: ZeekLog, companions: Companions, progress: Callable[[int], None] | None
+    log: ZeekLog,
+    companions: Companions,
+    progress: Callable[[int], None] | None,
+    started: _Started | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Read a conn log (TSV or JSON, plain or gzip) with DuckDB (:mod:`derisk.store.zeekread`).
 
@@ -205,6 +268,7 @@ def _stream(
     CRCs are checked on a thread beside the read (DuckDB does not check them); a mismatch raises
     after the last batch, so a run that stores the batches refuses the input whole. Progress is
     reported from an estimate of bytes per line and completed to the file's size at the end.
+    ``started``: this log's first read (fast options, from its first row), already under way.
     """
     size = log.path.stat().st_size
     per_line = bytes_per_line(log.path) if progress is not None else 0.0
@@ -213,14 +277,18 @@ def _stream(
     with ThreadPoolExecutor(1, thread_name_prefix="zeekcrc") as pool:
         check = pool.submit(zeekread.check_gzip, log.path) if log.gzip else None
         while True:
-            batches = zeekread.read_conn(
-                log.source(),
-                rows=BATCH_ROWS,
-                database=companions.database,
-                tolerant=tolerant,
-                skip=yielded,
-                uid_hash=companions.joins_by_uid,
-            )
+            batches: Generator[pa.RecordBatch, None, None] | _Started
+            if started is not None:
+                batches, started = started, None
+            else:
+                batches = zeekread.read_conn(
+                    log.source(),
+                    rows=BATCH_ROWS,
+                    database=companions.database,
+                    tolerant=tolerant,
+                    skip=yielded,
+                    uid_hash=companions.joins_by_uid,
+                )
             try:
                 for batch in batches:
                     flows = duck_flows(batch, log, companions)
@@ -263,19 +331,41 @@ def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> I
     logs = [
         open_log(conn, CONN_REQUIRED, CONN_OPTIONAL, frozenset(CONN_REQUIRED)) for conn in zeek_input.conn
     ]
-    companions = load_companions(zeek_input)
+    database = connect()
+    # DuckDB reads the first conn log's first batch on its threads while this thread reads and
+    # prepares the companion logs (wall time: the work is the same). The uids are hashed for the
+    # join whenever there are companion logs (a companion without rows leaves the hashes unused).
+    try:
+        started = _Started(logs[0], database, uid_hash=any(zeek_input.companions.values()))
+    except BaseException:
+        database.close()
+        raise
+    try:
+        companions = load_companions(zeek_input, database)
+    except BaseException:
+        started.close()
+        database.close()
+        raise
 
-    def generate() -> Iterator[pa.RecordBatch]:
+    def generate() -> Generator[pa.RecordBatch, None, None]:
         companion_bytes = sum(p.stat().st_size for paths in zeek_input.companions.values() for p in paths)
         if progress is not None and companion_bytes:
             progress(companion_bytes)
         try:
-            for log in logs:
-                yield from _stream(log, companions, progress)
+            for n, log in enumerate(logs):
+                yield from _stream(log, companions, progress, started if n == 0 else None)
         finally:
+            cleanup()
+
+    def cleanup() -> None:
+        if not closed:
+            closed.append(True)
+            started.close()  # closed already by its read, unless the first batch was never asked for
             companions.close()
 
-    return generate()
+    closed: list[bool] = []
+
+    return _Reading(generate(), cleanup)
 
 
 def log_files(path: Path) -> list[Path]:
