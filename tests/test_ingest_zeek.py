@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -516,6 +517,26 @@ def test_bad_companion_is_reported_before_any_batch(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match=r"ssl\.log: line 6 has 1 fields, expected 3"):
         read_zeek(tmp_path)
+
+
+def _reading_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(("zeekfirst", "zeekread"))]
+
+
+@pytest.mark.parametrize("consumed", [0, 1, 2])
+def test_batches_closed_early_stop_their_reads(tmp_path: Path, consumed: int) -> None:
+    """The first conn batch is read while the companions are (on a thread, from ``read_zeek``):
+    closing the batches, before the first is asked for or after some, stops that read too."""
+    logs, _ = build_logs(SESSIONS)
+    write_logs(tmp_path, logs)
+    write_bench_conn_log(tmp_path / "conn.log", 3 * BATCH_ROWS, seed=3)
+    batches = read_zeek(tmp_path)
+    got = [next(batches) for _ in range(consumed)]
+    batches.close()  # type: ignore[attr-defined]
+    assert len(got) == consumed and all(b.num_rows for b in got)
+    assert _reading_threads() == []
+    assert sum(b.num_rows for b in read_zeek(tmp_path)) == 3 * BATCH_ROWS
+    assert _reading_threads() == []
 
 
 @pytest.mark.parametrize(
