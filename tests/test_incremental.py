@@ -132,6 +132,7 @@ def test_scoring_put_off_while_catching_up_gives_the_same_alerts(
     flows, cfg = labelled
     monkeypatch.setattr(incremental, "DEFER_ROWS", 2_000)
     monkeypatch.setattr(incremental, "DEFER_GROWTH", 1 if seed == 6 else 3)  # scored more or less often
+    monkeypatch.setattr(incremental, "DEFER_WINDOWS", 0.0 if seed == 6 else 1.0)
     if seed != 5:
         monkeypatch.setattr(arrays, "CACHE_BYTES", 0)
     monkeypatch.setattr(rows, "SCORE_ROWS", 3_000)
@@ -155,6 +156,34 @@ def test_scoring_put_off_while_catching_up_gives_the_same_alerts(
     assert deferred and not state.pending
     assert _docs(state.current_alerts()) == expected
     assert _docs(reloaded.current_alerts()) == expected
+
+
+def test_catching_up_waits_for_the_log_to_move_on_a_window(
+    tmp_path: Path, labelled: tuple[pa.Table, DetectionConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While catching up, the window is not scored before the newest start is a window length (24 h)
+    past the first one, however many rows wait; past it, it is (the log spans two days)."""
+    import derisk.detect.incremental as incremental
+
+    flows, cfg = labelled
+    monkeypatch.setattr(incremental, "DEFER_ROWS", 2_000)
+    attribution = _attribution(flows)
+    starts = pc.cast(flows["first_seen"], pa.int64()).to_numpy() / 1e6
+    first = float(starts.min())
+    state = DetectionState()
+    seen: list[tuple[float, bool]] = []
+    with Workspace.open(tmp_path / "ws") as ws:
+        for lo in range(0, flows.num_rows, 10_000):
+            batch = flows.slice(lo, 10_000)
+            with ws.transaction() as con:
+                insert_flows(con, batch)
+                replace_attribution(con, attribution)
+                state.update(con, batch.select(_COLS), cfg, laws_for=harness_laws, catching_up=True)
+                state.save(con)
+            seen.append((float(starts[: lo + batch.num_rows].max()) - first, state.pending))
+    day = 24 * 3600.0
+    assert all(pending for newest, pending in seen if newest < day)
+    assert any(not pending for newest, pending in seen if newest >= day)
 
 
 def test_window_files_cut_to_their_live_rows_give_the_same_alerts(

@@ -13,10 +13,11 @@ batch changed (a key scored again that did not alert before or after is not writ
 
 While watch catches up (a replay, a backlog: more is waiting to be read at once), the window
 detections are put off until :data:`DEFER_GROWTH` times as many rows wait as were scored before (at
-least :data:`DEFER_ROWS`): where every batch touches most of the window, scoring it per batch would
-cost O(window) each time, O(n²/batch) for a replay; put off, the window is scored a few times (the
-rows held grow fourfold between scorings), and the scoring equals one batch over everything that
-waited. What waits is saved
+least :data:`DEFER_ROWS`) and the log has moved on a window length (:data:`DEFER_WINDOWS`): where
+every batch touches most of the window, scoring it per batch would cost O(window) each time,
+O(n²/batch) for a replay; put off, a backlog shorter than the window is scored once, when caught up,
+a longer one about once per window length of log, and the scoring equals one batch over everything
+that waited. The history detections are updated per batch all the same. What waits is saved
 with the state (the frame and upload baseline start at the last scoring, the senders whose closed
 sums changed); after a restart every buffer row read back is scored again, which is exact.
 
@@ -73,10 +74,10 @@ from derisk.detect import default_laws_for, incremental_rows, merge_hosts
 from derisk.detect.alert import Alert, LawsFor, cached_laws
 from derisk.detect.config import DetectionConfig
 from derisk.detect.incremental_arrays import PartArrays, Recs, ok_of, records
-from derisk.detect.incremental_beacon import score_beacons
+from derisk.detect.incremental_beacon import beacon_pairs
 from derisk.detect.incremental_interners import Interner, PairInterner, distinct, renumber
 from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDestinations, key_codes, prefixed
-from derisk.detect.incremental_long import evict, score_long
+from derisk.detect.incremental_long import evict
 from derisk.detect.incremental_rows import (
     COLS,
     SCHEMA,
@@ -88,6 +89,7 @@ from derisk.detect.incremental_rows import (
     plain_col,
     row_flags,
 )
+from derisk.detect.incremental_score import score_window
 from derisk.detect.incremental_upload import score_uploads, take_uploads
 from derisk.detect.segments import F64, I64, B, ints
 from derisk.errors import StoreError
@@ -111,6 +113,14 @@ DEFER_ROWS = 200_000
 #: before: the rows a replay scores in all are about 1 + 1 / DEFER_GROWTH times the window's, not
 #: twice as with 1 (a 10 M-line replay's detections took 116 CPU s with 1, analyze's 56).
 DEFER_GROWTH = 3
+
+#: While catching up, the window is also not scored before the newest flow start is this many window
+#: lengths past the one scored last (the first start, before any scoring): until then every row a
+#: scoring reads is still in the window at the next one, which reads it again wherever a batch
+#: touched its key (on a replay's log, every key). A backlog shorter than the window is scored once,
+#: when caught up (a 20 M-line replay scored 37 M rows with DEFER_GROWTH alone: 0.2, 0.8, 3.2, 12.8
+#: and 20 M); a longer one about once a window length of log, which bounds what waits.
+DEFER_WINDOWS = 1.0
 
 #: Dropped rows a part's file may hold beyond twice its live rows before it is written again.
 REWRITE_ROWS = 50_000
@@ -192,7 +202,8 @@ class DetectionState:
 
         ``catching_up`` (more data is waiting to be read at once): the window detections may be put
         off until the rows taken in since they were last scored are :data:`DEFER_GROWTH` times those
-        scored before (at least :data:`DEFER_ROWS`), so a replay scores the window a few times, not once per batch;
+        scored before (at least :data:`DEFER_ROWS`) and the log has moved on a window length
+        (:data:`DEFER_WINDOWS`), so a replay scores the window a few times, not once per batch;
         the history detections are updated all the same. The next update without ``catching_up``,
         or :meth:`score`, scores what waits: the alerts are then those of one batch over all of it."""
         self.generation += 1  # changed in memory: no longer what was stored
@@ -300,8 +311,17 @@ class DetectionState:
             t.filter(pa.array(held)), times.start[held], seq[held], {k: v[held] for k, v in ok.items()}
         )
         take_uploads(self, t, times.start, ok["upload"], config.get("beacon", "window_hours") * 3600.0)
-        if not defer or self.n_new >= max(DEFER_ROWS, DEFER_GROWTH * (len(self.win) - self.n_new)):
+        if not defer or self._due(config.get("beacon", "window_hours") * 3600.0):
             self._score(config, laws)
+
+    def _due(self, window: float) -> bool:
+        """While catching up: whether the window is to be scored now (:data:`DEFER_GROWTH`,
+        :data:`DEFER_WINDOWS`)."""
+        assert self.frame is not None
+        if self.n_new < max(DEFER_ROWS, DEFER_GROWTH * (len(self.win) - self.n_new)):
+            return False
+        since = self.pend_frame[1] if self.pend_frame is not None else self.frame[0]
+        return self.frame[1] >= since + DEFER_WINDOWS * window
 
     def _score(self, config: DetectionConfig, laws: LawsFor) -> None:
         """Score the window detections for the buffer rows taken in since they were last scored."""
@@ -310,8 +330,11 @@ class DetectionState:
         cut_old = self.pend_frame[1] - window if self.pend_frame else -math.inf
         cut = self.frame[1] - window
         pend = self.pend_seq
-        score_beacons(self, pend, (cut_old, cut), config, laws)
+        # uploads first: they fold the rows of slots that closed, which the eviction below drops
         score_uploads(self, pend, (cut_old, cut, window), config, laws)
+        # the beacon pairs are found before the eviction (rows leaving the window name them); it
+        # drops only rows older than the window, which beacons do not read
+        beacons = beacon_pairs(self, pend, (cut_old, cut))
         # long connections: the pairs of the new rows, with those whose records leave the buffer
         new_pairs = [np.zeros(0, dtype=np.int64)]
         for _, rec in self.win:
@@ -321,7 +344,7 @@ class DetectionState:
         self.pend_seq, self.pend_frame, self.pend_up_t0, self.pend_who = None, None, None, set()
         self.n_new = 0
         pairs = distinct(np.r_[pairs, evict(self, config, laws)])
-        score_long(self, pairs, config, laws)
+        score_window(self, beacons, cut, pairs, config, laws)  # a part's rows read once for both
         self._compact_keys()
 
     def _history(

@@ -3,19 +3,23 @@ scored again, with every pair that shares window rows with them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 
 from derisk.detect.alert import Alert, LawsFor
 from derisk.detect.beacon import detect_beacons
 from derisk.detect.config import DetectionConfig
-from derisk.detect.incremental_arrays import ok_of
+from derisk.detect.incremental_arrays import Recs, ok_of
+from derisk.detect.segments import B, Frame
 from derisk.safetext import bound
 
 if TYPE_CHECKING:
-    from derisk.detect.incremental import DetectionState, Piece
+    from derisk.detect.incremental import DetectionState
+
+#: Alerts found by a scoring, under their keys.
+Found = dict[str, list[Alert]]
 
 
 def _pair_key(tag: str, pair: str) -> str:
@@ -24,54 +28,68 @@ def _pair_key(tag: str, pair: str) -> str:
     return f"{tag}\x1f{host}\x1f{bound(dest, 253)}"
 
 
-def score_beacons(
-    self: DetectionState, pend: int | None, cuts: tuple[float, float], config: DetectionConfig, laws: LawsFor
-) -> None:
-    """Score again the host x server name and host x address pairs of the rows taken in since the
-    last scoring (from sequence number ``pend``) and of the rows leaving the window (starts between
-    ``cuts``: the window's start then and now), with every pair that shares window rows with them (a
-    name pair claims its rows from the address pairs), so each pair scored sees all of its rows.
-    A pair's rows are its host's, so the closure is found one part of the buffer at a time."""
+#: The host x address and host x server name pairs (code flags, the last slot for code -1) whose
+#: beacons are scored again.
+Pairs = tuple[B, B]
+
+
+def beacon_pairs(self: DetectionState, pend: int | None, cuts: tuple[float, float]) -> Pairs | None:
+    """The host x server name and host x address pairs to score again: those of the rows taken in
+    since the last scoring (from sequence number ``pend``) and of the rows leaving the window
+    (starts between ``cuts``: the window's start then and now), with every pair that shares window
+    rows with them (a name pair claims its rows from the address pairs), so each pair scored sees all
+    of its rows; None when there are none. A pair's rows are its host's, so the closure is found one
+    part of the buffer at a time, from the per-row records alone (no row read back)."""
     cut_old, cut = cuts
     in_ip = np.zeros(len(self.keys["pair"]) + 1, dtype=bool)  # the last slot: code -1 (null)
     in_name = np.zeros(len(self.keys["hname"]) + 1, dtype=bool)
     seeded = False
-
-    def picks() -> Iterator[Piece]:
-        nonlocal seeded
-        for part, rec in self.win:
-            start, ips, names = rec["start"], rec["pair"], rec["hname"]
-            eligible = ok_of(rec, "beacon") & (start >= cut)
-            seeds = (start >= cut_old) & (start < cut)  # hosts with flows leaving the window
-            seeds[self.new_from(rec, pend) :] |= eligible[self.new_from(rec, pend) :]  # or new ones
-            if not seeds.any():
-                continue
-            seeded = True
-            in_ip[ips[seeds]] = True
-            in_name[names[seeds]] = True
+    for _, rec in self.win:
+        start, ips, names = rec["start"], rec["pair"], rec["hname"]
+        eligible = ok_of(rec, "beacon") & (start >= cut)
+        seeds = (start >= cut_old) & (start < cut)  # hosts with flows leaving the window
+        seeds[self.new_from(rec, pend) :] |= eligible[self.new_from(rec, pend) :]  # or new ones
+        if not seeds.any():
+            continue
+        seeded = True
+        in_ip[ips[seeds]] = True
+        in_name[names[seeds]] = True
+        in_ip[-1] = in_name[-1] = False
+        count = (int(in_ip.sum()), int(in_name.sum()))
+        while True:  # closure over shared rows; a few rounds at most
+            mask = eligible & (in_ip[ips] | in_name[names])
+            in_ip[ips[mask]] = True
+            in_name[names[mask]] = True
             in_ip[-1] = in_name[-1] = False
-            count = (int(in_ip.sum()), int(in_name.sum()))
-            while True:  # closure over shared rows; a few rounds at most
-                mask = eligible & (in_ip[ips] | in_name[names])
-                in_ip[ips[mask]] = True
-                in_name[names[mask]] = True
-                in_ip[-1] = in_name[-1] = False
-                more = (int(in_ip.sum()), int(in_name.sum()))
-                if more == count:
-                    break
-                count = more
-            yield part, rec, np.flatnonzero(mask)
+            more = (int(in_ip.sum()), int(in_name.sum()))
+            if more == count:
+                break
+            count = more
+    return (in_ip, in_name) if seeded else None
 
-    found: dict[str, list[Alert]] = {}
-    for _, sub in self.tables(picks()):
-        for a in detect_beacons(sub, config, laws, frame=self.frame):
-            tag = "n" if a.evidence.get("key") == "server_name" else "a"
-            found.setdefault(f"{tag}\x1f{a.src_ip}\x1f{a.destination}", []).append(a)
-    if not seeded:
-        return
+
+def beacon_rows(rec: Recs, pairs: Pairs, cut: float) -> B:
+    """The rows of ``rec`` (a part's records) the beacons of ``pairs`` read (starts from ``cut``)."""
+    in_ip, in_name = pairs
+    m = ok_of(rec, "beacon") & (rec["start"] >= cut) & (in_ip[rec["pair"]] | in_name[rec["hname"]])
+    return np.asarray(m, dtype=bool)
+
+
+def beacon_alerts(sub: pa.Table, config: DetectionConfig, laws: LawsFor, frame: Frame | None) -> Found:
+    """The beacon alerts of ``sub`` (whole pairs' rows) under their keys."""
+    found: Found = {}
+    for a in detect_beacons(sub, config, laws, frame=frame):
+        tag = "n" if a.evidence.get("key") == "server_name" else "a"
+        found.setdefault(f"{tag}\x1f{a.src_ip}\x1f{a.destination}", []).append(a)
+    return found
+
+
+def settle_beacons(self: DetectionState, pairs: Pairs, found: Found) -> None:
+    """The alerts of the pairs scored again: those ``found``; the pairs that alerted before and do
+    not now are withdrawn (the many pairs scored that never alerted are not named at all, so a batch
+    costs no string per pair)."""
+    in_ip, in_name = pairs
     want_ip, want_name = np.flatnonzero(in_ip), np.flatnonzero(in_name)
-    # the pairs scored that alerted before and do not now: withdrawn (the many pairs scored that
-    # never alerted are not named at all, so a batch costs no string per pair)
     wanted = {"a": set(want_ip.tolist()), "n": set(want_name.tolist())}
     cut_keys: set[str] | None = None
     for k in [k for k in self.beacon.alerts if k not in found]:  # the current beacon alerts

@@ -4,7 +4,7 @@ their pair)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,26 +12,34 @@ import pyarrow as pa
 
 from derisk.detect.alert import Alert, LawsFor
 from derisk.detect.config import DetectionConfig
-from derisk.detect.incremental_arrays import ok_of
+from derisk.detect.incremental_arrays import Recs, ok_of
 from derisk.detect.incremental_interners import distinct
 from derisk.detect.incremental_rows import duration_of, flags
 from derisk.detect.longconn import detect_long_connections, five_tuple, stitch_records
-from derisk.detect.segments import I64, flow_times, segments
+from derisk.detect.segments import I64, B, flow_times, segments
 
 if TYPE_CHECKING:
     from derisk.detect.incremental import DetectionState, Piece
 
 
-def score_long(self: DetectionState, pairs: I64, config: DetectionConfig, laws: LawsFor) -> None:
-    """Score again the long connections of these host x address pairs (codes)."""
-    if len(pairs) == 0:
-        return
+def long_rows(self: DetectionState, pairs: I64) -> Callable[[Recs], B]:
+    """Which rows of a part's records the long connections of these host x address pairs (codes)
+    read."""
     wanted_at = flags(len(self.keys["pair"]), pairs)
-    picks = ((p, rec, np.flatnonzero(wanted_at[rec["pair"]] & ok_of(rec, "long"))) for p, rec in self.win)
+    return lambda rec: np.asarray(wanted_at[rec["pair"]] & ok_of(rec, "long"), dtype=bool)
+
+
+def long_alerts(sub: pa.Table, config: DetectionConfig, laws: LawsFor) -> dict[str, list[Alert]]:
+    """The long-connection alerts of ``sub`` (whole pairs' rows) under their pairs."""
     found: dict[str, list[Alert]] = {}
-    for _, sub in self.tables(picks):
-        for a in detect_long_connections(sub, config, laws):
-            found.setdefault(f"{a.src_ip}\x1f{a.target.dst_ip}", []).append(a)
+    for a in detect_long_connections(sub, config, laws):
+        found.setdefault(f"{a.src_ip}\x1f{a.target.dst_ip}", []).append(a)
+    return found
+
+
+def settle_long(self: DetectionState, pairs: I64, found: dict[str, list[Alert]]) -> None:
+    """The live long-connection alerts of the pairs scored again: those ``found``; the others of
+    these pairs withdrawn."""
     wanted, interner = set(pairs.tolist()), self._pairs("pair")
     for p in [p for p in self.long_live.alerts if p not in found]:  # current live alerts
         if interner.code_of(p) in wanted:

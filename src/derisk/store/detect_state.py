@@ -240,7 +240,9 @@ class WindowRows:
                     at = np.searchsorted(held, want)
                     if np.any(at >= len(held)) or np.any(held[np.minimum(at, len(held) - 1)] != want):
                         break  # a row asked for is not where it must be: reported below
-                    picked.append(batch.take(pa.array(at, pa.int64())))
+                    # every row of the batch asked for (a scoring of the whole window): no copy
+                    whole = len(at) == len(held)
+                    picked.append(batch if whole else batch.take(pa.array(at, pa.int64())))
                     found = upto
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"could not read the detection window's rows: {exc}") from None
