@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from derisk.enrich.ipdata import IpData
 from derisk.errors import DeriskError, StoreError
-from derisk.flows import ATTRIBUTION_FIELDS, FLOW_SCHEMA
+from derisk.flows import ATTRIBUTION_FIELDS
 from derisk.live.sources import Chunk, Context, Source
 from derisk.pipeline import attribute_new, prepare_flows
 from derisk.site import Site
@@ -213,8 +213,6 @@ class Watcher:
 
     # -- one batch ----------------------------------------------------------------------------
     def _batch(self, stopping: bool = False) -> int:
-        from derisk.detect.incremental_rows import compact
-
         ws = self._open()
         self._started = time.monotonic()
         changed: list[Any] = []
@@ -237,7 +235,7 @@ class Watcher:
                 attribute_new(con, flows, self._index)
                 # only the detection columns are kept while the window is scored (the flows in
                 # full, about 100 MB a 16M batch, are let go first)
-                attributed = compact(self._attributed(con, flows))
+                attributed = self._attributed(con, flows)
                 stored = self._count(flows, sources)
                 del flows
                 changed = self._state.update(con, attributed, self.config, catching_up=catching_up)
@@ -308,16 +306,22 @@ class Watcher:
         return table.append_column("ipdata_version", pa.array([version] * table.num_rows, pa.string()))
 
     def _attributed(self, con: duckdb.DuckDBPyConnection, flows: pa.Table) -> pa.Table:
-        """The batch's flows with their attribution, in the canonical flow schema."""
-        names = [f.name for f in ATTRIBUTION_FIELDS]
+        """The batch's flows with their attribution, as the detections take them
+        (:func:`~derisk.detect.incremental_rows.compact`): only their columns are read and joined,
+        not the flow's sixty."""
+        from derisk.detect.incremental_rows import COLS, compact
+
+        attribution = {f.name for f in ATTRIBUTION_FIELDS}
+        cols = [f'a."{n}"' if n in attribution else f'b."{n}"' for n in COLS]
+        cols = [c for c, n in zip(cols, COLS, strict=True) if n in attribution or n in flows.column_names]
         with registered(con, "_derisk_watch_batch", flows):
             table: pa.Table = con.sql(
-                "SELECT b.*, " + ", ".join(f'a."{n}"' for n in names) + " FROM _derisk_watch_batch b"
+                "SELECT " + ", ".join(cols) + " FROM _derisk_watch_batch b"
                 " LEFT JOIN attribution a ON b.dst_asn IS NOT DISTINCT FROM a.dst_asn"
                 " AND b.dst_domain IS NOT DISTINCT FROM a.dst_domain"
                 " AND b.dst_as_country IS NOT DISTINCT FROM a.dst_as_country"
             ).to_arrow_table()
-        return table.select(FLOW_SCHEMA.names).cast(FLOW_SCHEMA)
+        return compact(table)
 
     def _count(self, flows: pa.Table, sources: list[str]) -> dict[str, Any]:
         """Count a batch's flows into the totals; returns its ``watch_batches`` row (without alerts)."""
