@@ -6,6 +6,9 @@ flows (``read_pcap``) are compared with the flows of twins made by other tools f
 
 * **tshark raw IP**: the IP datagrams Wireshark's dissectors find in each frame (``tshark -T json -x``),
   written as a raw-IP pcap (link type 101, which NFStream reads itself);
+* **other tools' formats**: the capture rewritten by Wireshark's ``editcap -F`` as snoop, NetMon,
+  nettl, Sniffer, 5View, CommView and Visual Networks files, against the capture itself (real ERF
+  captures of libtrace are in the first group);
 * **compressed**: the capture compressed by the command-line tools (``gzip``, ``zstd``, ``xz``,
   ``bzip2``), against the capture itself;
 * **NetFlow**: the capture turned into nfdump files by ``nfpcapd`` (nfdump) and by ``softflowd``
@@ -38,7 +41,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "evaluation-formats.md"
@@ -51,6 +54,7 @@ LIBPCAP = ("the-tcpdump-group/libpcap", "f26ae497fce4cda04355806101dd8d3e851d567
 PACKETNET = ("dotpcap/packetnet", "26f495129d8f33ddabd88fffc71727e38473b794", "MPL-2.0")
 NFSTREAM = ("nfstream/nfstream", "3ee463887326f6b7884555934bb0587372b00d6c", "LGPL-3.0")
 PCAPPLUSPLUS = ("seladb/PcapPlusPlus", "200853b3a0b5ea2c443d6bee1a67f9c9c67b8f1b", "Unlicense")
+LIBTRACE = ("LibtraceTeam/libtrace", "29f1f67adec6d0a31ec3b0e45fb5ebcc029769d8", "GPL-3.0")
 
 #: name here, repository, path there, what the file is.
 CAPTURES: list[tuple[str, tuple[str, str, str], str, str]] = [
@@ -88,6 +92,9 @@ CAPTURES: list[tuple[str, tuple[str, str, str], str, str]] = [
     ("ndpi-facebook.pcap", NDPI, _NDPI + "facebook.pcap", "Ethernet"),
     ("ndpi-1kxun.pcap", NDPI, _NDPI + "1kxun.pcap", "Ethernet"),
     ("ndpi-teams.pcap", NDPI, _NDPI + "teams.pcap", "Ethernet"),
+    ("libtrace-100_packets.erf", LIBTRACE, "test/traces/100_packets.erf", "Endace ERF (Ethernet records, snapped)"),
+    ("libtrace-fragtest.erf.gz", LIBTRACE, "test/traces/fragtest.erf.gz", "Endace ERF, gzip (IP fragments)"),
+    ("libtrace-5_packets.erf", LIBTRACE, "test/traces/5_packets.erf", "Endace ERF"),
 ]  # fmt: skip
 #: Captures compressed by each tool (a plain Ethernet one, a cooked v1 and a cooked v2 one).
 COMPRESSED = ["ndpi-1kxun.pcap", "ndpi-KakaoTalk_talk.pcap", "suricata-decode-sll2-02.pcap"]
@@ -97,6 +104,9 @@ COMPRESSORS = {
     "xz": ["xz", "-c"],
     "bzip2": ["bzip2", "-c"],
 }
+#: Captures rewritten by Wireshark's editcap in other tools' formats (read through wiretap).
+CONVERTED = ["ndpi-1kxun.pcap", "ndpi-facebook.pcap", "ndpi-teams.pcap"]
+EDITCAP_FORMATS = ["snoop", "netmon2", "nettl", "ngwsniffer_2_0", "5views", "commview-ncf", "visual"]
 #: Captures exported as NetFlow.
 NETFLOW = ["ndpi-facebook.pcap", "ndpi-1kxun.pcap", "ndpi-teams.pcap", "ndpi-KakaoTalk_talk.pcap"]
 
@@ -148,14 +158,18 @@ def _rows(table: Any) -> list[Flow]:
     return sorted(rows, key=lambda row: tuple((v is not None, v if v is not None else 0) for v in row))
 
 
-def raw_twin(src: Path, dst: Path) -> int:
+def raw_twin(src: Path, dst: Path, *, ethernet: bool = False) -> int:
     """The outermost IP datagram Wireshark's dissectors find in each frame, as a raw-IP pcap with
-    nanosecond times (written with integers: a float would move some packets by a nanosecond)."""
+    nanosecond times (written with integers: a float would move some packets by a nanosecond).
+
+    ``ethernet``: each datagram behind a plain Ethernet header instead, its record keeping the
+    packet's length on the wire (for snapped captures: NFStream's raw-IP path drops a datagram
+    stored shorter than its header says, its Ethernet path keeps it)."""
     out = subprocess.run(
         ["tshark", "-r", str(src), "-T", "json", "-x", "-o", "ip.defragment:FALSE"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    records = [struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 101)]
+    records = [struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1 if ethernet else 101)]
     for packet in json.loads(out):
         layers = packet["_source"]["layers"]
         ip = layers.get("ip_raw") or layers.get("ipv6_raw")
@@ -167,9 +181,20 @@ def raw_twin(src: Path, dst: Path) -> int:
         datagram = frame[int(first[1]) :]
         seconds, _, fraction = layers["frame"]["frame.time_epoch"].partition(".")
         nanos = int(fraction.ljust(9, "0")[:9])
-        records.append(struct.pack("<IIII", int(seconds), nanos, len(datagram), len(datagram)) + datagram)
+        wire = len(datagram)
+        if ethernet:
+            wire = int(layers["frame"]["frame.len"]) - int(first[1]) + 14
+            datagram = _ETHERNET[datagram[0] >> 4 == 6] + datagram
+        records.append(struct.pack("<IIII", int(seconds), nanos, len(datagram), wire) + datagram)
     dst.write_bytes(b"".join(records))
     return len(records) - 1
+
+
+#: Plain Ethernet headers for IPv4 and IPv6 twins.
+_ETHERNET: Final = {
+    False: b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02\x08\x00",
+    True: b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02\x86\xdd",
+}
 
 
 def _compare(ours: list[Flow] | str, theirs: list[Flow] | str) -> tuple[str, str, str]:
@@ -194,15 +219,21 @@ def link_rows(captures: Path, work: Path) -> list[Row]:
         path = captures / name
         ours = flows_of(path)
         twin = work / f"{name}.raw.pcap"
+        snapped = fmt.startswith("Endace ERF")  # anonymised traces snapped after the IP header
         try:
-            packets = raw_twin(path, twin)
+            packets = raw_twin(path, twin, ethernet=snapped)
             theirs: list[Flow] | str = flows_of(twin) if packets else "tshark found no IP datagram"
         except subprocess.CalledProcessError as exc:
             theirs = f"tshark failed ({exc.returncode})"
         if theirs == "tshark found no IP datagram" and ours == []:
             theirs = []  # nothing to meter, and derisk says so (its warning) rather than failing
-        rows.append(Row(name, fmt, "tshark raw IP", *_compare(ours, theirs),
-                        f"tshark -r {name} -T json -x -o ip.defragment:FALSE (IP layer → linktype 101)"))  # fmt: skip
+        kind, out = (
+            ("tshark IP in Ethernet", "Ethernet, wire lengths")
+            if snapped
+            else ("tshark raw IP", "linktype 101")
+        )
+        rows.append(Row(name, fmt, kind, *_compare(ours, theirs),
+                        f"tshark -r {name} -T json -x -o ip.defragment:FALSE (IP layer → {out})"))  # fmt: skip
     return rows
 
 
@@ -216,6 +247,25 @@ def compressed_rows(captures: Path, work: Path) -> list[Row]:
             packed.write_bytes(subprocess.run([*command, str(path)], capture_output=True, check=True).stdout)
             rows.append(Row(f"{name} ({kind})", f"{kind}-compressed", "the capture itself",
                             *_compare(flows_of(packed), plain), f"{' '.join(command)} {name}"))  # fmt: skip
+    return rows
+
+
+def converted_rows(captures: Path, work: Path) -> list[Row]:
+    """Each capture of :data:`CONVERTED` written by editcap in each of :data:`EDITCAP_FORMATS`."""
+    rows = []
+    for name in CONVERTED:
+        path = captures / name
+        plain = flows_of(path)
+        for fmt in EDITCAP_FORMATS:
+            out = work / f"{name}.{fmt}"
+            done = subprocess.run(["editcap", "-F", fmt, str(path), str(out)], capture_output=True, text=True)
+            if done.returncode != 0:
+                said = " ".join(done.stderr.split())[:120]
+                rows.append(Row(f"{name} ({fmt})", fmt, "the capture itself", "-", _said(plain),
+                                f"editcap cannot write it: {said}", f"editcap -F {fmt} {name}"))  # fmt: skip
+                continue
+            rows.append(Row(f"{name} ({fmt})", f"{fmt} (editcap)", "the capture itself",
+                            *_compare(flows_of(out), plain), f"editcap -F {fmt} {name}"))  # fmt: skip
     return rows
 
 
@@ -383,6 +433,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="derisk-eval-formats-") as tmp:
         work = Path(tmp)
         rows = link_rows(args.captures, work) + compressed_rows(args.captures, work)
+        rows += converted_rows(args.captures, work)
         rows += netflow_rows(args.captures, work)
     text = report(rows)
     print(text)
