@@ -19,15 +19,14 @@ import struct
 from collections.abc import Callable, Iterator
 from io import BufferedIOBase
 from pathlib import Path
-from typing import Any, Final
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Final
 
 from derisk.errors import InputError
-from derisk.flows import BATCH_ROWS
-from derisk.ingest.decompress import compression, decompress_errors, open_capture
-from derisk.ingest.netflow_decode import Chunk, Decoder, to_table
-from derisk.ingest.netflow_pairs import Pairer
+
+if TYPE_CHECKING:  # the decoder (NumPy, Arrow) is imported when a file is read, not when one is sniffed
+    import pyarrow as pa
+
+    from derisk.ingest.netflow_decode import Decoder
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +92,11 @@ def read_ipfix_file(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the flows of an IPFIX file as ``INGEST_SCHEMA`` batches; what the decoder met goes into
     ``notes`` (records, malformed messages, records without a template, sampling rates, the cut)."""
+    from derisk.flows import BATCH_ROWS
+    from derisk.ingest.decompress import compression, decompress_errors, open_capture
+    from derisk.ingest.netflow_decode import Chunk, Decoder, to_table
+    from derisk.ingest.netflow_pairs import Pairer
+
     with path.open("rb") as fh:
         kind = compression(fh.read(8))
     decoder, pairer = Decoder(), Pairer()
