@@ -9,7 +9,6 @@ packed here by Endace's record layout (ERF 16-byte header, big-endian lengths).
 from __future__ import annotations
 
 import gzip
-import json
 import shutil
 import struct
 import subprocess
@@ -27,6 +26,7 @@ from derisk.ingest import linktypes, resolve_inputs, sniff, wiretap
 from derisk.ingest.pcap import read_pcap
 from golden import conversations
 from test_ingest_pcap import assert_matches_ledger
+from test_linktypes import _raw_twin
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pcap" / "wiretap"
 
@@ -99,45 +99,11 @@ def test_lanalyzer_gives_the_flows_of_the_pcap(
     assert _flows(_table(path), times=False) == _flows(expected, times=False)
 
 
-def _raw_twin(src: Path, dst: Path) -> int:
-    """The IP datagrams Wireshark's dissectors find in ``src``, each behind a plain Ethernet header, as a
-    pcap whose records keep each packet's length on the wire (a snapped packet stays snapped)."""
-    out = subprocess.run(
-        ["tshark", "-r", str(src), "-T", "json", "-x", "-o", "ip.defragment:FALSE"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    written = 0
-    with dst.open("wb") as fh:
-        fh.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1))
-        for packet in json.loads(out):
-            layers = packet["_source"]["layers"]
-            ip = layers.get("ip_raw") or layers.get("ipv6_raw")
-            if ip is None:
-                continue
-            first = ip if isinstance(ip[0], str) else ip[0]  # the outermost IP layer
-            frame_raw = layers["frame_raw"]
-            frame = bytes.fromhex(frame_raw[0] if isinstance(frame_raw[0], str) else frame_raw[0][0])
-            offset = int(first[1])
-            seconds, _, fraction = layers["frame"]["frame.time_epoch"].partition(".")
-            wire = int(layers["frame"]["frame.len"]) - offset + 14
-            data = b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02" + (
-                b"\x86\xdd" if frame[offset] >> 4 == 6 else b"\x08\0"
-            )
-            data += frame[offset:]
-            fh.write(
-                struct.pack("<IIII", int(seconds), int(fraction.ljust(9, "0")[:9]), len(data), wire) + data
-            )
-            written += 1
-    return written
-
-
 def test_real_erf_gives_the_flows_wireshark_finds(tmp_path: Path) -> None:
     """libtrace's 100-packet ERF trace: snapped Ethernet records with 2 bytes of padding."""
     erf, twin = FIXTURES / "libtrace-100_packets.erf", tmp_path / "twin.pcap"
     assert sniff(erf) == "erf"
-    assert _raw_twin(erf, twin) == 100
+    assert _raw_twin(erf, twin, ethernet=True) == 100
     got = _flows(_table(erf))
     assert len(got) == 44
     assert got == _flows(_table(twin))

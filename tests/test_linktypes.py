@@ -182,30 +182,38 @@ def test_which_link_types_nfstream_reads_itself(
     assert _bare_flows(path) == (0 if converted else len(ledger)), kind  # type: ignore[arg-type]
 
 
-def _raw_twin(src: Path, dst: Path) -> int:
-    """The IP datagrams Wireshark's dissectors find in ``src``, as a raw-IP pcap."""
+def _raw_twin(src: Path, dst: Path, *, ethernet: bool = False) -> int:
+    """The IP datagrams Wireshark's dissectors find in ``src``, as a raw-IP pcap; with ``ethernet``,
+    each behind a plain Ethernet header with its length on the wire (a snapped packet stays snapped:
+    NFStream's raw-IP path drops a datagram stored shorter than its header, its Ethernet path not)."""
     out = subprocess.run(
         ["tshark", "-r", str(src), "-T", "json", "-x", "-o", "ip.defragment:FALSE"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    written = 0
-    with dst.open("wb") as fh:
-        writer = dpkt.pcap.Writer(fh, linktype=101, nano=True)
-        for packet in json.loads(out):
-            layers = packet["_source"]["layers"]
-            ip = layers.get("ip_raw") or layers.get("ipv6_raw")
-            if ip is None:
-                continue
-            first = ip if isinstance(ip[0], str) else ip[0]  # the outermost IP layer
-            frame_raw = layers["frame_raw"]
-            frame = bytes.fromhex(frame_raw[0] if isinstance(frame_raw[0], str) else frame_raw[0][0])
-            seconds, _, fraction = layers["frame"]["frame.time_epoch"].partition(".")
-            when = int(seconds) + int(fraction.ljust(9, "0")[:9]) / 1e9
-            writer.writepkt(frame[int(first[1]) :], ts=when)
-            written += 1
-    return written
+    records = [struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1 if ethernet else 101)]
+    for packet in json.loads(out):
+        layers = packet["_source"]["layers"]
+        ip = layers.get("ip_raw") or layers.get("ipv6_raw")
+        if ip is None:
+            continue
+        first = ip if isinstance(ip[0], str) else ip[0]  # the outermost IP layer
+        frame_raw = layers["frame_raw"]
+        frame = bytes.fromhex(frame_raw[0] if isinstance(frame_raw[0], str) else frame_raw[0][0])
+        data = frame[int(first[1]) :]
+        wire = len(data)
+        if ethernet:
+            data = _TWIN_MACS + (b"\x86\xdd" if data[0] >> 4 == 6 else b"\x08\x00") + data
+            wire = int(layers["frame"]["frame.len"]) - int(first[1]) + 14
+        seconds, _, fraction = layers["frame"]["frame.time_epoch"].partition(".")
+        nanos = int(fraction.ljust(9, "0")[:9])
+        records.append(struct.pack("<IIII", int(seconds), nanos, len(data), wire) + data)
+    dst.write_bytes(b"".join(records))
+    return len(records) - 1
+
+
+_TWIN_MACS = b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02"
 
 
 def _flows(table: pa.Table) -> list[tuple[object, ...]]:
