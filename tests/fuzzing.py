@@ -58,6 +58,9 @@ TARGETS: dict[str, Target] = {
     "zeek": Target(_files("zeek/*/conn.log"), "conn.log", _analyze),
     "eve": Target(_files("eve/*.eve.json"), "eve.json", _analyze),
     "nfcapd": Target(_files("netflow/*/nfcapd.*"), "nfcapd.202601010000", _analyze, 10),
+    "ipfix": Target(_files("netflow/ipfix/*.ipfix"), "export.ipfix", _analyze, 15),
+    # other tools' formats: the wiretap conversion (captype, editcap) and ERF's link type
+    "erf": Target(_files("pcap/wiretap/*.erf"), "capture.erf", _analyze, 8),
     "site": Target(
         _files("../../examples/sites/*.yaml"), "site.yaml", lambda path, work: ["reduce", str(path)]
     ),
