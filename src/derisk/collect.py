@@ -19,6 +19,7 @@ from derisk.enrich.ipdata import IpData, load_ipdata
 from derisk.enrich.network import enrich_batch, with_ordinals
 from derisk.flows import input_id_for
 from derisk.ingest.collector import Batch, Collector
+from derisk.ingest.export_capture import CaptureExports
 from derisk.site import Site
 from derisk.store import flows as store
 from derisk.store.workspace import Workspace
@@ -36,7 +37,9 @@ class CollectResult:
     input_ids: list[str] = field(default_factory=list)
 
 
-def _store(ws: Workspace, batch: Batch, collector: Collector, site: Site, ipdata: IpData) -> int | None:
+def _store(
+    ws: Workspace, batch: Batch, collector: Collector | CaptureExports, site: Site, ipdata: IpData
+) -> int | None:
     ipdata_version = ipdata.manifest.version
     input_id = input_id_for(batch.digest, FORMAT)
     site_digest = site.digest()
@@ -69,7 +72,7 @@ def _store(ws: Workspace, batch: Batch, collector: Collector, site: Site, ipdata
 
 
 def collect(
-    collector: Collector,
+    collector: Collector | CaptureExports,
     workspace: Path,
     site: Site,
     *,

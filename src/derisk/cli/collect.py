@@ -24,9 +24,23 @@ class CollectInterrupted(DeriskError):
 @click.option(
     "--netflow",
     "endpoint",
-    required=True,
     metavar="HOST:PORT",
     help="UDP address to receive NetFlow v5/v9 and IPFIX on (e.g. 0.0.0.0:2055, [::]:4739).",
+)
+@click.option(
+    "--from-capture",
+    "capture",
+    type=click.Path(path_type=Path),
+    help="Instead of listening: read the NetFlow/IPFIX exports recorded in this capture "
+    "(e.g. tcpdump udp port 2055 on the collector's side), as the collector would have received them.",
+)
+@click.option(
+    "--export-port",
+    "export_ports",
+    type=click.IntRange(1, 65535),
+    multiple=True,
+    metavar="PORT",
+    help="With --from-capture: a UDP port the exporters sent to, besides 2055, 9996, 4739 and 4740.",
 )
 @workspace_option
 @click.option("--site", "site_file", type=click.Path(path_type=Path), help="Site file (YAML).")
@@ -48,7 +62,9 @@ class CollectInterrupted(DeriskError):
 @data_dir_option
 @json_option
 def collect_cmd(
-    endpoint: str,
+    endpoint: str | None,
+    capture: Path | None,
+    export_ports: tuple[int, ...],
     workspace: Path,
     site_file: Path | None,
     idle: float | None,
@@ -67,6 +83,15 @@ def collect_cmd(
     from derisk.enrich.ipdata import load_ipdata
     from derisk.ingest.collector import Collector, parse_endpoint
     from derisk.site import load_site
+
+    if (endpoint is None) == (capture is None):
+        raise UsageError("give one of --netflow HOST:PORT (listen) or --from-capture FILE (replay)")
+    if export_ports and capture is None:
+        raise UsageError("--export-port goes with --from-capture")
+    if capture is not None:
+        _replay(capture, export_ports, workspace, site_file, data_dir, json_dest)
+        return
+    assert endpoint is not None
 
     if idle is not None and idle <= 0:
         raise UsageError("--exit-when-idle must be a positive number of seconds")
@@ -104,6 +129,37 @@ def collect_cmd(
             f"{stats.unknown_version:,} of another version, {stats.lost_without_template:,} without their "
             "template); nothing was stored",
             source=str(collector.endpoint),
+        )
+
+
+def _replay(
+    capture: Path,
+    ports: tuple[int, ...],
+    workspace: Path,
+    site_file: Path | None,
+    data_dir: Path | None,
+    json_dest: str | None,
+) -> None:
+    """``--from-capture``: the exports recorded in a capture, stored as the collector stores them."""
+    from derisk.collect import collect
+    from derisk.enrich.ipdata import load_ipdata
+    from derisk.ingest.export_capture import CaptureExports
+    from derisk.site import load_site
+
+    site = load_site(site_file)
+    load_ipdata(data_dir)
+    console = status_console(json_dest)
+    exports = CaptureExports(capture, ports=ports)
+    console.print(f"derisk: reading NetFlow/IPFIX exports out of {visible(str(capture), 200)}", style="dim")
+    result = collect(exports, workspace, site, data_root=data_dir)
+    stats = exports.stats
+    _report(console, stats, result, json_dest)
+    if not stats.records:
+        raise InputError(
+            f"no usable NetFlow/IPFIX record in the capture ({stats.datagrams:,} export datagrams found by "
+            f"Wireshark's dissector on its ports{', '.join(str(p) for p in ports) and ' and ' + ', '.join(str(p) for p in ports)}; "
+            "--export-port names others); nothing was stored",
+            source=str(capture),
         )
 
 

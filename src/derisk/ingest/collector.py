@@ -54,6 +54,41 @@ class Batch:
     size_bytes: int
 
 
+class Batcher:
+    """Datagrams in, :class:`Batch` out: decoded, their directions paired, and the SHA-256 of the
+    datagrams (the batch's input id). Shared by the collector and the replay of exports out of a
+    capture (:mod:`.export_capture`)."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        self.decoder = decoder
+        self._pairer = Pairer()
+        self._start()
+
+    def _start(self) -> None:
+        self.chunks: list[Chunk] = []
+        self.pending = 0
+        self.size = 0
+        self._digest = hashlib.sha256()
+
+    def add(self, data: bytes, address: str) -> None:
+        self._digest.update(len(data).to_bytes(4, "big") + data)
+        self.size += len(data)
+        for chunk in self.decoder.decode(data, address):
+            self.chunks.append(chunk)
+            self.pending += len(chunk)
+
+    def take(self) -> Batch:
+        """What was added since the last batch, as one batch."""
+        batch = Batch(
+            list(self._pairer.pair(to_table(self.chunks))), self.pending, self._digest.hexdigest(), self.size
+        )
+        self._start()
+        return batch
+
+    def close(self) -> None:
+        self._pairer.close()
+
+
 class Collector:
     """Listens on ``endpoint`` (bound at construction, so a busy port fails before anything runs)."""
 
@@ -101,11 +136,7 @@ class Collector:
 
     def batches(self) -> Iterator[Batch]:
         """Batches of flows until idle or ``max_records``; the last one holds what was pending."""
-        pairer = Pairer()
-        chunks: list[Chunk] = []
-        pending = 0
-        digest = hashlib.sha256()
-        size = 0
+        batcher = Batcher(self.decoder)
         last_datagram = time.monotonic()
         batch_started: float | None = None
         try:
@@ -114,13 +145,13 @@ class Collector:
                 done = self.max_records is not None and self.stats.records >= self.max_records
                 idle = self.idle_seconds is not None and now - last_datagram >= self.idle_seconds
                 due = batch_started is not None and (
-                    now - batch_started >= self.batch_seconds or pending >= self.batch_records
+                    now - batch_started >= self.batch_seconds or batcher.pending >= self.batch_records
                 )
-                if (done or idle or due) and size:
+                if (done or idle or due) and batcher.size:
                     if done or idle:
                         self.decoder.finish()
-                    yield Batch(list(pairer.pair(to_table(chunks))), pending, digest.hexdigest(), size)
-                    chunks, pending, digest, size, batch_started = [], 0, hashlib.sha256(), 0, None
+                    yield batcher.take()
+                    batch_started = None
                 if done or idle:
                     self.decoder.finish()
                     return
@@ -129,12 +160,8 @@ class Collector:
                 except TimeoutError:
                     continue
                 last_datagram = time.monotonic()
-                digest.update(len(data).to_bytes(4, "big") + data)
-                size += len(data)
                 if batch_started is None:
                     batch_started = last_datagram
-                for chunk in self.decoder.decode(data, address[0]):
-                    chunks.append(chunk)
-                    pending += len(chunk)
+                batcher.add(data, address[0])
         finally:
-            pairer.close()
+            batcher.close()
