@@ -103,6 +103,7 @@ COMPRESSORS = {
     "zstd": ["zstd", "-q", "-c"],
     "xz": ["xz", "-c"],
     "bzip2": ["bzip2", "-c"],
+    "lz4": ["lz4", "-q", "-c"],
 }
 #: Captures rewritten by Wireshark's editcap in other tools' formats (read through wiretap).
 CONVERTED = ["ndpi-1kxun.pcap", "ndpi-facebook.pcap", "ndpi-teams.pcap"]

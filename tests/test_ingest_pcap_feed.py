@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dpkt  # type: ignore[import-untyped]
+import lz4.frame
 import psutil
 import pyarrow as pa
 import pytest
@@ -68,6 +69,7 @@ COMPRESSORS = {
     "bzip2": bz2.compress,
     "xz": lzma.compress,
     "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+    "lz4": lambda data: lz4.frame.compress(data, block_size=lz4.frame.BLOCKSIZE_MAX64KB),
 }
 
 
@@ -95,6 +97,7 @@ def test_files_compressed_by_the_usual_tools(
         (["zstd", "-q", "-B4096", "-c"], "zst"),
         (["xz", "-c"], "xz"),
         (["gzip", "-c"], "gz"),
+        *([(["lz4", "-q", "-B4", "-c"], "lz4")] if shutil.which("lz4") else []),
     ):
         path = tmp_path / f"golden.pcap.{suffix}"
         path.write_bytes(subprocess.run([*command, str(source)], capture_output=True, check=True).stdout)
@@ -468,3 +471,27 @@ def test_command_line_exit_codes_and_workspace(
     assert main(["analyze", str(cut), "-w", str(ws), "-q"]) == 0
     assert f"{cut}: capture cut off at byte" in caplog.text  # the command line prints it to stderr
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_lz4_capture_cut_short_keeps_the_blocks_before_the_cut(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]]
+) -> None:
+    """An LZ4 frame of 64 KiB blocks cut in its last block: the whole blocks before it are read."""
+    source, expected = golden["pcap"]
+    data = lz4.frame.compress(
+        source.read_bytes(),
+        block_size=lz4.frame.BLOCKSIZE_MAX64KB,
+        block_checksum=True,
+        content_checksum=True,
+    )
+    path = tmp_path / "cut.pcap.lz4"
+    path.write_bytes(data[: len(data) - 100])
+    notes: dict[str, object] = {}
+    table = _table(path, notes)
+    assert 0 < len(table) <= len(expected)
+    assert notes["cut_at_byte"] is not None and notes["compression"] == "lz4"
+    corrupt = bytearray(data)
+    corrupt[len(data) // 2 : len(data) // 2 + 16] = b"\xff" * 16
+    path.write_bytes(bytes(corrupt))
+    with pytest.raises(InputError, match=r"(corrupt lz4 stream|cannot be read): LZ4F_decompress failed"):
+        _table(path)

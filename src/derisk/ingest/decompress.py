@@ -1,4 +1,4 @@
-"""Compressed captures: recognise gzip, zstd, xz and bzip2 by their first bytes and read them streamed.
+"""Compressed captures: recognise gzip, zstd, xz, bzip2 and lz4 by their first bytes and read them streamed.
 
 Nothing is decompressed to disk: :func:`open_capture` returns a file object that decompresses as it
 is read (Python's gzip, bz2 and lzma modules, and the ``zstandard`` package), so memory stays bounded
@@ -36,6 +36,7 @@ MAGICS: Final[dict[bytes, str]] = {
     b"\x28\xb5\x2f\xfd": "zstd",
     b"\xfd7zXZ\x00": "xz",
     b"BZh": "bzip2",
+    b"\x04\x22\x4d\x18": "lz4",  # an LZ4 frame (lz4 -c; Wireshark 4.2+ writes lz4-compressed captures)
 }
 
 
@@ -43,7 +44,8 @@ def decompress_errors() -> tuple[type[BaseException], ...]:
     """What a truncated or corrupt stream raises, from any of the decompressors."""
     import zstandard
 
-    return (OSError, EOFError, lzma.LZMAError, ValueError, zlib.error, zstandard.ZstdError)
+    # the lz4 package raises RuntimeError for a corrupt frame (EOFError for a cut one)
+    return (OSError, EOFError, lzma.LZMAError, ValueError, zlib.error, zstandard.ZstdError, RuntimeError)
 
 
 def compression(head: bytes) -> str | None:
@@ -210,6 +212,10 @@ def open_capture(path: Path, kind: str | None, *, stream: bool = False) -> Buffe
         return bz2.open(path, "rb")
     if kind == "xz":
         return lzma.open(path, "rb")
+    if kind == "lz4":
+        import lz4.frame
+
+        return cast(BufferedIOBase, lz4.frame.open(path, "rb"))
     if kind == "zstd":
         import zstandard
 
