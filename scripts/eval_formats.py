@@ -427,7 +427,7 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     if args.fetch_from:
         fetch_from(args.fetch_from, args.captures)
-    missing = [t for t in ("tshark", "nfpcapd", "nfcapd", "softflowd", "zstd", "xz", "bzip2")
+    missing = [t for t in ("tshark", "nfpcapd", "nfcapd", "softflowd", "zstd", "xz", "bzip2", "lz4")
                if shutil.which(t) is None]  # fmt: skip
     if missing:
         raise SystemExit(f"missing tools: {', '.join(missing)} (scripts/system-deps)")
