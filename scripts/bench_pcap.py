@@ -16,7 +16,7 @@ into docs/benchmarks.md under "## pcap ingest" (only that section is replaced).
     .venv/bin/python scripts/bench_pcap.py --variants [--packets 200000] [--repeat 5] [--no-write]
 
 With ``--variants``: read_pcap on the same capture re-framed as Linux cooked v1 and v2, NFLOG, PPI
-and VN-Tag and compressed (gzip, zstd, xz, bzip2) against the plain Ethernet file (time and a digest
+and VN-Tag and compressed (gzip, zstd, xz, bzip2, lz4) against the plain Ethernet file (time and a digest
 of the flows), each decompressor alone (the ceiling of its capture), and the bare meter with two
 meter processes against one (section "## pcap ingest: link types, compression, meters").
 """
@@ -364,6 +364,7 @@ def variants(args: argparse.Namespace) -> None:
             files[label] = Path(tmp) / name
             _reframe(base, files[label], linktype, frame)
         raw = base.read_bytes()
+        import lz4.frame
         import zstandard
 
         compressed: dict[str, Path] = {}
@@ -372,6 +373,7 @@ def variants(args: argparse.Namespace) -> None:
             ("zstd -3", "x.pcap.zst", lambda d: zstandard.ZstdCompressor(level=3).compress(d)),
             ("xz -1", "x.pcap.xz", lambda d: lzma.compress(d, preset=1)),
             ("bzip2 -9", "x.pcap.bz2", lambda d: bz2.compress(d, 9)),
+            ("lz4", "x.pcap.lz4", lambda d: lz4.frame.compress(d)),
         ):
             files[label] = compressed[label] = Path(tmp) / name
             files[label].write_bytes(pack(raw))
