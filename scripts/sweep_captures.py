@@ -4,7 +4,7 @@
     .venv/bin/python scripts/sweep_captures.py DIR [DIR ...] [--jsonl OUT] [--tshark] [--timeout S]
 
 For each file whose name ends like a capture (``.pcap``, ``.pcapng``, ``.cap``, ``.dmp``, ``.trace``,
-also compressed) it runs :func:`derisk.ingest.read_pcap` (through :func:`derisk.ingest.sniff`, as
+other tools' ``.erf``, ``.snoop``, ``.enc``, ``.trc``, ``.ncf``, IPFIX files' ``.ipfix``, also compressed) it runs :func:`derisk.ingest.read_pcap` (through :func:`derisk.ingest.sniff`, as
 ``derisk analyze`` does) and records one outcome: ``flows`` (with the count and the reader's
 warnings), ``refused`` (derisk's one-line error) or ``BUG`` (any other exception, with its traceback:
 what this script is for) or ``TIMEOUT``. With ``--tshark``, a file that gives no flow, or is refused,
@@ -30,8 +30,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ENDINGS = (".pcap", ".pcapng", ".cap", ".dmp", ".trace")
-COMPRESSED = ("", ".gz", ".zst", ".xz", ".bz2")
+ENDINGS = (".pcap", ".pcapng", ".cap", ".dmp", ".trace", ".erf", ".snoop", ".enc", ".trc", ".ncf", ".ipfix")
+COMPRESSED = ("", ".gz", ".zst", ".xz", ".bz2", ".lz4")
 
 
 class _Timeout(Exception):
@@ -64,19 +64,28 @@ def sweep_one(path: Path, timeout: int) -> dict[str, Any]:
     import pyarrow as pa  # noqa: F401  (loaded before the alarm starts)
 
     from derisk.errors import DeriskError
-    from derisk.ingest import sniff
+    from derisk.ingest import sniff, wiretap
+    from derisk.ingest.ipfix_file import read_ipfix_file
     from derisk.ingest.pcap import read_pcap
 
     row: dict[str, Any] = {"file": str(path), "size": path.stat().st_size}
     signal.alarm(timeout)
     try:
         kind = sniff(path)
-        if kind not in ("pcap", "pcapng"):
+        notes: dict[str, Any] = {}
+        if kind == "ipfix":
+            flows = sum(batch.num_rows for batch in read_ipfix_file(path, notes=notes))
+        elif kind in ("pcap", "pcapng") or kind in wiretap.FORMATS:
+            flows = sum(batch.num_rows for batch in read_pcap(path, notes=notes))
+        else:
             row.update(outcome="other-format", format=kind)
             return row
-        notes: dict[str, Any] = {}
-        flows = sum(batch.num_rows for batch in read_pcap(path, notes=notes))
-        row.update(outcome="flows", flows=flows, warnings=[str(w)[:300] for w in notes.get("warnings", [])])
+        row.update(
+            outcome="flows",
+            format=kind,
+            flows=flows,
+            warnings=[str(w)[:300] for w in notes.get("warnings", [])],
+        )
     except DeriskError as exc:
         row.update(outcome="refused", message=str(exc)[:400])
     except _Timeout:
