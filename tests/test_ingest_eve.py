@@ -278,3 +278,15 @@ def test_a_bad_line_after_duckdbs_first_batches_loses_and_repeats_nothing(
     assert table["source_ref"].to_pylist() == [str(i + 1) for i in range(count)]
     assert table["bytes_out"].to_pylist() == [100 + i for i in range(count)]
     assert "1 line skipped" in caplog.text and f"line {count - 9}" in caplog.text
+
+
+def test_a_utf8_bom_and_crlf_line_ends_change_nothing(tmp_path: Path) -> None:
+    """An eve.json saved by a Windows editor: a byte-order mark before the first event, CR LF line ends."""
+    source = EVE / "golden.eve.json"
+    expected = pa.Table.from_batches(list(read_eve(source)), schema=INGEST_SCHEMA)
+    path = tmp_path / "eve.json"
+    path.write_bytes(b"\xef\xbb\xbf" + source.read_bytes().replace(b"\n", b"\r\n"))
+    assert sniff(path) == "eve"
+    got = pa.Table.from_batches(list(read_eve(path)), schema=INGEST_SCHEMA)
+    keys = [(k, "ascending") for k in ("first_seen", "src_ip", "src_port", "dst_ip", "dst_port")]
+    assert got.sort_by(keys).equals(expected.sort_by(keys))

@@ -119,7 +119,7 @@ def sniff(path: Path) -> str:
         return PCAP_MAGICS[inner[:4]]
     if is_ipfix_file(inner):
         return "ipfix"
-    text = _text_head(path).lstrip()
+    text = _text_head(path).removeprefix(b"\xef\xbb\xbf").lstrip()  # a UTF-8 BOM (a log saved on Windows)
     if text.startswith(b"{") and b'"event_type"' in text.split(b"\n", 1)[0]:
         return "eve"  # Suricata's EVE JSON (docs/ingest-eve.md)
     if text.startswith(b"#separator") or text.startswith(b"#fields") or text.startswith(b"{"):
