@@ -55,7 +55,10 @@ def _export_capture(path: Path, port: int, *, fragment: bool) -> int:
                 ip = dpkt.ip.IP(
                     src=bytes([192, 0, 2, 1]), dst=bytes([192, 0, 2, 9]), p=17, id=ident, ttl=64, data=piece
                 )
-                ip.mf, ip.offset = int(k + 1 < len(pieces)), k * 48 // 8  # dpkt keeps the field in 8-byte units
+                ip.mf, ip.offset = (
+                    int(k + 1 < len(pieces)),
+                    k * 48 // 8,
+                )  # dpkt keeps the field in 8-byte units
                 ip.len = 20 + len(piece)
                 eth = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, type=0x0800, data=ip)
                 writer.writepkt(bytes(eth), ts=1_772_438_400 + i)
@@ -122,3 +125,24 @@ def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\xff" * 40)
     done = subprocess.run([*base, "--from-capture", str(junk)], capture_output=True, text=True, check=False)
     assert done.returncode == 3 and "Traceback" not in done.stderr and str(junk) in done.stderr, done.stderr
+
+
+def test_analyze_warns_that_a_capture_holds_exports(tmp_path: Path) -> None:
+    """``derisk analyze`` meters such a capture as what it is, and says where the exported flows are read."""
+    from derisk.ingest.pcap import read_pcap
+
+    capture = tmp_path / "exports.pcap"
+    _export_capture(capture, 4739, fragment=False)
+    notes: dict[str, object] = {}
+    flows = pa.Table.from_batches(list(read_pcap(capture, notes=notes)), schema=INGEST_SCHEMA)
+    assert flows.num_rows == 1 and flows.column("application").to_pylist()[0].split(".")[0] in (
+        "IPFIX",
+        "NetFlow",
+    )
+    assert notes["export_flows"] == 1
+    assert any("derisk collect --from-capture exports.pcap" in w for w in notes["warnings"])  # type: ignore[attr-defined]
+    plain = tmp_path / "plain.pcap"
+    plain.write_bytes((FIXTURES / "pcap" / "golden.pcap").read_bytes())
+    notes = {}
+    list(read_pcap(plain, notes=notes))
+    assert "export_flows" not in notes

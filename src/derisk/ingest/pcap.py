@@ -40,6 +40,7 @@ from derisk.flows import INGEST_SCHEMA, MIN_BATCH_ROWS, batch_from_columns
 from derisk.ingest import linktypes, wiretap
 from derisk.ingest.dnsanswers import AnswerMap, LongQueries, decode_ip, note, scan_capture
 from derisk.ingest.feed import Feed, FeedReport
+from derisk.ingest.flow_exports import ExportShare
 from derisk.ingest.framing import CaptureInfo, capture_format, inspect_capture, os_error
 from derisk.ingest.initiator import by_opener
 from derisk.ingest.meterwatch import MeterWatch
@@ -233,8 +234,10 @@ def read_pcap(
                 feed.start(meter_pipe, scan_pipe)
                 scanning = pool.submit(_scan_fed, feed, scan_pipe, path, strict, _dns_filter(out, found.mpls))
             joiner = HalfJoiner(NFSTREAM_OPTIONS["idle_timeout"])
-            yield from _meter(path, meter_pipe, scanning, progress, joiner)
+            exports = ExportShare()
+            yield from _meter(path, meter_pipe, scanning, progress, joiner, exports)
             _conclude(path, found, feed.join(), strict, notes, joiner.joined)
+            exports.conclude(path, notes)
         finally:
             for running in feeds:
                 running.stop()
@@ -412,6 +415,7 @@ def _meter(
     scanning: Future[tuple[AnswerMap, LongQueries]],
     progress: Callable[[int], None] | None,
     joiner: HalfJoiner,
+    exports: ExportShare,
 ) -> Iterator[pa.RecordBatch]:
     """The meter's flows in batches; halves of one connection split by VLAN tags joined (``joiner``)."""
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
@@ -447,7 +451,9 @@ def _meter(
         columns["packets_in"].append(flow.dst2src_packets)
         columns["server_name"].append(server_name)
         columns["server_name_source"].append(source)
-        columns["application"].append(_text(flow.application_name))
+        application = _text(flow.application_name)
+        columns["application"].append(application)
+        exports.add(application, flow.bidirectional_bytes)
         columns["ja4"].append(_text(flow.client_fingerprint))
         columns["user_agent"].append(_text(flow.user_agent))
         columns["dns_query"].append(dns_query)
