@@ -18,6 +18,8 @@ log = logging.getLogger("derisk.ingest.pcap")
 
 #: nDPI's labels of flow-export protocols: a capture of a router's exports, not of the site's traffic.
 _EXPORT_LABELS: Final = ("NetFlow", "IPFIX", "sFlow")
+#: The UDP ports Wireshark's NetFlow/IPFIX dissector takes without being told.
+DISSECTOR_PORTS: Final = frozenset({2055, 9996, 4739, 4740})
 
 
 class ExportShare:
@@ -26,14 +28,17 @@ class ExportShare:
     def __init__(self) -> None:
         self.flows = self.bytes = self.all_bytes = 0
         self.sflow = False
+        self.ports: set[int] = set()
 
-    def add(self, application: str | None, octets: int) -> None:
+    def add(self, application: str | None, octets: int, port: int | None) -> None:
         self.all_bytes += octets
         label = (application or "").split(".")[0]
         if label in _EXPORT_LABELS:
             self.flows += 1
             self.bytes += octets
             self.sflow = self.sflow or label == "sFlow"
+            if port is not None and port not in DISSECTOR_PORTS and len(self.ports) < 8:
+                self.ports.add(port)
 
     def conclude(self, path: Path, notes: dict[str, Any] | None) -> None:
         if not self.flows or self.bytes * 2 < self.all_bytes:
@@ -42,7 +47,9 @@ class ExportShare:
         hint = (
             "derisk does not read sFlow samples"
             if self.sflow
-            else f"`derisk collect --from-capture {path.name}` reads the flows they export"
+            else f"`derisk collect --from-capture {path.name}"
+            + "".join(f" --export-port {port}" for port in sorted(self.ports))
+            + "` reads the flows they export"
         )
         warning = (
             f"{self.flows:,} flows ({share:.0f}% of the bytes) carry flow exports (nDPI: NetFlow/IPFIX/sFlow): "

@@ -453,7 +453,7 @@ def _meter(
         columns["server_name_source"].append(source)
         application = _text(flow.application_name)
         columns["application"].append(application)
-        exports.add(application, flow.bidirectional_bytes)
+        exports.add(application, flow.bidirectional_bytes, flow.dst_port if ported else None)
         columns["ja4"].append(_text(flow.client_fingerprint))
         columns["user_agent"].append(_text(flow.user_agent))
         columns["dns_query"].append(dns_query)
