@@ -1,4 +1,4 @@
-"""``derisk collect``: receive NetFlow v5/v9 and IPFIX on UDP into a workspace."""
+"""``derisk collect``: receive NetFlow v5/v9, IPFIX and sFlow v5 on UDP into a workspace."""
 
 from __future__ import annotations
 
@@ -25,13 +25,13 @@ class CollectInterrupted(DeriskError):
     "--netflow",
     "endpoint",
     metavar="HOST:PORT",
-    help="UDP address to receive NetFlow v5/v9 and IPFIX on (e.g. 0.0.0.0:2055, [::]:4739).",
+    help="UDP address to receive NetFlow v5/v9, IPFIX and sFlow v5 on (e.g. 0.0.0.0:2055, [::]:6343).",
 )
 @click.option(
     "--from-capture",
     "capture",
     type=click.Path(path_type=Path),
-    help="Instead of listening: read the NetFlow/IPFIX exports recorded in this capture "
+    help="Instead of listening: read the NetFlow/IPFIX/sFlow exports recorded in this capture "
     "(e.g. tcpdump udp port 2055 on the collector's side), as the collector would have received them.",
 )
 @click.option(
@@ -150,13 +150,15 @@ def _replay(
     load_ipdata(data_dir)
     console = status_console(json_dest)
     exports = CaptureExports(capture, ports=ports)
-    console.print(f"derisk: reading NetFlow/IPFIX exports out of {visible(str(capture), 200)}", style="dim")
+    console.print(
+        f"derisk: reading NetFlow/IPFIX/sFlow exports out of {visible(str(capture), 200)}", style="dim"
+    )
     result = collect(exports, workspace, site, data_root=data_dir)
     stats = exports.stats
     _report(console, stats, result, json_dest)
     if not stats.records:
         raise InputError(
-            f"no usable NetFlow/IPFIX record in the capture ({stats.datagrams:,} export datagrams found by "
+            f"no usable NetFlow/IPFIX record or sFlow sample in the capture ({stats.datagrams:,} export datagrams found by "
             f"Wireshark's dissector on its ports{', '.join(str(p) for p in ports) and ' and ' + ', '.join(str(p) for p in ports)}; "
             "--export-port names others); nothing was stored",
             source=str(capture),
@@ -164,12 +166,19 @@ def _replay(
 
 
 def _report(console: Any, stats: Any, result: Any, json_dest: str | None) -> None:
+    kinds = [f"v{v}: {n:,}" for v, n in sorted(stats.by_version.items())]
+    if stats.sflow_samples:
+        kinds.append(f"sFlow samples: {stats.sflow_samples:,}")
     console.print(
-        f"{stats.datagrams:,} datagrams, {stats.records:,} records "
-        f"({', '.join(f'v{v}: {n:,}' for v, n in sorted(stats.by_version.items())) or 'none'}); "
+        f"{stats.datagrams:,} datagrams, {stats.records:,} records ({', '.join(kinds) or 'none'}); "
         f"{result.flows:,} flows stored in {result.batches} batches"
     )
     warnings = []
+    if stats.sflow_samples:
+        warnings.append(
+            f"{stats.sflow_samples:,} sFlow samples: each sampled packet counts its sampling rate of packets, "
+            "so flows, packets and bytes are estimates, and connections no packet of which was sampled are missing"
+        )
     if stats.malformed:
         warnings.append(f"{stats.malformed:,} malformed datagrams ignored")
     if stats.unknown_version:

@@ -19,6 +19,7 @@ from typing import Final
 import pyarrow as pa
 
 from derisk.errors import InputError, UsageError
+from derisk.ingest import sflow
 from derisk.ingest.netflow_decode import Chunk, Decoder, Stats, to_table
 from derisk.ingest.netflow_pairs import Pairer
 
@@ -70,18 +71,23 @@ class Batcher:
         self.size = 0
         self._digest = hashlib.sha256()
 
-    def add(self, data: bytes, address: str) -> None:
+    def add(self, data: bytes, address: str, received_us: int | None = None) -> None:
         self._digest.update(len(data).to_bytes(4, "big") + data)
         self.size += len(data)
-        for chunk in self.decoder.decode(data, address):
+        sampled = len(self.decoder.samples)
+        for chunk in self.decoder.decode(data, address, received_us):
             self.chunks.append(chunk)
             self.pending += len(chunk)
+        self.pending += len(self.decoder.samples) - sampled
 
     def take(self) -> Batch:
-        """What was added since the last batch, as one batch."""
-        batch = Batch(
-            list(self._pairer.pair(to_table(self.chunks))), self.pending, self._digest.hexdigest(), self.size
-        )
+        """What was added since the last batch, as one batch (sFlow samples summed per connection
+        direction first, :func:`derisk.ingest.sflow.to_table`)."""
+        records = to_table(self.chunks)
+        samples = self.decoder.take_samples()
+        if samples:
+            records = pa.concat_tables([records, sflow.to_table(samples)])
+        batch = Batch(list(self._pairer.pair(records)), self.pending, self._digest.hexdigest(), self.size)
         self._start()
         return batch
 

@@ -1,4 +1,4 @@
-"""NetFlow/IPFIX exports recorded in a capture, replayed into the collector's decoder.
+"""NetFlow/IPFIX and sFlow exports recorded in a capture, replayed into the collector's decoder.
 
 Sites and CERTs keep captures of a router's exports (``tcpdump udp port 2055``) rather than a
 collector's files. ``derisk analyze`` would meter such a capture as what it is, UDP from a router
@@ -8,8 +8,9 @@ datagrams (``tshark -Y cflow``, with IP fragments reassembled, any link type or 
 tshark reads); each datagram's UDP payload goes to the collector's decoder (:mod:`.netflow_decode`)
 with the exporter's address from the capture, in capture order.
 
-Wireshark's NetFlow/IPFIX dissector listens on UDP ports 2055, 9996, 4739 and 4740 by default; an
-exporter on another port is named with ``--export-port`` (tshark's "decode as").
+Wireshark's NetFlow/IPFIX dissector listens on UDP ports 2055, 9996, 4739 and 4740 by default, its
+sFlow dissector on 6343; a NetFlow/IPFIX exporter on another port is named with ``--export-port``
+(tshark's "decode as"). sFlow datagrams are dated by the time the capture recorded them.
 """
 
 from __future__ import annotations
@@ -38,33 +39,27 @@ def _tshark() -> str:
     return found
 
 
-def datagrams(path: Path, ports: tuple[int, ...] = ()) -> Iterator[tuple[bytes, str]]:
-    """The NetFlow/IPFIX datagrams Wireshark finds in ``path``, with their exporter's address."""
-    command = [
-        _tshark(),
-        "-r",
-        str(path.absolute()),
-        "-n",
-        "-Y",
-        "cflow",
-        "-T",
-        "fields",
-        "-E",
-        "separator=/t",
-    ]
+def datagrams(path: Path, ports: tuple[int, ...] = ()) -> Iterator[tuple[bytes, str, int]]:
+    """The NetFlow/IPFIX and sFlow datagrams Wireshark finds in ``path``, with their exporter's
+    address and the time the capture recorded them (microseconds)."""
+    command = [_tshark(), "-r", str(path.absolute()), "-n", "-Y", "cflow or sflow", "-T", "fields"]
+    command += ["-E", "separator=/t"]
     for port in ports:
         command += ["-d", f"udp.port=={port},cflow"]
-    command += ["-e", "ip.src", "-e", "ipv6.src", "-e", "udp.payload"]
+    command += ["-e", "frame.time_epoch", "-e", "ip.src", "-e", "ipv6.src", "-e", "udp.payload"]
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
-                src4, src6, payload = [*line.rstrip(b"\n").split(b"\t"), b"", b""][:3]
-                address = (src4 or src6).split(b",")[-1].decode("ascii", "replace")  # the innermost IP
+                when, src4, src6, payload = [*line.rstrip(b"\n").split(b"\t"), b"", b"", b""][:4]
+                # the outer IP header carries the export (sFlow's sampled packets add inner ones)
+                address = (src4 or src6).split(b",")[0].decode("ascii", "replace")
+                seconds, _, fraction = when.decode("ascii").partition(".")
+                time_us = int(seconds or 0) * 1_000_000 + int(fraction[:6].ljust(6, "0"))
                 for hexed in payload.split(b","):  # a datagram carrying several exports: each one
                     if hexed:
-                        yield bytes.fromhex(hexed.decode("ascii")), address
+                        yield bytes.fromhex(hexed.decode("ascii")), address, time_us
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -104,8 +99,8 @@ class CaptureExports:
     def batches(self) -> Iterator[Batch]:
         batcher = Batcher(self.decoder)
         try:
-            for data, address in datagrams(self.path, self.ports):
-                batcher.add(data, address)
+            for data, address, time_us in datagrams(self.path, self.ports):
+                batcher.add(data, address, time_us)
                 if batcher.pending >= self.batch_records:
                     yield batcher.take()
             self.decoder.finish()

@@ -19,7 +19,7 @@ log = logging.getLogger("derisk.ingest.pcap")
 #: nDPI's labels of flow-export protocols: a capture of a router's exports, not of the site's traffic.
 _EXPORT_LABELS: Final = ("NetFlow", "IPFIX", "sFlow")
 #: The UDP ports Wireshark's NetFlow/IPFIX dissector takes without being told.
-DISSECTOR_PORTS: Final = frozenset({2055, 9996, 4739, 4740})
+DISSECTOR_PORTS: Final = frozenset({2055, 9996, 4739, 4740})  # sFlow's dissector takes 6343
 
 
 class ExportShare:
@@ -27,7 +27,6 @@ class ExportShare:
 
     def __init__(self) -> None:
         self.flows = self.bytes = self.all_bytes = 0
-        self.sflow = False
         self.ports: set[int] = set()
 
     def add(self, application: str | None, octets: int, port: int | None) -> None:
@@ -36,8 +35,7 @@ class ExportShare:
         if label in _EXPORT_LABELS:
             self.flows += 1
             self.bytes += octets
-            self.sflow = self.sflow or label == "sFlow"
-            if port is not None and port not in DISSECTOR_PORTS and len(self.ports) < 8:
+            if label != "sFlow" and port is not None and port not in DISSECTOR_PORTS and len(self.ports) < 8:
                 self.ports.add(port)
 
     def conclude(self, path: Path, notes: dict[str, Any] | None) -> None:
@@ -45,9 +43,7 @@ class ExportShare:
             return
         share = 100 * self.bytes / max(self.all_bytes, 1)
         hint = (
-            "derisk does not read sFlow samples"
-            if self.sflow
-            else f"`derisk collect --from-capture {path.name}"
+            f"`derisk collect --from-capture {path.name}"
             + "".join(f" --export-port {port}" for port in sorted(self.ports))
             + "` reads the flows they export"
         )

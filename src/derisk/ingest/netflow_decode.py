@@ -22,10 +22,12 @@ samplingPacketSpace (306). Records decoded before an exporter announced its rate
 from __future__ import annotations
 
 import struct
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
+from derisk.ingest import sflow
 from derisk.ingest.netflow_frames import (
     DataSet,
     Malformed,
@@ -62,6 +64,8 @@ class Stats:
     waiting_for_template: int = 0
     lost_without_template: int = 0
     options_records: int = 0
+    #: sFlow v5 flow samples read (each a sampled packet, :mod:`.sflow`).
+    sflow_samples: int = 0
     sampling: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
 
@@ -94,6 +98,12 @@ class Decoder:
     def __init__(self) -> None:
         self.stats = Stats()
         self._exporters: dict[ExporterKey, _Exporter] = {}
+        #: sFlow samples decoded and not yet taken (:meth:`take_samples`).
+        self.samples: list[sflow.Sample] = []
+
+    def take_samples(self) -> list[sflow.Sample]:
+        taken, self.samples = self.samples, []
+        return taken
 
     def _exporter(self, key: ExporterKey) -> _Exporter:
         found = self._exporters.get(key)
@@ -103,10 +113,20 @@ class Decoder:
             found = self._exporters[key] = _Exporter()
         return found
 
-    def decode(self, data: bytes, address: str) -> list[Chunk]:
-        """The records of one datagram (sampling applied); problems are counted, never raised."""
+    def decode(self, data: bytes, address: str, received_us: int | None = None) -> list[Chunk]:
+        """The records of one datagram (sampling applied); problems are counted, never raised.
+
+        An sFlow datagram's samples go to :attr:`samples` instead (``received_us``: when it arrived,
+        its samples' time; now when not given)."""
         self.stats.datagrams += 1
         try:
+            if data[:4] == sflow.MAGIC:
+                when = time.time_ns() // 1000 if received_us is None else received_us
+                found, _ = sflow.samples(data, when, address)
+                self.samples.extend(found)
+                self.stats.sflow_samples += len(found)
+                self.stats.records += len(found)
+                return []
             return self._decode(data, address)
         except Malformed as exc:
             self.stats.malformed += 1
