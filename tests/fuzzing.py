@@ -59,6 +59,13 @@ TARGETS: dict[str, Target] = {
     "eve": Target(_files("eve/*.eve.json"), "eve.json", _analyze),
     "nfcapd": Target(_files("netflow/*/nfcapd.*"), "nfcapd.202601010000", _analyze, 10),
     "ipfix": Target(_files("netflow/ipfix/*.ipfix"), "export.ipfix", _analyze, 15),
+    # flow exports recorded in a capture (tshark finds them, the collector's decoder reads them)
+    "export-capture": Target(
+        _files("netflow/sflow/tcpdump-sflow_expanded.pcap", "netflow/sflow/tcpdump-sflow-print-v6.pcap"),
+        "exports.pcap",
+        lambda path, work: ["collect", "--from-capture", str(path), "-w", str(work / "ws")],
+        8,
+    ),
     # other tools' formats: the wiretap conversion (captype, editcap) and ERF's link type
     "erf": Target(_files("pcap/wiretap/*.erf"), "capture.erf", _analyze, 8),
     "site": Target(
