@@ -99,8 +99,9 @@ def grown(arr: npt.NDArray[_G], extra: npt.ArrayLike) -> npt.NDArray[_G]:
 
 #: Rows of the buffer scored in one call of a batch detection at most (whole hosts; a host with more
 #: is scored alone): bounds the copy and the arrays a scoring of the whole window would make at once
-#: (a long-connection or beacon call takes about 1 KB a row while it runs).
-SCORE_ROWS = 100_000
+#: (a long-connection or beacon call takes about 1 KB a row while it runs; with 100,000 the one
+#: scoring of a 20 M-row replay held about 1 GB).
+SCORE_ROWS = 50_000
 
 
 def host_groups(hosts: I64) -> list[I64]:
