@@ -163,7 +163,33 @@ def collector_rates(datagrams: int, repeat: int) -> list[dict[str, Any]]:
         assert ours() == previous() == records
         rows.append({"version": name, "records": records, **timing})
         print(json.dumps(rows[-1]), flush=True)
+        if version == 10:  # the same messages as an IPFIX file (RFC 5655), read by derisk analyze's reader
+            rows.append(_ipfix_file_rate(packets, timing["bare"], timing["previous"], repeat))
+            print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def _ipfix_file_rate(packets: list[bytes], bare: float, previous: float, repeat: int) -> dict[str, Any]:
+    """Records per second through :func:`derisk.ingest.ipfix_file.read_ipfix_file` (the file read,
+    the decoding and the pairing) over the IPFIX messages written one after another to a file."""
+    from derisk.ingest.ipfix_file import read_ipfix_file
+
+    with tempfile.TemporaryDirectory(prefix="derisk-bench-ipfix-") as tmp:
+        path = Path(tmp) / "export.ipfix"
+        path.write_bytes(b"".join(packets))
+        runs = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            flows = sum(batch.num_rows for batch in read_ipfix_file(path))
+            runs.append(time.perf_counter() - start)
+    assert flows == len(packets) * 30
+    return {
+        "version": "IPFIX file",
+        "records": flows,
+        "bare": bare,
+        "ours": statistics.median(runs),
+        "previous": previous,
+    }
 
 
 def _run(kind: str, path: Path) -> dict[str, float]:
