@@ -242,8 +242,8 @@ def main() -> None:
             f" {runs}.",
             f"Batches: {len(rows)}; median seconds per 1,000 flows in the first quarter of batches"
             f" {first:.3f}, in the last quarter {last:.3f} (history grows from 0 to {opts.lines:,} flows"
-            " between them; while a replay catches up, the window detections are scored only when the"
-            " rows waiting have doubled, so the batches that score cost more: a batch's cost against the"
+            " between them; while a replay catches up, the window detections wait (a log shorter than the"
+            " window is scored once, when caught up), so the batches that score cost more: a batch's cost against the"
             " history is measured by `scripts/bench_incremental.py`).",
             f"In real time (one conn.log line every 0.5 s, `--batch-seconds 1`): from a line written to its"
             f" flow committed p50 {p50:.2f} s, p95 {p95:.2f} s over {len(delays)} lines (issue 15's target"
