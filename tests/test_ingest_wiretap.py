@@ -241,3 +241,45 @@ def test_media_captype_names_are_not_captures(tmp_path: Path) -> None:
     assert wiretap.identify(path) is None
     with pytest.raises(InputError, match="not a capture"):
         sniff(path)
+
+
+@pytest.mark.parametrize("kind", ["xz", "bzip2", "zstd", "lz4"])
+def test_compressed_foreign_captures_are_decompressed_into_editcap(tmp_path: Path, kind: str) -> None:
+    """wiretap reads gzip itself; inside the other compressions derisk decompresses the file into
+    editcap's standard input (libtrace ships its ERF traces as .erf.xz and .erf.bz2)."""
+    import bz2
+    import lzma
+
+    import lz4.frame
+    import zstandard
+
+    pack = {
+        "xz": lzma.compress,
+        "bzip2": bz2.compress,
+        "zstd": lambda d: zstandard.ZstdCompressor().compress(d),
+        "lz4": lz4.frame.compress,
+    }[kind]
+    erf = FIXTURES / "libtrace-100_packets.erf"
+    path = tmp_path / f"trace.erf.{kind}"
+    path.write_bytes(pack(erf.read_bytes()))
+    assert sniff(path) == "erf"
+    notes: dict[str, object] = {}
+    assert _flows(_table(path, notes)) == _flows(_table(erf))
+    assert notes["file_format"] == "erf" and notes["cut_at_byte"] is None
+
+
+def test_cut_xz_around_a_snoop_file_keeps_what_came_before(
+    tmp_path: Path, ethernet: tuple[Path, object, pa.Table]
+) -> None:
+    import lzma
+
+    source = ethernet[0]
+    snoop = tmp_path / "capture.snoop"
+    subprocess.run(["editcap", "-F", "snoop", str(source), str(snoop)], check=True, capture_output=True)
+    packed = lzma.compress(snoop.read_bytes(), preset=0)
+    path = tmp_path / "cut.snoop.xz"
+    path.write_bytes(packed[: len(packed) * 3 // 4])
+    notes: dict[str, object] = {}
+    table = _table(path, notes)
+    assert 0 < table.num_rows <= ethernet[2].num_rows
+    assert notes["cut_at_byte"] is not None

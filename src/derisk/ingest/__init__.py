@@ -87,8 +87,8 @@ def _text_head(path: Path) -> bytes:
     return head
 
 
-def _compressed_head(path: Path, head: bytes) -> bytes:
-    """The first 64 bytes of a zstd, xz or bzip2 file once decompressed (b"" for anything else)."""
+def _compressed_head(path: Path, head: bytes, n: int = 64) -> bytes:
+    """The first ``n`` bytes of a zstd, xz, bzip2 or lz4 file once decompressed (b"" for anything else)."""
     from derisk.ingest.decompress import compression, decompress_errors, open_capture
 
     kind = compression(head)
@@ -96,7 +96,7 @@ def _compressed_head(path: Path, head: bytes) -> bytes:
         return b""
     try:
         with open_capture(path, kind) as fh:
-            return fh.read(64)
+            return fh.read(n)
     except decompress_errors() as exc:
         raise InputError(f"corrupt {kind} stream ({exc})", source=str(path)) from None
 
@@ -126,7 +126,12 @@ def sniff(path: Path) -> str:
         return "zeek"
     from derisk.ingest import wiretap
 
-    foreign = wiretap.identify(path)  # ERF, NetMon, snoop, nettl, ... (gzip-compressed too)
+    # ERF, NetMon, snoop, nettl, ...: wiretap reads them plain or gzipped, and is given the
+    # decompressed start of the other compressions on its standard input
+    plain = head[:2] == b"\x1f\x8b" or not inner
+    foreign = (
+        wiretap.identify(path) if plain else wiretap.identify(path, _compressed_head(path, head, 1 << 16))
+    )
     if foreign is not None:
         return foreign
     if head[:2] == b"\x1f\x8b":

@@ -16,12 +16,14 @@ that ends early raises :class:`EOFError` and a corrupt one :class:`OSError`, as 
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
 import shutil
 import subprocess
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable
 from io import BufferedIOBase
@@ -90,6 +92,7 @@ class ToolReader(BufferedIOBase):
         path: Path,
         finish: Callable[[], BufferedIOBase] | None = None,
         tail: tuple[str, ...] = (),
+        feed: BufferedIOBase | None = None,
     ) -> None:
         self._finish = finish
         self._rest: BufferedIOBase | None = None
@@ -97,18 +100,42 @@ class ToolReader(BufferedIOBase):
         self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._name = str(path.absolute())  # never taken for an option
         self._program = command[0]
+        self._feed = feed
+        self._feeder: threading.Thread | None = None
+        self._fed_error: BaseException | None = None
         try:
             self._proc = subprocess.Popen(
-                [*command, self._name, *tail],
-                stdin=subprocess.DEVNULL,
+                [*command, self._name if feed is None else "-", *tail],
+                stdin=subprocess.DEVNULL if feed is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._errors,
             )
         except BaseException:
             self._errors.close()
+            if feed is not None:
+                feed.close()
             raise
+        if feed is not None:  # the tool reads the decompressed file on its standard input
+            self._feeder = threading.Thread(target=self._pour, name="derisk-tool-feed", daemon=True)
+            self._feeder.start()
         assert self._proc.stdout is not None
         self._out = cast(io.BufferedReader, self._proc.stdout)
+
+    def _pour(self) -> None:
+        """Copy ``feed`` into the tool's standard input; a cut or corrupt stream, or a tool that
+        stopped reading, ends the copy (the tool then reports what it met)."""
+        assert self._feed is not None and self._proc.stdin is not None
+        ends: tuple[type[BaseException], ...] = (ValueError, *decompress_errors())
+        try:
+            while piece := self._feed.read1(1 << 16):
+                self._proc.stdin.write(piece)
+        except BrokenPipeError:
+            pass  # the tool stopped reading: it says why
+        except ends as exc:  # the compressed stream is cut or corrupt: said once the tool has ended
+            self._fed_error = exc
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                self._proc.stdin.close()
 
     def readable(self) -> bool:
         return True
@@ -144,8 +171,14 @@ class ToolReader(BufferedIOBase):
         code = self._proc.wait()
         self._errors.seek(0)
         said = self._errors.read(4096).decode("utf-8", "replace")
+        if self._feeder is not None:
+            self._feeder.join()
         if code == 0 and not any(sign in said for sign in _ENDS_EARLY):
-            return
+            if self._fed_error is None:
+                return
+            if isinstance(self._fed_error, EOFError):  # cut at a record's end: the tool saw whole records
+                raise EOFError(" ".join(str(self._fed_error).split()) or "the stream ends early")
+            raise OSError(" ".join(str(self._fed_error).split()))
         for named in (
             f'"{self._name}": ',
             f"{self._name}: ",
@@ -179,6 +212,10 @@ class ToolReader(BufferedIOBase):
             self._proc.wait()
             self._out.close()
             self._errors.close()
+            if self._feeder is not None:
+                self._feeder.join()
+            if self._feed is not None:
+                self._feed.close()
             if self._rest is not None:
                 self._rest.close()
         super().close()
@@ -202,7 +239,9 @@ def open_capture(path: Path, kind: str | None, *, stream: bool = False) -> Buffe
     if kind is None:
         return path.open("rb")
     if wiretap.converts(kind):  # another tool's capture format, converted to pcapng as it is read
-        return ToolReader(wiretap.command(kind), path, tail=("-",))
+        wrapped = wiretap.parts(kind)[2]
+        feed = None if wrapped is None else open_capture(path, wrapped, stream=True)
+        return ToolReader(wiretap.command(kind), path, tail=("-",), feed=feed)
     command = tool(kind) if stream else None
     if command is not None:
         return ToolReader(command, path, lambda: open_capture(path, kind))

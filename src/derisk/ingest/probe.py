@@ -74,9 +74,10 @@ def _converted(path: Path, kind: str) -> tuple[str, bytes]:
         try:
             return kind, _head(path, kind)
         except OSError as exc:
-            if kind not in wiretap.RETYPED or wiretap.UNWRITABLE not in str(exc):
+            if wiretap.base(kind) not in wiretap.RETYPED or wiretap.UNWRITABLE not in str(exc):
                 raise
-        kind += wiretap.AS_ETHERNET
+        name, _, wrapped = kind.partition(wiretap.WRAPPED)
+        kind = name + wiretap.AS_ETHERNET + (wiretap.WRAPPED + wrapped if wrapped else "")
         return kind, _head(path, kind)
     except decompress_errors() as exc:
         raise _fail(path, f"{wiretap.describe(kind)} file editcap cannot convert: {_said(exc)}") from None
@@ -95,10 +96,13 @@ def probe(path: Path) -> Probe:
         head = _head(path, kind)
     except decompress_errors() as exc:
         raise _fail(path, f"corrupt {kind} stream: {_said(exc)}") from None
-    if head[:4] not in PCAP_MAGICS and head[:4] != PCAPNG_SHB and kind in (None, "gzip"):
-        foreign = wiretap.identify(path)  # another tool's format (ERF, NetMon, snoop, ...), gzip or not
+    if head[:4] not in PCAP_MAGICS and head[:4] != PCAPNG_SHB and head[:4] not in modified_pcap.MAGICS:
+        # another tool's format (ERF, NetMon, snoop, ...): wiretap reads it plain or gzipped itself,
+        # and is given it decompressed on its standard input inside the other compressions
+        plain = kind in (None, "gzip")
+        foreign = wiretap.identify(path) if plain else wiretap.identify(path, head)
         if foreign is not None:
-            kind, head = _converted(path, foreign)
+            kind, head = _converted(path, foreign if plain else f"{foreign}{wiretap.WRAPPED}{kind}")
     if kind is not None and wiretap.converts(kind):
         what = f"{wiretap.describe(kind)} file, converted by editcap,"
     else:

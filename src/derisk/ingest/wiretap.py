@@ -94,22 +94,24 @@ def available() -> bool:
     return _tool("captype") is not None and _tool("editcap") is not None
 
 
-def identify(path: Path) -> str | None:
+def identify(path: Path, head: bytes | None = None) -> str | None:
     """wiretap's name of ``path``'s format when it is one of :data:`FORMATS`, else None.
 
     None also when Wireshark's tools are not installed, the file is a pcap or pcapng (derisk reads
     those itself), or captype cannot name it; ``captype`` reads gzip-compressed files as well.
     Raises :class:`InputError` with captype's words when it knows the format but cannot read the
-    file (cut before its first records, damaged).
+    file (cut before its first records, damaged). ``head``: the first bytes of the file once
+    decompressed (a zstd, xz, bzip2 or lz4 file wiretap does not decompress), given to captype on
+    its standard input instead of the file.
     """
     program = _tool("captype")
     if program is None or _tool("editcap") is None:
         return None
-    name = str(path.absolute())  # never taken for an option
+    name = str(path.absolute()) if head is None else "-"  # never taken for an option
     try:
         done = subprocess.run(
             [program, name],
-            stdin=subprocess.DEVNULL,
+            input=b"" if head is None else head,
             capture_output=True,
             timeout=_IDENTIFY_SECONDS,
             check=False,
@@ -130,9 +132,21 @@ def identify(path: Path) -> str | None:
     return kind if kind in FORMATS else None
 
 
+#: Between a format's name and the compression around it, in a probe's outer stream ("erf@xz").
+WRAPPED: Final = "@"
+
+
+def parts(kind: str) -> tuple[str, bool, str | None]:
+    """A probe's outer stream of a converted format: wiretap's name, whether editcap converts it
+    ``-T ether`` (:data:`AS_ETHERNET`), and the compression around the file (None: plain or gzip,
+    which wiretap reads itself)."""
+    name, _, wrapped = kind.partition(WRAPPED)
+    return name.removesuffix(AS_ETHERNET), name.endswith(AS_ETHERNET), wrapped or None
+
+
 def base(kind: str) -> str:
-    """The format's name without :data:`AS_ETHERNET`."""
-    return kind.removesuffix(AS_ETHERNET)
+    """The format's name without :data:`AS_ETHERNET` or the compression around it."""
+    return parts(kind)[0]
 
 
 def converts(kind: str | None) -> bool:
@@ -146,7 +160,7 @@ def command(kind: str) -> list[str]:
     program = _tool("editcap")
     if program is None:
         raise FileNotFoundError("editcap (Debian package wireshark-common) is not installed")
-    retype = ["-T", "ether"] if kind.endswith(AS_ETHERNET) else []
+    retype = ["-T", "ether"] if parts(kind)[1] else []
     return [program, "-F", "pcapng", *retype]
 
 
