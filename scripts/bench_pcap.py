@@ -16,7 +16,7 @@ into docs/benchmarks.md under "## pcap ingest" (only that section is replaced).
     .venv/bin/python scripts/bench_pcap.py --variants [--packets 200000] [--repeat 5] [--no-write]
 
 With ``--variants``: read_pcap on the same capture re-framed as Linux cooked v1 and v2, NFLOG, PPI
-and VN-Tag and compressed (gzip, zstd, xz, bzip2, lz4) against the plain Ethernet file (time and a digest
+and VN-Tag, compressed (gzip, zstd, xz, bzip2, lz4) and written by editcap as snoop and NetMon 2, against the plain Ethernet file (time and a digest
 of the flows), each decompressor alone (the ceiling of its capture), and the bare meter with two
 meter processes against one (section "## pcap ingest: link types, compression, meters").
 """
@@ -378,6 +378,10 @@ def variants(args: argparse.Namespace) -> None:
             files[label] = compressed[label] = Path(tmp) / name
             files[label].write_bytes(pack(raw))
         del raw
+        if shutil.which("editcap"):  # another tool's format, converted by editcap on a pipe (wiretap)
+            for label, fmt in (("snoop (editcap)", "snoop"), ("NetMon 2 (editcap)", "netmon2")):
+                files[label] = Path(tmp) / f"x.{fmt}"
+                subprocess.run(["editcap", "-F", fmt, str(base), str(files[label])], check=True)
         runs: dict[str, list[dict[str, Any]]] = {label: [] for label in files}
         meters: dict[str, list[dict[str, Any]]] = {"bare": [], "bare-2-meters": []}
         alone: dict[str, list[dict[str, Any]]] = {label: [] for label in compressed}
