@@ -51,6 +51,11 @@ WRITTEN = {
 }
 
 
+def _editcap(fmt: str, source: Path, dest: Path) -> None:
+    """``source`` written by Wireshark's editcap in the format ``fmt``."""
+    subprocess.run(["editcap", "-F", fmt, str(source), str(dest)], check=True, capture_output=True)
+
+
 def _table(path: Path, notes: dict[str, object] | None = None) -> pa.Table:
     return pa.Table.from_batches(list(read_pcap(path, notes=notes)), schema=INGEST_SCHEMA)
 
@@ -76,7 +81,7 @@ def test_editcap_formats_give_the_flows_of_the_pcap(
 ) -> None:
     source, ledger, expected = ethernet
     path = tmp_path / f"capture.{fmt}"
-    subprocess.run(["editcap", "-F", fmt, str(source), str(path)], check=True, capture_output=True)
+    _editcap(fmt, source, path)
     assert sniff(path) == WRITTEN[fmt]
     notes: dict[str, object] = {}
     table = _table(path, notes)
@@ -94,7 +99,7 @@ def test_lanalyzer_gives_the_flows_of_the_pcap(
     one it wrote is off by whole hours here, so only the flows and their counts are compared."""
     source, _, expected = ethernet
     path = tmp_path / "capture.tr1"
-    subprocess.run(["editcap", "-F", "lanalyzer", str(source), str(path)], check=True, capture_output=True)
+    _editcap("lanalyzer", source, path)
     assert sniff(path) == "lanalyzer"
     assert _flows(_table(path), times=False) == _flows(expected, times=False)
 
@@ -182,7 +187,7 @@ def test_cut_capture_keeps_the_flows_before_the_cut(
 ) -> None:
     source = ethernet[0]
     whole = tmp_path / "whole.snoop"
-    subprocess.run(["editcap", "-F", "snoop", str(source), str(whole)], check=True, capture_output=True)
+    _editcap("snoop", source, whole)
     cut = tmp_path / "cut.snoop"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3 + 5])
     notes: dict[str, object] = {}
@@ -208,7 +213,7 @@ def test_bad_foreign_captures_are_one_line_errors(
 ) -> None:
     source = ethernet[0]
     netmon = tmp_path / "capture.netmon2"
-    subprocess.run(["editcap", "-F", "netmon2", str(source), str(netmon)], check=True, capture_output=True)
+    _editcap("netmon2", source, netmon)
     cut = tmp_path / "cut.cap"
     cut.write_bytes(netmon.read_bytes()[:3000])  # NetMon's frame table is at the end: nothing readable
     junk = tmp_path / "junk.snoop"
@@ -275,7 +280,7 @@ def test_cut_xz_around_a_snoop_file_keeps_what_came_before(
 
     source = ethernet[0]
     snoop = tmp_path / "capture.snoop"
-    subprocess.run(["editcap", "-F", "snoop", str(source), str(snoop)], check=True, capture_output=True)
+    _editcap("snoop", source, snoop)
     packed = lzma.compress(snoop.read_bytes(), preset=0)
     path = tmp_path / "cut.snoop.xz"
     path.write_bytes(packed[: len(packed) * 3 // 4])
