@@ -75,7 +75,7 @@ from derisk.detect.alert import Alert, LawsFor, cached_laws
 from derisk.detect.config import DetectionConfig
 from derisk.detect.incremental_arrays import PartArrays, Recs, ok_of, records
 from derisk.detect.incremental_beacon import beacon_pairs
-from derisk.detect.incremental_interners import Interner, PairInterner, distinct, renumber
+from derisk.detect.incremental_interners import Interner, PairInterner, compact_keys, distinct
 from derisk.detect.incremental_keys import Compelled, DnsTunnels, Keyed, NewDestinations, key_codes, prefixed
 from derisk.detect.incremental_long import evict
 from derisk.detect.incremental_rows import (
@@ -347,7 +347,7 @@ class DetectionState:
         self.n_new = 0
         pairs = distinct(np.r_[pairs, evict(self, config, laws)])
         score_window(self, beacons, cut, pairs, config, laws)  # a part's rows read once for both
-        self._compact_keys()
+        compact_keys(self.keys, self.win)
 
     def _history(
         self,
@@ -486,20 +486,3 @@ class DetectionState:
             yield [h[0] for h in held], pa.concat_tables([h[1] for h in held])
 
     # -- keys ----------------------------------------------------------------------------------
-    def _compact_keys(self) -> None:
-        """Forget the key strings no buffer row uses any more (their codes renumbered), so the
-        interners hold the window's keys, not every key ever seen."""
-        for k, interner in self.keys.items():
-            if len(interner) <= 2 * len(self.win) + 4096:  # bounded by the buffer's rows
-                continue
-            used = np.zeros(len(interner) + 1, dtype=bool)
-            for _, rec in self.win:
-                used[rec[k]] = True
-            live = np.flatnonzero(used[:-1])
-            if len(interner) <= 2 * len(live) + 4096:
-                continue
-            interner.keep(live)
-            for p in self.win.parts():
-                rec = np.array(self.win.get(p))
-                rec[k] = renumber(live, rec[k].astype(np.int64))
-                self.win.put(p, rec)

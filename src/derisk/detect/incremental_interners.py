@@ -9,11 +9,16 @@ a key is named (an alert's key). Both forget the keys no buffer row uses any mor
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
 from derisk.detect.incremental_keys import key_codes
 from derisk.detect.segments import I64
+
+if TYPE_CHECKING:
+    from derisk.detect.incremental_arrays import PartArrays
 
 SEP = "\x1f"
 _SHIFT = 32
@@ -160,3 +165,22 @@ class PairInterner:
         self.left_of = self.left.compact(self.left_of[live])
         self.right_of = self.right.compact(self.right_of[live])
         self._index()
+
+
+def compact_keys(keys: dict[str, Interner | PairInterner], win: PartArrays) -> None:
+    """Forget the key strings no window row uses any more (their codes renumbered in the window's
+    arrays), so the interners hold the window's keys, not every key ever seen."""
+    for k, interner in keys.items():
+        if len(interner) <= 2 * len(win) + 4096:  # bounded by the buffer's rows
+            continue
+        used = np.zeros(len(interner) + 1, dtype=bool)
+        for _, rec in win:
+            used[rec[k]] = True
+        live = np.flatnonzero(used[:-1])
+        if len(interner) <= 2 * len(live) + 4096:
+            continue
+        interner.keep(live)
+        for p in win.parts():
+            rec = np.array(win.get(p))
+            rec[k] = renumber(live, rec[k].astype(np.int64))
+            win.put(p, rec)

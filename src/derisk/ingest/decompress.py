@@ -221,6 +221,14 @@ class ToolReader(BufferedIOBase):
         super().close()
 
 
+def ends_early(kind: str | None) -> str:
+    """How a capture stream that ends early is named in the cut warning: a format editcap converts
+    gives the offset in editcap's pcapng of it, a compressed one in the decompressed stream."""
+    if kind is not None and wiretap.converts(kind):
+        return f"the {wiretap.base(kind)} file ends inside a record; the byte is of editcap's pcapng of it"
+    return f"the {kind or 'file'} stream ends early"
+
+
 def tool(kind: str) -> list[str] | None:
     """The installed command-line decompressor for ``kind``, as a command, or None."""
     found = TOOLS.get(kind)

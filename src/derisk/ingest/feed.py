@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Final
 
 from derisk.errors import InputError
-from derisk.ingest import feed_block, linktypes, modified_pcap, wiretap
-from derisk.ingest.decompress import decompress_errors
+from derisk.ingest import feed_block, linktypes, modified_pcap
+from derisk.ingest.decompress import decompress_errors, ends_early
 from derisk.ingest.feed_writer import Outputs, Writer
 from derisk.ingest.framing import timestamp_resolution
 from derisk.ingest.probe import PCAP_MAGICS, PCAPNG_SHB, Probe
@@ -52,13 +52,6 @@ LAST_PCAP_US: Final = (1 << 32) * 1_000_000 - 1
 
 _CHUNK: Final = 1 << 20
 _OUT_RECORD = struct.Struct("<IIII")
-
-
-def _ends_early(kind: str | None) -> str:
-    """How a cut stream is named in the warning: a converted format's offset is in editcap's pcapng."""
-    if kind is not None and wiretap.converts(kind):
-        return f"the {wiretap.base(kind)} file ends inside a record; the byte is of editcap's pcapng of it"
-    return f"the {kind or 'file'} stream ends early"
 
 
 @dataclass
@@ -164,7 +157,7 @@ class Feed:
         except decompress_errors() as exc:
             text = " ".join(str(exc).split())[:160]
             if self.probe.compression is not None and isinstance(exc, EOFError):
-                self.report.cut_what = _ends_early(self.probe.compression)
+                self.report.cut_what = ends_early(self.probe.compression)
             else:
                 self.report.error = _fail(self.path, f"cannot be read: {text}")
         finally:
@@ -272,7 +265,7 @@ class Feed:
                 parts.append(piece)
                 size += len(piece)
         except EOFError:  # what came before the cut is still written
-            self.report.cut_what = _ends_early(self.probe.compression)
+            self.report.cut_what = ends_early(self.probe.compression)
             self._ended = True
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
