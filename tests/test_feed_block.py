@@ -135,6 +135,29 @@ def test_ethernet_passes_without_a_copy_per_record(ethernet: Path, counted: dict
     assert counted["taken"] > 2 and report.converted == 0
 
 
+@pytest.mark.parametrize(
+    "kind", ["linux-cooked-v1", "raw-ip-101", "raw-ip-12", "null", "cisco-hdlc", "ppp-hdlc"]
+)
+def test_link_types_the_meter_reads_pass_whole_buffers_unchanged(
+    tmp_path: Path, ethernet: Path, counted: dict[str, int], kind: str
+) -> None:
+    """A link type NFStream reads as it is goes through the column-wise path untouched (the walk took
+    it record by record, the CPU of a cooked v1 capture beyond its Ethernet twin); written as
+    Ethernet (``ethernet=True``, the DNS pass's rescan), it is left to the walk, which converts it."""
+    linktype, reframe = TWINS[kind]
+    path = _reframed(ethernet, tmp_path / f"{kind}.pcap", linktype, reframe)
+    data, report = _same(path, ethernet=False)
+    assert counted["taken"] > 2 and counted["declined"] == 0
+    assert data[24:] == path.read_bytes()[24:] and report.converted == 0
+    assert report.records == report.written == len(_frames(ethernet))
+    counted["taken"] = 0
+    converted, report = _same(path, ethernet=True)
+    assert counted["taken"] == 0 and report.converted == report.records
+    with (tmp_path / "out.pcap").open("wb") as fh:
+        fh.write(converted)
+    assert [ip for _, ip in _ip_layers(tmp_path / "out.pcap")] == [ip for _, ip in _ip_layers(ethernet)]
+
+
 def _mixed(
     frames: list[tuple[float, bytes]], odd: Callable[[int, bytes], bytes]
 ) -> list[tuple[float, bytes]]:

@@ -292,6 +292,7 @@ class Feed:
         fast = verbatim and convert is None
         # Faster still: whole buffers at once, for the link types feed_block converts.
         block = verbatim and linktype in feed_block.BLOCK_LINKTYPES and self.block
+        block = block and not (convert is not None and linktype in feed_block.PASSED)  # written as Ethernet
         future = self._now_us + FUTURE_US
         buf, pos, base, eof, records = b"", 0, 24, False, 0
         while not self._stop.is_set():

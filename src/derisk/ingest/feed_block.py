@@ -27,8 +27,13 @@ import numpy.typing as npt
 
 from derisk.ingest import linktypes
 
+#: Link types NFStream reads as they are, other than Ethernet: their records pass unchanged (only
+#: their times are checked), as whole buffers instead of record by record.
+PASSED: Final = linktypes.NATIVE - {1}
 #: Link types this path converts (besides Ethernet, whose frames pass as they are unless tagged).
-BLOCK_LINKTYPES: Final = frozenset({1, 192, 239, 276})
+CONVERTED: Final = frozenset({192, 239, 276})
+#: Link types this path takes.
+BLOCK_LINKTYPES: Final = frozenset({1}) | CONVERTED | PASSED
 
 _CAPLEN = struct.Struct("<I").unpack_from
 _IPV4, _IPV6 = 0x0800, 0x86DD
@@ -107,8 +112,10 @@ def convert(
 
     ``window``: (jump, future) in µs when wild timestamps are left out (any packet outside it
     declines the buffer), None when every packet is kept. ``dns``: also pick the output records
-    a DNS pass needs (:attr:`Block.dns`).
+    a DNS pass needs (:attr:`Block.dns`); only output in Ethernet framing is picked from, a link
+    type of :data:`PASSED` goes to the DNS pass whole (``Block.dns`` None).
     """
+    dns = dns and linktype not in PASSED
     found = _starts(buf, pos, end, limit)
     if found is None:
         return None
@@ -211,6 +218,8 @@ def _layout(data: npt.NDArray[np.uint8], linktype: int, frame: Ints, cap: Ints) 
     """Per record: where the kept tail starts and ends, the prefix to put before it (its first 16
     bytes left for the record header), and whether the record changes; None when a record needs the walk."""
     n = len(frame)
+    if linktype in PASSED:  # read by the meter as they are: nothing changes
+        return frame, frame + cap, np.zeros((n, 16), np.uint8), np.zeros(n, np.bool_)
     if linktype == 1:  # Ethernet: only frames with an outer tag change
         if not np.all(cap >= 14):
             return None
