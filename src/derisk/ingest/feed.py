@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Final
 
 from derisk.errors import InputError
-from derisk.ingest import feed_block, linktypes, modified_pcap
+from derisk.ingest import feed_block, feed_pcapng, linktypes, modified_pcap
 from derisk.ingest.decompress import decompress_errors, ends_early
 from derisk.ingest.feed_writer import Outputs, Writer
 from derisk.ingest.framing import timestamp_resolution
@@ -409,6 +409,19 @@ class Feed:
                 else:
                     eof = True
             end = len(buf)
+            ready = self.block and self._held is None and not self._start
+            if ready and out_linktype is not None and endian == "<":
+                made = feed_pcapng.convert(
+                    buf, pos, end, interfaces, out_linktype, limit=MAX_RECORD + 64, clock=self._clock,
+                    window=(JUMP_US, self._now_us + FUTURE_US) if self.guard_time else None,
+                    last_us=LAST_PCAP_US, dns=writer.tee and self.dns_only,
+                )  # fmt: skip
+                if made is not None:  # a run of packets, column-wise (see feed_pcapng)
+                    writer.add(made.data, made.dns)
+                    records, blocks = records + made.records, blocks + made.records
+                    report.written += made.records
+                    report.converted += made.converted
+                    self._clock, pos = made.clock, made.end
             while pos + 12 <= end:
                 if buf[pos : pos + 4] == PCAPNG_SHB:
                     magic = buf[pos + 8 : pos + 12]
@@ -438,13 +451,14 @@ class Feed:
                     report.linktypes.add(linktype)
                     interface = (linktype, num, den, None)
                     interfaces.append(
-                        interface if out_linktype is None else self._fixed(interface, out_linktype)
+                        interface if out_linktype is None else feed_pcapng.fixed(interface, out_linktype)
                     )
                 elif kind in (6, 2, 3):
                     records += 1
                     if out_linktype is None:
-                        out_linktype = self._choose(interfaces, writer)
-                        interfaces = [self._fixed(i, out_linktype) for i in interfaces]
+                        out_linktype = feed_pcapng.output_linktype(interfaces, self.ethernet)
+                        writer.header(out_linktype)
+                        interfaces = [feed_pcapng.fixed(i, out_linktype) for i in interfaces]
                     self._packet(writer, buf, pos, stop, kind, endian, interfaces)
                 pos = stop
             if eof:
@@ -455,23 +469,6 @@ class Feed:
         if out_linktype is None:
             writer.header(self.probe.linktype)
         report.records = records
-
-    def _choose(self, interfaces: list[tuple[int, int, int, linktypes.Frame | None]], writer: Writer) -> int:
-        kinds = {i[0] for i in interfaces}
-        out = kinds.pop() if len(kinds) == 1 else 1
-        if out not in linktypes.NATIVE or self.ethernet:
-            out = 1
-        writer.header(out)
-        return out
-
-    @staticmethod
-    def _fixed(
-        interface: tuple[int, int, int, linktypes.Frame | None], out: int
-    ) -> tuple[int, int, int, linktypes.Frame | None]:
-        linktype, num, den, _ = interface
-        if linktype == out:
-            return linktype, num, den, linktypes.fix_ethernet if out == 1 else None
-        return linktype, num, den, linktypes.to_ethernet(linktype) if out == 1 else linktypes.unusable
 
     def _packet(
         self,

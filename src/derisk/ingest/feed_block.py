@@ -84,7 +84,7 @@ def _u16(data: npt.NDArray[np.uint8], at: Ints, order: str = "big") -> Ints:
     return high << 8 | low if order == "big" else low << 8 | high
 
 
-def _in_window(ts: Ints, clock: int | None, window: tuple[int, int] | None) -> tuple[bool, int | None]:
+def in_window(ts: Ints, clock: int | None, window: tuple[int, int] | None) -> tuple[bool, int | None]:
     """Whether every packet is inside the window around the clock (as :meth:`Feed._timed` keeps
     it: the clock is the latest time kept), and the clock after them."""
     if window is None or not len(ts):
@@ -115,7 +115,6 @@ def convert(
     a DNS pass needs (:attr:`Block.dns`); only output in Ethernet framing is picked from, a link
     type of :data:`PASSED` goes to the DNS pass whole (``Block.dns`` None).
     """
-    dns = dns and linktype not in PASSED
     found = _starts(buf, pos, end, limit)
     if found is None:
         return None
@@ -128,30 +127,62 @@ def convert(
     head = data[st[:, None] + np.arange(16)].view("<u4").astype(np.int64)
     sec, frac, cap, wire = head[:, 0], head[:, 1], head[:, 2], head[:, 3]
     ts = sec * 1_000_000 + frac
-    ok, clock = _in_window(ts, clock, window)
+    ok, clock = in_window(ts, clock, window)
     if not ok:
         return None
-    frame = st + 16
-    stop = frame + cap
+    return build(buf, data, pos, stop_at, linktype, (st + 16, cap, wire, ts), clock=clock, dns=dns)
+
+
+def build(
+    buf: bytes,
+    data: npt.NDArray[np.uint8],
+    pos: int,
+    stop_at: int,
+    linktype: int,
+    records: tuple[Ints, Ints, Ints, Ints],
+    *,
+    clock: int | None,
+    dns: bool,
+    headers_kept: bool = True,
+) -> Block | None:
+    """The output of the records of ``buf[pos:stop_at]`` (``data`` is a view of it), given per
+    record as (frame offset, captured length, original length, time in µs); None when one needs
+    the walk. ``headers_kept``: each frame follows its own classic pcap record header, which stays
+    as it is when the frame does; else (pcapng) every record gets a new header in the 16 bytes
+    before its frame."""
+    frame, cap, wire, ts = records
+    n = len(frame)
+    dns = dns and linktype not in PASSED
     made = _layout(data, linktype, frame, cap)
     if made is None:
         return None
     tail, tail_end, prefix, converted = made
-    stop = np.where(converted, tail_end, stop)
-    new_cap = stop - tail + prefix.shape[1] - 16
-    new_wire = np.maximum(wire + new_cap - cap, new_cap)
-    prefix[:, :16] = np.stack([sec, frac, new_cap, new_wire], axis=1).astype("<u4").view(np.uint8)
-    rows = np.flatnonzero(converted)
+    width = prefix.shape[1]
+    if headers_kept:
+        rewrite = converted
+    else:  # unchanged frames too: a new header, and the bytes of the prefix's link header as they are
+        rewrite = np.ones(n, np.bool_)
+        rows = np.flatnonzero(~converted)
+        if len(rows) and width > 16:
+            tail[rows] = frame[rows] + (width - 16)
+            prefix[rows, 16:] = data[frame[rows, None] + np.arange(width - 16)]
+    stop = np.where(converted, tail_end, frame + cap)
+    new_cap = stop - tail + width - 16
+    new_wire = np.where(converted, np.maximum(wire + new_cap - cap, new_cap), wire)
+    head = np.stack([ts // 1_000_000, ts % 1_000_000, new_cap, new_wire], axis=1)
+    prefix[:, :16] = head.astype("<u4").view(np.uint8)
+    rows = np.flatnonzero(rewrite)
     if not len(rows):  # nothing to change: the records as they are, not even copied
         whole = memoryview(buf)[pos:stop_at]
+        st = frame - 16
         picked = _picked(whole, dns_candidates(data, st, stop), st - pos, stop - pos) if dns else None
         return Block(whole, stop_at, n, 0, clock, picked)
-    begin = tail - prefix.shape[1]
-    # unconverted records (untagged Ethernet) keep their bytes, header included
-    keep = ~converted
-    begin[keep] = st[keep]
+    begin = tail - width
+    # records left as they are (untagged Ethernet in a classic pcap) keep their bytes, header included
+    keep = ~rewrite
+    begin[keep] = frame[keep] - 16
     work = np.array(data[pos:stop_at])
-    work[(begin[rows] - pos)[:, None] + np.arange(prefix.shape[1])] = prefix[rows]
+    work[(begin[rows] - pos)[:, None] + np.arange(width)] = prefix[rows]
     # output: one slice per run of records that follow each other in the copy
     cuts = np.flatnonzero(begin[1:] != stop[:-1]) + 1
     firsts = (begin[np.concatenate(([0], cuts))] - pos).tolist()
@@ -161,7 +192,7 @@ def convert(
     picked = None
     if dns:
         picked = _picked(view, dns_candidates(work, begin - pos, stop - pos), begin - pos, stop - pos)
-    return Block(out, stop_at, n, len(rows), clock, picked)
+    return Block(out, stop_at, n, int(np.count_nonzero(converted)), clock, picked)
 
 
 #: Transport protocols whose ports libpcap's ``port`` primitive reads (TCP, UDP, SCTP).
