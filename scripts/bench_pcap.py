@@ -341,7 +341,7 @@ def _vntag(eth: bytes) -> bytes:  # Ethernet with a VN-Tag (Cisco FEX) before th
 
 #: Link-type twins of the Ethernet capture: label, file name, link type, reframing.
 TWINS: list[tuple[str, str, int, Any]] = [
-    ("Linux cooked v1 (converted)", "sll.pcap", 113, _sll),
+    ("Linux cooked v1 (read as it is)", "sll.pcap", 113, _sll),
     ("Linux cooked v2 (converted)", "sll2.pcap", 276, _sll2),
     ("NFLOG (converted)", "nflog.pcap", 239, _nflog),
     ("PPI (converted)", "ppi.pcap", 192, _ppi),
@@ -378,6 +378,13 @@ def variants(args: argparse.Namespace) -> None:
             files[label] = compressed[label] = Path(tmp) / name
             files[label].write_bytes(pack(raw))
         del raw
+        if shutil.which("editcap"):  # pcapng, as dumpcap writes it (on "any": Linux cooked v2)
+            for label, source in (
+                ("pcapng", base),
+                ("pcapng, Linux cooked v2", files["Linux cooked v2 (converted)"]),
+            ):
+                files[label] = Path(tmp) / f"{source.stem}.pcapng"
+                subprocess.run(["editcap", "-F", "pcapng", str(source), str(files[label])], check=True)
         if shutil.which("editcap"):  # another tool's format, converted by editcap on a pipe (wiretap)
             for label, fmt in (("snoop (editcap)", "snoop"), ("NetMon 2 (editcap)", "netmon2")):
                 files[label] = Path(tmp) / f"x.{fmt}"
