@@ -288,3 +288,27 @@ def test_cut_xz_around_a_snoop_file_keeps_what_came_before(
     table = _table(path, notes)
     assert 0 < table.num_rows <= ethernet[2].num_rows
     assert notes["cut_at_byte"] is not None
+
+
+def test_captype_runs_once_for_sniffing_and_probing(
+    tmp_path: Path, ethernet: tuple[Path, object, pa.Table], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sniffing the input and probing the capture both ask what a file is: one captype process answers
+    both (each costs a process start and wiretap's heuristics); a file changed since is asked again."""
+    source, _, expected = ethernet
+    path = tmp_path / "capture.snoop"
+    _editcap("snoop", source, path)
+    asked: list[list[str]] = []
+    real_run = subprocess.run
+
+    def run(command: list[str], *args: object, **kwargs: object) -> object:
+        if Path(command[0]).name == "captype":
+            asked.append(command)
+        return real_run(command, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", run)
+    assert sniff(path) == "snoop"
+    assert _flows(_table(path), times=False) == _flows(expected, times=False)
+    assert len(asked) == 1
+    _editcap("netmon2", source, path)
+    assert sniff(path) == "netmon2" and len(asked) == 2

@@ -107,6 +107,22 @@ def identify(path: Path, head: bytes | None = None) -> str | None:
     program = _tool("captype")
     if program is None or _tool("editcap") is None:
         return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path.absolute()), stat.st_size, stat.st_mtime_ns, head)
+    if key not in _IDENTIFIED:  # sniffing the input and probing the capture both ask: captype runs once
+        _IDENTIFIED.clear()
+        _IDENTIFIED[key] = _captype(program, path, head)
+    return _IDENTIFIED[key]
+
+
+#: The last file :func:`identify` named (a child process per question is slow to start).
+_IDENTIFIED: dict[tuple[str, int, int, bytes | None], str | None] = {}
+
+
+def _captype(program: str, path: Path, head: bytes | None) -> str | None:
     name = str(path.absolute()) if head is None else "-"  # never taken for an option
     try:
         done = subprocess.run(
