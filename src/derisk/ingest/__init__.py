@@ -122,6 +122,10 @@ def sniff(path: Path) -> str:
     text = _text_head(path).removeprefix(b"\xef\xbb\xbf").lstrip()  # a UTF-8 BOM (a log saved on Windows)
     if text.startswith(b"{") and b'"event_type"' in text.split(b"\n", 1)[0]:
         return "eve"  # Suricata's EVE JSON (docs/ingest-eve.md)
+    from derisk.ingest.eve import export_hint
+
+    if (hint := export_hint(text)) is not None:  # EVE events as a JSON array or pretty-printed
+        raise InputError(hint, source=str(path))
     if text.startswith(b"#separator") or text.startswith(b"#fields") or text.startswith(b"{"):
         return "zeek"
     from derisk.ingest import wiretap

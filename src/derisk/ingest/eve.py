@@ -84,6 +84,28 @@ def is_eve(head: bytes) -> bool:
     return first.startswith(b"{") and b'"event_type"' in first
 
 
+def export_hint(head: bytes) -> str | None:
+    """Why content that holds EVE events is not EVE JSON lines, and how to convert it (else None).
+
+    Suricata writes one event per line; the events re-saved as one JSON array (``jq -s``, a SIEM's
+    export) or pretty-printed over several lines (``jq .``) are not read, and were refused as "not a
+    capture ..." or as a Zeek log's bad first line."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if b'"event_type"' not in text or is_eve(text):
+        return None
+    if text.startswith(b"["):
+        return (
+            "Suricata EVE events as one JSON array, not EVE JSON lines (one event per line, as Suricata "
+            "writes eve.json); convert with `jq -c '.[]' FILE > eve.json`"
+        )
+    if text.startswith(b"{"):
+        return (
+            "Suricata EVE events pretty-printed over several lines, not EVE JSON lines (one event per "
+            "line, as Suricata writes eve.json); convert with `jq -c . FILE > eve.json`"
+        )
+    return None
+
+
 @dataclass
 class _Tally:
     """What was read, for the warnings and the error when nothing was usable."""
@@ -184,7 +206,8 @@ def read_eve(path: Path, *, progress: Callable[[int], None] | None = None) -> It
             continue
         if not is_eve(head):
             raise InputError(
-                "not Suricata EVE JSON: the first line is no object with an event_type", source=str(file)
+                export_hint(head) or "not Suricata EVE JSON: the first line is no object with an event_type",
+                source=str(file),
             )
     return _generate(files, progress)
 
