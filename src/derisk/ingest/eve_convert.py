@@ -21,7 +21,15 @@ from derisk.store.answers import AnswerIndex
 #: Suricata counts each packet's bytes as captured, link-layer header included; derisk's flow table
 #: holds IP-layer bytes, so an Ethernet header is taken off per packet (docs/ingest-eve.md).
 LINK_HEADER_BYTES: Final = 14
-_PROTOCOLS: Final = {"TCP": 6, "UDP": 17, "ICMP": 1, "IPV6-ICMP": 58, "SCTP": 132, "GRE": 47, "ESP": 50}
+#: ``proto`` as Suricata names it, upper-cased: the IANA keywords of its own table (Suricata 7+,
+#: e.g. ``IGMP``, ``IP-in-IP``, ``IPv6`` in suricata-verify's expected flow events) and the
+#: /etc/protocols aliases older versions took (``OSPFIGP``, ``IP-ENCAP``); others are numbers.
+_PROTOCOLS: Final = {
+    **{"TCP": 6, "UDP": 17, "ICMP": 1, "IPV6-ICMP": 58, "SCTP": 132, "GRE": 47, "ESP": 50, "AH": 51},
+    **{"IGMP": 2, "IP-IN-IP": 4, "IPIP": 4, "IP-ENCAP": 4, "IPENCAP": 4, "IPV6": 41, "RSVP": 46},
+    **{"EIGRP": 88, "OSPF": 89, "OSPFIGP": 89, "ETHERIP": 97, "PIM": 103, "IPCOMP": 108, "VRRP": 112},
+    **{"L2TP": 115, "UDPLITE": 136, "MPLS-IN-IP": 137},
+}
 _ACK: Final = 0x10
 _SYN: Final = 0x02
 _STRING = pa.string()
