@@ -68,7 +68,8 @@ DNS_OPTIONAL: Final = {"id.orig_h": "addr", "qtype_name": "string", "answers": "
 _TEXT_COLUMNS: Final = frozenset({"service", "server_name", "ja4", "host", "user_agent", "query"})
 
 
-_LOG_NAME = re.compile(r"^(conn|dns|ssl|quic|http)(\.[^/]+)?\.(log|json)(\.gz)?$")
+#: ``json_streaming_``: Corelight's json-streaming-logs package (``json_streaming_conn.1.log``, ...).
+_LOG_NAME = re.compile(r"^(?:json_streaming_)?(conn|dns|ssl|quic|http)(\.[^/]+)?\.(log|json)(\.gz)?$")
 #: The dated folders of Zeek's log archive (``zeekctl`` moves each day's rotated logs there).
 _DAY_DIR = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
@@ -100,6 +101,8 @@ def discover(path: Path) -> ZeekInput:
             found[match.group(1)].append(entry)
     if not found["conn"]:
         raise InputError("no Zeek conn log (conn*.log or conn*.log.gz) in this directory", source=display)
+    # The package writes its logs beside Zeek's own by default (the same records): read one set.
+    found = {k: [f for f in v if not f.name.startswith("json_")] or v for k, v in found.items()}
     return ZeekInput(conn=found.pop("conn"), companions=found)
 
 
@@ -124,7 +127,7 @@ def has_conn_log(path: Path) -> bool:
     """Whether a directory holds a Zeek conn log, itself or in its dated archive folders."""
     try:
         return any(
-            entry.name.startswith("conn") and _LOG_NAME.match(entry.name) and entry.is_file()
+            (match := _LOG_NAME.match(entry.name)) and match.group(1) == "conn" and entry.is_file()
             for entry in _archive_entries(path)
         )
     except InputError:
