@@ -64,12 +64,18 @@ def _snapshot() -> str:
 @lru_cache(maxsize=1)
 def _suffixes() -> _Suffixes:
     public, _, _ = _snapshot().partition(_PRIVATE_START)
-    rules = frozenset(match.group("suffix") for match in _RULE.finditer(public))
-    nodes = frozenset(rule.split(".", i)[-1] for rule in rules for i in range(rule.count(".") + 1))
+    rules = frozenset(_RULE.findall(public))  # the one group: the rule
+    nodes = set(rules)
+    for rule in rules:  # add the trailing parts, up to one already there (its own are then too)
+        while "." in rule:
+            rule = rule.partition(".")[2]
+            if rule in nodes:
+                break
+            nodes.add(rule)
     wildcards = frozenset(rule[2:] for rule in rules if rule.startswith("*."))
     return _Suffixes(
         rules,
-        nodes,
+        frozenset(nodes),
         wildcards,
         pa.array(sorted(rules), pa.string()),
         pa.array(sorted(wildcards), pa.string()),

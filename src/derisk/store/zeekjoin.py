@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from derisk.flows import contiguous
 from derisk.store import zeekread
 
 #: The columns a batch gains, in this order.
@@ -74,6 +75,7 @@ class UidJoin:
         self._bits = 1  # the hashes' top bits that pick a bucket
         self._starts = np.zeros(3, dtype=np.int64)  # where each bucket starts in the sorted hashes
         self._empty: frozenset[str] = frozenset()  # columns with no value set in any row
+        self._columns: dict[str, pa.Array] = {}  # the columns of _sorted
         rows = [self._normalised(part) for part in parts if part.num_rows]
         if not rows:
             return
@@ -89,6 +91,9 @@ class UidJoin:
             self._reduce_in_duckdb(table)
             return
         self._sorted = reduced
+        # Its columns as single arrays: a take from one gives the batch's column without the copy
+        # that joining a chunked result costs.
+        self._columns = {name: contiguous(reduced.column(name)) for name in ("uid", *COLUMNS)}
         self._hashes = reduced.column("h").to_numpy()
         # Buckets by the top bits (four to eight per hash): a lookup reads a bucket's few hashes
         # instead of searching them all (a binary search per uid cost more than the reading), and
@@ -254,13 +259,11 @@ class UidJoin:
         if not len(rows):
             return {name: pa.nulls(len(uid), pa.string()) for name in COLUMNS}
         # A hash that matched is a uid that matched only if the uids are equal (a collision is not).
-        same = pc.equal(self._sorted.column("uid").take(index[rows]), uid.cast(pa.string()).take(rows))
+        same = pc.equal(self._columns["uid"].take(index[rows]), uid.cast(pa.string()).take(rows))
         index[rows[~pc.fill_null(same, False).to_numpy(zero_copy_only=False)]] = -1
         where = pa.array(index, mask=index < 0)
         return {
-            name: pa.nulls(len(uid), pa.string())
-            if name in self._empty
-            else self._sorted.column(name).take(where).combine_chunks()
+            name: pa.nulls(len(uid), pa.string()) if name in self._empty else self._columns[name].take(where)
             for name in COLUMNS
         }
 
