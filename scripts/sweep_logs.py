@@ -21,7 +21,8 @@ readers, and compares:
 - Zeek: records in the conn logs; the sums of ``orig_ip_bytes`` and
   ``resp_ip_bytes``; the conn uids that an ``ssl.log`` record with ``server_name`` names;
 - EVE: ``flow`` events; the sums of ``bytes_toserver`` and ``bytes_toclient`` less 14 bytes a
-  packet (``docs/ingest-eve.md``); the flow ids that a ``tls`` event with ``sni`` names.
+  packet (``docs/ingest-eve.md``); the flow ids that a ``tls`` event with ``sni`` names;
+- nfdump: the byte and packet totals ``nfdump -I`` states (when nfdump is installed).
 
 A difference is printed as ``MISMATCH``. With ``--cli`` each input is also given to ``derisk
 analyze`` in a fresh workspace, and its exit code and last line of standard error are recorded.
@@ -151,6 +152,20 @@ def expect_eve(path: Path) -> dict[str, Any]:
     return {"flows": flows, "bytes_out": bytes_out, "bytes_in": bytes_in, "sni_flows": len(sni & ids)}
 
 
+def expect_nfcapd(path: Path) -> dict[str, Any]:
+    """Totals ``nfdump -I`` states for the file (records are paired into flows, so no flow count)."""
+    try:
+        out = subprocess.run(
+            ["nfdump", "-r", str(path), "-I"], capture_output=True, text=True, timeout=120
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    stated = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    if "Bytes" not in stated:
+        return {}
+    return {"bytes": int(stated["Bytes"]), "packets": int(stated["Packets"])}
+
+
 def find_inputs(dirs: list[Path]) -> list[tuple[str, Path]]:
     found: set[tuple[str, Path]] = set()
     for top in dirs:
@@ -180,6 +195,7 @@ def sweep_one(kind: str, path: Path, timeout: int) -> dict[str, Any]:
     from derisk.ingest import read_input, resolve_inputs
 
     row: dict[str, Any] = {"input": str(path), "kind": kind}
+    table: pa.Table | None = None
     signal.alarm(timeout)
     try:
         specs = resolve_inputs([path])
@@ -208,6 +224,12 @@ def sweep_one(kind: str, path: Path, timeout: int) -> dict[str, Any]:
         )
     finally:
         signal.alarm(0)
+    if row["outcome"] == "flows" and kind == "nfcapd" and table is not None:
+        row["bytes"] = (row["bytes_out"] or 0) + (row["bytes_in"] or 0)
+        row["packets"] = sum(pc.sum(table[c]).as_py() or 0 for c in ("packets_out", "packets_in"))
+        expected = expect_nfcapd(path)
+        row["expected"] = expected
+        row["mismatch"] = {k: (row.get(k), v) for k, v in expected.items() if row.get(k) != v}
     if row["outcome"] == "flows" and kind in ("zeek", "eve"):
         expected = expect_zeek(path) if kind == "zeek" else expect_eve(path)
         row["expected"] = expected

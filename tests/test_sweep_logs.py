@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SCRIPT = Path(__file__).parent.parent / "scripts" / "sweep_logs.py"
 
@@ -40,3 +42,14 @@ def test_sweep_reads_and_checks_zeek_and_eve(tmp_path: Path) -> None:
     assert eve["flows"] == sum('"event_type":"flow"' in x for x in flow_events) > 0
     assert eve["mismatch"] == {} and eve["sni_flows"] > 0
     assert rows["eve.json"]["outcome"] == "refused" and "JSON array" in rows["eve.json"]["message"]
+
+
+@pytest.mark.skipif(shutil.which("nfdump") is None, reason="needs nfdump (Debian package nfdump)")
+def test_sweep_checks_nfdump_files_against_nfdump(tmp_path: Path) -> None:
+    sweep = _script()
+    shutil.copy(FIXTURES / "netflow" / "nfpcapd" / "nfcapd.202603020800", tmp_path / "nfcapd.202603020800")
+    out = tmp_path / "rows.jsonl"
+    assert sweep.main([str(tmp_path), "--jsonl", str(out)]) == 0
+    (row,) = map(json.loads, out.read_text().splitlines())
+    assert row["outcome"] == "flows" and row["flows"] > 0
+    assert row["expected"]["bytes"] == row["bytes"] > 0 and row["mismatch"] == {}
