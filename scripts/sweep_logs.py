@@ -21,7 +21,7 @@ readers, and compares:
 - Zeek: records in the conn logs; the sums of ``orig_ip_bytes`` and
   ``resp_ip_bytes``; the conn uids that an ``ssl.log`` record with ``server_name`` names;
 - EVE: ``flow`` events; the sums of ``bytes_toserver`` and ``bytes_toclient`` less 14 bytes a
-  packet (``docs/ingest-eve.md``); the flow ids that a ``tls`` event with ``sni`` names;
+  packet (``docs/ingest-eve.md``); the flow ids that a ``tls`` or ``quic`` event with ``sni`` names;
 - nfdump: the byte and packet totals ``nfdump -I`` states (when nfdump is installed).
 
 A difference is printed as ``MISMATCH``. With ``--cli`` each input is also given to ``derisk
@@ -147,7 +147,7 @@ def expect_eve(path: Path) -> dict[str, Any]:
             bytes_in += max(
                 _int(str(f.get("bytes_toclient", 0))) - 14 * _int(str(f.get("pkts_toclient", 0))), 0
             )
-        elif kind == "tls" and isinstance(obj.get("tls"), dict) and obj["tls"].get("sni"):
+        elif kind in ("tls", "quic") and isinstance(obj.get(kind), dict) and obj[kind].get("sni"):
             sni.add(obj.get("flow_id", 0))
     return {"flows": flows, "bytes_out": bytes_out, "bytes_in": bytes_in, "sni_flows": len(sni & ids)}
 
