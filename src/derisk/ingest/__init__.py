@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,6 +37,9 @@ NFCAPD_MAGICS: Final = (b"\x0c\xa5\x01\x00", b"\x0c\xa5\x02\x00")
 ZEEK_LOG_KINDS: Final = ("conn", "dns", "ssl", "http", "quic")
 
 Progress = Callable[[int], None]
+#: The first line of Zeek columns cut from a log: ``zeek-cut -m``'s names (``uid<TAB>...``), or a record
+#: starting with an epoch time or a connection uid (``C`` and 14 to 20 letters and digits).
+_ZEEK_COLUMNS: Final = re.compile(rb"^(?:ts|uid|[0-9]{9,10}\.[0-9]{1,6}|C[0-9A-Za-z]{14,20})\t[^\n]*\t")
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,6 +147,12 @@ def sniff(path: Path) -> str:
     if text.startswith(b"version https://git-lfs"):
         raise InputError(
             "a Git LFS pointer, not the file itself (it comes with `git lfs pull`)", source=str(path)
+        )
+    if _ZEEK_COLUMNS.match(text):  # zeek-cut's output: Zeek's columns, without Zeek's header
+        raise InputError(
+            "Zeek log columns without Zeek's header (#separator, #fields, #types), as zeek-cut writes "
+            "them: give the log as Zeek wrote it, or keep its header with `zeek-cut -c`",
+            source=str(path),
         )
     raise InputError(
         "not a capture (pcap, pcapng or a format Wireshark's editcap converts), a Zeek log, "
