@@ -12,6 +12,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -495,3 +496,55 @@ def test_lz4_capture_cut_short_keeps_the_blocks_before_the_cut(
     path.write_bytes(bytes(corrupt))
     with pytest.raises(InputError, match=r"(corrupt lz4 stream|cannot be read): LZ4F_decompress failed"):
         _table(path)
+
+
+def _jumbo(path: Path, fmt: str) -> Path:
+    """The golden conversations with every frame padded to a 9,000-byte jumbo frame after its IP datagram."""
+    source = path.with_suffix(".source.pcap")
+    write_capture(conversations(), source)
+    with source.open("rb") as fh:
+        frames = list(dpkt.pcap.Reader(fh))
+    with path.open("wb") as out:
+        writer = (dpkt.pcapng.Writer if fmt == "pcapng" else dpkt.pcap.Writer)(out, snaplen=65535)
+        for ts, frame in frames:
+            writer.writepkt(frame + b"\0" * (9000 - len(frame)), ts=ts)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_records_longer_than_the_feeds_buffer_are_read(
+    tmp_path: Path, golden: dict[str, tuple[Path, pa.Table]], monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """A record longer than what is left of the feed's buffer made it wait for itself forever (the feed
+    read on only when less than a buffer was left); here the buffer is smaller than a jumbo frame."""
+    from derisk.ingest import feed
+
+    monkeypatch.setattr(feed, "_CHUNK", 3000)
+    path = _jumbo(tmp_path / f"jumbo.{fmt}", fmt)
+    table = _table(path)
+    assert table.select(KEYS).equals(golden["pcap"][1].select(KEYS))
+
+
+def test_a_record_of_a_whole_buffer_is_a_one_line_error_not_a_hang(tmp_path: Path) -> None:
+    """A record claiming the largest length the feed takes (1 MiB, more than libpcap's 256 KiB) right after
+    the file header: derisk analyze hung on it; now libpcap's refusal is the one-line error."""
+    path = tmp_path / "big.pcap"
+    head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 1 << 20, 1)
+    big = (
+        struct.pack("<IIII", 1_700_000_000, 0, 1 << 20, 1 << 20)
+        + b"\0" * 12
+        + b"\x08\x00\x45"
+        + b"\0" * ((1 << 20) - 15)
+    )
+    small = struct.pack("<IIII", 1_700_000_001, 0, 60, 60) + b"\0" * 60
+    path.write_bytes(head + big + small * 10)
+    done = subprocess.run(
+        [sys.executable, "-m", "derisk", "analyze", str(path), "--workspace", str(tmp_path / "ws")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3
+    assert (
+        done.stderr.strip().count("\n") == 0 and str(path) in done.stderr and "Traceback" not in done.stderr
+    )

@@ -295,8 +295,9 @@ class Feed:
         block = block and not (convert is not None and linktype in feed_block.PASSED)  # written as Ethernet
         future = self._now_us + FUTURE_US
         buf, pos, base, eof, records = b"", 0, 24, False, 0
+        need = 0  # the bytes of a record longer than what is left of the buffer (up to MAX_RECORD + 16)
         while not self._stop.is_set():
-            if not eof and len(buf) - pos < _CHUNK:
+            if not eof and len(buf) - pos < max(_CHUNK, need):
                 more = self._read(source)
                 if more:
                     buf, base, pos = buf[pos:] + more, base + pos, 0
@@ -330,6 +331,7 @@ class Feed:
                                 f"claims {captured} bytes")  # fmt: skip
                 stop = pos + 16 + captured
                 if stop > end:
+                    need = stop - pos
                     break
                 records += 1
                 ts = sec * 1_000_000 + frac * factor // 1_000
@@ -400,9 +402,9 @@ class Feed:
         interfaces: list[tuple[int, int, int, linktypes.Frame | None]] = []
         out_linktype: int | None = None
         endian = "<"
-        buf, pos, base, eof, records, blocks = b"", 0, 0, False, 0, 0
+        buf, pos, base, eof, records, blocks, need = b"", 0, 0, False, 0, 0, 0
         while not self._stop.is_set():
-            if not eof and len(buf) - pos < _CHUNK:
+            if not eof and len(buf) - pos < max(_CHUNK, need):
                 more = self._read(source)
                 if more:
                     buf, base, pos = buf[pos:] + more, base + pos, 0
@@ -438,6 +440,7 @@ class Feed:
                                 f"has length {length}")  # fmt: skip
                 stop = pos + length
                 if stop > end:
+                    need = length  # a block longer than what is left of the buffer: read on
                     break
                 if struct.unpack_from(endian + "I", buf, stop - 4)[0] != length:
                     raise _fail(self.path, f"corrupt pcapng: block {blocks + 1} at byte {base + pos} "
