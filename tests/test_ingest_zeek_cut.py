@@ -20,7 +20,7 @@ SAID = r"Zeek log columns without Zeek's header .*zeek-cut -c"
 
 def test_zeek_cut_with_names_is_refused_with_the_reason() -> None:
     with pytest.raises(InputError, match=SAID):
-        resolve_inputs([FIXTURES / "zeek_cut" / "conn.log"])
+        resolve_inputs([FIXTURES / "zeek_cut" / "conn-cut.log"])
 
 
 @pytest.mark.parametrize("start", [0, 1])
