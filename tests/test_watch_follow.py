@@ -168,3 +168,30 @@ def test_zeek_folder_order(tmp_path: Path) -> None:
         "ssl.log",
         "conn.log",
     ]
+
+
+def test_json_streaming_logs_oldest_first_and_only_without_zeeks_own(tmp_path: Path) -> None:
+    """Corelight's json-streaming-logs package numbers its rotated logs from the newest (.1) to the
+    oldest (.4); written beside Zeek's own logs (its default) they hold the same records, so only Zeek's
+    own are followed."""
+    for name in (
+        "json_streaming_conn.log",
+        "json_streaming_conn.1.log",
+        "json_streaming_conn.10.log",
+        "json_streaming_conn.2.log",
+        "json_streaming_ssl.1.log",
+    ):
+        (tmp_path / name).write_bytes(b"")
+    order = [c.path.name for c in zeek_candidates(tmp_path)]
+    assert order == [
+        "json_streaming_conn.10.log",
+        "json_streaming_conn.2.log",
+        "json_streaming_ssl.1.log",
+        "json_streaming_conn.1.log",
+        "json_streaming_conn.log",
+    ]
+    (tmp_path / "conn.log").write_bytes(b"")
+    assert [(c.path.name, c.kind) for c in zeek_candidates(tmp_path)] == [
+        ("json_streaming_ssl.1.log", "ssl"),
+        ("conn.log", "conn"),
+    ]

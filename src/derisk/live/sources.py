@@ -95,7 +95,10 @@ def skip_to_end(follower: Follower, con: duckdb.DuckDBPyConnection) -> None:
 
 # -- Zeek ----------------------------------------------------------------------------------------
 
-_LOG_NAME: Final = re.compile(r"^(conn|dns|ssl|quic|http)(\.([^/]+))?\.(log|json)(\.gz)?$")
+#: ``json_streaming_``: Corelight's json-streaming-logs package, whose rotated logs are numbered from
+#: the newest (``json_streaming_conn.1.log``) to the oldest (``.4`` by default).
+_STREAMING: Final = "json_streaming_"
+_LOG_NAME: Final = re.compile(r"^(json_streaming_)?(conn|dns|ssl|quic|http)(\.([^/]+))?\.(log|json)(\.gz)?$")
 _DAY_DIR: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 #: Within a rotation period, the companions are read before the conn log that needs them.
 _KIND_ORDER: Final = {"ssl": 0, "quic": 1, "http": 2, "dns": 3, "conn": 4}
@@ -117,11 +120,12 @@ def zeek_candidates(root: Path) -> list[Candidate]:
             match = _LOG_NAME.match(entry.name)
             if match is None or not entry.is_file():
                 continue
-            middle = match.group(3)
-            period = (rank if middle else 3, label, middle or "")
-            found.append(
-                ((*period, _KIND_ORDER[match.group(1)]), Candidate(Path(entry.path), match.group(1)))
-            )
+            streaming, kind, middle = match.group(1), match.group(2), match.group(4)
+            order = middle or ""
+            if streaming and order.isdigit():  # .4 (oldest) before .1 (newest)
+                order = f"{10**9 - int(order):010d}"
+            period = (rank if middle else 3, label, order)
+            found.append(((*period, _KIND_ORDER[kind]), Candidate(Path(entry.path), kind)))
 
     try:
         days = sorted(p.name for p in root.iterdir() if _DAY_DIR.match(p.name) and p.is_dir())
@@ -131,13 +135,16 @@ def zeek_candidates(root: Path) -> list[Candidate]:
         scan(root / day, 0, day)
     scan(root, 1, "")
     scan(root / "current", 2, "")
-    return [cand for _, cand in sorted(found, key=lambda item: item[0])]
+    listed = [cand for _, cand in sorted(found, key=lambda item: item[0])]
+    # The package writes its logs beside Zeek's own by default (the same records): follow one set.
+    own = {c.kind for c in listed if not c.path.name.startswith(_STREAMING)}
+    return [c for c in listed if c.kind not in own or not c.path.name.startswith(_STREAMING)]
 
 
 def is_current(path: Path) -> bool:
     """Whether a Zeek log is one being written (``conn.log``), not rotated or archived."""
     match = _LOG_NAME.match(path.name)
-    return match is not None and match.group(3) is None and not _DAY_DIR.match(path.parent.name)
+    return match is not None and match.group(4) is None and not _DAY_DIR.match(path.parent.name)
 
 
 class ZeekSource(Source):
