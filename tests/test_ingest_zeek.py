@@ -746,3 +746,19 @@ def test_quic_server_name_counts_as_sni(tmp_path: Path) -> None:
         "sni",
         "quic,ssl",
     )
+
+
+def test_unknown_transport_gets_zeeks_ip_proto() -> None:
+    """Zeek 6+ writes ``ip_proto``: a connection it calls ``unknown_transport`` (here SCTP, Zeek's own
+    baseline) gets its IP protocol number instead of none, and no ports."""
+    folder = Path(__file__).parent / "fixtures" / "zeek" / "unknown_ip_protocol"
+    rows = by_uid(read_all(folder))
+    row = rows["CHhAvVGS1DHFjwGM9"]
+    assert row["protocol"] == 132
+    assert (row["src_port"], row["dst_port"]) == (None, None)
+    assert (row["bytes_out"], row["bytes_in"], row["packets_out"], row["packets_in"]) == (
+        33256,
+        33524,
+        37,
+        37,
+    )

@@ -55,6 +55,7 @@ CONN_OPTIONAL: Final = {
     "conn_state": "string",
     "orig_bytes": "count",
     "resp_bytes": "count",
+    "ip_proto": "count",  # Zeek 6+: the IP protocol number, also of connections proto calls unknown_transport
 }
 
 SSL_REQUIRED: Final = {"uid": "string", "server_name": "string"}

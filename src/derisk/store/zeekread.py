@@ -264,6 +264,9 @@ def _conversion(inner: str, has: Mapping[str, str], first: str, uid_hash: bool =
         f"ELSE CASE lower({proto}) WHEN 'tcp' THEN 6 WHEN 'udp' THEN 17 "
         f"WHEN 'icmp' THEN CASE WHEN contains({orig_h}, ':') THEN 58 ELSE 1 END END END AS SMALLINT)"
     )
+    protocol = (
+        f"coalesce({protocol}, CAST({ident('ip_proto')} AS SMALLINT))" if "ip_proto" in has else protocol
+    )
     last = (
         f"first_us + CAST(round_even({ident('duration')} * 1000000, 0) AS BIGINT)"
         if "duration" in has
