@@ -191,9 +191,18 @@ def test_ten_megabyte_field_is_bounded(tmp_path: Path) -> None:
     assert names and all(len(n) <= MAX_FIELD_CHARS for n in names)
 
 
-def test_events_without_flows_are_an_error(tmp_path: Path) -> None:
+def test_events_without_flows_are_an_error_with_strict(tmp_path: Path) -> None:
     events = [e for e in _lines("golden.eve.json") if e["event_type"] != "flow"]
-    with pytest.raises(InputError, match=r"no flow events \(events read: .*dns 8.*\)"):
+    path = _write(tmp_path / "eve.json", events)
+    with pytest.raises(InputError, match=r"no flow events \(events read: .*dns 8.*\); refused with --strict"):
+        list(read_eve(path, strict=True))
+    assert read_all(path).num_rows == 5  # without --strict, rebuilt (tests/test_eve_rebuild.py)
+
+
+def test_events_that_name_no_connection_are_an_error(tmp_path: Path) -> None:
+    events = [e for e in _lines("golden.eve.json") if e["event_type"] == "stats"]
+    events += [{"event_type": "alert", "timestamp": "2026-03-02T08:00:00.000000+0000", "src_ip": "10.0.0.1"}]
+    with pytest.raises(InputError, match=r"no flow events \(events read: alert 1, stats 1\); no event names"):
         read_all(_write(tmp_path / "eve.json", events))
 
 
@@ -211,8 +220,8 @@ def _bad_eve(tmp: Path, kind: str) -> Path:
         path.write_bytes(b"")
     elif kind == "random":
         path.write_bytes(bytes(range(256)) * 8)
-    elif kind == "no-flows":
-        events = [e for e in _lines("golden.eve.json") if e["event_type"] != "flow"]
+    elif kind == "no-flows":  # nothing to rebuild connections from
+        events = [e for e in _lines("golden.eve.json") if e["event_type"] == "stats"]
         _write(path, events)
     elif kind == "all-bad":
         path.write_bytes(b'{"event_type":"flow","flow_id":"x"\n' * 10)

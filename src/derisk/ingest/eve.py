@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +37,7 @@ from derisk.ingest.eve_convert import (
     to_batch,
 )
 from derisk.ingest.eve_events import EVE_SCHEMA, Skipped, parse_piece
+from derisk.ingest.eve_rebuild import Rebuild, event_rows
 from derisk.ingest.zeek_io import LineTooLong, bytes_per_line, read_error, segments, sniff
 from derisk.ingest.zeek_tsv import is_gzip
 from derisk.store import everead
@@ -128,17 +129,21 @@ class _Piece:
     app: pa.Table
     answers: pa.Table | None
     kinds: pa.Array
+    #: Per-flow summaries of alert and protocol events (the ``events`` pass only).
+    events: pa.Table | None
     skipped: Skipped
     lines: int
 
 
 def _split(table: pa.Table, record: str, skipped: Skipped, lines: int) -> _Piece:
     kinds = column(table, "event_type")
+    rebuilding = record == "events"
     return _Piece(
-        flows=flow_rows(table, kinds, record),
+        flows=flow_rows(table, kinds, "flow" if rebuilding else record),
         app=app_events(table, kinds),
         answers=dns_answers(table, kinds),
         kinds=kinds,
+        events=event_rows(table, kinds) if rebuilding else None,
         skipped=skipped,
         lines=lines,
     )
@@ -188,14 +193,22 @@ def _arrow_pieces(file: Path, record: str) -> Iterator[tuple[_Piece, int]]:
             source.close()
 
 
-def read_eve(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+def read_eve(
+    path: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    strict: bool = False,
+    notes: dict[str, Any] | None = None,
+) -> Iterator[pa.RecordBatch]:
     """Yield :data:`INGEST_SCHEMA` batches for a Suricata EVE log or a directory of them.
 
     Every file is found and its first line checked before this returns. Lines that are not EVE JSON
     objects of the expected types are skipped and counted (a warning names the file, the count and
-    the first such line); an input without a single ``flow`` (or ``netflow``) event raises
-    :class:`InputError` at the end of the iteration, so the caller commits nothing. ``progress`` is
-    called with the number of bytes (as stored on disk) read since its previous call.
+    the first such line). An input without a single ``flow`` (or ``netflow``) event gives the
+    connections rebuilt from its alert and protocol events (:mod:`.eve_rebuild`; bytes and packets
+    are lower bounds), with a warning and ``notes`` saying so; with ``strict``, or when no event names
+    a flow, it raises :class:`InputError` at the end of the iteration, so the caller commits nothing.
+    ``progress`` is called with the number of bytes (as stored on disk) read since its previous call.
     """
     files = eve_files(path)
     for file in files:
@@ -209,26 +222,59 @@ def read_eve(path: Path, *, progress: Callable[[int], None] | None = None) -> It
                 export_hint(head) or "not Suricata EVE JSON: the first line is no object with an event_type",
                 source=str(file),
             )
-    return _generate(files, progress)
+    return _generate(files, progress, strict, notes)
 
 
-def _generate(files: list[Path], progress: Callable[[int], None] | None) -> Iterator[pa.RecordBatch]:
+#: Event types that cannot stand for a connection (``stats``) or are flows themselves.
+_NOT_CONNECTIONS: Final = frozenset({"flow", "netflow", "stats", "(none)"})
+
+
+def _next_pass(record: str, tally: _Tally, strict: bool) -> str | None:
+    """The kind of events to read the input again for, when the last pass gave no flow."""
+    if tally.flows:
+        return None
+    if record == "flow" and tally.events.get("netflow"):
+        return "netflow"
+    others = any(kind not in _NOT_CONNECTIONS for kind in tally.events)
+    return "events" if record != "events" and others and not strict else None
+
+
+def _generate(
+    files: list[Path],
+    progress: Callable[[int], None] | None,
+    strict: bool,
+    notes: dict[str, Any] | None,
+) -> Iterator[pa.RecordBatch]:
     tally = _Tally()
-    for record in ("flow", "netflow"):
+    where = str(files[0]) if len(files) == 1 else str(files[0].parent)
+    record: str | None = "flow"
+    rebuilt: tuple[int, int] | None = None
+    while record is not None:
         database = everead.connect()  # one per pass: the reads and the DNS-answer lookups
         answers = AnswerIndex(database)
+        rebuild = Rebuild() if record == "events" else None
         try:
             pending = Pending()
             for file in files:
-                for batch in _stream_file(file, record, tally, pending, answers, progress, database):
+                for batch in _stream_file(file, record, tally, pending, answers, progress, database, rebuild):
                     tally.flows += batch.num_rows
                     yield batch
-            progress = None  # a second pass (netflow events) reads bytes already reported
+            progress = None  # a later pass (netflow or other events) reads bytes already reported
+            if rebuild is not None:
+                flows = rebuild.flows()
+                events = flows.column("events")
+                rebuilt = (flows.num_rows, int(pc.sum(events).as_py() or 0))
+                names = pending.take(column(flows, "flow_id"))
+                for start in range(0, flows.num_rows, BATCH_ROWS):
+                    part = flows.slice(start, BATCH_ROWS)
+                    part_names = {k: v.slice(start, BATCH_ROWS) for k, v in names.items()}
+                    batch = to_batch(part, part_names, answers, False)
+                    tally.flows += batch.num_rows
+                    yield batch
         finally:
             answers.close()
             database.close()
-        if tally.flows or not tally.events.get("netflow"):
-            break
+        record = _next_pass(record, tally, strict)
     for name, skipped in tally.skipped.items():
         if skipped.count:
             _log.warning(
@@ -241,11 +287,38 @@ def _generate(files: list[Path], progress: Callable[[int], None] | None) -> Iter
             )
     if tally.flows == 0:
         seen = ", ".join(f"{kind} {count:,}" for kind, count in sorted(tally.events.items())) or "none"
-        where = str(files[0]) if len(files) == 1 else str(files[0].parent)
+        why = (
+            "; refused with --strict"
+            if strict and any(k not in _NOT_CONNECTIONS for k in tally.events)
+            else ""
+        )
+        if rebuilt is not None:
+            why = "; no event names a connection (a flow_id with both addresses) to rebuild it from"
         raise InputError(
-            f"no flow events (events read: {seen}); enable the flow type in suricata.yaml's eve-log",
+            f"no flow events (events read: {seen}){why}; enable the flow type in suricata.yaml's eve-log",
             source=where,
         )
+    if rebuilt is not None:
+        warning = rebuilt_warning(*rebuilt)
+        _log.warning("%s: %s", where, warning)
+        if notes is not None:
+            notes.update(
+                file_format="eve",
+                flows_rebuilt=rebuilt[0],
+                events_rebuilt_from=rebuilt[1],
+                bytes_lower_bounds=True,
+                warnings=[warning],
+            )
+
+
+def rebuilt_warning(connections: int, events: int) -> str:
+    """The warning (and analysis note) for an input whose connections were rebuilt from its events."""
+    return (
+        f"no flow events: {connections:,} connection{'' if connections == 1 else 's'} rebuilt from "
+        f"{events:,} alert/protocol event{'' if events == 1 else 's'}; bytes and packets are lower "
+        "bounds counted up to each event, 0 where no event carries counters; enable the flow type in "
+        "suricata.yaml's eve-log for whole flows"
+    )
 
 
 def _stream_file(
@@ -256,8 +329,10 @@ def _stream_file(
     answers: AnswerIndex,
     progress: Callable[[int], None] | None,
     database: everead.Database,
+    rebuild: Rebuild | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """The flow batches of one file, joined in file order.
+    """The flow batches of one file, joined in file order (none in the ``events`` pass, which
+    summarises the events in ``rebuild``).
 
     DuckDB reads a plain file (:mod:`derisk.store.everead`); when it refuses the file (a line it
     cannot read), the file is read again by Arrow in pieces, which skips and counts bad lines, from
@@ -266,7 +341,8 @@ def _stream_file(
     display = str(file)
     skipped = tally.skipped.setdefault(display, Skipped()) if record == "flow" else Skipped()
     before = (pending.snapshot(), len(answers), dict(tally.events))
-    state = _JoinState(record, tally, pending, answers, skipped)
+    summaries = rebuild.snapshot() if rebuild is not None else None
+    state = _JoinState(record, tally, pending, answers, skipped, rebuild)
 
     def joined(pieces: Iterator[tuple[_Piece, int]]) -> Iterator[pa.RecordBatch]:
         for batch, offset in _join(pieces, state):
@@ -289,6 +365,8 @@ def _stream_file(
             pending.restore(before[0])
             answers.truncate(before[1])
             tally.events = before[2]
+            if rebuild is not None and summaries is not None:
+                rebuild.restore(summaries)
             state.skip = given
     yield from joined(_arrow_pieces(file, record))
     _complete(file, progress, state.reported)
@@ -303,6 +381,7 @@ class _JoinState:
     pending: Pending
     answers: AnswerIndex
     skipped: Skipped
+    rebuild: Rebuild | None = None
     lines: int = 0
     #: Flows already given (a file DuckDB refused part-way and Arrow reads again).
     skip: int = 0
@@ -325,6 +404,8 @@ def _join(
         state.pending.add(piece.app)
         if piece.answers is not None:
             state.answers.add(piece.answers)
+        if piece.events is not None and state.rebuild is not None:
+            state.rebuild.add(piece.events)
         flows = piece.flows
         if state.skip:
             dropped = min(state.skip, flows.num_rows)

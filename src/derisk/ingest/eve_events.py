@@ -23,12 +23,16 @@ EVE_SCHEMA: Final = pa.schema(
         pa.field("timestamp", pa.string()),
         pa.field("flow_id", pa.int64()),
         pa.field("event_type", pa.string()),
+        #: The packet's number; absent on events of Suricata's pseudo-packets (flow timeout, shutdown).
+        pa.field("pcap_cnt", pa.int64()),
         pa.field("src_ip", pa.string()),
         pa.field("src_port", pa.int64()),
         pa.field("dest_ip", pa.string()),
         pa.field("dest_port", pa.int64()),
         pa.field("proto", pa.string()),
         pa.field("app_proto", pa.string()),
+        #: Suricata 7+ alerts: the packet's direction in the flow (``to_server``, ``to_client``).
+        pa.field("direction", pa.string()),
         pa.field(
             "flow",
             pa.struct(
@@ -40,6 +44,8 @@ EVE_SCHEMA: Final = pa.schema(
                     pa.field("start", pa.string()),
                     pa.field("end", pa.string()),
                     pa.field("state", pa.string()),
+                    # Suricata 7+ alerts: the flow's client, whatever the alert's direction.
+                    pa.field("src_ip", pa.string()),
                 ]
             ),
         ),
