@@ -255,7 +255,7 @@ def read_input(spec: InputSpec, progress: Progress | None = None) -> Iterator[pa
     if spec.format == "eve":
         from derisk.ingest.eve import read_eve
 
-        return read_eve(spec.path, progress=progress)
+        return read_eve(spec.path, progress=progress, strict=spec.strict, notes=spec.notes)
     from derisk.ingest.zeek import read_zeek
 
     return read_zeek(spec.path, progress=progress)
