@@ -170,7 +170,7 @@ def test_a_matching_stamp_spares_hashing_the_files(cache: Path, monkeypatch: pyt
         raise AssertionError("the key was computed although the stamp matched")
 
     with monkeypatch.context() as patch:
-        patch.setattr(compiled, "cache_key", unexpected)
+        patch.setattr(cachekey, "cache_key", unexpected)
         _same_as_built(compiled.load(builds))
     assert builds.count == 1
 
@@ -188,13 +188,20 @@ def test_files_changed_since_the_stamp_are_hashed_again(cache: Path, monkeypatch
         return key
 
     key = cachekey.cache_key()
+    moved = real.replace(",", ";", 1)
     with monkeypatch.context() as patch:  # a file rewritten with the same bytes: its change time moved
-        patch.setattr(compiled, "_identities", lambda: real.replace(",", ";", 1))
-        patch.setattr(compiled, "cache_key", counted)
+        patch.setattr(cachekey, "_identities", lambda: moved)
+        patch.setattr(cachekey, "cache_key", counted)
         _same_as_built(compiled.load(builds))
-    assert hashed == [1] and builds.count == 1  # the same content: read, after hashing the files
+        assert hashed == [1] and builds.count == 1  # the same content: read, after hashing the files
+        # ... and stamped again (the same files reinstalled or copied): the next run stats them only
+        assert _header(cache)["stamp"] == cachekey.file_stamp(key, moved)
+        compiled.load(builds)
+        assert hashed == [1] and builds.count == 1
     with monkeypatch.context() as patch:  # other content: the key differs, the graph is rebuilt
-        patch.setattr(compiled, "_identities", lambda: real.replace(",", ";", 1))
+        patch.setattr(cachekey, "_identities", lambda: real.replace(",", ":", 1))
+        patch.setattr(compiled, "_identities", lambda: real.replace(",", ":", 1))
         patch.setattr(compiled, "cache_key", lambda: "1" * 64)
+        patch.setattr(cachekey, "cache_key", lambda: "1" * 64)
         compiled.load(builds)
     assert builds.count == 2 and _header(cache)["key"] == "1" * 64

@@ -90,3 +90,20 @@ def file_stamp(key: str, identities: str | None) -> str | None:
     if identities is None:
         return None
     return hashlib.sha256(f"{FORMAT}\0{__version__}\0{key}\0{identities}".encode()).hexdigest()
+
+
+def current_key(header: dict[str, Any]) -> tuple[bool, str | None]:
+    """Whether the file's key is the key of the files as they are: its stamp (:func:`file_stamp`)
+    still matches them, else the key computed again from their content; and, when only the content
+    says so (the same files reinstalled, copied or touched), the stamp they have now, for the file
+    to be stamped again (else every later run hashes them all again)."""
+    key = header.get("key")
+    if not isinstance(key, str):
+        return False, None
+    stamp = header.get("stamp")
+    identities = _identities()
+    if isinstance(stamp, str) and stamp == file_stamp(key, identities):
+        return True, None
+    if key != cache_key():
+        return False, None
+    return True, file_stamp(key, identities)

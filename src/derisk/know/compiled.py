@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from derisk.errors import DataError
 from derisk.know.attribution import Match
-from derisk.know.cachekey import FORMAT, _identities, cache_key, file_stamp
+from derisk.know.cachekey import FORMAT, _identities, cache_key, current_key, file_stamp
 from derisk.know.graph import Assessment, Entity, Graph, Link, Source
 
 if TYPE_CHECKING:
@@ -147,14 +147,9 @@ def _owned_by_me(info: os.stat_result) -> bool:
     return stat.S_ISREG(info.st_mode) and mine and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def _current_key(header: dict[str, Any]) -> bool:
-    """Whether the file's key is the key of the files as they are: its stamp (:func:`file_stamp`)
-    still matches them, else the key computed again from their content."""
-    key = header.get("key")
-    if not isinstance(key, str):
-        return False
-    stamp = header.get("stamp")
-    return (isinstance(stamp, str) and stamp == file_stamp(key, _identities())) or key == cache_key()
+def _restamp(path: Path, header: dict[str, Any], stamp: str, parts: list[bytes]) -> None:
+    """Write the cache file again with ``stamp`` in its header and its parts as they were read."""
+    _replace(path, json.dumps({**header, "stamp": stamp}).encode() + b"\n" + b"".join(parts))
 
 
 def _read(path: Path, build: Callable[[], Graph]) -> Compiled | None:
@@ -174,8 +169,11 @@ def _read(path: Path, build: Callable[[], Graph]) -> Compiled | None:
         return None
     try:
         header = json.loads(header_line)
-        if not isinstance(header, dict) or header.get("format") != FORMAT or not _current_key(header):
-            return None  # another version, other data: stale, rebuilt
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            return None  # another version: stale, rebuilt
+        current, restamp = current_key(header)
+        if not current:
+            return None  # other data: stale, rebuilt
         rows = matches_part.split(b"\n")
         if (
             not index_part.endswith(b"\n")
@@ -194,7 +192,10 @@ def _read(path: Path, build: Callable[[], Graph]) -> Compiled | None:
                 assessments,
                 str(doc["fingerprint"]),
             )
-            return _decode_index(doc, graph, rows)
+            found = _decode_index(doc, graph, rows)
+        if restamp is not None:
+            _restamp(path, header, restamp, [index_part, graph_part, matches_part])
+        return found
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         log.warning("%s: unreadable (%s); rebuilding it", path, exc)
         return None
@@ -473,16 +474,25 @@ def _write(folder: Path, key: str, stamp: str | None, compiled: Compiled) -> Non
         "matches_sha256": hashlib.sha256(matches).hexdigest(),
         "match_count": matches.count(b"\n") + 1,
     }
-    temp: str | None = None
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".curated-graph-", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(b"\n".join([json.dumps(header).encode(), index, graph, matches]))
-        Path(temp).replace(folder / FILE_NAME)
-        temp = None
     except OSError as exc:
         log.debug("%s: the compiled graph is not cached: %s", folder, exc)
+        return
+    _replace(folder / FILE_NAME, b"\n".join([json.dumps(header).encode(), index, graph, matches]))
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` atomically (a temporary file renamed over it); a failure leaves it as it was."""
+    temp: str | None = None
+    try:
+        fd, temp = tempfile.mkstemp(prefix=".curated-graph-", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        Path(temp).replace(path)
+        temp = None
+    except OSError as exc:
+        log.debug("%s: the compiled graph is not cached: %s", path.parent, exc)
     finally:
         if temp is not None:
             with contextlib.suppress(OSError):
