@@ -22,6 +22,8 @@ readers, and compares:
   ``resp_ip_bytes``; the conn uids that an ``ssl.log`` record with ``server_name`` names;
 - EVE: ``flow`` events; the sums of ``bytes_toserver`` and ``bytes_toclient`` less 14 bytes a
   packet (``docs/ingest-eve.md``); the flow ids that a ``tls`` or ``quic`` event with ``sni`` names;
+  a file without ``flow`` events: the flow ids of its other events and the largest counters each
+  flow's events carry (the connections derisk rebuilds, lower bounds);
 - nfdump: the byte and packet totals ``nfdump -I`` states (when nfdump is installed).
 
 A difference is printed as ``MISMATCH``. With ``--cli`` each input is also given to ``derisk
@@ -131,9 +133,13 @@ def expect_zeek(folder: Path) -> dict[str, Any]:
 
 
 def expect_eve(path: Path) -> dict[str, Any]:
+    """What the file's ``flow`` events hold; without any, what its other events hold for the
+    connections derisk rebuilds (one per ``flow_id`` of an event with both addresses; bytes the
+    largest counters an event carries, less 14 bytes a packet)."""
     flows = bytes_out = bytes_in = 0
     sni: set[int] = set()
     ids: set[int] = set()
+    counters: dict[int, list[int]] = {}  # flow id: the largest pkts/bytes toserver/toclient
     for line in _lines(path):
         try:
             obj = json.loads(line)
@@ -154,6 +160,22 @@ def expect_eve(path: Path) -> dict[str, Any]:
             )
         elif kind in ("tls", "quic") and isinstance(obj.get(kind), dict) and obj[kind].get("sni"):
             sni.add(obj.get("flow_id", 0))
+        connection = isinstance(obj.get("flow_id"), int) and obj.get("src_ip") and obj.get("dest_ip")
+        if kind not in ("flow", "netflow", "stats", None) and connection:
+            f = obj["flow"] if isinstance(obj.get("flow"), dict) else {}
+            seen = [
+                _int(str(f.get(k, 0)))
+                for k in ("pkts_toserver", "pkts_toclient", "bytes_toserver", "bytes_toclient")
+            ]
+            old = counters.setdefault(obj["flow_id"], [0, 0, 0, 0])
+            counters[obj["flow_id"]] = [max(a, b) for a, b in zip(old, seen, strict=True)]
+    if flows == 0 and counters:
+        return {
+            "flows": len(counters),
+            "bytes_out": sum(max(c[2] - 14 * c[0], 0) for c in counters.values()),
+            "bytes_in": sum(max(c[3] - 14 * c[1], 0) for c in counters.values()),
+            "sni_flows": len(sni & set(counters)),
+        }
     return {"flows": flows, "bytes_out": bytes_out, "bytes_in": bytes_in, "sni_flows": len(sni & ids)}
 
 
