@@ -240,9 +240,15 @@ def test_cli_reads_the_log_and_strict_refuses_it(
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "refused with --strict" in lines[0] and "Traceback" not in err, err
     out = tmp_path / "analysis.json"
+    html = tmp_path / "report.html"
     with caplog.at_level(logging.WARNING):
-        assert main(["analyze", str(path), "-w", str(ws), "-q", "--json", str(out)]) == 0
+        assert main(["analyze", str(path), "-w", str(ws), "--json", str(out), "--html", str(html)]) == 0
     assert f"{path}: {rebuilt_warning(42, 106)}" in caplog.text
+    shown = " ".join(capsys.readouterr().out.split())  # the terminal summary, however wrapped
+    assert "Note: no flow events: 42 connections rebuilt from 106 alert/protocol events" in shown
+    assert "42 connections rebuilt from 106 alert/protocol events; bytes and packets are lower bounds" in (
+        html.read_text()
+    )
     with Workspace.open(ws, create=False, read_only=True) as w:
         assert w.flow_count() == 42
     notes = json.loads(out.read_text())["run"]["input_notes"]
