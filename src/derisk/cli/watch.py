@@ -112,7 +112,10 @@ def _run_with_progress(
 @lang_option
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
 @click.option(
-    "--strict", is_flag=True, help="Refuse a capture cut short (exit 3) instead of reading it up to the cut."
+    "--strict",
+    is_flag=True,
+    help="Refuse a capture cut short (exit 3) instead of reading it up to the cut, and an EVE log without "
+    "flow events instead of rebuilding its connections from alerts.",
 )
 @click.option(
     "--engine",
