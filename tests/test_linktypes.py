@@ -155,6 +155,25 @@ def test_twin_gives_the_ethernet_flows(
     assert _sorted(table).equals(expected)
 
 
+@pytest.mark.parametrize("kind", sorted(TWINS))
+def test_pcapng_twin_gives_the_ethernet_flows(
+    tmp_path: Path, ethernet: tuple[Path, object, pa.Table], kind: str
+) -> None:
+    """The same twins in pcapng, as dumpcap writes: VN-Tag, E-Tag and QinQ frames in a pcapng lost the
+    names of their DNS answers (the probe looked for outer tags and MPLS in classic pcaps only)."""
+    source, ledger, expected = ethernet
+    linktype, reframe = TWINS[kind]
+    path = tmp_path / f"{kind}.pcapng"
+    with source.open("rb") as fh, path.open("wb") as out:
+        writer = dpkt.pcapng.Writer(out, snaplen=262144, linktype=linktype)
+        for ts, buf in dpkt.pcap.Reader(fh):
+            eth = dpkt.ethernet.Ethernet(buf)
+            writer.writepkt(reframe(buf, bytes(eth.data), eth.type), ts=ts)
+    table = _table(path)
+    assert_matches_ledger(table, ledger, names=True)  # type: ignore[arg-type]
+    assert _sorted(table).equals(expected)
+
+
 def _bare_flows(path: Path) -> int:
     import nfstream
 

@@ -7,6 +7,7 @@ cannot use is refused before any process or thread starts, and the reader knows 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -127,25 +128,49 @@ def probe(path: Path) -> Probe:
         raise _fail(path, f"unsupported link type: {linktypes.name(linktype)}; derisk meters IP traffic "
                     "captured on Ethernet, Linux cooked, raw IP, loopback, PPP, NFLOG, PPI, PKTAP or 802.11 links")  # fmt: skip
     if fmt == "pcapng":
-        return Probe(kind, fmt, linktype, rewrite=len(_interfaces(head)) > 1)
-    mpls, outer = _tags_ahead(head) if linktype == 1 else (False, False)
+        mpls, outer = _tags_ahead(_pcapng_frames(head)) if linktype == 1 else (False, False)
+        return Probe(kind, fmt, linktype, mpls=mpls, rewrite=len(_interfaces(head)) > 1 or outer)
+    mpls, outer = _tags_ahead(_pcap_frames(head)) if linktype == 1 else (False, False)
     return Probe(kind, fmt, linktype, mpls=mpls, rewrite=outer or modified > 0, modified=modified)
 
 
-def _tags_ahead(head: bytes) -> tuple[bool, bool]:
-    """Whether Ethernet frames among the first records of a pcap carry MPLS (after any VLAN tags), and
-    outer tags that NFStream does not skip."""
+def _pcap_frames(head: bytes) -> Iterator[bytes]:
+    """The first bytes of the frames of the records in a pcap's first bytes."""
     endian = PCAP_MAGICS[head[:4]][0]
-    offset, mpls, outer = 24, False, False
+    offset = 24
     while offset + 16 <= len(head):
         captured = struct.unpack_from(endian + "I", head, offset + 8)[0]
-        frame = head[offset + 16 : offset + 16 + min(captured, 64)]
+        yield head[offset + 16 : offset + 16 + min(captured, 64)]
+        offset += 16 + captured
+
+
+def _pcapng_frames(head: bytes) -> Iterator[bytes]:
+    """The first bytes of the frames of the enhanced and simple packet blocks in a pcapng's first
+    bytes (the probe asks only when its interfaces are all Ethernet)."""
+    offset, endian = 0, "<"
+    while offset + 12 <= len(head):
+        if head[offset : offset + 4] == PCAPNG_SHB:
+            endian = "<" if head[offset + 8 : offset + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+        kind, length = struct.unpack_from(endian + "II", head, offset)
+        if length < 12 or length % 4:
+            return
+        if kind == 6:
+            yield head[offset + 28 : offset + 28 + 64]
+        elif kind == 3:
+            yield head[offset + 12 : offset + 12 + 64]
+        offset += length
+
+
+def _tags_ahead(frames: Iterator[bytes]) -> tuple[bool, bool]:
+    """Whether Ethernet frames among the first records carry MPLS (after any VLAN tags), and outer
+    tags that NFStream does not skip."""
+    mpls, outer = False, False
+    for frame in frames:
         outer = outer or frame[12:14] in linktypes.OUTER_TAGS
         at = 12
         while frame[at : at + 2] in (b"\x81\x00", b"\x88\xa8"):
             at += 4
         mpls = mpls or frame[at : at + 2] == b"\x88\x47"
-        offset += 16 + captured
     return mpls, outer
 
 
