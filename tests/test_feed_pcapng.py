@@ -20,7 +20,7 @@ from derisk.gen.packets import write_capture
 from derisk.ingest import feed, feed_block, feed_pcapng
 from derisk.ingest.feed_block import Block
 from golden import conversations
-from test_feed_block import SMALL_CHUNK, _fed, _frames, _ip_layers
+from test_feed_block import SMALL_CHUNK, _frames, _ip_layers, _same
 from test_linktypes import TWINS
 
 Reframe = Callable[[bytes, bytes, int], bytes]
@@ -108,14 +108,6 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return seen
 
 
-def _same(path: Path, *, ethernet: bool = False) -> tuple[bytes, feed.FeedReport]:
-    fast, fast_report = _fed(path, block=True, ethernet=ethernet)
-    walked, walked_report = _fed(path, block=False, ethernet=ethernet)
-    assert fast == walked
-    assert fast_report == walked_report
-    return fast, fast_report
-
-
 def _ip_of_stream(tmp_path: Path, data: bytes) -> list[tuple[float, bytes]]:
     out = tmp_path / "out.pcap"
     out.write_bytes(data)
@@ -127,7 +119,7 @@ def test_ethernet_pcapng_gives_the_walks_bytes(
     tmp_path: Path, ethernet: Path, counted: dict[str, int], tsresol: int | None
 ) -> None:
     path = _pcapng(tmp_path / "eth.pcapng", ethernet, tsresol=tsresol)
-    data, report = _same(path)
+    data, report = _same(path, ethernet=False)
     assert counted["taken"] > 2
     assert report.records == report.written == len(_frames(ethernet)) and report.converted == 0
     assert [ip for _, ip in _ip_of_stream(tmp_path, data)] == [ip for _, ip in _ip_layers(ethernet)]
@@ -144,7 +136,7 @@ def test_other_link_types_in_pcapng_give_the_walks_bytes(
 ) -> None:
     linktype, reframe = TWINS[kind]
     path = _pcapng(tmp_path / f"{kind}.pcapng", ethernet, linktypes=(linktype,), reframe=reframe)
-    data, report = _same(path)
+    data, report = _same(path, ethernet=False)
     assert counted["taken"] > 2
     assert report.records == report.written == len(_frames(ethernet))
     if linktype in feed_block.CONVERTED or kind == "vn-tag":
@@ -158,7 +150,7 @@ def test_two_interfaces_of_one_link_type_are_taken_two_of_two_are_left_to_the_wa
     tmp_path: Path, ethernet: Path, counted: dict[str, int]
 ) -> None:
     same = _pcapng(tmp_path / "same.pcapng", ethernet, linktypes=(1, 1), interface_of=lambda i: i % 2)
-    _same(same)
+    _same(same, ethernet=False)
     assert counted["taken"] > 2
     counted["taken"] = counted["declined"] = 0
     _, sll2 = TWINS["linux-cooked-v2"]
@@ -170,7 +162,7 @@ def test_two_interfaces_of_one_link_type_are_taken_two_of_two_are_left_to_the_wa
         body = frame if interface == 0 else sll2(frame, bytes(eth.data), eth.type)
         parts.append(_epb(interface, round(ts * 1_000_000), body))
     (tmp_path / "two.pcapng").write_bytes(b"".join(parts))
-    data, report = _same(tmp_path / "two.pcapng")
+    data, report = _same(tmp_path / "two.pcapng", ethernet=False)
     assert counted["taken"] == 0 and counted["declined"] > 2
     assert report.written == len(frames)
     assert [ip for _, ip in _ip_of_stream(tmp_path, data)] == [ip for _, ip in _ip_layers(ethernet)]
@@ -180,7 +172,7 @@ def test_blocks_between_packets_end_a_run_and_the_walk_takes_them(
     tmp_path: Path, ethernet: Path, counted: dict[str, int]
 ) -> None:
     path = _pcapng(tmp_path / "nrb.pcapng", ethernet, between=lambda i: _nrb() if i % 50 == 25 else b"")
-    _, report = _same(path)
+    _, report = _same(path, ethernet=False)
     assert counted["taken"] > 2 and report.written == len(_frames(ethernet))
 
 
@@ -190,7 +182,7 @@ def test_a_cut_pcapng_gives_the_walks_bytes_and_offset(
     whole = _pcapng(tmp_path / "whole.pcapng", ethernet).read_bytes()
     cut = tmp_path / "cut.pcapng"
     cut.write_bytes(whole[: len(whole) - 37])
-    _, report = _same(cut)
+    _, report = _same(cut, ethernet=False)
     assert counted["taken"] > 2
     assert report.cut_at is not None and report.cut_at < len(whole) - 37
     assert report.written == len(_frames(ethernet)) - 1
@@ -206,7 +198,7 @@ def test_a_wild_timestamp_in_pcapng_is_left_to_the_walk(
         parts.append(_epb(0, round(when * 1_000_000), frame))
     path = tmp_path / "wild.pcapng"
     path.write_bytes(b"".join(parts))
-    _, report = _same(path)
+    _, report = _same(path, ethernet=False)
     assert report.wild == 1 and report.written == len(frames) - 1
     assert counted["taken"] > 2 and counted["declined"] >= 1
 
@@ -223,5 +215,5 @@ def test_a_packet_overrunning_its_block_is_left_to_the_walk(
         parts.append(bytes(block))
     path = tmp_path / "overrun.pcapng"
     path.write_bytes(b"".join(parts))
-    _, report = _same(path)
+    _, report = _same(path, ethernet=False)
     assert report.unusable == 1 and report.written == len(frames) - 1
