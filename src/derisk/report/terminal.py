@@ -176,7 +176,7 @@ def render_analysis(doc: dict[str, Any], *, top: int = 10) -> RenderableType:
         parts.append(Text(f"Note: {notice['text']}", style="yellow"))
     for notes in ((doc.get("run") or {}).get("input_notes") or {}).values():  # what the readers said
         for warning in notes.get("warnings") or []:
-            parts.append(Text(f"Note: {warning}", style="yellow"))
+            parts.append(Text(f"Note: {visible(str(warning), 2000)}", style="yellow"))  # it names files
 
     if doc.get("alerts"):
         alerts = Table(title=f"Alerts ({len(doc['alerts'])})", title_justify="left")
