@@ -134,6 +134,7 @@ def zeek_ragged(tmp: Path) -> Path:
         + good
         + "\n"
         + "1700000001.0\tC2\t10.0.0.1\n"
+        + "1700000002.0\tC3\t10.0.0.1\n"  # more lines bad than read: refused (fewer are left out)
     )
     return out
 

@@ -15,6 +15,7 @@ import pytest
 
 from derisk.cli import main
 from derisk.errors import InputError
+from derisk.ingest.zeek import read_zeek
 from derisk.safetext import MAX_FIELD_CHARS, TRUNCATION_MARK
 from test_ingest_zeek_variants import _conn_rows, read_all, write_json, write_tsv
 
@@ -66,9 +67,9 @@ def _write(tmp: Path, data: bytes, compress: bool) -> Path:
     return path
 
 
-def _refused(path: Path) -> str:
+def _refused(path: Path, *, strict: bool = False) -> str:
     with pytest.raises(InputError) as caught:
-        read_all(path)
+        list(read_zeek(path, strict=strict))
     text = caught.value.one_line()
     assert text.startswith(f"{path}: "), text
     assert "\n" not in text
@@ -78,6 +79,8 @@ def _refused(path: Path) -> str:
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_bad_records_are_named_by_line(tmp_path: Path, variant: str, compress: bool) -> None:
+    """With ``strict`` a bad line refuses the log, named; without, TSV logs are read around it
+    (``tests/test_ingest_zeek_damaged.py``), JSON logs refused as here."""
     is_json = variant.startswith("json")
     good = _content(variant, tmp_path)
     for kind, expected in [
@@ -91,7 +94,11 @@ def test_bad_records_are_named_by_line(tmp_path: Path, variant: str, compress: b
             uids = read_all(path).column("source_ref").to_pylist()
             assert len(uids) == ROWS and uids[3].startswith("C\x00000"), kind
             continue
-        assert _refused(path) == expected.format(n=number), kind
+        assert _refused(path, strict=True) == expected.format(n=number), kind
+        if is_json:
+            assert _refused(path) == expected.format(n=number), kind
+        else:
+            assert read_all(path).num_rows == ROWS - 1, kind  # the bad line left out
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
@@ -123,6 +130,12 @@ def test_whole_file_damage(tmp_path: Path, variant: str) -> None:
         path.unlink()
 
 
+def _mostly_wrong(data: bytes) -> bytes:
+    """Every record with a count that is not a number (a TSV log read around its bad lines is
+    refused when more are bad than read)."""
+    return data.replace(b"\t1\t60\t", b"\tten\t60\t")
+
+
 @pytest.mark.parametrize("variant", ["tsv", "json-iso"])
 def test_refusal_leaves_the_workspace_as_it_was(
     tmp_path: Path, data_env: Path, capsys: pytest.CaptureFixture[str], variant: str
@@ -143,8 +156,8 @@ def test_refusal_leaves_the_workspace_as_it_was(
 
     before = snapshot()
     capsys.readouterr()
-    wrong = bad_dir / "wrong.log"
-    wrong.write_bytes(_mutated(good, "wrong type", variant.startswith("json"))[0])
+    wrong = bad_dir / "wrong.log"  # JSON: one bad line refuses it; TSV: its lines mostly bad do
+    wrong.write_bytes(_mostly_wrong(good) if variant == "tsv" else _mutated(good, "wrong type", True)[0])
     packed = gzip.compress(good.replace(b"10.0.0.5", b"10.0.0.6"), mtime=0)
     truncated = bad_dir / "cut.log.gz"
     truncated.write_bytes(packed[: len(packed) // 2])

@@ -181,7 +181,7 @@ def test_scope_separator_error_names_zeeks_field(tmp_path: Path) -> None:
     rows[3]["id.orig_p"] = "eighty"
     write_tsv(path, rows, scope_sep="_")
     with pytest.raises(InputError, match=r"line 12: id\.orig_p is not an integer"):
-        read_all(path)
+        list(read_zeek(path, strict=True))
 
 
 @pytest.mark.parametrize("ts", ["millis", "iso"])

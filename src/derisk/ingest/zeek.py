@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +27,7 @@ from derisk.errors import InputError
 from derisk.flows import BATCH_ROWS
 from derisk.ingest import zeek_tsv
 from derisk.ingest.zeek_convert import CONN_NOT_NULL, duck_flows
+from derisk.ingest.zeek_damage import Damage, Said, cut_warning
 from derisk.ingest.zeek_io import bytes_per_line, read_error
 from derisk.ingest.zeek_join import Companions
 from derisk.ingest.zeek_log import ZeekLog, column, open_log, text, timestamps
@@ -135,7 +136,9 @@ def has_conn_log(path: Path) -> bool:
         return False
 
 
-def _read_companion(path: Path, kind: str, database: Database) -> pa.Table:
+def _read_companion(
+    path: Path, kind: str, database: Database, strict: bool = True, said: Said | None = None
+) -> pa.Table:
     required, optional = {
         "ssl": (SSL_REQUIRED, SSL_OPTIONAL),
         "quic": (SSL_REQUIRED, SSL_OPTIONAL),
@@ -143,9 +146,17 @@ def _read_companion(path: Path, kind: str, database: Database) -> pa.Table:
         "dns": (DNS_REQUIRED, DNS_OPTIONAL),
     }[kind]
     log = open_log(path, required, optional, frozenset({"uid", "ts"}))
-    table = log.read(database)
+    told = [cut_warning(log, strict)]
+    damage = None if strict else Damage(log, frozenset({"uid"}))
+    table = log.read(database, None if damage is None else damage.rejected)
     if log.gzip:
         _raise_if_damaged(log)
+    if damage is not None:
+        told.append(damage.conclude(table.num_rows, companion=True))
+        table = table.slice(0, 0) if damage.whole else table
+    if said is not None:
+        said.cut(log)
+    _warn(log, told, damage, said)
     if table.num_rows == 0:
         return pa.table({name: pa.array([], pa.string()) for name in log.columns})
     columns: dict[str, pa.Array] = {}
@@ -177,10 +188,27 @@ def _answers(values: pa.Array, log: ZeekLog) -> pa.Array:
     return values
 
 
-def load_companions(zeek_input: ZeekInput, database: Database | None = None) -> Companions:
+def _warn(log: ZeekLog, told: list[str | None], damage: Damage | None, said: Said | None) -> None:
+    for warning in told:
+        if warning:
+            _log.warning("%s: %s", log.display, warning)
+            if said is not None:
+                said.warnings.append(f"{log.display}: {warning}")
+    if said is not None and damage is not None:
+        said.lines_left_out += damage.left_out
+
+
+def load_companions(
+    zeek_input: ZeekInput,
+    database: Database | None = None,
+    *,
+    strict: bool = True,
+    said: Said | None = None,
+) -> Companions:
     """Read the ssl, quic, http and dns logs of an input whole (they are small next to conn.log).
 
-    ``database``: the input's DuckDB database (from :func:`derisk.store.zeekjoin.connect`), which the
+    Unless ``strict``, lines that cannot be read are left out, logged and told ``said`` (see
+    :mod:`.zeek_damage`). ``database``: the input's DuckDB database (from :func:`derisk.store.zeekjoin.connect`), which the
     companions then own and close (the caller closes it if this raises); by default one is opened."""
     tables: dict[str, pa.Table | None] = {}
     own = database is None
@@ -192,7 +220,9 @@ def load_companions(zeek_input: ZeekInput, database: Database | None = None) -> 
             if kind == "ssl":  # QUIC's Initial carries the same SNI; quic.log has the same two columns
                 paths = paths + zeek_input.companions.get("quic", [])
             parts = [
-                _read_companion(path, "quic" if path.name.startswith("quic") else kind, database)
+                _read_companion(
+                    path, "quic" if path.name.startswith("quic") else kind, database, strict, said
+                )
                 for path in paths
             ]
             parts = [part for part in parts if part.num_rows]
@@ -263,21 +293,31 @@ def _stream(
     companions: Companions,
     progress: Callable[[int], None] | None,
     started: _Started | None = None,
+    *,
+    strict: bool = True,
+    cut: str | None = None,
+    said: Said | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Read a conn log (TSV or JSON, plain or gzip) with DuckDB (:mod:`derisk.store.zeekread`).
 
     When DuckDB fails, the file is re-read line by line to name the first bad line; when no line is
     bad (DuckDB's fast TSV options cut a line at a ``#`` inside it, or a line is longer than their
-    limit), DuckDB reads on with its tolerant options after the rows already yielded. A gzip log's
-    CRCs are checked on a thread beside the read (DuckDB does not check them); a mismatch raises
-    after the last batch, so a run that stores the batches refuses the input whole. Progress is
-    reported from an estimate of bytes per line and completed to the file's size at the end.
-    ``started``: this log's first read (fast options, from its first row), already under way.
+    limit), DuckDB reads on with its tolerant options after the rows already yielded. Unless
+    ``strict``, a bad line in a TSV log does the same, the tolerant read leaving out (and counting)
+    the lines that cannot be read, and a last line cut short is left out (:mod:`.zeek_damage`);
+    what was left out (and ``cut``, :func:`.zeek_damage.cut_warning`'s) is logged and told ``said``. A gzip log's CRCs are checked on a thread beside the
+    read (DuckDB does not check them); a mismatch raises after the last batch, so a run that stores
+    the batches refuses the input whole. Progress is reported from an estimate of bytes per line and
+    completed to the file's size at the end. ``started``: this log's first read (fast options, from
+    its first row), already under way.
     """
+    told = [cut]
     size = log.path.stat().st_size
     per_line = bytes_per_line(log.path) if progress is not None else 0.0
-    yielded = reported = 0
+    yielded = consumed = reported = 0
     tolerant = False
+    damage = None if strict or log.header is None else Damage(log, CONN_NOT_NULL)
+    lenient = False  # a bad record was met: unusable records are left out and counted
     with ThreadPoolExecutor(1, thread_name_prefix="zeekcrc") as pool:
         check = pool.submit(zeekread.check_gzip, log.path) if log.gzip else None
         while True:
@@ -290,16 +330,21 @@ def _stream(
                     rows=BATCH_ROWS,
                     database=companions.database,
                     tolerant=tolerant,
-                    skip=yielded,
+                    skip=consumed,
                     uid_hash=companions.joins_by_uid,
+                    rejected=None if damage is None else damage.rejected,
                 )
             try:
                 for batch in batches:
-                    flows = duck_flows(batch, log, companions)
+                    usable = damage.usable(batch) if lenient and damage is not None else batch
+                    flows = duck_flows(usable, log, companions) if usable.num_rows else None
+                    consumed += batch.num_rows  # DuckDB's rows, the next read's skip
+                    if flows is None:
+                        continue
                     yield flows
                     yielded += flows.num_rows
                     if progress is not None:
-                        done = min(size - 1, int(yielded * per_line))
+                        done = min(size - 1, int(consumed * per_line))
                         if done > reported:
                             progress(done - reported)
                             reported = done
@@ -308,8 +353,11 @@ def _stream(
                 if check is not None and check.result() is not None:
                     _raise_if_damaged(log)
                 problem = log.diagnose(exc, CONN_NOT_NULL)
-                if tolerant or log.header is None or not problem.message.startswith("cannot read the log"):
+                unread = problem.message.startswith("cannot read the log")
+                if lenient or log.header is None or (tolerant and unread) or (damage is None and not unread):
                     raise problem from None
+                if damage is not None and not unread:
+                    damage.first, lenient = problem.message, True
                 _log.info("%s: DuckDB's fast options could not read the log (%s); reading on with "
                           "its tolerant options", log.display, exc)  # fmt: skip
                 tolerant = True
@@ -317,12 +365,26 @@ def _stream(
                 batches.close()
         if check is not None and check.result() is not None:
             _raise_if_damaged(log)
+    if damage is not None:
+        told.append(damage.conclude(yielded))
+    _warn(log, told, damage, said)
     if progress is not None and size > reported:
         progress(size - reported)
 
 
-def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+def read_zeek(
+    path: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    strict: bool = False,
+    notes: dict[str, Any] | None = None,
+) -> Iterator[pa.RecordBatch]:
     """Yield :data:`INGEST_SCHEMA` batches for a Zeek conn.log or a directory of Zeek logs.
+
+    A last line cut short (a log still being written) and, in TSV logs, lines that cannot be read
+    are left out with a warning, counted in ``notes`` (``lines_left_out``, ``last_lines_cut``,
+    ``cut_at_byte``, ``warnings``) once the batches are exhausted; with ``strict`` they refuse the
+    input instead, as does a log of which more lines are bad than read (:mod:`.zeek_damage`).
 
     Every file is found and every header checked, and the companion logs are read, before this
     returns; problems inside conn.log bodies (ragged lines, bad values, truncated gzip) raise
@@ -335,6 +397,10 @@ def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> I
     logs = [
         open_log(conn, CONN_REQUIRED, CONN_OPTIONAL, frozenset(CONN_REQUIRED)) for conn in zeek_input.conn
     ]
+    cuts = [cut_warning(log, strict) for log in logs]
+    said = Said()
+    for log in logs:
+        said.cut(log)
     database = connect()
     # DuckDB reads the first conn log's first batch on its threads while this thread reads and
     # prepares the companion logs (wall time: the work is the same). The uids are hashed for the
@@ -345,7 +411,7 @@ def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> I
         database.close()
         raise
     try:
-        companions = load_companions(zeek_input, database)
+        companions = load_companions(zeek_input, database, strict=strict, said=said)
     except BaseException:
         started.close()
         database.close()
@@ -357,7 +423,10 @@ def read_zeek(path: Path, *, progress: Callable[[int], None] | None = None) -> I
             progress(companion_bytes)
         try:
             for n, log in enumerate(logs):
-                yield from _stream(log, companions, progress, started if n == 0 else None)
+                first = started if n == 0 else None
+                yield from _stream(log, companions, progress, first, strict=strict, cut=cuts[n], said=said)
+            if notes is not None:
+                notes.update(said.notes())
         finally:
             cleanup()
 

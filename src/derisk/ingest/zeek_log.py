@@ -20,7 +20,7 @@ from derisk.ingest import zeek_json, zeek_tsv
 from derisk.ingest.logtext import bound_text
 from derisk.ingest.zeek_fields import canonical_names
 from derisk.ingest.zeek_io import GZIP_MAGIC, read_error, sniff
-from derisk.store import zeekread
+from derisk.store import zeeklines, zeekread
 
 MAX_EPOCH_SECONDS: Final = 1e11
 
@@ -37,6 +37,8 @@ class ZeekLog:
     #: Zeek's name of a column -> its key in a JSON log, where they differ (a scope separator).
     names: Mapping[str, str] = field(default_factory=dict)
     gzip: bool = False
+    #: Where the last line starts when it is cut short (a plain log still being written), else None.
+    cut: int | None = None
 
     def source(self, path: Path | None = None, *, compressed: bool | None = None) -> zeekread.LogSource:
         """How DuckDB reads this log (or ``path``, holding lines of it)."""
@@ -47,7 +49,11 @@ class ZeekLog:
         else:
             layout = zeekread.JsonLayout(self.ts_kind, self.names)
         return zeekread.LogSource(
-            path or self.path, self.columns, layout, self.gzip if compressed is None else compressed
+            path or self.path,
+            self.columns,
+            layout,
+            self.gzip if compressed is None else compressed,
+            end=self.cut if path is None else None,
         )
 
     def parse(self, data: pa.Buffer | bytes) -> pa.Table:
@@ -66,10 +72,14 @@ class ZeekLog:
         finally:
             scratch.remove(name)
 
-    def read(self, database: zeekread.Database | None = None) -> pa.Table:
-        """The whole log read by DuckDB (a companion log): Zeek's names, ``ts`` in int64 µs."""
+    def read(
+        self, database: zeekread.Database | None = None, rejected: zeekread.Rejected | None = None
+    ) -> pa.Table:
+        """The whole log read by DuckDB (a companion log): Zeek's names, ``ts`` in int64 µs.
+
+        ``rejected``: count the lines that cannot be read there instead of refusing the log."""
         try:
-            return zeekread.read_table(self.source(), database)
+            return zeekread.read_table(self.source(), database, rejected)
         except zeekread.ZeekReadError as exc:
             raise self.diagnose(exc, frozenset({"uid"})) from None
 
@@ -98,11 +108,12 @@ def open_log(
     try:
         with path.open("rb") as raw:
             compressed = raw.read(2) == GZIP_MAGIC
+        cut = None if compressed else _cut(path)
     except OSError as exc:
         raise read_error(exc, display) from exc
     if zeek_json.looks_json(head):
         ts_kind, names = zeek_json.first_record(path, [name for name in required if name in always], display)
-        return ZeekLog(path, display, {**required, **optional}, None, ts_kind, names, compressed)
+        return ZeekLog(path, display, {**required, **optional}, None, ts_kind, names, compressed, cut)
     if not head.startswith(b"#"):
         raise InputError("not a Zeek log: no #fields header and not JSON lines", source=display)
     header = zeek_tsv.read_header(path, display)
@@ -115,7 +126,16 @@ def open_log(
     present = zeek_tsv.check_columns(header, required, optional, display)
     wanted = {**required, **optional}
     columns = {name: wanted[name] for name in present}
-    return ZeekLog(path, display, columns, header, "number", gzip=compressed)
+    return ZeekLog(path, display, columns, header, "number", gzip=compressed, cut=cut)
+
+
+def _cut(path: Path) -> int | None:
+    """Where a last line cut short starts: a record without its line end (a ``#``-line so cut, or a
+    file of one line, is read as it is)."""
+    end = zeeklines.last_line_end(path)
+    if not end or zeeklines.tail_from(path, end, 1) == b"#":
+        return None
+    return end
 
 
 def timestamps(values: pa.Array, log: ZeekLog, not_null: frozenset[str]) -> pa.Array:

@@ -21,23 +21,24 @@ JSON object) passes the columns to read with their Zeek types, and the layout of
   seconds, epoch milliseconds or an ISO 8601 string.
 
 gzip is decompressed by DuckDB; it does not check the CRC-32 in a member's trailer, so
-:func:`check_gzip` (run by the caller beside the read, on another thread) does.
+:func:`check_gzip` (run by the caller beside the read, on another thread) does. A plain log whose
+last line is cut short is read up to it through a named pipe (``LogSource.end``, see
+:mod:`derisk.store.zeeklines`).
 
 :func:`read_conn` converts in the ``SELECT`` what SQL does cheaply: ``ts`` to microseconds,
 ``ts + duration`` to the last-seen time, ``proto`` to the IP protocol number, ports of TCP and UDP
 flows, and whether a connection was an attempt without payload (``docs/ingest-zeek.md``,
 "Connection attempts"). :func:`read_table` reads a companion log whole. Any failure raises
 :class:`ZeekReadError` carrying DuckDB's first message line; the caller re-reads the file line by
-line to name the bad line.
+line to name the bad line. Given a :class:`Rejected`, a tolerant read counts the lines it rejected
+there instead of raising at the first.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gzip
 import itertools
-import zlib
 from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -47,10 +48,12 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 
-from derisk import scratch
 from derisk.safetext import MAX_FIELD_CHARS
 from derisk.store.spill import spill_directory
 from derisk.store.sqltext import ident, literal
+from derisk.store.zeeklines import GLOB_CHARACTERS, GlobPath, Rejected, check_gzip, readable_path
+
+__all__ = ["Rejected", "check_gzip"]  # re-exported for the Zeek reader
 
 #: Threads DuckDB may use for one read (it parallelises the CSV and JSON scans).
 MAX_THREADS: Final = 4
@@ -69,7 +72,6 @@ _DUCK_TYPES: Final = {
 }
 _LIST_TYPES: Final = ("set[", "vector[")
 _names = itertools.count()
-_GLOB: Final = "*?[{"
 
 #: A private DuckDB database, as other layers hold it (they never use it themselves).
 Database = duckdb.DuckDBPyConnection
@@ -112,6 +114,8 @@ class LogSource:
     columns: Mapping[str, str]
     layout: TsvLayout | JsonLayout
     gzip: bool
+    #: Read only the bytes before this offset (a plain log whose last line is cut short).
+    end: int | None = None
 
     def needs_tolerant(self) -> bool:
         """Whether the fast TSV options could cut a value short (a text column is the last field)."""
@@ -131,25 +135,20 @@ def _duck_type(zeek_type: str, json_ts: str | None = None) -> str:
 
 def _location(path: Path) -> str:
     location = str(path.absolute())
-    if any(char in location for char in _GLOB):
-        raise ZeekReadError("the path contains a glob character")  # see _without_glob
+    if any(char in location for char in GLOB_CHARACTERS):
+        raise ZeekReadError("the path contains a glob character")  # see _readable
     return location
 
 
 @contextlib.contextmanager
-def _without_glob(source: LogSource) -> Iterator[LogSource]:
-    """The source under a path DuckDB will not expand as a glob: a symbolic link in a private
-    temporary folder when the real path has ``*``, ``?``, ``[`` or ``{`` in it."""
-    location = str(source.path.absolute())
-    if not any(char in location for char in _GLOB):
-        yield source
-        return
-    with scratch.directory("zeek") as folder:
-        link = Path(folder) / "log"
-        link.symlink_to(location)
-        if any(char in str(link) for char in _GLOB):
-            raise ZeekReadError("the temporary folder's path contains a glob character")
-        yield dataclasses.replace(source, path=link)
+def _readable(source: LogSource) -> Iterator[LogSource]:
+    """The source as DuckDB reads it (:func:`derisk.store.zeeklines.readable_path`: up to ``end``
+    through a named pipe, and never under a path DuckDB would expand as a glob)."""
+    try:
+        with readable_path(source.path, source.end) as path:
+            yield dataclasses.replace(source, path=path, end=None)
+    except GlobPath as exc:
+        raise ZeekReadError(str(exc)) from None
 
 
 def relation(source: LogSource, *, tolerant: bool = False, rejects: str | None = None) -> str:
@@ -338,6 +337,7 @@ def read_conn(
     tolerant: bool = False,
     skip: int = 0,
     uid_hash: bool = True,
+    rejected: Rejected | None = None,
 ) -> Generator[pa.RecordBatch, None, None]:
     """Stream a conn log's records as Arrow batches of at most ``rows`` rows, in file order.
 
@@ -345,7 +345,9 @@ def read_conn(
     closed), saving the cost of opening one. ``tolerant``: the tolerant TSV options (see the
     module's description; also chosen when :meth:`LogSource.needs_tolerant`). ``skip``: rows to
     leave out at the start (those a failed fast read yielded already). ``uid_hash``: whether to
-    compute ``uid_hash`` (null otherwise: no companion log to join by uid).
+    compute ``uid_hash`` (null otherwise: no companion log to join by uid). ``rejected``: filled
+    with the lines the tolerant options rejected, after the last batch, instead of raising at the
+    first of them.
 
     Batches have the columns ``first_us``/``last_us`` (int64 microseconds since the epoch),
     ``src_ip``, ``src_port``, ``dst_ip``, ``dst_port``, ``protocol``, ``bytes_out``, ``bytes_in``,
@@ -354,8 +356,10 @@ def read_conn(
     :meth:`derisk.store.zeekjoin.UidJoin.join`) and ``plain_text`` (see :func:`_plain_text`). Raises :class:`ZeekReadError` on any failure, while
     iterating or before.
     """
-    with _without_glob(source) as readable:
-        yield from _read_conn(readable, rows, database, tolerant or source.needs_tolerant(), skip, uid_hash)
+    with _readable(source) as readable:
+        yield from _read_conn(
+            readable, rows, database, tolerant or source.needs_tolerant(), skip, uid_hash, rejected
+        )
 
 
 def _read_conn(
@@ -365,6 +369,7 @@ def _read_conn(
     tolerant: bool,
     skip: int,
     uid_hash: bool,
+    rejected: Rejected | None = None,
 ) -> Generator[pa.RecordBatch, None, None]:
     rejects = f"_zeek_rejects_{next(_names)}" if tolerant else None
     query = conn_query(source, tolerant=tolerant, rejects=rejects, uid_hash=uid_hash)
@@ -393,21 +398,26 @@ def _read_conn(
                 wait([ahead])
                 reader.close()
         if rejects is not None:
-            _check_rejects(con, rejects)
+            _check_rejects(con, rejects, rejected)
     finally:
         con.close()
 
 
-def read_table(source: LogSource, database: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+def read_table(
+    source: LogSource, database: duckdb.DuckDBPyConnection | None = None, rejected: Rejected | None = None
+) -> pa.Table:
     """A companion log whole, its columns under Zeek's names; ``ts`` (when read) as int64 µs.
 
-    TSV companions are read with the tolerant options (their text columns may hold a ``#``).
+    TSV companions are read with the tolerant options (their text columns may hold a ``#``);
+    ``rejected`` as for :func:`read_conn`.
     """
-    with _without_glob(source) as readable:
-        return _read_table(readable, database)
+    with _readable(source) as readable:
+        return _read_table(readable, database, rejected)
 
 
-def _read_table(source: LogSource, database: duckdb.DuckDBPyConnection | None) -> pa.Table:
+def _read_table(
+    source: LogSource, database: duckdb.DuckDBPyConnection | None, rejected: Rejected | None
+) -> pa.Table:
     tolerant = isinstance(source.layout, TsvLayout)
     rejects = f"_zeek_rejects_{next(_names)}" if tolerant else None
     inner = relation(source, tolerant=tolerant, rejects=rejects)
@@ -425,7 +435,7 @@ def _read_table(source: LogSource, database: duckdb.DuckDBPyConnection | None) -
         except (duckdb.Error, pa.ArrowException) as exc:
             raise _error(exc) from None
         if rejects is not None:
-            _check_rejects(con, rejects)
+            _check_rejects(con, rejects, rejected)
         return table
     finally:
         con.close()
@@ -453,35 +463,31 @@ def convert_records(
         con.close()
 
 
-def _check_rejects(con: duckdb.DuckDBPyConnection, rejects: str) -> None:
-    """Every line the tolerant options rejected must be a ``#``-line (a header or ``#close``)."""
+def _check_rejects(con: duckdb.DuckDBPyConnection, rejects: str, rejected: Rejected | None) -> None:
+    """Every line the tolerant options rejected must be a ``#``-line (a header or ``#close``); with
+    ``rejected``, the others are counted there instead (DuckDB stores one row per error of a line)."""
     try:
         bad = con.execute(
             f"SELECT line, error_message FROM {ident(rejects)} "
             "WHERE NOT starts_with(coalesce(csv_line, ''), '#') ORDER BY line LIMIT 1"
         ).fetchone()
+        count = 0
+        if bad is not None and rejected is not None:
+            found = con.execute(
+                f"SELECT count(DISTINCT line) FROM {ident(rejects)} "
+                "WHERE NOT starts_with(coalesce(csv_line, ''), '#')"
+            ).fetchone()
+            count = int(found[0]) if found is not None else 0
         con.execute(f"DROP TABLE IF EXISTS {ident(rejects)}; DROP TABLE IF EXISTS {ident(rejects + '_scan')}")
     except duckdb.Error as exc:
         raise _error(exc) from None
-    if bad is not None:
+    if bad is None:
+        return
+    if rejected is None:
         raise ZeekReadError(_first_line(str(bad[1])), line=int(bad[0]))
-
-
-def check_gzip(path: Path) -> str | None:
-    """Decompress a gzip file to its end, checking every member's CRC-32 and length (which DuckDB
-    does not); None when it is sound, else the problem (``truncated`` or ``corrupt: ...``).
-
-    zlib releases the GIL, so this runs beside DuckDB's read on another thread.
-    """
-    try:
-        with gzip.open(path, "rb") as stream:
-            while stream.read(1 << 20):
-                pass
-    except EOFError:
-        return "truncated"
-    except (OSError, zlib.error) as exc:
-        return f"corrupt: {exc}"
-    return None
+    if rejected.first_line is None or int(bad[0]) < rejected.first_line:
+        rejected.first_line, rejected.first_message = int(bad[0]), _first_line(str(bad[1]))
+    rejected.lines += count
 
 
 def _next_batch(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
