@@ -286,3 +286,46 @@ def test_clean_logs_say_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture
         "cut_at_byte": None,
         "warnings": [],
     }
+
+
+def test_gzip_log_cut_short_is_read_up_to_its_last_whole_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A gzip conn log cut short (rotated logs copied while compressed): its content up to the last
+    whole line before the cut, exactly the clean log's first records; refused with ``strict``."""
+    import gzip
+    import zlib
+
+    from derisk.gen.zeek_bench import write_bench_conn_log
+
+    full = tmp_path / "full" / "conn.log"
+    full.parent.mkdir()
+    write_bench_conn_log(full, 150_000, seed=5)  # past the first batches: the read goes on after them
+    packed = gzip.compress(full.read_bytes(), mtime=0)
+    cut = tmp_path / "cut" / "conn.log.gz"
+    cut.parent.mkdir()
+    cut.write_bytes(packed[: len(packed) * 2 // 3])
+    content = zlib.decompressobj(wbits=31).decompress(cut.read_bytes())  # what a reader can get
+    whole = _records(content[: content.rfind(b"\n") + 1].split(b"\n"))
+    notes: dict[str, Any] = {}
+    with caplog.at_level(logging.WARNING):
+        got = _read(cut, notes=notes)
+    expected = _read(full)
+    assert 70_000 < got.num_rows == len(whole) < expected.num_rows
+    assert got.equals(expected.slice(0, got.num_rows))
+    said = (
+        f"{cut}: gzip data is truncated (the file ends at byte {cut.stat().st_size:,}), as in a log "
+        "still being written; read up to the last whole line before the cut"
+    )
+    assert said in caplog.text and notes["warnings"] == [said] and notes["last_lines_cut"] == 1
+    with pytest.raises(InputError, match=r"gzip data is truncated$"):
+        _read(cut, strict=True)
+
+
+def test_nothing_before_the_cut_is_refused(tmp_path: Path) -> None:
+    """A log whose only record is cut short gives no flow: refused, not an empty success."""
+    lines = _lines(POP3)
+    path = tmp_path / "conn.log"
+    path.write_bytes(b"\n".join(lines[:8]) + b"\n" + lines[8][:30])
+    with pytest.raises(InputError, match="the last line is cut short, before the first record"):
+        _read(path)

@@ -27,7 +27,7 @@ from derisk.errors import InputError
 from derisk.flows import BATCH_ROWS
 from derisk.ingest import zeek_tsv
 from derisk.ingest.zeek_convert import CONN_NOT_NULL, duck_flows
-from derisk.ingest.zeek_damage import Damage, Said, cut_warning
+from derisk.ingest.zeek_damage import Damage, Said, cut_warning, gzip_cut, gzip_cut_warning
 from derisk.ingest.zeek_io import bytes_per_line, read_error
 from derisk.ingest.zeek_join import Companions
 from derisk.ingest.zeek_log import ZeekLog, column, open_log, text, timestamps
@@ -147,9 +147,14 @@ def _read_companion(
     }[kind]
     log = open_log(path, required, optional, frozenset({"uid", "ts"}))
     told = [cut_warning(log, strict)]
+    if log.gzip and not strict:  # a companion is small: checked before it is read
+        cut_log = gzip_cut(log, zeekread.check_gzip(log.path), strict)
+        if cut_log is not None:
+            log = cut_log
+            told.append(gzip_cut_warning(log))
     damage = None if strict else Damage(log, frozenset({"uid"}))
     table = log.read(database, None if damage is None else damage.rejected)
-    if log.gzip:
+    if log.gzip and not log.gzip_cut:
         _raise_if_damaged(log)
     if damage is not None:
         told.append(damage.conclude(table.num_rows, companion=True))
@@ -350,8 +355,16 @@ def _stream(
                             reported = done
                 break
             except zeekread.ZeekReadError as exc:
-                if check is not None and check.result() is not None:
-                    _raise_if_damaged(log)
+                if check is not None and not log.gzip_cut and check.result() is not None:
+                    cut_log = gzip_cut(log, check.result(), strict)
+                    if cut_log is None:
+                        _raise_if_damaged(log)
+                        raise  # not reached: the gzip problem raises
+                    log = cut_log
+                    told.append(gzip_cut_warning(log))
+                    if said is not None:
+                        said.cut(log)
+                    continue
                 problem = log.diagnose(exc, CONN_NOT_NULL)
                 unread = problem.message.startswith("cannot read the log")
                 if lenient or log.header is None or (tolerant and unread) or (damage is None and not unread):
@@ -363,8 +376,11 @@ def _stream(
                 tolerant = True
             finally:
                 batches.close()
-        if check is not None and check.result() is not None:
+        if check is not None and check.result() is not None and not log.gzip_cut:
             _raise_if_damaged(log)
+    if (log.cut is not None or log.gzip_cut) and consumed == 0:
+        what = "gzip data is truncated" if log.gzip_cut else "the last line is cut short"
+        raise InputError(f"{what}, before the first record", source=log.display)
     if damage is not None:
         told.append(damage.conclude(yielded))
     _warn(log, told, damage, said)

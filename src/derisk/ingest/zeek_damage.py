@@ -19,6 +19,7 @@ With ``strict`` the first problem refuses the log, as before. Contract: ``docs/i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -48,6 +49,25 @@ def cut_warning(log: ZeekLog, strict: bool) -> str | None:
     if strict:
         raise InputError(f"{text}; refused with --strict", source=log.display)
     return f"{text}; read up to it"
+
+
+def gzip_cut(log: ZeekLog, problem: str | None, strict: bool) -> ZeekLog | None:
+    """The log to read up to its last whole line when its gzip data is truncated (and not
+    ``strict``); None when it must be refused (``problem`` is :func:`derisk.store.zeekread.check_gzip`'s)."""
+    if problem != "truncated" or strict or log.gzip_cut:
+        return None
+    return dataclasses.replace(log, gzip_cut=True)
+
+
+def gzip_cut_warning(log: ZeekLog) -> str:
+    try:
+        size = f" (the file ends at byte {log.path.stat().st_size:,})"
+    except OSError:
+        size = ""
+    return (
+        f"gzip data is truncated{size}, as in a log still being written; read up to the last whole "
+        "line before the cut"
+    )
 
 
 @dataclass
@@ -124,9 +144,10 @@ class Said:
     cut_at_byte: int | None = None
 
     def cut(self, log: ZeekLog) -> None:
-        if log.cut is not None:
+        if log.cut is not None or log.gzip_cut:
             self.last_lines_cut += 1
-            self.cut_at_byte = log.cut if self.cut_at_byte is None else self.cut_at_byte
+            if self.cut_at_byte is None:
+                self.cut_at_byte = log.cut
 
     def notes(self) -> dict[str, object]:
         return {

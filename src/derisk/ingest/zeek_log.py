@@ -39,6 +39,8 @@ class ZeekLog:
     gzip: bool = False
     #: Where the last line starts when it is cut short (a plain log still being written), else None.
     cut: int | None = None
+    #: A gzip log cut short, to be read up to its last whole line (see :mod:`.zeek_damage`).
+    gzip_cut: bool = False
 
     def source(self, path: Path | None = None, *, compressed: bool | None = None) -> zeekread.LogSource:
         """How DuckDB reads this log (or ``path``, holding lines of it)."""
@@ -54,6 +56,7 @@ class ZeekLog:
             layout,
             self.gzip if compressed is None else compressed,
             end=self.cut if path is None else None,
+            gzip_cut=self.gzip_cut and path is None,
         )
 
     def parse(self, data: pa.Buffer | bytes) -> pa.Table:

@@ -93,12 +93,13 @@ def count_lines(path: Path, end: int) -> int:
 
 
 @contextlib.contextmanager
-def readable_path(path: Path, end: int | None = None) -> Iterator[Path]:
-    """Where DuckDB reads ``path``: when ``end`` is set, a named pipe holding its first ``end`` bytes
-    (:func:`prefix_pipe`); else the file, or a symbolic link to it in a private temporary folder when
+def readable_path(path: Path, end: int | None = None, *, gunzip: bool = False) -> Iterator[Path]:
+    """Where DuckDB reads ``path``: with ``gunzip``, a named pipe holding the content of a gzip file
+    cut short up to its last whole line (:func:`prefix_pipe`); when ``end`` is set, a named pipe
+    holding its first ``end`` bytes; else the file, or a symbolic link to it in a private temporary folder when
     its path has ``*``, ``?``, ``[`` or ``{`` in it (DuckDB would expand it as a glob)."""
-    if end is not None:
-        with prefix_pipe(path, end) as pipe:
+    if end is not None or gunzip:
+        with prefix_pipe(path, end or 0, gunzip=gunzip) as pipe:
             yield pipe
         return
     location = str(path.absolute())
@@ -114,8 +115,9 @@ def readable_path(path: Path, end: int | None = None) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def prefix_pipe(path: Path, end: int) -> Iterator[Path]:
-    """A named pipe in a private folder that a thread fills with the first ``end`` bytes of ``path``.
+def prefix_pipe(path: Path, end: int, *, gunzip: bool = False) -> Iterator[Path]:
+    """A named pipe in a private folder that a thread fills with the first ``end`` bytes of ``path``
+    (with ``gunzip``: the content of a gzip file up to the last line end before it is cut short).
 
     DuckDB reads it like the file itself. On leaving, a writer still waiting for DuckDB to open the
     pipe (DuckDB failed first) or to read on (DuckDB stopped) is let go."""
@@ -125,7 +127,9 @@ def prefix_pipe(path: Path, end: int) -> Iterator[Path]:
             raise GlobPath("the temporary folder's path contains a glob character")
         os.mkfifo(pipe, 0o600)
         stop = threading.Event()
-        thread = threading.Thread(target=_feed, args=(path, pipe, end, stop), name="zeekpipe", daemon=True)
+        thread = threading.Thread(
+            target=_feed, args=(path, pipe, None if gunzip else end, stop), name="zeekpipe", daemon=True
+        )
         thread.start()
         try:
             yield pipe
@@ -137,31 +141,69 @@ def prefix_pipe(path: Path, end: int) -> Iterator[Path]:
                 thread.join(0.05)
 
 
-def _feed(path: Path, pipe: Path, end: int, stop: threading.Event) -> None:
+def _feed(path: Path, pipe: Path, end: int | None, stop: threading.Event) -> None:
+    """Write the first ``end`` bytes of ``path`` to ``pipe`` (``end`` None: the gzip content's whole
+    lines up to where it is cut short)."""
     try:
         out = os.open(pipe, os.O_WRONLY)  # waits for DuckDB (or prefix_pipe's exit) to open it
     except OSError:
         return
     try:
         os.set_blocking(out, False)
-        with path.open("rb") as source:
-            left = end
-            while left > 0 and not stop.is_set():
-                data = memoryview(source.read(min(left, _CHUNK)))
-                if not data:
-                    break
-                left -= len(data)
-                while data and not stop.is_set():
-                    if not select.select([], [out], [], 0.1)[1]:
-                        continue
-                    try:
-                        data = data[os.write(out, data) :]
-                    except BlockingIOError:
-                        continue
+        for data in _plain(path, end) if end is not None else _gunzipped(path):
+            if stop.is_set():
+                break
+            _write(out, memoryview(data), stop)
     except OSError:  # DuckDB closed the pipe (it stopped reading): nothing more to write
         return
     finally:
         os.close(out)
+
+
+def _write(out: int, data: memoryview, stop: threading.Event) -> None:
+    while data and not stop.is_set():
+        if not select.select([], [out], [], 0.1)[1]:
+            continue
+        try:
+            data = data[os.write(out, data) :]
+        except BlockingIOError:
+            continue
+
+
+def _plain(path: Path, end: int) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        left = end
+        while left > 0:
+            data = source.read(min(left, _CHUNK))
+            if not data:
+                return
+            left -= len(data)
+            yield data
+
+
+def _gunzipped(path: Path) -> Iterator[bytes]:
+    """The content of a gzip file (one member or several) in pieces ending at a line end, up to
+    where it is cut short: the bytes after the last line end are held back unless the last member is
+    whole. zlib, not :mod:`gzip`, so that the content decompressed just before the cut is kept (and
+    zlib releases the GIL)."""
+    rest, whole = b"", False
+    inflate = zlib.decompressobj(wbits=31)
+    with path.open("rb") as raw:
+        while chunk := raw.read(_CHUNK):
+            while chunk:
+                try:
+                    data = rest + inflate.decompress(chunk)
+                except zlib.error:
+                    return
+                whole, chunk = inflate.eof, inflate.unused_data if inflate.eof else b""
+                if whole:
+                    inflate = zlib.decompressobj(wbits=31)
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                if cut:
+                    yield data[:cut]
+    if whole and rest:
+        yield rest
 
 
 def check_gzip(path: Path) -> str | None:

@@ -116,6 +116,8 @@ class LogSource:
     gzip: bool
     #: Read only the bytes before this offset (a plain log whose last line is cut short).
     end: int | None = None
+    #: A gzip log cut short: read its content up to the last whole line before the cut.
+    gzip_cut: bool = False
 
     def needs_tolerant(self) -> bool:
         """Whether the fast TSV options could cut a value short (a text column is the last field)."""
@@ -145,8 +147,9 @@ def _readable(source: LogSource) -> Iterator[LogSource]:
     """The source as DuckDB reads it (:func:`derisk.store.zeeklines.readable_path`: up to ``end``
     through a named pipe, and never under a path DuckDB would expand as a glob)."""
     try:
-        with readable_path(source.path, source.end) as path:
-            yield dataclasses.replace(source, path=path, end=None)
+        with readable_path(source.path, source.end, gunzip=source.gzip and source.gzip_cut) as path:
+            gzip = source.gzip and not source.gzip_cut
+            yield dataclasses.replace(source, path=path, end=None, gzip=gzip, gzip_cut=False)
     except GlobPath as exc:
         raise ZeekReadError(str(exc)) from None
 
