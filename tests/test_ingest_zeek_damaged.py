@@ -329,3 +329,26 @@ def test_nothing_before_the_cut_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"\n".join(lines[:8]) + b"\n" + lines[8][:30])
     with pytest.raises(InputError, match="the last line is cut short, before the first record"):
         _read(path)
+
+
+def test_analyze_reads_a_log_still_being_written(
+    tmp_path: Path, data_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The brief's example, ``head -c -30 conn.log``, through the command line: exit 0, the flows
+    before the cut stored, the warning on standard error."""
+    from derisk.cli import main
+    from derisk.store.workspace import Workspace
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    data = POP3.read_bytes()[:-30]
+    (folder / "conn.log").write_bytes(data)
+    ws = tmp_path / "ws"
+    with caplog.at_level(logging.WARNING):
+        assert main(["analyze", str(folder), "-w", str(ws), "-q"]) == 0
+    said = caplog.text
+    assert (
+        "conn.log: last line (line 19, byte" in said and "cut short, as in a log still being written" in said
+    )
+    with Workspace.open(ws, create=False, read_only=True) as w:
+        assert w.flow_count() == len(_records(data.split(b"\n")[:-1]))
