@@ -8,6 +8,7 @@ each result is compared with the clean file's flows less the records of the line
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -352,3 +353,24 @@ def test_analyze_reads_a_log_still_being_written(
     )
     with Workspace.open(ws, create=False, read_only=True) as w:
         assert w.flow_count() == len(_records(data.split(b"\n")[:-1]))
+
+
+def test_analyze_notes_the_cut_and_strict_refuses_it(tmp_path: Path, data_env: Path) -> None:
+    """The reader's note reaches the analysis document; ``derisk analyze --strict`` refuses the log
+    (exit 3) and leaves no flow in the workspace."""
+    from derisk.cli import main
+    from derisk.store.workspace import Workspace
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "conn.log").write_bytes(POP3.read_bytes()[:-30])
+    out = tmp_path / "doc.json"
+    assert main(["analyze", str(folder), "-w", str(tmp_path / "ws"), "-q", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    notes = list((doc["run"]["input_notes"] or {}).values())
+    assert any("cut short, as in a log still being written" in w for n in notes for w in n["warnings"])
+    strict = tmp_path / "strict"
+    assert main(["analyze", str(folder), "-w", str(strict), "-q", "--strict"]) == 3
+    if strict.exists():
+        with Workspace.open(strict, create=False, read_only=True) as w:
+            assert w.flow_count() == 0

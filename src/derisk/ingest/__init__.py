@@ -258,4 +258,4 @@ def read_input(spec: InputSpec, progress: Progress | None = None) -> Iterator[pa
         return read_eve(spec.path, progress=progress, strict=spec.strict, notes=spec.notes)
     from derisk.ingest.zeek import read_zeek
 
-    return read_zeek(spec.path, progress=progress)
+    return read_zeek(spec.path, progress=progress, strict=spec.strict, notes=spec.notes)
