@@ -114,8 +114,9 @@ def _run_with_progress(
 @click.option(
     "--strict",
     is_flag=True,
-    help="Refuse a capture cut short (exit 3) instead of reading it up to the cut, and an EVE log without "
-    "flow events instead of rebuilding its connections from alerts.",
+    help="Refuse a capture or Zeek log cut short, or a Zeek log with lines that cannot be read (exit 3), "
+    "instead of reading what can be read, and an EVE log without flow events instead of rebuilding its "
+    "connections from alerts.",
 )
 @click.option(
     "--engine",
