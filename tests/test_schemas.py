@@ -53,6 +53,10 @@ def test_every_schema_is_a_valid_2020_12_schema_with_its_id() -> None:
 
 
 @pytest.mark.slow
+def _notes(path: Path) -> object:
+    return json.loads(path.read_text())["run"]["input_notes"]
+
+
 def test_analysis_of_the_golden_capture_and_a_zeek_log(tmp_path: Path, env: Path) -> None:
     pcap = _json(
         tmp_path, "pcap", "analyze", str(FIXTURES / "pcap" / "golden.pcap"), "-w", str(tmp_path / "a"), "-q"
@@ -69,6 +73,21 @@ def test_analysis_of_the_golden_capture_and_a_zeek_log(tmp_path: Path, env: Path
     )
     assert_file_valid(zeek, "analysis")
     assert_file_valid(_json(tmp_path, "inputs", "inputs", "-w", str(tmp_path / "b")), "inputs")
+    # every reader's notes fit the contract: an EVE log without flow events, an IPFIX file
+    alerts = tmp_path / "alerts.eve.json"
+    lines = (FIXTURES / "eve" / "nicoaller-alerts.eve.json").read_text().splitlines()
+    alerts.write_text(
+        "".join(line + "\n" for line in lines if '"event_type":"flow"' not in line.replace(" ", ""))
+    )
+    for name, source in (
+        ("eve", alerts),
+        ("ipfix", FIXTURES / "netflow" / "ipfix" / "softflowd-golden.ipfix"),
+    ):
+        doc = assert_file_valid(
+            _json(tmp_path, name, "analyze", str(source), "-w", str(tmp_path / name), "-q")
+        )
+        assert doc["run"]["input_notes"], name
+    assert "lower bounds" in str(_notes(tmp_path / "eve.json"))
     assert_file_valid(_json(tmp_path, "alerts", "alerts", "-w", str(tmp_path / "a")), "alerts")
 
 
