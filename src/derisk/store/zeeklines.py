@@ -80,16 +80,7 @@ def tail_from(path: Path, offset: int, size: int = 64) -> bytes:
 
 def count_lines(path: Path, end: int) -> int:
     """Line ends in the first ``end`` bytes of a file (to number a cut line; the slow path only)."""
-    count = 0
-    with path.open("rb") as fh:
-        left = end
-        while left > 0:
-            data = fh.read(min(left, _CHUNK))
-            if not data:
-                break
-            count += data.count(b"\n")
-            left -= len(data)
-    return count
+    return sum(data.count(b"\n") for data in _plain(path, end))
 
 
 @contextlib.contextmanager
