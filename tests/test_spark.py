@@ -278,7 +278,8 @@ def test_the_range_join_finds_what_the_local_lookup_finds(
 def test_a_bad_line_found_by_an_executor_is_the_local_paths_error(
     generated: dict[str, Path], tmp_path: Path, spark: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The driver only recognises a Zeek directory; its lines are read on the executors."""
+    """The driver only recognises a Zeek directory; its lines are read on the executors, which leave a
+    bad line out as the local path does, and refuse it with ``--strict`` in the local path's words."""
     bad = tmp_path / "zeek"
     bad.mkdir()
     lines = (generated["zeek"] / "conn.log").read_text(encoding="utf-8").splitlines()
@@ -287,14 +288,20 @@ def test_a_bad_line_found_by_an_executor_is_the_local_paths_error(
     (bad / "conn.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
     common = [str(bad), "--data-dir", str(generated["data"]), "-q"]
     capsys.readouterr()
-    assert main(["analyze", *common, "-w", str(tmp_path / "ws")]) == 3
+    assert main(["analyze", *common, "-w", str(tmp_path / "lenient")]) == 0
+    lenient = tmp_path / "lenient-spark"
+    assert main(["analyze", "--engine", "spark", "--master", MASTER, "--out", str(lenient), *common]) == 0
+    assert lenient.exists()
+    capsys.readouterr()
+    assert main(["analyze", *common, "--strict", "-w", str(tmp_path / "ws")]) == 3
     local = capsys.readouterr().err
     out = tmp_path / "out"
-    assert main(["analyze", "--engine", "spark", "--master", MASTER, "--out", str(out), *common]) == 3
+    spark_args = ["analyze", "--engine", "spark", "--master", MASTER, "--out", str(out), "--strict", *common]
+    assert main(spark_args) == 3
     assert (
         capsys.readouterr().err
         == local
-        == (f"derisk: error: {bad / 'conn.log'}: line {first + 1}: ts is not a timestamp: 'notatime'\n")
+        == f"derisk: error: {bad / 'conn.log'}: line {first + 1}: ts is not a timestamp: 'notatime'\n"
     )
     assert not out.exists()
 

@@ -71,6 +71,7 @@ def analyse_spark(
     master: str | None,
     out: Path | None,
     workspace: Path | None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Analyse ``inputs`` on Spark into a Parquet dataset (``out``, else a temporary folder) and
     build its ``derisk.analysis/1`` document from that dataset; the control graph (imported entities)
@@ -84,7 +85,9 @@ def analyse_spark(
 
     with scratch.directory("spark") as tmp:
         dest = out if out is not None else Path(tmp) / "results"
-        analyse(inputs, site, dest, master=master, data_root=data_dir, graph_workspace=workspace)
+        analyse(
+            inputs, site, dest, master=master, data_root=data_dir, graph_workspace=workspace, strict=strict
+        )
         doc = analyse_dataset(dest, site, data_dir, engine="spark")
         if out is None:  # the temporary folder is gone once the document is returned
             doc["run"]["dataset"] = None

@@ -206,7 +206,9 @@ def _analyze(
     skipped: dict[str, int] = {}
     series: dict[str, Any] = {}
     if on_spark:
-        doc = scale.analyse_spark(inputs, site, data_dir, master=master, out=out_dir, workspace=workspace)
+        doc = scale.analyse_spark(
+            inputs, site, data_dir, master=master, out=out_dir, workspace=workspace, strict=strict
+        )
     elif any(scale.is_dataset(p) for p in inputs):
         doc = scale.analyse_dataset(scale.one_dataset(inputs), site, data_dir)
     else:

@@ -61,6 +61,7 @@ def analyse(
     master: str | None = None,
     data_root: Path | None = None,
     graph_workspace: Path | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Analyse ``inputs`` on Spark (``master``: local[*] by default) into the dataset ``dest``."""
     from derisk.spark.session import session
@@ -72,7 +73,9 @@ def analyse(
             "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
         )
         spark = session(master)
-        return _run(spark, inputs, site, dest, data_root=data_root, graph_workspace=graph_workspace)
+        return _run(
+            spark, inputs, site, dest, data_root=data_root, graph_workspace=graph_workspace, strict=strict
+        )
 
 
 def _run(
@@ -83,11 +86,14 @@ def _run(
     *,
     data_root: Path | None,
     graph_workspace: Path | None,
+    strict: bool,
 ) -> dict[str, Any]:
     from derisk.spark.job import analyse as run_job
 
     try:
-        return run_job(spark, inputs, site, dest, data_root=data_root, graph_workspace=graph_workspace)
+        return run_job(
+            spark, inputs, site, dest, data_root=data_root, graph_workspace=graph_workspace, strict=strict
+        )
     except DeriskError:
         raise
     except Exception as exc:

@@ -74,13 +74,16 @@ def _zeek_batches(
                 yield from table.cast(STORED_SCHEMA).to_batches()
 
 
-def read_inputs(spark: Any, paths: list[Path], site: Site, data_root: Path | None) -> Inputs:
-    """The flows of every input; Zeek directories and Parquet datasets, checked before any job runs."""
+def read_inputs(
+    spark: Any, paths: list[Path], site: Site, data_root: Path | None, *, strict: bool = False
+) -> Inputs:
+    """The flows of every input; Zeek directories and Parquet datasets, checked before any job runs
+    (``strict``: a Zeek log cut short or with bad lines is refused, as ``derisk analyze --strict`` does)."""
     from derisk.ingest import resolve_inputs
 
     zeek_paths = [p for p in paths if not parquet.is_dataset(p)]
     datasets = [p for p in paths if parquet.is_dataset(p)]
-    specs = resolve_inputs(zeek_paths) if zeek_paths else []
+    specs = resolve_inputs(zeek_paths, strict=strict) if zeek_paths else []
     for spec in specs:
         if spec.format != "zeek":
             raise InputError(

@@ -193,6 +193,7 @@ def analyse(
     *,
     data_root: Path | None = None,
     graph_workspace: Path | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Analyse ``inputs`` on ``spark`` into the dataset ``dest``; its manifest."""
     from pyspark.sql import functions as F
@@ -201,7 +202,7 @@ def analyse(
 
     started = dt.datetime.now(dt.UTC)
     config = config_for_site(site)  # ConfigError before any job
-    read: Inputs = read_inputs(spark, inputs, site, data_root)
+    read: Inputs = read_inputs(spark, inputs, site, data_root, strict=strict)
     with parquet.publishing(dest) as tmp, graph_of(read.datasets, graph_workspace) as graph_ws:
         index = load_index(graph_ws)
         registry_version = index.version
