@@ -7,7 +7,7 @@ script checks them on real ones: for each capture, what the feed writes into the
 its report (records, conversions, wild timestamps, the cut) with the column-wise paths and without
 them, as the meter reads it and as the DNS pass's rescan reads it (every frame as Ethernet).
 
-    .venv/bin/python scripts/check_feed_paths.py /work/.mirror/the-tcpdump-group+tcpdump ... \\
+    .venv/bin/python scripts/check_feed_paths.py MIRRORS/the-tcpdump-group+tcpdump ... \\
         [--per-repo 300] [--jsonl results.jsonl]
 
 Each argument is a directory holding a bare clone (``repo``, as the ``fetch`` tool leaves it) or a
